@@ -1,0 +1,32 @@
+# Quick start: `make demo` and `make test` work on a fresh machine (they create .venv).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch is pinned to the CPU wheel that lies on these machines' disk: a bare `torch` would pull
+# a multi-GB CUDA build. setup.cfg itself only asks for torch>=2.2.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: venv demo test bench clean
+
+$(BIN)/embedlab: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(BIN)/embedlab
+
+venv: $(BIN)/embedlab
+
+demo: venv
+	$(BIN)/embedlab train synthetic-collab --out runs/demo
+	$(BIN)/embedlab analyze runs/demo --report reports/demo.html
+	@echo "Open reports/demo.html in a browser (it works offline)."
+
+test: venv
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python benchmarks/collab.py
+
+clean:
+	rm -rf runs reports build dist *.egg-info

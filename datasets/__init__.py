@@ -1,0 +1,1 @@
+"""Built-in dataset plugins (installed as ``embedlab_datasets``) and reference tables."""

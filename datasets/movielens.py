@@ -1,0 +1,257 @@
+"""MovieLens (GroupLens): 100K, latest-small, 1M, 25M and 32M.
+
+Each loader reads a folder laid out exactly like the official archive (``--data-dir``), or,
+without one, downloads the official archive into the cache with its pinned checksum.
+Harper & Konstan (2015), "The MovieLens Datasets: History and Context", ACM TiiS 5(4):19.
+The data may not be redistributed: embedlab never ships it.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+
+from embedlab import hookimpl
+from embedlab.data import (Dataset, DatasetSpec, check_ratings, require_dir, require_file,
+                           split_collab)
+from embedlab.errors import DataError, UsageError
+
+ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+                 "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
+
+
+def _options(canonical: tuple[str, ...], default_split: str) -> list[click.Option]:
+    choices = list(canonical) + ["random", "time"]
+    return [
+        click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Folder laid out like the official archive; without it the archive "
+                          "is downloaded into the cache (checksum verified)."),
+        click.Option(["--split"], type=click.Choice(choices), default=default_split, show_default=True,
+                     help="Validation split: the dataset's canonical split"
+                          + (f" ({', '.join(canonical)})" if canonical else "")
+                          + ", 'random' (--valid-pct, --seed) or 'time' (the latest --valid-pct of ratings)."),
+        click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
+                     help="Share of ratings held out by the random and time splits."),
+    ]
+
+
+def _folder(name: str, data_dir: Path | None) -> Path:
+    if data_dir is not None:
+        return require_dir(data_dir, name)
+    from embedlab.download import MOVIELENS_ARCHIVES, ensure_dataset
+
+    archive = MOVIELENS_ARCHIVES[name]
+    return ensure_dataset(archive, archive.filename.removesuffix(".zip"))
+
+
+def _read_table(path: Path, sep: str, names: list[str], encoding: str = "utf-8",
+                dtype: dict | None = None) -> pd.DataFrame:
+    """Read a headerless delimited file, checking its field count."""
+    try:
+        df = pd.read_csv(path, sep=sep, header=None, engine="c" if len(sep) == 1 else "python",
+                         encoding=encoding, dtype=dtype if dtype else None, quoting=3)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
+    if df.shape[1] != len(names):
+        raise DataError(f"{path}: expected {len(names)} {sep!r}-separated fields "
+                        f"({', '.join(names)}), found {df.shape[1]}")
+    df.columns = names
+    return df
+
+
+def _int_ids(df: pd.DataFrame, cols: list[str], source: Path) -> pd.DataFrame:
+    for col in cols:
+        values = pd.to_numeric(df[col], errors="coerce")
+        if values.isna().any():
+            bad = df[col][values.isna()].iloc[0]
+            raise DataError(f"{source}: column {col!r} has a non-integer id {bad!r}")
+        df[col] = values.astype(np.int32)
+    return df
+
+
+def _read_ratings_tsv(path: Path) -> pd.DataFrame:
+    df = _read_table(path, "\t", RATING_COLUMNS)
+    df = _int_ids(df, ["user", "item"], path)
+    df["rating"] = check_ratings(df, "rating", str(path), (1, 5))
+    df["timestamp"] = pd.to_numeric(df["timestamp"], errors="coerce").fillna(0).astype(np.int64)
+    return df
+
+
+def _year_from_title(titles: pd.Series) -> pd.Series:
+    return pd.to_numeric(titles.str.extract(r"\((\d{4})\)\s*$", expand=False), errors="coerce")
+
+
+def _primary_genre(genres: pd.Series) -> pd.Series:
+    return genres.fillna("").str.split("|").str[0].replace("", "unknown")
+
+
+def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, seed: int,
+            canonical: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None, entities: dict,
+            bounds: tuple[float, float], folder: Path) -> Dataset:
+    if canonical is not None and split in canonical:
+        train, valid = canonical[split]
+        split_info = {"name": split, "canonical": True}
+    else:
+        train, valid, split_info = split_collab(ratings, split, valid_pct, seed, "timestamp")
+    return Dataset(name=ds_name, kind="collab", train=train, valid=valid,
+                   roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+                   entities=entities, split=split_info, rating_range=bounds,
+                   info={"folder": str(folder), "n_ratings": int(len(ratings)),
+                         "n_users": int(ratings["user"].nunique()),
+                         "n_items": int(ratings["item"].nunique())})
+
+
+# ---------------------------------------------------------------- 100K
+
+def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: float = 0.1,
+                seed: int = 42, **_: Any) -> Dataset:
+    name = "movielens-100k"
+    folder = _folder(name, data_dir)
+    ratings = _read_ratings_tsv(require_file(folder, "u.data", name))
+    item_path = require_file(folder, "u.item", name)
+    items = _read_table(item_path, "|", ["item", "title", "release_date", "video_release_date", "url"]
+                        + ML100K_GENRES, encoding="latin-1")
+    items = _int_ids(items, ["item"], item_path).set_index("item")
+    flags = items[ML100K_GENRES].fillna(0).astype(int).to_numpy(dtype=bool)
+    genres = ["|".join(g for g, f in zip(ML100K_GENRES, row) if f) or "unknown" for row in flags]
+    release = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
+    year = _year_from_title(items["title"].astype(str)).fillna(release.dt.year)
+    item_meta = pd.DataFrame({"label": items["title"].astype(str), "year": year,
+                              "genres": genres, "genre": _primary_genre(pd.Series(genres, index=items.index)),
+                              "release_date": release.dt.strftime("%Y-%m-%d")}, index=items.index)
+    entities = {"item": item_meta}
+    user_path = folder / "u.user"
+    if user_path.is_file():
+        users = _read_table(user_path, "|", ["user", "age", "gender", "occupation", "zip"])
+        users = _int_ids(users, ["user"], user_path).set_index("user")
+        entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
+                                         "age": users["age"], "gender": users["gender"],
+                                         "occupation": users["occupation"]}, index=users.index)
+    canonical = None
+    if split in ML100K_SPLITS:
+        canonical = {split: (_read_ratings_tsv(require_file(folder, f"{split}.base", name)),
+                             _read_ratings_tsv(require_file(folder, f"{split}.test", name)))}
+    return _finish(name, ratings, split, valid_pct, seed, canonical, entities, (1.0, 5.0), folder)
+
+
+# ---------------------------------------------------------------- CSV editions (latest-small, 25M, 32M)
+
+def _read_ratings_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype={"userId": "int32", "movieId": "int32", "rating": "float32",
+                                      "timestamp": "int64"}, engine="c")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except ValueError as exc:
+        # dtype failures: fall back to a tolerant read so the error can name the bad value
+        df = pd.read_csv(path, dtype=str)
+        from embedlab.data import require_columns
+
+        require_columns(df, ["userId", "movieId", "rating", "timestamp"], str(path))
+        _int_ids(df, ["userId", "movieId"], path)
+        check_ratings(df, "rating", str(path), (0.5, 5.0))
+        raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
+    from embedlab.data import require_columns
+
+    require_columns(df, ["userId", "movieId", "rating", "timestamp"], str(path))
+    df = df.rename(columns={"userId": "user", "movieId": "item"})[RATING_COLUMNS]
+    df["rating"] = check_ratings(df, "rating", str(path), (0.5, 5.0))
+    return df
+
+
+def _movies_csv(path: Path) -> pd.DataFrame:
+    movies = pd.read_csv(path, dtype={"movieId": "int32", "title": str, "genres": str})
+    from embedlab.data import require_columns
+
+    require_columns(movies, ["movieId", "title", "genres"], str(path))
+    movies = movies.set_index("movieId")
+    genres = movies["genres"].replace("(no genres listed)", "unknown").fillna("unknown")
+    return pd.DataFrame({"label": movies["title"].astype(str),
+                         "year": _year_from_title(movies["title"].astype(str).str.strip()),
+                         "genres": genres, "genre": _primary_genre(genres)}, index=movies.index.rename("item"))
+
+
+def _csv_loader(name: str):
+    def load(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
+             seed: int = 42, **_: Any) -> Dataset:
+        folder = _folder(name, data_dir)
+        ratings = _read_ratings_csv(require_file(folder, "ratings.csv", name))
+        entities = {"item": _movies_csv(require_file(folder, "movies.csv", name))}
+        return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder)
+
+    return load
+
+
+# ---------------------------------------------------------------- 1M
+
+def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
+              seed: int = 42, **_: Any) -> Dataset:
+    name = "movielens-1m"
+    folder = _folder(name, data_dir)
+    path = require_file(folder, "ratings.dat", name)
+    ratings = _read_table(path, "::", RATING_COLUMNS)
+    ratings = _int_ids(ratings, ["user", "item"], path)
+    ratings["rating"] = check_ratings(ratings, "rating", str(path), (1, 5))
+    entities = {}
+    mpath = folder / "movies.dat"
+    if mpath.is_file():
+        movies = _read_table(mpath, "::", ["item", "title", "genres"], encoding="latin-1")
+        movies = _int_ids(movies, ["item"], mpath).set_index("item")
+        entities["item"] = pd.DataFrame({"label": movies["title"].astype(str),
+                                         "year": _year_from_title(movies["title"].astype(str)),
+                                         "genres": movies["genres"],
+                                         "genre": _primary_genre(movies["genres"])}, index=movies.index)
+    upath = folder / "users.dat"
+    if upath.is_file():
+        users = _read_table(upath, "::", ["user", "gender", "age", "occupation", "zip"])
+        users = _int_ids(users, ["user"], upath).set_index("user")
+        entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
+                                         "age": users["age"], "gender": users["gender"],
+                                         "occupation": users["occupation"]}, index=users.index)
+    return _finish(name, ratings, split, valid_pct, seed, None, entities, (1.0, 5.0), folder)
+
+
+def _fetcher(name: str):
+    def fetch() -> Path:
+        return _folder(name, None)
+
+    return fetch
+
+
+SPECS = [
+    DatasetSpec("movielens-100k", "collab",
+                "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, 1998; canonical splits u1-u5, ua, ub",
+                load_ml100k, _options(ML100K_SPLITS, "u1"), ML100K_SPLITS, _fetcher("movielens-100k"),
+                "https://grouplens.org/datasets/movielens/100k/ (no redistribution)"),
+    DatasetSpec("movielens-latest-small", "collab",
+                "MovieLens latest-small: ~100,000 ratings (0.5-5) of ~9,700 movies by 610 users",
+                _csv_loader("movielens-latest-small"), _options((), "random"), (),
+                _fetcher("movielens-latest-small"), "https://grouplens.org/datasets/movielens/latest/"),
+    DatasetSpec("movielens-1m", "collab",
+                "MovieLens 1M: 1,000,209 ratings (1-5) of ~3,900 movies by 6,040 users, 2003",
+                load_ml1m, _options((), "random"), (), _fetcher("movielens-1m"),
+                "https://grouplens.org/datasets/movielens/1m/ (no redistribution)"),
+    DatasetSpec("movielens-25m", "collab",
+                "MovieLens 25M: 25,000,095 ratings (0.5-5) of 62,423 movies by 162,541 users, 2019",
+                _csv_loader("movielens-25m"), _options((), "random"), (), _fetcher("movielens-25m"),
+                "https://grouplens.org/datasets/movielens/25m/ (no redistribution)"),
+    DatasetSpec("movielens-32m", "collab",
+                "MovieLens 32M: 32,000,204 ratings (0.5-5) of 87,585 movies by 200,948 users, 2023",
+                _csv_loader("movielens-32m"), _options((), "random"), (), _fetcher("movielens-32m"),
+                "https://grouplens.org/datasets/movielens/32m/ (no redistribution)"),
+]
+
+
+@hookimpl
+def embedlab_register_datasets(register):
+    for spec in SPECS:
+        register(spec)

@@ -1,0 +1,101 @@
+"""``ratings-csv``: the user's own ratings, from CSV (any delimiter pandas sniffs) or Parquet."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+
+from embedlab import hookimpl
+from embedlab.data import Dataset, DatasetSpec, check_ratings, require_columns, split_collab
+from embedlab.errors import DataError, UsageError
+
+OPTIONS = [
+    click.Option(["--file"], type=click.Path(path_type=Path), required=True,
+                 help="Ratings file: .csv/.tsv/.txt (delimiter sniffed) or .parquet."),
+    click.Option(["--user"], required=True, help="Column holding the user id."),
+    click.Option(["--item"], required=True, help="Column holding the item id."),
+    click.Option(["--rating"], required=True, help="Column holding the rating (a number)."),
+    click.Option(["--timestamp"], default=None, help="Column holding the time (enables --split time)."),
+    click.Option(["--items"], "items_file", type=click.Path(path_type=Path), default=None,
+                 help="Optional item file; its other columns become item metadata."),
+    click.Option(["--item-key"], default=None, help="Item id column in --items (default: --item)."),
+    click.Option(["--item-label"], default=None, help="Column of --items a person reads (e.g. title)."),
+    click.Option(["--split"], type=click.Choice(["random", "time"]), default="random", show_default=True,
+                 help="Validation split."),
+    click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
+]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read CSV (delimiter sniffed) or Parquet, with one-line errors."""
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep=None, engine="python")
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem
+        raise DataError(f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+
+
+def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
+         items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
+         split: str = "random", valid_pct: float = 0.1, seed: int = 42, **_: Any) -> Dataset:
+    df = read_table(Path(file))
+    cols = [user, item, rating] + ([timestamp] if timestamp else [])
+    require_columns(df, cols, str(file))
+    if len(df) == 0:
+        raise DataError(f"{file}: no ratings (the file has a header but no rows)")
+    frame = pd.DataFrame({"user": df[user], "item": df[item],
+                          "rating": check_ratings(df, rating, str(file))})
+    if timestamp:
+        ts = df[timestamp]
+        if not pd.api.types.is_numeric_dtype(ts):
+            parsed = pd.to_datetime(ts, errors="coerce")
+            if parsed.isna().any():
+                bad = ts[parsed.isna()].iloc[0]
+                raise DataError(f"{file}: column {timestamp!r} has a value that is not a time: {bad!r}")
+            ts = parsed.astype("int64") // 10**9
+        frame["timestamp"] = ts.to_numpy()
+    elif split == "time":
+        raise UsageError("--split time needs --timestamp COLUMN")
+    for col in ("user", "item"):
+        if frame[col].isna().any():
+            raise DataError(f"{file}: column {user if col == 'user' else item!r} has empty ids")
+    entities = {}
+    if items_file is not None:
+        meta = read_table(Path(items_file))
+        key = item_key or item
+        require_columns(meta, [key] + ([item_label] if item_label else []), str(items_file))
+        if meta[key].duplicated().any():
+            dup = meta[key][meta[key].duplicated()].iloc[0]
+            raise DataError(f"{items_file}: item key {dup!r} appears twice in column {key!r}")
+        meta = meta.set_index(key)
+        try:
+            meta.index = meta.index.astype(frame["item"].dtype)
+        except (TypeError, ValueError):
+            raise DataError(f"{items_file}: column {key!r} does not match the type of "
+                            f"{file}'s column {item!r}") from None
+        if item_label:
+            meta = meta.rename(columns={item_label: "label"})
+        elif "label" in meta:
+            meta = meta.rename(columns={"label": "label_"})
+        entities["item"] = meta
+    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None)
+    lo, hi = float(frame["rating"].min()), float(frame["rating"].max())
+    return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid,
+                   roles={"user": "user", "item": "item", "rating": "rating",
+                          "timestamp": "timestamp" if timestamp else None},
+                   entities=entities, split=split_info, rating_range=(lo, hi),
+                   info={"file": str(file), "columns": {"user": user, "item": item, "rating": rating,
+                                                        "timestamp": timestamp}})
+
+
+@hookimpl
+def embedlab_register_datasets(register):
+    register(DatasetSpec("ratings-csv", "collab", "Your own ratings: a CSV or Parquet file",
+                         load, OPTIONS))

@@ -1,0 +1,49 @@
+"""embedlab: train entity embeddings and find out what they learned."""
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .hookspecs import hookimpl  # noqa: E402
+from .run import EmbeddingTable, Run, load_run  # noqa: E402
+from .data import Dataset, DatasetSpec  # noqa: E402
+
+__all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
+           "train", "analyze", "load_dataset"]
+
+
+def load_dataset(name: str, **options):
+    """Load a registered dataset by name with its loader options (``data_dir``, ``split``...)."""
+    from .registry import get_dataset
+
+    spec = get_dataset(name)
+    options.setdefault("seed", 42)
+    return spec.load(**options)
+
+
+def train(dataset, out=None, progress: bool = False, **config) -> Run:
+    """Train the registered trainer for a dataset (a Dataset or a registered name).
+
+    Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
+    is a name. Saves the run to ``out`` when given.
+    """
+    from .registry import get_dataset, trainer_for
+
+    if isinstance(dataset, str):
+        spec = get_dataset(dataset)
+        names = {o.name for o in spec.options}
+        loader_opts = {k: config.pop(k) for k in list(config) if k in names}
+        dataset = spec.load(seed=config.get("seed", 42), **loader_opts)
+    trainer = trainer_for(dataset.kind)
+    run = trainer.train(dataset, config, progress=progress)
+    if out is not None:
+        run.save(out)
+    return run
+
+
+def analyze(run, names=None, options=None):
+    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults."""
+    from .analysis import run_analyses
+
+    if not isinstance(run, Run):
+        run = load_run(run)
+    return run_analyses(run, names, options or {})

@@ -1,0 +1,170 @@
+"""Datasets: frames plus column roles, entity metadata and the split.
+
+A dataset plugin registers a :class:`DatasetSpec`; its ``load(**options)`` returns a
+:class:`Dataset`. Datasets *annotate* entities (titles, genres, coordinates, calendar order)
+in ``entities``; trainers copy those annotations into the run, where analyses find them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+import numpy as np
+import pandas as pd
+
+from .errors import DataError, UsageError
+
+COLLAB_ROLES = ("user", "item", "rating")
+
+
+@dataclass
+class Dataset:
+    """Training data ready for a trainer.
+
+    :param name: the registered dataset name.
+    :param kind: ``"collab"`` (roles user, item, rating, optional timestamp) or
+        ``"tabular"`` (roles categorical, continuous, target, optional date).
+    :param train: training rows.
+    :param valid: validation rows (same columns) or None.
+    :param roles: role -> column name (or list of names for categorical/continuous).
+    :param entities: entity table name -> metadata DataFrame indexed by the entity key, with a
+        ``label`` column (what a person reads) and any annotation columns.
+    :param split: how train/valid were made, recorded in the run (``{"name": "u1", ...}``).
+    :param info: anything else worth recording (source folder, file names, counts).
+    :param rating_range: (min, max) of the target where it is bounded (ratings).
+    """
+
+    name: str
+    kind: str
+    train: pd.DataFrame
+    valid: pd.DataFrame | None
+    roles: dict[str, Any]
+    entities: dict[str, pd.DataFrame] = field(default_factory=dict)
+    split: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    rating_range: tuple[float, float] | None = None
+
+
+@dataclass
+class DatasetSpec:
+    """A dataset as a plugin registers it.
+
+    :param name: CLI name (``embedlab train NAME``), unique across plugins.
+    :param kind: ``"collab"`` or ``"tabular"``.
+    :param description: one line for ``embedlab datasets list``.
+    :param load: ``load(**options) -> Dataset``; receives the values of ``options`` by their
+        parameter names, plus ``seed``.
+    :param options: click options the loader accepts (shown in ``embedlab train NAME --help``).
+    :param splits: names of canonical splits, for ``datasets info`` and validation.
+    :param fetch: optional ``fetch() -> Path`` that downloads the data into the cache.
+    :param homepage: where the data comes from, and its licence terms.
+    """
+
+    name: str
+    kind: str
+    description: str
+    load: Callable[..., Dataset]
+    options: list[click.Option] = field(default_factory=list)
+    splits: tuple[str, ...] = ()
+    fetch: Callable[[], Path] | None = None
+    homepage: str = ""
+
+
+# ---------------------------------------------------------------- splits
+
+def random_split(df: pd.DataFrame, valid_pct: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out ``valid_pct`` of the rows at random (seeded)."""
+    if not 0.0 < valid_pct < 1.0:
+        raise UsageError(f"--valid-pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    rng = np.random.default_rng(seed)
+    n_valid = int(round(len(df) * valid_pct))
+    idx = rng.permutation(len(df))
+    return (df.iloc[np.sort(idx[n_valid:])].reset_index(drop=True),
+            df.iloc[np.sort(idx[:n_valid])].reset_index(drop=True))
+
+
+def time_split(df: pd.DataFrame, column: str, valid_pct: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Hold out the last ``valid_pct`` of rows by ``column`` (ties broken by row order)."""
+    if not 0.0 < valid_pct < 1.0:
+        raise UsageError(f"--valid-pct must be between 0 and 1 (exclusive), got {valid_pct}")
+    order = np.argsort(df[column].to_numpy(), kind="stable")
+    n_valid = int(round(len(df) * valid_pct))
+    cut = len(df) - n_valid
+    return (df.iloc[np.sort(order[:cut])].reset_index(drop=True),
+            df.iloc[np.sort(order[cut:])].reset_index(drop=True))
+
+
+def split_collab(df: pd.DataFrame, split: str, valid_pct: float, seed: int,
+                 timestamp: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The generic splits every ratings dataset offers: ``random`` and ``time``."""
+    if split == "random":
+        tr, va = random_split(df, valid_pct, seed)
+        return tr, va, {"name": "random", "valid_pct": valid_pct, "seed": seed}
+    if split == "time":
+        if timestamp is None:
+            raise UsageError("--split time needs a timestamp column (--timestamp)")
+        tr, va = time_split(df, timestamp, valid_pct)
+        return tr, va, {"name": "time", "valid_pct": valid_pct, "column": timestamp}
+    raise UsageError(f"unknown split {split!r}; choose random or time")
+
+
+# ---------------------------------------------------------------- checks
+
+def require_columns(df: pd.DataFrame, columns: list[str], source: str) -> None:
+    """Raise a DataError naming the first missing column and listing those that exist."""
+    for col in columns:
+        if col not in df.columns:
+            raise DataError(
+                f"{source}: column {col!r} not found; the columns are: "
+                f"{', '.join(map(str, df.columns))}"
+            )
+
+
+def check_ratings(df: pd.DataFrame, column: str, source: str,
+                  bounds: tuple[float, float] | None = None) -> pd.Series:
+    """Ratings as float32; non-numeric or out-of-range values are a DataError naming one."""
+    if len(df) == 0:
+        raise DataError(f"{source}: no ratings (the file is empty)")
+    values = pd.to_numeric(df[column], errors="coerce")
+    bad = values.isna() & df[column].notna() | df[column].isna()
+    if bad.any():
+        first = df[column][bad].iloc[0]
+        raise DataError(
+            f"{source}: column {column!r} has a non-numeric rating {first!r} "
+            f"(row {int(np.flatnonzero(bad.to_numpy())[0]) + 1}); ratings must be numbers"
+        )
+    if bounds is not None:
+        lo, hi = bounds
+        out = (values < lo) | (values > hi)
+        if out.any():
+            first = values[out].iloc[0]
+            raise DataError(
+                f"{source}: column {column!r} has rating {first!r} outside [{lo}, {hi}] "
+                f"(row {int(np.flatnonzero(out.to_numpy())[0]) + 1})"
+            )
+    return values.astype("float32")
+
+
+def require_dir(path: str | Path | None, what: str, option: str = "--data-dir") -> Path:
+    if path is None:
+        raise UsageError(f"{what}: give the data folder with {option}")
+    p = Path(path)
+    if not p.is_dir():
+        raise DataError(f"{what}: folder {str(p)!r} does not exist (check {option})")
+    return p
+
+
+def require_file(folder: Path, name: str, what: str) -> Path:
+    p = folder / name
+    if not p.is_file():
+        raise DataError(f"{what}: required file {str(p)!r} is missing; the folder must be laid "
+                        f"out like the official archive")
+    return p
+
+
+def collab_entity_stats(ratings: pd.DataFrame, key: str, rating: str) -> pd.DataFrame:
+    """Per-entity ``count`` and ``mean_rating`` from the given ratings."""
+    grouped = ratings.groupby(key, sort=True)[rating]
+    return pd.DataFrame({"count": grouped.size(), "mean_rating": grouped.mean()})

@@ -1,0 +1,148 @@
+"""The plugin manager: loads the ``embedlab`` entry-point group, built-ins included.
+
+``EMBEDLAB_LOAD_PLUGINS`` chooses which distributions load: unset means all of them; an
+empty string means the built-ins only (the ``embedlab`` distribution's own entry points);
+``a,b`` means the built-ins plus distributions ``a`` and ``b``. A plugin that fails to import
+is skipped with a warning naming it. ``EMBEDLAB_TRACE_PLUGINS=1`` logs every hook call and
+the plugins that answered it.
+"""
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+
+BUILTIN_DISTRIBUTION = "embedlab"
+ENTRY_POINT_GROUP = "embedlab"
+
+
+@dataclass
+class PluginInfo:
+    """What ``embedlab plugins`` lists about one loaded plugin."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    builtin: bool
+    module: str
+    hooks: list[str] = field(default_factory=list)
+
+
+_pm: pluggy.PluginManager | None = None
+_info: dict[str, PluginInfo] = {}
+
+
+def _wanted_distributions() -> set[str] | None:
+    """None means every distribution; otherwise the names allowed besides the built-ins."""
+    value = os.environ.get("EMBEDLAB_LOAD_PLUGINS")
+    if value is None:
+        return None
+    return {part.strip().lower() for part in value.split(",") if part.strip()}
+
+
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-")
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    wanted = _wanted_distributions()
+    seen: set[tuple[str, str]] = set()
+    for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        dist = ep.dist.name if ep.dist is not None else None
+        if (ep.name, ep.value) in seen:  # the same dist found twice on sys.path
+            continue
+        seen.add((ep.name, ep.value))
+        builtin = dist is not None and _normalise(dist) == BUILTIN_DISTRIBUTION
+        if not builtin and wanted is not None and (dist is None or _normalise(dist) not in
+                                                   {_normalise(w) for w in wanted}):
+            continue
+        if pm.has_plugin(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # one broken plugin must not stop the others
+            warnings.warn(
+                f"embedlab: plugin {ep.name!r} from distribution {dist!r} failed to import "
+                f"and was skipped: {type(exc).__name__}: {exc}",
+                stacklevel=2,
+            )
+            continue
+        pm.register(plugin, name=ep.name)
+        _info[ep.name] = PluginInfo(
+            name=ep.name,
+            distribution=dist,
+            version=ep.dist.version if ep.dist is not None else None,
+            builtin=builtin,
+            module=ep.value,
+        )
+
+
+def _trace(pm: pluggy.PluginManager) -> None:
+    def before(hook_name, hook_impls, kwargs):
+        names = ", ".join(impl.plugin_name for impl in hook_impls) or "(none)"
+        print(f"[embedlab trace] {hook_name} -> {names}", file=sys.stderr)
+
+    def after(outcome, hook_name, hook_impls, kwargs):
+        if outcome.exception is not None:
+            print(f"[embedlab trace] {hook_name} raised {outcome.exception!r}", file=sys.stderr)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """The process-wide plugin manager, loaded on first use."""
+    global _pm
+    if _pm is None:
+        pm = pluggy.PluginManager("embedlab")
+        pm.add_hookspecs(hookspecs)
+        _load_entry_points(pm)
+        pm.check_pending()
+        if os.environ.get("EMBEDLAB_TRACE_PLUGINS", "") not in ("", "0"):
+            _trace(pm)
+        _pm = pm
+    return _pm
+
+
+def reset_plugin_manager() -> None:
+    """Forget the loaded plugins (tests use this after changing EMBEDLAB_LOAD_PLUGINS)."""
+    global _pm
+    _pm = None
+    _info.clear()
+
+
+def plugin_infos(include_builtins: bool = True) -> list[PluginInfo]:
+    """Describe each registered plugin: name, distribution, version and implemented hooks."""
+    pm = get_plugin_manager()
+    out = []
+    for name, plugin in pm.list_name_plugin():
+        info = _info.get(name) or PluginInfo(
+            name=name, distribution=None, version=None, builtin=False,
+            module=getattr(plugin, "__name__", type(plugin).__name__),
+        )
+        info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
+        if include_builtins or not info.builtin:
+            out.append(info)
+    return sorted(out, key=lambda i: i.name)
+
+
+def plugin_label(plugin_name: str) -> str:
+    """A human label for a plugin: its name and, when known, its distribution."""
+    info = _info.get(plugin_name)
+    if info and info.distribution:
+        return f"{plugin_name!r} (distribution {info.distribution!r})"
+    return repr(plugin_name)
+
+
+def register_plugin(plugin: Any, name: str | None = None) -> str:
+    """Register a plugin object by hand (tests, notebooks); returns its name."""
+    pm = get_plugin_manager()
+    registered = pm.register(plugin, name=name)
+    pm.check_pending()
+    return registered

@@ -1,0 +1,189 @@
+"""Analysis results -> one standalone HTML report, terminal text and JSON.
+
+The report inlines BokehJS (``bokeh.resources.INLINE``), so it opens offline and makes no
+network request. Every string that comes from data is escaped here or by Bokeh.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+
+from .analysis import AnalysisResult
+from .atomic import write_text
+from .run import Run
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+main{max-width:1100px;margin:0 auto;padding:24px 32px 64px}
+h1{font-size:1.7em;margin-bottom:0} h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2.2em}
+.sub{color:#666;margin-top:4px} nav{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:8px 16px}
+nav li{margin:2px 0} .summary{background:#eef5ff;border-left:4px solid #4a90d9;padding:10px 14px;border-radius:4px;white-space:pre-wrap}
+.error{background:#fff0f0;border-left:4px solid #d9534f;padding:10px 14px;border-radius:4px;white-space:pre-wrap;font-family:monospace}
+table.data{border-collapse:collapse;font-size:.88em;margin:10px 0} table.data th,table.data td{border:1px solid #ddd;padding:3px 8px;text-align:left}
+table.data th{background:#f0f0f0} .metrics td:first-child{font-family:monospace}
+.figs{display:flex;flex-wrap:wrap;gap:16px;margin:12px 0} .muted{color:#888;font-size:.85em}
+details{margin:8px 0} summary{cursor:pointer;color:#336}
+"""
+
+MAX_TABLE_ROWS = 200
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "–"
+        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+    return str(v)
+
+
+def frame_html(df: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> str:
+    """An escaped HTML table (pandas escapes cell text with escape=True)."""
+    shown = df.head(max_rows)
+    out = shown.to_html(index=False, escape=True, classes="data", border=0, na_rep="–",
+                        float_format=lambda v: _fmt(float(v)))
+    if len(df) > max_rows:
+        out += f'<p class="muted">first {max_rows} of {len(df):,} rows (all rows are in --json)</p>'
+    return out
+
+
+def metrics_html(metrics: dict[str, Any]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>"
+                   for k, v in metrics.items())
+    return f'<table class="data metrics"><tr><th>metric</th><th>value</th></tr>{rows}</table>'
+
+
+def training_figures(run: Run) -> list:
+    """Training curves from the run's per-epoch history."""
+    from .plotting import line_chart
+
+    hist = pd.DataFrame(run.history)
+    if hist.empty or "epoch" not in hist:
+        return []
+    loss_cols = [c for c in hist.columns if c.endswith("loss")]
+    figs = [line_chart({c: (hist["epoch"], hist[c]) for c in loss_cols}, "Loss per epoch", "epoch", "loss")]
+    metric_cols = [c for c in hist.columns if c.startswith("valid_") and not c.endswith("loss")]
+    if metric_cols:
+        figs.append(line_chart({c: (hist["epoch"], hist[c]) for c in metric_cols},
+                               "Validation metrics per epoch", "epoch", "value"))
+    return figs
+
+
+def _run_section(run: Run) -> tuple[str, list]:
+    cfg = ", ".join(f"{k}={v}" for k, v in run.config.items())
+    split = ", ".join(f"{k}={v}" for k, v in run.split.items())
+    tables = ", ".join(f"{n} ({len(run.table(n)):,} x {run.table(n).dim})" for n in run.table_names)
+    body = [
+        '<section id="run"><h2>Run</h2>',
+        f"<p><b>dataset</b> {html.escape(str(run.dataset))} &middot; <b>kind</b> {html.escape(str(run.kind))}"
+        f" &middot; <b>seed</b> {html.escape(str(run.seed))}</p>",
+        f"<p><b>split</b> {html.escape(split)}</p><p><b>config</b> {html.escape(cfg)}</p>",
+        f"<p><b>embedding tables</b> {html.escape(tables)}</p>",
+        metrics_html(run.metrics),
+        "{figs:run}",
+        "</section>",
+    ]
+    return "\n".join(body), training_figures(run)
+
+
+def _result_section(result: AnalysisResult) -> str:
+    heading = html.escape(result.title + (f" — {result.table}" if result.table else ""))
+    parts = [f'<section id="{html.escape(result.anchor)}"><h2>{heading}</h2>']
+    if result.error:
+        parts.append(f'<div class="error">This analysis failed: {html.escape(result.error)}</div>')
+    else:
+        if result.summary:
+            parts.append(f'<div class="summary">{html.escape(result.summary)}</div>')
+        if result.metrics:
+            parts.append(metrics_html(result.metrics))
+        parts.append("{figs:" + result.anchor + "}")
+        for name, df in result.tables.items():
+            parts.append(f"<details open><summary>{html.escape(name)}</summary>{frame_html(df)}</details>")
+        parts.append(f'<p class="muted">{result.seconds:.2f} s</p>')
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def render_html(run: Run | None, results: Iterable[AnalysisResult], title: str | None = None) -> str:
+    """The whole report as one HTML string (BokehJS inlined)."""
+    from bokeh.embed import components
+    from bokeh.resources import INLINE
+
+    results = list(results)
+    sections, figures = [], {}
+    if run is not None:
+        text, figs = _run_section(run)
+        sections.append(text)
+        figures["run"] = figs
+    for r in results:
+        sections.append(_result_section(r))
+        figures[r.anchor] = r.figures
+    flat = [(key, i) for key, figs in figures.items() for i in range(len(figs))]
+    models = [figures[key][i] for key, i in flat]
+    script, divs = components(models) if models else ("", [])
+    by_key: dict[str, list[str]] = {}
+    for (key, _), div in zip(flat, divs):
+        by_key.setdefault(key, []).append(div)
+    body = "\n".join(sections)
+    for key in figures:
+        body = body.replace("{figs:" + key + "}", '<div class="figs">' + "\n".join(by_key.get(key, [])) + "</div>", 1)
+    toc = "".join(
+        f'<li><a href="#{html.escape(r.anchor)}">{html.escape(r.title + (" — " + r.table if r.table else ""))}</a>'
+        + (' <span style="color:#d9534f">(failed)</span>' if r.error else "") + "</li>" for r in results)
+    heading = title or (f"embedlab report: {run.dataset}" if run is not None else "embedlab report")
+    where = html.escape(str(run.path)) if run is not None and run.path else ""
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>{CSS}</style>
+{INLINE.render()}
+{script}
+</head><body><main>
+<h1>{html.escape(heading)}</h1><p class="sub">{where}</p>
+<nav><b>Contents</b><ul>{'<li><a href="#run">Run</a></li>' if run is not None else ''}{toc}</ul></nav>
+{body}
+</main></body></html>
+"""
+
+
+def write_report(path: str | Path, run: Run | None, results: Iterable[AnalysisResult],
+                 title: str | None = None) -> Path:
+    """Write the report atomically; returns its path."""
+    path = Path(path)
+    write_text(path, render_html(run, results, title))
+    return path
+
+
+def result_html_standalone(result: AnalysisResult) -> str:
+    """One result as a self-contained HTML fragment (Jupyter's inline display)."""
+    doc = render_html(None, [result], title=result.title)
+    return f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:720px;border:0"></iframe>'
+
+
+def results_json(run: Run | None, results: Iterable[AnalysisResult]) -> str:
+    payload = {"run": None if run is None else {"path": str(run.path), "dataset": run.dataset,
+                                                "kind": run.kind, "metrics": run.metrics},
+               "results": [r.to_json() for r in results]}
+    return json.dumps(payload, indent=2, default=str, allow_nan=False)
+
+
+def print_terminal(results: Iterable[AnalysisResult], console=None) -> None:
+    """A short rich summary per analysis (on stderr by default)."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
+    console = console or Console(stderr=True)
+    for r in results:
+        head = r.title + (f" — {r.table}" if r.table else "")
+        if r.error:
+            console.print(Panel(Text(r.error), title=Text(head), border_style="red"))
+            continue
+        body = Text(r.summary or "")
+        if r.metrics:
+            body.append("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in list(r.metrics.items())[:8]), style="dim")
+        console.print(Panel(body, title=Text(head), border_style="blue"))

@@ -1,0 +1,145 @@
+"""Collaborative filtering: dot product + user/item biases, sigmoid-scaled ``y_range``.
+
+Defaults were chosen on the real MovieLens 100K u1 split (see README, Benchmarks).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import Dataset, collab_entity_stats
+from ..errors import UsageError
+from ..hookspecs import hookimpl
+from ..learner import Learner, LRFindResult
+from ..models import DotBias
+from ..run import EmbeddingTable, Run
+from .base import option_defaults, run_meta
+
+OPTIONS = [
+    click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=40, show_default=True,
+                 help="Embedding size (latent factors) of users and items."),
+    click.Option(["--epochs"], type=click.IntRange(1), default=5, show_default=True,
+                 help="Epochs of one-cycle training."),
+    click.Option(["--lr"], type=float, default=5e-3, show_default=True,
+                 help="Maximum learning rate of the one-cycle schedule (try `embedlab lr-find`)."),
+    click.Option(["--wd"], type=click.FloatRange(0), default=0.1, show_default=True,
+                 help="Decoupled weight decay (AdamW). Grow it with the batch size."),
+    click.Option(["--bs"], type=click.IntRange(1), default=256, show_default=True,
+                 help="Batch size (ratings per step)."),
+    click.Option(["--y-range"], type=(float, float), default=None,
+                 help="Output range LO HI of the sigmoid; default: the rating scale, "
+                      "widened by 10% at the top (0 5.5 for 1-5 stars)."),
+    click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
+                 help="Standard deviation of the initial embeddings."),
+    click.Option(["--seed"], type=int, default=42, show_default=True,
+                 help="Random seed (initialisation, shuffling, random splits)."),
+]
+
+
+def _codes(values: pd.Series, vocab: pd.Index) -> torch.Tensor:
+    return torch.from_numpy(vocab.get_indexer(values).astype(np.int64))
+
+
+class CollabTrainer:
+    name = "collab"
+    kind = "collab"
+    options = OPTIONS
+
+    def default_config(self) -> dict[str, Any]:
+        return option_defaults(self.options)
+
+    # ---------------------------------------------------------------- setup
+    def _prepare(self, ds: Dataset, config: dict[str, Any]):
+        roles = ds.roles
+        u, i, r = roles["user"], roles["item"], roles["rating"]
+        frames = [ds.train] + ([ds.valid] if ds.valid is not None else [])
+        user_keys = [f[u] for f in frames]
+        item_keys = [f[i] for f in frames]
+        if "user" in ds.entities:
+            user_keys.append(ds.entities["user"].index.to_series())
+        if "item" in ds.entities:
+            item_keys.append(ds.entities["item"].index.to_series())
+        users = pd.Index(pd.unique(pd.concat(user_keys, ignore_index=True))).sort_values()
+        items = pd.Index(pd.unique(pd.concat(item_keys, ignore_index=True))).sort_values()
+
+        def tensors(df):
+            return (_codes(df[u], users), _codes(df[i], items),
+                    torch.tensor(df[r].to_numpy(dtype=np.float32)))
+
+        train = tensors(ds.train)
+        valid = tensors(ds.valid) if ds.valid is not None and len(ds.valid) else None
+        y_range = config.get("y_range")
+        if not y_range:
+            lo, hi = ds.rating_range or (float(ds.train[r].min()), float(ds.train[r].max()))
+            y_range = (0.0 if lo >= 0 else lo, hi + 0.1 * (hi - min(lo, 0.0)))
+        if y_range[0] >= y_range[1]:
+            raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
+        model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
+                        init_std=config["init_std"])
+        learner = Learner(model, train, valid, loss_fn=nn.functional.mse_loss, metrics=rating_metrics,
+                          bs=config["bs"], seed=config["seed"])
+        return users, items, model, learner, tuple(y_range)
+
+    # ---------------------------------------------------------------- API
+    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
+        config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
+        users, items, model, learner, y_range = self._prepare(ds, config)
+        config["y_range"] = list(y_range)
+        fit = learner.fit_one_cycle(config["epochs"], config["lr"], config["wd"], progress=progress)
+        metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
+        metrics["train_seconds"] = fit.train_seconds
+        metrics["train_rows"] = int(len(ds.train))
+        metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
+        tables = {
+            "user": self._table("user", users, model.user_emb.weight, model.user_bias.weight,
+                                ds, ds.roles["user"]),
+            "item": self._table("item", items, model.item_emb.weight, model.item_bias.weight,
+                                ds, ds.roles["item"]),
+        }
+        meta = run_meta(ds, self, config, config["seed"], metrics, fit.history,
+                        model={"class": "DotBias", "n_users": len(users), "n_items": len(items),
+                               "n_factors": config["n_factors"], "y_range": list(y_range)})
+        tensors = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+        return Run(meta, tables, tensors)
+
+    def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
+        config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
+        *_, learner, _ = self._prepare(ds, config)
+        return learner.lr_find(wd=config["wd"], progress=progress)
+
+    @staticmethod
+    def _table(name: str, keys: pd.Index, vectors, bias, ds: Dataset, key_col: str) -> EmbeddingTable:
+        stats = collab_entity_stats(ds.train, key_col, ds.roles["rating"]).reindex(keys)
+        stats["count"] = stats["count"].fillna(0).astype(int)
+        meta = ds.entities.get(name)
+        if meta is not None:
+            meta = meta.reindex(keys)
+            labels = meta["label"].fillna(pd.Series(keys.astype(str), index=keys)) \
+                if "label" in meta else pd.Series(keys.astype(str), index=keys)
+            extra = meta.drop(columns=["label"], errors="ignore").drop(
+                columns=[c for c in ("count", "mean_rating") if c in meta], errors="ignore")
+            metadata = pd.concat([stats, extra], axis=1)
+        else:
+            labels = pd.Series(keys.astype(str), index=keys)
+            metadata = stats
+        return EmbeddingTable(
+            name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
+            vectors=vectors.detach().numpy().copy(), bias_values=bias.detach().numpy().reshape(-1).copy(),
+            metadata=metadata.reset_index(drop=True), attrs={"count_column": "count",
+                                                            "target_column": "mean_rating"})
+
+
+def rating_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    err = pred - target
+    mse = float((err ** 2).mean())
+    return {"valid_mse": mse, "valid_rmse": mse ** 0.5, "valid_mae": float(err.abs().mean())}
+
+
+@hookimpl
+def embedlab_register_trainers(register):
+    register(CollabTrainer())

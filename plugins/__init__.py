@@ -1,0 +1,1 @@
+"""Built-in analysis plugins (installed as ``embedlab_plugins``)."""
