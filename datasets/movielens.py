@@ -128,6 +128,7 @@ def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: floa
     item_meta = pd.DataFrame({"label": items["title"].astype(str), "year": year,
                               "genres": genres, "genre": _primary_genre(pd.Series(genres, index=items.index)),
                               "release_date": release.dt.strftime("%Y-%m-%d")}, index=items.index)
+    item_meta.attrs["color_column"] = "genre"
     entities = {"item": item_meta}
     user_path = folder / "u.user"
     if user_path.is_file():
@@ -175,9 +176,11 @@ def _movies_csv(path: Path) -> pd.DataFrame:
     require_columns(movies, ["movieId", "title", "genres"], str(path))
     movies = movies.set_index("movieId")
     genres = movies["genres"].replace("(no genres listed)", "unknown").fillna("unknown")
-    return pd.DataFrame({"label": movies["title"].astype(str),
+    meta = pd.DataFrame({"label": movies["title"].astype(str),
                          "year": _year_from_title(movies["title"].astype(str).str.strip()),
                          "genres": genres, "genre": _primary_genre(genres)}, index=movies.index.rename("item"))
+    meta.attrs["color_column"] = "genre"
+    return meta
 
 
 def _csv_loader(name: str):

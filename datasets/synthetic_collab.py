@@ -60,6 +60,7 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
     item_meta = pd.DataFrame({"label": [f"item {k + 1} (genre {g})" for k, g in enumerate(item_genre)],
                               "genre": [f"genre {g}" for g in item_genre], "true_bias": item_bias},
                              index=pd.Index(np.arange(1, items + 1, dtype=np.int64), name="item"))
+    item_meta.attrs["color_column"] = "genre"
     fav = taste.argmax(1)
     user_meta = pd.DataFrame({"label": [f"user {k + 1}" for k in range(users)], "true_bias": user_bias,
                               "favourite_genre": [f"genre {g}" for g in fav]},

@@ -130,8 +130,9 @@ class CollabTrainer:
         return EmbeddingTable(
             name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
             vectors=vectors.detach().numpy().copy(), bias_values=bias.detach().numpy().reshape(-1).copy(),
-            metadata=metadata.reset_index(drop=True), attrs={"count_column": "count",
-                                                            "target_column": "mean_rating"})
+            metadata=metadata.reset_index(drop=True),
+            attrs={"count_column": "count", "target_column": "mean_rating",
+                   **(dict(meta.attrs) if meta is not None else {})})
 
 
 def rating_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
