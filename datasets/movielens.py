@@ -71,9 +71,11 @@ def _read_table(path: Path, sep: str, names: list[str], encoding: str = "utf-8",
 def _int_ids(df: pd.DataFrame, cols: list[str], source: Path) -> pd.DataFrame:
     for col in cols:
         values = pd.to_numeric(df[col], errors="coerce")
-        if values.isna().any():
-            bad = df[col][values.isna()].iloc[0]
-            raise DataError(f"{source}: column {col!r} has a non-integer id {bad!r}")
+        bad_mask = values.isna() | (values != values.round())
+        if bad_mask.any():
+            bad = df[col][bad_mask].tolist()[0]
+            raise DataError(f"{source}: column {col!r} has a non-integer id {bad!r} "
+                            f"(row {int(np.flatnonzero(bad_mask.to_numpy())[0]) + 1})")
         df[col] = values.astype(np.int32)
     return df
 
@@ -82,7 +84,12 @@ def _read_ratings_tsv(path: Path) -> pd.DataFrame:
     df = _read_table(path, "\t", RATING_COLUMNS)
     df = _int_ids(df, ["user", "item"], path)
     df["rating"] = check_ratings(df, "rating", str(path), (1, 5))
-    df["timestamp"] = pd.to_numeric(df["timestamp"], errors="coerce").fillna(0).astype(np.int64)
+    ts = pd.to_numeric(df["timestamp"], errors="coerce")
+    if ts.isna().any():
+        row = int(np.flatnonzero(ts.isna().to_numpy())[0]) + 1
+        raise DataError(f"{path}: line {row} has no valid timestamp {df['timestamp'].tolist()[row - 1]!r}; "
+                        f"each line needs 4 tab-separated fields ({', '.join(RATING_COLUMNS)})")
+    df["timestamp"] = ts.astype(np.int64)
     return df
 
 
@@ -170,10 +177,16 @@ def _read_ratings_csv(path: Path) -> pd.DataFrame:
 
 
 def _movies_csv(path: Path) -> pd.DataFrame:
-    movies = pd.read_csv(path, dtype={"movieId": "int32", "title": str, "genres": str})
+    try:
+        movies = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str})
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
     from embedlab.data import require_columns
 
     require_columns(movies, ["movieId", "title", "genres"], str(path))
+    movies = _int_ids(movies, ["movieId"], path)
     movies = movies.set_index("movieId")
     genres = movies["genres"].replace("(no genres listed)", "unknown").fillna("unknown")
     meta = pd.DataFrame({"label": movies["title"].astype(str),

@@ -18,7 +18,7 @@ OPTIONS = [
     click.Option(["--item"], required=True, help="Column holding the item id."),
     click.Option(["--rating"], required=True, help="Column holding the rating (a number)."),
     click.Option(["--timestamp"], default=None, help="Column holding the time (enables --split time)."),
-    click.Option(["--items"], "items_file", type=click.Path(path_type=Path), default=None,
+    click.Option(["--items", "items_file"], type=click.Path(path_type=Path), default=None,
                  help="Optional item file; its other columns become item metadata."),
     click.Option(["--item-key"], default=None, help="Item id column in --items (default: --item)."),
     click.Option(["--item-label"], default=None, help="Column of --items a person reads (e.g. title)."),
@@ -30,8 +30,12 @@ OPTIONS = [
 
 def read_table(path: Path) -> pd.DataFrame:
     """Read CSV (delimiter sniffed) or Parquet, with one-line errors."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; give the ratings file itself")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty")
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
@@ -72,7 +76,7 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         key = item_key or item
         require_columns(meta, [key] + ([item_label] if item_label else []), str(items_file))
         if meta[key].duplicated().any():
-            dup = meta[key][meta[key].duplicated()].iloc[0]
+            dup = meta[key][meta[key].duplicated()].tolist()[0]
             raise DataError(f"{items_file}: item key {dup!r} appears twice in column {key!r}")
         meta = meta.set_index(key)
         try:

@@ -115,8 +115,11 @@ class Analysis:
     description: str = ""
     options: list[AnalysisOption] = []
 
-    def applies_to(self, run: Run) -> list[str]:
-        """Names of the run's tables this analysis can analyse (empty: none)."""
+    def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:
+        """Names of the run's tables this analysis can analyse (empty: none).
+
+        ``options`` (the resolved options) is passed when the method accepts a second
+        argument, so that an option such as ``--coords`` can make a table qualify."""
         raise NotImplementedError
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
@@ -171,7 +174,7 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
     results: list[AnalysisResult] = []
     for analysis in chosen:
         try:
-            tables = list(analysis.applies_to(run))
+            tables = list(_applies_to(analysis, run, resolved[analysis.name]))
         except Exception as exc:  # noqa: BLE001 - a plugin bug must not sink the report
             tables = []
             results.append(_error_result(analysis, None, exc))
@@ -192,6 +195,20 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
             if on_result is not None:
                 on_result(result)
     return results
+
+
+def _applies_to(analysis: Any, run: Run, options: dict[str, Any]) -> list[str]:
+    """``applies_to(run, options)`` when the analysis accepts options, else ``applies_to(run)``."""
+    import inspect
+
+    try:
+        params = [p for p in inspect.signature(analysis.applies_to).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params):
+        return analysis.applies_to(run, dict(options))
+    return analysis.applies_to(run)
 
 
 def _error_result(analysis: Any, table: str | None, exc: BaseException) -> AnalysisResult:

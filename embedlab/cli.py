@@ -186,6 +186,9 @@ def make_cli() -> click.Group:
     cli.add_command(analyze_command())
     cli.add_command(datasets_group)
     cli.add_command(plugins_command)
+    from .predict import predict_command
+
+    cli.add_command(predict_command)
     return cli
 
 

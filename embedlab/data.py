@@ -34,6 +34,7 @@ class Dataset:
     :param split: how train/valid were made, recorded in the run (``{"name": "u1", ...}``).
     :param info: anything else worth recording (source folder, file names, counts).
     :param rating_range: (min, max) of the target where it is bounded (ratings).
+    :param test: rows to predict (no target), e.g. Kaggle's test.csv, for ``embedlab predict``.
     """
 
     name: str
@@ -45,6 +46,7 @@ class Dataset:
     split: dict[str, Any] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     rating_range: tuple[float, float] | None = None
+    test: pd.DataFrame | None = None
 
 
 @dataclass
@@ -130,16 +132,22 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
     values = pd.to_numeric(df[column], errors="coerce")
     bad = values.isna() & df[column].notna() | df[column].isna()
     if bad.any():
-        first = df[column][bad].iloc[0]
+        first = df[column][bad].tolist()[0]
+        what = "an empty rating" if pd.isna(first) else f"a non-numeric rating {first!r}"
         raise DataError(
-            f"{source}: column {column!r} has a non-numeric rating {first!r} "
+            f"{source}: column {column!r} has {what} "
             f"(row {int(np.flatnonzero(bad.to_numpy())[0]) + 1}); ratings must be numbers"
         )
+    infinite = ~np.isfinite(values.to_numpy(dtype="float64"))
+    if infinite.any():
+        raise DataError(f"{source}: column {column!r} has a non-finite rating "
+                        f"{values.tolist()[int(np.flatnonzero(infinite)[0])]!r} "
+                        f"(row {int(np.flatnonzero(infinite)[0]) + 1}); ratings must be finite numbers")
     if bounds is not None:
         lo, hi = bounds
         out = (values < lo) | (values > hi)
         if out.any():
-            first = values[out].iloc[0]
+            first = values[out].tolist()[0]
             raise DataError(
                 f"{source}: column {column!r} has rating {first!r} outside [{lo}, {hi}] "
                 f"(row {int(np.flatnonzero(out.to_numpy())[0]) + 1})"

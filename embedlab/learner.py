@@ -1,4 +1,18 @@
-"""The training loop shared by every trainer: one-cycle AdamW, lr finder, progress, seeds.
+"""The training loop shared by every trainer: optimizers, weight decay, schedules, lr finder.
+
+Lesson 5 builds SGD, momentum, RMSProp and Adam by hand, explains why L2 regularisation and
+weight decay differ once momentum is involved, and ends with one-cycle. This module offers
+each of those choices to every trainer through torch.optim's own implementations:
+
+* :func:`fit_options` makes the shared click options (``--epochs --lr --wd --bs --seed --opt
+  --momentum --betas --eps --wd-mode --schedule``), defined once here; a trainer lists them
+  next to its model options with its own defaults.
+* :class:`FitConfig` is what those options mean; :func:`fit_config` turns a trainer's config
+  dict into one (resolving the per-optimizer defaults) and :meth:`Learner.fit` consumes it.
+* Every optimizer param group is one of the model's layer groups (``model.layer_groups()``,
+  an ordered ``name -> params`` mapping) and carries its ``name``, its own ``lr`` and ``wd``,
+  so freezing and discriminative learning rates act per group; schedules scale each group's
+  own maximum lr.
 
 Batches are made by indexing whole tensors with a shuffled permutation, not by a per-sample
 Python DataLoader: for embedding models the loop itself is the hot path.
@@ -6,17 +20,68 @@ Python DataLoader: for embedding models the loop itself is the hot path.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import functools
 import math
-import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+import click
 import numpy as np
 import torch
 from torch import nn
 
+from .errors import UsageError
+
 Metrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
+WD_MODES = ("auto", "decoupled", "l2")
+SCHEDULES = ("one-cycle", "constant", "cosine")
+
+#: Which of --momentum / --betas / --eps each optimizer takes.
+HYPERPARAMETERS: dict[str, tuple[str, ...]] = {
+    "sgd": (),
+    "momentum": ("momentum",),
+    "rmsprop": ("momentum", "eps"),
+    "adam": ("betas", "eps"),
+    "adamw": ("betas", "eps"),
+}
+
+DEFAULT_MOMENTUM = {"momentum": 0.9, "rmsprop": 0.0}
+DEFAULT_BETAS = (0.9, 0.99)  # fastai's Adam betas
+DEFAULT_EPS = 1e-5  # fastai's Adam eps; also used for RMSprop
+RMSPROP_ALPHA = 0.99  # RMSprop's moving average of squared gradients (fastai's sqr_mom)
+
+#: Default maximum lr of each optimizer relative to adamw's, measured on MovieLens 100K u1
+#: (collab, 5 epochs, one-cycle; lr x wd grid, /work/notes/fit_options.md). The batch loss is a
+#: mean, so an embedding row's gradient is tiny: plain SGD needs a lr ~2000x AdamW's (5e-3 ->
+#: 10), SGD with momentum 0.9 ~200x (momentum multiplies the step by ~1/(1-0.9)), while
+#: RMSprop and Adam rescale each weight's step and want ~2x.
+DEFAULT_LR_RATIO = {"adamw": 1.0, "adam": 2.0, "rmsprop": 2.0, "momentum": 200.0, "sgd": 2000.0}
+
+#: Default weight decay per optimizer and (resolved) wd mode, relative to adamw's. Decoupled
+#: decay of the adaptive optimizers shrinks by lr*wd against steps of size ~lr, so AdamW's 0.1
+#: carries over; an L2 term (and SGD's decay, the same thing) competes with the raw gradient,
+#: which is ~1000x smaller, so it gets 1/1000 (0.1 -> 1e-4; measured: 1e-3 over-regularises
+#: every one of them and 0.1 flattens SGD to the biases). SGD with momentum and decoupled
+#: decay measured best at the same 1e-4 (1e-3 was worse).
+DEFAULT_WD_RATIO = {
+    ("adamw", "decoupled"): 1.0, ("adam", "decoupled"): 1.0, ("rmsprop", "decoupled"): 1.0,
+    ("momentum", "decoupled"): 1e-3, ("sgd", "decoupled"): 1e-3,
+    ("adam", "l2"): 1e-3, ("rmsprop", "l2"): 1e-3, ("momentum", "l2"): 1e-3, ("sgd", "l2"): 1e-3,
+}
+
+MOMENTUM_CYCLE = 0.05  # one-cycle moves momentum/beta1 from m+0.05 down to m-0.05 and back
+
+WD_MODE_HELP = (
+    "How --wd acts. 'decoupled' shrinks every weight by lr*wd before each step, apart from the "
+    "gradient (AdamW's weight decay); 'l2' adds wd/2 * sum(w**2) to the loss (the lesson's "
+    "w2*wd), so the decay flows through momentum and through rmsprop/adam's per-weight scaling. "
+    "Under plain sgd the two give the same update; 'auto' means decoupled for adamw and l2 for "
+    "the others (what each torch.optim class does with its own weight_decay)."
+)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -28,11 +93,352 @@ def seed_everything(seed: int) -> torch.Generator:
     return g
 
 
+# ---------------------------------------------------------------------------- configuration
+@dataclass(frozen=True)
+class FitConfig:
+    """How to fit: the values of the shared fit options.
+
+    ``None`` means "the default for this optimizer" (``lr``, ``wd``: a trainer's
+    :class:`FitDefaults`); :meth:`resolved` fills those in and checks the combination. ``lr``
+    is the maximum (peak) learning rate: a float for every layer group, or a mapping
+    ``group name -> lr``. ``bs`` and ``seed`` are consumed where the Learner and
+    the model are built (``Learner(bs=..., seed=...)``); ``Learner.fit`` uses ``bs`` when set.
+    """
+
+    epochs: int = 5
+    lr: float | Mapping[str, float] | None = None
+    wd: float | None = None
+    bs: int | None = None
+    seed: int | None = None
+    opt: str = "adamw"
+    momentum: float | None = None
+    betas: tuple[float, float] | None = None
+    eps: float | None = None
+    wd_mode: str = "auto"
+    schedule: str = "one-cycle"
+    pct_start: float = 0.25
+
+    FIELDS = ("epochs", "lr", "wd", "bs", "seed", "opt", "momentum", "betas", "eps", "wd_mode",
+              "schedule", "pct_start")
+
+    def replace(self, **changes: Any) -> "FitConfig":
+        return dataclasses.replace(self, **changes)
+
+    def resolved(self, defaults: "FitDefaults | None" = None) -> "FitConfig":
+        """A copy with every default filled in and the combination checked (UsageError)."""
+        defaults = defaults or FitDefaults.scaled()
+        opt = str(self.opt).lower()
+        if opt not in OPTIMIZERS:
+            raise UsageError(f"--opt {self.opt!r}: unknown optimizer; choose one of: {', '.join(OPTIMIZERS)}")
+        takes = HYPERPARAMETERS[opt]
+        if self.momentum is not None and "momentum" not in takes:
+            hint = ("plain sgd has none; use --opt momentum --momentum M" if opt == "sgd"
+                    else f"{opt} takes beta1 from --betas")
+            raise UsageError(f"--momentum {self.momentum}: {hint}")
+        if self.betas is not None and "betas" not in takes:
+            raise UsageError(f"--betas {tuple(self.betas)}: only adam and adamw take betas, not {opt}")
+        if self.eps is not None and "eps" not in takes:
+            raise UsageError(f"--eps {self.eps}: only rmsprop, adam and adamw take eps, not {opt}")
+        momentum = (DEFAULT_MOMENTUM[opt] if self.momentum is None else float(self.momentum)) \
+            if "momentum" in takes else None
+        if momentum is not None and not 0.0 <= momentum < 1.0:
+            raise UsageError(f"--momentum {momentum}: must be in [0, 1)")
+        betas = (tuple(float(b) for b in (self.betas or DEFAULT_BETAS)) if "betas" in takes else None)
+        if betas is not None and not all(0.0 <= b < 1.0 for b in betas):
+            raise UsageError(f"--betas {betas[0]} {betas[1]}: both must be in [0, 1)")
+        eps = (DEFAULT_EPS if self.eps is None else float(self.eps)) if "eps" in takes else None
+        if eps is not None and eps <= 0:
+            raise UsageError(f"--eps {eps}: must be positive")
+        mode = str(self.wd_mode).lower()
+        if mode not in WD_MODES:
+            raise UsageError(f"--wd-mode {self.wd_mode!r}: choose one of: {', '.join(WD_MODES)}")
+        if mode == "auto":
+            mode = auto_wd_mode(opt)
+        if opt == "adamw" and mode == "l2":
+            raise UsageError("--opt adamw --wd-mode l2: adamw is Adam with decoupled weight decay; "
+                             "for an L2 penalty use --opt adam --wd-mode l2")
+        if self.schedule not in SCHEDULES:
+            raise UsageError(f"--schedule {self.schedule!r}: choose one of: {', '.join(SCHEDULES)}")
+        wd = defaults.wd[(opt, mode)] if self.wd is None else float(self.wd)
+        if wd < 0:
+            raise UsageError(f"--wd {self.wd}: must be >= 0")
+        if int(self.epochs) < 1:
+            raise UsageError(f"--epochs {self.epochs}: must be at least 1")
+        if not 0.0 < float(self.pct_start) < 1.0:
+            raise UsageError(f"pct_start {self.pct_start}: must be in (0, 1)")
+        lr = self.lr
+        if lr is None:
+            lr = defaults.lr[opt]
+        if isinstance(lr, Mapping):
+            lr = {str(k): float(v) for k, v in lr.items()}
+            bad = [k for k, v in lr.items() if not v > 0]
+        else:
+            lr = float(lr)
+            bad = [] if lr > 0 else ["lr"]
+        if bad:
+            raise UsageError(f"--lr {self.lr}: learning rates must be positive")
+        return dataclasses.replace(
+            self, opt=opt, lr=lr, momentum=momentum, betas=betas, eps=eps, wd_mode=mode,
+            wd=wd, epochs=int(self.epochs), pct_start=float(self.pct_start))
+
+    def to_config(self) -> dict[str, Any]:
+        """Plain JSON-able values, as stored in run.json's ``config``."""
+        out = {}
+        for name in self.FIELDS:
+            v = getattr(self, name)
+            if isinstance(v, tuple):
+                v = list(v)
+            elif isinstance(v, Mapping):
+                v = dict(v)
+            out[name] = v
+        return out
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "FitConfig":
+        """Pick the fit fields out of a trainer's config dict (``None`` values: default)."""
+        kwargs = {k: config[k] for k in cls.FIELDS if k in config and config[k] is not None}
+        if "betas" in kwargs:
+            kwargs["betas"] = tuple(kwargs["betas"])
+        return cls(**kwargs)
+
+    def describe(self) -> str:
+        """A short label: ``adamw lr=5e-03 wd=0.1 (decoupled)``."""
+        lr = self.lr if not isinstance(self.lr, Mapping) else "/".join(f"{v:.0e}" for v in self.lr.values())
+        lr = f"{lr:.0e}" if isinstance(lr, float) else lr
+        return f"{self.opt} lr={lr} wd={self.wd:g} ({self.wd_mode})"
+
+
+def auto_wd_mode(opt: str) -> str:
+    """What ``--wd-mode auto`` means for ``opt``: decoupled for adamw, l2 for the others."""
+    return "decoupled" if opt == "adamw" else "l2"
+
+
+def _sig(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+@dataclass(frozen=True)
+class FitDefaults:
+    """A trainer's default max lr per optimizer and weight decay per (optimizer, wd mode)."""
+
+    lr: Mapping[str, float]
+    wd: Mapping[tuple[str, str], float]
+
+    @classmethod
+    def scaled(cls, lr: float = 5e-3, wd: float = 0.1, opt: str = "adamw",
+               lrs: Mapping[str, float] | None = None,
+               wds: Mapping[str, float] | None = None) -> "FitDefaults":
+        """Defaults from the tuned ``lr`` and ``wd`` of optimizer ``opt`` (in its auto mode).
+
+        The others follow :data:`DEFAULT_LR_RATIO` and :data:`DEFAULT_WD_RATIO`; ``lrs``
+        overrides single optimizers (``{"sgd": 2.0}``), ``wds`` single optimizers in every mode
+        (``"sgd"``) or in one (``"momentum:decoupled"``), for a trainer that measured its own.
+        """
+        if opt not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {opt!r}")
+        base_lr = float(lr) / DEFAULT_LR_RATIO[opt]
+        lr_map = {o: _sig(base_lr * r) for o, r in DEFAULT_LR_RATIO.items()}
+        lr_map[opt] = float(lr)
+        lr_map.update({k: float(v) for k, v in (lrs or {}).items()})
+        base_wd = float(wd) / DEFAULT_WD_RATIO[(opt, auto_wd_mode(opt))]
+        wd_map = {k: _sig(base_wd * r) for k, r in DEFAULT_WD_RATIO.items()}
+        wd_map[(opt, auto_wd_mode(opt))] = float(wd)
+        for key, value in (wds or {}).items():
+            o, _, mode = str(key).partition(":")
+            for m in ([mode] if mode else ["decoupled", "l2"]):
+                if (o, m) in wd_map:
+                    wd_map[(o, m)] = float(value)
+        return cls(lr=lr_map, wd=wd_map)
+
+    def describe_lr(self) -> str:
+        return ", ".join(f"{o} {self.lr[o]:g}" for o in OPTIMIZERS)
+
+    def describe_wd(self) -> str:
+        parts = []
+        for o in OPTIMIZERS:
+            dec, l2 = self.wd.get((o, "decoupled")), self.wd.get((o, "l2"))
+            if l2 is None or dec == l2:
+                parts.append(f"{o} {dec:g}")
+            else:
+                parts.append(f"{o} {dec:g} decoupled / {l2:g} l2")
+        return "; ".join(parts)
+
+
+class DefaultsOption(click.Option):
+    """``--lr`` / ``--wd``: no fixed default; they carry the trainer's :class:`FitDefaults`."""
+
+    def __init__(self, *args, fit_defaults: FitDefaults, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fit_defaults = fit_defaults
+
+
+def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 256, seed: int = 42,
+                opt: str = "adamw", schedule: str = "one-cycle",
+                lrs: Mapping[str, float] | None = None,
+                wds: Mapping[str, float] | None = None) -> list[click.Option]:
+    """The fit options every trainer shares, with this trainer's defaults.
+
+    ``lr`` and ``wd`` are the defaults of the default optimizer ``opt``; the other optimizers'
+    defaults are scaled from them (:meth:`FitDefaults.scaled`, which ``lrs``/``wds`` override).
+    Read the values back with :func:`fit_config`. See /work/notes/fit_options.md.
+    """
+    defaults = FitDefaults.scaled(lr, wd, opt, lrs, wds)
+    return [
+        click.Option(["--epochs"], type=click.IntRange(1), default=epochs, show_default=True,
+                     help="Epochs of training."),
+        click.Option(["--opt"], type=click.Choice(OPTIMIZERS), default=opt, show_default=True,
+                     help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
+                          "adamw (Adam with decoupled weight decay)."),
+        DefaultsOption(["--lr"], type=click.FloatRange(0, min_open=True), default=None, fit_defaults=defaults,
+                       help="Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). "
+                            f"Default per --opt: {defaults.describe_lr()}."),
+        DefaultsOption(["--wd"], type=click.FloatRange(0), default=None, fit_defaults=defaults,
+                       help="Weight decay (see --wd-mode); grow it with the batch size. Default per --opt "
+                            f"and --wd-mode: {defaults.describe_wd()}."),
+        click.Option(["--wd-mode"], type=click.Choice(WD_MODES), default="auto", show_default=True,
+                     help=WD_MODE_HELP),
+        click.Option(["--momentum"], type=click.FloatRange(0, 1, max_open=True), default=None,
+                     help="Momentum of 'momentum' (default 0.9) and 'rmsprop' (default 0); adam and "
+                          "adamw use --betas. One-cycle moves it between m+0.05 and m-0.05."),
+        click.Option(["--betas"], type=(float, float), default=None,
+                     help="Adam's B1 B2 (default 0.9 0.99); one-cycle moves B1 between B1+0.05 and "
+                          "B1-0.05."),
+        click.Option(["--eps"], type=click.FloatRange(0, min_open=True), default=None,
+                     help=f"Epsilon of rmsprop, adam and adamw (default {DEFAULT_EPS:g})."),
+        click.Option(["--schedule"], type=click.Choice(SCHEDULES), default=schedule, show_default=True,
+                     help="Learning-rate schedule: 'one-cycle' (warm up to --lr over the first "
+                          "quarter, then anneal; momentum cycles inversely, as fastai does), "
+                          "'constant', or 'cosine' (anneal from --lr to 0)."),
+        click.Option(["--bs"], type=click.IntRange(1), default=bs, show_default=True,
+                     help="Batch size (rows per step)."),
+        click.Option(["--seed"], type=int, default=seed, show_default=True,
+                     help="Random seed (initialisation, shuffling, random splits)."),
+    ]
+
+
+def fit_config(config: Mapping[str, Any], options: Sequence[click.Option] = ()) -> FitConfig:
+    """The resolved :class:`FitConfig` of a trainer's ``config`` (its options' defaults apply).
+
+    ``options`` are the trainer's click options; its ``--lr``/``--wd`` carry the trainer's
+    :class:`FitDefaults`, used where ``config['lr']`` or ``config['wd']`` is None.
+    """
+    defaults = next((o.fit_defaults for o in options if isinstance(o, DefaultsOption)), None)
+    return FitConfig.from_config(config).resolved(defaults)
+
+
+# ---------------------------------------------------------------------------- optimizers
+def _weight_decay_hook(optimizer: torch.optim.Optimizer, args, kwargs, native: bool) -> None:
+    """Before each step: apply each group's decoupled decay (or hand it to torch's AdamW).
+
+    The group's ``wd`` is the one source of truth; torch's own ``weight_decay`` key is derived
+    from it here, so changing ``group['wd']`` between steps (per-group wd) just works.
+    """
+    for group in optimizer.param_groups:
+        wd = float(group.get("wd", 0.0))
+        decoupled = group.get("wd_mode") == "decoupled"
+        if decoupled and native:
+            group["weight_decay"] = wd
+            continue
+        group["weight_decay"] = 0.0
+        if decoupled and wd:
+            factor = 1.0 - float(group["lr"]) * wd
+            with torch.no_grad():
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.mul_(factor)
+
+
+def make_optimizer(groups: list[dict[str, Any]], config: FitConfig) -> torch.optim.Optimizer:
+    """A torch.optim optimizer for param ``groups`` (each with ``params``, ``name``, ``lr``, ``wd``).
+
+    Weight decay never goes through torch's coupled ``weight_decay`` (for SGD, RMSprop and
+    Adam that is an L2 gradient term): L2 is a loss term (:func:`l2_penalty`), decoupled decay
+    is AdamW's (torch.optim.AdamW, or Adam with ``decoupled_weight_decay``) or, for the SGD
+    family and RMSprop, ``p *= 1 - lr*wd`` right before the step, exactly as AdamW does it.
+    """
+    cfg = config.resolved()  # idempotent; fills any default still missing
+    groups = [{**g, "wd_mode": cfg.wd_mode, "weight_decay": 0.0} for g in groups]
+    lr0 = float(groups[0]["lr"]) if groups else 1e-3
+    if cfg.opt in ("sgd", "momentum"):
+        opt = torch.optim.SGD(groups, lr=lr0, momentum=cfg.momentum or 0.0)
+        native = False
+    elif cfg.opt == "rmsprop":
+        opt = torch.optim.RMSprop(groups, lr=lr0, alpha=RMSPROP_ALPHA, eps=cfg.eps, momentum=cfg.momentum)
+        native = False
+    elif cfg.opt == "adam":
+        native = cfg.wd_mode == "decoupled"
+        opt = torch.optim.Adam(groups, lr=lr0, betas=cfg.betas, eps=cfg.eps, decoupled_weight_decay=native)
+    elif cfg.opt == "adamw":
+        opt = torch.optim.AdamW(groups, lr=lr0, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0)
+        native = True
+    else:  # pragma: no cover - resolved() checked it
+        raise UsageError(f"unknown optimizer {cfg.opt!r}")
+    opt.register_step_pre_hook(functools.partial(_weight_decay_hook, native=native))
+    _weight_decay_hook(opt, (), {}, native)  # torch's weight_decay keys correct from the start
+    return opt
+
+
+def l2_penalty(optimizer: torch.optim.Optimizer) -> torch.Tensor | None:
+    """``sum over l2-mode groups of wd/2 * sum(w**2)`` (None when no group asks for it).
+
+    Whole parameters are penalised, embedding rows the batch did not look up included, as
+    the lesson's ``wd * (parameters**2).sum()``; the 1/2 makes its gradient ``wd * w``, so
+    under plain SGD it is the same update as decoupled decay.
+    """
+    terms = []
+    for group in optimizer.param_groups:
+        wd = float(group.get("wd", 0.0))
+        if group.get("wd_mode") == "l2" and wd:
+            terms.extend(0.5 * wd * p.pow(2).sum() for p in group["params"] if p.requires_grad)
+    return torch.stack(terms).sum() if terms else None
+
+
+def _momentum_of(optimizer: torch.optim.Optimizer, group: dict) -> float | None:
+    if "betas" in group:
+        return float(group["betas"][0])
+    m = group.get("momentum")
+    return None if m is None else float(m)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: FitConfig,
+                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The lr schedule over ``total_steps`` optimizer steps, scaling each group's own max lr.
+
+    One-cycle (fastai's): cosine warm-up from lr/25 to lr over ``pct_start`` of the steps, then
+    cosine annealing to lr/25e4; where the optimizer has momentum (SGD momentum > 0, RMSprop
+    momentum > 0, Adam's beta1) it moves from m+0.05 to m-0.05 while the lr rises, and back.
+    """
+    max_lrs = [float(g["lr"]) for g in optimizer.param_groups]
+    if config.schedule == "one-cycle":
+        if total_steps < 3:
+            raise UsageError(f"one-cycle needs at least 3 optimizer steps, this fit has {total_steps}; "
+                             "lower --bs, raise --epochs or use --schedule constant")
+        moms = [_momentum_of(optimizer, g) for g in optimizer.param_groups]
+        cycle = all(m is not None and m > 0 for m in moms)
+        pct = min(max(config.pct_start, 1.5 / total_steps), 1.0 - 1.5 / total_steps)
+        kwargs: dict[str, Any] = {}
+        if cycle:
+            kwargs = {"max_momentum": [min(m + MOMENTUM_CYCLE, 0.999) for m in moms],
+                      "base_momentum": [max(m - MOMENTUM_CYCLE, 0.0) for m in moms]}
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=pct, div_factor=25.0,
+            final_div_factor=1e4, cycle_momentum=cycle, **kwargs)
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=0.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+# ---------------------------------------------------------------------------- the learner
 @dataclass
 class FitResult:
+    """Per-epoch history, wall time, the last row, the resolved config and per-step schedules."""
+
     history: list[dict[str, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     final: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    lrs: dict[str, list[float]] = field(default_factory=dict)
+    moms: dict[str, list[float]] = field(default_factory=dict)
 
 
 def _console():
@@ -65,21 +471,44 @@ class Learner:
         self.generator = seed_everything(seed)
 
     # ------------------------------------------------------------ pieces
-    def _param_groups(self, lr: float, wd: float) -> list[dict[str, Any]]:
+    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The model's named layer groups (one group ``all`` when it defines none)."""
         groups = getattr(self.model, "layer_groups", None)
         if groups is None:
-            return [{"params": [p for p in self.model.parameters() if p.requires_grad],
-                     "lr": lr, "weight_decay": wd, "name": "all"}]
+            return {"all": list(self.model.parameters())}
+        return dict(groups())
+
+    def param_groups(self, lr: float | Mapping[str, float], wd: float) -> list[dict[str, Any]]:
+        """One optimizer param group per layer group with trainable parameters.
+
+        Each carries ``name``, its max ``lr`` (``lr`` may map group names to lrs) and ``wd``.
+        """
+        layer_groups = self.layer_groups()
+        if isinstance(lr, Mapping):
+            unknown = sorted(set(lr) - set(layer_groups))
+            missing = sorted(set(layer_groups) - set(lr))
+            if unknown or missing:
+                raise UsageError(f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
+                                 f"the model's groups are {list(layer_groups)}")
         out = []
-        for name, params in groups().items():
+        for name, params in layer_groups.items():
             params = [p for p in params if p.requires_grad]
             if params:
-                out.append({"params": params, "lr": lr, "weight_decay": wd, "name": name})
+                group_lr = float(lr[name]) if isinstance(lr, Mapping) else float(lr)
+                out.append({"params": params, "name": name, "lr": group_lr, "wd": float(wd)})
+        if not out:
+            raise UsageError("nothing to train: every parameter is frozen")
         return out
 
-    def make_optimizer(self, lr: float, wd: float) -> torch.optim.Optimizer:
-        return torch.optim.AdamW(self._param_groups(lr, wd), lr=lr, weight_decay=wd,
-                                 betas=(0.9, 0.99), eps=1e-5)
+    def make_optimizer(self, config: FitConfig | float, wd: float | None = None) -> torch.optim.Optimizer:
+        """The configured optimizer over this model's layer groups.
+
+        ``make_optimizer(lr, wd)`` (the old call) means AdamW with decoupled decay.
+        """
+        if not isinstance(config, FitConfig):
+            config = FitConfig(lr=float(config), wd=0.1 if wd is None else wd, opt="adamw")
+        config = config.resolved()
+        return make_optimizer(self.param_groups(config.lr, config.wd), config)
 
     def _batches(self):
         n = len(self.train_target)
@@ -92,6 +521,9 @@ class Learner:
         pred = self.model(*inputs)
         loss = self.loss_fn(pred, target)
         total = loss if self.regularizer is None else loss + self.regularizer(self.model, inputs)
+        penalty = l2_penalty(opt)
+        if penalty is not None:
+            total = total + penalty
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
@@ -115,30 +547,45 @@ class Learner:
         return out
 
     # ------------------------------------------------------------ training
-    def fit_one_cycle(self, epochs: int, lr: float, wd: float = 0.1, pct_start: float = 0.25,
-                      progress: bool = True, on_epoch: Callable[[dict], None] | None = None) -> FitResult:
-        """Train with AdamW and a one-cycle schedule (lr warms up to ``lr``, then anneals)."""
-        opt = self.make_optimizer(lr, wd)
+    def fit(self, config: FitConfig | None = None, progress: bool = True,
+            on_epoch: Callable[[dict], None] | None = None, **changes: Any) -> FitResult:
+        """Train as ``config`` says (keyword ``changes`` override its fields).
+
+        The training loss in the history is the data loss only; an L2 term is added for the
+        gradient but not reported, so runs with different weight-decay modes compare directly.
+        """
+        config = (config or FitConfig()).replace(**changes).resolved()
+        if config.bs:
+            self.bs = int(config.bs)
+        opt = self.make_optimizer(config)
         steps_per_epoch = math.ceil(len(self.train_target) / self.bs)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=[g["lr"] for g in opt.param_groups], epochs=epochs,
-            steps_per_epoch=steps_per_epoch, pct_start=pct_start, div_factor=25.0,
-            final_div_factor=1e4, cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)
-        result = FitResult()
+        total_steps = config.epochs * steps_per_epoch
+        sched = make_scheduler(opt, config, total_steps)
+        names = [g["name"] for g in opt.param_groups]
+        result = FitResult(config=config.to_config(), lrs={n: [] for n in names})
+        if any(_momentum_of(opt, g) is not None for g in opt.param_groups):
+            result.moms = {n: [] for n in names}
         bar = _progress(progress)
+        step = 0
         t0 = time.perf_counter()
         with bar:
-            task = bar.add_task("training", total=epochs * steps_per_epoch, info="")
-            for epoch in range(epochs):
+            task = bar.add_task("training", total=total_steps, info="")
+            for epoch in range(config.epochs):
                 self.model.train()
                 te = time.perf_counter()
                 total, count = 0.0, 0
                 for inputs, target in self._batches():
+                    for g in opt.param_groups:
+                        result.lrs[g["name"]].append(float(g["lr"]))
+                        if result.moms:
+                            result.moms[g["name"]].append(_momentum_of(opt, g))
                     loss = self._step(opt, inputs, target)
-                    sched.step()
+                    step += 1
+                    if step < total_steps:  # one-cycle may not step past its last step
+                        sched.step()
                     total += loss * len(target)
                     count += len(target)
-                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{epochs} loss {loss:.4f}")
+                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss:.4f}")
                 epoch_seconds = time.perf_counter() - te
                 row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
                        "epoch_seconds": epoch_seconds,
@@ -153,37 +600,63 @@ class Learner:
         result.final = dict(result.history[-1]) if result.history else {}
         return result
 
+    def fit_one_cycle(self, epochs: int, lr: float, wd: float = 0.1, pct_start: float = 0.25,
+                      progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+                      **changes: Any) -> FitResult:
+        """One-cycle with AdamW unless ``changes`` say otherwise (``opt=``, ``wd_mode=``...)."""
+        config = FitConfig(epochs=epochs, lr=lr, wd=wd, pct_start=pct_start, schedule="one-cycle",
+                           opt=changes.pop("opt", "adamw"))
+        return self.fit(config, progress=progress, on_epoch=on_epoch, **changes)
+
     def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num: int = 100,
-                wd: float = 0.1, progress: bool = True) -> "LRFindResult":
-        """Exponential lr sweep on training batches; the model is restored afterwards."""
+                wd: float | None = None, progress: bool = True,
+                config: FitConfig | None = None) -> "LRFindResult":
+        """Exponential lr sweep on training batches with the configured optimizer.
+
+        Every layer group gets the same lr at each step; the model is restored afterwards.
+        """
+        config = (config or FitConfig(opt="adamw")).replace(lr=start_lr)
+        if wd is not None:
+            config = config.replace(wd=wd)
         state = copy.deepcopy(self.model.state_dict())
-        opt = self.make_optimizer(start_lr, wd)
+        opt = self.make_optimizer(config)
         mult = (end_lr / start_lr) ** (1.0 / max(num - 1, 1))
         lrs, losses = [], []
         best, avg, beta = float("inf"), 0.0, 0.98
         self.model.train()
         it = 0
         bar = _progress(progress)
-        with bar:
-            task = bar.add_task("lr-find", total=num, info="")
-            while it < num:
-                for inputs, target in self._batches():
-                    lr = start_lr * mult ** it
-                    for g in opt.param_groups:
-                        g["lr"] = lr
-                    loss = self._step(opt, inputs, target)
-                    avg = beta * avg + (1 - beta) * loss
-                    smooth = avg / (1 - beta ** (it + 1))
-                    lrs.append(lr)
-                    losses.append(smooth)
-                    best = min(best, smooth)
-                    it += 1
-                    bar.update(task, advance=1, info=f"lr {lr:.1e} loss {smooth:.4f}")
-                    if it >= num or not math.isfinite(smooth) or smooth > 4 * best:
-                        it = num
-                        break
-        self.model.load_state_dict(state)
+        try:
+            with bar:
+                task = bar.add_task("lr-find", total=num, info="")
+                while it < num:
+                    for inputs, target in self._batches():
+                        lr = start_lr * mult ** it
+                        for g in opt.param_groups:
+                            g["lr"] = lr
+                        loss = self._step(opt, inputs, target)
+                        avg = beta * avg + (1 - beta) * loss
+                        smooth = avg / (1 - beta ** (it + 1))
+                        lrs.append(lr)
+                        losses.append(smooth)
+                        best = min(best, smooth)
+                        it += 1
+                        bar.update(task, advance=1, info=f"lr {lr:.1e} loss {smooth:.4f}")
+                        if it >= num or not math.isfinite(smooth) or smooth > 4 * best:
+                            it = num
+                            break
+        finally:
+            self.model.load_state_dict(state)
         return LRFindResult(lrs=lrs, losses=losses)
+
+
+# ---------------------------------------------------------------------------- lr finder
+SUGGESTION_RULES = {
+    "valley": "the middle of the longest valley: the longest run of falling loss, noise allowed "
+              "(fastai's default)",
+    "steep": "the steepest descent of the loss against log(lr) (lesson 5)",
+    "min10": "the lr of the minimum loss divided by 10 (lesson 5)",
+}
 
 
 @dataclass
@@ -193,34 +666,58 @@ class LRFindResult:
     lrs: list[float]
     losses: list[float]
 
+    def _clean(self) -> tuple[np.ndarray, np.ndarray]:
+        lrs = np.asarray(self.lrs, dtype=float)
+        losses = np.asarray(self.losses, dtype=float)
+        keep = np.isfinite(losses) & (lrs > 0)
+        return lrs[keep], losses[keep]
+
     def suggestions(self) -> dict[str, float]:
-        lrs = np.asarray(self.lrs)
-        losses = np.asarray(self.losses)
-        finite = np.isfinite(losses)
-        lrs, losses = lrs[finite], losses[finite]
-        if len(lrs) < 5:
+        """``{"valley": lr, "steep": lr, "min10": lr}`` ({} when the sweep is too short).
+
+        * min10: ``lr[argmin(loss)] / 10``: the minimum is already too far; a tenth is safe.
+        * steep: the point of steepest descent, ``argmin d loss / d log lr``, looked for up to
+          the minimum only (past it the loss shoots up and the slope means nothing).
+        * valley: fastai's rule: the longest decreasing subsequence of the loss (it tolerates
+          noise that breaks a run of strictly falling points), and the point halfway along it.
+        """
+        lrs, losses = self._clean()
+        n = len(lrs)
+        if n < 5:
             return {}
         i_min = int(np.argmin(losses))
-        grads = np.gradient(losses, np.log(lrs))
-        # steepest descent before the minimum (skip the noisy first few points)
-        lo = min(3, max(i_min - 1, 0))
-        i_steep = lo + int(np.argmin(grads[lo:i_min + 1])) if i_min > lo else i_min
-        # valley: the middle of the longest stretch of falling loss before the minimum
-        falling = grads[: i_min + 1] < 0
-        best_len, best_start, run_start = 0, 0, None
-        for i, f in enumerate(list(falling) + [False]):
-            if f and run_start is None:
-                run_start = i
-            elif not f and run_start is not None:
-                if i - run_start > best_len:
-                    best_len, best_start = i - run_start, run_start
-                run_start = None
-        i_valley = best_start + (2 * best_len) // 3 if best_len else i_steep
-        return {"min10": float(lrs[i_min] / 10), "steep": float(lrs[i_steep]),
-                "valley": float(lrs[i_valley])}
+        out = {"valley": float(lrs[_valley_index(losses)]), "steep": float(lrs[_steep_index(lrs, losses, i_min)]),
+               "min10": float(lrs[i_min] / 10)}
+        return out
 
     def suggested(self, rule: str = "valley") -> float | None:
         return self.suggestions().get(rule)
+
+    def loss_at(self, lr: float) -> float:
+        """The (smoothed) loss at ``lr``, interpolated in log(lr) (for marking a suggestion)."""
+        lrs, losses = self._clean()
+        return float(np.interp(np.log(lr), np.log(lrs), losses))
+
+
+def _steep_index(lrs: np.ndarray, losses: np.ndarray, i_min: int) -> int:
+    if i_min < 1:
+        return 0
+    slopes = np.diff(losses[: i_min + 1]) / np.diff(np.log(lrs[: i_min + 1]))
+    return int(np.argmin(slopes))  # the segment's start: the lr where the steep fall begins
+
+
+def _valley_index(losses: np.ndarray) -> int:
+    """Halfway along the longest decreasing subsequence of ``losses`` (O(n^2); n ~ 100)."""
+    n = len(losses)
+    length = [1] * n
+    start = list(range(n))
+    for i in range(1, n):
+        for j in range(i):
+            if losses[i] < losses[j] and length[j] + 1 > length[i]:
+                length[i] = length[j] + 1
+                start[i] = start[j]
+    end = max(range(n), key=lambda i: (length[i], -i))
+    return (start[end] + end) // 2
 
 
 def _format_row(row: dict[str, float]) -> str:

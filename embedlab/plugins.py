@@ -74,7 +74,14 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 stacklevel=2,
             )
             continue
-        pm.register(plugin, name=ep.name)
+        try:
+            pm.register(plugin, name=ep.name)
+        except pluggy.PluginValidationError as exc:  # e.g. a hook with the wrong arguments
+            from .errors import EmbedlabError
+
+            raise EmbedlabError(
+                f"plugin {ep.name!r} from distribution {dist!r} is invalid: "
+                f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_LOAD_PLUGINS)") from exc
         _info[ep.name] = PluginInfo(
             name=ep.name,
             distribution=dist,
@@ -103,7 +110,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm = pluggy.PluginManager("embedlab")
         pm.add_hookspecs(hookspecs)
         _load_entry_points(pm)
-        pm.check_pending()
+        _check_pending(pm)
         if os.environ.get("EMBEDLAB_TRACE_PLUGINS", "") not in ("", "0"):
             _trace(pm)
         _pm = pm
@@ -144,5 +151,23 @@ def register_plugin(plugin: Any, name: str | None = None) -> str:
     """Register a plugin object by hand (tests, notebooks); returns its name."""
     pm = get_plugin_manager()
     registered = pm.register(plugin, name=name)
-    pm.check_pending()
+    try:
+        _check_pending(pm)
+    except BaseException:
+        pm.unregister(name=registered)  # a rejected plugin must not poison later calls
+        raise
     return registered
+
+
+def _check_pending(pm: pluggy.PluginManager) -> None:
+    """``pm.check_pending()`` as a one-line error naming the plugin and the unknown hook."""
+    from .errors import EmbedlabError
+
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise EmbedlabError(
+            f"plugin {plugin_label(name)}: {exc}; embedlab's hooks are "
+            f"{', '.join(sorted(n for n in dir(hookspecs) if n.startswith('embedlab_')))} "
+            f"(exclude the plugin with EMBEDLAB_LOAD_PLUGINS)") from exc

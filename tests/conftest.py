@@ -32,3 +32,125 @@ def synthetic_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "synth"
     embedlab.train("synthetic-collab", out=out, users=300, items=200, ratings=20000, epochs=4, seed=1)
     return out
+
+
+# ---------------------------------------------------------------- small files in official layouts
+# Each writer lays out a folder exactly like the official archive (same names, encodings,
+# separators, headers) with a handful of rows whose expected parse the tests know.
+
+ML100K_GENRE_COUNT = 19
+
+
+def _ml100k_item(item: int, title: str, date: str, flags: list[int]) -> str:
+    genre = ["0"] * ML100K_GENRE_COUNT
+    for f in flags:
+        genre[f] = "1"
+    return f"{item}|{title}|{date}||http://us.imdb.com/M/title-exact?x|" + "|".join(genre)
+
+
+# (user, item, rating, timestamp); 6 users x 8 items, every item and user rated at least once
+ML100K_RATINGS = [
+    (1, 1, 5, 874965758), (1, 2, 3, 876893171), (1, 3, 4, 878542960), (1, 5, 3, 876893119),
+    (2, 1, 4, 888550871), (2, 4, 1, 888551197), (2, 6, 5, 888549805), (2, 8, 2, 888550774),
+    (3, 2, 2, 889237269), (3, 3, 5, 889236967), (3, 7, 4, 889237026), (4, 1, 3, 892003242),
+    (4, 5, 4, 892002353), (4, 6, 4, 892001903), (5, 2, 1, 875635748), (5, 4, 2, 875636053),
+    (5, 8, 5, 875635053), (6, 1, 4, 883599478), (6, 3, 3, 883600657), (6, 7, 5, 883601169),
+]
+ML100K_U1_TEST = {(1, 5), (2, 8), (3, 7), (5, 4)}  # the rest is u1.base
+
+
+def write_ml100k(folder: Path) -> Path:
+    """ml-100k layout: u.data (tab), u.item (latin-1, '|', 19 genre flags), u.user, u1 split."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{u}\t{i}\t{r}\t{t}" for u, i, r, t in ML100K_RATINGS]
+    (folder / "u.data").write_text("\n".join(lines) + "\n")
+    base = [l for l, (u, i, *_) in zip(lines, ML100K_RATINGS) if (u, i) not in ML100K_U1_TEST]
+    test = [l for l, (u, i, *_) in zip(lines, ML100K_RATINGS) if (u, i) in ML100K_U1_TEST]
+    (folder / "u1.base").write_text("\n".join(base) + "\n")
+    (folder / "u1.test").write_text("\n".join(test) + "\n")
+    items = [
+        _ml100k_item(1, "Toy Story (1995)", "01-Jan-1995", [3, 4, 5]),        # Animation|Children's|Comedy
+        _ml100k_item(2, "GoldenEye (1995)", "01-Jan-1995", [1, 2, 16]),       # Action|Adventure|Thriller
+        _ml100k_item(3, "Café au lait (Métisse) (1993)", "01-Jan-1993", [5]),  # latin-1 accents
+        _ml100k_item(4, "Get Shorty (1995)", "01-Jan-1995", [1, 5, 8]),
+        _ml100k_item(5, "Chasing Amy (1997)", "01-Jan-1997", [5, 8, 14]),     # the same title twice,
+        _ml100k_item(6, "Chasing Amy (1997)", "01-Jan-1997", [5, 8, 14]),     # two distinct items
+        _ml100k_item(7, "Mystery Item", "14-Feb-1994", []),                   # no year, no genre
+        _ml100k_item(8, "unknown", "", [0]),                                   # like the real item 267
+    ]
+    (folder / "u.item").write_bytes(("\n".join(items) + "\n").encode("latin-1"))
+    users = ["1|24|M|technician|85711", "2|53|F|other|94043", "3|23|M|writer|32067",
+             "4|24|M|technician|43537", "5|33|F|other|15213", "6|42|M|executive|98101"]
+    (folder / "u.user").write_text("\n".join(users) + "\n")
+    return folder
+
+
+LATEST_RATINGS = [
+    (1, 1, 4.0, 964982703), (1, 3, 4.5, 964981247), (1, 6, 0.5, 964982224), (2, 1, 3.0, 1445714835),
+    (2, 2, 5.0, 1445714885), (2, 6, 2.5, 1445715000), (3, 3, 3.5, 1306463578), (3, 4, 1.0, 1306464000),
+    (4, 1, 4.0, 1106635946), (4, 2, 2.0, 1106636000), (4, 4, 3.0, 1106637000), (5, 6, 5.0, 1510577970),
+]
+
+
+def write_latest_small(folder: Path) -> Path:
+    """ml-latest-small / 25m / 32m layout: ratings.csv and movies.csv with a header, pipe genres."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["userId,movieId,rating,timestamp"] + [f"{u},{i},{r},{t}" for u, i, r, t in LATEST_RATINGS]
+    (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
+    (folder / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        "1,Toy Story (1995),Adventure|Animation|Children|Comedy|Fantasy\n"
+        '2,"American President, The (1995)",Comedy|Drama|Romance\n'
+        "3,Emma (1996),Comedy|Drama|Romance\n"
+        "4,Emma (1996),Romance\n"                       # a remake with the same title
+        "5,Never Rated (2001) ,Drama\n"                 # trailing space; no ratings
+        "6,La cravate (1957),(no genres listed)\n",
+        encoding="utf-8")
+    return folder
+
+
+def write_ml1m(folder: Path) -> Path:
+    """ml-1m layout: ratings.dat, movies.dat (latin-1), users.dat, all '::'-separated."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ratings = [(1, 1193, 5, 978300760), (1, 661, 3, 978302109), (2, 1193, 4, 978298413),
+               (2, 3408, 4, 978300275), (3, 661, 2, 978301968), (3, 3408, 1, 978298709),
+               (4, 1193, 3, 978294008), (4, 2355, 5, 978824291), (5, 2355, 4, 978244852),
+               (5, 661, 1, 978246585)]
+    (folder / "ratings.dat").write_text("\n".join("::".join(map(str, r)) for r in ratings) + "\n")
+    movies = ["1193::One Flew Over the Cuckoo's Nest (1975)::Drama",
+              "661::James and the Giant Peach (1996)::Animation|Children's|Musical",
+              "3408::Erin Brockovich (2000)::Drama",
+              "2355::Bug's Life, A (1998)::Animation|Children's|Comedy",
+              "3012::Bäckereiwagen (1990)::Comedy"]  # latin-1 accent, unrated
+    (folder / "movies.dat").write_bytes(("\n".join(movies) + "\n").encode("latin-1"))
+    users = ["1::F::1::10::48067", "2::M::56::16::70072", "3::M::25::15::55117",
+             "4::M::45::7::02460", "5::M::25::20::55455"]
+    (folder / "users.dat").write_text("\n".join(users) + "\n")
+    return folder
+
+
+@pytest.fixture
+def ml100k_dir(tmp_path) -> Path:
+    return write_ml100k(tmp_path / "ml-100k")
+
+
+@pytest.fixture
+def latest_small_dir(tmp_path) -> Path:
+    return write_latest_small(tmp_path / "ml-latest-small")
+
+
+@pytest.fixture
+def ml1m_dir(tmp_path) -> Path:
+    return write_ml1m(tmp_path / "ml-1m")
+
+
+@pytest.fixture
+def fresh_plugins():
+    """A plugin manager rebuilt from the entry points before and after the test."""
+    from embedlab.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    try:
+        yield
+    finally:
+        reset_plugin_manager()

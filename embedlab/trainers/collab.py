@@ -15,29 +15,24 @@ from torch import nn
 from ..data import Dataset, collab_entity_stats
 from ..errors import UsageError
 from ..hookspecs import hookimpl
-from ..learner import Learner, LRFindResult
+from ..learner import Learner, LRFindResult, fit_config, fit_options, seed_everything
 from ..models import DotBias
 from ..run import EmbeddingTable, Run
 from .base import option_defaults, run_meta
 
 OPTIONS = [
-    click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=40, show_default=True,
+    click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100, show_default=True,
                  help="Embedding size (latent factors) of users and items."),
-    click.Option(["--epochs"], type=click.IntRange(1), default=5, show_default=True,
-                 help="Epochs of one-cycle training."),
-    click.Option(["--lr"], type=float, default=5e-3, show_default=True,
-                 help="Maximum learning rate of the one-cycle schedule (try `embedlab lr-find`)."),
-    click.Option(["--wd"], type=click.FloatRange(0), default=0.1, show_default=True,
-                 help="Decoupled weight decay (AdamW). Grow it with the batch size."),
-    click.Option(["--bs"], type=click.IntRange(1), default=256, show_default=True,
-                 help="Batch size (ratings per step)."),
+    click.Option(["--reg"], type=click.FloatRange(0), default=0.05, show_default=True,
+                 help="L2 penalty on the embedding rows each batch looks up (per rating, so an "
+                      "entity is regularised in proportion to how often it is seen, as in classic "
+                      "matrix factorisation). Works with --wd, which shrinks whole tables."),
     click.Option(["--y-range"], type=(float, float), default=None,
                  help="Output range LO HI of the sigmoid; default: the rating scale, "
                       "widened by 10% at the top (0 5.5 for 1-5 stars)."),
     click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
                  help="Standard deviation of the initial embeddings."),
-    click.Option(["--seed"], type=int, default=42, show_default=True,
-                 help="Random seed (initialisation, shuffling, random splits)."),
+    *fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42),
 ]
 
 
@@ -79,10 +74,12 @@ class CollabTrainer:
             y_range = (0.0 if lo >= 0 else lo, hi + 0.1 * (hi - min(lo, 0.0)))
         if y_range[0] >= y_range[1]:
             raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
+        seed_everything(config["seed"])  # the same seed, the same initial embeddings
         model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
                         init_std=config["init_std"])
         learner = Learner(model, train, valid, loss_fn=nn.functional.mse_loss, metrics=rating_metrics,
-                          bs=config["bs"], seed=config["seed"])
+                          bs=config["bs"], seed=config["seed"],
+                          regularizer=_row_l2(config["reg"]) if config.get("reg") else None)
         return users, items, model, learner, tuple(y_range)
 
     # ---------------------------------------------------------------- API
@@ -90,7 +87,9 @@ class CollabTrainer:
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
         users, items, model, learner, y_range = self._prepare(ds, config)
         config["y_range"] = list(y_range)
-        fit = learner.fit_one_cycle(config["epochs"], config["lr"], config["wd"], progress=progress)
+        fit_cfg = fit_config(config, self.options)
+        config.update(fit_cfg.to_config())
+        fit = learner.fit(fit_cfg, progress=progress)
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds
         metrics["train_rows"] = int(len(ds.train))
@@ -110,7 +109,7 @@ class CollabTrainer:
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
         *_, learner, _ = self._prepare(ds, config)
-        return learner.lr_find(wd=config["wd"], progress=progress)
+        return learner.lr_find(config=fit_config(config, self.options), progress=progress)
 
     @staticmethod
     def _table(name: str, keys: pd.Index, vectors, bias, ds: Dataset, key_col: str) -> EmbeddingTable:
@@ -133,6 +132,15 @@ class CollabTrainer:
             metadata=metadata.reset_index(drop=True),
             attrs={"count_column": "count", "target_column": "mean_rating",
                    **(dict(meta.attrs) if meta is not None else {})})
+
+
+def _row_l2(reg: float):
+    """L2 on the user and item factors a batch looks up, averaged over its ratings."""
+    def penalty(model: DotBias, inputs) -> torch.Tensor:
+        users, items = inputs
+        return reg * (model.user_emb(users).pow(2).sum(1) + model.item_emb(items).pow(2).sum(1)).mean()
+
+    return penalty
 
 
 def rating_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,609 @@
+"""Entity embeddings of categorical variables: one embedding per categorical column + an MLP.
+
+Guo & Berkhahn (2016), "Entity Embeddings of Categorical Variables"; fast.ai lesson 6. A
+tabular :class:`~embedlab.Dataset` names its columns by role (``categorical``,
+``continuous``, ``target``; optionally ``target_transform: "log"``, ``task: "classify"``,
+``id``, ``mask``, ``date``). Everything learned from the training split to turn a frame into
+tensors (category vocabularies, continuous fill values, means and standard deviations) is a
+:class:`TabularProcessor`, saved as JSON in ``run.json``, so ``predict`` rebuilds the exact
+inputs from a saved run. Unknown categories (and missing values) map to the reserved row 0 of
+their table, never to an exception.
+
+Defaults were measured on the real Rossmann data (README, "Rossmann"); the ``guo2016`` preset
+is the paper's network (7 features, Table 1 embedding sizes).
+"""
+from __future__ import annotations
+
+import math
+import re
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..data import Dataset
+from ..errors import DataError, UsageError
+from ..hookspecs import hookimpl
+from ..learner import Learner, LRFindResult, fit_config, fit_options, seed_everything
+from ..models import EntityEmbeddingNet, emb_sz_rule
+from ..run import EmbeddingTable, Run
+from .base import option_defaults, run_meta
+
+UNKNOWN_LABEL = "#na#"
+
+#: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
+PRESETS: dict[str, dict[str, Any]] = {
+    # measured on Rossmann's last 48 days (README): see benchmarks/rossmann.py
+    "default": {
+        "layers": [1000, 500], "ps": [0.001, 0.01], "emb_drop": 0.04, "batchnorm": True,
+        "epochs": 4, "lr": 3e-3, "wd": 0.1, "bs": 512, "loss": "mse", "train_sample": 0,
+        "emb_sizes": {}, "categorical": None, "continuous": None,
+    },
+    # Guo & Berkhahn 2016, section 4 / Table 1: 7 features, fixed embedding sizes, dense
+    # 1000-500 ReLU layers, sigmoid output, MAE on log sales, 200,000 training rows
+    "guo2016": {
+        "layers": [1000, 500], "ps": [0.0, 0.0], "emb_drop": 0.0, "batchnorm": False,
+        "epochs": 10, "lr": 1e-3, "wd": 0.0, "bs": 128, "loss": "mae", "train_sample": 200_000,
+        "emb_sizes": {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2, "Promo": 1,
+                      "State": 6},
+        "categorical": ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"],
+        "continuous": [],
+    },
+}
+
+
+def _int_list(text: str | None, what: str, cast=int) -> list | None:
+    if text is None:
+        return None
+    text = str(text).strip()
+    if text in ("", "none"):
+        return []
+    try:
+        return [cast(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: give comma-separated numbers, e.g. 1000,500") from None
+
+
+def parse_emb_sizes(values: Any) -> dict[str, int]:
+    """``("Store=10", "State=6,Day=4")`` -> ``{"Store": 10, "State": 6, "Day": 4}``."""
+    if isinstance(values, dict):
+        return {str(k): int(v) for k, v in values.items()}
+    out: dict[str, int] = {}
+    for value in values or ():
+        for part in str(value).split(","):
+            if not part.strip():
+                continue
+            name, sep, size = part.partition("=")
+            if not sep or not size.strip().isdigit() or int(size) < 1:
+                raise UsageError(f"--emb-size {part!r}: write COLUMN=SIZE with a positive whole size, "
+                                 f"e.g. --emb-size Store=10")
+            out[name.strip()] = int(size)
+    return out
+
+
+def _preset_default(option: click.Option) -> click.Option:
+    """A shared fit option whose default comes from the preset (shown in its help)."""
+    option.default = None
+    option.show_default = False
+    option.help = (option.help or "") + " Default: the --preset's (default preset: " \
+        f"{PRESETS['default'][option.name]})."
+    return option
+
+
+OPTIONS = [
+    click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+                 help="Model and training recipe: 'default' (every column; MLP 1000-500 with batch norm "
+                      "and dropout) or 'guo2016' (the paper's 7 features and Table 1 embedding sizes, "
+                      "MAE loss, 200,000 training rows). Options given explicitly override it."),
+    click.Option(["--layers"], default=None,
+                 help="Hidden layer widths, comma-separated (default preset: 1000,500)."),
+    click.Option(["--ps"], default=None,
+                 help="Dropout before each hidden layer's successor, comma-separated, one per hidden "
+                      "layer (fastai's ps; default preset: 0.001,0.01)."),
+    click.Option(["--emb-drop"], type=click.FloatRange(0, 1, max_open=True), default=None,
+                 help="Dropout on the concatenated embeddings (default preset: 0.04)."),
+    click.Option(["--emb-size", "emb_size"], multiple=True, default=(),
+                 help="Embedding width of a column, COLUMN=SIZE (repeatable or comma-separated); "
+                      "the others follow fastai's rule min(600, round(1.6 * n ** 0.56))."),
+    click.Option(["--batchnorm/--no-batchnorm"], default=None,
+                 help="Batch norm between hidden layers (default preset: on)."),
+    click.Option(["--loss"], type=click.Choice(["mse", "mae"]), default=None,
+                 help="Regression loss on the (log) target (default preset: mse; guo2016: mae)."),
+    click.Option(["--y-range"], type=(float, float), default=None,
+                 help="Output range LO HI of the sigmoid (regression); default: 0 .. 1.2 x the largest "
+                      "log target (fastai's), or the target range widened by 20%."),
+    click.Option(["--init-std"], type=click.FloatRange(0, min_open=True), default=0.01, show_default=True,
+                 help="Standard deviation of the initial embeddings (truncated normal, as fastai)."),
+    click.Option(["--train-sample"], type=click.IntRange(0), default=None,
+                 help="Train on this many random training rows (0: all; guo2016: 200000)."),
+    click.Option(["--exclude"], default=None,
+                 help="Columns to leave out of the model, comma-separated (ablations)."),
+    click.Option(["--threads"], type=click.IntRange(1), default=None,
+                 help="torch CPU threads while training (default: torch's). On a busy machine 1 "
+                      "thread per free core avoids oversubscription."),
+    *fit_options(epochs=PRESETS["default"]["epochs"], lr=PRESETS["default"]["lr"],
+                 wd=PRESETS["default"]["wd"], bs=PRESETS["default"]["bs"], seed=42),
+]
+for _opt in OPTIONS:
+    if _opt.name in ("epochs", "wd", "bs"):
+        _preset_default(_opt)
+
+
+# ---------------------------------------------------------------------------- preprocessing
+def _slug(text: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z]+", "_", str(text)).strip("_").lower() or "target"
+
+
+def _is_integral(values: pd.Series) -> bool:
+    v = values.dropna()
+    if len(v) == 0:
+        return True
+    arr = v.to_numpy(dtype="float64")
+    return bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
+
+
+class TabularProcessor:
+    """Frame -> (category codes, standardised continuous values), fitted on the training split.
+
+    Categorical columns: vocabulary = the sorted distinct training values; code = position + 1;
+    code 0 = unknown or missing. Continuous columns: missing values filled with the training
+    median; a column with missing training values gets an extra categorical ``<col>_na``
+    (fastai's FillMissing); then standardised with the training mean and standard deviation.
+    Everything is plain JSON (``to_dict``/``from_dict``).
+    """
+
+    def __init__(self, categorical: list[dict], continuous: list[dict]) -> None:
+        self.categorical = categorical
+        self.continuous = continuous
+
+    # -- fitting
+    @classmethod
+    def fit(cls, df: pd.DataFrame, cat_cols: list[str], cont_cols: list[str]) -> "TabularProcessor":
+        cats = []
+        for col in cat_cols:
+            s = df[col]
+            if pd.api.types.is_bool_dtype(s):
+                s = s.astype("int64")
+            if pd.api.types.is_numeric_dtype(s) and _is_integral(s):
+                vocab = sorted(int(v) for v in pd.unique(s.dropna()))
+                kind = "int"
+            else:
+                vocab = sorted(str(v) for v in pd.unique(s.dropna().astype(str)))
+                kind = "str"
+            cats.append({"name": col, "kind": kind, "vocab": vocab})
+        conts = []
+        for col in cont_cols:
+            values = cls._numeric(df[col], col)
+            has_na = bool(values.isna().any())
+            fill = float(values.median()) if values.notna().any() else 0.0
+            filled = values.fillna(fill)
+            mean = float(filled.mean()) if len(filled) else 0.0
+            std = float(filled.std(ddof=0)) if len(filled) else 1.0
+            conts.append({"name": col, "fill": fill, "mean": mean,
+                          "std": std if std > 1e-12 and math.isfinite(std) else 1.0, "na_indicator": has_na})
+            if has_na:
+                cats.append({"name": f"{col}_na", "kind": "int", "vocab": [0, 1], "indicator_of": col})
+        return cls(cats, conts)
+
+    @staticmethod
+    def _numeric(s: pd.Series, col: str) -> pd.Series:
+        if pd.api.types.is_bool_dtype(s):
+            return s.astype("float64")
+        values = pd.to_numeric(s, errors="coerce")
+        bad = values.isna() & s.notna()
+        if bad.any():
+            raise DataError(f"continuous column {col!r} has a non-numeric value {s[bad].iloc[0]!r}; "
+                            f"declare it categorical or clean it")
+        return values.astype("float64")
+
+    # -- names
+    @property
+    def cat_names(self) -> list[str]:
+        return [c["name"] for c in self.categorical]
+
+    @property
+    def cont_names(self) -> list[str]:
+        return [c["name"] for c in self.continuous]
+
+    @property
+    def source_columns(self) -> list[str]:
+        """The frame columns this processor reads."""
+        return [c["name"] for c in self.categorical if "indicator_of" not in c] + self.cont_names
+
+    # -- transforming
+    @staticmethod
+    def _codes(s: pd.Series, spec: dict) -> np.ndarray:
+        if spec["kind"] == "int":
+            if pd.api.types.is_bool_dtype(s):
+                s = s.astype("int64")
+            values = pd.to_numeric(s, errors="coerce")
+            index = pd.Index(np.asarray(spec["vocab"], dtype="int64"))
+            idx = index.get_indexer(values.astype("float64"))
+        else:
+            index = pd.Index([str(v) for v in spec["vocab"]], dtype=object)
+            idx = index.get_indexer(s.astype(str).astype(object))
+            idx[s.isna().to_numpy()] = -1
+        return (idx + 1).astype(np.int64)
+
+    def check_columns(self, df: pd.DataFrame, source: str) -> None:
+        missing = [c for c in self.source_columns if c not in df.columns]
+        if missing:
+            raise DataError(f"{source}: column {missing[0]!r} is missing ({len(missing)} model "
+                            f"column(s) missing: {', '.join(missing[:8])}); the frame's columns are: "
+                            f"{', '.join(map(str, df.columns[:40]))}")
+
+    def transform(self, df: pd.DataFrame, source: str = "frame") -> tuple[torch.Tensor, torch.Tensor]:
+        self.check_columns(df, source)
+        n = len(df)
+        cats = np.zeros((n, len(self.categorical)), dtype=np.int64)
+        for j, spec in enumerate(self.categorical):
+            if "indicator_of" in spec:
+                cats[:, j] = pd.to_numeric(df[spec["indicator_of"]], errors="coerce").isna().to_numpy() + 1
+            else:
+                cats[:, j] = self._codes(df[spec["name"]], spec)
+        conts = np.zeros((n, len(self.continuous)), dtype=np.float32)
+        for j, spec in enumerate(self.continuous):
+            values = pd.to_numeric(df[spec["name"]], errors="coerce").astype("float64").fillna(spec["fill"])
+            conts[:, j] = ((values.to_numpy() - spec["mean"]) / spec["std"]).astype(np.float32)
+        return torch.from_numpy(cats), torch.from_numpy(conts)
+
+    def to_dict(self) -> dict:
+        return {"categorical": self.categorical, "continuous": self.continuous}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TabularProcessor":
+        return cls(list(d["categorical"]), list(d["continuous"]))
+
+
+# ---------------------------------------------------------------------------- metrics
+def log_regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Metrics of a model trained on log(y): RMSPE and MAPE on y itself (after exp)."""
+    p = pred.double()
+    t = target.double()
+    y, yhat = torch.exp(t), torch.exp(p)
+    rel = (y - yhat) / y
+    return {"valid_rmse_log": float(((p - t) ** 2).mean().sqrt()),
+            "valid_rmspe": float((rel ** 2).mean().sqrt()),
+            "valid_mape": float(rel.abs().mean())}
+
+
+def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    err = (pred - target).double()
+    var = float(((target.double() - target.double().mean()) ** 2).mean())
+    mse = float((err ** 2).mean())
+    return {"valid_rmse": mse ** 0.5, "valid_mae": float(err.abs().mean()),
+            "valid_r2": 1.0 - mse / var if var > 0 else float("nan")}
+
+
+def classify_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    logp = torch.log_softmax(pred.double(), 1)
+    return {"valid_accuracy": float((pred.argmax(1) == target).double().mean()),
+            "valid_logloss": float(nn.functional.nll_loss(logp, target))}
+
+
+def rmspe(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Root mean squared percentage error (Kaggle's Rossmann metric), rows with y == 0 left out."""
+    y = np.asarray(y, dtype="float64")
+    yhat = np.asarray(yhat, dtype="float64")
+    keep = y != 0
+    return float(np.sqrt(np.mean(((y[keep] - yhat[keep]) / y[keep]) ** 2)))
+
+
+# ---------------------------------------------------------------------------- the trainer
+@contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+class _Prepared:
+    """Everything ``train`` and ``lr_find`` share."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+class TabularTrainer:
+    name = "tabular"
+    kind = "tabular"
+    options = OPTIONS
+
+    def default_config(self) -> dict[str, Any]:
+        return option_defaults(self.options)
+
+    # ---------------------------------------------------------------- config
+    def resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """Defaults, then the preset, then the values given explicitly (not None)."""
+        given = {k: v for k, v in config.items() if v is not None and not (k == "emb_size" and not v)}
+        cfg = {**self.default_config(), **given}
+        preset_name = cfg.get("preset") or "default"
+        if preset_name not in PRESETS:
+            raise UsageError(f"--preset {preset_name!r}: choose one of: {', '.join(PRESETS)}")
+        preset = PRESETS[preset_name]
+        for key in ("epochs", "wd", "bs", "emb_drop", "batchnorm", "loss", "train_sample"):
+            if cfg.get(key) is None:
+                cfg[key] = preset[key]
+        layers = given.get("layers", preset["layers"])
+        cfg["layers"] = _int_list(layers, "--layers") if isinstance(layers, str) else [int(h) for h in layers]
+        ps = given.get("ps")
+        if ps is None:
+            ps = preset["ps"] if len(preset["ps"]) == len(cfg["layers"]) else [0.0] * len(cfg["layers"])
+        cfg["ps"] = _int_list(ps, "--ps", float) if isinstance(ps, str) else [float(p) for p in ps]
+        if len(cfg["ps"]) != len(cfg["layers"]):
+            raise UsageError(f"--ps has {len(cfg['ps'])} values for {len(cfg['layers'])} hidden layers "
+                             f"(--layers {','.join(map(str, cfg['layers']))}); give one per layer")
+        if any(not 0 <= p < 1 for p in cfg["ps"]):
+            raise UsageError(f"--ps {cfg['ps']}: dropout must be in [0, 1)")
+        sizes = dict(preset["emb_sizes"])
+        sizes.update(parse_emb_sizes(cfg.get("emb_size")))
+        cfg["emb_size"] = sizes
+        if cfg.get("lr") is None and cfg.get("opt", "adamw") == "adamw":
+            cfg["lr"] = preset["lr"]
+        excl = cfg.get("exclude")
+        if isinstance(excl, str):
+            cfg["exclude"] = [c.strip() for c in excl.split(",") if c.strip()]
+        cfg["exclude"] = list(cfg.get("exclude") or [])
+        cfg["preset"] = preset_name
+        return cfg
+
+    def _columns(self, ds: Dataset, cfg: dict[str, Any]) -> tuple[list[str], list[str]]:
+        preset = PRESETS[cfg["preset"]]
+        roles = ds.roles
+        cats = list(roles.get("categorical") or [])
+        conts = list(roles.get("continuous") or [])
+        if preset["categorical"] is not None:
+            wanted = preset["categorical"] + preset["continuous"]
+            missing = [c for c in wanted if c not in ds.train.columns]
+            if missing:
+                raise UsageError(f"--preset {cfg['preset']} needs columns {', '.join(missing)}, which "
+                                 f"dataset {ds.name!r} lacks")
+            cats, conts = list(preset["categorical"]), list(preset["continuous"])
+        known = set(cats) | set(conts)
+        unknown = [c for c in cfg["exclude"] if c not in known]
+        if unknown:
+            raise UsageError(f"--exclude {unknown[0]!r}: not a model column; the columns are: "
+                             f"{', '.join(cats + conts)}")
+        cats = [c for c in cats if c not in cfg["exclude"]]
+        conts = [c for c in conts if c not in cfg["exclude"]]
+        if not cats and not conts:
+            raise UsageError("no columns left to train on")
+        bad = [c for c in cfg["emb_size"] if c not in cats]
+        if bad:
+            raise UsageError(f"--emb-size {bad[0]}=...: {bad[0]!r} is not a categorical column; "
+                             f"those are: {', '.join(cats)}")
+        return cats, conts
+
+    @staticmethod
+    def _target(ds: Dataset, df: pd.DataFrame, task: str, transform: str | None,
+                classes: list | None, source: str) -> torch.Tensor:
+        col = ds.roles["target"]
+        if col not in df.columns:
+            raise DataError(f"{source}: target column {col!r} is missing")
+        s = df[col]
+        if s.isna().any():
+            raise DataError(f"{source}: target column {col!r} has an empty value "
+                            f"(row {int(np.flatnonzero(s.isna().to_numpy())[0]) + 1})")
+        if task == "classify":
+            idx = pd.Index(classes).get_indexer(s.astype(str))
+            if (idx < 0).any():
+                raise DataError(f"{source}: target value {s[idx < 0].iloc[0]!r} of column {col!r} does "
+                                f"not occur in the training rows")
+            return torch.from_numpy(idx.astype(np.int64))
+        y = pd.to_numeric(s, errors="coerce")
+        if y.isna().any():
+            raise DataError(f"{source}: target column {col!r} has a non-numeric value "
+                            f"{s[y.isna()].iloc[0]!r}")
+        y = y.to_numpy(dtype="float64")
+        if transform == "log":
+            if (y <= 0).any():
+                raise DataError(f"{source}: target column {col!r} has value {y[y <= 0][0]!r}; a log "
+                                f"target needs positive values (leave those rows out)")
+            y = np.log(y)
+        return torch.from_numpy(y.astype(np.float32))
+
+    def _prepare(self, ds: Dataset, cfg: dict[str, Any]) -> _Prepared:
+        if ds.kind != "tabular":
+            raise UsageError(f"dataset {ds.name!r} is of kind {ds.kind!r}, not tabular")
+        task = ds.roles.get("task", "regression")
+        transform = ds.roles.get("target_transform")
+        if task not in ("regression", "classify"):
+            raise UsageError(f"task {task!r}: choose regression or classify")
+        cats, conts = self._columns(ds, cfg)
+        train_df = ds.train
+        if len(train_df) == 0:
+            raise DataError(f"dataset {ds.name!r} has no training rows")
+        if cfg["train_sample"] and cfg["train_sample"] < len(train_df):
+            rng = np.random.default_rng(cfg["seed"])
+            keep = np.sort(rng.choice(len(train_df), size=cfg["train_sample"], replace=False))
+            train_df = train_df.iloc[keep].reset_index(drop=True)
+        proc = TabularProcessor.fit(train_df, cats, conts)
+        classes = None
+        if task == "classify":
+            classes = sorted(str(v) for v in pd.unique(train_df[ds.roles["target"]].dropna().astype(str)))
+            if len(classes) < 2:
+                raise DataError(f"target column {ds.roles['target']!r} has a single class "
+                                f"{classes[0] if classes else None!r} in the training rows")
+        x_cat, x_cont = proc.transform(train_df, "training rows")
+        y = self._target(ds, train_df, task, transform, classes, "training rows")
+        valid = None
+        if ds.valid is not None and len(ds.valid):
+            vc, vn = proc.transform(ds.valid, "validation rows")
+            valid = (vc, vn, self._target(ds, ds.valid, task, transform, classes, "validation rows"))
+        cards = [len(c["vocab"]) + 1 for c in proc.categorical]
+        sizes = [cfg["emb_size"].get(c["name"], emb_sz_rule(len(c["vocab"]) + 1)) for c in proc.categorical]
+        y_range = None
+        if task == "regression":
+            y_range = cfg.get("y_range")
+            if not y_range:
+                lo, hi = float(y.min()), float(y.max())
+                if transform == "log" and lo >= 0:
+                    y_range = (0.0, hi * 1.2)
+                else:
+                    span = max(hi - lo, 1e-6)
+                    y_range = (lo - 0.2 * span, hi + 0.2 * span)
+            y_range = (float(y_range[0]), float(y_range[1]))
+            if y_range[0] >= y_range[1]:
+                raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
+        n_out = len(classes) if task == "classify" else 1
+        seed_everything(cfg["seed"])  # the same seed, the same initial weights
+        model = EntityEmbeddingNet(cards, sizes, len(proc.continuous), cfg["layers"], cfg["ps"],
+                                   cfg["emb_drop"], y_range, n_out=n_out, batchnorm=cfg["batchnorm"],
+                                   init_std=cfg["init_std"], names=proc.cat_names)
+        if task == "regression":
+            model.init_output(float(y.mean()))
+            loss_fn = nn.functional.mse_loss if cfg["loss"] == "mse" else nn.functional.l1_loss
+            metrics = log_regression_metrics if transform == "log" else regression_metrics
+        else:
+            loss_fn, metrics = nn.functional.cross_entropy, classify_metrics
+        learner = Learner(model, (x_cat, x_cont, y), valid, loss_fn=loss_fn, metrics=metrics,
+                          bs=cfg["bs"], seed=cfg["seed"])
+        return _Prepared(task=task, transform=transform, proc=proc, classes=classes, model=model,
+                         learner=learner, y_range=y_range, train_df=train_df, x_cat=x_cat, y=y,
+                         cats=cats, conts=conts)
+
+    # ---------------------------------------------------------------- API
+    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
+        cfg = self.resolve_config(config)
+        with _threads(cfg.get("threads")):
+            p = self._prepare(ds, cfg)
+            fit_cfg = fit_config(cfg, self.options)
+            cfg.update(fit_cfg.to_config())
+            fit = p.learner.fit(fit_cfg, progress=progress)
+        cfg["y_range"] = list(p.y_range) if p.y_range is not None else None
+        metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
+        metrics["train_seconds"] = fit.train_seconds
+        metrics["seconds_per_epoch"] = float(np.mean([row["epoch_seconds"] for row in fit.history]))
+        metrics["train_rows"] = int(len(p.train_df))
+        metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
+        tables = self._tables(ds, p)
+        target = ds.roles["target"]
+        meta = run_meta(
+            ds, self, cfg, cfg["seed"], metrics, fit.history, preset=cfg["preset"],
+            model={"class": "EntityEmbeddingNet", **p.model.hparams},
+            tabular={"preprocess": p.proc.to_dict(), "target": target, "task": p.task,
+                     "target_transform": p.transform, "classes": p.classes,
+                     "y_range": list(p.y_range) if p.y_range is not None else None,
+                     "categorical": p.cats, "continuous": p.conts,
+                     "id": ds.roles.get("id"), "mask": ds.roles.get("mask"),
+                     "date": ds.roles.get("date")})
+        tensors = {f"model.{k}": v.detach().clone() for k, v in p.model.state_dict().items()}
+        return Run(meta, tables, tensors)
+
+    def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
+        cfg = self.resolve_config(config)
+        with _threads(cfg.get("threads")):
+            p = self._prepare(ds, cfg)
+            return p.learner.lr_find(config=fit_config(cfg, self.options), progress=progress)
+
+    # ---------------------------------------------------------------- tables
+    def _tables(self, ds: Dataset, p: _Prepared) -> dict[str, EmbeddingTable]:
+        target = ds.roles["target"]
+        target_col = f"mean_{_slug(target)}"
+        raw = p.train_df[target]
+        if p.task == "classify":
+            raw_values = (raw.astype(str) == p.classes[-1]).to_numpy(dtype="float64")
+        else:
+            raw_values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype="float64")
+        tables = {}
+        for j, spec in enumerate(p.proc.categorical):
+            if "indicator_of" in spec:
+                continue  # missing-value flags are model inputs, not entities
+            name = spec["name"]
+            n = len(spec["vocab"])
+            codes = p.x_cat[:, j].numpy()
+            counts = np.bincount(codes, minlength=n + 1)[1:]
+            sums = np.bincount(codes, weights=raw_values, minlength=n + 1)[1:]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+            keys = np.asarray(spec["vocab"], dtype=np.int64 if spec["kind"] == "int" else object)
+            stats = pd.DataFrame({"count": counts.astype(np.int64), target_col: means})
+            ent = ds.entities.get(name)
+            attrs: dict[str, Any] = {"count_column": "count", "target_column": target_col}
+            labels = pd.Series(keys).astype(str)
+            metadata = stats
+            if ent is not None:
+                index = ent.index
+                if spec["kind"] == "int" and not pd.api.types.is_integer_dtype(index):
+                    index = pd.to_numeric(pd.Series(index), errors="coerce")
+                elif spec["kind"] == "str":
+                    index = pd.Index(index).astype(str)
+                ent = ent.copy()
+                ent.index = pd.Index(index)
+                ent = ent[~ent.index.duplicated()].reindex(keys)
+                if "label" in ent:
+                    labels = ent["label"].reset_index(drop=True).where(
+                        ent["label"].reset_index(drop=True).notna(), labels)
+                extra = ent.drop(columns=["label", "count", target_col], errors="ignore").reset_index(drop=True)
+                metadata = pd.concat([stats, extra], axis=1)
+                attrs.update(getattr(ds.entities.get(name), "attrs", {}) or {})
+            emb = p.model.embeds[j].weight.detach().numpy()[1:].copy()
+            tables[name] = EmbeddingTable(name=name, keys=keys, labels=labels.astype(str).to_numpy(),
+                                          vectors=emb, metadata=metadata, attrs=attrs)
+        return tables
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, run: Run, data: Dataset | pd.DataFrame, bs: int = 65536) -> pd.DataFrame:
+        """Predictions for a frame (or a Dataset's ``test`` rows) from a saved tabular run.
+
+        Returns a frame with the id column (when the run's dataset names one and the frame has
+        it) and the target column: on the original scale (``exp`` undone for log targets), 0
+        where the ``mask`` column (e.g. Rossmann's ``Open``) is 0, the predicted class for
+        classification plus one ``prob_<class>`` column per class.
+        """
+        info = run.meta.get("tabular")
+        if not info:
+            raise UsageError(f"run {run.path or ''} is not a tabular run (no 'tabular' in run.json)")
+        if isinstance(data, Dataset):
+            frame = getattr(data, "test", None)
+            if frame is None:
+                raise UsageError(f"dataset {data.name!r} has no rows to predict (no test file loaded)")
+            source = f"{data.name} test rows"
+        else:
+            frame, source = data, "frame"
+        proc = TabularProcessor.from_dict(info["preprocess"])
+        x_cat, x_cont = proc.transform(frame, source)
+        model = EntityEmbeddingNet.from_hparams({k: v for k, v in run.meta["model"].items() if k != "class"})
+        state = {k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")}
+        model.load_state_dict(state)
+        model.eval()
+        with torch.no_grad():
+            outs = [model(x_cat[i:i + bs], x_cont[i:i + bs]) for i in range(0, len(frame), bs)]
+        pred = torch.cat(outs) if outs else torch.empty((0,))
+        out = pd.DataFrame(index=frame.index)
+        id_col = info.get("id")
+        if id_col and id_col in frame.columns:
+            out[id_col] = frame[id_col].to_numpy()
+        target = info["target"]
+        if info["task"] == "classify":
+            probs = torch.softmax(pred.double(), 1).numpy() if len(frame) else np.zeros((0, len(info["classes"])))
+            out[target] = np.asarray(info["classes"], dtype=object)[probs.argmax(1)] if len(frame) else []
+            for k, cls in enumerate(info["classes"]):
+                out[f"prob_{cls}"] = probs[:, k]
+        else:
+            values = pred.double().numpy()
+            if info.get("target_transform") == "log":
+                values = np.exp(values)
+            mask_col = info.get("mask")
+            if mask_col and mask_col in frame.columns:
+                open_ = pd.to_numeric(frame[mask_col], errors="coerce").fillna(1).to_numpy()
+                values = np.where(open_ == 0, 0.0, values)
+            out[target] = values
+        if id_col and id_col in out.columns:
+            out = out.sort_values(id_col, kind="stable")
+        return out.reset_index(drop=True)
+
+
+@hookimpl
+def embedlab_register_trainers(register):
+    register(TabularTrainer())

@@ -1,0 +1,203 @@
+"""``pca``: the main directions of an embedding table and what they follow.
+
+For each component: its share of the variance, the entities at either end (fast.ai's
+"fac0: classics vs mainstream" table) and its Spearman correlation with every numeric
+annotation (count, mean rating or mean sales, year...), so the summary can say "component 1
+follows mean_sales (rho 0.98)" — the entity-embedding paper's store finding — without knowing
+what a store is. Categorical annotations (genre, store type) are scored by eta squared: the
+share of a component's variance their group means explain.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from embedlab import hookimpl
+from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
+from embedlab.run import EmbeddingTable, Run
+
+from ._common import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column,
+                      eta_squared, fmt_num, hover_columns, join_labels, labels_meaningful, neighbour_agreement,
+                      numeric_columns, plural, select_entities, spearman, target_column)
+
+STRONG_RHO = 0.3
+
+
+def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(scores n x c, components c x k, explained variance ratio c, mean k) of centred vectors.
+
+    A thin SVD in float64: exact, deterministic and fast for tables up to ~10^5 x 10^2.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    mean = x.mean(axis=0)
+    xc = x - mean
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    total = float((s ** 2).sum()) or 1.0
+    c = min(n_components, vt.shape[0])
+    comps = vt[:c]
+    scores = xc @ comps.T
+    return scores, comps, (s[:c] ** 2) / total, mean
+
+
+def orient(scores: np.ndarray, comps: np.ndarray, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Flip each component's sign so its high end goes with a higher ``reference`` (e.g. mean
+    rating); without a reference, so that its longest tail is positive. SVD signs are arbitrary;
+    fixing them makes reports comparable between runs."""
+    scores, comps = scores.copy(), comps.copy()
+    for i in range(scores.shape[1]):
+        s = scores[:, i]
+        rho = spearman(s, reference) if reference is not None else float("nan")
+        flip = rho < 0 if np.isfinite(rho) else abs(s.min()) > abs(s.max())
+        if flip:
+            scores[:, i] *= -1
+            comps[i] *= -1
+    return scores, comps
+
+
+def project(table: EmbeddingTable, top_n: int | None, min_count: int | None, n_components: int = 3):
+    """Selection and oriented PCA scores of a table (used by the analysis and the CSV export)."""
+    sel = select_entities(table, top_n, min_count)
+    if len(sel) < 3:
+        raise ValueError(f"PCA needs at least 3 entities; {sel.description}")
+    n_components = max(1, min(int(n_components), table.dim, len(sel) - 1))
+    scores, comps, evr, _ = pca_fit(table.vectors[sel.index], n_components)
+    tgt = target_column(table)
+    ref = table.metadata[tgt].to_numpy(dtype=float)[sel.index] if tgt else None
+    if ref is None and table.count is not None:
+        ref = np.asarray(table.count, dtype=float)[sel.index]
+    scores, comps = orient(scores, comps, ref)
+    return sel, scores, comps, evr
+
+
+class PCAAnalysis(Analysis):
+    name = "pca"
+    title = "PCA projection"
+    description = ("Principal components of each embedding table: explained variance, the entities at "
+                   "either end of each component, correlations with every annotation, and a scatter of "
+                   "components 1-2 coloured by a category.")
+    options = [AnalysisOption("n_components", int, 3, "Principal components to describe."),
+               TOP_N, MIN_COUNT, N_SHOW]
+
+    def applies_to(self, run: Run) -> list[str]:
+        return [name for name, t in run.tables.items() if len(t) >= 3 and t.dim >= 2]
+
+    def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
+        t = run.table(table)
+        sel, scores, comps, evr = project(t, options.get("top_n"), options.get("min_count"),
+                                          options.get("n_components") or 3)
+        n_show = max(1, int(options.get("n_show") or 10))
+        c = scores.shape[1]
+        meaningful = labels_meaningful(t)
+        names = t.labels[sel.index] if meaningful else np.array([f"{t.name} {k}" for k in t.keys[sel.index]])
+        tables: dict[str, pd.DataFrame] = {}
+        metrics: dict[str, float] = {"n_entities": float(len(sel)), "n_table": float(sel.n_total)}
+        for i in range(c):
+            metrics[f"explained_variance_{i + 1}"] = float(evr[i])
+        metrics["explained_variance_total"] = float(evr.sum())
+        tables["explained variance"] = pd.DataFrame({
+            "component": np.arange(1, c + 1), "explained_variance_ratio": evr, "cumulative": np.cumsum(evr)})
+
+        # correlations with numeric annotations (and the bias)
+        meta = t.metadata.iloc[sel.index].reset_index(drop=True)
+        num_cols = numeric_columns(t)
+        series = {col: meta[col].to_numpy(dtype=float) for col in num_cols}
+        if t.bias_values is not None:
+            series["bias"] = t.bias_values[sel.index].astype(float)
+        corr = pd.DataFrame({"column": list(series)})
+        for i in range(c):
+            corr[f"PC{i + 1}"] = [spearman(scores[:, i], v) for v in series.values()]
+            for col, rho in zip(series, corr[f"PC{i + 1}"]):
+                metrics[f"pc{i + 1}_rho_{col}"] = float(rho)
+        if len(corr):
+            tables["Spearman correlation of each component with the annotations"] = corr
+
+        cat_cols = categorical_columns(t)
+        color = color_column(t)
+        if color and color not in cat_cols:
+            cat_cols.insert(0, color)
+        eta = pd.DataFrame({"column": cat_cols})
+        for i in range(c):
+            eta[f"PC{i + 1}"] = [eta_squared(scores[:, i], meta[col]) for col in cat_cols]
+            for col, e in zip(cat_cols, eta[f"PC{i + 1}"]):
+                metrics[f"pc{i + 1}_eta2_{col}"] = float(e)
+        if len(eta):
+            tables["share of each component's variance explained by a category (eta squared)"] = eta
+        if color and len(sel) >= 10:
+            agree, chance = neighbour_agreement(scores[:, :2], meta[color], k=10)
+            metrics[f"pc12_knn_same_{color}"] = agree
+            metrics[f"chance_same_{color}"] = chance
+
+        # the ends of each component
+        for i in range(c):
+            order = np.argsort(scores[:, i], kind="stable")
+            lo, hi = order[:n_show], order[::-1][:n_show]
+            m = min(len(lo), len(hi))
+            tables[f"component {i + 1}: its two ends"] = pd.DataFrame({
+                "rank": np.arange(1, m + 1), "low end": names[lo[:m]], f"PC{i + 1} (low)": scores[lo[:m], i],
+                "high end": names[hi[:m]], f"PC{i + 1} (high)": scores[hi[:m], i]})
+
+        # the summary a person reads first
+        pct = ", ".join(f"{100 * v:.1f}%" for v in evr)
+        parts = [f"PCA fitted on {sel.description}. The first {c} components explain {pct} of the "
+                 f"variance ({100 * evr.sum():.1f}% together)."]
+        tgt = target_column(t)
+        if tgt:
+            parts.append(f"Signs are chosen so that each component's high end has the higher {tgt}.")
+        for i in range(c):
+            followed = []
+            col_rho = [(col, corr.loc[j, f"PC{i + 1}"]) for j, col in enumerate(corr["column"])] if len(corr) else []
+            col_rho = [(col, r) for col, r in col_rho if np.isfinite(r) and abs(r) >= STRONG_RHO]
+            for col, r in sorted(col_rho, key=lambda x: -abs(x[1]))[:2]:
+                followed.append(f"{col} (rho {fmt_num(r)})")
+            cat = [(col, e) for col, e in zip(eta["column"], eta[f"PC{i + 1}"])] if len(eta) else []
+            cat = [(col, e) for col, e in cat if np.isfinite(e) and e >= 0.1]
+            for col, e in sorted(cat, key=lambda x: -x[1])[:1]:
+                followed.append(f"{col} (explains {100 * e:.0f}% of its variance)")
+            follows = ("follows " + " and ".join(followed)) if followed else \
+                f"follows no annotation strongly (all |rho| < {STRONG_RHO})"
+            ends_tab = tables[f"component {i + 1}: its two ends"]
+            ends = (f"; low end: {join_labels(ends_tab['low end'], 4)}; high end: "
+                    f"{join_labels(ends_tab['high end'], 4)}") if meaningful and i < 3 else ""
+            parts.append(f"Component {i + 1} {follows}{ends}.")
+        if color and f"pc12_knn_same_{color}" in metrics:
+            parts.append(f"In the plane of components 1-2, {100 * metrics[f'pc12_knn_same_{color}']:.0f}% of an "
+                         f"entity's 10 nearest neighbours share its {color} (chance: "
+                         f"{100 * metrics[f'chance_same_{color}']:.0f}%).")
+        hover = hover_columns(t)
+        plot = t.frame().iloc[sel.index].reset_index(drop=True)
+        if not meaningful:
+            plot["label"] = names
+        for i in range(c):
+            plot[f"PC{i + 1}"] = scores[:, i].astype(np.float32)
+        data = {"plot": plot, "hover": hover, "color": color, "evr": evr, "meaningful": meaningful,
+                "n_show": n_show, "count": count_column(t)}
+        return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
+                              tables=tables, data=data)
+
+    def render(self, result: AnalysisResult) -> list:
+        from embedlab.plotting import scatter
+
+        d = result.data
+        plot: pd.DataFrame = d["plot"]
+        if "PC2" not in plot:
+            return []
+        evr = d["evr"]
+        annotate = None
+        if d["meaningful"] and len(plot) > 0:
+            k = 4
+            idx = []
+            for col in ("PC1", "PC2"):
+                order = plot[col].to_numpy().argsort()
+                idx += list(order[:k]) + list(order[-k:])
+            annotate = np.unique(idx)
+        title = f"{result.table}: PCA components 1 and 2 ({len(plot):,} {plural(result.table or 'entity', len(plot))})"
+        return [scatter(plot, "PC1", "PC2", title, hover=d["hover"], color_by=d["color"],
+                        x_label=f"PC1 ({100 * evr[0]:.1f}% of variance)",
+                        y_label=f"PC2 ({100 * evr[1]:.1f}% of variance)", annotate=annotate)]
+
+
+@hookimpl
+def embedlab_register_analyses(register):
+    register(PCAAnalysis())
