@@ -166,7 +166,7 @@ def _read_sales(path: Path, columns: list[str], stores: set[int] | None, has_sal
     if stores is not None:
         df = df[df["Store"].isin(stores)].reset_index(drop=True)
     df["Date"] = parse_dates(df["Date"], str(path), "Date", "%Y-%m-%d")
-    bad_dow = df["DayOfWeek"] != df["Date"].dt.dayofweek + 1
+    bad_dow = df["DayOfWeek"] != df["Date"].dt.day_of_week + 1
     if bad_dow.any():
         i = int(np.flatnonzero(bad_dow.to_numpy())[0])
         raise DataError(f"{path}: column 'DayOfWeek' is {int(df['DayOfWeek'].iloc[i])} on "
@@ -353,7 +353,7 @@ def _iso_week_monday(year: pd.Series, week: pd.Series) -> pd.Series:
     ok = year.notna() & week.notna()
     y = year.where(ok, 2000).astype("int64")
     jan4 = pd.to_datetime(pd.DataFrame({"year": y, "month": 1, "day": 4}))
-    monday1 = jan4 - pd.to_timedelta(jan4.dt.dayofweek, unit="D")
+    monday1 = jan4 - pd.to_timedelta(jan4.dt.day_of_week, unit="D")
     out = monday1 + pd.to_timedelta((week.where(ok, 1).astype("int64") - 1) * 7, unit="D")
     return out.where(ok)
 
@@ -489,7 +489,7 @@ def prepare_features(raw: RawRossmann) -> pd.DataFrame:
     # Google trends by state and week (weeks run Sunday .. Saturday), and Germany's
     if raw.trends is not None:
         # weeks run Sunday .. Saturday: a (state, week) lookup table
-        week_start = df["Date"] - pd.to_timedelta((df["Date"].dt.dayofweek + 1) % 7, unit="D")
+        week_start = df["Date"] - pd.to_timedelta((df["Date"].dt.day_of_week + 1) % 7, unit="D")
         first = week_start.min()
         week = ((week_start - first).dt.days // 7).to_numpy()
         t = raw.trends.drop_duplicates(["trend_code", "week_start"])

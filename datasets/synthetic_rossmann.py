@@ -80,7 +80,7 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
     grid_store = np.repeat(np.arange(stores), n_d)
     grid_day = np.tile(np.arange(n_d), stores)
     date = dates[grid_day]
-    dow = date.dayofweek.to_numpy() + 1
+    dow = date.day_of_week.to_numpy() + 1
     month = date.month.to_numpy()
     # promotions: Monday-Friday of every other ISO week
     week = date.isocalendar().week.to_numpy().astype(int)
@@ -92,7 +92,7 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
     for code, extra in STATE_HOLIDAYS.items():
         holiday |= (st == code) & np.array([m in extra for m in md])
     state_rank = pd.Series(np.arange(len(STATES)), index=STATES).reindex(st).to_numpy()
-    doy = date.dayofyear.to_numpy()
+    doy = date.day_of_year.to_numpy()
     school = ((doy >= 175 + 4 * state_rank) & (doy < 215 + 4 * state_rank)) | (doy <= 5) | (doy >= 355)
     # refurbishment: a few stores closed for 14 days
     closed = np.zeros(len(date), dtype=bool)
@@ -198,7 +198,7 @@ def write_files(raw: RawRossmann, folder: str | Path, external: bool = True, see
             (wdir / f"{fname}.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode("utf-8"))
         tdir = folder / "googletrend"
         tdir.mkdir(exist_ok=True)
-        first = dates[0] - pd.Timedelta(days=(dates[0].dayofweek + 1) % 7)
+        first = dates[0] - pd.Timedelta(days=(dates[0].day_of_week + 1) % 7)
         weeks = pd.date_range(first, dates[-1], freq="7D")
         codes = sorted({c for c in ref.loc[sorted(set(raw.states)), "trend_code"] if c}) + [""]
         for code in codes:

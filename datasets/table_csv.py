@@ -92,8 +92,8 @@ def add_date_parts(df: pd.DataFrame, column: str = "Date", prefix: str = "") -> 
     df[f"{prefix}Week"] = d.isocalendar().week.astype("int8").to_numpy()
     df[f"{prefix}Day"] = d.day.astype("int8")
     if f"{prefix}DayOfWeek" not in df:
-        df[f"{prefix}DayOfWeek"] = (d.dayofweek + 1).astype("int8")
-    df[f"{prefix}Dayofyear"] = d.dayofyear.astype("int16")
+        df[f"{prefix}DayOfWeek"] = (d.day_of_week + 1).astype("int8")
+    df[f"{prefix}Dayofyear"] = d.day_of_year.astype("int16")
     for name in ("month_end", "month_start", "quarter_end", "quarter_start", "year_end", "year_start"):
         df[f"{prefix}Is_{name}"] = getattr(d, f"is_{name}").astype("int8")
     return df

@@ -41,9 +41,11 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
 
 
 def analyze(run, names=None, options=None):
-    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults."""
+    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults (a list
+    that Jupyter displays inline as a report; each result displays on its own too)."""
     from .analysis import run_analyses
+    from .report import ResultList
 
     if not isinstance(run, Run):
         run = load_run(run)
-    return run_analyses(run, names, options or {})
+    return ResultList(run_analyses(run, names, options or {}))

@@ -184,8 +184,14 @@ def make_cli() -> click.Group:
     from .cli_misc import datasets_group, plugins_command
 
     cli.add_command(analyze_command())
+    from .compare import compare_group
+
+    cli.add_command(compare_group())
     cli.add_command(datasets_group)
     cli.add_command(plugins_command)
+    from .cli_misc import export_command
+
+    cli.add_command(export_command)
     from .predict import predict_command
 
     cli.add_command(predict_command)

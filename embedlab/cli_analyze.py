@@ -14,12 +14,13 @@ def _analysis_options() -> list[click.Option]:
 
     seen: dict[str, tuple[str, object]] = {}
     params = []
-    for analysis in analyses().values():
+    found = analyses()  # one registry collection (each one calls every plugin's hook)
+    for analysis in found.values():
         for opt in getattr(analysis, "options", []) or []:
             if opt.name in seen:
                 continue
             seen[opt.name] = (analysis.name, opt)
-            users = [a.name for a in analyses().values()
+            users = [a.name for a in found.values()
                      if any(o.name == opt.name for o in getattr(a, "options", []) or [])]
             option = opt.click_option()
             option.help = f"[{', '.join(users)}] {option.help}"
@@ -45,6 +46,19 @@ def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
     ctx.exit(0)
 
 
+class _LazyAnalyzeCommand(click.Command):
+    """Adds the analyses' options when click first asks for the parameters, not when the CLI
+    is built: loading plugins at import time turned a broken plugin into a traceback."""
+
+    _analysis_options_added = False
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not self._analysis_options_added:
+            self.params.extend(_analysis_options())
+            self._analysis_options_added = True
+        return super().get_params(ctx)
+
+
 def analyze_command() -> click.Command:
     params = [
         click.Argument(["run_dir"], type=click.Path(path_type=Path)),
@@ -56,7 +70,7 @@ def analyze_command() -> click.Command:
         click.Option(["--strict"], is_flag=True, help="Exit non-zero when any analysis fails."),
         click.Option(["--help-analysis"], metavar="NAME", expose_value=False, is_eager=True,
                      callback=_help_analysis, help="Describe one analysis and its options, then exit."),
-    ] + _analysis_options()
+    ]  # the analyses' own options are added on first use (_LazyAnalyzeCommand)
 
     def callback(run_dir: Path, only: str | None, report: Path | None, as_json: bool, strict: bool,
                  **analysis_options):
@@ -82,7 +96,7 @@ def analyze_command() -> click.Command:
             if strict:
                 raise click.exceptions.Exit(1)
 
-    return click.Command(
+    return _LazyAnalyzeCommand(
         "analyze", params=params, callback=callback,
         help="Run analyses on a trained run and summarise what the embeddings learned.\n\n"
              "\b\nExamples:\n  embedlab analyze runs/ml100k-u1 --report reports/ml100k.html\n"

@@ -21,7 +21,6 @@ from typing import Any, Sequence
 import click
 import pandas as pd
 
-from .cli import DatasetGroup, _split_kwargs, _stderr
 from .errors import EmbedlabError, UsageError
 from .learner import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config, seed_everything
 
@@ -117,12 +116,14 @@ def _slug(label: str) -> str:
 
 # ---------------------------------------------------------------------------- running
 def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progress: bool = False,
-            runs_dir: Path | None = None, echo=_stderr) -> list[Outcome]:
+            runs_dir: Path | None = None, echo=None) -> list[Outcome]:
     """Train each ``(label, config)`` on ``dataset`` with ``trainer``; the same seed for each.
 
     The global RNGs are re-seeded before each run, so trainers that draw their initial
     weights from torch's global generator start every configuration from the same weights.
     """
+    echo = echo or _stderr
+    _warm_up()
     outcomes = []
     for n, (label, cfg) in enumerate(configs, 1):
         echo(f"[{n}/{len(configs)}] {label}")
@@ -135,10 +136,34 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
             where = str(run.save(Path(runs_dir) / _slug(label)))
         out = Outcome(label, dict(run.config), dict(run.metrics), list(run.history), wall, where)
         outcomes.append(out)
-        finals = ", ".join(f"{k} {v:.4f}" for k, v in out.metrics.items()
-                           if k.startswith("valid_") and isinstance(v, (int, float)))
+        finals = ", ".join(f"{k} {v:.4f}" for k, v in _valid_metrics(out.metrics).items())
         echo(f"    {finals}  ({wall:.1f} s)")
     return outcomes
+
+
+def _stderr(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _warm_up() -> None:
+    """One step of every optimizer class on a throwaway tensor.
+
+    The first optimizer step in a process imports torch._dynamo (seconds); without this the
+    first configuration's wall time would carry that cost.
+    """
+    import torch
+
+    for make in (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), lambda p: torch.optim.RMSprop(p),
+                 lambda p: torch.optim.Adam(p), lambda p: torch.optim.AdamW(p)):
+        param = torch.zeros(1, requires_grad=True)
+        param.grad = torch.ones(1)
+        make([param]).step()
+
+
+def _valid_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The validation metrics (floats named valid_*; counts such as valid_rows left out)."""
+    return {k: float(v) for k, v in metrics.items()
+            if k.startswith("valid_") and isinstance(v, float) and not k.endswith("_rows")}
 
 
 # ---------------------------------------------------------------------------- results
@@ -147,15 +172,11 @@ def final_table(outcomes: list[Outcome], metric: str) -> pd.DataFrame:
     rows = []
     for o in outcomes:
         c = o.config
-        row = {"config": o.label, "opt": c.get("opt"), "lr": c.get("lr"), "wd": c.get("wd"),
-               "wd_mode": c.get("wd_mode")}
-        if c.get("momentum") is not None:
-            row["momentum"] = c.get("momentum")
-        if c.get("betas") is not None:
-            row["betas"] = " ".join(f"{b:g}" for b in c["betas"])
-        for k, v in o.metrics.items():
-            if k.startswith("valid_") and isinstance(v, (int, float)):
-                row[k] = float(v)
+        row = {"config": o.label, "lr": c.get("lr"), "wd": c.get("wd"),
+               "wd_mode": c.get("wd_mode"),
+               "momentum": c.get("momentum") if c.get("momentum") is not None else
+               (c["betas"][0] if c.get("betas") else None)}
+        row.update(_valid_metrics(o.metrics))
         losses = [h.get("valid_loss", float("nan")) for h in o.history]
         finite = [(v, i) for i, v in enumerate(losses, 1) if math.isfinite(v)]
         if finite:
@@ -164,14 +185,22 @@ def final_table(outcomes: list[Outcome], metric: str) -> pd.DataFrame:
         row["train_seconds"] = float(o.metrics.get("train_seconds", float("nan")))
         row["wall_seconds"] = o.wall_seconds
         rows.append(row)
-    df = pd.DataFrame(rows)
+    df = _drop_duplicate_metrics(pd.DataFrame(rows))
     if metric in df:
         key = df[metric].where(df[metric].map(lambda v: math.isfinite(v)), float("inf"))
         df = df.assign(_k=key).sort_values("_k", kind="stable").drop(columns="_k")
-    for col in ("momentum", "betas"):
-        if col in df:
-            df[col] = df[col].astype(object).where(df[col].notna(), "–")
+    if "momentum" in df:  # momentum, or Adam's beta1 (as the run started it; one-cycle moves it)
+        df = df.rename(columns={"momentum": "momentum/beta1"})
     return df.reset_index(drop=True)
+
+
+def _drop_duplicate_metrics(df: pd.DataFrame) -> pd.DataFrame:
+    """Leave out a valid_* column equal to valid_loss in every row (collab's valid_mse)."""
+    if "valid_loss" not in df:
+        return df
+    same = [c for c in df.columns if c.startswith("valid_") and c != "valid_loss"
+            and df[c].equals(df["valid_loss"])]
+    return df.drop(columns=same)
 
 
 def summarize(outcomes: list[Outcome], metric: str, where: str) -> str:
@@ -247,7 +276,7 @@ def curve_figures(outcomes: list[Outcome]) -> list:
 
 
 def build_results(outcomes: list[Outcome], metric: str, where: str, setup: dict[str, Any],
-                  notes: list[str]) -> list:
+                  notes: list[str], load_seconds: float = 0.0) -> list:
     """The report's sections as AnalysisResults (plain data plus their figures)."""
     from .analysis import AnalysisResult
 
@@ -255,26 +284,29 @@ def build_results(outcomes: list[Outcome], metric: str, where: str, setup: dict[
     hist = pd.DataFrame([{"config": o.label, **h} for o in outcomes for h in o.history])
     keep = [c for c in ("config", "epoch", "train_loss", "valid_loss") if c in hist]
     keep += [c for c in hist.columns if c.startswith("valid_") and c not in keep]
+    hist = _drop_duplicate_metrics(hist[keep] if keep else hist)
     main = AnalysisResult(
         analysis="compare", table=None, title="Optimizers compared",
         summary=summarize(outcomes, metric, where),
         metrics={"configurations": float(len(outcomes)),
                  f"best {metric}": float(table[metric].iloc[0]) if metric in table and len(table) else float("nan"),
                  "total wall seconds": float(sum(o.wall_seconds for o in outcomes))},
-        tables={"final metrics (best first)": table, "per-epoch history": hist[keep] if keep else hist},
-        figures=curve_figures(outcomes))
+        tables={"final metrics (best first)": table, "per-epoch history": hist},
+        figures=curve_figures(outcomes), seconds=float(sum(o.wall_seconds for o in outcomes)))
     setup_rows = pd.DataFrame({"setting": list(setup), "value": [str(v) for v in setup.values()]})
     setup_result = AnalysisResult(analysis="setup", table=None, title="Setup",
-                                  summary="\n".join(notes), tables={"shared settings": setup_rows})
+                                  summary="\n".join(notes), tables={"shared settings": setup_rows},
+                                  seconds=load_seconds)
     return [main, setup_result]
 
 
 def write_compare_report(path: str | Path, outcomes: list[Outcome], metric: str, where: str,
-                         setup: dict[str, Any], notes: list[str], title: str) -> Path:
+                         setup: dict[str, Any], notes: list[str], title: str, load_seconds: float = 0.0) -> Path:
     """The standalone HTML report (written atomically by embedlab.report)."""
     from .report import write_report
 
-    return write_report(path, None, build_results(outcomes, metric, where, setup, notes), title=title)
+    results = build_results(outcomes, metric, where, setup, notes, load_seconds)
+    return write_report(path, None, results, title=title)
 
 
 # ---------------------------------------------------------------------------- the command
@@ -294,16 +326,16 @@ def compare_command(name: str) -> click.Command:
         if opt.name in taken:
             raise EmbedlabError(f"dataset {name!r} and trainer {trainer.name!r} both define --{opt.name}")
         params.append(opt)
-    lr_help = next((o.help for o in trainer_opts if o.name == "lr"), "")
-    wd_help = next((o.help for o in trainer_opts if o.name == "wd"), "")
+    lr_help, wd_help = (_defaults_sentence(next((o.help or "" for o in trainer_opts if o.name == n), ""))
+                        for n in ("lr", "wd"))
     params += [
         click.Option(["--opt"], default=DEFAULT_OPTS, show_default=True,
                      help=f"Comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)}."),
         click.Option(["--lr"], default=None,
                      help="Comma-separated maximum learning rates, each tried with every optimizer "
-                          f"(e.g. 1e-3,5e-3,1e-2). Without it each optimizer gets its default. {lr_help}"),
+                          f"(e.g. 1e-3,5e-3,1e-2); without it each optimizer gets its default. {lr_help}"),
         click.Option(["--wd"], default=None,
-                     help=f"Comma-separated weight decays (default: each optimizer's). {wd_help}"),
+                     help=f"Comma-separated weight decays; without it each optimizer gets its default. {wd_help}"),
         click.Option(["--wd-mode"], default="auto", show_default=True,
                      help="Comma-separated weight-decay modes (auto, decoupled, l2), e.g. l2,decoupled "
                           "to see lesson 5's difference under one optimizer."),
@@ -317,6 +349,8 @@ def compare_command(name: str) -> click.Command:
     ]
 
     def callback(**kwargs):
+        from .cli import _split_kwargs
+
         if not takes_fit:
             raise UsageError(f"trainer {trainer.name!r} of dataset {name!r} does not take the shared fit "
                              "options (--opt/--lr/--wd/--wd-mode), so it cannot be compared")
@@ -338,7 +372,9 @@ def compare_command(name: str) -> click.Command:
         for note in notes:
             _stderr(f"note: {note}")
         _stderr(f"loading {name} ...")
+        t_load = time.perf_counter()
         dataset = spec.load(**ds_opts)
+        load_seconds = time.perf_counter() - t_load
         split = dataset.split.get("name", "?")
         n_valid = 0 if dataset.valid is None else len(dataset.valid)
         if not n_valid:
@@ -358,7 +394,7 @@ def compare_command(name: str) -> click.Command:
             setup = {"dataset": name, **{k: v for k, v in ds_opts.items() if v is not None},
                      "trainer": trainer.name, **shared, "ranked by": metric}
             write_compare_report(report, outcomes, metric, where, setup, notes,
-                                 title=f"embedlab compare: {name}")
+                                 title=f"embedlab compare: {name}", load_seconds=load_seconds)
             _stderr(f"wrote {report}")
         click.echo(json.dumps({
             "dataset": name, "split": split, "metric": metric, "summary": summary,
@@ -372,12 +408,18 @@ def compare_command(name: str) -> click.Command:
                               "configuration; curves, final metrics, wall time and a verdict.")
 
 
+def _defaults_sentence(text: str) -> str:
+    """The "Default per --opt ..." sentence of a trainer's option help (empty if none)."""
+    m = re.search(r"Default per --opt.*", text)
+    return m.group(0) if m else ""
+
+
 def _print_table(table: pd.DataFrame, metric: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     t = Table(title=f"ranked by {metric}")
-    cols = [c for c in table.columns if c not in ("opt",)]
+    cols = [c for c in ("config", metric, "best_valid_loss", "best_epoch", "wall_seconds") if c in table]
     for c in cols:
         t.add_column(c, justify="left" if c == "config" else "right")
     for _, row in table.iterrows():
@@ -385,22 +427,19 @@ def _print_table(table: pd.DataFrame, metric: str) -> None:
     Console(stderr=True).print(t)
 
 
-class CompareGroup(DatasetGroup):
-    """``compare DATASET``: one subcommand per registered dataset."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, mode="compare", **kwargs)
-
-    def get_command(self, ctx, name):
-        from .registry import datasets
-
-        if name not in datasets():
-            return None
-        return compare_command(name)
-
-
 def compare_group() -> click.Group:
+    """``compare DATASET``: one subcommand per registered dataset, like ``train``."""
+    from .cli import DatasetGroup  # cli imports this module inside make_cli()
+
+    class CompareGroup(DatasetGroup):
+        def get_command(self, ctx, name):
+            from .registry import datasets
+
+            if name not in datasets():
+                return None
+            return compare_command(name)
+
     return CompareGroup(
-        "compare",
+        "compare", mode="compare",
         help="Compare optimizers (and lrs, weight decays) on a dataset: embedlab compare DATASET "
              "--opt sgd,momentum,rmsprop,adam,adamw [--lr 1e-3,5e-3] --report R.html")

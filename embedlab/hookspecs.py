@@ -59,7 +59,7 @@ def embedlab_register_trainers(register: Callable[["Trainer"], None]) -> None:
     :param register: call it once per trainer with an object following
         :class:`embedlab.trainers.base.Trainer`: a unique ``name``, the dataset ``kind`` it
         trains, the click ``options`` it accepts (``--epochs``, ``--lr``...) and
-        ``train(dataset, config, progress) -> TrainResult``.
+        ``train(dataset, config, progress) -> Run`` (unsaved: the caller saves it).
 
     Example::
 

@@ -666,9 +666,11 @@ class LRFindResult:
     lrs: list[float]
     losses: list[float]
 
-    def _clean(self) -> tuple[np.ndarray, np.ndarray]:
+    def _clean(self, skip_start: bool = False) -> tuple[np.ndarray, np.ndarray]:
         lrs = np.asarray(self.lrs, dtype=float)
         losses = np.asarray(self.losses, dtype=float)
+        if skip_start:  # fastai's: the first tenth is the smoothing warming up, not the model
+            lrs, losses = lrs[len(lrs) // 10:], losses[len(losses) // 10:]
         keep = np.isfinite(losses) & (lrs > 0)
         return lrs[keep], losses[keep]
 
@@ -678,10 +680,14 @@ class LRFindResult:
         * min10: ``lr[argmin(loss)] / 10``: the minimum is already too far; a tenth is safe.
         * steep: the point of steepest descent, ``argmin d loss / d log lr``, looked for up to
           the minimum only (past it the loss shoots up and the slope means nothing).
-        * valley: fastai's rule: the longest decreasing subsequence of the loss (it tolerates
-          noise that breaks a run of strictly falling points), and the point halfway along it.
+        * valley: fastai's rule: the longest valley is the longest decreasing subsequence of
+          the loss (it tolerates noise that breaks a run of strictly falling points), placed as
+          the ``length`` points ending where it ends; the suggestion is halfway along them.
+
+        Like fastai, the first tenth of the sweep is left out (the smoothed loss is still
+        settling there, and its noise would look like the steepest fall).
         """
-        lrs, losses = self._clean()
+        lrs, losses = self._clean(skip_start=True)
         n = len(lrs)
         if n < 5:
             return {}
@@ -707,17 +713,24 @@ def _steep_index(lrs: np.ndarray, losses: np.ndarray, i_min: int) -> int:
 
 
 def _valley_index(losses: np.ndarray) -> int:
-    """Halfway along the longest decreasing subsequence of ``losses`` (O(n^2); n ~ 100)."""
+    """fastai's valley: the longest decreasing subsequence, counted back from where it ends.
+
+    The span is ``length`` points back from the end, not back to the subsequence's first
+    point: on a long noisy plateau the subsequence can pick up stray points far to the left,
+    and the count keeps the valley on the real descent. O(n^2) on ~100 points.
+    """
     n = len(losses)
     length = [1] * n
-    start = list(range(n))
+    end = 0
     for i in range(1, n):
         for j in range(i):
-            if losses[i] < losses[j] and length[j] + 1 > length[i]:
+            if losses[i] < losses[j] and length[i] < length[j] + 1:
                 length[i] = length[j] + 1
-                start[i] = start[j]
-    end = max(range(n), key=lambda i: (length[i], -i))
-    return (start[end] + end) // 2
+        if length[i] > length[end]:
+            end = i
+    start = max(end - length[end], 0)
+    section = (end - start) / 3
+    return min(start + int(section) + int(section / 2), n - 1)
 
 
 def _format_row(row: dict[str, float]) -> str:

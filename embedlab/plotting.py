@@ -35,55 +35,129 @@ def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title
     return fig
 
 
+def _hover_value(values: pd.Series) -> np.ndarray:
+    """Tooltip values: floats rounded to 4 significant places (and float32), text as str."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(str).to_numpy()
+    if pd.api.types.is_integer_dtype(values):
+        return values.to_numpy()
+    if pd.api.types.is_float_dtype(values):
+        v = values.to_numpy(dtype=np.float64)
+        return np.round(v, 4).astype(np.float32)
+    return values.astype(str).fillna("").to_numpy()
+
+
 def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str] = ("label",),
             color_by: str | None = None, size_by: str | None = None, x_label: str | None = None,
-            y_label: str | None = None, width: int = 640, height: int = 480, max_categories: int = 12):
+            y_label: str | None = None, width: int = 640, height: int = 480, max_categories: int = 12,
+            annotate: Sequence[int] | None = None, label_column: str = "label",
+            max_hover_chars: int = 4_000_000):
     """A WebGL scatter with hover tooltips, optionally coloured by a column and sized by one.
 
     A categorical ``color_by`` with many values keeps its most frequent ``max_categories``
-    and folds the rest into "other"; a numeric one uses a continuous colour map.
+    and folds the rest into "other"; a numeric one uses a continuous colour map. ``annotate``
+    (row positions) writes those points' ``label_column`` beside them (drawn on the canvas,
+    so text from data is never interpreted as HTML; tooltips are escaped by Bokeh).
+
+    Coordinates travel as float32 (Bokeh ships numeric arrays as binary), so a 60,000-point
+    scatter stays small; when the tooltip text would exceed ``max_hover_chars`` characters,
+    tooltip columns beyond the label, colour and size are dropped to keep the report small.
+    The first renderer is always the points (callers restyle ``fig.renderers[0].glyph``).
     """
     from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
     from bokeh.palettes import Viridis256
     from bokeh.plotting import figure
 
-    df = pd.DataFrame({"x": frame[x].astype(float).to_numpy(), "y": frame[y].astype(float).to_numpy()})
+    frame = frame.reset_index(drop=True)
+    df = pd.DataFrame({"x": frame[x].to_numpy(dtype=np.float64).astype(np.float32),
+                       "y": frame[y].to_numpy(dtype=np.float64).astype(np.float32)})
     tooltips = []
-    for col in hover:
-        if col in frame:
-            values = frame[col]
-            df[col] = values.round(4).to_numpy() if pd.api.types.is_float_dtype(values) else values.astype(str).to_numpy()
-            tooltips.append((col, f"@{{{col}}}"))
+    wanted = [c for c in dict.fromkeys(hover) if c in frame and c not in (x, y)]
+    essential = {label_column, color_by, size_by}
+    budget = max_hover_chars
+    for col in wanted:
+        values = _hover_value(frame[col])
+        chars = int(pd.Series(values).astype(str).str.len().sum()) if values.dtype == object else 6 * len(values)
+        if col not in essential and chars > budget:
+            continue
+        budget -= chars
+        name = f"h{len(tooltips)}"  # safe field names whatever the column is called
+        df[name] = values
+        fmt = "{0.[000]}" if values.dtype.kind == "f" else ""
+        tooltips.append((str(col), f"@{{{name}}}{fmt}"))
     fig = figure(title=title, width=width, height=height, x_axis_label=x_label or x,
                  y_axis_label=y_label or y, tools="pan,wheel_zoom,box_zoom,reset,save",
                  output_backend="webgl")
     if size_by is not None and size_by in frame:
-        s = frame[size_by].astype(float).to_numpy()
+        s = frame[size_by].astype(float).fillna(0).to_numpy()
         s = np.sqrt(np.clip(s, 0, None))
-        df["_size"] = 4 + 14 * (s - s.min()) / (np.ptp(s) or 1.0)
+        df["_size"] = (4 + 14 * (s - s.min()) / (np.ptp(s) or 1.0)).astype(np.float32)
+        size = "_size"
     else:
-        df["_size"] = 6.0
-    color_bar = None
+        size = 6.0 if len(df) < 5000 else 4.0
+    alpha = 0.7 if len(df) < 5000 else 0.5
+    renderers = []
     if color_by is not None and color_by in frame and pd.api.types.is_numeric_dtype(frame[color_by]) \
             and frame[color_by].nunique() > max_categories:
         values = frame[color_by].astype(float).to_numpy()
-        df["_value"] = values
+        df["_value"] = values.astype(np.float32)
         mapper = LinearColorMapper(palette=Viridis256, low=float(np.nanmin(values)), high=float(np.nanmax(values)))
-        fig.scatter("x", "y", source=ColumnDataSource(df), size="_size", alpha=0.7,
-                    color={"field": "_value", "transform": mapper})
-        color_bar = ColorBar(color_mapper=mapper, title=color_by)
-        fig.add_layout(color_bar, "right")
+        renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha,
+                                     color={"field": "_value", "transform": mapper}))
+        fig.add_layout(ColorBar(color_mapper=mapper, title=str(color_by)), "right")
     elif color_by is not None and color_by in frame:
         cats = frame[color_by].astype(str).fillna("?")
         top = cats.value_counts().index[:max_categories]
         cats = cats.where(cats.isin(top), "other")
         for n, cat in enumerate(list(top) + (["other"] if (cats == "other").any() else [])):
             mask = (cats == cat).to_numpy()
-            fig.scatter("x", "y", source=ColumnDataSource(df[mask]), size="_size", alpha=0.7,
-                        color=PALETTE[n % len(PALETTE)], legend_label=str(cat))
+            renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df[mask])),
+                                         size=size, alpha=alpha, color=PALETTE[n % len(PALETTE)],
+                                         legend_label=str(cat)))
         fig.legend.click_policy = "hide"
         fig.legend.label_text_font_size = "8pt"
+        fig.legend.spacing = 0
+        fig.legend.padding = 4
+        fig.legend.background_fill_alpha = 0.6
+        fig.add_layout(fig.legend[0], "right")
     else:
-        fig.scatter("x", "y", source=ColumnDataSource(df), size="_size", alpha=0.7, color=PALETTE[0])
-    fig.add_tools(HoverTool(tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]))
+        renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha,
+                                     color=PALETTE[0]))
+    fig.add_tools(HoverTool(renderers=renderers,
+                            tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]))
+    if annotate is not None and len(annotate) and label_column in frame:
+        idx = np.unique(np.asarray(annotate, dtype=int))
+        xs, ys = df["x"].to_numpy()[idx], df["y"].to_numpy()[idx]
+        texts = np.array([_shorten(str(v)) for v in frame[label_column].to_numpy()[idx]], dtype=object)
+        right = xs > np.median(df["x"].to_numpy())  # label towards the middle, never off the plot
+        for mask, align, offset in ((~right, "left", 5), (right, "right", -5)):
+            if mask.any():
+                src = ColumnDataSource({"x": xs[mask], "y": ys[mask], "text": list(texts[mask])})
+                fig.text("x", "y", text="text", source=src, text_font_size="7.5pt", x_offset=offset,
+                         y_offset=0, text_align=align, text_baseline="middle", text_color="#333333",
+                         text_alpha=0.9)
+    return fig
+
+
+def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A DataFrame as plain column arrays (no index column, no pandas round trip in Bokeh)."""
+    return {c: df[c].to_numpy() for c in df.columns}
+
+
+def _shorten(text: str, n: int = 28) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def histogram(values: Sequence[float], title: str, x_label: str, bins: int = 40, width: int = 640,
+              height: int = 320):
+    """A histogram of finite values."""
+    from bokeh.plotting import figure
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    counts, edges = np.histogram(v, bins=bins) if len(v) else (np.zeros(1), np.array([0.0, 1.0]))
+    fig = figure(title=title, width=width, height=height, x_axis_label=x_label, y_axis_label="count",
+                 tools="pan,wheel_zoom,box_zoom,reset,save")
+    fig.quad(top=counts.astype(float), bottom=0, left=edges[:-1], right=edges[1:], fill_color=PALETTE[0],
+             line_color="white", alpha=0.8)
     return fig

@@ -63,8 +63,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if not builtin and wanted is not None and (dist is None or _normalise(dist) not in
                                                    {_normalise(w) for w in wanted}):
             continue
-        if pm.has_plugin(ep.name) or pm.get_plugin(ep.name) is not None:
-            continue
+        name = ep.name
+        if pm.has_plugin(name):  # another distribution uses this entry-point name: keep both,
+            name = f"{ep.name}@{dist}"  # so that what they register meets (and conflicts) openly
         try:
             plugin = ep.load()
         except Exception as exc:  # one broken plugin must not stop the others
@@ -74,21 +75,43 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 stacklevel=2,
             )
             continue
+        if pm.is_registered(plugin):  # two entry points naming one module: it loads once
+            continue
         try:
-            pm.register(plugin, name=ep.name)
+            pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. a hook with the wrong arguments
             from .errors import EmbedlabError
 
             raise EmbedlabError(
                 f"plugin {ep.name!r} from distribution {dist!r} is invalid: "
                 f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_LOAD_PLUGINS)") from exc
-        _info[ep.name] = PluginInfo(
-            name=ep.name,
+        _info[name] = PluginInfo(
+            name=name,
             distribution=dist,
             version=ep.dist.version if ep.dist is not None else None,
             builtin=builtin,
             module=ep.value,
         )
+
+
+def tracing() -> bool:
+    """Whether ``EMBEDLAB_TRACE_PLUGINS`` asks for hook-call tracing (read at each call)."""
+    return os.environ.get("EMBEDLAB_TRACE_PLUGINS", "") not in ("", "0")
+
+
+def trace_registrations(hook_name: str, called: list[str], answers: dict[str, list[str]]) -> None:
+    """Trace one registration hook: each plugin that answered and the names it registered.
+
+    The registries call registration hooks implementation by implementation (to know which
+    plugin sent what), bypassing pluggy's call monitoring, so they report here instead."""
+    if not tracing():
+        return
+    parts = [f"{p} [{', '.join(answers[p])}]" for p in sorted(answers)]
+    silent = sorted(set(called) - set(answers))
+    line = f"[embedlab trace] {hook_name} -> {'; '.join(parts) or '(no plugin answered)'}"
+    if silent:
+        line += f" (called, registered nothing: {', '.join(silent)})"
+    print(line, file=sys.stderr)
 
 
 def _trace(pm: pluggy.PluginManager) -> None:
@@ -111,7 +134,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
         pm.add_hookspecs(hookspecs)
         _load_entry_points(pm)
         _check_pending(pm)
-        if os.environ.get("EMBEDLAB_TRACE_PLUGINS", "") not in ("", "0"):
+        if tracing():
             _trace(pm)
         _pm = pm
     return _pm

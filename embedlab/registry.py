@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .errors import EmbedlabError, UsageError
-from .plugins import get_plugin_manager, plugin_label
+from .plugins import get_plugin_manager, plugin_label, trace_registrations
 
 REQUIRED_ATTRIBUTES = {
     "dataset": ("name", "kind", "load"),
@@ -26,7 +26,9 @@ def _collect(hook_name: str, what: str) -> dict[str, Any]:
     pm = get_plugin_manager()
     hook = getattr(pm.hook, hook_name)
     found: dict[str, tuple[Any, str]] = {}
-    for impl in hook.get_hookimpls():
+    answers: dict[str, list[str]] = {}
+    impls = hook.get_hookimpls()
+    for impl in impls:
         plugin_name = impl.plugin_name
 
         def register(obj: Any, _plugin: str = plugin_name) -> None:
@@ -44,8 +46,20 @@ def _collect(hook_name: str, what: str) -> dict[str, Any]:
                     f"select plugins with EMBEDLAB_LOAD_PLUGINS"
                 )
             found[obj.name] = (obj, _plugin)
+            answers.setdefault(_plugin, []).append(obj.name)
 
-        impl.function(register=register)
+        try:
+            impl.function(register=register)
+        except EmbedlabError:
+            raise
+        except Exception as exc:  # a broken plugin is skipped with a warning, like a failed import
+            import warnings
+
+            for name in answers.pop(plugin_name, []):
+                del found[name]
+            warnings.warn(f"embedlab: plugin {plugin_label(plugin_name)} failed in {hook_name} and "
+                          f"was skipped: {type(exc).__name__}: {exc}", stacklevel=2)
+    trace_registrations(hook_name, [impl.plugin_name for impl in impls], answers)
     return {name: found[name][0] for name in sorted(found)}
 
 

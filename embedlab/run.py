@@ -61,6 +61,11 @@ class EmbeddingTable:
         if self.bias_values is not None:
             self.bias_values = np.asarray(self.bias_values, dtype=np.float32).reshape(-1)
         self.metadata = self.metadata.reset_index(drop=True)
+        if self.metadata.shape == (0, 0):  # no annotations: still one (empty) row per entity
+            self.metadata = pd.DataFrame(index=pd.RangeIndex(len(self.keys)))
+        if len(self.metadata) != len(self.keys):
+            raise ValueError(f"table {self.name}: metadata has {len(self.metadata)} rows for "
+                             f"{len(self.keys)} keys")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -249,7 +254,7 @@ def load_run(path: str | Path) -> Run:
         meta = json.loads(rfile.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise RunFormatError(f"{str(rfile)!r} is not valid JSON: {exc}") from None
-    if not isinstance(meta, dict) or "tables" not in meta:
+    if not isinstance(meta, dict) or not isinstance(meta.get("tables"), dict):
         raise RunFormatError(f"{str(rfile)!r} does not describe a run (no 'tables')")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -258,7 +263,11 @@ def load_run(path: str | Path) -> Run:
     tensors = _read_weights(path)
     tables = {}
     for name, info in meta["tables"].items():
-        csv = path / _safe_name(info.get("csv", f"{name}.csv"))
+        try:
+            csv = path / _safe_name(str(info.get("csv", f"{name}.csv")))
+        except (ValueError, AttributeError):
+            raise RunFormatError(f"{str(rfile)!r}: table {name!r} names an unusable file; "
+                                 f"CSV files must lie inside the run folder") from None
         if not csv.is_file():
             raise RunFormatError(f"{str(csv)!r} is missing: the run folder is incomplete")
         frame = pd.read_csv(csv, dtype={"key": str, "label": str}, keep_default_na=False,

@@ -155,6 +155,35 @@ def labels_meaningful(table: EmbeddingTable) -> bool:
     return len(prefixes) > 1
 
 
+def display_names(table: EmbeddingTable, index: np.ndarray, max_parts: int = 3) -> np.ndarray:
+    """What a person reads for each selected entity: its label, or for tables whose labels only
+    restate keys (``user 17``) the label plus a few short annotations (``user 17 (age 24, M,
+    technician)``), so rankings of users still say something."""
+    labels = table.labels[index]
+    if labels_meaningful(table):
+        return labels
+    skip = {"key", "label", "bias", count_column(table), target_column(table)}
+    cols = []
+    for c in table.metadata.columns:
+        s = table.metadata[c]
+        if c in skip or pd.api.types.is_float_dtype(s):
+            continue
+        if _is_categorical(s) and (s.astype(str).str.len().mean() > 20 or s.nunique() > 50):
+            continue
+        cols.append(c)
+        if len(cols) >= max_parts:
+            break
+    if not cols:
+        return labels
+    meta = table.metadata.iloc[index]
+    out = []
+    for lab, (_, row) in zip(labels, meta[cols].iterrows()):
+        bits = [f"{c} {v}" if pd.api.types.is_numeric_dtype(table.metadata[c]) else str(v)
+                for c, v in row.items() if pd.notna(v)]
+        out.append(f"{lab} ({', '.join(bits)})" if bits else lab)
+    return np.array(out, dtype=object)
+
+
 def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     """Spearman's rho over pairs where both are finite; NaN when fewer than 3 or one is constant."""
     from scipy.stats import spearmanr

@@ -79,9 +79,7 @@ class BiasRanking(Analysis):
         if corr_rows:
             tables["bias vs annotations (Spearman)"] = pd.DataFrame(corr_rows)
 
-        noun = plural(t.name, len(sel))
         parts = [f"Ranking by learned bias over {sel.description}."]
-        who = "whoever rates it" if tgt in (None, "mean_rating") else "the rest of the row"
         if meaningful:
             parts.append(f"Highest bias: {join_labels(highest['label'], 5)}. "
                          f"Lowest: {join_labels(lowest['label'], 5)}.")
@@ -94,11 +92,11 @@ class BiasRanking(Analysis):
             strength = ("strongly" if abs(rho) >= 0.7 else "moderately" if abs(rho) >= 0.4 else "weakly")
             parts.append(
                 f"Bias and {tgt} agree {strength} (Spearman rho {fmt_num(rho)}) but are not the same thing: "
-                f"{tgt} averages over the {noun} that were actually observed with each entity, so it "
-                f"depends on who chose it (a film watched mostly by its fans rates high), whereas the bias "
-                f"is what the model adds for the entity after accounting for {who} — their own "
-                f"generosity and how well their taste matches it. High bias means liked even by people "
-                f"who would not usually like it.")
+                f"{tgt} averages each entity's observations as they happened, so it depends on what the "
+                f"entity was paired with (a film watched mostly by its fans rates high; a user who only "
+                f"watches acclaimed films rates high), whereas the bias is what the model adds for the "
+                f"entity after accounting for the other side of each pair — its own bias and how well the "
+                f"two match. A high bias means liked even by those who would not usually like its kind.")
             diff = (frame["bias_rank"] - frame[f"{tgt}_rank"])
             disagree = frame.assign(rank_gap=diff).reindex(diff.abs().sort_values(ascending=False).index)
             gap_cols = (["label"] if meaningful else ["key"]) + ["bias", "bias_rank", tgt, f"{tgt}_rank"] + \

@@ -18,7 +18,7 @@ from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column,
+from ._common import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column, display_names,
                       eta_squared, fmt_num, hover_columns, join_labels, labels_meaningful, neighbour_agreement,
                       numeric_columns, plural, select_entities, spearman, target_column)
 
@@ -90,7 +90,7 @@ class PCAAnalysis(Analysis):
         n_show = max(1, int(options.get("n_show") or 10))
         c = scores.shape[1]
         meaningful = labels_meaningful(t)
-        names = t.labels[sel.index] if meaningful else np.array([f"{t.name} {k}" for k in t.keys[sel.index]])
+        names = display_names(t, sel.index)
         tables: dict[str, pd.DataFrame] = {}
         metrics: dict[str, float] = {"n_entities": float(len(sel)), "n_table": float(sel.n_total)}
         for i in range(c):
@@ -155,7 +155,8 @@ class PCAAnalysis(Analysis):
             cat = [(col, e) for col, e in cat if np.isfinite(e) and e >= 0.1]
             for col, e in sorted(cat, key=lambda x: -x[1])[:1]:
                 followed.append(f"{col} (explains {100 * e:.0f}% of its variance)")
-            follows = ("follows " + " and ".join(followed)) if followed else \
+            follows = ("follows " + (", ".join(followed[:-1]) + " and " if len(followed) > 1 else "")
+                       + followed[-1]) if followed else \
                 f"follows no annotation strongly (all |rho| < {STRONG_RHO})"
             ends_tab = tables[f"component {i + 1}: its two ends"]
             ends = (f"; low end: {join_labels(ends_tab['low end'], 4)}; high end: "

@@ -331,7 +331,7 @@ class TabularTrainer:
         if preset_name not in PRESETS:
             raise UsageError(f"--preset {preset_name!r}: choose one of: {', '.join(PRESETS)}")
         preset = PRESETS[preset_name]
-        for key in ("epochs", "wd", "bs", "emb_drop", "batchnorm", "loss", "train_sample"):
+        for key in ("epochs", "bs", "emb_drop", "batchnorm", "loss", "train_sample"):
             if cfg.get(key) is None:
                 cfg[key] = preset[key]
         layers = given.get("layers", preset["layers"])
@@ -350,6 +350,8 @@ class TabularTrainer:
         cfg["emb_size"] = sizes
         if cfg.get("lr") is None and cfg.get("opt", "adamw") == "adamw":
             cfg["lr"] = preset["lr"]
+        if cfg.get("wd") is None and (cfg.get("opt", "adamw") == "adamw" or preset["wd"] == 0):
+            cfg["wd"] = preset["wd"]  # tuned for adamw; other optimizers get their own default
         excl = cfg.get("exclude")
         if isinstance(excl, str):
             cfg["exclude"] = [c.strip() for c in excl.split(",") if c.strip()]

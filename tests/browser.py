@@ -1,0 +1,238 @@
+"""Open a generated report in headless Chromium and check it really works (reusable helper).
+
+Usage in a test::
+
+    from browser import open_report, check_report
+
+    def test_my_report(tmp_path):
+        path = write_my_report(tmp_path)
+        with open_report(path) as page:        # skips the test when no browser is installed
+            state = check_report(page)          # idle, no SEVERE log, no request, WebGL, not blank
+            assert state["plots"] >= 2
+
+``open_report`` needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them);
+without them, or when the browser cannot start, the calling test is skipped, never failed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                "--disable-default-apps", "--disable-sync", "--disable-extensions",
+                # WebGL without a GPU: Chromium's software rasteriser (SwiftShader) must be allowed
+                # explicitly in recent versions, else bokeh falls back to canvas.
+                "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--enable-webgl",
+                "--ignore-gpu-blocklist", "--window-size=1280,1000", "--hide-scrollbars"]
+
+# Bokeh's state, gathered in the page. A document is idle once every root view has finished
+# rendering; views are found through Bokeh.index (root views) and their children.
+_STATE_JS = r"""
+const out = {bokeh: typeof Bokeh !== "undefined", documents: 0, idle: false, roots: 0, views: 0,
+             plots: 0, webgl_plots: 0, webgl_requested: 0, canvases: 0, webgl_canvases: 0,
+             resources: [], errors: []};
+if (!out.bokeh) { return out; }
+try {
+  const docs = Bokeh.documents || [];
+  out.documents = docs.length;
+  out.idle = docs.length > 0 && docs.every(d => d.is_idle);
+  const roots = [];
+  const idx = Bokeh.index;
+  if (idx) {
+    for (const v of (idx.roots ? idx.roots : Object.values(idx))) { roots.push(v); }
+    if (roots.length === 0 && typeof idx[Symbol.iterator] === "function") { for (const v of idx) roots.push(v); }
+  }
+  out.roots = roots.length;
+  const seen = new Set();
+  const walk = (v) => {
+    if (!v || seen.has(v)) return;
+    seen.add(v);
+    out.views += 1;
+    const name = v.model && v.model.type;
+    if (v.canvas_view !== undefined && v.model && "output_backend" in v.model) {
+      out.plots += 1;
+      if (v.model.output_backend === "webgl") out.webgl_requested += 1;
+      if (v.canvas_view && v.canvas_view.webgl != null) out.webgl_plots += 1;
+    }
+    const kids = v.child_views || (v.children ? v.children() : null);
+    if (kids) { for (const c of kids) walk(c); }
+    if (v.renderer_views) { for (const c of v.renderer_views.values()) walk(c); }
+  };
+  for (const r of roots) walk(r);
+} catch (e) { out.errors.push(String(e)); }
+const canvases = [];
+const collect = (root) => {
+  for (const el of root.querySelectorAll("*")) {
+    if (el.tagName === "CANVAS") canvases.push(el);
+    if (el.shadowRoot) collect(el.shadowRoot);
+  }
+};
+collect(document);
+out.canvases = canvases.length;
+out.resources = performance.getEntriesByType("resource").map(e => e.name);
+return out;
+"""
+
+
+@dataclass
+class Page:
+    """A report opened in the browser (``driver`` is the selenium WebDriver)."""
+
+    driver: Any
+    path: Path
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def js(self, script: str, *args: Any) -> Any:
+        return self.driver.execute_script(script, *args)
+
+    def bokeh_state(self) -> dict[str, Any]:
+        self.state = self.driver.execute_script(_STATE_JS)
+        return self.state
+
+    def wait_idle(self, timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until every Bokeh document reports idle (all root views rendered)."""
+        deadline = time.monotonic() + timeout
+        state: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            state = self.bokeh_state()
+            if state.get("bokeh") and state.get("documents", 0) > 0 and state.get("idle"):
+                time.sleep(0.3)  # let the last paint land before screenshots
+                return self.bokeh_state()
+            time.sleep(0.2)
+        raise AssertionError(f"Bokeh did not reach idle within {timeout:.0f} s: {state}")
+
+    def console(self) -> list[dict[str, Any]]:
+        """Browser console entries since the last call (selenium drains the log)."""
+        try:
+            return list(self.driver.get_log("browser"))
+        except Exception:  # noqa: BLE001 - some drivers do not expose logs
+            return []
+
+    def network_requests(self) -> list[str]:
+        """URLs the page requested beyond itself (from Chrome's performance log), plus any
+        non-data/blob resource timing entries."""
+        urls = []
+        try:
+            for entry in self.driver.get_log("performance"):
+                msg = json.loads(entry["message"])["message"]
+                if msg.get("method") == "Network.requestWillBeSent":
+                    urls.append(msg["params"]["request"]["url"])
+        except Exception:  # noqa: BLE001
+            pass
+        urls += list(self.state.get("resources", []))
+        page = self.path.resolve().as_uri()
+        internal = ("data:", "blob:", "about:", "chrome:", "chrome-extension:", "chrome-untrusted:", "devtools:")
+        return [u for u in urls if not (u.startswith(internal) or u.split("#")[0] == page)]
+
+    def screenshot(self, out: Path | None = None) -> bytes:
+        png = self.driver.get_screenshot_as_png()
+        if out is not None:
+            Path(out).write_bytes(png)
+        return png
+
+    def full_screenshot(self, out: Path, width: int = 1280, max_height: int = 16000) -> bytes:
+        """The whole page: resize the window to the document's height first."""
+        height = int(self.js("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)"))
+        self.driver.set_window_size(width, min(max_height, height + 100))
+        time.sleep(0.5)
+        return self.screenshot(out)
+
+    def text(self, selector: str = "body") -> str:
+        from selenium.webdriver.common.by import By
+
+        return self.driver.find_element(By.CSS_SELECTOR, selector).text
+
+
+def find_browser() -> tuple[str, str] | None:
+    """(chromium binary, chromedriver) or None."""
+    chrome = os.environ.get("EMBEDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
+        or shutil.which("google-chrome")
+    driver = os.environ.get("EMBEDLAB_CHROMEDRIVER") or shutil.which("chromedriver")
+    if not chrome or not driver:
+        return None
+    return chrome, driver
+
+
+@contextlib.contextmanager
+def open_report(path: str | Path, width: int = 1280, height: int = 1000, timeout: float = 60.0) -> Iterator[Page]:
+    """Open ``path`` in headless Chromium; skip the calling test when no browser is usable."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        pytest.skip("selenium is not installed")
+    found = find_browser()
+    if found is None:
+        pytest.skip("no chromium/chromedriver installed (apt-get install chromium chromium-driver)")
+    chrome, driver_path = found
+    profile = tempfile.mkdtemp(prefix="embedlab-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chrome
+    for flag in CHROME_FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={profile}")
+    opts.add_argument(f"--window-size={width},{height}")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(driver_path), options=opts)
+    except Exception as exc:  # noqa: BLE001 - a broken browser install is an environment problem
+        shutil.rmtree(profile, ignore_errors=True)
+        pytest.skip(f"chromium could not start: {str(exc).splitlines()[0][:200]}")
+    try:
+        driver.set_page_load_timeout(timeout)
+        page = Page(driver, Path(path))
+        with contextlib.suppress(Exception):
+            driver.get_log("performance")  # drain what the browser did before our page
+        driver.get(Path(path).resolve().as_uri())
+        yield page
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def png_stats(png: bytes) -> dict[str, float]:
+    """Size and pixel spread of a PNG screenshot (Pillow comes with Bokeh)."""
+    import numpy as np
+    from PIL import Image
+
+    px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    flat = px.reshape(-1, 3)
+    colours = len(np.unique(flat[:: max(1, len(flat) // 200_000)], axis=0))
+    return {"width": px.shape[1], "height": px.shape[0], "std": float(px.std()), "colours": colours,
+            "non_white": float((px.min(axis=2) < 240).mean())}
+
+
+def check_report(page: Page, expect_webgl: bool = True, min_plots: int = 1, timeout: float = 60.0,
+                 screenshot: Path | None = None) -> dict[str, Any]:
+    """Assert a report is healthy: Bokeh idle, no SEVERE console entry, no network request,
+    WebGL in use where plots asked for it, a screenshot that is not blank. Returns the state."""
+    state = page.wait_idle(timeout)
+    assert state["errors"] == [], f"error while inspecting Bokeh: {state['errors']}"
+    assert state["plots"] >= min_plots, f"expected at least {min_plots} Bokeh plots, found {state}"
+    logs = page.console()
+    severe = [e for e in logs if e.get("level") == "SEVERE"]
+    assert not severe, f"SEVERE console messages: {severe}"
+    requests = page.network_requests()
+    assert not requests, f"the report made network requests: {requests[:5]}"
+    if expect_webgl:
+        assert state["webgl_requested"] > 0, "no plot asked for the WebGL backend"
+        assert state["webgl_plots"] == state["webgl_requested"], \
+            f"WebGL not in use for every plot that asked for it: {state}; console: {logs[-5:]}"
+    png = page.screenshot(screenshot)
+    stats = png_stats(png)
+    assert stats["std"] > 10 and stats["colours"] > 16 and stats["non_white"] > 0.02, \
+        f"the screenshot looks blank: {stats}"
+    state["screenshot"] = stats
+    state["console"] = logs
+    return state

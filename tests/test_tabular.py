@@ -1,0 +1,351 @@
+"""The tabular (entity-embedding) trainer: model, preprocessing, training on synthetic-rossmann
+with planted truth, saved runs, ``embedlab predict``, presets, and the ``table-csv`` dataset."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import embedlab
+from embedlab.errors import DataError, EmbedlabError, UsageError
+from embedlab.models import EntityEmbeddingNet, emb_sz_rule
+from embedlab.trainers.tabular import PRESETS, TabularProcessor, TabularTrainer, rmspe
+
+# small, quick settings: ~20k synthetic rows, a small MLP
+FAST = {"layers": "128,64", "epochs": 5, "bs": 128, "lr": 5e-3, "seed": 1}
+
+
+@pytest.fixture(scope="module")
+def synth():
+    return embedlab.load_dataset("synthetic-rossmann", seed=1)
+
+
+@pytest.fixture(scope="module")
+def synth_run(synth):
+    return TabularTrainer().train(synth, dict(FAST), progress=False)
+
+
+def _partial_dependence(run, frame: pd.DataFrame, column: str, values) -> np.ndarray:
+    """Mean predicted log sales with ``column`` set to each value (centred)."""
+    trainer = TabularTrainer()
+    out = []
+    for v in values:
+        f = frame.copy()
+        f[column] = v
+        out.append(np.log(trainer.predict(run, f)["Sales"].to_numpy()).mean())
+    out = np.asarray(out)
+    return out - out.mean()
+
+
+# ---------------------------------------------------------------------------- model
+def test_model_shapes_groups_and_small_init():
+    torch.manual_seed(0)
+    m = EntityEmbeddingNet([11, 5], [4, 3], 2, [16, 8], [0.0, 0.1], 0.0, (0.0, 10.0), names=["a", "b"])
+    with torch.no_grad():
+        out = m(torch.randint(0, 5, (32, 2)), torch.randn(32, 2))
+    assert out.shape == (32,)
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 10.0
+    assert list(m.layer_groups()) == ["embeddings", "body", "head"]
+    n_params = sum(p.numel() for g in m.layer_groups().values() for p in g)
+    assert n_params == sum(p.numel() for p in m.parameters())
+    w = m.embeds[0].weight.detach()
+    assert float(w.std()) < 0.02 and float(w.abs().max()) <= 0.02 + 1e-6  # truncated normal, std 0.01
+    m.init_output(7.5)
+    m.eval()
+    assert abs(float(m(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2)).mean()) - 7.5) < 1.0
+    # rebuilt from its recorded hyper-parameters: same architecture, same outputs
+    m2 = EntityEmbeddingNet.from_hparams(json.loads(json.dumps(m.hparams)))
+    m2.load_state_dict(m.state_dict())
+    m2.eval()
+    x = (torch.randint(0, 5, (8, 2)), torch.randn(8, 2))
+    assert torch.allclose(m(*x), m2(*x))
+
+
+def test_model_without_continuous_and_classification_head():
+    m = EntityEmbeddingNet([4, 4], [2, 2], 0, [8], [0.0], n_out=3, batchnorm=False)
+    out = m(torch.randint(0, 4, (5, 2)), torch.zeros(5, 0))
+    assert out.shape == (5, 3)
+
+
+def test_emb_sz_rule_matches_fastai():
+    assert emb_sz_rule(1116) == round(1.6 * 1116 ** 0.56)
+    assert emb_sz_rule(10 ** 9) == 600
+
+
+# ---------------------------------------------------------------------------- preprocessing
+def test_processor_vocab_unknown_missing_and_training_statistics():
+    train = pd.DataFrame({"c": [3, 1, 3, 2], "s": ["x", "y", None, "x"], "n": [1.0, np.nan, 3.0, 5.0]})
+    proc = TabularProcessor.fit(train, ["c", "s"], ["n"])
+    assert proc.cat_names == ["c", "s", "n_na"]  # a NaN indicator for the continuous column with NaN
+    spec = {c["name"]: c for c in proc.categorical}
+    assert spec["c"]["vocab"] == [1, 2, 3] and spec["s"]["vocab"] == ["x", "y"]
+    new = pd.DataFrame({"c": [2, 99, None], "s": ["y", "zzz", None], "n": [np.nan, 3.0, 100.0]})
+    cats, conts = proc.transform(new)
+    assert cats[:, 0].tolist() == [2, 0, 0]  # unknown and missing -> the reserved row 0
+    assert cats[:, 1].tolist() == [2, 0, 0]
+    assert cats[:, 2].tolist() == [2, 1, 1]  # n_na: code 2 = "missing"
+    fill = 3.0  # the training median
+    mean = np.mean([1.0, fill, 3.0, 5.0])
+    std = np.std([1.0, fill, 3.0, 5.0])
+    assert conts[0, 0] == pytest.approx((fill - mean) / std, rel=1e-5)
+    assert conts[2, 0] == pytest.approx((100.0 - mean) / std, rel=1e-5)  # validation values never refit
+    again = TabularProcessor.from_dict(json.loads(json.dumps(proc.to_dict())))
+    c2, n2 = again.transform(new)
+    assert torch.equal(cats, c2) and torch.equal(conts, n2)
+
+
+def test_processor_missing_column_is_one_line_error():
+    proc = TabularProcessor.fit(pd.DataFrame({"a": [1, 2], "b": [0.5, 1.0]}), ["a"], ["b"])
+    with pytest.raises(DataError, match="column 'b' is missing"):
+        proc.transform(pd.DataFrame({"a": [1]}))
+
+
+def test_rmspe_skips_zero_sales():
+    assert rmspe([100, 0, 200], [90, 50, 220]) == pytest.approx(np.sqrt((0.1 ** 2 + 0.1 ** 2) / 2))
+
+
+# ---------------------------------------------------------------------------- planted truth
+def test_synthetic_training_beats_mean_per_store_by_a_wide_margin(synth, synth_run):
+    va = synth.valid
+    baseline = va["Store"].map(synth.train.groupby("Store")["Sales"].mean())
+    base = rmspe(va["Sales"], baseline)
+    model = synth_run.metrics["valid_rmspe"]
+    assert model < 0.6 * base, (model, base)
+    assert synth_run.metrics["valid_rmspe"] == pytest.approx(
+        rmspe(va["Sales"], TabularTrainer().predict(synth_run, va)["Sales"]), rel=1e-4)
+    for key in ("valid_rmspe", "valid_mape", "valid_rmse_log", "train_seconds"):
+        assert key in synth_run.metrics
+    assert len(synth_run.history) == FAST["epochs"]
+
+
+def test_synthetic_weekday_month_state_promo_effects_are_recovered(synth, synth_run):
+    sample = synth.train.sample(1200, random_state=0)
+    for col, min_corr in (("DayOfWeek", 0.95), ("Month", 0.8), ("State", 0.8)):
+        truth = synth.entities[col]["true_effect"].dropna()
+        curve = _partial_dependence(synth_run, sample, col, list(truth.index))
+        corr = np.corrcoef(curve, truth.to_numpy())[0, 1]
+        assert corr > min_corr, (col, corr)
+    lift = np.diff(_partial_dependence(synth_run, sample, "Promo", [0, 1]))[0]
+    from embedlab_datasets.synthetic_rossmann import PROMO_LIFT
+
+    assert 0.5 * PROMO_LIFT < lift < 1.5 * PROMO_LIFT, lift
+
+
+def test_learned_weekday_embedding_encodes_the_planted_cycle(synth_run):
+    from scipy.spatial.distance import pdist
+    from scipy.stats import spearmanr
+
+    table = synth_run.table("DayOfWeek")
+    truth = table.metadata["true_effect"].to_numpy()
+    # entities with similar planted effects sit close together in the embedding
+    rho = spearmanr(pdist(table.vectors), pdist(truth[:, None])).correlation
+    assert rho > 0.6, rho
+    centred = table.vectors - table.vectors.mean(0)
+    pc1 = centred @ np.linalg.svd(centred)[2][0]
+    assert abs(np.corrcoef(pc1, truth)[0, 1]) > 0.85
+
+
+def test_store_embedding_predicts_the_planted_store_effect(synth_run):
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import cross_val_score
+
+    table = synth_run.table("Store")
+    score = cross_val_score(RidgeCV(alphas=np.logspace(-4, 2, 20)), table.vectors,
+                            table.metadata["true_effect"].to_numpy(), cv=5, scoring="r2").mean()
+    assert score > 0.3, score
+
+
+# ---------------------------------------------------------------------------- the run
+def test_run_tables_labels_and_annotations(synth_run):
+    names = synth_run.table_names
+    for name in ("Store", "State", "DayOfWeek", "Month", "Week", "Day", "StoreType", "Assortment",
+                 "PromoInterval", "StateHoliday"):
+        assert name in names
+    assert not any(n.endswith("_na") for n in names)
+    dow = synth_run.table("DayOfWeek")
+    assert list(dow.labels) == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    assert dow.attrs["cycle_length"] == 7 and list(dow.metadata["cycle_order"]) == list(range(7))
+    assert synth_run.table("Month").attrs["cycle_length"] == 12
+    assert synth_run.table("Month").labels[0] == "Jan"
+    assert synth_run.table("Week").attrs["cycle_length"] == 52
+    assert synth_run.table("Day").attrs["cycle_length"] == 31
+    state = synth_run.table("State")
+    assert "Bavaria" in list(state.labels) and {"latitude", "longitude"} <= set(state.metadata)
+    store = synth_run.table("Store")
+    assert store.attrs["color_column"] == "StoreType" and store.attrs["target_column"] == "mean_sales"
+    assert {"StoreType", "Assortment", "State", "CompetitionDistance", "mean_sales", "count"} <= set(store.metadata)
+    assert len(store) == 60 and store.vectors.shape == (60, emb_sz_rule(61))  # reserved row 0 left out
+    # counts come from the training rows
+    assert int(dow.metadata["count"].sum()) == synth_run.metrics["train_rows"]
+
+
+def test_saved_run_predicts_like_the_trained_model_and_has_no_pickle(synth, synth_run, tmp_path):
+    out = synth_run.save(tmp_path / "run")
+    loaded = embedlab.load_run(out)
+    meta = json.loads((out / "run.json").read_text())
+    for key in ("preprocess", "y_range", "categorical", "continuous"):
+        assert key in meta["tabular"]
+    assert meta["preset"] == "default" and meta["split"]["name"] == "last-days"
+    assert not list(out.glob("*.pt")) and not list(out.glob("*.pkl"))
+    a = TabularTrainer().predict(synth_run, synth.valid)["Sales"].to_numpy()
+    b = TabularTrainer().predict(loaded, synth.valid)["Sales"].to_numpy()
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_predict_closed_stores_zero_unknown_categories_no_error(synth, synth_run):
+    test = synth.test.copy()
+    test["StateHoliday"] = test["StateHoliday"].astype(object)
+    test.loc[test.index[:5], "Open"] = 0
+    test.loc[test.index[5:10], "Store"] = 999_999  # a store never seen
+    test.loc[test.index[10:15], "StateHoliday"] = "zz"
+    preds = TabularTrainer().predict(synth_run, test)
+    assert list(preds.columns) == ["Id", "Sales"] and len(preds) == len(test)
+    assert preds["Id"].is_monotonic_increasing
+    closed = set(test["Id"][test["Open"] == 0])
+    assert (preds.loc[preds["Id"].isin(closed), "Sales"] == 0).all()
+    assert np.isfinite(preds["Sales"]).all() and (preds.loc[~preds["Id"].isin(closed), "Sales"] > 0).all()
+
+
+def test_same_seed_same_run(synth):
+    cfg = {**FAST, "epochs": 1, "train_sample": 3000}
+    a = TabularTrainer().train(synth, dict(cfg), progress=False)
+    b = TabularTrainer().train(synth, dict(cfg), progress=False)
+    assert a.metrics["valid_rmspe"] == b.metrics["valid_rmspe"]
+    np.testing.assert_array_equal(a.table("Store").vectors, b.table("Store").vectors)
+
+
+def test_guo2016_preset_uses_the_papers_features_and_sizes(synth):
+    run = TabularTrainer().train(synth, {"preset": "guo2016", "epochs": 1, "train_sample": 3000,
+                                         "layers": "32,16"}, progress=False)
+    assert set(run.table_names) == {"Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"}
+    sizes = PRESETS["guo2016"]["emb_sizes"]
+    for name, size in sizes.items():
+        assert run.table(name).dim == size
+    assert run.meta["tabular"]["continuous"] == [] and run.config["loss"] == "mae"
+    assert run.metrics["train_rows"] == 3000
+
+
+def test_config_errors_are_usage_errors(synth):
+    trainer = TabularTrainer()
+    with pytest.raises(UsageError, match="--ps"):
+        trainer.train(synth, {"layers": "10,5", "ps": "0.1", "epochs": 1}, progress=False)
+    with pytest.raises(UsageError, match="not a categorical column"):
+        trainer.train(synth, {"emb_size": ("Nope=3",), "epochs": 1}, progress=False)
+    with pytest.raises(UsageError, match="--exclude 'Nope'"):
+        trainer.train(synth, {"exclude": "Nope", "epochs": 1}, progress=False)
+    with pytest.raises(UsageError, match="COLUMN=SIZE"):
+        trainer.train(synth, {"emb_size": ("Store:3",), "epochs": 1}, progress=False)
+
+
+def test_exclude_and_emb_size_override(synth):
+    run = TabularTrainer().train(synth, {**FAST, "epochs": 1, "train_sample": 2000, "exclude": "Week,AfterPromo",
+                                         "emb_size": ("Store=7",)}, progress=False)
+    assert "Week" not in run.table_names and run.table("Store").dim == 7
+    assert "AfterPromo" not in run.meta["tabular"]["continuous"]
+
+
+def test_lr_find_runs_and_restores(synth):
+    result = TabularTrainer().lr_find(synth, {**FAST, "train_sample": 4000}, progress=False)
+    assert len(result.lrs) > 5 and np.all(np.isfinite(result.losses[:5]))
+
+
+# ---------------------------------------------------------------------------- CLI
+def test_cli_train_and_predict_synthetic(tmp_path):
+    from embedlab.cli import make_cli
+
+    runner = CliRunner()
+    out = tmp_path / "synth-rossmann"
+    res = runner.invoke(make_cli(), ["train", "synthetic-rossmann", "--stores", "24", "--days", "200",
+                                     "--layers", "32,16", "--epochs", "1", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert (out / "run.json").is_file() and (out / "weights.safetensors").is_file()
+    sub = tmp_path / "submission.csv"
+    res = runner.invoke(make_cli(), ["predict", str(out), "--out", str(sub)])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(sub)
+    assert list(frame.columns) == ["Id", "Sales"] and len(frame) == 24 * 48
+    assert frame["Id"].tolist() == sorted(frame["Id"]) and (frame["Sales"] >= 0).all()
+
+
+def test_cli_help_lists_trainer_and_dataset_options():
+    from embedlab.cli import make_cli
+
+    res = CliRunner().invoke(make_cli(), ["train", "rossmann", "--help"])
+    assert res.exit_code == 0
+    for opt in ("--data-dir", "--split", "--preset", "--layers", "--emb-size", "--y-range", "--stores"):
+        assert opt in res.output
+
+
+# ---------------------------------------------------------------------------- table-csv
+@pytest.fixture(scope="module")
+def table_file(tmp_path_factory, synth):
+    path = tmp_path_factory.mktemp("table") / "sales.csv"
+    cols = ["Store", "DayOfWeek", "Month", "Promo", "State", "Date", "Sales", "SchoolHoliday"]
+    frame = pd.concat([synth.train, synth.valid])[cols].copy()
+    frame["Temperature"] = np.random.default_rng(0).normal(10, 5, len(frame)).round(1)
+    frame["Big"] = (frame["Sales"] > frame["Sales"].median()).map({True: "yes", False: "no"})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_table_csv_log_regression_with_last_days_and_entity_meta(table_file, tmp_path):
+    stores = tmp_path / "stores.csv"
+    pd.DataFrame({"Store": range(1, 61), "label": [f"shop {i}" for i in range(1, 61)],
+                  "region": ["n" if i % 2 else "s" for i in range(1, 61)]}).to_csv(stores, index=False)
+    ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", log_target=True,
+                               cat="Store,DayOfWeek,Month,State", cont="Promo,Temperature,SchoolHoliday",
+                               date_col="Date", valid_last_days=48, entity_meta=(f"Store={stores}",))
+    assert ds.split["name"] == "last-days" and ds.valid["Date"].min() == ds.valid["Date"].max() - pd.Timedelta(days=47)
+    run = TabularTrainer().train(ds, {**FAST, "epochs": 3}, progress=False)
+    assert run.metrics["valid_rmspe"] < 0.2
+    store = run.table("Store")
+    assert store.labels[0] == "shop 1" and "region" in store.metadata
+    assert run.table("DayOfWeek").attrs["cycle_length"] == 7  # calendar columns are annotated
+    preds = TabularTrainer().predict(run, pd.read_csv(table_file).head(50))
+    assert list(preds.columns) == ["Sales"] and (preds["Sales"] > 0).all()
+
+
+def test_table_csv_classification(table_file, tmp_path):
+    ds = embedlab.load_dataset("table-csv", file=table_file, target="Big", task="classify",
+                               cat="Store,DayOfWeek,Month", cont="Promo")
+    run = TabularTrainer().train(ds, {**FAST, "epochs": 2, "layers": "32"}, progress=False)
+    assert run.metrics["valid_accuracy"] > 0.8 and run.metrics["valid_logloss"] < 0.5
+    assert run.meta["tabular"]["classes"] == ["no", "yes"]
+    out = run.save(tmp_path / "clf")
+    res = CliRunner().invoke(__import__("embedlab.cli", fromlist=["make_cli"]).make_cli(),
+                             ["predict", str(out), "--file", str(table_file), "--out", str(tmp_path / "p.csv")])
+    assert res.exit_code == 0, res.output
+    p = pd.read_csv(tmp_path / "p.csv")
+    assert list(p.columns) == ["Big", "prob_no", "prob_yes"]
+    assert np.allclose(p["prob_no"] + p["prob_yes"], 1.0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"target": "Salez"}, "did you mean 'Sales'"),
+    ({"cat": "Store,DayofWeek"}, "column 'DayofWeek' given to --cat not found"),
+    ({"cont": "Temprature"}, "the columns are: Store, DayOfWeek"),
+    ({"date_col": "Day", "valid_last_days": 5}, "'Day' given to --date not found"),
+    ({"target": "Big", "log_target": True}, "non-numeric value 'no'"),
+    ({"cont": "State"}, "continuous column 'State' has a non-numeric value"),
+])
+def test_table_csv_checks_columns_up_front(table_file, kwargs, message):
+    base = {"file": table_file, "target": "Sales", "cat": "Store", "cont": None}
+    with pytest.raises(EmbedlabError, match=message):
+        embedlab.load_dataset("table-csv", **{**base, **kwargs})
+
+
+def test_table_csv_usage_errors(table_file, tmp_path):
+    with pytest.raises(UsageError, match="--cat and/or --cont"):
+        embedlab.load_dataset("table-csv", file=table_file, target="Sales")
+    with pytest.raises(UsageError, match="need --date"):
+        embedlab.load_dataset("table-csv", file=table_file, target="Sales", cat="Store", valid_last_days=3)
+    with pytest.raises(UsageError, match="COLUMN=FILE"):
+        embedlab.load_dataset("table-csv", file=table_file, target="Sales", cat="Store", entity_meta=("Store",))
+    bad = tmp_path / "neg.csv"
+    pd.DataFrame({"a": [1, 2, 3], "y": [1.0, 0.0, 2.0]}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match="positive targets"):
+        embedlab.load_dataset("table-csv", file=bad, target="y", cat="a", log_target=True)
