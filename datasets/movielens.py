@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import (Dataset, DatasetSpec, check_ratings, require_dir, require_file,
-                           split_collab)
+from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, check_ratings, require_dir, require_file,
+                           split_collab, time_cut_option)
 from embedlab.errors import DataError, UsageError
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
@@ -28,7 +28,7 @@ RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
 
 
 def _options(canonical: tuple[str, ...], default_split: str) -> list[click.Option]:
-    choices = list(canonical) + ["random", "time"]
+    choices = list(canonical) + ["random", "time", *TIME_CUT_SPLITS]
     return [
         click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Folder laid out like the official archive; without it the archive "
@@ -36,9 +36,12 @@ def _options(canonical: tuple[str, ...], default_split: str) -> list[click.Optio
         click.Option(["--split"], type=click.Choice(choices), default=default_split, show_default=True,
                      help="Validation split: the dataset's canonical split"
                           + (f" ({', '.join(canonical)})" if canonical else "")
-                          + ", 'random' (--valid-pct, --seed) or 'time' (the latest --valid-pct of ratings)."),
+                          + ", 'random' (--valid-pct, --seed), 'time' (the latest --valid-pct of ratings), "
+                            "or 'time-before' / 'time-after' (the ratings before / after --time-cut, each with "
+                            "its latest --valid-pct held out: pretrain on one, fine-tune on the other)."),
         click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
                      help="Share of ratings held out by the random and time splits."),
+        time_cut_option(),
     ]
 
 
@@ -103,12 +106,12 @@ def _primary_genre(genres: pd.Series) -> pd.Series:
 
 def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, seed: int,
             canonical: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None, entities: dict,
-            bounds: tuple[float, float], folder: Path) -> Dataset:
+            bounds: tuple[float, float], folder: Path, time_cut: Any = 0.5) -> Dataset:
     if canonical is not None and split in canonical:
         train, valid = canonical[split]
         split_info = {"name": split, "canonical": True}
     else:
-        train, valid, split_info = split_collab(ratings, split, valid_pct, seed, "timestamp")
+        train, valid, split_info = split_collab(ratings, split, valid_pct, seed, "timestamp", time_cut)
     return Dataset(name=ds_name, kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                    entities=entities, split=split_info, rating_range=bounds,
@@ -120,7 +123,7 @@ def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, s
 # ---------------------------------------------------------------- 100K
 
 def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: float = 0.1,
-                seed: int = 42, **_: Any) -> Dataset:
+                seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
     name = "movielens-100k"
     folder = _folder(name, data_dir)
     ratings = _read_ratings_tsv(require_file(folder, "u.data", name))
@@ -148,7 +151,7 @@ def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: floa
     if split in ML100K_SPLITS:
         canonical = {split: (_read_ratings_tsv(require_file(folder, f"{split}.base", name)),
                              _read_ratings_tsv(require_file(folder, f"{split}.test", name)))}
-    return _finish(name, ratings, split, valid_pct, seed, canonical, entities, (1.0, 5.0), folder)
+    return _finish(name, ratings, split, valid_pct, seed, canonical, entities, (1.0, 5.0), folder, time_cut)
 
 
 # ---------------------------------------------------------------- CSV editions (latest-small, 25M, 32M)
@@ -198,11 +201,11 @@ def _movies_csv(path: Path) -> pd.DataFrame:
 
 def _csv_loader(name: str):
     def load(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-             seed: int = 42, **_: Any) -> Dataset:
+             seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
         folder = _folder(name, data_dir)
         ratings = _read_ratings_csv(require_file(folder, "ratings.csv", name))
         entities = {"item": _movies_csv(require_file(folder, "movies.csv", name))}
-        return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder)
+        return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder, time_cut)
 
     return load
 
@@ -210,7 +213,7 @@ def _csv_loader(name: str):
 # ---------------------------------------------------------------- 1M
 
 def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-              seed: int = 42, **_: Any) -> Dataset:
+              seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
     name = "movielens-1m"
     folder = _folder(name, data_dir)
     path = require_file(folder, "ratings.dat", name)
@@ -233,7 +236,7 @@ def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: fl
         entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
                                          "age": users["age"], "gender": users["gender"],
                                          "occupation": users["occupation"]}, index=users.index)
-    return _finish(name, ratings, split, valid_pct, seed, None, entities, (1.0, 5.0), folder)
+    return _finish(name, ratings, split, valid_pct, seed, None, entities, (1.0, 5.0), folder, time_cut)
 
 
 def _fetcher(name: str):

@@ -8,7 +8,8 @@ import click
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import Dataset, DatasetSpec, check_ratings, require_columns, split_collab
+from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, check_ratings, require_columns, split_collab,
+                           time_cut_option)
 from embedlab.errors import DataError, UsageError
 
 OPTIONS = [
@@ -22,9 +23,11 @@ OPTIONS = [
                  help="Optional item file; its other columns become item metadata."),
     click.Option(["--item-key"], default=None, help="Item id column in --items (default: --item)."),
     click.Option(["--item-label"], default=None, help="Column of --items a person reads (e.g. title)."),
-    click.Option(["--split"], type=click.Choice(["random", "time"]), default="random", show_default=True,
-                 help="Validation split."),
+    click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
+                 show_default=True,
+                 help="Validation split: random, time, or time-before / time-after (--time-cut; need --timestamp)."),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
+    time_cut_option(),
 ]
 
 
@@ -48,7 +51,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
          items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
-         split: str = "random", valid_pct: float = 0.1, seed: int = 42, **_: Any) -> Dataset:
+         split: str = "random", valid_pct: float = 0.1, seed: int = 42, time_cut: Any = 0.5,
+         **_: Any) -> Dataset:
     df = read_table(Path(file))
     cols = [user, item, rating] + ([timestamp] if timestamp else [])
     require_columns(df, cols, str(file))
@@ -65,8 +69,8 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
                 raise DataError(f"{file}: column {timestamp!r} has a value that is not a time: {bad!r}")
             ts = parsed.astype("int64") // 10**9
         frame["timestamp"] = ts.to_numpy()
-    elif split == "time":
-        raise UsageError("--split time needs --timestamp COLUMN")
+    elif split == "time" or split in TIME_CUT_SPLITS:
+        raise UsageError(f"--split {split} needs --timestamp COLUMN")
     for col in ("user", "item"):
         if frame[col].isna().any():
             raise DataError(f"{file}: column {user if col == 'user' else item!r} has empty ids")
@@ -89,7 +93,8 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         elif "label" in meta:
             meta = meta.rename(columns={"label": "label_"})
         entities["item"] = meta
-    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None)
+    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None,
+                                            time_cut)
     lo, hi = float(frame["rating"].min()), float(frame["rating"].max())
     return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating",

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import Dataset, DatasetSpec, split_collab
+from embedlab.data import TIME_CUT_SPLITS, Dataset, DatasetSpec, split_collab, time_cut_option
 from embedlab.errors import UsageError
 
 OPTIONS = [
@@ -30,9 +30,11 @@ OPTIONS = [
                  help="Number of planted latent genres."),
     click.Option(["--noise"], type=click.FloatRange(0), default=0.5, show_default=True,
                  help="Standard deviation of the rating noise."),
-    click.Option(["--split"], type=click.Choice(["random", "time"]), default="random", show_default=True,
-                 help="Validation split."),
+    click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
+                 show_default=True,
+                 help="Validation split: random, time, or time-before / time-after (--time-cut)."),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
+    time_cut_option(),
     click.Option(["--shuffle-truth"], is_flag=True,
                  help="Negative control: shuffle the planted genre and bias labels after generating."),
 ]
@@ -70,7 +72,7 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
 
 def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4, noise: float = 0.5,
          split: str = "random", valid_pct: float = 0.1, seed: int = 42, shuffle_truth: bool = False,
-         **_: Any) -> Dataset:
+         time_cut: Any = 0.5, **_: Any) -> Dataset:
     if genres > items:
         raise UsageError(f"--genres {genres} is more than --items {items}")
     frame, user_meta, item_meta = generate(users, items, ratings, genres, noise, seed)
@@ -79,7 +81,7 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
         for meta in (user_meta, item_meta):
             for col in meta.columns.drop("label"):
                 meta[col] = meta[col].to_numpy()[rng.permutation(len(meta))]
-    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp")
+    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp", time_cut)
     return Dataset(name="synthetic-collab", kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                    entities={"user": user_meta, "item": item_meta}, split=split_info, rating_range=(1.0, 5.0),

@@ -15,9 +15,11 @@ def load_dataset(name: str, **options):
     """Load a registered dataset by name with its loader options (``data_dir``, ``split``...)."""
     from .registry import get_dataset
 
+    from .data import remember_options
+
     spec = get_dataset(name)
     options.setdefault("seed", 42)
-    return spec.load(**options)
+    return remember_options(spec.load(**options), options)
 
 
 def train(dataset, out=None, progress: bool = False, **config) -> Run:
@@ -32,7 +34,10 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
         spec = get_dataset(dataset)
         names = {o.name for o in spec.options}
         loader_opts = {k: config.pop(k) for k in list(config) if k in names}
-        dataset = spec.load(seed=config.get("seed", 42), **loader_opts)
+        loader_opts["seed"] = config.get("seed", 42)
+        from .data import remember_options
+
+        dataset = remember_options(spec.load(**loader_opts), loader_opts)
     trainer = trainer_for(dataset.kind)
     run = trainer.train(dataset, config, progress=progress)
     if out is not None:

@@ -19,6 +19,20 @@ def _umask() -> int:
     return mask
 
 
+def check_file_target(path: str | os.PathLike) -> None:
+    """Refuse, before any work is done, a path that can never be written as a file."""
+    from .errors import UsageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{str(path)!r} is a folder; give the name of a file to write")
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot write {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
@@ -26,8 +40,14 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[
     On any exception the temporary file is removed and ``path`` is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    check_file_target(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:  # a file in the way, no permission, read-only disk...
+        from .errors import EmbedlabError
+
+        raise EmbedlabError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
     os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
     os.close(fd)
     try:

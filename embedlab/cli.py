@@ -37,6 +37,7 @@ def _split_kwargs(spec, trainer, kwargs: dict[str, Any]) -> tuple[dict, dict]:
 
 def _dataset_command(name: str, mode: str) -> click.Command:
     """Build ``train NAME`` or ``lr-find NAME`` for a registered dataset."""
+    from .data import remember_options
     from .registry import get_dataset, trainer_for
 
     spec = get_dataset(name)
@@ -70,8 +71,12 @@ def _dataset_command(name: str, mode: str) -> click.Command:
             from .run import check_out_dir
 
             check_out_dir(out)  # fail before hours of training, not after
+        if plot is not None:
+            from .atomic import check_file_target
+
+            check_file_target(plot)
         _stderr(f"loading {name} ...")
-        dataset = spec.load(**ds_opts)
+        dataset = remember_options(spec.load(**ds_opts), ds_opts)
         _stderr(f"{name}: {len(dataset.train):,} training rows, "
                 f"{0 if dataset.valid is None else len(dataset.valid):,} validation rows "
                 f"(split: {dataset.split.get('name', '?')})")

@@ -78,6 +78,10 @@ def analyze_command() -> click.Command:
         from .report import print_terminal, results_json, write_report
         from .run import load_run
 
+        if report is not None:
+            from .atomic import check_file_target
+
+            check_file_target(report)  # before the analyses run, not after
         run = load_run(run_dir)
         names = [n.strip() for n in only.split(",") if n.strip()] if only else None
         if only is not None and not names:

@@ -14,7 +14,7 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -38,7 +38,6 @@ class Outcome:
     history: list[dict[str, float]]
     wall_seconds: float
     run_dir: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def value(self, metric: str) -> float:
         v = self.metrics.get(metric)
@@ -127,7 +126,7 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
     outcomes = []
     for n, (label, cfg) in enumerate(configs, 1):
         echo(f"[{n}/{len(configs)}] {label}")
-        seed_everything(int(cfg.get("seed") or 42))
+        seed_everything(42 if cfg.get("seed") is None else int(cfg["seed"]))
         t0 = time.perf_counter()
         run = trainer.train(dataset, dict(cfg), progress=progress)
         wall = time.perf_counter() - t0

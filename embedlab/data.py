@@ -98,9 +98,68 @@ def time_split(df: pd.DataFrame, column: str, valid_pct: float) -> tuple[pd.Data
             df.iloc[np.sort(order[cut:])].reset_index(drop=True))
 
 
+TIME_CUT_SPLITS = ("time-before", "time-after")
+
+
+def time_cut_option() -> click.Option:
+    """``--time-cut``: where the ``time-before``/``time-after`` splits cut the data."""
+    return click.Option(
+        ["--time-cut"], default="0.5", show_default=True,
+        help="Where --split time-before / time-after cut the ratings: a share of them in time order "
+             "(0.5: the earliest half is 'before') or a date (1998-01-01). time-before keeps the ratings "
+             "before the cut (pretraining), time-after those from it on (the later task to adapt to); "
+             "each then holds out its own latest --valid-pct.")
+
+
+def cut_by_time(df: pd.DataFrame, column: str, cut: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Rows before and from ``cut``: a share of the rows in ``column`` order (ties by row
+    order), or a date (``column`` holds unix seconds or datetimes)."""
+    order = np.argsort(df[column].to_numpy(), kind="stable")
+    text = str(cut).strip()
+    try:
+        share = float(text)
+    except ValueError:
+        share = None
+    if share is not None:
+        if not 0.0 < share < 1.0:
+            raise UsageError(f"--time-cut {text}: a share must be between 0 and 1 (exclusive), or give a date")
+        k = int(round(len(df) * share))
+        before_idx, after_idx = np.sort(order[:k]), np.sort(order[k:])
+    else:
+        try:
+            when = pd.Timestamp(text)
+        except (ValueError, TypeError):
+            raise UsageError(f"--time-cut {text!r}: give a share (0.5) or a date (1998-01-01)") from None
+        values = df[column]
+        if pd.api.types.is_numeric_dtype(values):
+            when_value: Any = when.tz_localize("UTC").timestamp() if when.tzinfo is None else when.timestamp()
+        else:
+            when_value = when
+        is_before = (values < when_value).to_numpy()
+        before_idx, after_idx = np.flatnonzero(is_before), np.flatnonzero(~is_before)
+    if len(before_idx) == 0 or len(after_idx) == 0:
+        raise UsageError(f"--time-cut {text}: leaves no rows {'before' if len(before_idx) == 0 else 'after'} the cut")
+    first_after = df[column].iloc[after_idx].min()
+    if pd.api.types.is_numeric_dtype(df[column]):
+        cut_at = pd.Timestamp(int(first_after), unit="s").isoformat()
+    else:
+        cut_at = pd.Timestamp(first_after).isoformat()
+    info = {"time_cut": text, "cut_at": cut_at, "rows_before": int(len(before_idx)),
+            "rows_after": int(len(after_idx))}
+    return (df.iloc[before_idx].reset_index(drop=True), df.iloc[after_idx].reset_index(drop=True), info)
+
+
 def split_collab(df: pd.DataFrame, split: str, valid_pct: float, seed: int,
-                 timestamp: str | None) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """The generic splits every ratings dataset offers: ``random`` and ``time``."""
+                 timestamp: str | None, time_cut: Any = 0.5) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """The generic splits every ratings dataset offers: ``random``, ``time``, and the pair
+    ``time-before`` / ``time-after`` (pretrain on the ratings before ``time_cut``, adapt to
+    those after it; each holds out its own latest ``valid_pct``)."""
+    if split in TIME_CUT_SPLITS:
+        if timestamp is None:
+            raise UsageError(f"--split {split} needs a timestamp column (--timestamp)")
+        before, after, info = cut_by_time(df, timestamp, time_cut)
+        tr, va = time_split(before if split == "time-before" else after, timestamp, valid_pct)
+        return tr, va, {"name": split, "valid_pct": valid_pct, "column": timestamp, **info}
     if split == "random":
         tr, va = random_split(df, valid_pct, seed)
         return tr, va, {"name": "random", "valid_pct": valid_pct, "seed": seed}
@@ -109,7 +168,7 @@ def split_collab(df: pd.DataFrame, split: str, valid_pct: float, seed: int,
             raise UsageError("--split time needs a timestamp column (--timestamp)")
         tr, va = time_split(df, timestamp, valid_pct)
         return tr, va, {"name": "time", "valid_pct": valid_pct, "column": timestamp}
-    raise UsageError(f"unknown split {split!r}; choose random or time")
+    raise UsageError(f"unknown split {split!r}; choose random, time, time-before or time-after")
 
 
 # ---------------------------------------------------------------- checks
@@ -176,3 +235,19 @@ def collab_entity_stats(ratings: pd.DataFrame, key: str, rating: str) -> pd.Data
     """Per-entity ``count`` and ``mean_rating`` from the given ratings."""
     grouped = ratings.groupby(key, sort=True)[rating]
     return pd.DataFrame({"count": grouped.size(), "mean_rating": grouped.mean()})
+
+
+def remember_options(dataset: Dataset, options: dict[str, Any]) -> Dataset:
+    """Record the loader options in ``dataset.info["options"]`` (run.json's ``dataset_info``)
+    unless the loader recorded its own, so an analysis can reload the same data through the
+    registry (finetune, transfer; ``predict`` reads them too). Paths are made absolute."""
+    if not isinstance(dataset.info.get("options"), dict) or not dataset.info["options"]:
+        clean = {}
+        for k, v in options.items():
+            if isinstance(v, Path):
+                v = str(v.resolve())
+            elif isinstance(v, tuple):
+                v = list(v)
+            clean[k] = v
+        dataset.info["options"] = clean
+    return dataset

@@ -76,7 +76,8 @@ def embedlab_register_analyses(register: Callable[["Analysis"], None]) -> None:
     :param register: call it once per analysis with an object following
         :class:`embedlab.Analysis`: a unique ``name`` (the CLI name), a ``title``,
         ``applies_to(run) -> list[str]`` (the embedding tables it can analyse; empty when
-        none) and ``run(run, table, options) -> AnalysisResult`` (plain data: metrics,
+        none; declare ``applies_to(run, options)`` to see the resolved options, e.g. when
+        ``--coords FILE`` makes a table qualify) and ``run(run, table, options) -> AnalysisResult`` (plain data: metrics,
         tables, a summary). An optional ``render(result) -> list`` returns Bokeh models for
         the report; analyses never write files themselves.
 

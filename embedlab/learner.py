@@ -13,6 +13,24 @@ each of those choices to every trainer through torch.optim's own implementations
   an ordered ``name -> params`` mapping) and carries its ``name``, its own ``lr`` and ``wd``,
   so freezing and discriminative learning rates act per group; schedules scale each group's
   own maximum lr.
+* Freezing (``--freeze GROUPS``, ``--freeze-to N``; :meth:`Learner.freeze`,
+  :meth:`Learner.unfreeze`, :meth:`Learner.freeze_to`): a frozen group's parameters get
+  ``requires_grad=False`` and no optimizer param group, so they receive no gradient, no
+  optimizer state and no weight decay (of either mode), and the batch-norm layers whose
+  parameters are all frozen keep their running statistics: the group's tensors come out of
+  training bit-identical.
+* Discriminative learning rates (``--lr LO:HI``, :class:`LRSlice`), fastai's ``slice``
+  semantics over the model's layer groups in order (frozen ones count):
+
+  - ``--lr LO:HI``: geometric from LO (the earliest group) to HI (the last), i.e. group i of
+    n gets ``LO * (HI/LO) ** (i/(n-1))``; ``--lr HI:HI`` is one lr for every group.
+  - ``--lr :HI``: fastai's ``slice(HI)``: the last group HI, every earlier group HI/10.
+  - ``--lr HI`` (a plain number): every group HI when training from scratch; when the run
+    starts from pretrained tables (``--init-from``) and freezes nothing, it is read as
+    ``:HI`` (fastai's ``slice(HI)``: the pretrained, earlier groups at HI/10). With
+    ``--freeze`` it stays one lr for every trainable group, as fastai's ``fit(lr)`` after
+    ``freeze()``.
+  - a model with one group takes HI in every form.
 
 Batches are made by indexing whole tensors with a shuffled permutation, not by a per-sample
 Python DataLoader: for embedding models the loop itself is the hot path.
@@ -95,14 +113,96 @@ def seed_everything(seed: int) -> torch.Generator:
 
 # ---------------------------------------------------------------------------- configuration
 @dataclass(frozen=True)
+class LRSlice:
+    """fastai's ``slice(lo, hi)`` (``lo`` given) or ``slice(hi)`` (``lo`` None) of max lrs.
+
+    :meth:`spread` turns it into one lr per layer group, earliest first (see module docstring).
+    Written ``LO:HI`` or ``:HI`` on the command line and in run.json's config.
+    """
+
+    hi: float
+    lo: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.hi) and self.hi > 0) or (
+                self.lo is not None and not (math.isfinite(self.lo) and self.lo > 0)):
+            raise UsageError(f"--lr {self}: learning rates must be positive numbers")
+        if self.lo is not None and self.lo > self.hi:
+            raise UsageError(f"--lr {self}: LO must not exceed HI (the earliest layer group gets "
+                             f"the lowest lr)")
+
+    def spread(self, n: int) -> list[float]:
+        """The max lr of each of ``n`` layer groups, earliest first (fastai's ``lr_range``)."""
+        if n <= 1:
+            return [float(self.hi)] * max(n, 0)
+        if self.lo is None:
+            return [self.hi / 10.0] * (n - 1) + [float(self.hi)]
+        ratio = self.hi / self.lo
+        out = [self.lo * ratio ** (i / (n - 1)) for i in range(n)]
+        out[0], out[-1] = float(self.lo), float(self.hi)
+        return out
+
+    def __str__(self) -> str:
+        return f"{'' if self.lo is None else f'{self.lo:g}'}:{self.hi:g}"
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return str(self)
+        lo = "" if self.lo is None else format(self.lo, spec)
+        return f"{lo}:{format(self.hi, spec)}"
+
+    @classmethod
+    def parse(cls, text: Any) -> "float | LRSlice":
+        """``"1e-3"`` -> 0.001; ``"1e-5:1e-3"`` -> LRSlice(1e-3, 1e-5); ``":1e-3"`` -> LRSlice(1e-3)."""
+        if isinstance(text, (LRSlice, int, float)) and not isinstance(text, bool):
+            return text if isinstance(text, LRSlice) else float(text)
+        raw = str(text).strip()
+        lo, sep, hi = raw.partition(":")
+        try:
+            if not sep:
+                value = float(raw)
+                if not (math.isfinite(value) and value > 0):
+                    raise ValueError
+                return value
+            return cls(hi=float(hi), lo=float(lo) if lo.strip() else None)
+        except ValueError:
+            raise UsageError(f"--lr {raw!r}: give a positive number (1e-3), LO:HI (1e-5:1e-3, "
+                             f"spread over the layer groups) or :HI (fastai's slice(HI))") from None
+
+
+class LRParam(click.ParamType):
+    """``--lr``: a number, ``LO:HI`` or ``:HI`` (see :class:`LRSlice`)."""
+
+    name = "lr"
+
+    def convert(self, value, param, ctx):
+        try:
+            return LRSlice.parse(value)
+        except UsageError as exc:
+            self.fail(exc.format_message(), param, ctx)
+
+
+def parse_groups(value: Any) -> tuple[str, ...] | None:
+    """``"embeddings,body"`` / ``["embeddings"]`` -> ``("embeddings", "body")``; None stays None."""
+    if value is None:
+        return None
+    items = value.split(",") if isinstance(value, str) else [str(v) for v in value]
+    return tuple(dict.fromkeys(i.strip() for i in items if i.strip()))
+
+
+@dataclass(frozen=True)
 class FitConfig:
     """How to fit: the values of the shared fit options.
 
     ``None`` means "the default for this optimizer" (``lr``, ``wd``: a trainer's
     :class:`FitDefaults`); :meth:`resolved` fills those in and checks the combination. ``lr``
-    is the maximum (peak) learning rate: a float for every layer group, or a mapping
-    ``group name -> lr``. ``bs`` and ``seed`` are consumed where the Learner and
-    the model are built (``Learner(bs=..., seed=...)``); ``Learner.fit`` uses ``bs`` when set.
+    is the maximum (peak) learning rate: a float for every layer group, a mapping
+    ``group name -> lr``, or an :class:`LRSlice` spread over the groups. ``bs`` and ``seed``
+    are consumed where the Learner and the model are built (``Learner(bs=..., seed=...)``);
+    ``Learner.fit`` uses ``bs`` when set. ``freeze`` (group names) or ``freeze_to`` (fastai's
+    ``freeze_to(n)``) set which groups are frozen for this fit; None leaves the learner's
+    current freezing alone. ``init_from`` says the model starts from pretrained tables
+    (``--init-from``): a plain ``lr`` then means ``slice(lr)`` unless something is frozen.
     """
 
     epochs: int = 5
@@ -117,9 +217,12 @@ class FitConfig:
     wd_mode: str = "auto"
     schedule: str = "one-cycle"
     pct_start: float = 0.25
+    freeze: tuple[str, ...] | None = None
+    freeze_to: int | None = None
+    init_from: str | None = None
 
     FIELDS = ("epochs", "lr", "wd", "bs", "seed", "opt", "momentum", "betas", "eps", "wd_mode",
-              "schedule", "pct_start")
+              "schedule", "pct_start", "freeze", "freeze_to", "init_from")
 
     def replace(self, **changes: Any) -> "FitConfig":
         return dataclasses.replace(self, **changes)
@@ -169,17 +272,29 @@ class FitConfig:
         lr = self.lr
         if lr is None:
             lr = defaults.lr[opt]
+        if isinstance(lr, str):
+            lr = LRSlice.parse(lr)
         if isinstance(lr, Mapping):
             lr = {str(k): float(v) for k, v in lr.items()}
             bad = [k for k, v in lr.items() if not v > 0]
+        elif isinstance(lr, LRSlice):
+            bad = []
         else:
             lr = float(lr)
             bad = [] if lr > 0 else ["lr"]
         if bad:
             raise UsageError(f"--lr {self.lr}: learning rates must be positive")
+        freeze = parse_groups(self.freeze)
+        freeze_to = None if self.freeze_to is None else int(self.freeze_to)
+        if freeze and freeze_to is not None:
+            raise UsageError(f"--freeze {','.join(freeze)} and --freeze-to {freeze_to}: give one of them")
+        init_from = None if not self.init_from else str(self.init_from)
+        if init_from and isinstance(lr, float) and not freeze and not freeze_to:
+            lr = LRSlice(hi=lr)  # fine-tuning pretrained tables: fastai's slice(lr)
         return dataclasses.replace(
             self, opt=opt, lr=lr, momentum=momentum, betas=betas, eps=eps, wd_mode=mode,
-            wd=wd, epochs=int(self.epochs), pct_start=float(self.pct_start))
+            wd=wd, epochs=int(self.epochs), pct_start=float(self.pct_start), freeze=freeze,
+            freeze_to=freeze_to, init_from=init_from)
 
     def to_config(self) -> dict[str, Any]:
         """Plain JSON-able values, as stored in run.json's ``config``."""
@@ -190,6 +305,8 @@ class FitConfig:
                 v = list(v)
             elif isinstance(v, Mapping):
                 v = dict(v)
+            elif isinstance(v, LRSlice):
+                v = str(v)
             out[name] = v
         return out
 
@@ -199,13 +316,21 @@ class FitConfig:
         kwargs = {k: config[k] for k in cls.FIELDS if k in config and config[k] is not None}
         if "betas" in kwargs:
             kwargs["betas"] = tuple(kwargs["betas"])
+        if isinstance(kwargs.get("lr"), str):
+            kwargs["lr"] = LRSlice.parse(kwargs["lr"])
+        if "freeze" in kwargs:
+            kwargs["freeze"] = parse_groups(kwargs["freeze"])
+        if "init_from" in kwargs:
+            kwargs["init_from"] = str(kwargs["init_from"])
         return cls(**kwargs)
 
     def describe(self) -> str:
         """A short label: ``adamw lr=5e-03 wd=0.1 (decoupled)``."""
         lr = self.lr if not isinstance(self.lr, Mapping) else "/".join(f"{v:.0e}" for v in self.lr.values())
-        lr = f"{lr:.0e}" if isinstance(lr, float) else lr
-        return f"{self.opt} lr={lr} wd={self.wd:g} ({self.wd_mode})"
+        lr = f"{lr:.0e}" if isinstance(lr, (float, LRSlice)) else lr
+        frozen = f" frozen {','.join(self.freeze)}" if self.freeze else (
+            f" frozen to {self.freeze_to}" if self.freeze_to else "")
+        return f"{self.opt} lr={lr} wd={self.wd:g} ({self.wd_mode}){frozen}"
 
 
 def auto_wd_mode(opt: str) -> str:
@@ -289,9 +414,13 @@ def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 25
         click.Option(["--opt"], type=click.Choice(OPTIMIZERS), default=opt, show_default=True,
                      help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
                           "adamw (Adam with decoupled weight decay)."),
-        DefaultsOption(["--lr"], type=click.FloatRange(0, min_open=True), default=None, fit_defaults=defaults,
+        DefaultsOption(["--lr"], type=LRParam(), default=None, fit_defaults=defaults,
                        help="Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). "
-                            f"Default per --opt: {defaults.describe_lr()}."),
+                            "LO:HI spreads lrs geometrically over the layer groups, LO for the earliest, "
+                            "HI for the last (fastai's slice(LO, HI)); :HI is fastai's slice(HI): the last "
+                            "group HI, earlier ones HI/10. A plain HI is one lr for every group, except "
+                            "with --init-from and nothing frozen, where it means :HI (write HI:HI for one "
+                            f"lr). Default per --opt: {defaults.describe_lr()}."),
         DefaultsOption(["--wd"], type=click.FloatRange(0), default=None, fit_defaults=defaults,
                        help="Weight decay (see --wd-mode); grow it with the batch size. Default per --opt "
                             f"and --wd-mode: {defaults.describe_wd()}."),
@@ -313,7 +442,21 @@ def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 25
                      help="Batch size (rows per step)."),
         click.Option(["--seed"], type=int, default=seed, show_default=True,
                      help="Random seed (initialisation, shuffling, random splits)."),
+        click.Option(["--freeze"], default=None, metavar="GROUPS",
+                     help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
+                          "tabular: embeddings, body, head): no gradient, no optimizer state, no weight "
+                          "decay; their tensors come out unchanged."),
+        click.Option(["--freeze-to"], type=int, default=None, metavar="N",
+                     help="Freeze the first N layer groups (fastai's freeze_to(N); negative counts from "
+                          "the end: -1 freezes all but the last)."),
+        *_init_options(),
     ]
+
+
+def _init_options() -> list[click.Option]:
+    from .pretrained import init_options  # the importers live with the formats they read
+
+    return init_options()
 
 
 def fit_config(config: Mapping[str, Any], options: Sequence[click.Option] = ()) -> FitConfig:
@@ -439,6 +582,18 @@ class FitResult:
     config: dict[str, Any] = field(default_factory=dict)
     lrs: dict[str, list[float]] = field(default_factory=dict)
     moms: dict[str, list[float]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    init: dict[str, Any] | None = None
+
+    @property
+    def frozen(self) -> list[str]:
+        return [n for n, g in self.groups.items() if g.get("frozen")]
+
+    def record(self) -> dict[str, Any]:
+        """What run.json keeps about the fit beyond the config: each layer group's max lr,
+        weight decay, size and whether it was frozen; the frozen groups; where tables were
+        initialised from (``init``, None when from scratch)."""
+        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init}
 
 
 def _console():
@@ -469,6 +624,8 @@ class Learner:
         self.regularizer = regularizer
         self.seed = seed
         self.generator = seed_everything(seed)
+        #: where the model's tables were initialised from (set by :func:`embedlab.pretrained.init_from_config`)
+        self.init: dict[str, Any] | None = None
 
     # ------------------------------------------------------------ pieces
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -478,12 +635,73 @@ class Learner:
             return {"all": list(self.model.parameters())}
         return dict(groups())
 
-    def param_groups(self, lr: float | Mapping[str, float], wd: float) -> list[dict[str, Any]]:
+    # ------------------------------------------------------------ freezing
+    @property
+    def frozen_groups(self) -> list[str]:
+        """Layer groups none of whose parameters train."""
+        return [name for name, params in self.layer_groups().items()
+                if params and not any(p.requires_grad for p in params)]
+
+    def freeze_groups(self, names: Sequence[str]) -> None:
+        """Freeze exactly the layer groups ``names``; every other group trains."""
+        groups = self.layer_groups()
+        unknown = [n for n in names if n not in groups]
+        if unknown:
+            raise UsageError(f"--freeze {','.join(names)}: the model has no layer group "
+                             f"{unknown[0]!r}; its groups are: {', '.join(groups)}")
+        for name, params in groups.items():
+            for p in params:
+                p.requires_grad_(name not in names)
+
+    def freeze_to(self, n: int) -> None:
+        """fastai's ``freeze_to(n)``: freeze the first ``n`` layer groups, train the rest
+        (negative ``n`` counts from the end: ``freeze_to(-1)`` trains the last group only)."""
+        names = list(self.layer_groups())
+        if not -len(names) <= int(n) <= len(names):
+            raise UsageError(f"--freeze-to {n}: the model has {len(names)} layer groups "
+                             f"({', '.join(names)})")
+        self.freeze_groups(names[:int(n)])
+
+    def freeze(self) -> None:
+        """Freeze every layer group but the last (fastai's ``freeze()``)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        """Train every layer group."""
+        self.freeze_to(0)
+
+    def _hold_frozen_norms(self) -> None:
+        """Batch-norm layers whose parameters are all frozen stop updating their running
+        statistics (eval mode), so a frozen group's tensors stay bit-identical."""
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                params = list(module.parameters(recurse=False))
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+    def group_lrs(self, lr: float | Mapping[str, float] | LRSlice) -> dict[str, float]:
+        """The max lr of every layer group (frozen ones included) for an lr spec."""
+        layer_groups = self.layer_groups()
+        if isinstance(lr, LRSlice):
+            return dict(zip(layer_groups, lr.spread(len(layer_groups))))
+        if isinstance(lr, Mapping):
+            unknown = sorted(set(lr) - set(layer_groups))
+            missing = sorted(set(layer_groups) - set(lr))
+            if unknown or missing:
+                raise UsageError(f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
+                                 f"the model's groups are {list(layer_groups)}")
+            return {name: float(lr[name]) for name in layer_groups}
+        return {name: float(lr) for name in layer_groups}
+
+    def param_groups(self, lr: float | Mapping[str, float] | LRSlice, wd: float) -> list[dict[str, Any]]:
         """One optimizer param group per layer group with trainable parameters.
 
-        Each carries ``name``, its max ``lr`` (``lr`` may map group names to lrs) and ``wd``.
+        Each carries ``name``, its max ``lr`` (``lr`` may map group names to lrs, or be an
+        :class:`LRSlice` spread over every group, frozen ones counted) and ``wd``.
         """
         layer_groups = self.layer_groups()
+        if isinstance(lr, LRSlice):
+            lr = self.group_lrs(lr)
         if isinstance(lr, Mapping):
             unknown = sorted(set(lr) - set(layer_groups))
             missing = sorted(set(layer_groups) - set(lr))
@@ -557,12 +775,25 @@ class Learner:
         config = (config or FitConfig()).replace(**changes).resolved()
         if config.bs:
             self.bs = int(config.bs)
+        if config.init_from and self.init is None:
+            raise UsageError(f"--init-from {config.init_from}: this trainer does not initialise its tables "
+                             f"from pretrained vectors (it never called embedlab.pretrained.init_from_config)")
+        if config.freeze is not None:
+            self.freeze_groups(config.freeze)
+        elif config.freeze_to is not None:
+            self.freeze_to(config.freeze_to)
         opt = self.make_optimizer(config)
         steps_per_epoch = math.ceil(len(self.train_target) / self.bs)
         total_steps = config.epochs * steps_per_epoch
         sched = make_scheduler(opt, config, total_steps)
         names = [g["name"] for g in opt.param_groups]
-        result = FitResult(config=config.to_config(), lrs={n: [] for n in names})
+        result = FitResult(config=config.to_config(), lrs={n: [] for n in names}, init=self.init)
+        max_lrs = self.group_lrs(config.lr)
+        for name, params in self.layer_groups().items():
+            frozen = name not in names
+            result.groups[name] = {"lr": None if frozen else max_lrs[name],
+                                   "wd": None if frozen else float(config.wd), "frozen": frozen,
+                                   "n_params": int(sum(p.numel() for p in params))}
         if any(_momentum_of(opt, g) is not None for g in opt.param_groups):
             result.moms = {n: [] for n in names}
         bar = _progress(progress)
@@ -572,6 +803,7 @@ class Learner:
             task = bar.add_task("training", total=total_steps, info="")
             for epoch in range(config.epochs):
                 self.model.train()
+                self._hold_frozen_norms()
                 te = time.perf_counter()
                 total, count = 0.0, 0
                 for inputs, target in self._batches():
@@ -608,14 +840,20 @@ class Learner:
                            opt=changes.pop("opt", "adamw"))
         return self.fit(config, progress=progress, on_epoch=on_epoch, **changes)
 
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10.0, num: int = 100,
+    def lr_find(self, start_lr: float | None = None, end_lr: float | None = None, num: int = 100,
                 wd: float | None = None, progress: bool = True,
                 config: FitConfig | None = None) -> "LRFindResult":
         """Exponential lr sweep on training batches with the configured optimizer.
 
+        The default sweep is 1e-7 .. 10 for adamw, moved by the optimizer's
+        :data:`DEFAULT_LR_RATIO` (SGD's useful lrs are ~2000x larger and would not be reached).
         Every layer group gets the same lr at each step; the model is restored afterwards.
         """
-        config = (config or FitConfig(opt="adamw")).replace(lr=start_lr)
+        config = config or FitConfig(opt="adamw")
+        ratio = DEFAULT_LR_RATIO.get(str(config.opt).lower(), 1.0)
+        start_lr = 1e-7 * ratio if start_lr is None else float(start_lr)
+        end_lr = 10.0 * ratio if end_lr is None else float(end_lr)
+        config = config.replace(lr=start_lr)
         if wd is not None:
             config = config.replace(wd=wd)
         state = copy.deepcopy(self.model.state_dict())
@@ -706,10 +944,18 @@ class LRFindResult:
 
 
 def _steep_index(lrs: np.ndarray, losses: np.ndarray, i_min: int) -> int:
+    """The middle of the steepest fall over ``w`` points (w ~ 1/25 of the sweep, at least 1).
+
+    A slope over a few points, not one: on a noisy plateau one-step slopes are as steep as
+    the real descent, a sustained fall over several points is not.
+    """
     if i_min < 1:
         return 0
-    slopes = np.diff(losses[: i_min + 1]) / np.diff(np.log(lrs[: i_min + 1]))
-    return int(np.argmin(slopes))  # the segment's start: the lr where the steep fall begins
+    w = max(1, min(len(lrs) // 25, i_min))
+    log_lr = np.log(lrs[: i_min + 1])
+    head = losses[: i_min + 1]
+    slopes = (head[w:] - head[:-w]) / (log_lr[w:] - log_lr[:-w])
+    return int(np.argmin(slopes)) + w // 2
 
 
 def _valley_index(losses: np.ndarray) -> int:

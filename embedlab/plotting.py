@@ -126,7 +126,8 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
     fig.add_tools(HoverTool(renderers=renderers,
                             tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]))
     if annotate is not None and len(annotate) and label_column in frame:
-        idx = np.unique(np.asarray(annotate, dtype=int))
+        idx = _declutter(df["x"].to_numpy(), df["y"].to_numpy(), list(dict.fromkeys(int(i) for i in annotate)),
+                         [_shorten(str(v)) for v in frame[label_column].to_numpy()], width, height)
         xs, ys = df["x"].to_numpy()[idx], df["y"].to_numpy()[idx]
         texts = np.array([_shorten(str(v)) for v in frame[label_column].to_numpy()[idx]], dtype=object)
         right = xs > np.median(df["x"].to_numpy())  # label towards the middle, never off the plot
@@ -137,6 +138,34 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
                          y_offset=0, text_align=align, text_baseline="middle", text_color="#333333",
                          text_alpha=0.9)
     return fig
+
+
+def _declutter(x: np.ndarray, y: np.ndarray, order: list[int], texts: list[str], width: int, height: int,
+               char_px: float = 5.2, line_px: float = 12.0) -> np.ndarray:
+    """The labels (in priority ``order``) that fit without overlapping an earlier one.
+
+    Positions are mapped to approximate screen pixels of the plot area; each label is a box
+    beside its point (to the right in the left half, to the left in the right half)."""
+    if not order:
+        return np.array([], dtype=int)
+    fx, fy = np.isfinite(x), np.isfinite(y)
+    x0, x1 = (float(x[fx].min()), float(x[fx].max())) if fx.any() else (0.0, 1.0)
+    y0, y1 = (float(y[fy].min()), float(y[fy].max())) if fy.any() else (0.0, 1.0)
+    pw, ph = max(width - 200, 100), max(height - 90, 100)  # minus axes, legend and toolbar
+    mid = np.median(x[fx]) if fx.any() else 0.0
+    boxes: list[tuple[float, float, float, float]] = []
+    kept = []
+    for i in order:
+        px = (x[i] - x0) / ((x1 - x0) or 1.0) * pw
+        py = (y[i] - y0) / ((y1 - y0) or 1.0) * ph
+        w = char_px * len(texts[i]) + 6
+        box = (px + 4, px + 4 + w) if x[i] <= mid else (px - 4 - w, px - 4)
+        box = (*box, py - line_px / 2, py + line_px / 2)
+        if any(box[0] < b[1] and b[0] < box[1] and box[2] < b[3] and b[2] < box[3] for b in boxes):
+            continue
+        boxes.append(box)
+        kept.append(i)
+    return np.array(kept, dtype=int)
 
 
 def _columns(df: pd.DataFrame) -> dict[str, np.ndarray]:

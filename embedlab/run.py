@@ -12,6 +12,7 @@ Loading never executes code from the folder: JSON, CSV and safetensors only.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,6 +227,13 @@ def check_out_dir(out: Path) -> None:
         if any(out.iterdir()) and not is_run_dir(out):
             raise UsageError(f"--out {str(out)!r} exists and is not an embedlab run; "
                              f"choose a new folder (embedlab never overwrites other data)")
+    ancestor = out.absolute().parent  # fail now, not after training: can the folder be made?
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"--out {str(out)!r} cannot be created: {str(ancestor)!r} is a file")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {str(out)!r} cannot be created: no permission to write in {str(ancestor)!r}")
 
 
 def _read_weights(path: Path) -> dict[str, Any]:

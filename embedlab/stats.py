@@ -120,6 +120,16 @@ def _permutations(n: int, permutations: int, rng: np.random.Generator, exact: bo
     return rng.permuted(base, axis=1)
 
 
+def affordable_permutations(n: int, requested: int, budget: float = 1.5e8, floor: int = 999) -> int:
+    """How many Mantel permutations of n entities fit a work budget (permuted distances, a few
+    seconds by default): the requested number for small tables, never fewer than ``floor``. A
+    Mantel test over 500 entities permutes 124,750 distances per permutation."""
+    pairs = n * (n - 1) // 2
+    if pairs == 0:
+        return requested
+    return int(min(requested, max(floor, budget // pairs)))
+
+
 def _use_exact(n_total: int, exact: bool | None) -> bool:
     return n_total <= EXACT_LIMIT if exact is None else bool(exact)
 
@@ -190,10 +200,16 @@ def mantel(x: np.ndarray, y: np.ndarray, permutations: int = 9999, method: str =
     square[ju, iu] = b
     perms = _permutations(n, permutations, np.random.default_rng(seed), use_exact)
     null = np.empty(len(perms))
-    step = max(1, _BATCH_ELEMENTS // len(a))
-    for start in range(0, len(perms), step):
-        p = perms[start:start + step]
-        null[start:start + step] = square[p[:, iu], p[:, ju]] @ a / denom
+    if n <= 64:  # small tables: gather many permutations' upper triangles at once
+        step = max(1, _BATCH_ELEMENTS // len(a))
+        for start in range(0, len(perms), step):
+            p = perms[start:start + step]
+            null[start:start + step] = square[p[:, iu], p[:, ju]] @ a / denom
+    else:  # large tables: whole-row then whole-column copies beat scattered gathers
+        upper = np.zeros((n, n))
+        upper[iu, ju] = a
+        for k, p in enumerate(perms):
+            null[k] = np.einsum("ij,ij->", square[p][:, p], upper) / denom
     return MantelResult(r, _p_value(null, r, alternative, use_exact), n, len(perms), use_exact,
                         method, alternative)
 

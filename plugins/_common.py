@@ -176,10 +176,14 @@ def display_names(table: EmbeddingTable, index: np.ndarray, max_parts: int = 3) 
     if not cols:
         return labels
     meta = table.metadata.iloc[index]
+    parts = []
+    for c in cols:
+        v = meta[c]
+        text = (c + " " + v.astype(str)) if pd.api.types.is_numeric_dtype(table.metadata[c]) else v.astype(str)
+        parts.append(text.where(v.notna(), "").to_numpy(dtype=object))
     out = []
-    for lab, (_, row) in zip(labels, meta[cols].iterrows()):
-        bits = [f"{c} {v}" if pd.api.types.is_numeric_dtype(table.metadata[c]) else str(v)
-                for c, v in row.items() if pd.notna(v)]
+    for lab, *bits in zip(labels, *parts):
+        bits = [b for b in bits if b]
         out.append(f"{lab} ({', '.join(bits)})" if bits else lab)
     return np.array(out, dtype=object)
 

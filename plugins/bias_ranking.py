@@ -121,8 +121,8 @@ class BiasRanking(Analysis):
         label_col = "label" if d["meaningful"] else "key"
         if d["target"]:
             order = frame["bias"].to_numpy().argsort()
-            k = min(6, len(frame) // 2)
-            ends = np.concatenate([order[:k], order[-k:]]) if d["meaningful"] else None
+            k = min(8, len(frame) // 2)  # extremes first, alternating; the plot drops overlapping labels
+            ends = [int(i) for pair in zip(order[::-1][:k], order[:k]) for i in pair] if d["meaningful"] else None
             fig = scatter(frame.assign(key=frame["key"].astype(str)), d["target"], "bias",
                           f"{result.table}: bias vs {d['target']}" + (f" (size: {d['count']})" if d["count"] else ""),
                           hover=d["hover"], color_by=d["color"], size_by=d["count"], x_label=d["target"],

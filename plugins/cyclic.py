@@ -207,11 +207,10 @@ class Cyclic(Analysis):
         match = S.same_cycle(recovered, calendar) and len(np.unique(pos)) == n
         proj = S.project_2d(vectors, options["projection"], seed=seed, metric=metric)
 
-        metrics = dict(base, cycle_r=mantel.r, cycle_p=mantel.p, linear_r=linear_r,
-                       adjacency_rate=adj_rate, adjacency_chance=adj_chance,
-                       order_agreement=agreement, order_agreement_chance=chance, order_match=float(match),
-                       tour_ratio=tour.ratio, tour_p=tour.p, tour_exact=float(tour.shortest.exact),
-                       permutations=float(mantel.permutations))
+        metrics = dict(cycle_r=mantel.r, cycle_p=mantel.p, tour_p=tour.p, tour_ratio=tour.ratio,
+                       adjacency_rate=adj_rate, adjacency_chance=adj_chance, order_agreement=agreement,
+                       order_match=float(match), order_agreement_chance=chance, linear_r=linear_r,
+                       tour_exact=float(tour.shortest.exact), permutations=float(mantel.permutations), **base)
         rank_in_tour = np.empty(n, dtype=int)
         rank_in_tour[recovered] = np.arange(n)
         entities = pd.DataFrame({

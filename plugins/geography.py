@@ -255,7 +255,11 @@ class Geography(Analysis):
         if dup_pairs:
             notes.append(f"{dup_pairs} pair(s) of entities share the same coordinates (distance 0; ties in the ranks).")
         perms, seed = options["permutations"], options["seed"]
-        mantel = S.mantel(d_emb, d_geo, perms, method="spearman", seed=seed)
+        mantel_perms = S.affordable_permutations(n, perms)
+        if mantel_perms < perms:
+            notes.append(f"The Mantel test used {mantel_perms:,} permutations instead of {perms:,} to keep "
+                         f"{n} entities to seconds.")
+        mantel = S.mantel(d_emb, d_geo, mantel_perms, method="spearman", seed=seed)
         plane = S.local_plane_km(lat, lon)
         proj = S.project_2d(vectors, options["projection"], seed=seed, metric=metric)
         proc = S.procrustes_test(proj, plane, perms, seed=seed)
@@ -263,8 +267,8 @@ class Geography(Analysis):
         knn = S.knn_overlap(d_emb, d_geo, k)
         aligned_lat, aligned_lon = S.plane_to_latlon(proc.aligned[:, :2], lat, lon)
 
-        metrics = dict(base, mantel_r=mantel.r, mantel_p=mantel.p, procrustes_r2=proc.r2,
-                       procrustes_p=proc.p, knn_overlap=knn.mean, knn_chance=knn.chance, knn_k=float(k),
+        metrics = dict(mantel_r=mantel.r, mantel_p=mantel.p, procrustes_r2=proc.r2, procrustes_p=proc.p,
+                       knn_overlap=knn.mean, knn_chance=knn.chance, **base, knn_k=float(k),
                        permutations=float(mantel.permutations), exact=float(mantel.exact))
         nn_emb = S.nearest_neighbours(d_emb, 1)[:, 0]
         nn_geo = S.nearest_neighbours(d_geo, 1)[:, 0]
@@ -338,7 +342,7 @@ class Geography(Analysis):
         frame = pd.DataFrame({"label": d["labels"], "longitude": d["longitude"], "latitude": d["latitude"]})
         fig = scatter(frame, "longitude", "latitude", hover=("label",), x_label="longitude", y_label="latitude",
                       title=f"{result.table}: map positions (blue) and embedding positions aligned onto "
-                            f"the map (orange, {d['projection']} + Procrustes)", width=700, height=560)
+                            f"the map (orange, {d['projection'].upper() if d['projection'] == 'pca' else d['projection']} + Procrustes)", width=700, height=560)
         base_renderers = list(fig.renderers)
         fig.renderers[0].glyph.size = 9
         segs = ColumnDataSource({"x0": d["longitude"], "y0": d["latitude"], "x1": d["aligned_longitude"],

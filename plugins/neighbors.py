@@ -20,7 +20,8 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import (MIN_COUNT, TOP_N, color_column, count_column, labels_meaningful, neighbour_agreement,
+from ._common import (MIN_COUNT, TOP_N, color_column, count_column, display_names, labels_meaningful,
+                      neighbour_agreement,
                       plural, select_entities, target_column)
 
 DEFAULT_QUERIES = 6
@@ -96,16 +97,17 @@ class NeighborsAnalysis(Analysis):
                 order = sel.index
             queries = [int(i) for i in order[:n_q]]
         tables = {}
-        for row in queries:
-            name = t.labels[row] if meaningful else f"{t.name} {t.keys[row]}"
-            tables[f"neighbours of {name}"] = nearest(t, row, k, sel.index)
+        names = display_names(t, np.asarray(queries, dtype=int))
+        for row, name in zip(queries, names):
+            found = nearest(t, row, k, sel.index)
+            tables[f"neighbours of {name}"] = found if meaningful else found.drop(columns=["label"])
         metrics: dict[str, float] = {"n_candidates": float(len(sel)), "k": float(k)}
         parts = [f"Cosine nearest neighbours among {sel.description}."]
         if missing:
             parts.append(f"Not found in table {t.name}: {'; '.join(missing)} (the embedlab neighbors command "
                          f"suggests close labels).")
         first = tables[next(iter(tables))]
-        head = t.labels[queries[0]] if meaningful else f"{t.name} {t.keys[queries[0]]}"
+        head = names[0]
         if meaningful:
             parts.append(f"Closest to {head}: {'; '.join(first['label'].head(5))}.")
         color = color_column(t)

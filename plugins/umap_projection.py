@@ -39,8 +39,7 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
 
     Seeded (reproducible, one thread) up to ``seeded_max`` points; unseeded and parallel above.
     """
-    import umap  # slow import (numba); only when a map is asked for
-
+    umap = import_umap()
     n = len(vectors)
     if n < 4:
         raise ValueError(f"UMAP needs at least 4 points, got {n}")
@@ -64,6 +63,41 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
     if not np.isfinite(coords).all():
         raise ValueError("UMAP produced non-finite coordinates (degenerate input vectors?)")
     return coords, params
+
+
+def import_umap():
+    """Import umap-learn with its numba functions compiled to an on-disk cache.
+
+    umap-learn compiles ~12 s of numba code on the first call in every process, and marks
+    almost none of it ``cache=True``. Importing it while ``numba.njit``/``numba.jit`` default
+    to ``cache=True`` stores the compiled code beside the module (numba's usual cache, keyed
+    on the source file and the CPU; or ``NUMBA_CACHE_DIR``), so later processes load it in
+    well under a second. Decorators that set ``cache`` themselves are left alone; functions
+    numba cannot cache are simply compiled as before. Nothing changes if umap is already
+    imported.
+    """
+    import sys
+
+    if "umap" in sys.modules:
+        return sys.modules["umap"]
+    import numba
+
+    njit, jit = numba.njit, numba.jit
+
+    def cached(decorator):
+        def wrapper(*args, **kwargs):
+            kwargs.setdefault("cache", True)
+            return decorator(*args, **kwargs)
+        return wrapper
+
+    numba.njit, numba.jit = cached(njit), cached(jit)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import umap
+    finally:
+        numba.njit, numba.jit = njit, jit
+    return umap
 
 
 def sample_rows(index: np.ndarray, max_points: int, seed: int) -> np.ndarray:

@@ -51,7 +51,9 @@ def test_hostile_title_is_shown_as_text(tmp_path):
         held = page.js("""
             const out = [];
             for (const m of Bokeh.documents[0].all_models) {
-              if (m.type === 'ColumnDataSource') { for (const [k, v] of m.data) {
+              if (m.type === 'ColumnDataSource') {
+                const data = m.data instanceof Map ? m.data : new Map(Object.entries(m.data));
+                for (const [k, v] of data) {
                 for (const x of Array.from(v)) { if (typeof x === 'string' && x.includes('onerror')) out.push(x); } } } }
             return out;""")
         assert HOSTILE in held, held

@@ -401,6 +401,27 @@ def test_out_pointing_at_an_existing_non_run_folder(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_output_paths_that_can_never_be_written_fail_before_any_work(tmp_path, synthetic_run, monkeypatch):
+    from embedlab.trainers.collab import CollabTrainer
+
+    def no_training(*a, **k):
+        raise AssertionError("the path check must come before training")
+
+    monkeypatch.setattr(CollabTrainer, "train", no_training)
+    monkeypatch.setattr(CollabTrainer, "lr_find", no_training)
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("x")
+    line = clean_error(invoke("train", "synthetic-collab", *TINY, "--out", blocker / "run"), 2)
+    assert "notes.txt' is a file" in line
+    line = clean_error(invoke("lr-find", "synthetic-collab", *TINY[:6], "--plot", tmp_path), 2)
+    assert str(tmp_path) in line and "is a folder" in line
+    line = clean_error(invoke("analyze", synthetic_run, "--report", blocker / "r.html"), 2)
+    assert "notes.txt' is a file" in line
+    line = clean_error(invoke("analyze", synthetic_run, "--report", tmp_path), 2)
+    assert "is a folder" in line
+    assert leftovers(tmp_path) == [] and blocker.read_text() == "x"
+
+
 def test_analyze_bad_run_folders(tmp_path, synthetic_run):
     line = clean_error(invoke("analyze", tmp_path / "nowhere"), 1)
     assert "nowhere" in line and "not a folder" in line

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import embedlab
 from embedlab.errors import UsageError
+from embedlab.registry import analyses
 from embedlab.run import EmbeddingTable, Run
 
 STATES = {"BW": (48.66, 9.35), "BY": (48.79, 11.50), "BE": (52.52, 13.40), "BB": (52.41, 12.53),
@@ -74,7 +75,7 @@ def run_table(run: Run, name: str, table: str, options: dict | None = None):
     """One analysis on one table, without the report's figures."""
     from embedlab.analysis import resolve_options
 
-    analysis = embedlab.registry.analyses()[name]
+    analysis = analyses()[name]
     return analysis.run(run, table, resolve_options(analysis, dict(FAST, **(options or {}))))
 
 
@@ -94,8 +95,8 @@ def test_plugins_are_registered_with_consistent_shared_options():
 def test_applies_only_to_annotated_tables():
     plain = EmbeddingTable("user", np.arange(20), np.arange(20).astype(str), np.ones((20, 3)))
     run = make_run(state_table(0), weekday_table(0), plain)
-    assert embedlab.registry.analyses()["geography"].applies_to(run) == ["State"]
-    assert embedlab.registry.analyses()["cyclic"].applies_to(run) == ["DayOfWeek"]
+    assert analyses()["geography"].applies_to(run) == ["State"]
+    assert analyses()["cyclic"].applies_to(run) == ["DayOfWeek"]
     results = embedlab.analyze(make_run(plain), ["geography", "cyclic"], FAST)
     assert all("no table of this run qualifies" in r.summary for r in results)
 
@@ -161,7 +162,7 @@ def test_geography_too_few_entities_is_a_clear_result():
     r = analyze_one(make_run(t), "geography")
     assert r.metrics["too_few"] == 1 and r.metrics["n_entities"] == 3
     assert r.summary.startswith("Too few entities to test") and "at least 4" in r.summary
-    assert embedlab.registry.analyses()["geography"].render(r) == []
+    assert analyses()["geography"].render(r) == []
 
 
 def test_geography_missing_coordinates_are_dropped_and_counted():
@@ -200,7 +201,7 @@ def test_geography_one_dimensional_embedding():
     r = analyze_one(make_run(EmbeddingTable("State", t.keys, t.labels, vec, metadata=t.metadata)), "geography")
     assert "one dimension" in r.summary and "euclidean distance was used" in r.summary
     assert np.isfinite(r.metrics["procrustes_r2"]) and r.metrics["mantel_p"] < 0.05
-    assert len(embedlab.registry.analyses()["geography"].render(r)) == 2
+    assert len(analyses()["geography"].render(r)) == 2
 
 
 def _coords_csv(path, rows, header=("movieId", "lat", "lng")):
@@ -216,7 +217,7 @@ def test_geography_joins_user_coordinates_to_the_matching_table(tmp_path):
     rows += [(5, 50.0, 10.0), (6, 51.0, 11.0)]  # two ids that also are user keys
     coords = _coords_csv(tmp_path / "coords.csv", rows)
     run = make_run(items, users)
-    geo = embedlab.registry.analyses()["geography"]
+    geo = analyses()["geography"]
     options = {"coords": coords, "coords_key": "movieId"}
     assert geo.applies_to(run, options) == ["item"]
     r = analyze_one(run, "geography", options)
@@ -228,6 +229,36 @@ def test_geography_joins_user_coordinates_to_the_matching_table(tmp_path):
     # --coords-table forces the join (here onto the users, of whom 2 have coordinates)
     forced = analyze_one(run, "geography", dict(options, coords_table="user"))
     assert forced.table == "user" and forced.metrics["too_few"] == 1 and forced.metrics["n_missing"] == 58
+
+
+def test_geography_samples_large_tables():
+    rng = np.random.default_rng(0)
+    n = 520
+    lat, lon = rng.uniform(47, 55, n), rng.uniform(6, 15, n)
+    vec = np.c_[lat, lon, rng.normal(size=(n, 2))] + rng.normal(0, 0.5, (n, 4))
+    t = EmbeddingTable("place", np.arange(n), np.arange(n).astype(str), vec,
+                       metadata=pd.DataFrame({"lat": lat, "lng": lon, "count": np.arange(n)}),
+                       attrs={"count_column": "count"})
+    r = run_table(make_run(t), "geography", "place", {"permutations": 99, "distance": "euclidean"})
+    assert r.metrics["n_entities"] == 500 and "most observed 500 of the 520" in r.summary
+    assert set(r.tables["entities"]["key"]) == set(range(20, 520))
+    assert r.metrics["mantel_p"] == pytest.approx(0.01) and r.metrics["knn_k"] == 10
+    assert len(r.data["pair_km"]) == 5000 and len(analyses()["geography"].render(r)) == 2
+    from embedlab.stats import affordable_permutations
+
+    assert affordable_permutations(16, 9999) == 9999 and affordable_permutations(500, 9999) == 1202
+    assert affordable_permutations(5000, 9999) == 999
+
+
+def test_geography_coords_file_replaces_metadata_coordinates(tmp_path):
+    run = make_run(state_table(0))
+    moved = _coords_csv(tmp_path / "moved.csv", [(k, la + 10, lo) for k, (la, lo) in STATES.items()],
+                        ("state", "Latitude", "LON"))  # aliases, any case
+    r = analyze_one(run, "geography", {"coords": moved})
+    assert "replaced the table's own coordinates" in r.summary
+    assert r.tables["entities"]["latitude"].min() > 58
+    base = analyze_one(run, "geography")
+    assert r.metrics["mantel_p"] < 0.01 and r.metrics["mantel_r"] != base.metrics["mantel_r"]
 
 
 def test_geography_coords_file_errors(tmp_path):
@@ -311,7 +342,7 @@ def test_cyclic_order_option_for_unannotated_tables():
     plain = EmbeddingTable("dow", src.keys[scrambled], src.labels[scrambled], src.vectors[scrambled],
                            metadata=pd.DataFrame({"daynum": np.array([1, 2, 3, 4, 5, 6, 7])[scrambled]}))
     run = make_run(plain)
-    assert embedlab.registry.analyses()["cyclic"].applies_to(run) == []
+    assert analyses()["cyclic"].applies_to(run) == []
     by_labels = analyze_one(run, "cyclic", {"order": ["dow=" + ",".join(DAYS)]})
     assert by_labels.metrics["order_match"] == 1 and "Mon Tue Wed Thu Fri Sat Sun" in by_labels.summary
     by_column = analyze_one(run, "cyclic", {"order": ["dow=daynum"]})
@@ -440,7 +471,7 @@ def test_synthetic_rossmann_planted_cycles_are_found(synthetic_rossmann_run):
     # and Sun, Wed and Sat, Thu and Fri, so the embedding can show the cycle's shape but the
     # direction round it is not identifiable; what must hold is calendar-like neighbours
     assert dow["cycle_r"] > 0.3 and dow["adjacency_rate"] > 1.5 * dow["adjacency_chance"], results["DayOfWeek"].summary
-    assert embedlab.registry.analyses()["geography"].applies_to(synthetic_rossmann_run) == ["State"]
+    assert analyses()["geography"].applies_to(synthetic_rossmann_run) == ["State"]
     geo = run_table(synthetic_rossmann_run, "geography", "State")
     assert geo.metrics["n_entities"] == 12 and geo.metrics["mantel_r"] > 0
 

@@ -549,4 +549,6 @@ def test_trace_logs_hook_calls(fresh_plugins, monkeypatch, capsys):
     monkeypatch.setenv("EMBEDLAB_TRACE_PLUGINS", "1")
     embedlab.registry.datasets()
     get_plugin_manager().hook.embedlab_register_commands(cli=click.Group())
-    assert "[embedlab trace] embedlab_register_commands ->" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "[embedlab trace] embedlab_register_commands ->" in err
+    assert "[embedlab trace] embedlab_register_datasets -> " in err and "movielens [movielens-100k" in err

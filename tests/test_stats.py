@@ -129,6 +129,19 @@ def test_mantel_alternatives_and_degenerate_input():
         S.mantel(np.zeros((2, 2)), np.zeros((2, 2)))
 
 
+def test_mantel_large_tables_agree_with_the_batched_path():
+    """Tables above 64 entities take the row/column-copy path; same p as gathering pairs."""
+    rng = np.random.default_rng(11)
+    pts = rng.normal(size=(70, 2))
+    x = S.pairwise_distances(pts + rng.normal(0, 1.5, size=(70, 2)), "euclidean")
+    y = S.pairwise_distances(pts, "euclidean")
+    big = S.mantel(x, y, 199, seed=2)
+    a = sps.rankdata(S.condensed(x))
+    perms = np.random.default_rng(2).permuted(np.broadcast_to(np.arange(70), (199, 70)), axis=1)
+    null = [sps.pearsonr(a, sps.rankdata(S.condensed(y[np.ix_(p, p)]))).statistic for p in perms]
+    assert big.p == pytest.approx((1 + np.sum(np.array(null) >= big.r - 1e-12)) / 200)
+
+
 def test_mantel_9999_permutations_on_12_entities_is_fast():
     rng = np.random.default_rng(5)
     x = S.pairwise_distances(rng.normal(size=(12, 8)))
@@ -190,7 +203,7 @@ def test_knn_overlap_hand_case_and_chance():
     # a hand-made case: entity 0's nearest is 1 in space A and 4 in space B
     b = S.pairwise_distances(np.array([0.0, 5.0, 6.0, 7.0, 0.5]), "euclidean")
     res = S.knn_overlap(line, b, 1)
-    expected = [0, 0, 1, 1, 0]  # nn in A: 1,0(2?),1,2,3 -> ties broken by lower index
+    expected = [0, 0, 1, 1, 0]  # entity 1 is equally near 0 and 2 in A: ties go to the lower index
     nn_a = S.nearest_neighbours(line, 1)[:, 0]
     nn_b = S.nearest_neighbours(b, 1)[:, 0]
     assert np.array_equal(res.per_entity, (nn_a == nn_b).astype(float))

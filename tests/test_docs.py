@@ -1,0 +1,203 @@
+"""docs/plugins.md stays the whole plugin contract (datasette's documentation meta-tests).
+
+Every hook in embedlab/hookspecs.py and every public type has its own section, every field and
+public member of a type is named in that section, no section documents a hook that does not
+exist, the worked example runs as printed and finds the planted truth, the other Python
+snippets compile, and every ``embedlab ...`` command the guide shows exists.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+import embedlab
+from embedlab import hookspecs, testing
+from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
+from embedlab.data import Dataset, DatasetSpec
+from embedlab.run import EmbeddingTable, Run
+from embedlab.testing import invoke, plugin_registered, synthetic_run, synthetic_run_dir
+from embedlab.trainers.base import Trainer
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+TEXT = DOC.read_text(encoding="utf-8")
+
+HOOKS = sorted(name for name, obj in vars(hookspecs).items()
+               if name.startswith("embedlab_") and callable(obj) and hasattr(obj, "embedlab_spec"))
+
+PUBLIC_TYPES = {"Dataset": Dataset, "DatasetSpec": DatasetSpec, "Run": Run,
+                "EmbeddingTable": EmbeddingTable, "Analysis": Analysis,
+                "AnalysisOption": AnalysisOption, "AnalysisResult": AnalysisResult,
+                "Trainer": Trainer, "hookimpl": embedlab.hookimpl}
+
+# Members a type has that are not part of what a plugin author uses.
+UNDOCUMENTED_OK = {"AnalysisOption": {"click_option"}, "AnalysisResult": set(), "Run": set()}
+
+
+def sections() -> list[tuple[int, str, str]]:
+    """(level, heading, body) for every markdown heading outside code blocks."""
+    out, level, heading, body, fenced = [], 0, "", [], False
+    for line in TEXT.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        m = None if fenced else re.match(r"^(#{1,6})\s+(.*)$", line)
+        if m:
+            out.append((level, heading, "\n".join(body)))
+            level, heading, body = len(m.group(1)), m.group(2).strip(), []
+        else:
+            body.append(line)
+    out.append((level, heading, "\n".join(body)))
+    return out[1:]
+
+
+def section(title_part: str) -> str:
+    found = [body for _, heading, body in sections() if title_part in heading]
+    assert len(found) == 1, f"expected one section whose heading contains {title_part!r}, got {len(found)}"
+    return found[0]
+
+
+def code_blocks(lang: str, text: str = TEXT) -> list[str]:
+    return re.findall(rf"^```{lang}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def public_members(cls: type) -> set[str]:
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    names |= set(getattr(cls, "__annotations__", {}))
+    names |= {n for n, _ in inspect.getmembers(cls) if not n.startswith("_")}
+    if cls is Run:
+        names |= {"meta", "path"}  # instance attributes set in __init__
+    return names - UNDOCUMENTED_OK.get(cls.__name__, set())
+
+
+# ---------------------------------------------------------------------------- the hooks
+def test_there_are_hooks_to_document():
+    assert {"embedlab_register_datasets", "embedlab_register_trainers", "embedlab_register_analyses",
+            "embedlab_register_commands"} <= set(HOOKS)
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_section_saying_what_you_receive_and_register(hook):
+    params = list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    body = section(f"`{hook}(")
+    heading = next(h for _, h, _ in sections() if f"`{hook}(" in h)
+    assert heading == f"`{hook}({', '.join(params)})`"
+    for part in ("**You receive**", "**You register**", "**When**", "**Errors**"):
+        assert part in body, (hook, part)
+    for param in params:
+        assert f"`{param}`" in body
+
+
+def test_no_section_documents_a_hook_that_does_not_exist():
+    documented = {m.group(1) for _, heading, _ in sections()
+                  for m in [re.match(r"`(embedlab_\w+)\(", heading)] if m}
+    assert documented == set(HOOKS), documented ^ set(HOOKS)
+
+
+# ---------------------------------------------------------------------------- the types
+@pytest.mark.parametrize("name", sorted(PUBLIC_TYPES))
+def test_every_public_type_has_a_section_naming_each_member(name):
+    body = section(f"`{name}`")
+    obj = PUBLIC_TYPES[name]
+    if not inspect.isclass(obj):
+        return
+    missing = [m for m in sorted(public_members(obj)) if not re.search(rf"`{re.escape(m)}[`(]", body)]
+    assert not missing, f"{name}: members not documented in its section: {missing}"
+
+
+def test_documented_import_paths_work():
+    from embedlab import Dataset, DatasetSpec, EmbeddingTable, Run, hookimpl, load_run  # noqa: F401
+    from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: F401
+    from embedlab.errors import DataError, EmbedlabError, RunFormatError, UsageError  # noqa: F401
+    from embedlab.trainers.base import Trainer, run_meta  # noqa: F401
+
+    assert "from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult" in TEXT
+    assert "from embedlab.trainers.base import Trainer" in TEXT
+
+
+def test_every_testing_helper_is_documented():
+    body = section("Testing your plugin")
+    for name in testing.__all__:
+        assert f"`{name}" in body, name
+
+
+def test_environment_variables_and_guarantees_are_documented():
+    for needle in ("EMBEDLAB_LOAD_PLUGINS", "EMBEDLAB_TRACE_PLUGINS=1", "check_pending",
+                   "--help-analysis", "--strict", "weights_only=True", "SHA-256"):
+        assert needle in TEXT, needle
+
+
+# ---------------------------------------------------------------------------- the examples
+def worked_example_source() -> str:
+    return "\n".join(code_blocks("python", section("A worked example")))
+
+
+@pytest.fixture(scope="module")
+def worked_example():
+    module = types.ModuleType("embedlab_docs_worked_example")
+    module.__file__ = str(DOC)
+    sys.modules[module.__name__] = module  # dataclasses and pickling-free inspect need it
+    try:
+        exec(compile(worked_example_source(), f"{DOC}:worked-example", "exec"), module.__dict__)
+        yield module
+    finally:
+        sys.modules.pop(module.__name__, None)
+
+
+def test_worked_example_finds_the_planted_bias_and_not_the_shuffled_one(worked_example, tmp_path):
+    with plugin_registered(worked_example):
+        planted = embedlab.analyze(synthetic_run(), ["bias-agreement"], {"agreement_column": "true_bias"})
+        control = embedlab.analyze(synthetic_run(shuffle_truth=True), ["bias-agreement"],
+                                   {"agreement_column": "true_bias"})
+        default = embedlab.analyze(synthetic_run(), ["bias-agreement"])
+    by = {r.table: r for r in planted}
+    assert set(by) == {"user", "item"} and all(r.ok for r in planted), [r.error for r in planted]
+    assert by["item"].metrics["spearman_rho"] > 0.7  # "about 0.9", as the guide says
+    assert abs({r.table: r for r in control}["item"].metrics["spearman_rho"]) < 0.3  # "about 0"
+    assert {r.table for r in default} == {"user", "item"}  # target_column: mean_rating
+    assert len(by["item"].tables["bias above the annotation"]) == 10
+    assert len(by["item"].figures) == 1  # render ran
+
+
+def test_worked_example_on_the_command_line_matches_the_guide(worked_example, tmp_path):
+    run_dir = synthetic_run_dir()
+    report = tmp_path / "r.html"
+    with plugin_registered(worked_example):
+        described = invoke(["analyze", run_dir, "--help-analysis", "bias-agreement"])
+        done = invoke(["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count", "20",
+                       "--report", report])
+        too_strict = invoke(["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count",
+                             "100000", "--json"])
+    assert done.exit_code == 0 and 'id="bias-agreement-item"' in report.read_text()
+    [shown] = [b for b in code_blocks("text") if b.startswith("bias-agreement:")]
+    doc_options = [l.split("  ")[1] for l in shown.splitlines() if l.startswith("  --")]
+    real_options = [l.split("  ")[1] for l in described.output.splitlines() if l.startswith("  --")]
+    assert doc_options == real_options  # flag and type, as printed in the guide
+    assert '"error": "ValueError: only 0 entities left; lower --agreement-min-count"' in too_strict.stdout
+
+
+def test_other_python_snippets_compile():
+    worked = set(code_blocks("python", section("A worked example")))
+    others = [b for b in code_blocks("python") if b not in worked]
+    assert len(others) >= 3
+    for block in others:
+        compile(block, str(DOC), "exec")
+
+
+def test_every_command_the_guide_shows_exists():
+    from embedlab.cli import make_cli
+
+    cli = make_cli()
+    shown = [l.split("#")[0].strip() for block in code_blocks("bash") for l in block.splitlines()
+             if l.strip().startswith("embedlab ")]
+    assert len(shown) >= 6
+    for line in shown:
+        words = line.split()
+        cmd = cli.get_command(None, words[1]) if not words[1].startswith("-") else None
+        assert cmd is not None or words[1] == "--help", line
+        if words[1] == "plugins" and len(words) > 2 and not words[2].startswith("-"):
+            assert words[2] in cmd.commands, line
