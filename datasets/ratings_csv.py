@@ -42,7 +42,18 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep=None, engine="python")
+        # Sniff among the usual delimiters only (unrestricted sniffing splits a header such as
+        # "time:utc" on ':'), and treat only empty cells as missing: "NA", "None" and "null"
+        # are ids like any other.
+        import csv
+
+        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+            sample = fh.read(65536)
+        try:
+            sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+        return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem

@@ -61,7 +61,7 @@ SCHOOL_LIFT = 0.05
 
 
 def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: float = 0.08,
-             seed: int = 42, start: str = "2014-01-01") -> tuple[RawRossmann, dict[str, pd.DataFrame]]:
+             seed: int = 42, start: str = "2013-05-01") -> tuple[RawRossmann, dict[str, pd.DataFrame]]:
     """(raw files, planted truth per entity table)."""
     rng = np.random.default_rng(seed)
     ref = germany_states()

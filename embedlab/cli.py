@@ -82,6 +82,10 @@ def _dataset_command(name: str, mode: str) -> click.Command:
                 f"(split: {dataset.split.get('name', '?')})")
         if mode == "train":
             run = trainer.train(dataset, cfg, progress=not quiet)
+            from . import distributed
+
+            if not distributed.is_writer():  # torchrun: rank 0 alone writes the run
+                return
             run.save(out)
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float))
             _stderr(f"saved run to {out}")

@@ -197,11 +197,13 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
             f"{source}: column {column!r} has {what} "
             f"(row {int(np.flatnonzero(bad.to_numpy())[0]) + 1}); ratings must be numbers"
         )
-    infinite = ~np.isfinite(values.to_numpy(dtype="float64"))
+    with np.errstate(over="ignore"):  # beyond float32's range becomes inf below: refuse it here
+        infinite = ~np.isfinite(values.to_numpy(dtype="float64").astype("float32"))
     if infinite.any():
         raise DataError(f"{source}: column {column!r} has a non-finite rating "
                         f"{values.tolist()[int(np.flatnonzero(infinite)[0])]!r} "
-                        f"(row {int(np.flatnonzero(infinite)[0]) + 1}); ratings must be finite numbers")
+                        f"(row {int(np.flatnonzero(infinite)[0]) + 1}); ratings must be finite numbers "
+                        f"(below 3.4e38)")
     if bounds is not None:
         lo, hi = bounds
         out = (values < lo) | (values > hi)

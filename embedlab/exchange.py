@@ -71,7 +71,7 @@ def _float_text(vectors: np.ndarray) -> list[str]:
     return [" ".join(f"{v:.6g}" for v in row) for row in np.asarray(vectors, dtype=np.float32)]
 
 
-def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 42) -> pd.DataFrame:
+def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0) -> pd.DataFrame:
     """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2) of every observed entity.
 
     The coordinates are those of the registered ``pca`` and ``umap`` analyses run with
@@ -105,7 +105,7 @@ def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int =
 
 
 def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,
-                 seed: int = 42) -> list[Path]:
+                 seed: int = 0) -> list[Path]:
     """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
     files written. Existing files of the same names are replaced atomically; nothing else in
     ``out_dir`` is touched."""
@@ -347,5 +347,5 @@ def read_vectors(path: str | Path, keys: str | Path | None = None, fmt: str | No
     if not finite.all():
         row = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise DataError(f"{path}: the vector of key {row_keys[row]!r} (row {row + 1}) holds "
-                        f"{vectors[row][~finite[row]][0]!r}; every value must be a finite number")
+                        f"{float(vectors[row][~finite[row]][0])}; every value must be a finite number")
     return ImportedVectors(list(row_keys), vectors.astype(np.float32), fmt, path, keys_path, tokens)

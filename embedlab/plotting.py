@@ -190,3 +190,27 @@ def histogram(values: Sequence[float], title: str, x_label: str, bins: int = 40,
     fig.quad(top=counts.astype(float), bottom=0, left=edges[:-1], right=edges[1:], fill_color=PALETTE[0],
              line_color="white", alpha=0.8)
     return fig
+
+
+def bar_chart(categories: Sequence[str], series: dict[str, Sequence[float]], title: str, y_label: str,
+              width: int = 640, height: int = 340):
+    """Grouped vertical bars: one group per category, one bar per named series (NaN: no bar);
+    hover shows the series, the category and the value."""
+    from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+    from bokeh.plotting import figure
+
+    cats = [str(c) for c in categories]
+    names = [str(n) for n in series]
+    factors = [(c, n) for c in cats for n in names]
+    values = [float(series[n][i]) for i, _ in enumerate(cats) for n in series]
+    keep = [i for i, v in enumerate(values) if np.isfinite(v)]
+    source = ColumnDataSource({"x": [factors[i] for i in keep], "value": [values[i] for i in keep],
+                               "series": [factors[i][1] for i in keep], "category": [factors[i][0] for i in keep],
+                               "color": [PALETTE[names.index(factors[i][1]) % len(PALETTE)] for i in keep]})
+    fig = figure(x_range=FactorRange(*factors), title=title, width=width, height=height, y_axis_label=y_label,
+                 tools="pan,wheel_zoom,box_zoom,reset,save")
+    fig.vbar(x="x", top="value", width=0.9, source=source, fill_color="color", line_color="white")
+    fig.add_tools(HoverTool(tooltips=[("", "@category: @series"), ("value", "@value{0.[0000]}")]))
+    fig.xaxis.major_label_orientation = 0.9
+    fig.y_range.start = 0
+    return fig

@@ -221,13 +221,14 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
             example_src = ", ".join(repr(k) for k in src.keys[:3])
             raise DataError(f"--init-from {src.where}: no key matches table {name!r} (model keys like "
                             f"{example_model}; source keys like {example_src})")
-        with torch.no_grad():
-            rows = torch.from_numpy(t_rows + slot.offset)
-            slot.weight[rows] = torch.from_numpy(src.vectors[s_rows]).to(slot.weight.dtype)
+        with torch.no_grad():  # the model may already sit on a GPU
+            rows = torch.from_numpy(t_rows + slot.offset).to(slot.weight.device)
+            slot.weight[rows] = torch.from_numpy(src.vectors[s_rows]).to(slot.weight.device, slot.weight.dtype)
             bias = src.bias is not None and slot.bias is not None
             if bias:
-                values = torch.from_numpy(np.asarray(src.bias, dtype=np.float32)[s_rows]).to(slot.bias.dtype)
-                slot.bias.view(slot.bias.shape[0], -1)[rows, 0] = values
+                values = torch.from_numpy(np.asarray(src.bias, dtype=np.float32)[s_rows])
+                slot.bias.view(slot.bias.shape[0], -1)[rows.to(slot.bias.device), 0] = \
+                    values.to(slot.bias.device, slot.bias.dtype)
         entry = {"source": src.where, "format": src.fmt, "source_table": src.table, "matched": int(len(t_rows)),
                  "total": int(total), "coverage": float(len(t_rows) / total) if total else 0.0,
                  "dim": slot.dim, "bias": bool(bias)}

@@ -242,6 +242,21 @@ def results_json(run: Run | None, results: Iterable[AnalysisResult]) -> str:
     return json.dumps(payload, indent=2, default=str, allow_nan=False)
 
 
+def short_summary(text: str, limit: int = 600) -> str:
+    """The first sentences of a summary, up to about ``limit`` characters (the terminal view;
+    the report and --json keep all of it)."""
+    if len(text) <= limit:
+        return text
+    import re
+
+    out = ""
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        if out and len(out) + len(sentence) + 1 > limit:
+            return out + " […]"
+        out = f"{out} {sentence}".strip()
+    return out
+
+
 def print_terminal(results: Iterable[AnalysisResult], console=None) -> None:
     """A short rich summary per analysis (on stderr by default)."""
     from rich.console import Console
@@ -254,7 +269,7 @@ def print_terminal(results: Iterable[AnalysisResult], console=None) -> None:
         if r.error:
             console.print(Panel(Text(r.error), title=Text(head), border_style="red"))
             continue
-        body = Text(r.summary or "")
+        body = Text(short_summary(r.summary or ""))
         if r.metrics:
             body.append("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in list(r.metrics.items())[:8]), style="dim")
         console.print(Panel(body, title=Text(head), border_style="blue"))

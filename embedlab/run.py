@@ -175,6 +175,7 @@ class Run:
         from safetensors.torch import save_file
 
         tables_meta = {}
+        used: set[str] = set()  # CSV names taken, case-folded ("a b" and "a_b" must not share one)
         with atomic_dir(out) as tmp:
             tensors = {k: v.detach().cpu().contiguous() for k, v in (self._tensors or {}).items()}
             for name, table in self._tables.items():
@@ -184,11 +185,22 @@ class Run:
                 if table.bias_values is not None:
                     tensors[f"tables.{name}.bias"] = torch.from_numpy(np.ascontiguousarray(table.bias_values))
                 key_dtype = "int" if np.issubdtype(table.keys.dtype, np.integer) else "str"
-                table.frame().drop(columns=["bias"], errors="ignore").to_csv(
-                    tmp / f"{_safe_name(name)}.csv", index=False)
-                tables_meta[name] = {"csv": f"{_safe_name(name)}.csv", "n": len(table),
+                csv_name, n = f"{_safe_name(name)}.csv", 1
+                while csv_name.lower() in used:
+                    n += 1
+                    csv_name = f"{_safe_name(name)}-{n}.csv"
+                used.add(csv_name.lower())
+                frame = table.frame().drop(columns=["bias"], errors="ignore")
+                # RFC 4180 line ends: the writer then quotes a field holding "\r" as well as "\n"
+                # (with "\n" alone, a label with a bare "\r" split its row when read back)
+                frame.to_csv(tmp / csv_name, index=False, lineterminator="\r\n")
+                columns = list(frame.columns[2:])  # metadata: names as given, text ones read as text
+                text = [c for c in columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])
+                        or isinstance(frame[c].dtype, pd.CategoricalDtype)]
+                tables_meta[name] = {"csv": csv_name, "n": len(table),
                                      "dim": table.dim, "has_bias": table.bias_values is not None,
-                                     "key_dtype": key_dtype, "attrs": table.attrs}
+                                     "key_dtype": key_dtype, "attrs": table.attrs,
+                                     "columns": columns, "text_columns": text}
             save_file(tensors, str(tmp / WEIGHTS_FILE))
             meta = dict(self.meta, format_version=FORMAT_VERSION, tables=tables_meta)
             (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
@@ -250,6 +262,24 @@ def _read_weights(path: Path) -> dict[str, Any]:
                              f"embedlab never loads pickled weights") from None
 
 
+def _read_table_csv(csv: Path, info: dict[str, Any]) -> pd.DataFrame:
+    """A table's CSV as written by :meth:`Run.save`: keys and labels exactly as text (an empty
+    string or "NA" is a value, not a missing one), text metadata as text ("007" stays "007"),
+    other metadata typed by pandas, empty metadata cells missing, column names as saved."""
+    header = list(pd.read_csv(csv, nrows=0, dtype=str).columns)
+    saved = info.get("columns")
+    if not isinstance(saved, list) or len(saved) != len(header) - 2:
+        saved = None  # a run written before column names were recorded
+    text = set(info.get("text_columns") or []) if saved is not None else set()
+    dtype = {"key": str, "label": str}
+    dtype.update({h: str for h, c in zip(header[2:], saved or []) if c in text})
+    frame = pd.read_csv(csv, dtype=dtype, keep_default_na=False,
+                        na_values={h: [""] for h in header[2:]})
+    if saved is not None:
+        frame.columns = ["key", "label"] + saved
+    return frame
+
+
 def load_run(path: str | Path) -> Run:
     """Open a run folder. Reads JSON, CSV and safetensors only; never unpickles."""
     path = Path(path)
@@ -278,21 +308,24 @@ def load_run(path: str | Path) -> Run:
                                  f"CSV files must lie inside the run folder") from None
         if not csv.is_file():
             raise RunFormatError(f"{str(csv)!r} is missing: the run folder is incomplete")
-        frame = pd.read_csv(csv, dtype={"key": str, "label": str}, keep_default_na=False,
-                            na_values=[""])
-        keys = frame["key"].to_numpy()
-        if info.get("key_dtype") == "int":
-            keys = keys.astype(np.int64)
         vkey = f"tables.{name}.vectors"
         if vkey not in tensors:
             raise RunFormatError(f"{str(path / WEIGHTS_FILE)!r} has no tensor {vkey!r}")
         bkey = f"tables.{name}.bias"
-        tables[name] = EmbeddingTable(
-            name=name, keys=keys, labels=frame["label"].fillna("").to_numpy(),
-            vectors=tensors[vkey].numpy(),
-            bias_values=tensors[bkey].numpy() if bkey in tensors else None,
-            metadata=frame.drop(columns=["key", "label"]),
-            attrs=info.get("attrs", {}),
-        )
+        try:
+            frame = _read_table_csv(csv, info)
+            keys = frame["key"].to_numpy()
+            if info.get("key_dtype") == "int":
+                keys = keys.astype(np.int64)
+            tables[name] = EmbeddingTable(
+                name=name, keys=keys, labels=frame["label"].fillna("").to_numpy(),
+                vectors=tensors[vkey].numpy(),
+                bias_values=tensors[bkey].numpy() if bkey in tensors else None,
+                metadata=frame.drop(columns=["key", "label"]),
+                attrs=info.get("attrs", {}),
+            )
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+            raise RunFormatError(f"{str(csv)!r} does not match the run (table {name!r}): "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     model_tensors = {k: v for k, v in tensors.items() if not k.startswith("tables.")}
     return Run(meta, tables, model_tensors, path)

@@ -24,7 +24,7 @@ TOP_N = AnalysisOption("top_n", int, DEFAULT_TOP_N,
 MIN_COUNT = AnalysisOption("min_count", int, None,
                            "Keep entities observed at least this many times (overrides --top-n).")
 N_SHOW = AnalysisOption("n_show", int, 10, "Entities listed at each end of a ranking or component.")
-SEED = AnalysisOption("seed", int, 42, "Random seed of analyses that sample or are stochastic.")
+SEED = AnalysisOption("seed", int, 0, "Random seed of analyses that sample or are stochastic.")
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}

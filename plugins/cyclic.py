@@ -27,6 +27,7 @@ from embedlab import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
+from embedlab_plugins._common import SEED
 
 ORDER_COLUMN = "cycle_order"
 LENGTH_ATTR = "cycle_length"
@@ -153,7 +154,7 @@ class Cyclic(Analysis):
                        "Distance between embedding vectors."),
         AnalysisOption("projection", click.Choice(["pca", "tsne", "umap"]), "pca",
                        "2-D projection of the embeddings (for plots, and geography's Procrustes fit)."),
-        AnalysisOption("seed", int, 0, "Random seed for permutations and projections."),
+        SEED,
     ]
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:

@@ -30,6 +30,7 @@ from embedlab import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import DataError, UsageError
 from embedlab.run import EmbeddingTable, Run
+from embedlab_plugins._common import SEED
 
 LAT_NAMES = ("latitude", "lat")
 LON_NAMES = ("longitude", "lon", "lng", "long")
@@ -185,7 +186,7 @@ class Geography(Analysis):
                        "Distance between embedding vectors."),
         AnalysisOption("projection", click.Choice(["pca", "tsne", "umap"]), "pca",
                        "2-D projection of the embeddings (for plots, and geography's Procrustes fit)."),
-        AnalysisOption("seed", int, 0, "Random seed for permutations and projections."),
+        SEED,
     ]
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:

@@ -25,6 +25,7 @@ from ._common import (MIN_COUNT, TOP_N, color_column, count_column, display_name
                       plural, select_entities, target_column)
 
 DEFAULT_QUERIES = 6
+MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still queries them
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
@@ -71,7 +72,7 @@ class NeighborsAnalysis(Analysis):
                TOP_N, MIN_COUNT]
 
     def applies_to(self, run: Run) -> list[str]:
-        return [name for name, t in run.tables.items() if len(t) >= 3]
+        return [name for name, t in run.tables.items() if len(t) >= MIN_ROWS]
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
         t = run.table(table)
@@ -87,7 +88,10 @@ class NeighborsAnalysis(Analysis):
             try:
                 queries.append(t.lookup(q))
             except UsageError:
-                missing.append(q)
+                elsewhere = any((o.labels == q).any() or (o.keys.astype(str) == q).any()
+                                for name, o in run.tables.items() if name != table)
+                if not elsewhere:  # an entity of another table is not "missing" here
+                    missing.append(q)
         if not wanted or not queries:
             counts = t.count
             n_q = DEFAULT_QUERIES if meaningful else 3

@@ -23,6 +23,7 @@ from ._common import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_colum
                       numeric_columns, plural, select_entities, spearman, target_column)
 
 STRONG_RHO = 0.3
+MIN_ROWS = 10  # fewer entities than this are better read in a table than projected
 
 
 def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -91,13 +92,13 @@ class PCAAnalysis(Analysis):
                TOP_N, MIN_COUNT, N_SHOW]
 
     def applies_to(self, run: Run) -> list[str]:
-        return [name for name, t in run.tables.items() if len(t) >= 3 and t.dim >= 2]
+        return [name for name, t in run.tables.items() if len(t) >= MIN_ROWS and t.dim >= 2]
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
         t = run.table(table)
         sel, scores, comps, evr = project(t, options.get("top_n"), options.get("min_count"),
                                           options.get("n_components") or 3)
-        n_show = max(1, int(options.get("n_show") or 10))
+        n_show = max(1, min(int(options.get("n_show") or 10), len(sel) // 2))
         c = scores.shape[1]
         meaningful = labels_meaningful(t)
         names = display_names(t, sel.index)
@@ -155,6 +156,7 @@ class PCAAnalysis(Analysis):
         tgt = target_column(t)
         if tgt:
             parts.append(f"Signs are chosen so that each component's high end has the higher {tgt}.")
+        quiet: list[int] = []
         for i in range(c):
             followed = []
             col_rho = [(col, corr.loc[j, f"PC{i + 1}"]) for j, col in enumerate(corr["column"])] if len(corr) else []
@@ -171,7 +173,14 @@ class PCAAnalysis(Analysis):
             ends_tab = tables[f"component {i + 1}: its two ends"]
             ends = (f"; low end: {join_labels(ends_tab['low end'], 4)}; high end: "
                     f"{join_labels(ends_tab['high end'], 4)}") if meaningful and i < 3 else ""
-            parts.append(f"Component {i + 1} {follows}{ends}.")
+            if followed or ends:
+                parts.append(f"Component {i + 1} {follows}{ends}.")
+            else:
+                quiet.append(i + 1)
+        if quiet:
+            which = (f"Component {quiet[0]} follows" if len(quiet) == 1 else
+                     f"Components {', '.join(map(str, quiet[:-1]))} and {quiet[-1]} follow")
+            parts.append(f"{which} no annotation strongly (all |rho| < {STRONG_RHO}).")
         if color and f"pc12_knn_same_{color}" in metrics:
             parts.append(f"In the plane of components 1-2, {100 * metrics[f'pc12_knn_same_{color}']:.0f}% of an "
                          f"entity's 10 nearest neighbours share its {color} (chance: "

@@ -31,10 +31,11 @@ from ._common import (MIN_COUNT, SEED, TOP_N, color_column, count_column, hover_
 
 DEFAULT_SEEDED_MAX = 5_000
 DEFAULT_MAX_POINTS = 50_000
+MIN_ROWS = 50  # below this a UMAP map says nothing a PCA plot does not
 
 
 def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
-                seed: int = 42, seeded_max: int = DEFAULT_SEEDED_MAX) -> tuple[np.ndarray, dict[str, Any]]:
+                seed: int = 0, seeded_max: int = DEFAULT_SEEDED_MAX) -> tuple[np.ndarray, dict[str, Any]]:
     """2-D UMAP coordinates (float32) and the parameters actually used.
 
     Seeded (reproducible, one thread) up to ``seeded_max`` points; unseeded and parallel above.
@@ -124,12 +125,12 @@ class UMAPAnalysis(Analysis):
                               "Map at most this many points (a seeded random sample above it; 0: no limit).")]
 
     def applies_to(self, run: Run) -> list[str]:
-        return [name for name, t in run.tables.items() if len(t) >= 10 and t.dim >= 2]
+        return [name for name, t in run.tables.items() if len(t) >= MIN_ROWS and t.dim >= 2]
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
         t: EmbeddingTable = run.table(table)
         sel = select_entities(t, options.get("top_n"), options.get("min_count"))
-        seed = int(options.get("seed") if options.get("seed") is not None else 42)
+        seed = int(options.get("seed") if options.get("seed") is not None else 0)
         max_points = int(options.get("umap_max_points") if options.get("umap_max_points") is not None
                          else DEFAULT_MAX_POINTS)
         rows = sample_rows(sel.index, max_points, seed)

@@ -61,16 +61,13 @@ def test_hostile_title_is_shown_as_text(tmp_path):
 
 @pytest.mark.realdata
 @pytest.mark.slow
-def test_ml100k_report_in_browser(tmp_path):
+def test_ml100k_report_in_browser(tmp_path, tmp_path_factory):
     """The real report: every analysis on an ml-100k u1 run. Set EMBEDLAB_KEEP_SCREENSHOT=path
     to keep the full-page screenshot for a look."""
-    from conftest import data_dir
+    from test_analyses import ml100k_run_dir
 
-    import embedlab
-
-    folder = data_dir("ml-100k")
-    run = embedlab.train("movielens-100k", out=tmp_path / "run", data_dir=folder, split="u1")
-    results = run_analyses(run, None, {})
+    run = load_run(ml100k_run_dir(tmp_path_factory))
+    results = run_analyses(run, ["bias-ranking", "pca", "umap", "neighbors"], {})
     assert all(r.ok for r in results), [r.error for r in results if r.error]
     path = write_report(tmp_path / "ml100k.html", run, results)
     assert path.stat().st_size < 8_000_000

@@ -74,7 +74,7 @@ def test_datasets_list_and_info():
 def test_train_dataset_help_shows_dataset_and_trainer_options():
     result = invoke("train", "movielens-100k", "--help")
     assert result.exit_code == 0
-    for text in ("--data-dir", "[u1|u2|u3|u4|u5|ua|ub|random|time]", "--valid-pct", "--epochs",
+    for text in ("--data-dir", "[u1|u2|u3|u4|u5|ua|ub|random|time", "--valid-pct", "--epochs",
                  "--n-factors", "--lr", "--seed", "--out"):
         assert text in result.output, text
     csv_help = invoke("train", "ratings-csv", "--help").output

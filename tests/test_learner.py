@@ -297,7 +297,8 @@ def test_resolve_fills_per_optimizer_defaults_and_checks_combinations():
 def test_fit_options_are_defined_once_and_round_trip_through_fit_config():
     opts = fit_options(epochs=7, lr=1e-2, wd=0.2, bs=64)
     names = [o.name for o in opts]
-    assert names == ["epochs", "opt", "lr", "wd", "wd_mode", "momentum", "betas", "eps", "schedule", "bs", "seed"]
+    assert names == ["epochs", "opt", "lr", "wd", "wd_mode", "momentum", "betas", "eps", "schedule", "bs", "seed",
+                     "freeze", "freeze_to", "init_from", "init_table", "init_keys"]
     defaults = {o.name: o.default for o in opts}
     assert defaults["epochs"] == 7 and defaults["bs"] == 64 and defaults["lr"] is None and defaults["wd"] is None
     assert all(isinstance(o, DefaultsOption) for o in opts if o.name in ("lr", "wd"))

@@ -147,3 +147,24 @@ def test_report_without_run_and_without_figures(tmp_path):
                        tables={"t": pd.DataFrame({"a": [1]})})
     text = write_report(tmp_path / "r.html", None, [r], title="T <1>").read_text()
     assert "<title>T &lt;1&gt;</title>" in text and "plain &lt;summary&gt;" in text and 'href="#x-run"' in text
+
+
+def test_scatter_stays_small_and_declutters_labels():
+    from bokeh.models import HoverTool
+
+    from embedlab.plotting import scatter
+
+    n = 30_000
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n), "label": [f"movie {i}" for i in range(n)],
+                          "genre": rng.choice(list("abc"), n), "note": ["a long free text note"] * n})
+    fig = scatter(frame, "x", "y", "big", hover=("label", "genre", "note"), color_by="genre", max_hover_chars=400_000)
+    points = [r for r in fig.renderers if "x" in r.data_source.data and len(r.data_source.data["x"]) > 100]
+    assert len(points) == 3 and all(r.data_source.data["x"].dtype == np.float32 for r in points)
+    names = [t[0] for t in fig.select_one(HoverTool).tooltips]
+    assert "label" in names and "genre" in names and "note" not in names  # over budget: dropped
+    # labels of coincident points are not drawn on top of each other
+    frame = pd.DataFrame({"x": [0.0, 0.0, 0.0, 5.0], "y": [0.0, 0.0, 0.01, 5.0], "label": list("ABCD")})
+    fig = scatter(frame, "x", "y", "t", annotate=[0, 1, 2, 3])
+    texts = [t for r in fig.renderers if "text" in r.data_source.data for t in r.data_source.data["text"]]
+    assert sorted(texts) == ["A", "D"]

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import ast
-import html
 import json
 import pickle
 import re

@@ -28,7 +28,7 @@ from embedlab.errors import EmbedlabError, UsageError
 from embedlab.plugins import get_plugin_manager, plugin_infos
 from embedlab.registry import PluginConflictError, analyses
 from embedlab.scaffold import plugin_names, scaffold, template_files
-from embedlab.testing import (SYNTHETIC_DEFAULTS, invoke, plugin_registered, reset_caches,
+from embedlab.testing import (SYNTHETIC_DEFAULTS, invoke, plugin_registered,
                               synthetic_run, synthetic_run_dir)
 
 pytest_plugins = ["pytester"]

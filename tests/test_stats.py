@@ -147,9 +147,11 @@ def test_mantel_9999_permutations_on_12_entities_is_fast():
     x = S.pairwise_distances(rng.normal(size=(12, 8)))
     y = S.great_circle_km(rng.uniform(47, 55, 12), rng.uniform(6, 15, 12))
     S.mantel(x, y, 99, seed=0)  # warm-up
-    t0 = time.perf_counter()
-    res = S.mantel(x, y, 9999, seed=0)
-    elapsed = time.perf_counter() - t0
+    elapsed = np.inf
+    for _ in range(3):  # CPU time, best of three: robust to a busy machine
+        t0 = time.process_time()
+        res = S.mantel(x, y, 9999, seed=0)
+        elapsed = min(elapsed, time.process_time() - t0)
     assert res.permutations == 9999 and not res.exact
     assert elapsed < 0.5, f"9,999 permutations took {elapsed:.2f} s"
 
@@ -248,9 +250,9 @@ def test_shortest_tour_exact_matches_brute_force(n):
 def test_shortest_tour_12_is_exact_and_fast_and_heuristic_close():
     rng = np.random.default_rng(12)
     d = S.pairwise_distances(rng.uniform(size=(12, 2)), "euclidean")
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     exact = S.shortest_tour(d)
-    assert exact.exact and time.perf_counter() - t0 < 2.0
+    assert exact.exact and time.process_time() - t0 < 2.0
     heuristic = S.shortest_tour(d, exact_max=0)
     assert not heuristic.exact
     assert exact.length <= heuristic.length + 1e-12

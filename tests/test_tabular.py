@@ -16,12 +16,12 @@ from embedlab.models import EntityEmbeddingNet, emb_sz_rule
 from embedlab.trainers.tabular import PRESETS, TabularProcessor, TabularTrainer, rmspe
 
 # small, quick settings: ~20k synthetic rows, a small MLP
-FAST = {"layers": "128,64", "epochs": 5, "bs": 128, "lr": 5e-3, "seed": 1}
+FAST = {"layers": "128,64", "epochs": 5, "bs": 128, "lr": 5e-3, "seed": 1, "threads": 1}
 
 
 @pytest.fixture(scope="module")
 def synth():
-    return embedlab.load_dataset("synthetic-rossmann", seed=1)
+    return embedlab.load_dataset("synthetic-rossmann", n_stores=40, seed=1)  # 40 stores x 400 days
 
 
 @pytest.fixture(scope="module")
@@ -30,14 +30,14 @@ def synth_run(synth):
 
 
 def _partial_dependence(run, frame: pd.DataFrame, column: str, values) -> np.ndarray:
-    """Mean predicted log sales with ``column`` set to each value (centred)."""
-    trainer = TabularTrainer()
-    out = []
+    """Mean predicted log sales with ``column`` set to each value (centred): one predict call."""
+    copies = []
     for v in values:
         f = frame.copy()
-        f[column] = v
-        out.append(np.log(trainer.predict(run, f)["Sales"].to_numpy()).mean())
-    out = np.asarray(out)
+        f[column] = pd.Series([v] * len(f), index=f.index, dtype=object if isinstance(v, str) else None)
+        copies.append(f)
+    pred = np.log(TabularTrainer().predict(run, pd.concat(copies, ignore_index=True))["Sales"].to_numpy())
+    out = pred.reshape(len(values), len(frame)).mean(1)
     return out - out.mean()
 
 
@@ -56,7 +56,8 @@ def test_model_shapes_groups_and_small_init():
     assert float(w.std()) < 0.02 and float(w.abs().max()) <= 0.02 + 1e-6  # truncated normal, std 0.01
     m.init_output(7.5)
     m.eval()
-    assert abs(float(m(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2)).mean()) - 7.5) < 1.0
+    with torch.no_grad():
+        assert abs(float(m(torch.zeros(4, 2, dtype=torch.long), torch.zeros(4, 2)).mean()) - 7.5) < 1.0
     # rebuilt from its recorded hyper-parameters: same architecture, same outputs
     m2 = EntityEmbeddingNet.from_hparams(json.loads(json.dumps(m.hparams)))
     m2.load_state_dict(m.state_dict())
@@ -122,17 +123,36 @@ def test_synthetic_training_beats_mean_per_store_by_a_wide_margin(synth, synth_r
     assert len(synth_run.history) == FAST["epochs"]
 
 
-def test_synthetic_weekday_month_state_promo_effects_are_recovered(synth, synth_run):
-    sample = synth.train.sample(1200, random_state=0)
-    for col, min_corr in (("DayOfWeek", 0.95), ("Month", 0.8), ("State", 0.8)):
+def test_synthetic_weekday_month_state_store_effects_are_recovered(synth, synth_run):
+    from embedlab_datasets.synthetic_rossmann import TYPE_EFFECT
+
+    sample = synth.train.sample(1000, random_state=0)
+    for col, min_corr in (("DayOfWeek", 0.95), ("Month", 0.85), ("State", 0.7)):
         truth = synth.entities[col]["true_effect"].dropna()
         curve = _partial_dependence(synth_run, sample, col, list(truth.index))
         corr = np.corrcoef(curve, truth.to_numpy())[0, 1]
         assert corr > min_corr, (col, corr)
-    lift = np.diff(_partial_dependence(synth_run, sample, "Promo", [0, 1]))[0]
-    from embedlab_datasets.synthetic_rossmann import PROMO_LIFT
+    stores = synth.entities["Store"]
+    own = stores["true_effect"] - stores["StoreType"].map(TYPE_EFFECT)  # the type has its own table
+    curve = _partial_dependence(synth_run, sample, "Store", list(stores.index))
+    assert np.corrcoef(curve, own.to_numpy())[0, 1] > 0.6
 
-    assert 0.5 * PROMO_LIFT < lift < 1.5 * PROMO_LIFT, lift
+
+def test_synthetic_planted_function_and_promo_lift_are_recovered(synth, synth_run):
+    from embedlab_datasets.synthetic_rossmann import PROMO_LIFT, SCHOOL_LIFT
+
+    va, ent = synth.valid, synth.entities
+    truth = (8.4 + va["Store"].map(ent["Store"]["true_effect"])
+             + va["State"].astype(str).map(ent["State"]["true_effect"])
+             + va["DayOfWeek"].map(ent["DayOfWeek"]["true_effect"]) + va["Month"].map(ent["Month"]["true_effect"])
+             + PROMO_LIFT * va["Promo"] + SCHOOL_LIFT * va["SchoolHoliday"]).to_numpy()
+    pred = np.log(TabularTrainer().predict(synth_run, va)["Sales"].to_numpy())
+    assert np.corrcoef(pred, truth)[0, 1] > 0.98
+    assert np.abs(pred - truth).mean() < 0.05  # the noise (sd 0.08) is not learned
+    residual = pred - truth
+    promo = va["Promo"].to_numpy() == 1
+    # the promo lift (0.25) is in the predictions: no promo/no-promo gap left in the residuals
+    assert abs(residual[promo].mean() - residual[~promo].mean()) < 0.05
 
 
 def test_learned_weekday_embedding_encodes_the_planted_cycle(synth_run):
@@ -143,20 +163,10 @@ def test_learned_weekday_embedding_encodes_the_planted_cycle(synth_run):
     truth = table.metadata["true_effect"].to_numpy()
     # entities with similar planted effects sit close together in the embedding
     rho = spearmanr(pdist(table.vectors), pdist(truth[:, None])).correlation
-    assert rho > 0.6, rho
+    assert rho > 0.8, rho
     centred = table.vectors - table.vectors.mean(0)
     pc1 = centred @ np.linalg.svd(centred)[2][0]
-    assert abs(np.corrcoef(pc1, truth)[0, 1]) > 0.85
-
-
-def test_store_embedding_predicts_the_planted_store_effect(synth_run):
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import cross_val_score
-
-    table = synth_run.table("Store")
-    score = cross_val_score(RidgeCV(alphas=np.logspace(-4, 2, 20)), table.vectors,
-                            table.metadata["true_effect"].to_numpy(), cv=5, scoring="r2").mean()
-    assert score > 0.3, score
+    assert abs(np.corrcoef(pc1, truth)[0, 1]) > 0.9
 
 
 # ---------------------------------------------------------------------------- the run
@@ -178,7 +188,7 @@ def test_run_tables_labels_and_annotations(synth_run):
     store = synth_run.table("Store")
     assert store.attrs["color_column"] == "StoreType" and store.attrs["target_column"] == "mean_sales"
     assert {"StoreType", "Assortment", "State", "CompetitionDistance", "mean_sales", "count"} <= set(store.metadata)
-    assert len(store) == 60 and store.vectors.shape == (60, emb_sz_rule(61))  # reserved row 0 left out
+    assert len(store) == 40 and store.vectors.shape == (40, emb_sz_rule(41))  # reserved row 0 left out
     # counts come from the training rows
     assert int(dow.metadata["count"].sum()) == synth_run.metrics["train_rows"]
 
@@ -294,8 +304,8 @@ def table_file(tmp_path_factory, synth):
 
 def test_table_csv_log_regression_with_last_days_and_entity_meta(table_file, tmp_path):
     stores = tmp_path / "stores.csv"
-    pd.DataFrame({"Store": range(1, 61), "label": [f"shop {i}" for i in range(1, 61)],
-                  "region": ["n" if i % 2 else "s" for i in range(1, 61)]}).to_csv(stores, index=False)
+    pd.DataFrame({"Store": range(1, 41), "label": [f"shop {i}" for i in range(1, 41)],
+                  "region": ["n" if i % 2 else "s" for i in range(1, 41)]}).to_csv(stores, index=False)
     ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", log_target=True,
                                cat="Store,DayOfWeek,Month,State", cont="Promo,Temperature,SchoolHoliday",
                                date_col="Date", valid_last_days=48, entity_meta=(f"Store={stores}",))
@@ -329,7 +339,7 @@ def test_table_csv_classification(table_file, tmp_path):
     ({"cat": "Store,DayofWeek"}, "column 'DayofWeek' given to --cat not found"),
     ({"cont": "Temprature"}, "the columns are: Store, DayOfWeek"),
     ({"date_col": "Day", "valid_last_days": 5}, "'Day' given to --date not found"),
-    ({"target": "Big", "log_target": True}, "non-numeric value 'no'"),
+    ({"target": "Big", "log_target": True}, "non-numeric value '(yes|no)'"),
     ({"cont": "State"}, "continuous column 'State' has a non-numeric value"),
 ])
 def test_table_csv_checks_columns_up_front(table_file, kwargs, message):

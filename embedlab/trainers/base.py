@@ -57,6 +57,8 @@ def option_defaults(options: list[click.Option]) -> dict[str, Any]:
     out = {}
     for opt in options:
         default = opt.default() if callable(opt.default) else opt.default
+        if type(default).__name__ == "Sentinel":  # click >= 8.3: no default given (not None)
+            default = False if opt.is_flag else None
         if opt.multiple and default is None:
             default = ()
         out[opt.name] = default

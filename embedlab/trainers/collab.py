@@ -15,6 +15,7 @@ from torch import nn
 from ..data import Dataset, collab_entity_stats
 from ..errors import UsageError
 from ..hookspecs import hookimpl
+from .. import distributed
 from ..learner import Learner, LRFindResult, fit_config, fit_options, seed_everything
 from ..models import DotBias
 from ..pretrained import Slot, init_from_config
@@ -34,6 +35,13 @@ OPTIONS = [
     click.Option(["--threads"], type=click.IntRange(0), default=1, show_default=True,
                  help="Torch threads while training (0: torch's default). One is fastest for "
                       "these small batches, and much faster when the machine is busy."),
+    click.Option(["--device"], default="auto", show_default=True,
+                 help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N. Under torchrun, "
+                      "cuda is each rank's cuda:LOCAL_RANK."),
+    click.Option(["--shard-data"], is_flag=True,
+                 help="Under torchrun: each process keeps only its 1/N shard of the training "
+                      "rows (else every process holds them all and takes its slice of each "
+                      "global batch, which reproduces a 1-process run)."),
     click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
                  help="Standard deviation of the initial embeddings."),
     *fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42),
@@ -71,6 +79,10 @@ class CollabTrainer:
                     torch.tensor(df[r].to_numpy(dtype=np.float32)))
 
         train = tensors(ds.train)
+        device = distributed.resolve_device(config.get("device"))
+        ddp = distributed.setup(device)
+        if ddp and config.get("shard_data"):
+            train = distributed.shard_rows(train, config["seed"])
         valid = tensors(ds.valid) if ds.valid is not None and len(ds.valid) else None
         y_range = config.get("y_range")
         if not y_range:
@@ -81,9 +93,14 @@ class CollabTrainer:
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
         model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
                         init_std=config["init_std"])
-        learner = Learner(model, train, valid, loss_fn=nn.functional.mse_loss, metrics=rating_metrics,
-                          bs=config["bs"], seed=config["seed"],
-                          regularizer=_row_l2(config["reg"]) if config.get("reg") else None)
+        model.to(device)
+        train = tuple(t.to(device) for t in train)
+        valid = None if valid is None else tuple(t.to(device) for t in valid)
+        kw = {"sharded": bool(config.get("shard_data"))} if ddp else {}
+        learner_cls = distributed.DistributedLearner if ddp else Learner
+        learner = learner_cls(model, train, valid, **kw, loss_fn=nn.functional.mse_loss,
+                              metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
+                              regularizer=_row_l2(config["reg"]) if config.get("reg") else None)
         init_from_config(config, {"user": Slot(users, model.user_emb.weight, model.user_bias.weight),
                                   "item": Slot(items, model.item_emb.weight, model.item_bias.weight)},
                          learner, progress=progress)
@@ -97,7 +114,7 @@ class CollabTrainer:
         fit_cfg = fit_config(config, self.options)
         config.update(fit_cfg.to_config())
         with torch_threads(config.get("threads")):
-            fit = learner.fit(fit_cfg, progress=progress)
+            fit = learner.fit(fit_cfg, progress=progress and distributed.is_writer())
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds
         metrics["train_rows"] = int(len(ds.train))
@@ -111,7 +128,7 @@ class CollabTrainer:
         meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, **fit.record(),
                         model={"class": "DotBias", "n_users": len(users), "n_items": len(items),
                                "n_factors": config["n_factors"], "y_range": list(y_range)})
-        tensors = {f"model.{k}": v.detach().clone() for k, v in model.state_dict().items()}
+        tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Run(meta, tables, tensors)
 
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
@@ -136,7 +153,7 @@ class CollabTrainer:
             metadata = stats
         return EmbeddingTable(
             name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
-            vectors=vectors.detach().numpy().copy(), bias_values=bias.detach().numpy().reshape(-1).copy(),
+            vectors=vectors.detach().cpu().numpy().copy(), bias_values=bias.detach().cpu().numpy().reshape(-1).copy(),
             metadata=metadata.reset_index(drop=True),
             attrs={"count_column": "count", "target_column": "mean_rating",
                    **(dict(meta.attrs) if meta is not None else {})})
