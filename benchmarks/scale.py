@@ -105,6 +105,34 @@ def dataloader_steps(train, n_users, n_items, k, y_range, bs=256):
             yield len(rr)
 
 
+def ddp_epoch_seconds(nproc: int, args, out: Path) -> float:
+    """One epoch through ``torchrun --nproc-per-node nproc -m embedlab train`` (gloo on CPU);
+    the epoch time rank 0 recorded in run.json."""
+    import json
+    import subprocess
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
+           "--master-port", str(29500 + nproc), "-m", "embedlab", "train", "synthetic-collab",
+           "--users", str(args.users), "--items", str(args.items), "--ratings", str(args.ddp_ratings),
+           "--epochs", "1", "--bs", str(args.big_bs), "--n-factors", str(args.n_factors),
+           "--device", "cpu", "--threads", "1", "--out", str(out), "-q"]
+    subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    return json.loads((out / "run.json").read_text())["history"][0]["epoch_seconds"]
+
+
+def analyze_figures(run: str) -> None:
+    """Wall time of ``embedlab analyze RUN --report`` and the report's size."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.html"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "embedlab", "analyze", run, "--report", str(report)],
+                       check=True, capture_output=True)
+        print(f"analyze {run}: {time.perf_counter() - t0:.1f} s, report {report.stat().st_size / 1e6:.1f} MB")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=160_000)
@@ -115,11 +143,26 @@ def main(argv=None) -> None:
     ap.add_argument("--big-bs", type=int, default=65536)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--full-epoch", action="store_true", help="also time one full epoch of the best option")
+    ap.add_argument("--ddp-ratings", type=int, default=0,
+                    help="also time one epoch of 1- vs 2-process torchrun/DDP (gloo) on this many ratings")
+    ap.add_argument("--ddp-only", action="store_true", help="only the DDP comparison (and --analyze)")
+    ap.add_argument("--analyze", metavar="RUN", help="also time `embedlab analyze RUN --report` and its size")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}, torch threads "
           f"{torch.get_num_threads()}, torch {torch.__version__}")
 
+    if args.ddp_ratings:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            secs = {n: ddp_epoch_seconds(n, args, Path(tmp) / f"ddp{n}") for n in (1, 2)}
+        print(f"DDP (gloo, {args.ddp_ratings:,} ratings, bs {args.big_bs}): 1 process {secs[1]:.1f} s/epoch, "
+              f"2 processes {secs[2]:.1f} s/epoch", flush=True)
+    if args.analyze:
+        analyze_figures(args.analyze)
+    if args.ddp_only:
+        return
     t0 = time.perf_counter()
     ds = S.load(users=args.users, items=args.items, ratings=args.ratings)
     t_gen = time.perf_counter() - t0

@@ -62,7 +62,7 @@ MONTH_ABBR = {"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul":
               "Sep": 9, "Sept": 9, "Oct": 10, "Nov": 11, "Dec": 12}
 STATE_HOLIDAYS = {"0": "none", "a": "public holiday", "b": "Easter", "c": "Christmas"}
 ASSORTMENTS = {"a": "basic", "b": "extra", "c": "extended"}
-SPLITS = ("last-days", "fastai", "time", "random", "none")
+SPLITS = ("last-days", "fastai", "time", "random", "none", "time-before", "time-after")
 
 CATEGORICAL = ["Store", "DayOfWeek", "Year", "Month", "Day", "Week", "StateHoliday", "CompetitionMonthsOpen",
                "Promo2Weeks", "Promo2Active", "StoreType", "Assortment", "PromoInterval",
@@ -544,7 +544,13 @@ def fastai_cut(train: pd.DataFrame, n_test: int = 41088) -> pd.Timestamp:
 
 
 def split(train: pd.DataFrame, how: str, valid_days: int, valid_pct: float, seed: int,
-          n_test: int) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+          n_test: int, time_cut: Any = "2015-01-01") -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+    if how in ("time-before", "time-after"):  # pretrain on one period, adapt to the next
+        from embedlab.data import cut_by_time
+
+        before, after, cut = cut_by_time(train, "Date", time_cut)
+        tr, va, info = split_last_days(before if how == "time-before" else after, "Date", valid_days)
+        return tr, va, {**info, "name": how, **cut}
     if how == "last-days":
         return split_last_days(train, "Date", valid_days)
     if how == "fastai":
@@ -577,7 +583,8 @@ def build_dataset(raw: RawRossmann, name: str = NAME, split_name: str = "last-da
         test = df[~is_train].drop(columns=["Sales", "Customers", "part"]).reset_index(drop=True)
         test["Id"] = test["Id"].astype("int64")
     n_test = len(raw.test) if raw.test is not None else 41088
-    tr, va, split_info = split(train, split_name, valid_days, valid_pct, seed, n_test)
+    tr, va, split_info = split(train, split_name, valid_days, valid_pct, seed, n_test,
+                               (options or {}).get("time_cut") or "2015-01-01")
     cats = [c for c in CATEGORICAL if c in df.columns]
     conts = [c for c in CONTINUOUS if c in df.columns]
     info = dict(raw.info)
@@ -601,9 +608,13 @@ OPTIONS = [
     click.Option(["--split"], type=click.Choice(SPLITS), default="last-days", show_default=True,
                  help="Validation: 'last-days' (the last --valid-days days of train; 48 = Kaggle's test "
                       "period), 'fastai' (fast.ai's cut by row count, from 2015-06-19), 'time' (the latest "
-                      "--valid-pct of days), 'random' (--valid-pct of rows) or 'none'."),
+                      "--valid-pct of days), 'random' (--valid-pct of rows), 'none', or 'time-before' / "
+                      "'time-after': the days before / from --time-cut, each with its own last --valid-days "
+                      "held out (pretrain on 2013-2014, adapt to 2015)."),
     click.Option(["--valid-days"], type=click.IntRange(1), default=48, show_default=True,
                  help="Days held out by --split last-days."),
+    click.Option(["--time-cut"], default="2015-01-01", show_default=True,
+                 help="Where --split time-before / time-after cut: a date, or a share of the rows in time order."),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
                  help="Share held out by --split time (of days) and random (of rows)."),
     click.Option(["--stores"], default=None,
@@ -615,13 +626,13 @@ OPTIONS = [
 
 def load(data_dir: Path | None = None, split: str = "last-days", valid_days: int = 48,
          valid_pct: float = 0.1, stores: str | None = None, external: bool = True, seed: int = 42,
-         **_: Any) -> Dataset:
+         time_cut: Any = "2015-01-01", **_: Any) -> Dataset:
     if data_dir is None:
         raise UsageError("rossmann: give the data folder with --data-dir (Kaggle's files cannot be "
                          "downloaded automatically)")
     raw = read_raw(data_dir, parse_stores(stores), external)
     options = {"data_dir": str(Path(data_dir).resolve()), "split": split, "valid_days": valid_days,
-               "valid_pct": valid_pct, "stores": stores, "external": external}
+               "valid_pct": valid_pct, "stores": stores, "external": external, "time_cut": time_cut}
     return build_dataset(raw, NAME, split, valid_days, valid_pct, seed, options)
 
 

@@ -222,16 +222,19 @@ OPTIONS = [
                  help="Days held out by --split last-days."),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
                  help="Share held out by --split time and random."),
+    click.Option(["--time-cut"], default="0.5", show_default=True,
+                 help="Where --split time-before / time-after cut: a share of the rows in time order, or a date."),
 ]
 
 
 def load(n_stores: int = 60, days: int = 400, noise: float = 0.08, split: str = "last-days",
-         valid_days: int = 48, valid_pct: float = 0.1, seed: int = 42, **_: Any) -> Dataset:
+         valid_days: int = 48, valid_pct: float = 0.1, seed: int = 42, time_cut: Any = "0.5",
+         **_: Any) -> Dataset:
     if valid_days >= days:
         raise UsageError(f"--valid-days {valid_days} must be fewer than --days {days}")
     raw, truth = generate(n_stores, days, noise=noise, seed=seed)
     options = {"n_stores": n_stores, "days": days, "noise": noise, "split": split,
-               "valid_days": valid_days, "valid_pct": valid_pct}
+               "valid_days": valid_days, "valid_pct": valid_pct, "time_cut": time_cut}
     ds = build_dataset(raw, NAME, split, valid_days, valid_pct, seed, options)
     for name, frame in truth.items():
         ent = ds.entities[name]

@@ -124,7 +124,12 @@ def cut_by_time(df: pd.DataFrame, column: str, cut: Any) -> tuple[pd.DataFrame, 
         if not 0.0 < share < 1.0:
             raise UsageError(f"--time-cut {text}: a share must be between 0 and 1 (exclusive), or give a date")
         k = int(round(len(df) * share))
-        before_idx, after_idx = np.sort(order[:k]), np.sort(order[k:])
+        if pd.api.types.is_datetime64_any_dtype(df[column]):  # dates: cut at a day, not inside one
+            first = df[column].iloc[order[min(k, len(df) - 1)]]
+            is_before = (df[column] < first).to_numpy()
+            before_idx, after_idx = np.flatnonzero(is_before), np.flatnonzero(~is_before)
+        else:
+            before_idx, after_idx = np.sort(order[:k]), np.sort(order[k:])
     else:
         try:
             when = pd.Timestamp(text)

@@ -203,13 +203,24 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
                          f"{', '.join(slots)}")
     sources, info = read_sources(path, tables, keys, list(slots))
     record: dict[str, Any] = {"from": str(Path(path).resolve()), **info, "tables": {}}
+    mismatched = {n: s.vectors.shape[1] for n, s in sources.items() if s.vectors.shape[1] != slots[n].dim}
+    if mismatched and (explicit or len(mismatched) == len(sources)):
+        name, dim = next(iter(mismatched.items()))
+        raise UsageError(
+            f"--init-from {sources[name].where}: table {name!r} has {dim}-dimensional vectors there, the model's "
+            f"{name!r} table has {slots[name].dim}; train with the same size "
+            f"(collab: --n-factors {dim}; tabular: --emb-size {name}={dim})")
+    for name, dim in mismatched.items():  # tables matched by name only: the others still start pretrained
+        record["tables"][name] = {"source": sources[name].where, "format": sources[name].fmt, "matched": 0,
+                                  "total": len(slots[name].keys), "coverage": 0.0, "dim": slots[name].dim,
+                                  "skipped": f"{dim}-dimensional in the source"}
+        if echo is not None:
+            echo(f"init {name}: skipped, {dim}-dimensional in {sources[name].where} but {slots[name].dim} here "
+                 f"(--emb-size {name}={dim} to take it)")
     for name, src in sources.items():
+        if name in mismatched:
+            continue
         slot = slots[name]
-        if src.vectors.shape[1] != slot.dim:
-            raise UsageError(
-                f"--init-from {src.where}: table {name!r} has {src.vectors.shape[1]}-dimensional vectors there, "
-                f"the model's {name!r} table has {slot.dim}; train with the same size "
-                f"(collab: --n-factors {src.vectors.shape[1]}; tabular: --emb-size {name}={src.vectors.shape[1]})")
         t_rows, s_rows = align(slot.keys, src)
         total = len(slot.keys)
         untrained = 0

@@ -45,7 +45,8 @@ def _worker(rank: int, world: int, port: int, out: str, config: dict) -> None:
     try:
         run = _train(config)
         assert distributed.world_size() == world
-        torch.save({"tensors": run.tensors(), "metrics": {k: float(v) for k, v in run.metrics.items()}}, Path(out) / f"rank{rank}.pt")
+        metrics = {k: float(v) for k, v in run.metrics.items()}
+        torch.save({"tensors": run.tensors(), "metrics": metrics}, Path(out) / f"rank{rank}.pt")
     finally:
         distributed.teardown()
 

@@ -229,3 +229,21 @@ def test_tabular_tables_start_from_pretrained_vectors_with_the_unknown_row_untou
     w = run.tensors()["model.embeds.0.weight"]
     first = embedlab.train(ds, **base).tensors()["model.embeds.0.weight"]
     assert torch.equal(w[0], first[0])  # the reserved unknown row keeps its own initialisation
+
+
+def test_name_matched_tables_of_another_size_are_skipped_unless_named_or_all_differ(synthetic_run):
+    run = embedlab.load_run(synthetic_run)
+    dim = run.table("item").dim
+    item = torch.nn.Parameter(torch.zeros(len(run.table("item")), dim))
+    user = torch.nn.Parameter(torch.zeros(len(run.table("user")), dim + 1))
+    slots = {"item": Slot(run.table("item").keys, item), "user": Slot(run.table("user").keys, user)}
+    lines = []
+    record = initialise(slots, synthetic_run, echo=lines.append)
+    assert record["tables"]["user"]["skipped"] == f"{dim}-dimensional in the source" and not user.any()
+    assert record["tables"]["item"]["matched"] > 0 and item.any()
+    assert any("init user: skipped" in line for line in lines)
+    with pytest.raises(UsageError, match="train with the same size"):
+        initialise(slots, synthetic_run, ["user"])
+    only_user = {"user": slots["user"]}
+    with pytest.raises(UsageError, match="train with the same size"):
+        initialise(only_user, synthetic_run)

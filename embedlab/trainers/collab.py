@@ -153,7 +153,8 @@ class CollabTrainer:
             metadata = stats
         return EmbeddingTable(
             name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
-            vectors=vectors.detach().cpu().numpy().copy(), bias_values=bias.detach().cpu().numpy().reshape(-1).copy(),
+            vectors=vectors.detach().cpu().numpy().copy(),
+            bias_values=bias.detach().cpu().numpy().reshape(-1).copy(),
             metadata=metadata.reset_index(drop=True),
             attrs={"count_column": "count", "target_column": "mean_rating",
                    **(dict(meta.attrs) if meta is not None else {})})
