@@ -6,9 +6,10 @@ __version__ = "0.1.0"
 from .hookspecs import hookimpl  # noqa: E402
 from .run import EmbeddingTable, Run, load_run  # noqa: E402
 from .data import Dataset, DatasetSpec  # noqa: E402
+from .analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: E402
 
 __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
-           "train", "analyze", "load_dataset"]
+           "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset"]
 
 
 def load_dataset(name: str, **options):

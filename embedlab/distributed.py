@@ -102,11 +102,18 @@ def shard_rows(tensors: Sequence[torch.Tensor], seed: int) -> tuple[torch.Tensor
     return tuple(t[perm] for t in tensors)
 
 
+def _comm_device() -> torch.device:
+    """Where collective tensors must live: nccl only moves CUDA tensors, gloo CPU ones."""
+    if active() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(value: float) -> float:
     """The mean of a scalar over ranks (the value itself outside a process group)."""
     if not active():
         return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item()) / world_size()
 
@@ -115,7 +122,7 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
     """Concatenate a 1-D tensor's per-rank pieces in rank order (pieces may differ in length)."""
     if not active():
         return t
-    dev = t.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    dev = _comm_device()
     local = t.detach().to(dev)
     n = torch.tensor([len(local)], device=dev)
     sizes = [torch.zeros_like(n) for _ in range(world_size())]
@@ -168,7 +175,7 @@ class DistributedLearner(Learner):
         if self.sharded:
             local_bs = self.bs  # fit() below set it to the per-rank share of the global batch
             # every rank must take the same number of steps, or DDP's all-reduce hangs
-            steps = torch.tensor([-(-n // local_bs)])
+            steps = torch.tensor([-(-n // local_bs)], device=_comm_device())
             dist.all_reduce(steps, op=dist.ReduceOp.MIN)
             for k in range(int(steps)):
                 idx = perm[k * local_bs:(k + 1) * local_bs]

@@ -211,7 +211,8 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
             f"{name!r} table has {slots[name].dim}; train with the same size "
             f"(collab: --n-factors {dim}; tabular: --emb-size {name}={dim})")
     for name, dim in mismatched.items():  # tables matched by name only: the others still start pretrained
-        record["tables"][name] = {"source": sources[name].where, "format": sources[name].fmt, "matched": 0,
+        record["tables"][name] = {"source": str(Path(sources[name].where).resolve()), "format": sources[name].fmt,
+                                  "matched": 0,
                                   "total": len(slots[name].keys), "coverage": 0.0, "dim": slots[name].dim,
                                   "skipped": f"{dim}-dimensional in the source"}
         if echo is not None:
@@ -240,7 +241,7 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
                 values = torch.from_numpy(np.asarray(src.bias, dtype=np.float32)[s_rows])
                 slot.bias.view(slot.bias.shape[0], -1)[rows.to(slot.bias.device), 0] = \
                     values.to(slot.bias.device, slot.bias.dtype)
-        entry = {"source": src.where, "format": src.fmt, "source_table": src.table, "matched": int(len(t_rows)),
+        entry = {"source": str(Path(src.where).resolve()), "format": src.fmt, "source_table": src.table, "matched": int(len(t_rows)),
                  "total": int(total), "coverage": float(len(t_rows) / total) if total else 0.0,
                  "dim": slot.dim, "bias": bool(bias)}
         if untrained:

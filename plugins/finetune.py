@@ -11,7 +11,8 @@ seed) four ways:
 * ``frozen``: pretrained tables, the ``embeddings`` group frozen, the rest at HI;
 * ``full``: pretrained tables, everything trained at one lr HI (``--lr HI:HI``);
 * ``discriminative``: pretrained tables, lrs spread from LO (embeddings) to HI (the last
-  group): the run's own ``LO:HI`` when it had one, else HI/100 (fastai's ``fine_tune``).
+  group): the run's own spread (``LO:HI``, or ``:HI``, fastai's ``slice(HI)``) when it had
+  one, else ``HI/100:HI`` (fastai's ``fine_tune``).
 
 It reports the validation curves of all four, final metrics and training time, the winner
 and its margin, and the drift of each entity: the cosine distance between its pretrained and
@@ -61,7 +62,7 @@ def arm_configs(run: Run, arms: tuple[str, ...] = ARMS, epochs: int | None = Non
     parsed = LRSlice.parse(spec) if spec is not None else None
     group_lrs = [g.get("lr") for g in (run.meta.get("layer_groups") or {}).values() if g.get("lr")]
     hi = max(group_lrs) if group_lrs else (parsed.hi if isinstance(parsed, LRSlice) else float(parsed or 5e-3))
-    lo = parsed.lo if isinstance(parsed, LRSlice) and parsed.lo is not None and parsed.lo < hi else hi / 100
+    spread = parsed if isinstance(parsed, LRSlice) and parsed.lo != parsed.hi else LRSlice(hi=hi, lo=hi / 100)
     base = {k: v for k, v in config.items() if k not in INIT_KEYS}
     if epochs:
         base["epochs"] = int(epochs)
@@ -71,7 +72,7 @@ def arm_configs(run: Run, arms: tuple[str, ...] = ARMS, epochs: int | None = Non
         "scratch": {**base, "lr": hi},
         "frozen": {**pretrained, "lr": hi, "freeze": "embeddings"},
         "full": {**pretrained, "lr": LRSlice(hi=hi, lo=hi)},
-        "discriminative": {**pretrained, "lr": LRSlice(hi=hi, lo=lo)},
+        "discriminative": {**pretrained, "lr": spread},
     }
     unknown = [a for a in arms if a not in every]
     if unknown:
@@ -220,11 +221,13 @@ class Finetune(Analysis):
             bins = count_bins(frame["count"])
             for arm in movers:
                 d = frame[f"drift ({arm})"]
-                rows.append({"strategy": arm, "table": name, "entities": int(d.notna().sum()),
-                             "median drift": float(np.nanmedian(d)) if d.notna().any() else np.nan,
-                             "mean drift": float(np.nanmean(d)) if d.notna().any() else np.nan,
-                             "90th percentile": float(np.nanpercentile(d, 90)) if d.notna().any() else np.nan,
+                ds = d[seen].dropna()  # entities the target's training data has: the ones that can move
+                rows.append({"strategy": arm, "table": name, "entities seen in target": int(len(ds)),
+                             "median drift": float(ds.median()) if len(ds) else np.nan,
+                             "mean drift": float(ds.mean()) if len(ds) else np.nan,
+                             "90th percentile": float(np.percentile(ds, 90)) if len(ds) else np.nan,
                              "Spearman(drift, count)": spearman(d[seen], frame.loc[seen, "count"]),
+                             "entities unseen in target": int((~seen).sum()),
                              "mean drift, unseen in target": float(d[~seen].mean()) if (~seen).any() else np.nan})
                 for label, group in d.groupby(bins, sort=True, observed=True):
                     by_count.append({"strategy": arm, "table": name, "target count": str(label),
@@ -238,7 +241,8 @@ class Finetune(Analysis):
         init = run.meta["init"]
         source = init.get("from")
         src_run = init.get("run") or {}
-        where = (f"{run.dataset} (split {dataset.split.get('name', '?')}, {len(dataset.train):,} training rows)")
+        rows = next(iter(trained.values())).metrics.get("train_rows", len(dataset.train))
+        where = f"{run.dataset} (split {dataset.split.get('name', '?')}, {int(rows):,} training rows)"
         src = f"{source}" + (f" ({src_run.get('dataset')}, split {(src_run.get('split') or {}).get('name', '?')})"
                              if src_run else "")
         first = table.iloc[0]
@@ -260,15 +264,19 @@ class Finetune(Analysis):
             parts.append(f"Only {ARM_LABELS[first['strategy']]} was trained: {metric} {first[metric]:.4f}.")
         times = ", ".join(f"{r['strategy']} {r['train seconds']:.1f}s" for _, r in table.iterrows())
         parts.append(f"Training time: {times}.")
+        largest = [t for t, _ in sorted({r["table"]: r["entities seen in target"] for r in drift_rows}.items(),
+                                        key=lambda kv: -kv[1])[:2]]
         for row in drift_rows:
-            if row["strategy"] in ("discriminative", "full") and np.isfinite(row["median drift"]):
+            if row["strategy"] in ("discriminative", "full") and row["table"] in largest \
+                    and np.isfinite(row["median drift"]):
                 rho = row["Spearman(drift, count)"]
                 trend = ("entities seen more often in the target moved further" if rho > 0.2 else
                          "entities seen more often in the target moved less" if rho < -0.2 else
                          "drift barely depends on how often an entity appears in the target")
                 parts.append(f"Drift ({row['strategy']}, {row['table']}): median cosine distance "
-                             f"{fmt_num(row['median drift'], 4)} from the pretrained vectors; {trend} "
-                             f"(Spearman {fmt_num(rho)}).")
+                             f"{row['median drift']:.3g} from the pretrained vectors over the "
+                             f"{row['entities seen in target']:,} entities the target's training rows contain; "
+                             f"{trend} (Spearman {fmt_num(rho)}).")
         if any(r["strategy"] == "frozen" for r in drift_rows):
             frozen = [r["median drift"] for r in drift_rows if r["strategy"] == "frozen"]
             if all(np.isfinite(v) and v < 1e-6 for v in frozen):

@@ -244,6 +244,26 @@ def test_finetune_needs_an_init_and_reproduces_the_run(scenario, synthetic_run):
     assert result.metrics["discriminative_valid_rmse"] == pytest.approx(run.metrics["valid_rmse"], rel=1e-6)
 
 
+def test_tabular_scenario_time_cut_and_four_strategies(tmp_path):
+    """synthetic-rossmann: pretrain on the first 60% of the days, adapt with 400 later rows."""
+    common = dict(n_stores=12, days=200, valid_days=14, seed=2, preset="guo2016", epochs=1, bs=64, time_cut="0.6")
+    embedlab.train("synthetic-rossmann", out=tmp_path / "early", split="time-before", train_sample=0, **common)
+    run = embedlab.train("synthetic-rossmann", out=tmp_path / "late", split="time-after", train_sample=400,
+                         init_from=str(tmp_path / "early"), **common)
+    assert run.split["name"] == "time-after" and run.split["cut_at"] > run.meta["init"]["run"]["split"]["valid_end"]
+    tables = run.meta["init"]["tables"]
+    assert tables["Store"]["coverage"] == 1.0 and tables["DayOfWeek"]["matched"] == 7
+    groups = run.meta["layer_groups"]  # a plain lr with --init-from is fastai's slice(lr)
+    assert (groups["embeddings"]["lr"], groups["body"]["lr"], groups["head"]["lr"]) == pytest.approx((1e-4, 1e-4, 1e-3))
+    result = run_analyses(embedlab.load_run(tmp_path / "late"), ["finetune"], {}, render=False)[0]
+    assert result.error is None, result.error
+    table = result.tables["strategies (best first)"].set_index("strategy")
+    assert table.loc["discriminative", "lr per group"] == "embeddings: 0.0001, body: 0.0001, head: 0.001"
+    assert table.loc["frozen", "lr per group"] == "embeddings: frozen, body: 0.001, head: 0.001"
+    assert "400 training rows" in result.summary
+    assert result.metrics["discriminative_valid_rmspe"] == pytest.approx(run.metrics["valid_rmspe"], rel=1e-6)
+
+
 # ---------------------------------------------------------------------------- real data
 @pytest.mark.realdata
 @pytest.mark.slow

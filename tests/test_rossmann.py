@@ -165,20 +165,33 @@ def test_state_holidays_fill_days_a_store_is_missing():
 
 
 def test_competition_and_promo2_features():
-    raw, _ = S.generate(stores=12, days=80, seed=2)
-    raw.store.loc[1, ["CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"]] = [2013, 11]
+    raw, _ = S.generate(stores=12, days=80, seed=2)  # 2013-05-01 .. 2013-07-19 (+ test days)
+    raw.store.loc[1, ["CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"]] = [2013, 3]
     raw.store.loc[2, ["CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"]] = [np.nan, np.nan]
-    raw.store.loc[3, ["Promo2", "Promo2SinceYear", "Promo2SinceWeek", "PromoInterval"]] = [1, 2014, 1, "Jan,Apr,Jul,Oct"]
+    raw.store.loc[3, ["Promo2", "Promo2SinceYear", "Promo2SinceWeek", "PromoInterval"]] = [1, 2013, 20, "Jan,Apr,Jul,Oct"]
     df = R.prepare_features(raw)
-    row = df[(df["Store"] == 1) & (df["Date"] == pd.Timestamp("2014-01-14"))].iloc[0]
-    assert row["CompetitionMonthsOpen"] == (pd.Timestamp("2014-01-14") - pd.Timestamp("2013-11-15")).days // 30
+    row = df[(df["Store"] == 1) & (df["Date"] == pd.Timestamp("2013-06-14"))].iloc[0]
+    assert row["CompetitionMonthsOpen"] == (pd.Timestamp("2013-06-14") - pd.Timestamp("2013-03-15")).days // 30
     assert (df.loc[df["Store"] == 2, "CompetitionMonthsOpen"] == 0).all()
+    assert (df.loc[df["Store"] == 2, "CompetitionOpenSinceYear"] == 1900).all()
     s3 = df[df["Store"] == 3].set_index("Date")
-    # ISO week 1 of 2014 starts Monday 2013-12-30
-    assert s3.loc[pd.Timestamp("2014-01-13"), "Promo2Weeks"] == 2
-    assert s3.loc[pd.Timestamp("2014-01-13"), "Promo2Active"] == 1  # January is a promo month
-    assert s3.loc[pd.Timestamp("2014-02-13"), "Promo2Active"] == 0
+    # ISO week 20 of 2013 starts Monday 2013-05-13
+    assert s3.loc[pd.Timestamp("2013-07-15"), "Promo2Weeks"] == 9
+    assert s3.loc[pd.Timestamp("2013-07-15"), "Promo2Active"] == 1  # July is a promo month
+    assert s3.loc[pd.Timestamp("2013-06-14"), "Promo2Active"] == 0
+    assert s3.loc[pd.Timestamp("2013-05-10"), "Promo2Weeks"] == 0  # not started yet
     assert s3["Promo2Weeks"].max() <= 25
+
+
+def test_iso_week_monday_matches_the_standard_library():
+    import datetime as dt
+
+    years = pd.Series([2009, 2009, 2013, 2014, 2015, 2015, np.nan])
+    weeks = pd.Series([1, 53, 1, 52, 1, 31, 5])
+    got = R._iso_week_monday(years, weeks)
+    for y, w, g in zip(years[:-1], weeks[:-1], got[:-1]):
+        assert g == pd.Timestamp(dt.date.fromisocalendar(int(y), int(w), 1))
+    assert pd.isna(got.iloc[-1])
 
 
 def test_entities_carry_names_coordinates_and_calendar(ds):
