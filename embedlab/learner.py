@@ -414,7 +414,7 @@ def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 25
         click.Option(["--opt"], type=click.Choice(OPTIMIZERS), default=opt, show_default=True,
                      help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
                           "adamw (Adam with decoupled weight decay)."),
-        DefaultsOption(["--lr"], type=LRParam(), default=None, fit_defaults=defaults,
+        DefaultsOption(["--lr"], type=LRParam(), default=None, fit_defaults=defaults, metavar="LR|LO:HI",
                        help="Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). "
                             "LO:HI spreads lrs geometrically over the layer groups, LO for the earliest, "
                             "HI for the last (fastai's slice(LO, HI)); :HI is fastai's slice(HI): the last "

@@ -101,10 +101,11 @@ def count_bins(counts: pd.Series) -> pd.Series:
     labels = pd.Series("0 (unseen)", index=counts.index, dtype=object)
     positive = counts[counts > 0]
     if len(positive):
-        q = pd.qcut(positive.rank(method="first"), min(4, len(positive)), labels=False)
+        q = pd.qcut(positive, min(4, len(positive)), labels=False, duplicates="drop")  # ties stay together
         for b in sorted(set(q)):
             members = positive[q == b]
-            labels[members.index] = f"{int(members.min()):,}-{int(members.max()):,}"
+            lo, hi = int(members.min()), int(members.max())
+            labels[members.index] = f"{lo:,}" if lo == hi else f"{lo:,}-{hi:,}"
     order = ["0 (unseen)"] + list(dict.fromkeys(labels.loc[positive.sort_values(kind="stable").index]))
     return pd.Series(pd.Categorical(labels, categories=order, ordered=True), index=counts.index)
 

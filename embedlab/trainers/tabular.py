@@ -33,8 +33,6 @@ from ..pretrained import Slot, init_from_config
 from ..run import EmbeddingTable, Run
 from .base import option_defaults, run_meta, torch_threads
 
-UNKNOWN_LABEL = "#na#"
-
 #: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
 PRESETS: dict[str, dict[str, Any]] = {
     # measured on Rossmann's last 48 days (README): see benchmarks/rossmann.py
