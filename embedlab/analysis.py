@@ -108,12 +108,15 @@ class Analysis:
 
     :attr name: CLI name. :attr title: heading in the report.
     :attr options: :class:`AnalysisOption` list.
+    :attr by_default: False for analyses that retrain models (minutes, not seconds): they run
+        only when named (``--only NAME``), never as part of "every analysis that applies".
     """
 
     name: str = ""
     title: str = ""
     description: str = ""
     options: list[AnalysisOption] = []
+    by_default: bool = True
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:
         """Names of the run's tables this analysis can analyse (empty: none).
@@ -153,7 +156,7 @@ def select_analyses(names: list[str] | None) -> list[Any]:
 
     available = analyses()
     if not names:
-        return list(available.values())
+        return [a for a in available.values() if getattr(a, "by_default", True)]
     unknown = [n for n in names if n not in available]
     if unknown:
         raise UsageError(f"unknown analysis {unknown[0]!r}; choose from: {', '.join(available)}")

@@ -98,6 +98,7 @@ def _cap(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 class Transfer(Analysis):
     name = "transfer"
+    by_default = False  # retrains models for minutes: run only with --only transfer
     title = "Entity embeddings as features for other models"
     description = ("Fits KNN, a random forest and gradient boosting on the raw categorical codes and on the run's "
                    "learned embeddings (Guo & Berkhahn 2016, Tables 3/4); MAPE of each beside the network and "
