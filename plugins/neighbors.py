@@ -21,8 +21,7 @@ from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
 from ._common import (MIN_COUNT, TOP_N, color_column, count_column, display_names, labels_meaningful,
-                      neighbour_agreement,
-                      plural, select_entities, target_column)
+                      neighbour_agreement, select_entities, target_column)
 
 DEFAULT_QUERIES = 6
 MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still queries them

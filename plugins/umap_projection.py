@@ -10,6 +10,12 @@ The speed/reproducibility trade-off (umap-learn runs single-threaded whenever it
 - above ``--umap-max-points`` (default 50,000): a seeded random sample of that many points is
   mapped, and the report says how many of how many.
 
+Neighbours are exact wherever that is cheap: a vectorised distance matrix below 4,096 points
+(where umap-learn would loop over pairs in Python) and blocked matrix products up to 100,000
+(where umap-learn would compile pynndescent's NN-descent, ~50 s of numba that cannot be
+cached). umap-learn's own numba code is compiled once into numba's on-disk cache (see
+:func:`import_umap`), so only the first map after an install pays its ~12 s of compilation.
+
 Every choice is stated in the result's summary and recorded in its ``parameters`` table.
 """
 from __future__ import annotations
@@ -33,6 +39,7 @@ DEFAULT_SEEDED_MAX = 5_000
 DEFAULT_MAX_POINTS = 50_000
 MIN_ROWS = 50  # below this a UMAP map says nothing a PCA plot does not
 EXACT_MAX = 4_095  # umap-learn's own limit for exact (rather than approximate) neighbours
+KNN_EXACT_MAX = 100_000  # above this NN-descent's one-off compile is cheaper than n^2 products
 VECTORISED_METRICS = {"cosine", "euclidean", "l2", "manhattan", "l1", "cityblock", "correlation", "chebyshev"}
 
 
@@ -60,10 +67,18 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n_jobs/random_state notes, disconnected-graph notes
         x = np.asarray(vectors, dtype=np.float32)
-        dist = exact_distances(x, metric) if n <= EXACT_MAX else None
-        if dist is not None:  # the same exact neighbours umap would find, without its per-pair Python loop
+        if n <= EXACT_MAX and metric in VECTORISED_METRICS:
+            # the same exact neighbours umap would find, without its per-pair Python loop
             kwargs["metric"] = "precomputed"
-            x = dist
+            x = exact_distances(x, metric)
+            params["neighbours"] = "exact (full distance matrix)"
+        elif n <= KNN_EXACT_MAX and metric in ("cosine", "euclidean"):
+            # exact k nearest neighbours by blocked matrix products: faster than compiling
+            # pynndescent's NN-descent, which numba cannot cache (~50 s on 2 cores)
+            kwargs["precomputed_knn"] = exact_knn(x, params["n_neighbors"], metric)
+            params["neighbours"] = "exact (blocked matrix products)"
+        else:
+            params["neighbours"] = "approximate (NN-descent)"
         coords = umap.UMAP(**kwargs).fit_transform(x)
     params["seconds"] = round(time.perf_counter() - t0, 2)
     coords = np.asarray(coords, dtype=np.float32)
@@ -72,21 +87,57 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
     return coords, params
 
 
-def exact_distances(x: np.ndarray, metric: str) -> np.ndarray | None:
+def exact_distances(x: np.ndarray, metric: str) -> np.ndarray:
     """The full distance matrix, vectorised, for the tables umap-learn searches exhaustively.
 
     Below 4,096 points umap-learn computes exact distances through scikit-learn with its own
     numba metric called once per pair from Python (about 5 s for 1,000 points); scikit-learn's
-    vectorised metrics give the same matrix in milliseconds. None for metrics scikit-learn does
-    not know (umap-learn then does it its own way).
+    vectorised metrics give the same matrix in milliseconds.
     """
     from sklearn.metrics import pairwise_distances
 
-    if metric not in VECTORISED_METRICS:
-        return None
     d = pairwise_distances(np.asarray(x, dtype=np.float64), metric=metric)
     np.fill_diagonal(d, 0.0)
     return np.clip(d, 0.0, None).astype(np.float32)
+
+
+def exact_knn(x: np.ndarray, k: int, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
+    """(indices, distances) of each row's ``k`` nearest rows, itself first, exactly.
+
+    Blocked float32 matrix products and a top-k per block (torch, already an embedlab
+    dependency): 60,000 x 40 takes about 25 s of CPU, memory stays near 200 MB.
+    """
+    import torch
+
+    v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    n = v.shape[0]
+    k = min(k, n)
+    if metric == "cosine":
+        v = torch.nn.functional.normalize(v, dim=1)
+    sq = (v * v).sum(1)
+    block = max(256, int(5e7 // max(n, 1)))
+    idx, dist = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
+    with torch.no_grad():
+        for s in range(0, n, block):
+            prod = v[s:s + block] @ v.T
+            if metric == "cosine":
+                score = prod  # larger is nearer
+            else:
+                score = 2 * prod - sq[None, :] - sq[s:s + block, None]  # minus squared distance
+            top, at = torch.topk(score, k, dim=1)
+            idx[s:s + block] = at.numpy()
+            d = (1 - top) if metric == "cosine" else (-top).clamp_min(0).sqrt()
+            dist[s:s + block] = d.clamp_min(0).numpy()
+    rows = np.arange(n)
+    dist[idx == rows[:, None]] = 0.0  # float32 cancellation leaves ~1e-3 for a row to itself
+    own = idx[:, 0] != rows  # duplicates may tie with the row itself: put the row first
+    if own.any():
+        for r in np.flatnonzero(own):
+            where = np.flatnonzero(idx[r] == r)
+            j = where[0] if len(where) else k - 1
+            idx[r, 1:j + 1], dist[r, 1:j + 1] = idx[r, :j].copy(), dist[r, :j].copy()
+            idx[r, 0], dist[r, 0] = r, 0.0
+    return idx, dist
 
 
 def import_umap():
@@ -169,11 +220,12 @@ class UMAPAnalysis(Analysis):
         noun = plural(t.name, len(rows))
         parts = [f"UMAP of {sel.description}."]
         if sampled:
-            parts.append(f"The map shows a random sample of {len(rows):,} of these {len(sel):,} {plural(t.name, len(sel))} "
-                         f"(seed {seed}; --umap-max-points {max_points:,}), so that a large table does not "
+            parts.append(f"The map shows a random sample of {len(rows):,} of these {len(sel):,} "
+                         f"{plural(t.name, len(sel))} (seed {seed}; --umap-max-points {max_points:,}), so that a "
+                         f"large table does not "
                          f"take minutes; raise --umap-max-points (0: no limit) to map them all.")
         how = (f"{params['metric']} metric, n_neighbors {params['n_neighbors']}, min_dist {params['min_dist']}, "
-               f"umap-learn {params['umap_version']}")
+               f"{params['neighbours']} neighbours, umap-learn {params['umap_version']}")
         if params["random_state"] is not None:
             parts.append(f"Parameters: {how}, random_state {params['random_state']} — reproducible on this machine "
                          f"(umap-learn runs single-threaded when seeded; maps of up to "

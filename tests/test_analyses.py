@@ -238,6 +238,24 @@ def test_umap_above_seeded_limit_runs_parallel_and_says_so(run):
     assert len(r.data["plot"]) == 80
 
 
+def test_exact_neighbours_for_umap_match_scikit_learn():
+    from sklearn.neighbors import NearestNeighbors
+
+    from embedlab_plugins.umap_projection import exact_distances, exact_knn
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(700, 12)).astype(np.float32)
+    x[5] = x[4]  # a duplicate must still come first in its own row
+    for metric in ("cosine", "euclidean"):
+        idx, dist = exact_knn(x, 8, metric)
+        ref_d, ref_i = NearestNeighbors(n_neighbors=8, metric=metric, algorithm="brute").fit(x).kneighbors(x)
+        assert (idx[:, 0] == np.arange(700)).all() and np.allclose(dist[:, 0], 0, atol=1e-4)
+        assert np.allclose(np.sort(dist, 1), np.sort(ref_d, 1), atol=1e-3)
+        assert (idx[:, 1:4] == ref_i[:, 1:4]).mean() > 0.98  # ties aside, the same neighbours
+    d = exact_distances(x[:50], "cosine")
+    assert d.shape == (50, 50) and np.allclose(np.diag(d), 0) and (d >= 0).all()
+
+
 # ---------------------------------------------------------------------------- Python API
 def test_analyze_api_returns_displayable_results(run):
     results = embedlab.analyze(run, ["pca"])
