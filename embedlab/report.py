@@ -178,7 +178,8 @@ def render_html(run: Run | None, results: Iterable[AnalysisResult], title: str |
         by_key.setdefault(key, []).append(div)
     body = "\n".join(sections)
     for key in figures:
-        body = body.replace("{figs:" + key + "}", '<div class="figs">' + "\n".join(by_key.get(key, [])) + "</div>", 1)
+        divs_html = '<div class="figs">' + "\n".join(by_key[key]) + "</div>" if by_key.get(key) else ""
+        body = body.replace("{figs:" + key + "}", divs_html, 1)
     heading = title or (f"embedlab report: {run.dataset}" if run is not None else "embedlab report")
     where = html.escape(str(run.path)) if run is not None and run.path else ""
     failed = sum(1 for r in results if r.error)
