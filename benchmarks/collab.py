@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import embedlab
+from embedlab.learner import fit_config
 from embedlab.models import DotBias
 from embedlab.trainers.collab import CollabTrainer
 
@@ -35,6 +36,7 @@ def plain_loop(ds, config, epochs: int) -> tuple[float, float]:
     data = TensorDataset(torch.tensor(users.get_indexer(ds.train.user)), torch.tensor(items.get_indexer(ds.train.item)),
                          torch.tensor(ds.train.rating.to_numpy(), dtype=torch.float32))
     torch.manual_seed(0)
+    torch.set_num_threads(config.get("threads") or torch.get_num_threads())  # same threads as ours
     model = DotBias(len(users), len(items), config["n_factors"], (0.0, 5.5))
     opt = torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["wd"])
     loader = DataLoader(data, batch_size=config["bs"], shuffle=True)
@@ -61,8 +63,9 @@ def main() -> None:
     data_dir = Path(root) / "ml-100k"
     trainer = CollabTrainer()
     config = trainer.default_config()
+    config.update(fit_config(config, trainer.options).to_config())  # resolve lr/wd defaults
     print(f"default config: {config}")
-    print(f"torch threads: {torch.get_num_threads()}")
+    print(f"torch threads while training: {config.get('threads') or torch.get_num_threads()}")
 
     u1 = embedlab.load_dataset("movielens-100k", data_dir=data_dir, split="u1")
     rmses, secs, rps = [], [], []

@@ -33,7 +33,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .errors import UsageError
-from .learner import Learner, l2_penalty
+from .learner import Learner
 
 
 def env_world_size() -> int:
@@ -209,17 +209,11 @@ class DistributedLearner(Learner):
         self.bs = global_bs
         return result
 
-    def _step(self, opt, inputs, target) -> float:
-        pred = self._wrapped()(*inputs)
-        loss = self.loss_fn(pred, target)
-        total = loss if self.regularizer is None else loss + self.regularizer(self.model, inputs)
-        penalty = l2_penalty(opt)
-        if penalty is not None:
-            total = total + penalty
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
-        return all_reduce_mean(float(loss.detach()))
+    def _forward_module(self):
+        return self._wrapped()
+
+    def _reduce_loss(self, loss: float) -> float:
+        return all_reduce_mean(loss)
 
     def validate(self) -> dict[str, float]:
         if self.valid is None or not active():

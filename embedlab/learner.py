@@ -735,8 +735,16 @@ class Learner:
             idx = perm[start:start + self.bs]
             yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
 
+    def _forward_module(self) -> nn.Module:
+        """The module that runs the forward pass (DistributedLearner returns its DDP wrapper)."""
+        return self.model
+
+    def _reduce_loss(self, loss: float) -> float:
+        """The batch loss to report (DistributedLearner averages it across processes)."""
+        return loss
+
     def _step(self, opt, inputs, target) -> float:
-        pred = self.model(*inputs)
+        pred = self._forward_module()(*inputs)
         loss = self.loss_fn(pred, target)
         total = loss if self.regularizer is None else loss + self.regularizer(self.model, inputs)
         penalty = l2_penalty(opt)
@@ -745,7 +753,7 @@ class Learner:
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        return float(loss.detach())
+        return self._reduce_loss(float(loss.detach()))
 
     @torch.no_grad()
     def predict(self, inputs: Sequence[torch.Tensor], bs: int = 65536) -> torch.Tensor:

@@ -44,6 +44,25 @@ def condensed(matrix: np.ndarray) -> np.ndarray:
     return matrix[iu, ju]
 
 
+def embedding_distances(vectors: np.ndarray, metric: str = "cosine") -> tuple[np.ndarray, str, list[str]]:
+    """Pairwise embedding distances with the fallbacks analyses need, said in plain words.
+
+    Cosine distance only sees the sign of a 1-dimensional embedding and is undefined for a
+    zero vector; both fall back to euclidean distance. Returns (distances, metric used, notes).
+    """
+    notes: list[str] = []
+    vectors = np.asarray(vectors)
+    if metric == "cosine" and vectors.ndim == 2 and vectors.shape[1] == 1:
+        metric = "euclidean"
+        notes.append("The embedding has one dimension, where cosine distance only sees the sign: "
+                     "euclidean distance was used.")
+    try:
+        return pairwise_distances(vectors, metric), metric, notes
+    except ValueError:
+        notes.append("Some vectors are zero, where cosine distance is undefined: euclidean distance was used.")
+        return pairwise_distances(vectors, "euclidean"), "euclidean", notes
+
+
 def pairwise_distances(vectors: np.ndarray, metric: str = "cosine") -> np.ndarray:
     """Square matrix of distances between the rows of ``vectors`` (cosine or euclidean).
 

@@ -182,17 +182,8 @@ class Cyclic(Analysis):
                          f"calendar position ({source}); at least {MIN_ENTITIES} are needed. " + " ".join(notes)).strip(),
                 tables={"entities": pd.DataFrame({"key": t.keys, "label": t.labels, "position": pos})})
         pos, vectors, labels, keys = pos[idx], t.vectors[idx], t.labels[idx], t.keys[idx]
-        metric = options["distance"]
-        if metric == "cosine" and t.dim == 1:
-            metric = "euclidean"
-            notes.append("The embedding has one dimension, where cosine distance only sees the sign: "
-                         "euclidean distance was used.")
-        try:
-            d_emb = S.pairwise_distances(vectors, metric)
-        except ValueError:
-            metric = "euclidean"
-            d_emb = S.pairwise_distances(vectors, metric)
-            notes.append("Some vectors are zero, where cosine distance is undefined: euclidean distance was used.")
+        d_emb, metric, note = S.embedding_distances(vectors, options["distance"])
+        notes.extend(note)
         if len(np.unique(pos)) < n:
             notes.append("Some entities share a calendar position.")
         perms, seed = options["permutations"], options["seed"]

@@ -240,17 +240,8 @@ class Geography(Analysis):
                                                   "longitude": lon})})
         lat, lon = lat[idx], lon[idx]
         vectors, labels, keys = t.vectors[idx], t.labels[idx], t.keys[idx]
-        metric = options["distance"]
-        if metric == "cosine" and t.dim == 1:
-            metric = "euclidean"
-            notes.append("The embedding has one dimension, where cosine distance only sees the sign: "
-                         "euclidean distance was used.")
-        try:
-            d_emb = S.pairwise_distances(vectors, metric)
-        except ValueError:
-            metric = "euclidean"
-            d_emb = S.pairwise_distances(vectors, metric)
-            notes.append("Some vectors are zero, where cosine distance is undefined: euclidean distance was used.")
+        d_emb, metric, note = S.embedding_distances(vectors, options["distance"])
+        notes.extend(note)
         d_geo = S.great_circle_km(lat, lon)
         dup_pairs = int((S.condensed(d_geo) < 1e-6).sum())
         if dup_pairs:
