@@ -2,12 +2,19 @@
 
 Stores in the 12 real Rossmann state codes sell ``exp(log_sales)`` a day, where::
 
-    log_sales = 8.4 + store + state(lat, lon) + weekday + month + 0.25 * Promo
-                + 0.05 * SchoolHoliday + noise
+    log_sales = 8.4 + store + state(north) + weekday + month + 0.25 * Promo
+                + 0.05 * SchoolHoliday + weekly_shape(east, weekday) + noise
 
-* ``state`` is a smooth function of the state capital's real coordinates (north and west sell
-  more): ``0.12 * (lat - 51) - 0.08 * (lon - 10)``;
-* ``weekday`` is a weekly cycle peaking on Monday, ``month`` a yearly one peaking in December;
+* ``north`` and ``east`` are the state capital's real coordinates in units of 300 km around
+  Germany's centre; northern states sell more (``0.14 * north``) and the week runs
+  differently from west to east (``0.12 * east * sin(weekday angle)``: eastern states sell
+  more Tuesday to Thursday, less Friday to Sunday). A model must therefore keep both coordinates in the State
+  embedding, so a good embedding is a 2-D image of the map, which the ``geography`` analysis
+  can find (a single number per state would only be a projection of it);
+* ``weekday`` is a weekly cycle peaking on Monday (``0.18 * cos``); with the east-west
+  ``sin`` term the seven days need two numbers each, a circle in calendar order, so the
+  order is recoverable (a cosine alone is the same for Tue and Sun, Wed and Sat, ...);
+  ``month`` is a yearly cycle peaking in December;
 * ``store`` is the store type's effect (b sells most) plus a per-store normal draw;
 * stores close on state holidays and, a few of them, for a refurbishment fortnight;
   promotions run Monday to Friday every other week, as Rossmann's did.
@@ -15,7 +22,9 @@ Stores in the 12 real Rossmann state codes sell ``exp(log_sales)`` a day, where:
 The files are made exactly as Kaggle's are read (train, test, store, store_states), then go
 through the same feature preparation as the real data (``rossmann.build_dataset``), so the
 demo and the tests exercise the real pipeline. The planted effects are kept as entity
-metadata (``true_effect``) for the tests and the analyses to check against.
+metadata for the tests and the analyses to check against: ``true_effect`` (each entity's main
+effect), State's ``true_north`` / ``true_east``, and DayOfWeek's and Month's ``true_shape`` (their
+interaction per unit east and north); ``planted_mean`` puts them together.
 """
 from __future__ import annotations
 
@@ -41,14 +50,39 @@ STATE_HOLIDAYS = {"BW": [(1, 6), (11, 1)], "BY": [(1, 6), (8, 15), (11, 1)], "ST
                   "SN": [(10, 31)], "TH": [(10, 31)], "NW": [(11, 1)], "RP": [(11, 1)]}
 
 
+#: km per unit of the planted coordinates, and the centre they are measured from (about Kassel)
+COORD_UNIT_KM, CENTRE_LAT, CENTRE_LON = 300.0, 51.2, 10.4
+
+
+def planted_coordinates(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(north, east) in units of ``COORD_UNIT_KM`` (equirectangular around Germany's centre)."""
+    km_per_degree = 111.2
+    north = (np.asarray(lat, dtype=float) - CENTRE_LAT) * km_per_degree / COORD_UNIT_KM
+    east = ((np.asarray(lon, dtype=float) - CENTRE_LON) * km_per_degree * np.cos(np.radians(CENTRE_LAT))
+            / COORD_UNIT_KM)
+    return north, east
+
+
 def state_effect(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """The planted state effect: smooth in the coordinates."""
-    return 0.12 * (np.asarray(lat) - 51.0) - 0.08 * (np.asarray(lon) - 10.0)
+    """The planted state main effect: northern states sell more."""
+    north, _ = planted_coordinates(lat, lon)
+    return 0.2 * north
 
 
 def weekday_effect(dow: np.ndarray) -> np.ndarray:
-    """Planted weekly cycle (1 = Monday)."""
+    """Planted weekly cycle (1 = Monday), the same in every state."""
     return 0.18 * np.cos(2 * np.pi * (np.asarray(dow) - 1) / 7)
+
+
+def weekday_shape(dow: np.ndarray) -> np.ndarray:
+    """How much one unit east changes a weekday's sales (1 = Monday)."""
+    return 0.3 * np.sin(2 * np.pi * (np.asarray(dow) - 1) / 7)
+
+
+def weekly_shape(lat: np.ndarray, lon: np.ndarray, dow: np.ndarray) -> np.ndarray:
+    """Planted east-west x weekday interaction: eastern states sell more Tue-Thu, less Fri-Sun."""
+    _, east = planted_coordinates(lat, lon)
+    return east * weekday_shape(dow)
 
 
 def month_effect(month: np.ndarray) -> np.ndarray:
@@ -56,8 +90,32 @@ def month_effect(month: np.ndarray) -> np.ndarray:
     return 0.12 * np.cos(2 * np.pi * (np.asarray(month) - 12) / 12)
 
 
+def month_shape(month: np.ndarray) -> np.ndarray:
+    """How much one unit north changes a month's sales: most in July (the coasts' season)."""
+    return 0.15 * np.cos(2 * np.pi * (np.asarray(month) - 7) / 12)
+
+
+def seasonal_shape(lat: np.ndarray, lon: np.ndarray, month: np.ndarray) -> np.ndarray:
+    """Planted north-south x month interaction: northern states sell more in summer."""
+    north, _ = planted_coordinates(lat, lon)
+    return north * month_shape(month)
+
+
 PROMO_LIFT = 0.25
 SCHOOL_LIFT = 0.05
+
+
+def planted_mean(rows: pd.DataFrame, entities: dict[str, pd.DataFrame]) -> np.ndarray:
+    """The noise-free planted ``log_sales`` of ``rows`` (columns Store, State, DayOfWeek, Month,
+    Promo, SchoolHoliday), from the truth columns a loaded dataset keeps on its entity tables."""
+    store, state = entities["Store"], entities["State"]
+    dow, month = entities["DayOfWeek"], entities["Month"]
+    st = rows["State"].astype(str)
+    return (8.4 + rows["Store"].map(store["true_effect"]) + st.map(state["true_effect"])
+            + rows["DayOfWeek"].map(dow["true_effect"]) + rows["Month"].map(month["true_effect"])
+            + st.map(state["true_east"]) * rows["DayOfWeek"].map(dow["true_shape"])
+            + st.map(state["true_north"]) * rows["Month"].map(month["true_shape"])
+            + PROMO_LIFT * rows["Promo"] + SCHOOL_LIFT * rows["SchoolHoliday"]).to_numpy(dtype=float)
 
 
 def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: float = 0.08,
@@ -101,6 +159,8 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
         closed |= (grid_store == s) & (grid_day >= first) & (grid_day < first + 14)
     open_ = (~holiday & ~closed).astype(np.int8)
     log_sales = (8.4 + store_eff[grid_store] + st_eff[grid_store] + weekday_effect(dow) + month_effect(month)
+                 + weekly_shape(lat[grid_store], lon[grid_store], dow)
+                 + seasonal_shape(lat[grid_store], lon[grid_store], month)
                  + PROMO_LIFT * promo + SCHOOL_LIFT * school + rng.normal(0.0, noise, size=len(date)))
     sales = np.where(open_ == 1, np.round(np.exp(log_sales)), 0).astype(np.int64)
     state_holiday = np.where(holiday, np.where(date.month == 12, "c", "a"), "0")
@@ -132,14 +192,17 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
     raw = RawRossmann(train, test, store, states, None, None,
                       {"generator": {"stores": stores, "days": days, "test_days": test_days, "noise": noise,
                                      "seed": seed, "start": start}, "files": [], "missing_optional": []})
+    ref_lat, ref_lon = ref.loc[STATES, "latitude"].to_numpy(), ref.loc[STATES, "longitude"].to_numpy()
+    north, east = planted_coordinates(ref_lat, ref_lon)
     truth = {
         "Store": pd.DataFrame({"true_effect": store_eff}, index=pd.Index(store_ids, name="Store")),
-        "State": pd.DataFrame({"true_effect": state_effect(ref.loc[STATES, "latitude"],
-                                                           ref.loc[STATES, "longitude"])},
-                              index=pd.Index(STATES, name="State")),
-        "DayOfWeek": pd.DataFrame({"true_effect": weekday_effect(np.arange(1, 8))},
+        "State": pd.DataFrame({"true_effect": state_effect(ref_lat, ref_lon), "true_north": north,
+                               "true_east": east}, index=pd.Index(STATES, name="State")),
+        "DayOfWeek": pd.DataFrame({"true_effect": weekday_effect(np.arange(1, 8)),
+                                   "true_shape": weekday_shape(np.arange(1, 8))},
                                   index=pd.Index(np.arange(1, 8), name="DayOfWeek")),
-        "Month": pd.DataFrame({"true_effect": month_effect(np.arange(1, 13))},
+        "Month": pd.DataFrame({"true_effect": month_effect(np.arange(1, 13)),
+                               "true_shape": month_shape(np.arange(1, 13))},
                               index=pd.Index(np.arange(1, 13), name="Month")),
     }
     return raw, truth

@@ -97,7 +97,7 @@ def _preset_default(option: click.Option) -> click.Option:
 
 OPTIONS = [
     click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
-                 help="Model and training recipe: 'default' (every column; MLP 1000-500 with batch norm "
+                 help="Model and training recipe: 'default' (every column; MLP 500-250 with batch norm "
                       "and dropout) or 'guo2016' (the paper's 7 features and Table 1 embedding sizes, "
                       "MAE loss, 200,000 training rows). Options given explicitly override it."),
     click.Option(["--layers"], default=None,
@@ -338,9 +338,8 @@ class TabularTrainer:
                              f"(--layers {','.join(map(str, cfg['layers']))}); give one per layer")
         if any(not 0 <= p < 1 for p in cfg["ps"]):
             raise UsageError(f"--ps {cfg['ps']}: dropout must be in [0, 1)")
-        sizes = dict(preset["emb_sizes"])
-        sizes.update(parse_emb_sizes(cfg.get("emb_size")))
-        cfg["emb_size"] = sizes
+        user_sizes = parse_emb_sizes(cfg.get("emb_size"))
+        sizes = {**preset["emb_sizes"], **user_sizes}
         if cfg.get("lr") is None and cfg.get("opt", "adamw") == "adamw":
             cfg["lr"] = preset["lr"]
         if cfg.get("wd") is None and (cfg.get("opt", "adamw") == "adamw" or preset["wd"] == 0):
@@ -349,6 +348,8 @@ class TabularTrainer:
         if isinstance(excl, str):
             cfg["exclude"] = [c.strip() for c in excl.split(",") if c.strip()]
         cfg["exclude"] = list(cfg.get("exclude") or [])
+        # a preset's embedding size for a column the user leaves out is moot, not an error
+        cfg["emb_size"] = {c: n for c, n in sizes.items() if c not in cfg["exclude"] or c in user_sizes}
         cfg["preset"] = preset_name
         return cfg
 
