@@ -199,13 +199,60 @@ def _movies_csv(path: Path) -> pd.DataFrame:
     return meta
 
 
+#: rows per chunk when a torchrun rank reads only its shard of ratings.csv
+CSV_CHUNK = 2_000_000
+CSV_DTYPES = {"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"}
+
+
+def _ratings_csv_chunks(path: Path, chunksize: int | None = None):
+    """``chunks(columns)`` for :func:`embedlab.data.read_sharded`: ratings.csv in order, in
+    chunks with the final names and dtypes. A chunk that does not parse or check sends the
+    whole file through :func:`_read_ratings_csv`, whose error names the row."""
+    from embedlab.data import require_columns
+
+    names = {"userId": "user", "movieId": "item", "rating": "rating", "timestamp": "timestamp"}
+    back = {v: k for k, v in names.items()}
+
+    def chunks(columns):
+        usecols = list(CSV_DTYPES) if columns is None else [back[c] for c in columns]
+        try:
+            header = pd.read_csv(path, nrows=0)
+            require_columns(header, list(CSV_DTYPES), str(path))
+            reader = pd.read_csv(path, usecols=usecols, dtype={c: CSV_DTYPES[c] for c in usecols}, engine="c",
+                                 chunksize=chunksize or CSV_CHUNK)
+            for chunk in reader:
+                chunk = chunk.rename(columns=names)[[names[c] for c in usecols]]
+                if "rating" in chunk:
+                    chunk["rating"] = check_ratings(chunk, "rating", str(path), (0.5, 5.0))
+                yield chunk
+        except pd.errors.EmptyDataError:
+            raise DataError(f"{path}: the file is empty") from None
+        except (ValueError, DataError) as exc:
+            _read_ratings_csv(path)  # the whole-file read names the bad value and its row
+            raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
+
+    return chunks
+
+
 def _csv_loader(name: str):
     def load(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-             seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
+             seed: int = 42, time_cut: Any = 0.5, shard: Any = None, **_: Any) -> Dataset:
+        """With ``shard`` (torchrun ``--shard-data``) ratings.csv is read in chunks and only the
+        validation rows and this rank's training shard are kept (embedlab.data.read_sharded)."""
         folder = _folder(name, data_dir)
-        ratings = _read_ratings_csv(require_file(folder, "ratings.csv", name))
+        path = require_file(folder, "ratings.csv", name)
         entities = {"item": _movies_csv(require_file(folder, "movies.csv", name))}
-        return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder, time_cut)
+        if shard is None:
+            ratings = _read_ratings_csv(path)
+            return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder, time_cut)
+        from embedlab.data import read_sharded
+
+        train, valid, split_info, shard_info = read_sharded(_ratings_csv_chunks(path), shard, split, valid_pct,
+                                                            seed, "timestamp", time_cut)
+        return Dataset(name=name, kind="collab", train=train, valid=valid,
+                       roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+                       entities=entities, split=split_info, rating_range=(0.5, 5.0),
+                       info={"folder": str(folder), "n_ratings": shard_info["rows"], "shard": shard_info})
 
     return load
 

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
@@ -42,33 +43,34 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             return pd.read_parquet(path)
-        # Sniff among the usual delimiters only (unrestricted sniffing splits a header such as
-        # "time:utc" on ':'), and treat only empty cells as missing: "NA", "None" and "null"
-        # are ids like any other.
-        import csv
-
-        with open(path, newline="", encoding="utf-8", errors="replace") as fh:
-            sample = fh.read(65536)
-        try:
-            sep = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-        except csv.Error:
-            sep = "\t" if path.suffix.lower() == ".tsv" else ","
-        return pd.read_csv(path, sep=sep, keep_default_na=False, na_values=[""])
+        # Only empty cells are missing: "NA", "None" and "null" are ids like any other.
+        return pd.read_csv(path, sep=_sniff_sep(path), keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem
         raise DataError(f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
-def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
-         items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
-         split: str = "random", valid_pct: float = 0.1, seed: int = 42, time_cut: Any = 0.5,
-         **_: Any) -> Dataset:
-    df = read_table(Path(file))
-    cols = [user, item, rating] + ([timestamp] if timestamp else [])
-    require_columns(df, cols, str(file))
-    if len(df) == 0:
-        raise DataError(f"{file}: no ratings (the file has a header but no rows)")
+def _sniff_sep(path: Path) -> str:
+    """The delimiter of a text table, sniffed among the usual ones only (unrestricted sniffing
+    splits a header such as "time:utc" on ':'); by the extension when sniffing fails."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as fh:
+        sample = fh.read(65536)
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+#: rows per chunk when a torchrun rank reads only its shard (``shard=``)
+CHUNK = 2_000_000
+
+
+def _ratings_frame(df: pd.DataFrame, file: Path, user: str, item: str, rating: str,
+                   timestamp: str | None) -> pd.DataFrame:
+    """The checked user/item/rating(/timestamp) frame of the file's rows ``df``."""
     frame = pd.DataFrame({"user": df[user], "item": df[item],
                           "rating": check_ratings(df, rating, str(file))})
     if timestamp:
@@ -80,11 +82,86 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
                 raise DataError(f"{file}: column {timestamp!r} has a value that is not a time: {bad!r}")
             ts = parsed.astype("int64") // 10**9
         frame["timestamp"] = ts.to_numpy()
-    elif split == "time" or split in TIME_CUT_SPLITS:
-        raise UsageError(f"--split {split} needs --timestamp COLUMN")
     for col in ("user", "item"):
         if frame[col].isna().any():
             raise DataError(f"{file}: column {user if col == 'user' else item!r} has empty ids")
+    return frame
+
+
+def _raw_chunks(path: Path, cols: list[str]):
+    """The file's ``cols`` in chunks of :data:`CHUNK` rows, parsed as :func:`read_table` does."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK, columns=cols):
+            yield batch.to_pandas()
+        return
+    yield from pd.read_csv(path, sep=_sniff_sep(path), keep_default_na=False, na_values=[""], usecols=cols, chunksize=CHUNK)
+
+
+def _load_shard(shard: Any, file: Path, user: str, item: str, rating: str, timestamp: str | None,
+                split: str, valid_pct: float, seed: int, time_cut: Any):
+    """(train, valid, split info, shard info, rating range) keeping only the validation rows and
+    this rank's training shard (embedlab.data.read_sharded). Ids are parsed chunk by chunk, so
+    an id column must hold one kind of value (numbers, or text) throughout the file."""
+    from embedlab.data import read_sharded
+
+    cols = [user, item, rating] + ([timestamp] if timestamp else [])
+    path = Path(file)
+    if path.is_dir() or not path.is_file() or path.stat().st_size == 0:
+        read_table(path)  # raises its one-line error
+    bounds = [np.inf, -np.inf]
+
+    def chunks(columns):
+        n = 0
+        try:
+            for df in _raw_chunks(path, cols):
+                require_columns(df, cols, str(file))
+                frame = _ratings_frame(df, path, user, item, rating, timestamp)
+                if columns is None:
+                    bounds[0] = min(bounds[0], float(frame["rating"].min()))
+                    bounds[1] = max(bounds[1], float(frame["rating"].max()))
+                n += len(frame)
+                yield frame
+        except (DataError, ValueError, KeyError, OSError) as exc:
+            # the whole-file read gives the one-line error that names the row
+            load(file, user, item, rating, timestamp, split=split, valid_pct=valid_pct, seed=seed,
+                 time_cut=time_cut)
+            raise DataError(f"{file}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
+                from None
+        if n == 0:
+            raise DataError(f"{file}: no ratings (the file has a header but no rows)")
+
+    train, valid, split_info, shard_info = read_sharded(chunks, shard, split, valid_pct, seed,
+                                                        "timestamp" if timestamp else None, time_cut)
+    return train, valid, split_info, shard_info, (bounds[0], bounds[1])
+
+
+def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
+         items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
+         split: str = "random", valid_pct: float = 0.1, seed: int = 42, time_cut: Any = 0.5,
+         shard: Any = None, **_: Any) -> Dataset:
+    """The ratings file as a Dataset; with ``shard`` (torchrun ``--shard-data``) read in chunks,
+    keeping only the validation rows and this rank's training shard."""
+    if not timestamp and (split == "time" or split in TIME_CUT_SPLITS):
+        raise UsageError(f"--split {split} needs --timestamp COLUMN")
+    info: dict[str, Any] = {}
+    if shard is not None:
+        train, valid, split_info, info["shard"], (lo, hi) = _load_shard(
+            shard, file, user, item, rating, timestamp, split, valid_pct, seed, time_cut)
+        item_dtype = train["item"].dtype
+    else:
+        df = read_table(Path(file))
+        cols = [user, item, rating] + ([timestamp] if timestamp else [])
+        require_columns(df, cols, str(file))
+        if len(df) == 0:
+            raise DataError(f"{file}: no ratings (the file has a header but no rows)")
+        frame = _ratings_frame(df, Path(file), user, item, rating, timestamp)
+        del df
+        item_dtype = frame["item"].dtype
+        train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None,
+                                                time_cut)
+        lo, hi = float(frame["rating"].min()), float(frame["rating"].max())
     entities = {}
     if items_file is not None:
         meta = read_table(Path(items_file))
@@ -95,7 +172,7 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
             raise DataError(f"{items_file}: item key {dup!r} appears twice in column {key!r}")
         meta = meta.set_index(key)
         try:
-            meta.index = meta.index.astype(frame["item"].dtype)
+            meta.index = meta.index.astype(item_dtype)
         except (TypeError, ValueError):
             raise DataError(f"{items_file}: column {key!r} does not match the type of "
                             f"{file}'s column {item!r}") from None
@@ -104,14 +181,11 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         elif "label" in meta:
             meta = meta.rename(columns={"label": "label_"})
         entities["item"] = meta
-    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None,
-                                            time_cut)
-    lo, hi = float(frame["rating"].min()), float(frame["rating"].max())
     return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating",
                           "timestamp": "timestamp" if timestamp else None},
                    entities=entities, split=split_info, rating_range=(lo, hi),
-                   info={"file": str(file), "columns": {"user": user, "item": item, "rating": rating,
+                   info={**info, "file": str(file), "columns": {"user": user, "item": item, "rating": rating,
                                                         "timestamp": timestamp}})
 
 

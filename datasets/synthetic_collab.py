@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import TIME_CUT_SPLITS, Dataset, DatasetSpec, split_collab, time_cut_option
+from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, RowShard, read_sharded, split_collab,
+                           time_cut_option)
 from embedlab.errors import UsageError
 
 OPTIONS = [
@@ -98,7 +99,12 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
 
 def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4, noise: float = 0.5,
          split: str = "random", valid_pct: float = 0.1, seed: int = 42, shuffle_truth: bool = False,
-         time_cut: Any = 0.5, **_: Any) -> Dataset:
+         time_cut: Any = 0.5, shard: RowShard | None = None, **_: Any) -> Dataset:
+    """The dataset; with ``shard`` (torchrun ``--shard-data``) only the validation rows and this
+    rank's training shard are kept. Every rank still draws every row, in lean columns: the set
+    is one seeded random stream, drawn in order, so a rank cannot draw just its rows (the
+    full columns, 13 bytes a rating, live until the shard is cut; no DataFrame copy of the
+    whole set is made)."""
     if genres > items:
         raise UsageError(f"--genres {genres} is more than --items {items}")
     frame, user_meta, item_meta = generate(users, items, ratings, genres, noise, seed)
@@ -107,11 +113,20 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
         for meta in (user_meta, item_meta):
             for col in meta.columns.drop("label"):
                 meta[col] = meta[col].to_numpy()[rng.permutation(len(meta))]
-    train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp", time_cut)
+    info = {}
+    if shard is not None:
+        whole = [frame]
+        del frame  # read_sharded's chunks hold the only reference: dropped once the shard is cut
+        train, valid, split_info, info["shard"] = read_sharded(
+            lambda columns: whole if columns is None else [whole[0][columns]], shard, split, valid_pct, seed,
+            "timestamp", time_cut)
+        whole.clear()
+    else:
+        train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp", time_cut)
     return Dataset(name="synthetic-collab", kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                    entities={"user": user_meta, "item": item_meta}, split=split_info, rating_range=(1.0, 5.0),
-                   info={"generator": {"users": users, "items": items, "ratings": ratings, "genres": genres,
+                   info={**info, "generator": {"users": users, "items": items, "ratings": ratings, "genres": genres,
                                        "noise": noise, "seed": seed, "shuffle_truth": shuffle_truth}})
 
 

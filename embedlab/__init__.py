@@ -38,7 +38,9 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
         loader_opts["seed"] = config.get("seed", 42)
         from .data import remember_options
 
-        dataset = remember_options(spec.load(**loader_opts), loader_opts)
+        from .distributed import loader_shard  # torchrun --shard-data: read only this rank's rows
+
+        dataset = remember_options(spec.load(**loader_opts, **loader_shard(spec.load, config)), loader_opts)
     trainer = trainer_for(dataset.kind)
     run = trainer.train(dataset, config, progress=progress)
     if out is not None:

@@ -20,6 +20,15 @@ COMMON_TRAIN_OPTIONS = [
                  help="Run folder to write (created; an existing run there is replaced only "
                       "once the new one is complete)."),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+    click.Option(["--resume"], is_flag=True,
+                 help="Continue an interrupted training of this --out from its last completed epoch. "
+                      "After every epoch `train` keeps a checkpoint (model, optimizer, schedule, "
+                      "random states; safetensors + JSON) in the hidden folder .NAME.checkpoint "
+                      "beside --out NAME, deleted once the run is saved. Give the same options as "
+                      "before: other settings or other data are refused; without a checkpoint it is "
+                      "an error. The result equals an uninterrupted run's."),
+    click.Option(["--no-checkpoint"], is_flag=True,
+                 help="Keep no per-epoch checkpoint (a killed run then starts over)."),
 ]
 
 
@@ -66,27 +75,36 @@ def _dataset_command(name: str, mode: str) -> click.Command:
         out = kwargs.pop("out", None)
         plot = kwargs.pop("plot", None)
         rule = kwargs.pop("suggest", "valley")
+        resume, keep = kwargs.pop("resume", False), not kwargs.pop("no_checkpoint", False)
         ds_opts, cfg = _split_kwargs(spec, trainer, kwargs)
+        ckpt_plan = None
         if out is not None:
+            from . import checkpoint
             from .run import check_out_dir
 
             check_out_dir(out)  # fail before hours of training, not after
+            ckpt_plan = checkpoint.plan(out, {"dataset": name, **kwargs}, resume=resume, write=keep,
+                                        echo=_stderr)
         if plot is not None:
             from .atomic import check_file_target
 
             check_file_target(plot)
         _stderr(f"loading {name} ...")
-        dataset = remember_options(spec.load(**ds_opts), ds_opts)
+        from .distributed import loader_shard  # torchrun --shard-data: read only this rank's rows
+
+        dataset = remember_options(spec.load(**ds_opts, **loader_shard(spec.load, cfg)), ds_opts)
         _stderr(f"{name}: {len(dataset.train):,} training rows, "
                 f"{0 if dataset.valid is None else len(dataset.valid):,} validation rows "
                 f"(split: {dataset.split.get('name', '?')})")
         if mode == "train":
-            run = trainer.train(dataset, cfg, progress=not quiet)
             from . import distributed
 
-            if not distributed.is_writer():  # torchrun: rank 0 alone writes the run
-                return
-            run.save(out)
+            with checkpoint.checkpointing(ckpt_plan, dataset, echo=_stderr):  # says where it is on failure
+                run = trainer.train(dataset, cfg, progress=not quiet)
+                if not distributed.is_writer():  # torchrun: rank 0 alone writes the run
+                    return
+                run.save(out)
+            ckpt_plan.discard()  # the run is complete: its checkpoint has served
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float))
             _stderr(f"saved run to {out}")
             click.echo(json.dumps({"run": str(out), "metrics": run.metrics}, default=float))

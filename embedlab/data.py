@@ -258,3 +258,91 @@ def remember_options(dataset: Dataset, options: dict[str, Any]) -> Dataset:
             clean[k] = v
         dataset.info["options"] = clean
     return dataset
+
+
+# ---------------------------------------------------------------- loader-level shards (torchrun)
+
+def shard_positions(n: int, seed: int, rank: int, world: int) -> np.ndarray:
+    """Positions (ascending) of rank ``rank``'s shard of ``n`` training rows: ``[rank::world]``
+    of a seeded permutation (shuffled first, so a file sorted by user or time does not give
+    each rank a biased slice). The one rule behind both ``--shard-data`` paths: the trainer's
+    (:func:`embedlab.distributed.shard_rows`) and the loaders' (:func:`read_sharded`)."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed) + 7919)
+    return np.sort(torch.randperm(int(n), generator=g)[int(rank)::int(world)].numpy())
+
+
+@dataclass(frozen=True)
+class RowShard:
+    """This process's share of the training rows under ``torchrun ... --shard-data``.
+
+    Passed as ``shard=`` to a loader whose ``load`` takes that parameter (the command line
+    does, see :func:`embedlab.distributed.loader_shard`); the loader keeps every validation
+    row and only this rank's training rows (:func:`read_sharded`) and says so in
+    ``Dataset.info["shard"]``, so the trainer does not shard again.
+    """
+
+    rank: int
+    world: int
+    seed: int
+
+    def describe(self) -> dict[str, int]:
+        return {"rank": self.rank, "world": self.world, "seed": self.seed}
+
+
+def read_sharded(chunks: Callable[[list[str] | None], Any], shard: RowShard, split: str, valid_pct: float,
+                 seed: int, timestamp: str | None = None,
+                 time_cut: Any = 0.5) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """Read ratings chunk by chunk, keeping the validation rows and this rank's training shard.
+
+    ``chunks(columns)`` yields the file's rows in order as DataFrames with the final column
+    names and dtypes (``columns``: only those are needed; None: all). Two passes:
+
+    1. the row count, plus the timestamp column for the time splits: the split is decided by
+       :func:`split_collab` itself on this skeleton (row number, timestamp), so it is exactly
+       the single-process split;
+    2. every chunk again, keeping the validation rows (every rank holds all of them; the
+       DistributedLearner validates its slice and gathers the predictions) and the training
+       rows of this rank's shard (:func:`shard_positions` over the training rows, the same
+       rows and order the trainer-level shard would keep).
+
+    Peak memory: the kept rows, one chunk, and the skeleton (4 bytes a row, +8 for a time
+    split's timestamps). Returns ``(train, valid, split_info, shard_info)``.
+    """
+    timed = split != "random"
+    n, stamps = 0, []
+    for chunk in chunks([timestamp] if timed and timestamp else None):
+        n += len(chunk)
+        if timed and timestamp:
+            stamps.append(chunk[timestamp].to_numpy())
+    skeleton = pd.DataFrame({"_row": np.arange(n, dtype=np.int64 if n >= 2**31 else np.int32)})
+    if stamps:
+        skeleton[timestamp] = np.concatenate(stamps)
+    del stamps
+    tr, va, split_info = split_collab(skeleton, split, valid_pct, seed, timestamp if timed else None, time_cut)
+    train_rows, valid_rows = tr["_row"].to_numpy(), va["_row"].to_numpy()
+    del skeleton, tr, va
+    mine = train_rows[shard_positions(len(train_rows), shard.seed, shard.rank, shard.world)]
+    is_valid = np.zeros(n, dtype=bool)
+    is_valid[valid_rows] = True
+    keep = is_valid.copy()
+    keep[mine] = True
+    trains, valids, start, stop = [], [], 0, 0
+    for chunk in chunks(None):
+        stop = start + len(chunk)
+        if stop > n:
+            break
+        sel = keep[start:stop]
+        part = chunk[sel]
+        v = is_valid[start:stop][sel]
+        trains.append(part[~v])
+        valids.append(part[v])
+        start = stop
+    if start != n or stop != n:
+        raise DataError(f"the ratings changed while being read ({n:,} rows, then {stop:,}); read them again")
+    train = pd.concat(trains, ignore_index=True) if trains else pd.DataFrame()
+    valid = pd.concat(valids, ignore_index=True) if valids else pd.DataFrame()
+    info = {**shard.describe(), "rows": int(n), "train_rows": int(len(train_rows)),
+            "valid_rows": int(len(valid_rows)), "shard_train_rows": int(len(mine))}
+    return train, valid, split_info, info

@@ -12,9 +12,22 @@
   1-process step over the whole global batch up to float summation order; that is what
   ``tests/test_distributed.py`` checks;
 * with ``--shard-data`` keeps only its shard of the training rows (``rows[r::world]`` of a
-  seeded shuffle), so no process holds the whole set; it then draws its own permutation of its
-  shard each epoch with ``bs / world`` rows a step, the same global batch size and number of
-  rows seen, but a different order than one process (equal in distribution, not bitwise);
+  seeded shuffle). Loaders that take a ``shard`` parameter (synthetic-collab, the MovieLens
+  CSV editions, ratings-csv; :func:`loader_shard`, :func:`embedlab.data.read_sharded`) keep
+  only those rows and the validation rows while reading, so no process holds the whole
+  set; the embedding vocabularies are then the union over ranks (:func:`union_index`) and the
+  entity counts are summed over ranks. Other loaders load everything and the trainer drops
+  the other ranks' rows right after (:func:`shard_rows`, the same rows). Each rank then draws
+  its own permutation of its shard each epoch with ``bs / world`` rows a step, the same global
+  batch size and number of rows seen, but a different order than one process (equal in
+  distribution, not bitwise);
+* with sparse embedding gradients (``--sparse``, gloo only) the model is not wrapped in DDP:
+  measured with torch 2.13, DDP's sparse-gradient averaging came out wrong for DotBias (three
+  of its four tables got a fraction of the averaged gradient; one sparse table alone, or the
+  model without its sigmoid, came out right). :meth:`DistributedLearner._reduce_grads`
+  instead sums each sparse gradient with gloo's sparse all-reduce and divides by the world
+  size, the average DDP computes for dense gradients (rank 0's weights are broadcast first;
+  tested equal to one process);
 * validates its slice of the validation rows, and the predictions are gathered so the metrics
   are the metrics of the whole validation set, identical on every rank;
 * only rank 0 writes the run (:func:`is_writer`).
@@ -28,12 +41,13 @@ import datetime
 import os
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from .errors import UsageError
-from .learner import Learner
+from .learner import Learner, sparse_parameters
 
 
 def env_world_size() -> int:
@@ -92,14 +106,60 @@ def local_device(device: torch.device) -> torch.device:
 
 def shard_rows(tensors: Sequence[torch.Tensor], seed: int) -> tuple[torch.Tensor, ...]:
     """This rank's shard of equal-length row tensors: ``rows[r::world]`` of a seeded shuffle
-    (shuffled first so a file sorted by user or time does not give each rank a biased slice)."""
+    (:func:`embedlab.data.shard_positions`, ascending: the file's order inside a shard)."""
+    from .data import shard_positions
+
     n = len(tensors[0])
     if not active():
         return tuple(tensors)
-    g = torch.Generator().manual_seed(int(seed) + 7919)
-    perm = torch.randperm(n, generator=g)[rank()::world_size()]
-    perm, _ = perm.sort()  # keep the file's order inside a shard: friendlier to caches
+    perm = torch.from_numpy(shard_positions(n, seed, rank(), world_size()))
     return tuple(t[perm] for t in tensors)
+
+
+def loader_shard(load: Any, config: dict) -> dict:
+    """``{"shard": RowShard}`` for a dataset's ``load`` when this process should read only its
+    shard: under torchrun (WORLD_SIZE > 1) with ``--shard-data``, for a loader that takes a
+    ``shard`` parameter; ``{}`` otherwise (the trainer then shards after loading).
+
+    Decided before the process group exists (loading comes first), from torchrun's
+    ``RANK``/``WORLD_SIZE``; the seed is the run's, so both shard paths keep the same rows.
+    """
+    import inspect
+
+    from .data import RowShard
+
+    world = env_world_size()
+    if world <= 1 or not config.get("shard_data"):
+        return {}
+    try:
+        takes = "shard" in inspect.signature(load).parameters
+    except (TypeError, ValueError):
+        takes = False
+    if not takes:
+        return {}
+    return {"shard": RowShard(int(os.environ.get("RANK", "0")), world, int(config.get("seed", 42)))}
+
+
+def union_index(index: "Any") -> "Any":
+    """The sorted union of a pandas Index over all ranks (the index itself outside a group):
+    with loader-level shards each rank sees only some users, but every rank must build the
+    same embedding tables."""
+    import pandas as pd
+
+    if not active():
+        return index
+    parts: list = [None] * world_size()
+    dist.all_gather_object(parts, index.to_numpy())
+    return pd.Index(pd.unique(np.concatenate(parts))).sort_values()
+
+
+def all_reduce_sum(values: "np.ndarray") -> "np.ndarray":
+    """Element-wise sum of a numeric array over ranks, as float64 (itself outside a group)."""
+    if not active():
+        return np.asarray(values, dtype=np.float64)
+    t = torch.as_tensor(np.asarray(values, dtype=np.float64), device=_comm_device())
+    dist.all_reduce(t)
+    return t.cpu().numpy()
 
 
 def _comm_device() -> torch.device:
@@ -150,6 +210,7 @@ class DistributedLearner(Learner):
         self.sharded = sharded
         self._ddp: nn.Module | None = None
         self._ddp_params: tuple[int, ...] | None = None
+        self._synced = False  # sparse mode: rank 0's weights broadcast once before the first step
         if self.valid is not None and active():
             inputs, target = self.valid
             sl = slice(rank(), None, world_size())
@@ -210,7 +271,36 @@ class DistributedLearner(Learner):
         return result
 
     def _forward_module(self):
+        if sparse_parameters(self.model) and active():
+            if not self._synced:
+                with torch.no_grad():
+                    for p in self.model.parameters():
+                        dist.broadcast(p.data, src=0)
+                self._synced = True
+            return self.model  # gradients averaged by _reduce_grads, not DDP (see module docstring)
         return self._wrapped()
+
+    def _reduce_grads(self) -> None:
+        """Sparse mode: every trainable parameter's gradient averaged over ranks, in parameter
+        order (sparse ones with gloo's sparse all-reduce, any dense one with a plain one); a
+        rank without a gradient for a parameter contributes zeros, so no rank waits alone."""
+        sparse = sparse_parameters(self.model)
+        if not (sparse and active()):
+            return
+        world = world_size()
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                continue
+            if id(p) in sparse:
+                g = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
+                    torch.zeros(1, 0, dtype=torch.long, device=p.device),
+                    torch.zeros(0, *p.shape[1:], dtype=p.dtype, device=p.device), p.shape)
+                dist.all_reduce(g)  # gloo: the sum, as a sparse tensor, in place
+                p.grad = g * (1.0 / world)
+            else:
+                g = p.grad if p.grad is not None else torch.zeros_like(p)
+                dist.all_reduce(g)
+                p.grad = g.div_(world)
 
     def _reduce_loss(self, loss: float) -> float:
         return all_reduce_mean(loss)

@@ -26,7 +26,7 @@ nav ul{margin:6px 0;padding-left:20px} nav li{margin:2px 0} nav .tables a{margin
 .summary{background:#eef5ff;border-left:4px solid #4a90d9;padding:10px 14px;border-radius:4px;white-space:pre-wrap;line-height:1.45}
 .error{background:#fff0f0;border-left:4px solid #d9534f;padding:10px 14px;border-radius:4px;white-space:pre-wrap;font-family:monospace}
 table.data{border-collapse:collapse;font-size:.85em;margin:6px 0;background:#fff} table.data th,table.data td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
-table.data th{background:#f0f0f0} table.data td{max-width:360px;overflow-wrap:anywhere}
+table.data th{background:#f0f0f0} table.data td{max-width:360px;overflow-wrap:break-word}
 table.metrics{font-size:.8em} .metrics td:first-child{font-family:monospace;color:#444}
 .row{display:flex;flex-wrap:wrap;gap:16px;align-items:flex-start;margin:12px 0}
 .figs{display:flex;flex-wrap:wrap;gap:16px;margin:0} .muted{color:#888;font-size:.85em}

@@ -497,7 +497,8 @@ def test_interrupt_while_saving_keeps_the_old_run(tmp_path, synthetic_run, monke
     result = invoke("train", "synthetic-collab", *TINY, "--out", out)
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert leftovers(tmp_path) == []
+    # training was complete: its last checkpoint stays for --resume (tests/test_resume.py)
+    assert leftovers(tmp_path) == [".run.checkpoint"] and "with --resume" in result.stderr
 
 
 def test_existing_run_is_replaced_only_after_the_new_one_is_complete(tmp_path, synthetic_run, monkeypatch):
