@@ -4,7 +4,7 @@ Lesson 5 in one command: every configuration (optimizer x lr x wd x wd-mode) tra
 dataset's registered trainer on one loaded split with the same seed, and a report shows the
 validation-loss curves on one plot, the final metrics, the wall time and a paragraph saying
 which won. It only uses the dataset and trainer registries and the shared fit options
-(:func:`embedlab.learner.fit_options`), so it works for every dataset, built-in or third-party,
+(:func:`embedlab.fitconfig.fit_options`), so it works for every dataset, built-in or third-party,
 whose trainer takes those options.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ import click
 import pandas as pd
 
 from .errors import EmbedlabError, UsageError
-from .learner import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config, seed_everything
+from .fitconfig import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config
 
 DEFAULT_OPTS = "sgd,momentum,rmsprop,adam,adamw"
 LISTED = ("opt", "lr", "wd", "wd_mode")  # options that take comma-separated lists here
@@ -121,6 +121,8 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
     The global RNGs are re-seeded before each run, so trainers that draw their initial
     weights from torch's global generator start every configuration from the same weights.
     """
+    from .learner import seed_everything  # torch: only once something trains
+
     echo = echo or _stderr
     _warm_up()
     outcomes = []

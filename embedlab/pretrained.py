@@ -25,15 +25,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import click
 import numpy as np
-import torch
 
 from .errors import DataError, UsageError
 from .exchange import ImportedVectors, read_vectors, token, vectors_file_in
 from .run import EmbeddingTable, is_run_dir, load_run
+
+if TYPE_CHECKING:  # torch is imported where vectors are copied: the CLI's options need none
+    import torch
 
 
 def init_options() -> list[click.Option]:
@@ -196,6 +198,8 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
 
     Only the matched rows change; the others keep the model's initialisation.
     """
+    import torch
+
     explicit = bool(_parse_tables(tables))
     unknown = [t for t, _ in _parse_tables(tables) if t not in slots]
     if unknown:

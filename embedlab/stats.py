@@ -17,7 +17,9 @@ arise by chance:
   calendar.
 
 Everything is numpy-vectorised: 9,999 permutations over a 12 x 12 matrix take a few
-milliseconds. Only numpy/scipy here: analyses and tests build on these without Bokeh.
+milliseconds. Only numpy/scipy here: analyses and tests build on these without Bokeh. scipy is
+imported inside the functions that use it: the analysis plugins import this module, and the CLI
+loads every plugin before it can print its help (tests/test_startup.py).
 """
 from __future__ import annotations
 
@@ -27,8 +29,6 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
-from scipy.spatial.distance import pdist, squareform
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 EXACT_LIMIT = 40_320  # 8!: enumerate every ordering up to this many; sample beyond
@@ -78,6 +78,8 @@ def pairwise_distances(vectors: np.ndarray, metric: str = "cosine") -> np.ndarra
         return np.zeros((len(x), len(x)))
     if metric == "cosine" and np.any(np.linalg.norm(x, axis=1) == 0):
         raise ValueError("cosine distance is undefined for a zero vector")
+    from scipy.spatial.distance import pdist, squareform
+
     d = squareform(pdist(x, metric=metric))
     return np.clip(d, 0.0, None)
 
@@ -205,6 +207,8 @@ def mantel(x: np.ndarray, y: np.ndarray, permutations: int = 9999, method: str =
         raise ValueError(f"unknown method {method!r}")
     a, b = condensed(x), condensed(y)
     if method == "spearman":
+        from scipy import stats as sps
+
         a, b = sps.rankdata(a), sps.rankdata(b)
     a = a - a.mean()
     b = b - b.mean()
@@ -589,6 +593,8 @@ def circular_rank_agreement(order: Sequence[int], positions: Sequence[float]) ->
     starts and which way it runs: the best Spearman correlation between the calendar ranks
     and the tour ranks over all rotations and reflections of the tour. 1 when the tour visits
     the entities in calendar order (either way round, from any start)."""
+    from scipy import stats as sps
+
     order = np.asarray(order, dtype=np.intp)
     n = len(order)
     rank = np.empty(n, dtype=np.float64)
@@ -607,6 +613,8 @@ def agreement_chance(n: int, positions: Sequence[float], samples: int = 999,
                      seed: int | None = 0) -> float:
     """Mean :func:`circular_rank_agreement` of random orders (its chance level, which is above
     0 because the best of 2n alignments is taken)."""
+    from scipy import stats as sps
+
     rng = np.random.default_rng(seed)
     cal = sps.rankdata(np.asarray(positions, dtype=np.float64))
     cal = cal - cal.mean()
@@ -625,6 +633,8 @@ def agreement_chance(n: int, positions: Sequence[float], samples: int = 999,
 def orient_tour(order: Sequence[int], positions: Sequence[float]) -> np.ndarray:
     """The tour rotated to start at the calendar's first entity and turned to run the way the
     calendar runs (for printing: "Mon Tue Wed ..." rather than "Thu Wed Tue ...")."""
+    from scipy import stats as sps
+
     order = np.asarray(order, dtype=np.intp)
     pos = np.asarray(positions, dtype=np.float64)
     first = int(np.argmin(pos))

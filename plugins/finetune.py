@@ -30,7 +30,7 @@ import pandas as pd
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
-from embedlab.learner import LRSlice
+from embedlab.fitconfig import LRSlice
 from embedlab.run import EmbeddingTable, Run
 
 from ._common import N_SHOW, fmt_num, spearman

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
 
 import click
-import torch
 
 from ..data import Dataset
-from ..learner import LRFindResult
 from ..run import Run, versions
+
+if TYPE_CHECKING:  # torch loads when a trainer trains, not when the CLI reads its options
+    from ..learner import LRFindResult
 
 
 @runtime_checkable
@@ -44,6 +45,8 @@ def torch_threads(n: int | None) -> Iterator[None]:
     if not n:
         yield
         return
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

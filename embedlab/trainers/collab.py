@@ -4,24 +4,25 @@ Defaults were chosen on the real MovieLens 100K u1 split (see README, Benchmarks
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from ..data import Dataset, collab_entity_stats
 from ..errors import UsageError
+from ..fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
 from ..hookspecs import hookimpl
-from .. import distributed
-from ..learner import (Learner, LRFindResult, fit_config, fit_options, resolve_sparse, seed_everything,
-                       sparse_option)
-from ..models import DotBias
 from ..pretrained import Slot, init_from_config
 from ..run import EmbeddingTable, Run
 from .base import option_defaults, run_meta, torch_threads
+
+if TYPE_CHECKING:  # torch, the learner and the model load in the methods that train (fast CLI)
+    import torch
+
+    from ..learner import LRFindResult
+    from ..models import DotBias
 
 OPTIONS = [
     click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100, show_default=True,
@@ -51,6 +52,8 @@ OPTIONS = [
 
 
 def _codes(values: pd.Series, vocab: pd.Index) -> torch.Tensor:
+    import torch
+
     return torch.from_numpy(vocab.get_indexer(values).astype(np.int64))
 
 
@@ -64,6 +67,13 @@ class CollabTrainer:
 
     # ---------------------------------------------------------------- setup
     def _prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True):
+        import torch
+        from torch import nn
+
+        from .. import distributed
+        from ..learner import Learner, seed_everything
+        from ..models import DotBias
+
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
         device = distributed.resolve_device(config.get("device"))
@@ -118,6 +128,8 @@ class CollabTrainer:
 
     # ---------------------------------------------------------------- API
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
+        from .. import distributed
+
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
         users, items, model, learner, y_range = self._prepare(ds, config, progress)
         config["y_range"] = list(y_range)
@@ -154,6 +166,8 @@ class CollabTrainer:
                sharded: bool = False) -> EmbeddingTable:
         stats = collab_entity_stats(ds.train, key_col, ds.roles["rating"]).reindex(keys)
         if sharded:  # this rank's training rows only: sum counts and ratings over the ranks
+            from .. import distributed
+
             count = stats["count"].fillna(0).to_numpy(dtype=np.float64)
             total = distributed.all_reduce_sum((stats["mean_rating"].astype(np.float64) * count).fillna(0).to_numpy())
             count = distributed.all_reduce_sum(count)
@@ -187,6 +201,8 @@ def _loader_shard(ds: Dataset, config: dict[str, Any], ddp: bool) -> dict | None
     shard = ds.info.get("shard")
     if not shard:
         return None
+    from .. import distributed
+
     mine = {"rank": distributed.rank(), "world": distributed.world_size(), "seed": config["seed"]}
     if not (ddp and config.get("shard_data")) or any(shard.get(k) != v for k, v in mine.items()):
         raise UsageError(f"{ds.name}: the data holds only the shard {dict((k, shard.get(k)) for k in mine)} "

@@ -16,22 +16,24 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from ..data import Dataset
 from ..errors import DataError, UsageError
+from ..fitconfig import fit_config, fit_options
 from ..hookspecs import hookimpl
-from ..learner import Learner, LRFindResult, fit_config, fit_options, seed_everything
-from ..models import EntityEmbeddingNet, emb_sz_rule
 from ..pretrained import Slot, init_from_config
 from ..run import EmbeddingTable, Run
 from .base import option_defaults, run_meta, torch_threads
+
+if TYPE_CHECKING:  # torch, the learner and the model load in the methods that use them (fast CLI)
+    import torch
+
+    from ..learner import LRFindResult
 
 #: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -243,6 +245,8 @@ class TabularProcessor:
                             f"{', '.join(map(str, df.columns[:40]))}")
 
     def transform(self, df: pd.DataFrame, source: str = "frame") -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
         self.check_columns(df, source)
         n = len(df)
         cats = np.zeros((n, len(self.categorical)), dtype=np.int64)
@@ -268,6 +272,8 @@ class TabularProcessor:
 # ---------------------------------------------------------------------------- metrics
 def log_regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Metrics of a model trained on log(y): RMSPE and MAPE on y itself (after exp)."""
+    import torch
+
     p = pred.double()
     t = target.double()
     y, yhat = torch.exp(t), torch.exp(p)
@@ -286,9 +292,11 @@ def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, fl
 
 
 def classify_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    import torch
+
     logp = torch.log_softmax(pred.double(), 1)
     return {"valid_accuracy": float((pred.argmax(1) == target).double().mean()),
-            "valid_logloss": float(nn.functional.nll_loss(logp, target))}
+            "valid_logloss": float(torch.nn.functional.nll_loss(logp, target))}
 
 
 def rmspe(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -383,6 +391,8 @@ class TabularTrainer:
     @staticmethod
     def _target(ds: Dataset, df: pd.DataFrame, task: str, transform: str | None,
                 classes: list | None, source: str) -> torch.Tensor:
+        import torch
+
         col = ds.roles["target"]
         if col not in df.columns:
             raise DataError(f"{source}: target column {col!r} is missing")
@@ -409,6 +419,11 @@ class TabularTrainer:
         return torch.from_numpy(y.astype(np.float32))
 
     def _prepare(self, ds: Dataset, cfg: dict[str, Any], progress: bool = True) -> _Prepared:
+        from torch import nn
+
+        from ..learner import Learner, seed_everything
+        from ..models import EntityEmbeddingNet, emb_sz_rule
+
         if ds.kind != "tabular":
             raise UsageError(f"dataset {ds.name!r} is of kind {ds.kind!r}, not tabular")
         task = ds.roles.get("task", "regression")
@@ -521,6 +536,8 @@ class TabularTrainer:
         hand). It is estimated on (at most ``max_rows`` of) the training rows only, never on the
         validation rows.
         """
+        import torch
+
         n = len(p.y)
         idx = torch.from_numpy(np.sort(np.random.default_rng(0).choice(n, size=min(n, max_rows), replace=False)))
         inputs = tuple(t[idx] for t in p.learner.train_inputs)
@@ -590,6 +607,10 @@ class TabularTrainer:
         where the ``mask`` column (e.g. Rossmann's ``Open``) is 0, the predicted class for
         classification plus one ``prob_<class>`` column per class.
         """
+        import torch
+
+        from ..models import EntityEmbeddingNet
+
         info = run.meta.get("tabular")
         if not info:
             raise UsageError(f"run {run.path or ''} is not a tabular run (no 'tabular' in run.json)")
