@@ -424,20 +424,13 @@ class Learner:
         ``sparse=True``, which :func:`make_optimizer` turns into the optimizer's sparse form.
         """
         layer_groups = self.layer_groups()
-        if isinstance(lr, LRSlice):
-            lr = self.group_lrs(lr)
-        if isinstance(lr, Mapping):
-            unknown = sorted(set(lr) - set(layer_groups))
-            missing = sorted(set(layer_groups) - set(lr))
-            if unknown or missing:
-                raise UsageError(f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
-                                 f"the model's groups are {list(layer_groups)}")
+        lrs = self.group_lrs(lr)
         sparse_ids = sparse_parameters(self.model)
         out = []
         for name, params in layer_groups.items():
             params = [p for p in params if p.requires_grad]
             if params:
-                group_lr = float(lr[name]) if isinstance(lr, Mapping) else float(lr)
+                group_lr = lrs[name]
                 group = {"params": params, "name": name, "lr": group_lr, "wd": float(wd)}
                 n_sparse = sum(id(p) in sparse_ids for p in params)
                 if n_sparse:
