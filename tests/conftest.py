@@ -1,10 +1,21 @@
 """Shared fixtures: real-data paths (skip cleanly without EMBEDLAB_DATA_DIR), small runs."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
+
+
+def one_cycle(step, total, max_lr, pct=0.25, div=25.0, final_div=1e4):
+    """fastai's one-cycle: cosine up from max/div to max, cosine down to max/div/final_div."""
+    def cos(a, b, t):
+        return b + (a - b) / 2 * (math.cos(math.pi * t) + 1)
+    up = pct * total - 1
+    if step <= up:
+        return cos(max_lr / div, max_lr, step / up)
+    return cos(max_lr, max_lr / div / final_div, (step - up) / (total - 1 - up))
 
 
 def data_dir(name: str) -> Path:

@@ -8,7 +8,6 @@ one over the same users and items.
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -21,7 +20,7 @@ from embedlab.errors import UsageError
 from embedlab.learner import FitConfig, Learner, LRSlice, fit_config, fit_options
 from embedlab.models import EntityEmbeddingNet
 
-from conftest import data_dir
+from conftest import data_dir, one_cycle
 
 
 class Three(nn.Module):
@@ -46,15 +45,6 @@ def three_learner(n: int = 40, bs: int = 4) -> Learner:
     x = torch.randn(n, 3, generator=g, dtype=torch.float64)
     y = x @ torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64) + 0.3
     return Learner(Three(), (x, y), None, loss_fn=nn.functional.mse_loss, bs=bs, seed=0)
-
-
-def one_cycle(step, total, max_lr, pct=0.25, div=25.0, final_div=1e4):
-    def cos(a, b, t):
-        return b + (a - b) / 2 * (math.cos(math.pi * t) + 1)
-    up = pct * total - 1
-    if step <= up:
-        return cos(max_lr / div, max_lr, step / up)
-    return cos(max_lr, max_lr / div / final_div, (step - up) / (total - 1 - up))
 
 
 # ---------------------------------------------------------------------------- lr specs

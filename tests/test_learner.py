@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from torch import nn
+from conftest import one_cycle
 
 from embedlab.errors import UsageError
 from embedlab.learner import (
@@ -200,16 +201,6 @@ def test_per_group_weight_decay_is_read_at_every_step():
 
 
 # ---------------------------------------------------------------------------- schedules
-def one_cycle(step, total, max_lr, pct=0.25, div=25.0, final_div=1e4):
-    """fastai's one-cycle: cosine up from max/div to max, cosine down to max/div/final_div."""
-    def cos(a, b, t):
-        return b + (a - b) / 2 * (math.cos(math.pi * t) + 1)
-    up = pct * total - 1
-    if step <= up:
-        return cos(max_lr / div, max_lr, step / up)
-    return cos(max_lr, max_lr / div / final_div, (step - up) / (total - 1 - up))
-
-
 def test_one_cycle_lr_of_each_group_at_every_step():
     learner = tiny_learner(n_rows=40, bs=4)  # 10 steps per epoch
     fit = learner.fit(FitConfig(epochs=2, lr={"w": 0.1, "v": 0.004}, wd=0.0, opt="adamw"), progress=False)
