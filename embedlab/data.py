@@ -87,6 +87,16 @@ def random_split(df: pd.DataFrame, valid_pct: float, seed: int) -> tuple[pd.Data
             df.iloc[np.sort(idx[:n_valid])].reset_index(drop=True))
 
 
+def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """A seeded random ``n`` of ``df``'s rows in their original order (all of them when ``n`` is 0
+    or at least ``len(df)``): how a trainer's ``--train-sample`` draws, so an analysis that needs
+    the rows a run saw draws the same ones."""
+    if n and n < len(df):
+        keep = np.sort(np.random.default_rng(seed).choice(len(df), size=n, replace=False))
+        return df.iloc[keep].reset_index(drop=True)
+    return df
+
+
 def time_split(df: pd.DataFrame, column: str, valid_pct: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out the last ``valid_pct`` of rows by ``column`` (ties broken by row order)."""
     if not 0.0 < valid_pct < 1.0:

@@ -33,6 +33,7 @@ import pandas as pd
 
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
+from embedlab.data import sample_rows
 from embedlab.errors import UsageError
 from embedlab.run import Run
 
@@ -81,19 +82,7 @@ def make_model(name: str, seed: int, trees: int, rounds: int = 300):
 
 def run_rows(run: Run, train: pd.DataFrame) -> pd.DataFrame:
     """The training rows the run's network saw (its ``--train-sample``, drawn the same way)."""
-    n = int(run.config.get("train_sample") or 0)
-    if n and n < len(train):
-        rng = np.random.default_rng(run.config.get("seed", run.seed))
-        keep = np.sort(rng.choice(len(train), size=n, replace=False))
-        return train.iloc[keep].reset_index(drop=True)
-    return train
-
-
-def _cap(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
-    if n and len(df) > n:
-        keep = np.sort(np.random.default_rng(seed).choice(len(df), size=n, replace=False))
-        return df.iloc[keep].reset_index(drop=True)
-    return df
+    return sample_rows(train, int(run.config.get("train_sample") or 0), run.config.get("seed", run.seed))
 
 
 class Transfer(Analysis):
@@ -125,8 +114,8 @@ class Transfer(Analysis):
         if dataset.valid is None or not len(dataset.valid):
             raise UsageError(f"run {run.path or ''}: its split ({dataset.split.get('name')}) has no validation rows "
                              f"to score on")
-        train = _cap(run_rows(run, dataset.train), int(options.get("transfer_rows") or 0), seed)
-        valid = _cap(dataset.valid.reset_index(drop=True), int(options.get("transfer_eval_rows") or 0), seed + 1)
+        train = sample_rows(run_rows(run, dataset.train), int(options.get("transfer_rows") or 0), seed)
+        valid = sample_rows(dataset.valid.reset_index(drop=True), int(options.get("transfer_eval_rows") or 0), seed + 1)
         proc = TabularProcessor.from_dict(info["preprocess"])
         log = info.get("target_transform") == "log"
 

@@ -295,3 +295,14 @@ def test_synthetic_collab_shuffled_truth_keeps_ratings_and_permutes_labels():
 def test_synthetic_collab_rejects_more_genres_than_items():
     with pytest.raises(UsageError, match="--genres"):
         embedlab.load_dataset("synthetic-collab", items=3, genres=5)
+
+
+def test_sample_rows_is_seeded_ordered_and_whole_when_small():
+    from embedlab.data import sample_rows
+
+    df = pd.DataFrame({"x": np.arange(100)})
+    a, b = sample_rows(df, 30, seed=3), sample_rows(df, 30, seed=3)
+    assert len(a) == 30 and a["x"].is_unique and a["x"].is_monotonic_increasing
+    assert a.equals(b) and not a.equals(sample_rows(df, 30, seed=4))
+    assert list(a.index) == list(range(30))
+    assert sample_rows(df, 0, seed=3) is df and sample_rows(df, 100, seed=3) is df

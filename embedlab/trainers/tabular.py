@@ -22,7 +22,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset
+from ..data import Dataset, sample_rows
 from ..errors import DataError, UsageError
 from ..fitconfig import fit_config, fit_options
 from ..hookspecs import hookimpl
@@ -434,10 +434,7 @@ class TabularTrainer:
         train_df = ds.train
         if len(train_df) == 0:
             raise DataError(f"dataset {ds.name!r} has no training rows")
-        if cfg["train_sample"] and cfg["train_sample"] < len(train_df):
-            rng = np.random.default_rng(cfg["seed"])
-            keep = np.sort(rng.choice(len(train_df), size=cfg["train_sample"], replace=False))
-            train_df = train_df.iloc[keep].reset_index(drop=True)
+        train_df = sample_rows(train_df, cfg["train_sample"], cfg["seed"])
         proc = TabularProcessor.fit(train_df, cats, conts)
         classes = None
         if task == "classify":
