@@ -275,14 +275,13 @@ class Cyclic(Analysis):
         d = result.data
         if "x" not in d:
             return []
-        from bokeh.models import ColumnDataSource, LabelSet
-
         from embedlab.plotting import PALETTE, scatter
 
         frame = pd.DataFrame({"x": d["x"], "y": d["y"], "label": d["labels"], "calendar position": d["position"]})
         proj = d["projection"].upper() if d["projection"] == "pca" else d["projection"]
+        labelled = range(len(frame)) if len(frame) <= MAX_LABELS_PLOTTED else None
         fig = scatter(frame, "x", "y", hover=("label", "calendar position"), color_by=None,
-                      x_label=f"{proj} 1", y_label=f"{proj} 2", width=620, height=520,
+                      x_label=f"{proj} 1", y_label=f"{proj} 2", width=620, height=520, annotate=labelled,
                       title=f"{result.table}: embeddings ({proj}) joined in calendar order")
         fig.renderers[0].glyph.size = 10
         loop = np.append(d["calendar"], d["calendar"][:1])
@@ -292,9 +291,6 @@ class Cyclic(Analysis):
         fig.line(d["x"][tour], d["y"][tour], color=PALETTE[1], line_width=1.5, line_dash="dashed", alpha=0.8,
                  legend_label="shortest closed path")
         fig.legend.click_policy = "hide"
-        if len(d["labels"]) <= MAX_LABELS_PLOTTED:
-            fig.add_layout(LabelSet(x="x", y="y", text="label", source=ColumnDataSource(
-                {"x": d["x"], "y": d["y"], "label": d["labels"]}), x_offset=6, y_offset=4, text_font_size="9pt"))
         pairs = pd.DataFrame({"calendar steps apart": d["pair_steps"], "embedding distance": d["pair_distance"],
                               "pair": d["pair_labels"]})
         fig2 = scatter(pairs, "calendar steps apart", "embedding distance", hover=("pair",), width=520, height=420,

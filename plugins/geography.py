@@ -327,15 +327,17 @@ class Geography(Analysis):
         d = result.data
         if "latitude" not in d:
             return []
-        from bokeh.models import ColumnDataSource, HoverTool, LabelSet
+        from bokeh.models import ColumnDataSource, HoverTool
 
         from embedlab.plotting import PALETTE, scatter
 
         frame = pd.DataFrame({"label": d["labels"], "longitude": d["longitude"], "latitude": d["latitude"]})
+        labelled = range(len(frame)) if len(frame) <= MAX_LABELS_PLOTTED else None
         fig = scatter(frame, "longitude", "latitude", hover=("label",), x_label="longitude", y_label="latitude",
+                      annotate=labelled,
                       title=f"{result.table}: map positions (blue) and embedding positions aligned onto "
                             f"the map (orange, {d['projection'].upper() if d['projection'] == 'pca' else d['projection']} + Procrustes)", width=700, height=560)
-        base_renderers = list(fig.renderers)
+        base_renderers = fig.renderers[:1]  # the points (not their text labels)
         fig.renderers[0].glyph.size = 9
         segs = ColumnDataSource({"x0": d["longitude"], "y0": d["latitude"], "x1": d["aligned_longitude"],
                                  "y1": d["aligned_latitude"]})
@@ -345,10 +347,6 @@ class Geography(Analysis):
         r_aligned = fig.scatter("x", "y", source=aligned, size=8, color=PALETTE[1], marker="triangle", alpha=0.8)
         for tool in fig.select(type=HoverTool):
             tool.renderers = base_renderers + [r_aligned]
-        if len(d["labels"]) <= MAX_LABELS_PLOTTED:
-            fig.add_layout(LabelSet(x="x", y="y", text="label", source=ColumnDataSource(
-                {"x": d["longitude"], "y": d["latitude"], "label": d["labels"]}),
-                x_offset=5, y_offset=3, text_font_size="8pt", text_color="#333333"))
         fig.match_aspect = True
         pairs = pd.DataFrame({"great-circle km": d["pair_km"], "embedding distance": d["pair_distance"],
                               "pair": d["pair_labels"]})
