@@ -120,7 +120,7 @@ def main() -> None:
             out[key] = res
 
     if not args.skip_big:
-        from embedlab.report import write_report
+        from embedlab.report.html import write_report
 
         run = big_run()
         figures = {}

@@ -22,8 +22,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import embedlab
-from embedlab.learner import fit_config
-from embedlab.models import DotBias
+from embedlab.training import fit_config
+from embedlab.training.models import DotBias
 from embedlab.trainers.collab import CollabTrainer
 
 

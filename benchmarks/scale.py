@@ -38,8 +38,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from datasets import synthetic_collab as S  # noqa: E402
-from embedlab.learner import Learner, fit_config  # noqa: E402
-from embedlab.models import DotBias  # noqa: E402
+from embedlab.training import Learner, fit_config  # noqa: E402
+from embedlab.training.models import DotBias  # noqa: E402
 from embedlab.trainers.collab import OPTIONS, CollabTrainer, _row_l2  # noqa: E402
 
 

@@ -48,7 +48,7 @@ def _options(canonical: tuple[str, ...], default_split: str) -> list[click.Optio
 def _folder(name: str, data_dir: Path | None) -> Path:
     if data_dir is not None:
         return require_dir(data_dir, name)
-    from embedlab.download import MOVIELENS_ARCHIVES, ensure_dataset
+    from embedlab.io.download import MOVIELENS_ARCHIVES, ensure_dataset
 
     archive = MOVIELENS_ARCHIVES[name]
     return ensure_dataset(archive, archive.filename.removesuffix(".zip"))

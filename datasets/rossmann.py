@@ -44,7 +44,7 @@ from embedlab import hookimpl
 from embedlab.data import Dataset, DatasetSpec, require_dir, require_file
 from embedlab.errors import DataError, UsageError
 
-from .table_csv import (add_date_parts, calendar_entity, parse_dates, split_last_days, split_random,
+from embedlab_datasets.table_csv import (add_date_parts, calendar_entity, parse_dates, split_last_days, split_random,
                         split_time_pct)
 
 NAME = "rossmann"

@@ -39,7 +39,7 @@ from embedlab import hookimpl
 from embedlab.data import Dataset, DatasetSpec
 from embedlab.errors import UsageError
 
-from .rossmann import SPLITS, RawRossmann, build_dataset, germany_states
+from embedlab_datasets.rossmann import SPLITS, RawRossmann, build_dataset, germany_states
 
 NAME = "synthetic-rossmann"
 STATES = ["BE", "BW", "BY", "HB,NI", "HE", "HH", "NW", "RP", "SH", "SN", "ST", "TH"]
@@ -248,7 +248,7 @@ def write_files(raw: RawRossmann, folder: str | Path, external: bool = True, see
                               (raw.test if raw.test is not None else raw.train)["Date"].max(), freq="D")
         wdir = folder / "weather"
         wdir.mkdir(exist_ok=True)
-        from .rossmann import WEATHER_COLUMNS
+        from embedlab_datasets.rossmann import WEATHER_COLUMNS
 
         header = ["Date", *WEATHER_COLUMNS[:-2], "Precipitationmm", "CloudCover", "Events", "WindDirDegrees"]
         for fname in sorted(set(ref.loc[sorted(set(raw.states)), "weather_file"])):

@@ -1,12 +1,55 @@
-"""embedlab: train entity embeddings and find out what they learned."""
+"""embedlab: train entity embeddings and find out what they learned.
+
+The house is described in docs/architecture.md. This module is the public Python API; the
+public import paths that moved in the redesign (``embedlab.plotting``, ``embedlab.testing``, and
+the trainer author's ``embedlab.learner``, ``embedlab.fitconfig``, ``embedlab.models``,
+``embedlab.pretrained``, ``embedlab.atomic``, ``embedlab.download``) keep working as aliases
+of their new homes, so plugins written against the earlier guide need no change.
+"""
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+import importlib.abc
+import importlib.util
+import sys
 
-from .hookspecs import hookimpl  # noqa: E402
-from .run import EmbeddingTable, Run, load_run  # noqa: E402
-from .data import Dataset, DatasetSpec  # noqa: E402
-from .analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: E402
+from ._version import __version__
+
+#: documented import path -> the module that now holds it (the same module object, not a copy)
+PUBLIC_ALIASES = {
+    "embedlab.plotting": "embedlab.toolkit.plotting",
+    "embedlab.testing": "embedlab.authoring.testing",
+    "embedlab.learner": "embedlab.training",
+    "embedlab.fitconfig": "embedlab.training.fitconfig",
+    "embedlab.models": "embedlab.training.models",
+    "embedlab.pretrained": "embedlab.training.pretrained",
+    "embedlab.atomic": "embedlab.io.atomic",
+    "embedlab.download": "embedlab.io.download",
+}
+
+
+class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Resolves an import of a :data:`PUBLIC_ALIASES` name to the module it names."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in PUBLIC_ALIASES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        return importlib.import_module(PUBLIC_ALIASES[spec.name])
+
+    def exec_module(self, module):  # the real module ran when it was imported
+        pass
+
+
+if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
+    sys.meta_path.append(_AliasFinder())
+
+from embedlab.hookspecs import hookimpl  # noqa: E402
+from embedlab.run import EmbeddingTable, Run, load_run  # noqa: E402
+from embedlab.data import Dataset, DatasetSpec  # noqa: E402
+from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: E402
 
 __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
            "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset"]
@@ -14,9 +57,9 @@ __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Data
 
 def load_dataset(name: str, **options):
     """Load a registered dataset by name with its loader options (``data_dir``, ``split``...)."""
-    from .registry import get_dataset
+    from embedlab.registry import get_dataset
 
-    from .data import remember_options
+    from embedlab.data import remember_options
 
     spec = get_dataset(name)
     options.setdefault("seed", 42)
@@ -29,16 +72,16 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
     Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
     is a name. Saves the run to ``out`` when given.
     """
-    from .registry import get_dataset, trainer_for
+    from embedlab.registry import get_dataset, trainer_for
 
     if isinstance(dataset, str):
         spec = get_dataset(dataset)
         names = {o.name for o in spec.options}
         loader_opts = {k: config.pop(k) for k in list(config) if k in names}
         loader_opts["seed"] = config.get("seed", 42)
-        from .data import remember_options
+        from embedlab.data import remember_options
 
-        from .distributed import loader_shard  # torchrun --shard-data: read only this rank's rows
+        from embedlab.training.distributed import loader_shard  # torchrun --shard-data: read only this rank's rows
 
         dataset = remember_options(spec.load(**loader_opts, **loader_shard(spec.load, config)), loader_opts)
     trainer = trainer_for(dataset.kind)
@@ -51,8 +94,8 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
 def analyze(run, names=None, options=None):
     """Run analyses (all that apply when ``names`` is None); returns AnalysisResults (a list
     that Jupyter displays inline as a report; each result displays on its own too)."""
-    from .analysis import run_analyses
-    from .report import ResultList
+    from embedlab.analysis import run_analyses
+    from embedlab.report.html import ResultList
 
     if not isinstance(run, Run):
         run = load_run(run)

@@ -1,4 +1,4 @@
 """``python -m embedlab`` (also what ``torchrun -m embedlab`` runs)."""
-from .cli import main
+from embedlab.cli import main
 
 main()

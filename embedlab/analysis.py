@@ -15,8 +15,8 @@ import click
 import numpy as np
 import pandas as pd
 
-from .errors import UsageError
-from .run import Run
+from embedlab.errors import UsageError
+from embedlab.run import Run
 
 
 @dataclass
@@ -85,7 +85,7 @@ class AnalysisResult:
         }
 
     def _repr_html_(self) -> str:  # Jupyter: summary, metrics, figures and tables inline
-        from .report import result_html_standalone
+        from embedlab.report.html import result_html_standalone
 
         return result_html_standalone(self)
 
@@ -152,7 +152,7 @@ def resolve_options(analysis: Any, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def select_analyses(names: list[str] | None) -> list[Any]:
-    from .registry import analyses
+    from embedlab.registry import analyses
 
     available = analyses()
     if not names:

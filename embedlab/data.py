@@ -14,7 +14,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, UsageError
+from embedlab.errors import DataError, UsageError
 
 COLLAB_ROLES = ("user", "item", "rating")
 
@@ -276,7 +276,7 @@ def shard_positions(n: int, seed: int, rank: int, world: int) -> np.ndarray:
     """Positions (ascending) of rank ``rank``'s shard of ``n`` training rows: ``[rank::world]``
     of a seeded permutation (shuffled first, so a file sorted by user or time does not give
     each rank a biased slice). The one rule behind both ``--shard-data`` paths: the trainer's
-    (:func:`embedlab.distributed.shard_rows`) and the loaders' (:func:`read_sharded`)."""
+    (:func:`embedlab.training.distributed.shard_rows`) and the loaders' (:func:`read_sharded`)."""
     import torch
 
     g = torch.Generator().manual_seed(int(seed) + 7919)
@@ -288,7 +288,7 @@ class RowShard:
     """This process's share of the training rows under ``torchrun ... --shard-data``.
 
     Passed as ``shard=`` to a loader whose ``load`` takes that parameter (the command line
-    does, see :func:`embedlab.distributed.loader_shard`); the loader keeps every validation
+    does, see :func:`embedlab.training.distributed.loader_shard`); the loader keeps every validation
     row and only this rank's training rows (:func:`read_sharded`) and says so in
     ``Dataset.info["shard"]``, so the trainer does not shard again.
     """

@@ -22,9 +22,9 @@ import pluggy
 if TYPE_CHECKING:  # pragma: no cover - only for type checkers
     import click
 
-    from .analysis import Analysis
-    from .data import DatasetSpec
-    from .trainers.base import Trainer
+    from embedlab.analysis import Analysis
+    from embedlab.data import DatasetSpec
+    from embedlab.trainers.base import Trainer
 
 hookspec = pluggy.HookspecMarker("embedlab")
 hookimpl = pluggy.HookimplMarker("embedlab")

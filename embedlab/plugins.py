@@ -17,7 +17,7 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
+from embedlab import hookspecs
 
 BUILTIN_DISTRIBUTION = "embedlab"
 ENTRY_POINT_GROUP = "embedlab"
@@ -80,7 +80,7 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         try:
             pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # e.g. a hook with the wrong arguments
-            from .errors import EmbedlabError
+            from embedlab.errors import EmbedlabError
 
             raise EmbedlabError(
                 f"plugin {ep.name!r} from distribution {dist!r} is invalid: "
@@ -184,7 +184,7 @@ def register_plugin(plugin: Any, name: str | None = None) -> str:
 
 def _check_pending(pm: pluggy.PluginManager) -> None:
     """``pm.check_pending()`` as a one-line error naming the plugin and the unknown hook."""
-    from .errors import EmbedlabError
+    from embedlab.errors import EmbedlabError
 
     try:
         pm.check_pending()

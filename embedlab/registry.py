@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import EmbedlabError, UsageError
-from .plugins import get_plugin_manager, plugin_label, trace_registrations
+from embedlab.errors import EmbedlabError, UsageError
+from embedlab.plugins import get_plugin_manager, plugin_label, trace_registrations
 
 REQUIRED_ATTRIBUTES = {
     "dataset": ("name", "kind", "load"),

@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_dir
-from .errors import RunFormatError, UsageError
+from embedlab.io.atomic import atomic_dir
+from embedlab.errors import RunFormatError, UsageError
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
@@ -116,7 +116,7 @@ def versions() -> dict[str, str]:
     """Versions of what produced a run (recorded for reproducibility)."""
     import torch
 
-    from . import __version__
+    from embedlab._version import __version__
 
     return {"embedlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform()}

@@ -18,7 +18,7 @@ from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisResult
 from embedlab.run import Run
 
-from ._common import (MIN_COUNT, N_SHOW, TOP_N, color_column, count_column, entity_frame, fmt_num,
+from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, color_column, count_column, entity_frame, fmt_num,
                       join_labels, labels_meaningful, numeric_columns, plural, select_entities, spearman,
                       target_column)
 
@@ -114,7 +114,7 @@ class BiasRanking(Analysis):
                               tables=tables, data=data)
 
     def render(self, result: AnalysisResult) -> list:
-        from embedlab.plotting import histogram, scatter
+        from embedlab.toolkit.plotting import histogram, scatter
 
         d = result.data
         frame: pd.DataFrame = d["frame"]

@@ -23,11 +23,13 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab import stats as S
+from embedlab.toolkit import cycles as C
+from embedlab.toolkit import projection as P
+from embedlab.toolkit import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
-from embedlab_plugins._common import SEED
+from embedlab.toolkit.selection import SEED
 
 ORDER_COLUMN = "cycle_order"
 LENGTH_ATTR = "cycle_length"
@@ -192,12 +194,12 @@ class Cyclic(Analysis):
         linear_r = S.mantel(d_emb, np.abs(pos[:, None] - pos[None, :]), 19, seed=seed).r
         adj_rate, adj_chance, nn = S.adjacency_rate(d_emb, d_cal)
         calendar = np.lexsort((np.arange(n), pos))
-        tour = S.tour_test(d_emb, calendar, perms, seed=seed)
-        recovered = S.orient_tour(tour.shortest.order, pos)
-        agreement = S.circular_rank_agreement(recovered, pos)
-        chance = S.agreement_chance(n, pos, seed=seed)
-        match = S.same_cycle(recovered, calendar) and len(np.unique(pos)) == n
-        proj = S.project_2d(vectors, options["projection"], seed=seed, metric=metric)
+        tour = C.tour_test(d_emb, calendar, perms, seed=seed)
+        recovered = C.orient_tour(tour.shortest.order, pos)
+        agreement = C.circular_rank_agreement(recovered, pos)
+        chance = C.agreement_chance(n, pos, seed=seed)
+        match = C.same_cycle(recovered, calendar) and len(np.unique(pos)) == n
+        proj = P.project_2d(vectors, options["projection"], seed=seed, metric=metric)
 
         metrics = dict(cycle_r=mantel.r, cycle_p=mantel.p, tour_p=tour.p, tour_ratio=tour.ratio,
                        adjacency_rate=adj_rate, adjacency_chance=adj_chance, order_agreement=agreement,
@@ -227,7 +229,7 @@ class Cyclic(Analysis):
 
     @staticmethod
     def _summary(table: str, n: int, length: int, source: str, metric: str, mantel: S.MantelResult,
-                 linear_r: float, tour: S.TourTest, adj_rate: float, adj_chance: float, sequence: np.ndarray,
+                 linear_r: float, tour: C.TourTest, adj_rate: float, adj_chance: float, sequence: np.ndarray,
                  match: bool, agreement: float, chance: float, notes: list[str]) -> str:
         p_cycle, p_tour = mantel.p, tour.p
         ps = [p for p in (p_cycle, p_tour) if np.isfinite(p)]
@@ -275,7 +277,7 @@ class Cyclic(Analysis):
         d = result.data
         if "x" not in d:
             return []
-        from embedlab.plotting import PALETTE, scatter
+        from embedlab.toolkit.plotting import PALETTE, scatter
 
         frame = pd.DataFrame({"x": d["x"], "y": d["y"], "label": d["labels"], "calendar position": d["position"]})
         proj = d["projection"].upper() if d["projection"] == "pca" else d["projection"]

@@ -30,11 +30,11 @@ import pandas as pd
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
-from embedlab.fitconfig import LRSlice
+from embedlab.training.fitconfig import LRSlice
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import N_SHOW, fmt_num, spearman
-from ._rerun import reload_dataset, trainer_of
+from embedlab.toolkit.selection import N_SHOW, fmt_num, spearman
+from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 ARMS = ("scratch", "frozen", "full", "discriminative")
 ARM_LABELS = {"scratch": "from scratch", "frozen": "pretrained, embeddings frozen",
@@ -195,7 +195,7 @@ class Finetune(Analysis):
     # ------------------------------------------------------------------ drift
     @staticmethod
     def _drift(run: Run, trained: dict[str, Run]):
-        from embedlab.pretrained import align, read_sources
+        from embedlab.training.pretrained import align, read_sources
 
         init = run.meta["init"]
         inited = [t for t, e in (init.get("tables") or {}).items() if e.get("matched")]
@@ -287,7 +287,7 @@ class Finetune(Analysis):
 
     # ------------------------------------------------------------------ figures
     def render(self, result: AnalysisResult) -> list:
-        from embedlab.plotting import line_chart, scatter
+        from embedlab.toolkit.plotting import line_chart, scatter
 
         d = result.data
         metric = d["metric"]

@@ -26,11 +26,12 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab import stats as S
+from embedlab.toolkit import projection as P
+from embedlab.toolkit import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import DataError, UsageError
 from embedlab.run import EmbeddingTable, Run
-from embedlab_plugins._common import SEED
+from embedlab.toolkit.selection import SEED
 
 LAT_NAMES = ("latitude", "lat")
 LON_NAMES = ("longitude", "lon", "lng", "long")
@@ -253,7 +254,7 @@ class Geography(Analysis):
                          f"{n} entities to seconds.")
         mantel = S.mantel(d_emb, d_geo, mantel_perms, method="spearman", seed=seed)
         plane = S.local_plane_km(lat, lon)
-        proj = S.project_2d(vectors, options["projection"], seed=seed, metric=metric)
+        proj = P.project_2d(vectors, options["projection"], seed=seed, metric=metric)
         proc = S.procrustes_test(proj, plane, perms, seed=seed)
         k = _knn_k(n)
         knn = S.knn_overlap(d_emb, d_geo, k)
@@ -329,7 +330,7 @@ class Geography(Analysis):
             return []
         from bokeh.models import ColumnDataSource, HoverTool
 
-        from embedlab.plotting import PALETTE, scatter
+        from embedlab.toolkit.plotting import PALETTE, scatter
 
         frame = pd.DataFrame({"label": d["labels"], "longitude": d["longitude"], "latitude": d["latitude"]})
         labelled = range(len(frame)) if len(frame) <= MAX_LABELS_PLOTTED else None

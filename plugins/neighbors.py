@@ -20,7 +20,7 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import (MIN_COUNT, TOP_N, color_column, count_column, display_names, labels_meaningful,
+from embedlab.toolkit.selection import (MIN_COUNT, TOP_N, color_column, count_column, display_names, labels_meaningful,
                       neighbour_agreement, select_entities, target_column)
 
 DEFAULT_QUERIES = 6

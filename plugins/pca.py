@@ -18,7 +18,7 @@ from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column, display_names,
+from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column, display_names,
                       eta_squared, fmt_num, hover_columns, join_labels, labels_meaningful, neighbour_agreement,
                       numeric_columns, plural, select_entities, spearman, target_column)
 
@@ -197,7 +197,7 @@ class PCAAnalysis(Analysis):
                               tables=tables, data=data)
 
     def render(self, result: AnalysisResult) -> list:
-        from embedlab.plotting import scatter
+        from embedlab.toolkit.plotting import scatter
 
         d = result.data
         plot: pd.DataFrame = d["plot"]

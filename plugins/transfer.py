@@ -37,8 +37,8 @@ from embedlab.data import sample_rows
 from embedlab.errors import UsageError
 from embedlab.run import Run
 
-from ._common import SEED
-from ._rerun import reload_dataset
+from embedlab.toolkit.selection import SEED
+from embedlab.toolkit.retrain import reload_dataset
 
 #: Guo & Berkhahn 2016, Table 4 (time-based split): MAPE without / with entity embeddings.
 PAPER_TIME_BASED = {"knn": (0.290, 0.116), "rf": (0.158, 0.108), "gbt": (0.152, 0.115), "nn": (None, 0.093)}
@@ -102,7 +102,7 @@ class Transfer(Analysis):
     def run(self, run: Run, table: str | None, options: dict[str, Any]) -> AnalysisResult:
         import torch
 
-        from embedlab.models import EntityEmbeddingNet
+        from embedlab.training.models import EntityEmbeddingNet
         from embedlab.trainers.tabular import TabularProcessor
 
         seed = int(options.get("seed") if options.get("seed") is not None else 42)
@@ -190,7 +190,7 @@ class Transfer(Analysis):
                               tables={"MAPE on the validation rows (paper: Table 4, time-based)": frame}, data=data)
 
     def render(self, result: AnalysisResult) -> list:
-        from embedlab.plotting import bar_chart
+        from embedlab.toolkit.plotting import bar_chart
 
         frame: pd.DataFrame = result.data["frame"]
         return [bar_chart(frame["model"].tolist(),

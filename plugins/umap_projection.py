@@ -32,7 +32,7 @@ from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.run import EmbeddingTable, Run
 
-from ._common import (MIN_COUNT, SEED, TOP_N, color_column, count_column, hover_columns, labels_meaningful,
+from embedlab.toolkit.selection import (MIN_COUNT, SEED, TOP_N, color_column, count_column, hover_columns, labels_meaningful,
                       neighbour_agreement, plural, select_entities)
 
 DEFAULT_SEEDED_MAX = 5_000
@@ -264,7 +264,7 @@ class UMAPAnalysis(Analysis):
                                     "count": count_column(t)})
 
     def render(self, result: AnalysisResult) -> list:
-        from embedlab.plotting import scatter
+        from embedlab.toolkit.plotting import scatter
 
         d = result.data
         plot = d["plot"]

@@ -325,7 +325,7 @@ def hostile_table() -> EmbeddingTable:
 
 
 def test_export_projector_word2vec_npy(tmp_path):
-    from embedlab.exchange import export_table
+    from embedlab.io.exchange import export_table
 
     t = hostile_table()
     files = export_table(t, "projector", tmp_path / "p")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisResult, run_analyses
-from embedlab.testing import plugin_registered, synthetic_run
+from embedlab.authoring.testing import plugin_registered, synthetic_run
 
 
 class _Costly(Analysis):

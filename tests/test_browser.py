@@ -11,7 +11,7 @@ import pytest
 
 from browser import check_report, open_report
 from embedlab.analysis import run_analyses
-from embedlab.report import write_report
+from embedlab.report.html import write_report
 from embedlab.run import load_run
 from test_report import HOSTILE, hostile_run
 

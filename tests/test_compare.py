@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from embedlab import hookimpl
-from embedlab.compare import Outcome, compare, final_table, parse_list, plan, summarize
+from embedlab.cli.compare import Outcome, compare, final_table, parse_list, plan, summarize
 from embedlab.data import Dataset, DatasetSpec, random_split
 from embedlab.errors import UsageError
 

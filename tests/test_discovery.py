@@ -247,7 +247,7 @@ def test_geography_samples_large_tables():
     assert set(r.tables["entities"]["key"]) == set(range(20, 520))
     assert r.metrics["mantel_p"] == pytest.approx(0.01) and r.metrics["knn_k"] == 10
     assert len(r.data["pair_km"]) == 5000 and len(analyses()["geography"].render(r)) == 2
-    from embedlab.stats import affordable_permutations
+    from embedlab.toolkit.stats import affordable_permutations
 
     assert affordable_permutations(16, 9999) == 9999 and affordable_permutations(500, 9999) == 1202
     assert affordable_permutations(5000, 9999) == 999
@@ -390,7 +390,7 @@ def test_cyclic_edge_cases():
 
 # ---------------------------------------------------------------------------- figures, CLI, report
 def test_render_and_report(tmp_path):
-    from embedlab.report import write_report
+    from embedlab.report.html import write_report
 
     run = make_run(state_table(0), weekday_table(0))
     results = embedlab.analyze(run, ["geography", "cyclic"], FAST)

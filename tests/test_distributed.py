@@ -21,7 +21,7 @@ import torch
 import torch.multiprocessing as mp
 
 from datasets import synthetic_collab as S
-from embedlab import distributed
+from embedlab.training import distributed
 
 CONFIG = {"n_factors": 8, "epochs": 2, "bs": 64, "seed": 3, "threads": 1, "device": "cpu"}
 DATA = {"users": 60, "items": 40, "ratings": 1500}

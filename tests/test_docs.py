@@ -21,7 +21,7 @@ from embedlab import hookspecs, testing
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.data import Dataset, DatasetSpec
 from embedlab.run import EmbeddingTable, Run
-from embedlab.testing import invoke, plugin_registered, synthetic_run, synthetic_run_dir
+from embedlab.authoring.testing import invoke, plugin_registered, synthetic_run, synthetic_run_dir
 from embedlab.trainers.base import Trainer
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"

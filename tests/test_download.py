@@ -1,4 +1,4 @@
-"""Tests for embedlab.download: checksummed fetch, safe extraction, dataset cache reuse."""
+"""Tests for embedlab.io.download: checksummed fetch, safe extraction, dataset cache reuse."""
 from __future__ import annotations
 
 import functools
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from embedlab import download
-from embedlab.download import (
+from embedlab.io import download
+from embedlab.io.download import (
     MOVIELENS_ARCHIVES,
     MOVIELENS_SUBDIRS,
     Archive,

@@ -17,8 +17,8 @@ from torch import nn
 import embedlab
 from embedlab.analysis import run_analyses
 from embedlab.errors import UsageError
-from embedlab.learner import FitConfig, Learner, LRSlice, fit_config, fit_options
-from embedlab.models import EntityEmbeddingNet
+from embedlab.training import FitConfig, Learner, LRSlice, fit_config, fit_options
+from embedlab.training.models import EntityEmbeddingNet
 
 from conftest import data_dir, one_cycle
 

@@ -17,7 +17,7 @@ from torch import nn
 from conftest import one_cycle
 
 from embedlab.errors import UsageError
-from embedlab.learner import (
+from embedlab.training import (
     DEFAULT_BETAS, DEFAULT_EPS, RMSPROP_ALPHA, DefaultsOption, FitConfig, FitDefaults, Learner,
     LRFindResult, fit_config, fit_options, l2_penalty,
 )
@@ -373,7 +373,7 @@ def test_lr_find_uses_the_configured_optimizer_and_restores_the_model():
 
 
 def test_lr_plot_marks_every_rule(tmp_path):
-    from embedlab.lrplot import write_lr_plot
+    from embedlab.report.lrplot import write_lr_plot
 
     r = synthetic_curve()
     s = r.suggestions()

@@ -64,17 +64,18 @@ def _dist_info_text(wheel: Path, name: str) -> str:
 
 
 def test_wheel_has_both_plugin_packages_with_every_module_and_data_file(names):
-    for folder, package in (("plugins", "embedlab_plugins"), ("datasets", "embedlab_datasets")):
+    for folder, package in (("plugins", "embedlab_plugins"), ("datasets", "embedlab_datasets"),
+                            ("embedlab", "embedlab")):
         expected = {f"{package}/{p.relative_to(ROOT / folder).as_posix()}"
                     for p in (ROOT / folder).rglob("*")
-                    if p.is_file() and p.suffix in (".py", ".csv") and "__pycache__" not in p.parts}
+                    if p.is_file() and p.suffix in (".py", ".csv", ".tmpl") and "__pycache__" not in p.parts}
         assert f"{package}/__init__.py" in expected
         missing = expected - names
-        assert not missing, f"missing from the wheel: {sorted(missing)}"
+        assert not missing, f"missing from the wheel (a new subpackage not listed in setup.cfg?): {sorted(missing)}"
     assert any(n.startswith("embedlab_datasets/") and n.endswith(".csv") for n in names)
-    for module in ("__init__", "cli", "hookspecs", "plugins", "registry", "run", "data"):
+    for module in ("__init__", "cli/__init__", "hookspecs", "plugins", "registry", "run", "data",
+                   "trainers/collab", "training/learner", "toolkit/plotting", "report/html"):
         assert f"embedlab/{module}.py" in names
-    assert "embedlab/trainers/collab.py" in names
 
 
 def test_no_top_level_plugins_or_datasets_package(wheel, names):

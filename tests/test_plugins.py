@@ -136,7 +136,7 @@ class NormAnalysis:
                               data={"norms": norms})
 
     def render(self, result):
-        from embedlab.plotting import line_chart
+        from embedlab.toolkit.plotting import line_chart
 
         n = np.sort(result.data["norms"])
         return [line_chart({"norm": (np.arange(len(n)), n)}, f"norms: {result.table}", "rank", "norm")]

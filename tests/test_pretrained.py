@@ -1,7 +1,7 @@
 """Pretrained vectors: reading the exchange formats back, aligning by key, initialising tables.
 
-The round trips write a table with :func:`embedlab.exchange.export_table` and read it back with
-:func:`embedlab.exchange.read_vectors`; alignment tests shuffle the rows of a file and check
+The round trips write a table with :func:`embedlab.io.exchange.export_table` and read it back with
+:func:`embedlab.io.exchange.read_vectors`; alignment tests shuffle the rows of a file and check
 that each model row receives the vector of its own key, never of its position.
 """
 from __future__ import annotations
@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import embedlab
 from embedlab.errors import DataError, UsageError
-from embedlab.exchange import export_table, read_keys, read_vectors
-from embedlab.pretrained import Slot, align, initialise, normalise_key, Source
+from embedlab.io.exchange import export_table, read_keys, read_vectors
+from embedlab.training.pretrained import Slot, align, initialise, normalise_key, Source
 from embedlab.run import EmbeddingTable
 
 RNG = np.random.default_rng(0)

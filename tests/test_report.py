@@ -12,7 +12,7 @@ import embedlab
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisResult, run_analyses
 from embedlab.cli import make_cli
-from embedlab.report import ResultList, frame_html, print_terminal, render_html, results_json, write_report
+from embedlab.report.html import ResultList, frame_html, print_terminal, render_html, results_json, write_report
 from embedlab.run import EmbeddingTable, Run, load_run
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -152,7 +152,7 @@ def test_report_without_run_and_without_figures(tmp_path):
 def test_scatter_stays_small_and_declutters_labels():
     from bokeh.models import HoverTool
 
-    from embedlab.plotting import scatter
+    from embedlab.toolkit.plotting import scatter
 
     n = 30_000
     rng = np.random.default_rng(0)

@@ -25,10 +25,10 @@ import torch
 from safetensors.torch import load_file
 
 import embedlab
-import embedlab.learner
-from embedlab import checkpoint
-from embedlab.checkpoint import CheckpointError, checkpoint_dir, load_checkpoint
-from embedlab.testing import invoke
+import embedlab.training.learner
+from embedlab.training import checkpoint
+from embedlab.training.checkpoint import CheckpointError, checkpoint_dir, load_checkpoint
+from embedlab.authoring.testing import invoke
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"epoch_seconds", "rows_per_second"}
@@ -161,7 +161,7 @@ def test_sigkill_mid_epoch_keeps_the_old_run_and_resume_equals_a_straight_run(tm
     pytest.param(["synthetic-collab", *COLLAB, "--opt", "adam", "--wd-mode", "l2", "--freeze", "biases"],
                  id="collab-adam-l2-frozen"),
     pytest.param(["synthetic-collab", *COLLAB, "--opt", "adamw", "--sparse", "on"], id="collab-sparse-adam",
-                 marks=pytest.mark.skipif(not hasattr(embedlab.learner, "sparse_option"),
+                 marks=pytest.mark.skipif(not hasattr(embedlab.training.learner, "sparse_option"),
                                           reason="no sparse-gradient support in this tree")),
 ])
 def test_resume_after_an_interruption_equals_a_straight_run(tmp_path, stop_after, args):
@@ -229,15 +229,15 @@ def test_without_resume_an_old_checkpoint_is_reported_then_replaced(tmp_path, st
 
 
 def test_no_checkpoint_keeps_none(tmp_path, monkeypatch):
-    import embedlab.atomic
+    import embedlab.io.atomic
 
-    real, written = embedlab.atomic.atomic_dir, []
+    real, written = embedlab.io.atomic.atomic_dir, []
 
     def spy(path):
         written.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(embedlab.atomic, "atomic_dir", spy)
+    monkeypatch.setattr(embedlab.io.atomic, "atomic_dir", spy)
     assert invoke(["train", "synthetic-collab", *COLLAB, "--out", tmp_path / "a"]).exit_code == 0
     assert [p.parent.name for p in written] == [".a.checkpoint"] * 3  # one per epoch (the control)
     written.clear()
@@ -247,7 +247,7 @@ def test_no_checkpoint_keeps_none(tmp_path, monkeypatch):
 
 
 def test_only_rank_zero_writes_checkpoints(tmp_path, monkeypatch):
-    from embedlab import distributed
+    from embedlab.training import distributed
 
     monkeypatch.setattr(distributed, "is_writer", lambda: False)
     assert invoke(["train", "synthetic-collab", *COLLAB, "--out", tmp_path / "run"]).exit_code == 0
@@ -306,7 +306,7 @@ DDP_CONFIG = {"n_factors": 8, "epochs": 3, "bs": 64, "seed": 3, "threads": 1, "d
 
 def _ddp_worker(rank: int, world: int, port: int, out: str, resume: bool, stop: int) -> None:
     from datasets import synthetic_collab as S
-    from embedlab import distributed
+    from embedlab.training import distributed
     from embedlab.trainers.collab import CollabTrainer
 
     os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),

@@ -31,7 +31,7 @@ import torch
 import embedlab
 from embedlab.errors import RunFormatError
 from embedlab.run import EmbeddingTable, Run, load_run
-from embedlab.testing import invoke, synthetic_run_dir
+from embedlab.authoring.testing import invoke, synthetic_run_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIRS = ("embedlab", "plugins", "datasets")
@@ -148,7 +148,7 @@ def _python_sources() -> list[Path]:
 def _source_text(path: Path) -> str:
     text = path.read_text(encoding="utf-8")
     if path.name.endswith(".tmpl"):  # the scaffold's templates: check the code they generate
-        from embedlab.scaffold import plugin_names, render
+        from embedlab.authoring.scaffold import plugin_names, render
 
         text = render(text, plugin_names("checked"))
     return text

@@ -27,8 +27,8 @@ import embedlab
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.plugins import get_plugin_manager, plugin_infos
 from embedlab.registry import PluginConflictError, analyses
-from embedlab.scaffold import plugin_names, scaffold, template_files
-from embedlab.testing import (SYNTHETIC_DEFAULTS, invoke, plugin_registered,
+from embedlab.authoring.scaffold import plugin_names, scaffold, template_files
+from embedlab.authoring.testing import (SYNTHETIC_DEFAULTS, invoke, plugin_registered,
                               synthetic_run, synthetic_run_dir)
 
 pytest_plugins = ["pytester"]
@@ -158,7 +158,7 @@ def test_plugins_new_writes_a_complete_package(tmp_path):
     for step in ("pip install embedlab-genre-check", "pytest", "python -m build", "twine upload",
                  "--help-analysis genre-check"):
         assert step in readme
-    assert "embedlab.testing" in (pkg / "tests/test_embedlab_genre_check.py").read_text()
+    assert "embedlab.authoring.testing" in (pkg / "tests/test_embedlab_genre_check.py").read_text()
 
 
 def test_plugins_new_never_touches_an_existing_folder(tmp_path):
@@ -217,7 +217,7 @@ def test_generated_analysis_finds_planted_genres_in_process(tmp_path, monkeypatc
         sys.modules.pop("embedlab_sep_demo", None)
 
 
-# ---------------------------------------------------------------------------- embedlab.testing
+# ---------------------------------------------------------------------------- embedlab.authoring.testing
 def test_synthetic_run_is_small_cached_fresh_and_has_planted_truth(tmp_path):
     first, second = synthetic_run(), synthetic_run()
     assert first is not second and first.table("item") is not second.table("item")
@@ -283,7 +283,7 @@ def test_plugin_registered_rejects_a_misspelled_hook():
 
 
 def test_pytest_fixtures_are_offered(pytester):
-    pytester.makeconftest('pytest_plugins = ["embedlab.testing"]')
+    pytester.makeconftest('pytest_plugins = ["embedlab.authoring.testing"]')
     pytester.makepyfile('''
         import embedlab
 
@@ -606,6 +606,6 @@ def test_built_wheel_contains_the_templates(tmp_path):
          cwd=src, timeout=300)
     [wheel] = (tmp_path / "dist").glob("embedlab-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    templates = {f"embedlab/templates/plugin/{rel}" for rel, _ in template_files()}
+    templates = {f"embedlab/authoring/templates/plugin/{rel}" for rel, _ in template_files()}
     assert templates <= names
-    assert {"embedlab/testing.py", "embedlab/scaffold.py"} <= names
+    assert {"embedlab/authoring/testing.py", "embedlab/authoring/scaffold.py"} <= names

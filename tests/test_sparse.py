@@ -17,11 +17,11 @@ from click.testing import CliRunner
 from torch import nn
 
 from datasets import synthetic_collab as S
-from embedlab import learner as L
+from embedlab import training as L
 from embedlab.cli import make_cli
 from embedlab.errors import UsageError
-from embedlab.learner import FitConfig, Learner, resolve_sparse
-from embedlab.models import DotBias
+from embedlab.training import FitConfig, Learner, resolve_sparse
+from embedlab.training.models import DotBias
 from embedlab.trainers.collab import CollabTrainer, _row_l2
 
 DATA = {"users": 200, "items": 120, "ratings": 12000}

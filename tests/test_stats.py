@@ -1,4 +1,4 @@
-"""Unit tests of embedlab.stats against hand-computed cases, brute force and scipy references."""
+"""Unit tests of embedlab.toolkit.stats against hand-computed cases, brute force and scipy references."""
 from __future__ import annotations
 
 import itertools
@@ -10,8 +10,10 @@ import pytest
 from scipy import stats as sps
 from scipy.spatial import procrustes as scipy_procrustes
 from scipy.spatial.distance import squareform
+from embedlab.toolkit import cycles as C
+from embedlab.toolkit import projection as P
 
-from embedlab import stats as S
+from embedlab.toolkit import stats as S
 
 
 def _brute_mantel_p(x, y, method="spearman"):
@@ -234,31 +236,31 @@ def test_adjacency_rate_hand_case():
 # ---------------------------------------------------------------------------- tours
 def _brute_shortest(d):
     n = len(d)
-    return min(S.tour_length(d, (0,) + p) for p in itertools.permutations(range(1, n)))
+    return min(C.tour_length(d, (0,) + p) for p in itertools.permutations(range(1, n)))
 
 
 @pytest.mark.parametrize("n", [4, 5, 7, 8])
 def test_shortest_tour_exact_matches_brute_force(n):
     rng = np.random.default_rng(n)
     d = S.pairwise_distances(rng.normal(size=(n, 3)))  # cosine: not even a metric
-    tour = S.shortest_tour(d)
+    tour = C.shortest_tour(d)
     assert tour.exact and sorted(tour.order) == list(range(n)) and tour.order[0] == 0
     assert tour.length == pytest.approx(_brute_shortest(d), abs=1e-12)
-    assert tour.length == pytest.approx(S.tour_length(d, tour.order))
+    assert tour.length == pytest.approx(C.tour_length(d, tour.order))
 
 
 def test_shortest_tour_12_is_exact_and_fast_and_heuristic_close():
     rng = np.random.default_rng(12)
     d = S.pairwise_distances(rng.uniform(size=(12, 2)), "euclidean")
     t0 = time.process_time()
-    exact = S.shortest_tour(d)
+    exact = C.shortest_tour(d)
     assert exact.exact and time.process_time() - t0 < 2.0
-    heuristic = S.shortest_tour(d, exact_max=0)
+    heuristic = C.shortest_tour(d, exact_max=0)
     assert not heuristic.exact
     assert exact.length <= heuristic.length + 1e-12
     assert heuristic.length <= exact.length * 1.03
     for seed in range(5):  # a random start is never better than the optimum
-        assert S.tour_length(d, np.random.default_rng(seed).permutation(12)) >= exact.length - 1e-12
+        assert C.tour_length(d, np.random.default_rng(seed).permutation(12)) >= exact.length - 1e-12
 
 
 def test_heuristic_recovers_a_large_cycle():
@@ -268,21 +270,21 @@ def test_heuristic_recovers_a_large_cycle():
     perm = rng.permutation(n)
     pts = np.c_[np.cos(ang), np.sin(ang)][perm]  # entity i sits at angle of position perm[i]
     d = S.pairwise_distances(pts, "euclidean")
-    tour = S.shortest_tour(d)
+    tour = C.shortest_tour(d)
     assert not tour.exact
-    assert S.same_cycle(tour.order, np.argsort(perm))
+    assert C.same_cycle(tour.order, np.argsort(perm))
     assert tour.length == pytest.approx(n * 2 * np.sin(np.pi / n))
 
 
 def test_tour_test_exact_p_on_a_circle():
     ang = 2 * np.pi * np.arange(7) / 7
     d = S.pairwise_distances(np.c_[np.cos(ang), np.sin(ang)], "euclidean")
-    res = S.tour_test(d, np.arange(7))
+    res = C.tour_test(d, np.arange(7))
     # only the calendar cycle (one of (7-1)!/2 = 360 distinct closed tours) is that short
     assert res.exact and res.permutations == 720
     assert res.p == pytest.approx(1 / 360)
     assert res.ratio == pytest.approx(1.0)
-    shuffled = S.tour_test(d, np.array([0, 3, 6, 2, 5, 1, 4]))  # the star heptagon: the longest
+    shuffled = C.tour_test(d, np.array([0, 3, 6, 2, 5, 1, 4]))  # the star heptagon: the longest
     assert shuffled.p == pytest.approx(1.0) and shuffled.ratio > 2
 
 
@@ -290,46 +292,46 @@ def test_tour_test_sampled_p_and_brute_force_exact():
     rng = np.random.default_rng(2)
     d = S.pairwise_distances(rng.normal(size=(6, 3)))
     order = rng.permutation(6)
-    obs = S.tour_length(d, order)
-    lengths = [S.tour_length(d, p) for p in itertools.permutations(range(6))]
-    res = S.tour_test(d, order)
+    obs = C.tour_length(d, order)
+    lengths = [C.tour_length(d, p) for p in itertools.permutations(range(6))]
+    res = C.tour_test(d, order)
     assert res.p == pytest.approx(np.mean(np.array(lengths) <= obs + 1e-12))
-    sampled = S.tour_test(d, order, 20000, seed=0, exact=False)
+    sampled = C.tour_test(d, order, 20000, seed=0, exact=False)
     assert sampled.p == pytest.approx(res.p, abs=0.015)
     with pytest.raises(ValueError):
-        S.tour_test(d, [0, 1, 2, 3, 4, 4])
+        C.tour_test(d, [0, 1, 2, 3, 4, 4])
 
 
 # ---------------------------------------------------------------------------- cyclic orders
 def test_circular_rank_agreement_is_invariant_to_rotation_and_reflection():
     pos = np.arange(7)
-    assert S.circular_rank_agreement([0, 1, 2, 3, 4, 5, 6], pos) == pytest.approx(1.0)
-    assert S.circular_rank_agreement([3, 4, 5, 6, 0, 1, 2], pos) == pytest.approx(1.0)
-    assert S.circular_rank_agreement([5, 4, 3, 2, 1, 0, 6], pos) == pytest.approx(1.0)
+    assert C.circular_rank_agreement([0, 1, 2, 3, 4, 5, 6], pos) == pytest.approx(1.0)
+    assert C.circular_rank_agreement([3, 4, 5, 6, 0, 1, 2], pos) == pytest.approx(1.0)
+    assert C.circular_rank_agreement([5, 4, 3, 2, 1, 0, 6], pos) == pytest.approx(1.0)
     # one swap: best alignment correlates ranks (0,1,2,3,4,6,5) with (0..6): 1 - 6*2/(7*48)
-    assert S.circular_rank_agreement([0, 1, 2, 3, 4, 6, 5], pos) == pytest.approx(1 - 12 / 336)
-    star = S.circular_rank_agreement([0, 3, 6, 2, 5, 1, 4], pos)
-    chance = S.agreement_chance(7, pos, samples=4000, seed=0)
+    assert C.circular_rank_agreement([0, 1, 2, 3, 4, 6, 5], pos) == pytest.approx(1 - 12 / 336)
+    star = C.circular_rank_agreement([0, 3, 6, 2, 5, 1, 4], pos)
+    chance = C.agreement_chance(7, pos, samples=4000, seed=0)
     assert star < 1 and 0 < chance < 1
-    assert S.same_cycle([2, 1, 0, 6, 5, 4, 3], np.arange(7)) and not S.same_cycle([0, 2, 1, 3], np.arange(4))
+    assert C.same_cycle([2, 1, 0, 6, 5, 4, 3], np.arange(7)) and not C.same_cycle([0, 2, 1, 3], np.arange(4))
 
 
 def test_orient_tour_prints_in_calendar_direction():
     pos = np.array([3, 0, 1, 2])  # entity 1 is first in the calendar, then 2, 3, 0
-    assert list(S.orient_tour([0, 3, 2, 1], pos)) == [1, 2, 3, 0]
-    assert list(S.orient_tour([2, 1, 0, 3], pos)) == [1, 2, 3, 0]
+    assert list(C.orient_tour([0, 3, 2, 1], pos)) == [1, 2, 3, 0]
+    assert list(C.orient_tour([2, 1, 0, 3], pos)) == [1, 2, 3, 0]
 
 
 def test_project_2d_pca_and_1d():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(10, 5)) * [5, 2, 0.1, 0.1, 0.1]
-    p = S.project_2d(x)
+    p = P.project_2d(x)
     assert p.shape == (10, 2)
     assert np.var(p[:, 0]) > np.var(p[:, 1])
-    one = S.project_2d(np.arange(5.0)[:, None])
+    one = P.project_2d(np.arange(5.0)[:, None])
     assert one.shape == (5, 2) and np.all(one[:, 1] == 0)
     with pytest.raises(ValueError):
-        S.project_2d(x, "nope")
+        P.project_2d(x, "nope")
 
 
 def test_describe_p_marks_the_resolution_limit():

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import embedlab
 from embedlab.errors import DataError, EmbedlabError, UsageError
-from embedlab.models import EntityEmbeddingNet, emb_sz_rule
+from embedlab.training.models import EntityEmbeddingNet, emb_sz_rule
 from embedlab.trainers.tabular import PRESETS, TabularProcessor, TabularTrainer, rmspe
 
 # small, quick settings: ~20k synthetic rows, a small MLP

@@ -77,7 +77,7 @@ def test_network_row_matches_the_runs_own_validation_mape(tabular_run):
 
 
 def test_the_training_rows_are_the_runs_own_sample(tabular_run):
-    from embedlab_plugins._rerun import reload_dataset
+    from embedlab.toolkit.retrain import reload_dataset
     from embedlab_plugins.transfer import run_rows
 
     ds = reload_dataset(tabular_run)
@@ -94,7 +94,7 @@ def test_bad_options_and_missing_loader_options(tabular_run, tmp_path):
     from embedlab.run import Run
 
     bare = Run(meta, tabular_run.tables, tabular_run.tensors(), tabular_run.path)
-    from embedlab_plugins._rerun import reload_dataset
+    from embedlab.toolkit.retrain import reload_dataset
 
     with pytest.raises(UsageError, match="does not record the loader options"):
         reload_dataset(bare)

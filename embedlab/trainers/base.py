@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
 
 import click
 
-from ..data import Dataset
-from ..run import Run, versions
+from embedlab.data import Dataset
+from embedlab.run import Run, versions
 
 if TYPE_CHECKING:  # torch loads when a trainer trains, not when the CLI reads its options
-    from ..learner import LRFindResult
+    from embedlab.training.lr_find import LRFindResult
 
 
 @runtime_checkable

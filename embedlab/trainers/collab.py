@@ -10,19 +10,19 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset, collab_entity_stats
-from ..errors import UsageError
-from ..fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
-from ..hookspecs import hookimpl
-from ..pretrained import Slot, init_from_config
-from ..run import EmbeddingTable, Run
-from .base import option_defaults, run_meta, torch_threads
+from embedlab.data import Dataset, collab_entity_stats
+from embedlab.errors import UsageError
+from embedlab.training.fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
+from embedlab.hookspecs import hookimpl
+from embedlab.training.pretrained import Slot, init_from_config
+from embedlab.run import EmbeddingTable, Run
+from embedlab.trainers.base import option_defaults, run_meta, torch_threads
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that train (fast CLI)
     import torch
 
-    from ..learner import LRFindResult
-    from ..models import DotBias
+    from embedlab.training.lr_find import LRFindResult
+    from embedlab.training.models import DotBias
 
 OPTIONS = [
     click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100, show_default=True,
@@ -70,9 +70,9 @@ class CollabTrainer:
         import torch
         from torch import nn
 
-        from .. import distributed
-        from ..learner import Learner, seed_everything
-        from ..models import DotBias
+        from embedlab.training import distributed
+        from embedlab.training.learner import Learner, seed_everything
+        from embedlab.training.models import DotBias
 
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
@@ -128,7 +128,7 @@ class CollabTrainer:
 
     # ---------------------------------------------------------------- API
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
-        from .. import distributed
+        from embedlab.training import distributed
 
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
         users, items, model, learner, y_range = self._prepare(ds, config, progress)
@@ -166,7 +166,7 @@ class CollabTrainer:
                sharded: bool = False) -> EmbeddingTable:
         stats = collab_entity_stats(ds.train, key_col, ds.roles["rating"]).reindex(keys)
         if sharded:  # this rank's training rows only: sum counts and ratings over the ranks
-            from .. import distributed
+            from embedlab.training import distributed
 
             count = stats["count"].fillna(0).to_numpy(dtype=np.float64)
             total = distributed.all_reduce_sum((stats["mean_rating"].astype(np.float64) * count).fillna(0).to_numpy())
@@ -201,7 +201,7 @@ def _loader_shard(ds: Dataset, config: dict[str, Any], ddp: bool) -> dict | None
     shard = ds.info.get("shard")
     if not shard:
         return None
-    from .. import distributed
+    from embedlab.training import distributed
 
     mine = {"rank": distributed.rank(), "world": distributed.world_size(), "seed": config["seed"]}
     if not (ddp and config.get("shard_data")) or any(shard.get(k) != v for k, v in mine.items()):

@@ -22,18 +22,18 @@ import click
 import numpy as np
 import pandas as pd
 
-from ..data import Dataset, sample_rows
-from ..errors import DataError, UsageError
-from ..fitconfig import fit_config, fit_options
-from ..hookspecs import hookimpl
-from ..pretrained import Slot, init_from_config
-from ..run import EmbeddingTable, Run
-from .base import option_defaults, run_meta, torch_threads
+from embedlab.data import Dataset, sample_rows
+from embedlab.errors import DataError, UsageError
+from embedlab.training.fitconfig import fit_config, fit_options
+from embedlab.hookspecs import hookimpl
+from embedlab.training.pretrained import Slot, init_from_config
+from embedlab.run import EmbeddingTable, Run
+from embedlab.trainers.base import option_defaults, run_meta, torch_threads
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that use them (fast CLI)
     import torch
 
-    from ..learner import LRFindResult
+    from embedlab.training.lr_find import LRFindResult
 
 #: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -421,8 +421,8 @@ class TabularTrainer:
     def _prepare(self, ds: Dataset, cfg: dict[str, Any], progress: bool = True) -> _Prepared:
         from torch import nn
 
-        from ..learner import Learner, seed_everything
-        from ..models import EntityEmbeddingNet, emb_sz_rule
+        from embedlab.training.learner import Learner, seed_everything
+        from embedlab.training.models import EntityEmbeddingNet, emb_sz_rule
 
         if ds.kind != "tabular":
             raise UsageError(f"dataset {ds.name!r} is of kind {ds.kind!r}, not tabular")
@@ -606,7 +606,7 @@ class TabularTrainer:
         """
         import torch
 
-        from ..models import EntityEmbeddingNet
+        from embedlab.training.models import EntityEmbeddingNet
 
         info = run.meta.get("tabular")
         if not info:

@@ -1,0 +1,351 @@
+"""Exporting embedding tables to formats other tools read, and reading them back.
+
+- ``projector``: TensorFlow Embedding Projector (https://projector.tensorflow.org) files:
+  ``vectors.tsv`` (one row of tab-separated floats per entity, no header) and ``metadata.tsv``
+  (a header row, then label, key and the annotations; load both with "Load" in the Projector).
+- ``word2vec``: the word2vec text format (``vectors.txt``: a ``N DIM`` header line, then
+  ``TOKEN v1 v2 ...``), read by gensim's ``KeyedVectors.load_word2vec_format``. Tokens are
+  the entity keys with whitespace replaced by ``_``; ``metadata.tsv`` maps them back.
+- ``npy``: ``vectors.npy`` (float32, NumPy's format, no pickle) and ``keys.txt`` (one key per
+  line, in row order), plus ``metadata.tsv``.
+- ``csv``: ``coordinates.csv``: key, label, bias, annotations and projected coordinates
+  (PCA components 1-3 over all observed entities; UMAP too when asked).
+
+Every file is written atomically; text from data has tabs and newlines replaced by spaces so
+a label can never break a row. :func:`read_vectors` reads the first three back (or the same
+formats from other tools); embedlab.training.pretrained aligns them with a model's tables.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from embedlab.io.atomic import atomic_file
+from embedlab.errors import DataError, UsageError
+from embedlab.run import EmbeddingTable
+
+FORMATS = ("projector", "word2vec", "npy", "csv")
+_WS = re.compile(r"[\t\r\n]+")
+
+
+def _clean(value: Any) -> str:
+    """One TSV cell: no tab or newline can survive; missing values are empty."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    return _WS.sub(" ", str(value))
+
+
+def _token(key: Any) -> str:
+    token = re.sub(r"\s+", "_", str(key).strip())
+    return token or "_"
+
+
+def metadata_frame(table: EmbeddingTable) -> pd.DataFrame:
+    """label, key, bias (if any) and the annotations, one row per entity (row order)."""
+    frame = table.frame()
+    cols = ["label", "key"] + [c for c in frame.columns if c not in ("label", "key")]
+    return frame[cols]
+
+
+def _write_tsv_rows(path: Path, rows: list[list[Any]], header: list[str] | None = None) -> None:
+    with atomic_file(path, "w", encoding="utf-8", newline="\n") as fh:
+        if header is not None:
+            fh.write("\t".join(_clean(h) for h in header) + "\n")
+        for row in rows:
+            fh.write("\t".join(_clean(v) for v in row) + "\n")
+
+
+def _write_metadata(table: EmbeddingTable, path: Path) -> Path:
+    meta = metadata_frame(table)
+    values = meta.astype(object).where(meta.notna(), None).to_numpy().tolist()
+    _write_tsv_rows(path, values, header=list(meta.columns))
+    return path
+
+
+def _float_text(vectors: np.ndarray) -> list[str]:
+    """Rows of floats as text with 6 significant digits (exact enough, half the size of repr)."""
+    return [" ".join(f"{v:.6g}" for v in row) for row in np.asarray(vectors, dtype=np.float32)]
+
+
+def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0) -> pd.DataFrame:
+    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2) of every observed entity.
+
+    The coordinates are those of the registered ``pca`` and ``umap`` analyses run with
+    ``--top-n 0`` (all observed entities), found through the plugin registry like any
+    analysis, so the CSV matches what a report shows.
+    """
+    from embedlab.registry import analyses
+    from embedlab.run import Run
+
+    found = analyses()
+    wanted = ["pca"] + (["umap"] if umap else [])
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise UsageError(f"the csv export needs the {', '.join(missing)} analysis plugin(s), which are not "
+                         f"installed; installed analyses: {', '.join(found) or '(none)'}")
+    run = Run({"dataset": "export"}, {table.name: table})
+    out = table.frame()
+    for name, cols, prefix in (("pca", ("PC1", "PC2", "PC3"), "pca_"), ("umap", ("UMAP 1", "UMAP 2"), "umap_")):
+        if name not in wanted:
+            continue
+        analysis = found[name]
+        from embedlab.analysis import resolve_options
+
+        options = resolve_options(analysis, {"top_n": 0, "seed": seed})
+        plot = analysis.run(run, table.name, options).data["plot"]
+        coords = pd.DataFrame({"key": plot["key"].to_numpy()})
+        for i, col in enumerate(c for c in cols if c in plot):
+            coords[f"{prefix}{i + 1}"] = np.round(plot[col].to_numpy(dtype=float), 6)
+        out = out.merge(coords, on="key", how="inner" if name == "pca" else "left")
+    return out
+
+
+def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,
+                 seed: int = 0) -> list[Path]:
+    """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
+    files written. Existing files of the same names are replaced atomically; nothing else in
+    ``out_dir`` is touched."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file; give a folder for the exported files")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if fmt == "projector":
+        with atomic_file(out / "vectors.tsv", "w", encoding="utf-8", newline="\n") as fh:
+            for line in _float_text(table.vectors):
+                fh.write(line.replace(" ", "\t") + "\n")
+        written += [out / "vectors.tsv", _write_metadata(table, out / "metadata.tsv")]
+    elif fmt == "word2vec":
+        with atomic_file(out / "vectors.txt", "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(f"{len(table)} {table.dim}\n")
+            for key, line in zip(table.keys, _float_text(table.vectors)):
+                fh.write(f"{_token(key)} {line}\n")
+        written += [out / "vectors.txt", _write_metadata(table, out / "metadata.tsv")]
+    elif fmt == "npy":
+        with atomic_file(out / "vectors.npy", "wb") as fh:
+            np.save(fh, np.ascontiguousarray(table.vectors, dtype=np.float32), allow_pickle=False)
+        with atomic_file(out / "keys.txt", "w", encoding="utf-8", newline="\n") as fh:
+            for key in table.keys:
+                fh.write(_clean(key) + "\n")
+        written += [out / "vectors.npy", out / "keys.txt", _write_metadata(table, out / "metadata.tsv")]
+    else:  # csv
+        coords = projected_coordinates(table, umap=umap, seed=seed)
+        with atomic_file(out / "coordinates.csv", "w", encoding="utf-8", newline="") as fh:
+            coords.to_csv(fh, index=False)
+        written.append(out / "coordinates.csv")
+    return written
+
+
+# ---------------------------------------------------------------------------- importing
+# The readers of the formats above (``csv`` holds projections, not vectors, so it is export
+# only). They return the rows as they are in the file; aligning them with a model's keys is
+# embedlab.training.pretrained's job. Every problem is a DataError naming the file (and line).
+IMPORT_FORMATS = ("projector", "word2vec", "npy")
+_VECTOR_FILES = {"projector": "vectors.tsv", "word2vec": "vectors.txt", "npy": "vectors.npy"}
+
+
+class ImportedVectors:
+    """Vectors read from a file: ``keys`` (str, row order), ``vectors`` (n x k float32).
+
+    ``tokens`` is True when the keys are word2vec tokens (whitespace in the original keys
+    became ``_``), so matching must tokenise the other side too.
+    """
+
+    def __init__(self, keys: list[str], vectors: np.ndarray, fmt: str, path: Path,
+                 keys_path: Path | None = None, tokens: bool = False) -> None:
+        self.keys, self.vectors, self.fmt, self.path = keys, vectors, fmt, path
+        self.keys_path, self.tokens = keys_path, tokens
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def token(key: Any) -> str:
+    """The word2vec token of a key (what :func:`export_table` writes)."""
+    return _token(key)
+
+
+def detect_format(path: str | Path) -> str:
+    """``projector`` (.tsv), ``word2vec`` (.txt/.vec/.w2v) or ``npy`` (.npy), by extension."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".tsv":
+        return "projector"
+    if suffix in (".txt", ".vec", ".w2v"):
+        return "word2vec"
+    if suffix == ".npy":
+        return "npy"
+    if suffix == ".bin":
+        raise UsageError(f"{path}: binary word2vec files are not read; convert it to the text format "
+                         f"(gensim: KeyedVectors.save_word2vec_format(..., binary=False))")
+    raise UsageError(f"{path}: unknown vector format {suffix or '(no extension)'!r}; give a Projector "
+                     f"vectors.tsv, a word2vec text file (.txt/.vec) or a .npy file")
+
+
+def vectors_file_in(folder: str | Path) -> Path | None:
+    """The one vectors file :func:`export_table` writes into ``folder`` (None if none or several)."""
+    found = [Path(folder) / f for f in _VECTOR_FILES.values() if (Path(folder) / f).is_file()]
+    return found[0] if len(found) == 1 else None
+
+
+def _lines(path: Path) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
+
+
+def read_keys(path: str | Path) -> list[str]:
+    """Keys, one per row of a vectors file: a plain list (one key per line, as ``keys.txt``)
+    or a TSV with a header row (as ``metadata.tsv``), whose ``key`` column is used (its first
+    column when it has none; a one-column TSV has no header, as the Projector expects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: keys file not found")
+    lines = _lines(path)
+    if not lines:
+        raise DataError(f"{path}: the keys file is empty")
+    if "\t" not in lines[0]:
+        return [line.strip() for line in lines]
+    header = lines[0].split("\t")
+    col = header.index("key") if "key" in header else 0
+    out = []
+    for n, line in enumerate(lines[1:], start=2):
+        cells = line.split("\t")
+        if len(cells) <= col:
+            raise DataError(f"{path}: line {n} has {len(cells)} fields, the header {len(header)}")
+        out.append(cells[col].strip())
+    return out
+
+
+def _floats(cells: list[str], path: Path, line: int) -> list[float]:
+    try:
+        return [float(c) for c in cells]
+    except ValueError:
+        bad = next(c for c in cells if not _is_float(c))
+        raise DataError(f"{path}: line {line}: {bad!r} is not a number") from None
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _sibling_keys(path: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (path.parent / name).is_file():
+            return path.parent / name
+    return None
+
+
+def read_vectors(path: str | Path, keys: str | Path | None = None, fmt: str | None = None) -> ImportedVectors:
+    """Read a vectors file written by :func:`export_table` or by another tool.
+
+    * projector: ``vectors.tsv``; keys from ``keys`` or the ``metadata.tsv`` beside it;
+    * word2vec: text format (``N DIM`` header optional, as GloVe has none); keys are its
+      tokens, or the ``key`` column of ``keys``/the ``metadata.tsv`` beside it when that
+      has one row per vector (embedlab's own exports: the original, untokenised keys);
+    * npy: a 2-D float array (never unpickled); keys from ``keys`` or ``keys.txt`` /
+      ``metadata.tsv`` beside it.
+
+    Checked here: a keys file with as many rows as vectors, no duplicate key, every value
+    finite, every row the same length.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: vectors file not found")
+    fmt = fmt or detect_format(path)
+    if fmt not in IMPORT_FORMATS:
+        raise UsageError(f"unknown vector format {fmt!r}; choose one of: {', '.join(IMPORT_FORMATS)}")
+    keys_path = Path(keys) if keys is not None else None
+    tokens = False
+    if fmt == "npy":
+        try:
+            vectors = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise DataError(f"{path}: not a readable .npy array without pickles ({exc})") from None
+        if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
+            raise DataError(f"{path}: expected a 2-D numeric array (rows x dimensions), found "
+                            f"shape {vectors.shape} of {vectors.dtype}")
+        keys_path = keys_path or _sibling_keys(path, ("keys.txt", "metadata.tsv"))
+        if keys_path is None:
+            raise UsageError(f"{path}: a .npy file holds no keys; give the keys file with --init-keys")
+        row_keys = read_keys(keys_path)
+    elif fmt == "projector":
+        rows = []
+        width = None
+        for n, line in enumerate(_lines(path), start=1):
+            if not line.strip():
+                raise DataError(f"{path}: line {n} is empty")
+            cells = _floats(line.split("\t"), path, n)
+            if width is None:
+                width = len(cells)
+            elif len(cells) != width:
+                raise DataError(f"{path}: line {n} has {len(cells)} values, line 1 has {width}")
+            rows.append(cells)
+        vectors = np.asarray(rows, dtype=np.float64).reshape(len(rows), width or 0)
+        keys_path = keys_path or _sibling_keys(path, ("metadata.tsv",))
+        if keys_path is None:
+            raise UsageError(f"{path}: a Projector vectors.tsv holds no keys; give its metadata.tsv "
+                             f"(or a keys file) with --init-keys")
+        row_keys = read_keys(keys_path)
+    else:  # word2vec text
+        lines = _lines(path)
+        head = lines[0].split() if lines else []
+        start, declared = 0, None
+        if len(head) == 2 and all(h.isdigit() for h in head):
+            start, declared = 1, (int(head[0]), int(head[1]))
+        row_keys, rows, width = [], [], None
+        for n, line in enumerate(lines[start:], start=start + 1):
+            parts = line.rstrip().split(" ")
+            if len(parts) < 2:
+                raise DataError(f"{path}: line {n} should be TOKEN v1 v2 ... (found {line[:40]!r})")
+            cells = _floats(parts[1:], path, n)
+            if width is None:
+                width = len(cells)
+            elif len(cells) != width:
+                raise DataError(f"{path}: line {n} has {len(cells)} values, the first vector {width}")
+            row_keys.append(parts[0])
+            rows.append(cells)
+        if declared is not None and declared != (len(rows), width or declared[1]):
+            raise DataError(f"{path}: the header says {declared[0]} vectors of {declared[1]} values, "
+                            f"the file has {len(rows)} of {width}")
+        vectors = np.asarray(rows, dtype=np.float64).reshape(len(rows), width or 0)
+        tokens = True
+        meta = keys_path or _sibling_keys(path, ("metadata.tsv",))
+        if meta is not None:
+            meta_keys = read_keys(meta)
+            if keys_path is not None or (len(meta_keys) == len(row_keys)
+                                         and [_token(k) for k in meta_keys] == row_keys):
+                row_keys, keys_path, tokens = meta_keys, meta, False
+    if len(vectors) == 0:
+        raise DataError(f"{path}: no vectors in the file")
+    if len(row_keys) != len(vectors):
+        raise DataError(f"{keys_path or path}: {len(row_keys)} keys for {len(vectors)} vectors in {path}; "
+                        f"the keys file must have one key per vector row, in the same order")
+    seen: dict[str, int] = {}
+    for i, k in enumerate(row_keys):
+        if k in seen:
+            raise DataError(f"{keys_path or path}: key {k!r} appears twice (rows {seen[k] + 1} and {i + 1}); "
+                            f"keys must be unique")
+        seen[k] = i
+    finite = np.isfinite(vectors)
+    if not finite.all():
+        row = int(np.flatnonzero(~finite.all(axis=1))[0])
+        raise DataError(f"{path}: the vector of key {row_keys[row]!r} (row {row + 1}) holds "
+                        f"{float(vectors[row][~finite[row]][0])}; every value must be a finite number")
+    return ImportedVectors(list(row_keys), vectors.astype(np.float32), fmt, path, keys_path, tokens)

@@ -1,0 +1,41 @@
+"""The training engine: the loop, optimizers and schedules, the lr finder, fit options, models,
+checkpoints, torchrun/DDP and pretrained initialisation.
+
+This package is the public API for trainer authors: ``from embedlab.training import Learner,
+fit_options, fit_config, LRSlice, seed_everything``. Names load on first use, so importing the
+torch-free option builders (:mod:`embedlab.training.fitconfig`) does not import torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: public name -> the module of this package that defines it
+_EXPORTS = {
+    **dict.fromkeys(["Learner", "FitResult", "seed_everything", "Metrics"], "learner"),
+    **dict.fromkeys(["LazyAdam", "make_optimizer", "make_scheduler", "l2_penalty", "sparse_parameters",
+                     "momentum_of", "RMSPROP_ALPHA", "MOMENTUM_CYCLE"], "optim"),
+    **dict.fromkeys(["LRFindResult", "SUGGESTION_RULES"], "lr_find"),
+    **dict.fromkeys(["DEFAULT_BETAS", "DEFAULT_EPS", "DEFAULT_LR_RATIO", "DEFAULT_MOMENTUM", "DEFAULT_WD_RATIO",
+                     "HYPERPARAMETERS", "OPTIMIZERS", "SCHEDULES", "SPARSE_AUTO_PARAMS", "SPARSE_HELP",
+                     "SPARSE_MODES", "SPARSE_OPTIMIZERS", "WD_MODE_HELP", "WD_MODES", "DefaultsOption",
+                     "FitConfig", "FitDefaults", "LRParam", "LRSlice", "auto_wd_mode", "fit_config",
+                     "fit_options", "parse_groups", "resolve_sparse", "sparse_option"], "fitconfig"),
+    **dict.fromkeys(["DotBias", "EntityEmbeddingNet", "emb_sz_rule"], "models"),
+    **dict.fromkeys(["Slot", "init_from_config", "init_options"], "pretrained"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'embedlab.training' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,0 +1,448 @@
+"""The training loop shared by every trainer: optimizers, weight decay, schedules, lr finder.
+
+Lesson 5 builds SGD, momentum, RMSProp and Adam by hand, explains why L2 regularisation and
+weight decay differ once momentum is involved, and ends with one-cycle. This module offers
+each of those choices to every trainer through torch.optim's own implementations:
+
+* :func:`fit_options` makes the shared click options (``--epochs --lr --wd --bs --seed --opt
+  --momentum --betas --eps --wd-mode --schedule``), defined once in :mod:`embedlab.training.fitconfig`
+  (torch-free, so the CLI builds without importing torch; every name is re-exported here); a
+  trainer lists them next to its model options with its own defaults.
+* :class:`FitConfig` is what those options mean; :func:`fit_config` turns a trainer's config
+  dict into one (resolving the per-optimizer defaults) and :meth:`Learner.fit` consumes it.
+* Every optimizer param group is one of the model's layer groups (``model.layer_groups()``,
+  an ordered ``name -> params`` mapping) and carries its ``name``, its own ``lr`` and ``wd``,
+  so freezing and discriminative learning rates act per group; schedules scale each group's
+  own maximum lr.
+* Freezing (``--freeze GROUPS``, ``--freeze-to N``; :meth:`Learner.freeze`,
+  :meth:`Learner.unfreeze`, :meth:`Learner.freeze_to`): a frozen group's parameters get
+  ``requires_grad=False`` and no optimizer param group, so they receive no gradient, no
+  optimizer state and no weight decay (of either mode), and the batch-norm layers whose
+  parameters are all frozen keep their running statistics: the group's tensors come out of
+  training bit-identical.
+* Discriminative learning rates (``--lr LO:HI``, :class:`LRSlice`), fastai's ``slice``
+  semantics over the model's layer groups in order (frozen ones count):
+
+  - ``--lr LO:HI``: geometric from LO (the earliest group) to HI (the last), i.e. group i of
+    n gets ``LO * (HI/LO) ** (i/(n-1))``; ``--lr HI:HI`` is one lr for every group.
+  - ``--lr :HI``: fastai's ``slice(HI)``: the last group HI, every earlier group HI/10.
+  - ``--lr HI`` (a plain number): every group HI when training from scratch; when the run
+    starts from pretrained tables (``--init-from``) and freezes nothing, it is read as
+    ``:HI`` (fastai's ``slice(HI)``: the pretrained, earlier groups at HI/10). With
+    ``--freeze`` it stays one lr for every trainable group, as fastai's ``fit(lr)`` after
+    ``freeze()``.
+  - a model with one group takes HI in every form.
+
+* Sparse embedding gradients (``--sparse``, :func:`sparse_option`, :func:`resolve_sparse`):
+  a model whose ``nn.Embedding`` tables are built with ``sparse=True`` gets param groups
+  flagged ``sparse`` and the optimizer's sparse form (:class:`LazyAdam`, torch.optim.SparseAdam's
+  update, for adam/adamw; SGD for sgd), with lazy weight decay on the looked-up rows; schedules, freezing and per-group
+  lrs work as for dense groups.
+
+Batches are made by indexing whole tensors with a shuffled permutation, not by a per-sample
+Python DataLoader: for embedding models the loop itself is the hot path.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from embedlab.errors import UsageError
+from embedlab.training.lr_find import LRFindResult
+from embedlab.training.optim import momentum_of, l2_penalty, make_optimizer, make_scheduler, sparse_parameters
+from embedlab.training.fitconfig import DEFAULT_LR_RATIO, FitConfig, LRSlice
+
+Metrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy; return a generator for shuffling."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+# ---------------------------------------------------------------------------- the learner
+@dataclass
+class FitResult:
+    """Per-epoch history, wall time, the last row, the resolved config and per-step schedules."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    final: dict[str, float] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    lrs: dict[str, list[float]] = field(default_factory=dict)
+    moms: dict[str, list[float]] = field(default_factory=dict)
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    init: dict[str, Any] | None = None
+
+    @property
+    def frozen(self) -> list[str]:
+        return [n for n, g in self.groups.items() if g.get("frozen")]
+
+    def record(self) -> dict[str, Any]:
+        """What run.json keeps about the fit beyond the config: each layer group's max lr,
+        weight decay, size and whether it was frozen; the frozen groups; where tables were
+        initialised from (``init``, None when from scratch)."""
+        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init}
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+class Learner:
+    """Trains ``model(*inputs) -> predictions`` against ``target`` with ``loss_fn``.
+
+    :param train: tuple of tensors ``(*inputs, target)`` with equal first dimension.
+    :param valid: the same for validation, or None.
+    :param metrics: ``metrics(pred, target) -> dict`` on the whole validation set.
+    :param regularizer: optional ``regularizer(model, inputs) -> tensor`` added to the loss
+        (e.g. an L2 penalty on the embedding rows a batch looked up).
+    """
+
+    def __init__(self, model: nn.Module, train: Sequence[torch.Tensor],
+                 valid: Sequence[torch.Tensor] | None, loss_fn: Callable, metrics: Metrics | None = None,
+                 bs: int = 256, regularizer: Callable | None = None, seed: int = 42) -> None:
+        self.model = model
+        self.train_inputs, self.train_target = tuple(train[:-1]), train[-1]
+        self.valid = None if valid is None else (tuple(valid[:-1]), valid[-1])
+        self.loss_fn = loss_fn
+        self.metrics = metrics
+        self.bs = int(bs)
+        self.regularizer = regularizer
+        self.seed = seed
+        self.generator = seed_everything(seed)
+        #: where the model's tables were initialised from (set by :func:`embedlab.training.pretrained.init_from_config`)
+        self.init: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------ pieces
+    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The model's named layer groups (one group ``all`` when it defines none)."""
+        groups = getattr(self.model, "layer_groups", None)
+        if groups is None:
+            return {"all": list(self.model.parameters())}
+        return dict(groups())
+
+    # ------------------------------------------------------------ freezing
+    @property
+    def frozen_groups(self) -> list[str]:
+        """Layer groups none of whose parameters train."""
+        return [name for name, params in self.layer_groups().items()
+                if params and not any(p.requires_grad for p in params)]
+
+    def freeze_groups(self, names: Sequence[str]) -> None:
+        """Freeze exactly the layer groups ``names``; every other group trains."""
+        groups = self.layer_groups()
+        unknown = [n for n in names if n not in groups]
+        if unknown:
+            raise UsageError(f"--freeze {','.join(names)}: the model has no layer group "
+                             f"{unknown[0]!r}; its groups are: {', '.join(groups)}")
+        for name, params in groups.items():
+            for p in params:
+                p.requires_grad_(name not in names)
+
+    def freeze_to(self, n: int) -> None:
+        """fastai's ``freeze_to(n)``: freeze the first ``n`` layer groups, train the rest
+        (negative ``n`` counts from the end: ``freeze_to(-1)`` trains the last group only)."""
+        names = list(self.layer_groups())
+        if not -len(names) <= int(n) <= len(names):
+            raise UsageError(f"--freeze-to {n}: the model has {len(names)} layer groups "
+                             f"({', '.join(names)})")
+        self.freeze_groups(names[:int(n)])
+
+    def freeze(self) -> None:
+        """Freeze every layer group but the last (fastai's ``freeze()``)."""
+        self.freeze_to(-1)
+
+    def unfreeze(self) -> None:
+        """Train every layer group."""
+        self.freeze_to(0)
+
+    def _hold_frozen_norms(self) -> None:
+        """Batch-norm layers whose parameters are all frozen stop updating their running
+        statistics (eval mode), so a frozen group's tensors stay bit-identical."""
+        for module in self.model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                params = list(module.parameters(recurse=False))
+                if params and not any(p.requires_grad for p in params):
+                    module.eval()
+
+    def group_lrs(self, lr: float | Mapping[str, float] | LRSlice) -> dict[str, float]:
+        """The max lr of every layer group (frozen ones included) for an lr spec."""
+        layer_groups = self.layer_groups()
+        if isinstance(lr, LRSlice):
+            return dict(zip(layer_groups, lr.spread(len(layer_groups))))
+        if isinstance(lr, Mapping):
+            unknown = sorted(set(lr) - set(layer_groups))
+            missing = sorted(set(layer_groups) - set(lr))
+            if unknown or missing:
+                raise UsageError(f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
+                                 f"the model's groups are {list(layer_groups)}")
+            return {name: float(lr[name]) for name in layer_groups}
+        return {name: float(lr) for name in layer_groups}
+
+    def param_groups(self, lr: float | Mapping[str, float] | LRSlice, wd: float) -> list[dict[str, Any]]:
+        """One optimizer param group per layer group with trainable parameters.
+
+        Each carries ``name``, its max ``lr`` (``lr`` may map group names to lrs, or be an
+        :class:`LRSlice` spread over every group, frozen ones counted) and ``wd``. A group whose
+        parameters all get sparse gradients (:func:`sparse_parameters`) also carries
+        ``sparse=True``, which :func:`make_optimizer` turns into the optimizer's sparse form.
+        """
+        layer_groups = self.layer_groups()
+        lrs = self.group_lrs(lr)
+        sparse_ids = sparse_parameters(self.model)
+        out = []
+        for name, params in layer_groups.items():
+            params = [p for p in params if p.requires_grad]
+            if params:
+                group_lr = lrs[name]
+                group = {"params": params, "name": name, "lr": group_lr, "wd": float(wd)}
+                n_sparse = sum(id(p) in sparse_ids for p in params)
+                if n_sparse:
+                    if n_sparse != len(params):
+                        raise UsageError(f"layer group {name!r} mixes sparse-gradient embeddings with dense "
+                                         f"parameters; one optimizer group cannot train both")
+                    group["sparse"] = True
+                out.append(group)
+        if not out:
+            raise UsageError("nothing to train: every parameter is frozen")
+        return out
+
+    def make_optimizer(self, config: FitConfig | float, wd: float | None = None) -> torch.optim.Optimizer:
+        """The configured optimizer over this model's layer groups.
+
+        ``make_optimizer(lr, wd)`` (the old call) means AdamW with decoupled decay.
+        """
+        if not isinstance(config, FitConfig):
+            config = FitConfig(lr=float(config), wd=0.1 if wd is None else wd, opt="adamw")
+        config = config.resolved()
+        return make_optimizer(self.param_groups(config.lr, config.wd), config)
+
+    def _batches(self):
+        n = len(self.train_target)
+        perm = torch.randperm(n, generator=self.generator)
+        for start in range(0, n, self.bs):
+            idx = perm[start:start + self.bs]
+            yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
+
+    def _forward_module(self) -> nn.Module:
+        """The module that runs the forward pass (DistributedLearner returns its DDP wrapper)."""
+        return self.model
+
+    def _reduce_loss(self, loss: float) -> float:
+        """The batch loss to report (DistributedLearner averages it across processes)."""
+        return loss
+
+    def _reduce_grads(self) -> None:
+        """After backward, before the step: nothing here (DistributedLearner averages the
+        sparse gradients that it does not leave to DDP)."""
+
+    def _step(self, opt, inputs, target) -> float:
+        pred = self._forward_module()(*inputs)
+        loss = self.loss_fn(pred, target)
+        total = loss if self.regularizer is None else loss + self.regularizer(self.model, inputs)
+        penalty = l2_penalty(opt)
+        if penalty is not None:
+            total = total + penalty
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        self._reduce_grads()
+        opt.step()
+        return self._reduce_loss(float(loss.detach()))
+
+    @torch.no_grad()
+    def predict(self, inputs: Sequence[torch.Tensor], bs: int = 65536) -> torch.Tensor:
+        self.model.eval()
+        n = len(inputs[0])
+        outs = [self.model(*(t[i:i + bs] for t in inputs)) for i in range(0, n, bs)]
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def validate(self) -> dict[str, float]:
+        if self.valid is None:
+            return {}
+        inputs, target = self.valid
+        pred = self.predict(inputs)
+        out = {"valid_loss": float(self.loss_fn(pred, target))}
+        if self.metrics is not None:
+            out.update(self.metrics(pred, target))
+        return out
+
+    # ------------------------------------------------------------ training
+    def fit(self, config: FitConfig | None = None, progress: bool = True,
+            on_epoch: Callable[[dict], None] | None = None, **changes: Any) -> FitResult:
+        """Train as ``config`` says (keyword ``changes`` override its fields).
+
+        The training loss in the history is the data loss only; an L2 term is added for the
+        gradient but not reported, so runs with different weight-decay modes compare directly.
+        """
+        config = (config or FitConfig()).replace(**changes).resolved()
+        if config.bs:
+            self.bs = int(config.bs)
+        if config.init_from and self.init is None:
+            raise UsageError(f"--init-from {config.init_from}: this trainer does not initialise its tables "
+                             f"from pretrained vectors (it never called embedlab.training.pretrained.init_from_config)")
+        if config.freeze is not None:
+            self.freeze_groups(config.freeze)
+        elif config.freeze_to is not None:
+            self.freeze_to(config.freeze_to)
+        opt = self.make_optimizer(config)
+        steps_per_epoch = math.ceil(len(self.train_target) / self.bs)
+        total_steps = config.epochs * steps_per_epoch
+        sched = make_scheduler(opt, config, total_steps)
+        names = [g["name"] for g in opt.param_groups]
+        result = FitResult(config=config.to_config(), lrs={n: [] for n in names}, init=self.init)
+        max_lrs = self.group_lrs(config.lr)
+        for name, params in self.layer_groups().items():
+            frozen = name not in names
+            result.groups[name] = {"lr": None if frozen else max_lrs[name],
+                                   "wd": None if frozen else float(config.wd), "frozen": frozen,
+                                   "n_params": int(sum(p.numel() for p in params))}
+        if any(momentum_of(opt, g) is not None for g in opt.param_groups):
+            result.moms = {n: [] for n in names}
+        bar = _progress(progress)
+        step = 0
+        t0 = time.perf_counter()
+        from embedlab.training.checkpoint import keeper_for  # per-epoch checkpoints (under `embedlab train`)
+
+        keeper, first = keeper_for(self, config), 0
+        if keeper is not None:  # --resume: restore the checkpoint, go on with the next epoch
+            first, step, spent = keeper.restore(self, opt, sched, result)
+            t0 -= spent
+        with bar:
+            task = bar.add_task("training", total=total_steps, info="", completed=step)
+            for epoch in range(first, config.epochs):
+                self.model.train()
+                self._hold_frozen_norms()
+                te = time.perf_counter()
+                total, count = 0.0, 0
+                for inputs, target in self._batches():
+                    for g in opt.param_groups:
+                        result.lrs[g["name"]].append(float(g["lr"]))
+                        if result.moms:
+                            result.moms[g["name"]].append(momentum_of(opt, g))
+                    loss = self._step(opt, inputs, target)
+                    step += 1
+                    if step < total_steps:  # one-cycle may not step past its last step
+                        sched.step()
+                    total += loss * len(target)
+                    count += len(target)
+                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss:.4f}")
+                epoch_seconds = time.perf_counter() - te
+                row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
+                       "epoch_seconds": epoch_seconds,
+                       "rows_per_second": count / epoch_seconds if epoch_seconds > 0 else float("nan")}
+                row.update(self.validate())
+                result.history.append(row)
+                if progress:
+                    bar.console.print(_format_row(row))
+                if on_epoch is not None:
+                    on_epoch(row)
+                if keeper is not None:
+                    keeper.save(self, opt, sched, result, epoch + 1, step, time.perf_counter() - t0)
+        result.train_seconds = time.perf_counter() - t0
+        result.final = dict(result.history[-1]) if result.history else {}
+        return result
+
+    def fit_one_cycle(self, epochs: int, lr: float, wd: float = 0.1, pct_start: float = 0.25,
+                      progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
+                      **changes: Any) -> FitResult:
+        """One-cycle with AdamW unless ``changes`` say otherwise (``opt=``, ``wd_mode=``...)."""
+        config = FitConfig(epochs=epochs, lr=lr, wd=wd, pct_start=pct_start, schedule="one-cycle",
+                           opt=changes.pop("opt", "adamw"))
+        return self.fit(config, progress=progress, on_epoch=on_epoch, **changes)
+
+    def lr_find(self, start_lr: float | None = None, end_lr: float | None = None, num: int = 100,
+                wd: float | None = None, progress: bool = True,
+                config: FitConfig | None = None) -> "LRFindResult":
+        """Exponential lr sweep on training batches with the configured optimizer.
+
+        The default sweep is 1e-7 .. 10 for adamw, moved by the optimizer's
+        :data:`DEFAULT_LR_RATIO` (SGD's useful lrs are ~2000x larger and would not be reached).
+        Every layer group gets the same lr at each step; the model is restored afterwards.
+        """
+        config = config or FitConfig(opt="adamw")
+        ratio = DEFAULT_LR_RATIO.get(str(config.opt).lower(), 1.0)
+        start_lr = 1e-7 * ratio if start_lr is None else float(start_lr)
+        end_lr = 10.0 * ratio if end_lr is None else float(end_lr)
+        config = config.replace(lr=start_lr)
+        if wd is not None:
+            config = config.replace(wd=wd)
+        state = copy.deepcopy(self.model.state_dict())
+        opt = self.make_optimizer(config)
+        mult = (end_lr / start_lr) ** (1.0 / max(num - 1, 1))
+        lrs, losses = [], []
+        best, avg, beta = float("inf"), 0.0, 0.98
+        self.model.train()
+        it = 0
+        bar = _progress(progress)
+        try:
+            with bar:
+                task = bar.add_task("lr-find", total=num, info="")
+                while it < num:
+                    for inputs, target in self._batches():
+                        lr = start_lr * mult ** it
+                        for g in opt.param_groups:
+                            g["lr"] = lr
+                        loss = self._step(opt, inputs, target)
+                        avg = beta * avg + (1 - beta) * loss
+                        smooth = avg / (1 - beta ** (it + 1))
+                        lrs.append(lr)
+                        losses.append(smooth)
+                        best = min(best, smooth)
+                        it += 1
+                        bar.update(task, advance=1, info=f"lr {lr:.1e} loss {smooth:.4f}")
+                        if it >= num or not math.isfinite(smooth) or smooth > 4 * best:
+                            it = num
+                            break
+        finally:
+            self.model.load_state_dict(state)
+        return LRFindResult(lrs=lrs, losses=losses)
+
+
+def _format_row(row: dict[str, float]) -> str:
+    parts = [f"epoch {int(row['epoch'])}"]
+    for k, v in row.items():
+        if k in ("epoch", "epoch_seconds", "rows_per_second"):
+            continue
+        parts.append(f"{k} {v:.4f}")
+    parts.append(f"{row['epoch_seconds']:.1f}s")
+    return "  ".join(parts)
+
+
+class _NullProgress:
+    console = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def add_task(self, *a, **k):
+        return 0
+
+    def update(self, *a, **k):
+        pass
+
+
+def _progress(enabled: bool):
+    if not enabled:
+        return _NullProgress()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=_console(),
+                    transient=False)
