@@ -78,7 +78,7 @@ def big_run(n: int = 60_000, dim: int = 40, seed: int = 0):
 
 
 def timed_analysis(run, name: str, options: dict) -> tuple[dict, object]:
-    from embedlab.analysis import run_analyses
+    from embedlab.runner import run_analyses
 
     c0, t0 = self_cpu(), time.perf_counter()
     (result,) = run_analyses(run, [name], options, render=True)

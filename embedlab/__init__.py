@@ -55,37 +55,32 @@ __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Data
            "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset"]
 
 
-def load_dataset(name: str, **options):
+def load_dataset(name: str, seed: int = 42, **options):
     """Load a registered dataset by name with its loader options (``data_dir``, ``split``...)."""
     from embedlab.registry import get_dataset
 
-    from embedlab.data import remember_options
-
-    spec = get_dataset(name)
-    options.setdefault("seed", 42)
-    return remember_options(spec.load(**options), options)
+    return get_dataset(name).load_dataset(options, seed=seed)
 
 
-def train(dataset, out=None, progress: bool = False, **config) -> Run:
-    """Train the registered trainer for a dataset (a Dataset or a registered name).
+def train(dataset, out=None, progress: bool = False, trainer: str | None = None, **config) -> Run:
+    """Train a dataset (a Dataset or a registered name) with its trainer (``trainer`` names one
+    when several train its kind) and return the run; saves it to ``out`` when given.
 
     Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
-    is a name. Saves the run to ``out`` when given.
+    is a name.
     """
-    from embedlab.registry import get_dataset, trainer_for
+    from embedlab.registry import get_dataset, trainer_for_dataset
 
     if isinstance(dataset, str):
-        spec = get_dataset(dataset)
-        names = {o.name for o in spec.options}
-        loader_opts = {k: config.pop(k) for k in list(config) if k in names}
-        loader_opts["seed"] = config.get("seed", 42)
-        from embedlab.data import remember_options
+        from embedlab.training.distributed import row_shard  # torchrun --shard-data: read only this rank's rows
 
-        from embedlab.training.distributed import loader_shard  # torchrun --shard-data: read only this rank's rows
-
-        dataset = remember_options(spec.load(**loader_opts, **loader_shard(spec.load, config)), loader_opts)
-    trainer = trainer_for(dataset.kind)
-    run = trainer.train(dataset, config, progress=progress)
+        entry = get_dataset(dataset)
+        loader_opts, config = entry.split_options(config)
+        dataset = entry.load_dataset(loader_opts, seed=config.get("seed", 42), shard=row_shard(config))
+        chosen = trainer_for_dataset(entry, trainer)
+    else:
+        chosen = trainer_for_dataset(dataset, trainer)
+    run = chosen.train(dataset, config, progress=progress)
     if out is not None:
         run.save(out)
     return run
@@ -94,8 +89,8 @@ def train(dataset, out=None, progress: bool = False, **config) -> Run:
 def analyze(run, names=None, options=None):
     """Run analyses (all that apply when ``names`` is None); returns AnalysisResults (a list
     that Jupyter displays inline as a report; each result displays on its own too)."""
-    from embedlab.analysis import run_analyses
-    from embedlab.report.html import ResultList
+    from embedlab.runner import run_analyses
+    from embedlab.report.notebook import ResultList
 
     if not isinstance(run, Run):
         run = load_run(run)

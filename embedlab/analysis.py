@@ -1,22 +1,42 @@
-"""Analyses: the protocol plugins implement, their results, and the runner.
+"""Analyses: the protocol plugins implement and the results they return.
 
 An analysis returns plain data (:class:`AnalysisResult`: metrics, tables, a summary and the
 arrays its plots need); Bokeh figures are made afterwards by its optional ``render`` step, so
-analyses are tested without Bokeh and the HTML is written in one place only (report.py).
+analyses are tested without Bokeh and the HTML is written in one place only (embedlab.report).
+The runner that calls analyses is :mod:`embedlab.runner`.
 """
 from __future__ import annotations
 
-import time
-import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import click
 import numpy as np
 import pandas as pd
 
-from embedlab.errors import UsageError
 from embedlab.run import Run
+
+
+class _RunLevel:
+    """The marker an ``applies_to`` returns for an analysis of the run as a whole."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "embedlab.analysis.RUN_LEVEL"
+
+    def __reduce__(self):
+        return (_RunLevel, ())
+
+
+#: Returned in ``applies_to``'s list by an analysis of the whole run rather than of one table
+#: (``[RUN_LEVEL]``); its result then has ``table=None``. (A bare ``None`` still means the same.)
+RUN_LEVEL = _RunLevel()
 
 
 @dataclass
@@ -85,7 +105,7 @@ class AnalysisResult:
         }
 
     def _repr_html_(self) -> str:  # Jupyter: summary, metrics, figures and tables inline
-        from embedlab.report.html import result_html_standalone
+        from embedlab.report.notebook import result_html_standalone
 
         return result_html_standalone(self)
 
@@ -118,11 +138,12 @@ class Analysis:
     options: list[AnalysisOption] = []
     by_default: bool = True
 
-    def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:
-        """Names of the run's tables this analysis can analyse (empty: none).
+    def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list:
+        """Names of the run's tables this analysis can analyse (empty: none), or
+        ``[RUN_LEVEL]`` for an analysis of the whole run.
 
-        ``options`` (the resolved options) is passed when the method accepts a second
-        argument, so that an option such as ``--coords`` can make a table qualify."""
+        ``options`` are the resolved options, so that an option such as ``--coords`` can make a
+        table qualify (the one-argument form ``applies_to(run)`` is accepted too)."""
         raise NotImplementedError
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
@@ -131,92 +152,3 @@ class Analysis:
     def render(self, result: AnalysisResult) -> list:
         """Bokeh models for the report (optional)."""
         return []
-
-
-def resolve_options(analysis: Any, given: dict[str, Any]) -> dict[str, Any]:
-    """The analysis's declared options with defaults filled in and values type-checked."""
-    out = {}
-    for opt in getattr(analysis, "options", []) or []:
-        value = given.get(opt.name)
-        if value is None or (opt.multiple and value == ()):
-            value = opt.default
-        elif isinstance(opt.type, click.ParamType) or opt.type in (int, float, str, bool):
-            ptype = click.types.convert_type(opt.type)
-            try:
-                value = [ptype.convert(v, None, None) for v in value] if opt.multiple else \
-                    ptype.convert(value, None, None)
-            except click.BadParameter as exc:
-                raise UsageError(f"analysis {analysis.name!r}: option {opt.flag}: {exc.message}") from None
-        out[opt.name] = value
-    return out
-
-
-def select_analyses(names: list[str] | None) -> list[Any]:
-    from embedlab.registry import analyses
-
-    available = analyses()
-    if not names:
-        return [a for a in available.values() if getattr(a, "by_default", True)]
-    unknown = [n for n in names if n not in available]
-    if unknown:
-        raise UsageError(f"unknown analysis {unknown[0]!r}; choose from: {', '.join(available)}")
-    return [available[n] for n in names]
-
-
-def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, Any] | None = None,
-                 render: bool = True, on_result: Callable[[AnalysisResult], None] | None = None
-                 ) -> list[AnalysisResult]:
-    """Run analyses on every table they apply to.
-
-    One failing analysis never sinks the others: its exception becomes a result whose
-    ``error`` holds the message. With ``render`` the figures are built too.
-    """
-    options = options or {}
-    chosen = select_analyses(names)
-    resolved = {a.name: resolve_options(a, options) for a in chosen}  # validate before running
-    results: list[AnalysisResult] = []
-    for analysis in chosen:
-        try:
-            tables = list(_applies_to(analysis, run, resolved[analysis.name]))
-        except Exception as exc:  # noqa: BLE001 - a plugin bug must not sink the report
-            tables = []
-            results.append(_error_result(analysis, None, exc))
-        if names and not tables and not any(r.analysis == analysis.name for r in results):
-            results.append(AnalysisResult(analysis.name, None, analysis.title,
-                                          summary=f"{analysis.title}: no table of this run qualifies."))
-        for table in tables:
-            t0 = time.perf_counter()
-            try:
-                result = analysis.run(run, table, dict(resolved[analysis.name]))
-                result.seconds = time.perf_counter() - t0
-                if render and hasattr(analysis, "render"):
-                    result.figures = list(analysis.render(result) or [])
-            except Exception as exc:  # noqa: BLE001
-                result = _error_result(analysis, table, exc)
-                result.seconds = time.perf_counter() - t0
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-    return results
-
-
-def _applies_to(analysis: Any, run: Run, options: dict[str, Any]) -> list[str]:
-    """``applies_to(run, options)`` when the analysis accepts options, else ``applies_to(run)``."""
-    import inspect
-
-    try:
-        params = [p for p in inspect.signature(analysis.applies_to).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    except (TypeError, ValueError):
-        params = []
-    if len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params):
-        return analysis.applies_to(run, dict(options))
-    return analysis.applies_to(run)
-
-
-def _error_result(analysis: Any, table: str | None, exc: BaseException) -> AnalysisResult:
-    detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    if isinstance(exc, click.ClickException):
-        detail = exc.format_message()
-    return AnalysisResult(getattr(analysis, "name", "?"), table, getattr(analysis, "title", "?"),
-                          summary="", error=detail)

@@ -62,6 +62,8 @@ class DatasetSpec:
     :param splits: names of canonical splits, for ``datasets info`` and validation.
     :param fetch: optional ``fetch() -> Path`` that downloads the data into the cache.
     :param homepage: where the data comes from, and its licence terms.
+    :param trainer: the name of the trainer that trains it (None: the one trainer installed
+        for its ``kind``; with two trainers of one kind the user picks with ``--trainer``).
     """
 
     name: str
@@ -72,6 +74,7 @@ class DatasetSpec:
     splits: tuple[str, ...] = ()
     fetch: Callable[[], Path] | None = None
     homepage: str = ""
+    trainer: str | None = None
 
 
 # ---------------------------------------------------------------- splits

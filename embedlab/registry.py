@@ -1,52 +1,333 @@
-"""Hook results collected into name-indexed registries.
+"""What plugins registered, as normalised, validated specs indexed by name.
 
-Each ``get_*`` call asks the plugins afresh (cheap), so a plugin registered at run time (a
-test, a notebook) is seen at once. Two plugins registering the same name is an error that
-names both plugins; results are sorted by name, not by pluggy's call order.
+Every object a plugin passes to a ``register`` callback is checked and turned into a spec once,
+when it arrives: a :class:`DatasetEntry`, :class:`TrainerEntry` or :class:`AnalysisEntry`.
+Everything downstream (the CLI, the runner, export, predict) uses the spec and never guesses at
+the object's attributes. A malformed object is a one-line :class:`PluginContractError` naming the
+plugin and what is missing; two plugins registering one name is a :class:`PluginConflictError`
+naming both.
+
+Each ``datasets()``/``trainers()``/``analyses()`` call asks the plugins afresh (cheap), so a
+plugin registered at run time (a test, a notebook) is seen at once. Results are sorted by name,
+not by pluggy's call order.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+import click
+
+from embedlab.analysis import RUN_LEVEL, AnalysisOption, AnalysisResult
+from embedlab.data import Dataset, remember_options
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.plugins import get_plugin_manager, plugin_label, trace_registrations
 
-REQUIRED_ATTRIBUTES = {
-    "dataset": ("name", "kind", "load"),
-    "trainer": ("name", "kind", "train"),
-    "analysis": ("name", "title", "applies_to", "run"),
-}
+if TYPE_CHECKING:  # pragma: no cover
+    from embedlab.data import RowShard
+    from embedlab.run import Run
+
+#: Optional trainer methods, each an ability the registry records (see embedlab.trainers.base.Trainer).
+TRAINER_ABILITIES = ("lr_find", "predict", "encode_rows")
 
 
 class PluginConflictError(EmbedlabError):
     """Two plugins registered the same name."""
 
 
-def _collect(hook_name: str, what: str) -> dict[str, Any]:
+class PluginContractError(EmbedlabError):
+    """A plugin registered an object that does not follow the contract (embedlab.hookspecs)."""
+
+
+def _contract(plugin: str, what: str, name: Any, problem: str, hook: str) -> PluginContractError:
+    named = f" {name!r}" if isinstance(name, str) and name else ""
+    return PluginContractError(f"plugin {plugin_label(plugin)} registered a {what}{named} {problem}: "
+                               f"see embedlab.hookspecs.{hook}")
+
+
+def _text(obj: Any, attr: str, default: str | None = None) -> str | None:
+    value = getattr(obj, attr, default)
+    return value if isinstance(value, str) else None
+
+
+def _params(value: Any) -> tuple[click.Parameter, ...] | None:
+    """A list of click options, or None when it is not one."""
+    items = list(value or [])
+    return tuple(items) if all(isinstance(p, click.Parameter) for p in items) else None
+
+
+def _takes_parameter(fn: Callable, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+# ---------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset (from a :class:`embedlab.DatasetSpec`), validated.
+
+    :attr trainer: the trainer the dataset asks for by name (None: the one trainer of its kind).
+    :attr takes_shard: its ``load`` accepts ``shard=`` (reads only one torchrun rank's rows).
+    """
+
+    name: str
+    kind: str
+    description: str
+    load: Callable[..., Dataset]
+    options: tuple[click.Parameter, ...]
+    splits: tuple[str, ...]
+    fetch: Callable[[], Any] | None
+    homepage: str
+    trainer: str | None
+    takes_shard: bool
+    plugin: str
+    spec: Any = field(repr=False, compare=False)
+
+    @property
+    def option_names(self) -> set[str]:
+        return {o.name for o in self.options}
+
+    def split_options(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``values`` parted into this dataset's loader options and the rest (trainer config)."""
+        names = self.option_names
+        return ({k: v for k, v in values.items() if k in names},
+                {k: v for k, v in values.items() if k not in names})
+
+    def load_dataset(self, options: Mapping[str, Any] | None = None, seed: int = 42,
+                     shard: RowShard | None = None, strict: bool = True) -> Dataset:
+        """The one way embedlab loads a dataset (train, lr-find, compare, predict, reloading
+        analyses, the Python API): ``load(**options, seed=seed[, shard=shard])``, the result
+        checked, and the options recorded in ``dataset.info["options"]`` so that a later step
+        (finetune, transfer, predict) can load the same data again.
+
+        ``strict``: an option this dataset does not take is an error (False: ignored, for
+        options recorded by an older version of the dataset)."""
+        options = dict(options or {})
+        options.pop("seed", None)
+        unknown = sorted(set(options) - self.option_names)
+        if unknown and strict:
+            raise UsageError(f"dataset {self.name!r} takes no option {unknown[0]!r}; its options are: "
+                             f"{', '.join(sorted(self.option_names)) or '(none)'}")
+        given = {k: v for k, v in options.items() if k in self.option_names}
+        kwargs: dict[str, Any] = {**given, "seed": seed}
+        if shard is not None and self.takes_shard:
+            kwargs["shard"] = shard
+        dataset = self.load(**kwargs)
+        if not isinstance(dataset, Dataset):
+            raise _contract(self.plugin, "dataset", self.name, f"whose load() returned {type(dataset).__name__}, "
+                            "not an embedlab.Dataset", "embedlab_register_datasets")
+        return remember_options(dataset, {**given, "seed": seed})
+
+
+def _dataset_entry(obj: Any, plugin: str) -> DatasetEntry:
+    hook = "embedlab_register_datasets"
+    name = getattr(obj, "name", None)
+    missing = [a for a in ("name", "kind", "load") if not hasattr(obj, a)]
+    if missing:
+        raise _contract(plugin, "dataset", name, f"without {', '.join(missing)}", hook)
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+        raise _contract(plugin, "dataset", None, f"whose name {name!r} is not a single word", hook)
+    if not _text(obj, "kind"):
+        raise _contract(plugin, "dataset", name, "whose kind is not a string", hook)
+    if not callable(obj.load):
+        raise _contract(plugin, "dataset", name, "whose load is not callable", hook)
+    options = _params(getattr(obj, "options", ()))
+    if options is None:
+        raise _contract(plugin, "dataset", name, "whose options are not a list of click options", hook)
+    trainer = getattr(obj, "trainer", None)
+    if trainer is not None and not isinstance(trainer, str):
+        raise _contract(plugin, "dataset", name, "whose trainer is not a trainer name", hook)
+    return DatasetEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
+                        load=obj.load, options=options, splits=tuple(getattr(obj, "splits", ()) or ()),
+                        fetch=getattr(obj, "fetch", None), homepage=_text(obj, "homepage", "") or "",
+                        trainer=trainer, takes_shard=_takes_parameter(obj.load, "shard"),
+                        plugin=plugin, spec=obj)
+
+
+# ---------------------------------------------------------------------------- trainers
+@dataclass(frozen=True)
+class TrainerEntry:
+    """A registered trainer, validated; ``abilities`` says which optional methods it has
+    (:data:`TRAINER_ABILITIES`) and ``resumable`` whether ``train`` takes ``checkpoint=``."""
+
+    name: str
+    kind: str
+    description: str
+    options: tuple[click.Parameter, ...]
+    abilities: frozenset[str]
+    resumable: bool
+    plugin: str
+    impl: Any = field(repr=False, compare=False)
+
+    def can(self, ability: str) -> bool:
+        return ability in self.abilities
+
+    def require(self, ability: str, doing: str) -> None:
+        """A one-line UsageError when this trainer lacks ``ability`` (needed for ``doing``)."""
+        if not self.can(ability):
+            raise UsageError(f"{doing} needs a trainer that offers {ability}(); trainer {self.name!r} "
+                             f"(plugin {plugin_label(self.plugin)}) does not")
+
+    def train(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True,
+              checkpoint: Any = None) -> Run:
+        """Train and return the unsaved run; ``checkpoint`` (a training.checkpoint plan) only
+        reaches a resumable trainer."""
+        if checkpoint is not None and self.resumable:
+            return self.impl.train(dataset, dict(config), progress=progress, checkpoint=checkpoint)
+        return self.impl.train(dataset, dict(config), progress=progress)
+
+    def lr_find(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True):
+        self.require("lr_find", "lr-find")
+        return self.impl.lr_find(dataset, dict(config), progress=progress)
+
+    def predict(self, run: Run, data: Any):
+        self.require("predict", "predict")
+        return self.impl.predict(run, data)
+
+    def encode_rows(self, run: Run, frame: Any, source: str = "rows"):
+        self.require("encode_rows", "encoding rows for other models")
+        return self.impl.encode_rows(run, frame, source)
+
+    def default_config(self) -> dict[str, Any]:
+        from embedlab.trainers.base import option_defaults
+
+        return option_defaults(list(self.options))
+
+
+def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
+    hook = "embedlab_register_trainers"
+    name = getattr(obj, "name", None)
+    missing = [a for a in ("name", "kind", "train") if not hasattr(obj, a)]
+    if missing:
+        raise _contract(plugin, "trainer", name, f"without {', '.join(missing)}", hook)
+    if not isinstance(name, str) or not name.strip() or not _text(obj, "kind"):
+        raise _contract(plugin, "trainer", name, "whose name or kind is not a string", hook)
+    if not callable(obj.train):
+        raise _contract(plugin, "trainer", name, "whose train is not callable", hook)
+    options = _params(getattr(obj, "options", ()))
+    if options is None:
+        raise _contract(plugin, "trainer", name, "whose options are not a list of click options", hook)
+    abilities = frozenset(a for a in TRAINER_ABILITIES if callable(getattr(obj, a, None)))
+    return TrainerEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
+                        options=options, abilities=abilities, resumable=bool(getattr(obj, "resumable", False)),
+                        plugin=plugin, impl=obj)
+
+
+# ---------------------------------------------------------------------------- analyses
+@dataclass(frozen=True)
+class AnalysisEntry:
+    """A registered analysis, validated: options are :class:`AnalysisOption` objects, and
+    ``applies_to`` always takes ``(run, options)`` and returns table names (``None`` for the
+    run as a whole: :data:`embedlab.analysis.RUN_LEVEL` or a legacy ``None`` in the list)."""
+
+    name: str
+    title: str
+    description: str
+    options: tuple[AnalysisOption, ...]
+    by_default: bool
+    takes_options: bool
+    plugin: str
+    impl: Any = field(repr=False, compare=False)
+
+    def applies_to(self, run: Run, options: Mapping[str, Any] | None = None) -> list[str | None]:
+        if self.takes_options:
+            found = self.impl.applies_to(run, dict(options or {}))
+        else:  # the one-argument form of the earlier guide
+            found = self.impl.applies_to(run)
+        if not isinstance(found, (list, tuple)):
+            raise _contract(self.plugin, "analysis", self.name,
+                            f"whose applies_to returned {type(found).__name__}, not a list of table names",
+                            "embedlab_register_analyses")
+        tables: list[str | None] = []
+        for t in found:
+            if t is RUN_LEVEL or t is None:
+                tables.append(None)
+            elif isinstance(t, str) and t in run.tables:
+                tables.append(t)
+            else:
+                raise _contract(self.plugin, "analysis", self.name, f"whose applies_to named {t!r}, which is not "
+                                f"a table of this run ({', '.join(run.table_names) or 'none'})",
+                                "embedlab_register_analyses")
+        return tables
+
+    def run(self, run: Run, table: str | None, options: Mapping[str, Any]) -> AnalysisResult:
+        result = self.impl.run(run, table, dict(options))
+        if not isinstance(result, AnalysisResult):
+            raise _contract(self.plugin, "analysis", self.name,
+                            f"whose run returned {type(result).__name__}, not an AnalysisResult",
+                            "embedlab_register_analyses")
+        return result
+
+    def render(self, result: AnalysisResult) -> list:
+        render = getattr(self.impl, "render", None)
+        return list(render(result) or []) if callable(render) else []
+
+
+def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOption, str]]) -> AnalysisEntry:
+    from embedlab.toolkit.options import SHARED_OPTIONS, describe_signature, option_signature
+
+    hook = "embedlab_register_analyses"
+    name = getattr(obj, "name", None)
+    missing = [a for a in ("name", "title", "applies_to", "run") if not hasattr(obj, a)]
+    if missing:
+        raise _contract(plugin, "analysis", name, f"without {', '.join(missing)}", hook)
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+        raise _contract(plugin, "analysis", None, f"whose name {name!r} is not a single word", hook)
+    if not callable(obj.applies_to) or not callable(obj.run):
+        raise _contract(plugin, "analysis", name, "whose applies_to or run is not callable", hook)
+    options = []
+    for opt in list(getattr(obj, "options", ()) or ()):
+        if not isinstance(opt, AnalysisOption):
+            if not isinstance(getattr(opt, "name", None), str):
+                raise _contract(plugin, "analysis", name, f"with an option {opt!r} that has no name", hook)
+            opt = AnalysisOption(opt.name, getattr(opt, "type", str), getattr(opt, "default", None),
+                                 getattr(opt, "help", "") or "", bool(getattr(opt, "multiple", False)))
+        shared = SHARED_OPTIONS.get(opt.name)
+        earlier = declared.get(opt.name)
+        for ref, owner in ((shared, "embedlab.toolkit.options"), earlier or (None, "")):
+            if ref is not None and option_signature(ref) != option_signature(opt):
+                raise _contract(plugin, "analysis", name,
+                                f"with option {opt.flag} ({describe_signature(opt)}), which {owner} declares as "
+                                f"{describe_signature(ref)}; one flag reaches every analysis, so declare it the same "
+                                f"way (use embedlab.toolkit.options) or choose another name", hook)
+        declared.setdefault(opt.name, (opt, f"analysis {name!r}"))
+        options.append(opt)
+    try:
+        params = [p for p in inspect.signature(obj.applies_to).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+    except (TypeError, ValueError):
+        params = []
+    takes_options = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
+    return AnalysisEntry(name=name, title=_text(obj, "title", "") or name,
+                         description=_text(obj, "description", "") or "", options=tuple(options),
+                         by_default=bool(getattr(obj, "by_default", True)), takes_options=takes_options,
+                         plugin=plugin, impl=obj)
+
+
+# ---------------------------------------------------------------------------- collection
+def _collect(hook_name: str, what: str, make: Callable[[Any, str], Any]) -> dict[str, Any]:
     pm = get_plugin_manager()
     hook = getattr(pm.hook, hook_name)
-    found: dict[str, tuple[Any, str]] = {}
+    found: dict[str, Any] = {}
     answers: dict[str, list[str]] = {}
     impls = hook.get_hookimpls()
     for impl in impls:
         plugin_name = impl.plugin_name
 
         def register(obj: Any, _plugin: str = plugin_name) -> None:
-            missing = [a for a in REQUIRED_ATTRIBUTES[what] if not hasattr(obj, a)]
-            if missing:
-                raise EmbedlabError(
-                    f"plugin {plugin_label(_plugin)} registered a {what} without "
-                    f"{', '.join(missing)}: see docs in embedlab.hookspecs.{hook_name}"
-                )
-            if obj.name in found:
-                other = found[obj.name][1]
+            entry = make(obj, _plugin)
+            if entry.name in found:
+                other = found[entry.name].plugin
                 raise PluginConflictError(
-                    f"{what} name {obj.name!r} is registered by two plugins: "
+                    f"{what} name {entry.name!r} is registered by two plugins: "
                     f"{plugin_label(other)} and {plugin_label(_plugin)}; uninstall one or "
-                    f"select plugins with EMBEDLAB_LOAD_PLUGINS"
-                )
-            found[obj.name] = (obj, _plugin)
-            answers.setdefault(_plugin, []).append(obj.name)
+                    f"select plugins with EMBEDLAB_LOAD_PLUGINS")
+            found[entry.name] = entry
+            answers.setdefault(_plugin, []).append(entry.name)
 
         try:
             impl.function(register=register)
@@ -60,44 +341,88 @@ def _collect(hook_name: str, what: str) -> dict[str, Any]:
             warnings.warn(f"embedlab: plugin {plugin_label(plugin_name)} failed in {hook_name} and "
                           f"was skipped: {type(exc).__name__}: {exc}", stacklevel=2)
     trace_registrations(hook_name, [impl.plugin_name for impl in impls], answers)
-    return {name: found[name][0] for name in sorted(found)}
+    return {name: found[name] for name in sorted(found)}
 
 
-def datasets() -> dict:
-    """All registered :class:`DatasetSpec` objects by name."""
-    return _collect("embedlab_register_datasets", "dataset")
+def datasets() -> dict[str, DatasetEntry]:
+    """Every registered dataset by name."""
+    return _collect("embedlab_register_datasets", "dataset", _dataset_entry)
 
 
-def trainers() -> dict:
-    """All registered trainers by name."""
-    return _collect("embedlab_register_trainers", "trainer")
+def trainers() -> dict[str, TrainerEntry]:
+    """Every registered trainer by name."""
+    return _collect("embedlab_register_trainers", "trainer", _trainer_entry)
 
 
-def analyses() -> dict:
-    """All registered analyses by name."""
-    return _collect("embedlab_register_analyses", "analysis")
+def analyses() -> dict[str, AnalysisEntry]:
+    """Every registered analysis by name (option declarations checked across analyses)."""
+    declared: dict[str, tuple[AnalysisOption, str]] = {}
+    return _collect("embedlab_register_analyses", "analysis", lambda obj, p: _analysis_entry(obj, p, declared))
 
 
-def _lookup(kind: str, name: str, getter: Callable[[], dict]) -> Any:
-    items = getter()
+def _lookup(kind: str, name: str, items: Mapping[str, Any]) -> Any:
     if name not in items:
-        raise UsageError(
-            f"unknown {kind} {name!r}; choose one of: {', '.join(items) or '(none installed)'}"
-        )
+        raise UsageError(f"unknown {kind} {name!r}; choose one of: {', '.join(items) or '(none installed)'}")
     return items[name]
 
 
-def get_dataset(name: str):
-    return _lookup("dataset", name, datasets)
+def get_dataset(name: str) -> DatasetEntry:
+    return _lookup("dataset", name, datasets())
 
 
-def get_analysis(name: str):
-    return _lookup("analysis", name, analyses)
+def get_analysis(name: str) -> AnalysisEntry:
+    return _lookup("analysis", name, analyses())
 
 
-def trainer_for(kind: str):
-    """The trainer for a dataset kind (the built-in one unless a plugin adds another)."""
-    matches = [t for t in trainers().values() if t.kind == kind]
+def get_trainer(name: str) -> TrainerEntry:
+    return _lookup("trainer", name, trainers())
+
+
+def trainers_for(kind: str) -> list[TrainerEntry]:
+    """Every trainer of a dataset kind, by name."""
+    return [t for t in trainers().values() if t.kind == kind]
+
+
+def trainer_for(kind: str, name: str | None = None, dataset: str | None = None) -> TrainerEntry:
+    """The trainer for a dataset kind: the one named (``--trainer``), else the only one of the
+    kind; two trainers of one kind and no name is an error that lists them."""
+    if name:
+        trainer = get_trainer(name)
+        if trainer.kind != kind:
+            raise UsageError(f"trainer {name!r} trains datasets of kind {trainer.kind!r}, not {kind!r}")
+        return trainer
+    matches = trainers_for(kind)
     if not matches:
         raise EmbedlabError(f"no trainer is installed for datasets of kind {kind!r}")
+    if len(matches) > 1:
+        what = f"dataset {dataset!r} (kind {kind!r})" if dataset else f"datasets of kind {kind!r}"
+        raise UsageError(f"{what} can be trained by {len(matches)} trainers: "
+                         f"{', '.join(repr(t.name) for t in matches)}; choose one with --trainer NAME")
     return matches[0]
+
+
+def trainer_for_dataset(dataset: DatasetEntry | Dataset, name: str | None = None) -> TrainerEntry:
+    """The trainer for a dataset: ``name`` when given, else the one the dataset names, else the
+    only trainer of its kind."""
+    wanted = name or getattr(dataset, "trainer", None)
+    if wanted is None and isinstance(dataset, Dataset):  # a loaded dataset: its registered spec's choice
+        entry = datasets().get(dataset.name)
+        wanted = entry.trainer if entry is not None and entry.kind == dataset.kind else None
+    return trainer_for(dataset.kind, wanted, dataset.name)
+
+
+def trainer_of_run(run: Run) -> TrainerEntry:
+    """The trainer that made a run (run.json's ``trainer``), which must be installed."""
+    name = run.meta.get("trainer")
+    if isinstance(name, str) and name:
+        found = trainers()
+        if name not in found:
+            raise UsageError(f"run {str(run.path or '')!r} was made by trainer {name!r}, which is not installed; "
+                             f"installed trainers: {', '.join(found) or '(none)'}")
+        return found[name]
+    return trainer_for(run.kind)
+
+
+def dataset_of_run(run: Run) -> DatasetEntry:
+    """The registered dataset a run was trained on."""
+    return get_dataset(run.dataset)

@@ -6,6 +6,9 @@ annotation (count, mean rating or mean sales, year...), so the summary can say "
 follows mean_sales (rho 0.98)" — the entity-embedding paper's store finding — without knowing
 what a store is. Categorical annotations (genre, store type) are scored by eta squared: the
 share of a component's variance their group means explain.
+
+The components themselves come from :mod:`embedlab.toolkit.projection`, which ``embedlab
+export --format csv`` uses too, so an exported CSV and this plot agree.
 """
 from __future__ import annotations
 
@@ -16,70 +19,16 @@ import pandas as pd
 
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
-from embedlab.run import EmbeddingTable, Run
+from embedlab.run import Run
 
-from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column, display_names,
-                      eta_squared, fmt_num, hover_columns, join_labels, labels_meaningful, neighbour_agreement,
-                      numeric_columns, plural, select_entities, spearman, target_column)
+from embedlab.toolkit.projection import PCA_COMPONENTS, pca_columns, pca_project
+from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column,
+                                        display_names, eta_squared, fmt_num, hover_columns, join_labels,
+                                        labels_meaningful, neighbour_agreement, numeric_columns, plural, spearman,
+                                        target_column)
 
 STRONG_RHO = 0.3
 MIN_ROWS = 10  # fewer entities than this are better read in a table than projected
-
-
-def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(scores n x c, components c x k, explained variance ratio c, mean k) of centred vectors.
-
-    In float64 through the k x k covariance's eigendecomposition (k = embedding size): exact
-    and, for tall tables (60,000 x 40), far cheaper and steadier than an SVD of the whole
-    matrix, whose threaded LAPACK call stalls on a busy 2-core machine. Wide inputs (n < k)
-    use the SVD.
-    """
-    x = np.asarray(vectors, dtype=np.float64)
-    mean = x.mean(axis=0)
-    xc = x - mean
-    if xc.shape[0] >= xc.shape[1]:
-        evals, evecs = np.linalg.eigh(xc.T @ xc)
-        order = np.argsort(evals)[::-1]
-        var = np.clip(evals[order], 0, None)
-        vt = evecs[:, order].T
-    else:
-        _, s, vt = np.linalg.svd(xc, full_matrices=False)
-        var = s ** 2
-    total = float(var.sum()) or 1.0
-    c = min(n_components, vt.shape[0])
-    comps = vt[:c]
-    scores = xc @ comps.T
-    return scores, comps, var[:c] / total, mean
-
-
-def orient(scores: np.ndarray, comps: np.ndarray, reference: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Flip each component's sign so its high end goes with a higher ``reference`` (e.g. mean
-    rating); without a reference, so that its longest tail is positive. SVD signs are arbitrary;
-    fixing them makes reports comparable between runs."""
-    scores, comps = scores.copy(), comps.copy()
-    for i in range(scores.shape[1]):
-        s = scores[:, i]
-        rho = spearman(s, reference) if reference is not None else float("nan")
-        flip = rho < 0 if np.isfinite(rho) else abs(s.min()) > abs(s.max())
-        if flip:
-            scores[:, i] *= -1
-            comps[i] *= -1
-    return scores, comps
-
-
-def project(table: EmbeddingTable, top_n: int | None, min_count: int | None, n_components: int = 3):
-    """Selection and oriented PCA scores of a table (used by the analysis and the CSV export)."""
-    sel = select_entities(table, top_n, min_count)
-    if len(sel) < 3:
-        raise ValueError(f"PCA needs at least 3 entities; {sel.description}")
-    n_components = max(1, min(int(n_components), table.dim, len(sel) - 1))
-    scores, comps, evr, _ = pca_fit(table.vectors[sel.index], n_components)
-    tgt = target_column(table)
-    ref = table.metadata[tgt].to_numpy(dtype=float)[sel.index] if tgt else None
-    if ref is None and table.count is not None:
-        ref = np.asarray(table.count, dtype=float)[sel.index]
-    scores, comps = orient(scores, comps, ref)
-    return sel, scores, comps, evr
 
 
 class PCAAnalysis(Analysis):
@@ -88,7 +37,7 @@ class PCAAnalysis(Analysis):
     description = ("Principal components of each embedding table: explained variance, the entities at "
                    "either end of each component, correlations with every annotation, and a scatter of "
                    "components 1-2 coloured by a category.")
-    options = [AnalysisOption("n_components", int, 3, "Principal components to describe."),
+    options = [AnalysisOption("n_components", int, PCA_COMPONENTS, "Principal components to describe."),
                TOP_N, MIN_COUNT, N_SHOW]
 
     def applies_to(self, run: Run) -> list[str]:
@@ -96,8 +45,8 @@ class PCAAnalysis(Analysis):
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
         t = run.table(table)
-        sel, scores, comps, evr = project(t, options.get("top_n"), options.get("min_count"),
-                                          options.get("n_components") or 3)
+        sel, scores, comps, evr = pca_project(t, options.get("top_n"), options.get("min_count"),
+                                              options.get("n_components") or PCA_COMPONENTS)
         n_show = max(1, min(int(options.get("n_show") or 10), len(sel) // 2))
         c = scores.shape[1]
         meaningful = labels_meaningful(t)
@@ -189,8 +138,8 @@ class PCAAnalysis(Analysis):
         plot = t.frame().iloc[sel.index].reset_index(drop=True)
         if not meaningful:
             plot["label"] = names
-        for i in range(c):
-            plot[f"PC{i + 1}"] = scores[:, i].astype(np.float32)
+        for col, values in pca_columns(scores).items():
+            plot[col] = values
         data = {"plot": plot, "hover": hover, "color": color, "evr": evr, "meaningful": meaningful,
                 "n_show": n_show, "count": count_column(t)}
         return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,

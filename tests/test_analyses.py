@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 import embedlab
-from embedlab.analysis import run_analyses
+from embedlab.runner import run_analyses
 from embedlab.cli import make_cli
 from embedlab.errors import RunFormatError, UsageError
 from embedlab.run import EmbeddingTable, Run, load_run
@@ -241,7 +241,7 @@ def test_umap_above_seeded_limit_runs_parallel_and_says_so(run):
 def test_exact_neighbours_for_umap_match_scikit_learn():
     from sklearn.neighbors import NearestNeighbors
 
-    from embedlab_plugins.umap_projection import exact_distances, exact_knn
+    from embedlab.toolkit.projection import exact_distances, exact_knn
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(700, 12)).astype(np.float32)
@@ -254,6 +254,53 @@ def test_exact_neighbours_for_umap_match_scikit_learn():
         assert (idx[:, 1:4] == ref_i[:, 1:4]).mean() > 0.98  # ties aside, the same neighbours
     d = exact_distances(x[:50], "cosine")
     assert d.shape == (50, 50) and np.allclose(np.diag(d), 0) and (d >= 0).all()
+
+
+# ---------------------------------------------------------------------------- export = report
+# `embedlab export --format csv` writes toolkit.projection.coordinates; the pca and umap analyses
+# plot from the same functions. These fail if the two ever compute different coordinates.
+@pytest.mark.parametrize("table", ["item", "user"])
+def test_export_coordinates_are_the_pca_plot(run, table):
+    from embedlab.io.exchange import projected_coordinates
+    from embedlab.toolkit.projection import coordinates
+
+    got = coordinates(run.table(table))
+    plot = one(run, "pca", table=table, top_n=0).data["plot"]
+    assert list(got.columns) == ["key", "PC1", "PC2", "PC3"] and len(got) == len(plot)
+    assert np.array_equal(got["key"].to_numpy(), plot["key"].to_numpy())
+    for col in ("PC1", "PC2", "PC3"):
+        assert got[col].dtype == plot[col].dtype and np.array_equal(got[col].to_numpy(), plot[col].to_numpy())
+    csv = projected_coordinates(run.table(table))
+    assert np.array_equal(csv["key"].to_numpy(), plot["key"].to_numpy())
+    assert np.array_equal(csv["pca_1"].to_numpy(), np.round(plot["PC1"].to_numpy(dtype=float), 6))
+
+
+@pytest.mark.slow
+def test_export_coordinates_are_the_umap_plot(run):
+    from embedlab.toolkit.projection import coordinates
+
+    got = coordinates(run.table("item"), umap=True, seed=3)
+    plot = one(run, "umap", top_n=0, seed=3).data["plot"]
+    pca = one(run, "pca", top_n=0).data["plot"]
+    assert list(got.columns) == ["key", "PC1", "PC2", "PC3", "UMAP 1", "UMAP 2"]
+    assert np.array_equal(got["key"].to_numpy(), plot["key"].to_numpy())
+    for col in ("UMAP 1", "UMAP 2"):
+        assert np.array_equal(got[col].to_numpy(), plot[col].to_numpy())
+    assert np.array_equal(got["PC1"].to_numpy(), pca["PC1"].to_numpy())
+
+
+def test_coordinates_leave_out_unobserved_and_unsampled_rows(run):
+    from embedlab.toolkit.projection import coordinates, umap_project
+
+    t = run.table("item")
+    meta = t.metadata.copy()
+    meta.loc[[0, 5, 9], "count"] = 0  # never observed: no coordinates, as in the analyses
+    t = EmbeddingTable(t.name, t.keys, t.labels, t.vectors, t.bias_values, meta, dict(t.attrs))
+    got = coordinates(t)
+    assert len(got) == len(t) - 3 and not set(t.keys[[0, 5, 9]]) & set(got["key"])
+    sel, rows, coords, params = umap_project(t, 0, None, seed=2, max_points=60)
+    assert len(rows) == 60 and params["sampled"] and params["sample_seed"] == 2
+    assert set(rows) <= set(sel.index) and list(rows) == sorted(rows) and coords.shape == (60, 2)
 
 
 # ---------------------------------------------------------------------------- Python API

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from embedlab import hookimpl
-from embedlab.analysis import Analysis, AnalysisResult, run_analyses
+from embedlab.analysis import Analysis, AnalysisResult
+from embedlab.runner import run_analyses
 from embedlab.authoring.testing import plugin_registered, synthetic_run
 
 

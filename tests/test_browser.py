@@ -10,7 +10,7 @@ import os
 import pytest
 
 from browser import check_report, open_report
-from embedlab.analysis import run_analyses
+from embedlab.runner import run_analyses
 from embedlab.report.html import write_report
 from embedlab.run import load_run
 from test_report import HOSTILE, hostile_run

@@ -74,7 +74,7 @@ def analyze_one(run: Run, name: str, options: dict | None = None, table: str | N
 
 def run_table(run: Run, name: str, table: str, options: dict | None = None):
     """One analysis on one table, without the report's figures."""
-    from embedlab.analysis import resolve_options
+    from embedlab.runner import resolve_options
 
     analysis = analyses()[name]
     return analysis.run(run, table, resolve_options(analysis, dict(FAST, **(options or {}))))

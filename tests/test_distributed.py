@@ -39,8 +39,8 @@ def _train(config: dict):
     from embedlab.trainers.collab import CollabTrainer
 
     config = dict(config)
-    shard = distributed.loader_shard(S.load, config) if config.pop("loader_shard", False) else {}
-    return CollabTrainer().train(S.load(**DATA, **shard), config, progress=False)
+    shard = distributed.row_shard(config) if config.pop("loader_shard", False) else None
+    return CollabTrainer().train(S.load(**DATA, **({"shard": shard} if shard else {})), config, progress=False)
 
 
 def _worker(rank: int, world: int, port: int, out: str, config: dict) -> None:
@@ -195,15 +195,27 @@ def test_a_shard_for_another_process_is_refused():
         CollabTrainer().train(ds, dict(CONFIG), progress=False)
 
 
-def test_loader_shard_is_asked_for_only_under_torchrun_with_shard_data(monkeypatch):
+def test_row_shard_is_made_only_under_torchrun_with_shard_data(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "1")
-    got = distributed.loader_shard(S.load, {"shard_data": True, "seed": 9})
-    assert got["shard"].rank == 1 and got["shard"].world == 2 and got["shard"].seed == 9
-    assert distributed.loader_shard(S.load, {"shard_data": False, "seed": 9}) == {}
-    assert distributed.loader_shard(lambda data_dir=None, **_: None, {"shard_data": True}) == {}
+    got = distributed.row_shard({"shard_data": True, "seed": 9})
+    assert got.rank == 1 and got.world == 2 and got.seed == 9
+    assert distributed.row_shard({"shard_data": False, "seed": 9}) is None
     monkeypatch.setenv("WORLD_SIZE", "1")
-    assert distributed.loader_shard(S.load, {"shard_data": True}) == {}
+    assert distributed.row_shard({"shard_data": True}) is None
+
+
+def test_only_a_loader_that_takes_shard_receives_one(monkeypatch):
+    from embedlab.data import RowShard
+    from embedlab.registry import get_dataset
+
+    entry = get_dataset("synthetic-collab")
+    assert entry.takes_shard
+    seen = []
+    fake = type(entry)(**{**entry.__dict__, "load": lambda seed=42, **kw: seen.append(kw) or S.load(seed=seed),
+                          "takes_shard": False})
+    fake.load_dataset({}, seed=1, shard=RowShard(0, 2, 1))
+    assert seen == [{}]
 
 
 def test_shard_rows_partitions_every_row_exactly_once(monkeypatch):

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import embedlab
-from embedlab.analysis import run_analyses
+from embedlab.runner import run_analyses
 from embedlab.errors import UsageError
 from embedlab.training import FitConfig, Learner, LRSlice, fit_config, fit_options
 from embedlab.training.models import EntityEmbeddingNet

@@ -246,7 +246,7 @@ def test_hook_embedlab_register_datasets(tmp_plugin, tmp_path):
 def test_hook_embedlab_register_trainers(tmp_plugin, tmp_path):
     from embedlab.registry import trainer_for, trainers
 
-    assert isinstance(trainers()["tmp-toy-trainer"], ToyTrainer)
+    assert isinstance(trainers()["tmp-toy-trainer"].impl, ToyTrainer)
     assert trainer_for("tmp-toy").name == "tmp-toy-trainer"
     assert trainer_for("collab").name == "collab"
     assert "--scale FLOAT" in _invoke(["train", "tmp-toy", "--help"]).output

@@ -10,9 +10,12 @@ from click.testing import CliRunner
 
 import embedlab
 from embedlab import hookimpl
-from embedlab.analysis import Analysis, AnalysisResult, run_analyses
+from embedlab.analysis import Analysis, AnalysisResult
+from embedlab.runner import run_analyses
 from embedlab.cli import make_cli
-from embedlab.report.html import ResultList, frame_html, print_terminal, render_html, results_json, write_report
+from embedlab.report.html import frame_html, render_html, results_json, write_report
+from embedlab.report.notebook import ResultList
+from embedlab.report.terminal import print_terminal
 from embedlab.run import EmbeddingTable, Run, load_run
 
 HOSTILE = "<img src=x onerror=alert(1)>"

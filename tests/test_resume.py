@@ -326,7 +326,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, resume: bool, stop: 
         plan = checkpoint.plan(out, {"dataset": "synthetic-collab", **DDP_DATA, **DDP_CONFIG}, resume=resume)
         try:
             with checkpoint.checkpointing(plan, ds):
-                run = CollabTrainer().train(ds, dict(DDP_CONFIG), progress=False)
+                run = CollabTrainer().train(ds, dict(DDP_CONFIG), progress=False, checkpoint=plan)
         except KeyboardInterrupt:
             return
         torch.save({k: v.clone() for k, v in run.tensors().items()}, Path(out).parent / f"{Path(out).name}-{rank}.pt")

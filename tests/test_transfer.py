@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import embedlab
-from embedlab.analysis import run_analyses
+from embedlab.runner import run_analyses
 from embedlab.errors import UsageError
 from embedlab.registry import analyses
 

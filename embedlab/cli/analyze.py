@@ -74,8 +74,9 @@ def analyze_command() -> click.Command:
 
     def callback(run_dir: Path, only: str | None, report: Path | None, as_json: bool, strict: bool,
                  **analysis_options):
-        from embedlab.analysis import run_analyses
-        from embedlab.report.html import print_terminal, results_json, write_report
+        from embedlab.runner import run_analyses
+        from embedlab.report.html import results_json, write_report
+        from embedlab.report.terminal import print_terminal
         from embedlab.run import load_run
 
         if report is not None:

@@ -21,7 +21,9 @@ from typing import Any, Sequence
 import click
 import pandas as pd
 
-from embedlab.errors import EmbedlabError, UsageError
+from embedlab.cli.common import DatasetGroup, load_for_command, merge_params
+from embedlab.errors import UsageError
+from embedlab.registry import DatasetEntry, TrainerEntry
 from embedlab.training.fitconfig import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config
 
 DEFAULT_OPTS = "sgd,momentum,rmsprop,adam,adamw"
@@ -95,7 +97,7 @@ def plan(base: dict[str, Any], trainer, opts: list, lrs: list, wds: list, modes:
             notes.append("skipped adamw with --wd-mode l2 (adamw is Adam with decoupled decay; "
                          "adam with l2 is the L2 version)")
             continue
-        resolved = fit_config(cfg, getattr(trainer, "options", []))
+        resolved = fit_config(cfg, trainer.options)
         parts = [opt]
         if vary["lr"] or lr is None:
             parts.append(f"lr={resolved.lr:g}")
@@ -311,24 +313,12 @@ def write_compare_report(path: str | Path, outcomes: list[Outcome], metric: str,
 
 
 # ---------------------------------------------------------------------------- the command
-def compare_command(name: str) -> click.Command:
+def compare_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
     """``compare NAME``: the dataset's options, its trainer's options, lists for the fit choices."""
-    from embedlab.registry import get_dataset, trainer_for
-
-    spec = get_dataset(name)
-    trainer = trainer_for(spec.kind)
-    trainer_opts = list(getattr(trainer, "options", []))
-    takes_fit = {"opt", "lr", "wd", "wd_mode"} <= {o.name for o in trainer_opts}
-    params = list(spec.options)
-    taken = {p.name for p in params}
-    for opt in trainer_opts:
-        if opt.name in LISTED:
-            continue
-        if opt.name in taken:
-            raise EmbedlabError(f"dataset {name!r} and trainer {trainer.name!r} both define --{opt.name}")
-        params.append(opt)
-    lr_help, wd_help = (_defaults_sentence(next((o.help or "" for o in trainer_opts if o.name == n), ""))
-                        for n in ("lr", "wd"))
+    name = entry.name
+    takes_fit = {"opt", "lr", "wd", "wd_mode"} <= {o.name for o in trainer.options}
+    params = merge_params(entry, trainer, skip=LISTED)
+    lr_help, wd_help = _defaults_sentences(trainer)
     params += [
         click.Option(["--opt"], default=DEFAULT_OPTS, show_default=True,
                      help=f"Comma-separated optimizers to compare, from: {', '.join(OPTIMIZERS)}."),
@@ -350,8 +340,6 @@ def compare_command(name: str) -> click.Command:
     ]
 
     def callback(**kwargs):
-        from embedlab.cli import _split_kwargs
-
         if not takes_fit:
             raise UsageError(f"trainer {trainer.name!r} of dataset {name!r} does not take the shared fit "
                              "options (--opt/--lr/--wd/--wd-mode), so it cannot be compared")
@@ -367,14 +355,13 @@ def compare_command(name: str) -> click.Command:
             raise UsageError(f"--lr {lrs}: learning rates must be positive")
         wds = parse_list(kwargs.pop("wd"), "wd", float)
         modes = parse_list(kwargs.pop("wd_mode"), "wd-mode", str.lower, WD_MODES)
-        ds_opts, base = _split_kwargs(spec, trainer, kwargs)
-        base.setdefault("seed", ds_opts["seed"])
-        configs, notes = plan(base, trainer, opts, lrs, wds, modes)
+        ds_opts, base = entry.split_options(kwargs)
+        base.pop("trainer", None)
+        configs, notes = plan(base, trainer, opts, lrs, wds, modes)  # bad combinations fail before loading
         for note in notes:
             _stderr(f"note: {note}")
-        _stderr(f"loading {name} ...")
         t_load = time.perf_counter()
-        dataset = spec.load(**ds_opts)
+        dataset, _ = load_for_command(entry, kwargs, announce=False)
         load_seconds = time.perf_counter() - t_load
         split = dataset.split.get("name", "?")
         n_valid = 0 if dataset.valid is None else len(dataset.valid)
@@ -409,10 +396,14 @@ def compare_command(name: str) -> click.Command:
                               "configuration; curves, final metrics, wall time and a verdict.")
 
 
-def _defaults_sentence(text: str) -> str:
-    """The "Default per --opt ..." sentence of a trainer's option help (empty if none)."""
-    m = re.search(r"Default per --opt.*", text)
-    return m.group(0) if m else ""
+def _defaults_sentences(trainer: TrainerEntry) -> tuple[str, str]:
+    """The per-optimizer defaults of the trainer's --lr and --wd, as sentences for --help."""
+    from embedlab.training.fitconfig import DefaultsOption
+
+    found = {o.name: o.fit_defaults for o in trainer.options if isinstance(o, DefaultsOption)}
+    lr = f"Default per --opt: {found['lr'].describe_lr()}." if "lr" in found else ""
+    wd = f"Default per --opt and --wd-mode: {found['wd'].describe_wd()}." if "wd" in found else ""
+    return lr, wd
 
 
 def _print_table(table: pd.DataFrame, metric: str) -> None:
@@ -430,17 +421,7 @@ def _print_table(table: pd.DataFrame, metric: str) -> None:
 
 def compare_group() -> click.Group:
     """``compare DATASET``: one subcommand per registered dataset, like ``train``."""
-    from embedlab.cli import DatasetGroup  # cli imports this module inside make_cli()
-
-    class CompareGroup(DatasetGroup):
-        def get_command(self, ctx, name):
-            from embedlab.registry import datasets
-
-            if name not in datasets():
-                return None
-            return compare_command(name)
-
-    return CompareGroup(
-        "compare", mode="compare",
+    return DatasetGroup(
+        "compare", build=compare_command,
         help="Compare optimizers (and lrs, weight decays) on a dataset: embedlab compare DATASET "
              "--opt sgd,momentum,rmsprop,adam,adamw [--lr 1e-3,5e-3] --report R.html")

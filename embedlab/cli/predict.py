@@ -41,32 +41,29 @@ def _read_frame(path: Path) -> pd.DataFrame:
 def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: str | Path | None = None,
                 progress: bool = False) -> pd.DataFrame:
     """Predictions of the run at ``run_dir`` (see module docstring)."""
-    from embedlab.registry import get_dataset, trainer_for
+    from embedlab.registry import dataset_of_run, trainer_of_run
     from embedlab.run import load_run
+    from embedlab.toolkit.retrain import loader_options, reload_dataset
 
     run = load_run(run_dir)
-    trainer = trainer_for(run.kind)
-    if not hasattr(trainer, "predict"):
-        raise UsageError(f"the {trainer.name!r} trainer (runs of kind {run.kind!r}) cannot predict")
+    trainer = trainer_of_run(run)
+    trainer.require("predict", "embedlab predict")
     if file is not None:
         if data_dir is not None:
             raise UsageError("give either --file or --data-dir, not both")
         return trainer.predict(run, _read_frame(Path(file)))
-    options: dict[str, Any] = dict((run.meta.get("dataset_info") or {}).get("options") or {})
-    spec = get_dataset(run.dataset)
-    accepted = {o.name for o in spec.options}
+    entry = dataset_of_run(run)
+    overrides: dict[str, Any] = {}
     if data_dir is not None:
-        if "data_dir" not in accepted:
+        if "data_dir" not in entry.option_names:
             raise UsageError(f"dataset {run.dataset!r} takes no --data-dir; predict a table with --file")
-        options["data_dir"] = str(data_dir)
-    options = {k: v for k, v in options.items() if k in accepted}
-    if "data_dir" in accepted and not options.get("data_dir"):
+        overrides["data_dir"] = str(data_dir)
+    elif "data_dir" in entry.option_names and not loader_options(run).get("data_dir"):
         raise UsageError(f"give the {run.dataset} data folder with --data-dir")
-    split_opt = next((o for o in spec.options if o.name == "split"), None)
+    split_opt = next((o for o in entry.options if o.name == "split"), None)
     if split_opt is not None and "none" in getattr(split_opt.type, "choices", ()):
-        options["split"] = "none"  # predicting needs no validation rows
-    dataset = spec.load(seed=run.seed if run.seed is not None else 42, **options)
-    return trainer.predict(run, dataset)
+        overrides["split"] = "none"  # predicting needs no validation rows
+    return trainer.predict(run, reload_dataset(run, **overrides))
 
 
 @click.command("predict")

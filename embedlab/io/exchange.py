@@ -27,6 +27,7 @@ import pandas as pd
 from embedlab.io.atomic import atomic_file
 from embedlab.errors import DataError, UsageError
 from embedlab.run import EmbeddingTable
+from embedlab.toolkit.projection import coordinates
 
 FORMATS = ("projector", "word2vec", "npy", "csv")
 _WS = re.compile(r"[\t\r\n]+")
@@ -71,37 +72,26 @@ def _float_text(vectors: np.ndarray) -> list[str]:
     return [" ".join(f"{v:.6g}" for v in row) for row in np.asarray(vectors, dtype=np.float32)]
 
 
+def _export_column(name: str) -> str:
+    """The CSV's name of a :func:`~embedlab.toolkit.projection.coordinates` column:
+    ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``."""
+    if name.startswith("UMAP "):
+        return "umap_" + name[len("UMAP "):]
+    return "pca_" + name[len("PC"):]
+
+
 def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0) -> pd.DataFrame:
     """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2) of every observed entity.
 
-    The coordinates are those of the registered ``pca`` and ``umap`` analyses run with
-    ``--top-n 0`` (all observed entities), found through the plugin registry like any
-    analysis, so the CSV matches what a report shows.
+    The coordinates are :func:`embedlab.toolkit.projection.coordinates`, the values the ``pca``
+    and ``umap`` analyses plot with ``--top-n 0``, so the CSV matches what a report shows;
+    rounded to 6 decimals.
     """
-    from embedlab.registry import analyses
-    from embedlab.run import Run
-
-    found = analyses()
-    wanted = ["pca"] + (["umap"] if umap else [])
-    missing = [n for n in wanted if n not in found]
-    if missing:
-        raise UsageError(f"the csv export needs the {', '.join(missing)} analysis plugin(s), which are not "
-                         f"installed; installed analyses: {', '.join(found) or '(none)'}")
-    run = Run({"dataset": "export"}, {table.name: table})
-    out = table.frame()
-    for name, cols, prefix in (("pca", ("PC1", "PC2", "PC3"), "pca_"), ("umap", ("UMAP 1", "UMAP 2"), "umap_")):
-        if name not in wanted:
-            continue
-        analysis = found[name]
-        from embedlab.analysis import resolve_options
-
-        options = resolve_options(analysis, {"top_n": 0, "seed": seed})
-        plot = analysis.run(run, table.name, options).data["plot"]
-        coords = pd.DataFrame({"key": plot["key"].to_numpy()})
-        for i, col in enumerate(c for c in cols if c in plot):
-            coords[f"{prefix}{i + 1}"] = np.round(plot[col].to_numpy(dtype=float), 6)
-        out = out.merge(coords, on="key", how="inner" if name == "pca" else "left")
-    return out
+    coords = coordinates(table, umap=umap, seed=seed)
+    rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
+    for name in coords.columns[1:]:
+        rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
+    return table.frame().merge(rounded, on="key", how="inner")
 
 
 def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,

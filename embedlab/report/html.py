@@ -9,13 +9,15 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pandas as pd
 
-from embedlab.analysis import AnalysisResult
 from embedlab.io.atomic import write_text
 from embedlab.run import Run
+
+if TYPE_CHECKING:  # the report renders results it is handed; it never runs analyses
+    from embedlab.analysis import AnalysisResult
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
@@ -38,7 +40,7 @@ details{margin:6px 0} summary{cursor:pointer;color:#336;font-weight:600;font-siz
 MAX_TABLE_ROWS = 200
 
 
-def _fmt(v: Any) -> str:
+def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         if math.isnan(v):
             return "–"
@@ -50,7 +52,7 @@ def frame_html(df: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> str:
     """An escaped HTML table (pandas escapes cell text with escape=True)."""
     shown = df.head(max_rows)
     out = shown.to_html(index=False, escape=True, classes="data", border=0, na_rep="–",
-                        float_format=lambda v: _fmt(float(v)))
+                        float_format=lambda v: fmt_value(float(v)))
     if len(df) > max_rows:
         out += f'<p class="muted">first {max_rows} of {len(df):,} rows (all rows are in --json)</p>'
     return out
@@ -59,7 +61,7 @@ def frame_html(df: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> str:
 def metrics_html(metrics: dict[str, Any], max_open: int = 14) -> str:
     """Metrics as a two-column table; long lists show the first ``max_open`` and fold the rest."""
     def rows(items):
-        return "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(_fmt(v))}</td></tr>" for k, v in items)
+        return "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(fmt_value(v))}</td></tr>" for k, v in items)
 
     items = list(metrics.items())
     out = f'<table class="data metrics"><tr><th>metric</th><th>value</th></tr>{rows(items[:max_open])}</table>'
@@ -207,70 +209,8 @@ def write_report(path: str | Path, run: Run | None, results: Iterable[AnalysisRe
     return path
 
 
-def result_html_standalone(result: AnalysisResult | Iterable[AnalysisResult], height: int | None = None) -> str:
-    """One result (or several) as a self-contained iframe: Jupyter's inline display.
-
-    The iframe's ``srcdoc`` holds a whole report, so BokehJS and the plots work in any
-    notebook front end without ``output_notebook()`` and without network access.
-    """
-    results = [result] if isinstance(result, AnalysisResult) else list(result)
-    title = results[0].title if len(results) == 1 else "embedlab results"
-    doc = render_html(None, results, title=title)
-    if height is None:
-        n_figs = sum(len(r.figures) for r in results)
-        n_rows = sum(min(len(df), MAX_TABLE_ROWS) + 2 for r in results for df in r.tables.values())
-        height = min(6000, 260 + 180 * len(results) + 500 * n_figs + 12 * n_rows)
-    return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height}px;border:0"></iframe>')
-
-
-class ResultList(list):
-    """A list of AnalysisResults that Jupyter displays as one inline report."""
-
-    def _repr_html_(self) -> str:
-        return result_html_standalone(list(self))
-
-    def to_json(self) -> str:
-        return results_json(None, self)
-
-    def __repr__(self) -> str:
-        return "[" + ", ".join(f"<{r.analysis}/{r.table}: {'error' if r.error else 'ok'}>" for r in self) + "]"
-
-
 def results_json(run: Run | None, results: Iterable[AnalysisResult]) -> str:
     payload = {"run": None if run is None else {"path": str(run.path), "dataset": run.dataset,
                                                 "kind": run.kind, "metrics": run.metrics},
                "results": [r.to_json() for r in results]}
     return json.dumps(payload, indent=2, default=str, allow_nan=False)
-
-
-def short_summary(text: str, limit: int = 600) -> str:
-    """The first sentences of a summary, up to about ``limit`` characters (the terminal view;
-    the report and --json keep all of it)."""
-    if len(text) <= limit:
-        return text
-    import re
-
-    out = ""
-    for sentence in re.split(r"(?<=[.!?])\s+", text):
-        if out and len(out) + len(sentence) + 1 > limit:
-            return out + " […]"
-        out = f"{out} {sentence}".strip()
-    return out
-
-
-def print_terminal(results: Iterable[AnalysisResult], console=None) -> None:
-    """A short rich summary per analysis (on stderr by default)."""
-    from rich.console import Console
-    from rich.panel import Panel
-    from rich.text import Text
-
-    console = console or Console(stderr=True)
-    for r in results:
-        head = r.title + (f" — {r.table}" if r.table else "")
-        if r.error:
-            console.print(Panel(Text(r.error), title=Text(head), border_style="red"))
-            continue
-        body = Text(short_summary(r.summary or ""))
-        if r.metrics:
-            body.append("\n" + "  ".join(f"{k}={_fmt(v)}" for k, v in list(r.metrics.items())[:8]), style="dim")
-        console.print(Panel(body, title=Text(head), border_style="blue"))

@@ -5,7 +5,7 @@ label shown in a tooltip comes from a ColumnDataSource field, which Bokeh escape
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd

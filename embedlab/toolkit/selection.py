@@ -12,19 +12,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from embedlab.analysis import AnalysisOption
 from embedlab.run import EmbeddingTable
 
-DEFAULT_TOP_N = 1000
-
-# Options that several analyses share (one CLI flag each; declared identically everywhere).
-TOP_N = AnalysisOption("top_n", int, DEFAULT_TOP_N,
-                       "Keep the N most-observed entities of each table (0: all); ignored when "
-                       "--min-count is given.")
-MIN_COUNT = AnalysisOption("min_count", int, None,
-                           "Keep entities observed at least this many times (overrides --top-n).")
-N_SHOW = AnalysisOption("n_show", int, 10, "Entities listed at each end of a ranking or component.")
-SEED = AnalysisOption("seed", int, 0, "Random seed of analyses that sample or are stochastic.")
+# the shared options live in embedlab.toolkit.options; these names stay importable from here
+from embedlab.toolkit.options import DEFAULT_TOP_N, MIN_COUNT, N_SHOW, SEED, TOP_N  # noqa: E402,F401
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}

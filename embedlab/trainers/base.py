@@ -3,24 +3,37 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import click
 
 from embedlab.data import Dataset
 from embedlab.run import Run, versions
 
-if TYPE_CHECKING:  # torch loads when a trainer trains, not when the CLI reads its options
-    from embedlab.training.lr_find import LRFindResult
-
 
 @runtime_checkable
 class Trainer(Protocol):
     """A trainer turns a Dataset into a Run.
 
-    :attr name: unique trainer name.
+    Required:
+
+    :attr name: unique trainer name (``--trainer NAME`` picks it when two trainers train one kind).
     :attr kind: the dataset kind it trains (``"collab"``, ``"tabular"``).
     :attr options: click options it accepts; their values arrive in ``config``.
+    :meth train: ``train(dataset, config, progress=True) -> Run`` (unsaved: the caller saves it).
+
+    Optional abilities, recorded by the registry when the trainer registers (``TrainerEntry.can``);
+    a command that needs one a trainer lacks says so in one line:
+
+    - ``lr_find(dataset, config, progress=True) -> LRFindResult``: ``embedlab lr-find``.
+    - ``predict(run, data) -> DataFrame``: ``embedlab predict``; ``data`` is a Dataset (predict its
+      ``test`` rows) or a DataFrame of rows with the model's columns.
+    - ``encode_rows(run, frame, source) -> EncodedRows``: the model's view of rows (category
+      codes, the embedding matrices they index, continuous inputs, the target and the network's
+      prediction), for analyses that feed embeddings to other models (``transfer``).
+    - ``resumable = True``: ``train`` also takes ``checkpoint=`` (a
+      :class:`embedlab.training.checkpoint.CheckpointPlan`) and passes it to ``Learner.fit``, so
+      ``embedlab train`` keeps per-epoch checkpoints and ``--resume`` works.
     """
 
     name: str
@@ -29,9 +42,6 @@ class Trainer(Protocol):
 
     def train(self, dataset: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
         """Train and return an unsaved Run (the caller saves it)."""
-
-    def lr_find(self, dataset: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
-        """Sweep learning rates for this dataset and config."""
 
 
 @contextlib.contextmanager

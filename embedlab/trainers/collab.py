@@ -61,6 +61,7 @@ class CollabTrainer:
     name = "collab"
     kind = "collab"
     options = OPTIONS
+    resumable = True  # train() takes checkpoint= and passes it to Learner.fit
 
     def default_config(self) -> dict[str, Any]:
         return option_defaults(self.options)
@@ -127,7 +128,7 @@ class CollabTrainer:
         return users, items, model, learner, tuple(y_range)
 
     # ---------------------------------------------------------------- API
-    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
+    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
         from embedlab.training import distributed
 
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
@@ -136,7 +137,7 @@ class CollabTrainer:
         fit_cfg = fit_config(config, self.options)
         config.update(fit_cfg.to_config())
         with torch_threads(config.get("threads")):
-            fit = learner.fit(fit_cfg, progress=progress and distributed.is_writer())
+            fit = learner.fit(fit_cfg, progress=progress and distributed.is_writer(), checkpoint=checkpoint)
         model.looked_up = None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds

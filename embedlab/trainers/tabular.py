@@ -319,6 +319,7 @@ class TabularTrainer:
     name = "tabular"
     kind = "tabular"
     options = OPTIONS
+    resumable = True  # train() takes checkpoint= and passes it to Learner.fit
 
     def default_config(self) -> dict[str, Any]:
         return option_defaults(self.options)
@@ -485,13 +486,13 @@ class TabularTrainer:
                          cats=cats, conts=conts)
 
     # ---------------------------------------------------------------- API
-    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
+    def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
         cfg = self.resolve_config(config)
         with torch_threads(cfg.get("threads")):
             p = self._prepare(ds, cfg, progress)
             fit_cfg = fit_config(cfg, self.options)
             cfg.update(fit_cfg.to_config())
-            fit = p.learner.fit(fit_cfg, progress=progress)
+            fit = p.learner.fit(fit_cfg, progress=progress, checkpoint=checkpoint)
             scale = self._rmspe_scale(p) if p.transform == "log" and cfg["rmspe_scale"] else 1.0
         cfg["y_range"] = list(p.y_range) if p.y_range is not None else None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}

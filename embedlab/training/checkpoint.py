@@ -2,7 +2,9 @@
 
 Why here and not in each trainer: every trainer trains through :meth:`embedlab.training.learner.Learner.fit`
 (the distributed learner too), so the learner saves and restores the training state in one
-place and a trainer (built-in or third-party) gets checkpoints and ``--resume`` for free.
+place. The plan travels explicitly: ``embedlab train`` makes a :class:`CheckpointPlan` and
+passes it to a trainer that declares ``resumable = True`` (``train(..., checkpoint=plan)``),
+which hands it to ``Learner.fit(..., checkpoint=plan)``.
 
 Where: ``embedlab train ... --out PARENT/NAME`` keeps its checkpoint in the hidden sibling
 folder ``PARENT/.NAME.checkpoint/``: next to the run a user asked for, under a name that the
@@ -36,7 +38,6 @@ uninterrupted run (bit for bit on CPU, one thread; ``tests/test_resume.py``).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import hashlib
 import json
 import os
@@ -55,9 +56,6 @@ FORMAT = "embedlab-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_FILE = "checkpoint.json"
 STATE_FILE = "state.safetensors"
-
-_PLAN: contextvars.ContextVar["CheckpointPlan | None"] = contextvars.ContextVar("embedlab_checkpoint",
-                                                                               default=None)
 
 
 class CheckpointError(RunFormatError):
@@ -246,6 +244,13 @@ class CheckpointPlan:
     def fingerprint(self) -> dict[str, Any]:
         return {"options": self.options, "dataset": self.dataset}
 
+    def keeper_for(self, learner, config) -> "FitKeeper":
+        """The keeper of a fit that is starting: a trainer may fit several times per run (each
+        fit has its own checkpoints, numbered in order)."""
+        index = self.fits
+        self.fits += 1
+        return FitKeeper(self, index, config)
+
     def discard(self) -> None:
         """The run is saved: its checkpoints are no longer needed (rank 0 only)."""
         from embedlab.training import distributed
@@ -283,7 +288,7 @@ def plan(out: str | os.PathLike, options: Mapping[str, Any], resume: bool = Fals
 
 @contextlib.contextmanager
 def checkpointing(the_plan: CheckpointPlan | None, dataset=None, echo=None) -> Iterator[CheckpointPlan | None]:
-    """Let every :meth:`Learner.fit` inside the block save (and resume from) checkpoints.
+    """Bind ``the_plan`` to the data being trained on, around the training that uses it.
 
     ``dataset`` adds the data's fingerprint (a resumed run on other data is refused). When
     the block fails (Ctrl-C, an error) after a checkpoint was written, ``echo`` says where
@@ -300,7 +305,6 @@ def checkpointing(the_plan: CheckpointPlan | None, dataset=None, echo=None) -> I
             if diff:
                 raise UsageError(f"--resume: the checkpoint in {str(the_plan.folder)!r} was made on other "
                                  f"data: {'; '.join(diff)}; rerun on the same data or drop --resume")
-    token = _PLAN.set(the_plan)
     try:
         yield the_plan
     except BaseException:
@@ -308,12 +312,6 @@ def checkpointing(the_plan: CheckpointPlan | None, dataset=None, echo=None) -> I
             echo(f"checkpoint of {the_plan.last_written} kept in {str(the_plan.folder)!r}; "
                  f"rerun the same command with --resume to continue from it")
         raise
-    finally:
-        _PLAN.reset(token)
-
-
-def current_plan() -> CheckpointPlan | None:
-    return _PLAN.get()
 
 
 # ---------------------------------------------------------------------------- the learner's side
@@ -427,13 +425,3 @@ class FitKeeper:
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
         self.plan.last_written = f"epoch {epoch}/{self.epochs}"
-
-
-def keeper_for(learner, config) -> FitKeeper | None:
-    """The checkpoint keeper of a fit that is starting (None outside ``embedlab train``)."""
-    the_plan = _PLAN.get()
-    if the_plan is None:
-        return None
-    index = the_plan.fits
-    the_plan.fits += 1
-    return FitKeeper(the_plan, index, config)

@@ -117,28 +117,21 @@ def shard_rows(tensors: Sequence[torch.Tensor], seed: int) -> tuple[torch.Tensor
     return tuple(t[perm] for t in tensors)
 
 
-def loader_shard(load: Any, config: dict) -> dict:
-    """``{"shard": RowShard}`` for a dataset's ``load`` when this process should read only its
-    shard: under torchrun (WORLD_SIZE > 1) with ``--shard-data``, for a loader that takes a
-    ``shard`` parameter; ``{}`` otherwise (the trainer then shards after loading).
+def row_shard(config: dict) -> "Any":
+    """This process's :class:`~embedlab.data.RowShard` when it should read only its share of the
+    training rows: under torchrun (WORLD_SIZE > 1) with ``--shard-data``; None otherwise. A
+    loader that takes ``shard=`` receives it (``DatasetEntry.load_dataset``); other loaders
+    read everything and the trainer shards after loading.
 
     Decided before the process group exists (loading comes first), from torchrun's
     ``RANK``/``WORLD_SIZE``; the seed is the run's, so both shard paths keep the same rows.
     """
-    import inspect
-
     from embedlab.data import RowShard
 
     world = env_world_size()
     if world <= 1 or not config.get("shard_data"):
-        return {}
-    try:
-        takes = "shard" in inspect.signature(load).parameters
-    except (TypeError, ValueError):
-        takes = False
-    if not takes:
-        return {}
-    return {"shard": RowShard(int(os.environ.get("RANK", "0")), world, int(config.get("seed", 42)))}
+        return None
+    return RowShard(int(os.environ.get("RANK", "0")), world, int(config.get("seed", 42)))
 
 
 def union_index(index: "Any") -> "Any":
@@ -255,18 +248,18 @@ class DistributedLearner(Learner):
                 continue
             yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
 
-    def fit(self, config=None, progress: bool = True, on_epoch=None, **changes: Any):
+    def fit(self, config=None, progress: bool = True, on_epoch=None, checkpoint=None, **changes: Any):
         """As :meth:`Learner.fit`; with sharded data each rank steps through its own shard with
         ``bs / world`` rows, so the schedule's steps per epoch are counted on the shard."""
         if not (self.sharded and active()):
-            return super().fit(config, progress, on_epoch, **changes)
+            return super().fit(config, progress, on_epoch, checkpoint, **changes)
         from embedlab.training.fitconfig import FitConfig
 
         cfg = (config or FitConfig()).replace(**changes)
         global_bs = int(cfg.bs or self.bs)
         if global_bs % world_size():
             raise UsageError(f"--bs {global_bs} must be a multiple of the {world_size()} processes")
-        result = super().fit(cfg.replace(bs=global_bs // world_size()), progress, on_epoch)
+        result = super().fit(cfg.replace(bs=global_bs // world_size()), progress, on_epoch, checkpoint)
         result.config["bs"] = global_bs
         self.bs = global_bs
         return result

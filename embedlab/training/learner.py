@@ -282,8 +282,13 @@ class Learner:
 
     # ------------------------------------------------------------ training
     def fit(self, config: FitConfig | None = None, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None, **changes: Any) -> FitResult:
+            on_epoch: Callable[[dict], None] | None = None, checkpoint: Any = None,
+            **changes: Any) -> FitResult:
         """Train as ``config`` says (keyword ``changes`` override its fields).
+
+        ``checkpoint``: a :class:`embedlab.training.checkpoint.CheckpointPlan` (``embedlab train``
+        makes one per run): this fit then saves a checkpoint after every epoch and, under
+        ``--resume``, starts from the saved one. None: no checkpoints.
 
         The training loss in the history is the data loss only; an L2 term is added for the
         gradient but not reported, so runs with different weight-decay modes compare directly.
@@ -315,9 +320,7 @@ class Learner:
         bar = _progress(progress)
         step = 0
         t0 = time.perf_counter()
-        from embedlab.training.checkpoint import keeper_for  # per-epoch checkpoints (under `embedlab train`)
-
-        keeper, first = keeper_for(self, config), 0
+        keeper, first = (checkpoint.keeper_for(self, config) if checkpoint is not None else None), 0
         if keeper is not None:  # --resume: restore the checkpoint, go on with the next epoch
             first, step, spent = keeper.restore(self, opt, sched, result)
             t0 -= spent

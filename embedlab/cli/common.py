@@ -1,0 +1,111 @@
+"""What the dataset commands (``train``, ``lr-find``, ``compare``) share: one subcommand per
+registered dataset, the choice of its trainer (``--trainer``), and the one path from a
+command's options to a loaded dataset and a trainer config."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import click
+
+from embedlab.errors import EmbedlabError, UsageError
+from embedlab.registry import DatasetEntry, TrainerEntry
+
+
+def stderr(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def trainer_option(entry: DatasetEntry, trainer: TrainerEntry) -> click.Option:
+    """``--trainer``: which registered trainer of the dataset's kind trains it."""
+    from embedlab.registry import trainers_for
+
+    names = [t.name for t in trainers_for(entry.kind)] or [trainer.name]
+    return click.Option(["--trainer"], type=click.Choice(names), default=trainer.name, show_default=True,
+                        help=f"Trainer of {entry.kind} datasets (installed: {', '.join(names)}); its options "
+                             f"are listed here, so give it before --help.")
+
+
+def merge_params(entry: DatasetEntry, trainer: TrainerEntry, skip: tuple[str, ...] = ()) -> list[click.Parameter]:
+    """The dataset's options, then the trainer's (except ``skip``); a name both declare is an error."""
+    params = list(entry.options)
+    taken = {p.name for p in params}
+    for opt in trainer.options:
+        if opt.name in skip:
+            continue
+        if opt.name in taken:
+            raise EmbedlabError(f"dataset {entry.name!r} and trainer {trainer.name!r} both define --{opt.name}")
+        params.append(opt)
+    return params + [trainer_option(entry, trainer)]
+
+
+def load_for_command(entry: DatasetEntry, values: dict[str, Any], announce: bool = True):
+    """A command's option values -> (loaded dataset, trainer config): the dataset takes its own
+    options plus the seed; the rest, seed included, is the trainer's config."""
+    from embedlab.training.distributed import row_shard  # torchrun --shard-data: read only this rank's rows
+
+    ds_opts, cfg = entry.split_options(values)
+    cfg.pop("trainer", None)
+    if announce:
+        stderr(f"loading {entry.name} ...")
+    dataset = entry.load_dataset(ds_opts, seed=cfg.get("seed", 42), shard=row_shard(cfg))
+    if announce:
+        stderr(f"{entry.name}: {len(dataset.train):,} training rows, "
+               f"{0 if dataset.valid is None else len(dataset.valid):,} validation rows "
+               f"(split: {dataset.split.get('name', '?')})")
+    return dataset, cfg
+
+
+def _trainer_in(args: list[str]) -> str | None:
+    """The value of ``--trainer`` among a subcommand's raw arguments (its options depend on it)."""
+    for i, arg in enumerate(args):
+        if arg == "--trainer" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--trainer="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+class DatasetGroup(click.Group):
+    """A group whose subcommands are the registered datasets; ``build(entry, trainer)`` makes
+    the subcommand for one dataset and the trainer chosen for it."""
+
+    def __init__(self, *args, build: Callable[[DatasetEntry, TrainerEntry], click.Command], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.build = build
+        self._trainer_name: str | None = None
+
+    def list_commands(self, ctx):
+        from embedlab.registry import datasets
+
+        return list(datasets())
+
+    def get_command(self, ctx, name):
+        from embedlab.registry import datasets, trainer_for_dataset
+
+        entry = datasets().get(name)
+        if entry is None:
+            return None
+        try:
+            trainer = trainer_for_dataset(entry, self._trainer_name)
+        except UsageError as exc:
+            if self._trainer_name is not None:
+                raise
+            return _unavailable(name, entry.description, exc)  # listed; running it says why not
+        return self.build(entry, trainer)
+
+    def resolve_command(self, ctx, args):
+        from embedlab.registry import datasets
+
+        name = args[0] if args else None
+        if name is not None and not name.startswith("-") and name not in datasets():
+            raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(datasets())}")
+        self._trainer_name = _trainer_in(args[1:])
+        return super().resolve_command(ctx, args)
+
+
+def _unavailable(name: str, description: str, error: UsageError) -> click.Command:
+    def callback(**_):
+        raise error
+
+    return click.Command(name, callback=callback, help=f"{description} ({error.format_message()})",
+                         context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

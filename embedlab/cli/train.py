@@ -1,0 +1,113 @@
+"""``embedlab train DATASET`` and ``embedlab lr-find DATASET``: one subcommand per registered
+dataset, with that dataset's options and its trainer's options, so ``--help`` documents both."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
+from embedlab.errors import EmbedlabError, UsageError
+from embedlab.registry import DatasetEntry, TrainerEntry
+
+COMMON_TRAIN_OPTIONS = [
+    click.Option(["--out", "-o"], type=click.Path(path_type=Path), required=True,
+                 help="Run folder to write (created; an existing run there is replaced only "
+                      "once the new one is complete)."),
+    click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+    click.Option(["--resume"], is_flag=True,
+                 help="Continue an interrupted training of this --out from its last completed epoch. "
+                      "After every epoch `train` keeps a checkpoint (model, optimizer, schedule, "
+                      "random states; safetensors + JSON) in the hidden folder .NAME.checkpoint "
+                      "beside --out NAME, deleted once the run is saved. Give the same options as "
+                      "before: other settings or other data are refused; without a checkpoint it is "
+                      "an error. The result equals an uninterrupted run's."),
+    click.Option(["--no-checkpoint"], is_flag=True,
+                 help="Keep no per-epoch checkpoint (a killed run then starts over)."),
+]
+
+LR_FIND_OPTIONS = [
+    click.Option(["--plot"], type=click.Path(path_type=Path), default=None,
+                 help="Write the loss-vs-lr plot as a standalone HTML file."),
+    click.Option(["--suggest"], type=click.Choice(["valley", "steep", "min10"]), default="valley",
+                 show_default=True,
+                 help="Suggestion rule: 'valley' (middle of the longest descent), 'steep' "
+                      "(steepest descent), 'min10' (the minimum's lr divided by 10)."),
+    click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+]
+
+
+def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
+    """``train NAME``: load, train, save the run (with per-epoch checkpoints when the trainer
+    is resumable)."""
+
+    def callback(**kwargs):
+        from embedlab.run import check_out_dir
+        from embedlab.training import checkpoint, distributed
+
+        quiet, out = kwargs.pop("quiet"), kwargs.pop("out")
+        resume, keep = kwargs.pop("resume"), not kwargs.pop("no_checkpoint")
+        if resume and not trainer.resumable:
+            raise UsageError(f"--resume: trainer {trainer.name!r} keeps no checkpoints (it does not declare "
+                             f"resumable = True); train again without --resume")
+        check_out_dir(out)  # fail before hours of training, not after
+        plan = None
+        if trainer.resumable:
+            plan = checkpoint.plan(out, {"dataset": entry.name, **kwargs}, resume=resume, write=keep,
+                                   echo=stderr)
+        dataset, cfg = load_for_command(entry, kwargs)
+        with checkpoint.checkpointing(plan, dataset, echo=stderr):  # says where it is on failure
+            run = trainer.train(dataset, cfg, progress=not quiet, checkpoint=plan)
+            if not distributed.is_writer():  # torchrun: rank 0 alone writes the run
+                return
+            run.save(out)
+        if plan is not None:
+            plan.discard()  # the run is complete: its checkpoint has served
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float))
+        stderr(f"saved run to {out}")
+        click.echo(json.dumps({"run": str(out), "metrics": run.metrics}, default=float))
+        stderr(metrics)
+
+    return click.Command(entry.name, params=merge_params(entry, trainer) + COMMON_TRAIN_OPTIONS,
+                         callback=callback, help=f"Train on {entry.name}: {entry.description}.")
+
+
+def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
+    """``lr-find NAME``: an exponential lr sweep, its suggestions and (``--plot``) its plot."""
+
+    def callback(**kwargs):
+        quiet, plot, rule = kwargs.pop("quiet"), kwargs.pop("plot"), kwargs.pop("suggest")
+        trainer.require("lr_find", "lr-find")
+        if plot is not None:
+            from embedlab.io.atomic import check_file_target
+
+            check_file_target(plot)
+        dataset, cfg = load_for_command(entry, kwargs)
+        result = trainer.lr_find(dataset, cfg, progress=not quiet)
+        sugg = result.suggestions()
+        if not sugg:
+            raise EmbedlabError("lr-find stopped too early to suggest anything; lower the starting lr")
+        for rule_name, lr in sugg.items():
+            mark = "  <- recommended" if rule_name == rule else ""
+            stderr(f"{rule_name:>7}: {lr:.2e}{mark}")
+        click.echo(json.dumps({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}))
+        if plot is not None:
+            from embedlab.report.lrplot import write_lr_plot
+
+            write_lr_plot(plot, result, sugg, rule, title=f"lr-find: {entry.name}")
+            stderr(f"wrote {plot}")
+
+    return click.Command(entry.name, params=merge_params(entry, trainer) + LR_FIND_OPTIONS, callback=callback,
+                         help=f"Sweep learning rates on {entry.name} and suggest one.")
+
+
+def train_group() -> click.Group:
+    return DatasetGroup("train", build=train_command,
+                        help="Train embeddings on a dataset: embedlab train DATASET --out RUN_DIR "
+                             "[options]. `embedlab train DATASET --help` lists its options.")
+
+
+def lr_find_group() -> click.Group:
+    return DatasetGroup("lr-find", build=lr_find_command,
+                        help="Find a learning rate: exponential sweep, loss-vs-lr plot, suggestion.")
