@@ -30,6 +30,7 @@ and readable labels for the small tables.
 """
 from __future__ import annotations
 
+import copy
 import importlib.resources
 import re
 from dataclasses import dataclass, field
@@ -72,6 +73,14 @@ CATEGORICAL = ["Store", "DayOfWeek", "Year", "Month", "Day", "Week", "StateHolid
 CONTINUOUS = ["CompetitionDistance", *WEATHER_COLUMNS, "trend", "trend_DE",
               "AfterStateHoliday", "BeforeStateHoliday", "AfterSchoolHoliday", "BeforeSchoolHoliday",
               "AfterPromo", "BeforePromo", "AfterClosed", "BeforeClosed", "Promo", "SchoolHoliday"]
+#: Guo & Berkhahn (2016), section 4 / Table 1: the paper's 7 features and their embedding sizes,
+#: the column set (``Dataset.column_sets["guo2016"]``) the tabular trainer's ``--preset guo2016``
+#: trains on. Order matters: it is the model's input order.
+GUO2016_COLUMNS: dict[str, Any] = {
+    "categorical": ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"],
+    "continuous": [],
+    "emb_sizes": {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2, "Promo": 1, "State": 6},
+}
 
 
 # ---------------------------------------------------------------------------- reference data
@@ -597,7 +606,10 @@ def build_dataset(raw: RawRossmann, name: str = NAME, split_name: str = "last-da
                    roles={"categorical": cats, "continuous": conts, "target": "Sales",
                           "target_transform": "log", "task": "regression", "date": "Date", "id": "Id",
                           "mask": "Open"},
-                   entities=entities(df, raw), split=split_info, info=info, test=test)
+                   entities=entities(df, raw), split=split_info, info=info, test=test,
+                   # every dataset built from these features (synthetic-rossmann too) has the
+                   # paper's columns; a deep copy, so changing a dataset's set never changes the constant
+                   column_sets={"guo2016": copy.deepcopy(GUO2016_COLUMNS)})
 
 
 OPTIONS = [

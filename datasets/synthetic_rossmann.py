@@ -21,7 +21,8 @@ Stores in the 12 real Rossmann state codes sell ``exp(log_sales)`` a day, where:
 
 The files are made exactly as Kaggle's are read (train, test, store, store_states), then go
 through the same feature preparation as the real data (``rossmann.build_dataset``), so the
-demo and the tests exercise the real pipeline. The planted effects are kept as entity
+demo and the tests exercise the real pipeline (and ``--preset guo2016`` finds the paper's
+columns, ``rossmann.GUO2016_COLUMNS``, in the dataset's column sets). The planted effects are kept as entity
 metadata for the tests and the analyses to check against: ``true_effect`` (each entity's main
 effect), State's ``true_north`` / ``true_east``, and DayOfWeek's and Month's ``true_shape`` (their
 interaction per unit east and north); ``planted_mean`` puts them together.

@@ -73,6 +73,13 @@ class AnalysisResult:
     :param tables: named DataFrames shown in the report and returned by ``--json``.
     :param data: arrays and values the render step plots (not shown as such).
     :param error: set when the analysis failed; the other fields may be empty.
+    :param finding: one line, the headline finding and what it means ("bias follows mean
+        rating, rho 0.94"); the report's findings list opens with it (empty: the summary's
+        first sentence).
+    :param headline: names of the metrics that carry the finding: shown first, never folded.
+    :param maps: 2-D maps of the analysed table that the report's explorer offers beside its
+        own PCA map: map name (``"UMAP"``, ``"t-SNE"``) -> DataFrame with columns ``key``,
+        ``x``, ``y`` (entities of the table, by key; others are left off that map).
     """
 
     analysis: str
@@ -85,6 +92,9 @@ class AnalysisResult:
     error: str | None = None
     seconds: float = 0.0
     figures: list = field(default_factory=list)
+    finding: str = ""
+    headline: list[str] = field(default_factory=list)
+    maps: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -98,7 +108,8 @@ class AnalysisResult:
     def to_json(self) -> dict[str, Any]:
         return {
             "analysis": self.analysis, "table": self.table, "title": self.title,
-            "summary": self.summary, "error": self.error, "seconds": round(self.seconds, 3),
+            "summary": self.summary, "finding": self.finding, "headline": list(self.headline),
+            "error": self.error, "seconds": round(self.seconds, 3),
             "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
             "tables": {k: [{c: _jsonable(v) for c, v in row.items()} for row in df.to_dict("records")]
                        for k, df in self.tables.items()},

@@ -35,6 +35,10 @@ class Dataset:
     :param info: anything else worth recording (source folder, file names, counts).
     :param rating_range: (min, max) of the target where it is bounded (ratings).
     :param test: rows to predict (no target), e.g. Kaggle's test.csv, for ``embedlab predict``.
+    :param column_sets: named column selections a trainer preset may use, so a recipe that
+        names particular columns lives with the dataset, not in the trainer:
+        ``{"guo2016": {"categorical": [...], "continuous": [...], "emb_sizes": {"Store": 10}}}``
+        (the tabular trainer's ``--preset guo2016`` trains on the ``guo2016`` set).
     """
 
     name: str
@@ -47,6 +51,7 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)
     rating_range: tuple[float, float] | None = None
     test: pd.DataFrame | None = None
+    column_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass

@@ -65,6 +65,18 @@ def _takes_parameter(fn: Callable, name: str) -> bool:
     return name in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
 
 
+def _checked_name(obj: Any, plugin: str, what: str, hook: str, required: tuple[str, ...]) -> str:
+    """The registered object's name, once it has every ``required`` attribute and its name is
+    one word (a CLI name)."""
+    name = getattr(obj, "name", None)
+    missing = [a for a in required if not hasattr(obj, a)]
+    if missing:
+        raise _contract(plugin, what, name, f"without {', '.join(missing)}", hook)
+    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
+        raise _contract(plugin, what, None, f"whose name {name!r} is not a single word", hook)
+    return name
+
+
 # ---------------------------------------------------------------------------- datasets
 @dataclass(frozen=True)
 class DatasetEntry:
@@ -125,12 +137,7 @@ class DatasetEntry:
 
 def _dataset_entry(obj: Any, plugin: str) -> DatasetEntry:
     hook = "embedlab_register_datasets"
-    name = getattr(obj, "name", None)
-    missing = [a for a in ("name", "kind", "load") if not hasattr(obj, a)]
-    if missing:
-        raise _contract(plugin, "dataset", name, f"without {', '.join(missing)}", hook)
-    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-        raise _contract(plugin, "dataset", None, f"whose name {name!r} is not a single word", hook)
+    name = _checked_name(obj, plugin, "dataset", hook, ("name", "kind", "load"))
     if not _text(obj, "kind"):
         raise _contract(plugin, "dataset", name, "whose kind is not a string", hook)
     if not callable(obj.load):
@@ -200,12 +207,9 @@ class TrainerEntry:
 
 def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
     hook = "embedlab_register_trainers"
-    name = getattr(obj, "name", None)
-    missing = [a for a in ("name", "kind", "train") if not hasattr(obj, a)]
-    if missing:
-        raise _contract(plugin, "trainer", name, f"without {', '.join(missing)}", hook)
-    if not isinstance(name, str) or not name.strip() or not _text(obj, "kind"):
-        raise _contract(plugin, "trainer", name, "whose name or kind is not a string", hook)
+    name = _checked_name(obj, plugin, "trainer", hook, ("name", "kind", "train"))
+    if not _text(obj, "kind"):
+        raise _contract(plugin, "trainer", name, "whose kind is not a string", hook)
     if not callable(obj.train):
         raise _contract(plugin, "trainer", name, "whose train is not callable", hook)
     options = _params(getattr(obj, "options", ()))
@@ -271,12 +275,7 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
     from embedlab.toolkit.options import SHARED_OPTIONS, describe_signature, option_signature
 
     hook = "embedlab_register_analyses"
-    name = getattr(obj, "name", None)
-    missing = [a for a in ("name", "title", "applies_to", "run") if not hasattr(obj, a)]
-    if missing:
-        raise _contract(plugin, "analysis", name, f"without {', '.join(missing)}", hook)
-    if not isinstance(name, str) or not name.strip() or any(c.isspace() for c in name):
-        raise _contract(plugin, "analysis", None, f"whose name {name!r} is not a single word", hook)
+    name = _checked_name(obj, plugin, "analysis", hook, ("name", "title", "applies_to", "run"))
     if not callable(obj.applies_to) or not callable(obj.run):
         raise _contract(plugin, "analysis", name, "whose applies_to or run is not callable", hook)
     options = []

@@ -142,6 +142,19 @@ class Run:
     seed = property(lambda self: self.meta.get("seed"))
 
     @property
+    def task(self) -> str | None:
+        """What the run's model predicts, ``"regression"`` or ``"classify"`` (run.json's ``task``).
+        Runs written before trainers recorded it: the tabular record's task, and ``"regression"``
+        for collab runs (ratings); None when nothing says."""
+        task = self.meta.get("task")
+        if isinstance(task, str) and task:
+            return task
+        older = (self.meta.get("tabular") or {}).get("task")
+        if isinstance(older, str) and older:
+            return older
+        return "regression" if self.kind == "collab" else None
+
+    @property
     def table_names(self) -> list[str]:
         return list(self._tables)
 

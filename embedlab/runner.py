@@ -65,7 +65,8 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
             results.append(_error_result(analysis, None, exc))
         if names and not tables and not any(r.analysis == analysis.name for r in results):
             results.append(AnalysisResult(analysis.name, None, analysis.title,
-                                          summary=f"{analysis.title}: no table of this run qualifies."))
+                                          summary=f"{analysis.title}: does not apply to this run (no table "
+                                                  f"of it qualifies, and it is not an analysis of the whole run)."))
         for table in tables:
             t0 = time.perf_counter()
             try:

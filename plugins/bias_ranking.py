@@ -18,9 +18,8 @@ from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisResult
 from embedlab.run import Run
 
-from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, color_column, count_column, entity_frame, fmt_num,
-                      join_labels, labels_meaningful, numeric_columns, plural, select_entities, spearman,
-                      target_column)
+from embedlab.toolkit.options import MIN_COUNT, N_SHOW, TOP_N
+from embedlab.toolkit.selection import (color_column, count_column, entity_frame, fmt_num, join_labels, labels_meaningful, numeric_columns, plural, select_entities, spearman, target_column)
 
 
 class BiasRanking(Analysis):

@@ -29,7 +29,7 @@ from embedlab.toolkit import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
-from embedlab.toolkit.selection import SEED
+from embedlab.toolkit.options import DISTANCE, PERMUTATIONS, PROJECTION, SEED
 
 ORDER_COLUMN = "cycle_order"
 LENGTH_ATTR = "cycle_length"
@@ -150,12 +150,9 @@ class Cyclic(Analysis):
         AnalysisOption("order", OrderSpec(), None,
                        "Calendar order of a table: TABLE=label1,label2,... or TABLE=COLUMN[:LENGTH] "
                        "(repeatable).", multiple=True),
-        AnalysisOption("permutations", click.IntRange(19, 10_000_000), 9999,
-                       "Permutations for p-values (exact enumeration when the table is small enough)."),
-        AnalysisOption("distance", click.Choice(["cosine", "euclidean"]), "cosine",
-                       "Distance between embedding vectors."),
-        AnalysisOption("projection", click.Choice(["pca", "tsne", "umap"]), "pca",
-                       "2-D projection of the embeddings (for plots, and geography's Procrustes fit)."),
+        PERMUTATIONS,
+        DISTANCE,
+        PROJECTION,
         SEED,
     ]
 

@@ -28,12 +28,13 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
+from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
-from embedlab.training.fitconfig import LRSlice
+from embedlab.training import LRSlice
 from embedlab.run import EmbeddingTable, Run
 
-from embedlab.toolkit.selection import N_SHOW, fmt_num, spearman
+from embedlab.toolkit.options import N_SHOW
+from embedlab.toolkit.selection import fmt_num, spearman
 from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 ARMS = ("scratch", "frozen", "full", "discriminative")
@@ -129,7 +130,7 @@ class Finetune(Analysis):
     options = [FT_ARMS, FT_EPOCHS, FT_METRIC, N_SHOW]
 
     def applies_to(self, run: Run) -> list:
-        return [None] if (run.meta.get("init") or {}).get("from") else []
+        return [RUN_LEVEL] if (run.meta.get("init") or {}).get("from") else []
 
     def run(self, run: Run, table: str | None, options: dict[str, Any]) -> AnalysisResult:
         arms = _parse_arms(options.get("ft_arms"))

@@ -31,7 +31,7 @@ from embedlab.toolkit import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import DataError, UsageError
 from embedlab.run import EmbeddingTable, Run
-from embedlab.toolkit.selection import SEED
+from embedlab.toolkit.options import DISTANCE, PERMUTATIONS, PROJECTION, SEED
 
 LAT_NAMES = ("latitude", "lat")
 LON_NAMES = ("longitude", "lon", "lng", "long")
@@ -181,12 +181,9 @@ class Geography(Analysis):
                        "Key column of --coords (default: 'key', else the file's first other column)."),
         AnalysisOption("coords_table", str, None,
                        "Table(s) to join --coords to, comma-separated (default: every table whose keys match)."),
-        AnalysisOption("permutations", click.IntRange(19, 10_000_000), 9999,
-                       "Permutations for p-values (exact enumeration when the table is small enough)."),
-        AnalysisOption("distance", click.Choice(["cosine", "euclidean"]), "cosine",
-                       "Distance between embedding vectors."),
-        AnalysisOption("projection", click.Choice(["pca", "tsne", "umap"]), "pca",
-                       "2-D projection of the embeddings (for plots, and geography's Procrustes fit)."),
+        PERMUTATIONS,
+        DISTANCE,
+        PROJECTION,
         SEED,
     ]
 

@@ -20,8 +20,8 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from embedlab.toolkit.selection import (MIN_COUNT, TOP_N, color_column, count_column, display_names, labels_meaningful,
-                      neighbour_agreement, select_entities, target_column)
+from embedlab.toolkit.options import MIN_COUNT, TOP_N
+from embedlab.toolkit.selection import (color_column, count_column, display_names, labels_meaningful, neighbour_agreement, select_entities, target_column)
 
 DEFAULT_QUERIES = 6
 MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still queries them

@@ -22,10 +22,8 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.run import Run
 
 from embedlab.toolkit.projection import PCA_COMPONENTS, pca_columns, pca_project
-from embedlab.toolkit.selection import (MIN_COUNT, N_SHOW, TOP_N, categorical_columns, color_column, count_column,
-                                        display_names, eta_squared, fmt_num, hover_columns, join_labels,
-                                        labels_meaningful, neighbour_agreement, numeric_columns, plural, spearman,
-                                        target_column)
+from embedlab.toolkit.options import MIN_COUNT, N_SHOW, TOP_N
+from embedlab.toolkit.selection import (categorical_columns, color_column, count_column, display_names, eta_squared, fmt_num, hover_columns, join_labels, labels_meaningful, neighbour_agreement, numeric_columns, plural, spearman, target_column)
 
 STRONG_RHO = 0.3
 MIN_ROWS = 10  # fewer entities than this are better read in a table than projected

@@ -3,14 +3,16 @@
 Guo & Berkhahn (2016), Tables 3 and 4: k-nearest neighbours, a random forest and gradient
 boosted trees fitted on the raw categorical codes do much worse than the same models fitted on
 the entity embeddings the network learned, each categorical value replaced by its vector.
-For a tabular run this analysis reloads the run's data through the registry (its loader
-options and split), takes the rows the network trained on (the same sample when the run used
-``--train-sample``; at most ``--transfer-rows`` of them, 200,000 as in the paper) and scores
-on (at most ``--transfer-eval-rows`` of) the run's validation rows:
+For a tabular regression run whose trainer offers ``encode_rows`` (the Trainer protocol,
+:class:`embedlab.trainers.base.EncodedRows`), this analysis reloads the run's data through the
+registry (its loader options and split), takes the rows the network trained on (the same sample
+when the run used ``--train-sample``; at most ``--transfer-rows`` of them, 200,000 as in the
+paper), has the trainer encode them, and scores on (at most ``--transfer-eval-rows`` of) the
+run's validation rows:
 
-* raw codes: each categorical as its integer code (the run's vocabulary: 1.. in sorted order,
-  0 = unknown), as the paper's own script fed them (no one-hot), plus the standardised
-  continuous columns;
+* raw codes: each categorical as its integer code (the built-in tabular trainer's vocabulary:
+  1.. in sorted order, 0 = unknown), as the paper's own script fed them (no one-hot), plus the
+  model's continuous inputs (standardised);
 * embeddings: each categorical replaced by the run's learned vector (its row 0 for unknown
   values), plus the same continuous columns.
 
@@ -32,12 +34,14 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
+from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult
 from embedlab.data import sample_rows
-from embedlab.errors import UsageError
+from embedlab.errors import EmbedlabError, UsageError
+from embedlab.registry import trainer_of_run
 from embedlab.run import Run
+from embedlab.trainers.base import EncodedRows
 
-from embedlab.toolkit.selection import SEED
+from embedlab.toolkit.options import SEED
 from embedlab.toolkit.retrain import reload_dataset
 
 #: Guo & Berkhahn 2016, Table 4 (time-based split): MAPE without / with entity embeddings.
@@ -95,69 +99,56 @@ class Transfer(Analysis):
     options = [TRANSFER_ROWS, TRANSFER_EVAL_ROWS, TRANSFER_TREES, TRANSFER_ROUNDS, TRANSFER_MODELS, SEED]
 
     def applies_to(self, run: Run) -> list:
-        info = run.meta.get("tabular") or {}
-        cats = [c for c in (info.get("preprocess") or {}).get("categorical", []) if "indicator_of" not in c]
-        return [None] if run.kind == "tabular" and info.get("task") == "regression" and cats else []
+        # only the public contract: a regression run whose trainer can show its model's view of rows
+        if run.kind != "tabular" or run.task != "regression" or not run.table_names:
+            return []
+        try:
+            trainer = trainer_of_run(run)
+        except EmbedlabError:  # the trainer that made it is not installed
+            return []
+        return [RUN_LEVEL] if trainer.can("encode_rows") else []
 
     def run(self, run: Run, table: str | None, options: dict[str, Any]) -> AnalysisResult:
-        import torch
-
-        from embedlab.training.models import EntityEmbeddingNet
-        from embedlab.trainers.tabular import TabularProcessor
-
         seed = int(options.get("seed") if options.get("seed") is not None else 42)
         models = [m.strip() for m in str(options.get("transfer_models") or ",".join(MODELS)).split(",") if m.strip()]
         for m in models:
             make_model(m, seed, 1)  # unknown names fail before any work
-        info = run.meta["tabular"]
         dataset = reload_dataset(run)
         if dataset.valid is None or not len(dataset.valid):
             raise UsageError(f"run {run.path or ''}: its split ({dataset.split.get('name')}) has no validation rows "
                              f"to score on")
         train = sample_rows(run_rows(run, dataset.train), int(options.get("transfer_rows") or 0), seed)
         valid = sample_rows(dataset.valid.reset_index(drop=True), int(options.get("transfer_eval_rows") or 0), seed + 1)
-        proc = TabularProcessor.from_dict(info["preprocess"])
-        log = info.get("target_transform") == "log"
-
-        def xy(df: pd.DataFrame, source: str):
-            cats, conts = proc.transform(df, source)
-            y = pd.to_numeric(df[info["target"]], errors="coerce").to_numpy(dtype="float64")
-            return cats.numpy(), conts.numpy().astype(np.float32), y
-
-        c_tr, n_tr, y_tr = xy(train, "training rows")
-        c_va, n_va, y_va = xy(valid, "validation rows")
+        trainer = trainer_of_run(run)
+        enc_tr = trainer.encode_rows(run, train, "training rows")
+        enc_va = trainer.encode_rows(run, valid, "validation rows")
+        log = enc_tr.target_transform == "log"
+        y_tr, y_va = enc_tr.target, enc_va.target
         fit_y = np.log(y_tr) if log else y_tr
-        model = EntityEmbeddingNet.from_hparams({k: v for k, v in run.meta["model"].items() if k != "class"})
-        model.load_state_dict({k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")})
-        model.eval()
-        weights = [e.weight.detach().numpy().astype(np.float32) for e in model.embeds]
 
-        def features(cats: np.ndarray, conts: np.ndarray, kind: str) -> np.ndarray:
+        def features(enc: EncodedRows, kind: str) -> np.ndarray:
             if kind == "raw":
-                return np.hstack([cats.astype(np.float32), conts])
-            return np.hstack([w[cats[:, j]] for j, w in enumerate(weights)] + [conts])
+                return np.hstack([enc.codes.astype(np.float32), enc.continuous])
+            return np.hstack([w[enc.codes[:, j]] for j, w in enumerate(enc.embeddings)] + [enc.continuous])
 
         def back(pred: np.ndarray) -> np.ndarray:
             return np.exp(pred) if log else pred
 
-        with torch.no_grad():
-            bs = 65536
-            nn_pred = torch.cat([model(torch.from_numpy(c_va[i:i + bs]), torch.from_numpy(n_va[i:i + bs]))
-                                 for i in range(0, len(c_va), bs)]).double().numpy()
         rows = []
         for m in models:
             row: dict[str, Any] = {"model": MODEL_NAMES[m]}
             for kind, label in (("raw", "raw codes"), ("emb", "embeddings")):
                 est = make_model(m, seed, options.get("transfer_trees") or 50, options.get("transfer_rounds") or 300)
                 t0 = time.perf_counter()
-                est.fit(features(c_tr, n_tr, kind), fit_y)
-                pred = back(est.predict(features(c_va, n_va, kind)))
+                est.fit(features(enc_tr, kind), fit_y)
+                pred = back(est.predict(features(enc_va, kind)))
                 row[f"MAPE {label}"] = _mape(y_va, pred)
                 row[f"seconds {label}"] = time.perf_counter() - t0
             paper = PAPER_TIME_BASED[m]
             row["paper raw"], row["paper embeddings"] = paper
             rows.append(row)
-        rows.append({"model": MODEL_NAMES["nn"], "MAPE raw codes": np.nan, "MAPE embeddings": _mape(y_va, back(nn_pred)),
+        rows.append({"model": MODEL_NAMES["nn"], "MAPE raw codes": np.nan,
+                     "MAPE embeddings": _mape(y_va, enc_va.prediction),  # exp(output): no RMSPE scale
                      "seconds raw codes": np.nan, "seconds embeddings": np.nan,
                      "paper raw": None, "paper embeddings": PAPER_TIME_BASED["nn"][1]})
         frame = pd.DataFrame(rows)
@@ -172,7 +163,7 @@ class Transfer(Analysis):
         split = dataset.split or {}
         setting = (f"{run.dataset}, split {split.get('name', '?')}" +
                    (f" (validation {split.get('valid_start')} .. {split.get('valid_end')})" if split.get("valid_start") else "")
-                   + f", {len(info.get('categorical') or [])} categorical and {len(info.get('continuous') or [])} "
+                   + f", {len(run.table_names)} categorical and {enc_va.continuous.shape[1]} "
                      f"continuous features; {len(train):,} training rows, scored on {len(valid):,} validation rows")
         better = [r for r in rows[:-1] if r["MAPE embeddings"] < r["MAPE raw codes"]]
         parts = [f"Setting: {setting}.",

@@ -21,8 +21,8 @@ from embedlab.run import EmbeddingTable, Run
 
 from embedlab.toolkit.projection import (DEFAULT_MAX_POINTS, DEFAULT_SEEDED_MAX, neighbourhood_kept, umap_columns,
                                          umap_project)
-from embedlab.toolkit.selection import (MIN_COUNT, SEED, TOP_N, color_column, count_column, hover_columns,
-                                        labels_meaningful, neighbour_agreement, plural)
+from embedlab.toolkit.options import MIN_COUNT, SEED, TOP_N
+from embedlab.toolkit.selection import (color_column, count_column, hover_columns, labels_meaningful, neighbour_agreement, plural)
 
 MIN_ROWS = 50  # below this a UMAP map says nothing a PCA plot does not
 

@@ -306,3 +306,29 @@ def test_sample_rows_is_seeded_ordered_and_whole_when_small():
     assert a.equals(b) and not a.equals(sample_rows(df, 30, seed=4))
     assert list(a.index) == list(range(30))
     assert sample_rows(df, 0, seed=3) is df and sample_rows(df, 100, seed=3) is df
+
+
+def test_column_sets_default_to_none_named_and_are_per_dataset(ml100k_dir):
+    from embedlab.data import Dataset
+
+    a = Dataset("a", "tabular", pd.DataFrame({"x": [1]}), None, roles={"categorical": ["x"]})
+    b = Dataset("b", "tabular", pd.DataFrame({"x": [1]}), None, roles={"categorical": ["x"]})
+    a.column_sets["mine"] = {"categorical": ["x"]}
+    assert b.column_sets == {}
+    assert embedlab.load_dataset("movielens-100k", data_dir=ml100k_dir).column_sets == {}
+    guo = embedlab.load_dataset("synthetic-rossmann", n_stores=12, days=90).column_sets["guo2016"]
+    assert guo["categorical"] == ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"]
+
+
+@pytest.mark.parametrize("name", ["movielens-100k", "movielens-latest-small", "movielens-1m"])
+def test_movielens_without_a_data_dir_fetches_its_own_pinned_archive(monkeypatch, tmp_path, name):
+    # the archive table lives with the dataset plugin; the core's download module only fetches
+    from embedlab.io import download
+    from embedlab_datasets import movielens
+
+    asked = []
+    monkeypatch.setattr(download, "ensure_dataset", lambda archive, subdir, **_: asked.append((archive, subdir))
+                        or tmp_path)
+    assert movielens._folder(name, None) == tmp_path
+    assert asked == [(movielens.MOVIELENS_ARCHIVES[name], movielens.MOVIELENS_SUBDIRS[name])]
+    assert asked[0][0].pinned  # a checksum to verify against

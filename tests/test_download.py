@@ -18,8 +18,6 @@ import pytest
 
 from embedlab.io import download
 from embedlab.io.download import (
-    MOVIELENS_ARCHIVES,
-    MOVIELENS_SUBDIRS,
     Archive,
     cache_dir,
     ensure_dataset,
@@ -28,6 +26,7 @@ from embedlab.io.download import (
     safe_extract,
 )
 from embedlab.errors import DataError, EmbedlabError
+from embedlab_datasets.movielens import MOVIELENS_ARCHIVES, MOVIELENS_SUBDIRS
 
 U_DATA = b"196\t242\t3\t881250949\n186\t302\t3\t891717742\n"
 U_ITEM = b"1|Toy Story (1995)|01-Jan-1995||http://x|0|0|0|1|1|1|0|0|0|0|0|0|0|0|0|0|0|0|0\n"
@@ -507,3 +506,17 @@ def test_movielens_archives_are_pinned_or_say_why_not() -> None:
         if archive.md5 is None and archive.sha256 is None:
             assert "no published checksum found" in archive.source, key
     assert "rolling" in MOVIELENS_ARCHIVES["movielens-latest-small"].source
+
+
+def test_download_module_knows_no_dataset() -> None:
+    # the archive table is the dataset plugin's; the core keeps only the generic machinery
+    text = Path(download.__file__).read_text(encoding="utf-8").lower()
+    assert "movielens" not in text and "grouplens" not in text
+    assert not hasattr(download, "MOVIELENS_ARCHIVES")
+
+
+def test_every_movielens_dataset_fetches_a_pinned_archive() -> None:
+    from embedlab.registry import datasets
+
+    names = {n for n in datasets() if n.startswith("movielens-")}
+    assert names == set(MOVIELENS_ARCHIVES)

@@ -229,7 +229,10 @@ def test_finetune_needs_an_init_and_reproduces_the_run(scenario, synthetic_run):
     from embedlab.registry import analyses
 
     tmp, run, result = scenario
+    from embedlab.analysis import RUN_LEVEL
+
     assert analyses()["finetune"].applies_to(embedlab.load_run(synthetic_run)) == []
+    assert analyses()["finetune"].impl.applies_to(run) == [RUN_LEVEL]
     # the discriminative strategy is the run's own configuration: same seed, same result
     assert result.metrics["discriminative_valid_rmse"] == pytest.approx(run.metrics["valid_rmse"], rel=1e-6)
 

@@ -63,6 +63,22 @@ def test_loads_kaggle_layout_with_external_files(ds):
     assert "Sales" not in ds.test.columns
 
 
+def test_the_datasets_name_the_guo2016_column_set(ds):
+    # --preset guo2016 finds the paper's 7 features and Table 1 sizes here, not in the trainer
+    assert ds.column_sets == {"guo2016": R.GUO2016_COLUMNS}
+    assert R.GUO2016_COLUMNS["categorical"] == ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"]
+    assert R.GUO2016_COLUMNS["emb_sizes"] == {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2,
+                                             "Promo": 1, "State": 6}
+    assert set(R.GUO2016_COLUMNS["categorical"]) <= set(ds.train.columns)
+    ds.column_sets["guo2016"]["categorical"].append("x")  # each dataset holds its own copy
+    try:
+        assert "x" not in R.GUO2016_COLUMNS["categorical"]
+        synthetic = S.load(n_stores=12, days=90)
+        assert synthetic.column_sets == {"guo2016": R.GUO2016_COLUMNS}
+    finally:
+        ds.column_sets["guo2016"]["categorical"].remove("x")
+
+
 def test_last_days_split_is_the_last_48_days(ds):
     last = ds.valid["Date"].max()
     assert ds.valid["Date"].min() == last - pd.Timedelta(days=47)
@@ -333,7 +349,8 @@ def test_real_loader_reproduces_the_known_counts():
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_real_subset_training_beats_store_weekday_mean():
-    from embedlab.trainers.tabular import TabularTrainer, rmspe
+    from embedlab.trainers.tabular import TabularTrainer
+    from embedlab.trainers.tabular_processor import rmspe
 
     folder = data_dir("rossmann")
     d = R.load(folder, stores="1-60")

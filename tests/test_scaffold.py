@@ -158,7 +158,7 @@ def test_plugins_new_writes_a_complete_package(tmp_path):
     for step in ("pip install embedlab-genre-check", "pytest", "python -m build", "twine upload",
                  "--help-analysis genre-check"):
         assert step in readme
-    assert "embedlab.authoring.testing" in (pkg / "tests/test_embedlab_genre_check.py").read_text()
+    assert "embedlab.testing" in (pkg / "tests/test_embedlab_genre_check.py").read_text()
 
 
 def test_plugins_new_never_touches_an_existing_folder(tmp_path):
@@ -217,7 +217,7 @@ def test_generated_analysis_finds_planted_genres_in_process(tmp_path, monkeypatc
         sys.modules.pop("embedlab_sep_demo", None)
 
 
-# ---------------------------------------------------------------------------- embedlab.authoring.testing
+# ---------------------------------------------------------------------------- embedlab.testing
 def test_synthetic_run_is_small_cached_fresh_and_has_planted_truth(tmp_path):
     first, second = synthetic_run(), synthetic_run()
     assert first is not second and first.table("item") is not second.table("item")
@@ -283,7 +283,7 @@ def test_plugin_registered_rejects_a_misspelled_hook():
 
 
 def test_pytest_fixtures_are_offered(pytester):
-    pytester.makeconftest('pytest_plugins = ["embedlab.authoring.testing"]')
+    pytester.makeconftest('pytest_plugins = ["embedlab.testing"]')
     pytester.makepyfile('''
         import embedlab
 

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 import embedlab
 from embedlab.errors import DataError, EmbedlabError, UsageError
 from embedlab.training.models import EntityEmbeddingNet, emb_sz_rule
-from embedlab.trainers.tabular import PRESETS, TabularProcessor, TabularTrainer, rmspe
+from embedlab.trainers.base import EncodedRows
+from embedlab.trainers.tabular import PRESETS, TabularTrainer
+from embedlab.trainers.tabular_processor import TabularProcessor, rmspe
 
 # small, quick settings: ~20k synthetic rows, a small MLP
 FAST = {"layers": "128,64", "epochs": 5, "bs": 128, "lr": 5e-3, "seed": 1, "threads": 1}
@@ -224,6 +226,59 @@ def test_predict_closed_stores_zero_unknown_categories_no_error(synth, synth_run
     assert np.isfinite(preds["Sales"]).all() and (preds.loc[~preds["Id"].isin(closed), "Sales"] > 0).all()
 
 
+def test_encode_rows_is_the_models_view_of_the_rows(synth, synth_run):
+    rows = synth.valid.head(300).reset_index(drop=True)
+    enc = TabularTrainer().encode_rows(synth_run, rows, "validation rows")
+    assert isinstance(enc, EncodedRows) and len(enc) == 300 and enc.task == "regression"
+    assert enc.target_transform == "log" and enc.classes is None
+    proc = TabularProcessor.from_dict(synth_run.meta["tabular"]["preprocess"])
+    assert enc.categorical == proc.cat_names
+    cats, conts = proc.transform(rows)
+    np.testing.assert_array_equal(enc.codes, cats.numpy())
+    assert enc.codes.dtype == np.int64 and enc.continuous.dtype == np.float32
+    np.testing.assert_array_equal(enc.continuous, conts.numpy())
+    assert len(enc.embeddings) == enc.codes.shape[1]
+    for j, name in enumerate(enc.categorical):
+        assert enc.embeddings[j].dtype == np.float32 and enc.embeddings[j].shape[0] > enc.codes[:, j].max()
+        if name in synth_run.tables:  # row 0 is the unknown row; the table holds the others
+            np.testing.assert_array_equal(enc.embeddings[j][1:], synth_run.table(name).vectors)
+    np.testing.assert_array_equal(enc.target, rows["Sales"].to_numpy(dtype="float64"))
+    # the prediction is exp(output): predict() multiplies it by the run's RMSPE scale
+    scale = synth_run.meta["tabular"]["scale"]
+    np.testing.assert_allclose(enc.prediction * scale, TabularTrainer().predict(synth_run, rows)["Sales"], rtol=1e-6)
+    unlabelled = TabularTrainer().encode_rows(synth_run, rows.drop(columns=["Sales"]).head(5), "test rows")
+    assert np.isnan(unlabelled.target).all() and np.isfinite(unlabelled.prediction).all()
+    with pytest.raises(DataError, match="test rows: column 'Store' is missing"):
+        TabularTrainer().encode_rows(synth_run, rows.drop(columns=["Store"]), "test rows")
+
+
+def test_encode_rows_of_a_classifier_gives_class_indices_and_probabilities(table_file):
+    ds = embedlab.load_dataset("table-csv", file=table_file, target="Big", task="classify", cat="Store,Month")
+    run = TabularTrainer().train(ds, {**FAST, "epochs": 1, "layers": "16"}, progress=False)
+    rows = ds.valid.head(40).reset_index(drop=True)
+    enc = TabularTrainer().encode_rows(run, rows)
+    assert enc.task == "classify" and enc.classes == ["no", "yes"] and enc.prediction.shape == (40, 2)
+    np.testing.assert_allclose(enc.prediction.sum(1), 1.0)
+    np.testing.assert_array_equal(enc.target, (rows["Big"] == "yes").to_numpy(dtype="float64"))
+    assert run.task == "classify" and run.meta["task"] == "classify"
+
+
+def test_run_task_is_recorded_and_read_from_older_runs(synth_run, tmp_path):
+    from embedlab.run import Run
+
+    assert synth_run.meta["task"] == "regression" and synth_run.task == "regression"
+    out = synth_run.save(tmp_path / "run")
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["task"] == "regression"
+    # a run.json written before the top-level key: the tabular record says, collab runs are ratings
+    older = {k: v for k, v in meta.items() if k != "task"}
+    assert Run(older, {}).task == "regression"
+    assert Run({**older, "tabular": {**older["tabular"], "task": "classify"}}, {}).task == "classify"
+    assert Run({"dataset": "ml", "kind": "collab"}, {}).task == "regression"
+    assert Run({"dataset": "x", "kind": "tmp-kind"}, {}).task is None
+    assert Run({**meta, "tabular": {**meta["tabular"], "task": "classify"}}, {}).task == "regression"  # top level wins
+
+
 def test_same_seed_same_run(synth):
     cfg = {**FAST, "epochs": 1, "train_sample": 3000}
     a = TabularTrainer().train(synth, dict(cfg), progress=False)
@@ -236,11 +291,50 @@ def test_guo2016_preset_uses_the_papers_features_and_sizes(synth):
     run = TabularTrainer().train(synth, {"preset": "guo2016", "epochs": 1, "train_sample": 3000,
                                          "layers": "32,16"}, progress=False)
     assert set(run.table_names) == {"Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"}
-    sizes = PRESETS["guo2016"]["emb_sizes"]
+    from embedlab_datasets.rossmann import GUO2016_COLUMNS
+
+    sizes = GUO2016_COLUMNS["emb_sizes"]
     for name, size in sizes.items():
         assert run.table(name).dim == size
+    assert run.meta["tabular"]["categorical"] == GUO2016_COLUMNS["categorical"]  # the paper's order
+    assert run.config["emb_size"] == sizes and list(run.config["emb_size"]) == list(sizes)
     assert run.meta["tabular"]["continuous"] == [] and run.config["loss"] == "mae"
     assert run.metrics["train_rows"] == 3000
+
+
+def test_the_trainer_names_no_datasets_columns():
+    # a preset's columns are the dataset's (Dataset.column_sets); the trainer keeps only recipes
+    assert PRESETS["guo2016"]["column_set"] == "guo2016"
+    assert not any(key in preset for preset in PRESETS.values() for key in ("categorical", "emb_sizes"))
+    import embedlab.trainers.tabular as tabular
+
+    source = open(tabular.__file__, encoding="utf-8").read()
+    assert '"DayOfWeek"' not in source and '"Promo": 1' not in source
+
+
+def test_guo2016_on_a_dataset_without_the_column_set_is_a_one_line_error(table_file, tmp_path):
+    ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", cat="Store,DayOfWeek")
+    assert ds.column_sets == {}
+    with pytest.raises(UsageError, match=r"--preset guo2016 .*dataset 'table-csv' defines no 'guo2016' column set"):
+        TabularTrainer().train(ds, {"preset": "guo2016", "epochs": 1}, progress=False)
+    from embedlab.cli import make_cli
+
+    res = CliRunner().invoke(make_cli(), ["train", "table-csv", "--file", str(table_file), "--target", "Sales",
+                                          "--cat", "Store", "--preset", "guo2016", "--out", str(tmp_path / "r")])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, res.output
+    assert "'table-csv'" in errors[0] and "guo2016" in errors[0] and "--preset default" in errors[0]
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_column_set_the_dataset_defines_drives_guo2016(table_file):
+    ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", log_target=True, cat="Store,Month")
+    ds.column_sets = {"guo2016": {"categorical": ["Month", "Store"], "continuous": ["Promo"],
+                                  "emb_sizes": {"Store": 3}}}
+    run = TabularTrainer().train(ds, {"preset": "guo2016", "epochs": 1, "layers": "8"}, progress=False)
+    assert run.meta["tabular"]["categorical"] == ["Month", "Store"] and run.meta["tabular"]["continuous"] == ["Promo"]
+    assert run.table("Store").dim == 3 and run.config["emb_size"] == {"Store": 3}
 
 
 def test_config_errors_are_usage_errors(synth):
@@ -264,12 +358,12 @@ def test_exclude_and_emb_size_override(synth):
 
 def test_excluding_a_column_drops_its_preset_size_but_not_an_explicit_one(synth):
     trainer = TabularTrainer()
-    cfg = trainer.resolve_config({"preset": "guo2016", "exclude": "Store"})
+    cfg = trainer.resolve_config({"preset": "guo2016", "exclude": "Store"}, synth)
     assert "Store" not in cfg["emb_size"] and cfg["emb_size"]["State"] == 6
     assert trainer._columns(synth, cfg)[0] == ["DayOfWeek", "Day", "Month", "Year", "Promo", "State"]
     with pytest.raises(UsageError, match="--emb-size Store=.*not a categorical column"):
         trainer._columns(synth, trainer.resolve_config({"preset": "guo2016", "exclude": "Store",
-                                                        "emb_size": ("Store=4",)}))
+                                                        "emb_size": ("Store=4",)}, synth))
 
 
 def test_lr_find_runs_and_restores(synth):

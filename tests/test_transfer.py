@@ -15,7 +15,7 @@ from click.testing import CliRunner
 import embedlab
 from embedlab.runner import run_analyses
 from embedlab.errors import UsageError
-from embedlab.registry import analyses
+from embedlab.registry import analyses, trainer_of_run
 
 from conftest import data_dir
 
@@ -36,15 +36,94 @@ def result(tabular_run):
 
 
 def test_applies_to_tabular_regression_runs_only(tabular_run):
+    from embedlab.analysis import RUN_LEVEL
     from embedlab.run import Run
 
     transfer = analyses()["transfer"]
-    assert transfer.applies_to(tabular_run) == [None]
+    assert transfer.applies_to(tabular_run) == [None]  # the registry's form of RUN_LEVEL
+    assert transfer.impl.applies_to(tabular_run) == [RUN_LEVEL]
     collab = Run({"dataset": "x", "kind": "collab"}, tabular_run.tables)
     assert transfer.applies_to(collab) == []
-    classify = Run({**tabular_run.meta, "tabular": {**tabular_run.meta["tabular"], "task": "classify"}},
-                   tabular_run.tables)
+    classify = Run({**tabular_run.meta, "task": "classify"}, tabular_run.tables)
     assert transfer.applies_to(classify) == []
+    assert transfer.applies_to(Run(tabular_run.meta, {})) == []  # no tables: no embeddings to use
+    # a run.json written before the top-level "task": read from the tabular record
+    older = {k: v for k, v in tabular_run.meta.items() if k != "task"}
+    assert transfer.applies_to(Run(older, tabular_run.tables)) == [None]
+    older_classify = {**older, "tabular": {**older["tabular"], "task": "classify"}}
+    assert transfer.applies_to(Run(older_classify, tabular_run.tables)) == []
+
+
+class PlainTabularTrainer:
+    """A third-party tabular trainer that offers no encode_rows (only the required members)."""
+
+    name = "tmp-plain-tabular"
+    kind = "tabular"
+    options: list = []
+
+    def train(self, ds, config, progress=True):  # pragma: no cover - runs are made by hand here
+        raise NotImplementedError
+
+
+class EncodingTabularTrainer(PlainTabularTrainer):
+    """A third-party tabular trainer with encode_rows (it borrows the built-in network's view)."""
+
+    name = "tmp-encoding-tabular"
+
+    def __init__(self):
+        self.calls = []
+
+    def encode_rows(self, run, frame, source):
+        from embedlab.trainers.tabular import TabularTrainer
+
+        self.calls.append(source)
+        return TabularTrainer().encode_rows(run, frame, source)
+
+
+class TrainersPlugin:
+    def __init__(self, *trainers):
+        self.trainers = trainers
+
+    @embedlab.hookimpl
+    def embedlab_register_trainers(self, register):
+        for trainer in self.trainers:
+            register(trainer)
+
+
+def _made_by(run, trainer_name):
+    from embedlab.run import Run
+
+    return Run({**run.meta, "trainer": trainer_name}, run.tables, run.tensors(), run.path)
+
+
+def test_a_trainer_without_encode_rows_does_not_get_transfer(tabular_run):
+    from embedlab.authoring.testing import plugin_registered
+
+    run = _made_by(tabular_run, PlainTabularTrainer.name)
+    assert analyses()["transfer"].applies_to(run) == []  # its trainer is not even installed
+    with plugin_registered(TrainersPlugin(PlainTabularTrainer()), name="tmp-plain-tabular-plugin"):
+        assert not trainer_of_run(run).can("encode_rows")
+        assert analyses()["transfer"].applies_to(run) == []
+        assert analyses()["transfer"].applies_to(tabular_run) == [None]  # the built-in trainer's run still does
+        [asked] = run_analyses(run, ["transfer"], FAST, render=False)  # asked for by name: says it does not apply
+        assert asked.error is None and asked.metrics == {} and "qualifies" in asked.summary
+        with pytest.raises(UsageError, match="needs a trainer that offers encode_rows"):
+            trainer_of_run(run).encode_rows(run, None, "rows")
+
+
+def test_transfer_uses_only_the_trainers_encode_rows(tabular_run):
+    from embedlab.authoring.testing import plugin_registered
+
+    trainer = EncodingTabularTrainer()
+    run = _made_by(tabular_run, trainer.name)
+    options = {**FAST, "transfer_models": "knn"}
+    with plugin_registered(TrainersPlugin(trainer), name="tmp-encoding-tabular-plugin"):
+        assert analyses()["transfer"].applies_to(run) == [None]
+        via_plugin = run_analyses(run, ["transfer"], options, render=False)[0]
+    assert via_plugin.error is None, via_plugin.error
+    assert trainer.calls == ["training rows", "validation rows"]
+    builtin = run_analyses(tabular_run, ["transfer"], options, render=False)[0]
+    assert via_plugin.metrics == builtin.metrics and via_plugin.summary == builtin.summary
 
 
 def test_embeddings_beat_raw_codes_for_knn(result):

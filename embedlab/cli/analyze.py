@@ -16,12 +16,12 @@ def _analysis_options() -> list[click.Option]:
     params = []
     found = analyses()  # one registry collection (each one calls every plugin's hook)
     for analysis in found.values():
-        for opt in getattr(analysis, "options", []) or []:
+        for opt in analysis.options:
             if opt.name in seen:
                 continue
             seen[opt.name] = (analysis.name, opt)
             users = [a.name for a in found.values()
-                     if any(o.name == opt.name for o in getattr(a, "options", []) or [])]
+                     if any(o.name == opt.name for o in a.options)]
             option = opt.click_option()
             option.help = f"[{', '.join(users)}] {option.help}"
             params.append(option)
@@ -35,9 +35,9 @@ def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
 
     analysis = get_analysis(name)
     lines = [f"{analysis.name}: {analysis.title}", ""]
-    if getattr(analysis, "description", ""):
+    if analysis.description:
         lines += [analysis.description, ""]
-    opts = getattr(analysis, "options", []) or []
+    opts = analysis.options
     lines.append("Options:" if opts else "Options: none")
     for opt in opts:
         tname = getattr(opt.type, "name", getattr(opt.type, "__name__", str(opt.type)))

@@ -38,8 +38,6 @@ from embedlab.errors import DataError
 
 __all__ = [
     "Archive",
-    "MOVIELENS_ARCHIVES",
-    "MOVIELENS_SUBDIRS",
     "cache_dir",
     "ensure_dataset",
     "fetch",
@@ -137,87 +135,6 @@ class Archive:
     def pinned(self) -> dict[str, str]:
         """The pinned digests, strongest first: ``{"sha256": ..., "md5": ...}``."""
         return {a: getattr(self, a) for a in ("sha256", "md5") if getattr(self, a)}
-
-
-# Checksums: the MD5 values are the ones GroupLens publishes beside each archive
-# (https://files.grouplens.org/datasets/movielens/<name>.zip.md5); the SHA-256 values are from
-# TensorFlow Datasets' pinned checksum list. Neither was recomputed here (no network when this
-# table was written): a wrong value makes fetch() refuse the download, never accept bad data.
-_TFDS = "tensorflow/datasets: tensorflow_datasets/url_checksums/movielens.txt"
-_GROUPLENS = "https://files.grouplens.org/datasets/movielens"
-
-MOVIELENS_ARCHIVES: dict[str, Archive] = {
-    "movielens-100k": Archive(
-        url=f"{_GROUPLENS}/ml-100k.zip",
-        filename="ml-100k.zip",
-        md5="0e33842e24a9c977be4e0107933c0723",
-        sha256="50d2a982c66986937beb9ffb3aa76efe955bf3d5c6b761f4e3a7cd717c6a3229",
-        size_bound=256 * 1024**2,
-        source=(
-            f"md5: GroupLens {_GROUPLENS}/ml-100k.zip.md5, as quoted in "
-            "eli-osherovich/papers_with_code datasets/movielens/dl_config.py and other pins; "
-            f"sha256 (4,924,029 bytes): {_TFDS}"
-        ),
-    ),
-    "movielens-latest-small": Archive(
-        url=f"{_GROUPLENS}/ml-latest-small.zip",
-        filename="ml-latest-small.zip",
-        md5=None,
-        sha256="696d65a3dfceac7c45750ad32df2c259311949efec81f0f144fdfb91ebc9e436",
-        size_bound=256 * 1024**2,
-        source=(
-            f"sha256 (978,202 bytes; the edition generated 2018-09-26): {_TFDS}; "
-            "no published md5 value found. ml-latest-small is a rolling release: GroupLens "
-            "may replace it with a new edition whose checksum differs, and fetch() then "
-            "refuses it (download it yourself and use --data-dir)"
-        ),
-    ),
-    "movielens-1m": Archive(
-        url=f"{_GROUPLENS}/ml-1m.zip",
-        filename="ml-1m.zip",
-        md5="c4d9eecfca2ab87c1945afe126590906",
-        sha256="a6898adb50b9ca05aa231689da44c217cb524e7ebd39d264c56e2832f2c54e20",
-        size_bound=256 * 1024**2,
-        source=(
-            f"md5: GroupLens {_GROUPLENS}/ml-1m.zip.md5, as quoted in "
-            "eli-osherovich/papers_with_code datasets/movielens/dl_config.py and other pins; "
-            f"sha256 (5,917,549 bytes): {_TFDS}"
-        ),
-    ),
-    "movielens-25m": Archive(
-        url=f"{_GROUPLENS}/ml-25m.zip",
-        filename="ml-25m.zip",
-        md5="6b51fb2759a8657d3bfcbfc42b592ada",
-        sha256="8b21cfb7eb1706b4ec0aac894368d90acf26ebdfb6aced3ebd4ad5bd1eb9c6aa",
-        size_bound=2 * 1024**3,
-        source=(
-            f"md5: GroupLens {_GROUPLENS}/ml-25m.zip.md5, as quoted in "
-            "eli-osherovich/papers_with_code datasets/movielens/dl_config.py and other pins; "
-            f"sha256 (261,978,986 bytes): {_TFDS}"
-        ),
-    ),
-    "movielens-32m": Archive(
-        url=f"{_GROUPLENS}/ml-32m.zip",
-        filename="ml-32m.zip",
-        md5="d472be332d4daa821edc399621853b57",
-        sha256=None,
-        size_bound=2 * 1024**3,
-        source=(
-            f"md5: GroupLens {_GROUPLENS}/ml-32m.zip.md5, as quoted by several independent "
-            "public repositories (e.g. pooch known_hash='md5:d472be33...' in MovieLens 32M "
-            "loaders; 238,950,008 bytes); no sha256 found"
-        ),
-    ),
-}
-
-#: The folder each MovieLens archive extracts to (the ``subdir`` for :func:`ensure_dataset`).
-MOVIELENS_SUBDIRS: dict[str, str] = {
-    "movielens-100k": "ml-100k",
-    "movielens-latest-small": "ml-latest-small",
-    "movielens-1m": "ml-1m",
-    "movielens-25m": "ml-25m",
-    "movielens-32m": "ml-32m",
-}
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""What analysis authors use: shared options, entity selection, statistics and cyclic orders, 2-D projections, plotting (Bokeh), reloading a run's data to retrain. Built-in analyses use exactly these; nothing here is private to them."""

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from embedlab.run import EmbeddingTable
-from embedlab.toolkit.selection import DEFAULT_TOP_N, Selection, select_entities, spearman, target_column
+from embedlab.toolkit.options import DEFAULT_TOP_N
+from embedlab.toolkit.selection import Selection, select_entities, spearman, target_column
 from embedlab.toolkit.stats import pad_columns
 
 PCA_COMPONENTS = 3  # components the export writes (the pca analysis's default --n-components)

@@ -1,4 +1,5 @@
-"""Helpers shared by the built-in analysis plugins (no hooks here).
+"""Which entities and which metadata columns an analysis looks at (public: the built-in
+analyses use exactly these; a third-party analysis may too).
 
 They read the generic annotations of an :class:`embedlab.EmbeddingTable` (``count_column``,
 ``target_column``, ``color_column`` and the metadata columns) so that every analysis works on
@@ -13,9 +14,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.run import EmbeddingTable
-
-# the shared options live in embedlab.toolkit.options; these names stay importable from here
-from embedlab.toolkit.options import DEFAULT_TOP_N, MIN_COUNT, N_SHOW, SEED, TOP_N  # noqa: E402,F401
+from embedlab.toolkit.options import DEFAULT_TOP_N
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}

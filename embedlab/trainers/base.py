@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import contextlib
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, runtime_checkable
 
 import click
+import numpy as np
 
 from embedlab.data import Dataset
 from embedlab.run import Run, versions
@@ -30,7 +32,8 @@ class Trainer(Protocol):
       ``test`` rows) or a DataFrame of rows with the model's columns.
     - ``encode_rows(run, frame, source) -> EncodedRows``: the model's view of rows (category
       codes, the embedding matrices they index, continuous inputs, the target and the network's
-      prediction), for analyses that feed embeddings to other models (``transfer``).
+      prediction), for analyses that feed embeddings to other models (``transfer``); ``frame``
+      holds rows with the model's columns, ``source`` names them in error messages.
     - ``resumable = True``: ``train`` also takes ``checkpoint=`` (a
       :class:`embedlab.training.checkpoint.CheckpointPlan`) and passes it to ``Learner.fit``, so
       ``embedlab train`` keeps per-epoch checkpoints and ``--resume`` works.
@@ -42,6 +45,56 @@ class Trainer(Protocol):
 
     def train(self, dataset: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
         """Train and return an unsaved Run (the caller saves it)."""
+
+
+@dataclass
+class EncodedRows:
+    """A trained model's view of some rows, as ``Trainer.encode_rows`` returns it: enough for
+    another model to use the learned embeddings as features, without knowing how the trainer
+    stores its network.
+
+    :param codes: (n, c) int64 category codes in the model's categorical-input order; column j
+        indexes ``embeddings[j]``; 0 is an unknown or missing value.
+    :param categorical: the c categorical input names, in that order (may include inputs the
+        trainer derives, such as missing-value flags).
+    :param embeddings: the c embedding weight matrices the codes index, numpy float32 of shape
+        (cardinality, width); row 0 is the unknown row.
+    :param continuous: (n, k) float32 continuous inputs as the model sees them (e.g. filled and
+        standardised).
+    :param target: (n,) float64 target on its original scale, NaN where missing (for
+        ``classify``: the index of the class in ``classes``, NaN where missing or unseen).
+    :param prediction: the network's prediction on the target's original scale: (n,) float64 for
+        regression (for a log target ``exp`` of the network's output, without any calibration
+        factor the trainer's ``predict`` may apply); (n, len(classes)) class probabilities for
+        ``classify``.
+    :param task: ``"regression"`` or ``"classify"``.
+    :param target_transform: how the network learned the target: ``"log"`` (it fitted
+        ``log(target)``) or None (the target itself); another model should learn it the same way.
+    :param classes: the class labels for ``classify``, None for regression.
+    """
+
+    codes: np.ndarray
+    categorical: list[str]
+    embeddings: list[np.ndarray]
+    continuous: np.ndarray
+    target: np.ndarray
+    prediction: np.ndarray
+    task: str
+    target_transform: str | None = None
+    classes: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.codes)
+        if self.codes.ndim != 2 or not self.codes.shape[1] == len(self.categorical) == len(self.embeddings):
+            raise ValueError(f"EncodedRows: codes {self.codes.shape} need one column per categorical input "
+                             f"({len(self.categorical)}) and one embedding matrix each ({len(self.embeddings)})")
+        if len(self.continuous) != n or len(self.target) != n or len(self.prediction) != n:
+            raise ValueError(f"EncodedRows: continuous, target and prediction must have the {n} rows of codes")
+        if self.task not in ("regression", "classify"):
+            raise ValueError(f"EncodedRows: task {self.task!r} is neither 'regression' nor 'classify'")
+
+    def __len__(self) -> int:
+        return len(self.codes)
 
 
 @contextlib.contextmanager
@@ -79,11 +132,14 @@ def option_defaults(options: list[click.Option]) -> dict[str, Any]:
 
 
 def run_meta(dataset: Dataset, trainer: Trainer, config: dict[str, Any], seed: int,
-             metrics: dict[str, float], history: list[dict], **extra: Any) -> dict[str, Any]:
-    """The run.json content every trainer writes."""
+             metrics: dict[str, float], history: list[dict], *, task: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """The run.json content every trainer writes; ``task`` (``"regression"``/``"classify"``:
+    what the model predicts, read back as ``Run.task``) is recorded when given."""
     return {
         "dataset": dataset.name,
         "kind": dataset.kind,
+        **({"task": task} if task is not None else {}),
         "trainer": trainer.name,
         "config": config,
         "seed": seed,

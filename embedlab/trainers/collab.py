@@ -150,7 +150,8 @@ class CollabTrainer:
             "item": self._table("item", items, model.item_emb.weight, model.item_bias.weight,
                                 ds, ds.roles["item"], sharded=bool(shard)),
         }
-        meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, **fit.record(),
+        meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, task="regression",
+                        **fit.record(),
                         model={"class": "DotBias", "n_users": len(users), "n_items": len(items),
                                "n_factors": config["n_factors"], "y_range": list(y_range),
                                "sparse": model.sparse})

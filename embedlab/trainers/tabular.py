@@ -4,13 +4,13 @@ Guo & Berkhahn (2016), "Entity Embeddings of Categorical Variables"; fast.ai les
 tabular :class:`~embedlab.Dataset` names its columns by role (``categorical``,
 ``continuous``, ``target``; optionally ``target_transform: "log"``, ``task: "classify"``,
 ``id``, ``mask``, ``date``). Everything learned from the training split to turn a frame into
-tensors (category vocabularies, continuous fill values, means and standard deviations) is a
-:class:`TabularProcessor`, saved as JSON in ``run.json``, so ``predict`` rebuilds the exact
-inputs from a saved run. Unknown categories (and missing values) map to the reserved row 0 of
-their table, never to an exception.
+tensors is a :class:`~embedlab.trainers.tabular_processor.TabularProcessor`, saved as JSON in
+``run.json``, so ``predict`` and ``encode_rows`` rebuild the exact inputs from a saved run.
 
-Defaults were measured on the real Rossmann data (README, "Rossmann"); the ``guo2016`` preset
-is the paper's network (7 features, Table 1 embedding sizes).
+Defaults were measured on the real Rossmann data (README, "Rossmann"). The ``guo2016`` preset
+is the paper's network recipe; its columns and Table 1 embedding sizes are the dataset's to
+name (``Dataset.column_sets["guo2016"]``, which the Rossmann datasets define), so the trainer
+knows no dataset's column names.
 """
 from __future__ import annotations
 
@@ -28,12 +28,15 @@ from embedlab.training.fitconfig import fit_config, fit_options
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
-from embedlab.trainers.base import option_defaults, run_meta, torch_threads
+from embedlab.trainers.base import EncodedRows, option_defaults, run_meta, torch_threads
+from embedlab.trainers.tabular_processor import (TabularProcessor, classify_metrics, log_regression_metrics,
+                                                 regression_metrics)
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that use them (fast CLI)
     import torch
 
     from embedlab.training.lr_find import LRFindResult
+    from embedlab.training.models import EntityEmbeddingNet
 
 #: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -43,18 +46,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "layers": [500, 250], "ps": [0.001, 0.01], "emb_drop": 0.04, "batchnorm": True,
         "epochs": 8, "lr": 3e-3, "wd": 0.1, "bs": 512, "loss": "mse", "train_sample": 0,
         "schedule": "one-cycle", "rmspe_scale": True,
-        "emb_sizes": {}, "categorical": None, "continuous": None,
+        "column_set": None,  # every column the dataset's roles name, sizes by fastai's rule
     },
-    # Guo & Berkhahn 2016, section 4 / Table 1: 7 features, fixed embedding sizes, dense
-    # 1000-500 ReLU layers, sigmoid output, MAE on log sales, 200,000 training rows
+    # Guo & Berkhahn 2016, section 4: dense 1000-500 ReLU layers, sigmoid output, MAE on log
+    # sales, 200,000 training rows; its 7 features and Table 1 embedding sizes come from the
+    # dataset's column set of the same name
     "guo2016": {
         "layers": [1000, 500], "ps": [0.0, 0.0], "emb_drop": 0.0, "batchnorm": False,
         "epochs": 10, "lr": 1e-3, "wd": 0.0, "bs": 128, "loss": "mae", "train_sample": 200_000,
         "schedule": "constant", "rmspe_scale": False,
-        "emb_sizes": {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2, "Promo": 1,
-                      "State": 6},
-        "categorical": ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"],
-        "continuous": [],
+        "column_set": "guo2016",
     },
 }
 
@@ -100,8 +101,9 @@ def _preset_default(option: click.Option) -> click.Option:
 OPTIONS = [
     click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
                  help="Model and training recipe: 'default' (every column; MLP 500-250 with batch norm "
-                      "and dropout) or 'guo2016' (the paper's 7 features and Table 1 embedding sizes, "
-                      "MAE loss, 200,000 training rows). Options given explicitly override it."),
+                      "and dropout) or 'guo2016' (the paper's network: MAE loss, 200,000 training rows, "
+                      "and the columns and embedding sizes the dataset names for it, e.g. Rossmann's 7 "
+                      "features and Table 1 sizes). Options given explicitly override it."),
     click.Option(["--layers"], default=None,
                  help="Hidden layer widths, comma-separated (default preset: 500,250; guo2016: 1000,500)."),
     click.Option(["--ps"], default=None,
@@ -146,167 +148,6 @@ def _slug(text: str) -> str:
     return re.sub(r"[^0-9a-zA-Z]+", "_", str(text)).strip("_").lower() or "target"
 
 
-def _is_integral(values: pd.Series) -> bool:
-    v = values.dropna()
-    if len(v) == 0:
-        return True
-    arr = v.to_numpy(dtype="float64")
-    return bool(np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)))
-
-
-class TabularProcessor:
-    """Frame -> (category codes, standardised continuous values), fitted on the training split.
-
-    Categorical columns: vocabulary = the sorted distinct training values; code = position + 1;
-    code 0 = unknown or missing. Continuous columns: missing values filled with the training
-    median; a column with missing training values gets an extra categorical ``<col>_na``
-    (fastai's FillMissing); then standardised with the training mean and standard deviation.
-    Everything is plain JSON (``to_dict``/``from_dict``).
-    """
-
-    def __init__(self, categorical: list[dict], continuous: list[dict]) -> None:
-        self.categorical = categorical
-        self.continuous = continuous
-
-    # -- fitting
-    @classmethod
-    def fit(cls, df: pd.DataFrame, cat_cols: list[str], cont_cols: list[str]) -> "TabularProcessor":
-        cats = []
-        for col in cat_cols:
-            s = df[col]
-            if pd.api.types.is_bool_dtype(s):
-                s = s.astype("int64")
-            if pd.api.types.is_numeric_dtype(s) and _is_integral(s):
-                vocab = sorted(int(v) for v in pd.unique(s.dropna()))
-                kind = "int"
-            else:
-                vocab = sorted(str(v) for v in pd.unique(s.dropna().astype(str)))
-                kind = "str"
-            cats.append({"name": col, "kind": kind, "vocab": vocab})
-        conts = []
-        for col in cont_cols:
-            values = cls._numeric(df[col], col)
-            has_na = bool(values.isna().any())
-            fill = float(values.median()) if values.notna().any() else 0.0
-            filled = values.fillna(fill)
-            mean = float(filled.mean()) if len(filled) else 0.0
-            std = float(filled.std(ddof=0)) if len(filled) else 1.0
-            conts.append({"name": col, "fill": fill, "mean": mean,
-                          "std": std if std > 1e-12 and math.isfinite(std) else 1.0, "na_indicator": has_na})
-            if has_na:
-                cats.append({"name": f"{col}_na", "kind": "int", "vocab": [0, 1], "indicator_of": col})
-        return cls(cats, conts)
-
-    @staticmethod
-    def _numeric(s: pd.Series, col: str) -> pd.Series:
-        if pd.api.types.is_bool_dtype(s):
-            return s.astype("float64")
-        values = pd.to_numeric(s, errors="coerce")
-        bad = values.isna() & s.notna()
-        if bad.any():
-            raise DataError(f"continuous column {col!r} has a non-numeric value {s[bad].iloc[0]!r}; "
-                            f"declare it categorical or clean it")
-        return values.astype("float64")
-
-    # -- names
-    @property
-    def cat_names(self) -> list[str]:
-        return [c["name"] for c in self.categorical]
-
-    @property
-    def cont_names(self) -> list[str]:
-        return [c["name"] for c in self.continuous]
-
-    @property
-    def source_columns(self) -> list[str]:
-        """The frame columns this processor reads."""
-        return [c["name"] for c in self.categorical if "indicator_of" not in c] + self.cont_names
-
-    # -- transforming
-    @staticmethod
-    def _codes(s: pd.Series, spec: dict) -> np.ndarray:
-        if spec["kind"] == "int":
-            if pd.api.types.is_bool_dtype(s):
-                s = s.astype("int64")
-            values = pd.to_numeric(s, errors="coerce")
-            index = pd.Index(np.asarray(spec["vocab"], dtype="int64"))
-            idx = index.get_indexer(values.astype("float64"))
-        else:
-            index = pd.Index([str(v) for v in spec["vocab"]], dtype=object)
-            idx = index.get_indexer(s.astype(str).astype(object))
-            idx[s.isna().to_numpy()] = -1
-        return (idx + 1).astype(np.int64)
-
-    def check_columns(self, df: pd.DataFrame, source: str) -> None:
-        missing = [c for c in self.source_columns if c not in df.columns]
-        if missing:
-            raise DataError(f"{source}: column {missing[0]!r} is missing ({len(missing)} model "
-                            f"column(s) missing: {', '.join(missing[:8])}); the frame's columns are: "
-                            f"{', '.join(map(str, df.columns[:40]))}")
-
-    def transform(self, df: pd.DataFrame, source: str = "frame") -> tuple[torch.Tensor, torch.Tensor]:
-        import torch
-
-        self.check_columns(df, source)
-        n = len(df)
-        cats = np.zeros((n, len(self.categorical)), dtype=np.int64)
-        for j, spec in enumerate(self.categorical):
-            if "indicator_of" in spec:
-                cats[:, j] = pd.to_numeric(df[spec["indicator_of"]], errors="coerce").isna().to_numpy() + 1
-            else:
-                cats[:, j] = self._codes(df[spec["name"]], spec)
-        conts = np.zeros((n, len(self.continuous)), dtype=np.float32)
-        for j, spec in enumerate(self.continuous):
-            values = pd.to_numeric(df[spec["name"]], errors="coerce").astype("float64").fillna(spec["fill"])
-            conts[:, j] = ((values.to_numpy() - spec["mean"]) / spec["std"]).astype(np.float32)
-        return torch.from_numpy(cats), torch.from_numpy(conts)
-
-    def to_dict(self) -> dict:
-        return {"categorical": self.categorical, "continuous": self.continuous}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TabularProcessor":
-        return cls(list(d["categorical"]), list(d["continuous"]))
-
-
-# ---------------------------------------------------------------------------- metrics
-def log_regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Metrics of a model trained on log(y): RMSPE and MAPE on y itself (after exp)."""
-    import torch
-
-    p = pred.double()
-    t = target.double()
-    y, yhat = torch.exp(t), torch.exp(p)
-    rel = (y - yhat) / y
-    return {"valid_rmse_log": float(((p - t) ** 2).mean().sqrt()),
-            "valid_rmspe": float((rel ** 2).mean().sqrt()),
-            "valid_mape": float(rel.abs().mean())}
-
-
-def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    err = (pred - target).double()
-    var = float(((target.double() - target.double().mean()) ** 2).mean())
-    mse = float((err ** 2).mean())
-    return {"valid_rmse": mse ** 0.5, "valid_mae": float(err.abs().mean()),
-            "valid_r2": 1.0 - mse / var if var > 0 else float("nan")}
-
-
-def classify_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    import torch
-
-    logp = torch.log_softmax(pred.double(), 1)
-    return {"valid_accuracy": float((pred.argmax(1) == target).double().mean()),
-            "valid_logloss": float(torch.nn.functional.nll_loss(logp, target))}
-
-
-def rmspe(y: np.ndarray, yhat: np.ndarray) -> float:
-    """Root mean squared percentage error (Kaggle's Rossmann metric), rows with y == 0 left out."""
-    y = np.asarray(y, dtype="float64")
-    yhat = np.asarray(yhat, dtype="float64")
-    keep = y != 0
-    return float(np.sqrt(np.mean(((y[keep] - yhat[keep]) / y[keep]) ** 2)))
-
-
 # ---------------------------------------------------------------------------- the trainer
 class _Prepared:
     """Everything ``train`` and ``lr_find`` share."""
@@ -325,8 +166,9 @@ class TabularTrainer:
         return option_defaults(self.options)
 
     # ---------------------------------------------------------------- config
-    def resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """Defaults, then the preset, then the values given explicitly (not None)."""
+    def resolve_config(self, config: dict[str, Any], ds: Dataset) -> dict[str, Any]:
+        """Defaults, then the preset (with the embedding sizes of the dataset's column set for
+        it), then the values given explicitly (not None)."""
         given = {k: v for k, v in config.items() if v is not None and not (k == "emb_size" and not v)}
         cfg = {**self.default_config(), **given}
         preset_name = cfg.get("preset") or "default"
@@ -348,7 +190,8 @@ class TabularTrainer:
         if any(not 0 <= p < 1 for p in cfg["ps"]):
             raise UsageError(f"--ps {cfg['ps']}: dropout must be in [0, 1)")
         user_sizes = parse_emb_sizes(cfg.get("emb_size"))
-        sizes = {**preset["emb_sizes"], **user_sizes}
+        column_set = self._column_set(ds, preset_name)
+        sizes = {**parse_emb_sizes((column_set or {}).get("emb_sizes") or {}), **user_sizes}
         if cfg.get("lr") is None and cfg.get("opt", "adamw") == "adamw":
             cfg["lr"] = preset["lr"]
         if cfg.get("wd") is None and (cfg.get("opt", "adamw") == "adamw" or preset["wd"] == 0):
@@ -362,18 +205,33 @@ class TabularTrainer:
         cfg["preset"] = preset_name
         return cfg
 
+    @staticmethod
+    def _column_set(ds: Dataset, preset_name: str) -> dict[str, Any] | None:
+        """The dataset's column selection for a preset that takes its columns from the dataset
+        (None: the preset trains on every column the dataset's roles name)."""
+        wanted = PRESETS[preset_name]["column_set"]
+        if wanted is None:
+            return None
+        sets = ds.column_sets or {}
+        found = sets.get(wanted)
+        if not isinstance(found, dict) or not (found.get("categorical") or found.get("continuous")):
+            others = f" (it defines: {', '.join(sorted(sets))})" if sets else ""
+            raise UsageError(f"--preset {preset_name} takes its columns and embedding sizes from the dataset, and "
+                             f"dataset {ds.name!r} defines no {wanted!r} column set (Dataset.column_sets){others}; "
+                             f"use --preset default")
+        return found
+
     def _columns(self, ds: Dataset, cfg: dict[str, Any]) -> tuple[list[str], list[str]]:
-        preset = PRESETS[cfg["preset"]]
         roles = ds.roles
         cats = list(roles.get("categorical") or [])
         conts = list(roles.get("continuous") or [])
-        if preset["categorical"] is not None:
-            wanted = preset["categorical"] + preset["continuous"]
-            missing = [c for c in wanted if c not in ds.train.columns]
+        column_set = self._column_set(ds, cfg["preset"])
+        if column_set is not None:
+            cats, conts = list(column_set.get("categorical") or []), list(column_set.get("continuous") or [])
+            missing = [c for c in cats + conts if c not in ds.train.columns]
             if missing:
                 raise UsageError(f"--preset {cfg['preset']} needs columns {', '.join(missing)}, which "
                                  f"dataset {ds.name!r} lacks")
-            cats, conts = list(preset["categorical"]), list(preset["continuous"])
         known = set(cats) | set(conts)
         unknown = [c for c in cfg["exclude"] if c not in known]
         if unknown:
@@ -487,7 +345,7 @@ class TabularTrainer:
 
     # ---------------------------------------------------------------- API
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
-        cfg = self.resolve_config(config)
+        cfg = self.resolve_config(config, ds)
         with torch_threads(cfg.get("threads")):
             p = self._prepare(ds, cfg, progress)
             fit_cfg = fit_config(cfg, self.options)
@@ -512,7 +370,7 @@ class TabularTrainer:
         tables = self._tables(ds, p)
         target = ds.roles["target"]
         meta = run_meta(
-            ds, self, cfg, cfg["seed"], metrics, fit.history, preset=cfg["preset"],
+            ds, self, cfg, cfg["seed"], metrics, fit.history, task=p.task, preset=cfg["preset"],
             **fit.record(),
             model={"class": "EntityEmbeddingNet", **p.model.hparams},
             tabular={"preprocess": p.proc.to_dict(), "target": target, "task": p.task,
@@ -545,7 +403,7 @@ class TabularTrainer:
         return c if math.isfinite(c) and 0.5 < c < 2.0 else 1.0
 
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
-        cfg = self.resolve_config(config)
+        cfg = self.resolve_config(config, ds)
         with torch_threads(cfg.get("threads")):
             p = self._prepare(ds, cfg, progress)
             return p.learner.lr_find(config=fit_config(cfg, self.options), progress=progress)
@@ -596,6 +454,62 @@ class TabularTrainer:
                                           vectors=emb, metadata=metadata, attrs=attrs)
         return tables
 
+    # ---------------------------------------------------------------- a saved run's network
+    @staticmethod
+    def _saved_model(run: Run) -> tuple[dict[str, Any], TabularProcessor, EntityEmbeddingNet]:
+        """A saved run's tabular record, its processor and its network (eval mode): what
+        ``predict`` and ``encode_rows`` both rebuild."""
+        from embedlab.training.models import EntityEmbeddingNet
+
+        info = run.meta.get("tabular")
+        if not info:
+            raise UsageError(f"run {run.path or ''} is not a tabular run (no 'tabular' in run.json)")
+        proc = TabularProcessor.from_dict(info["preprocess"])
+        model = EntityEmbeddingNet.from_hparams({k: v for k, v in run.meta["model"].items() if k != "class"})
+        model.load_state_dict({k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")})
+        model.eval()
+        return info, proc, model
+
+    @staticmethod
+    def _outputs(model: EntityEmbeddingNet, x_cat: torch.Tensor, x_cont: torch.Tensor,
+                 bs: int = 65536) -> torch.Tensor:
+        """The network's raw outputs, in batches of ``bs`` rows."""
+        import torch
+
+        with torch.no_grad():
+            outs = [model(x_cat[i:i + bs], x_cont[i:i + bs]) for i in range(0, len(x_cat), bs)]
+        return torch.cat(outs) if outs else torch.empty((0,))
+
+    def encode_rows(self, run: Run, frame: pd.DataFrame, source: str = "rows") -> EncodedRows:
+        """The model's view of ``frame`` (see :class:`~embedlab.trainers.base.EncodedRows`): its
+        category codes (the run's vocabulary: 1.. in sorted order, 0 unknown), every embedding
+        matrix (row 0 the unknown row), the standardised continuous inputs, the target and the
+        network's prediction (``exp`` of the output for a log target, without the RMSPE scale)."""
+        import torch
+
+        info, proc, model = self._saved_model(run)
+        x_cat, x_cont = proc.transform(frame, source)
+        pred = self._outputs(model, x_cat, x_cont).double()
+        target_col, classes = info["target"], info.get("classes")
+        present = target_col in frame.columns  # rows to predict may come without the target
+        if info["task"] == "classify":
+            target = np.full(len(frame), np.nan)
+            if present:
+                idx = pd.Index([str(c) for c in classes]).get_indexer(frame[target_col].astype(str))
+                target = np.where((idx >= 0) & frame[target_col].notna().to_numpy(), idx, np.nan)
+            prediction = torch.softmax(pred, 1).numpy() if len(frame) else np.zeros((0, len(classes)))
+        else:
+            target = (pd.to_numeric(frame[target_col], errors="coerce").to_numpy(dtype="float64") if present
+                      else np.full(len(frame), np.nan))
+            prediction = pred.numpy()
+            if info.get("target_transform") == "log":
+                prediction = np.exp(prediction)
+        return EncodedRows(codes=x_cat.numpy(), categorical=proc.cat_names,
+                           embeddings=[e.weight.detach().numpy().astype(np.float32) for e in model.embeds],
+                           continuous=x_cont.numpy().astype(np.float32), target=target, prediction=prediction,
+                           task=info["task"], target_transform=info.get("target_transform"),
+                           classes=list(classes) if classes is not None else None)
+
     # ---------------------------------------------------------------- prediction
     def predict(self, run: Run, data: Dataset | pd.DataFrame, bs: int = 65536) -> pd.DataFrame:
         """Predictions for a frame (or a Dataset's ``test`` rows) from a saved tabular run.
@@ -607,11 +521,7 @@ class TabularTrainer:
         """
         import torch
 
-        from embedlab.training.models import EntityEmbeddingNet
-
-        info = run.meta.get("tabular")
-        if not info:
-            raise UsageError(f"run {run.path or ''} is not a tabular run (no 'tabular' in run.json)")
+        info, proc, model = self._saved_model(run)
         if isinstance(data, Dataset):
             frame = getattr(data, "test", None)
             if frame is None:
@@ -619,15 +529,8 @@ class TabularTrainer:
             source = f"{data.name} test rows"
         else:
             frame, source = data, "frame"
-        proc = TabularProcessor.from_dict(info["preprocess"])
         x_cat, x_cont = proc.transform(frame, source)
-        model = EntityEmbeddingNet.from_hparams({k: v for k, v in run.meta["model"].items() if k != "class"})
-        state = {k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")}
-        model.load_state_dict(state)
-        model.eval()
-        with torch.no_grad():
-            outs = [model(x_cat[i:i + bs], x_cont[i:i + bs]) for i in range(0, len(frame), bs)]
-        pred = torch.cat(outs) if outs else torch.empty((0,))
+        pred = self._outputs(model, x_cat, x_cont, bs)
         out = pd.DataFrame(index=frame.index)
         id_col = info.get("id")
         if id_col and id_col in frame.columns:

@@ -1,0 +1,311 @@
+"""The rules of docs/architecture.md, checked: no import circle among embedlab's modules, the
+core never names a built-in plugin, the core holds no dataset knowledge, the top level stays
+small, files stay short, and a plugin written against the earlier guide still installs and runs."""
+from __future__ import annotations
+
+import ast
+import configparser
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "embedlab"
+
+
+# ---------------------------------------------------------------------------- the import graph
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return "TYPE_CHECKING" in ast.unparse(test)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """The embedlab modules ``path`` imports anywhere (functions included), except inside
+    ``if TYPE_CHECKING:`` blocks."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    found: set[str] = set()
+
+    def resolve(target: str) -> str | None:
+        while target and target not in modules:
+            target = target.rsplit(".", 1)[0] if "." in target else ""
+        return target or None
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "embedlab":
+                    found.add(resolve(alias.name))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[:len(base) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.split(".")[0] == "embedlab":
+                for alias in node.names:
+                    sub = f"{target}.{alias.name}"
+                    found.add(sub if sub in modules else resolve(target))
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")))
+    found.discard(None)
+    found.discard(module)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    paths = sorted(CORE.rglob("*.py"))
+    modules = {_module_name(p) for p in paths}
+    return {_module_name(p): _imports(p, modules) for p in paths}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each a circle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def connect(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    return cycles
+
+
+def test_no_import_circle_among_embedlab_modules():
+    cycles = import_cycles(import_graph())
+    assert not cycles, f"import circles (function-level imports count): {cycles}"
+
+
+def test_the_cycle_detector_sees_function_level_circles():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert import_cycles(graph) == [["a", "b", "c"]]
+    source = "def f():\n    from embedlab.run import Run\nif TYPE_CHECKING:\n    from embedlab.data import Dataset\n"
+    tmp = CORE / "_probe_for_test.py"
+    try:
+        tmp.write_text(source)
+        assert _imports(tmp, {"embedlab", "embedlab.run", "embedlab.data", "embedlab._probe_for_test"}) == \
+            {"embedlab.run"}
+    finally:
+        tmp.unlink()
+
+
+def test_the_core_package_does_not_import_itself_back_from_the_package_root():
+    # `from embedlab import X` inside the core makes every module depend on __init__, which
+    # imports them: the graph test would report it, this one says what to do instead
+    graph = import_graph()
+    offenders = sorted(m for m, deps in graph.items() if "embedlab" in deps and m.startswith("embedlab."))
+    allowed = {"embedlab.authoring.testing"}  # the test helpers call the public API, as a user would
+    assert set(offenders) <= allowed, f"import from the defining module instead of `embedlab`: {offenders}"
+
+
+# ---------------------------------------------------------------------------- built-in plugins
+def _builtin_names() -> dict[str, set[str]]:
+    """What the built-in plugins register, by kind (read from the live registry)."""
+    from embedlab.registry import analyses, datasets, trainers
+
+    return {"analysis": set(analyses()), "dataset": set(datasets()), "trainer": set(trainers())}
+
+
+LOOKUPS = {"get_analysis": "analysis", "get_dataset": "dataset", "get_trainer": "trainer",
+           "analyses": "analysis", "datasets": "dataset", "trainers": "trainer"}
+
+
+def _lookups_by_name(tree: ast.AST) -> list[tuple[str, str]]:
+    """(kind, literal) of every registry lookup with a literal name: ``get_analysis("pca")``,
+    ``analyses()["pca"]``, ``analyses().get("pca")``, ``trainer_for(kind, "collab")``."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if fn in ("get_analysis", "get_dataset", "get_trainer") and node.args and \
+                    isinstance(node.args[0], ast.Constant):
+                out.append((LOOKUPS[fn], node.args[0].value))
+            if fn == "trainer_for" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
+                out.append(("trainer", node.args[1].value))
+            if fn == "get" and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Call):
+                inner = node.func.value.func
+                inner = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
+                if inner in LOOKUPS and node.args and isinstance(node.args[0], ast.Constant):
+                    out.append((LOOKUPS[inner], node.args[0].value))
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and \
+                isinstance(node.slice, ast.Constant):
+            inner = node.value.func
+            inner = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
+            if inner in LOOKUPS:
+                out.append((LOOKUPS[inner], node.slice.value))
+        if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            sides = [node.left, node.comparators[0]]
+            attrs = [s.attr for s in sides if isinstance(s, ast.Attribute)]
+            consts = [s.value for s in sides if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+            if consts and set(attrs) & {"dataset", "analysis", "trainer"}:
+                kind = {"dataset": "dataset", "analysis": "analysis", "trainer": "trainer"}[attrs[0]]
+                out.append((kind, consts[0]))
+    return out
+
+
+def test_no_core_module_names_a_builtin_plugin():
+    builtin = _builtin_names()
+    for path in sorted(CORE.rglob("*.py")):
+        rel = path.relative_to(ROOT)
+        if rel.parts[:2] == ("embedlab", "trainers"):
+            continue  # the built-in trainers are plugins that live in the core package
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            for name in names:
+                assert name.split(".")[0] not in ("embedlab_plugins", "embedlab_datasets", "plugins", "datasets"), \
+                    f"{rel} imports the built-in plugin module {name}"
+        for kind, literal in _lookups_by_name(tree):
+            assert literal not in builtin[kind], f"{rel} looks up the built-in {kind} {literal!r} by name"
+
+
+def test_the_lookup_detector_finds_lookups_by_name():
+    tree = ast.parse("a = analyses()['pca']\nb = get_dataset('rossmann')\nc = registry.analyses().get('umap')\n"
+                     "d = run.dataset == 'movielens-100k'\ne = trainer_for('collab', 'collab')\n")
+    assert _lookups_by_name(tree) == [("analysis", "pca"), ("dataset", "rossmann"), ("analysis", "umap"),
+                                      ("dataset", "movielens-100k"), ("trainer", "collab")]
+
+
+def test_the_core_holds_no_dataset_knowledge():
+    """Archive tables and dataset column names live in the dataset plugins (datasets/)."""
+    import embedlab_datasets.rossmann as rossmann
+
+    columns = {c for spec in rossmann.GUO2016_COLUMNS.values() for c in (spec if isinstance(spec, list) else [])}
+    columns |= set(rossmann.GUO2016_COLUMNS.get("emb_sizes", {}))
+    assert {"Store", "DayOfWeek", "State"} <= columns
+    for path in sorted(CORE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                assert "grouplens.org" not in node.value, f"{path.relative_to(ROOT)} holds a MovieLens URL"
+                assert node.value not in columns - {"Year", "Month", "Day"}, \
+                    f"{path.relative_to(ROOT)} names the Rossmann column {node.value!r}"
+
+
+# ---------------------------------------------------------------------------- size
+def test_the_top_level_holds_at_most_twelve_modules():
+    modules = sorted(p.name for p in CORE.glob("*.py"))
+    assert len(modules) <= 12, modules
+
+
+def test_no_source_file_is_over_700_lines():
+    long = {}
+    for folder in ("embedlab", "plugins", "datasets"):
+        for path in (ROOT / folder).rglob("*.py"):
+            n = len(path.read_text(encoding="utf-8").splitlines())
+            if n > 700:
+                long[str(path.relative_to(ROOT))] = n
+    assert not long, long
+
+
+def test_architecture_doc_names_every_wing():
+    doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    wings = sorted(p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists())
+    for wing in wings:
+        assert f"{wing}/" in doc, f"docs/architecture.md does not describe embedlab/{wing}/"
+    for module in sorted(p.stem for p in CORE.glob("*.py")):
+        assert f"{module}" in doc, f"docs/architecture.md does not mention embedlab/{module}.py"
+
+
+# ---------------------------------------------------------------------------- a plugin of the old guide
+@pytest.fixture(scope="module")
+def legacy_site(tmp_path_factory):
+    """The legacy plugin installed as a distribution (a dist-info with an entry point) in a
+    folder that a subprocess puts on its path, as pip would."""
+    site = tmp_path_factory.mktemp("legacy-site")
+    source = ROOT / "tests" / "legacy_plugin" / "embedlab_legacy_norms.py"
+    (site / source.name).write_text(source.read_text(encoding="utf-8"))
+    info = site / "embedlab_legacy_norms-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: embedlab-legacy-norms\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[embedlab]\nlegacy-norms = embedlab_legacy_norms\n")
+    return site
+
+
+def _cli(site: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    env.pop("EMBEDLAB_LOAD_PLUGINS", None)
+    return subprocess.run([sys.executable, "-m", "embedlab", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def test_a_plugin_written_against_the_earlier_guide_installs_and_runs(legacy_site, tmp_path):
+    listed = _cli(legacy_site, "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert any(p["name"] == "legacy-norms" and p["distribution"] == "embedlab-legacy-norms"
+               for p in json.loads(listed.stdout))
+    out = tmp_path / "legacy-run"
+    trained = _cli(legacy_site, "train", "legacy-data", "--dims", "4", "--out", str(out), "-q")
+    assert trained.returncode == 0, trained.stderr
+    report = tmp_path / "legacy.html"
+    analyzed = _cli(legacy_site, "analyze", str(out), "--only", "legacy-norms,legacy-run-size",
+                    "--norm-order", "1", "--report", str(report), "--json")
+    assert analyzed.returncode == 0, analyzed.stderr
+    results = {(r["analysis"], r["table"]): r for r in json.loads(analyzed.stdout)["results"]}
+    norms = results[("legacy-norms", "item")]
+    assert norms["error"] is None and norms["metrics"]["mean_norm"] > 0
+    size = results[("legacy-run-size", None)]
+    assert size["error"] is None and size["metrics"]["tables"] == 1.0
+    assert "Vector norms (legacy plugin)" in report.read_text(encoding="utf-8")
+    counted = _cli(legacy_site, "legacy-count", str(out))
+    assert counted.returncode == 0 and counted.stdout.split() == ["item", "11"], counted.stderr
+
+
+def test_setup_cfg_lists_every_subpackage():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    wings = {_module_name(p.parent) for p in CORE.rglob("__init__.py")}
+    assert wings <= listed, f"add to setup.cfg's packages: {sorted(wings - listed)}"
+
+
+def test_moved_public_paths_are_the_new_modules_themselves():
+    import importlib
+
+    import embedlab
+
+    for old, new in embedlab.PUBLIC_ALIASES.items():
+        assert importlib.import_module(old) is importlib.import_module(new), old
+    from embedlab.learner import Learner, LRFindResult, fit_options  # the earlier guide's trainer imports
+    from embedlab.training import Learner as L2
+
+    assert Learner is L2 and LRFindResult.__module__ == "embedlab.training.lr_find" and callable(fit_options)
