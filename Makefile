@@ -17,10 +17,10 @@ $(BIN)/embedlab: setup.cfg pyproject.toml
 
 venv: $(BIN)/embedlab
 
+# MovieLens 100K from EMBEDLAB_DATA_DIR (or ml-100k/ inside it), else the checksummed download,
+# else synthetic ratings with readable planted names; it says which, and where the report is.
 demo: venv
-	$(BIN)/embedlab train synthetic-collab --out runs/demo
-	$(BIN)/embedlab analyze runs/demo --report reports/demo.html
-	@echo "Open reports/demo.html in a browser (it works offline)."
+	$(BIN)/python tools/demo.py --out runs/demo --report reports/demo.html
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)

@@ -12,6 +12,11 @@ seeded permutations) and prints one row per run:
 
 as a plain table, or as Markdown (``--markdown``) to paste into the README, or as JSON.
 
+The product now does this itself: ``embedlab analyze RUN_OR_GROUP ... --only geography,cyclic``
+reports every statistic over the runs (mean, sd, n, p < 0.05 in how many) and each run's
+value (README, "Discovery"). This script stays for the README table's one-row-per-run
+Markdown layout.
+
 Usage:
   python benchmarks/discovery.py runs/rossmann-s1 runs/rossmann-s2 runs/guo2016-s1 ... [--markdown]
   python benchmarks/discovery.py runs/* --geo-table State --cycle-tables DayOfWeek,Month --json

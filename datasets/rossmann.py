@@ -172,8 +172,10 @@ def _read_sales(path: Path, columns: list[str], stores: set[int] | None, has_sal
         dtypes.update({"Id": "int64", "Open": "float32"})  # test.csv: Open is blank in 11 rows
     df = _read_csv(path, columns, dtypes)
     df = df[columns]
+    rows_in_file = len(df)
     if stores is not None:
         df = df[df["Store"].isin(stores)].reset_index(drop=True)
+    df.attrs["rows_in_file"] = rows_in_file  # predict says how many of the file's rows it covers
     df["Date"] = parse_dates(df["Date"], str(path), "Date", "%Y-%m-%d")
     bad_dow = df["DayOfWeek"] != df["Date"].dt.day_of_week + 1
     if bad_dow.any():
@@ -324,6 +326,7 @@ def read_raw(data_dir: str | Path, stores: set[int] | None = None, external: boo
     if test_path.is_file():
         test = _read_sales(test_path, TEST_COLUMNS, stores, has_sales=False)
         info["files"].append("test.csv")
+        info["test_rows_in_file"] = int(test.attrs.get("rows_in_file", len(test)))
     elif require_test:
         require_file(folder, "test.csv", NAME)
     else:

@@ -31,6 +31,11 @@ OPTIONS = [
                  help="Number of planted latent genres."),
     click.Option(["--noise"], type=click.FloatRange(0), default=0.5, show_default=True,
                  help="Standard deviation of the rating noise."),
+    click.Option(["--taste"], type=click.FloatRange(0), default=0.8, show_default=True,
+                 help="Planted genre strength: standard deviation of each user's liking of each genre "
+                      "(in stars; 0: genres do not matter)."),
+    click.Option(["--popularity"], type=click.FloatRange(0), default=0.8, show_default=True,
+                 help="Zipf exponent of item popularity (0: every item equally often rated)."),
     click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
                  show_default=True,
                  help="Validation split: random, time, or time-before / time-after (--time-cut)."),
@@ -38,7 +43,58 @@ OPTIONS = [
     time_cut_option(),
     click.Option(["--shuffle-truth"], is_flag=True,
                  help="Negative control: shuffle the planted genre and bias labels after generating."),
+    click.Option(["--readable-names"], is_flag=True,
+                 help="Name the planted genres (Space Opera, Film Noir, ...) and give every item a film "
+                      "title of its genre ('The Crimson Starship (1977)'; a repeated title becomes a sequel, "
+                      "II, III...) instead of 'item 12 (genre 2)'. The ratings are the same either way."),
 ]
+
+
+#: --readable-names: the planted genres' names and the nouns of their titles (genres past these
+#: are "Genre 13", ... with the last list's nouns)
+GENRE_TITLES = [
+    ("Space Opera", ["Starship", "Nebula", "Galaxy", "Comet", "Orbit", "Empire", "Moon", "Asteroid"]),
+    ("Film Noir", ["Alibi", "Rain", "Shadow", "Detective", "Dame", "Cigarette", "Alley", "Verdict"]),
+    ("Romantic Comedy", ["Wedding", "Kiss", "Valentine", "Honeymoon", "Bouquet", "Date", "Crush", "Proposal"]),
+    ("Horror", ["Cellar", "Scream", "Coffin", "Curse", "Witch", "Fog", "Asylum", "Skull"]),
+    ("Western", ["Saddle", "Canyon", "Sheriff", "Outlaw", "Frontier", "Stagecoach", "Gold", "Rifle"]),
+    ("Musical", ["Melody", "Ballroom", "Serenade", "Chorus", "Waltz", "Broadway", "Tango", "Song"]),
+    ("Heist Thriller", ["Vault", "Diamond", "Getaway", "Safecracker", "Casino", "Job", "Ransom", "Alarm"]),
+    ("Animated Fable", ["Fox", "Dragon", "Kitten", "Teapot", "Forest", "Puppet", "Mouse", "Balloon"]),
+    ("War Epic", ["Battalion", "Trench", "Siege", "Armada", "Bridge", "Flag", "Garrison", "Front"]),
+    ("Courtroom Drama", ["Jury", "Witness", "Appeal", "Testimony", "Judge", "Defense", "Motion", "Oath"]),
+    ("Martial Arts", ["Fist", "Temple", "Tiger", "Master", "Dojo", "Blade", "Monk", "Crane"]),
+    ("Documentary", ["Ocean", "Glacier", "Desert", "River", "Volcano", "Reef", "Savanna", "Tundra"]),
+]
+TITLE_WORDS = ["Crimson", "Silent", "Last", "Distant", "Iron", "Hollow", "Burning", "Frozen", "Golden",
+               "Midnight", "Broken", "Secret", "Wild", "Lonely", "Little", "Endless"]
+ROMAN = ["", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X"]
+
+
+def genre_name(g: int) -> str:
+    """The readable name of planted genre ``g`` (0-based)."""
+    return GENRE_TITLES[g][0] if g < len(GENRE_TITLES) else f"Genre {g + 1}"
+
+
+def apply_readable_names(user_meta: pd.DataFrame, item_meta: pd.DataFrame, item_genre: np.ndarray, seed: int) -> None:
+    """Replace (in place) the planted genres' "genre g" by names and the items' "item k (genre
+    g)" labels by film titles of their genre, drawn from their own seeded stream (the ratings'
+    stream is untouched): "The Crimson Starship (1977)"; the second film of a title is its
+    sequel, "The Crimson Starship II (1981)"."""
+    rng = np.random.default_rng([seed, 1977])
+    seen: dict[str, tuple[int, int]] = {}  # title -> (films so far, the first one's year)
+    titles = []
+    for g in item_genre:
+        nouns = GENRE_TITLES[min(int(g), len(GENRE_TITLES) - 1)][1]
+        base = f"The {TITLE_WORDS[rng.integers(len(TITLE_WORDS))]} {nouns[rng.integers(len(nouns))]}"
+        year = int(rng.integers(1950, 1990))
+        k, first = seen.get(base, (0, year))
+        seen[base] = (k + 1, first)
+        suffix = ROMAN[k] if k < len(ROMAN) else f" {k + 1}"
+        titles.append(f"{base}{suffix} ({first + 3 * k})")  # a sequel follows its original
+    item_meta["label"] = titles
+    item_meta["genre"] = [genre_name(int(g)) for g in item_genre]
+    user_meta["favourite_genre"] = [genre_name(int(str(v).rsplit(" ", 1)[-1])) for v in user_meta["favourite_genre"]]
 
 
 #: rows drawn per chunk (bounds the float64 temporaries of numpy's samplers to ~32 MB)
@@ -55,14 +111,16 @@ def _chunked(n: int, dtype, draw) -> np.ndarray:
 
 
 def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4,
-             noise: float = 0.5, seed: int = 42) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+             noise: float = 0.5, seed: int = 42, taste: float = 0.8,
+             popularity: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(ratings, user metadata, item metadata) with the planted truth in the metadata."""
     rng = np.random.default_rng(seed)
     item_genre = rng.integers(0, genres, size=items)
     item_bias = rng.normal(0.0, 0.5, size=items).astype(np.float32)
     user_bias = rng.normal(0.0, 0.3, size=users).astype(np.float32)
-    taste = rng.normal(0.0, 0.8, size=(users, genres)).astype(np.float32)
-    popularity = 1.0 / np.arange(1, items + 1) ** 0.8
+    tastes = (rng.normal(0.0, 1.0, size=(users, genres)) * taste).astype(np.float32)  # = normal(0, taste)
+    zipf = popularity
+    popularity = 1.0 / np.arange(1, items + 1) ** zipf
     popularity = popularity[rng.permutation(items)]
     popularity /= popularity.sum()
     activity = rng.lognormal(0.0, 0.7, size=users)
@@ -78,7 +136,7 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
     for start in range(0, ratings, CHUNK):
         stop = min(start + CHUNK, ratings)
         uc, ic = u[start:stop], i[start:stop]
-        rc = 3.5 + user_bias[uc] + item_bias[ic] + taste[uc, genre_of[ic]] \
+        rc = 3.5 + user_bias[uc] + item_bias[ic] + tastes[uc, genre_of[ic]] \
             + rng.normal(0, noise, size=stop - start).astype(np.float32)
         r[start:stop] = np.clip(np.round(rc * 2) / 2, 1.0, 5.0)
     ts = _chunked(ratings, np.int32, lambda n: rng.integers(1_500_000_000, 1_600_000_000, size=n))
@@ -90,7 +148,7 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
                               "genre": [f"genre {g}" for g in item_genre], "true_bias": item_bias},
                              index=pd.Index(np.arange(1, items + 1, dtype=np.int64), name="item"))
     item_meta.attrs["color_column"] = "genre"
-    fav = taste.argmax(1)
+    fav = tastes.argmax(1)
     user_meta = pd.DataFrame({"label": [f"user {k + 1}" for k in range(users)], "true_bias": user_bias,
                               "favourite_genre": [f"genre {g}" for g in fav]},
                              index=pd.Index(np.arange(1, users + 1, dtype=np.int64), name="user"))
@@ -98,8 +156,9 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
 
 
 def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4, noise: float = 0.5,
+         taste: float = 0.8, popularity: float = 0.8,
          split: str = "random", valid_pct: float = 0.1, seed: int = 42, shuffle_truth: bool = False,
-         time_cut: Any = 0.5, shard: RowShard | None = None, **_: Any) -> Dataset:
+         time_cut: Any = 0.5, shard: RowShard | None = None, readable_names: bool = False, **_: Any) -> Dataset:
     """The dataset; with ``shard`` (torchrun ``--shard-data``) only the validation rows and this
     rank's training shard are kept. Every rank still draws every row, in lean columns: the set
     is one seeded random stream, drawn in order, so a rank cannot draw just its rows (the
@@ -107,7 +166,10 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
     whole set is made)."""
     if genres > items:
         raise UsageError(f"--genres {genres} is more than --items {items}")
-    frame, user_meta, item_meta = generate(users, items, ratings, genres, noise, seed)
+    frame, user_meta, item_meta = generate(users, items, ratings, genres, noise, seed, taste, popularity)
+    if readable_names:
+        planted = item_meta["genre"].str.rsplit(" ", n=1).str[-1].astype(int).to_numpy()  # "genre g"
+        apply_readable_names(user_meta, item_meta, planted, seed)
     if shuffle_truth:
         rng = np.random.default_rng(seed + 1)
         for meta in (user_meta, item_meta):
@@ -127,7 +189,8 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
                    roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                    entities={"user": user_meta, "item": item_meta}, split=split_info, rating_range=(1.0, 5.0),
                    info={**info, "generator": {"users": users, "items": items, "ratings": ratings, "genres": genres,
-                                       "noise": noise, "seed": seed, "shuffle_truth": shuffle_truth}})
+                                       "noise": noise, "taste": taste, "popularity": popularity, "seed": seed,
+                                       "shuffle_truth": shuffle_truth}})
 
 
 @hookimpl

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import Dataset, DatasetSpec, random_split
+from embedlab.data import Dataset, DatasetSpec, check_finite, random_split
 from embedlab.errors import DataError, UsageError
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -253,6 +253,7 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
             i = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"{source}: continuous column {col!r} has a non-numeric value "
                             f"{df[col].iloc[i]!r} (data row {i + 1}); use --cat for it or clean it")
+        check_finite(df[col], source, col, "value")  # inf, -inf, 1e30: the loss would blow up
     if df[target].isna().any():
         i = int(np.flatnonzero(df[target].isna().to_numpy())[0])
         raise DataError(f"{source}: target column {target!r} is empty in data row {i + 1}")
@@ -262,6 +263,7 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
             i = int(np.flatnonzero(y.isna().to_numpy())[0])
             raise DataError(f"{source}: target column {target!r} has a non-numeric value "
                             f"{df[target].iloc[i]!r} (data row {i + 1}); use --task classify for classes")
+        check_finite(df[target], source, target, "target")
         if log_target and (y <= 0).any():
             i = int(np.flatnonzero((y <= 0).to_numpy())[0])
             raise DataError(f"{source}: --log-target needs positive targets; column {target!r} has "

@@ -51,8 +51,26 @@ from embedlab.run import EmbeddingTable, Run, load_run  # noqa: E402
 from embedlab.data import Dataset, DatasetSpec  # noqa: E402
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: E402
 
+from embedlab.toolkit.neighbours import run_neighbors as _run_neighbors  # noqa: E402
+
+#: ``run.neighbors("star wars", k=10)``: defined with the computation in embedlab.toolkit.neighbours
+#: (run.py sits below the toolkit and cannot import it) and attached here, where the package loads
+Run.neighbors = _run_neighbors
+
+
+def _result_html(result: AnalysisResult) -> str:
+    """Jupyter's display of one result: summary, metrics, figures and tables inline."""
+    from embedlab.report.notebook import result_html
+
+    return result_html(result)
+
+
+#: attached here for the same reason (analysis.py sits below the report): BokehJS once per notebook
+AnalysisResult._repr_html_ = _result_html
+
 __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
-           "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset"]
+           "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset",
+           "lr_find", "learner", "compare"]
 
 
 def load_dataset(name: str, seed: int = 42, **options):
@@ -62,13 +80,9 @@ def load_dataset(name: str, seed: int = 42, **options):
     return get_dataset(name).load_dataset(options, seed=seed)
 
 
-def train(dataset, out=None, progress: bool = False, trainer: str | None = None, **config) -> Run:
-    """Train a dataset (a Dataset or a registered name) with its trainer (``trainer`` names one
-    when several train its kind) and return the run; saves it to ``out`` when given.
-
-    Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
-    is a name.
-    """
+def _dataset_and_trainer(dataset, trainer: str | None, config: dict):
+    """(loaded Dataset, TrainerEntry, trainer config) for a Dataset or a registered name (whose
+    loader options may be mixed into ``config``)."""
     from embedlab.registry import get_dataset, trainer_for_dataset
 
     if isinstance(dataset, str):
@@ -76,22 +90,102 @@ def train(dataset, out=None, progress: bool = False, trainer: str | None = None,
 
         entry = get_dataset(dataset)
         loader_opts, config = entry.split_options(config)
-        dataset = entry.load_dataset(loader_opts, seed=config.get("seed", 42), shard=row_shard(config))
-        chosen = trainer_for_dataset(entry, trainer)
-    else:
-        chosen = trainer_for_dataset(dataset, trainer)
-    run = chosen.train(dataset, config, progress=progress)
+        loaded = entry.load_dataset(loader_opts, seed=config.get("seed", 42), shard=row_shard(config))
+        return loaded, trainer_for_dataset(entry, trainer), config
+    return dataset, trainer_for_dataset(dataset, trainer), dict(config)
+
+
+def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, **config) -> Run:
+    """Train a dataset (a Dataset or a registered name) with its trainer (``trainer`` names one
+    when several train its kind) and return the run; saves it to ``out`` when given.
+
+    Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
+    is a name. ``progress``: None (default) shows a progress bar when a person watches (a
+    terminal or a notebook); False never, True always.
+    """
+    from embedlab.io.progress import resolve
+
+    dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
+    run = chosen.train(dataset, config, progress=resolve(progress))
     if out is not None:
         run.save(out)
     return run
 
 
-def analyze(run, names=None, options=None):
-    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults (a list
-    that Jupyter displays inline as a report; each result displays on its own too)."""
+def lr_find(dataset, trainer: str | None = None, progress: bool | None = None, rule: str = "valley",
+            **config):
+    """The learning-rate finder (``embedlab lr-find``): an exponential sweep on the model the
+    trainer would train with ``config``. Returns an LRFind: ``.suggestion`` (the ``rule``'s lr:
+    valley, steep or min10), ``.suggestions``, ``.plot()``; it displays as its plot."""
+    from embedlab.io.progress import resolve
+    from embedlab.report.live import LRFind
+
+    dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
+    result = chosen.lr_find(dataset, config, progress=resolve(progress))
+    return LRFind(result, rule, title=f"lr find: {dataset.name}")
+
+
+def learner(dataset, trainer: str | None = None, progress: bool | None = None, **config):
+    """A live learner, fastai's step-by-step style: ``learn.lr_find()``,
+    ``learn.fit_one_cycle(5, 5e-3)``, ``learn.freeze()``, ``learn.unfreeze()``,
+    ``learn.fit_one_cycle(2, slice(1e-5, 1e-3))``, ``learn.plot_sched()``, ``learn.run``.
+
+    Built by the trainer's own ``prepare`` (the code its ``train`` runs), so the model, data,
+    loss and regularisation are exactly those of ``embedlab.train(dataset, **config)``.
+    """
+    from embedlab.io.progress import resolve
+    from embedlab.report.live import LiveLearner
+
+    dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
+    prepared = chosen.prepare(dataset, config, progress=resolve(progress))
+    return LiveLearner(prepared, progress=resolve(progress), name=dataset.name)
+
+
+def compare(dataset, opt="sgd,momentum,rmsprop,adam,adamw", lr=None, wd=None, wd_mode="auto",
+            metric: str = "valid_loss", trainer: str | None = None, progress: bool | None = None,
+            runs_dir=None, **config):
+    """``embedlab compare``: the same model, split and seed trained once per configuration
+    (every ``opt`` x ``lr`` x ``wd`` x ``wd_mode``; each a list or a comma-separated string).
+
+    Returns a Comparison: ``.table`` (ranked by ``metric``), ``.summary`` (the verdict),
+    ``.outcomes``, ``.best``; it displays the validation curves of every configuration.
+    """
+    from embedlab.cli.compare import build_results, compare as train_each, final_table, parse_list, plan, summarize
+    from embedlab.errors import UsageError
+    from embedlab.io.progress import resolve
+    from embedlab.report.live import Comparison
+    from embedlab.training.fitconfig import OPTIMIZERS, WD_MODES
+
+    def listed(value, what, convert, choices=None):
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
+        return parse_list(None if value is None else str(value), what, convert, choices)
+
+    dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
+    configs, notes = plan(config, chosen, listed(opt, "opt", str.lower, OPTIMIZERS), listed(lr, "lr", float),
+                          listed(wd, "wd", float), listed(wd_mode, "wd-mode", str.lower, WD_MODES))
+    n_valid = 0 if dataset.valid is None else len(dataset.valid)
+    if not n_valid:
+        raise UsageError(f"{dataset.name}: this split has no validation rows, so there is nothing to compare on")
+    where = (f"{dataset.name} (split {dataset.split.get('name', '?')}, {len(dataset.train):,} training and "
+             f"{n_valid:,} validation rows)")
+    shown = resolve(progress)
+    outcomes = train_each(dataset, chosen, configs, progress=shown, runs_dir=runs_dir,
+                          echo=None if shown else (lambda msg: None))
+    setup = {"dataset": dataset.name, "trainer": chosen.name, **{k: v for k, v in config.items() if v is not None},
+             "ranked by": metric}
+    return Comparison(outcomes, metric, where, build_results(outcomes, metric, where, setup, notes),
+                      final_table(outcomes, metric), summarize(outcomes, metric, where), notes)
+
+
+def analyze(run, names=None, options=None, progress: bool | None = None):
+    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults, which
+    Jupyter displays inline as a report and which are addressable by analysis and table:
+    ``res["pca", "item"]``, ``res.pca.item``, ``res["pca"]``. ``progress``: a bar over the
+    analyses (None: when a person watches)."""
     from embedlab.runner import run_analyses
     from embedlab.report.notebook import ResultList
 
     if not isinstance(run, Run):
         run = load_run(run)
-    return ResultList(run_analyses(run, names, options or {}))
+    return ResultList(run_analyses(run, names, options or {}, progress=progress))

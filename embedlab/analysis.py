@@ -3,7 +3,8 @@
 An analysis returns plain data (:class:`AnalysisResult`: metrics, tables, a summary and the
 arrays its plots need); Bokeh figures are made afterwards by its optional ``render`` step, so
 analyses are tested without Bokeh and the HTML is written in one place only (embedlab.report).
-The runner that calls analyses is :mod:`embedlab.runner`.
+The runner that calls analyses is :mod:`embedlab.runner`. The contract is explained, with a
+worked example, in the plugin guide: ``embedlab plugins guide "The types"``.
 """
 from __future__ import annotations
 
@@ -44,7 +45,12 @@ class AnalysisOption:
     """An option an analysis accepts; it appears as ``--name`` on ``embedlab analyze``.
 
     Options with the same name in several analyses share one CLI flag (so ``--min-count``
-    reaches every analysis that declares it); declare them with the same type.
+    reaches every analysis that declares it); declare them with the same type (the shared
+    ones are declared once, in :mod:`embedlab.toolkit.options`, and checked at registration).
+
+    A ``bool`` option is an on/off switch: ``AnalysisOption("demo_exact", bool, False, ...)``
+    becomes ``--demo-exact/--no-demo-exact`` (no value after the flag); either flag overrides
+    the default, and without both the analysis receives ``default``.
     """
 
     name: str
@@ -57,10 +63,32 @@ class AnalysisOption:
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
 
+    @property
+    def is_switch(self) -> bool:
+        """A ``bool`` option (not ``multiple``): ``--x/--no-x`` rather than ``--x VALUE``."""
+        return (self.type is bool or self.type is click.BOOL) and not self.multiple
+
+    @property
+    def usage(self) -> str:
+        """How the flag is written: ``--demo-level INT``, or ``--demo-exact/--no-demo-exact``."""
+        if self.is_switch:
+            return f"{self.flag}/--no-{self.flag[2:]}"
+        tname = getattr(self.type, "name", getattr(self.type, "__name__", str(self.type)))
+        return f"{self.flag} {tname.upper()}"
+
     def click_option(self) -> click.Option:
+        """The click option of ``embedlab analyze`` (its value is None when the flag is not
+        given, so the runner fills in ``default``)."""
+        if self.default is None:
+            help_text = self.help
+        elif self.is_switch:
+            help_text = f"{self.help} [default: {self.flag if self.default else '--no-' + self.flag[2:]}]"
+        else:
+            help_text = f"{self.help} [default: {self.default}]"
+        if self.is_switch:
+            return click.Option([self.usage, self.name], default=None, help=help_text)
         return click.Option([self.flag, self.name], type=self.type, default=None,
-                            multiple=self.multiple,
-                            help=f"{self.help} [default: {self.default}]" if self.default is not None else self.help)
+                            multiple=self.multiple, help=help_text)
 
 
 @dataclass
@@ -80,6 +108,8 @@ class AnalysisResult:
     :param maps: 2-D maps of the analysed table that the report's explorer offers beside its
         own PCA map: map name (``"UMAP"``, ``"t-SNE"``) -> DataFrame with columns ``key``,
         ``x``, ``y`` (entities of the table, by key; others are left off that map).
+    :param skipped: set by the runner when ``run`` raised :class:`SkipTable`: the reason; the
+        summary then reads ``skipped table T: reason`` (shown in the terminal and the report).
     """
 
     analysis: str
@@ -95,6 +125,7 @@ class AnalysisResult:
     finding: str = ""
     headline: list[str] = field(default_factory=list)
     maps: dict[str, pd.DataFrame] = field(default_factory=dict)
+    skipped: str = ""
 
     @property
     def ok(self) -> bool:
@@ -109,29 +140,32 @@ class AnalysisResult:
         return {
             "analysis": self.analysis, "table": self.table, "title": self.title,
             "summary": self.summary, "finding": self.finding, "headline": list(self.headline),
-            "error": self.error, "seconds": round(self.seconds, 3),
+            "error": self.error, "skipped": self.skipped or None, "seconds": round(self.seconds, 3),
             "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
             "tables": {k: [{c: _jsonable(v) for c, v in row.items()} for row in df.to_dict("records")]
                        for k, df in self.tables.items()},
         }
 
-    def _repr_html_(self) -> str:  # Jupyter: summary, metrics, figures and tables inline
-        from embedlab.report.notebook import result_html_standalone
-
-        return result_html_standalone(self)
+    # Jupyter's inline display (``_repr_html_``) is attached by the package root
+    # (embedlab/__init__.py): this module sits below the report and may not import it.
 
 
 def _jsonable(v: Any) -> Any:
-    if isinstance(v, (np.integer,)):
-        return int(v)
-    if isinstance(v, (np.floating, float)):
-        f = float(v)
-        return f if np.isfinite(f) else None
-    if isinstance(v, np.bool_):
-        return bool(v)
-    if isinstance(v, (pd.Timestamp,)):
-        return v.isoformat()
-    return v
+    """A value as strict JSON takes it (NaN and inf -> None, NumPy -> Python, nested too)."""
+    from embedlab.io.strictjson import jsonable
+
+    return jsonable(v)
+
+
+class SkipTable(Exception):
+    """Raise from ``run`` to say why a table is not analysed: ``raise SkipTable("fewer than 10
+    entities with a genre")``. The runner turns it into a result (not an error) whose summary
+    is ``skipped table T: reason`` and whose ``skipped`` field holds the reason; the terminal
+    and the report show it, ``--strict`` does not count it as a failure."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = str(reason)
 
 
 class Analysis:
@@ -158,6 +192,9 @@ class Analysis:
         raise NotImplementedError
 
     def run(self, run: Run, table: str, options: dict[str, Any]) -> AnalysisResult:
+        """The result for one table (None: the run). A long analysis may take a fourth
+        parameter, ``progress``: the runner then passes a callback ``progress(done, total=None,
+        info="")`` and its progress bar follows it (``finetune`` reports each model it trains)."""
         raise NotImplementedError
 
     def render(self, result: AnalysisResult) -> list:

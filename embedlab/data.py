@@ -3,6 +3,9 @@
 A dataset plugin registers a :class:`DatasetSpec`; its ``load(**options)`` returns a
 :class:`Dataset`. Datasets *annotate* entities (titles, genres, coordinates, calendar order)
 in ``entities``; trainers copy those annotations into the run, where analyses find them.
+
+The plugin guide documents the dataset helpers (``__all__``) with an example:
+``embedlab plugins guide "embedlab.data"``.
 """
 from __future__ import annotations
 
@@ -15,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 from embedlab.errors import DataError, UsageError
+
+__all__ = ["Dataset", "DatasetSpec", "SPLITS", "split_options", "split_collab", "random_split",
+           "time_split", "require_columns", "check_ratings", "require_dir", "require_file",
+           "collab_entity_stats", "entity_table_of", "check_entity_tables"]
 
 COLLAB_ROLES = ("user", "item", "rating")
 
@@ -39,6 +46,11 @@ class Dataset:
         names particular columns lives with the dataset, not in the trainer:
         ``{"guo2016": {"categorical": [...], "continuous": [...], "emb_sizes": {"Store": 10}}}``
         (the tabular trainer's ``--preset guo2016`` trains on the ``guo2016`` set).
+    :param entity_tables: role -> the name of the ``entities`` table that annotates it, e.g.
+        ``{"user": "customer", "item": "product"}``. Without it a trainer takes the table named
+        after the role (``user``), else the one named after the role's column
+        (``roles["user"]``): see :func:`entity_table_of`. A table no role takes is an error
+        (:func:`check_entity_tables`), never silently dropped.
     """
 
     name: str
@@ -52,6 +64,7 @@ class Dataset:
     rating_range: tuple[float, float] | None = None
     test: pd.DataFrame | None = None
     column_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    entity_tables: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -127,6 +140,41 @@ def time_cut_option() -> click.Option:
              "(0.5: the earliest half is 'before') or a date (1998-01-01). time-before keeps the ratings "
              "before the cut (pretraining), time-after those from it on (the later task to adapt to); "
              "each then holds out its own latest --valid-pct.")
+
+
+SPLITS = ("random", "time", *TIME_CUT_SPLITS)
+
+
+def split_options(splits: tuple[str, ...] = SPLITS, default: str = "random",
+                  valid_pct: float = 0.1) -> list[click.Option]:
+    """The reusable ``--split`` / ``--valid-pct`` option set of a ratings dataset (plus
+    ``--time-cut`` when a time-cut split is offered), for ``DatasetSpec.options``. The loader
+    receives ``split``, ``valid_pct`` (and ``time_cut``) and hands them to :func:`split_collab`.
+
+    Example::
+
+        OPTIONS = [click.Option(["--file"], required=True), *split_options(("random", "time"))]
+
+        def load(file, split="random", valid_pct=0.1, seed=42, time_cut=0.5, **_):
+            ratings = pd.read_csv(file)
+            train, valid, info = split_collab(ratings, split, valid_pct, seed, "timestamp", time_cut)
+            ...
+    """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown or default not in splits:
+        raise UsageError(f"split_options: unknown split {(unknown or [default])[0]!r}; choose from {', '.join(SPLITS)}")
+    described = {"random": "random (seeded)", "time": "time (the latest ratings held out)",
+                 "time-before": "time-before / time-after (--time-cut)"}
+    words = [described[s] for s in splits if s in described]
+    options = [
+        click.Option(["--split"], type=click.Choice(list(splits)), default=default, show_default=True,
+                     help=f"Validation split: {', '.join(words)}."),
+        click.Option(["--valid-pct"], type=click.FloatRange(0, 1, min_open=True, max_open=True),
+                     default=valid_pct, show_default=True, help="Share of the ratings held out for validation."),
+    ]
+    if any(s in TIME_CUT_SPLITS for s in splits):
+        options.append(time_cut_option())
+    return options
 
 
 def cut_by_time(df: pd.DataFrame, column: str, cut: Any) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -206,6 +254,33 @@ def require_columns(df: pd.DataFrame, columns: list[str], source: str) -> None:
             )
 
 
+#: the largest magnitude a number fed to training may have: beyond it a value is a typo or a
+#: sentinel (1e30, 9.9e99), and its square overflows float32 arithmetic (the loss becomes inf)
+MAX_ABS_VALUE = 1e15
+
+
+def check_finite(values: pd.Series, source: str, column: str, what: str = "value",
+                 limit: float = MAX_ABS_VALUE) -> None:
+    """A DataError naming file, column, data row and value for the first NaN-free cell of
+    numeric ``values`` that is infinite (``inf``, ``-inf``, or beyond float32's range) or
+    absurdly large (beyond +-``limit``). Missing cells (NaN) are the caller's business."""
+    arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore", over="ignore"):
+        infinite = np.isinf(arr)
+        overflow = np.isfinite(arr) & ~np.isfinite(arr.astype("float32"))  # becomes inf in training
+        absurd = np.isfinite(arr) & ~overflow & (np.abs(arr) > limit)
+    for mask, kind, why in ((infinite, "a non-finite", f"{what}s must be finite numbers"),
+                            (overflow, "a non-finite", f"beyond float32's range (3.4e38) it becomes inf; "
+                                                       f"{what}s must be finite numbers"),
+                            (absurd, "an absurd", f"a {what} beyond +-{limit:g} is taken for a typo or a "
+                                                  f"placeholder: fix the cell, or rescale the column")):
+        if mask.any():
+            i = int(np.flatnonzero(mask)[0])
+            cell = values.iloc[i]
+            shown = repr(float(cell)) if isinstance(cell, (float, np.floating)) else repr(cell)
+            raise DataError(f"{source}: column {column!r} has {kind} {what} {shown} (row {i + 1}); {why}")
+
+
 def check_ratings(df: pd.DataFrame, column: str, source: str,
                   bounds: tuple[float, float] | None = None) -> pd.Series:
     """Ratings as float32; non-numeric or out-of-range values are a DataError naming one."""
@@ -220,13 +295,7 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
             f"{source}: column {column!r} has {what} "
             f"(row {int(np.flatnonzero(bad.to_numpy())[0]) + 1}); ratings must be numbers"
         )
-    with np.errstate(over="ignore"):  # beyond float32's range becomes inf below: refuse it here
-        infinite = ~np.isfinite(values.to_numpy(dtype="float64").astype("float32"))
-    if infinite.any():
-        raise DataError(f"{source}: column {column!r} has a non-finite rating "
-                        f"{values.tolist()[int(np.flatnonzero(infinite)[0])]!r} "
-                        f"(row {int(np.flatnonzero(infinite)[0]) + 1}); ratings must be finite numbers "
-                        f"(below 3.4e38)")
+    check_finite(values, source, column, "rating")
     if bounds is not None:
         lo, hi = bounds
         out = (values < lo) | (values > hi)
@@ -240,6 +309,8 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
 
 
 def require_dir(path: str | Path | None, what: str, option: str = "--data-dir") -> Path:
+    """``path`` as a Path when it is a folder; else a one-line UsageError (not given) or
+    DataError (missing) naming ``what`` and the ``option`` that sets it."""
     if path is None:
         raise UsageError(f"{what}: give the data folder with {option}")
     p = Path(path)
@@ -249,11 +320,71 @@ def require_dir(path: str | Path | None, what: str, option: str = "--data-dir") 
 
 
 def require_file(folder: Path, name: str, what: str) -> Path:
+    """``folder / name`` when it is a file; else a one-line DataError naming it and ``what``."""
     p = folder / name
     if not p.is_file():
         raise DataError(f"{what}: required file {str(p)!r} is missing; the folder must be laid "
                         f"out like the official archive")
     return p
+
+
+def entity_table_of(ds: Dataset, role: str) -> str | None:
+    """The name of the ``ds.entities`` table that annotates ``role`` (``"user"``, ``"item"``),
+    or None when it has none. In order: ``ds.entity_tables[role]`` (an error when that table
+    does not exist), the table named ``role``, the table named after the role's column
+    (``ds.roles[role]``, e.g. ``customer_id``).
+
+    Example::
+
+        ds = Dataset("shop", "collab", train, None,
+                     roles={"user": "customer_id", "item": "sku", "rating": "stars"},
+                     entities={"customer": customers, "product": products},
+                     entity_tables={"user": "customer", "item": "product"})
+        entity_table_of(ds, "item")  # 'product'
+    """
+    declared = (ds.entity_tables or {}).get(role)
+    if declared is not None:
+        if declared not in ds.entities:
+            raise DataError(f"dataset {ds.name!r}: entity_tables says the {role} table is {declared!r}, but "
+                            f"entities holds only: {', '.join(map(repr, ds.entities)) or '(none)'}")
+        return declared
+    if role in ds.entities:
+        return role
+    column = ds.roles.get(role)
+    if isinstance(column, str) and column in ds.entities:
+        return column
+    return None
+
+
+def check_entity_tables(ds: Dataset, roles: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``{role: entity table name}`` for the roles a trainer uses, checked so that no label or
+    metadata is silently dropped: a table of ``ds.entities`` that no role takes is a
+    :class:`DataError` saying how to declare it, and so is a table whose keys match none of
+    its column's values (keys of another type: ``"17"`` against ``17``).
+
+    Example (what the collab trainer does before training)::
+
+        tables = check_entity_tables(ds, ("user", "item"))  # {'user': 'customer', 'item': 'product'}
+    """
+    found = {role: name for role in roles if (name := entity_table_of(ds, role)) is not None}
+    unused = [name for name in ds.entities if name not in found.values()]
+    if unused:
+        free = [r for r in roles if r not in found]
+        hint = (f"declare Dataset(entity_tables={{{free[0]!r}: {unused[0]!r}}})" if free else
+                "remove it, or declare which role it annotates in Dataset.entity_tables")
+        raise DataError(f"dataset {ds.name!r}: entity table {unused[0]!r} annotates none of the roles "
+                        f"{', '.join(roles)}, so its labels and metadata would be dropped; name it after "
+                        f"its role or its column, or {hint}")
+    for role, name in found.items():
+        column, table = ds.roles.get(role), ds.entities[name]
+        if not isinstance(column, str) or column not in ds.train or not len(table) or not len(ds.train):
+            continue
+        if not table.index.isin(ds.train[column].unique()).any():
+            raise DataError(f"dataset {ds.name!r}: no key of entity table {name!r} ({role}) is a value of "
+                            f"column {column!r} (index e.g. {table.index[0]!r} of type {table.index.dtype}, "
+                            f"column e.g. {ds.train[column].iloc[0]!r} of type {ds.train[column].dtype}); "
+                            f"index the table by the same keys, of the same type")
+    return found
 
 
 def collab_entity_stats(ratings: pd.DataFrame, key: str, rating: str) -> pd.DataFrame:

@@ -26,3 +26,25 @@ class DataError(EmbedlabError):
 
 class RunFormatError(EmbedlabError):
     """A folder is not a readable embedlab run (missing files, newer format, unsafe content)."""
+
+
+class TrainingDiverged(EmbedlabError):
+    """The loss (or the trained weights) became NaN or infinite: nothing is saved."""
+
+
+_debug = False
+
+
+def set_debug(on: bool = True) -> None:
+    """``embedlab --debug``: show full tracebacks (plugin errors, unexpected errors)."""
+    global _debug
+    _debug = bool(on)
+
+
+def debug_enabled() -> bool:
+    """True under ``embedlab --debug`` or with the environment variable ``EMBEDLAB_DEBUG`` set
+    to anything but empty, ``0``, ``false`` or ``no``."""
+    import os
+
+    env = os.environ.get("EMBEDLAB_DEBUG", "").strip().lower()
+    return _debug or env not in ("", "0", "false", "no", "off")

@@ -3,8 +3,9 @@
 ``EMBEDLAB_LOAD_PLUGINS`` chooses which distributions load: unset means all of them; an
 empty string means the built-ins only (the ``embedlab`` distribution's own entry points);
 ``a,b`` means the built-ins plus distributions ``a`` and ``b``. A plugin that fails to import
-is skipped with a warning naming it. ``EMBEDLAB_TRACE_PLUGINS=1`` logs every hook call and
-the plugins that answered it.
+is skipped with a warning naming it, and remembered: :func:`plugin_failures` (and
+``embedlab plugins``) list it with its error. ``EMBEDLAB_TRACE_PLUGINS=1`` logs every hook call
+and the plugins that answered it.
 """
 from __future__ import annotations
 
@@ -35,8 +36,24 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
 
 
+@dataclass
+class PluginFailure:
+    """A plugin that was found (an entry point) but failed to load: what ``embedlab plugins``
+    lists as broken. ``error`` is ``Type: message``; ``location`` the ``file:line`` where the
+    exception was raised (the innermost frame), or None."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    module: str
+    error: str
+    location: str | None = None
+    builtin: bool = False
+
+
 _pm: pluggy.PluginManager | None = None
 _info: dict[str, PluginInfo] = {}
+_failures: dict[str, PluginFailure] = {}
 
 
 def _wanted_distributions() -> set[str] | None:
@@ -69,9 +86,14 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         try:
             plugin = ep.load()
         except Exception as exc:  # one broken plugin must not stop the others
+            _failures[name] = PluginFailure(
+                name=name, distribution=dist, version=ep.dist.version if ep.dist is not None else None,
+                module=ep.value, error=f"{type(exc).__name__}: {exc}", location=raised_at(exc),
+                builtin=builtin)
             warnings.warn(
                 f"embedlab: plugin {ep.name!r} from distribution {dist!r} failed to import "
-                f"and was skipped: {type(exc).__name__}: {exc}",
+                f"and was skipped: {type(exc).__name__}: {exc} (at {_failures[name].location}; "
+                f"`embedlab plugins` lists it)",
                 stacklevel=2,
             )
             continue
@@ -145,6 +167,7 @@ def reset_plugin_manager() -> None:
     global _pm
     _pm = None
     _info.clear()
+    _failures.clear()
 
 
 def plugin_infos(include_builtins: bool = True) -> list[PluginInfo]:
@@ -160,6 +183,25 @@ def plugin_infos(include_builtins: bool = True) -> list[PluginInfo]:
         if include_builtins or not info.builtin:
             out.append(info)
     return sorted(out, key=lambda i: i.name)
+
+
+def plugin_failures() -> list[PluginFailure]:
+    """The plugins that were found but failed to import, sorted by name (loads plugins first)."""
+    get_plugin_manager()
+    return sorted(_failures.values(), key=lambda f: f.name)
+
+
+def raised_at(exc: BaseException) -> str | None:
+    """``file:line`` of the innermost frame of ``exc``'s traceback (where it was raised), or
+    None without a traceback. A SyntaxError says where the bad line is."""
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
 
 
 def plugin_label(plugin_name: str) -> str:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from embedlab.run import Run
 
 #: Optional trainer methods, each an ability the registry records (see embedlab.trainers.base.Trainer).
-TRAINER_ABILITIES = ("lr_find", "predict", "encode_rows")
+TRAINER_ABILITIES = ("lr_find", "predict", "encode_rows", "prepare")
 
 
 class PluginConflictError(EmbedlabError):
@@ -169,6 +169,9 @@ class TrainerEntry:
     resumable: bool
     plugin: str
     impl: Any = field(repr=False, compare=False)
+    #: the ``config["categorical_encoding"]`` values ``train`` honours (the trainer's
+    #: ``categorical_encodings`` attribute; a trainer without one only embeds)
+    categorical_encodings: tuple[str, ...] = ("embedding",)
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities
@@ -190,6 +193,11 @@ class TrainerEntry:
     def lr_find(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True):
         self.require("lr_find", "lr-find")
         return self.impl.lr_find(dataset, dict(config), progress=progress)
+
+    def prepare(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True):
+        """The model and its live Learner, untrained (``embedlab.trainers.base.Prepared``)."""
+        self.require("prepare", "a live learner (embedlab.learner)")
+        return self.impl.prepare(dataset, dict(config), progress=progress)
 
     def predict(self, run: Run, data: Any):
         self.require("predict", "predict")
@@ -218,7 +226,9 @@ def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
     abilities = frozenset(a for a in TRAINER_ABILITIES if callable(getattr(obj, a, None)))
     return TrainerEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
                         options=options, abilities=abilities, resumable=bool(getattr(obj, "resumable", False)),
-                        plugin=plugin, impl=obj)
+                        plugin=plugin, impl=obj,
+                        categorical_encodings=tuple(str(e) for e in getattr(obj, "categorical_encodings", None)
+                                                    or ("embedding",)))
 
 
 # ---------------------------------------------------------------------------- analyses
@@ -258,8 +268,14 @@ class AnalysisEntry:
                                 "embedlab_register_analyses")
         return tables
 
-    def run(self, run: Run, table: str | None, options: Mapping[str, Any]) -> AnalysisResult:
-        result = self.impl.run(run, table, dict(options))
+    def run(self, run: Run, table: str | None, options: Mapping[str, Any],
+            progress: Callable[..., None] | None = None) -> AnalysisResult:
+        """The analysis's result; ``progress`` reaches its ``run`` when that takes a ``progress``
+        parameter (``progress(done, total=None, info="")``, from the runner's bar)."""
+        if progress is not None and _takes_parameter(self.impl.run, "progress"):
+            result = self.impl.run(run, table, dict(options), progress=progress)
+        else:
+            result = self.impl.run(run, table, dict(options))
         if not isinstance(result, AnalysisResult):
             raise _contract(self.plugin, "analysis", self.name,
                             f"whose run returned {type(result).__name__}, not an AnalysisResult",

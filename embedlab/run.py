@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from embedlab.io.atomic import atomic_dir
 from embedlab.errors import RunFormatError, UsageError
+from embedlab.io.ownership import RUN_MARK  # run.json's format marker: what makes a folder a run
 
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"
@@ -96,20 +96,161 @@ class EmbeddingTable:
         extra = self.metadata.drop(columns=[c for c in ("key", "label", "bias") if c in self.metadata])
         return pd.concat([df, extra], axis=1)
 
-    def lookup(self, query: str) -> int:
-        """Row of the entity whose label or key equals ``query``; UsageError with suggestions."""
-        hits = np.flatnonzero(self.labels == query)
-        if len(hits) == 0:
-            hits = np.flatnonzero(self.keys.astype(str) == str(query))
-        if len(hits) == 0:
-            import difflib
+    # ------------------------------------------------------------ finding an entity
+    def find(self, query: Any) -> "Match":
+        """The entity a person means by ``query`` (a label or key), with how it matched.
 
-            close = difflib.get_close_matches(query, list(dict.fromkeys(self.labels)), n=5, cutoff=0.4)
-            lowered = [l for l in self.labels if query.lower() in l.lower()][:5]
-            ideas = list(dict.fromkeys(lowered + close))[:5]
+        The lookup rules, used everywhere an entity is named (``embedlab neighbors``,
+        ``Run.neighbors``, ``--entity``, the report's search should follow them too); the first
+        rule that matches anything decides:
+
+        1. the label exactly (``Star Wars (1977)``);
+        2. the key exactly, as text (``50``);
+        3. the label ignoring case, accents, punctuation and spacing (``star wars (1977)``,
+           ``cafe au lait``);
+        4. the key ignoring case and surrounding spaces;
+        5. the title without its year and leading/trailing article (``star wars``,
+           ``the godfather`` and ``godfather`` find ``Godfather, The (1972)``);
+        6. the query (normalised as in 3) inside a label, when it is at least 3 characters.
+
+        When the matching rows all carry one label (two items titled ``Chasing Amy (1997)``),
+        the most observed one is used and :attr:`Match.note` says which and how to pick
+        another (by key). When they carry different labels the query is ambiguous: a
+        UsageError lists them (most observed first) with their keys. When nothing matches, a
+        UsageError suggests close labels first and keys only after them (a title never gets
+        "did you mean: user 197").
+        """
+        found = self._matches(query)
+        if found is None:
+            ideas = self.suggestions(query)
             hint = f"; did you mean: {'; '.join(ideas)}" if ideas else ""
-            raise UsageError(f"no entity with label or key {query!r} in table {self.name!r}{hint}")
-        return int(hits[0])
+            raise UsageError(f"no entity with label or key {str(query)!r} in table {self.name!r}{hint}")
+        stage, rows, how = found
+        return self._choose(query, stage, rows, how)
+
+    def lookup(self, query: Any) -> int:
+        """Row of the entity ``query`` names, by the rules of :meth:`find` (UsageError with
+        suggestions or the ambiguous candidates when it names none or several)."""
+        return self.find(query).row
+
+    def _normalised(self) -> dict[str, np.ndarray]:
+        cache = self.__dict__.get("_lookup_cache")
+        if cache is None or len(cache["label"]) != len(self.labels):
+            labels = [normalise_text(v) for v in self.labels]
+            cache = {"label": np.asarray(labels, dtype=object),
+                     "key": np.asarray([str(k).strip().casefold() for k in self.keys], dtype=object),
+                     "title": np.asarray([title_core(v) for v in self.labels], dtype=object),
+                     "key_text": self.keys.astype(str)}
+            self.__dict__["_lookup_cache"] = cache
+        return cache
+
+    def _matches(self, query: Any) -> tuple[int, np.ndarray, str] | None:
+        """(rule number, matching rows, how) of the first rule of :meth:`find` that matches."""
+        text = str(query)
+        norm = self._normalised()
+        q_norm, q_key, q_title = normalise_text(text), text.strip().casefold(), title_core(text)
+        rules = [(1, lambda: self.labels == text, "label"),
+                 (2, lambda: norm["key_text"] == text, "key"),
+                 (3, lambda: norm["label"] == q_norm if q_norm else None, "label, ignoring case and punctuation"),
+                 (4, lambda: norm["key"] == q_key if q_key else None, "key, ignoring case"),
+                 (5, lambda: norm["title"] == q_title if q_title else None, "title, without year or article"),
+                 (6, lambda: np.array([q_norm in v for v in norm["label"]], dtype=bool)
+                  if len(q_norm) >= 3 else None, "part of a label")]
+        for stage, test, how in rules:
+            hits = test()
+            if hits is None:
+                continue
+            rows = np.flatnonzero(np.asarray(hits, dtype=bool))
+            if len(rows):
+                return stage, rows, how
+        return None
+
+    def _observed(self, rows: np.ndarray) -> np.ndarray:
+        counts = self.count
+        if counts is None:
+            return np.zeros(len(rows))
+        return np.nan_to_num(np.asarray(counts, dtype=float)[rows], nan=0.0)
+
+    def _choose(self, query: Any, stage: int, rows: np.ndarray, how: str) -> "Match":
+        order = rows[np.argsort(-self._observed(rows), kind="stable")]
+        if len(order) == 1:
+            return Match(int(order[0]), how, stage)
+        labels = list(dict.fromkeys(str(v) for v in self.labels[order]))
+        if len(labels) == 1:
+            keys = ", ".join(str(k) for k in self.keys[order][:8])
+            note = (f"{len(order)} entities of table {self.name!r} are labelled {labels[0]!r} (keys {keys}): "
+                    f"using key {self.keys[order[0]]}" + (", the most observed" if self.count is not None else "")
+                    + "; give the key to choose another")
+            return Match(int(order[0]), how, stage, note)
+        shown = "; ".join(f"{self.labels[r]} (key {self.keys[r]})" for r in order[:8])
+        more = f"; and {len(order) - 8} more" if len(order) > 8 else ""
+        raise UsageError(f"{str(query)!r} is ambiguous in table {self.name!r}: it matches {len(order)} entities "
+                         f"by {how}: {shown}{more}; give more of the label, or the key")
+
+    def suggestions(self, query: Any, n: int = 5) -> list[str]:
+        """Close labels for a query that matched nothing, then (after them, and only when the
+        query looks like a key) close keys as ``key K (label)``."""
+        import difflib
+
+        norm = self._normalised()
+        q = normalise_text(str(query))
+        by_norm: dict[str, str] = {}
+        for label, v in zip(self.labels, norm["label"]):
+            by_norm.setdefault(v, label)
+        for label, v in zip(self.labels, norm["title"]):
+            by_norm.setdefault(v, label)
+        close = [by_norm[v] for v in difflib.get_close_matches(q, list(by_norm), n=n, cutoff=0.6)]
+        words = [w for w in q.split() if len(w) >= 3]
+        if words and len(close) < n:  # titles sharing the query's longer words, most observed first
+            has = np.flatnonzero([all(w in v for w in words) for v in norm["label"]])
+            has = has[np.argsort(-self._observed(has), kind="stable")]
+            close += [self.labels[r] for r in has[:n]]
+        ideas = list(dict.fromkeys(close))[:n]
+        text = str(query).strip()
+        if len(ideas) < n and text and (text.isdigit() or not np.issubdtype(self.keys.dtype, np.integer)):
+            keys = difflib.get_close_matches(text, list(dict.fromkeys(norm["key_text"])), n=n - len(ideas), cutoff=0.8)
+            row_of = {k: i for i, k in enumerate(norm["key_text"])}
+            ideas += [f"key {k} ({self.labels[row_of[k]]})" for k in keys]
+        return ideas
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a query found an entity (:meth:`EmbeddingTable.find`): its ``row``, ``how`` it
+    matched, the rule number (``stage``, 1-6) and a ``note`` explaining a choice among
+    entities sharing a label (empty otherwise)."""
+
+    row: int
+    how: str
+    stage: int
+    note: str = ""
+
+
+def normalise_text(text: str) -> str:
+    """Lower case, accents and punctuation dropped, spaces collapsed: ``"Café au Lait!"`` ->
+    ``"cafe au lait"`` (the lookup's rule 3)."""
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", str(text))
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    return " ".join("".join(c if c.isalnum() else " " for c in plain).split())
+
+
+_ARTICLES = ("the", "a", "an", "la", "le", "les", "il", "el", "der", "die", "das")
+
+
+def title_core(text: str) -> str:
+    """A title without its trailing ``(year)`` and its article, normalised:
+    ``"Godfather, The (1972)"`` -> ``"godfather"``; ``"The Godfather"`` -> ``"godfather"``."""
+    import re
+
+    core = re.sub(r"\s*\((?:\d{4}|\d{4}[-–]\d{0,4})\)\s*$", "", str(text))
+    words = normalise_text(core).split()
+    if len(words) > 1 and words[-1] in _ARTICLES and re.search(r",\s*\w+\s*$", core):
+        words = words[:-1]
+    elif len(words) > 1 and words[0] in _ARTICLES:
+        words = words[1:]
+    return " ".join(words)
 
 
 def versions() -> dict[str, str]:
@@ -180,16 +321,30 @@ class Run:
         return f"<Run {self.dataset} ({self.kind}){where}: tables {', '.join(self._tables)}>"
 
     # -- saving
-    def save(self, out: str | Path) -> Path:
-        """Write the run folder atomically; an existing *run* folder is replaced only when the
-        new one is complete; any other existing folder is refused."""
+    def save(self, out: str | Path, force: bool = False) -> Path:
+        """Write the run folder (the write rule: :mod:`embedlab.io.ownership`).
+
+        A new folder appears whole (written beside it, then renamed). Into an existing run
+        folder (a retrain) the new run's files replace the old run's own files (run.json,
+        weights.safetensors, the CSVs its run.json lists), run.json last; every other file and
+        folder in it (your notes, runs nested there) is left alone, and a table CSV is never
+        given the name of one of those. A folder holding other files is refused unless
+        ``force`` (then same-named files are replaced); a file, or a path inside another run,
+        always. A run whose weights hold NaN or inf (a diverged training) is never saved."""
+        from embedlab.io.atomic import move_files_into, staging_dir
+        from embedlab.io.ownership import own_run_files
+
         out = Path(out)
-        check_out_dir(out)
+        check_out_dir(out, force=force)
+        check_finite(self)
         from safetensors.torch import save_file
 
+        own = own_run_files(out) if out.is_dir() else set()
+        # CSV names taken, case-folded ("a b" and "a_b" must not share one), and the names of
+        # whatever else lies in the folder (never replaced)
+        used: set[str] = {p.name.lower() for p in out.iterdir() if p.name not in own} if out.is_dir() else set()
         tables_meta = {}
-        used: set[str] = set()  # CSV names taken, case-folded ("a b" and "a_b" must not share one)
-        with atomic_dir(out) as tmp:
+        with staging_dir(out) as tmp:
             tensors = {k: v.detach().cpu().contiguous() for k, v in (self._tensors or {}).items()}
             for name, table in self._tables.items():
                 import torch
@@ -215,8 +370,13 @@ class Run:
                                      "key_dtype": key_dtype, "attrs": table.attrs,
                                      "columns": columns, "text_columns": text}
             save_file(tensors, str(tmp / WEIGHTS_FILE))
-            meta = dict(self.meta, format_version=FORMAT_VERSION, tables=tables_meta)
+            meta = dict(self.meta, format=RUN_MARK, format_version=FORMAT_VERSION, tables=tables_meta)
             (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+            if out.is_dir():
+                check_out_dir(out, force=force)  # again, now: the folder may have changed meanwhile
+                move_files_into(tmp, out, last=RUN_FILE, stale=own)
+            else:
+                os.replace(tmp, out)
         self.meta, self.path = meta, out
         return out
 
@@ -241,24 +401,39 @@ def _json_default(obj: Any) -> Any:
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / RUN_FILE).is_file()
+    """True when ``path`` is a run folder embedlab made (:func:`embedlab.io.ownership.is_run_folder`)."""
+    from embedlab.io.ownership import is_run_folder
+
+    return is_run_folder(Path(path))
 
 
-def check_out_dir(out: Path) -> None:
-    """``--out`` may be new, empty, or an existing run (replaced); anything else is refused."""
-    if out.exists():
-        if not out.is_dir():
-            raise UsageError(f"--out {str(out)!r} is a file, not a folder")
-        if any(out.iterdir()) and not is_run_dir(out):
-            raise UsageError(f"--out {str(out)!r} exists and is not an embedlab run; "
-                             f"choose a new folder (embedlab never overwrites other data)")
-    ancestor = out.absolute().parent  # fail now, not after training: can the folder be made?
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"--out {str(out)!r} cannot be created: {str(ancestor)!r} is a file")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {str(out)!r} cannot be created: no permission to write in {str(ancestor)!r}")
+def check_out_dir(out: Path, force: bool = False) -> None:
+    """``--out`` of a run: new, empty, or a run embedlab made; a folder holding other files
+    only with ``force``; never a file or a path inside another run
+    (:func:`embedlab.io.ownership.check_run_dir`, the one place of the write rule)."""
+    from embedlab.io.ownership import check_run_dir
+
+    check_run_dir(Path(out), force=force)
+
+
+def check_finite(run: "Run") -> None:
+    """A :class:`TrainingDiverged` naming the first table or tensor holding NaN or inf."""
+    from embedlab.errors import TrainingDiverged
+
+    arrays = [(f"table {n!r} vectors", t.vectors) for n, t in run._tables.items()]
+    arrays += [(f"table {n!r} bias", t.bias_values) for n, t in run._tables.items() if t.bias_values is not None]
+    for what, values in arrays:
+        values = np.asarray(values)
+        if values.dtype.kind == "f" and not np.isfinite(values).all():
+            raise TrainingDiverged(f"the trained {what} hold NaN or inf: training diverged (lower --lr; "
+                                   f"`embedlab lr-find` suggests one); nothing was saved")
+    for name, tensor in (run._tensors or {}).items():
+        if getattr(tensor, "is_floating_point", lambda: False)():
+            import torch
+
+            if not bool(torch.isfinite(tensor).all()):
+                raise TrainingDiverged(f"the trained tensor {name!r} holds NaN or inf: training diverged "
+                                       f"(lower --lr; `embedlab lr-find` suggests one); nothing was saved")
 
 
 def _read_weights(path: Path) -> dict[str, Any]:
@@ -293,6 +468,39 @@ def _read_table_csv(csv: Path, info: dict[str, Any]) -> pd.DataFrame:
     return frame
 
 
+#: run.json's fields and the JSON types they must have (absent is fine: older runs)
+META_TYPES: dict[str, tuple[type, ...]] = {
+    "dataset": (str,), "kind": (str,), "trainer": (str,), "task": (str,), "config": (dict,),
+    "metrics": (dict,), "split": (dict,), "history": (list,), "versions": (dict,), "seed": (int,),
+    "dataset_info": (dict,), "tables": (dict,)}
+_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", int: "a whole number", float: "a number",
+              bool: "true/false", type(None): "null"}
+
+
+def check_meta(meta: dict[str, Any], rfile: Path) -> None:
+    """A RunFormatError naming run.json, the field and both types when a field of ``meta``
+    has the wrong JSON type (an edited or damaged run.json), before anything reads it."""
+    def bad(field: str, value: Any, want: str) -> RunFormatError:
+        return RunFormatError(f"{str(rfile)!r}: {field!r} is {_JSON_TYPE.get(type(value), type(value).__name__)}, "
+                              f"not {want}: the file was edited or damaged; fix that field, or train the run again")
+
+    for key, types in META_TYPES.items():
+        value = meta.get(key)
+        if value is None and key != "tables":
+            continue
+        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
+            raise bad(key, value, " or ".join(_JSON_TYPE[t] for t in types))
+    for i, row in enumerate(meta.get("history") or []):
+        if not isinstance(row, dict):
+            raise bad(f"history[{i}]", row, "an object (one epoch's numbers)")
+    for name, info in meta["tables"].items():
+        if not isinstance(info, dict):
+            raise bad(f"tables.{name}", info, "an object")
+        for key, want in (("attrs", dict), ("columns", list), ("text_columns", list), ("csv", str)):
+            if info.get(key) is not None and not isinstance(info[key], want):
+                raise bad(f"tables.{name}.{key}", info[key], _JSON_TYPE[want])
+
+
 def load_run(path: str | Path) -> Run:
     """Open a run folder. Reads JSON, CSV and safetensors only; never unpickles."""
     path = Path(path)
@@ -311,6 +519,7 @@ def load_run(path: str | Path) -> Run:
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise RunFormatError(f"{str(rfile)!r} has format version {version!r}; this embedlab reads "
                              f"up to {FORMAT_VERSION}: upgrade embedlab (pip install -U embedlab)")
+    check_meta(meta, rfile)
     tensors = _read_weights(path)
     tables = {}
     for name, info in meta["tables"].items():

@@ -110,7 +110,14 @@ class BiasRanking(Analysis):
                 "hover": ["label" if meaningful else "key", "bias"] + [c for c in (tgt, cnt) if c] + extra,
                 "n_show": n_show}
         return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables=tables, data=data)
+                              tables=tables, data=data,
+                              finding=((f"bias follows {tgt}" if abs(metrics[f"spearman_bias_{tgt}"]) >= 0.7 else
+                                        f"bias follows {tgt} moderately" if abs(metrics[f"spearman_bias_{tgt}"]) >= 0.4
+                                        else f"bias and {tgt} barely agree")
+                                       + f", rho {fmt_num(metrics[f'spearman_bias_{tgt}'])}" if tgt
+                                       else f"bias spread (std) {fmt_num(metrics['bias_std'])}")
+                              + (f"; highest: {join_labels(highest['label'], 3)}" if meaningful else ""),
+                              headline=[f"spearman_bias_{tgt}"] if tgt else ["bias_std"])
 
     def render(self, result: AnalysisResult) -> list:
         from embedlab.toolkit.plotting import histogram, scatter

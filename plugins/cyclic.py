@@ -177,6 +177,7 @@ class Cyclic(Analysis):
         if n < MIN_ENTITIES:
             return AnalysisResult(
                 self.name, table, self.title, metrics=dict(base, too_few=1.0),
+                finding=f"not tested: {n} entities with a calendar position, {MIN_ENTITIES} needed",
                 summary=(f"Too few entities to test: {table} has {n} entit{'y' if n == 1 else 'ies'} with a "
                          f"calendar position ({source}); at least {MIN_ENTITIES} are needed. " + " ".join(notes)).strip(),
                 tables={"entities": pd.DataFrame({"key": t.keys, "label": t.labels, "position": pos})})
@@ -222,7 +223,12 @@ class Cyclic(Analysis):
         summary = self._summary(table, n, length, source, metric, mantel, linear_r, tour, adj_rate, adj_chance,
                                 sequence, match, agreement, chance, notes)
         return AnalysisResult(self.name, table, self.title, summary=summary, metrics=metrics,
-                              tables=tables, data=data)
+                              tables=tables, data=data,
+                              finding=(f"the calendar order is recovered as {sequence[0]}..{sequence[-1]}" if match else
+                                       f"recovered order {' '.join(map(str, sequence[:8]))}{' ...' if n > 8 else ''} "
+                                       f"(agreement {agreement:.2f}, random {chance:.2f})")
+                              + f", tour p = {tour.p:.2g}, cycle r {mantel.r:.2f} (p = {mantel.p:.2g})",
+                              headline=["cycle_r", "cycle_p", "tour_p", "order_agreement"])
 
     @staticmethod
     def _summary(table: str, n: int, length: int, source: str, metric: str, mantel: S.MantelResult,

@@ -132,12 +132,16 @@ class Finetune(Analysis):
     def applies_to(self, run: Run) -> list:
         return [RUN_LEVEL] if (run.meta.get("init") or {}).get("from") else []
 
-    def run(self, run: Run, table: str | None, options: dict[str, Any]) -> AnalysisResult:
+    def run(self, run: Run, table: str | None, options: dict[str, Any], progress=None) -> AnalysisResult:
         arms = _parse_arms(options.get("ft_arms"))
         configs = arm_configs(run, arms, options.get("ft_epochs"))
         dataset = reload_dataset(run)
         trainer = trainer_of(run)
-        trained: dict[str, Run] = {a: trainer.train(dataset, dict(cfg), progress=False) for a, cfg in configs.items()}
+        trained: dict[str, Run] = {}
+        for n, (arm, cfg) in enumerate(configs.items()):  # the runner's bar follows each retraining
+            if progress is not None:
+                progress(n, len(configs), f"training {arm}")
+            trained[arm] = trainer.train(dataset, dict(cfg), progress=False)
         metric = options.get("ft_metric") or next(
             (m for m in METRIC_PREFERENCE if all(m in r.metrics for r in trained.values())), None)
         if metric is None or not all(metric in r.metrics for r in trained.values()):
@@ -191,7 +195,11 @@ class Finetune(Analysis):
             metrics["gain_vs_scratch"] = float(metrics[f"scratch_{metric}"] - best[metric])
         data = {"metric": metric, "curves": pd.DataFrame(curves), "drift": drift_frames, "mover": mover}
         return AnalysisResult(self.name, table, self.title, summary=summary, metrics=metrics, tables=tables,
-                              data=data)
+                              data=data,
+                              finding=f"best: {best['strategy']} ({metric} {float(best[metric]):.4g})"
+                              + (f", {metrics['gain_vs_scratch']:.3g} better than from scratch"
+                                 if "gain_vs_scratch" in metrics else ""),
+                              headline=["winner_" + metric] + [k for k in ("gain_vs_scratch",) if k in metrics])
 
     # ------------------------------------------------------------------ drift
     @staticmethod

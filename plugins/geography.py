@@ -231,6 +231,7 @@ class Geography(Analysis):
         if n < MIN_ENTITIES:
             return AnalysisResult(
                 self.name, table, self.title, metrics=dict(base, too_few=1.0),
+                finding=f"not tested: {n} of the {MIN_ENTITIES} entities with coordinates it needs",
                 summary=(f"Too few entities to test: {table} has {n} entit{'y' if n == 1 else 'ies'} with "
                          f"coordinates ({source}); at least {MIN_ENTITIES} are needed before any ordering "
                          f"test can mean anything. " + " ".join(notes)).strip(),
@@ -285,7 +286,12 @@ class Geography(Analysis):
         }
         summary = self._summary(table, n, source, metric, options["projection"], mantel, proc, knn, notes)
         return AnalysisResult(self.name, table, self.title, summary=summary, metrics=metrics,
-                              tables=tables, data=data)
+                              tables=tables, data=data,
+                              finding=(f"the {table} map: {_strength(mantel.r) if mantel.p < 0.05 and mantel.r > 0 else 'not significant'}"
+                                       f", Mantel r {mantel.r:.2f}, p {mantel.p:.2g}"
+                                       f"; Procrustes R² {proc.r2:.2f}, p {proc.p:.2g}") if np.isfinite(mantel.r)
+                              else "no test possible: all distances equal",
+                              headline=["mantel_r", "mantel_p", "procrustes_r2", "procrustes_p", "knn_overlap"])
 
     @staticmethod
     def _summary(table: str, n: int, source: str, metric: str, projection: str, mantel: S.MantelResult,

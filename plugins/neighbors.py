@@ -3,11 +3,13 @@
 In the report: the neighbours of a few entities (the most observed, or those named with
 ``--entity``) and how often an entity's neighbours share its category (genre, store type).
 On the command line: ``embedlab neighbors RUN "Star Wars (1977)" -k 10`` for any entity, by
-label or key, with suggestions when the label is not found.
+label or key, found by :meth:`embedlab.EmbeddingTable.find`'s forgiving rules (case, accents,
+punctuation, the year and the article do not matter: ``"star wars"`` works), with suggestions
+(labels first) when nothing matches and the candidates when several do. The computation lives
+in :mod:`embedlab.toolkit.neighbours` (shared with ``Run.neighbors``).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,43 +22,12 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
+from embedlab.toolkit.neighbours import find_entity, nearest, neighbors as neighbors_of, unit_rows  # noqa: F401
 from embedlab.toolkit.options import MIN_COUNT, TOP_N
-from embedlab.toolkit.selection import (color_column, count_column, display_names, labels_meaningful, neighbour_agreement, select_entities, target_column)
+from embedlab.toolkit.selection import color_column, display_names, labels_meaningful, neighbour_agreement, select_entities
 
 DEFAULT_QUERIES = 6
 MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still queries them
-
-
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    v = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return v / np.where(norms > 0, norms, 1.0)
-
-
-def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | None = None) -> pd.DataFrame:
-    """The ``k`` entities most cosine-similar to ``row`` among ``candidates`` (default: all),
-    the entity itself excluded; columns: rank, key, label, cosine and the main annotations."""
-    cand = np.arange(len(table)) if candidates is None else np.asarray(candidates)
-    cand = cand[cand != row]
-    unit = unit_rows(table.vectors[cand])
-    q = unit_rows(table.vectors[row:row + 1])[0]
-    sims = unit @ q
-    k = min(k, len(cand))
-    top = np.argpartition(-sims, k - 1)[:k] if k < len(cand) else np.arange(len(cand))
-    top = top[np.lexsort((cand[top], -sims[top]))]
-    rows = cand[top]
-    out = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "key": table.keys[rows],
-                        "label": table.labels[rows], "cosine": sims[top].astype(float)})
-    for col in _annotation_columns(table):
-        out[col] = table.metadata[col].to_numpy()[rows]
-    return out
-
-
-def _annotation_columns(table: EmbeddingTable) -> list[str]:
-    cols = [c for c in (color_column(table), count_column(table), target_column(table)) if c]
-    if not labels_meaningful(table):  # users: show who they are instead of "user 17"
-        cols += [c for c in table.metadata.columns if c not in cols and c not in ("key", "label")][:3]
-    return list(dict.fromkeys(cols))
 
 
 class NeighborsAnalysis(Analysis):
@@ -87,8 +58,7 @@ class NeighborsAnalysis(Analysis):
             try:
                 queries.append(t.lookup(q))
             except UsageError:
-                elsewhere = any((o.labels == q).any() or (o.keys.astype(str) == q).any()
-                                for name, o in run.tables.items() if name != table)
+                elsewhere = any(o._matches(q) is not None for name, o in run.tables.items() if name != table)
                 if not elsewhere:  # an entity of another table is not "missing" here
                     missing.append(q)
         if not wanted or not queries:
@@ -128,7 +98,16 @@ class NeighborsAnalysis(Analysis):
             sims = _mean_top_similarity(t, sel.index, k)
             metrics["mean_cosine_of_kth_neighbour"] = sims
         return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables=tables, data={})
+                              tables=tables, data={},
+                              finding="; ".join(
+                                  ([f"closest to {head}: {', '.join(first['label'].head(3))}"] if meaningful else [])
+                                  + ([f"{100 * metrics[f'knn_same_{color}']:.0f}% of neighbours share their {color} "
+                                      f"(chance {100 * metrics[f'chance_same_{color}']:.0f}%)"]
+                                     if f"knn_same_{color}" in metrics else [])
+                                  or [f"mean cosine of the {k}th neighbour "
+                                      f"{metrics.get('mean_cosine_of_kth_neighbour', float('nan')):.2f}"]),
+                              headline=[m for m in (f"knn_same_{color}", f"chance_same_{color}",
+                                                    "mean_cosine_of_kth_neighbour") if m in metrics])
 
 
 def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queries: int = 1000) -> float:
@@ -141,41 +120,13 @@ def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queri
     return float(part.mean())
 
 
-def find_entity(run: Run, query: str, table: str | None) -> tuple[str, int]:
-    """(table, row) of ``query`` (a label or key); a UsageError with close labels when absent.
-
-    Without ``table``: a label match wins over a key match; among tables, the run's order
-    (a query like ``1`` that is both a user and an item key resolves to the first table).
-    """
-    names = [table] if table else run.table_names
-    for name in names:  # label match first
-        t = run.table(name)
-        if (t.labels == query).any():
-            return name, t.lookup(query)
-    for name in names:
-        t = run.table(name)
-        if (t.keys.astype(str) == str(query)).any():
-            return name, t.lookup(query)
-    hints = []
-    for name in names:
-        try:
-            run.table(name).lookup(query)
-        except UsageError as exc:
-            msg = exc.format_message()
-            if "did you mean:" in msg:
-                hints.append(f"{name}: {msg.split('did you mean:', 1)[1].strip()}")
-    where = f"table {table!r}" if table else f"tables {', '.join(names)}"
-    hint = ("; did you mean — " + " | ".join(hints)) if hints else "; check the spelling (labels are exact titles)"
-    raise UsageError(f"no entity with label or key {query!r} in {where}{hint}")
-
-
 def neighbors_command() -> click.Command:
     @click.command("neighbors")
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.argument("entity")
     @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours to list.")
-    @click.option("--table", "-t", default=None, help="Embedding table (default: the first whose labels or keys "
-                                                      "contain ENTITY).")
+    @click.option("--table", "-t", default=None, help="Embedding table (default: the one where ENTITY matches best: "
+                                                      "an exact label before a forgiving match, then table order).")
     @click.option("--top-n", type=click.IntRange(0), default=None,
                   help="Candidates: the N most-observed entities [default: all observed]; 0: all.")
     @click.option("--min-count", type=click.IntRange(0), default=None,
@@ -192,26 +143,32 @@ def neighbors_command() -> click.Command:
         from embedlab.run import load_run
 
         run = load_run(run_dir)
-        name, row = find_entity(run, entity, table)
-        t = run.table(name)
-        sel = select_entities(t, top_n if top_n is not None else 0, min_count)
-        frame = nearest(t, row, k, sel.index)
+        frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count)
+        from embedlab.report.terminal import escape_control, safe_text  # labels may hold escape sequences
+
+        name, info = frame.attrs["table"], frame.attrs["entity"]
+        if frame.attrs["note"]:
+            click.echo(escape_control(f"note: {frame.attrs['note']}"), err=True)
         if as_json:
-            click.echo(json.dumps({"table": name, "entity": {"key": _plain(t.keys[row]), "label": t.labels[row]},
-                                   "candidates": sel.description,
+            from embedlab.io.strictjson import dumps  # strict JSON: NaN -> null
+
+            click.echo(dumps({"table": name, "entity": info, "matched": frame.attrs["matched"],
+                                   "note": frame.attrs["note"] or None,
+                                   "candidates": frame.attrs["candidates"],
                                    "neighbors": [{c: _plain(v) for c, v in r.items()}
                                                  for r in frame.to_dict("records")]}, indent=2))
             return
         from rich.console import Console
         from rich.table import Table
 
-        out = Table(title=f"{t.labels[row]} ({name} {t.keys[row]}): {k} nearest by cosine", title_justify="left")
+        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by cosine"),
+                    title_justify="left")
         for col in frame.columns:
-            out.add_column(str(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+            out.add_column(safe_text(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
         for r in frame.itertuples(index=False):
-            out.add_row(*[f"{v:.3f}" if isinstance(v, float) else str(v) for v in r])
+            out.add_row(*[safe_text(f"{v:.3f}" if isinstance(v, float) else v) for v in r])
         Console(soft_wrap=True).print(out)
-        click.echo(f"candidates: {sel.description}", err=True)
+        click.echo(escape_control(f"candidates: {frame.attrs['candidates']}"), err=True)
 
     return neighbors
 

@@ -141,7 +141,16 @@ class PCAAnalysis(Analysis):
         data = {"plot": plot, "hover": hover, "color": color, "evr": evr, "meaningful": meaningful,
                 "n_show": n_show, "count": count_column(t)}
         return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables=tables, data=data)
+                              tables=tables, data=data,
+                              finding=f"{c} components explain {100 * evr.sum():.0f}% of the variance; " + next(
+                                  (p.split(";")[0].rstrip(".").replace("Component 1", "component 1", 1)
+                                   for p in parts if p.startswith("Component 1 ")),
+                                  "component 1 follows no annotation strongly"),
+                              headline=["explained_variance_total"] + [f"pc1_rho_{x}" for x in (tgt, "bias")
+                                                                       if f"pc1_rho_{x}" in metrics],
+                              maps={f"PCA of the {len(sel):,} analysed": pd.DataFrame(
+                                  {"key": t.keys[sel.index], "x": scores[:, 0],
+                                   "y": scores[:, 1] if c > 1 else np.zeros(len(sel))})})
 
     def render(self, result: AnalysisResult) -> list:
         from embedlab.toolkit.plotting import scatter

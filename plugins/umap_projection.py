@@ -102,6 +102,13 @@ class UMAPAnalysis(Analysis):
         ptable = pd.DataFrame({"parameter": list(params), "value": [str(v) for v in params.values()]})
         return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
                               tables={"parameters": ptable},
+                              finding=f"the map keeps {100 * metrics['neighbours_kept_10']:.0f}% of each entity's 10 "
+                                      f"nearest neighbours" + (f"; {100 * metrics[f'knn_same_{color}']:.0f}% of map "
+                                                               f"neighbours share its {color} (chance "
+                                                               f"{100 * metrics[f'chance_same_{color}']:.0f}%)"
+                                                               if f"knn_same_{color}" in metrics else ""),
+                              headline=["neighbours_kept_10"] + [k for k in (f"knn_same_{color}",) if k in metrics],
+                              maps={"UMAP": pd.DataFrame({"key": t.keys[rows], "x": coords[:, 0], "y": coords[:, 1]})},
                               data={"plot": plot, "hover": hover_columns(t), "color": color, "noun": noun,
                                     "count": count_column(t)})
 

@@ -148,6 +148,48 @@ class Page:
         time.sleep(0.5)
         return self.screenshot(out)
 
+    # -- driving named Bokeh models (the explorer names its models explorer-<role>-<table>)
+    _MODEL_JS = ("const m = Bokeh.documents.map(d => d.get_model_by_name(arguments[0])).find(x => x);"
+                 "if (!m) throw new Error('no Bokeh model named ' + arguments[0]);")
+
+    def model_value(self, name: str, prop: str) -> Any:
+        return self.js(self._MODEL_JS + "const v = m[arguments[1]]; return v instanceof Map ? "
+                       "Object.fromEntries(v) : (ArrayBuffer.isView(v) ? Array.from(v) : v);", name, prop)
+
+    def set_model(self, name: str, prop: str, value: Any) -> None:
+        self.js(self._MODEL_JS + "m[arguments[1]] = arguments[2];", name, prop, value)
+
+    def source(self, name: str) -> dict[str, list]:
+        """A ColumnDataSource's columns as lists."""
+        return self.js(self._MODEL_JS + "const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;"
+                       "const out = {}; for (const k of Object.keys(d)) out[k] = Array.from(d[k]); return out;", name)
+
+    def selected_rows(self, name: str) -> list[int]:
+        return self.js(self._MODEL_JS + "return Array.from(m.selected.indices);", name)
+
+    def select_rows(self, name: str, rows: list[int]) -> None:
+        """Select rows of a ColumnDataSource as the box or lasso tool does."""
+        self.js(self._MODEL_JS + "m.selected.indices = arguments[1];", name, list(rows))
+
+    def widget_input(self, name: str):
+        """The <input> element of the TextInput named ``name`` (inside Bokeh's shadow DOM)."""
+        return self.js(r"""
+            const seen = new Set(), views = [];
+            const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); views.push(v);
+              for (const c of (v.child_views || [])) walk(c); };
+            const idx = Bokeh.index; for (const v of (idx.roots ? idx.roots : Object.values(idx))) walk(v);
+            const view = views.find((v) => v.model && v.model.name === arguments[0]);
+            return view ? view.input_el : null;""", name)
+
+    def type_into(self, name: str, text: str, enter: bool = True) -> None:
+        """Type ``text`` into the TextInput named ``name`` key by key, as a person would."""
+        from selenium.webdriver.common.keys import Keys
+
+        el = self.widget_input(name)
+        assert el is not None, f"no text input named {name}"
+        el.clear()
+        el.send_keys(text + (Keys.ENTER if enter else ""))
+
     def text(self, selector: str = "body") -> str:
         from selenium.webdriver.common.by import By
 

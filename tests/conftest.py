@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# tests/third_party holds worked plugins as outside authors write them; their own tests run
+# inside the temporary venv of tests/test_authoring.py, not in this session
+collect_ignore = ["third_party"]
+
 
 def one_cycle(step, total, max_lr, pct=0.25, div=25.0, final_div=1e4):
     """fastai's one-cycle: cosine up from max/div to max, cosine down to max/div/final_div."""
@@ -33,6 +37,50 @@ def data_dir(name: str) -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never touch the user's real cache from tests."""
     monkeypatch.setenv("EMBEDLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def source_copy(dest: Path) -> Path:
+    """embedlab's distribution sources (setup.cfg, the three packages) copied into ``dest``, so
+    that a build never writes build/ or *.egg-info into the working tree others are editing."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[1]
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
+    for name in ("setup.cfg", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md"):
+        if (root / name).is_file():
+            shutil.copy2(root / name, dest / name)
+    if not (dest / "README.md").exists():  # setup.cfg reads it as long_description
+        (dest / "README.md").write_text("# embedlab\n")
+    for folder in ("embedlab", "plugins", "datasets"):
+        shutil.copytree(root / folder, dest / folder, ignore=ignore)
+    return dest
+
+
+def build_wheel(src: Path, out: Path, timeout: int = 300) -> Path:
+    """Build the one wheel of the distribution at ``src`` into ``out`` (no isolation: the
+    backend is in this venv) and return its path."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("build") is not None:
+        cmd = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)]
+    else:  # pragma: no cover - the `test` extra installs build
+        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), "."]
+    before = set(out.glob("*.whl"))
+    proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    wheels = sorted(set(out.glob("*.whl")) - before)
+    assert len(wheels) == 1, wheels
+    return wheels[0]
+
+
+@pytest.fixture(scope="session")
+def embedlab_wheel(tmp_path_factory) -> Path:
+    """embedlab's wheel, built ONCE per test session from a copy of the sources and shared by
+    every test that needs it (tests/test_packaging.py, test_scaffold.py, test_authoring.py)."""
+    src = source_copy(tmp_path_factory.mktemp("embedlab-src"))
+    return build_wheel(src, tmp_path_factory.mktemp("embedlab-dist"))
 
 
 @pytest.fixture(scope="session")
@@ -165,3 +213,15 @@ def fresh_plugins():
         yield
     finally:
         reset_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def guo_tiny_run(tmp_path_factory):
+    """A tiny synthetic-rossmann run of the guo2016 network on the time split (seconds; shared
+    by the onehot and tsne tests; do not modify). Its State table carries latitude/longitude."""
+    import embedlab
+
+    out = tmp_path_factory.mktemp("guo-tiny") / "guo"
+    embedlab.train("synthetic-rossmann", out=out, preset="guo2016", epochs=3, n_stores=24, days=240, split="time",
+                   train_sample=4000, seed=1, progress=False)
+    return embedlab.load_run(out)

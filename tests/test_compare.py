@@ -56,7 +56,7 @@ def test_plan_resolves_every_config_before_training_and_skips_what_cannot_be():
     assert all(c["seed"] == 3 and c["epochs"] == 1 for c in by_label.values())
     assert [c["momentum"] for c in by_label.values()] == [None, None, 0.8, 0.8, None]
     configs, _ = plan({"seed": 1}, tr, ["adam"], [1e-3, 1e-2], [None], ["auto"])
-    assert [label for label, _ in configs] == ["adam lr=0.001", "adam lr=0.01"]
+    assert [label for label, _ in configs] == ["lr=0.001", "lr=0.01"]  # labels name what varies
     with pytest.raises(UsageError, match="applies to none"):
         plan({"momentum": 0.9}, tr, ["sgd", "adam"], [None], [None], ["auto"])
     with pytest.raises(UsageError, match="every combination was skipped"):
@@ -173,3 +173,137 @@ def test_compare_works_for_a_third_party_dataset():
         assert payload["split"] == "random"
     finally:
         get_plugin_manager().unregister(name=name)
+
+
+# ---------------------------------------------------------------------------- fairness (#16)
+def test_weight_decay_and_its_mode_are_held_fixed_across_optimizers_unless_varied():
+    from embedlab.cli.compare import title_for, varied_and_held
+    from embedlab.training.fitconfig import fit_config
+
+    tr = collab_trainer()
+    configs, notes = plan({"seed": 1}, tr, ["sgd", "adam", "adamw"], [None], [None], [None])
+    resolved = [fit_config(c, tr.options) for _, c in configs]
+    assert {(r.wd, r.wd_mode) for r in resolved} == {(0.05, "decoupled")}  # adamw's default, for all
+    assert len({r.lr for r in resolved}) == 3  # lrs are each optimizer's own
+    assert any("weight decay held fixed: wd 0.05 (decoupled) for every configuration, adamw's default" in n
+               for n in notes)
+    assert any("adam and adamw are the same optimizer" in n for n in notes)
+    varied, held = varied_and_held(configs, tr)
+    assert varied == ["opt", "lr"] and held["wd"] == 0.05 and held["wd_mode"] == "decoupled"
+    assert title_for(varied, lr_given=False) == "Optimizers compared"
+    # without adamw, the first optimizer listed is the reference; its own mode
+    configs, notes = plan({}, tr, ["sgd", "momentum"], [None], [None], [None])
+    assert {(fit_config(c, tr.options).wd, fit_config(c, tr.options).wd_mode) for _, c in configs} == {(5e-5, "l2")}
+    # --wd-mode auto: the mode (and so the default wd) follows each optimizer, and says so
+    configs, _ = plan({}, tr, ["sgd", "adamw"], [None], [None], ["auto"])
+    varied, _ = varied_and_held(configs, tr)
+    assert "wd" in varied and "wd_mode" in varied
+    # a wd sweep under one optimizer is titled as one
+    configs, _ = plan({}, tr, ["adamw"], [None], [0.0, 0.1], [None])
+    varied, _ = varied_and_held(configs, tr)
+    assert varied == ["wd"] and [label for label, _ in configs] == ["wd=0", "wd=0.1"]
+    assert title_for(varied) == "Weight decays compared"
+
+
+def _seeded(label, finals, curve_rise=0.0, wall=1.0):
+    outs = []
+    for seed, v in enumerate(finals, 1):
+        hist = [{"epoch": 1, "valid_loss": v * (1 + curve_rise) + 0.2}, {"epoch": 2, "valid_loss": v / (1 + curve_rise)},
+                {"epoch": 3, "valid_loss": v}]
+        outs.append(Outcome(label, {"opt": "adam"}, {"valid_loss": v}, hist, wall, seed=seed))
+    return outs
+
+
+def test_seed_spread_decides_whether_a_difference_is_told_apart():
+    close = _seeded("a", [0.80, 0.82, 0.78]) + _seeded("b", [0.81, 0.83, 0.79])
+    text = summarize(close, "valid_loss", "toy", "optimizer", {"wd": 0.05, "wd_mode": "decoupled"})
+    assert text.startswith("Varied: optimizer. On toy, a won with valid_loss 0.8000 ± 0.0200 over 3 seeds")
+    assert "smaller than the seed spread" in text
+    assert "Held fixed: wd 0.05 (decoupled)" in text
+    apart = _seeded("a", [0.80, 0.801, 0.799]) + _seeded("b", [0.90, 0.901, 0.899])
+    text = summarize(apart, "valid_loss", "toy")
+    assert "larger than the seed spread" in text
+    table = final_table(apart, "valid_loss")
+    assert list(table["config"]) == ["a", "b"] and list(table["seeds"]) == [3, 3]
+    assert table["valid_loss sd"].iloc[0] == pytest.approx(0.001)
+    assert "seed spread is unknown" in summarize([outcome("x", [0.9, 0.8]), outcome("y", [0.9, 0.85])],
+                                                 "valid_loss", "toy")
+
+
+def test_overfits_only_when_the_validation_loss_rises_clearly():
+    slight = summarize([outcome("a", [0.9, 0.80, 0.804]), outcome("b", [1.0, 1.0, 1.0])], "valid_loss", "toy")
+    assert "overfit" not in slight  # 0.5 % above its lowest: noise, not overfitting
+    clear = summarize([outcome("a", [0.9, 0.80, 0.84]), outcome("b", [1.0, 1.0, 1.0])], "valid_loss", "toy")
+    assert "lowest at epoch 2 and then rose by 5.0% (overfitting: a rise of more than 1%" in clear
+
+
+def test_compare_varies_the_schedule_and_seeds_from_the_cli(tmp_path):
+    from embedlab.cli import make_cli
+
+    res = CliRunner().invoke(make_cli(), ["compare", "synthetic-collab", *TINY, "--schedule", "one-cycle,constant",
+                                          "--seeds", "1,2"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["title"] == "Schedules compared" and payload["varied"] == ["schedule"]
+    assert [(r["label"], r["seed"]) for r in payload["results"]] == [
+        ("one-cycle", 1), ("one-cycle", 2), ("constant", 1), ("constant", 2)]
+    assert {r["config"]["schedule"] for r in payload["results"]} == {"one-cycle", "constant"}
+    assert {(r["config"]["opt"], r["config"]["wd"]) for r in payload["results"]} == {("adamw", 0.05)}
+    assert payload["held"]["opt"] == "adamw" and payload["seeds"] == [1, 2]
+    assert "over 2 seeds" in payload["summary"] and "Held fixed: opt adamw" in payload["summary"]
+    res = CliRunner().invoke(make_cli(), ["compare", "synthetic-collab", *TINY, "--opt", "adamw", "--n-factors", "4,8",
+                                          "--bs", "64"])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert [r["config"]["n_factors"] for r in payload["results"]] == [4, 8]
+    assert {r["config"]["bs"] for r in payload["results"]} == {64}
+    assert payload["title"] == "Embedding sizes compared"
+
+
+def test_compare_runs_compares_existing_runs_and_says_what_differs(tmp_path):
+    import embedlab
+    from embedlab.cli import make_cli
+
+    small = dict(users=60, items=40, ratings=2500, epochs=2)
+    for name, wd in (("a", 0.0), ("b", 0.1)):
+        embedlab.train("synthetic-collab", out=tmp_path / name, wd=wd, seed=3, **small)
+    report = tmp_path / "runs.html"
+    res = CliRunner().invoke(make_cli(), ["compare", "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
+                                          "--report", str(report)])
+    assert res.exit_code == 0, res.output
+    payload = json.loads(res.stdout)
+    assert payload["varied"] == ["wd"]
+    assert payload["summary"].startswith("Varied: wd.") and "same split" in payload["summary"]
+    assert {r["table"] for r in payload["stability"]} == {"user", "item"}
+    html = report.read_text()
+    assert "Runs compared" in html and "least stable entities" in html and "Validation loss per epoch" in html
+    res = CliRunner().invoke(make_cli(), ["compare", "--runs", str(tmp_path / "a")])
+    assert res.exit_code != 0 and "at least two runs" in res.output
+
+
+def test_the_fastai_benchmark_skips_cleanly_without_fastai(tmp_path):
+    import importlib.util
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if importlib.util.find_spec("fastai") is not None:
+        pytest.skip("fastai is installed: the benchmark would train")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fastai_collab.py"
+    res = subprocess.run([sys.executable, str(script), "--data-dir", str(tmp_path)], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "fastai is not installed: skipping" in res.stdout and "Traceback" not in res.stderr
+
+
+def test_compare_runs_of_a_run_group_reports_the_seed_spread(tmp_path):
+    from embedlab.cli.compare_results import compare_runs
+    from embedlab.toolkit.runs import train_replicates
+
+    train_replicates("synthetic-collab", dict(users=60, items=40, ratings=2500, epochs=2), [1, 2, 3],
+                     tmp_path / "g", workers=1)
+    outcomes, results, payload = compare_runs([tmp_path / "g"], render=False)
+    vals = [o.value("valid_loss") for o in outcomes]
+    assert payload["varied"] == [] and [o.seed for o in outcomes] == [1, 2, 3]
+    assert payload["summary"].startswith("Varied: nothing but the seed.")
+    assert f"{np.mean(vals):.4f} ± {np.std(vals, ddof=1):.4f}" in payload["summary"]

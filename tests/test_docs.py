@@ -1,4 +1,4 @@
-"""docs/plugins.md stays the whole plugin contract (datasette's documentation meta-tests).
+"""The shipped plugin guide (embedlab/authoring/guide.md; docs/plugins.md points to it) stays the whole plugin contract (datasette's documentation meta-tests).
 
 Every hook in embedlab/hookspecs.py and every public type has its own section, every field and
 public member of a type is named in that section, no section documents a hook that does not
@@ -24,7 +24,8 @@ from embedlab.run import EmbeddingTable, Run
 from embedlab.authoring.testing import invoke, plugin_registered, synthetic_run, synthetic_run_dir
 from embedlab.trainers.base import Trainer
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "embedlab" / "authoring" / "guide.md"  # the guide ships with the package
 TEXT = DOC.read_text(encoding="utf-8")
 
 HOOKS = sorted(name for name, obj in vars(hookspecs).items()
@@ -195,9 +196,100 @@ def test_every_command_the_guide_shows_exists():
     shown = [l.split("#")[0].strip() for block in code_blocks("bash") for l in block.splitlines()
              if l.strip().startswith("embedlab ")]
     assert len(shown) >= 6
+    own = set(re.findall(r'@cli\.command\("([\w-]+)"\)', TEXT))  # commands the guide's examples add
     for line in shown:
         words = line.split()
+        if words[1] in own:
+            continue
         cmd = cli.get_command(None, words[1]) if not words[1].startswith("-") else None
         assert cmd is not None or words[1] == "--help", line
         if words[1] == "plugins" and len(words) > 2 and not words[2].startswith("-"):
             assert words[2] in cmd.commands, line
+
+
+# ---------------------------------------------------------------------------- the toolkit and dataset helpers
+PUBLIC_MODULES = {  # module -> the guide section that documents its public names (__all__)
+    "embedlab.toolkit.selection": "`embedlab.toolkit.selection`",
+    "embedlab.toolkit.stats": "`embedlab.toolkit.stats`",
+    "embedlab.toolkit.projection": "`embedlab.toolkit.projection`",
+    "embedlab.toolkit.plotting": "`embedlab.toolkit.plotting`",
+    "embedlab.toolkit.options": "`embedlab.toolkit.options`",
+    "embedlab.toolkit.retrain": "`embedlab.toolkit.retrain`",
+    "embedlab.data": "`embedlab.data`",
+}
+for _path in sorted((ROOT / "embedlab" / "toolkit").glob("[!_]*.py")):  # a toolkit module that declares
+    if "__all__" in _path.read_text(encoding="utf-8"):                # __all__ is public: documented here
+        PUBLIC_MODULES.setdefault(f"embedlab.toolkit.{_path.stem}", f"`embedlab.toolkit.{_path.stem}`")
+
+
+def _guide_section(topic: str) -> str:
+    from embedlab.authoring.guide import guide_section
+
+    return guide_section(topic, TEXT)
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_MODULES))
+def test_every_public_name_is_documented_with_an_example(module):
+    """A name in the module's __all__ that the guide's section does not name, in its text and
+    in one of its code examples, fails here: document it, or take it out of __all__."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    public = list(getattr(mod, "__all__", []))
+    assert public, f"{module} declares no __all__ (its public surface)"
+    body = _guide_section(PUBLIC_MODULES[module])
+    examples = "\n".join(code_blocks("python", body))
+    undocumented = [n for n in public if f"`{n}" not in body and f" {n}`" not in body and f"`{n}(" not in body]
+    without_example = [n for n in public if not re.search(rf"\b{re.escape(n)}\b", examples)]
+    assert not undocumented, f"{module}: public names the guide does not document: {undocumented}"
+    assert not without_example, f"{module}: public names without an example in the guide: {without_example}"
+    for name in public:
+        assert hasattr(mod, name), f"{module}.__all__ names {name!r}, which does not exist"
+
+
+def test_toolkit_examples_run_as_printed():
+    """The toolkit section's code blocks run, in order, in one namespace (the first makes
+    `run` from embedlab.testing); blocks that say `# slow:` (UMAP) are compiled only."""
+    blocks = code_blocks("python", _guide_section("The toolkit"))
+    assert len(blocks) >= 6
+    namespace: dict = {"__name__": "embedlab_docs_toolkit"}
+    for n, block in enumerate(blocks):
+        code = compile(block, f"{DOC}:toolkit-example-{n}", "exec")
+        if not block.startswith("# slow:"):
+            exec(code, namespace)
+    assert len(namespace["figures"]) == 4 and namespace["again"].table("item").dim == 8
+
+
+def test_the_dataset_and_command_example_runs_as_printed(tmp_path):
+    blocks = code_blocks("python", _guide_section("A dataset and a command"))
+    module = types.ModuleType("embedlab_docs_shop")
+    sys.modules[module.__name__] = module
+    try:
+        for n, block in enumerate(blocks):  # each block on its own (the loader's has `from __future__`)
+            exec(compile(block, f"{DOC}:shop-example-{n}", "exec"), module.__dict__)
+        rng = __import__("numpy").random.default_rng(0)
+        rows = ["customer,sku,stars,timestamp"] + [
+            f"{rng.integers(1, 30)},{rng.integers(100, 120)},{rng.integers(1, 6)},{1_600_000_000 + n}"
+            for n in range(1500)]
+        (tmp_path / "orders.csv").write_text("\n".join(rows) + "\n")
+        (tmp_path / "products.csv").write_text("sku,name,category\n" + "".join(
+            f"{s},Product {s},{'ab'[s % 2]}\n" for s in range(100, 120)))
+        with plugin_registered(module):
+            helped = invoke(["train", "shop-ratings", "--help"])
+            trained = invoke(["train", "shop-ratings", "--file", tmp_path / "orders.csv", "--products",
+                              tmp_path / "products.csv", "--split", "time", "--epochs", "2", "--bs", "64",
+                              "--out", tmp_path / "run", "-q"])
+            top = invoke(["shop-top", tmp_path / "run", "--n", "3"])
+            broken = invoke(["train", "shop-ratings", "--file", tmp_path / "products.csv", "--out",
+                             tmp_path / "bad"])
+    finally:
+        sys.modules.pop(module.__name__, None)
+    assert "--split [random|time]" in helped.output and "--valid-pct" in helped.output
+    assert trained.exit_code == 0, trained.output
+    run = embedlab.load_run(tmp_path / "run")
+    assert run.split["name"] == "time"
+    item = run.table("item")
+    assert item.labels[list(item.keys).index(101)] == "Product 101" and item.attrs["color_column"] == "category"
+    assert run.table("user").labels[0].startswith("customer ") and "orders" in run.table("user").metadata
+    assert top.exit_code == 0 and len(top.stdout.splitlines()) == 3 and "Product" in top.stdout
+    assert broken.exit_code != 0 and "column 'customer' not found" in broken.output

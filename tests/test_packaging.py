@@ -8,9 +8,7 @@ writes build/ or *.egg-info into the working tree other people are editing.
 from __future__ import annotations
 
 import configparser
-import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -24,31 +22,10 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-def _source_copy(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build", "dist")
-    for name in ("setup.cfg", "pyproject.toml", "MANIFEST.in", "LICENSE", "README.md"):
-        if (ROOT / name).is_file():
-            shutil.copy2(ROOT / name, dest / name)
-    if not (dest / "README.md").exists():  # setup.cfg reads it as long_description
-        (dest / "README.md").write_text("# embedlab\n")
-    for folder in ("embedlab", "plugins", "datasets"):
-        shutil.copytree(ROOT / folder, dest / folder, ignore=ignore)
-    return dest
-
-
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    src = _source_copy(tmp_path_factory.mktemp("src"))
-    out = tmp_path_factory.mktemp("dist")
-    if importlib.util.find_spec("build") is not None:
-        cmd = [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out)]
-    else:  # pragma: no cover - the `test` extra installs build
-        cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out), "."]
-    proc = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    wheels = list(out.glob("embedlab-*.whl"))
-    assert len(wheels) == 1, wheels
-    return wheels[0]
+def wheel(embedlab_wheel) -> Path:
+    """The session's one wheel (tests/conftest.py builds it from a copy of the sources)."""
+    return embedlab_wheel
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from embedlab.analysis import Analysis, AnalysisResult
 from embedlab.runner import run_analyses
 from embedlab.cli import make_cli
 from embedlab.report.html import frame_html, render_html, results_json, write_report
-from embedlab.report.notebook import ResultList
+from embedlab.report.notebook import ResultList, result_html_standalone
 from embedlab.report.terminal import print_terminal
 from embedlab.run import EmbeddingTable, Run, load_run
 
@@ -77,7 +77,8 @@ def test_report_sections_toc_and_escaping(tmp_path):
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in text
     for anchor in ("bias-ranking-item", "pca-item", "neighbors-item"):
         assert f'id="{anchor}"' in text and f'href="#{anchor}"' in text
-    assert text.index('id="run"') < text.index('id="bias-ranking-item"')
+    # findings open the report; the run's configuration comes after the analyses
+    assert text.index('id="findings"') < text.index('id="bias-ranking-item"') < text.index('id="run"')
     # summary comes before the figures and tables of a section
     sec = text[text.index('id="pca-item"'):]
     assert sec.index('class="summary"') < sec.index('class="figs"') < sec.index("<details")
@@ -86,13 +87,16 @@ def test_report_sections_toc_and_escaping(tmp_path):
 def test_report_inlines_only_needed_bokehjs(tmp_path):
     run = hostile_run()
     results = run_analyses(run, ["pca"], {})
-    text = render_html(run, results)
+    text = render_html(None, results)  # no run: no explorer, so no widgets
     from bokeh.resources import INLINE
 
     full = len(INLINE.render())
     assert "<script src=" not in text and "<link " not in text  # nothing fetched: all inline
     assert len(text) < full * 0.6  # widgets, tables and MathJax bundles are left out
     assert "Bokeh" in text and "regl" in text.lower()  # the WebGL bundle is in
+    with_explorer = render_html(run, results)  # the explorer's widgets and tables, still no MathJax
+    assert "<script src=" not in with_explorer
+    assert len(with_explorer) < full * 0.8  # the MathJax bundle (1.8 of 4 MB) stays out
 
 
 def test_failing_analysis_becomes_error_section(tmp_path, broken_plugin, synthetic_run):
@@ -137,9 +141,10 @@ def test_frame_html_escapes_and_truncates():
 def test_jupyter_display(synthetic_run):
     results = embedlab.analyze(synthetic_run, ["bias-ranking"])
     assert isinstance(results, ResultList)
-    html = results._repr_html_()
-    assert html.startswith('<iframe srcdoc="') and "&lt;!DOCTYPE html&gt;" in html
-    assert "Bias ranking" in html and "height:" in html
+    html = results._repr_html_()  # inline; the iframe form stays available for script-less front ends
+    assert html.startswith('<div class="embedlab-nb">') and "Bias ranking" in html
+    framed = result_html_standalone(list(results))
+    assert framed.startswith('<iframe srcdoc="') and "&lt;!DOCTYPE html&gt;" in framed and "height:" in framed
     one = results[0]._repr_html_()
     assert "Bias ranking" in one and len(one) < len(html) + 10_000_000
     assert "error" in repr(ResultList([AnalysisResult("a", None, "A", error="x")]))
@@ -171,3 +176,144 @@ def test_scatter_stays_small_and_declutters_labels():
     fig = scatter(frame, "x", "y", "t", annotate=[0, 1, 2, 3])
     texts = [t for r in fig.renderers if "text" in r.data_source.data for t in r.data_source.data["text"]]
     assert sorted(texts) == ["A", "D"]
+
+
+# ---------------------------------------------------------------------------- findings first, explorer
+def two_table_run(n_items: int = 80, n_users: int = 40, seed: int = 3) -> Run:
+    """Users (anonymous labels) listed before items (titles): the report must put items first."""
+    rng = np.random.default_rng(seed)
+    genres = rng.choice(["Drama|Romance", "Comedy", "Action|Sci-Fi", "Horror"], n_items)
+    items = EmbeddingTable(
+        "item", np.arange(1, n_items + 1), [f"Film number {i} ({1950 + i % 40})" for i in range(n_items)],
+        rng.normal(size=(n_items, 6)), rng.normal(0, 0.3, n_items),
+        pd.DataFrame({"count": rng.integers(1, 300, n_items), "mean_rating": rng.uniform(1, 5, n_items),
+                      "genres": genres, "genre": [g.split("|")[0] for g in genres]}),
+        {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
+    users = EmbeddingTable(
+        "user", np.arange(1, n_users + 1), [f"user {i}" for i in range(1, n_users + 1)],
+        rng.normal(size=(n_users, 6)), rng.normal(0, 0.3, n_users),
+        pd.DataFrame({"count": rng.integers(1, 100, n_users), "mean_rating": rng.uniform(1, 5, n_users),
+                      "age": rng.integers(18, 70, n_users), "gender": rng.choice(["F", "M"], n_users)}),
+        {"count_column": "count", "target_column": "mean_rating"})
+    meta = {"dataset": "two-tables", "kind": "collab", "seed": 3, "split": {"name": "u1"},
+            "config": {"n_factors": 6, "y_range": [0.0, 12.655577087402344], "lr": 0.005, "freeze": None},
+            "metrics": {"valid_rmse": 0.9088347832799758, "train_rows": 80000},
+            "history": [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9}, {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.85}]}
+    return Run(meta, {"user": users, "item": items})
+
+
+def models_by_name(model) -> dict:
+    return {m.name: m for m in model.references() if getattr(m, "name", None)}
+
+
+def test_report_opens_with_findings_labelled_tables_first_run_last():
+    run = two_table_run()
+    results = run_analyses(run, ["bias-ranking", "neighbors"], {})
+    text = render_html(run, results)
+    body = text.split("<main>", 1)[1]
+    # one line per analysis and table, each linking to its section, items (titled) before users
+    findings = body[body.index('id="findings"'):body.index("</nav>")]
+    links = [a.split('"')[0] for a in findings.split('href="#')[1:]]
+    assert links[:4] == ["bias-ranking-item", "neighbors-item", "bias-ranking-user", "neighbors-user"]
+    import html as H
+
+    finding = next(r.finding for r in results if r.analysis == "bias-ranking" and r.table == "item")
+    assert "mean_rating" in finding and ", rho " in finding and H.escape(finding) in findings  # the plugin's finding, not its summary
+    order = [body.index(f'id="{a}"') for a in ("findings", "explorer-item", "explorer-user", "bias-ranking-item",
+                                               "bias-ranking-user", "run")]
+    assert order == sorted(order)
+    # the configuration is written for a person
+    run_part = body[body.index('id="run"'):]
+    assert "0 – 12.66" in run_part and "12.655577087402344" not in body and "y range" in run_part
+    assert "freeze</span> —" in run_part
+
+
+def test_headline_metrics_come_first_and_are_never_folded():
+    from embedlab.report.html import metrics_html
+
+    metrics = {f"m{i}": float(i) for i in range(30)}
+    out = metrics_html(metrics, max_open=5, headline=["m29", "m28", "absent"])
+    opened = out.split("<details>")[0]
+    assert opened.index("m29") < opened.index("m28") < opened.index("m0")
+    assert "<td>m4</td>" in opened and "<td>m5</td>" not in opened and "23 more metrics" in out
+    assert out.count("class=lead") == 2
+
+
+def test_numbers_are_formatted_one_way():
+    from embedlab.report.html import fmt_value
+
+    cases = {11200: "11,200", 8008: "8008", 67840.0: "67,840", 12.655577: "12.66", 0.8123: "0.81",
+             0.0031: "3.1e-3", 0.003: "3e-3", 1995.0: "1995", float("nan"): "–", "text": "text", 123.45: "123.5"}
+    assert {k if k == k else "nan": fmt_value(k) for k in cases} == \
+        {k if k == k else "nan": v for k, v in cases.items()}
+
+
+def test_tables_sort_filter_and_scroll():
+    df = pd.DataFrame({"label": [f"x{i}" for i in range(30)], "n": np.arange(30) * 1000, "f": np.linspace(0, 1, 30)})
+    out = frame_html(df)
+    assert '<div class="scroll"><table class="data sortable">' in out and 'class="filter"' in out
+    assert "<td class=num>29,000</td>" in out and "<th class=num>n</th>" in out
+    assert 'class="filter"' not in frame_html(df.head(5))
+    # one format per column: 0.90 under 0.92, 4.00 beside 4.20; integral floats as integers
+    out = frame_html(pd.DataFrame({"cosine": [0.92, 0.9], "rating": [4.2, 4.0], "year": [1995.0, 1977.0]}))
+    assert all(f"<td class=num>{v}</td>" in out for v in ("0.92", "0.90", "4.20", "4.00", "1995", "1977"))
+
+
+def test_explorer_models_vectors_and_names():
+    from embedlab.report.explorer import explorer
+    from embedlab.toolkit.neighbours import unit_rows
+
+    run = two_table_run()
+    items = run.table("item")
+    named = models_by_name(explorer(run, "item"))
+    for role in ("search", "neighbours", "color", "map", "size", "points", "selected", "status", "summary"):
+        assert f"explorer-{role}-item" in named, role
+    colour = named["explorer-color-item"]
+    assert colour.value == "genre" and {"genre", "genres", "mean_rating", "count", "bias"} <= set(colour.options)
+    vectors = named["explorer-vectors-item"].data["v"]
+    np.testing.assert_array_equal(vectors, unit_rows(items.vectors).reshape(-1))  # the full vectors, all rows
+    points = named["explorer-points-item"].data
+    assert list(points["label"]) == list(items.labels) and points["_vrow"].tolist() == list(range(len(items)))
+    assert (points["_cand"] == (items.count > 0)).all()
+    # multi-valued metadata travels whole (hover and tables show every genre)
+    field = next(k for k, v in points.items() if k.startswith("m") and list(v) == list(items.metadata["genres"]))
+    assert "Drama|Romance" in set(points[field])
+
+
+def test_explorer_samples_vectors_of_large_tables(monkeypatch):
+    from embedlab.report import explorer as E
+
+    monkeypatch.setattr(E, "VECTOR_SAMPLE_MAX", 30)
+    run = two_table_run(n_items=80)
+    named = models_by_name(E.explorer(run, "item"))
+    observed = int((run.table("item").count > 0).sum())
+    assert len(named["explorer-vectors-item"].data["v"]) == 30 * 6
+    vrow = named["explorer-points-item"].data["_vrow"]
+    assert (vrow >= 0).sum() == 30 and len(vrow) == 80  # the map keeps every point
+    assert f"sample of 30 of the {observed} observed items" in named["explorer-note-item"].text
+
+
+def test_explorer_offers_the_maps_results_carry():
+    from embedlab.report.explorer import explorer
+
+    run = two_table_run()
+    keys = run.table("item").keys
+    umap = pd.DataFrame({"key": keys[::2], "x": np.arange(40.0), "y": -np.arange(40.0)})
+    result = AnalysisResult("umap", "item", "UMAP", maps={"UMAP": umap})
+    named = models_by_name(explorer(run, "item", [result, AnalysisResult("umap", "user", "U", maps={"X": umap})]))
+    maps = named["explorer-map-item"].options
+    assert maps[0] == "PCA 1 × 2" and "UMAP" in maps and "X" not in maps
+    points = named["explorer-points-item"].data
+    x = next(points[k] for k in points if k.startswith("map") and k.endswith("x"))
+    assert x[2] == 1.0 and np.isnan(x[1])  # aligned by key; entities off the map are NaN
+
+
+def test_builtin_analyses_state_a_finding_and_headline(synthetic_run):
+    run = load_run(synthetic_run)
+    results = run_analyses(run, ["bias-ranking", "pca", "neighbors"], {}, render=False)
+    for r in results:
+        assert r.finding and "\n" not in r.finding and len(r.finding) < 300, (r.analysis, r.finding)
+        assert r.headline and set(r.headline) <= set(r.metrics), (r.analysis, r.headline)
+    pca = next(r for r in results if r.analysis == "pca")
+    (name, frame), = pca.maps.items()
+    assert list(frame.columns) == ["key", "x", "y"] and len(frame) == pca.metrics["n_entities"]

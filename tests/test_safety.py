@@ -237,6 +237,22 @@ def test_archive_safety_is_covered_by_the_download_tests():
 
 # ---------------------------------------------------------------------------- hostile labels
 SCRIPT = '<script>window.__pwned = 1; alert("script")</script>'
+
+
+def _script_tags(text: str) -> int:
+    """The <script> elements an HTML parser finds (inlined libraries mention "<script" inside
+    their code, which is not a tag)."""
+    from html.parser import HTMLParser
+
+    class Count(HTMLParser):
+        n = 0
+
+        def handle_starttag(self, tag, attrs):
+            self.n += tag == "script"
+
+    parser = Count()
+    parser.feed(text)
+    return parser.n
 IMG = '<img src=x onerror="window.__pwned = 2; alert(\'img\')">'
 SVG = '"><svg onload="window.__pwned = 3; alert(\'svg\')">'
 ENTITY = "Tom &amp; Jerry & <b>co</b>"  # must show as typed, not as "Tom & Jerry & co" in bold
@@ -369,7 +385,7 @@ def test_hostile_labels_in_a_real_browser_run_no_script(hostile_report):
                 if (el.shadowRoot) walk(el.shadowRoot); } };
             walk(document); return out;""")
         assert elements["injected"] == []
-        assert elements["scripts"] == report.read_text().count("<script")  # only the report's own
+        assert elements["scripts"] == _script_tags(report.read_text())  # only the report's own
         assert "co" not in elements["bold"]  # the data's <b>co</b> stayed text
         shown = page.text("main")
         for p in PAYLOADS:
@@ -384,3 +400,102 @@ def test_hostile_labels_in_a_real_browser_run_no_script(hostile_report):
                   if (typeof x === 'string' && x.includes('__pwned')) out.push(x); } }
             return out;""")
         assert any(IMG in x for x in held)  # tooltips hold the literal label (Bokeh shows it as text)
+
+
+# ---------------------------------------------------------------------------- the write rule's parts (issue 15)
+def test_ownership_recognises_only_what_embedlab_wrote(tmp_path):
+    from embedlab.io import ownership
+
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>mine</title></head><body>generator embedlab</body></html>")
+    assert not ownership.is_marked_html(page)  # the word in the body is not the mark
+    ownership.write_owned_html(tmp_path / "r.html", "<html><head><title>t</title></head><body></body></html>")
+    assert ownership.is_marked_html(tmp_path / "r.html")
+    assert '<meta name="generator" content="embedlab ' in (tmp_path / "r.html").read_text()
+    with pytest.raises(embedlab.errors.UsageError, match="not an HTML report embedlab wrote"):
+        ownership.write_owned_html(page, "<html><head></head></html>")
+    assert "mine" in page.read_text()
+    ownership.write_owned_text(tmp_path / "out.csv", "a,b\n")
+    assert ownership.is_recorded(tmp_path / "out.csv")
+    ownership.write_owned_text(tmp_path / "out.csv", "a,b\n1,2\n")  # its own, unchanged: replaced
+    (tmp_path / "out.csv").write_text("a,b\nedited by hand\n")
+    assert not ownership.is_recorded(tmp_path / "out.csv")  # edited: the user's now
+    with pytest.raises(embedlab.errors.UsageError, match="not a file embedlab wrote"):
+        ownership.write_owned_text(tmp_path / "out.csv", "x")
+    assert (tmp_path / "out.csv").read_text() == "a,b\nedited by hand\n"
+    ownership.write_owned_text(tmp_path / "out.csv", "x", force=True)
+    assert (tmp_path / "out.csv").read_text() == "x"
+
+
+def test_a_run_json_of_someone_else_is_not_a_run(tmp_path):
+    from embedlab.io.ownership import check_run_dir, is_run_folder
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "run.json").write_text('{"name": "another tool\'s run"}')
+    assert not is_run_folder(tmp_path / "other")
+    with pytest.raises(embedlab.errors.UsageError, match="not an embedlab run"):
+        check_run_dir(tmp_path / "other")
+    src = synthetic_run_dir()
+    assert is_run_folder(src) and json.loads((src / "run.json").read_text())["format"] == "embedlab-run"
+
+
+def test_move_files_into_touches_only_the_moved_and_stale_names(tmp_path):
+    from embedlab.io.atomic import move_files_into
+
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    dest.mkdir()
+    (src / "run.json").write_text("new")
+    (src / "a.csv").write_text("new a")
+    (dest / "run.json").write_text("old")
+    (dest / "gone.csv").write_text("old table")
+    (dest / "notes.txt").write_text("mine")
+    move_files_into(src, dest, last="run.json", stale={"gone.csv", "run.json"})
+    assert sorted(p.name for p in dest.iterdir()) == ["a.csv", "notes.txt", "run.json"]
+    assert (dest / "run.json").read_text() == "new" and (dest / "notes.txt").read_text() == "mine"
+    assert not src.exists()
+
+
+def test_a_run_with_non_finite_weights_is_never_saved(tmp_path):
+    from embedlab.errors import TrainingDiverged
+
+    table = EmbeddingTable("item", np.arange(3), ["a", "b", "c"], np.array([[0.0], [np.nan], [1.0]]))
+    with pytest.raises(TrainingDiverged, match="table 'item' vectors hold NaN or inf"):
+        Run({"dataset": "d", "kind": "collab"}, {"item": table}, {}).save(tmp_path / "run")
+    assert not (tmp_path / "run").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_strict_json_and_control_escapes():
+    from embedlab.io.strictjson import dumps
+    from embedlab.report.terminal import escape_control
+
+    text = dumps({"a": float("nan"), "b": [np.float32("inf"), np.int64(2)], "c": pd.NaT, "d": np.array([1.0, -np.inf])})
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {"a": None, "b": [None, 2], "c": None,
+                                                                        "d": [1.0, None]}
+    assert escape_control("a\x1b[31mb\x07\r\u202ec") == "a\\x1b[31mb\\x07\\x0d\\u202ec"
+    assert escape_control("line 1\nline 2\tx", keep_newlines=True) == "line 1\nline 2\tx"
+    assert escape_control("Amélie (2001) — 東京") == "Amélie (2001) — 東京"  # text is left alone
+
+
+def test_a_non_finite_loss_stops_training_at_once_naming_the_cause():
+    from embedlab.errors import TrainingDiverged
+    from embedlab.training import Learner
+    from embedlab.training.fitconfig import FitConfig
+
+    x = torch.randn(64, 3)
+    y = x.sum(dim=1, keepdim=True)
+    steps = {"n": 0}
+
+    def counting_loss(pred, target):
+        steps["n"] += 1
+        return torch.nn.functional.mse_loss(pred, target)
+
+    bad = y.clone()
+    bad[40] = float("inf")  # the offending input (in the second batch of 32)
+    learner = Learner(torch.nn.Linear(3, 1), (x, bad), None, counting_loss, bs=32)
+    with pytest.raises(TrainingDiverged, match=r"epoch 1, step 2; the batch's target holds inf"):
+        learner.fit(FitConfig(epochs=5, lr=1e-2, opt="sgd", schedule="constant"), progress=False)
+    assert steps["n"] == 2  # stopped at once, not after five epochs
+    learner = Learner(torch.nn.Linear(3, 1), (x, y), None, torch.nn.functional.mse_loss, bs=32)
+    with pytest.raises(TrainingDiverged, match=r"learning rate is likely too high \(max lr 1e\+12\)"):
+        learner.fit(FitConfig(epochs=5, lr=1e12, opt="sgd", schedule="constant"), progress=False)

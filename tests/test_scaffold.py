@@ -12,7 +12,6 @@ from __future__ import annotations
 import configparser
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -592,20 +591,11 @@ def test_scaffolded_package_installs_lists_analyzes_and_passes_its_own_tests(tmp
 
 
 @pytest.mark.slow
-def test_built_wheel_contains_the_templates(tmp_path):
-    """`embedlab plugins new` works from an installed wheel (tests/test_packaging.py checks the
-    rest of the wheel). Built from a copy, so no build/ lands in the shared working tree."""
-    src = tmp_path / "src"
-    src.mkdir()
-    for name in ("setup.cfg", "pyproject.toml", "README.md"):
-        shutil.copy2(ROOT / name, src / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for folder in ("embedlab", "plugins", "datasets"):
-        shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
-    _run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", tmp_path / "dist"],
-         cwd=src, timeout=300)
-    [wheel] = (tmp_path / "dist").glob("embedlab-*.whl")
-    names = set(zipfile.ZipFile(wheel).namelist())
+def test_built_wheel_contains_the_templates_and_the_guide(embedlab_wheel):
+    """`embedlab plugins new` and `embedlab plugins guide` work from an installed wheel
+    (tests/test_packaging.py checks the rest of the wheel; the wheel is the session's one)."""
+    names = set(zipfile.ZipFile(embedlab_wheel).namelist())
     templates = {f"embedlab/authoring/templates/plugin/{rel}" for rel, _ in template_files()}
     assert templates <= names
-    assert {"embedlab/authoring/testing.py", "embedlab/authoring/scaffold.py"} <= names
+    assert {"embedlab/authoring/testing.py", "embedlab/authoring/scaffold.py",
+            "embedlab/authoring/guide.md", "embedlab/authoring/guide.py"} <= names

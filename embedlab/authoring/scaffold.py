@@ -98,8 +98,9 @@ def scaffold(name: str, parent: str | Path = ".") -> Path:
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"--dir {str(parent)!r} is a file, not a folder")
     target = parent / values["distribution"]
-    if target.exists():
-        raise UsageError(f"{str(target)!r} already exists; remove it or choose another --dir")
+    from embedlab.io.ownership import check_new  # the write rule: a new folder only
+
+    check_new(target)
     files = [(target_path(rel, values), render(text, values)) for rel, text in template_files()]
     with atomic_dir(target) as tmp:
         for rel, text in files:

@@ -8,7 +8,7 @@ Two things every plugin test needs, without real data or a GPU:
   ``with`` block (or a test, through the :func:`embedlab_plugin` fixture) and unregister it
   in ``finally``, so one test's plugin never leaks into the next.
 
-Example (see ``docs/plugins.md``, "Testing your plugin")::
+Example (see the plugin guide, ``embedlab plugins guide testing``)::
 
     import embedlab
     from embedlab.authoring.testing import plugin_registered, synthetic_run
@@ -21,11 +21,13 @@ Example (see ``docs/plugins.md``, "Testing your plugin")::
             [result] = [r for r in embedlab.analyze(run, ["my-analysis"]) if r.table == "item"]
         assert result.error is None
 
-The planted truth of :func:`synthetic_run` (see ``datasets/synthetic_collab.py``): every item
-belongs to one latent genre (item metadata column ``genre``, also the table's
-``color_column``) and has a true bias (column ``true_bias``); users have a ``true_bias`` and a
-``favourite_genre``. ``shuffle_truth=True`` permutes those columns after generating the
-ratings: the negative control, on which an analysis should find nothing.
+The planted truth of :func:`synthetic_run` (the ``synthetic-collab`` dataset; :data:`PLANTED`
+says how strong it is): every item belongs to one latent genre (item metadata column
+``genre``, also the table's ``color_column``) and has a true bias (column ``true_bias``);
+users have a ``true_bias`` and a ``favourite_genre``. ``shuffle_truth=True`` permutes those
+columns after generating the ratings: the negative control, on which an analysis should find
+nothing. :func:`planted_vs_shuffled` and :func:`assert_planted_found` run an analysis on both
+and check "planted found, shuffled not".
 
 To use the pytest fixtures, add ``pytest_plugins = ["embedlab.authoring.testing"]`` to your
 ``conftest.py``; :func:`embedlab_run` (a saved run folder, shared by the session) and
@@ -39,19 +41,35 @@ import shutil
 import sys
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from embedlab.run import Run, load_run
 
-__all__ = ["SYNTHETIC_DEFAULTS", "synthetic_run", "synthetic_run_dir", "plugin_registered",
-           "reset_caches", "invoke", "embedlab_run", "embedlab_plugin"]
+__all__ = ["SYNTHETIC_DEFAULTS", "PLANTED", "synthetic_run", "synthetic_run_dir", "plugin_registered",
+           "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
+           "embedlab_run", "embedlab_plugin"]
 
-# Small enough to train in about a second on one CPU core, large enough that the planted
-# genres and biases are clearly recovered (item bias vs true_bias: Spearman ~0.9).
+# Small enough to train in a second or two on one CPU core, strong enough that the planted
+# genres and biases are clearly recovered by common analyses (see PLANTED).
 SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "users": 120, "items": 80, "ratings": 6000, "genres": 3, "noise": 0.3,
-    "epochs": 3, "n_factors": 8, "bs": 128, "seed": 0,
+    "users": 120, "items": 80, "ratings": 6000, "genres": 3, "noise": 0.3, "taste": 1.5,
+    "popularity": 0.3, "epochs": 6, "n_factors": 8, "bs": 128, "seed": 0,
+}
+
+#: What :func:`synthetic_run` plants, how strongly, and what common analyses recover from it
+#: (embedlab's tests check each "recovered" line; "control" is ``shuffle_truth=True``).
+PLANTED: dict[str, str] = {
+    "genres": "each of the 80 items belongs to one of 3 genres (item column `genre`, the table's "
+              "color_column); each user's liking of each genre is drawn from N(0, 1.5) stars (`taste`)",
+    "item bias": "item column `true_bias`, drawn from N(0, 0.5) stars",
+    "user bias": "user column `true_bias`, N(0, 0.3); user column `favourite_genre`: the genre the user likes most",
+    "ratings": "6,000 ratings of 120 users, 3.5 + biases + taste + N(0, 0.3) noise, rounded to half stars and "
+               "clipped to 1-5; item popularity Zipf(0.3), so every item has ratings",
+    "recovered": "KMeans on the (normalised) item vectors, k chosen by silhouette over 2-8: k = 3 and "
+                 "AMI with `genre` above 0.8 (control: AMI about 0); Spearman of item bias with "
+                 "`true_bias` above 0.8 (control: about 0)",
 }
 
 _cache_lock = threading.Lock()
@@ -74,7 +92,8 @@ def synthetic_run_dir(shuffle_truth: bool = False, **overrides: Any) -> Path:
 
     The folder is shared: read it, never write into it (copy it first, or use
     :func:`synthetic_run` with ``out=``). ``overrides`` are ``synthetic-collab`` loader options
-    (``users``, ``items``, ``ratings``, ``genres``, ``noise``) and collab trainer options
+    (``users``, ``items``, ``ratings``, ``genres``, ``noise``, ``taste``: the planted genre
+    strength, ``popularity``: the Zipf exponent) and collab trainer options
     (``epochs``, ``n_factors``, ``lr``, ``bs``, ``seed``...), on top of
     :data:`SYNTHETIC_DEFAULTS`.
     """
@@ -103,14 +122,8 @@ def synthetic_run(out: str | Path | None = None, *, shuffle_truth: bool = False,
     (``embedlab analyze OUT`` then works on it).
     """
     src = synthetic_run_dir(shuffle_truth=shuffle_truth, **overrides)
-    if out is not None:
-        out = Path(out)
-        if out.exists():
-            from embedlab.run import check_out_dir
-
-            check_out_dir(out)
-            shutil.rmtree(out)
-        shutil.copytree(src, out)
+    if out is not None:  # saved under the write rule (Run.save): a run there is replaced, nothing else
+        load_run(src).save(out)
         return load_run(out)
     return load_run(src)
 
@@ -173,6 +186,66 @@ def invoke(args: Sequence[str], input: str | None = None, catch_exceptions: bool
     runner = CliRunner()
     return runner.invoke(make_cli(), [str(a) for a in args], input=input,
                          catch_exceptions=catch_exceptions, prog_name="embedlab")
+
+
+# ---------------------------------------------------------------- planted found, shuffled not
+@dataclass(frozen=True)
+class PlantedCheck:
+    """One metric of one analysis on the planted run and on its shuffled control."""
+
+    analysis: str
+    table: str | None
+    metric: str
+    planted: float
+    shuffled: float
+
+    def __str__(self) -> str:
+        return (f"{self.analysis} ({self.table or 'run'}) {self.metric}: planted {self.planted:.3g}, "
+                f"shuffled control {self.shuffled:.3g}")
+
+
+def planted_vs_shuffled(analysis: str, metric: str, table: str | None = "item",
+                        options: dict[str, Any] | None = None, **overrides: Any) -> PlantedCheck:
+    """Run the (registered) analysis on :func:`synthetic_run` and on its ``shuffle_truth``
+    control with the same ``options`` and return ``metric`` of ``table`` from both. A result
+    that failed, was skipped or lacks the metric is an AssertionError saying so."""
+    import embedlab
+
+    values = []
+    for shuffle in (False, True):
+        results = embedlab.analyze(synthetic_run(shuffle_truth=shuffle, **overrides), [analysis],
+                                   dict(options or {}))
+        found = [r for r in results if r.table == table]
+        if not found:
+            raise AssertionError(f"{analysis} gave no result for table {table!r} (got "
+                                 f"{[r.table for r in results]})")
+        result = found[0]
+        if result.error or result.skipped:
+            raise AssertionError(f"{analysis} on table {table!r}"
+                                 f"{' (shuffled control)' if shuffle else ''}: {result.error or result.summary}")
+        if metric not in result.metrics:
+            raise AssertionError(f"{analysis} on table {table!r} has no metric {metric!r}; its metrics: "
+                                 f"{', '.join(result.metrics) or '(none)'}")
+        values.append(float(result.metrics[metric]))
+    return PlantedCheck(analysis, table, metric, values[0], values[1])
+
+
+def assert_planted_found(analysis: str, metric: str, *, above: float, control_below: float,
+                         table: str | None = "item", options: dict[str, Any] | None = None,
+                         **overrides: Any) -> PlantedCheck:
+    """Assert that ``metric`` is above ``above`` on the planted run and that its absolute value
+    is below ``control_below`` on the shuffled control (a test that passes on both proves
+    nothing). Returns the :class:`PlantedCheck`; the assertion message names both values::
+
+        assert_planted_found("kmeans-genres", "ami", above=0.5, control_below=0.2)
+    """
+    check = planted_vs_shuffled(analysis, metric, table, options, **overrides)
+    if not check.planted > above:
+        raise AssertionError(f"{check}: the planted truth was not found ({check.planted:.3g} is not above {above})")
+    if not abs(check.shuffled) < control_below:
+        raise AssertionError(f"{check}: the shuffled control scores too ({abs(check.shuffled):.3g} is not below "
+                             f"{control_below}): the metric does not measure the planted truth")
+    return check
 
 
 # ---------------------------------------------------------------- pytest fixtures

@@ -12,7 +12,7 @@ import sys
 import click
 
 from embedlab._version import __version__
-from embedlab.errors import EmbedlabError
+from embedlab.errors import EmbedlabError, debug_enabled, set_debug
 
 class EmbedlabCLI(click.Group):
     """The top-level group; plugins' commands are added on first use."""
@@ -36,6 +36,23 @@ class EmbedlabCLI(click.Group):
         self._load_plugin_commands()
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx):
+        """Every user error is one line, control characters escaped (a label in a message can
+        never drive the terminal); under ``--debug`` its traceback is shown first."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            from embedlab.errors import debug_enabled
+            from embedlab.report.terminal import escape_control
+
+            if debug_enabled():
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            if isinstance(getattr(exc, "message", None), str):
+                exc.message = escape_control(exc.message)
+            raise
+
     def add_command(self, cmd, name=None):
         name = name or cmd.name
         if name in self.commands and self.commands[name] is not cmd:
@@ -49,6 +66,10 @@ def make_cli() -> click.Group:
     @click.group(cls=EmbedlabCLI, context_settings={"help_option_names": ["-h", "--help"],
                                                     "max_content_width": 100})
     @click.version_option(__version__, prog_name="embedlab")
+    @click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
+                  callback=lambda ctx, param, value: set_debug(bool(value)),
+                  help="Show full tracebacks: of a failing analysis (in its error section), of "
+                       "errors, and of unexpected ones (for plugin authors; also EMBEDLAB_DEBUG=1).")
     def cli():
         """Train entity embeddings and find out what they learned.
 
@@ -75,8 +96,20 @@ cli = make_cli()
 
 
 def main(argv: list[str] | None = None) -> None:
+    """The ``embedlab`` console script. An unexpected exception (a bug, here or in a plugin) is
+    one line naming it and the way to its traceback; ``--debug`` or ``EMBEDLAB_DEBUG=1`` show it."""
     try:
         cli.main(args=argv, prog_name="embedlab", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - click handles most; belt and braces
         click.echo("interrupted: nothing half-written was left behind", err=True)
         sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against a traceback
+        if debug_enabled():
+            raise
+        from embedlab.report.terminal import escape_control
+
+        detail = str(exc).splitlines()[0] if str(exc) else ""
+        click.echo(escape_control(f"Error: unexpected {type(exc).__name__}{': ' + detail if detail else ''} "
+                                  f"(a bug: run again with --debug or EMBEDLAB_DEBUG=1 for the traceback, "
+                                  f"and report it)"), err=True)
+        sys.exit(1)

@@ -40,8 +40,7 @@ def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
     opts = analysis.options
     lines.append("Options:" if opts else "Options: none")
     for opt in opts:
-        tname = getattr(opt.type, "name", getattr(opt.type, "__name__", str(opt.type)))
-        lines.append(f"  {opt.flag} {tname.upper()}  {opt.help} [default: {opt.default}]")
+        lines.append(f"  {opt.usage}  {opt.help} [default: {opt.default}]")
     click.echo("\n".join(lines))
     ctx.exit(0)
 
@@ -61,36 +60,46 @@ class _LazyAnalyzeCommand(click.Command):
 
 def analyze_command() -> click.Command:
     params = [
-        click.Argument(["run_dir"], type=click.Path(path_type=Path)),
+        click.Argument(["run_dirs"], nargs=-1, required=True, type=click.Path(path_type=Path)),
         click.Option(["--only"], default=None, metavar="A,B",
                      help="Comma-separated analyses to run (default: every one that applies)."),
         click.Option(["--report", "-r"], type=click.Path(path_type=Path), default=None,
-                     help="Write a standalone interactive HTML report here (works offline)."),
+                     help="Write a standalone interactive HTML report here (works offline): a new file, "
+                          "or a report embedlab wrote (any other file is refused; see --force)."),
+        click.Option(["--force"], is_flag=True, help="Let --report replace a file embedlab did not write."),
         click.Option(["--json", "as_json"], is_flag=True, help="Print all results as JSON on stdout."),
         click.Option(["--strict"], is_flag=True, help="Exit non-zero when any analysis fails."),
+        click.Option(["--brief"], is_flag=True,
+                     help="Short terminal summaries: the first sentences of each (the report and --json keep all)."),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar (shown on a terminal by default)."),
         click.Option(["--help-analysis"], metavar="NAME", expose_value=False, is_eager=True,
                      callback=_help_analysis, help="Describe one analysis and its options, then exit."),
     ]  # the analyses' own options are added on first use (_LazyAnalyzeCommand)
 
-    def callback(run_dir: Path, only: str | None, report: Path | None, as_json: bool, strict: bool,
-                 **analysis_options):
+    def callback(run_dirs: tuple[Path, ...], only: str | None, report: Path | None, as_json: bool,
+                 strict: bool, brief: bool = False, quiet: bool = False, **analysis_options):
         from embedlab.runner import run_analyses
+        from embedlab.toolkit.runs import is_run_group
         from embedlab.report.html import results_json, write_report
         from embedlab.report.terminal import print_terminal
         from embedlab.run import load_run
 
+        force = bool(analysis_options.pop("force", False))
         if report is not None:
-            from embedlab.io.atomic import check_file_target
+            from embedlab.io.ownership import check_file
 
-            check_file_target(report)  # before the analyses run, not after
-        run = load_run(run_dir)
+            check_file(report, force=force, option="--report", html=True)  # before the analyses run
         names = [n.strip() for n in only.split(",") if n.strip()] if only else None
         if only is not None and not names:
             raise UsageError("--only needs at least one analysis name")
-        results = run_analyses(run, names, analysis_options, render=report is not None)
-        print_terminal(results)
+        if len(run_dirs) > 1 or is_run_group(run_dirs[0]):
+            return _analyze_several(run_dirs, names, analysis_options, report, as_json, strict, force=force)
+        run = load_run(run_dirs[0])
+        results = run_analyses(run, names, analysis_options, render=report is not None,
+                               progress=False if quiet else None)
+        print_terminal(results, brief=brief)
         if report is not None:
-            write_report(report, run, results)
+            write_report(report, run, results, force=force)
             click.echo(f"wrote report {report}", err=True)
         if as_json:
             click.echo(results_json(run, results))
@@ -103,6 +112,87 @@ def analyze_command() -> click.Command:
 
     return _LazyAnalyzeCommand(
         "analyze", params=params, callback=callback,
-        help="Run analyses on a trained run and summarise what the embeddings learned.\n\n"
+        help="Run analyses on a trained run and summarise what the embeddings learned. Several runs "
+             "(or a run group of `train --seeds`): every analysis on every run, then what holds across "
+             "them (tables aligned by Procrustes, neighbour overlap, each metric's mean, sd and n, "
+             "p < 0.05 in how many runs), shown first.\n\n"
              "\b\nExamples:\n  embedlab analyze runs/ml100k-u1 --report reports/ml100k.html\n"
-             "  embedlab analyze runs/ml100k-u1 --only bias-ranking,pca --json")
+             "  embedlab analyze runs/ml100k-u1 --only bias-ranking,pca --json\n"
+             "  embedlab analyze runs/u1-seeds --report reports/stability.html   (a run group)\n"
+             "  embedlab analyze runs/a runs/b runs/c --json")
+
+
+def _analyze_several(paths, names, options, report, as_json: bool, strict: bool, force: bool = False) -> None:
+    """``analyze RUN RUN ...`` or a run group: the stability block first, then every run."""
+    from embedlab.report.html import write_report
+    from embedlab.toolkit.stability import analyze_runs
+
+    found = analyze_runs(paths, names, options, render=report is not None,
+                         echo=lambda msg: click.echo(msg, err=True))
+    print_stability(found)
+    results = found.report_results()
+    if report is not None:
+        write_report(report, None, results, title=f"embedlab report: {len(found.runs)} runs of "
+                                                  f"{', '.join(sorted({str(r.dataset) for r in found.runs}))}",
+                     force=force)
+        click.echo(f"wrote report {report} (stability first, then each run)", err=True)
+    if as_json:
+        from embedlab.io.strictjson import dumps
+
+        click.echo(dumps(found.to_json(), indent=2))
+    failed = [(lab, r) for lab, rs in zip(found.labels, found.per_run) for r in rs if r.error]
+    if failed:
+        click.echo(f"{len(failed)} analysis section(s) failed: "
+                   + ", ".join(f"{lab}: {r.analysis}/{r.table}" for lab, r in failed), err=True)
+        if strict:
+            raise click.exceptions.Exit(1)
+
+
+def print_stability(found, console=None, per_section: int = 4) -> None:
+    """The stability block on stderr: what holds across the runs, alignment per table, and per
+    analysis and table its headline metrics and p-values as mean +- sd over n."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from embedlab.report.terminal import print_terminal
+    from embedlab.toolkit.stability import describe_metric
+
+    console = console or Console(stderr=True)
+    print_terminal(found.stability[:1], console=console)
+    t = Table(title=f"Across {len(found.runs)} runs: mean ± sd (n)")
+    for col in ("analysis / table", "metric", "across runs"):
+        t.add_column(col)
+    for s in found.tables:
+        t.add_row(f"alignment / {s.table}", "procrustes_r2",
+                  f"{s.procrustes_r2:.3f} ± {s.procrustes_r2_sd:.3f} ({len(s.pairs)} pairs)")
+        t.add_row("", f"neighbour_overlap_{s.k}",
+                  f"{s.neighbour_overlap_10:.3f} ± {s.neighbour_overlap_sd:.3f} (chance {s.chance:.3f})")
+    headline = {(r.analysis, r.table): list(r.headline) for rs in found.per_run for r in rs}
+
+    def rank(m) -> int:
+        """Headline metrics, then p-values, then correlations; counts and constants left out."""
+        if m.metric in headline.get((m.analysis, m.table), []):
+            return 0
+        if m.significant_in is not None:
+            return 1
+        if (m.metric.startswith(("n_", "chance_")) or m.metric in ("k", "seconds") or m.metric.endswith(("_used", "_seconds"))
+                or not (m.sd > 0)):
+            return 9
+        return 2 if any(w in m.metric for w in ("spearman", "rho", "_r", "overlap", "knn")) else 3
+
+    order_of: dict[tuple, int] = {}
+    for m in found.metrics:
+        order_of.setdefault((m.analysis, m.table), len(order_of))
+    ordered = sorted((m for m in found.metrics if rank(m) < 9),
+                     key=lambda m: (order_of[(m.analysis, m.table)], rank(m)))
+    shown: dict[tuple, int] = {}
+    for m in ordered:
+        key = (m.analysis, m.table)
+        if shown.get(key, 0) >= per_section:
+            continue
+        first = shown.get(key, 0) == 0
+        shown[key] = shown.get(key, 0) + 1
+        t.add_row(f"{m.analysis} / {m.table or 'run'}" if first else "", m.metric, describe_metric(m))
+    console.print(t)
+    console.print(f"(up to {per_section} metrics per section here; every metric in --json's `stability` "
+                  f"and in the report)")

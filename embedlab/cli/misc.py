@@ -70,26 +70,47 @@ def datasets_fetch(name: str):
 def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
     """List installed plugins: name, distribution, version and hooks.
 
-    `embedlab plugins new NAME` scaffolds a new plugin distribution.
+    A plugin that failed to import is listed too, as broken, with its error and where it was
+    raised (`--json`: "error" and "location"; null for plugins that loaded).
+
+    \b
+    `embedlab plugins new NAME` scaffolds a new plugin distribution;
+    `embedlab plugins guide [TOPIC]` prints the plugin guide (it ships with embedlab).
     """
     if ctx.invoked_subcommand is not None:
         return
-    from embedlab.plugins import plugin_infos
+    import warnings
 
-    infos = plugin_infos(include_builtins=show_all)
+    from embedlab.plugins import plugin_failures, plugin_infos
+
+    with warnings.catch_warnings():  # a broken plugin is listed below, not warned about twice
+        warnings.simplefilter("ignore")
+        infos = plugin_infos(include_builtins=show_all)
+        broken = plugin_failures()
     if as_json:
-        click.echo(json.dumps([asdict(i) for i in infos], indent=2))
+        rows = [{**asdict(i), "error": None, "location": None} for i in infos]
+        rows += [{"name": f.name, "distribution": f.distribution, "version": f.version,
+                  "builtin": f.builtin, "module": f.module, "hooks": [], "error": f.error,
+                  "location": f.location} for f in broken]
+        click.echo(json.dumps(sorted(rows, key=lambda r: r["name"]), indent=2))
         return
-    if not infos:
+    if not infos and not broken:
         click.echo("no third-party plugins installed (use --all to list built-ins)", err=True)
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table("name", "distribution", "version", "hooks")
     for i in infos:
-        table.add_row(i.name, i.distribution or "-", i.version or "-", ", ".join(i.hooks))
-    Console().print(table)
+        table.add_row(escape(i.name), escape(i.distribution or "-"), escape(i.version or "-"), ", ".join(i.hooks))
+    for f in broken:
+        table.add_row(escape(f.name), escape(f.distribution or "-"), escape(f.version or "-"),
+                      f"[red]BROKEN[/red]: {escape(f.error)}" + (f" (at {escape(f.location)})" if f.location else ""))
+    Console(soft_wrap=True).print(table)
+    if broken:
+        click.echo(f"{len(broken)} plugin(s) failed to load; fix them, or leave them out with "
+                   f"EMBEDLAB_LOAD_PLUGINS (see `embedlab plugins guide \"goes wrong\"`)", err=True)
 
 
 @click.command("export")
@@ -100,11 +121,17 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
               show_default=True,
               help="projector: TensorFlow Embedding Projector vectors.tsv + metadata.tsv; word2vec: text "
                    "format vectors.txt; npy: vectors.npy + keys.txt; csv: coordinates.csv with PCA (and "
-                   "--umap) coordinates.")
+                   "--umap, --tsne) coordinates.")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write into (created; files of the same names are replaced).")
+              help="Folder to write into (created). Files of the same names are replaced only when "
+                   "embedlab wrote them there (its .embedlab-files.json lists them) and they are "
+                   "unchanged; any other file of those names is refused (see --force).")
 @click.option("--umap", "with_umap", is_flag=True, help="csv: add 2-D UMAP coordinates (slower).")
-def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_umap: bool):
+@click.option("--tsne", "with_tsne", is_flag=True,
+              help="csv: add 2-D t-SNE coordinates (tsne_1, tsne_2: the tsne analysis's map, seed 0; slower).")
+@click.option("--force", is_flag=True, help="Replace files of the same names even if embedlab did not write them.")
+def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_umap: bool, force: bool = False,
+                   with_tsne: bool = False):
     """Export an embedding table for other tools.
 
     \b
@@ -112,15 +139,16 @@ def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_u
       embedlab export runs/ml100k-u1 --table item --format projector --out export/
     """
     from embedlab.errors import UsageError
-    from embedlab.io.exchange import export_table
+    from embedlab.io.exchange import check_export_target, export_table
     from embedlab.run import load_run
 
+    check_export_target(out, fmt, force)  # before any work
     run = load_run(run_dir)
     if table is None:
         if len(run.table_names) != 1:
             raise UsageError(f"the run has several tables; choose one with --table: {', '.join(run.table_names)}")
         table = run.table_names[0]
-    files = export_table(run.table(table), fmt, out, umap=with_umap)
+    files = export_table(run.table(table), fmt, out, umap=with_umap, force=force, tsne=with_tsne)
     for f in files:
         click.echo(str(f))
     click.echo(f"exported table {table!r} ({len(run.table(table)):,} x {run.table(table).dim}) as {fmt}", err=True)
@@ -144,4 +172,23 @@ def plugins_new(name: str, parent: Path):
     path = scaffold(name, parent)
     click.echo(str(path))
     click.echo(f"created {path}; next: cd {path} && pip install -e '.[test]' && pytest, "
-               f"then `embedlab analyze RUN --only {name}` (the guide: docs/plugins.md)", err=True)
+               f"then `embedlab analyze RUN --only {name}` (the guide: `embedlab plugins guide`)", err=True)
+
+
+@plugins_command.command("guide")
+@click.argument("topic", required=False)
+@click.option("--path", "show_path", is_flag=True, help="Print where the guide file is, not its text.")
+def plugins_guide(topic: str | None, show_path: bool):
+    """Print the plugin guide (it ships with embedlab: no internet needed).
+
+    \b
+    With TOPIC, only the sections whose heading contains it:
+      embedlab plugins guide toolkit
+      embedlab plugins guide "Testing your plugin"
+    """
+    from embedlab.authoring.guide import guide_path, guide_section, guide_text
+
+    if show_path:
+        click.echo(str(guide_path()))
+        return
+    click.echo(guide_section(topic) if topic else guide_text())

@@ -51,7 +51,10 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
     if file is not None:
         if data_dir is not None:
             raise UsageError("give either --file or --data-dir, not both")
-        return trainer.predict(run, _read_frame(Path(file)))
+        frame = _read_frame(Path(file))
+        preds = trainer.predict(run, frame)
+        preds.attrs["coverage"] = coverage(run, frame, len(frame), len(preds), Path(file).name)
+        return preds
     entry = dataset_of_run(run)
     overrides: dict[str, Any] = {}
     if data_dir is not None:
@@ -63,7 +66,53 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
     split_opt = next((o for o in entry.options if o.name == "split"), None)
     if split_opt is not None and "none" in getattr(split_opt.type, "choices", ()):
         overrides["split"] = "none"  # predicting needs no validation rows
-    return trainer.predict(run, reload_dataset(run, **overrides))
+    dataset = reload_dataset(run, **overrides)
+    preds = trainer.predict(run, dataset)
+    test = getattr(dataset, "test", None)
+    in_file = dataset.info.get("test_rows_in_file")
+    asked = int(in_file) if isinstance(in_file, int) else (len(test) if test is not None else len(preds))
+    from embedlab.trainers.base import option_defaults
+
+    defaults = option_defaults(list(entry.options))
+    selection = {k: v for k, v in loader_options(run).items()  # what the run chose differently
+                 if v is not None and v != defaults.get(k, v if k in ("data_dir", "seed") else object())
+                 and k not in ("data_dir", "split", "seed")}
+    preds.attrs["coverage"] = coverage(run, test, asked, len(preds), f"{run.dataset}'s test rows", selection)
+    return preds
+
+
+def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: str,
+             selection: dict[str, Any] | None = None) -> dict[str, Any]:
+    """How much of the input the predictions cover: rows ``asked`` (in the source file, before
+    a loader kept only some of them: ``Dataset.info["test_rows_in_file"]``) and ``written``,
+    and per embedding table named by a column of ``frame``, the rows whose entity the run never
+    saw in training (their predictions use the unknown-entity row). ``warnings`` says it in
+    sentences (``predict`` prints them)."""
+    warnings: list[str] = []
+    unseen: dict[str, int] = {}
+    examples: dict[str, str] = {}
+    if frame is not None and len(frame):
+        for name, table in run.tables.items():
+            if name not in frame.columns:
+                continue
+            known = set(table.keys.astype(str))
+            values = frame[name].astype(str)
+            new = ~values.isin(known)
+            if new.any():
+                unseen[name] = int(new.sum())
+                examples[name] = ", ".join(list(dict.fromkeys(values[new]))[:5])
+    for name in sorted(unseen, key=lambda n: -unseen[n])[:3]:
+        warnings.append(f"{unseen[name]:,} of {len(frame):,} rows have a {name} the run never saw in training "
+                        f"(e.g. {examples[name]}): their predictions use the unknown-{name} embedding")
+    if len(unseen) > 3:
+        warnings.append(f"{len(unseen) - 3} more columns hold values the run never saw: "
+                        f"{', '.join(sorted(unseen, key=lambda n: -unseen[n])[3:])}")
+    if written < asked:
+        how = (" (the run was trained with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in selection.items())
+               + ", and only rows it covers were predicted)") if selection else ""
+        warnings.append(f"predicted {written:,} of the {asked:,} rows of {source}{how}; the other "
+                        f"{asked - written:,} rows have no prediction: train on all the data for a complete file")
+    return {"asked": int(asked), "written": int(written), "unseen": unseen, "warnings": warnings}
 
 
 @click.command("predict")
@@ -73,13 +122,21 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
                    "predicted (Rossmann: Kaggle's test.csv).")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Predict the rows of this CSV/Parquet file instead (it must hold the model's columns).")
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="CSV file to write (e.g. submission.csv: Kaggle's Id,Sales for Rossmann).")
-def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out: Path) -> None:
+@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+              help="CSV file to write (e.g. submission.csv: Kaggle's Id,Sales for Rossmann): a new file, "
+                   "or one embedlab wrote (listed in its folder's .embedlab-files.json); see --force.")
+@click.option("--force", is_flag=True, help="Let --out replace a file embedlab did not write.")
+def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out: Path, force: bool = False) -> None:
     """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann)."""
-    from embedlab.io.atomic import atomic_file
+    from embedlab.io.ownership import check_file, owned_file
 
+    check_file(out, force=force, option="--out")  # before any work
     preds = predict_run(run_dir, data_dir, file)
-    with atomic_file(out, "w", encoding="utf-8", newline="") as fh:
+    with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
+                    newline="") as fh:
         preds.to_csv(fh, index=False)
-    click.echo(f"wrote {len(preds):,} predictions to {out}", err=True)
+    cover = preds.attrs.get("coverage") or {}
+    for warning in cover.get("warnings", []):
+        click.echo(f"warning: {warning}", err=True)
+    asked = cover.get("asked", len(preds))
+    click.echo(f"wrote {len(preds):,} predictions of the {asked:,} rows asked to {out}", err=True)

@@ -2,19 +2,24 @@
 dataset, with that dataset's options and its trainer's options, so ``--help`` documents both."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
 from embedlab.errors import EmbedlabError, UsageError
+from embedlab.io.strictjson import dumps as strict_json
 from embedlab.registry import DatasetEntry, TrainerEntry
 
 COMMON_TRAIN_OPTIONS = [
     click.Option(["--out", "-o"], type=click.Path(path_type=Path), required=True,
-                 help="Run folder to write (created; an existing run there is replaced only "
-                      "once the new one is complete)."),
+                 help="Run folder to write: new, empty, or a run embedlab made (retraining replaces "
+                      "that run's own files once the new run is complete, and leaves your other files "
+                      "there alone). A folder holding other files is refused (see --force); a path "
+                      "inside another run always."),
+    click.Option(["--force"], is_flag=True,
+                 help="Write into an --out folder that holds files embedlab did not write (files named "
+                      "like the run's own are replaced; the rest are left alone)."),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
     click.Option(["--resume"], is_flag=True,
                  help="Continue an interrupted training of this --out from its last completed epoch. "
@@ -25,11 +30,17 @@ COMMON_TRAIN_OPTIONS = [
                       "an error. The result equals an uninterrupted run's."),
     click.Option(["--no-checkpoint"], is_flag=True,
                  help="Keep no per-epoch checkpoint (a killed run then starts over)."),
+    click.Option(["--seeds"], default=None, metavar="S1,S2,...",
+                 help="Replicates: train one run per seed (e.g. 1,2,3 or 1-5) into the run group --out "
+                      "(--out/seed-1/, --out/seed-2/, ... and group.json), in parallel processes where "
+                      "cores allow (one torch thread each). `analyze` and `compare --runs` accept the "
+                      "group folder. Replaces --seed; no checkpoints."),
 ]
 
 LR_FIND_OPTIONS = [
     click.Option(["--plot"], type=click.Path(path_type=Path), default=None,
-                 help="Write the loss-vs-lr plot as a standalone HTML file."),
+                 help="Write the loss-vs-lr plot as a standalone HTML file (new, or one embedlab wrote)."),
+    click.Option(["--force"], is_flag=True, help="Let --plot replace a file embedlab did not write."),
     click.Option(["--suggest"], type=click.Choice(["valley", "steep", "min10"]), default="valley",
                  show_default=True,
                  help="Suggestion rule: 'valley' (middle of the longest descent), 'steep' "
@@ -48,10 +59,14 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
 
         quiet, out = kwargs.pop("quiet"), kwargs.pop("out")
         resume, keep = kwargs.pop("resume"), not kwargs.pop("no_checkpoint")
+        seeds = kwargs.pop("seeds", None)
+        if seeds is not None:
+            return _train_seeds(entry, trainer, kwargs, seeds, out, resume=resume, quiet=quiet)
+        force = kwargs.pop("force", False)
         if resume and not trainer.resumable:
             raise UsageError(f"--resume: trainer {trainer.name!r} keeps no checkpoints (it does not declare "
                              f"resumable = True); train again without --resume")
-        check_out_dir(out)  # fail before hours of training, not after
+        check_out_dir(out, force=force)  # fail before hours of training, not after
         plan = None
         if trainer.resumable:
             plan = checkpoint.plan(out, {"dataset": entry.name, **kwargs}, resume=resume, write=keep,
@@ -61,16 +76,33 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
             run = trainer.train(dataset, cfg, progress=not quiet, checkpoint=plan)
             if not distributed.is_writer():  # torchrun: rank 0 alone writes the run
                 return
-            run.save(out)
+            run.save(out, force=force)
         if plan is not None:
             plan.discard()  # the run is complete: its checkpoint has served
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float))
         stderr(f"saved run to {out}")
-        click.echo(json.dumps({"run": str(out), "metrics": run.metrics}, default=float))
+        click.echo(strict_json({"run": str(out), "metrics": run.metrics}))
         stderr(metrics)
 
     return click.Command(entry.name, params=merge_params(entry, trainer) + COMMON_TRAIN_OPTIONS,
                          callback=callback, help=f"Train on {entry.name}: {entry.description}.")
+
+
+def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds: str, out: Path,
+                 resume: bool, quiet: bool) -> None:
+    """``train --seeds``: one run per seed into a run group (embedlab.toolkit.runs)."""
+    from embedlab.toolkit.runs import parse_seeds, train_replicates
+
+    if resume:
+        raise UsageError("--resume does not apply to --seeds (replicates keep no checkpoints); train again")
+    force = bool(kwargs.pop("force", False))
+    chosen = parse_seeds(seeds)
+    values = {k: v for k, v in kwargs.items() if k not in ("seed", "trainer")}
+    done = train_replicates(entry.name, values, chosen, out, trainer=trainer.name, force=force,
+                            echo=stderr)
+    stderr(f"saved run group {out} ({len(done)} runs)")
+    click.echo(strict_json({"group": str(out), "runs": [
+        {"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done]}))
 
 
 def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
@@ -78,11 +110,12 @@ def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
 
     def callback(**kwargs):
         quiet, plot, rule = kwargs.pop("quiet"), kwargs.pop("plot"), kwargs.pop("suggest")
+        force = kwargs.pop("force", False)
         trainer.require("lr_find", "lr-find")
         if plot is not None:
-            from embedlab.io.atomic import check_file_target
+            from embedlab.io.ownership import check_file
 
-            check_file_target(plot)
+            check_file(plot, force=force, option="--plot", html=True)  # before the sweep, not after
         dataset, cfg = load_for_command(entry, kwargs)
         result = trainer.lr_find(dataset, cfg, progress=not quiet)
         sugg = result.suggestions()
@@ -91,11 +124,11 @@ def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
         for rule_name, lr in sugg.items():
             mark = "  <- recommended" if rule_name == rule else ""
             stderr(f"{rule_name:>7}: {lr:.2e}{mark}")
-        click.echo(json.dumps({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}))
+        click.echo(strict_json({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}))
         if plot is not None:
             from embedlab.report.lrplot import write_lr_plot
 
-            write_lr_plot(plot, result, sugg, rule, title=f"lr-find: {entry.name}")
+            write_lr_plot(plot, result, sugg, rule, title=f"lr-find: {entry.name}", force=force)
             stderr(f"wrote {plot}")
 
     return click.Command(entry.name, params=merge_params(entry, trainer) + LR_FIND_OPTIONS, callback=callback,

@@ -10,7 +10,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterable, Iterator
 
 
 def _umask() -> int:
@@ -101,3 +101,51 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def move_files_into(src: str | os.PathLike, dest: str | os.PathLike, last: str | None = None,
+                    stale: Iterable[str] = ()) -> None:
+    """Move every file of the folder ``src`` into the existing folder ``dest`` (each by one
+    atomic rename, ``last`` after all others), then delete the names ``stale`` from ``dest`` and
+    the emptied ``src``. Other entries of ``dest`` are never touched. Ctrl-C is held back while
+    the renames run (they take microseconds), so the folder is never left half-swapped by it."""
+    import signal
+    import threading
+
+    src, dest = Path(src), Path(dest)
+    names = sorted(p.name for p in src.iterdir())
+    if last in names:
+        names.remove(last)
+        names.append(last)
+    masked = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    if masked:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        for name in names:
+            os.replace(src / name, dest / name)
+        for name in set(stale) - set(names):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(dest / name)
+    finally:
+        if masked:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    shutil.rmtree(src, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """An empty temporary folder beside ``path`` (hidden, same file system, so its entries can
+    be renamed into place); deleted with whatever is left in it when the block ends."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    except OSError as exc:
+        from embedlab.errors import EmbedlabError
+
+        raise EmbedlabError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from embedlab.io.atomic import atomic_file
+from embedlab.io.ownership import check_export, owned_file
 from embedlab.errors import DataError, UsageError
 from embedlab.run import EmbeddingTable
 from embedlab.toolkit.projection import coordinates
@@ -52,18 +52,19 @@ def metadata_frame(table: EmbeddingTable) -> pd.DataFrame:
     return frame[cols]
 
 
-def _write_tsv_rows(path: Path, rows: list[list[Any]], header: list[str] | None = None) -> None:
-    with atomic_file(path, "w", encoding="utf-8", newline="\n") as fh:
+def _write_tsv_rows(path: Path, rows: list[list[Any]], header: list[str] | None = None, force: bool = False) -> None:
+    with owned_file(path, "w", force=force, option="--out", by="embedlab export", encoding="utf-8",
+                    newline="\n") as fh:
         if header is not None:
             fh.write("\t".join(_clean(h) for h in header) + "\n")
         for row in rows:
             fh.write("\t".join(_clean(v) for v in row) + "\n")
 
 
-def _write_metadata(table: EmbeddingTable, path: Path) -> Path:
+def _write_metadata(table: EmbeddingTable, path: Path, force: bool = False) -> Path:
     meta = metadata_frame(table)
     values = meta.astype(object).where(meta.notna(), None).to_numpy().tolist()
-    _write_tsv_rows(path, values, header=list(meta.columns))
+    _write_tsv_rows(path, values, header=list(meta.columns), force=force)
     return path
 
 
@@ -74,59 +75,74 @@ def _float_text(vectors: np.ndarray) -> list[str]:
 
 def _export_column(name: str) -> str:
     """The CSV's name of a :func:`~embedlab.toolkit.projection.coordinates` column:
-    ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``."""
+    ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``, ``t-SNE 1`` -> ``tsne_1``."""
     if name.startswith("UMAP "):
         return "umap_" + name[len("UMAP "):]
+    if name.startswith("t-SNE "):
+        return "tsne_" + name[len("t-SNE "):]
     return "pca_" + name[len("PC"):]
 
 
-def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0) -> pd.DataFrame:
-    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2) of every observed entity.
+def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0,
+                          tsne: bool = False) -> pd.DataFrame:
+    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every observed entity.
 
-    The coordinates are :func:`embedlab.toolkit.projection.coordinates`, the values the ``pca``
-    and ``umap`` analyses plot with ``--top-n 0``, so the CSV matches what a report shows;
-    rounded to 6 decimals.
+    The coordinates are :func:`embedlab.toolkit.projection.coordinates`, the values the ``pca``,
+    ``umap`` and ``tsne`` analyses plot with ``--top-n 0``, so the CSV matches what a report
+    shows; rounded to 6 decimals.
     """
-    coords = coordinates(table, umap=umap, seed=seed)
+    coords = coordinates(table, umap=umap, seed=seed, tsne=tsne)
     rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
     for name in coords.columns[1:]:
         rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
     return table.frame().merge(rounded, on="key", how="inner")
 
 
-def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,
-                 seed: int = 0) -> list[Path]:
-    """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
-    files written. Existing files of the same names are replaced atomically; nothing else in
-    ``out_dir`` is touched."""
+#: the files each export format writes
+EXPORT_FILES = {"projector": ("vectors.tsv", "metadata.tsv"), "word2vec": ("vectors.txt", "metadata.tsv"),
+                "npy": ("vectors.npy", "keys.txt", "metadata.tsv"), "csv": ("coordinates.csv",)}
+
+
+def check_export_target(out_dir: str | Path, fmt: str, force: bool = False) -> None:
+    """Refuse, before any work, an export that would replace files embedlab did not write
+    (the write rule, :mod:`embedlab.io.ownership`)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown export format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    check_export(out_dir, EXPORT_FILES[fmt], force=force)
+
+
+def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,
+                 seed: int = 0, force: bool = False, tsne: bool = False) -> list[Path]:
+    """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
+    files written. Under the write rule: each file is new, or one embedlab wrote there and that
+    is unchanged since (the folder's ``.embedlab-files.json`` lists them), or ``force``; each is
+    replaced atomically, and nothing else in ``out_dir`` is touched."""
+    check_export_target(out_dir, fmt, force)
+    coords = projected_coordinates(table, umap=umap, seed=seed, tsne=tsne) if fmt == "csv" else None  # before mkdir
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} is a file; give a folder for the exported files")
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
+    opts = {"force": force, "option": "--out", "by": "embedlab export"}
     if fmt == "projector":
-        with atomic_file(out / "vectors.tsv", "w", encoding="utf-8", newline="\n") as fh:
+        with owned_file(out / "vectors.tsv", "w", encoding="utf-8", newline="\n", **opts) as fh:
             for line in _float_text(table.vectors):
                 fh.write(line.replace(" ", "\t") + "\n")
-        written += [out / "vectors.tsv", _write_metadata(table, out / "metadata.tsv")]
+        written += [out / "vectors.tsv", _write_metadata(table, out / "metadata.tsv", force)]
     elif fmt == "word2vec":
-        with atomic_file(out / "vectors.txt", "w", encoding="utf-8", newline="\n") as fh:
+        with owned_file(out / "vectors.txt", "w", encoding="utf-8", newline="\n", **opts) as fh:
             fh.write(f"{len(table)} {table.dim}\n")
             for key, line in zip(table.keys, _float_text(table.vectors)):
                 fh.write(f"{_token(key)} {line}\n")
-        written += [out / "vectors.txt", _write_metadata(table, out / "metadata.tsv")]
+        written += [out / "vectors.txt", _write_metadata(table, out / "metadata.tsv", force)]
     elif fmt == "npy":
-        with atomic_file(out / "vectors.npy", "wb") as fh:
+        with owned_file(out / "vectors.npy", "wb", **opts) as fh:
             np.save(fh, np.ascontiguousarray(table.vectors, dtype=np.float32), allow_pickle=False)
-        with atomic_file(out / "keys.txt", "w", encoding="utf-8", newline="\n") as fh:
+        with owned_file(out / "keys.txt", "w", encoding="utf-8", newline="\n", **opts) as fh:
             for key in table.keys:
                 fh.write(_clean(key) + "\n")
-        written += [out / "vectors.npy", out / "keys.txt", _write_metadata(table, out / "metadata.tsv")]
+        written += [out / "vectors.npy", out / "keys.txt", _write_metadata(table, out / "metadata.tsv", force)]
     else:  # csv
-        coords = projected_coordinates(table, umap=umap, seed=seed)
-        with atomic_file(out / "coordinates.csv", "w", encoding="utf-8", newline="") as fh:
+        with owned_file(out / "coordinates.csv", "w", encoding="utf-8", newline="", **opts) as fh:
             coords.to_csv(fh, index=False)
         written.append(out / "coordinates.csv")
     return written

@@ -41,12 +41,13 @@ def lr_figure(result: LRFindResult, suggestions: dict[str, float], recommended: 
 
 
 def write_lr_plot(path: str | Path, result: LRFindResult, suggestions: dict[str, float],
-                  recommended: str, title: str) -> Path:
+                  recommended: str, title: str, force: bool = False) -> Path:
+    """The plot as a standalone HTML file, under the write rule (new, or an HTML file embedlab
+    wrote, or ``force``: :mod:`embedlab.io.ownership`); it carries embedlab's generator mark."""
     from bokeh.embed import file_html
     from bokeh.resources import INLINE
 
-    from embedlab.io.atomic import write_text
+    from embedlab.io.ownership import write_owned_html
 
     doc = file_html(lr_figure(result, suggestions, recommended, title), INLINE, title)
-    write_text(path, doc)
-    return Path(path)
+    return write_owned_html(path, doc, force=force, option="--plot")

@@ -9,9 +9,39 @@ from embedlab.report.html import fmt_value
 if TYPE_CHECKING:
     from embedlab.analysis import AnalysisResult
 
+#: characters that change a terminal rather than show as text: C0/C1 controls (ESC, BEL,
+#: backspace, carriage return...), DEL, and the bidirectional overrides and isolates that
+#: reorder what a line appears to say
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_control(text: object, keep_newlines: bool = False) -> str:
+    """``text`` with every control character written as a visible escape (``\\x1b``,
+    ``\\u202e``), so a label from data can never move the cursor, retitle the window or
+    recolour the terminal. With ``keep_newlines``, ``\\n`` and ``\\t`` stay (multi-line
+    summaries). Everything printed to a terminal from data goes through here."""
+    text = str(text)
+
+    def escape(m: re.Match) -> str:
+        ch = m.group()
+        if keep_newlines and ch in "\n\t":
+            return ch
+        code = ord(ch)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _CONTROL.sub(escape, text)
+
+
+def safe_text(text: object, style: str | None = None, keep_newlines: bool = False):
+    """A rich ``Text`` of ``text``, control characters escaped (``Text`` is never read as
+    rich markup, so ``[bold]`` or ``[/]`` in a label prints as it is)."""
+    from rich.text import Text
+
+    return Text(escape_control(text, keep_newlines), style=style or "")
+
 
 def short_summary(text: str, limit: int = 600) -> str:
-    """The first sentences of a summary, up to about ``limit`` characters (the terminal view;
+    """The first sentences of a summary, up to about ``limit`` characters (``analyze --brief``;
     the report and --json keep all of it)."""
     if len(text) <= limit:
         return text
@@ -23,19 +53,22 @@ def short_summary(text: str, limit: int = 600) -> str:
     return out
 
 
-def print_terminal(results: Iterable[AnalysisResult], console=None) -> None:
-    """A short rich summary per analysis (on stderr by default)."""
+def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool = False) -> None:
+    """A rich panel per analysis (on stderr by default): its whole summary, wrapped to the
+    terminal's width, and its first metrics; ``brief`` (``analyze --brief``) keeps the
+    summary's first sentences only (:func:`short_summary`)."""
     from rich.console import Console
     from rich.panel import Panel
     from rich.text import Text
 
     console = console or Console(stderr=True)
     for r in results:
-        head = r.title + (f" — {r.table}" if r.table else "")
+        head = safe_text(r.title + (f" — {r.table}" if r.table else ""))
         if r.error:
-            console.print(Panel(Text(r.error), title=Text(head), border_style="red"))
+            console.print(Panel(safe_text(r.error, keep_newlines=True), title=head, border_style="red"))
             continue
-        body = Text(short_summary(r.summary or ""))
+        body = safe_text(short_summary(r.summary or "") if brief else (r.summary or ""), keep_newlines=True)
         if r.metrics:
-            body.append("\n" + "  ".join(f"{k}={fmt_value(v)}" for k, v in list(r.metrics.items())[:8]), style="dim")
-        console.print(Panel(body, title=Text(head), border_style="blue"))
+            body.append("\n" + escape_control("  ".join(f"{k}={fmt_value(v)}" for k, v in list(r.metrics.items())[:8])),
+                        style="dim")
+        console.print(Panel(body, title=head, border_style="blue"))

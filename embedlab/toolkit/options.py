@@ -10,12 +10,18 @@ differently). Declare them by using these objects::
 
     class MyAnalysis(Analysis):
         options = [TOP_N, SEED, AnalysisOption("my_k", int, 5, "...")]
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.options"``.
 """
 from __future__ import annotations
 
 import click
 
 from embedlab.analysis import AnalysisOption
+
+__all__ = ["TOP_N", "MIN_COUNT", "N_SHOW", "SEED", "PERMUTATIONS", "DISTANCE", "PROJECTION",
+           "SHARED_OPTIONS", "DEFAULT_TOP_N"]
 
 DEFAULT_TOP_N = 1000
 

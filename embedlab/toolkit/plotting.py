@@ -2,6 +2,9 @@
 
 Functions return Bokeh models and never save or show them (umap.plot's convention). Every
 label shown in a tooltip comes from a ColumnDataSource field, which Bokeh escapes.
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.plotting"``.
 """
 from __future__ import annotations
 
@@ -9,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+__all__ = ["PALETTE", "scatter", "histogram", "bar_chart", "line_chart"]
 
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",

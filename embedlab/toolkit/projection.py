@@ -3,7 +3,15 @@
 One place computes the coordinates a report shows, so that an exported CSV (``embedlab export
 --format csv``) and the ``pca`` and ``umap`` analyses' plots agree: :func:`coordinates` is what
 the export writes, built from the same :func:`pca_project` and :func:`umap_project` the
-analyses call.
+analyses call; the ``tsne`` analysis's map comes from :func:`tsne_project` (``export --tsne``).
+
+t-SNE (scikit-learn's Barnes-Hut ``TSNE``): 2 components, perplexity ``min(30, max(2, (n - 1) /
+3))`` (sklearn needs it below the point count; 3.7 for Rossmann's 12 states), learning rate
+"auto" (n / 12, at least 50), PCA initialisation (Kobak & Berens: steadier global layout), 1,000
+iterations, the cosine metric by default, ``random_state`` = the seed (reproducible; with PCA
+initialisation the seed barely moves the layout), one OpenMP thread, one seeded
+random sample of :data:`DEFAULT_TSNE_MAX_POINTS` points above that (measured on 2 shared cores:
+1,115 x 40 points take about 5 s, 5,000 about 20 s).
 
 UMAP's speed/reproducibility trade-off (umap-learn runs single-threaded whenever it is given a
 ``random_state``; measured on 2 cores, 10,000 x 40 took 51 s seeded and 7.7 s unseeded):
@@ -22,6 +30,9 @@ cached). umap-learn's own numba code is compiled once into numba's on-disk cache
 
 umap, scikit-learn, scipy and torch are imported inside the functions that use them: the CLI
 imports this module through the plugins and must start without them (tests/test_startup.py).
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.projection"``.
 """
 from __future__ import annotations
 
@@ -38,6 +49,9 @@ from embedlab.toolkit.options import DEFAULT_TOP_N
 from embedlab.toolkit.selection import Selection, select_entities, spearman, target_column
 from embedlab.toolkit.stats import pad_columns
 
+__all__ = ["project_2d", "pca_project", "pca_columns", "umap_project", "umap_columns",
+           "neighbourhood_kept", "coordinates"]
+
 PCA_COMPONENTS = 3  # components the export writes (the pca analysis's default --n-components)
 DEFAULT_SEEDED_MAX = 5_000
 DEFAULT_MAX_POINTS = 50_000
@@ -46,10 +60,16 @@ KNN_EXACT_MAX = 100_000  # above this NN-descent's one-off compile is cheaper th
 VECTORISED_METRICS = {"cosine", "euclidean", "l2", "manhattan", "l1", "cityblock", "correlation", "chebyshev"}
 
 
+DEFAULT_TSNE_MAX_POINTS = 5_000
+TSNE_PERPLEXITY = 30.0
+TSNE_ITERATIONS = 1000
+
+
 def project_2d(vectors: np.ndarray, method: str = "pca", seed: int | None = 0,
                metric: str = "euclidean") -> np.ndarray:
-    """A 2-D picture of the vectors: PCA (deterministic), t-SNE or UMAP (seeded). A 1-D
-    embedding gives its single coordinate and a zero second column."""
+    """A 2-D picture of the vectors: PCA (deterministic), t-SNE (:func:`tsne_layout`, the
+    ``tsne`` analysis's map) or UMAP (seeded). A 1-D embedding gives its single coordinate and
+    a zero second column."""
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -64,11 +84,7 @@ def project_2d(vectors: np.ndarray, method: str = "pca", seed: int | None = 0,
         signs = np.sign(out[np.argmax(np.abs(out), axis=0), [0, 1]])
         return out * np.where(signs == 0, 1, signs)
     if method == "tsne":
-        from sklearn.manifold import TSNE
-
-        perplexity = float(min(30.0, max(2.0, (n - 1) / 3)))
-        return TSNE(n_components=2, perplexity=perplexity, init="pca" if metric == "euclidean" else "random",
-                    metric=metric, random_state=seed).fit_transform(x)
+        return tsne_layout(x, metric=metric, seed=0 if seed is None else int(seed))[0].astype(np.float64)
     if method == "umap":
         import umap
 
@@ -91,6 +107,11 @@ def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndar
     use the SVD.
     """
     x = np.asarray(vectors, dtype=np.float64)
+    if not np.isfinite(x).all():  # a diverged run: LAPACK would fail with "did not converge"
+        from embedlab.errors import DataError
+
+        raise DataError("the embedding vectors hold NaN or inf (the run's training diverged); there is "
+                        "nothing to project: train it again with a lower --lr")
     mean = x.mean(axis=0)
     xc = x - mean
     if xc.shape[0] >= xc.shape[1]:
@@ -354,23 +375,99 @@ def neighbourhood_kept(vectors: np.ndarray, coords: np.ndarray, metric: str, k: 
     return float(np.mean(kept))
 
 
-# ---------------------------------------------------------------------------- export
-def coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0) -> pd.DataFrame:
-    """A DataFrame of ``key``, ``PC1``-``PC3`` and, with ``umap``, ``UMAP 1``-``UMAP 2`` (all
-    float32), one row per observed entity in table order.
+# ---------------------------------------------------------------------------- t-SNE
+def tsne_perplexity(n: int, perplexity: float = TSNE_PERPLEXITY) -> float:
+    """The perplexity used for ``n`` points: ``min(perplexity, max(2, (n - 1) / 3))``."""
+    return float(min(float(perplexity), max(2.0, (n - 1) / 3)))
 
-    These are exactly the values the ``pca`` and ``umap`` analyses plot with ``--top-n 0`` (and
-    ``--seed seed``, their other options at defaults): fewer PCA columns when the table has
-    fewer dimensions or entities; above :data:`DEFAULT_MAX_POINTS` entities UMAP maps a seeded
-    sample and the others' UMAP values are NaN. Raises ValueError below 3 observed entities
-    (4 with ``umap``).
+
+def tsne_layout(vectors: np.ndarray, *, perplexity: float = TSNE_PERPLEXITY, metric: str = "cosine",
+                seed: int = 0, max_iter: int = TSNE_ITERATIONS) -> tuple[np.ndarray, dict[str, Any]]:
+    """(2-D t-SNE coordinates n x 2 as float32, the parameters actually used), seeded.
+
+    scikit-learn's Barnes-Hut TSNE with PCA initialisation and learning rate "auto"; the
+    perplexity is capped by :func:`tsne_perplexity`. The parameters record everything passed,
+    scikit-learn's version, the final KL divergence and the seconds taken. Raises ValueError
+    below 3 points or on non-finite coordinates.
+    """
+    import sklearn
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[:, None]
+    n = len(x)
+    if n < 3:
+        raise ValueError(f"t-SNE needs at least 3 points, got {n}")
+    params: dict[str, Any] = {"n_components": 2, "perplexity": round(tsne_perplexity(n, perplexity), 4),
+                              "learning_rate": "auto", "init": "pca", "max_iter": int(max_iter),
+                              "metric": metric, "random_state": int(seed), "method": "barnes_hut",
+                              "threads": 1, "sklearn_version": sklearn.__version__, "points": n}
+    kwargs = {k: params[k] for k in ("n_components", "perplexity", "learning_rate", "init", "max_iter", "metric",
+                                     "random_state", "method")}
+    t0 = time.perf_counter()
+    # one OpenMP thread: measured on 2 busy cores, 40 points took 14 s with sklearn's default
+    # threads (spinning for each other) and 0.14 s with one; the layout is the same either way
+    with warnings.catch_warnings(), threadpool_limits(1):
+        warnings.simplefilter("ignore")
+        model = TSNE(**kwargs)
+        coords = np.asarray(model.fit_transform(x), dtype=np.float32)
+    params["kl_divergence"] = round(float(model.kl_divergence_), 4)
+    params["seconds"] = round(time.perf_counter() - t0, 2)
+    if not np.isfinite(coords).all():
+        raise ValueError("t-SNE produced non-finite coordinates (degenerate input vectors?)")
+    return coords, params
+
+
+def tsne_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_count: int | None = None, *,
+                 seed: int = 0, max_points: int = DEFAULT_TSNE_MAX_POINTS, perplexity: float = TSNE_PERPLEXITY,
+                 metric: str = "cosine", max_iter: int = TSNE_ITERATIONS,
+                 ) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
+    """(selection, mapped rows, coordinates len(rows) x 2 float32, parameters) of a t-SNE map
+    of the entities :func:`~embedlab.toolkit.selection.select_entities` picks; above
+    ``max_points`` a seeded sample of them (:func:`sample_index`). The parameters are
+    :func:`tsne_layout`'s plus ``sampled`` and ``sample_seed``."""
+    sel = select_entities(table, top_n, min_count)
+    rows = sample_index(sel.index, max_points, seed)
+    coords, params = tsne_layout(table.vectors[rows], perplexity=perplexity, metric=metric, seed=seed,
+                                 max_iter=max_iter)
+    sampled = len(rows) < len(sel)
+    params["sampled"] = sampled
+    params["sample_seed"] = seed if sampled else None
+    return sel, rows, coords, params
+
+
+def tsne_columns(coords: np.ndarray) -> dict[str, np.ndarray]:
+    """``{"t-SNE 1": ..., "t-SNE 2": ...}``: the float32 map coordinates under the names the
+    tsne analysis plots and :func:`coordinates` returns."""
+    coords = np.asarray(coords, dtype=np.float32)
+    return {"t-SNE 1": coords[:, 0], "t-SNE 2": coords[:, 1]}
+
+
+# ---------------------------------------------------------------------------- export
+def coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0, tsne: bool = False) -> pd.DataFrame:
+    """A DataFrame of ``key``, ``PC1``-``PC3``, with ``umap`` ``UMAP 1``-``UMAP 2`` and with
+    ``tsne`` ``t-SNE 1``-``t-SNE 2`` (all float32), one row per observed entity in table order.
+
+    These are exactly the values the ``pca``, ``umap`` and ``tsne`` analyses plot with
+    ``--top-n 0`` (and ``--seed seed``, their other options at defaults): fewer PCA columns when
+    the table has fewer dimensions or entities; above :data:`DEFAULT_MAX_POINTS` (UMAP) or
+    :data:`DEFAULT_TSNE_MAX_POINTS` (t-SNE) entities a seeded sample is mapped and the others'
+    values are NaN. Raises ValueError below 3 observed entities (4 with ``umap``).
     """
     sel, scores, _, _ = pca_project(table, 0, None, PCA_COMPONENTS)
     out = pd.DataFrame({"key": table.keys[sel.index], **pca_columns(scores)})
+    maps = []
     if umap:
         _, rows, coords, _ = umap_project(table, 0, None, seed=seed)
+        maps.append((rows, umap_columns(coords)))
+    if tsne:
+        _, rows, coords, _ = tsne_project(table, 0, None, seed=seed)
+        maps.append((rows, tsne_columns(coords)))
+    for rows, columns in maps:
         at = np.searchsorted(sel.index, rows)  # rows is a sorted subset of the sorted selection
-        for name, values in umap_columns(coords).items():
+        for name, values in columns.items():
             column = np.full(len(sel), np.nan, dtype=np.float32)
             column[at] = values
             out[name] = column

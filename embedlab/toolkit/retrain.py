@@ -1,5 +1,9 @@
 """For analyses (and ``embedlab predict``) that go back to a run's data: its dataset loaded again
-through the registry with the loader options the run recorded, and the trainer that made it."""
+through the registry with the loader options the run recorded, and the trainer that made it.
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.retrain"``.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,6 +13,8 @@ from embedlab.data import Dataset
 from embedlab.errors import UsageError
 from embedlab.registry import TrainerEntry, dataset_of_run, trainer_of_run
 from embedlab.run import Run
+
+__all__ = ["loader_options", "reload_dataset", "trainer_of"]
 
 
 def loader_options(run: Run) -> dict[str, Any]:

@@ -4,6 +4,9 @@ analyses use exactly these; a third-party analysis may too).
 They read the generic annotations of an :class:`embedlab.EmbeddingTable` (``count_column``,
 ``target_column``, ``color_column`` and the metadata columns) so that every analysis works on
 any dataset without knowing its name: MovieLens items, Rossmann stores, synthetic items.
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.selection"``.
 """
 from __future__ import annotations
 
@@ -15,6 +18,11 @@ import pandas as pd
 
 from embedlab.run import EmbeddingTable
 from embedlab.toolkit.options import DEFAULT_TOP_N
+
+__all__ = ["Selection", "select_entities", "count_column", "target_column", "color_column",
+           "categorical_columns", "numeric_columns", "labels_meaningful", "display_names",
+           "entity_frame", "hover_columns", "spearman", "eta_squared", "neighbour_agreement",
+           "plural", "fmt_num", "join_labels"]
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}
@@ -81,6 +89,8 @@ def select_entities(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N,
 
 
 def count_column(table: EmbeddingTable) -> str | None:
+    """The column of observation counts per entity (the table's ``count_column`` attr, else
+    ``count``), or None when the table records none."""
     col = table.attrs.get("count_column", "count")
     return col if col in table.metadata else None
 
@@ -116,6 +126,8 @@ def color_column(table: EmbeddingTable, max_categories: int = 30) -> str | None:
 
 
 def categorical_columns(table: EmbeddingTable, max_categories: int = 30) -> list[str]:
+    """Metadata columns worth grouping by: not numeric (or boolean), with 2..``max_categories``
+    distinct values (``genre``, ``StoreType``)."""
     return [c for c in table.metadata.columns if c not in _NOT_METADATA and _is_categorical(table.metadata[c])
             and 2 <= table.metadata[c].nunique(dropna=True) <= max_categories]
 
@@ -258,12 +270,14 @@ def entity_frame(table: EmbeddingTable, index: np.ndarray, columns: Sequence[str
 
 
 def fmt_num(v: float, digits: int = 2) -> str:
+    """``0.94`` for a summary sentence; ``n/a`` for None or a non-finite number."""
     if v is None or not np.isfinite(v):
         return "n/a"
     return f"{v:.{digits}f}"
 
 
 def join_labels(labels: Sequence[str], n: int = 5, quote: bool = False) -> str:
+    """The first ``n`` labels joined with ``; `` (quoted with ``quote``), for a summary sentence."""
     items = [str(x) for x in list(labels)[:n]]
     if quote:
         items = [f"“{x}”" for x in items]

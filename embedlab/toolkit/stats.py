@@ -21,6 +21,9 @@ Everything is numpy-vectorised: 9,999 permutations over a 12 x 12 matrix take a 
 milliseconds. Only numpy/scipy here: analyses and tests build on these without Bokeh. scipy is
 imported inside the functions that use it: the analysis plugins import this module, and the CLI
 loads every plugin before it can print its help (tests/test_startup.py).
+
+Public names: ``__all__``; the plugin guide documents each with an example:
+``embedlab plugins guide "embedlab.toolkit.stats"``.
 """
 from __future__ import annotations
 
@@ -30,6 +33,10 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+__all__ = ["embedding_distances", "pairwise_distances", "condensed", "great_circle_km",
+           "circular_distance", "mantel", "MantelResult", "procrustes_test", "ProcrustesResult",
+           "nearest_neighbours", "knn_overlap", "KnnOverlap", "describe_p"]
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 EXACT_LIMIT = 40_320  # 8!: enumerate every ordering up to this many; sample beyond

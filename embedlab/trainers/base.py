@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Any, Callable, Iterator, Protocol, runtime_checkable
 
 import click
 import numpy as np
@@ -34,9 +34,20 @@ class Trainer(Protocol):
       codes, the embedding matrices they index, continuous inputs, the target and the network's
       prediction), for analyses that feed embeddings to other models (``transfer``); ``frame``
       holds rows with the model's columns, ``source`` names them in error messages.
+    - ``prepare(dataset, config, progress=True) -> Prepared``: the model and its live
+      ``Learner`` before any training, and how to make the Run from a fit: the Python API's
+      ``embedlab.learner(...)`` (fastai's step-by-step ``lr_find``/``freeze``/``fit_one_cycle``)
+      and the built-in trainers' own ``train`` (which is ``prepare``, ``learner.fit``,
+      ``finish``), so the live path is the trainer's code, not a second copy.
     - ``resumable = True``: ``train`` also takes ``checkpoint=`` (a
       :class:`embedlab.training.checkpoint.CheckpointPlan`) and passes it to ``Learner.fit``, so
       ``embedlab train`` keeps per-epoch checkpoints and ``--resume`` works.
+    - ``categorical_encodings = ("embedding", "onehot", ...)``: the values of
+      ``config["categorical_encoding"]`` that ``train`` honours (``"embedding"``: a lookup table
+      per categorical input; ``"onehot"``: a real one-hot vector through a linear layer of the
+      same width; ``"onehot-direct"``: the one-hot vectors straight into the first hidden layer),
+      so the ``onehot`` analysis can retrain a run both ways. Recorded as
+      ``TrainerEntry.categorical_encodings``; absent means embedding only.
     """
 
     name: str
@@ -45,6 +56,31 @@ class Trainer(Protocol):
 
     def train(self, dataset: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
         """Train and return an unsaved Run (the caller saves it)."""
+
+
+@dataclass
+class Prepared:
+    """A trainer's model, ready to train (``Trainer.prepare``).
+
+    :param learner: the :class:`embedlab.training.Learner` holding the model and the data.
+    :param config: the resolved config (defaults applied); the run records it, updated with
+        the fit's own settings.
+    :param fit_config: the :class:`embedlab.training.FitConfig` the config asks for (what
+        ``train`` passes to ``learner.fit``).
+    :param finish: ``finish(fit_result) -> Run``: the unsaved run of the model as it is now,
+        recording ``fit_result``'s history, schedules and layer groups.
+    :param threads: torch threads to train with (None: leave torch's setting alone).
+    """
+
+    learner: Any
+    config: dict[str, Any]
+    fit_config: Any
+    finish: Callable[[Any], Run]
+    threads: int | None = None
+
+    @property
+    def model(self) -> Any:
+        return self.learner.model
 
 
 @dataclass

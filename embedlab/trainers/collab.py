@@ -1,5 +1,10 @@
 """Collaborative filtering: dot product + user/item biases, sigmoid-scaled ``y_range``.
 
+The run's tables are named by role, ``user`` and ``item``; their labels and metadata come from
+the dataset's entity tables for those roles, whatever they are called
+(:func:`embedlab.data.check_entity_tables`: ``Dataset.entity_tables``, else the table named
+after the role or after its column). An entity table no role takes is an error, not dropped.
+
 Defaults were chosen on the real MovieLens 100K u1 split (see README, Benchmarks).
 """
 from __future__ import annotations
@@ -10,13 +15,13 @@ import click
 import numpy as np
 import pandas as pd
 
-from embedlab.data import Dataset, collab_entity_stats
+from embedlab.data import Dataset, check_entity_tables, collab_entity_stats
 from embedlab.errors import UsageError
 from embedlab.training.fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
-from embedlab.trainers.base import option_defaults, run_meta, torch_threads
+from embedlab.trainers.base import Prepared, option_defaults, run_meta, torch_threads
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that train (fast CLI)
     import torch
@@ -77,16 +82,17 @@ class CollabTrainer:
 
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
+        entity = check_entity_tables(ds, ("user", "item"))  # role -> entity table (checked)
         device = distributed.resolve_device(config.get("device"))
         ddp = distributed.setup(device)
         shard = _loader_shard(ds, config, ddp)
         frames = [ds.train] + ([ds.valid] if ds.valid is not None else [])
         user_keys = [f[u] for f in frames]
         item_keys = [f[i] for f in frames]
-        if "user" in ds.entities:
-            user_keys.append(ds.entities["user"].index.to_series())
-        if "item" in ds.entities:
-            item_keys.append(ds.entities["item"].index.to_series())
+        if "user" in entity:
+            user_keys.append(ds.entities[entity["user"]].index.to_series())
+        if "item" in entity:
+            item_keys.append(ds.entities[entity["item"]].index.to_series())
         users = pd.Index(pd.unique(pd.concat(user_keys, ignore_index=True))).sort_values()
         items = pd.Index(pd.unique(pd.concat(item_keys, ignore_index=True))).sort_values()
         if shard:  # this rank saw only its rows: every rank needs the same tables
@@ -131,13 +137,27 @@ class CollabTrainer:
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
         from embedlab.training import distributed
 
+        prepared = self.prepare(ds, config, progress)
+        with torch_threads(prepared.threads):
+            fit = prepared.learner.fit(prepared.fit_config, progress=progress and distributed.is_writer(),
+                                       checkpoint=checkpoint)
+        return prepared.finish(fit)
+
+    def prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Prepared:
+        """The model and its Learner, untrained; ``finish(fit)`` makes the run (see
+        :class:`embedlab.trainers.base.Prepared`)."""
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
         users, items, model, learner, y_range = self._prepare(ds, config, progress)
+        entity = check_entity_tables(ds, ("user", "item"))
         config["y_range"] = list(y_range)
         fit_cfg = fit_config(config, self.options)
         config.update(fit_cfg.to_config())
-        with torch_threads(config.get("threads")):
-            fit = learner.fit(fit_cfg, progress=progress and distributed.is_writer(), checkpoint=checkpoint)
+        return Prepared(learner, config, fit_cfg,
+                        lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit),
+                        threads=config.get("threads"))
+
+    def _finish(self, ds: Dataset, config: dict[str, Any], users: pd.Index, items: pd.Index, model: DotBias,
+                y_range: tuple, entity: dict, fit: Any) -> Run:
         model.looked_up = None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds
@@ -146,9 +166,9 @@ class CollabTrainer:
         metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
         tables = {
             "user": self._table("user", users, model.user_emb.weight, model.user_bias.weight,
-                                ds, ds.roles["user"], sharded=bool(shard)),
+                                ds, ds.roles["user"], sharded=bool(shard), entity=entity.get("user")),
             "item": self._table("item", items, model.item_emb.weight, model.item_bias.weight,
-                                ds, ds.roles["item"], sharded=bool(shard)),
+                                ds, ds.roles["item"], sharded=bool(shard), entity=entity.get("item")),
         }
         meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, task="regression",
                         **fit.record(),
@@ -165,7 +185,7 @@ class CollabTrainer:
 
     @staticmethod
     def _table(name: str, keys: pd.Index, vectors, bias, ds: Dataset, key_col: str,
-               sharded: bool = False) -> EmbeddingTable:
+               sharded: bool = False, entity: str | None = None) -> EmbeddingTable:
         stats = collab_entity_stats(ds.train, key_col, ds.roles["rating"]).reindex(keys)
         if sharded:  # this rank's training rows only: sum counts and ratings over the ranks
             from embedlab.training import distributed
@@ -177,7 +197,7 @@ class CollabTrainer:
                 stats = pd.DataFrame({"count": count, "mean_rating": np.where(count > 0, total / count, np.nan)},
                                      index=keys)
         stats["count"] = stats["count"].fillna(0).astype(int)
-        meta = ds.entities.get(name)
+        meta = ds.entities.get(entity) if entity is not None else None
         if meta is not None:
             meta = meta.reindex(keys)
             labels = meta["label"].fillna(pd.Series(keys.astype(str), index=keys)) \
@@ -194,6 +214,7 @@ class CollabTrainer:
             bias_values=bias.detach().cpu().numpy().reshape(-1).copy(),
             metadata=metadata.reset_index(drop=True),
             attrs={"count_column": "count", "target_column": "mean_rating",
+                   **({"entity_table": entity} if entity not in (None, name) else {}),
                    **(dict(meta.attrs) if meta is not None else {})})
 
 

@@ -28,7 +28,7 @@ from embedlab.training.fitconfig import fit_config, fit_options
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
-from embedlab.trainers.base import EncodedRows, option_defaults, run_meta, torch_threads
+from embedlab.trainers.base import EncodedRows, Prepared, option_defaults, run_meta, torch_threads
 from embedlab.trainers.tabular_processor import (TabularProcessor, classify_metrics, log_regression_metrics,
                                                  regression_metrics)
 
@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # torch, the learner and the model load in the methods that u
 
     from embedlab.training.lr_find import LRFindResult
     from embedlab.training.models import EntityEmbeddingNet
+
+#: ``categorical_encoding`` values (EntityEmbeddingNet's), declared here without importing torch.
+CATEGORICAL_ENCODINGS = ("embedding", "onehot", "onehot-direct")
 
 #: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -131,6 +134,12 @@ OPTIONS = [
                  help="Train on this many random training rows (0: all; guo2016: 200000)."),
     click.Option(["--exclude"], default=None,
                  help="Columns to leave out of the model, comma-separated (ablations)."),
+    click.Option(["--categorical-encoding"], type=click.Choice(list(CATEGORICAL_ENCODINGS)), default="embedding",
+                 show_default=True,
+                 help="How categorical columns enter the network: 'embedding' (a learned lookup table), "
+                      "'onehot' (a one-hot vector through a linear layer with bias, of the embedding's width) "
+                      "or 'onehot-direct' (the one-hot vectors straight into the first hidden layer, as "
+                      "Guo & Berkhahn's one-hot network); the onehot analysis compares them."),
     click.Option(["--threads"], type=click.IntRange(0), default=1, show_default=True,
                  help="Torch CPU threads while training (0: torch's default, one per core). On a "
                       "shared machine one thread avoids OpenMP threads spinning for each other "
@@ -161,6 +170,7 @@ class TabularTrainer:
     kind = "tabular"
     options = OPTIONS
     resumable = True  # train() takes checkpoint= and passes it to Learner.fit
+    categorical_encodings = CATEGORICAL_ENCODINGS  # config["categorical_encoding"] it honours
 
     def default_config(self) -> dict[str, Any]:
         return option_defaults(self.options)
@@ -326,7 +336,8 @@ class TabularTrainer:
         seed_everything(cfg["seed"])  # the same seed, the same initial weights
         model = EntityEmbeddingNet(cards, sizes, len(proc.continuous), cfg["layers"], cfg["ps"],
                                    cfg["emb_drop"], y_range, n_out=n_out, batchnorm=cfg["batchnorm"],
-                                   init_std=cfg["init_std"], names=proc.cat_names)
+                                   init_std=cfg["init_std"], names=proc.cat_names,
+                                   categorical_encoding=cfg.get("categorical_encoding") or "embedding")
         if task == "regression":
             model.init_output(float(y.mean()))
             loss_fn = nn.functional.mse_loss if cfg["loss"] == "mse" else nn.functional.l1_loss
@@ -336,8 +347,11 @@ class TabularTrainer:
         learner = Learner(model, (x_cat, x_cont, y), valid, loss_fn=loss_fn, metrics=metrics,
                           bs=cfg["bs"], seed=cfg["seed"])
         # --init-from: tables start from pretrained vectors, matched by key (row 0 stays reserved)
+        if cfg.get("init_from") and model.encoding != "embedding":
+            raise UsageError(f"--init-from fills embedding tables; --categorical-encoding {model.encoding} has none")
         init_from_config(cfg, {spec["name"]: Slot(spec["vocab"], model.embeds[j].weight, offset=1)
-                               for j, spec in enumerate(proc.categorical) if "indicator_of" not in spec},
+                               for j, spec in enumerate(proc.categorical)
+                               if "indicator_of" not in spec and model.encoding == "embedding"},
                          learner, progress=progress)
         return _Prepared(task=task, transform=transform, proc=proc, classes=classes, model=model,
                          learner=learner, y_range=y_range, train_df=train_df, x_cat=x_cat, y=y,
@@ -345,12 +359,23 @@ class TabularTrainer:
 
     # ---------------------------------------------------------------- API
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
+        prepared = self.prepare(ds, config, progress)
+        with torch_threads(prepared.threads):
+            fit = prepared.learner.fit(prepared.fit_config, progress=progress, checkpoint=checkpoint)
+        return prepared.finish(fit)
+
+    def prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Prepared:
+        """The model and its Learner, untrained; ``finish(fit)`` makes the run (see
+        :class:`embedlab.trainers.base.Prepared`)."""
         cfg = self.resolve_config(config, ds)
         with torch_threads(cfg.get("threads")):
             p = self._prepare(ds, cfg, progress)
-            fit_cfg = fit_config(cfg, self.options)
-            cfg.update(fit_cfg.to_config())
-            fit = p.learner.fit(fit_cfg, progress=progress, checkpoint=checkpoint)
+        fit_cfg = fit_config(cfg, self.options)
+        cfg.update(fit_cfg.to_config())
+        return Prepared(p.learner, cfg, fit_cfg, lambda fit: self._finish(ds, cfg, p, fit), threads=cfg.get("threads"))
+
+    def _finish(self, ds: Dataset, cfg: dict[str, Any], p: _Prepared, fit: Any) -> Run:
+        with torch_threads(cfg.get("threads")):
             scale = self._rmspe_scale(p) if p.transform == "log" and cfg["rmspe_scale"] else 1.0
         cfg["y_range"] = list(p.y_range) if p.y_range is not None else None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
@@ -364,6 +389,8 @@ class TabularTrainer:
                 metrics.update({k: v for k, v in log_regression_metrics(pred + math.log(scale), target).items()
                                 if k in ("valid_rmspe", "valid_mape")})
         metrics["train_seconds"] = fit.train_seconds
+        metrics["n_parameters"] = int(sum(t.numel() for t in p.model.parameters()))
+        metrics["n_categorical_parameters"] = p.model.categorical_parameter_count()
         metrics["seconds_per_epoch"] = float(np.mean([row["epoch_seconds"] for row in fit.history]))
         metrics["train_rows"] = int(len(p.train_df))
         metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
@@ -449,7 +476,7 @@ class TabularTrainer:
                 extra = ent.drop(columns=["label", "count", target_col], errors="ignore").reset_index(drop=True)
                 metadata = pd.concat([stats, extra], axis=1)
                 attrs.update(getattr(ds.entities.get(name), "attrs", {}) or {})
-            emb = p.model.embeds[j].weight.detach().numpy()[1:].copy()
+            emb = p.model.table_weight(j).detach().numpy()[1:].copy()
             tables[name] = EmbeddingTable(name=name, keys=keys, labels=labels.astype(str).to_numpy(),
                                           vectors=emb, metadata=metadata, attrs=attrs)
         return tables
@@ -505,7 +532,8 @@ class TabularTrainer:
             if info.get("target_transform") == "log":
                 prediction = np.exp(prediction)
         return EncodedRows(codes=x_cat.numpy(), categorical=proc.cat_names,
-                           embeddings=[e.weight.detach().numpy().astype(np.float32) for e in model.embeds],
+                           embeddings=[model.table_weight(j).detach().numpy().astype(np.float32)
+                                       for j in range(len(proc.cat_names))],
                            continuous=x_cont.numpy().astype(np.float32), target=target, prediction=prediction,
                            task=info["task"], target_transform=info.get("target_transform"),
                            classes=list(classes) if classes is not None else None)

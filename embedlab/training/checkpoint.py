@@ -382,6 +382,7 @@ class FitKeeper:
         result.lrs.update({k: list(v) for k, v in meta.get("lrs", {}).items()})
         if result.moms:
             result.moms.update({k: list(v) for k, v in meta.get("moms", {}).items()})
+        result.losses[:] = [float(v) for v in meta.get("losses", [])]
         return int(meta["epoch"]), int(meta["step"]), float(meta.get("train_seconds", 0.0))
 
     def save(self, learner, optimizer, scheduler, result, epoch: int, step: int, seconds: float) -> None:
@@ -399,6 +400,7 @@ class FitKeeper:
             "epoch": int(epoch), "epochs": self.epochs, "step": int(step), "train_seconds": float(seconds),
             "fingerprint": self.plan.fingerprint(), "fit_config": self.config,
             "history": result.history, "lrs": result.lrs, "moms": result.moms,
+            "losses": result.losses,
             "optimizer": _encode(optimizer.state_dict(), tensors, "optimizer"),
             "scheduler": _encode(scheduler.state_dict(), tensors, "scheduler"),
             "rng": _rng_state(learner, tensors),

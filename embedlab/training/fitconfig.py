@@ -422,8 +422,8 @@ def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 25
                           "'constant', or 'cosine' (anneal from --lr to 0)."),
         click.Option(["--bs"], type=click.IntRange(1), default=bs, show_default=True,
                      help="Batch size (rows per step)."),
-        click.Option(["--seed"], type=int, default=seed, show_default=True,
-                     help="Random seed (initialisation, shuffling, random splits)."),
+        click.Option(["--seed"], type=click.IntRange(0, MAX_SEED), default=seed, show_default=True,
+                     help="Random seed (initialisation, shuffling, random splits), 0 to 4294967295."),
         click.Option(["--freeze"], default=None, metavar="GROUPS",
                      help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
                           "tabular: embeddings, body, head): no gradient, no optimizer state, no weight "
@@ -439,6 +439,10 @@ def _init_options() -> list[click.Option]:
     from embedlab.training.pretrained import init_options  # the importers live with the formats they read
 
     return init_options()
+
+
+#: the largest --seed (every random generator embedlab seeds takes 0 .. 2**32 - 1)
+MAX_SEED = 2**32 - 1
 
 
 def fit_config(config: Mapping[str, Any], options: Sequence[click.Option] = ()) -> FitConfig:

@@ -72,6 +72,10 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 # ---------------------------------------------------------------------------- the learner
+#: at most this many per-step points are kept in run.json (``FitResult.steps``)
+MAX_STEP_POINTS = 2000
+
+
 @dataclass
 class FitResult:
     """Per-epoch history, wall time, the last row, the resolved config and per-step schedules."""
@@ -84,22 +88,47 @@ class FitResult:
     moms: dict[str, list[float]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
     init: dict[str, Any] | None = None
+    #: the training loss of every step (the data loss, as in ``history``)
+    losses: list[float] = field(default_factory=list)
 
     @property
     def frozen(self) -> list[str]:
         return [n for n, g in self.groups.items() if g.get("frozen")]
 
+    def steps(self, max_points: int = MAX_STEP_POINTS) -> dict[str, Any]:
+        """The per-step schedule and loss, decimated to at most ``max_points`` points:
+        ``{"step": [...], "lr": {group: [...]}, "mom": {group: [...]}, "loss": [...],
+        "total_steps": n, "steps_per_epoch": m}``. Steps are 1-based. With more steps than
+        points, the steps are cut into ``max_points`` consecutive bins; each point is a bin's
+        first step, its lr and momentum at that step, and the mean loss over the bin (so the
+        curve stays honest about noise without keeping every step)."""
+        n = len(self.losses)
+        if n == 0:
+            return {"step": [], "lr": {}, "mom": {}, "loss": [], "total_steps": 0, "steps_per_epoch": 0}
+        bins = np.array_split(np.arange(n), min(n, max(1, int(max_points))))
+        first = [int(b[0]) for b in bins]
+        losses = np.asarray(self.losses, dtype=float)
+
+        def short(v: float) -> float:  # 6 significant digits: run.json stays small
+            return float(f"{v:.6g}")
+
+        def pick(values: list) -> list:
+            return [None if i >= len(values) or values[i] is None else short(values[i]) for i in first]
+
+        loss = [short(np.nanmean(losses[b][np.isfinite(losses[b])])) if np.isfinite(losses[b]).any() else None
+                for b in bins]
+        epochs = max(len(self.history), 1)
+        return {"step": [i + 1 for i in first], "lr": {g: pick(v) for g, v in self.lrs.items()},
+                "mom": {g: pick(v) for g, v in self.moms.items()}, "loss": loss,
+                "total_steps": n, "steps_per_epoch": int(math.ceil(n / epochs))}
+
     def record(self) -> dict[str, Any]:
         """What run.json keeps about the fit beyond the config: each layer group's max lr,
         weight decay, size and whether it was frozen; the frozen groups; where tables were
-        initialised from (``init``, None when from scratch)."""
-        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init}
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True)
+        initialised from (``init``, None when from scratch); the per-step learning rate,
+        momentum and loss (``steps``, decimated to :data:`MAX_STEP_POINTS` points)."""
+        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init,
+                "steps": self.steps()}
 
 
 class Learner:
@@ -337,6 +366,10 @@ class Learner:
                         if result.moms:
                             result.moms[g["name"]].append(momentum_of(opt, g))
                     loss = self._step(opt, inputs, target)
+                    if not math.isfinite(loss):  # stop at once: nothing after this step is worth keeping
+                        raise diverged(f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}",
+                                       opt, inputs, target)
+                    result.losses.append(loss)
                     step += 1
                     if step < total_steps:  # one-cycle may not step past its last step
                         sched.step()
@@ -348,9 +381,12 @@ class Learner:
                        "epoch_seconds": epoch_seconds,
                        "rows_per_second": count / epoch_seconds if epoch_seconds > 0 else float("nan")}
                 row.update(self.validate())
+                bad = [k for k in ("train_loss", "valid_loss") if k in row and not math.isfinite(row[k])]
+                if bad:  # the weights went non-finite in the epoch's last step
+                    raise diverged(f"the {bad[0].replace('_', ' ')} became {row[bad[0]]} after epoch {epoch + 1}",
+                                   opt, *(self.valid or ((), None)))
                 result.history.append(row)
-                if progress:
-                    bar.console.print(_format_row(row))
+                bar.print(_format_row(row))
                 if on_epoch is not None:
                     on_epoch(row)
                 if keeper is not None:
@@ -415,6 +451,29 @@ class Learner:
         return LRFindResult(lrs=lrs, losses=losses)
 
 
+def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.Tensor | None):
+    """The :class:`TrainingDiverged` error for a non-finite loss, naming the likely cause: a
+    non-finite value in the batch (the input), else the learning rate."""
+    from embedlab.errors import TrainingDiverged
+
+    cause = None
+    for name, t in [("target", target)] + [(f"input {i + 1}", x) for i, x in enumerate(inputs)]:
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            value = t[~torch.isfinite(t)].flatten()[0].item()
+            cause = f"the batch's {name} holds {value} (clean the input data)"
+            break
+    if cause is None and isinstance(target, torch.Tensor) and target.is_floating_point() and target.numel() \
+            and float(target.abs().max()) > 1e15:
+        cause = f"the batch's target holds {float(target.abs().max()):g}, an absurd value (clean or rescale it)"
+    if cause is None:
+        lrs = sorted({float(g.get("max_lr", g.get("initial_lr", g["lr"]))) for g in getattr(opt, "param_groups", [])})
+        lr = f"{lrs[-1]:g}" if lrs else "?"
+        cause = (f"the learning rate is likely too high (max lr {lr}): lower --lr, or let `embedlab lr-find` "
+                 f"suggest one")
+    return TrainingDiverged(f"training diverged: {what}; {cause}. Nothing was saved; an existing run at "
+                            f"--out is untouched")
+
+
 def _format_row(row: dict[str, float]) -> str:
     parts = [f"epoch {int(row['epoch'])}"]
     for k, v in row.items():
@@ -425,27 +484,9 @@ def _format_row(row: dict[str, float]) -> str:
     return "  ".join(parts)
 
 
-class _NullProgress:
-    console = None
+def _progress(enabled: bool | None):
+    """The progress bar (embedlab.io.progress: rich in a terminal, tqdm in a notebook; None:
+    shown when a person watches)."""
+    from embedlab.io.progress import progress_bar
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *a, **k):
-        return 0
-
-    def update(self, *a, **k):
-        pass
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return _NullProgress()
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=_console(),
-                    transient=False)
+    return progress_bar(enabled)

@@ -56,6 +56,10 @@ class DotBias(nn.Module):
         return torch.sigmoid(out) * (hi - lo) + lo
 
 
+#: How :class:`EntityEmbeddingNet` can take a categorical input (its ``categorical_encoding``).
+CATEGORICAL_ENCODINGS = ("embedding", "onehot", "onehot-direct")
+
+
 class EntityEmbeddingNet(nn.Module):
     """Entity embeddings of categorical variables + an MLP (Guo & Berkhahn 2016; fastai's
     TabularModel): ``forward(cats, conts)`` with ``cats`` LongTensor (n x n_cat; code 0 is the
@@ -72,15 +76,28 @@ class EntityEmbeddingNet(nn.Module):
     :param cardinalities: rows of each embedding table (vocabulary size + 1 reserved row).
     :param emb_sizes: width of each embedding.
     :param names: the categorical columns, in order (kept for readability and saving).
+    :param categorical_encoding: how a categorical input enters the network (see
+        :data:`CATEGORICAL_ENCODINGS`): ``"embedding"`` (a lookup in ``embeds[j]``, the default),
+        ``"onehot"`` (the code as a real one-hot float vector through ``nn.Linear(cardinality,
+        emb_size)`` with its bias and PyTorch's default initialisation, so the layers above see
+        the same widths), or ``"onehot-direct"`` (the one-hot vectors concatenated straight into
+        the first hidden layer, as Guo & Berkhahn's one-hot network; no embedding width).
+        :meth:`table_weight` gives each mode's per-category vectors.
     """
 
     def __init__(self, cardinalities: list[int], emb_sizes: list[int], n_cont: int,
                  layers: list[int] = (1000, 500), ps: list[float] | None = None, emb_drop: float = 0.0,
                  y_range: tuple[float, float] | None = None, n_out: int = 1, batchnorm: bool = True,
-                 bn_cont: bool = True, init_std: float = 0.01, names: list[str] | None = None) -> None:
+                 bn_cont: bool = True, init_std: float = 0.01, names: list[str] | None = None,
+                 categorical_encoding: str = "embedding") -> None:
         super().__init__()
         if len(cardinalities) != len(emb_sizes):
             raise ValueError("cardinalities and emb_sizes differ in length")
+        if categorical_encoding not in CATEGORICAL_ENCODINGS:
+            raise ValueError(f"categorical_encoding {categorical_encoding!r}: choose one of "
+                             f"{', '.join(CATEGORICAL_ENCODINGS)}")
+        self.encoding = categorical_encoding
+        self.cardinalities = [int(c) for c in cardinalities]
         layers = [int(h) for h in layers]
         ps = [0.0] * len(layers) if ps is None else [float(p) for p in ps]
         if len(ps) != len(layers):
@@ -92,13 +109,21 @@ class EntityEmbeddingNet(nn.Module):
                         "y_range": list(y_range) if y_range is not None else None, "n_out": int(n_out),
                         "batchnorm": bool(batchnorm), "bn_cont": bool(bn_cont),
                         "init_std": float(init_std), "names": self.names}
-        self.embeds = nn.ModuleList(nn.Embedding(c, s) for c, s in zip(cardinalities, emb_sizes))
-        for emb in self.embeds:
-            nn.init.trunc_normal_(emb.weight, 0.0, init_std, -2 * init_std, 2 * init_std)
+        if categorical_encoding != "embedding":  # older runs' hparams lack the key: embedding
+            self.hparams["categorical_encoding"] = categorical_encoding
+        self.embeds = nn.ModuleList()
+        self.onehots = nn.ModuleList()
+        if categorical_encoding == "embedding":
+            self.embeds.extend(nn.Embedding(c, s) for c, s in zip(cardinalities, emb_sizes))
+            for emb in self.embeds:
+                nn.init.trunc_normal_(emb.weight, 0.0, init_std, -2 * init_std, 2 * init_std)
+        elif categorical_encoding == "onehot":
+            self.onehots.extend(nn.Linear(c, s) for c, s in zip(cardinalities, emb_sizes))
         self.emb_drop = nn.Dropout(emb_drop)
         self.n_cont = int(n_cont)
         self.bn_cont = nn.BatchNorm1d(n_cont) if n_cont and bn_cont else None
-        width = sum(emb_sizes) + n_cont
+        cat_width = sum(self.cardinalities) if categorical_encoding == "onehot-direct" else sum(emb_sizes)
+        width = cat_width + n_cont
         body: list[nn.Module] = []
         for i, (h, p) in enumerate(zip(layers, [0.0] + ps[:-1])):
             if i > 0 and batchnorm:
@@ -135,11 +160,45 @@ class EntityEmbeddingNet(nn.Module):
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups, earliest first (for freezing and discriminative lrs)."""
         body = list(self.body.parameters()) + (list(self.bn_cont.parameters()) if self.bn_cont else [])
-        return {"embeddings": [e.weight for e in self.embeds], "body": body,
+        return {"embeddings": [e.weight for e in self.embeds] + list(self.onehots.parameters()), "body": body,
                 "head": list(self.head.parameters())}
 
+    def table_weight(self, j: int) -> torch.Tensor:
+        """The (cardinality x width) per-category vectors of categorical input ``j``, row 0 the
+        unknown row: the embedding matrix; for ``onehot`` what the linear layer makes of each
+        one-hot vector (``W.T + b``); for ``onehot-direct`` the first hidden layer's columns
+        that category's one-hot block multiplies (its contribution to the hidden units)."""
+        if self.encoding == "embedding":
+            return self.embeds[j].weight
+        if self.encoding == "onehot":
+            lin = self.onehots[j]
+            return lin.weight.t() + lin.bias
+        start = sum(self.cardinalities[:j])
+        return self._first_linear().weight[:, start:start + self.cardinalities[j]].t()
+
+    def _first_linear(self) -> nn.Linear:
+        """The layer the inputs enter: the first hidden layer, or the output without any."""
+        return next((m for m in self.body if isinstance(m, nn.Linear)), self.out)
+
+    def categorical_parameter_count(self) -> int:
+        """Parameters that map the categorical inputs: the embedding tables; for ``onehot`` the
+        linear layers (weights and biases); for ``onehot-direct`` the first hidden layer's
+        weights over the one-hot columns."""
+        if self.encoding == "onehot-direct":
+            return int(self._first_linear().out_features * sum(self.cardinalities))
+        return int(sum(p.numel() for p in list(self.embeds.parameters()) + list(self.onehots.parameters())))
+
+    def _categorical(self, cats: torch.Tensor) -> list[torch.Tensor]:
+        if self.encoding == "embedding":
+            return [emb(cats[:, i]) for i, emb in enumerate(self.embeds)]
+        dtype = next(self.parameters()).dtype
+        hot = [nn.functional.one_hot(cats[:, i], c).to(dtype) for i, c in enumerate(self.cardinalities)]
+        if self.encoding == "onehot":
+            return [lin(h) for lin, h in zip(self.onehots, hot)]
+        return hot
+
     def forward(self, cats: torch.Tensor, conts: torch.Tensor) -> torch.Tensor:
-        parts = [emb(cats[:, i]) for i, emb in enumerate(self.embeds)]
+        parts = self._categorical(cats)
         x = self.emb_drop(torch.cat(parts, 1)) if parts else None
         if self.n_cont:
             c = self.bn_cont(conts) if self.bn_cont is not None else conts

@@ -1,0 +1,323 @@
+"""The report's explorer: one interactive map per embedding table (Bokeh widgets + CustomJS).
+
+A 2-D map (its own PCA; other maps from the results' ``AnalysisResult.maps``), a forgiving
+search, the k nearest neighbours by cosine over the full vectors computed in the browser
+(the candidates, ties and exclusions of ``embedlab neighbors``), colour by any metadata column
+or the bias, size by count, and box/lasso selection linked to a sortable table with a one-line
+summary. The browser code is :mod:`embedlab.report.explorer_js`.
+
+Models tests drive are named ``explorer-<role>-<table>``: ``search`` (TextInput), ``matches``
+(Select), ``neighbours`` (ColumnDataSource: rank, label, key, cosine, best first), ``color``
+and ``map`` (Select), ``size`` (CheckboxGroup), ``points`` and ``selected`` (ColumnDataSource),
+``status`` and ``summary`` (Div).
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import TYPE_CHECKING, Iterable
+
+import numpy as np
+import pandas as pd
+
+from embedlab.report import explorer_js as JS
+from embedlab.run import EmbeddingTable, Run
+from embedlab.toolkit.neighbours import annotation_columns, unit_rows
+from embedlab.toolkit.plotting import PALETTE
+from embedlab.toolkit.projection import orient, orientation_reference, pca_fit
+from embedlab.toolkit.selection import (color_column, count_column, labels_meaningful, numeric_columns, plural,
+                                        select_entities, target_column)
+
+if TYPE_CHECKING:
+    from embedlab.analysis import AnalysisResult
+
+MIN_ROWS = 5  # smaller tables are read whole in their analyses' tables
+VECTOR_SAMPLE_MAX = 20_000  # above this many candidates, vectors of a seeded sample are embedded
+K = 10  # neighbours listed (the neighbors command's default -k)
+MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
+MAX_COLUMNS = 14  # metadata columns embedded per table
+MAX_TEXT_CHARS = 80  # longer free text stays out of the report
+LABELLED_POINTS_MAX = 60  # small tables get every label written on the map
+MISSING = "#c8c8c8"
+WIDTH, HEIGHT, LEGEND_WIDTH, SIDE_WIDTH = 680, 560, 140, 390
+
+
+def table_order(run: Run) -> list[str]:
+    """The run's tables, labelled ones (films, states) before anonymous ones (users)."""
+    names = run.table_names
+    return sorted(names, key=lambda n: (not labels_meaningful(run.table(n)), names.index(n)))
+
+
+def explorer_tables(run: Run) -> list[str]:
+    return [n for n in table_order(run) if len(select_entities(run.table(n), 0, None)) >= MIN_ROWS]
+
+
+def is_multi_valued(values: pd.Series) -> bool:
+    """Text holding several values separated by ``|`` (a film's genres)."""
+    text = values.dropna().astype(str)
+    return len(text) > 0 and text.str.contains("|", regex=False).mean() >= 0.1
+
+
+def _columns(t: EmbeddingTable) -> tuple[list[str], dict[str, str]]:
+    """Metadata columns to embed, and the kind of each colourable one (numeric, category)."""
+    meta = t.metadata
+    numeric = set(numeric_columns(t))
+    embedded, kinds = [], {}
+    for c in meta.columns:
+        if c in ("key", "label", "bias") or len(embedded) >= MAX_COLUMNS:
+            continue
+        s = meta[c]
+        if c in numeric:
+            kinds[c] = "numeric"
+        elif pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            pass  # constant: shown, not coloured by
+        else:
+            text = s.dropna().astype(str)
+            if len(text) and text.str.len().mean() > MAX_TEXT_CHARS and not is_multi_valued(s):
+                continue
+            distinct = text.map(lambda v: v.split("|")[0]).nunique()
+            if 2 <= distinct <= MAX_CATEGORIES:
+                kinds[c] = "category"
+        embedded.append(c)
+    return embedded, kinds
+
+
+def _pca(t: EmbeddingTable, fitted_on: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scores of every row, n x 3, explained variance ratio): the PCA of the candidates,
+    oriented as the pca analysis orients it, applied to all rows (unobserved ones too)."""
+    c = max(1, min(3, t.dim, len(fitted_on) - 1))
+    scores, comps, evr, mean = pca_fit(t.vectors[fitted_on], c)
+    _, comps = orient(scores, comps, orientation_reference(t, fitted_on))
+    every = (t.vectors.astype(np.float64) - mean) @ comps.T
+    out = np.zeros((len(t), 3))
+    out[:, :every.shape[1]] = every
+    return out, np.pad(evr, (0, 3 - len(evr)))
+
+
+def _vector_rows(t: EmbeddingTable, candidates: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Which rows get their vector embedded: all below the limit, else a seeded sample."""
+    if len(candidates) <= VECTOR_SAMPLE_MAX:
+        return np.arange(len(t))
+    return np.sort(np.random.default_rng(seed).choice(candidates, VECTOR_SAMPLE_MAX, replace=False))
+
+
+def _text(values: pd.Series) -> np.ndarray:
+    return values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object)
+
+
+def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult]):
+    """The points source's columns (safe field names), which metadata column is in which field,
+    the kind of each colourable column, the maps (name -> x field, y field, axis labels), the
+    embedded metadata columns and the rows whose vectors travel."""
+    n = len(t)
+    scores, evr = _pca(t, cand.index)
+    embedded, kinds = _columns(t)
+    int_keys = np.issubdtype(t.keys.dtype, np.integer) and len(t) and np.abs(t.keys).max() < 2 ** 31
+    data: dict[str, object] = {"i": np.arange(n, dtype=np.int32), "label": t.labels.astype(object),
+                               "key": t.keys.astype(np.int32) if int_keys else t.keys.astype(str).astype(object)}
+    fields: dict[str, str] = {}  # column name -> field in the points source (safe names)
+    for j, c in enumerate(embedded):
+        s = t.metadata[c]
+        data[f"m{j}"] = s.to_numpy(dtype=np.float64).astype(np.float32) if kinds.get(c) == "numeric" or (
+            pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)) else _text(s)
+        fields[c] = f"m{j}"
+    if t.bias_values is not None:
+        data["bias"] = t.bias_values.astype(np.float32)
+        fields["bias"], kinds["bias"] = "bias", "numeric"
+    maps: dict[str, list[str]] = {}
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        if scores[:, b].any() or (a, b) == (0, 1):
+            maps[f"PCA {a + 1} × {b + 1}"] = [f"pc{a + 1}", f"pc{b + 1}", f"PC{a + 1} ({100 * evr[a]:.1f}% of variance)",
+                                              f"PC{b + 1} ({100 * evr[b]:.1f}% of variance)"]
+    for i in range(3):
+        data[f"pc{i + 1}"] = scores[:, i].astype(np.float32)
+    keys = pd.Index(t.keys.astype(str))
+    for r in results:
+        if r.table != name or not r.ok:
+            continue
+        for title, frame in (r.maps or {}).items():
+            at = keys.get_indexer(frame["key"].astype(str))
+            ok = at >= 0
+            x, y = np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32)
+            x[at[ok]], y[at[ok]] = frame["x"].to_numpy(np.float32)[ok], frame["y"].to_numpy(np.float32)[ok]
+            f = f"map{len(maps)}"
+            data[f + "x"], data[f + "y"] = x, y
+            maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2"]
+    data["x"], data["y"] = data["pc1"], data["pc2"]
+    vrows = _vector_rows(t, cand.index)
+    vrow = np.full(n, -1, dtype=np.int32)
+    vrow[vrows] = np.arange(len(vrows), dtype=np.int32)
+    data["_vrow"] = vrow
+    is_cand = np.zeros(n, dtype=np.int8)
+    is_cand[cand.index] = 1
+    data["_cand"] = is_cand
+    return data, fields, kinds, maps, embedded, vrows
+
+
+def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
+    """The explorer of table ``name``: a Bokeh layout (one root model)."""
+    from bokeh.models import (BoxSelectTool, CheckboxGroup, ColumnDataSource, CustomJS, CustomJSTransform,
+                              DataTable, Div, HoverTool, LassoSelectTool, NumberFormatter, Select,
+                              StringFormatter, TableColumn, TapTool, TextInput)
+    from bokeh.layouts import column, row
+    from bokeh.palettes import Viridis256
+    from bokeh.plotting import figure
+
+    t = run.table(name)
+    n = len(t)
+    cand = select_entities(t, 0, None)  # the neighbors command's candidates: every observed entity
+    data, fields, kinds, maps, embedded, vrows = _points(t, name, cand, results)
+    points = ColumnDataSource(data, name=f"explorer-points-{name}")
+    vectors = ColumnDataSource({"v": unit_rows(t.vectors[vrows]).reshape(-1)}, name=f"explorer-vectors-{name}")
+
+    noun = plural(name, n)
+    sampled = len(vrows) < n
+    sample_note = (f"among a seeded sample of {len(vrows):,} of the {len(cand):,} observed {noun} (the report "
+                   f"embeds the map of all of them but the vectors of a sample; embedlab neighbors searches all)"
+                   ) if sampled else ""
+    count, target = count_column(t), target_column(t)
+    category = color_column(t)
+    if category and t.metadata[category].nunique() >= len(cand):  # one value per entity (a name): no colour
+        category = None
+    default_colour = category or target or ("bias" if "bias" in fields else None)
+    colour_names = ["none"] + [c for c in [default_colour] + list(fields) if c and c in kinds]
+    colour_names = list(dict.fromkeys(colour_names))
+    cat_fields = [c for c in embedded if kinds.get(c) == "category"]
+    num_fields = [c for c in [target, count, "bias"] + [c for c in embedded if kinds.get(c) == "numeric"]
+                  if c and c in fields]
+    num_fields = list(dict.fromkeys(num_fields))
+    neighbour_extra = [(c, fields[c]) for c in annotation_columns(t) if c in fields]  # as embedlab neighbors
+    selection_cols = ["label", "key"] + (["bias"] if "bias" in fields else []) + embedded
+    cycle = None
+    if "cycle_order" in t.metadata:  # calendar tables: join the days in calendar order
+        pos = t.metadata["cycle_order"].to_numpy(dtype=float)
+        order = [int(i) for i in np.argsort(pos, kind="stable") if np.isfinite(pos[i])]
+        cycle = order + order[:1]
+    cfg = {"table": name, "dim": t.dim, "k": K, "fields": fields, "kinds": kinds, "maps": maps,
+           "multi": [c for c in cat_fields if is_multi_valued(t.metadata[c])],
+           "palette": PALETTE[:12], "viridis": list(Viridis256), "missing_colour": MISSING,
+           "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
+           "plot_width": WIDTH, "plot_height": HEIGHT,
+           "count_field": fields.get(count) if count else None, "max_matches": 25,
+           "neighbour_fields": ["rank", "label", "key", "cosine"] + [c for c, _ in neighbour_extra],
+           "neighbour_extra": neighbour_extra, "sample_note": sample_note,
+           "selection_fields": [(c, "label" if c == "label" else "key" if c == "key" else fields[c])
+                                for c in selection_cols],
+           "summary_numeric": [(c, fields[c]) for c in num_fields[:4]],
+           "summary_categorical": [(c, fields[c]) for c in cat_fields  # not names: one value per entity
+                                   if t.metadata[c].nunique() < len(cand)][:2], "cycle": cycle or []}
+    points.tags = [json.dumps(cfg, allow_nan=False)]  # read once by embedlabExplorer.config
+
+    search = TextInput(name=f"explorer-search-{name}", title=f"Search {noun} (label or key)",
+                       placeholder="e.g. " + str(t.labels[cand.index[0]] if len(cand) else ""), width=300)
+    matches = Select(name=f"explorer-matches-{name}", title="Matches", options=[], width=SIDE_WIDTH)
+    colour = Select(name=f"explorer-color-{name}", title="Colour by", value=default_colour or "none",
+                    options=colour_names, width=170)
+    map_select = Select(name=f"explorer-map-{name}", title="Map", value=next(iter(maps)), options=list(maps),
+                        width=150)
+    size = CheckboxGroup(name=f"explorer-size-{name}", labels=[f"size by {count}" if count else "size by count"],
+                         active=[0] if count else [], disabled=count is None, width=170)
+    legend = Div(name=f"explorer-legend-{name}", width=LEGEND_WIDTH, height=HEIGHT - 40)
+    status = Div(name=f"explorer-status-{name}", width=SIDE_WIDTH,
+                 text=f"Search, or click a point, to list its {K} nearest {html.escape(noun)} by cosine"
+                      f"{' ' + html.escape(sample_note) if sampled else ''}.")
+    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
+                  text="Select points with the box or lasso tool to list them here.")
+    neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
+    selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
+    highlight = ColumnDataSource({"x": [], "y": [], "role": []}, name=f"explorer-highlight-{name}")
+
+    x_label, y_label = maps[next(iter(maps))][2:]
+    fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
+                 tools="pan,wheel_zoom,reset,save", x_axis_label=x_label,
+                 y_axis_label=y_label, title=f"{name}: {n:,} {noun}")
+    models = {"points": points, "vectors": vectors, "neighbours": neighbours, "selected": selected,
+              "highlight": highlight, "status": status, "summary": summary, "legend": legend, "matches": matches,
+              "colour": colour, "size": size, "fig": fig}
+    path = None
+    if cycle:
+        path = ColumnDataSource({"x": data["x"][cycle], "y": data["y"][cycle]}, name=f"explorer-path-{name}")
+        fig.line("x", "y", source=path, color="#999999", line_width=1.5, line_dash="dashed",
+                 legend_label="calendar order")
+        fig.add_layout(fig.legend[0], "below")  # outside the data
+        fig.legend.orientation = "horizontal"
+        models["path"] = path
+
+    def code(body: str) -> str:  # the library is inlined once per report (report.html)
+        names = ", ".join(f"{k}: {k}" for k in models)
+        return f"const E = window.embedlabExplorer, m = {{{names}}}, cfg = E.config(m.points);\n{body}"
+
+    args = models
+    colour_tf = CustomJSTransform(args=args, v_func=code(JS.COLOUR_TRANSFORM))
+    size_tf = CustomJSTransform(args=args, v_func=code(JS.SIZE_TRANSFORM))
+    dots = fig.scatter("x", "y", source=points, size={"field": "i", "transform": size_tf},
+                       fill_color={"field": "i", "transform": colour_tf}, line_color="#555555", line_width=0.5,
+                       fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
+                       nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
+                       selection_fill_alpha=1.0)
+    fig.scatter("x", "y", source=highlight, size=15, fill_alpha=0, line_width=2,
+                line_color={"field": "role", "transform": _role_colours()})
+    if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
+        for where, align, offset in (("right", "left", 7), ("left", "right", -7)):
+            fig.text("x", "y", text={"field": "i", "transform": CustomJSTransform(
+                args=args, v_func=code(JS.LABELS_RIGHT if where == "right" else JS.LABELS_LEFT))},
+                source=points, text_font_size="8pt", x_offset=offset, text_align=align,
+                text_baseline="middle", text_color="#333333")
+    def numeral(c: str) -> str:  # as fmt_value writes numbers: 11,200 but 1995
+        big = np.nanmax(np.abs(np.asarray(data[fields[c]], dtype=float)), initial=0) >= 10_000
+        return "0,0.[00]" if big else "0.[00]"
+
+    hover_fields = [("label", "@label"), (name, "@key")] + [
+        (c, f"@{{{fields[c]}}}{{{numeral(c)}}}" if kinds.get(c) == "numeric" else f"@{{{fields[c]}}}")
+        for c in (["bias"] if "bias" in fields else []) + embedded[:8]]
+    fig.add_tools(HoverTool(renderers=[dots], tooltips=hover_fields), TapTool(renderers=[dots]),
+                  BoxSelectTool(renderers=[dots]), LassoSelectTool(renderers=[dots]))
+    fig.toolbar.autohide = False
+
+    def js(body: str) -> CustomJS:
+        return CustomJS(args=args, code=code(body))
+
+    search.js_on_change("value_input", js(JS.ON_TYPING))
+    search.js_on_change("value", js(JS.ON_SEARCH))
+    matches.js_on_change("value", js(JS.ON_PICK))
+    points.selected.js_on_change("indices", js(JS.ON_SELECT))
+    colour.js_on_change("value", js(JS.ON_RESTYLE))
+    size.js_on_change("active", js(JS.ON_RESTYLE))
+    map_select.js_on_change("value", js(JS.ON_MAP))
+
+    def number(c: str) -> NumberFormatter:
+        return NumberFormatter(format=numeral(c))
+
+    neighbour_table = DataTable(
+        name=f"explorer-neighbours-table-{name}", source=neighbours, width=SIDE_WIDTH, height=300,
+        index_position=None, reorderable=False, columns=[TableColumn(field="rank", title="#", width=28),
+                                      TableColumn(field="label", title="label", width=230),
+                                      TableColumn(field="cosine", title="cosine", width=55,
+                                                  formatter=NumberFormatter(format="0.000"))]
+        + [TableColumn(field=c, title=html.escape(c), width=55,
+                       formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
+           for c, _ in neighbour_extra])
+    selection_table = DataTable(
+        name=f"explorer-selection-table-{name}", source=selected, width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
+        height=220, index_position=None, sortable=True, reorderable=False,
+        columns=[TableColumn(field=c, title=html.escape(c), width=260 if c == "label" else 240 if c in cfg["multi"] else 90,
+                             formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
+                 for c, _ in cfg["selection_fields"]])
+    note = (f"Map: PCA of the {len(cand):,} observed {noun}" + (", others placed by the same components" if
+                                                                len(cand) < n else "")
+            + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if
+               len(maps) > sum(m.startswith("PCA") for m in maps) else "")
+            + f". Neighbours: cosine over the full {t.dim}-dimensional vectors, computed in your browser"
+            + (f" {sample_note}" if sampled else "") + ".")
+    header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>',
+                 width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
+    controls = row(search, map_select, colour, size)
+    side = column(matches, status, neighbour_table, width=SIDE_WIDTH)
+    return column(header, controls, row(fig, legend, side), summary, selection_table,
+                  name=f"explorer-{name}")
+
+
+def _role_colours():
+    from bokeh.models import CategoricalColorMapper
+
+    return CategoricalColorMapper(factors=["query", "neighbour"], palette=["#d62728", "#111111"])

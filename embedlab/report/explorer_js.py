@@ -1,0 +1,295 @@
+"""The explorer's browser code: one library (``window.embedlabExplorer``), inlined once per
+report by :mod:`embedlab.report.html`; the explorer's callbacks only call it.
+
+Kept in one place so that the search rules, the neighbour search (the same candidates, ties
+and exclusions as ``embedlab neighbors``), the colours and the legend are written once. Every
+string from data that reaches HTML goes through ``esc``.
+"""
+from __future__ import annotations
+
+LIBRARY = r"""
+window.embedlabExplorer = (() => {
+"use strict";
+
+const get = (s, f) => (s.data instanceof Map ? s.data.get(f) : s.data[f]);
+const setData = (s, obj) => { s.data = (s.data instanceof Map) ? new Map(Object.entries(obj)) : obj; };
+const patchData = (s, patch) => {
+  const d = (s.data instanceof Map) ? Object.fromEntries(s.data) : Object.assign({}, s.data);
+  setData(s, Object.assign(d, patch));
+};
+const esc = (t) => String(t).replace(/[&<>"']/g,
+  (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
+// Text as EmbeddingTable.find compares it (embedlab/run.py normalise_text, title_core):
+// lower case, accents and punctuation dropped, spaces collapsed; a title without its year
+// and its leading or trailing article.
+const norm = (t) => String(t).normalize("NFKD").replace(/\p{M}/gu, "").toLowerCase()
+  .replace(/[^\p{L}\p{N}]+/gu, " ").trim();
+const ARTICLES = ["the", "a", "an", "la", "le", "les", "il", "el", "der", "die", "das"];
+const titleCore = (t) => {
+  const core = String(t).replace(/\s*\((?:\d{4}|\d{4}[-–]\d{0,4})\)\s*$/, "");
+  let words = norm(core).split(" ").filter((w) => w);
+  if (words.length > 1 && ARTICLES.includes(words[words.length - 1]) && /,\s*\w+\s*$/.test(core)) words = words.slice(0, -1);
+  else if (words.length > 1 && ARTICLES.includes(words[0])) words = words.slice(1);
+  return words.join(" ");
+};
+// Numbers as the report's tables write them (report.html fmt_value): 11,200 · 12.66 · 0.81 · 3e-3.
+const fmt = (v) => {
+  if (v === null || v === undefined || v === "" || (typeof v === "number" && !isFinite(v))) return "–";
+  if (typeof v !== "number") return String(v);
+  const a = Math.abs(v);
+  if (a >= 10000) return Math.round(v).toLocaleString("en-US");
+  if (Number.isInteger(v) || a >= 1000) return String(Math.round(v));
+  if (a < 0.01) return v.toExponential(1).replace(".0e", "e").replace("e+", "e");
+  if (a < 1) return String(Number(v.toPrecision(2)));
+  return v.toFixed(a < 100 ? 2 : 1);
+};
+const firstValue = (v) => String(v).split("|")[0];
+
+// Rows the query names, best first, by EmbeddingTable.find's rules: the first rule that
+// matches decides the best (most observed first, then table order); the list goes on with
+// what later rules match, so a short query still offers choices.
+function matchRows(cfg, src, query, limit) {
+  const text = String(query), qn = norm(text), qk = text.trim().toLowerCase(), qt = titleCore(text);
+  if (!text.trim()) return [];
+  const labels = get(src, "label"), keys = get(src, "key");
+  if (!cfg._norm) {
+    cfg._norm = Array.from(labels, norm);
+    cfg._title = Array.from(labels, titleCore);
+    cfg._keys = Array.from(keys, (k) => String(k).trim().toLowerCase());
+  }
+  const rules = [(i) => labels[i] === text, (i) => String(keys[i]) === text,
+                 (i) => qn !== "" && cfg._norm[i] === qn, (i) => qk !== "" && cfg._keys[i] === qk,
+                 (i) => qt !== "" && cfg._title[i] === qt, (i) => qn.length >= 3 && cfg._norm[i].includes(qn)];
+  const counts = cfg.count_field ? get(src, cfg.count_field) : null;
+  const found = [];
+  for (let i = 0; i < labels.length; i++) {
+    const s = rules.findIndex((rule) => rule(i));
+    if (s >= 0) found.push([s, counts ? -(Number(counts[i]) || 0) : 0, i]);
+  }
+  found.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+  return found.slice(0, limit).map((r) => r[2]);
+}
+
+// The k most cosine-similar candidates of row, itself excluded: the neighbors command's
+// rule. Vectors are unit rows in float32; similarities are rounded to float32 (as numpy
+// computes them) so that ties break the same way: the lower row first.
+function nearest(cfg, src, vsrc, row, k) {
+  const vrow = get(src, "_vrow"), cand = get(src, "_cand"), vec = get(vsrc, "v"), dim = cfg.dim;
+  const qi = vrow[row];
+  if (qi < 0) return null;
+  const q = Float64Array.from({length: dim}, (_, d) => vec[qi * dim + d]);  // not subarray: Bokeh's
+  // typed arrays (NDArray) do not honour its offset
+  const sims = [];
+  for (let i = 0; i < vrow.length; i++) {
+    if (i === row || !cand[i] || vrow[i] < 0) continue;
+    const o = vrow[i] * dim;
+    let s = 0;
+    for (let d = 0; d < dim; d++) s += vec[o + d] * q[d];
+    sims.push([Math.fround(s), i]);
+  }
+  sims.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  return sims.slice(0, k);
+}
+
+// Colour of every row for the chosen column, and the legend (outside the plot) that says so.
+function colours(cfg, src, name, rows, legend) {
+  const out = new Array(rows.length).fill(cfg.default_colour);
+  const field = cfg.fields[name], kind = cfg.kinds[name];
+  let html = "";
+  if (field && kind === "numeric") {
+    const vals = get(src, field);
+    let lo = Infinity, hi = -Infinity;
+    for (const v of vals) { if (isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }
+    const pal = cfg.viridis, span = (hi - lo) || 1;
+    for (let j = 0; j < rows.length; j++) {
+      const v = vals[rows[j]];
+      out[j] = isFinite(v) ? pal[Math.min(pal.length - 1, Math.floor((v - lo) / span * pal.length))] : cfg.missing_colour;
+    }
+    const stops = [0, 0.25, 0.5, 0.75, 1].map((t) => pal[Math.min(pal.length - 1, Math.floor(t * pal.length))]);
+    html = `<div class="legend-title">${esc(name)}</div><div style="display:flex;gap:6px;align-items:stretch">` +
+      `<div style="width:14px;height:200px;background:linear-gradient(to top,${stops.join(",")})"></div>` +
+      `<div style="display:flex;flex-direction:column;justify-content:space-between;font-size:11px">` +
+      `<span>${esc(fmt(hi))}</span><span>${esc(fmt((lo + hi) / 2))}</span><span>${esc(fmt(lo))}</span></div></div>`;
+  } else if (field) {
+    const vals = get(src, field), freq = new Map();
+    for (const v of vals) { const c = firstValue(v); freq.set(c, (freq.get(c) || 0) + 1); }
+    const top = Array.from(freq.entries()).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+      .slice(0, cfg.palette.length).map((e) => e[0]);
+    const index = new Map(top.map((c, i) => [c, i]));
+    for (let j = 0; j < rows.length; j++) {
+      const i = index.get(firstValue(vals[rows[j]]));
+      out[j] = i === undefined ? cfg.missing_colour : cfg.palette[i];
+    }
+    const multi = cfg.multi.includes(name) ? " (first value)" : "";
+    html = `<div class="legend-title">${esc(name)}${multi}</div>` + top.map((c, i) =>
+      `<div><span style="display:inline-block;width:10px;height:10px;border-radius:5px;margin-right:5px;` +
+      `background:${cfg.palette[i]}"></span>${esc(c === "" ? "(none)" : c)} <span style="color:#888">${freq.get(c)}</span></div>`).join("") +
+      (freq.size > top.length ? `<div><span style="display:inline-block;width:10px;height:10px;border-radius:5px;` +
+        `margin-right:5px;background:${cfg.missing_colour}"></span>other</div>` : "");
+  }
+  const styled = `<div style="font-size:12px;line-height:1.5;max-height:540px;overflow:auto">${html}</div>`;
+  if (legend.text !== styled) legend.text = styled;
+  return out;
+}
+
+function sizes(cfg, src, on, rows) {
+  const out = new Array(rows.length).fill(cfg.point_size);
+  if (!on || !cfg.count_field) return out;
+  const c = get(src, cfg.count_field);
+  let lo = Infinity, hi = -Infinity;
+  const s = Array.from(c, (v) => Math.sqrt(Math.max(0, Number(v) || 0)));
+  for (const v of s) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
+  for (let j = 0; j < rows.length; j++) out[j] = 4 + 12 * (s[rows[j]] - lo) / ((hi - lo) || 1);
+  return out;
+}
+
+// Which labels to write on the map, and on which side of their point: the most observed
+// first, each beside its point towards the middle, else on its other side; skipped when it
+// would overlap one already placed or run off the plot. Laid out again whenever the map changes.
+function labelLayout(cfg, src) {
+  const xs = get(src, "x"), ys = get(src, "y");
+  if (cfg._layout && cfg._layout.x === xs && cfg._layout.y === ys) return cfg._layout.side;
+  const labels = get(src, "label"), counts = cfg.count_field ? get(src, cfg.count_field) : null;
+  const ok = Array.from(xs.keys()).filter((i) => isFinite(xs[i]) && isFinite(ys[i]));
+  const fx = ok.map((i) => xs[i]).sort((a, b) => a - b), fy = ok.map((i) => ys[i]);
+  const x0 = fx[0], x1 = fx[fx.length - 1], y0 = Math.min(...fy), y1 = Math.max(...fy);
+  const mid = fx[Math.floor(fx.length / 2)], pw = cfg.plot_width - 90, ph = cfg.plot_height - 90;
+  const order = ok.slice().sort((a, b) => (counts ? (Number(counts[b]) || 0) - (Number(counts[a]) || 0) : 0) || a - b);
+  const boxes = [], side = new Map();
+  for (const i of order) {
+    const px = (xs[i] - x0) / ((x1 - x0) || 1) * pw, py = (ys[i] - y0) / ((y1 - y0) || 1) * ph;
+    const w = 6 * short(labels[i]).length + 8;
+    for (const right of (xs[i] <= mid ? [true, false] : [false, true])) {  // towards the middle first
+      const b = [right ? px + 4 : px - 4 - w, right ? px + 4 + w : px - 4, py - 7, py + 7];
+      if (b[0] < 0 || b[1] > pw || boxes.some((o) => b[0] < o[1] && o[0] < b[1] && b[2] < o[3] && o[2] < b[3])) continue;
+      boxes.push(b);
+      side.set(i, right ? "right" : "left");
+      break;
+    }
+  }
+  cfg._layout = {x: xs, y: ys, side: side};
+  return side;
+}
+const short = (t) => { const s = String(t); return s.length <= 28 ? s : s.slice(0, 27) + "…"; };
+function labelTexts(cfg, src, rows, where) {
+  const side = labelLayout(cfg, src), labels = get(src, "label");
+  return Array.from(rows, (i) => (side.get(i) === where ? short(labels[i]) : ""));
+}
+
+// Show row's neighbours: the table, rings on the map, the status line; centre the view on it.
+function showEntity(cfg, m, row) {
+  const src = m.points, labels = get(src, "label"), keys = get(src, "key");
+  const found = nearest(cfg, src, m.vectors, row, cfg.k);
+  const xs = get(src, "x"), ys = get(src, "y");
+  if (found === null) {
+    setData(m.neighbours, Object.fromEntries(cfg.neighbour_fields.map((f) => [f, []])));
+    m.status.text = `<b>${esc(labels[row])}</b> — its vector is not in the report's sample, so its neighbours ` +
+      `cannot be listed here (embedlab neighbors lists them).`;
+  } else {
+    const data = {rank: found.map((_, j) => j + 1), label: found.map((r) => labels[r[1]]),
+                  key: found.map((r) => String(keys[r[1]])), cosine: found.map((r) => r[0])};
+    for (const [f, source] of cfg.neighbour_extra) { const v = get(src, source); data[f] = found.map((r) => v[r[1]]); }
+    setData(m.neighbours, data);
+    m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} nearest ` +
+      `by cosine over the full ${cfg.dim}-dimensional vectors${cfg.sample_note ? " " + esc(cfg.sample_note) : ""}.`;
+  }
+  const ring = found === null ? [] : found.map((r) => r[1]);
+  setData(m.highlight, {x: [xs[row]].concat(ring.map((i) => xs[i])), y: [ys[row]].concat(ring.map((i) => ys[i])),
+                        role: ["query"].concat(ring.map(() => "neighbour"))});
+  if (isFinite(xs[row]) && isFinite(ys[row])) {
+    const xr = m.fig.x_range, yr = m.fig.y_range;
+    const w = (xr.end - xr.start) / 2, h = (yr.end - yr.start) / 2;
+    xr.setv({start: xs[row] - w, end: xs[row] + w});
+    yr.setv({start: ys[row] - h, end: ys[row] + h});
+  }
+}
+
+// Selected rows -> the linked table and its one-line summary.
+function showSelection(cfg, m, rows) {
+  const src = m.points, data = {};
+  for (const [f, source] of cfg.selection_fields) { const v = get(src, source); data[f] = rows.map((i) => v[i]); }
+  setData(m.selected, data);
+  if (rows.length === 0) { m.summary.text = "Select points with the box or lasso tool to list them here."; return; }
+  const parts = [`<b>${rows.length.toLocaleString("en-US")}</b> selected`];
+  for (const [name, source] of cfg.summary_numeric) {
+    const v = get(src, source); let s = 0, n = 0;
+    for (const i of rows) { const x = Number(v[i]); if (isFinite(x)) { s += x; n += 1; } }
+    if (n) parts.push(`mean ${esc(name)} ${esc(fmt(s / n))}`);
+  }
+  for (const [name, source] of cfg.summary_categorical) {
+    const v = get(src, source), freq = new Map();
+    for (const i of rows) { for (const c of String(v[i]).split("|")) { if (c) freq.set(c, (freq.get(c) || 0) + 1); } }
+    const best = Array.from(freq.entries()).sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0];
+    if (best) parts.push(`most common ${esc(name)}: ${esc(best[0])} (${Math.round(100 * best[1] / rows.length)}%)`);
+  }
+  m.summary.text = parts.join(" · ");
+}
+
+function onSearch(cfg, m, query) {
+const src = m.points, labels = get(src, "label"), keys = get(src, "key");
+const rows = matchRows(cfg, src, query, cfg.max_matches);
+m.matches.options = rows.map((i) => [String(i), `${labels[i]} (${keys[i]})`]);
+if (rows.length === 0) {
+  if (String(query).trim()) m.status.text = `No ${esc(cfg.table)} matches “${esc(query)}”.`;
+  return;
+}
+m.matches.value = String(rows[0]);
+src.selected.indices = [rows[0]];
+}
+
+function onPick(cfg, m, cb_obj) {
+const row = parseInt(cb_obj.value, 10);
+if (!isNaN(row) && !(m.points.selected.indices.length === 1 && m.points.selected.indices[0] === row))
+  m.points.selected.indices = [row];
+}
+
+function onSelect(cfg, m) {
+const rows = Array.from(m.points.selected.indices).sort((a, b) => a - b);
+showSelection(cfg, m, rows);
+if (rows.length === 1) showEntity(cfg, m, rows[0]);
+}
+
+function onRestyle(cfg, m) {
+m.points.change.emit();
+}
+
+function onMap(cfg, m, cb_obj) {
+const src = m.points, chosen = cfg.maps[cb_obj.value];
+if (!chosen) return;
+const x = get(src, chosen[0]), y = get(src, chosen[1]);
+patchData(src, {x: x, y: y});
+const bounds = (v) => { let lo = Infinity, hi = -Infinity;
+  for (const t of v) { if (isFinite(t)) { lo = Math.min(lo, t); hi = Math.max(hi, t); } }
+  const pad = ((hi - lo) || 1) * 0.05; return [lo - pad, hi + pad]; };
+const [x0, x1] = bounds(x), [y0, y1] = bounds(y);
+m.fig.x_range.setv({start: x0, end: x1});
+m.fig.y_range.setv({start: y0, end: y1});
+if (m.path) { const order = cfg.cycle; patchData(m.path, {x: order.map((i) => x[i]), y: order.map((i) => y[i])}); }
+for (const a of m.fig.below) if ("axis_label" in a) a.axis_label = chosen[2];
+for (const a of m.fig.left) if ("axis_label" in a) a.axis_label = chosen[3];
+const rows = Array.from(src.selected.indices);
+if (rows.length === 1) showEntity(cfg, m, rows[0]);
+}
+
+// The explorer's settings travel once, as JSON in its points source's tags.
+const configs = new WeakMap();
+function config(points) {
+  if (!configs.has(points)) configs.set(points, JSON.parse(points.tags[0]));
+  return configs.get(points);
+}
+return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
+        onSearch, onPick, onSelect, onRestyle, onMap};
+})();
+"""
+
+# Callback bodies (args: the explorer's models by role; ``m`` gathers them).
+ON_TYPING = "E.onSearch(cfg, m, cb_obj.value_input);"  # each key
+ON_SEARCH = "E.onSearch(cfg, m, cb_obj.value);"  # Enter, or the value set by a program
+ON_PICK = "E.onPick(cfg, m, cb_obj);"
+ON_SELECT = "E.onSelect(cfg, m);"
+ON_RESTYLE = "E.onRestyle(cfg, m);"
+ON_MAP = "E.onMap(cfg, m, cb_obj);"
+COLOUR_TRANSFORM = "return E.colours(cfg, m.points, m.colour.value, xs, m.legend);"
+SIZE_TRANSFORM = "return E.sizes(cfg, m.points, m.size.active.includes(0), xs);"
+LABELS_RIGHT = 'return E.labelTexts(cfg, m.points, xs, "right");'
+LABELS_LEFT = 'return E.labelTexts(cfg, m.points, xs, "left");'

@@ -1,0 +1,252 @@
+"""Run groups: replicates of one training, one run per seed, in one folder.
+
+``embedlab train DATASET --seeds 1,2,3 --out runs/x`` writes::
+
+    runs/x/
+      group.json     marks the folder as a run group: dataset, trainer, seeds, members, options
+      seed-1/        an ordinary run folder (run.json, weights.safetensors, <table>.csv)
+      seed-2/
+      seed-3/
+
+Every command that reads several runs (``analyze``, ``compare --runs``) accepts the group
+folder in place of its members (:func:`expand_runs`). Members are trained in parallel
+processes (:func:`train_replicates`: a pool of ``min(len(seeds), cores)`` workers, one torch
+thread each), each saved atomically as it finishes; ``group.json`` is written last, so a
+group folder lists only members that are complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from embedlab.errors import RunFormatError, UsageError
+
+GROUP_FILE = "group.json"
+GROUP_KIND = "embedlab-run-group"
+GROUP_FORMAT = 1
+
+
+def member_name(seed: int) -> str:
+    """The folder of one seed's run inside a group: ``seed-1``."""
+    return f"seed-{int(seed)}"
+
+
+def parse_seeds(text: str | Sequence[int]) -> list[int]:
+    """``"1,2,3"`` or ``"1-3"`` (or a list) -> ``[1, 2, 3]``; distinct, in the order given."""
+    if not isinstance(text, str):
+        items = [int(s) for s in text]
+    else:
+        items = []
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            lo, sep, hi = part.partition("-")
+            try:
+                if sep and lo.strip():
+                    a, b = int(lo), int(hi)
+                    if b < a:
+                        raise ValueError
+                    items.extend(range(a, b + 1))
+                else:
+                    items.append(int(part))
+            except ValueError:
+                raise UsageError(f"--seeds {text!r}: {part!r} is not a seed or a range A-B of seeds") from None
+    seeds = list(dict.fromkeys(items))
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed, e.g. --seeds 1,2,3")
+    if any(s < 0 or s > 2**32 - 1 for s in seeds):  # the range of --seed (training.fitconfig.MAX_SEED)
+        raise UsageError(f"--seeds {text!r}: seeds must be between 0 and 4294967295")
+    return seeds
+
+
+def is_run_group(path: str | Path) -> bool:
+    return (Path(path) / GROUP_FILE).is_file()
+
+
+def read_group(path: str | Path) -> dict[str, Any]:
+    """group.json of a run group (checked: it names its members, each a folder inside)."""
+    path = Path(path)
+    gfile = path / GROUP_FILE
+    try:
+        meta = json.loads(gfile.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RunFormatError(f"{str(gfile)!r} is not a readable run group file: {exc}") from None
+    members = meta.get("runs") if isinstance(meta, dict) else None
+    if meta.get("kind") != GROUP_KIND or not isinstance(members, list) or not members:
+        raise RunFormatError(f"{str(gfile)!r} does not describe a run group (no 'runs')")
+    for m in members:
+        if not isinstance(m, str) or "/" in m or "\\" in m or m.startswith("."):
+            raise RunFormatError(f"{str(gfile)!r}: member {m!r} is not a folder inside the group")
+    return meta
+
+
+def expand_runs(paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
+    """Run folders and run-group folders -> ``[(label, run folder)]``, groups replaced by
+    their members. Labels are short and distinct: the member folder (``seed-1``) when one
+    group is given, ``group/seed-1`` when several folders are."""
+    from embedlab.run import is_run_dir
+
+    found: list[tuple[Path, Path | None]] = []  # (run folder, its group)
+    for raw in paths:
+        p = Path(raw)
+        if is_run_group(p):
+            for m in read_group(p)["runs"]:
+                if not is_run_dir(p / m):
+                    raise RunFormatError(f"{str(p / m)!r}: member of run group {str(p)!r} is missing or "
+                                         f"incomplete")
+                found.append((p / m, p))
+        elif p.is_dir() and is_run_dir(p):
+            found.append((p, None))
+        elif p.is_dir():
+            raise RunFormatError(f"{str(p)!r} is neither an embedlab run (run.json) nor a run group "
+                                 f"({GROUP_FILE})")
+        else:
+            raise RunFormatError(f"{str(p)!r} is not a folder; give run folders or run-group folders")
+    seen: set[Path] = set()
+    unique = []
+    for run_dir, group in found:
+        key = run_dir.resolve()
+        if key in seen:
+            raise UsageError(f"{str(run_dir)!r} is given twice")
+        seen.add(key)
+        unique.append((run_dir, group))
+    single_group = len(paths) == 1 and unique and unique[0][1] is not None
+    labels = []
+    for run_dir, group in unique:
+        if single_group:
+            labels.append(run_dir.name)
+        elif group is not None:
+            labels.append(f"{group.name}/{run_dir.name}")
+        else:
+            labels.append(run_dir.name)
+    if len(set(labels)) < len(labels):  # same names in different places: use the paths
+        labels = [str(run_dir) for run_dir, _ in unique]
+    return [(label, run_dir) for label, (run_dir, _) in zip(labels, unique)]
+
+
+def check_group_out(out: Path, seeds: Sequence[int] = (), force: bool = False) -> None:
+    """``--out`` of ``--seeds``, under the write rule of single runs (:mod:`embedlab.io.ownership`):
+    new, empty, or a run group embedlab wrote (its ``group.json`` and member runs are then
+    replaced, each member only once its new run is complete); a folder holding other files
+    only with ``force``; never a file, a single run, or a folder inside a run."""
+    from embedlab.io.ownership import check_file, check_run_dir, is_run_folder
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, not a folder")
+    if is_run_folder(out):
+        raise UsageError(f"--out {str(out)!r} is a single run, not a run group; choose a new folder for "
+                         f"--seeds (embedlab never overwrites other data)")
+    check_run_dir(out, force=True)  # creatable, not inside a run (its contents are checked below)
+    if out.is_dir() and not force and not is_run_group(out):
+        others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
+        if others:
+            raise UsageError(f"--out {str(out)!r} exists and is not an embedlab run group (it holds "
+                             f"{others[0]!r}); choose a new folder, or --force")
+    if (out / GROUP_FILE).exists():
+        check_file(out / GROUP_FILE, force=force, option="--out")
+    for seed in seeds:
+        check_run_dir(out / member_name(seed), force=force)
+
+
+def write_group(out: Path, meta: dict[str, Any], force: bool = False) -> Path:
+    """Write group.json (atomically, recorded as embedlab's file) naming the members."""
+    from embedlab.io.ownership import write_owned_text
+
+    payload = {"kind": GROUP_KIND, "format_version": GROUP_FORMAT, **meta}
+    return write_owned_text(out / GROUP_FILE, json.dumps(payload, indent=2, default=str) + "\n",
+                            force=force, option="--out")
+
+
+@dataclass
+class MemberResult:
+    seed: int
+    path: str
+    metrics: dict[str, Any]
+    seconds: float
+
+
+def _train_member(dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str,
+                  threads: int) -> MemberResult:
+    """One replicate, in a worker process: load with this seed, train, save."""
+    import torch
+
+    from embedlab.registry import get_dataset, trainer_for_dataset
+
+    torch.set_num_threads(max(1, threads))
+    t0 = time.perf_counter()
+    entry = get_dataset(dataset)
+    chosen = trainer_for_dataset(entry, trainer)
+    ds_opts, cfg = entry.split_options(dict(values, seed=seed))
+    cfg.pop("trainer", None)
+    data = entry.load_dataset(ds_opts, seed=seed)
+    run = chosen.train(data, cfg, progress=False)
+    run.save(out)
+    return MemberResult(seed, out, dict(run.metrics), time.perf_counter() - t0)
+
+
+def available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int], out: str | Path,
+                     trainer: str | None = None, workers: int | None = None,
+                     echo: Callable[[str], None] | None = None, force: bool = False) -> list[MemberResult]:
+    """Train one run per seed into the group folder ``out`` (see the module docstring).
+
+    ``values`` are the command's option values (dataset and trainer options, without the
+    seed). ``workers``: parallel processes (default ``min(len(seeds), cores)``); each worker
+    uses one torch thread. ``workers=1`` trains in this process, one seed after another.
+    """
+    out = Path(out)
+    seeds = parse_seeds(seeds)
+    check_group_out(out, seeds, force=force)
+    echo = echo or (lambda _msg: None)
+    workers = min(len(seeds), available_cores()) if workers is None else max(1, int(workers))
+    values = {k: v for k, v in values.items() if k != "seed"}
+    out.mkdir(parents=True, exist_ok=True)
+    how = (f"in {workers} parallel processes, 1 torch thread each" if workers > 1
+           else "one after another in this process")
+    echo(f"training {len(seeds)} replicates (seeds {', '.join(map(str, seeds))}) {how}")
+    jobs = [(s, str(out / member_name(s))) for s in seeds]
+    done: list[MemberResult] = []
+
+    def report(r: MemberResult) -> None:
+        finals = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()
+                           if k.startswith("valid_") and isinstance(v, float))
+        echo(f"[{len(done)}/{len(seeds)}] seed {r.seed}: {finals} ({r.seconds:.1f} s) -> {r.path}")
+
+    if workers == 1:
+        import torch
+
+        before = torch.get_num_threads()
+        try:
+            for seed, path in jobs:
+                done.append(_train_member(dataset, trainer, values, seed, path, 1))
+                report(done[-1])
+        finally:
+            torch.set_num_threads(before)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(_train_member, dataset, trainer, values, seed, path, 1) for seed, path in jobs]
+            for fut in as_completed(futures):
+                done.append(fut.result())
+                report(done[-1])
+    done.sort(key=lambda r: seeds.index(r.seed))
+    write_group(out, {"dataset": dataset, "trainer": trainer, "seeds": seeds,
+                      "runs": [member_name(s) for s in seeds],
+                      "options": {k: v for k, v in values.items() if v is not None},
+                      "workers": workers}, force=force)
+    return done

@@ -1,0 +1,474 @@
+"""The hostile user, as a table (issue 15): every case names its command, the exit code and a
+fragment of the one-line message it must give, and every file that existed before the command
+must be byte-identical afterwards (except those a case says it may change). Then a property
+test: no sequence of train / analyze / export / lr-find commands on random paths ever changes a
+file embedlab did not create.
+
+The world each case runs in (``world``): a tiny run with the user's notes and a nested run in
+it, a ratings CSV, the user's own HTML page, an export folder holding the user's vectors, a
+folder of precious files, an all-NaN run, a run whose labels hold terminal escape sequences and
+rich markup, and hostile input files (a rating of 1e30, inf, a table with inf).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from embedlab import hookimpl
+from embedlab.analysis import Analysis, AnalysisResult
+from embedlab.authoring.testing import plugin_registered, synthetic_run_dir
+from embedlab.run import EmbeddingTable, Run
+
+TINY = ["--users", "30", "--items", "20", "--ratings", "500", "--epochs", "1", "--bs", "64",
+        "--n-factors", "4", "-q"]
+TRAIN = ["train", "synthetic-collab", *TINY]
+LR_FIND = ["lr-find", "synthetic-collab", *TINY]
+RUN_OWN = ("run/run.json", "run/weights.safetensors", "run/user.csv", "run/item.csv")
+ESC = "\x1b]0;pwned\x07\x1b[2J\x1b[31mEvil\u202e title"  # retitles, clears, recolours, reverses
+MARKUP = "[/bold] [red]not markup[/red]"
+
+
+# ---------------------------------------------------------------------------- the world
+def _hostile_labels_run() -> Run:
+    rng = np.random.default_rng(0)
+    n = 24
+    labels = [ESC, MARKUP] + [f"film {i}" for i in range(2, n)]
+    table = EmbeddingTable("item", np.arange(1, n + 1), labels, rng.normal(size=(n, 4)),
+                           bias_values=np.r_[3.0, 2.9, rng.normal(size=n - 2)],
+                           metadata=pd.DataFrame({"count": rng.integers(20, 200, n),
+                                                  "mean_rating": rng.uniform(1, 5, n)}),
+                           attrs={"count_column": "count", "target_column": "mean_rating"})
+    meta = {"dataset": "hostile", "kind": "collab", "seed": 0, "config": {}, "split": {}, "metrics": {}}
+    return Run(meta, {"item": table}, {})
+
+
+def _nan_run(src: Path, dest: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(src, dest)
+    tensors = {k: v.clone().fill_(float("nan")) for k, v in load_file(str(dest / "weights.safetensors")).items()}
+    save_file(tensors, str(dest / "weights.safetensors"))
+    meta = json.loads((dest / "run.json").read_text())
+    meta["metrics"] = {k: float("nan") if isinstance(v, float) else v for k, v in meta["metrics"].items()}
+    (dest / "run.json").write_text(json.dumps(meta))  # bare NaN, as older embedlab wrote it
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("hostile-world")
+    base = synthetic_run_dir(users=30, items=20, ratings=500, epochs=1, bs=64, n_factors=4)
+    shutil.copytree(base, root / "run")
+    (root / "run" / "notes.txt").write_text("my notes on this run")
+    shutil.copytree(base, root / "run" / "nested")  # a run inside a run (made by hand, or long ago)
+    pd.DataFrame({"userId": [1, 2, 3, 1, 2, 3] * 5, "movieId": [1, 1, 2, 2, 3, 3] * 5,
+                  "rating": [4, 5, 3, 2, 1, 4] * 5}).to_csv(root / "ratings.csv", index=False)
+    (root / "page.html").write_text("<html><head><title>mine</title></head><body>my page</body></html>")
+    (root / "export").mkdir()
+    (root / "export" / "vectors.tsv").write_text("0.1\t0.2\n")
+    (root / "precious").mkdir()
+    (root / "precious" / "thesis.txt").write_text("years of work")
+    (root / "precious" / "item.csv").write_text("my,own,table\n")
+    (root / "big.csv").write_text("u,i,r\n1,1,4\n2,1,1e30\n3,2,5\n")
+    (root / "inf.csv").write_text("u,i,r\n1,1,4\n2,1,-inf\n3,2,5\n")
+    (root / "nan.csv").write_text("u,i,r\n1,1,4\n2,1,nan\n3,2,5\n")
+    (root / "table.csv").write_text("a,x,y\n1,2.0,3\n2,inf,4\n3,1,5\n1,2,3\n")
+    (root / "target.csv").write_text("a,x,y\n1,2.0,3\n2,1,1e300\n3,1,5\n1,2,3\n")
+    (root / "cont.csv").write_text("a,x,y\n1,2.0,3\n2,1,4\n3,-1e20,5\n1,2,3\n")
+    (root / "fake-manifest").mkdir()
+    (root / "fake-manifest" / ".embedlab-files.json").write_text('{"files": "mine"}')
+    (root / "link.html").symlink_to(root / "ratings.csv")
+    _nan_run(base, root / "nan-run")
+    _hostile_labels_run().save(root / "esc-run")
+    return root
+
+
+@pytest.fixture
+def world(template, tmp_path) -> Path:
+    dest = tmp_path / "w"
+    shutil.copytree(template, dest, symlinks=True)
+    return dest
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (symlinks by their target) -> its SHA-256."""
+    out = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_symlink():
+            out[str(p.relative_to(root))] = "link:" + str(p.readlink())
+        elif p.is_file():
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def cli(args: list, env: dict | None = None):
+    from embedlab.cli import make_cli
+
+    return CliRunner().invoke(make_cli(), [str(a) for a in args], catch_exceptions=False, env=env,
+                              prog_name="embedlab")
+
+
+# ---------------------------------------------------------------------------- hostile plugins
+class _Plugin:
+    """One analysis with the failure ``how``, applying to the item table."""
+
+    def __init__(self, how: str):
+        self.how = how
+
+    @hookimpl
+    def embedlab_register_analyses(self, register):
+        how = self.how
+
+        class Hostile(Analysis):
+            name, title = f"hostile-{how}", f"Hostile {how}"
+
+            def applies_to(self, run, options=None):
+                if how == "exit-applies":
+                    raise SystemExit(3)
+                return ["item"]
+
+            def run(self, run, table, options):
+                if how == "exit-run":
+                    raise SystemExit(3)
+                if how == "raise":
+                    raise RuntimeError("the plugin's own bug")
+                if how == "not-a-result":
+                    return {"summary": "a dict"}
+                tables = {"rows": [1, 2, 3]} if how == "list-table" else {}
+                metrics = {"odd": _Unprintable()} if how == "unserialisable" else {"m": 1.0}
+                return AnalysisResult(self.name, table, self.title, summary="fine", metrics=metrics,
+                                      tables=tables)
+
+            def render(self, result):
+                if how == "string-figure":
+                    return ["<div>not a Bokeh model</div>"]
+                if how == "exit-render":
+                    raise SystemExit(0)
+                return []
+
+        register(Hostile())
+
+
+class _Unprintable:
+    def __str__(self):
+        raise ValueError("cannot be shown")
+
+    __repr__ = __str__
+
+
+class _CommandPlugin:
+    @hookimpl
+    def embedlab_register_commands(self, cli):
+        import click
+
+        @click.command("hostile-boom")
+        def boom():
+            raise RuntimeError("boom in a plugin command")
+
+        cli.add_command(boom)
+
+
+# ---------------------------------------------------------------------------- the table
+def _set_meta(field_name: str, value: Any) -> Callable[[Path], None]:
+    def setup(world: Path) -> None:
+        rfile = world / "run" / "run.json"
+        meta = json.loads(rfile.read_text())
+        if "." in field_name:
+            table, key = field_name.split(".")
+            meta["tables"][table][key] = value
+        else:
+            meta[field_name] = value
+        rfile.write_text(json.dumps(meta))
+    return setup
+
+
+def _strict_json(stdout: str) -> Any:
+    def refuse(name):
+        raise AssertionError(f"bare {name} in JSON output")
+    return json.loads(stdout, parse_constant=refuse)
+
+
+def _no_raw_control(world: Path, result) -> None:
+    assert "\x1b" not in result.output and "\x07" not in result.output and "\u202e" not in result.output
+    assert "\\x1b" in result.output
+
+
+@dataclass
+class Case:
+    id: str
+    args: list
+    code: int
+    fragment: str
+    changes: tuple = ()  # world paths this command may write (created or replaced)
+    setup: Callable[[Path], None] | None = None
+    plugin: Any = None
+    env: dict = field(default_factory=dict)
+    check: Callable[[Path, Any], None] | None = None
+
+
+def _marked(path: Path) -> None:
+    assert '<meta name="generator" content="embedlab' in path.read_text().split("</head>")[0]
+
+
+def _recorded(folder: Path, names: list[str]) -> None:
+    manifest = json.loads((folder / ".embedlab-files.json").read_text())
+    assert manifest["format"] == "embedlab-files" and sorted(manifest["files"]) == names
+    for name in names:
+        assert manifest["files"][name]["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+
+def _report_keeps_the_rest(world: Path, result) -> None:
+    text = (world / "r.html").read_text()
+    assert '<meta name="generator" content="embedlab' in text
+    assert "This analysis failed" in text and "Bias ranking" in text
+
+
+def _nested_and_notes_kept(world: Path, result) -> None:
+    assert (world / "run" / "notes.txt").read_text() == "my notes on this run"
+    assert json.loads((world / "run" / "run.json").read_text())["format"] == "embedlab-run"
+    import embedlab
+
+    assert len(embedlab.load_run(world / "run").table("item")) == 20
+    assert len(embedlab.load_run(world / "run" / "nested").table("item")) == 20
+
+
+def _precious_kept_beside(world: Path, result) -> None:
+    meta = json.loads((world / "precious" / "run.json").read_text())
+    assert meta["tables"]["item"]["csv"] == "item-2.csv"  # never the user's item.csv
+
+
+REPORT = ["--only", "bias-ranking", "--report"]
+CASES = [
+    # (a) the write rule
+    Case("retrain-keeps-notes-and-nested-run", [*TRAIN, "--out", "@run"], 0, "saved run", RUN_OWN,
+         check=_nested_and_notes_kept),
+    Case("out-inside-a-run", [*TRAIN, "--out", "@run/inner"], 2, "is inside the run"),
+    Case("out-deep-inside-a-run", [*TRAIN, "--out", "@run/nested/a/b"], 2, "is inside the run"),
+    Case("out-non-run-folder", [*TRAIN, "--out", "@precious"], 2, "not an embedlab run"),
+    Case("out-non-run-folder-force", [*TRAIN, "--out", "@precious", "--force"], 0, "saved run",
+         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv"),
+         check=_precious_kept_beside),
+    Case("out-is-a-file", [*TRAIN, "--out", "@ratings.csv"], 2, "is a file"),
+    Case("out-under-a-file", [*TRAIN, "--out", "@ratings.csv/run"], 2, "cannot be created"),
+    Case("out-cannot-be-created", [*TRAIN, "--out", "/proc/embedlab-hostile/run"], 2, "cannot be created"),
+    Case("report-over-a-csv", ["analyze", "@run", *REPORT, "@ratings.csv"], 2, "not an HTML report embedlab wrote"),
+    Case("report-over-users-html", ["analyze", "@run", *REPORT, "@page.html"], 2, "not an HTML report"),
+    Case("report-through-a-symlink", ["analyze", "@run", *REPORT, "@link.html"], 2, "not a regular file"),
+    Case("report-is-a-folder", ["analyze", "@run", *REPORT, "@precious"], 2, "is a folder"),
+    Case("report-inside-run-is-new", ["analyze", "@run", *REPORT, "@run/report.html"], 0, "wrote report",
+         ("run/report.html",), check=lambda w, r: _marked(w / "run" / "report.html")),
+    Case("report-over-the-runs-own-run-json", ["analyze", "@run", *REPORT, "@run/run.json"], 2, "not an HTML report"),
+    Case("export-into-the-run-folder", ["export", "@run", "--table", "item", "--out", "@run"], 0, "exported",
+         ("run/vectors.tsv", "run/metadata.tsv", "run/.embedlab-files.json")),
+    Case("predict-out-is-a-folder", ["predict", "@run", "--file", "@ratings.csv", "--out", "@precious"], 2,
+         "is a folder"),
+    Case("run-json-table-csv-escapes", ["analyze", "@run", "--only", "pca"], 1, "CSV files must lie inside",
+         setup=_set_meta("item.csv", "../ratings.csv")),
+    Case("report-force", ["analyze", "@run", *REPORT, "@page.html", "--force"], 0, "wrote report", ("page.html",)),
+    Case("lr-plot-over-a-csv", [*LR_FIND, "--plot", "@ratings.csv"], 2, "not an HTML report"),
+    Case("export-over-users-vectors", ["export", "@run", "--table", "item", "--out", "@export"], 2,
+         "not a file embedlab wrote"),
+    Case("export-into-a-file", ["export", "@run", "--table", "item", "--out", "@ratings.csv"], 2, "is a file"),
+    Case("export-foreign-manifest", ["export", "@run", "--table", "item", "--out", "@fake-manifest"], 2,
+         "not embedlab's manifest"),
+    Case("export-new-folder", ["export", "@run", "--table", "item", "--out", "@precious/ex"], 0, "exported",
+         ("precious/ex/vectors.tsv", "precious/ex/metadata.tsv", "precious/ex/.embedlab-files.json"),
+         check=lambda w, r: _recorded(w / "precious" / "ex", ["metadata.tsv", "vectors.tsv"])),
+    Case("predict-over-a-csv", ["predict", "@run", "--file", "@ratings.csv", "--out", "@ratings.csv"], 2,
+         "not a file embedlab wrote"),
+    Case("compare-runs-dir-inside-a-run", ["compare", "synthetic-collab", *TINY, "--opt", "adam", "--runs-dir",
+                                           "@run"], 2, "is inside the run"),
+    # (b) divergence and absurd input
+    Case("diverging-lr-over-a-run", [*TRAIN, "--lr", "1e12", "--out", "@run"], 1, "training diverged"),
+    Case("diverging-lr-new", [*TRAIN, "--lr", "1e12", "--out", "@fresh"], 1, "likely too high"),
+    Case("rating-1e30", ["train", "ratings-csv", "--file", "@big.csv", "--user", "u", "--item", "i", "--rating", "r",
+                         "--out", "@run"], 1, "absurd rating 1e+30 (row 2)"),
+    Case("rating-minus-inf", ["train", "ratings-csv", "--file", "@inf.csv", "--user", "u", "--item", "i",
+                              "--rating", "r", "--out", "@new"], 1, "non-finite rating -inf (row 2)"),
+    Case("rating-nan-text", ["train", "ratings-csv", "--file", "@nan.csv", "--user", "u", "--item", "i",
+                             "--rating", "r", "--out", "@new"], 1, "non-numeric rating 'nan' (row 2)"),
+    Case("table-csv-inf", ["train", "table-csv", "--file", "@table.csv", "--target", "y", "--cat", "a",
+                           "--cont", "x", "--out", "@new"], 1, "column 'x' has a non-finite value inf (row 2)"),
+    Case("table-csv-target-1e300", ["train", "table-csv", "--file", "@target.csv", "--target", "y", "--cat", "a",
+                                     "--cont", "x", "--out", "@new"], 1, "non-finite target 1e+300 (row 2)"),
+    Case("table-csv-absurd-value", ["train", "table-csv", "--file", "@cont.csv", "--target", "y", "--cat", "a",
+                                    "--cont", "x", "--out", "@new"], 1, "absurd value -1e+20 (row 3)"),
+    Case("analyze-json-all-nan-run", ["analyze", "@nan-run", "--only", "bias-ranking,pca", "--json"], 0,
+         '"valid_loss": null', check=lambda w, r: _strict_json(r.stdout)),
+    Case("export-csv-of-all-nan-run", ["export", "@nan-run", "--table", "item", "--format", "csv", "--out",
+                                       "@nan-export"], 1, "nothing to project"),
+    Case("lr-find-json", [*LR_FIND], 0, "suggested_lr", check=lambda w, r: _strict_json(r.stdout)),
+    # (c) user errors, one line each
+    Case("seed-negative", [*TRAIN, "--seed", "-5", "--out", "@new"], 2, "--seed"),
+    Case("seed-above-2**64", [*TRAIN, "--seed", str(2**64 + 1), "--out", "@new"], 2, "--seed"),
+    Case("seeds-above-2**64", [*TRAIN, "--seeds", str(2**64), "--out", "@group"], 2, "seeds must be between"),
+    Case("compare-seeds-above-2**64", ["compare", "synthetic-collab", *TINY, "--seeds", f"1,{2**64}"], 2,
+         "seeds must be between"),
+    Case("run-json-config-list", ["analyze", "@run", "--only", "pca"], 1, "'config' is a list",
+         setup=_set_meta("config", [1, 2])),
+    Case("run-json-metrics-string", ["analyze", "@run", "--only", "pca"], 1, "'metrics' is a string",
+         setup=_set_meta("metrics", "good")),
+    Case("run-json-split-number", ["analyze", "@run", "--only", "pca"], 1, "'split' is a whole number",
+         setup=_set_meta("split", 7)),
+    Case("run-json-history-object", ["analyze", "@run", "--only", "pca"], 1, "'history' is an object",
+         setup=_set_meta("history", {"epoch": 1})),
+    Case("run-json-history-row", ["analyze", "@run", "--only", "pca"], 1, "'history[0]' is a string",
+         setup=_set_meta("history", ["epoch 1"])),
+    Case("run-json-table-attrs", ["analyze", "@run", "--only", "pca"], 1, "'tables.item.attrs' is a list",
+         setup=_set_meta("item.attrs", [])),
+    Case("run-json-seed-text", ["analyze", "@run", "--only", "pca"], 1, "'seed' is a string",
+         setup=_set_meta("seed", "42")),
+    Case("plugin-render-string", ["analyze", "@run", "--only", "bias-ranking,hostile-string-figure", "--report",
+                                  "@r.html"], 0, "not a Bokeh model", ("r.html",), plugin=_Plugin("string-figure"),
+         check=_report_keeps_the_rest),
+    Case("plugin-list-table", ["analyze", "@run", "--only", "bias-ranking,hostile-list-table", "--report",
+                               "@r.html"], 0, "not a pandas DataFrame", ("r.html",), plugin=_Plugin("list-table"),
+         check=_report_keeps_the_rest),
+    Case("plugin-not-a-result", ["analyze", "@run", "--only", "hostile-not-a-result", "--json"], 0,
+         "not an AnalysisResult", plugin=_Plugin("not-a-result"), check=lambda w, r: _strict_json(r.stdout)),
+    Case("plugin-unserialisable", ["analyze", "@run", "--only", "hostile-unserialisable", "--json"], 0,
+         "cannot be written as JSON", plugin=_Plugin("unserialisable"), check=lambda w, r: _strict_json(r.stdout)),
+    Case("plugin-exit-in-run", ["analyze", "@run", "--only", "bias-ranking,hostile-exit-run"], 0,
+         "called sys.exit(3)", plugin=_Plugin("exit-run")),
+    Case("plugin-exit-in-applies-to", ["analyze", "@run", "--only", "hostile-exit-applies"], 0,
+         "called sys.exit(3)", plugin=_Plugin("exit-applies")),
+    Case("plugin-exit-in-render", ["analyze", "@run", "--only", "bias-ranking,hostile-exit-render", "--report",
+                                   "@r.html"], 0, "called sys.exit(0)", ("r.html",), plugin=_Plugin("exit-render"),
+         check=_report_keeps_the_rest),
+    Case("plugin-raises-no-traceback", ["analyze", "@run", "--only", "hostile-raise"], 0, "the plugin's own bug",
+         plugin=_Plugin("raise"), check=lambda w, r: "Traceback" not in r.output),
+    Case("plugin-raises-debug-flag", ["--debug", "analyze", "@run", "--only", "hostile-raise"], 0, "Traceback",
+         plugin=_Plugin("raise")),
+    Case("plugin-raises-debug-env", ["analyze", "@run", "--only", "hostile-raise"], 0, "Traceback",
+         plugin=_Plugin("raise"), env={"EMBEDLAB_DEBUG": "1"}),
+    Case("plugin-raises-debug-env-off", ["analyze", "@run", "--only", "hostile-raise"], 0, "the plugin's own bug",
+         plugin=_Plugin("raise"), env={"EMBEDLAB_DEBUG": "0"}, check=lambda w, r: "Traceback" not in r.output),
+    # (d) control characters in labels never reach the terminal raw
+    Case("neighbors-escape-label", ["neighbors", "@esc-run", ESC, "-k", "3"], 0, "Evil", check=_no_raw_control),
+    Case("neighbors-markup-label", ["neighbors", "@esc-run", MARKUP, "-k", "3"], 0, "[red]not markup[/red]"),
+    Case("neighbors-unknown-escape", ["neighbors", "@esc-run", "\x1b[31mnobody\x07"], 2, "no entity",
+         check=lambda w, r: "\x1b" not in r.output and "\x07" not in r.output),
+    Case("analyze-panels-escape", ["analyze", "@esc-run", "--only", "bias-ranking,neighbors"], 0, "Evil",
+         check=_no_raw_control),
+]
+
+
+def _resolve(world: Path, args: list) -> list[str]:
+    return [str(world / a[1:]) if isinstance(a, str) and a.startswith("@") else str(a) for a in args]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_hostile_case(case: Case, world: Path):
+    if case.setup is not None:
+        case.setup(world)
+    before = snapshot(world)
+    import contextlib
+
+    with plugin_registered(case.plugin) if case.plugin is not None else contextlib.nullcontext():
+        result = cli(_resolve(world, case.args), env=case.env or None)
+    assert result.exit_code == case.code, (result.exit_code, result.output)
+    assert isinstance(result.exception, (SystemExit, type(None))), repr(result.exception)
+    if case.code:
+        errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and case.fragment in errors[0], result.output
+        assert "Traceback" not in result.output
+    else:
+        assert case.fragment in result.output, result.output
+    after = snapshot(world)
+    allowed = set(case.changes)
+    changed = {p for p in before if before[p] != after.get(p)}
+    assert changed <= allowed, f"changed files not its own: {sorted(changed - allowed)}"
+    created = set(after) - set(before)
+    assert created <= allowed, f"unexpected new files: {sorted(created - allowed)}"
+    if case.check is not None:
+        case.check(world, result)
+
+
+def test_the_table_covers_every_kind_of_case():
+    ids = {c.id for c in CASES}
+    assert len(ids) == len(CASES)
+    assert len(CASES) >= 50
+
+
+# ---------------------------------------------------------------------------- main(): the last line of defence
+def test_an_unexpected_error_is_one_line_and_debug_shows_its_traceback(capsys, monkeypatch):
+    import embedlab.cli as cli_module
+
+    monkeypatch.delenv("EMBEDLAB_DEBUG", raising=False)
+    with plugin_registered(_CommandPlugin()):
+        with pytest.raises(SystemExit) as exit_info:
+            cli_module.main(["hostile-boom"])
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 1 and "Traceback" not in err
+        assert err.strip().splitlines() == ["Error: unexpected RuntimeError: boom in a plugin command (a bug: run "
+                                            "again with --debug or EMBEDLAB_DEBUG=1 for the traceback, and report it)"]
+        with pytest.raises(RuntimeError, match="boom in a plugin command"):
+            cli_module.main(["--debug", "hostile-boom"])
+        monkeypatch.setenv("EMBEDLAB_DEBUG", "1")
+        with pytest.raises(RuntimeError, match="boom"):
+            cli_module.main(["hostile-boom"])
+
+
+def test_debug_shows_the_traceback_of_a_user_error_too(tmp_path):
+    result = cli(["--debug", "analyze", tmp_path / "nowhere"])
+    assert result.exit_code == 1 and "Traceback" in result.output and "not a folder" in result.output
+    result = cli(["analyze", tmp_path / "nowhere"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+# ---------------------------------------------------------------------------- the property
+USER_FILES = {"notes.txt": "mine", "data/ratings.csv": "a,b\n1,2\n", "data/page.html": "<html><head></head></html>",
+              "keep/vectors.tsv": "1\t2\n", "keep/metadata.tsv": "label\tkey\n"}
+PATHS = ["notes.txt", "data", "data/ratings.csv", "data/page.html", "keep", "keep/vectors.tsv", "a", "a/b",
+         "a/b/c", "a/r.html", "keep/r.html", "data/new"]
+
+
+@pytest.fixture(scope="module")
+def source_run() -> Path:
+    return synthetic_run_dir(users=30, items=20, ratings=500, epochs=1, bs=64, n_factors=4)
+
+
+def test_no_command_sequence_changes_a_file_embedlab_did_not_create(source_run):
+    from hypothesis import HealthCheck, example, given, settings
+    from hypothesis import strategies as st
+
+    commands = st.sampled_from(["train", "analyze", "export", "lr-find"])
+
+    @settings(max_examples=5, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @example([("train", "a"), ("train", "a/b"), ("export", "a")])  # into, inside, beside a run
+    @example([("export", "keep"), ("analyze", "data/page.html"), ("lr-find", "data/ratings.csv")])
+    @given(st.lists(st.tuples(commands, st.sampled_from(PATHS)), min_size=2, max_size=3))
+    def sequence(steps):
+        root = Path(tempfile.mkdtemp(prefix="embedlab-prop-"))
+        try:
+            for rel, text in USER_FILES.items():
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                (root / rel).write_text(text)
+            user = snapshot(root)
+            for command, rel in steps:
+                target = str(root / rel)
+                args = {"train": [*TRAIN, "--out", target],
+                        "analyze": ["analyze", source_run, "--only", "bias-ranking", "--report", target],
+                        "export": ["export", source_run, "--table", "item", "--out", target],
+                        "lr-find": [*LR_FIND, "--plot", target]}[command]
+                result = cli(args)
+                assert result.exit_code in (0, 2), (command, rel, result.output)
+                if result.exit_code:
+                    assert "Traceback" not in result.output
+                now = snapshot(root)
+                changed = [n for n, d in user.items() if now.get(n) != d]
+                assert not changed, (command, rel, changed, result.output)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+    sequence()

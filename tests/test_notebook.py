@@ -1,0 +1,166 @@
+"""docs/lesson5.ipynb, executed: lesson 5 walked with embedlab's Python API, and every cell's
+output is what its text says (on ml-100k u1 when EMBEDLAB_DATA_DIR holds ml-100k, on the
+synthetic stand-in otherwise). One execution per session, shared by the checks below."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "lesson5.ipynb"
+BOKEHJS_CORE = "/* BEGIN bokeh.min.js */"
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+
+def _real() -> bool:
+    root = os.environ.get("EMBEDLAB_DATA_DIR", "")
+    return bool(root) and (Path(root) / "ml-100k").is_dir()
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """The notebook run top to bottom by a kernel of this interpreter (the venv's)."""
+    tmp = tmp_path_factory.mktemp("lesson5")
+    spec = tmp / "jupyter" / "kernels" / "embedlab-test"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "embedlab test", "language": "python"}))
+    env = {"JUPYTER_PATH": str(tmp / "jupyter"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+           "JUPYTER_PLATFORM_DIRS": "1", "EMBEDLAB_CACHE": str(tmp / "cache")}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nb = nbformat.read(NOTEBOOK, as_version=4)
+        nbclient.NotebookClient(nb, timeout=600, kernel_name="embedlab-test",
+                                resources={"metadata": {"path": str(tmp)}}).execute()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    out = tmp / "lesson5.executed.ipynb"
+    nbformat.write(nb, out)
+    return nb, out
+
+
+def cell(nb, name: str) -> dict:
+    found = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("name") == name]
+    assert len(found) == 1, name
+    return found[0]
+
+
+def stdout(nb, name: str) -> str:
+    outs = cell(nb, name).outputs
+    return "".join(o.get("text", "") for o in outs if o.output_type == "stream" and o.name == "stdout") + \
+        "".join(o.get("data", {}).get("text/plain", "") for o in outs if o.output_type in ("execute_result",
+                                                                                        "display_data"))
+
+
+def stderr(nb, name: str) -> str:
+    return "".join(o.get("text", "") for o in cell(nb, name).outputs if o.output_type == "stream" and o.name == "stderr")
+
+
+def html(nb, name: str) -> str:
+    return "".join(o.get("data", {}).get("text/html", "") for o in cell(nb, name).outputs
+                   if o.output_type in ("execute_result", "display_data"))
+
+
+def test_the_notebook_runs_without_errors(executed):
+    nb, _ = executed
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
+    assert not errors, errors[:1]
+    setup = stdout(nb, "setup")
+    assert setup.startswith("movielens-100k: 80,000 training and 20,000 validation ratings") if _real() else \
+        setup.startswith("synthetic-collab: ")
+
+
+def test_lr_find_suggests_a_rate_around_the_lessons_and_plots_it(executed):
+    nb, _ = executed
+    lr = float(re.search(r"suggested learning rate: ([0-9.e+-]+)", stdout(nb, "lr_find")).group(1))
+    assert 1e-3 <= lr <= 3e-2
+    assert "embedlab-nb" in html(nb, "lr_find") and "(suggested)" in html(nb, "lr_find")
+
+
+def test_training_shows_progress_in_the_notebook_and_reaches_the_lessons_loss(executed):
+    nb, _ = executed
+    err = stderr(nb, "train")
+    assert "training" in err and "epoch 5" in err  # a bar and one line per epoch, by default
+    mse = float(re.search(r"validation MSE ([0-9.]+)", stdout(nb, "train")).group(1))
+    assert mse < (0.86 if _real() else 1.0)
+
+
+def test_weight_decay_comparison_says_what_the_text_says(executed):
+    nb, _ = executed
+    out = stdout(nb, "compare")
+    if _real():
+        assert "wd=0.1 won" in out
+        assert "config" in out and re.search(r"wd=0 .*\b[1-4]\s*$", out, re.M)  # wd=0 was best before epoch 5
+    else:
+        nums = [float(x) for x in re.findall(r"(?:won with valid_loss|reached) ([0-9.]+)", out)]
+        assert len(nums) == 2 and abs(nums[0] - nums[1]) / nums[0] < 0.02, out
+    assert "embedlab-nb" in html(nb, "compare_plot") and "Validation loss per epoch" in html(nb, "compare_plot")
+
+
+def test_biases_read_as_in_the_lesson(executed):
+    nb, _ = executed
+    out = stdout(nb, "bias")
+    lowest, highest = out.split("highest:")
+    if _real():
+        assert "Children of the Corn: The Gathering (1996)" in lowest
+        assert {"Titanic (1997)", "L.A. Confidential (1997)", "Shawshank Redemption, The (1994)"} & \
+            set(s.strip() for s in highest.split(";"))
+    rho = float(re.search(r"Spearman rho of bias and mean rating: ([0-9.]+)", stdout(nb, "bias_ranking")).group(1))
+    assert rho > 0.8
+
+
+def test_pca_displays_inline_and_its_first_component_follows_the_mean_rating(executed):
+    nb, _ = executed
+    out = stdout(nb, "pca")
+    assert re.search(r"the first 3 components explain \d+% of the variance", out)
+    if _real():
+        assert "Component 1 follows mean_rating" in out
+        first = out.split("Component 1", 1)[1]
+        assert "Bio-Dome (1996)" in first.split("high end")[0] and ("Casablanca" in first or "Chinatown" in first)
+    assert "PCA projection" in html(nb, "pca")
+
+
+def test_neighbours_of_star_wars_are_its_sequels(executed):
+    nb, _ = executed
+    out = stdout(nb, "neighbors")
+    first = out.splitlines()[0]
+    if _real():
+        assert first.startswith("nearest to Star Wars (1977): ")
+        top = first.split(": ", 1)[1].split("; ")[:2]
+        assert set(top) == {"Empire Strikes Back, The (1980)", "Return of the Jedi (1983)"}
+    else:
+        shared = int(re.search(r"(\d+) of 10 share its genre", out).group(1))
+        assert shared >= 6  # "mostly"
+
+
+def test_freezing_and_discriminative_learning_rates(executed):
+    nb, _ = executed
+    assert "['embeddings', 'biases']" in stdout(nb, "learner") and "epoch" in stdout(nb, "learner")
+    assert "frozen: ['embeddings']" in stdout(nb, "freeze") and "embeddings unchanged: True" in stdout(nb, "freeze")
+    assert "{'embeddings': '1e-05', 'biases': '1e-03'}" in stdout(nb, "discriminative")
+    assert "6 epochs" in stdout(nb, "final")
+
+
+def test_the_one_cycle_schedule_plot_and_bokehjs_once(executed):
+    nb, path = executed
+    sched = html(nb, "plot_sched")
+    assert "Learning rate per step (the schedule)" in sched and "Momentum per step" in sched
+    assert "Training loss per step" in html(nb, "plot_loss")
+    everything = path.read_text(encoding="utf-8")
+    with_plots = [c for c in nb.cells if c.cell_type == "code" and "embed_items" in html(nb, c.metadata["name"])]
+    assert len(with_plots) >= 5
+    assert everything.count(BOKEHJS_CORE) == 1  # once per notebook, not once per output
+    assert path.stat().st_size < 4_000_000
