@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import click
-import numpy as np
 import pandas as pd
 
 from embedlab.run import Run

@@ -30,11 +30,10 @@ from embedlab.toolkit import projection as P
 from embedlab.toolkit import stats as S
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import DataError, UsageError
-from embedlab.run import EmbeddingTable, Run
+from embedlab.run import Run
+from embedlab.toolkit.selection import LAT_NAMES, LON_NAMES, find_column, metadata_coordinates
 from embedlab.toolkit.options import DISTANCE, PERMUTATIONS, PROJECTION, SEED
 
-LAT_NAMES = ("latitude", "lat")
-LON_NAMES = ("longitude", "lon", "lng", "long")
 MIN_ENTITIES = 4  # below this no permutation test can reach p < 0.05
 LOW_POWER = 10  # below this a non-significant result says little
 MAX_ENTITIES = 500  # beyond this a seeded sample keeps 9,999 permutations to seconds
@@ -57,7 +56,7 @@ class CoordsFile(click.ParamType):
             header = _read_table(path, nrows=0)
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             self.fail(f"{str(path)!r} is not a readable CSV file ({exc})", param, ctx)
-        if _find_column(header.columns, LAT_NAMES) is None or _find_column(header.columns, LON_NAMES) is None:
+        if find_column(header.columns, LAT_NAMES) is None or find_column(header.columns, LON_NAMES) is None:
             self.fail(f"{str(path)!r} needs a latitude and a longitude column (or lat, lon/lng); "
                       f"its columns are: {', '.join(map(str, header.columns))}", param, ctx)
         return str(path)
@@ -68,19 +67,11 @@ def _read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
                        keep_default_na=False, na_values=[""])
 
 
-def _find_column(columns: Any, names: tuple[str, ...]) -> str | None:
-    lowered = {str(c).strip().lower(): c for c in columns}
-    for name in names:
-        if name in lowered:
-            return lowered[name]
-    return None
-
-
 @functools.lru_cache(maxsize=8)
 def _load_coords(path: str, key: str | None, _mtime: int, _size: int) -> tuple[pd.DataFrame, str]:
     """(frame with key, latitude, longitude; the key column used). Cached per file version."""
     frame = _read_table(Path(path))
-    lat_col, lon_col = _find_column(frame.columns, LAT_NAMES), _find_column(frame.columns, LON_NAMES)
+    lat_col, lon_col = find_column(frame.columns, LAT_NAMES), find_column(frame.columns, LON_NAMES)
     if lat_col is None or lon_col is None:
         raise UsageError(f"--coords {path!r} needs latitude and longitude columns")
     if key is None:
@@ -117,18 +108,6 @@ def _load_coords(path: str, key: str | None, _mtime: int, _size: int) -> tuple[p
 def load_coords(path: str, key: str | None = None) -> tuple[pd.DataFrame, str]:
     st = Path(path).stat()
     return _load_coords(str(path), key, st.st_mtime_ns, st.st_size)
-
-
-def _metadata_coords(table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray] | None:
-    md = table.metadata
-    lat_col, lon_col = _find_column(md.columns, LAT_NAMES), _find_column(md.columns, LON_NAMES)
-    if lat_col is None or lon_col is None:
-        return None
-    lat = pd.to_numeric(md[lat_col], errors="coerce").to_numpy(dtype=np.float64)
-    lon = pd.to_numeric(md[lon_col], errors="coerce").to_numpy(dtype=np.float64)
-    if not np.any(np.isfinite(lat) & np.isfinite(lon)):
-        return None
-    return lat, lon
 
 
 def coords_targets(run: Run, options: dict[str, Any]) -> dict[str, int]:
@@ -188,7 +167,7 @@ class Geography(Analysis):
     ]
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list[str]:
-        names = [n for n, t in run.tables.items() if _metadata_coords(t) is not None]
+        names = [n for n, t in run.tables.items() if metadata_coordinates(t) is not None]
         for name in coords_targets(run, options or {}):
             if name not in names:
                 names.append(name)
@@ -204,10 +183,10 @@ class Geography(Analysis):
             joined = pd.DataFrame({"key": t.keys.astype(str)}).merge(coords, on="key", how="left")
             lat, lon = joined["latitude"].to_numpy(), joined["longitude"].to_numpy()
             source = f"joined from {Path(options['coords']).name} (column {key!r})"
-            if _metadata_coords(t) is not None:
+            if metadata_coordinates(t) is not None:
                 notes.append("The --coords file replaced the table's own coordinates.")
         else:
-            lat, lon = _metadata_coords(t)
+            lat, lon = metadata_coordinates(t)
             source = "from the table's latitude/longitude metadata"
         keep = np.isfinite(lat) & np.isfinite(lon)
         missing = int((~keep).sum())

@@ -155,8 +155,7 @@ def neighbors_command() -> click.Command:
             click.echo(dumps({"table": name, "entity": info, "matched": frame.attrs["matched"],
                                    "note": frame.attrs["note"] or None,
                                    "candidates": frame.attrs["candidates"],
-                                   "neighbors": [{c: _plain(v) for c, v in r.items()}
-                                                 for r in frame.to_dict("records")]}, indent=2))
+                                   "neighbors": frame.to_dict("records")}, indent=2))
             return
         from rich.console import Console
         from rich.table import Table
@@ -171,15 +170,6 @@ def neighbors_command() -> click.Command:
         click.echo(escape_control(f"candidates: {frame.attrs['candidates']}"), err=True)
 
     return neighbors
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        f = float(v)
-        return f if np.isfinite(f) else None
-    return v
 
 
 @hookimpl

@@ -33,34 +33,16 @@ from embedlab.toolkit import stats as S
 from embedlab.toolkit.projection import (DEFAULT_TSNE_MAX_POINTS, TSNE_PERPLEXITY, neighbourhood_kept, tsne_columns,
                                          tsne_project)
 from embedlab.toolkit.options import DISTANCE, MIN_COUNT, PERMUTATIONS, SEED, TOP_N
-from embedlab.toolkit.selection import (color_column, hover_columns, labels_meaningful, neighbour_agreement,
+from embedlab.toolkit.selection import (color_column, metadata_coordinates, hover_columns, labels_meaningful, neighbour_agreement,
                                         plural)
 
 MIN_ROWS = 5  # t-SNE of fewer points says nothing; Rossmann's 12 states are mapped
 MAX_LABELS = 60  # tables up to this size get every point labelled, as the paper's figure
-LAT_NAMES = ("latitude", "lat")
-LON_NAMES = ("longitude", "lon", "lng", "long")
 
 TSNE_PERPLEXITY_OPT = AnalysisOption("tsne_perplexity", float, TSNE_PERPLEXITY,
                                      "t-SNE perplexity (capped at (n - 1) / 3 for small tables).")
 TSNE_MAX_POINTS = AnalysisOption("tsne_max_points", int, DEFAULT_TSNE_MAX_POINTS,
                                  "Map at most this many points (a seeded random sample above it; 0: no limit).")
-
-
-def _column(columns, names) -> str | None:
-    lower = {str(c).lower(): c for c in columns}
-    return next((lower[n] for n in names if n in lower), None)
-
-
-def geo_coords(table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray] | None:
-    """(latitude, longitude) from the table's metadata (NaN where missing), or None."""
-    md = table.metadata
-    la, lo = _column(md.columns, LAT_NAMES), _column(md.columns, LON_NAMES)
-    if la is None or lo is None:
-        return None
-    lat = pd.to_numeric(md[la], errors="coerce").to_numpy(dtype=np.float64)
-    lon = pd.to_numeric(md[lo], errors="coerce").to_numpy(dtype=np.float64)
-    return (lat, lon) if np.isfinite(lat).any() and np.isfinite(lon).any() else None
 
 
 class TSNEAnalysis(Analysis):
@@ -82,7 +64,7 @@ class TSNEAnalysis(Analysis):
                          else DEFAULT_TSNE_MAX_POINTS)
         perplexity = float(options.get("tsne_perplexity") or TSNE_PERPLEXITY)
         metric = options.get("distance") or "cosine"
-        geo = geo_coords(t)
+        geo = metadata_coordinates(t)
         notes: list[str] = []
         if geo is not None and len(t) <= DEFAULT_TSNE_MAX_POINTS:  # the metric geography would use (its fallbacks)
             _, metric, notes = S.embedding_distances(t.vectors, metric)

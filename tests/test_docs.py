@@ -42,18 +42,9 @@ UNDOCUMENTED_OK = {"AnalysisOption": {"click_option"}, "AnalysisResult": set(), 
 
 def sections() -> list[tuple[int, str, str]]:
     """(level, heading, body) for every markdown heading outside code blocks."""
-    out, level, heading, body, fenced = [], 0, "", [], False
-    for line in TEXT.splitlines():
-        if line.startswith("```"):
-            fenced = not fenced
-        m = None if fenced else re.match(r"^(#{1,6})\s+(.*)$", line)
-        if m:
-            out.append((level, heading, "\n".join(body)))
-            level, heading, body = len(m.group(1)), m.group(2).strip(), []
-        else:
-            body.append(line)
-    out.append((level, heading, "\n".join(body)))
-    return out[1:]
+    from embedlab.authoring.guide import guide_sections
+
+    return guide_sections(TEXT)
 
 
 def section(title_part: str) -> str:

@@ -59,7 +59,6 @@ def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool 
     summary's first sentences only (:func:`short_summary`)."""
     from rich.console import Console
     from rich.panel import Panel
-    from rich.text import Text
 
     console = console or Console(stderr=True)
     for r in results:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.errors import UsageError
+from embedlab.io.strictjson import jsonable
 from embedlab.run import EmbeddingTable, Match
 from embedlab.toolkit.selection import color_column, count_column, labels_meaningful, select_entities, target_column
 
@@ -115,19 +116,10 @@ def neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n
     t = run.table(found.table)
     sel = select_entities(t, top_n, min_count)
     frame = nearest(t, found.row, k, sel.index)
-    frame.attrs.update({"table": found.table, "entity": {"key": _plain(t.keys[found.row]),
+    frame.attrs.update({"table": found.table, "entity": {"key": jsonable(t.keys[found.row]),
                                                           "label": str(t.labels[found.row])},
                         "matched": found.match.how, "note": found.note, "candidates": sel.description})
     return frame
-
-
-def _plain(v):
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        f = float(v)
-        return f if np.isfinite(f) else None
-    return v
 
 
 def run_neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n: int | None = 0,

@@ -337,14 +337,8 @@ def umap_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_c
     ``max_points`` of it (:func:`sample_index`). The parameters are :func:`umap_layout`'s plus
     ``sampled`` and ``sample_seed``.
     """
-    sel = select_entities(table, top_n, min_count)
-    rows = sample_index(sel.index, max_points, seed)
-    coords, params = umap_layout(table.vectors[rows], n_neighbors=n_neighbors, min_dist=min_dist,
-                                 metric=metric, seed=seed, seeded_max=seeded_max)
-    sampled = len(rows) < len(sel)
-    params["sampled"] = sampled
-    params["sample_seed"] = seed if sampled else None
-    return sel, rows, coords, params
+    return _sampled_map(table, top_n, min_count, max_points, seed, lambda x: umap_layout(
+        x, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=seed, seeded_max=seeded_max))
 
 
 def umap_columns(coords: np.ndarray) -> dict[str, np.ndarray]:
@@ -428,10 +422,17 @@ def tsne_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_c
     of the entities :func:`~embedlab.toolkit.selection.select_entities` picks; above
     ``max_points`` a seeded sample of them (:func:`sample_index`). The parameters are
     :func:`tsne_layout`'s plus ``sampled`` and ``sample_seed``."""
+    return _sampled_map(table, top_n, min_count, max_points, seed, lambda x: tsne_layout(
+        x, perplexity=perplexity, metric=metric, seed=seed, max_iter=max_iter))
+
+
+def _sampled_map(table: EmbeddingTable, top_n: int | None, min_count: int | None, max_points: int, seed: int,
+                 layout) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
+    """The shared steps of a sampled 2-D map: select the entities, sample ``max_points`` of
+    them (seeded), lay them out with ``layout(vectors) -> (coords, params)``, record the sample."""
     sel = select_entities(table, top_n, min_count)
     rows = sample_index(sel.index, max_points, seed)
-    coords, params = tsne_layout(table.vectors[rows], perplexity=perplexity, metric=metric, seed=seed,
-                                 max_iter=max_iter)
+    coords, params = layout(table.vectors[rows])
     sampled = len(rows) < len(sel)
     params["sampled"] = sampled
     params["sample_seed"] = seed if sampled else None

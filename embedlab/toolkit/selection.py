@@ -22,7 +22,30 @@ from embedlab.toolkit.options import DEFAULT_TOP_N
 __all__ = ["Selection", "select_entities", "count_column", "target_column", "color_column",
            "categorical_columns", "numeric_columns", "labels_meaningful", "display_names",
            "entity_frame", "hover_columns", "spearman", "eta_squared", "neighbour_agreement",
-           "plural", "fmt_num", "join_labels"]
+           "plural", "fmt_num", "join_labels", "LAT_NAMES", "LON_NAMES", "find_column",
+           "metadata_coordinates"]
+
+#: metadata column names read as latitude / longitude (case-insensitive)
+LAT_NAMES = ("latitude", "lat")
+LON_NAMES = ("longitude", "lon", "lng", "long")
+
+
+def find_column(columns: Any, names: Sequence[str]) -> Any:
+    """The first of ``columns`` whose name, stripped and lower-cased, is one of ``names`` (None)."""
+    lowered = {str(c).strip().lower(): c for c in columns}
+    return next((lowered[n] for n in names if n in lowered), None)
+
+
+def metadata_coordinates(table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(latitude, longitude)`` float arrays from the table's metadata (NaN where missing), or
+    None when it has no such columns or no entity with both: how an analysis finds a map."""
+    md = table.metadata
+    lat_col, lon_col = find_column(md.columns, LAT_NAMES), find_column(md.columns, LON_NAMES)
+    if lat_col is None or lon_col is None:
+        return None
+    lat = pd.to_numeric(md[lat_col], errors="coerce").to_numpy(dtype=np.float64)
+    lon = pd.to_numeric(md[lon_col], errors="coerce").to_numpy(dtype=np.float64)
+    return (lat, lon) if np.any(np.isfinite(lat) & np.isfinite(lon)) else None
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}
