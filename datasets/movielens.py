@@ -372,27 +372,30 @@ def _fetcher(name: str):
     return fetch
 
 
+#: the built-in trainer of every MovieLens dataset (a trainer installed later is used only with --trainer)
+TRAINER = "collab"
+
 SPECS = [
     DatasetSpec("movielens-100k", "collab",
                 "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, 1998; canonical splits u1-u5, ua, ub",
                 load_ml100k, _options(ML100K_SPLITS, "u1"), ML100K_SPLITS, _fetcher("movielens-100k"),
-                "https://grouplens.org/datasets/movielens/100k/ (no redistribution)"),
+                "https://grouplens.org/datasets/movielens/100k/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-latest-small", "collab",
                 "MovieLens latest-small: ~100,000 ratings (0.5-5) of ~9,700 movies by 610 users",
                 _csv_loader("movielens-latest-small"), _options((), "random"), (),
-                _fetcher("movielens-latest-small"), "https://grouplens.org/datasets/movielens/latest/"),
+                _fetcher("movielens-latest-small"), "https://grouplens.org/datasets/movielens/latest/", trainer=TRAINER),
     DatasetSpec("movielens-1m", "collab",
                 "MovieLens 1M: 1,000,209 ratings (1-5) of ~3,900 movies by 6,040 users, 2003",
                 load_ml1m, _options((), "random"), (), _fetcher("movielens-1m"),
-                "https://grouplens.org/datasets/movielens/1m/ (no redistribution)"),
+                "https://grouplens.org/datasets/movielens/1m/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-25m", "collab",
                 "MovieLens 25M: 25,000,095 ratings (0.5-5) of 62,423 movies by 162,541 users, 2019",
                 _csv_loader("movielens-25m"), _options((), "random"), (), _fetcher("movielens-25m"),
-                "https://grouplens.org/datasets/movielens/25m/ (no redistribution)"),
+                "https://grouplens.org/datasets/movielens/25m/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-32m", "collab",
                 "MovieLens 32M: 32,000,204 ratings (0.5-5) of 87,585 movies by 200,948 users, 2023",
                 _csv_loader("movielens-32m"), _options((), "random"), (), _fetcher("movielens-32m"),
-                "https://grouplens.org/datasets/movielens/32m/ (no redistribution)"),
+                "https://grouplens.org/datasets/movielens/32m/ (no redistribution)", trainer=TRAINER),
 ]
 
 

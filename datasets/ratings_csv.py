@@ -192,4 +192,4 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
 @hookimpl
 def embedlab_register_datasets(register):
     register(DatasetSpec("ratings-csv", "collab", "Your own ratings: a CSV or Parquet file",
-                         load, OPTIONS))
+                         load, OPTIONS, trainer="collab"))

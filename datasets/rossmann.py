@@ -658,4 +658,4 @@ def embedlab_register_datasets(register):
                          "weather, Google Trends and state data; log-sales regression",
                          load, OPTIONS, SPLITS,
                          homepage="https://www.kaggle.com/c/rossmann-store-sales (competition rules: "
-                                  "no redistribution)"))
+                                  "no redistribution)", trainer="tabular"))

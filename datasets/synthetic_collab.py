@@ -197,4 +197,4 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
 def embedlab_register_datasets(register):
     register(DatasetSpec("synthetic-collab", "collab",
                          "Generated ratings with planted biases and genres (offline, seconds)",
-                         load, OPTIONS))
+                         load, OPTIONS, trainer="collab"))

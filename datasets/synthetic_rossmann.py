@@ -313,4 +313,4 @@ def load(n_stores: int = 60, days: int = 400, noise: float = 0.08, split: str = 
 def embedlab_register_datasets(register):
     register(DatasetSpec(NAME, "tabular",
                          "Generated Rossmann look-alike with planted state, weekday, month, promo and store "
-                         "effects (offline, seconds)", load, OPTIONS, SPLITS))
+                         "effects (offline, seconds)", load, OPTIONS, SPLITS, trainer="tabular"))

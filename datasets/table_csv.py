@@ -302,4 +302,4 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
 def embedlab_register_datasets(register):
     register(DatasetSpec("table-csv", "tabular",
                          "Your own table (CSV/Parquet): regression or classification with entity embeddings",
-                         load, OPTIONS))
+                         load, OPTIONS, trainer="tabular"))

@@ -80,8 +80,9 @@ class DatasetSpec:
     :param splits: names of canonical splits, for ``datasets info`` and validation.
     :param fetch: optional ``fetch() -> Path`` that downloads the data into the cache.
     :param homepage: where the data comes from, and its licence terms.
-    :param trainer: the name of the trainer that trains it (None: the one trainer installed
-        for its ``kind``; with two trainers of one kind the user picks with ``--trainer``).
+    :param trainer: the name of the trainer that trains it unless ``--trainer`` says otherwise
+        (None: the built-in trainer of its ``kind``, else the only one installed; a trainer a
+        package adds later is used only when asked for by name).
     """
 
     name: str

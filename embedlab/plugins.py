@@ -212,6 +212,13 @@ def plugin_label(plugin_name: str) -> str:
     return repr(plugin_name)
 
 
+def is_builtin(plugin_name: str) -> bool:
+    """Whether a loaded plugin is one of embedlab's own (its ``embedlab`` distribution); a
+    plugin registered by hand (a test, a notebook) is not."""
+    info = _info.get(plugin_name)
+    return bool(info and info.builtin)
+
+
 def register_plugin(plugin: Any, name: str | None = None) -> str:
     """Register a plugin object by hand (tests, notebooks); returns its name."""
     pm = get_plugin_manager()

@@ -22,7 +22,7 @@ import click
 from embedlab.analysis import RUN_LEVEL, AnalysisOption, AnalysisResult
 from embedlab.data import Dataset, remember_options
 from embedlab.errors import EmbedlabError, UsageError
-from embedlab.plugins import get_plugin_manager, plugin_label, trace_registrations
+from embedlab.plugins import get_plugin_manager, is_builtin, plugin_label, trace_registrations
 
 if TYPE_CHECKING:  # pragma: no cover
     from embedlab.data import RowShard
@@ -399,8 +399,11 @@ def trainers_for(kind: str) -> list[TrainerEntry]:
 
 
 def trainer_for(kind: str, name: str | None = None, dataset: str | None = None) -> TrainerEntry:
-    """The trainer for a dataset kind: the one named (``--trainer``), else the only one of the
-    kind; two trainers of one kind and no name is an error that lists them."""
+    """The trainer for a dataset kind: the one named (``--trainer``, or the dataset's
+    ``DatasetSpec.trainer``), else the only built-in trainer of the kind, else the only trainer of
+    the kind. A trainer an installed package adds is used only when asked for by name, so
+    installing one never changes what a dataset trains with; two candidates and no name is an
+    error that lists them."""
     if name:
         trainer = get_trainer(name)
         if trainer.kind != kind:
@@ -409,9 +412,12 @@ def trainer_for(kind: str, name: str | None = None, dataset: str | None = None) 
     matches = trainers_for(kind)
     if not matches:
         raise EmbedlabError(f"no trainer is installed for datasets of kind {kind!r}")
+    builtin = [t for t in matches if is_builtin(t.plugin)]
+    if len(builtin) == 1:
+        return builtin[0]
     if len(matches) > 1:
         what = f"dataset {dataset!r} (kind {kind!r})" if dataset else f"datasets of kind {kind!r}"
-        raise UsageError(f"{what} can be trained by {len(matches)} trainers: "
+        raise UsageError(f"{what} names no trainer and can be trained by {len(matches)} trainers: "
                          f"{', '.join(repr(t.name) for t in matches)}; choose one with --trainer NAME")
     return matches[0]
 
@@ -435,7 +441,16 @@ def trainer_of_run(run: Run) -> TrainerEntry:
             raise UsageError(f"run {str(run.path or '')!r} was made by trainer {name!r}, which is not installed; "
                              f"installed trainers: {', '.join(found) or '(none)'}")
         return found[name]
-    return trainer_for(run.kind)
+    return trainer_for_dataset(datasets().get(run.dataset) or _KindOnly(run.kind, run.dataset))
+
+
+class _KindOnly:
+    """A run's dataset that is no longer registered: only its kind and name are known."""
+
+    trainer = None
+
+    def __init__(self, kind: str, name: str):
+        self.kind, self.name = kind, name
 
 
 def dataset_of_run(run: Run) -> DatasetEntry:

@@ -2,6 +2,8 @@
 declared once, trainers declare their abilities, a trainer is chosen explicitly."""
 from __future__ import annotations
 
+import re
+
 import click
 import numpy as np
 import pandas as pd
@@ -148,37 +150,73 @@ class _ConstTrainer:
         return Run(run_meta(ds, self, dict(config), 0, {"valid_loss": 0.0}, []), {"item": table}, {})
 
 
-def test_two_trainers_of_one_kind_need_an_explicit_choice(tmp_path):
+def test_an_installed_trainer_changes_no_default_and_is_used_when_asked(tmp_path):
+    """A second collab trainer (registered after the built-ins, as an installed package is) is
+    used only with --trainer / trainer=; the built-in datasets, their --help and
+    embedlab.testing's synthetic run keep the built-in trainer."""
+    from embedlab.authoring.testing import synthetic_run
+
+    small = ["--users", "30", "--items", "20", "--ratings", "500"]
     with plugin_registered(_Registers(trainers=[_ConstTrainer("als")]), name="tmp-als"):
         assert {t.name for t in trainers().values() if t.kind == "collab"} == {"als", "collab"}
-        with pytest.raises(embedlab.errors.UsageError, match="2 trainers: 'als', 'collab'; choose one with --trainer"):
-            trainer_for("collab")
-        assert trainer_for("collab", "als").name == "als"
-        result = invoke(["train", "synthetic-collab", "--out", str(tmp_path / "x"), "-q", "--users", "30",
-                         "--items", "20", "--ratings", "500"], catch_exceptions=True)
-        assert result.exit_code == 2 and "choose one with --trainer" in result.output
+        assert get_dataset("synthetic-collab").trainer == "collab"
+        assert trainer_for("collab").name == "collab"  # the built-in: the one a package added is not guessed
+        result = invoke(["train", "synthetic-collab", "--out", str(tmp_path / "x"), "-q", *small,
+                         "--epochs", "1", "--bs", "64"])
+        assert result.exit_code == 0, result.output
+        assert embedlab.load_run(tmp_path / "x").meta["trainer"] == "collab"
+        help_text = " ".join(invoke(["train", "synthetic-collab", "--help"]).output.split())
+        assert "--n-factors" in help_text and not re.search(r"--value\b", help_text)
+        assert "(installed: als, collab)" in help_text and "[default: collab]" in help_text
+        assert synthetic_run(users=30, items=20, ratings=500, epochs=1).meta["trainer"] == "collab"
         out = tmp_path / "als"
-        result = invoke(["train", "synthetic-collab", "--trainer", "als", "--value", "3", "--users", "30",
-                         "--items", "20", "--ratings", "500", "--out", str(out), "-q"])
+        result = invoke(["train", "synthetic-collab", "--trainer", "als", "--value", "3", *small,
+                         "--out", str(out), "-q"])
         assert result.exit_code == 0, result.output
         run = embedlab.load_run(out)
         assert run.meta["trainer"] == "als" and float(run.table("item").vectors[0, 0]) == 3.0
         assert trainer_of_run(run).name == "als"  # predict and retraining analyses use the run's trainer
-        help_text = invoke(["train", "synthetic-collab", "--trainer", "collab", "--help"]).output
-        assert "--n-factors" in help_text and "--value" not in help_text
+        help_text = invoke(["train", "synthetic-collab", "--trainer", "als", "--help"]).output
+        assert re.search(r"--value\b", help_text) and "--n-factors" not in help_text
         py = embedlab.train("synthetic-collab", trainer="als", users=30, items=20, ratings=500, value=2.0)
         assert py.meta["trainer"] == "als"
+        testing_run = synthetic_run(trainer="als", users=30, items=20, ratings=500, value=4.0)
+        assert testing_run.meta["trainer"] == "als" and float(testing_run.table("item").vectors[0, 0]) == 4.0
+
+
+def test_two_added_trainers_of_a_kind_without_a_builtin_need_an_explicit_choice():
+    a, b = _ConstTrainer("tmp-a"), _ConstTrainer("tmp-b")
+    a.kind = b.kind = "tmp-kind"
+    unnamed = DatasetSpec("tmp-unnamed", "tmp-kind", "names no trainer", lambda seed=42, **_: None)
+    with plugin_registered(_Registers(datasets=[unnamed], trainers=[a, b]), name="tmp-two"):
+        with pytest.raises(embedlab.errors.UsageError,
+                           match="dataset 'tmp-unnamed' .kind 'tmp-kind'. names no trainer and can be trained by "
+                                 "2 trainers: 'tmp-a', 'tmp-b'; choose one with --trainer"):
+            trainer_for_dataset(get_dataset("tmp-unnamed"))
+        assert trainer_for_dataset(get_dataset("tmp-unnamed"), "tmp-b").name == "tmp-b"
 
 
 def test_a_dataset_may_name_its_trainer():
     ds = DatasetSpec("tmp-const-data", "collab", "rows for the const trainer",
                      lambda seed=42, **_: get_dataset("synthetic-collab").load_dataset(
                          {"users": 20, "items": 10, "ratings": 300}, seed=seed), trainer="const")
-    with plugin_registered(_Registers(datasets=[ds], trainers=[_ConstTrainer("const")]), name="tmp-named"):
+    unnamed = DatasetSpec("tmp-unnamed-collab", "collab", "names none", ds.load)
+    with plugin_registered(_Registers(datasets=[ds, unnamed], trainers=[_ConstTrainer("const")]), name="tmp-named"):
         assert trainer_for_dataset(get_dataset("tmp-const-data")).name == "const"  # two collab trainers, one named
-        with pytest.raises(embedlab.errors.UsageError, match="choose one with --trainer"):
-            trainer_for_dataset(get_dataset("synthetic-collab"))
-        assert trainer_for_dataset(get_dataset("synthetic-collab"), "collab").name == "collab"
+        assert trainer_for_dataset(get_dataset("synthetic-collab")).name == "collab"
+        assert trainer_for_dataset(get_dataset("tmp-unnamed-collab")).name == "collab"  # the built-in of its kind
+
+
+def test_same_data_other_seed_keeps_the_data_and_changes_the_training_seed():
+    from embedlab.authoring.testing import same_data_other_seed, synthetic_run
+    from embedlab.toolkit.retrain import reload_dataset
+
+    a = synthetic_run(users=30, items=20, ratings=500, epochs=1)
+    b = same_data_other_seed(a, seed=7)
+    assert b.seed == 7 and a.seed == 0 and b.meta["dataset_info"] == a.meta["dataset_info"]
+    assert b.meta["trainer"] == a.meta["trainer"] and {**b.config, "seed": 0} == a.config
+    assert not np.allclose(a.table("item").vectors, b.table("item").vectors)
+    pd.testing.assert_frame_equal(reload_dataset(b).train, reload_dataset(a).train)  # the data seed travels
 
 
 def test_abilities_are_declared_and_a_missing_one_says_so(tmp_path):

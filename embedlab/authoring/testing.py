@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 from embedlab.run import Run, load_run
 
 __all__ = ["SYNTHETIC_DEFAULTS", "PLANTED", "synthetic_run", "synthetic_run_dir", "plugin_registered",
-           "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
+           "same_data_other_seed", "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
            "embedlab_run", "embedlab_plugin"]
 
 # Small enough to train in a second or two on one CPU core, strong enough that the planted
@@ -87,7 +87,7 @@ def _cache_dir() -> Path:
     return _cache_root
 
 
-def synthetic_run_dir(shuffle_truth: bool = False, **overrides: Any) -> Path:
+def synthetic_run_dir(shuffle_truth: bool = False, *, trainer: str | None = None, **overrides: Any) -> Path:
     """The folder of a saved synthetic run (trained once per process and set of arguments).
 
     The folder is shared: read it, never write into it (copy it first, or use
@@ -95,37 +95,81 @@ def synthetic_run_dir(shuffle_truth: bool = False, **overrides: Any) -> Path:
     (``users``, ``items``, ``ratings``, ``genres``, ``noise``, ``taste``: the planted genre
     strength, ``popularity``: the Zipf exponent) and collab trainer options
     (``epochs``, ``n_factors``, ``lr``, ``bs``, ``seed``...), on top of
-    :data:`SYNTHETIC_DEFAULTS`.
+    :data:`SYNTHETIC_DEFAULTS`. ``trainer``: the registered trainer that trains it (None: the one
+    ``synthetic-collab`` names, the built-in ``collab``; a trainer you install never changes this
+    default; options it does not declare are dropped).
     """
     import embedlab
 
     config = {**SYNTHETIC_DEFAULTS, **overrides}
+    if trainer is not None:
+        config = _for_trainer(trainer, config, set(overrides))
     if shuffle_truth:
         config["shuffle_truth"] = True
-    key = tuple(sorted((k, repr(v)) for k, v in config.items()))
+    key = (trainer, *sorted((k, repr(v)) for k, v in config.items()))
     with _cache_lock:
         path = _cached.get(key)
         if path is not None and (path / "run.json").is_file():
             return path
         path = _cache_dir() / f"run-{len(_cached)}"
-        embedlab.train("synthetic-collab", out=path, progress=False, **config)
+        embedlab.train("synthetic-collab", out=path, progress=False, trainer=trainer, **config)
         _cached[key] = path
         return path
 
 
-def synthetic_run(out: str | Path | None = None, *, shuffle_truth: bool = False,
+#: the entries of SYNTHETIC_DEFAULTS that are the built-in trainer's options (another trainer
+#: gets only those it declares)
+_TRAINER_DEFAULTS = ("epochs", "n_factors", "bs")
+
+
+def _for_trainer(trainer: str, config: dict[str, Any], given: set[str]) -> dict[str, Any]:
+    """The defaults without the built-in trainer's options that ``trainer`` does not declare,
+    plus everything given explicitly."""
+    from embedlab.registry import get_trainer
+
+    takes = {p.name for p in get_trainer(trainer).options}
+    return {k: v for k, v in config.items() if k not in _TRAINER_DEFAULTS or k in takes or k in given}
+
+
+def synthetic_run(out: str | Path | None = None, *, shuffle_truth: bool = False, trainer: str | None = None,
                   **overrides: Any) -> Run:
     """A small trained ``synthetic-collab`` run with planted truth, as a fresh :class:`Run`.
 
     Every call returns new objects (tests may modify them); the training itself happens once
     per process for each set of arguments. With ``out`` the run folder is also copied there
-    (``embedlab analyze OUT`` then works on it).
+    (``embedlab analyze OUT`` then works on it). ``trainer`` as in :func:`synthetic_run_dir`.
     """
-    src = synthetic_run_dir(shuffle_truth=shuffle_truth, **overrides)
+    src = synthetic_run_dir(shuffle_truth=shuffle_truth, trainer=trainer, **overrides)
     if out is not None:  # saved under the write rule (Run.save): a run there is replaced, nothing else
         load_run(src).save(out)
         return load_run(out)
     return load_run(src)
+
+
+def same_data_other_seed(run: Run | str | Path, seed: int, out: str | Path | None = None,
+                         progress: bool = False) -> Run:
+    """The run trained again on exactly the same data (its dataset reloaded with the options
+    and the data seed it recorded) by the same trainer with the same config, but training
+    seed ``seed``: what a stability check, a replicate or a multi-run analysis compares
+    against. Saved to ``out`` when given::
+
+        a = synthetic_run()
+        b = same_data_other_seed(a, seed=1)
+        assert a.meta["dataset_info"] == b.meta["dataset_info"] and b.seed == 1
+    """
+    from embedlab.registry import dataset_of_run, trainer_of_run
+    from embedlab.toolkit.retrain import loader_options
+
+    if not isinstance(run, Run):
+        run = load_run(run)
+    options = loader_options(run)
+    data_seed = options.pop("seed", run.seed if run.seed is not None else 42)
+    dataset = dataset_of_run(run).load_dataset(options, seed=data_seed, strict=False)
+    trained = trainer_of_run(run).train(dataset, {**run.config, "seed": int(seed)}, progress=progress)
+    if out is not None:
+        trained.save(out)
+        return load_run(out)
+    return trained
 
 
 def reset_caches() -> None:

@@ -25,7 +25,8 @@ def loader_options(run: Run) -> dict[str, Any]:
 
 def reload_dataset(run: Run, **overrides: Any) -> Dataset:
     """The run's dataset, loaded again through the registry with the options it was trained
-    with (``overrides`` replace some) and the run's seed, so random splits come out the same.
+    with (``overrides`` replace some) and the data seed it recorded (else the run's seed), so
+    random splits come out the same.
     Options the dataset no longer takes are dropped."""
     entry = dataset_of_run(run)
     recorded = loader_options(run)
@@ -37,7 +38,9 @@ def reload_dataset(run: Run, **overrides: Any) -> Dataset:
     if data_dir and "data_dir" in entry.option_names and not Path(data_dir).is_dir():
         raise UsageError(f"run {run.path or ''} was trained on data in {data_dir!r}, which no longer exists; "
                          f"give the folder with --data-dir")
-    seed = run.seed if run.seed is not None else 42
+    seed = options.pop("seed", None)  # the data seed it recorded (a replicate may train with another)
+    if not isinstance(seed, int):
+        seed = run.seed if run.seed is not None else 42
     return entry.load_dataset(options, seed=seed, strict=False)
 
 
