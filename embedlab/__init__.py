@@ -12,6 +12,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 
 from ._version import __version__
 
@@ -45,6 +46,23 @@ class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 if not any(isinstance(f, _AliasFinder) for f in sys.meta_path):
     sys.meta_path.append(_AliasFinder())
+
+
+class _Package(types.ModuleType):
+    """The package ``embedlab`` itself. Importing a submodule makes Python set it as an attribute
+    of its parent: ``from embedlab.learner import Learner`` would replace the public function
+    ``embedlab.learner`` with the module it aliases. An alias never replaces a function here
+    (the module stays reachable as ``sys.modules["embedlab.learner"]`` and by its own path)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        current = self.__dict__.get(name)
+        if (isinstance(value, types.ModuleType) and f"{self.__name__}.{name}" in PUBLIC_ALIASES
+                and isinstance(current, types.FunctionType)):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 from embedlab.hookspecs import hookimpl  # noqa: E402
 from embedlab.run import EmbeddingTable, Run, load_run  # noqa: E402

@@ -1,14 +1,19 @@
-"""The plugin manager: loads the ``embedlab`` entry-point group, built-ins included.
+"""The plugin manager: the built-ins from :data:`BUILTIN_PLUGINS` (module paths inside the
+package, so a checkout sees a new built-in without reinstalling), third parties from the
+``embedlab`` entry-point group.
 
-``EMBEDLAB_LOAD_PLUGINS`` chooses which distributions load: unset means all of them; an
-empty string means the built-ins only (the ``embedlab`` distribution's own entry points);
-``a,b`` means the built-ins plus distributions ``a`` and ``b``. A plugin that fails to import
+``EMBEDLAB_LOAD_PLUGINS`` chooses which third-party distributions load: unset means all of
+them; an empty string means the built-ins only; ``a,b`` means the built-ins plus distributions
+``a`` and ``b``. ``EMBEDLAB_DISABLE_PLUGINS=name,...`` switches plugins off by name (a built-in
+such as ``tsne`` or a third party's entry-point name), like pytest's ``-p no:NAME``; ``embedlab
+plugins`` lists them as disabled. A plugin that fails to import
 is skipped with a warning naming it, and remembered: :func:`plugin_failures` (and
 ``embedlab plugins``) list it with its error. ``EMBEDLAB_TRACE_PLUGINS=1`` logs every hook call
 and the plugins that answered it.
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata as md
 import os
 import sys
@@ -22,6 +27,29 @@ from embedlab import hookspecs
 
 BUILTIN_DISTRIBUTION = "embedlab"
 ENTRY_POINT_GROUP = "embedlab"
+
+#: the built-in plugins: name -> module (imported from the package, never from entry points);
+#: a new built-in is one line here
+BUILTIN_PLUGINS = {
+    "collab-trainer": "embedlab.trainers.collab",
+    "tabular-trainer": "embedlab.trainers.tabular",
+    "movielens": "embedlab_datasets.movielens",
+    "ratings-csv": "embedlab_datasets.ratings_csv",
+    "synthetic-collab": "embedlab_datasets.synthetic_collab",
+    "rossmann": "embedlab_datasets.rossmann",
+    "synthetic-rossmann": "embedlab_datasets.synthetic_rossmann",
+    "table-csv": "embedlab_datasets.table_csv",
+    "bias-ranking": "embedlab_plugins.bias_ranking",
+    "cyclic": "embedlab_plugins.cyclic",
+    "geography": "embedlab_plugins.geography",
+    "neighbors": "embedlab_plugins.neighbors",
+    "pca": "embedlab_plugins.pca",
+    "umap": "embedlab_plugins.umap_projection",
+    "finetune": "embedlab_plugins.finetune",
+    "transfer": "embedlab_plugins.transfer",
+    "onehot": "embedlab_plugins.onehot",
+    "tsne": "embedlab_plugins.tsne",
+}
 
 
 @dataclass
@@ -54,6 +82,7 @@ class PluginFailure:
 _pm: pluggy.PluginManager | None = None
 _info: dict[str, PluginInfo] = {}
 _failures: dict[str, PluginFailure] = {}
+_disabled: list[str] = []
 
 
 def _wanted_distributions() -> set[str] | None:
@@ -68,7 +97,54 @@ def _normalise(name: str) -> str:
     return name.lower().replace("_", "-")
 
 
-def _load_entry_points(pm: pluggy.PluginManager) -> None:
+def disabled_names() -> set[str]:
+    """The plugin names ``EMBEDLAB_DISABLE_PLUGINS`` switches off (normalised; read at each call)."""
+    return {_normalise(part.strip()) for part in os.environ.get("EMBEDLAB_DISABLE_PLUGINS", "").split(",")
+            if part.strip()}
+
+
+def _load_one(pm: pluggy.PluginManager, name: str, module: str, load, dist: str | None,
+              version: str | None, builtin: bool) -> None:
+    """Import one plugin (``load()``) and register it under ``name``; a failure to import is
+    remembered and warned about, never raised."""
+    try:
+        plugin = load()
+    except Exception as exc:  # one broken plugin must not stop the others
+        _failures[name] = PluginFailure(name=name, distribution=dist, version=version, module=module,
+                                        error=f"{type(exc).__name__}: {exc}", location=raised_at(exc),
+                                        builtin=builtin)
+        warnings.warn(
+            f"embedlab: plugin {name!r} from distribution {dist!r} failed to import "
+            f"and was skipped: {type(exc).__name__}: {exc} (at {_failures[name].location}; "
+            f"`embedlab plugins` lists it)",
+            stacklevel=3,
+        )
+        return
+    if pm.is_registered(plugin):  # two entry points naming one module: it loads once
+        return
+    try:
+        pm.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:  # e.g. a hook with the wrong arguments
+        from embedlab.errors import EmbedlabError
+
+        raise EmbedlabError(
+            f"plugin {name!r} from distribution {dist!r} is invalid: "
+            f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_DISABLE_PLUGINS={name} or EMBEDLAB_LOAD_PLUGINS)") from exc
+    _info[name] = PluginInfo(name=name, distribution=dist, version=version, builtin=builtin, module=module)
+
+
+def _load_builtins(pm: pluggy.PluginManager, disabled: set[str]) -> None:
+    from embedlab._version import __version__
+
+    for name, module in sorted(BUILTIN_PLUGINS.items()):
+        if _normalise(name) in disabled:
+            _disabled.append(name)
+            continue
+        _load_one(pm, name, module, lambda module=module: importlib.import_module(module),
+                  BUILTIN_DISTRIBUTION, __version__, builtin=True)
+
+
+def _load_entry_points(pm: pluggy.PluginManager, disabled: set[str]) -> None:
     wanted = _wanted_distributions()
     seen: set[tuple[str, str]] = set()
     for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -76,44 +152,18 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         if (ep.name, ep.value) in seen:  # the same dist found twice on sys.path
             continue
         seen.add((ep.name, ep.value))
-        builtin = dist is not None and _normalise(dist) == BUILTIN_DISTRIBUTION
-        if not builtin and wanted is not None and (dist is None or _normalise(dist) not in
-                                                   {_normalise(w) for w in wanted}):
+        if dist is not None and _normalise(dist) == BUILTIN_DISTRIBUTION:
+            continue  # the built-ins come from BUILTIN_PLUGINS (an older install may still list them)
+        if wanted is not None and (dist is None or _normalise(dist) not in {_normalise(w) for w in wanted}):
+            continue
+        if _normalise(ep.name) in disabled:
+            _disabled.append(ep.name)
             continue
         name = ep.name
         if pm.has_plugin(name):  # another distribution uses this entry-point name: keep both,
             name = f"{ep.name}@{dist}"  # so that what they register meets (and conflicts) openly
-        try:
-            plugin = ep.load()
-        except Exception as exc:  # one broken plugin must not stop the others
-            _failures[name] = PluginFailure(
-                name=name, distribution=dist, version=ep.dist.version if ep.dist is not None else None,
-                module=ep.value, error=f"{type(exc).__name__}: {exc}", location=raised_at(exc),
-                builtin=builtin)
-            warnings.warn(
-                f"embedlab: plugin {ep.name!r} from distribution {dist!r} failed to import "
-                f"and was skipped: {type(exc).__name__}: {exc} (at {_failures[name].location}; "
-                f"`embedlab plugins` lists it)",
-                stacklevel=2,
-            )
-            continue
-        if pm.is_registered(plugin):  # two entry points naming one module: it loads once
-            continue
-        try:
-            pm.register(plugin, name=name)
-        except pluggy.PluginValidationError as exc:  # e.g. a hook with the wrong arguments
-            from embedlab.errors import EmbedlabError
-
-            raise EmbedlabError(
-                f"plugin {ep.name!r} from distribution {dist!r} is invalid: "
-                f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_LOAD_PLUGINS)") from exc
-        _info[name] = PluginInfo(
-            name=name,
-            distribution=dist,
-            version=ep.dist.version if ep.dist is not None else None,
-            builtin=builtin,
-            module=ep.value,
-        )
+        _load_one(pm, name, ep.value, ep.load, dist, ep.dist.version if ep.dist is not None else None,
+                  builtin=False)
 
 
 def tracing() -> bool:
@@ -154,7 +204,9 @@ def get_plugin_manager() -> pluggy.PluginManager:
     if _pm is None:
         pm = pluggy.PluginManager("embedlab")
         pm.add_hookspecs(hookspecs)
-        _load_entry_points(pm)
+        disabled = disabled_names()
+        _load_builtins(pm, disabled)
+        _load_entry_points(pm, disabled)
         _check_pending(pm)
         if tracing():
             _trace(pm)
@@ -168,6 +220,7 @@ def reset_plugin_manager() -> None:
     _pm = None
     _info.clear()
     _failures.clear()
+    _disabled.clear()
 
 
 def plugin_infos(include_builtins: bool = True) -> list[PluginInfo]:
@@ -189,6 +242,12 @@ def plugin_failures() -> list[PluginFailure]:
     """The plugins that were found but failed to import, sorted by name (loads plugins first)."""
     get_plugin_manager()
     return sorted(_failures.values(), key=lambda f: f.name)
+
+
+def disabled_plugins() -> list[str]:
+    """The plugins that ``EMBEDLAB_DISABLE_PLUGINS`` switched off, sorted (loads plugins first)."""
+    get_plugin_manager()
+    return sorted(_disabled)
 
 
 def raised_at(exc: BaseException) -> str | None:
@@ -242,4 +301,4 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
         raise EmbedlabError(
             f"plugin {plugin_label(name)}: {exc}; embedlab's hooks are "
             f"{', '.join(sorted(n for n in dir(hookspecs) if n.startswith('embedlab_')))} "
-            f"(exclude the plugin with EMBEDLAB_LOAD_PLUGINS)") from exc
+            f"(exclude the plugin with EMBEDLAB_DISABLE_PLUGINS=NAME or EMBEDLAB_LOAD_PLUGINS)") from exc

@@ -207,11 +207,6 @@ class TrainerEntry:
         self.require("encode_rows", "encoding rows for other models")
         return self.impl.encode_rows(run, frame, source)
 
-    def default_config(self) -> dict[str, Any]:
-        from embedlab.trainers.base import option_defaults
-
-        return option_defaults(list(self.options))
-
 
 def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
     hook = "embedlab_register_trainers"

@@ -261,8 +261,7 @@ def test_exact_neighbours_for_umap_match_scikit_learn():
 # plot from the same functions. These fail if the two ever compute different coordinates.
 @pytest.mark.parametrize("table", ["item", "user"])
 def test_export_coordinates_are_the_pca_plot(run, table):
-    from embedlab.io.exchange import projected_coordinates
-    from embedlab.toolkit.projection import coordinates
+    from embedlab.toolkit.projection import coordinates, projected_coordinates
 
     got = coordinates(run.table(table))
     plot = one(run, "pca", table=table, top_n=0).data["plot"]

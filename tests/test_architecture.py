@@ -136,6 +136,69 @@ def test_the_core_package_does_not_import_itself_back_from_the_package_root():
     assert set(offenders) <= allowed, f"import from the defining module instead of `embedlab`: {offenders}"
 
 
+# ---------------------------------------------------------------------------- the layer order
+#: docs/architecture.md's "Which way imports go", top to bottom: a module imports only modules of
+#: its own wing or of a lower layer (function-level imports count, ``if TYPE_CHECKING:`` blocks
+#: do not). A module is placed by its longest listed prefix.
+LAYERS = [
+    ("embedlab", "embedlab.__main__", "embedlab.authoring.testing"),  # the public API, its test helpers
+    ("embedlab.cli",),
+    ("embedlab.engines",),
+    ("embedlab.report", "embedlab.authoring"),
+    ("embedlab.trainers",),
+    ("embedlab.training",),
+    ("embedlab.toolkit",),
+    ("embedlab.registry", "embedlab.runner", "embedlab.analysis", "embedlab.run", "embedlab.data",
+     "embedlab.plugins", "embedlab.hookspecs"),  # the contract: one wing
+    ("embedlab.io",),
+    ("embedlab.errors", "embedlab._version"),
+]
+#: the deliberate exceptions docs/architecture.md names, (importer, imported)
+LAYER_EXCEPTIONS = {("embedlab.registry", "embedlab.toolkit.options")}
+
+
+CONTRACT = 7  # the index of the contract's layer, whose modules form one wing
+
+
+def _place(module: str) -> tuple[int, str]:
+    """(layer index, wing) of a module: 0 is the top."""
+    best = None
+    for i, layer in enumerate(LAYERS):
+        for prefix in layer:
+            if module == prefix or (prefix != "embedlab" and module.startswith(prefix + ".")):
+                if best is None or len(prefix) > best[0]:
+                    best = (len(prefix), i, "contract" if i == CONTRACT else prefix)
+    assert best is not None, f"{module} is in no layer of LAYERS: place it (and in docs/architecture.md)"
+    return best[1], best[2]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    out = []
+    for module, deps in sorted(graph.items()):
+        here, wing = _place(module)
+        for dep in sorted(deps):
+            there, dep_wing = _place(dep)
+            if (module, dep) in LAYER_EXCEPTIONS or dep_wing == wing:
+                continue
+            if there <= here and not (there == here == 0):
+                out.append(f"{module} -> {dep}")
+    return out
+
+
+def test_imports_go_down_the_layers():
+    bad = layer_violations(import_graph())
+    assert not bad, f"imports against the layer order of docs/architecture.md: {bad}"
+
+
+def test_the_layer_check_sees_an_upward_import():
+    graph = {"embedlab.io.exchange": {"embedlab.run", "embedlab.errors"},
+             "embedlab.registry": {"embedlab.toolkit.options", "embedlab.plugins"},
+             "embedlab.report.html": {"embedlab.authoring.guide", "embedlab.toolkit.plotting"},
+             "embedlab.cli.train": {"embedlab.cli.common", "embedlab.trainers.base"}}
+    assert layer_violations(graph) == ["embedlab.io.exchange -> embedlab.run",
+                                       "embedlab.report.html -> embedlab.authoring.guide"]
+
+
 # ---------------------------------------------------------------------------- built-in plugins
 def _builtin_names() -> dict[str, set[str]]:
     """What the built-in plugins register, by kind (read from the live registry)."""
@@ -309,3 +372,51 @@ def test_moved_public_paths_are_the_new_modules_themselves():
     from embedlab.training import Learner as L2
 
     assert Learner is L2 and LRFindResult.__module__ == "embedlab.training.lr_find" and callable(fit_options)
+
+
+ALIAS_PROBE = """
+import importlib, sys, types
+import embedlab
+
+PUBLIC = [n for n in embedlab.__all__ if isinstance(getattr(embedlab, n), types.FunctionType)]
+
+
+def call_public():
+    for name in PUBLIC:  # every public function is still the function
+        assert isinstance(getattr(embedlab, name), types.FunctionType), (name, getattr(embedlab, name))
+    data = embedlab.load_dataset("synthetic-collab", users=20, items=15, ratings=200)
+    learn = embedlab.learner(data, n_factors=2, progress=False)
+    assert type(learn).__name__ == "LiveLearner", type(learn)
+
+
+def import_aliases():
+    for old, new in embedlab.PUBLIC_ALIASES.items():
+        exec(f"import {old}")
+        assert importlib.import_module(old) is sys.modules[new], old
+        __import__(old, fromlist=["*"])
+    from embedlab.learner import Learner, fit_options  # the earlier guide's trainer imports
+    from embedlab.plotting import scatter  # noqa: F401
+    from embedlab.testing import synthetic_run  # noqa: F401
+
+
+if sys.argv[1] == "aliases-first":
+    import_aliases()
+    call_public()
+else:
+    call_public()
+    import_aliases()
+    call_public()
+print("ok", len(PUBLIC))
+"""
+
+
+@pytest.mark.parametrize("order", ["aliases-first", "calls-first"])
+def test_aliases_never_replace_the_public_functions(order):
+    """``from embedlab.learner import Learner`` (the earlier guide's path, an alias of
+    embedlab.training) must leave ``embedlab.learner()`` a function, in either order, in one
+    process (a fresh one: the test suite's own imports must not decide the order)."""
+    proc = subprocess.run([sys.executable, "-c", ALIAS_PROBE, order], capture_output=True, text=True,
+                          timeout=240, env=dict(os.environ, EMBEDLAB_LOAD_PLUGINS=""))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split()[0] == "ok" and int(proc.stdout.split()[1]) >= 6, proc.stdout
+

@@ -67,20 +67,42 @@ def test_every_hook_is_documented_with_an_example(hook):
     compile(example, f"<{hook} docstring example>", "exec")  # the example is valid Python
 
 
-def test_builtins_are_entry_points_of_our_own_distribution():
-    """Built-ins load exactly like third-party plugins: through setup.cfg's ``embedlab`` group."""
+def test_builtins_come_from_the_package_list_not_entry_points():
+    """Built-ins load from BUILTIN_PLUGINS (module paths inside the package: a checkout sees a new
+    one without reinstalling), through the same hooks as third parties; setup.cfg declares none."""
+    from embedlab.plugins import BUILTIN_PLUGINS
+
     cfg = configparser.ConfigParser()
     cfg.read(ROOT / "setup.cfg")
-    declared = {line.split("=")[0].strip()
-                for line in cfg["options.entry_points"]["embedlab"].strip().splitlines()}
+    assert "embedlab" not in cfg["options.entry_points"], "built-ins belong in embedlab.plugins.BUILTIN_PLUGINS"
     infos = {i.name: i for i in plugin_infos(include_builtins=True)}
-    missing = declared - set(infos)
-    assert not missing, (f"entry points {sorted(missing)} in setup.cfg are not loaded: reinstall "
-                         f"(pip install --no-deps --no-build-isolation -e .) or fix their import")
-    for name in declared:
-        assert infos[name].builtin and infos[name].distribution == "embedlab"
+    assert set(BUILTIN_PLUGINS) <= set(infos), f"not loaded: {sorted(set(BUILTIN_PLUGINS) - set(infos))}"
+    for name, module in BUILTIN_PLUGINS.items():
+        assert infos[name].builtin and infos[name].distribution == "embedlab" and infos[name].module == module
         assert infos[name].version == embedlab.__version__
         assert infos[name].hooks, f"built-in plugin {name!r} implements no hook"
+    assert {i.name for i in infos.values() if i.builtin} == set(BUILTIN_PLUGINS)
+
+
+def test_disable_plugins_switches_off_builtins_and_third_parties_by_name(fake_site, monkeypatch):
+    monkeypatch.delenv("EMBEDLAB_LOAD_PLUGINS", raising=False)
+    monkeypatch.setenv("EMBEDLAB_DISABLE_PLUGINS", "tsne, embedlab_fake,EMBEDLAB-BROKEN")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the broken plugin is not even imported
+        names = _loaded_names()
+    assert "tsne" not in names and "embedlab-fake" not in names and {"pca", "movielens"} <= names
+    assert "tsne" not in embedlab.registry.analyses() and "pca" in embedlab.registry.analyses()
+    assert "fake-data" not in embedlab.registry.datasets()
+    from embedlab.plugins import disabled_plugins
+
+    assert disabled_plugins() == ["embedlab-broken", "embedlab-fake", "tsne"]
+    listed = _invoke(["plugins", "--all"])
+    assert listed.exit_code == 0 and "disabled by EMBEDLAB_DISABLE_PLUGINS: embedlab-broken, embedlab-fake, tsne" \
+        in listed.output
+    reset_plugin_manager()
+    monkeypatch.delenv("EMBEDLAB_DISABLE_PLUGINS")
+    monkeypatch.setenv("EMBEDLAB_LOAD_PLUGINS", "embedlab-fake")
+    assert {"tsne", "embedlab-fake"} <= _loaded_names()
 
 
 def test_core_never_imports_a_builtin_plugin_by_name():

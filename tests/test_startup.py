@@ -52,10 +52,9 @@ def _probe(extra_path: Path | None = None, load_plugins: str = "") -> dict:
 
 
 def _builtin_entry_points() -> set[str]:
-    import importlib.metadata as md
+    from embedlab.plugins import BUILTIN_PLUGINS
 
-    return {ep.name for ep in md.entry_points(group="embedlab")
-            if ep.dist is not None and ep.dist.name.lower() == "embedlab"}
+    return set(BUILTIN_PLUGINS)
 
 
 def test_cli_builds_without_heavy_imports():

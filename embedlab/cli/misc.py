@@ -81,12 +81,14 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
         return
     import warnings
 
-    from embedlab.plugins import plugin_failures, plugin_infos
+    from embedlab.plugins import disabled_plugins, plugin_failures, plugin_infos
 
     with warnings.catch_warnings():  # a broken plugin is listed below, not warned about twice
         warnings.simplefilter("ignore")
         infos = plugin_infos(include_builtins=show_all)
         broken = plugin_failures()
+    if disabled_plugins():
+        click.echo(f"disabled by EMBEDLAB_DISABLE_PLUGINS: {', '.join(disabled_plugins())}", err=True)
     if as_json:
         rows = [{**asdict(i), "error": None, "location": None} for i in infos]
         rows += [{"name": f.name, "distribution": f.distribution, "version": f.version,
@@ -148,7 +150,12 @@ def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_u
         if len(run.table_names) != 1:
             raise UsageError(f"the run has several tables; choose one with --table: {', '.join(run.table_names)}")
         table = run.table_names[0]
-    files = export_table(run.table(table), fmt, out, umap=with_umap, force=force, tsne=with_tsne)
+    coords = None
+    if fmt == "csv":
+        from embedlab.toolkit.projection import projected_coordinates
+
+        coords = projected_coordinates(run.table(table), umap=with_umap, tsne=with_tsne)
+    files = export_table(run.table(table), fmt, out, coords=coords, force=force)
     for f in files:
         click.echo(str(f))
     click.echo(f"exported table {table!r} ({len(run.table(table)):,} x {run.table(table).dim}) as {fmt}", err=True)

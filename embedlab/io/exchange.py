@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from embedlab.io.ownership import check_export, owned_file
 from embedlab.errors import DataError, UsageError
-from embedlab.run import EmbeddingTable
-from embedlab.toolkit.projection import coordinates
+
+if TYPE_CHECKING:
+    from embedlab.run import EmbeddingTable
 
 FORMATS = ("projector", "word2vec", "npy", "csv")
 _WS = re.compile(r"[\t\r\n]+")
@@ -73,31 +74,6 @@ def _float_text(vectors: np.ndarray) -> list[str]:
     return [" ".join(f"{v:.6g}" for v in row) for row in np.asarray(vectors, dtype=np.float32)]
 
 
-def _export_column(name: str) -> str:
-    """The CSV's name of a :func:`~embedlab.toolkit.projection.coordinates` column:
-    ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``, ``t-SNE 1`` -> ``tsne_1``."""
-    if name.startswith("UMAP "):
-        return "umap_" + name[len("UMAP "):]
-    if name.startswith("t-SNE "):
-        return "tsne_" + name[len("t-SNE "):]
-    return "pca_" + name[len("PC"):]
-
-
-def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0,
-                          tsne: bool = False) -> pd.DataFrame:
-    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every observed entity.
-
-    The coordinates are :func:`embedlab.toolkit.projection.coordinates`, the values the ``pca``,
-    ``umap`` and ``tsne`` analyses plot with ``--top-n 0``, so the CSV matches what a report
-    shows; rounded to 6 decimals.
-    """
-    coords = coordinates(table, umap=umap, seed=seed, tsne=tsne)
-    rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
-    for name in coords.columns[1:]:
-        rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
-    return table.frame().merge(rounded, on="key", how="inner")
-
-
 #: the files each export format writes
 EXPORT_FILES = {"projector": ("vectors.tsv", "metadata.tsv"), "word2vec": ("vectors.txt", "metadata.tsv"),
                 "npy": ("vectors.npy", "keys.txt", "metadata.tsv"), "csv": ("coordinates.csv",)}
@@ -111,14 +87,17 @@ def check_export_target(out_dir: str | Path, fmt: str, force: bool = False) -> N
     check_export(out_dir, EXPORT_FILES[fmt], force=force)
 
 
-def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, umap: bool = False,
-                 seed: int = 0, force: bool = False, tsne: bool = False) -> list[Path]:
+def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords: pd.DataFrame | None = None,
+                 force: bool = False) -> list[Path]:
     """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
     files written. Under the write rule: each file is new, or one embedlab wrote there and that
     is unchanged since (the folder's ``.embedlab-files.json`` lists them), or ``force``; each is
-    replaced atomically, and nothing else in ``out_dir`` is touched."""
+    replaced atomically, and nothing else in ``out_dir`` is touched. ``coords``: what ``csv``
+    writes, :func:`embedlab.toolkit.projection.projected_coordinates` of the table."""
     check_export_target(out_dir, fmt, force)
-    coords = projected_coordinates(table, umap=umap, seed=seed, tsne=tsne) if fmt == "csv" else None  # before mkdir
+    if fmt == "csv" and coords is None:
+        raise UsageError("export as csv needs the projected coordinates "
+                         "(coords=embedlab.toolkit.projection.projected_coordinates(table))")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

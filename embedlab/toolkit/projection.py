@@ -473,3 +473,29 @@ def coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0, tsne: 
             column[at] = values
             out[name] = column
     return out
+
+
+def _export_column(name: str) -> str:
+    """The CSV's name of a :func:`~embedlab.toolkit.projection.coordinates` column:
+    ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``, ``t-SNE 1`` -> ``tsne_1``."""
+    if name.startswith("UMAP "):
+        return "umap_" + name[len("UMAP "):]
+    if name.startswith("t-SNE "):
+        return "tsne_" + name[len("t-SNE "):]
+    return "pca_" + name[len("PC"):]
+
+
+def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0,
+                          tsne: bool = False) -> pd.DataFrame:
+    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every observed entity.
+
+    What ``embedlab export --format csv`` writes (``io.exchange.export_table(coords=...)``).
+    The coordinates are :func:`coordinates`, the values the ``pca``,
+    ``umap`` and ``tsne`` analyses plot with ``--top-n 0``, so the CSV matches what a report
+    shows; rounded to 6 decimals.
+    """
+    coords = coordinates(table, umap=umap, seed=seed, tsne=tsne)
+    rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
+    for name in coords.columns[1:]:
+        rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
+    return table.frame().merge(rounded, on="key", how="inner")
