@@ -83,6 +83,35 @@ def _result_html(result: AnalysisResult) -> str:
     return result_html(result)
 
 
+def _run_predict(self: Run, pairs):
+    """``run.predict(pairs)``: the run's predictions for ``pairs`` (a DataFrame of the model's
+    columns; for a collab run (user, item) pairs, also a list of tuples), by the run's trainer's
+    ``predict``: a DataFrame in the pairs' order (collab: labels, ``prediction``, ``unseen``)."""
+    from embedlab.registry import trainer_of_run
+
+    return trainer_of_run(self).predict(self, pairs)
+
+
+def _run_recommend(self: Run, user, k: int = 10, include_rated: bool = False, dataset=None):
+    """``run.recommend(user, k=10)``: a collab run's ``k`` best items for ``user`` (or a list of
+    users; key or label), without the items the user rated in training unless
+    ``include_rated``. The training ratings come from ``dataset`` (a Dataset) or else the run's
+    data loaded again with its recorded options."""
+    from embedlab.registry import trainer_of_run
+
+    trainer = trainer_of_run(self)
+    trainer.require("recommend", "recommendations")
+    if dataset is None:
+        from embedlab.toolkit.retrain import reload_dataset
+
+        dataset = reload_dataset(self)
+    rated = dataset.train
+    return trainer.impl.recommend(self, user, k, rated=rated, include_rated=include_rated)
+
+
+Run.predict = _run_predict
+Run.recommend = _run_recommend
+
 #: attached here for the same reason (analysis.py sits below the report): BokehJS once per notebook
 AnalysisResult._repr_html_ = _result_html
 

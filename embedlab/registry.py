@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from embedlab.run import Run
 
 #: Optional trainer methods, each an ability the registry records (see embedlab.trainers.base.Trainer).
-TRAINER_ABILITIES = ("lr_find", "predict", "encode_rows", "prepare")
+TRAINER_ABILITIES = ("lr_find", "predict", "encode_rows", "prepare", "recommend")
 
 
 class PluginConflictError(EmbedlabError):

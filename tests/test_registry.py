@@ -222,7 +222,8 @@ def test_same_data_other_seed_keeps_the_data_and_changes_the_training_seed():
 def test_abilities_are_declared_and_a_missing_one_says_so(tmp_path):
     spec = trainers()
     assert spec["collab"].resumable and spec["tabular"].resumable
-    assert spec["tabular"].can("predict") and not spec["collab"].can("predict")
+    assert spec["tabular"].can("predict") and spec["collab"].can("predict") and spec["collab"].can("recommend")
+    assert not spec["tabular"].can("recommend")
     with plugin_registered(_Registers(trainers=[_ConstTrainer("plain")]), name="tmp-plain"):
         plain = trainers()["plain"]
         assert plain.abilities == frozenset() and not plain.resumable

@@ -53,7 +53,8 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
             raise UsageError("give either --file or --data-dir, not both")
         frame = _read_frame(Path(file))
         preds = trainer.predict(run, frame)
-        preds.attrs["coverage"] = coverage(run, frame, len(frame), len(preds), Path(file).name)
+        if "coverage" not in preds.attrs:  # a trainer that reports its own (collab: unseen users, items)
+            preds.attrs["coverage"] = coverage(run, frame, len(frame), len(preds), Path(file).name)
         return preds
     entry = dataset_of_run(run)
     overrides: dict[str, Any] = {}
@@ -115,6 +116,36 @@ def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: 
     return {"asked": int(asked), "written": int(written), "unseen": unseen, "warnings": warnings}
 
 
+def recommend_run(run_dir: str | Path, users: tuple[str, ...], k: int, include_rated: bool = False,
+                  data_dir: str | Path | None = None) -> pd.DataFrame:
+    """``--top K --user U...``: each user's ``k`` best items of the run at ``run_dir``, without
+    those the user rated in training unless ``include_rated`` (the training rows come from the
+    run's data loaded again: ``--data-dir`` or the folder recorded in the run)."""
+    from embedlab.registry import trainer_of_run
+    from embedlab.run import load_run
+    from embedlab.toolkit.retrain import reload_dataset
+
+    run = load_run(run_dir)
+    trainer = trainer_of_run(run)
+    trainer.require("recommend", "embedlab predict --top")
+    if not users:
+        raise UsageError("--top K needs the users to recommend for: --user U (repeatable)")
+    overrides = {"data_dir": str(data_dir)} if data_dir is not None else {}
+    rated = reload_dataset(run, **overrides).train
+    return trainer.impl.recommend(run, list(users), k, rated=rated, include_rated=include_rated)
+
+
+def _print_recommendations(recs: pd.DataFrame) -> None:
+    from embedlab.report.terminal import escape_control as safe_text
+
+    for user, group in recs.groupby("user", sort=False):
+        click.echo(f"{safe_text(str(group['user_label'].iloc[0]))} (key {user}): top {len(group)}")
+        for row in group.itertuples():
+            rated = "  (rated)" if row.rated else ""
+            click.echo(f"  {row.rank:>3}. {row.prediction:.2f}  {safe_text(str(row.item_label))} "
+                       f"[{row.item}, {int(row.count) if row.count == row.count else 0} ratings]{rated}")
+
+
 @click.command("predict")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -122,15 +153,43 @@ def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: 
                    "predicted (Rossmann: Kaggle's test.csv).")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Predict the rows of this CSV/Parquet file instead (it must hold the model's columns).")
-@click.option("--out", "-o", type=click.Path(path_type=Path), required=True,
+@click.option("--top", type=click.IntRange(1), default=None,
+              help="Collab runs: recommend each --user's TOP best items (without those the user rated in "
+                   "training, unless --include-rated); printed, and written to --out when given.")
+@click.option("--user", "users", multiple=True,
+              help="With --top: a user to recommend for, by key or label (repeatable).")
+@click.option("--include-rated", is_flag=True,
+              help="With --top: keep the items the user already rated (marked 'rated').")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="CSV file to write (e.g. submission.csv: Kaggle's Id,Sales for Rossmann): a new file, "
-                   "or one embedlab wrote (listed in its folder's .embedlab-files.json); see --force.")
+                   "or one embedlab wrote (listed in its folder's .embedlab-files.json); see --force. "
+                   "Required except with --top.")
 @click.option("--force", is_flag=True, help="Let --out replace a file embedlab did not write.")
-def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out: Path, force: bool = False) -> None:
-    """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann)."""
+def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out: Path | None, force: bool = False,
+                    top: int | None = None, users: tuple[str, ...] = (), include_rated: bool = False) -> None:
+    """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann); for a
+    collab run, score the (user, item) pairs of --file, or recommend with --top K --user U."""
     from embedlab.io.ownership import check_file, owned_file
 
-    check_file(out, force=force, option="--out")  # before any work
+    if out is not None:
+        check_file(out, force=force, option="--out")  # before any work
+    if top is not None or users or include_rated:
+        if top is None:
+            raise UsageError("--user and --include-rated go with --top K")
+        if file is not None:
+            raise UsageError("give either --file (score pairs) or --top (recommend), not both")
+        recs = recommend_run(run_dir, users, top, include_rated, data_dir)
+        _print_recommendations(recs)
+        for note in recs.attrs.get("notes", []):
+            click.echo(f"note: {note}", err=True)
+        if out is not None:
+            with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
+                            newline="") as fh:
+                recs.to_csv(fh, index=False)
+            click.echo(f"wrote {len(recs):,} recommendations to {out}", err=True)
+        return
+    if out is None:
+        raise UsageError("give the CSV file to write with --out")
     preds = predict_run(run_dir, data_dir, file)
     with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
                     newline="") as fh:
@@ -139,4 +198,6 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
     for warning in cover.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)
     asked = cover.get("asked", len(preds))
-    click.echo(f"wrote {len(preds):,} predictions of the {asked:,} rows asked to {out}", err=True)
+    written = cover.get("written", len(preds))
+    missing = f" ({len(preds) - written:,} of them without a prediction)" if written < len(preds) else ""
+    click.echo(f"wrote {len(preds):,} predictions of the {asked:,} rows asked to {out}{missing}", err=True)

@@ -184,11 +184,136 @@ class LiveLearner:
 
         return Figures([f for f in schedule_figures(self.steps()) if "Training loss" in f.title.text])
 
+    # ------------------------------------------------------------ predictions (fastai's verbs)
+    def _set(self, ds: str):
+        if ds in ("valid", "validation", 1):
+            if self.learner.valid is None:
+                raise ValueError("this learner has no validation rows (a split without them)")
+            return self.learner.valid
+        if ds in ("train", 0):
+            return self.learner.train_inputs, self.learner.train_target
+        raise ValueError(f"ds={ds!r}: choose 'valid' or 'train'")
+
+    def get_preds(self, ds: str = "valid"):
+        """fastai's ``get_preds``: ``(predictions, targets)`` of the validation rows (``ds="train"``:
+        the training rows), as tensors in the rows' order (the dataset's order), on the CPU;
+        from the model as it is now, in eval mode, exactly as validation computes them."""
+        inputs, target = self._set(ds)
+        with self._threads():
+            preds = self.learner.predict(inputs)
+        return preds.detach().cpu(), target.detach().cpu()
+
+    def _codes(self, values, role: str):
+        """Model rows of users or items given by key or label (the lookup rules of EmbeddingTable.find)."""
+        return self.model.rows(values, is_item=role == "item")
+
+    def predict(self, row: Any):
+        """fastai's ``predict(row)`` for a collab learner: the predicted rating of one (user, item)
+        pair, given as a mapping or Series with the data's user and item columns (or ``user`` and
+        ``item``), or a ``(user, item)`` tuple; users and items by key or label. A DataFrame of
+        pairs gives a Series of predictions (one per row, in order)."""
+        import torch
+
+        if getattr(self.model, "classes", None) is None:
+            raise ValueError("predict(row) scores (user, item) pairs of a collab learner; for other runs use "
+                             "learn.run.predict(frame)")
+        cols = getattr(self.model, "columns", None) or {}
+        frame = row if isinstance(row, pd.DataFrame) else None
+        if frame is None:
+            if isinstance(row, (tuple, list)) and len(row) == 2:
+                pairs = [tuple(row)]
+            else:
+                pairs = [(_field(row, "user", cols), _field(row, "item", cols))]
+        else:
+            pairs = list(zip(*(frame[_column(frame, role, cols)] for role in ("user", "item"))))
+        users = self._codes([p[0] for p in pairs], "user")
+        items = self._codes([p[1] for p in pairs], "item")
+        self.model.eval()
+        with torch.no_grad():
+            out = self.model(users, items).detach().cpu().double().numpy()
+        if frame is None:
+            return float(out[0])
+        return pd.Series(out, index=frame.index, name="prediction")
+
+    def show_results(self, n: int = 10, ds: str = "valid", seed: int = 0):
+        """fastai's ``show_results``: ``n`` rows (a seeded sample) with their target and prediction,
+        and a summary over every row: RMSE, and for a collab learner RMSE by how many training
+        ratings the user and the item have. Displays as tables in a notebook and rich tables in
+        a terminal (:class:`embedlab.report.results.Results`)."""
+        import numpy as np
+
+        from embedlab.report.results import Results, by_bucket, rmse
+
+        inputs, _ = self._set(ds)
+        preds, target = self.get_preds(ds)
+        pred, targ = preds.double().numpy().reshape(len(preds), -1)[:, 0], target.double().numpy()
+        rng = np.random.default_rng(seed)
+        shown = np.sort(rng.choice(len(pred), size=min(int(n), len(pred)), replace=False))
+        classes = getattr(self.model, "classes", None)
+        table = pd.DataFrame()
+        by_user = by_item = None
+        if classes is not None and len(inputs) == 2:
+            codes = [t.detach().cpu().numpy() for t in inputs]
+            for role, c in zip(("user", "item"), codes):
+                table[role] = classes[role].keys[c[shown]]
+                table[f"{role}_label"] = classes[role].labels[c[shown]]
+            counts = {role: np.asarray(classes[role].count if classes[role].count is not None
+                                       else np.zeros(len(classes[role])))[c] for role, c in zip(("user", "item"), codes)}
+            by_user, by_item = by_bucket(counts["user"], pred, targ), by_bucket(counts["item"], pred, targ)
+        table["target"] = targ[shown]
+        table["prediction"] = pred[shown]
+        table["error"] = pred[shown] - targ[shown]
+        return Results(table, rmse(pred, targ), len(pred), "validation" if ds != "train" else "training",
+                       by_user, by_item)
+
+    # ------------------------------------------------------------ saving
+    def save(self, name: str, with_opt: bool = True, force: bool = False):
+        """fastai's ``learn.save(name)``: the model and the latest fit's optimizer state in
+        ``models/NAME.safetensors`` (a bare name; or the path given), safetensors only, no
+        pickle. Returns the path. Replaces only a file embedlab wrote (else ``force``)."""
+        from embedlab.training.saving import learner_file, save_learner
+
+        extra = {"name": self.name, "config": self.prepared.config}
+        return save_learner(self.learner, learner_file(name), extra=extra, force=force, with_opt=with_opt)
+
+    def load(self, name: str, with_opt: bool = True) -> "LiveLearner":
+        """fastai's ``learn.load(name)``: the model (and optimizer state) :meth:`save` wrote,
+        bit-identical; returns the learner. The optimizer state becomes ``learn.opt`` (an
+        optimizer over the trainable layer groups is made first when no fit has made one)."""
+        from embedlab.training.saving import learner_file, load_learner_state
+
+        load_learner_state(self.learner, learner_file(name), with_opt=with_opt,
+                           make_optimizer=lambda: self.learner.make_optimizer(self.prepared.fit_config))
+        return self
+
+    opt = property(lambda self: self.learner.opt)
+
+    def export(self, path: str, force: bool = False):
+        """fastai's ``export``: the run of the model as it is now, written as an ordinary run
+        folder at ``path`` (``embedlab analyze``, ``predict``, the explorer read it). Returns the Run."""
+        run = self.run
+        run.save(path, force=force)
+        return run
+
     def __repr__(self) -> str:
         epochs = sum(len(f.history) for f in self.fits)
         frozen = f", frozen: {', '.join(self.frozen_groups)}" if self.frozen_groups else ""
         return (f"<LiveLearner {self.name}: layer groups {', '.join(self.layer_groups)}{frozen}; "
                 f"{len(self.fits)} fits, {epochs} epochs trained>")
+
+
+def _column(frame: pd.DataFrame, role: str, cols: dict) -> str:
+    for name in (cols.get(role), role):
+        if name is not None and name in frame.columns:
+            return name
+    raise ValueError(f"no {role} column: give {cols.get(role, role)!r} or {role!r}")
+
+
+def _field(row: Any, role: str, cols: dict) -> Any:
+    for name in (cols.get(role), role):
+        if name is not None and name in row:
+            return row[name]
+    raise ValueError(f"the row has no {role}: give {cols.get(role, role)!r} or {role!r} (or a (user, item) tuple)")
 
 
 @dataclass

@@ -30,6 +30,9 @@ class Trainer(Protocol):
     - ``lr_find(dataset, config, progress=True) -> LRFindResult``: ``embedlab lr-find``.
     - ``predict(run, data) -> DataFrame``: ``embedlab predict``; ``data`` is a Dataset (predict its
       ``test`` rows) or a DataFrame of rows with the model's columns.
+    - ``recommend(run, users, k=10, rated=None, include_rated=False) -> DataFrame``: each user's
+      ``k`` best items, without those ``rated`` (a frame of training ratings) holds for the user
+      unless ``include_rated``: ``embedlab predict RUN --top K --user U``, ``Run.recommend``.
     - ``encode_rows(run, frame, source) -> EncodedRows``: the model's view of rows (category
       codes, the embedding matrices they index, continuous inputs, the target and the network's
       prediction), for analyses that feed embeddings to other models (``transfer``); ``frame``

@@ -1,4 +1,9 @@
-"""Collaborative filtering: dot product + user/item biases, sigmoid-scaled ``y_range``.
+"""Collaborative filtering: dot product + user/item biases, sigmoid-scaled ``y_range``
+(``--model dot``), or fastai's neural model (``--model nn``: the embeddings concatenated into an
+MLP, :class:`embedlab.training.models.EmbeddingNN`).
+
+Predictions of a saved run (``predict``: given pairs; ``recommend``: a user's top items) are in
+:mod:`embedlab.trainers.collab_predict`.
 
 The run's tables are named by role, ``user`` and ``item``; their labels and metadata come from
 the dataset's entity tables for those roles, whatever they are called
@@ -29,7 +34,25 @@ if TYPE_CHECKING:  # torch, the learner and the model load in the methods that t
     from embedlab.training.lr_find import LRFindResult
     from embedlab.training.models import DotBias
 
+#: ``--model``: the dot product with biases (lesson 5), or the neural model (fastbook chapter 8)
+MODELS = ("dot", "nn")
+#: the neural model's hidden layers when --layers is not given (fastbook chapter 8's
+#: ``collab_learner(dls, use_nn=True, y_range=(0, 5.5), layers=[100, 50])``)
+NN_LAYERS = (100, 50)
+
 OPTIONS = [
+    click.Option(["--model"], type=click.Choice(MODELS), default="dot", show_default=True,
+                 help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
+                      "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
+                      "collab_learner(use_nn=True)); both save user and item tables."),
+    click.Option(["--layers"], default=None,
+                 help="--model nn: hidden layer widths, comma-separated (default 100,50, fastbook "
+                      "chapter 8's)."),
+    click.Option(["--ps"], default=None,
+                 help="--model nn: dropout after each hidden layer, comma-separated, one per layer "
+                      "(fastai's ps; default 0)."),
+    click.Option(["--emb-drop"], type=click.FloatRange(0, 1, max_open=True), default=None,
+                 help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; default 0)."),
     click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100, show_default=True,
                  help="Embedding size (latent factors) of users and items."),
     click.Option(["--reg"], type=click.FloatRange(0), default=0.05, show_default=True,
@@ -62,6 +85,30 @@ def _codes(values: pd.Series, vocab: pd.Index) -> torch.Tensor:
     return torch.from_numpy(vocab.get_indexer(values).astype(np.int64))
 
 
+def nn_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The neural model's layers, ps and emb_drop from ``config`` (UsageError when they are given
+    to the dot model, or ps does not fit the layers)."""
+    from embedlab.trainers.tabular import _int_list
+
+    given = [f"--{k.replace('_', '-')}" for k in ("layers", "ps", "emb_drop") if config.get(k) not in (None, "")]
+    if config.get("model", "dot") != "nn":
+        if given:
+            raise UsageError(f"{', '.join(given)} shape the neural model: add --model nn")
+        return {}
+    layers = config.get("layers")
+    layers = list(NN_LAYERS) if layers in (None, "") else (
+        _int_list(layers, "--layers") if isinstance(layers, str) else [int(h) for h in layers])
+    ps = config.get("ps")
+    ps = [0.0] * len(layers) if ps in (None, "") else (
+        _int_list(ps, "--ps", float) if isinstance(ps, str) else [float(p) for p in ps])
+    if len(ps) == 1 and len(layers) > 1:
+        ps = ps * len(layers)
+    if len(ps) != len(layers):
+        raise UsageError(f"--ps has {len(ps)} values for {len(layers)} hidden layers "
+                         f"(--layers {','.join(map(str, layers))}); give one per layer")
+    return {"layers": layers, "ps": ps, "emb_drop": float(config.get("emb_drop") or 0.0)}
+
+
 class CollabTrainer:
     name = "collab"
     kind = "collab"
@@ -78,7 +125,7 @@ class CollabTrainer:
 
         from embedlab.training import distributed
         from embedlab.training.learner import Learner, seed_everything
-        from embedlab.training.models import DotBias
+        from embedlab.training.models import DotBias, EmbeddingNN
 
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
@@ -113,13 +160,25 @@ class CollabTrainer:
         if y_range[0] >= y_range[1]:
             raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
         backend = ("nccl" if device.type == "cuda" else "gloo") if ddp else None
-        sparse, notice = resolve_sparse(config.get("sparse"), (len(users) + len(items)) * (config["n_factors"] + 1),
-                                        fit_config(config, OPTIONS).opt, backend)
+        neural = nn_settings(config)
+        if neural and str(config.get("sparse") or "auto").lower() == "on":
+            raise UsageError("--sparse on: the neural model (--model nn) trains dense; drop --sparse on")
+        sparse, notice = (False, None) if neural else resolve_sparse(
+            config.get("sparse"), (len(users) + len(items)) * (config["n_factors"] + 1),
+            fit_config(config, OPTIONS).opt, backend)
         if notice and progress and distributed.is_writer():
             click.echo(notice, err=True)
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
-        model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
-                        init_std=config["init_std"], sparse=sparse)
+        if neural:
+            model = EmbeddingNN(len(users), len(items), layers=neural["layers"], ps=neural["ps"],
+                                emb_drop=neural["emb_drop"], y_range=tuple(y_range), init_std=config["init_std"])
+        else:
+            model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
+                            init_std=config["init_std"], sparse=sparse)
+        model.classes = {role: self._table(role, keys, torch.zeros(len(keys), 0), None, ds, roles[role],
+                                           sharded=bool(shard), entity=entity.get(role))
+                         for role, keys in (("user", users), ("item", items))}
+        model.columns = {role: roles[role] for role in ("user", "item", "rating")}  # learn.predict(row) reads them
         model.to(device)
         train = tuple(t.to(device) for t in train)
         valid = None if valid is None else tuple(t.to(device) for t in valid)
@@ -128,8 +187,10 @@ class CollabTrainer:
         learner = learner_cls(model, train, valid, **kw, loss_fn=nn.functional.mse_loss,
                               metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
                               regularizer=_row_l2(config["reg"]) if config.get("reg") else None)
-        init_from_config(config, {"user": Slot(users, model.user_emb.weight, model.user_bias.weight),
-                                  "item": Slot(items, model.item_emb.weight, model.item_bias.weight)},
+        biases = {role: (model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None
+                         else None) for role in ("user", "item")}
+        init_from_config(config, {"user": Slot(users, model.user_emb.weight, biases["user"]),
+                                  "item": Slot(items, model.item_emb.weight, biases["item"])},
                          learner, progress=progress)
         return users, items, model, learner, tuple(y_range)
 
@@ -152,6 +213,7 @@ class CollabTrainer:
         config["y_range"] = list(y_range)
         fit_cfg = fit_config(config, self.options)
         config.update(fit_cfg.to_config())
+        config.update(nn_settings(config))  # the neural model's resolved layers, ps and emb_drop
         return Prepared(learner, config, fit_cfg,
                         lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit),
                         threads=config.get("threads"))
@@ -164,19 +226,46 @@ class CollabTrainer:
         shard = ds.info.get("shard")
         metrics["train_rows"] = int(shard["train_rows"] if shard else len(ds.train))
         metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
-        tables = {
-            "user": self._table("user", users, model.user_emb.weight, model.user_bias.weight,
-                                ds, ds.roles["user"], sharded=bool(shard), entity=entity.get("user")),
-            "item": self._table("item", items, model.item_emb.weight, model.item_bias.weight,
-                                ds, ds.roles["item"], sharded=bool(shard), entity=entity.get("item")),
-        }
+        tables = {role: self._table(role, keys, model.user_emb.weight if role == "user" else model.item_emb.weight,
+                                    None if model.bias_table(role == "item") is None
+                                    else model.bias_table(role == "item").weight,
+                                    ds, ds.roles[role], sharded=bool(shard), entity=entity.get(role))
+                  for role, keys in (("user", users), ("item", items))}
+        columns = {role: ds.roles[role] for role in ("user", "item", "rating")}
+        if getattr(model, "hparams", None) is not None:  # the neural model
+            record = {"class": "EmbeddingNN", "hparams": model.hparams, "n_users": len(users),
+                      "n_items": len(items), "y_range": list(y_range), "columns": columns}
+        else:
+            record = {"class": "DotBias", "n_users": len(users), "n_items": len(items),
+                      "n_factors": config["n_factors"], "y_range": list(y_range), "sparse": model.sparse,
+                      "columns": columns}
         meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, task="regression",
-                        **fit.record(),
-                        model={"class": "DotBias", "n_users": len(users), "n_items": len(items),
-                               "n_factors": config["n_factors"], "y_range": list(y_range),
-                               "sparse": model.sparse})
+                        **fit.record(), model=record)
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Run(meta, tables, tensors)
+
+    def predict(self, run: Run, data: Dataset | pd.DataFrame) -> pd.DataFrame:
+        """Predicted ratings of (user, item) pairs (a frame with the run's user and item columns,
+        or a Dataset's test rows, else its validation rows); see
+        :func:`embedlab.trainers.collab_predict.predict_pairs`."""
+        from embedlab.trainers.collab_predict import predict_pairs
+
+        if isinstance(data, Dataset):
+            frame = getattr(data, "test", None)
+            frame = data.valid if frame is None else frame
+            if frame is None:
+                raise UsageError(f"dataset {data.name!r} has no rows to predict (no test or validation rows)")
+            return predict_pairs(run, frame, f"{data.name}'s rows")
+        return predict_pairs(run, data)
+
+    def recommend(self, run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = None,
+                  include_rated: bool = False) -> pd.DataFrame:
+        """Each user's top ``k`` items, without the items ``rated`` holds for that user (the
+        training ratings) unless ``include_rated``; see
+        :func:`embedlab.trainers.collab_predict.recommend`."""
+        from embedlab.trainers.collab_predict import recommend
+
+        return recommend(run, users, k, rated=rated, include_rated=include_rated)
 
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
         config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
@@ -211,7 +300,7 @@ class CollabTrainer:
         return EmbeddingTable(
             name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
             vectors=vectors.detach().cpu().numpy().copy(),
-            bias_values=bias.detach().cpu().numpy().reshape(-1).copy(),
+            bias_values=None if bias is None else bias.detach().cpu().numpy().reshape(-1).copy(),
             metadata=metadata.reset_index(drop=True),
             attrs={"count_column": "count", "target_column": "mean_rating",
                    **({"entity_table": entity} if entity not in (None, name) else {}),

@@ -155,6 +155,8 @@ class Learner:
         self.generator = seed_everything(seed)
         #: where the model's tables were initialised from (set by :func:`embedlab.training.pretrained.init_from_config`)
         self.init: dict[str, Any] | None = None
+        #: the optimizer of the latest fit (what ``learn.save`` keeps with the model)
+        self.opt: torch.optim.Optimizer | None = None
 
     # ------------------------------------------------------------ pieces
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -332,7 +334,7 @@ class Learner:
             self.freeze_groups(config.freeze)
         elif config.freeze_to is not None:
             self.freeze_to(config.freeze_to)
-        opt = self.make_optimizer(config)
+        opt = self.opt = self.make_optimizer(config)
         steps_per_epoch = math.ceil(len(self.train_target) / self.bs)
         total_steps = config.epochs * steps_per_epoch
         sched = make_scheduler(opt, config, total_steps)

@@ -10,7 +10,53 @@ def emb_sz_rule(n_categories: int) -> int:
     return int(min(600, round(1.6 * n_categories ** 0.56)))
 
 
-class DotBias(nn.Module):
+class _ByLabel:
+    """fastai's ``EmbeddingDotBias.bias(arr, is_item=True)`` / ``.weight(arr, is_item=True)``:
+    a collab model's rows for users or items named by label or key (the lookup rules of
+    :meth:`embedlab.run.EmbeddingTable.find`: ``"star wars"`` finds *Star Wars (1977)*).
+
+    ``classes`` maps ``"user"``/``"item"`` to an object with ``lookup(query) -> row`` (the
+    collab trainer sets EmbeddingTables of its vocabulary); without it, queries are row numbers.
+    """
+
+    classes: dict | None = None
+
+    def rows(self, arr, is_item: bool = True) -> torch.Tensor:
+        """The model rows of the users (``is_item=False``) or items ``arr`` names."""
+        role = "item" if is_item else "user"
+        queries = [arr] if isinstance(arr, (str, int)) or not hasattr(arr, "__iter__") else list(arr)
+        finder = (self.classes or {}).get(role)
+        if finder is None:
+            idx = [int(q) for q in queries]
+        else:  # a key exactly as stored first (fast, and never mistaken for a label), else the lookup rules
+            cache = self.__dict__.setdefault("_key_rows", {})
+            if cache.get(role, (None,))[0] is not finder:
+                cache[role] = (finder, {k: i for i, k in enumerate(finder.keys.tolist())})
+            exact = cache[role][1]
+            idx = [exact[q] if not isinstance(q, str) and q in exact else finder.lookup(q) for q in queries]
+        return torch.tensor(idx, dtype=torch.long, device=self._device())
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def weight(self, arr, is_item: bool = True) -> torch.Tensor:
+        """The embedding vectors (n x k) of the items (or users) ``arr`` names."""
+        emb = self.item_emb if is_item else self.user_emb
+        return emb(self.rows(arr, is_item))
+
+    def bias(self, arr, is_item: bool = True) -> torch.Tensor:
+        """The learned biases (n,) of the items (or users) ``arr`` names."""
+        table = self.bias_table(is_item)
+        if table is None:
+            raise ValueError(f"{type(self).__name__} has no biases (the neural model learns none); "
+                             f"use weight(...)")
+        return table(self.rows(arr, is_item)).squeeze(1)
+
+    def bias_table(self, is_item: bool = True) -> nn.Embedding | None:
+        return self.item_bias if is_item else self.user_bias
+
+
+class DotBias(_ByLabel, nn.Module):
     """Collaborative filtering: ``sigmoid(u . i + b_u + b_i) * (hi - lo) + lo``.
 
     Embeddings start small (normal, std ``init_std``): large initial factors drown the biases
@@ -208,3 +254,53 @@ class EntityEmbeddingNet(nn.Module):
             lo, hi = self.y_range
             out = torch.sigmoid(out) * (hi - lo) + lo
         return out.squeeze(1) if out.shape[1] == 1 else out
+
+
+class EmbeddingNN(_ByLabel, nn.Module):
+    """The neural collaborative model (fastai's ``EmbeddingNN``, ``collab_learner(use_nn=True)``;
+    fastbook chapter 8, "deep learning for collaborative filtering"): the user's and the item's
+    embeddings concatenated into an MLP, squashed into ``y_range``.
+
+    The network is :class:`EntityEmbeddingNet` with two categorical inputs and no continuous
+    ones; with its defaults (batch norm between hidden layers, no dropout) it computes what
+    fastai's TabularModel does: ``Linear -> ReLU -> BatchNorm`` per hidden layer, then
+    ``Linear(1)``. ``emb_sizes`` default to fastai's rule on the vocabulary plus its ``#na#`` row
+    (:func:`emb_sz_rule` ``(n + 1)``: 74 and 102 on ml-100k, as fastai's). No biases.
+    """
+
+    def __init__(self, n_users: int, n_items: int, emb_sizes: tuple[int, int] | None = None,
+                 layers: list[int] = (100, 50), ps: list[float] | None = None, emb_drop: float = 0.0,
+                 y_range: tuple[float, float] | None = (0.0, 5.5), init_std: float = 0.01,
+                 batchnorm: bool = True) -> None:
+        super().__init__()
+        sizes = list(emb_sizes) if emb_sizes else [emb_sz_rule(n_users + 1), emb_sz_rule(n_items + 1)]
+        self.net = EntityEmbeddingNet([n_users, n_items], sizes, 0, layers=layers, ps=ps, emb_drop=emb_drop,
+                                      y_range=y_range, batchnorm=batchnorm, bn_cont=False, init_std=init_std,
+                                      names=["user", "item"])
+        self.hparams = {"n_users": int(n_users), "n_items": int(n_items), "emb_sizes": [int(s) for s in sizes],
+                        "layers": [int(h) for h in layers], "ps": self.net.hparams["ps"],
+                        "emb_drop": float(emb_drop), "y_range": list(y_range) if y_range is not None else None,
+                        "init_std": float(init_std), "batchnorm": bool(batchnorm)}
+        self.y_range = tuple(y_range) if y_range is not None else None
+        self.sparse = False
+        self.looked_up = None
+
+    @classmethod
+    def from_hparams(cls, hparams: dict) -> "EmbeddingNN":
+        """Rebuild the architecture recorded in ``hparams`` (run.json's model), weights not included."""
+        h = dict(hparams)
+        return cls(h.pop("n_users"), h.pop("n_items"), **h)
+
+    user_emb = property(lambda self: self.net.embeds[0])
+    item_emb = property(lambda self: self.net.embeds[1])
+
+    def bias_table(self, is_item: bool = True) -> None:
+        return None
+
+    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """``embeddings``, ``body``, ``head`` (as the tabular network's)."""
+        return self.net.layer_groups()
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        cats = torch.stack([users, items], 1)
+        return self.net(cats, cats.new_empty((len(users), 0), dtype=torch.float32))
