@@ -131,8 +131,11 @@ def test_a_bool_option_is_a_switch_with_a_no_form():
             done = invoke(["analyze", run_dir, "--only", "switch-probe", *args])
             assert done.exit_code == 0, done.output
             assert (probe.calls[0][1]["probe_exact"], probe.calls[0][1]["probe_on"]) == want, args
-        refused = invoke(["analyze", run_dir, "--only", "switch-probe", "--probe-exact=false"])
-        assert refused.exit_code == 2 and "does not take a value" in refused.output  # a switch takes none
+        probe.calls.clear()
+        old = invoke(["analyze", run_dir, "--only", "switch-probe", "--probe-exact=true"])  # the old form
+        assert old.exit_code == 0 and "write `--probe-exact`" in old.stderr and probe.calls[0][1]["probe_exact"]
+        refused = invoke(["analyze", run_dir, "--only", "switch-probe", "--probe-exact=maybe"])
+        assert refused.exit_code == 2 and "does not take a value" in refused.output  # a switch takes no other
         probe.calls.clear()
         embedlab.analyze(run_dir, ["switch-probe"], {"probe_exact": "yes"})  # Python: converted
         assert probe.calls[0][1]["probe_exact"] is True

@@ -13,6 +13,11 @@ import click
 
 from embedlab._version import __version__
 from embedlab.errors import EmbedlabError, debug_enabled, set_debug
+from embedlab.io.progress import set_quiet
+
+#: options of the top-level group that may also follow the subcommand (no command declares them)
+GLOBAL_AFTER = ("--debug",)
+
 
 class EmbedlabCLI(click.Group):
     """The top-level group; plugins' commands are added on first use."""
@@ -36,9 +41,27 @@ class EmbedlabCLI(click.Group):
         self._load_plugin_commands()
         return super().get_command(ctx, name)
 
+    def parse_args(self, ctx, args):
+        """Global options work before or after the subcommand: ``embedlab analyze RUN --debug``
+        is ``embedlab --debug analyze RUN`` (``-q`` is every dataset command's and analyze's own
+        option too, and ``embedlab -q COMMAND`` reaches them: io.progress.set_quiet)."""
+        if args and not ctx.resilient_parsing:
+            end = args.index("--") if "--" in args else len(args)
+            moved = [a for a in args[1:end] if a in GLOBAL_AFTER]
+            if moved and args[0] not in GLOBAL_AFTER:
+                args = moved[:1] + [a for a in args[:end] if a not in GLOBAL_AFTER] + args[end:]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         """Every user error is one line, control characters escaped (a label in a message can
-        never drive the terminal); under ``--debug`` its traceback is shown first."""
+        never drive the terminal); under ``--debug`` its traceback is shown first, plain (one
+        frame a line, paths unbroken). A deprecated form is one ``Warning:`` line on stderr."""
+        from embedlab.deprecations import cli_warnings
+
+        with cli_warnings(lambda line: click.echo(line, err=True)):
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:
@@ -69,7 +92,11 @@ def make_cli() -> click.Group:
     @click.option("--debug", is_flag=True, expose_value=False, is_eager=True,
                   callback=lambda ctx, param, value: set_debug(bool(value)),
                   help="Show full tracebacks: of a failing analysis (in its error section), of "
-                       "errors, and of unexpected ones (for plugin authors; also EMBEDLAB_DEBUG=1).")
+                       "errors, and of unexpected ones (for plugin authors; also EMBEDLAB_DEBUG=1). "
+                       "Also after the subcommand.")
+    @click.option("--quiet", "-q", is_flag=True, expose_value=False, is_eager=True,
+                  callback=lambda ctx, param, value: set_quiet(bool(value)),
+                  help="No progress bars (the same as the command's own -q).")
     def cli():
         """Train entity embeddings and find out what they learned.
 

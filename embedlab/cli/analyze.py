@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from embedlab.errors import UsageError
+from embedlab.io.progress import quiet as global_quiet
 
 
 def _analysis_options() -> list[click.Option]:
@@ -57,6 +58,37 @@ class _LazyAnalyzeCommand(click.Command):
             self._analysis_options_added = True
         return super().get_params(ctx)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, old_switch_values(args, self.get_params(ctx)))
+
+
+def old_switch_values(args: list[str], params: list[click.Parameter]) -> list[str]:
+    """The old form of a boolean analysis option, ``--x true`` / ``--x=false`` (any of
+    :data:`embedlab.deprecations.BOOL_WORDS`), rewritten to ``--x`` / ``--no-x`` with the
+    deprecation warning that names the new form; everything else is left as it is."""
+    from embedlab.deprecations import BOOL_OPTION_VALUE, BOOL_WORDS
+
+    switches = {o.opts[0]: o.secondary_opts[0] for o in params
+                if isinstance(o, click.Option) and o.is_bool_flag and o.secondary_opts and o.opts}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        flag, eq, value = arg.partition("=")
+        if flag in switches and not eq and i + 1 < len(args) and args[i + 1].lower() in BOOL_WORDS:
+            value, i = args[i + 1], i + 1
+        elif not (flag in switches and eq and value.lower() in BOOL_WORDS):
+            out.append(arg)
+            i += 1
+            continue
+        new = flag if BOOL_WORDS[value.lower()] else switches[flag]
+        BOOL_OPTION_VALUE.warn(flag=flag, value=value, new=new)
+        out.append(new)
+        i += 1
+    return out
+
 
 def analyze_command() -> click.Command:
     params = [
@@ -96,7 +128,7 @@ def analyze_command() -> click.Command:
             return _analyze_several(run_dirs, names, analysis_options, report, as_json, strict, force=force)
         run = load_run(run_dirs[0])
         results = run_analyses(run, names, analysis_options, render=report is not None,
-                               progress=False if quiet else None)
+                               progress=False if quiet or global_quiet() else None)
         print_terminal(results, brief=brief)
         if report is not None:
             write_report(report, run, results, force=force)

@@ -32,6 +32,7 @@ from embedlab.cli.common import DatasetGroup, load_for_command, merge_params
 from embedlab.cli.compare_results import (Outcome, build_results, final_table, summarize,  # noqa: F401
                                           _valid_metrics)
 from embedlab.errors import TrainingDiverged, UsageError
+from embedlab.io.progress import quiet as global_quiet
 from embedlab.io.strictjson import dumps as strict_json
 from embedlab.registry import DatasetEntry, TrainerEntry
 from embedlab.training.fitconfig import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config
@@ -362,7 +363,7 @@ def compare_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
                              "options (--opt/--lr/--wd/--wd-mode), so it cannot be compared")
         from embedlab.toolkit.runs import parse_seeds
 
-        quiet = kwargs.pop("quiet")
+        quiet = kwargs.pop("quiet") or global_quiet()
         report = kwargs.pop("report")
         runs_dir = kwargs.pop("runs_dir")
         metric = kwargs.pop("metric")

@@ -8,6 +8,7 @@ import click
 
 from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
 from embedlab.errors import EmbedlabError, UsageError
+from embedlab.io.progress import quiet as global_quiet
 from embedlab.io.strictjson import dumps as strict_json
 from embedlab.registry import DatasetEntry, TrainerEntry
 
@@ -57,7 +58,7 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
         from embedlab.run import check_out_dir
         from embedlab.training import checkpoint, distributed
 
-        quiet, out = kwargs.pop("quiet"), kwargs.pop("out")
+        quiet, out = kwargs.pop("quiet") or global_quiet(), kwargs.pop("out")
         resume, keep = kwargs.pop("resume"), not kwargs.pop("no_checkpoint")
         seeds = kwargs.pop("seeds", None)
         if seeds is not None:
@@ -109,7 +110,7 @@ def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
     """``lr-find NAME``: an exponential lr sweep, its suggestions and (``--plot``) its plot."""
 
     def callback(**kwargs):
-        quiet, plot, rule = kwargs.pop("quiet"), kwargs.pop("plot"), kwargs.pop("suggest")
+        quiet, plot, rule = kwargs.pop("quiet") or global_quiet(), kwargs.pop("plot"), kwargs.pop("suggest")
         force = kwargs.pop("force", False)
         trainer.require("lr_find", "lr-find")
         if plot is not None:

@@ -3,7 +3,8 @@
 Every long step (training, lr-find, analyses, retraining analyses) reports through
 :func:`progress_bar`, so one rule decides whether a person sees it:
 
-* ``enabled=True``: always shown; ``False``: never (``progress=False``, the CLI's ``-q``);
+* ``enabled=True``: always shown; ``False``: never (``progress=False``, the CLI's ``-q``, given
+  before or after the subcommand: :func:`set_quiet` turns every bar off);
 * ``enabled=None`` (the Python API's default): shown when a person is watching
   (:func:`watching`: stderr is a terminal, or the code runs in a Jupyter kernel).
 
@@ -38,8 +39,24 @@ def watching() -> bool:
         return False
 
 
+_quiet = False
+
+
+def set_quiet(on: bool = True) -> None:
+    """``embedlab -q COMMAND``: no progress bar anywhere in this process."""
+    global _quiet
+    _quiet = bool(on)
+
+
+def quiet() -> bool:
+    """Whether ``embedlab -q`` asked for no progress bars."""
+    return _quiet
+
+
 def resolve(enabled: bool | None) -> bool:
-    """``None`` -> :func:`watching`; a bool stays what it is."""
+    """``None`` -> :func:`watching`; a bool stays what it is; ``embedlab -q``: False."""
+    if _quiet:
+        return False
     return watching() if enabled is None else bool(enabled)
 
 

@@ -53,6 +53,18 @@ def short_summary(text: str, limit: int = 600) -> str:
     return out
 
 
+TRACEBACK_START = "Traceback (most recent call last):"
+
+
+def split_traceback(error: str) -> tuple[str, str]:
+    """An error section's text parted into its message and the traceback ``--debug`` appended
+    (``""`` without one)."""
+    at = error.find(TRACEBACK_START)
+    if at < 0:
+        return error, ""
+    return error[:at].rstrip(), error[at:]
+
+
 def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool = False) -> None:
     """A rich panel per analysis (on stderr by default): its whole summary, wrapped to the
     terminal's width, and its first metrics; ``brief`` (``analyze --brief``) keeps the
@@ -64,7 +76,10 @@ def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool 
     for r in results:
         head = safe_text(r.title + (f" — {r.table}" if r.table else ""))
         if r.error:
-            console.print(Panel(safe_text(r.error, keep_newlines=True), title=head, border_style="red"))
+            message, tb = split_traceback(r.error)
+            console.print(Panel(safe_text(message, keep_newlines=True), title=head, border_style="red"))
+            if tb:  # --debug: plain lines, never wrapped or boxed, so paths stay whole for editors
+                console.print(safe_text(tb, keep_newlines=True), soft_wrap=True, highlight=False)
             continue
         body = safe_text(short_summary(r.summary or "") if brief else (r.summary or ""), keep_newlines=True)
         if r.metrics:
