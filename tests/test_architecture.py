@@ -151,7 +151,7 @@ LAYERS = [
     ("embedlab.registry", "embedlab.runner", "embedlab.analysis", "embedlab.run", "embedlab.data",
      "embedlab.plugins", "embedlab.hookspecs"),  # the contract: one wing
     ("embedlab.io",),
-    ("embedlab.errors", "embedlab._version"),
+    ("embedlab.errors", "embedlab.deprecations", "embedlab._version"),
 ]
 #: the deliberate exceptions docs/architecture.md names, (importer, imported)
 LAYER_EXCEPTIONS = {("embedlab.registry", "embedlab.toolkit.options")}
