@@ -22,7 +22,8 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from embedlab.toolkit.neighbours import find_entity, nearest, neighbors as neighbors_of, unit_rows  # noqa: F401
+from embedlab.toolkit.neighbours import (DEFAULT_MIN_COUNT, METRICS, find_entity, nearest,  # noqa: F401
+                                         neighbors as neighbors_of, unit_rows)
 from embedlab.toolkit.options import MIN_COUNT, TOP_N
 from embedlab.toolkit.selection import color_column, display_names, labels_meaningful, neighbour_agreement, select_entities
 
@@ -130,11 +131,14 @@ def neighbors_command() -> click.Command:
     @click.option("--top-n", type=click.IntRange(0), default=None,
                   help="Candidates: the N most-observed entities [default: all observed]; 0: all.")
     @click.option("--min-count", type=click.IntRange(0), default=None,
-                  help="Candidates: entities observed at least this many times.")
+                  help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
+                       f"as the report's explorer, unless --top-n is given; 0: all observed].")
+    @click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
+                  help="Distance: cosine (most similar first) or euclidean (closest first).")
     @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
     def neighbors(run_dir: Path, entity: str, k: int, table: str | None, top_n: int | None,
-                  min_count: int | None, as_json: bool):
-        """Nearest neighbours (cosine) of ENTITY, given by label or key.
+                  min_count: int | None, metric: str, as_json: bool):
+        """Nearest neighbours (cosine or euclidean) of ENTITY, given by label or key.
 
         \b
         Example:
@@ -143,7 +147,9 @@ def neighbors_command() -> click.Command:
         from embedlab.run import load_run
 
         run = load_run(run_dir)
-        frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count)
+        if min_count is None and top_n is None:
+            min_count = DEFAULT_MIN_COUNT
+        frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count, metric)
         from embedlab.report.terminal import escape_control, safe_text  # labels may hold escape sequences
 
         name, info = frame.attrs["table"], frame.attrs["entity"]
@@ -160,7 +166,7 @@ def neighbors_command() -> click.Command:
         from rich.console import Console
         from rich.table import Table
 
-        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by cosine"),
+        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by {metric}"),
                     title_justify="left")
         for col in frame.columns:
             out.add_column(safe_text(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")

@@ -190,6 +190,63 @@ class Page:
         el.clear()
         el.send_keys(text + (Keys.ENTER if enter else ""))
 
+    # -- what the page SHOWS: the rendered DOM of a named Bokeh widget (inside its shadow root)
+    _VIEW_JS = r"""
+        const seen = new Set(), views = [];
+        const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); views.push(v);
+          for (const c of (v.child_views || [])) walk(c);
+          if (v.renderer_views) for (const c of v.renderer_views.values()) walk(c); };
+        const idx = Bokeh.index; for (const v of (idx.roots ? idx.roots : Object.values(idx))) walk(v);
+        const view = views.find((v) => v.model && v.model.name === arguments[0]);
+        if (!view) throw new Error('no Bokeh view of a model named ' + arguments[0]);
+        const root = view.shadow_el || view.el.shadowRoot || view.el;"""
+
+    def shown_text(self, name: str) -> str:
+        """The visible text of the widget named ``name`` (a Div's status line, a legend)."""
+        return self.js(self._VIEW_JS + "return (root.innerText !== undefined ? root.innerText : "
+                       "Array.from(root.childNodes).filter((n) => !['STYLE', 'LINK', 'SCRIPT'].includes(n.nodeName))"
+                       ".map((n) => n.innerText || n.textContent || '').join(' '));",
+                       name).strip()
+
+    def shown_rows(self, name: str) -> list[list[str]]:
+        """The cells a DataTable named ``name`` draws, row by row from the top (SlickGrid
+        positions rows absolutely: sorted by their offset, not their DOM order)."""
+        return self.js(self._VIEW_JS + r"""
+            const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
+            rows.sort((a, b) => parseFloat(a.style.top || "0") - parseFloat(b.style.top || "0"));
+            return rows.map((r) => Array.from(r.querySelectorAll('.slick-cell')).map((c) => c.innerText.trim()));""",
+                       name)
+
+    def shown_column(self, name: str, col: int) -> list[str]:
+        return [r[col] for r in self.shown_rows(name) if len(r) > col]
+
+    def click_row(self, name: str, row: int, col: int = 1) -> None:
+        """Click cell ``col`` of the ``row``-th drawn row of the DataTable ``name`` (a real click)."""
+        el = self.js(self._VIEW_JS + r"""
+            const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
+            rows.sort((a, b) => parseFloat(a.style.top || '0') - parseFloat(b.style.top || '0'));
+            const r = rows[arguments[1]]; return r ? r.querySelectorAll('.slick-cell')[arguments[2]] : null;""",
+                     name, row, col)
+        assert el is not None, f"table {name} draws no row {row}"
+        el.click()
+
+    def click_button(self, name: str) -> None:
+        """Click the Button named ``name`` (a real click on its <button>)."""
+        el = self.js(self._VIEW_JS + "return root.querySelector('button');", name)
+        assert el is not None, f"no button named {name}"
+        el.click()
+
+    def wait_for(self, probe, timeout: float = 10.0, what: str = "the page"):
+        """Poll ``probe()`` until it returns something truthy (the page redraws asynchronously)."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = probe()
+            if last:
+                return last
+            time.sleep(0.05)
+        raise AssertionError(f"{what} did not show the expected state within {timeout:.0f} s (last: {last!r})")
+
     def text(self, selector: str = "body") -> str:
         from selenium.webdriver.common.by import By
 

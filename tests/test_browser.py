@@ -117,7 +117,7 @@ def _explorer_report(tmp_path):
 def test_explorer_search_neighbours_colour_and_selection(tmp_path):
     """Type a title, read the neighbours (equal to embedlab's own), switch colour and map,
     select points and read the linked table: as a person would, no error, no request."""
-    from embedlab.toolkit.neighbours import nearest
+    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
 
     run, path = _explorer_report(tmp_path)
@@ -130,9 +130,10 @@ def test_explorer_search_neighbours_colour_and_selection(tmp_path):
         assert items.labels[row] == "Film number 12 (1962)"
         assert page.selected_rows("explorer-points-item") == [row]
         got = page.source("explorer-neighbours-item")
-        want = nearest(items, row, 10, select_entities(items, 0, None).index)
+        cand = select_entities(items, 0, DEFAULT_MIN_COUNT).index  # the page's and the CLI's default
+        want = nearest(items, row, 10, cand)
         assert got["label"] == list(want["label"]) and got["rank"] == list(range(1, 11))
-        np.testing.assert_allclose(got["cosine"], want["cosine"], atol=1e-6)
+        np.testing.assert_allclose(got["score"], want["cosine"], atol=1e-6)
         assert "Film number 12 (1962)" in page.model_value("explorer-status-item", "text")
         # several matches are offered to pick from; picking one shows its neighbours
         page.type_into("explorer-search-item", "film number 1")
@@ -140,8 +141,7 @@ def test_explorer_search_neighbours_colour_and_selection(tmp_path):
         assert len(options) > 5 and options[0][1].startswith("Film number 1 (1951)")
         other = int(options[3][0])
         page.set_model("explorer-matches-item", "value", str(other))
-        assert page.source("explorer-neighbours-item")["label"] == \
-            list(nearest(items, other, 10, select_entities(items, 0, None).index)["label"])
+        assert page.source("explorer-neighbours-item")["label"] == list(nearest(items, other, 10, cand)["label"])
         # colour by a numeric column: a colour bar outside the plot; by a category: a legend
         page.set_model("explorer-color-item", "value", "mean_rating")
         assert "mean_rating" in page.model_value("explorer-legend-item", "text")
@@ -240,3 +240,50 @@ def test_rossmann_state_and_weekday_explorers(tmp_path):
         if keep:
             page.js("document.getElementById('explorer-State').scrollIntoView()")
             page.screenshot(Path(keep).with_name("rossmann-state.png"))
+
+
+def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
+    """What the page SHOWS after each action (the drawn table cells, the visible status and
+    legend), not its data sources: three searches in a row (same row count each time: Bokeh
+    3.9's DataTable kept drawing the first list), a click on a neighbour, back, a deselect and
+    a colour change."""
+    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.selection import select_entities
+
+    run, path = _explorer_report(tmp_path)
+    items = run.table("item")
+    cand = select_entities(items, 0, DEFAULT_MIN_COUNT).index
+
+    def want(row):
+        return list(nearest(items, row, 10, cand)["label"])
+
+    table, status = "explorer-neighbours-table-item", "explorer-status-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=3)
+        for title in ("Film number 12 (1962)", "Film number 30 (1980)", "Film number 7 (1957)"):
+            page.type_into("explorer-search-item", title.split(" (")[0].lower())
+            row = int(np.flatnonzero(items.labels == title)[0])
+            page.wait_for(lambda: page.shown_column(table, 1) == want(row), what=f"the neighbours of {title}")
+            assert title in page.shown_text(status)
+            assert page.shown_column(table, 0) == [str(i) for i in range(1, 11)]
+        # a click on the third neighbour moves to it: its own neighbours, drawn
+        third = want(row)[2]
+        page.click_row(table, 2)
+        nxt = int(np.flatnonzero(items.labels == third)[0])
+        page.wait_for(lambda: page.shown_column(table, 1) == want(nxt), what=f"the neighbours of {third}")
+        assert third in page.shown_text(status)
+        # back returns to the entity before
+        page.click_button("explorer-back-item")
+        page.wait_for(lambda: page.shown_column(table, 1) == want(row), what="back to Film number 7")
+        # clear: no neighbours drawn, no rings, the status says what to do
+        page.click_button("explorer-clear-item")
+        page.wait_for(lambda: page.shown_rows(table) == [], what="an empty neighbour table")
+        assert "Film number" not in page.shown_text(status)
+        assert page.source("explorer-highlight-item")["x"] == []
+        assert page.shown_rows("explorer-selection-table-item") == []
+        # a colour change redraws the legend
+        page.set_model("explorer-color-item", "value", "mean_rating")
+        page.wait_for(lambda: "mean_rating" in page.shown_text("explorer-legend-item"), what="the legend")
+        page.set_model("explorer-color-item", "value", "genres")
+        page.wait_for(lambda: "Action" in page.shown_text("explorer-legend-item"), what="the genres legend")
+        assert not [e for e in page.console() if e.get("level") == "SEVERE"]

@@ -273,24 +273,37 @@ def test_explorer_models_vectors_and_names():
     vectors = named["explorer-vectors-item"].data["v"]
     np.testing.assert_array_equal(vectors, unit_rows(items.vectors).reshape(-1))  # the full vectors, all rows
     points = named["explorer-points-item"].data
-    assert list(points["label"]) == list(items.labels) and points["_vrow"].tolist() == list(range(len(items)))
+    assert list(points["label"]) == list(items.labels)
+    np.testing.assert_allclose(points["_norm"], np.linalg.norm(items.vectors, axis=1), rtol=1e-5)
     assert (points["_cand"] == (items.count > 0)).all()
     # multi-valued metadata travels whole (hover and tables show every genre)
     field = next(k for k, v in points.items() if k.startswith("m") and list(v) == list(items.metadata["genres"]))
     assert "Drama|Romance" in set(points[field])
 
 
-def test_explorer_samples_vectors_of_large_tables(monkeypatch):
+def test_explorer_precomputes_every_entitys_neighbours_when_vectors_do_not_fit(monkeypatch):
+    """Over the vector budget no vector travels: every entity's exact lists do (both metrics),
+    equal to embedlab neighbors' (its default minimum count), and the page says so."""
     from embedlab.report import explorer as E
+    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.selection import select_entities
 
-    monkeypatch.setattr(E, "VECTOR_SAMPLE_MAX", 30)
+    monkeypatch.setattr(E, "VECTOR_BUDGET", 100)
     run = two_table_run(n_items=80)
+    items = run.table("item")
     named = models_by_name(E.explorer(run, "item"))
-    observed = int((run.table("item").count > 0).sum())
-    assert len(named["explorer-vectors-item"].data["v"]) == 30 * 6
-    vrow = named["explorer-points-item"].data["_vrow"]
-    assert (vrow >= 0).sum() == 30 and len(vrow) == 80  # the map keeps every point
-    assert f"sample of 30 of the {observed} observed items" in named["explorer-note-item"].text
+    store = named["explorer-vectors-item"].data
+    assert "v" not in store and "_norm" not in named["explorer-points-item"].data
+    cand = select_entities(items, 0, DEFAULT_MIN_COUNT).index
+    k = E.K_PRECOMPUTED
+    for metric, col in (("cosine", "cosine"), ("euclidean", "distance")):
+        rows, scores = store[f"{metric[0]}_idx"].reshape(80, k), store[f"{metric[0]}_score"].reshape(80, k)
+        for row in range(80):  # every entity, observed or not, has its list
+            want = nearest(items, row, k, cand, metric)
+            assert list(items.keys[rows[row]]) == list(want["key"])
+            np.testing.assert_allclose(scores[row], want[col], rtol=1e-4, atol=1e-5)
+    assert "precomputed for all 80 items" in named["explorer-note-item"].text
+    assert named["explorer-k-item"].options == ["5", "10"] and named["explorer-mincount-item"].disabled
 
 
 def test_explorer_offers_the_maps_results_carry():

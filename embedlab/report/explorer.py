@@ -22,7 +22,7 @@ import pandas as pd
 
 from embedlab.report import explorer_js as JS
 from embedlab.run import EmbeddingTable, Run
-from embedlab.toolkit.neighbours import annotation_columns, unit_rows
+from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, METRICS, annotation_columns, knn_lists, unit_rows
 from embedlab.toolkit.plotting import PALETTE
 from embedlab.toolkit.projection import orient, orientation_reference, pca_fit
 from embedlab.toolkit.selection import (color_column, count_column, labels_meaningful, numeric_columns, plural,
@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from embedlab.analysis import AnalysisResult
 
 MIN_ROWS = 5  # smaller tables are read whole in their analyses' tables
-VECTOR_SAMPLE_MAX = 20_000  # above this many candidates, vectors of a seeded sample are embedded
+VECTOR_BUDGET = 1_500_000  # vector values (float32) a table may carry for neighbours computed in the page
 K = 10  # neighbours listed (the neighbors command's default -k)
+K_CHOICES = (5, 10, 20, 50, 100)  # k offered in the page when the vectors travel
+K_PRECOMPUTED = 10  # neighbours stored per entity and metric when they do not
 MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
 MAX_COLUMNS = 14  # metadata columns embedded per table
 MAX_TEXT_CHARS = 80  # longer free text stays out of the report
@@ -94,11 +96,26 @@ def _pca(t: EmbeddingTable, fitted_on: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return out, np.pad(evr, (0, 3 - len(evr)))
 
 
-def _vector_rows(t: EmbeddingTable, candidates: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Which rows get their vector embedded: all below the limit, else a seeded sample."""
-    if len(candidates) <= VECTOR_SAMPLE_MAX:
-        return np.arange(len(t))
-    return np.sort(np.random.default_rng(seed).choice(candidates, VECTOR_SAMPLE_MAX, replace=False))
+def vectors_travel(t: EmbeddingTable) -> bool:
+    """Whether the table's vectors fit the report's budget (neighbours computed in the page,
+    any k and minimum count), else every entity's lists are precomputed and stored."""
+    return len(t) * max(t.dim, 1) <= VECTOR_BUDGET
+
+
+def _neighbour_store(t: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict | None]:
+    """The vectors source's columns and, for precomputed lists, what the page says about them."""
+    if vectors_travel(t):
+        return {"v": unit_rows(t.vectors).reshape(-1)}, None
+    cand = select_entities(t, 0, DEFAULT_MIN_COUNT if count_column(t) else None).index
+    data: dict[str, np.ndarray] = {}
+    for metric in METRICS:
+        rows, scores = knn_lists(t.vectors, K_PRECOMPUTED, cand, metric)
+        data[f"{metric[0]}_idx"] = rows.reshape(-1)
+        data[f"{metric[0]}_score"] = scores.reshape(-1)
+    minimum = (f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else "")
+    note = (f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
+            f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)")
+    return data, {"k": K_PRECOMPUTED, "note": note}
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -107,8 +124,8 @@ def _text(values: pd.Series) -> np.ndarray:
 
 def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult]):
     """The points source's columns (safe field names), which metadata column is in which field,
-    the kind of each colourable column, the maps (name -> x field, y field, axis labels), the
-    embedded metadata columns and the rows whose vectors travel."""
+    the kind of each colourable column, the maps (name -> x field, y field, axis labels) and the
+    embedded metadata columns."""
     n = len(t)
     scores, evr = _pca(t, cand.index)
     embedded, kinds = _columns(t)
@@ -144,21 +161,19 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
             data[f + "x"], data[f + "y"] = x, y
             maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2"]
     data["x"], data["y"] = data["pc1"], data["pc2"]
-    vrows = _vector_rows(t, cand.index)
-    vrow = np.full(n, -1, dtype=np.int32)
-    vrow[vrows] = np.arange(len(vrows), dtype=np.int32)
-    data["_vrow"] = vrow
+    if vectors_travel(t):
+        data["_norm"] = np.linalg.norm(np.asarray(t.vectors, dtype=np.float32), axis=1).astype(np.float32)
     is_cand = np.zeros(n, dtype=np.int8)
     is_cand[cand.index] = 1
     data["_cand"] = is_cand
-    return data, fields, kinds, maps, embedded, vrows
+    return data, fields, kinds, maps, embedded
 
 
 def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     """The explorer of table ``name``: a Bokeh layout (one root model)."""
-    from bokeh.models import (BoxSelectTool, CheckboxGroup, ColumnDataSource, CustomJS, CustomJSTransform,
-                              DataTable, Div, HoverTool, LassoSelectTool, NumberFormatter, Select,
-                              StringFormatter, TableColumn, TapTool, TextInput)
+    from bokeh.models import (BoxSelectTool, Button, CheckboxGroup, ColumnDataSource, CustomJS,
+                              CustomJSTransform, DataTable, Div, HoverTool, LassoSelectTool, NumberFormatter,
+                              Select, Spinner, StringFormatter, TableColumn, TapTool, TextInput)
     from bokeh.layouts import column, row
     from bokeh.palettes import Viridis256
     from bokeh.plotting import figure
@@ -166,15 +181,12 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     t = run.table(name)
     n = len(t)
     cand = select_entities(t, 0, None)  # the neighbors command's candidates: every observed entity
-    data, fields, kinds, maps, embedded, vrows = _points(t, name, cand, results)
+    data, fields, kinds, maps, embedded = _points(t, name, cand, results)
     points = ColumnDataSource(data, name=f"explorer-points-{name}")
-    vectors = ColumnDataSource({"v": unit_rows(t.vectors[vrows]).reshape(-1)}, name=f"explorer-vectors-{name}")
+    store, precomputed = _neighbour_store(t)
+    vectors = ColumnDataSource(store, name=f"explorer-vectors-{name}")
 
     noun = plural(name, n)
-    sampled = len(vrows) < n
-    sample_note = (f"among a seeded sample of {len(vrows):,} of the {len(cand):,} observed {noun} (the report "
-                   f"embeds the map of all of them but the vectors of a sample; embedlab neighbors searches all)"
-                   ) if sampled else ""
     count, target = count_column(t), target_column(t)
     category = color_column(t)
     if category and t.metadata[category].nunique() >= len(cand):  # one value per entity (a name): no colour
@@ -193,14 +205,17 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
         pos = t.metadata["cycle_order"].to_numpy(dtype=float)
         order = [int(i) for i in np.argsort(pos, kind="stable") if np.isfinite(pos[i])]
         cycle = order + order[:1]
-    cfg = {"table": name, "dim": t.dim, "k": K, "fields": fields, "kinds": kinds, "maps": maps,
+    status_hint = (f"Search, or click a point, to list its nearest {html.escape(noun)}; click a neighbour to "
+                   f"move to it.")
+    cfg = {"table": name, "dim": t.dim, "k": K, "precomputed": precomputed, "status_hint": status_hint,
+           "fields": fields, "kinds": kinds, "maps": maps,
            "multi": [c for c in cat_fields if is_multi_valued(t.metadata[c])],
            "palette": PALETTE[:12], "viridis": list(Viridis256), "missing_colour": MISSING,
            "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
            "plot_width": WIDTH, "plot_height": HEIGHT,
            "count_field": fields.get(count) if count else None, "max_matches": 25,
-           "neighbour_fields": ["rank", "label", "key", "cosine"] + [c for c, _ in neighbour_extra],
-           "neighbour_extra": neighbour_extra, "sample_note": sample_note,
+           "neighbour_fields": ["rank", "label", "key", "score", "row"] + [c for c, _ in neighbour_extra],
+           "neighbour_extra": neighbour_extra,
            "selection_fields": [(c, "label" if c == "label" else "key" if c == "key" else fields[c])
                                 for c in selection_cols],
            "summary_numeric": [(c, fields[c]) for c in num_fields[:4]],
@@ -218,14 +233,24 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     size = CheckboxGroup(name=f"explorer-size-{name}", labels=[f"size by {count}" if count else "size by count"],
                          active=[0] if count else [], disabled=count is None, width=170)
     legend = Div(name=f"explorer-legend-{name}", width=LEGEND_WIDTH, height=HEIGHT - 40)
-    status = Div(name=f"explorer-status-{name}", width=SIDE_WIDTH,
-                 text=f"Search, or click a point, to list its {K} nearest {html.escape(noun)} by cosine"
-                      f"{' ' + html.escape(sample_note) if sampled else ''}.")
+    status = Div(name=f"explorer-status-{name}", width=SIDE_WIDTH, text=status_hint)
+    k_options = [k for k in K_CHOICES if not precomputed or k <= precomputed["k"]]
+    k_select = Select(name=f"explorer-k-{name}", title="k", value=str(K), options=[str(k) for k in k_options],
+                      width=60)
+    metric = Select(name=f"explorer-metric-{name}", title="distance", value="cosine", options=list(METRICS),
+                    width=95)
+    mincount = Spinner(name=f"explorer-mincount-{name}", title=f"min {count}" if count else "min count",
+                       value=DEFAULT_MIN_COUNT if count else 0, low=0, step=1, width=80,
+                       disabled=count is None or precomputed is not None)
+    back = Button(name=f"explorer-back-{name}", label="◀ back", width=65)
+    forward = Button(name=f"explorer-forward-{name}", label="forward ▶", width=80)
+    clear = Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning")
     summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
                   text="Select points with the box or lasso tool to list them here.")
     neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
     selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
-    highlight = ColumnDataSource({"x": [], "y": [], "role": []}, name=f"explorer-highlight-{name}")
+    score_column = TableColumn(field="score", title="cosine", width=55, formatter=NumberFormatter(format="0.000"))
+    highlight = ColumnDataSource({"x": [], "y": [], "role": [], "name": []}, name=f"explorer-highlight-{name}")
 
     x_label, y_label = maps[next(iter(maps))][2:]
     fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
@@ -233,7 +258,8 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                  y_axis_label=y_label, title=f"{name}: {n:,} {noun}")
     models = {"points": points, "vectors": vectors, "neighbours": neighbours, "selected": selected,
               "highlight": highlight, "status": status, "summary": summary, "legend": legend, "matches": matches,
-              "colour": colour, "size": size, "fig": fig}
+              "colour": colour, "size": size, "fig": fig, "k": k_select, "metric": metric, "mincount": mincount,
+              "search": search, "scorecol": score_column}
     path = None
     if cycle:
         path = ColumnDataSource({"x": data["x"][cycle], "y": data["y"][cycle]}, name=f"explorer-path-{name}")
@@ -257,6 +283,10 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                        selection_fill_alpha=1.0)
     fig.scatter("x", "y", source=highlight, size=15, fill_alpha=0, line_width=2,
                 line_color={"field": "role", "transform": _role_colours()})
+    fig.text("x", "y", text="name", source=highlight, text_font_size="9pt", x_offset=9, text_baseline="middle",
+             text_color="#111111", text_font_style="bold", background_fill_color="#ffffff",
+             background_fill_alpha=0.7)  # the shown entity and its neighbours named on the canvas
+    fig.x_range.renderers = fig.y_range.renderers = [dots]  # rings and names never move the auto-range
     if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
         for where, align, offset in (("right", "left", 7), ("left", "right", -7)):
             fig.text("x", "y", text={"field": "i", "transform": CustomJSTransform(
@@ -281,6 +311,13 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     search.js_on_change("value", js(JS.ON_SEARCH))
     matches.js_on_change("value", js(JS.ON_PICK))
     points.selected.js_on_change("indices", js(JS.ON_SELECT))
+    neighbours.selected.js_on_change("indices", js(JS.ON_NEIGHBOUR_CLICK))
+    back.js_on_click(js(JS.ON_BACK))
+    forward.js_on_click(js(JS.ON_FORWARD))
+    clear.js_on_click(js(JS.ON_CLEAR))
+    for w in (k_select, metric):
+        w.js_on_change("value", js(JS.ON_SETTINGS))
+    mincount.js_on_change("value", js(JS.ON_SETTINGS))
     colour.js_on_change("value", js(JS.ON_RESTYLE))
     size.js_on_change("active", js(JS.ON_RESTYLE))
     map_select.js_on_change("value", js(JS.ON_MAP))
@@ -292,8 +329,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
         name=f"explorer-neighbours-table-{name}", source=neighbours, width=SIDE_WIDTH, height=300,
         index_position=None, reorderable=False, columns=[TableColumn(field="rank", title="#", width=28),
                                       TableColumn(field="label", title="label", width=230),
-                                      TableColumn(field="cosine", title="cosine", width=55,
-                                                  formatter=NumberFormatter(format="0.000"))]
+                                      score_column]
         + [TableColumn(field=c, title=html.escape(c), width=55,
                        formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
            for c, _ in neighbour_extra])
@@ -307,12 +343,14 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                                                                 len(cand) < n else "")
             + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if
                len(maps) > sum(m.startswith("PCA") for m in maps) else "")
-            + f". Neighbours: cosine over the full {t.dim}-dimensional vectors, computed in your browser"
-            + (f" {sample_note}" if sampled else "") + ".")
+            + f". Neighbours: cosine or euclidean over the full {t.dim}-dimensional vectors, "
+            + (f"computed in your browser" if precomputed is None else precomputed["note"][1:-1])
+            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + ".")
     header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>',
                  width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
     controls = row(search, map_select, colour, size)
-    side = column(matches, status, neighbour_table, width=SIDE_WIDTH)
+    side = column(matches, row(k_select, metric, mincount, width=SIDE_WIDTH), row(back, forward, clear),
+                  status, neighbour_table, width=SIDE_WIDTH)
     return column(header, controls, row(fig, legend, side), summary, selection_table,
                   name=f"explorer-{name}")
 

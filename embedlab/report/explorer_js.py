@@ -13,6 +13,13 @@ window.embedlabExplorer = (() => {
 
 const get = (s, f) => (s.data instanceof Map ? s.data.get(f) : s.data[f]);
 const setData = (s, obj) => { s.data = (s.data instanceof Map) ? new Map(Object.entries(obj)) : obj; };
+// A table's source: emptied first, then filled. Bokeh >= 3.4's DataTable redraws only when its
+// view's indices change, so new rows of the same count would stay undrawn (the stale table).
+const setTable = (s, obj) => {
+  s.selected.indices = [];
+  setData(s, Object.fromEntries(Object.keys(obj).map((f) => [f, []])));
+  setData(s, obj);
+};
 const patchData = (s, patch) => {
   const d = (s.data instanceof Map) ? Object.fromEntries(s.data) : Object.assign({}, s.data);
   setData(s, Object.assign(d, patch));
@@ -70,25 +77,47 @@ function matchRows(cfg, src, query, limit) {
   return found.slice(0, limit).map((r) => r[2]);
 }
 
-// The k most cosine-similar candidates of row, itself excluded: the neighbors command's
-// rule. Vectors are unit rows in float32; similarities are rounded to float32 (as numpy
-// computes them) so that ties break the same way: the lower row first.
-function nearest(cfg, src, vsrc, row, k) {
-  const vrow = get(src, "_vrow"), cand = get(src, "_cand"), vec = get(vsrc, "v"), dim = cfg.dim;
-  const qi = vrow[row];
-  if (qi < 0) return null;
-  const q = Float64Array.from({length: dim}, (_, d) => vec[qi * dim + d]);  // not subarray: Bokeh's
+// The settings of the neighbour list: k, metric and minimum count (from the page's widgets).
+function settings(cfg, m) {
+  const k = parseInt(m.k.value, 10) || cfg.k, metric = m.metric.value || "cosine";
+  const minCount = cfg.count_field ? Math.max(0, Number(m.mincount.value) || 0) : 0;
+  return {k: k, metric: metric, minCount: minCount};
+}
+
+// The k nearest candidates of row, itself excluded: the rule of embedlab neighbors (cosine:
+// most similar first; euclidean: closest first; ties: the lower row first). Candidates are the
+// observed rows counted at least minCount times. Vectors travel as unit rows (float32) and
+// their norms; scores are rounded to float32 as numpy computes them so that ties break alike.
+// Tables whose vectors exceed the report's budget carry precomputed lists instead.
+function nearest(cfg, m, row, opts) {
+  const src = m.points, cand = get(src, "_cand");
+  const counts = cfg.count_field ? get(src, cfg.count_field) : null;
+  const ok = (i) => cand[i] && (!counts || opts.minCount <= 1 || Number(counts[i]) >= opts.minCount);
+  if (cfg.precomputed) {
+    const K = cfg.precomputed.k, idx = get(m.vectors, opts.metric === "euclidean" ? "e_idx" : "c_idx");
+    const sc = get(m.vectors, opts.metric === "euclidean" ? "e_score" : "c_score");
+    const out = [];
+    for (let j = 0; j < K && out.length < opts.k; j++) {
+      const i = idx[row * K + j];
+      if (i >= 0 && i !== row) out.push([sc[row * K + j], i]);
+    }
+    return out;
+  }
+  const vec = get(m.vectors, "v"), norms = get(src, "_norm"), dim = cfg.dim;
+  const q = Float64Array.from({length: dim}, (_, d) => vec[row * dim + d]);  // not subarray: Bokeh's
   // typed arrays (NDArray) do not honour its offset
-  const sims = [];
-  for (let i = 0; i < vrow.length; i++) {
-    if (i === row || !cand[i] || vrow[i] < 0) continue;
-    const o = vrow[i] * dim;
+  const nq = norms[row], euclid = opts.metric === "euclidean", sims = [];
+  for (let i = 0; i < cand.length; i++) {
+    if (i === row || !ok(i)) continue;
+    const o = i * dim;
     let s = 0;
     for (let d = 0; d < dim; d++) s += vec[o + d] * q[d];
-    sims.push([Math.fround(s), i]);
+    s = Math.fround(s);
+    if (euclid) s = Math.fround(Math.sqrt(Math.max(0, nq * nq + norms[i] * norms[i] - 2 * nq * norms[i] * s)));
+    sims.push([s, i]);
   }
-  sims.sort((a, b) => b[0] - a[0] || a[1] - b[1]);
-  return sims.slice(0, k);
+  sims.sort(euclid ? (a, b) => a[0] - b[0] || a[1] - b[1] : (a, b) => b[0] - a[0] || a[1] - b[1]);
+  return sims.slice(0, opts.k);
 }
 
 // Colour of every row for the chosen column, and the legend (outside the plot) that says so.
@@ -176,26 +205,30 @@ function labelTexts(cfg, src, rows, where) {
   return Array.from(rows, (i) => (side.get(i) === where ? short(labels[i]) : ""));
 }
 
-// Show row's neighbours: the table, rings on the map, the status line; centre the view on it.
-function showEntity(cfg, m, row) {
+// Show row's neighbours: the table, rings and names on the map, the status line; centre the
+// view on it. Each entity shown is a step of the history (back / forward), unless it is one.
+function showEntity(cfg, m, row, fromHistory) {
   const src = m.points, labels = get(src, "label"), keys = get(src, "key");
-  const found = nearest(cfg, src, m.vectors, row, cfg.k);
+  const opts = settings(cfg, m), found = nearest(cfg, m, row, opts);
   const xs = get(src, "x"), ys = get(src, "y");
-  if (found === null) {
-    setData(m.neighbours, Object.fromEntries(cfg.neighbour_fields.map((f) => [f, []])));
-    m.status.text = `<b>${esc(labels[row])}</b> — its vector is not in the report's sample, so its neighbours ` +
-      `cannot be listed here (embedlab neighbors lists them).`;
-  } else {
-    const data = {rank: found.map((_, j) => j + 1), label: found.map((r) => labels[r[1]]),
-                  key: found.map((r) => String(keys[r[1]])), cosine: found.map((r) => r[0])};
-    for (const [f, source] of cfg.neighbour_extra) { const v = get(src, source); data[f] = found.map((r) => v[r[1]]); }
-    setData(m.neighbours, data);
-    m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} nearest ` +
-      `by cosine over the full ${cfg.dim}-dimensional vectors${cfg.sample_note ? " " + esc(cfg.sample_note) : ""}.`;
+  const data = {rank: found.map((_, j) => j + 1), label: found.map((r) => labels[r[1]]),
+                key: found.map((r) => String(keys[r[1]])), score: found.map((r) => r[0]), row: found.map((r) => r[1])};
+  for (const [f, source] of cfg.neighbour_extra) { const v = get(src, source); data[f] = found.map((r) => v[r[1]]); }
+  const title = opts.metric === "euclidean" ? "distance" : "cosine";
+  if (m.scorecol.title !== title) m.scorecol.title = title;
+  setTable(m.neighbours, data);
+  const what = opts.metric === "euclidean" ? "closest by euclidean distance" : "nearest by cosine";
+  const among = opts.minCount > 1 ? ` among the ${esc(cfg.table)}s counted at least ${opts.minCount} times` : "";
+  m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} ${what}` +
+    ` over the full ${cfg.dim}-dimensional vectors${among}${cfg.precomputed ? " " + esc(cfg.precomputed.note) : ""}.`;
+  const ring = found.map((r) => r[1]), shown = [row].concat(ring).filter((i) => isFinite(xs[i]) && isFinite(ys[i]));
+  setData(m.highlight, {x: shown.map((i) => xs[i]), y: shown.map((i) => ys[i]),
+                        role: shown.map((i) => (i === row ? "query" : "neighbour")),
+                        name: shown.map((i) => short(labels[i]))});
+  if (!fromHistory) {
+    const h = cfg._history || (cfg._history = {rows: [], at: -1});
+    if (h.rows[h.at] !== row) { h.rows = h.rows.slice(0, h.at + 1); h.rows.push(row); h.at = h.rows.length - 1; }
   }
-  const ring = found === null ? [] : found.map((r) => r[1]);
-  setData(m.highlight, {x: [xs[row]].concat(ring.map((i) => xs[i])), y: [ys[row]].concat(ring.map((i) => ys[i])),
-                        role: ["query"].concat(ring.map(() => "neighbour"))});
   if (isFinite(xs[row]) && isFinite(ys[row])) {
     const xr = m.fig.x_range, yr = m.fig.y_range;
     const w = (xr.end - xr.start) / 2, h = (yr.end - yr.start) / 2;
@@ -204,11 +237,18 @@ function showEntity(cfg, m, row) {
   }
 }
 
+// Nothing selected: no neighbours, no rings, no names, the status says what to do.
+function clearEntity(cfg, m) {
+  setTable(m.neighbours, Object.fromEntries(cfg.neighbour_fields.map((f) => [f, []])));
+  setData(m.highlight, {x: [], y: [], role: [], name: []});
+  m.status.text = cfg.status_hint;
+}
+
 // Selected rows -> the linked table and its one-line summary.
 function showSelection(cfg, m, rows) {
   const src = m.points, data = {};
   for (const [f, source] of cfg.selection_fields) { const v = get(src, source); data[f] = rows.map((i) => v[i]); }
-  setData(m.selected, data);
+  setTable(m.selected, data);
   if (rows.length === 0) { m.summary.text = "Select points with the box or lasso tool to list them here."; return; }
   const parts = [`<b>${rows.length.toLocaleString("en-US")}</b> selected`];
   for (const [name, source] of cfg.summary_numeric) {
@@ -245,8 +285,51 @@ if (!isNaN(row) && !(m.points.selected.indices.length === 1 && m.points.selected
 
 function onSelect(cfg, m) {
 const rows = Array.from(m.points.selected.indices).sort((a, b) => a - b);
+const nav = cfg._navigating;
+cfg._navigating = false;
 showSelection(cfg, m, rows);
-if (rows.length === 1) showEntity(cfg, m, rows[0]);
+if (rows.length === 1) showEntity(cfg, m, rows[0], nav);
+else clearEntity(cfg, m);
+}
+
+// Move to another entity (a neighbour clicked in the table, back, forward).
+function moveTo(cfg, m, row, fromHistory) {
+  cfg._navigating = Boolean(fromHistory);
+  if (m.points.selected.indices.length === 1 && m.points.selected.indices[0] === row) {
+    cfg._navigating = false;
+    showEntity(cfg, m, row, fromHistory);
+  } else {
+    m.points.selected.indices = [row];
+  }
+}
+
+function onNeighbourClick(cfg, m) {
+const picked = Array.from(m.neighbours.selected.indices);
+if (picked.length !== 1) return;
+const row = get(m.neighbours, "row")[picked[0]];
+if (row !== undefined) moveTo(cfg, m, Number(row), false);
+}
+
+function onHistory(cfg, m, step) {
+const h = cfg._history;
+if (!h || h.at + step < 0 || h.at + step >= h.rows.length) return;
+h.at += step;
+moveTo(cfg, m, h.rows[h.at], true);
+}
+
+// One click clears everything: the selection, the search, the neighbours and their rings.
+function onClear(cfg, m) {
+m.search.value = "";
+m.matches.options = [];
+m.points.selected.indices = [];
+clearEntity(cfg, m);
+showSelection(cfg, m, []);
+}
+
+// k, metric or minimum count changed: list the shown entity's neighbours again.
+function onSettings(cfg, m) {
+const rows = Array.from(m.points.selected.indices);
+if (rows.length === 1) showEntity(cfg, m, rows[0], true);
 }
 
 function onRestyle(cfg, m) {
@@ -268,7 +351,7 @@ if (m.path) { const order = cfg.cycle; patchData(m.path, {x: order.map((i) => x[
 for (const a of m.fig.below) if ("axis_label" in a) a.axis_label = chosen[2];
 for (const a of m.fig.left) if ("axis_label" in a) a.axis_label = chosen[3];
 const rows = Array.from(src.selected.indices);
-if (rows.length === 1) showEntity(cfg, m, rows[0]);
+if (rows.length === 1) showEntity(cfg, m, rows[0], true);
 }
 
 // The explorer's settings travel once, as JSON in its points source's tags.
@@ -278,7 +361,7 @@ function config(points) {
   return configs.get(points);
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
-        onSearch, onPick, onSelect, onRestyle, onMap};
+        onSearch, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings};
 })();
 """
 
@@ -289,6 +372,11 @@ ON_PICK = "E.onPick(cfg, m, cb_obj);"
 ON_SELECT = "E.onSelect(cfg, m);"
 ON_RESTYLE = "E.onRestyle(cfg, m);"
 ON_MAP = "E.onMap(cfg, m, cb_obj);"
+ON_NEIGHBOUR_CLICK = "E.onNeighbourClick(cfg, m);"
+ON_BACK = "E.onHistory(cfg, m, -1);"
+ON_FORWARD = "E.onHistory(cfg, m, 1);"
+ON_CLEAR = "E.onClear(cfg, m);"
+ON_SETTINGS = "E.onSettings(cfg, m);"
 COLOUR_TRANSFORM = "return E.colours(cfg, m.points, m.colour.value, xs, m.legend);"
 SIZE_TRANSFORM = "return E.sizes(cfg, m.points, m.size.active.includes(0), xs);"
 LABELS_RIGHT = 'return E.labelTexts(cfg, m.points, xs, "right");'

@@ -1,4 +1,4 @@
-"""Cosine nearest neighbours of an entity, and finding the entity a person names.
+"""Nearest neighbours of an entity (cosine or euclidean), and finding the entity a person names.
 
 The one place this is computed: the ``neighbors`` analysis, the ``embedlab neighbors``
 command and :meth:`embedlab.Run.neighbors` all call :func:`nearest` and :func:`find_entity`.
@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from embedlab.run import Run
 
 
+#: The neighbour lists' default minimum count, shared by ``embedlab neighbors --min-count`` and
+#: the report's explorer: entities observed only a few times keep embeddings near their random
+#: start and would crowd every list (a film rated twice as Toy Story's nearest).
+DEFAULT_MIN_COUNT = 10
+METRICS = ("cosine", "euclidean")
+
+
 def unit_rows(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (zero rows stay zero)."""
     v = np.asarray(vectors, dtype=np.float32)
@@ -38,24 +45,76 @@ def annotation_columns(table: EmbeddingTable) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | None = None) -> pd.DataFrame:
-    """The ``k`` entities most cosine-similar to ``row`` among ``candidates`` (default: all),
-    the entity itself excluded; columns: rank, key, label, cosine and
-    :func:`annotation_columns`. Ties are broken by row order (stable)."""
+def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | None = None,
+            metric: str = "cosine") -> pd.DataFrame:
+    """The ``k`` entities nearest to ``row`` among ``candidates`` (default: all), the entity
+    itself excluded: the most cosine-similar, or the closest by euclidean distance over the raw
+    vectors; columns: rank, key, label, cosine (or distance) and :func:`annotation_columns`.
+    Ties are broken by row order (stable)."""
+    if metric not in METRICS:
+        raise UsageError(f"metric {metric!r}: choose one of {', '.join(METRICS)}")
     cand = np.arange(len(table)) if candidates is None else np.asarray(candidates)
     cand = cand[cand != row]
-    unit = unit_rows(table.vectors[cand])
-    q = unit_rows(table.vectors[row:row + 1])[0]
-    sims = unit @ q
+    if metric == "cosine":
+        score = unit_rows(table.vectors[cand]) @ unit_rows(table.vectors[row:row + 1])[0]
+        order_by = -score
+    else:
+        diff = np.asarray(table.vectors[cand], dtype=np.float32) - np.asarray(table.vectors[row], dtype=np.float32)
+        score = np.sqrt((diff * diff).sum(1))
+        order_by = score
     k = min(int(k), len(cand))
-    top = np.argpartition(-sims, k - 1)[:k] if 0 < k < len(cand) else np.arange(len(cand))[:max(k, 0)]
-    top = top[np.lexsort((cand[top], -sims[top]))]
+    top = np.argpartition(order_by, k - 1)[:k] if 0 < k < len(cand) else np.arange(len(cand))[:max(k, 0)]
+    top = top[np.lexsort((cand[top], order_by[top]))]
     rows = cand[top]
     out = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "key": table.keys[rows],
-                        "label": table.labels[rows], "cosine": sims[top].astype(float)})
+                        "label": table.labels[rows],
+                        ("cosine" if metric == "cosine" else "distance"): score[top].astype(float)})
     for col in annotation_columns(table):
         out[col] = table.metadata[col].to_numpy()[rows]
     return out
+
+
+def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray, metric: str = "cosine",
+              progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's ``k`` nearest among ``candidates`` (itself excluded), exactly, by
+    :func:`nearest`'s rule: (rows n x k int32, -1 where fewer; scores n x k float32).
+
+    Blocked float32 matrix products and a top-(k+2) per block (torch, as
+    :func:`embedlab.toolkit.projection.exact_knn`; memory ~ 50M scores per block), then the
+    exact order and ties (by row) of those few, as :func:`nearest` breaks them.
+    """
+    import torch
+
+    v = np.asarray(vectors, dtype=np.float32)
+    cand = np.asarray(candidates, dtype=np.int64)
+    n = len(v)
+    unit = metric == "cosine"
+    base = torch.from_numpy(np.ascontiguousarray(unit_rows(v[cand]) if unit else v[cand]))
+    sq = (base * base).sum(1)
+    pos = np.full(n, -1, np.int64)
+    pos[cand] = np.arange(len(cand))
+    kk = min(int(k) + 3, len(cand))
+    rows = np.full((n, k), -1, np.int32)
+    scores = np.full((n, k), np.nan, np.float32)
+    block = max(64, int(5e7 // max(len(cand), 1)))
+    with torch.no_grad():
+        for s in range(0, n, block):
+            q = torch.from_numpy(np.ascontiguousarray(unit_rows(v[s:s + block]) if unit else v[s:s + block]))
+            prod = q @ base.T
+            key = -prod if unit else ((q * q).sum(1)[:, None] + sq[None, :] - 2 * prod).clamp_min(0)
+            own = pos[s:s + len(q)]
+            has = np.flatnonzero(own >= 0)
+            key[torch.from_numpy(has), torch.from_numpy(own[has])] = float("inf")  # never itself
+            val, at = torch.topk(key, kk, dim=1, largest=False)
+            val, at = val.numpy(), at.numpy()
+            for j in range(len(q)):  # exact order and ties (by row) as nearest() breaks them
+                o = np.lexsort((cand[at[j]], val[j]))
+                o = o[np.isfinite(val[j][o])][:k]
+                rows[s + j, :len(o)] = cand[at[j][o]]
+                scores[s + j, :len(o)] = -val[j][o] if unit else np.sqrt(val[j][o])
+            if progress is not None:
+                progress(min(n, s + block), n)
+    return rows, scores
 
 
 @dataclass(frozen=True)
@@ -105,7 +164,7 @@ def find_entity(run: Run, query: str, table: str | None = None) -> Found:
 
 
 def neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n: int | None = 0,
-              min_count: int | None = None) -> pd.DataFrame:
+              min_count: int | None = None, metric: str = "cosine") -> pd.DataFrame:
     """The ``k`` nearest neighbours (cosine) of the entity ``query`` names (see
     :func:`find_entity`), among the entities kept by ``top_n``/``min_count`` (default: all).
 
@@ -115,7 +174,7 @@ def neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n
     found = find_entity(run, query, table)
     t = run.table(found.table)
     sel = select_entities(t, top_n, min_count)
-    frame = nearest(t, found.row, k, sel.index)
+    frame = nearest(t, found.row, k, sel.index, metric)
     frame.attrs.update({"table": found.table, "entity": {"key": jsonable(t.keys[found.row]),
                                                           "label": str(t.labels[found.row])},
                         "matched": found.match.how, "note": found.note, "candidates": sel.description})
