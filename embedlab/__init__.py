@@ -117,7 +117,18 @@ AnalysisResult._repr_html_ = _result_html
 
 __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
            "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset",
-           "lr_find", "learner", "compare"]
+           "lr_find", "learner", "compare", "from_vectors"]
+
+
+def from_vectors(vectors, keys=None, labels=None, metadata=None, bias=None, table: str = "item") -> Run:
+    """A Run (unsaved until ``run.save(folder)``) from vectors made anywhere: a NumPy array, a
+    torch tensor, a DataFrame (its index names the rows) or lists; ``keys`` (default: row
+    numbers), ``labels``, row-aligned ``metadata`` (``count``, ``latitude``/``longitude``,
+    ``cycle_order``... as in trained runs) and a per-entity ``bias``. ``embedlab.analyze``,
+    ``run.neighbors``, the notebook display and the explorer work on it directly."""
+    from embedlab.io.importing import from_vectors as build
+
+    return build(vectors, keys=keys, labels=labels, metadata=metadata, bias=bias, table=table)
 
 
 def load_dataset(name: str, seed: int = 42, **options):

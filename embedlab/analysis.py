@@ -167,6 +167,32 @@ class SkipTable(Exception):
         self.reason = str(reason)
 
 
+#: what an analysis may declare it needs (``Analysis.requires``) -> how a message names it
+REQUIREMENTS = {
+    "bias": "a per-entity bias",
+    "counts": "observation counts",
+    "training_data": "the data it was trained on (it was imported, not trained by embedlab)",
+}
+
+
+def unmet(requires: tuple[str, ...] | list[str], run: Run, table: str | None = None) -> list[str]:
+    """Which of ``requires`` (names of :data:`REQUIREMENTS`) ``run`` (its ``table``, when named)
+    lacks; empty when it has them all."""
+    missing = []
+    for need in requires:
+        if need == "training_data":
+            ok = run.has_training_data
+        elif table is None:
+            continue
+        elif need == "bias":
+            ok = run.table(table).bias_values is not None
+        else:  # counts
+            ok = run.table(table).count is not None
+        if not ok:
+            missing.append(need)
+    return missing
+
+
 class Analysis:
     """Base class for analyses (subclassing is optional: the protocol is the attributes).
 
@@ -174,6 +200,11 @@ class Analysis:
     :attr options: :class:`AnalysisOption` list.
     :attr by_default: False for analyses that retrain models (minutes, not seconds): they run
         only when named (``--only NAME``), never as part of "every analysis that applies".
+    :attr requires: what a table or run must have for the analysis to apply, from
+        :data:`REQUIREMENTS`: ``"bias"``, ``"counts"`` (per table), ``"training_data"`` (the
+        run: embedlab trained it, so its data can be loaded again; imported runs have none).
+        The registry leaves out the tables (or the run) that lack one, whatever ``applies_to``
+        says, and ``--only NAME`` then says which is missing.
     """
 
     name: str = ""
@@ -181,6 +212,7 @@ class Analysis:
     description: str = ""
     options: list[AnalysisOption] = []
     by_default: bool = True
+    requires: tuple[str, ...] = ()
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list:
         """Names of the run's tables this analysis can analyse (empty: none), or

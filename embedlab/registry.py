@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import click
 
-from embedlab.analysis import RUN_LEVEL, AnalysisOption, AnalysisResult
+from embedlab.analysis import REQUIREMENTS, RUN_LEVEL, AnalysisOption, AnalysisResult, unmet
 from embedlab.data import Dataset, remember_options
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.plugins import get_plugin_manager, is_builtin, plugin_label, trace_registrations
@@ -241,8 +241,13 @@ class AnalysisEntry:
     takes_options: bool
     plugin: str
     impl: Any = field(repr=False, compare=False)
+    requires: tuple[str, ...] = ()
 
     def applies_to(self, run: Run, options: Mapping[str, Any] | None = None) -> list[str | None]:
+        """The tables (None: the run) the analysis applies to, less those lacking what it
+        ``requires`` (:data:`embedlab.analysis.REQUIREMENTS`)."""
+        if "training_data" in self.requires and not run.has_training_data:
+            return []
         if self.takes_options:
             found = self.impl.applies_to(run, dict(options or {}))
         else:  # the one-argument form of the earlier guide
@@ -261,7 +266,17 @@ class AnalysisEntry:
                 raise _contract(self.plugin, "analysis", self.name, f"whose applies_to named {t!r}, which is not "
                                 f"a table of this run ({', '.join(run.table_names) or 'none'})",
                                 "embedlab_register_analyses")
-        return tables
+        return [t for t in tables if not unmet(self.requires, run, t)]
+
+    def unmet_message(self, run: Run) -> str:
+        """Why the analysis applies to nothing in ``run``, by its ``requires`` ("" when they are met)."""
+        if unmet(self.requires, run):
+            return f"the run lacks {REQUIREMENTS['training_data']}"
+        tables = [t for t in run.table_names if unmet(self.requires, run, t)]
+        if tables and len(tables) == len(run.table_names):
+            needs = sorted({n for t in tables for n in unmet(self.requires, run, t)})
+            return f"no table has {' or '.join(REQUIREMENTS[n] for n in needs)}"
+        return ""
 
     def run(self, run: Run, table: str | None, options: Mapping[str, Any],
             progress: Callable[..., None] | None = None) -> AnalysisResult:
@@ -315,7 +330,24 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
     return AnalysisEntry(name=name, title=_text(obj, "title", "") or name,
                          description=_text(obj, "description", "") or "", options=tuple(options),
                          by_default=bool(getattr(obj, "by_default", True)), takes_options=takes_options,
-                         plugin=plugin, impl=obj)
+                         plugin=plugin, impl=obj, requires=_requires(obj, plugin, name))
+
+
+def _requires(obj: Any, plugin: str, name: str) -> tuple[str, ...]:
+    """An analysis's declared ``requires``, checked against :data:`embedlab.analysis.REQUIREMENTS`."""
+    value = getattr(obj, "requires", ()) or ()
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        needs = tuple(str(v) for v in value)
+    except TypeError:
+        raise _contract(plugin, "analysis", name, f"whose requires is a {type(value).__name__}, not a tuple of "
+                        f"names", "embedlab_register_analyses") from None
+    bad = [n for n in needs if n not in REQUIREMENTS]
+    if bad:
+        raise _contract(plugin, "analysis", name, f"that requires {bad[0]!r}, which embedlab does not know "
+                        f"(it knows: {', '.join(REQUIREMENTS)})", "embedlab_register_analyses")
+    return needs
 
 
 # ---------------------------------------------------------------------------- collection

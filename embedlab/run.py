@@ -296,6 +296,19 @@ class Run:
         return "regression" if self.kind == "collab" else None
 
     @property
+    def imported(self) -> dict[str, Any] | None:
+        """Where an imported run's parts came from (run.json's ``imported``: ``sources`` with file,
+        SHA-256, format), None for a run embedlab trained."""
+        value = self.meta.get("imported")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def has_training_data(self) -> bool:
+        """True when embedlab trained the run (its dataset can be loaded again); False when it
+        was imported (``embedlab import``, ``embedlab.from_vectors``)."""
+        return self.imported is None and self.kind != "imported"
+
+    @property
     def table_names(self) -> list[str]:
         return list(self._tables)
 
@@ -472,7 +485,7 @@ def _read_table_csv(csv: Path, info: dict[str, Any]) -> pd.DataFrame:
 META_TYPES: dict[str, tuple[type, ...]] = {
     "dataset": (str,), "kind": (str,), "trainer": (str,), "task": (str,), "config": (dict,),
     "metrics": (dict,), "split": (dict,), "history": (list,), "versions": (dict,), "seed": (int,),
-    "dataset_info": (dict,), "tables": (dict,)}
+    "dataset_info": (dict,), "tables": (dict,), "imported": (dict,)}
 _JSON_TYPE = {dict: "an object", list: "a list", str: "a string", int: "a whole number", float: "a number",
               bool: "true/false", type(None): "null"}
 

@@ -73,9 +73,10 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
             tables = []
             before.append(_error_result(analysis, None, exc))
         if names and not tables and not before:
+            why = analysis.unmet_message(run) or ("no table of it qualifies, and it is not an analysis of the "
+                                                  "whole run")
             before.append(AnalysisResult(analysis.name, None, analysis.title,
-                                         summary=f"{analysis.title}: does not apply to this run (no table "
-                                                 f"of it qualifies, and it is not an analysis of the whole run)."))
+                                         summary=f"{analysis.title}: does not apply to this run ({why})."))
         plan.append((analysis, tables, before))
     with progress_bar(progress) as bar:
         task = bar.add_task("analyses", total=sum(len(t) for _, t, _ in plan), info="")

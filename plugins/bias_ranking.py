@@ -29,6 +29,7 @@ class BiasRanking(Analysis):
                    "beside their mean target and count; Spearman correlation between bias and mean "
                    "target; a scatter of bias vs mean target sized by count.")
     options = [TOP_N, MIN_COUNT, N_SHOW]
+    requires = ("bias",)
 
     def applies_to(self, run: Run) -> list[str]:
         return [name for name, t in run.tables.items() if t.bias_values is not None and len(t) >= 2]

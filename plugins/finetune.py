@@ -121,6 +121,7 @@ def _parse_arms(text: str | None) -> tuple[str, ...]:
 class Finetune(Analysis):
     name = "finetune"
     by_default = False  # retrains models for minutes: run only with --only finetune
+    requires = ("training_data",)  # reloads the data the run was trained on
     title = "Fine-tuning from pretrained embeddings"
     description = ("Retrains the run's target task from scratch, with frozen pretrained embeddings, with full "
                    "fine-tuning at one lr and with discriminative lrs (same data, split, epochs and seed); "

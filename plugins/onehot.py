@@ -199,6 +199,7 @@ def _parameters(trained: Run) -> tuple[float, float]:
 class OneHot(Analysis):
     name = "onehot"
     by_default = False  # retrains the network (minutes on real data): run with --only onehot
+    requires = ("training_data",)  # retrains the network on the run's data
     title = "One-hot encoding against entity embeddings"
     description = ("Checks that each table's embedding lookup equals one-hot @ weight for every entity and "
                    "measures what the lookup saves; for tabular runs retrains the network with one-hot "

@@ -92,6 +92,7 @@ def run_rows(run: Run, train: pd.DataFrame) -> pd.DataFrame:
 class Transfer(Analysis):
     name = "transfer"
     by_default = False  # retrains models for minutes: run only with --only transfer
+    requires = ("training_data",)  # retrains on the run's own rows
     title = "Entity embeddings as features for other models"
     description = ("Fits KNN, a random forest and gradient boosting on the raw categorical codes and on the run's "
                    "learned embeddings (Guo & Berkhahn 2016, Tables 3/4); MAPE of each beside the network and "

@@ -394,7 +394,7 @@ def test_export_projector_word2vec_npy(tmp_path):
     assert np.array_equal(np.load(tmp_path / "n" / "vectors.npy", allow_pickle=False), t.vectors)
     assert (tmp_path / "n" / "keys.txt").read_text().splitlines() == ["a b", "c", "d"]
     with pytest.raises(UsageError, match="unknown export format"):
-        export_table(t, "parquet", tmp_path / "x")
+        export_table(t, "hdf5", tmp_path / "x")
 
 
 def test_cli_export_projector_and_csv(tmp_path, synthetic_run):

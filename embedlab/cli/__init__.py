@@ -109,12 +109,13 @@ def make_cli() -> click.Group:
 
     from embedlab.cli.analyze import analyze_command
     from embedlab.cli.compare import compare_group
+    from embedlab.cli.imports import import_command
     from embedlab.cli.misc import datasets_group, export_command, plugins_command
     from embedlab.cli.predict import predict_command
     from embedlab.cli.train import lr_find_group, train_group
 
     for command in (train_group(), lr_find_group(), analyze_command(), compare_group(), datasets_group,
-                    plugins_command, export_command, predict_command):
+                    plugins_command, export_command, predict_command, import_command):
         cli.add_command(command)
     return cli
 

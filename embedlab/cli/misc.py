@@ -119,16 +119,18 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--table", "-t", default=None,
               help="Embedding table to export (required when the run has several).")
-@click.option("--format", "fmt", type=click.Choice(["projector", "word2vec", "npy", "csv"]), default="projector",
-              show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["projector", "word2vec", "npy", "csv", "parquet"]),
+              default="projector", show_default=True,
               help="projector: TensorFlow Embedding Projector vectors.tsv + metadata.tsv; word2vec: text "
                    "format vectors.txt; npy: vectors.npy + keys.txt; csv: coordinates.csv with PCA (and "
-                   "--umap, --tsne) coordinates.")
+                   "--umap, --tsne) coordinates and the vectors; parquet: vectors.parquet in "
+                   "embedding-atlas' layout (vector column, projection_x/projection_y, metadata). Each "
+                   "reads back with `embedlab import`.")
 @click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
               help="Folder to write into (created). Files of the same names are replaced only when "
                    "embedlab wrote them there (its .embedlab-files.json lists them) and they are "
                    "unchanged; any other file of those names is refused (see --force).")
-@click.option("--umap", "with_umap", is_flag=True, help="csv: add 2-D UMAP coordinates (slower).")
+@click.option("--umap", "with_umap", is_flag=True, help="csv, parquet: add 2-D UMAP coordinates (slower).")
 @click.option("--tsne", "with_tsne", is_flag=True,
               help="csv: add 2-D t-SNE coordinates (tsne_1, tsne_2: the tsne analysis's map, seed 0; slower).")
 @click.option("--force", is_flag=True, help="Replace files of the same names even if embedlab did not write them.")
@@ -151,7 +153,7 @@ def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_u
             raise UsageError(f"the run has several tables; choose one with --table: {', '.join(run.table_names)}")
         table = run.table_names[0]
     coords = None
-    if fmt == "csv":
+    if fmt in ("csv", "parquet"):
         from embedlab.toolkit.projection import projected_coordinates
 
         coords = projected_coordinates(run.table(table), umap=with_umap, tsne=with_tsne)

@@ -8,11 +8,18 @@
   the entity keys with whitespace replaced by ``_``; ``metadata.tsv`` maps them back.
 - ``npy``: ``vectors.npy`` (float32, NumPy's format, no pickle) and ``keys.txt`` (one key per
   line, in row order), plus ``metadata.tsv``.
-- ``csv``: ``coordinates.csv``: key, label, bias, annotations and projected coordinates
-  (PCA components 1-3 over all observed entities; UMAP too when asked).
+- ``csv``: ``coordinates.csv``: key, label, bias, annotations, projected coordinates (PCA
+  components 1-3 over the observed entities, empty for the others; UMAP/t-SNE when asked) and
+  the ``vector`` (``[v1, v2, ...]``), one row per entity;
+- ``parquet``: ``vectors.parquet``, embedding-atlas' layout: the same columns with the vector as
+  a list column and ``projection_x``/``projection_y`` (the 2-D map: UMAP or t-SNE when asked,
+  else PCA 1-2); ``embedding-atlas vectors.parquet --text label --x projection_x --y
+  projection_y --vector vector`` opens it.
 
 Every file is written atomically; text from data has tabs and newlines replaced by spaces so
-a label can never break a row. :func:`read_vectors` reads the first three back (or the same
+a label can never break a row. Floats are written with 9 significant digits, which read back
+as the same float32: every format round-trips through ``embedlab import``
+(:mod:`embedlab.io.importing`). :func:`read_vectors` reads the first three back (or the same
 formats from other tools); embedlab.training.pretrained aligns them with a model's tables.
 """
 from __future__ import annotations
@@ -30,7 +37,7 @@ from embedlab.errors import DataError, UsageError
 if TYPE_CHECKING:
     from embedlab.run import EmbeddingTable
 
-FORMATS = ("projector", "word2vec", "npy", "csv")
+FORMATS = ("projector", "word2vec", "npy", "csv", "parquet")
 _WS = re.compile(r"[\t\r\n]+")
 
 
@@ -70,13 +77,14 @@ def _write_metadata(table: EmbeddingTable, path: Path, force: bool = False) -> P
 
 
 def _float_text(vectors: np.ndarray) -> list[str]:
-    """Rows of floats as text with 6 significant digits (exact enough, half the size of repr)."""
-    return [" ".join(f"{v:.6g}" for v in row) for row in np.asarray(vectors, dtype=np.float32)]
+    """Rows of floats as text with 9 significant digits: each reads back as the same float32."""
+    return [" ".join(f"{v:.9g}" for v in row) for row in np.asarray(vectors, dtype=np.float32).tolist()]
 
 
 #: the files each export format writes
 EXPORT_FILES = {"projector": ("vectors.tsv", "metadata.tsv"), "word2vec": ("vectors.txt", "metadata.tsv"),
-                "npy": ("vectors.npy", "keys.txt", "metadata.tsv"), "csv": ("coordinates.csv",)}
+                "npy": ("vectors.npy", "keys.txt", "metadata.tsv"), "csv": ("coordinates.csv",),
+                "parquet": ("vectors.parquet",)}
 
 
 def check_export_target(out_dir: str | Path, fmt: str, force: bool = False) -> None:
@@ -93,10 +101,11 @@ def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords
     files written. Under the write rule: each file is new, or one embedlab wrote there and that
     is unchanged since (the folder's ``.embedlab-files.json`` lists them), or ``force``; each is
     replaced atomically, and nothing else in ``out_dir`` is touched. ``coords``: what ``csv``
-    writes, :func:`embedlab.toolkit.projection.projected_coordinates` of the table."""
+    and ``parquet`` write beside the vectors, :func:`embedlab.toolkit.projection.projected_coordinates`
+    of the table."""
     check_export_target(out_dir, fmt, force)
-    if fmt == "csv" and coords is None:
-        raise UsageError("export as csv needs the projected coordinates "
+    if fmt in ("csv", "parquet") and coords is None:
+        raise UsageError(f"export as {fmt} needs the projected coordinates "
                          "(coords=embedlab.toolkit.projection.projected_coordinates(table))")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,11 +129,33 @@ def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords
             for key in table.keys:
                 fh.write(_clean(key) + "\n")
         written += [out / "vectors.npy", out / "keys.txt", _write_metadata(table, out / "metadata.tsv", force)]
-    else:  # csv
+    elif fmt == "csv":
+        coords = coords.assign(vector=["[" + line.replace(" ", ", ") + "]" for line in _float_text(table.vectors)])
         with owned_file(out / "coordinates.csv", "w", encoding="utf-8", newline="", **opts) as fh:
             coords.to_csv(fh, index=False)
         written.append(out / "coordinates.csv")
+    else:  # parquet, embedding-atlas' layout
+        written.append(_write_parquet(table, coords, out / "vectors.parquet", opts))
     return written
+
+
+def _write_parquet(table: EmbeddingTable, coords: pd.DataFrame, path: Path, opts: dict[str, Any]) -> Path:
+    """``vectors.parquet``: ``coords``' columns, ``projection_x``/``projection_y`` (UMAP, else
+    t-SNE, else PCA 1-2: the first map ``coords`` has) and ``vector`` (a list column)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UsageError("export --format parquet needs pyarrow (pip install pyarrow)") from None
+    xy = next(m for m in ("umap", "tsne", "pca") if f"{m}_2" in coords.columns or m == "pca")
+    frame = coords.assign(projection_x=coords.get(f"{xy}_1"), projection_y=coords.get(f"{xy}_2"))
+    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    vectors = np.ascontiguousarray(table.vectors, dtype=np.float32)
+    offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int64))
+    arrow = arrow.append_column("vector", pa.LargeListArray.from_arrays(offsets, pa.array(vectors.reshape(-1))))
+    with owned_file(path, "wb", **opts) as fh:
+        pq.write_table(arrow, fh)
+    return path
 
 
 # ---------------------------------------------------------------------------- importing

@@ -487,7 +487,8 @@ def _export_column(name: str) -> str:
 
 def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0,
                           tsne: bool = False) -> pd.DataFrame:
-    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every observed entity.
+    """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every entity (the
+    coordinates are empty for entities never observed in training).
 
     What ``embedlab export --format csv`` writes (``io.exchange.export_table(coords=...)``).
     The coordinates are :func:`coordinates`, the values the ``pca``,
@@ -498,4 +499,4 @@ def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int =
     rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
     for name in coords.columns[1:]:
         rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
-    return table.frame().merge(rounded, on="key", how="inner")
+    return table.frame().merge(rounded, on="key", how="left")
