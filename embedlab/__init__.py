@@ -126,7 +126,7 @@ def from_vectors(vectors, keys=None, labels=None, metadata=None, bias=None, tabl
     numbers), ``labels``, row-aligned ``metadata`` (``count``, ``latitude``/``longitude``,
     ``cycle_order``... as in trained runs) and a per-entity ``bias``. ``embedlab.analyze``,
     ``run.neighbors``, the notebook display and the explorer work on it directly."""
-    from embedlab.io.importing import from_vectors as build
+    from embedlab.toolkit.importing import from_vectors as build
 
     return build(vectors, keys=keys, labels=labels, metadata=metadata, bias=bias, table=table)
 

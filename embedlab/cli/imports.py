@@ -52,7 +52,7 @@ def import_command(paths: tuple[Path, ...], out: Path, fmt: str | None, table: s
     Pickled files (fastai's learn.export(), gensim's save()) are refused: nothing is ever unpickled.
     Nothing is written unless every file reads and checks.
     """
-    from embedlab.io.importing import import_files
+    from embedlab.toolkit.importing import import_files
     from embedlab.run import check_out_dir
 
     check_out_dir(out, force=force)  # before any work

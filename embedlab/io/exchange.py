@@ -19,7 +19,7 @@
 Every file is written atomically; text from data has tabs and newlines replaced by spaces so
 a label can never break a row. Floats are written with 9 significant digits, which read back
 as the same float32: every format round-trips through ``embedlab import``
-(:mod:`embedlab.io.importing`). :func:`read_vectors` reads the first three back (or the same
+(:mod:`embedlab.toolkit.importing`). :func:`read_vectors` reads the first three back (or the same
 formats from other tools); embedlab.training.pretrained aligns them with a model's tables.
 """
 from __future__ import annotations
