@@ -176,10 +176,10 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         except (TypeError, ValueError):
             raise DataError(f"{items_file}: column {key!r} does not match the type of "
                             f"{file}'s column {item!r}") from None
+        if "label" in meta and item_label != "label":  # the file's own 'label' stays, under another name
+            meta = meta.rename(columns={"label": "label_"})
         if item_label:
             meta = meta.rename(columns={item_label: "label"})
-        elif "label" in meta:
-            meta = meta.rename(columns={"label": "label_"})
         entities["item"] = meta
     return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating",

@@ -378,6 +378,10 @@ def check_entity_tables(ds: Dataset, roles: tuple[str, ...] | list[str]) -> dict
                         f"its role or its column, or {hint}")
     for role, name in found.items():
         column, table = ds.roles.get(role), ds.entities[name]
+        twice = [str(c) for c in pd.Index(table.columns)[pd.Index(table.columns).duplicated()]]
+        if twice:  # checked before training: a run with two same-named columns cannot be saved
+            raise DataError(f"dataset {ds.name!r}: entity table {name!r} ({role}) has two columns named "
+                            f"{twice[0]!r}; rename one of them")
         if not isinstance(column, str) or column not in ds.train or not len(table) or not len(ds.train):
             continue
         if not table.index.isin(ds.train[column].unique()).any():

@@ -337,25 +337,30 @@ class Run:
     def save(self, out: str | Path, force: bool = False) -> Path:
         """Write the run folder (the write rule: :mod:`embedlab.io.ownership`).
 
-        A new folder appears whole (written beside it, then renamed). Into an existing run
-        folder (a retrain) the new run's files replace the old run's own files (run.json,
-        weights.safetensors, the CSVs its run.json lists), run.json last; every other file and
-        folder in it (your notes, runs nested there) is left alone, and a table CSV is never
-        given the name of one of those. A folder holding other files is refused unless
-        ``force`` (then same-named files are replaced); a file, or a path inside another run,
-        always. A run whose weights hold NaN or inf (a diverged training) is never saved."""
+        A new folder appears whole (written beside it, then renamed). Into a run folder
+        embedlab can prove it wrote (a retrain) the new run's files replace the old run's own
+        files (those its manifest lists unchanged), run.json last; every other file and
+        folder in it (your notes, runs nested there, files you edited) is left alone, and a
+        table CSV is never given the name of one of those. A folder holding other files, or
+        a run without that proof, is refused unless ``force`` (then same-named files are
+        replaced and nothing is deleted); a link, a file, or a path inside another run,
+        always. Every file written is listed with its SHA-256 in the folder's manifest
+        (``.embedlab-files.json``). A run whose weights hold NaN or inf (a diverged training)
+        is never saved."""
         from embedlab.io.atomic import move_files_into, staging_dir
-        from embedlab.io.ownership import own_run_files
+        from embedlab.io.ownership import (MANIFEST, RUN_BY, _manifest, _manifest_text, run_files_plan,
+                                           run_may_replace, sha256_file)
 
         out = Path(out)
         check_out_dir(out, force=force)
         check_finite(self)
         from safetensors.torch import save_file
 
-        own = own_run_files(out) if out.is_dir() else set()
+        replace, own = run_files_plan(out, force) if out.is_dir() else (set(), set())
         # CSV names taken, case-folded ("a b" and "a_b" must not share one), and the names of
         # whatever else lies in the folder (never replaced)
-        used: set[str] = {p.name.lower() for p in out.iterdir() if p.name not in own} if out.is_dir() else set()
+        used: set[str] = ({p.name.lower() for p in out.iterdir() if p.name not in replace} if out.is_dir()
+                          else set())
         tables_meta = {}
         with staging_dir(out) as tmp:
             tensors = {k: v.detach().cpu().contiguous() for k, v in (self._tensors or {}).items()}
@@ -367,7 +372,7 @@ class Run:
                     tensors[f"tables.{name}.bias"] = torch.from_numpy(np.ascontiguousarray(table.bias_values))
                 key_dtype = "int" if np.issubdtype(table.keys.dtype, np.integer) else "str"
                 csv_name, n = f"{_safe_name(name)}.csv", 1
-                while csv_name.lower() in used:
+                while csv_name.lower() in used or csv_name in (RUN_FILE, WEIGHTS_FILE):
                     n += 1
                     csv_name = f"{_safe_name(name)}-{n}.csv"
                 used.add(csv_name.lower())
@@ -385,11 +390,19 @@ class Run:
             save_file(tensors, str(tmp / WEIGHTS_FILE))
             meta = dict(self.meta, format=RUN_MARK, format_version=FORMAT_VERSION, tables=tables_meta)
             (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
+            # the proof of ownership: every file of the new run with its SHA-256, beside what the
+            # folder's manifest listed before (exports...), the old run's files dropped
+            files = _manifest(out) if out.is_dir() else {}
+            if files is not None:  # a manifest not embedlab's is left alone (the run is then unproven)
+                files = {k: v for k, v in files.items() if k not in own}
+                files.update({p.name: {"sha256": sha256_file(p), "by": RUN_BY} for p in tmp.iterdir()})
+                (tmp / MANIFEST).write_text(_manifest_text(files))
             if out.is_dir():
                 check_out_dir(out, force=force)  # again, now: the folder may have changed meanwhile
-                move_files_into(tmp, out, last=RUN_FILE, stale=own)
+                move_files_into(tmp, out, last=(MANIFEST, RUN_FILE), stale=own,
+                                may_replace=run_may_replace(out, replace, force))
             else:
-                os.replace(tmp, out)
+                os.rename(tmp, out)
         self.meta, self.path = meta, out
         return out
 
@@ -522,10 +535,14 @@ def load_run(path: str | Path) -> Run:
     rfile = path / RUN_FILE
     if not rfile.is_file():
         raise RunFormatError(f"{str(path)!r} is not an embedlab run: {RUN_FILE} is missing")
+    from embedlab.io.strictjson import read_json
+
     try:
-        meta = json.loads(rfile.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise RunFormatError(f"{str(rfile)!r} is not valid JSON: {exc}") from None
+        meta = read_json(rfile)
+    except OSError as exc:
+        raise RunFormatError(f"{str(rfile)!r} cannot be read: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RunFormatError(f"{str(rfile)!r} {exc}; it is not a run.json embedlab wrote") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("tables"), dict):
         raise RunFormatError(f"{str(rfile)!r} does not describe a run (no 'tables')")
     version = meta.get("format_version")
@@ -542,7 +559,8 @@ def load_run(path: str | Path) -> Run:
             raise RunFormatError(f"{str(rfile)!r}: table {name!r} names an unusable file; "
                                  f"CSV files must lie inside the run folder") from None
         if not csv.is_file():
-            raise RunFormatError(f"{str(csv)!r} is missing: the run folder is incomplete")
+            what = "is a folder, not a table" if csv.is_dir() else "is missing"
+            raise RunFormatError(f"{str(csv)!r} {what}: the run folder is incomplete")
         vkey = f"tables.{name}.vectors"
         if vkey not in tensors:
             raise RunFormatError(f"{str(path / WEIGHTS_FILE)!r} has no tensor {vkey!r}")
@@ -550,6 +568,10 @@ def load_run(path: str | Path) -> Run:
         try:
             frame = _read_table_csv(csv, info)
             keys = frame["key"].to_numpy()
+            twice = frame["key"][frame["key"].duplicated()]
+            if len(twice):
+                raise RunFormatError(f"{str(csv)!r}: key {twice.iloc[0]!r} appears twice (a table's keys are "
+                                     f"distinct): the file was edited or damaged; train the run again")
             if info.get("key_dtype") == "int":
                 keys = keys.astype(np.int64)
             tables[name] = EmbeddingTable(

@@ -43,8 +43,9 @@ def clean_error(result, code: int | tuple[int, ...] = (1, 2)) -> str:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """Hidden temporary names the atomic writers use (.NAME.*.partial, .NAME.old-PID, .NAME.*.tmp)."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """Hidden temporary names the atomic writers use (.NAME.embedlab-PID-*.partial / .tmp); the
+    manifest of the files embedlab wrote (.embedlab-files.json) is not one."""
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != ".embedlab-files.json")
 
 
 # ============================================================================ happy paths

@@ -143,7 +143,7 @@ def test_run_save_load_round_trip(tmp_path):
     run = _handmade_run()
     run.save(tmp_path / "run")
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == \
-        ["Store.csv", "item.csv", "run.json", "user.csv", "weights.safetensors"]
+        [".embedlab-files.json", "Store.csv", "item.csv", "run.json", "user.csv", "weights.safetensors"]
     loaded = embedlab.load_run(tmp_path / "run")
     assert loaded.table_names == ["user", "item", "Store"]
     for name in loaded.table_names:

@@ -33,7 +33,7 @@ TINY = ["--users", "30", "--items", "20", "--ratings", "500", "--epochs", "1", "
         "--n-factors", "4", "-q"]
 TRAIN = ["train", "synthetic-collab", *TINY]
 LR_FIND = ["lr-find", "synthetic-collab", *TINY]
-RUN_OWN = ("run/run.json", "run/weights.safetensors", "run/user.csv", "run/item.csv")
+RUN_OWN = ("run/run.json", "run/weights.safetensors", "run/user.csv", "run/item.csv", "run/.embedlab-files.json")
 ESC = "\x1b]0;pwned\x07\x1b[2J\x1b[31mEvil\u202e title"  # retitles, clears, recolours, reverses
 MARKUP = "[/bold] [red]not markup[/red]"
 
@@ -105,7 +105,7 @@ def snapshot(root: Path) -> dict[str, str]:
     for p in sorted(root.rglob("*")):
         if p.is_symlink():
             out[str(p.relative_to(root))] = "link:" + str(p.readlink())
-        elif p.is_file():
+        elif p.is_file() and not p.is_fifo():
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
@@ -255,17 +255,18 @@ CASES = [
     Case("out-deep-inside-a-run", [*TRAIN, "--out", "@run/nested/a/b"], 2, "is inside the run"),
     Case("out-non-run-folder", [*TRAIN, "--out", "@precious"], 2, "not an embedlab run"),
     Case("out-non-run-folder-force", [*TRAIN, "--out", "@precious", "--force"], 0, "saved run",
-         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv"),
+         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv",
+          "precious/.embedlab-files.json"),
          check=_precious_kept_beside),
     Case("out-is-a-file", [*TRAIN, "--out", "@ratings.csv"], 2, "is a file"),
     Case("out-under-a-file", [*TRAIN, "--out", "@ratings.csv/run"], 2, "cannot be created"),
     Case("out-cannot-be-created", [*TRAIN, "--out", "/proc/embedlab-hostile/run"], 2, "cannot be created"),
     Case("report-over-a-csv", ["analyze", "@run", *REPORT, "@ratings.csv"], 2, "not an HTML report embedlab wrote"),
     Case("report-over-users-html", ["analyze", "@run", *REPORT, "@page.html"], 2, "not an HTML report"),
-    Case("report-through-a-symlink", ["analyze", "@run", *REPORT, "@link.html"], 2, "not a regular file"),
+    Case("report-through-a-symlink", ["analyze", "@run", *REPORT, "@link.html"], 2, "is a symbolic link"),
     Case("report-is-a-folder", ["analyze", "@run", *REPORT, "@precious"], 2, "is a folder"),
     Case("report-inside-run-is-new", ["analyze", "@run", *REPORT, "@run/report.html"], 0, "wrote report",
-         ("run/report.html",), check=lambda w, r: _marked(w / "run" / "report.html")),
+         ("run/report.html", "run/.embedlab-files.json"), check=lambda w, r: _marked(w / "run" / "report.html")),
     Case("report-over-the-runs-own-run-json", ["analyze", "@run", *REPORT, "@run/run.json"], 2, "not an HTML report"),
     Case("export-into-the-run-folder", ["export", "@run", "--table", "item", "--out", "@run"], 0, "exported",
          ("run/vectors.tsv", "run/metadata.tsv", "run/.embedlab-files.json")),
@@ -273,7 +274,8 @@ CASES = [
          "is a folder"),
     Case("run-json-table-csv-escapes", ["analyze", "@run", "--only", "pca"], 1, "CSV files must lie inside",
          setup=_set_meta("item.csv", "../ratings.csv")),
-    Case("report-force", ["analyze", "@run", *REPORT, "@page.html", "--force"], 0, "wrote report", ("page.html",)),
+    Case("report-force", ["analyze", "@run", *REPORT, "@page.html", "--force"], 0, "wrote report",
+         ("page.html", ".embedlab-files.json")),
     Case("lr-plot-over-a-csv", [*LR_FIND, "--plot", "@ratings.csv"], 2, "not an HTML report"),
     Case("export-over-users-vectors", ["export", "@run", "--table", "item", "--out", "@export"], 2,
          "not a file embedlab wrote"),
@@ -328,10 +330,10 @@ CASES = [
     Case("run-json-seed-text", ["analyze", "@run", "--only", "pca"], 1, "'seed' is a string",
          setup=_set_meta("seed", "42")),
     Case("plugin-render-string", ["analyze", "@run", "--only", "bias-ranking,hostile-string-figure", "--report",
-                                  "@r.html"], 0, "not a Bokeh model", ("r.html",), plugin=_Plugin("string-figure"),
+                                  "@r.html"], 0, "not a Bokeh model", ("r.html", ".embedlab-files.json"), plugin=_Plugin("string-figure"),
          check=_report_keeps_the_rest),
     Case("plugin-list-table", ["analyze", "@run", "--only", "bias-ranking,hostile-list-table", "--report",
-                               "@r.html"], 0, "not a pandas DataFrame", ("r.html",), plugin=_Plugin("list-table"),
+                               "@r.html"], 0, "not a pandas DataFrame", ("r.html", ".embedlab-files.json"), plugin=_Plugin("list-table"),
          check=_report_keeps_the_rest),
     Case("plugin-not-a-result", ["analyze", "@run", "--only", "hostile-not-a-result", "--json"], 0,
          "not an AnalysisResult", plugin=_Plugin("not-a-result"), check=lambda w, r: _strict_json(r.stdout)),
@@ -342,7 +344,7 @@ CASES = [
     Case("plugin-exit-in-applies-to", ["analyze", "@run", "--only", "hostile-exit-applies"], 0,
          "called sys.exit(3)", plugin=_Plugin("exit-applies")),
     Case("plugin-exit-in-render", ["analyze", "@run", "--only", "bias-ranking,hostile-exit-render", "--report",
-                                   "@r.html"], 0, "called sys.exit(0)", ("r.html",), plugin=_Plugin("exit-render"),
+                                   "@r.html"], 0, "called sys.exit(0)", ("r.html", ".embedlab-files.json"), plugin=_Plugin("exit-render"),
          check=_report_keeps_the_rest),
     Case("plugin-raises-no-traceback", ["analyze", "@run", "--only", "hostile-raise"], 0, "the plugin's own bug",
          plugin=_Plugin("raise"), check=lambda w, r: "Traceback" not in r.output),
@@ -361,6 +363,161 @@ CASES = [
          check=_no_raw_control),
 ]
 
+
+
+# ---------------------------------------------------------------------------- issue 26: ownership proven
+def _forge_run_json(world: Path, legacy: bool = False) -> None:
+    """A run's run.json copied into the user's folder, its tables claiming the user's files."""
+    meta = json.loads((world / "run" / "run.json").read_text())
+    meta["tables"]["item"]["csv"] = "thesis.txt"
+    meta["tables"]["user"]["csv"] = "item.csv"
+    if legacy:
+        meta.pop("format")
+        shutil.copy(world / "run" / "weights.safetensors", world / "precious" / "weights.safetensors")
+    (world / "precious" / "run.json").write_text(json.dumps(meta))
+
+
+def _unproven_run(world: Path) -> None:
+    """A run written before manifests (or whose manifest was lost)."""
+    (world / "run" / ".embedlab-files.json").unlink()
+
+
+def _user_checkpoint_folder(world: Path) -> None:
+    (world / ".fresh.checkpoint").mkdir()
+    (world / ".fresh.checkpoint" / "mine.txt").write_text("not embedlab's")
+
+
+def _checkpoint_link(world: Path) -> None:
+    (world / ".fresh.checkpoint").symlink_to(world / "precious", target_is_directory=True)
+
+
+def _note_quoting_the_tag(name: str, text: str) -> Callable[[Path], None]:
+    def setup(world: Path) -> None:
+        (world / name).write_text(text)
+    return setup
+
+
+TAG = '<meta name="generator" content="embedlab 0.1">'
+OLD_REPORT = f"<html><head>{TAG}<title>old report</title></head><body>kept by hand</body></html>"
+
+
+def _link_out(world: Path) -> None:
+    (world / "linked").symlink_to(world / "precious", target_is_directory=True)
+
+
+def _thesis_kept(world: Path, result) -> None:
+    assert (world / "precious" / "thesis.txt").read_text() == "years of work"
+    assert (world / "precious" / "item.csv").read_text() == "my,own,table\n"
+
+
+CASES += [
+    Case("forged-run-json-not-a-run", [*TRAIN, "--out", "@precious"], 2, "cannot prove it wrote",
+         setup=_forge_run_json, check=_thesis_kept),
+    Case("forged-legacy-run-json", [*TRAIN, "--out", "@precious"], 2, "cannot prove it wrote",
+         setup=lambda w: _forge_run_json(w, legacy=True), check=_thesis_kept),
+    Case("forged-run-json-force-deletes-nothing", [*TRAIN, "--out", "@precious", "--force"], 0, "saved run",
+         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv",
+          "precious/.embedlab-files.json"), setup=_forge_run_json, check=_thesis_kept),
+    Case("unproven-run-needs-force", [*TRAIN, "--out", "@run"], 2, "cannot prove it wrote", setup=_unproven_run),
+    Case("unproven-run-force", [*TRAIN, "--out", "@run", "--force"], 0, "saved run",
+         ("run/run.json", "run/weights.safetensors", "run/user-2.csv", "run/item-2.csv", "run/.embedlab-files.json"),
+         setup=_unproven_run, check=_nested_and_notes_kept),
+    Case("checkpoint-folder-not-ours", [*TRAIN, "--out", "@fresh"], 2, "cannot prove it made it",
+         setup=_user_checkpoint_folder),
+    Case("checkpoint-folder-a-link", [*TRAIN, "--out", "@fresh"], 2, "is a symbolic link", setup=_checkpoint_link),
+    Case("checkpoint-folder-not-ours-no-checkpoint", [*TRAIN, "--out", "@fresh", "--no-checkpoint"], 0,
+         "saved run", ("fresh/run.json", "fresh/weights.safetensors", "fresh/user.csv", "fresh/item.csv",
+                       "fresh/.embedlab-files.json"), setup=_user_checkpoint_folder),
+    Case("report-over-markdown-quoting-the-tag", ["analyze", "@run", *REPORT, "@note.md"], 2,
+         "not an HTML report embedlab wrote", setup=_note_quoting_the_tag("note.md", f"# notes\n{TAG}\n")),
+    Case("report-over-uppercase-head", ["analyze", "@run", *REPORT, "@page2.html"], 2, "not an HTML report",
+         setup=_note_quoting_the_tag("page2.html", f"<HTML><HEAD><title>mine</title></HEAD><body>{TAG}</body>")),
+    Case("report-over-tag-in-a-comment", ["analyze", "@run", *REPORT, "@page3.html"], 2, "not an HTML report",
+         setup=_note_quoting_the_tag("page3.html", f"<html><head><!-- {TAG} --></head><body>mine</body></html>")),
+    Case("report-over-an-unrecorded-old-report", ["analyze", "@run", *REPORT, "@old.html"], 2,
+         "not an HTML report", setup=_note_quoting_the_tag("old.html", OLD_REPORT)),
+    Case("out-is-a-symlink", [*TRAIN, "--out", "@linked"], 2, "is a symbolic link", setup=_link_out),
+    Case("out-is-a-symlink-force", [*TRAIN, "--out", "@linked", "--force"], 2, "is a symbolic link",
+         setup=_link_out),
+    Case("out-dotdot-out-of-a-run", [*TRAIN, "--out", "@run/../new"], 0, "saved run",
+         ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json")),
+    Case("plugins-new-inside-a-run", ["plugins", "new", "mine", "--dir", "@run"], 2, "is inside the run"),
+    Case("plugins-new-deep-inside-a-run", ["plugins", "new", "mine", "--dir", "@run/docs"], 2, "is inside the run"),
+]
+
+
+# ---------------------------------------------------------------------------- issue 26: bounded inputs
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+def _write(rel: str, text: str) -> Callable[[Path], None]:
+    def setup(world: Path) -> None:
+        (world / rel).parent.mkdir(parents=True, exist_ok=True)
+        (world / rel).write_text(text)
+    return setup
+
+
+def _manifest_link(target: str) -> Callable[[Path], None]:
+    def setup(world: Path) -> None:
+        (world / "ex").mkdir()
+        (world / "ex" / ".embedlab-files.json").symlink_to(target)
+    return setup
+
+
+def _manifest_fifo(world: Path) -> None:
+    import os
+
+    (world / "ex").mkdir()
+    os.mkfifo(world / "ex" / ".embedlab-files.json")
+
+
+def _duplicate_key(world: Path) -> None:
+    path = world / "run" / "item.csv"
+    lines = path.read_text().splitlines()
+    lines[2] = lines[1]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _items_with_label(world: Path) -> None:
+    (world / "items.csv").write_text("movieId,title,label\n1,One,a\n2,Two,b\n3,Three,c\n")
+
+
+def _no_fifo(world: Path, result) -> None:  # the snapshot cannot hash a FIFO: checked here instead
+    assert (world / "ex" / ".embedlab-files.json").is_fifo()
+
+
+CASES += [
+    Case("run-json-nested-100000-deep", ["analyze", "@run", "--only", "pca"], 1, "nests deeper than",
+         setup=_write("run/run.json", DEEP)),
+    Case("group-json-nested-100000-deep", ["analyze", "@grp", "--only", "pca"], 1, "nests deeper than",
+         setup=_write("grp/group.json", DEEP)),
+    Case("group-json-a-list", ["analyze", "@grp", "--only", "pca"], 1, "does not describe a run group",
+         setup=_write("grp/group.json", "[1, 2]")),
+    Case("manifest-nested-100000-deep", ["export", "@run", "--table", "item", "--out", "@ex"], 2,
+         "not embedlab's manifest", setup=_write("ex/.embedlab-files.json", DEEP)),
+    Case("manifest-a-link-to-dev-zero", ["export", "@run", "--table", "item", "--out", "@ex"], 2,
+         "not embedlab's manifest", setup=_manifest_link("/dev/zero")),
+    Case("manifest-a-fifo", ["export", "@run", "--table", "item", "--out", "@ex"], 2, "not embedlab's manifest",
+         setup=_manifest_fifo, check=_no_fifo),
+    Case("seeds-0-to-2**32", [*TRAIN, "--seeds", "0-4294967295", "--out", "@group"], 2, "at most 1,000"),
+    Case("out-name-250-characters", [*TRAIN, "--out", "@" + "n" * 250], 2, "give a shorter name"),
+    Case("report-name-250-characters", ["analyze", "@run", *REPORT, "@" + "r" * 250 + ".html"], 2,
+         "give a shorter name"),
+    Case("run-json-lists-a-folder-as-table", ["analyze", "@run", "--only", "pca"], 1, "is a folder, not a table",
+         setup=_set_meta("item.csv", "nested")),
+    Case("retrain-over-run-json-listing-a-folder", [*TRAIN, "--out", "@run"], 2, "cannot prove it wrote",
+         setup=_set_meta("item.csv", "nested"),
+         check=lambda w, r: (w / "run" / "nested" / "run.json").is_file() and (w / "run" / "item.csv").is_file()),
+    Case("table-csv-duplicate-keys", ["analyze", "@run", "--only", "pca"], 1, "appears twice",
+         setup=_duplicate_key),
+    Case("items-file-with-a-label-column", ["train", "ratings-csv", "--file", "@ratings.csv", "--user", "userId",
+                                            "--item", "movieId", "--rating", "rating", "--items", "@items.csv",
+                                            "--item-label", "title", "--bs", "4", "--epochs", "1", "-q",
+                                            "--out", "@new"], 0, "saved run",
+         ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json"),
+         setup=_items_with_label,
+         check=lambda w, r: "label_" in json.loads((w / "new" / "run.json").read_text())["tables"]["item"]["columns"]),
+]
 
 def _resolve(world: Path, args: list) -> list[str]:
     return [str(world / a[1:]) if isinstance(a, str) and a.startswith("@") else str(a) for a in args]
@@ -472,3 +629,85 @@ def test_no_command_sequence_changes_a_file_embedlab_did_not_create(source_run):
             shutil.rmtree(root, ignore_errors=True)
 
     sequence()
+
+
+# ---------------------------------------------------------------------------- issue 26: races and leftovers
+def test_a_file_that_appears_after_the_last_check_is_never_replaced(world, monkeypatch):
+    """The race of issue 26: the user's file is created at --report's path after embedlab's
+    last check; the final step (a hard link, not a rename) refuses to replace it."""
+    import embedlab.io.atomic as atomic
+
+    real = atomic.install
+
+    def racing(tmp, path, may_replace=None):
+        if Path(path).name == "r.html":
+            Path(path).write_text("the user's, just now")
+        return real(tmp, path, may_replace)
+
+    monkeypatch.setattr(atomic, "install", racing)
+    result = cli(["analyze", world / "run", *REPORT, world / "r.html"])
+    assert result.exit_code == 2 and "appeared or changed while embedlab was writing it" in result.output
+    assert (world / "r.html").read_text() == "the user's, just now"
+    assert not [p.name for p in world.iterdir() if ".embedlab-" in p.name and p.name.endswith(".tmp")]
+
+
+def _dead_pid() -> int:
+    import os
+
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_a_killed_writes_temporary_files_go_with_the_next_write(world):
+    import os
+
+    dead, alive = _dead_pid(), os.getppid()
+    stale = world / f".r.html.embedlab-{dead}-abc123.tmp"
+    stale.write_bytes(b"x" * 2_400_000)  # a report killed while being written
+    partial = world / f".fresh.embedlab-{dead}-def456.partial"
+    partial.mkdir()
+    (partial / "weights.safetensors").write_bytes(b"half")
+    running = world / f".r.html.embedlab-{alive}-ghi789.tmp"  # another embedlab still writing
+    running.write_text("busy")
+    mine = world / ".r.html.tmp"  # the user's own hidden file: not embedlab's name
+    mine.write_text("mine")
+    result = cli(["analyze", world / "run", *REPORT, world / "r.html"])
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and not partial.exists()
+    assert running.read_text() == "busy" and mine.read_text() == "mine"
+
+
+def test_a_checkpoint_folder_loses_only_the_files_embedlab_listed(tmp_path):
+    from embedlab.io import ownership
+
+    folder = tmp_path / ".run.checkpoint"
+    ownership.make_own_dir(folder)
+    (folder / "000001-fit00-epoch0001").mkdir()
+    (folder / "000001-fit00-epoch0001" / "state.safetensors").write_bytes(b"ours")
+    ownership.record(folder, {"000001-fit00-epoch0001/state.safetensors": ownership.sha256_file(
+        folder / "000001-fit00-epoch0001" / "state.safetensors")}, by="embedlab checkpoint")
+    (folder / "000001-fit00-epoch0001" / "notes.txt").write_text("the user's")
+    (folder / "mine.txt").write_text("the user's too")
+    assert not ownership.discard_owned_dir(folder)  # not empty: kept, with the user's files
+    assert not (folder / "000001-fit00-epoch0001" / "state.safetensors").exists()
+    assert (folder / "mine.txt").read_text() == "the user's too"
+    assert (folder / "000001-fit00-epoch0001" / "notes.txt").read_text() == "the user's"
+    (folder / "mine.txt").unlink()
+    (folder / "000001-fit00-epoch0001" / "notes.txt").unlink()
+    (folder / "000001-fit00-epoch0001").rmdir()
+    assert ownership.discard_owned_dir(folder) and not folder.exists()
+
+
+def test_a_completed_training_removes_its_own_checkpoint_and_nothing_else(tmp_path):
+    result = cli([*TRAIN, "--epochs", "2", "--out", tmp_path / "fresh"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh"]
+    manifest = json.loads((tmp_path / "fresh" / ".embedlab-files.json").read_text())
+    assert {"run.json", "weights.safetensors", "user.csv", "item.csv"} <= set(manifest["files"])

@@ -231,13 +231,14 @@ def test_without_resume_an_old_checkpoint_is_reported_then_replaced(tmp_path, st
 def test_no_checkpoint_keeps_none(tmp_path, monkeypatch):
     import embedlab.io.atomic
 
-    real, written = embedlab.io.atomic.atomic_dir, []
+    real, written = embedlab.io.atomic.make_temp_dir, []
 
     def spy(path):
-        written.append(Path(path))
+        if Path(path).parent.name.endswith(".checkpoint"):
+            written.append(Path(path))
         return real(path)
 
-    monkeypatch.setattr(embedlab.io.atomic, "atomic_dir", spy)
+    monkeypatch.setattr(embedlab.io.atomic, "make_temp_dir", spy)
     assert invoke(["train", "synthetic-collab", *COLLAB, "--out", tmp_path / "a"]).exit_code == 0
     assert [p.parent.name for p in written] == [".a.checkpoint"] * 3  # one per epoch (the control)
     written.clear()
@@ -258,7 +259,7 @@ def test_only_rank_zero_writes_checkpoints(tmp_path, monkeypatch):
 def test_a_checkpoint_is_json_and_safetensors_only(tmp_path, stop_after):
     out = interrupted(tmp_path, stop_after, ["synthetic-collab", *COLLAB, "--opt", "adamw"], epoch=2)
     ckdir = checkpoint_dir(out)
-    [entry] = list(ckdir.iterdir())  # the older checkpoint was deleted once the newer was in place
+    [entry] = checkpoint._entries(ckdir)  # the older checkpoint was deleted once the newer was in place
     assert sorted(p.name for p in entry.iterdir()) == ["checkpoint.json", "state.safetensors"]
     meta = json.loads((entry / "checkpoint.json").read_text())
     assert meta["format"] == "embedlab-checkpoint" and meta["epoch"] == 2 and meta["step"] > 0
@@ -278,7 +279,7 @@ def test_a_planted_pickle_is_refused_and_never_executed(tmp_path, stop_after, ho
 
     args = ["synthetic-collab", *COLLAB]
     out = interrupted(tmp_path, stop_after, args)
-    [entry] = list(checkpoint_dir(out).iterdir())
+    [entry] = checkpoint._entries(checkpoint_dir(out))
     marker = tmp_path / "pwned"
     (entry / "state.safetensors").write_bytes(pickled(marker, how))
     for name in BESIDE:  # tempting fallbacks a careless loader might try
@@ -293,7 +294,7 @@ def test_a_planted_pickle_is_refused_and_never_executed(tmp_path, stop_after, ho
 def test_a_damaged_checkpoint_json_is_a_clean_error(tmp_path, stop_after):
     args = ["synthetic-collab", *COLLAB]
     out = interrupted(tmp_path, stop_after, args)
-    [entry] = list(checkpoint_dir(out).iterdir())
+    [entry] = checkpoint._entries(checkpoint_dir(out))
     (entry / "checkpoint.json").write_text('{"format": "embedlab-checkpoint", "vers')
     line = clean_error(invoke(["train", *args, "--out", out, "--resume"]))
     assert "not a readable checkpoint" in line and "to start over" in line
@@ -354,7 +355,7 @@ def test_two_gloo_processes_resume_to_the_uninterrupted_weights(tmp_path):
     out = tmp_path / "run"
     _ddp(out, stop=1)
     found = load_checkpoint(checkpoint_dir(out))
-    assert found.epoch == 1 and len(list(checkpoint_dir(out).iterdir())) == 1
+    assert found.epoch == 1 and len(checkpoint._entries(checkpoint_dir(out))) == 1
     resumed = _ddp(out, resume=True)
     for name, ref in straight[0].items():
         for r in range(2):

@@ -427,7 +427,7 @@ def safe_extract(
                         raise DataError(f"Cannot read entry {e.name!r} of {archive_path}.")
                     return fh
 
-            with atomic_dir(target) as tmp:
+            with atomic_dir(target, replace=True) as tmp:
                 os.chmod(tmp, 0o777 & ~_umask())
                 root = tmp.resolve()
                 remaining = max_bytes

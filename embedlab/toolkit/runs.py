@@ -28,6 +28,8 @@ from embedlab.errors import RunFormatError, UsageError
 GROUP_FILE = "group.json"
 GROUP_KIND = "embedlab-run-group"
 GROUP_FORMAT = 1
+#: the most replicates one ``--seeds`` trains (a typo such as ``0-4294967295`` is refused at once)
+MAX_SEEDS = 1000
 
 
 def member_name(seed: int) -> str:
@@ -51,12 +53,17 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                     a, b = int(lo), int(hi)
                     if b < a:
                         raise ValueError
+                    if b - a + 1 > MAX_SEEDS or len(items) + b - a + 1 > MAX_SEEDS:
+                        raise UsageError(f"--seeds {text!r}: {part!r} is {b - a + 1:,} seeds; one --seeds trains "
+                                         f"at most {MAX_SEEDS:,} replicates")
                     items.extend(range(a, b + 1))
                 else:
                     items.append(int(part))
             except ValueError:
                 raise UsageError(f"--seeds {text!r}: {part!r} is not a seed or a range A-B of seeds") from None
     seeds = list(dict.fromkeys(items))
+    if len(seeds) > MAX_SEEDS:
+        raise UsageError(f"--seeds: {len(seeds):,} seeds; one --seeds trains at most {MAX_SEEDS:,} replicates")
     if not seeds:
         raise UsageError("--seeds: give at least one seed, e.g. --seeds 1,2,3")
     if any(s < 0 or s > 2**32 - 1 for s in seeds):  # the range of --seed (training.fitconfig.MAX_SEED)
@@ -72,12 +79,16 @@ def read_group(path: str | Path) -> dict[str, Any]:
     """group.json of a run group (checked: it names its members, each a folder inside)."""
     path = Path(path)
     gfile = path / GROUP_FILE
+    from embedlab.io.strictjson import read_json
+
     try:
-        meta = json.loads(gfile.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise RunFormatError(f"{str(gfile)!r} is not a readable run group file: {exc}") from None
+        meta = read_json(gfile)
+    except OSError as exc:
+        raise RunFormatError(f"{str(gfile)!r} is not a readable run group file: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RunFormatError(f"{str(gfile)!r} is not a readable run group file: it {exc}") from None
     members = meta.get("runs") if isinstance(meta, dict) else None
-    if meta.get("kind") != GROUP_KIND or not isinstance(members, list) or not members:
+    if not isinstance(meta, dict) or meta.get("kind") != GROUP_KIND or not isinstance(members, list) or not members:
         raise RunFormatError(f"{str(gfile)!r} does not describe a run group (no 'runs')")
     for m in members:
         if not isinstance(m, str) or "/" in m or "\\" in m or m.startswith("."):

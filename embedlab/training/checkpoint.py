@@ -42,7 +42,6 @@ import hashlib
 import json
 import os
 import random
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -208,9 +207,11 @@ def load_checkpoint(folder: str | os.PathLike) -> Checkpoint | None:
     path = entries[0]
     jfile, sfile = path / CHECKPOINT_FILE, path / STATE_FILE
     hint = f"delete {str(folder)!r} to start over"
+    from embedlab.io.strictjson import read_json
+
     try:
-        meta = json.loads(jfile.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        meta = read_json(jfile)
+    except (OSError, ValueError) as exc:
         raise CheckpointError(f"{str(jfile)!r} is not a readable checkpoint ({exc}); {hint}") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(jfile)!r} is not an embedlab checkpoint; {hint}")
@@ -256,7 +257,9 @@ class CheckpointPlan:
         from embedlab.training import distributed
 
         if distributed.is_writer():
-            shutil.rmtree(self.folder, ignore_errors=True)
+            from embedlab.io.ownership import discard_owned_dir
+
+            discard_owned_dir(self.folder)  # its own files only; the folder once empty
 
 
 def plan(out: str | os.PathLike, options: Mapping[str, Any], resume: bool = False,
@@ -267,7 +270,11 @@ def plan(out: str | os.PathLike, options: Mapping[str, Any], resume: bool = Fals
     :class:`UsageError` naming what is missing or which options differ. Without ``--resume``
     an existing checkpoint is reported (``echo``) and replaced after the first epoch.
     """
+    from embedlab.io.ownership import check_own_dir
+
     folder = checkpoint_dir(out)
+    if write or resume:  # a link, a file, or a folder embedlab cannot prove it made: never used
+        check_own_dir(folder, "the checkpoint folder", way="move it away, or train with --no-checkpoint")
     the_plan = CheckpointPlan(folder=folder, options=_plain(dict(options)), write=write)
     if not resume:
         if _entries(folder) and echo is not None and os.environ.get("RANK", "0") == "0":
@@ -405,25 +412,35 @@ class FitKeeper:
             "scheduler": _encode(scheduler.state_dict(), tensors, "scheduler"),
             "rng": _rng_state(learner, tensors),
         }
+        from embedlab.io.atomic import make_temp_dir, remove_made, sweep_stale
+        from embedlab.io.ownership import check_own_dir, discard_owned_dir, make_own_dir, record, remove_owned
+
         folder = self.plan.folder
+        check_own_dir(folder, "the checkpoint folder", way="move it away, or train with --no-checkpoint")
+        make_own_dir(folder)
+        sweep_stale(folder)
         entries = _entries(folder)
         seq = int(entries[0].name[:6]) + 1 if entries else 1
         name = f"{seq:06d}-fit{self.index:02d}-epoch{epoch:04d}"
         from safetensors.torch import save
 
         blobs = {STATE_FILE: save(tensors), CHECKPOINT_FILE: (json.dumps(meta, default=_plain) + "\n").encode()}
+        tmp = make_temp_dir(folder / name)
         try:
-            with atomic_dir(folder / name) as tmp:
-                for fname, blob in blobs.items():
-                    with open(tmp / fname, "wb") as fh:
-                        fh.write(blob)
-                        fh.flush()
-                        os.fsync(fh.fileno())  # on disk before the rename makes it current
+            for fname, blob in blobs.items():
+                with open(tmp / fname, "xb") as fh:
+                    fh.write(blob)
+                    fh.flush()
+                    os.fsync(fh.fileno())  # on disk before the rename makes it current
+            # listed before it is in place: a file of ours is never unlisted
+            record(folder, {f"{name}/{f}": hashlib.sha256(b).hexdigest() for f, b in blobs.items()},
+                   by="embedlab checkpoint")
+            os.rename(tmp, folder / name)
         except BaseException:
+            remove_made(tmp)
             if not _entries(folder):  # interrupted during the first write: leave no empty folder
-                shutil.rmtree(folder, ignore_errors=True)
+                discard_owned_dir(folder)
             raise
-        for old in folder.iterdir():  # the new one is in place: older ones and stray partials go
-            if old.name != name:
-                shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
+        # the new one is in place: the older ones go (their listed, unchanged files only)
+        remove_owned(folder, [f"{old.name}/{f}" for old in entries for f in blobs])
         self.plan.last_written = f"epoch {epoch}/{self.epochs}"
