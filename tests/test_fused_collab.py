@@ -1,0 +1,102 @@
+"""The fused collab step (embedlab.training.fused_collab) against the autograd reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from embedlab.training import Learner, fit_config
+from embedlab.training.fused_collab import FusedCollabStep, choose_kernel, make_fused
+from embedlab.training.models import DotBias
+from embedlab.trainers.collab import OPTIONS, _row_l2, rating_metrics
+from embedlab.errors import UsageError
+
+N_USERS, N_ITEMS, K = 70, 45, 6
+
+
+@pytest.fixture(scope="module")
+def data():
+    g = torch.Generator().manual_seed(0)
+    n = 3000
+    users = torch.randint(0, N_USERS, (n,), generator=g)
+    items = torch.randint(0, N_ITEMS, (n,), generator=g)
+    pu, pi = torch.randn(N_USERS, 3, generator=g), torch.randn(N_ITEMS, 3, generator=g)
+    ratings = ((pu[users] * pi[items]).sum(1) + 3.0).clamp(1, 5).to(torch.float32)
+    return (users, items, ratings), (users[:300], items[:300], ratings[:300])
+
+
+def _learner(data, fused: bool, reg=0.05, bs=128, seed=3):
+    torch.manual_seed(seed)
+    model = DotBias(N_USERS, N_ITEMS, K, (0.0, 5.5), init_std=0.1, sparse=True)
+    lrn = Learner(model, data[0], data[1], loss_fn=nn.functional.mse_loss, metrics=rating_metrics,
+                  bs=bs, seed=seed, regularizer=_row_l2(reg) if reg else None)
+    return make_fused(lrn, reg) if fused else lrn
+
+
+def _fit(data, fused, epochs=3, **cfg):
+    lrn = _learner(data, fused, **{k: cfg.pop(k) for k in ("reg", "bs") if k in cfg})
+    config = {"epochs": epochs, "seed": 3, **cfg}
+    fit = lrn.fit(fit_config(config, OPTIONS), progress=False)
+    return lrn, fit
+
+
+CASES = [
+    {"opt": "adamw"},  # decoupled, the default
+    {"opt": "adamw", "wd": 0.0},
+    {"opt": "adam", "wd_mode": "l2", "wd": 0.01},
+    {"opt": "adam", "wd_mode": "decoupled", "lr": "1e-3:1e-2"},  # per-group lrs
+    {"opt": "sgd", "wd_mode": "l2", "wd": 0.01},
+    {"opt": "sgd", "wd_mode": "decoupled", "wd": 0.01, "schedule": "cosine"},
+    {"opt": "adamw", "reg": 0.0, "schedule": "constant", "bs": 1000},
+]
+
+
+@pytest.mark.parametrize("cfg", CASES, ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()))
+def test_fused_step_gives_the_autograd_weights(data, cfg):
+    ref, ref_fit = _fit(data, False, **dict(cfg))
+    fus, fus_fit = _fit(data, True, **dict(cfg))
+    for name, p in ref.model.state_dict().items():
+        q = fus.model.state_dict()[name]
+        assert not torch.equal(p, torch.zeros_like(p))
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=2e-5, msg=name)
+    assert fus_fit.final["valid_rmse"] == pytest.approx(ref_fit.final["valid_rmse"], abs=1e-5)
+    np.testing.assert_allclose(fus_fit.losses, ref_fit.losses, rtol=1e-4)
+    assert fus_fit.lrs == ref_fit.lrs and fus_fit.moms == ref_fit.moms
+
+
+def test_frozen_tables_stay_bit_identical(data):
+    lrn = _learner(data, True)
+    before = {k: v.clone() for k, v in lrn.model.state_dict().items()}
+    lrn.fit(fit_config({"epochs": 1, "freeze": "biases"}, OPTIONS), progress=False)
+    after = lrn.model.state_dict()
+    assert torch.equal(after["user_bias.weight"], before["user_bias.weight"])
+    assert not torch.equal(after["user_emb.weight"], before["user_emb.weight"])
+
+
+def test_a_batch_visits_rows_in_scan_and_sort_mode_alike(data):
+    """Small batches collect their rows by sorting, big ones by a scan of the table: same result."""
+    for bs in (16, 2000):
+        ref, _ = _fit(data, False, epochs=1, bs=bs, schedule="constant")
+        fus, _ = _fit(data, True, epochs=1, bs=bs, schedule="constant")
+        torch.testing.assert_close(fus.model.user_emb.weight, ref.model.user_emb.weight, rtol=1e-4, atol=2e-5)
+
+
+def test_choose_kernel_says_why_not():
+    assert choose_kernel("auto", sparse=True, opt="adamw") == ("fused", None)
+    kernel, why = choose_kernel("auto", sparse=False, opt="adamw")
+    assert kernel == "autograd" and "dense" in why
+    kernel, why = choose_kernel("auto", sparse=True, opt="adamw", distributed=True)
+    assert kernel == "autograd" and "torchrun" in why
+    assert choose_kernel("auto", sparse=True, opt="rmsprop")[0] == "autograd"
+    assert choose_kernel("auto", sparse=True, opt="adamw", device="cuda:0")[0] == "autograd"
+    assert choose_kernel("autograd", sparse=True, opt="adamw")[0] == "autograd"
+    with pytest.raises(UsageError, match="--kernel fused: .*momentum"):
+        choose_kernel("fused", sparse=True, opt="momentum")
+    with pytest.raises(UsageError, match="--kernel"):
+        choose_kernel("fast", sparse=True, opt="adamw")
+
+
+def test_step_without_y_range_is_refused():
+    with pytest.raises(ValueError, match="y_range"):
+        FusedCollabStep(DotBias(3, 3, 2, None, sparse=True), 0.0)
