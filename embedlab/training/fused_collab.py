@@ -97,6 +97,9 @@ def _compile() -> dict[str, Any]:
     import numba
 
     njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    # reassociating the dot product's sum lets it vectorise (the autograd path's float32 sum
+    # is in yet another order: both are float rounding away from the exact value)
+    njit_fast = numba.njit(cache=True, nogil=True, error_model="numpy", fastmath={"reassoc", "contract"})
 
     @njit
     def pack(perm, users, items, ratings, out):
@@ -133,28 +136,42 @@ def _compile() -> dict[str, Any]:
                 slot[rows[j]] = j
         return m
 
-    @njit
-    def forward_backward(batch, fbatch, U, I, BU, BI, slot_u, slot_i, gU, gI, gBU, gBI,
+    @njit_fast
+    def forward_backward(batch, fbatch, U, I, BU, BI, slot_u, slot_i, m_u, order, start, gU, gI, gBU, gBI,
                          lo, hi, reg, want_u, want_i, want_bu, want_bi):
         """Pass 1: the batch's loss (sum of squared errors) and the gradient of every touched
-        row, summed per row into its slot."""
+        row, summed per row into its slot. The ratings are visited in ascending user order (a
+        counting sort by the user's slot into ``order``), so the user rows and their gradient
+        slots stream; only the item side hops."""
         n = batch.shape[0]
         k = U.shape[1]
-        span = hi - lo
-        two_reg = 2.0 * reg / n
-        sse = 0.0
+        span = np.float32(hi - lo)
+        lo32 = np.float32(lo)
+        two_reg = np.float32(2.0 * reg / n)
+        two_n = np.float32(2.0 / n)
+        start[:m_u + 1] = 0
         for j in range(n):
+            start[slot_u[batch[j, 0]] + 1] += 1
+        for q in range(m_u):
+            start[q + 1] += start[q]
+        for j in range(n):
+            q = slot_u[batch[j, 0]]
+            order[start[q]] = j
+            start[q] += 1
+        sse = 0.0
+        for jj in range(n):
+            j = order[jj]
             u = batch[j, 0]
             i = batch[j, 1]
             y = fbatch[j, 2]
-            z = 0.0
+            z = np.float32(0.0)
             for f in range(k):
                 z += U[u, f] * I[i, f]
             z += BU[u, 0] + BI[i, 0]
-            s = 1.0 / (1.0 + math.exp(-z))
-            err = s * span + lo - y
+            sg = np.float32(1.0) / (np.float32(1.0) + np.exp(-z))
+            err = sg * span + lo32 - y
             sse += err * err
-            dz = (2.0 / n) * err * s * (1.0 - s) * span
+            dz = two_n * err * sg * (np.float32(1.0) - sg) * span
             su = slot_u[u]
             si = slot_i[i]
             if want_u:
@@ -260,6 +277,7 @@ class FusedCollabStep:
             s.clear()
             s.update(slot_u=np.full(n_users, -1, np.int32), slot_i=np.full(n_items, -1, np.int32),
                      rows_u=np.empty(bs, np.int32), rows_i=np.empty(bs, np.int32),
+                     order=np.empty(bs, np.int32), start=np.empty(bs + 1, np.int32),
                      gU=np.zeros((bs, k), np.float32), gI=np.zeros((bs, k), np.float32),
                      gBU=np.zeros((bs, 1), np.float32), gBI=np.zeros((bs, 1), np.float32))
         return s
@@ -288,7 +306,8 @@ class FusedCollabStep:
         mi = kern["collect"](batch[:, 1], ni, s["slot_i"], s["rows_i"], n * 8 > ni)
         lo, hi = self.y_range
         sse = kern["forward_backward"](batch, fbatch, arrays["U"], arrays["I"], arrays["BU"], arrays["BI"],
-                                       s["slot_u"], s["slot_i"], s["gU"], s["gI"], s["gBU"], s["gBI"],
+                                       s["slot_u"], s["slot_i"], mu, s["order"], s["start"],
+                                       s["gU"], s["gI"], s["gBU"], s["gBI"],
                                        float(lo), float(hi), self.reg, "U" in trained, "I" in trained,
                                        "BU" in trained, "BI" in trained)
         adam = isinstance(opt, _lazy_adam())
