@@ -100,3 +100,38 @@ def test_choose_kernel_says_why_not():
 def test_step_without_y_range_is_refused():
     with pytest.raises(ValueError, match="y_range"):
         FusedCollabStep(DotBias(3, 3, 2, None, sparse=True), 0.0)
+
+
+def _train(tmp_path, name, *args):
+    import json
+
+    from embedlab.authoring.testing import invoke
+
+    out = tmp_path / name
+    result = invoke(["train", "synthetic-collab", "--users", "60", "--items", "40", "--ratings", "1500",
+                     "--epochs", "2", "--bs", "64", "--n-factors", "8", "--seed", "5", "-q", *args, "--out", out])
+    assert result.exit_code == 0, result.output
+    return json.loads((out / "run.json").read_text()), result
+
+
+def test_the_kernel_is_chosen_and_recorded_in_run_json(tmp_path):
+    meta, _ = _train(tmp_path, "auto")  # small tables: dense, so autograd, with the reason recorded
+    assert meta["config"]["kernel"] == "auto"
+    assert meta["model"]["kernel"] == "autograd" and "dense" in meta["model"]["kernel_reason"]
+    fused, _ = _train(tmp_path, "fused", "--kernel", "fused")  # fused turns the sparse path on
+    assert fused["model"]["kernel"] == "fused" and fused["model"]["sparse"] is True
+    assert "kernel_reason" not in fused["model"]
+    autograd, _ = _train(tmp_path, "autograd", "--sparse", "on", "--kernel", "autograd")
+    assert autograd["model"]["kernel"] == "autograd" and autograd["model"]["sparse"] is True
+    assert fused["metrics"]["valid_rmse"] == pytest.approx(autograd["metrics"]["valid_rmse"], abs=1e-5)
+    auto_sparse, result = _train(tmp_path, "auto-sparse", "--sparse", "on")
+    assert auto_sparse["model"]["kernel"] == "fused"
+
+
+def test_kernel_fused_where_it_cannot_apply_is_a_clean_error(tmp_path):
+    from embedlab.authoring.testing import invoke
+
+    result = invoke(["train", "synthetic-collab", "--users", "30", "--items", "20", "--ratings", "300",
+                     "--kernel", "fused", "--opt", "rmsprop", "-q", "--out", tmp_path / "x"])
+    assert result.exit_code != 0 and "--kernel fused" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists()

@@ -163,6 +163,10 @@ def test_sigkill_mid_epoch_keeps_the_old_run_and_resume_equals_a_straight_run(tm
     pytest.param(["synthetic-collab", *COLLAB, "--opt", "adamw", "--sparse", "on"], id="collab-sparse-adam",
                  marks=pytest.mark.skipif(not hasattr(embedlab.training.learner, "sparse_option"),
                                           reason="no sparse-gradient support in this tree")),
+    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "fused"], id="collab-fused-adamw"),
+    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "fused", "--opt", "sgd", "--wd-mode", "decoupled"],
+                 id="collab-fused-sgd"),
+    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "autograd", "--sparse", "on"], id="collab-sparse-autograd"),
 ])
 def test_resume_after_an_interruption_equals_a_straight_run(tmp_path, stop_after, args):
     straight = tmp_path / "straight"

@@ -23,6 +23,7 @@ import pandas as pd
 from embedlab.data import Dataset, check_entity_tables, collab_entity_stats
 from embedlab.errors import UsageError
 from embedlab.training.fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
+from embedlab.training.fused_collab import FUSED_OPTIMIZERS, KERNEL_HELP, KERNELS
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
@@ -73,6 +74,7 @@ OPTIONS = [
                       "rows (else every process holds them all and takes its slice of each "
                       "global batch, which reproduces a 1-process run)."),
     sparse_option(),
+    click.Option(["--kernel"], type=click.Choice(KERNELS), default="auto", show_default=True, help=KERNEL_HELP),
     click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
                  help="Standard deviation of the initial embeddings."),
     *fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42),
@@ -163,11 +165,16 @@ class CollabTrainer:
         neural = nn_settings(config)
         if neural and str(config.get("sparse") or "auto").lower() == "on":
             raise UsageError("--sparse on: the neural model (--model nn) trains dense; drop --sparse on")
+        opt = fit_config(config, OPTIONS).opt
+        sparse_mode = config.get("sparse")
+        if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS \
+                and not neural:
+            sparse_mode = "on"  # the fused step is the sparse path's update, at any table size
         sparse, notice = (False, None) if neural else resolve_sparse(
-            config.get("sparse"), (len(users) + len(items)) * (config["n_factors"] + 1),
-            fit_config(config, OPTIONS).opt, backend)
+            sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
         if notice and progress and distributed.is_writer():
             click.echo(notice, err=True)
+        kernel = _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
         if neural:
             model = EmbeddingNN(len(users), len(items), layers=neural["layers"], ps=neural["ps"],
@@ -192,6 +199,11 @@ class CollabTrainer:
         init_from_config(config, {"user": Slot(users, model.user_emb.weight, biases["user"]),
                                   "item": Slot(items, model.item_emb.weight, biases["item"])},
                          learner, progress=progress)
+        learner.kernel = kernel  # (name, why not fused): run.json's model.kernel / kernel_reason
+        if kernel[0] == "fused":
+            from embedlab.training.fused_collab import make_fused
+
+            make_fused(learner, config.get("reg") or 0.0)
         return users, items, model, learner, tuple(y_range)
 
     # ---------------------------------------------------------------- API
@@ -215,11 +227,12 @@ class CollabTrainer:
         config.update(fit_cfg.to_config())
         config.update(nn_settings(config))  # the neural model's resolved layers, ps and emb_drop
         return Prepared(learner, config, fit_cfg,
-                        lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit),
+                        lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit,
+                                                 learner.kernel),
                         threads=config.get("threads"))
 
     def _finish(self, ds: Dataset, config: dict[str, Any], users: pd.Index, items: pd.Index, model: DotBias,
-                y_range: tuple, entity: dict, fit: Any) -> Run:
+                y_range: tuple, entity: dict, fit: Any, kernel: tuple = ("autograd", None)) -> Run:
         model.looked_up = None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds
@@ -232,13 +245,14 @@ class CollabTrainer:
                                     ds, ds.roles[role], sharded=bool(shard), entity=entity.get(role))
                   for role, keys in (("user", users), ("item", items))}
         columns = {role: ds.roles[role] for role in ("user", "item", "rating")}
+        kernels = {"kernel": kernel[0], **({"kernel_reason": kernel[1]} if kernel[1] else {})}
         if getattr(model, "hparams", None) is not None:  # the neural model
             record = {"class": "EmbeddingNN", "hparams": model.hparams, "n_users": len(users),
-                      "n_items": len(items), "y_range": list(y_range), "columns": columns}
+                      "n_items": len(items), "y_range": list(y_range), "columns": columns, **kernels}
         else:
             record = {"class": "DotBias", "n_users": len(users), "n_items": len(items),
                       "n_factors": config["n_factors"], "y_range": list(y_range), "sparse": model.sparse,
-                      "columns": columns}
+                      "columns": columns, **kernels}
         meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, task="regression",
                         **fit.record(), model=record)
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -321,6 +335,21 @@ def _loader_shard(ds: Dataset, config: dict[str, Any], ddp: bool) -> dict | None
                          f"but this process is {mine} (shard_data={bool(config.get('shard_data'))}); "
                          f"load it again for this process")
     return shard
+
+
+def _choose_kernel(mode: str | None, sparse: bool, opt: str, device, ddp: bool, progress: bool,
+                   neural: Any = None) -> tuple:
+    """(``fused`` | ``autograd``, why not fused or None) for ``--kernel``; ``auto`` says why it
+    falls back where a user could have expected the fused step (not for the small, dense tables
+    of the default path: that is recorded in run.json only)."""
+    from embedlab.training import distributed
+    from embedlab.training.fused_collab import choose_kernel
+
+    kernel, why = choose_kernel(mode, sparse=sparse, opt=opt, device=device.type, distributed=ddp,
+                                model="nn" if neural else "dot")
+    if why and mode in (None, "auto") and sparse and progress and distributed.is_writer():
+        click.echo(f"--kernel auto: training with autograd, because {why}", err=True)
+    return kernel, why
 
 
 def _row_l2(reg: float):

@@ -57,7 +57,7 @@ _KERNELS: dict[str, Any] = {}
 
 
 def choose_kernel(mode: str | None, *, sparse: bool, opt: str, device: str = "cpu",
-                  distributed: bool = False) -> tuple[str, str | None]:
+                  distributed: bool = False, model: str = "dot") -> tuple[str, str | None]:
     """``("fused" | "autograd", reason)``: the step a fit uses for ``--kernel mode``, and why
     the fused step does not apply (None when it does). ``fused`` where it cannot apply is a
     :class:`~embedlab.errors.UsageError` naming the reason."""
@@ -69,7 +69,9 @@ def choose_kernel(mode: str | None, *, sparse: bool, opt: str, device: str = "cp
     if mode == "autograd":
         return "autograd", "--kernel autograd"
     reason = None
-    if distributed:
+    if model != "dot":
+        reason = f"the fused step is the dot-product model's (--model dot), not --model {model}'s"
+    elif distributed:
         reason = ("under torchrun the gradients are reduced across processes between backward and "
                   "the optimizer step; the fused step has no such seam")
     elif device != "cpu":
