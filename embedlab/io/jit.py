@@ -8,20 +8,25 @@ before umap-learn is imported (:func:`embedlab.toolkit.projection.import_umap`):
   ``NUMBA_CACHE_DIR`` is set, so functions compiled with ``cache=True`` (the fused step's
   kernels, umap-learn's code imported through ``import_umap``) are compiled once per machine
   and loaded afterwards, also where the installed packages' folders are read-only;
-* **threads**: numba's parallel code (UMAP's layout, pynndescent) runs on a threading layer
-  whose workers, by default, keep spinning after each parallel region. In the same process as
-  torch, whose own OpenMP workers then compete with them for the cores, later torch work was
-  observed 10-20x slower. ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP workers sleep) is set for
-  numba's OpenMP layer and ``KMP_BLOCKTIME=0`` for an Intel OpenMP runtime, unless set already,
-  before numba starts its threads; torch's runtime, initialised when torch was imported, is
-  not changed.
+* **threads**: numba's parallel code (UMAP's layout, pynndescent) runs on its OpenMP layer,
+  the same GNU OpenMP runtime torch uses, and sets that runtime's thread count to all cores.
+  torch then runs with every core too, whatever ``--threads`` said: measured on 2 loaded cores,
+  a 1-thread torch loop ran 18x slower after a numba-parallel call in the same process. Wrap
+  numba-parallel code in :func:`numba_threads` (``umap_layout`` does), which restores torch's
+  thread count afterwards (measured: back to 1.0x). :func:`configure_numba` also sets
+  ``OMP_WAIT_POLICY=PASSIVE`` (idle OpenMP workers sleep instead of spinning; measured to
+  remove the slowdown too) unless set, which takes effect only where the OpenMP runtime is not
+  loaded yet (numba used before torch is imported).
 
 Nothing here imports numba or torch at module level (the CLI starts without them).
 """
 from __future__ import annotations
 
 import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 _DONE = False
 
@@ -48,14 +53,25 @@ def configure_numba() -> None:
     if _DONE:
         return
     _DONE = True
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("KMP_BLOCKTIME", "0")
+    if "torch" not in sys.modules:  # else the runtime is loaded: the variable would only reach children
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     path = numba_cache_dir()
     if path is None:
         return
     os.environ.setdefault("NUMBA_CACHE_DIR", str(path))
-    import sys
-
     config = sys.modules.get("numba.core.config")
     if config is not None:  # numba already imported: its config read the environment then
         config.CACHE_DIR = str(path)
+
+
+@contextmanager
+def numba_threads() -> Iterator[None]:
+    """Around numba-parallel code: torch's thread count (when torch is loaded) is what it was
+    before, afterwards (numba's OpenMP layer sets the shared runtime's to all cores)."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    try:
+        yield
+    finally:
+        if torch is not None and before is not None and torch.get_num_threads() != before:
+            torch.set_num_threads(before)

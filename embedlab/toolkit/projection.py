@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from embedlab.io.jit import numba_threads
 from embedlab.run import EmbeddingTable
 from embedlab.toolkit.options import DEFAULT_TOP_N
 from embedlab.toolkit.selection import Selection, select_entities, spearman, target_column
@@ -219,7 +220,8 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
             params["neighbours"] = "exact (blocked matrix products)"
         else:
             params["neighbours"] = "approximate (NN-descent)"
-        coords = umap.UMAP(**kwargs).fit_transform(x)
+        with numba_threads():  # numba's OpenMP layer would leave torch on every core
+            coords = umap.UMAP(**kwargs).fit_transform(x)
     params["seconds"] = round(time.perf_counter() - t0, 2)
     coords = np.asarray(coords, dtype=np.float32)
     if not np.isfinite(coords).all():
@@ -287,8 +289,9 @@ def import_umap():
 
     umap-learn compiles ~12 s of numba code on the first call in every process, and marks
     almost none of it ``cache=True``. Importing it while ``numba.njit``/``numba.jit`` default
-    to ``cache=True`` stores the compiled code beside the module (numba's usual cache, keyed
-    on the source file and the CPU; or ``NUMBA_CACHE_DIR``), so later processes load it in
+    to ``cache=True`` stores the compiled code in ``<embedlab cache>/numba`` (or
+    ``NUMBA_CACHE_DIR``; :func:`embedlab.io.jit.configure_numba`, keyed on the source file and
+    the CPU), so later processes load it in
     well under a second. Decorators that set ``cache`` themselves are left alone; functions
     numba cannot cache are simply compiled as before. Nothing changes if umap is already
     imported.
@@ -297,6 +300,9 @@ def import_umap():
 
     if "umap" in sys.modules:
         return sys.modules["umap"]
+    from embedlab.io.jit import configure_numba
+
+    configure_numba()  # the cache under embedlab's cache folder, idle worker threads asleep
     import numba
 
     njit, jit = numba.njit, numba.jit
