@@ -1,27 +1,26 @@
-"""Scale benchmark: a MovieLens-25M-sized synthetic set on one machine.
+"""Scale benchmark: a MovieLens-25M-sized epoch on one machine, fused step vs autograd.
 
-    python benchmarks/scale.py                       # 160k users, 60k items, 25M ratings
-    python benchmarks/scale.py --ratings 3000000     # quicker: the rates per rating barely move
+    python benchmarks/scale.py                  # the 25M epoch, both kernels, bandwidth, lower bound
+    python benchmarks/scale.py --ratings 3000000 --throughput   # the older per-option rates too
 
-Prints load time, peak RSS, and training throughput (ratings/s) of
+The default run prints, in one process on the same data (``embedlab train synthetic-collab
+--users 160000 --items 60000 --ratings 25000000 --epochs 1 --bs 65536``, built once):
 
-* ``plain DataLoader bs=256``: a textbook ``TensorDataset`` + ``DataLoader(shuffle=True)`` loop
-  with the same model, dense AdamW (wd 0.05), bs 256: the yardstick;
-* ``embedlab default bs=256``: the collab trainer's own Learner step with its defaults, which
-  now includes ``--sparse auto``: at this size (22M table parameters > 5M) sparse embedding
-  gradients + torch.optim.SparseAdam, lazy decoupled decay, row-L2 on the looked-up rows;
-* ``embedlab --sparse off bs=256``: the dense path (what the default was before: a dense AdamW
-  update of the whole 160k x k + 60k x k tables at every step);
-* ``embedlab --bs N`` (sparse auto) and ``embedlab --sparse off --bs N``: larger batches;
-* ``fused lazy Adam bs=N`` (benchmark only, not in embedlab): a hand-written step with the
-  gradients worked out by hand (no autograd) and Adam applied to the looked-up rows, the same
-  math as the sparse path, to see what bypassing autograd and sparse tensors would buy;
+* one epoch through the collab trainer's own ``prepare`` + ``Learner.fit`` (validation
+  included) with ``--kernel fused`` and with ``--kernel autograd`` (the reference: sparse
+  gradients, LazyAdam), each its seconds and valid RMSE, and their ratio;
+* the machine's memory bandwidth, measured here (one thread, a large array copy, best of 5);
+* the lower bound of the epoch at that bandwidth: the bytes the fused update cannot avoid
+  (every distinct row a batch touches: its weights and two Adam moments read and written,
+  ``6 (k + 1) 4`` bytes, counted over the epoch's real batches, plus 12 bytes of packed codes
+  per rating) and, as a second figure, one fused pass (plus the forward's two row reads per
+  rating and the gradient buffer written and read per touched row); the fused epoch's ratio
+  to each;
+* the load average before and after (the machine is shared: state it next to the figures).
 
-all measured in the same process, one after another, for ``--seconds`` each (the rate of a
-partial epoch; an epoch's time is ratings / rate), and ratios against the plain loop measured in
-the same run, so the machine's load at the time affects all of them alike. ``--full-epoch`` then
-trains one whole epoch of the best embedlab option through ``Learner.fit`` (validation
-included), the number a user gets.
+``--throughput`` adds the older comparison (a textbook DataLoader loop and embedlab's options,
+``--seconds`` of steps each, rates and ratios against the plain loop measured in the same run);
+``--ddp-ratings`` / ``--analyze`` time torchrun and ``embedlab analyze``.
 """
 from __future__ import annotations
 
@@ -40,6 +39,7 @@ from torch import nn  # noqa: E402
 from datasets import synthetic_collab as S  # noqa: E402
 from embedlab.training import Learner, fit_config  # noqa: E402
 from embedlab.training.models import DotBias  # noqa: E402
+from embedlab.trainers.base import torch_threads  # noqa: E402
 from embedlab.trainers.collab import OPTIONS, CollabTrainer, _row_l2  # noqa: E402
 
 
@@ -70,53 +70,6 @@ def learner_steps(learner, opt):
         for inputs, target in learner._batches():
             learner._step(opt, inputs, target)
             yield len(target)
-
-
-def fused_steps(train, n_users, n_items, k, y_range, bs, reg=0.05, lr=5e-3, wd=0.05,
-                betas=(0.9, 0.99), eps=1e-5):
-    """DotBias + row-L2 + lazy AdamW by hand: gradients of the batch's rows computed directly
-    (no autograd, no sparse tensors), then Adam on the unique looked-up rows only."""
-    model = DotBias(n_users, n_items, k, y_range)
-    tables = [model.user_emb.weight.data, model.item_emb.weight.data, model.user_bias.weight.data,
-              model.item_bias.weight.data]
-    m1 = [torch.zeros_like(t) for t in tables]
-    m2 = [torch.zeros_like(t) for t in tables]
-    lo, hi = y_range
-    b1, b2 = betas
-    u, i, r = train
-    g = torch.Generator().manual_seed(0)
-    t = 0
-
-    def adam_rows(j, idx, grad):
-        rows, inv = torch.unique(idx, return_inverse=True)
-        summed = torch.zeros(len(rows), grad.shape[1]).index_add_(0, inv, grad)
-        p = tables[j]
-        p.index_copy_(0, rows, p.index_select(0, rows).mul_(1 - lr * wd))
-        avg = m1[j].index_select(0, rows).lerp_(summed, 1 - b1)
-        sq = m2[j].index_select(0, rows).mul_(b2).addcmul_(summed, summed, value=1 - b2)
-        m1[j].index_copy_(0, rows, avg)
-        m2[j].index_copy_(0, rows, sq)
-        step = avg.div_(sq.sqrt_().div_((1 - b2 ** t) ** 0.5).add_(eps)).mul_(-lr / (1 - b1 ** t))
-        p.index_add_(0, rows, step)
-
-    while True:
-        perm = torch.randperm(len(r), generator=g)
-        for s in range(0, len(r), bs):
-            idx = perm[s:s + bs]
-            uu, ii, y = u[idx], i[idx], r[idx]
-            n = len(idx)
-            U, I = tables[0].index_select(0, uu), tables[1].index_select(0, ii)
-            z = (U * I).sum(1) + tables[2].index_select(0, uu).squeeze(1) + tables[3].index_select(0, ii).squeeze(1)
-            sig = torch.sigmoid(z)
-            dz = (2.0 / n) * (sig * (hi - lo) + lo - y) * sig * (1 - sig) * (hi - lo)
-            gU = torch.addcmul(U * (2 * reg / n), I, dz[:, None])
-            gI = torch.addcmul(I * (2 * reg / n), U, dz[:, None])
-            t += 1
-            adam_rows(0, uu, gU)
-            adam_rows(1, ii, gI)
-            adam_rows(2, uu, dz[:, None])
-            adam_rows(3, ii, dz[:, None])
-            yield n
 
 
 def dataloader_steps(train, n_users, n_items, k, y_range, bs=256):
@@ -162,24 +115,99 @@ def analyze_figures(run: str) -> None:
         print(f"analyze {run}: {time.perf_counter() - t0:.1f} s, report {report.stat().st_size / 1e6:.1f} MB")
 
 
+def memory_bandwidth(mb: int = 512, repeats: int = 5) -> float:
+    """GB/s of one thread copying a ``mb`` MB float32 array (bytes read + written), best of
+    ``repeats``: the streaming bandwidth one core gets from this machine's memory now."""
+    import numpy as np
+
+    src = np.ones(mb * 2**20 // 4, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best / 1e9
+
+
+def epoch_traffic(learner, n_factors: int) -> tuple[float, float]:
+    """(strict bytes, one-fused-pass bytes) of one epoch with the learner's batch size, from the
+    distinct rows of each batch of a permutation drawn like the learner's (not its generator:
+    the count is the same in distribution and the fit's own draw stays untouched)."""
+    import numpy as np
+
+    users, items = (t.numpy() for t in learner.train_inputs)
+    n, bs = len(users), learner.bs
+    perm = np.random.default_rng(0).permutation(n)
+    row = (n_factors + 1) * 4  # a factor row and its bias, float32
+    touched = 0
+    for s in range(0, n, bs):
+        idx = perm[s:s + bs]
+        touched += len(np.unique(users[idx])) + len(np.unique(items[idx]))
+    strict = touched * 6 * row + n * 12  # weights + 2 moments, read and written; the packed codes
+    fused = strict + n * 2 * row + touched * 2 * row  # + the forward's row reads, the gradient buffer
+    return float(strict), float(fused)
+
+
+def kernel_epochs(ds, args) -> None:
+    """One epoch of each kernel through the collab trainer (prepare + Learner.fit), the same data."""
+    import gc
+
+    from embedlab.training.fused_collab import warm_up
+
+    print(f"  fused kernels compiled or loaded from numba's cache: {warm_up():.1f} s (not in the epoch)", flush=True)
+    trainer = CollabTrainer()
+    base = {**trainer.default_config(), "n_factors": args.n_factors, "device": "cpu", "bs": args.big_bs, "sparse": "on",
+            "epochs": 1, "threads": args.threads}
+    if len(ds.train) < 3 * args.big_bs:
+        base["schedule"] = "constant"  # one-cycle needs 3 steps
+    result = {}
+    for kernel in ("fused", "autograd"):
+        prepared = trainer.prepare(ds, {**base, "kernel": kernel}, progress=False)
+        if kernel == "fused":
+            strict, one_pass = epoch_traffic(prepared.learner, args.n_factors)
+        load = os.getloadavg()[0]
+        with torch_threads(args.threads):
+            fit = prepared.learner.fit(prepared.fit_config, progress=False)
+        row = fit.history[0]
+        result[kernel] = (row["epoch_seconds"], row["valid_rmse"], load, os.getloadavg()[0])
+        print(f"  --kernel {kernel:<8} epoch {row['epoch_seconds']:7.1f} s  ({row['rows_per_second']:,.0f} ratings/s)"
+              f"  valid RMSE {row['valid_rmse']:.4f}  (load {load:.1f} -> {os.getloadavg()[0]:.1f}), "
+              f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+        del prepared, fit
+        gc.collect()
+    (fs, frmse, *_), (ags, armse, *_) = result["fused"], result["autograd"]
+    print(f"fused vs autograd: {ags / fs:.2f}x faster, valid RMSE {frmse:.4f} vs {armse:.4f} "
+          f"(difference {abs(frmse - armse):.1e})", flush=True)
+    gbps = memory_bandwidth()
+    print(f"memory bandwidth (one thread, {512} MB copy, best of 5): {gbps:.1f} GB/s "
+          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    lb_strict, lb_pass = strict / gbps / 1e9, one_pass / gbps / 1e9
+    n = len(ds.train)
+    print(f"lower bound of the epoch at {gbps:.1f} GB/s: {lb_strict:.1f} s strict traffic "
+          f"({strict / n / 1e3:.2f} KB a rating) .. {lb_pass:.1f} s one fused pass ({one_pass / n / 1e3:.2f} KB a rating)")
+    print(f"fused epoch / lower bound: {fs / lb_strict:.1f}x strict, {fs / lb_pass:.1f}x one pass", flush=True)
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", type=int, default=160_000)
     ap.add_argument("--items", type=int, default=60_000)
     ap.add_argument("--ratings", type=int, default=25_000_000)
     ap.add_argument("--n-factors", type=int, default=100)
-    ap.add_argument("--seconds", type=float, default=20.0, help="time box per measured loop")
-    ap.add_argument("--big-bs", type=int, default=65536)
+    ap.add_argument("--seconds", type=float, default=20.0, help="--throughput: time box per measured loop")
+    ap.add_argument("--big-bs", type=int, default=65536, help="batch size of the kernel comparison")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--full-epoch", action="store_true", help="also time one full epoch of the best option")
+    ap.add_argument("--throughput", action="store_true", help="also the older per-option rates")
+    ap.add_argument("--full-epoch", action="store_true", help="--throughput: also one full epoch of the best option")
     ap.add_argument("--ddp-ratings", type=int, default=0,
                     help="also time one epoch of 1- vs 2-process torchrun/DDP (gloo) on this many ratings")
     ap.add_argument("--ddp-only", action="store_true", help="only the DDP comparison (and --analyze)")
     ap.add_argument("--analyze", metavar="RUN", help="also time `embedlab analyze RUN --report` and its size")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}, torch threads "
-          f"{torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"machine: {os.cpu_count()} cpus, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+          f"(1/5/15 min), torch threads {torch.get_num_threads()}, torch {torch.__version__}")
 
     if args.ddp_ratings:
         import tempfile
@@ -197,9 +225,17 @@ def main(argv=None) -> None:
     t_gen = time.perf_counter() - t0
     print(f"generate + split: {t_gen:.1f} s, {len(ds.train):,} train rows, dtypes "
           f"{dict(ds.train.dtypes.astype(str))}, peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    print(f"one epoch, --bs {args.big_bs}, {len(ds.train):,} training ratings, {args.threads} thread(s):", flush=True)
+    kernel_epochs(ds, args)
+    if args.throughput:
+        throughput(ds, args, t_gen)
+    print(f"load average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
 
+
+def throughput(ds, args, t_gen: float) -> None:
+    """The older comparison: per-option rates against a textbook DataLoader loop (autograd)."""
     trainer = CollabTrainer()
-    config = {**trainer.default_config(), "n_factors": args.n_factors, "device": "cpu"}
+    config = {**trainer.default_config(), "n_factors": args.n_factors, "device": "cpu", "kernel": "autograd"}
     t0 = time.perf_counter()
     users, items, model, learner, y_range = trainer._prepare(ds, config, progress=False)
     t_prep = time.perf_counter() - t0
@@ -210,7 +246,6 @@ def main(argv=None) -> None:
     params = (nu + ni) * (args.n_factors + 1)
     print(f"tables: {nu:,} users + {ni:,} items, k = {args.n_factors}: {params / 1e6:.1f}M parameters; "
           f"--sparse auto -> {'sparse' if model.sparse else 'dense'}", flush=True)
-    del ds
     # the dense path on the same tensors (--sparse off), as the trainer builds it
     torch.manual_seed(config["seed"])
     dense = Learner(DotBias(nu, ni, args.n_factors, y_range, init_std=config["init_std"]), train, None,
@@ -231,9 +266,6 @@ def main(argv=None) -> None:
     rows += [(f"embedlab --sparse off --bs {args.big_bs}", dense, args.big_bs)]
     for label, lrn, bs in rows:
         rates[label] = timed(label, run_learner(lrn, bs), args.seconds)
-    for bs in (16384, args.big_bs):
-        label = f"fused lazy Adam bs={bs} (not in embedlab)"
-        rates[label] = timed(label, fused_steps(train, nu, ni, args.n_factors, y_range, bs), args.seconds)
     base = rates["plain DataLoader bs=256"]
     ours = {k: v for k, v in rates.items() if k.startswith("embedlab")}
     best = max(ours, key=ours.get)
@@ -251,6 +283,8 @@ def main(argv=None) -> None:
         row = fit.history[0]
         print(f"full epoch with {best} (Learner.fit, {len(train[0]):,} ratings): {row['epoch_seconds']:.1f} s, "
               f"{row['rows_per_second']:,.0f} ratings/s ({row['rows_per_second'] / base:.1f}x the plain loop)")
+
+
 
 if __name__ == "__main__":
     main()

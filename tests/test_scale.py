@@ -1,6 +1,7 @@
 """Memory-lean synthetic-collab generator and the scale benchmark's smoke path."""
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -41,13 +42,18 @@ def test_load_keeps_dtypes_through_the_split():
 def test_scale_benchmark_runs_on_a_tiny_set():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--users", "300",
                            "--items", "200", "--ratings", "20000", "--n-factors", "8", "--seconds", "0.3",
-                           "--big-bs", "2048", "--full-epoch"], capture_output=True, text=True, timeout=120,
-                          cwd=ROOT)
+                           "--big-bs", "2048", "--throughput", "--full-epoch"], capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    for label in ("peak RSS", "plain DataLoader bs=256", "embedlab default bs=256", "embedlab --sparse off bs=256",
-                  "embedlab --bs 2048", "embedlab --sparse off --bs 2048", "fused lazy Adam bs=2048",
-                  "best embedlab option:", "full epoch with embedlab"):
+    for label in ("load average", "--kernel fused ", "--kernel autograd ", "fused vs autograd:",
+                  "memory bandwidth", "lower bound of the epoch", "fused epoch / lower bound",
+                  "peak RSS", "plain DataLoader bs=256", "embedlab default bs=256", "embedlab --sparse off bs=256",
+                  "embedlab --bs 2048", "embedlab --sparse off --bs 2048", "best embedlab option:",
+                  "full epoch with embedlab"):
         assert label in out
+    # the two kernels train the same model to the same valid RMSE (4 decimals)
+    rmse = dict(re.findall(r"--kernel (\w+) .* valid RMSE (\d\.\d+)", out))
+    assert rmse["fused"] == rmse["autograd"], out
     # 500 entities x 9 is far below the --sparse auto threshold: the default is dense here
     assert "--sparse auto -> dense" in out

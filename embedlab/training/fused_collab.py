@@ -363,6 +363,28 @@ def _lazy_adam():
     return LazyAdam
 
 
+def warm_up() -> float:
+    """Compile the kernels for the types a fit uses (or load them from numba's cache) by
+    training a 4-rating model for one step; the seconds it took."""
+    import time
+
+    import torch
+    from torch import nn
+
+    from embedlab.training.fitconfig import FitConfig
+    from embedlab.training.learner import Learner
+    from embedlab.training.models import DotBias
+
+    t0 = time.perf_counter()
+    codes = torch.tensor([0, 1, 2, 1])
+    data = (codes, codes.flip(0), torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    for opt in ("adamw", "sgd"):
+        learner = make_fused(Learner(DotBias(3, 3, 2, (0.0, 5.5), sparse=True), data, None,
+                                     loss_fn=nn.functional.mse_loss, bs=4), 0.1)
+        learner.fit(FitConfig(epochs=1, opt=opt, schedule="constant", bs=4), progress=False)
+    return time.perf_counter() - t0
+
+
 def fused_learner_class(base):
     """A subclass of Learner class ``base`` whose batches and step are a
     :class:`FusedCollabStep`'s (set as its ``fused_step``): the seam this step plugs into."""
