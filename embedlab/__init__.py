@@ -28,16 +28,30 @@ PUBLIC_ALIASES = {
     "embedlab.download": "embedlab.io.download",
 }
 
+#: internal paths that moved (#22: engines below the CLI) -> their new home; importing the old
+#: path still works and says where the module went (deprecations.MOVED_MODULE)
+MOVED_MODULES = {
+    "embedlab.toolkit.runs": "embedlab.engines.runs",
+    "embedlab.toolkit.stability": "embedlab.engines.stability",
+    "embedlab.cli.compare_results": "embedlab.engines.compare_results",
+}
+
 
 class _AliasFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Resolves an import of a :data:`PUBLIC_ALIASES` name to the module it names."""
+    """Resolves an import of a :data:`PUBLIC_ALIASES` or :data:`MOVED_MODULES` name to the
+    module it names."""
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname in PUBLIC_ALIASES:
+        if fullname in PUBLIC_ALIASES or fullname in MOVED_MODULES:
             return importlib.util.spec_from_loader(fullname, self)
         return None
 
     def create_module(self, spec):
+        if spec.name in MOVED_MODULES:
+            from embedlab.deprecations import MOVED_MODULE
+
+            MOVED_MODULE.warn(old=spec.name, new=MOVED_MODULES[spec.name])
+            return importlib.import_module(MOVED_MODULES[spec.name])
         return importlib.import_module(PUBLIC_ALIASES[spec.name])
 
     def exec_module(self, module):  # the real module ran when it was imported
@@ -199,41 +213,29 @@ def learner(dataset, trainer: str | None = None, progress: bool | None = None, *
     return LiveLearner(prepared, progress=resolve(progress), name=dataset.name)
 
 
-def compare(dataset, opt="sgd,momentum,rmsprop,adam,adamw", lr=None, wd=None, wd_mode="auto",
-            metric: str = "valid_loss", trainer: str | None = None, progress: bool | None = None,
-            runs_dir=None, **config):
+def compare(dataset, opt=None, lr=None, wd=None, wd_mode=None, metric: str = "valid_loss",
+            trainer: str | None = None, progress: bool | None = None, runs_dir=None, seeds=None, **config):
     """``embedlab compare``: the same model, split and seed trained once per configuration
-    (every ``opt`` x ``lr`` x ``wd`` x ``wd_mode``; each a list or a comma-separated string).
+    (every ``opt`` x ``lr`` x ``wd`` x ``wd_mode``, and ``schedule``/``bs``/``n_factors`` when
+    the trainer takes them; each a list or a comma-separated string; ``seeds`` trains each once
+    per seed). Without ``opt``: every optimizer when nothing else varies, else the trainer's.
 
     Returns a Comparison: ``.table`` (ranked by ``metric``), ``.summary`` (the verdict),
     ``.outcomes``, ``.best``; it displays the validation curves of every configuration.
     """
-    from embedlab.cli.compare import build_results, compare as train_each, final_table, parse_list, plan, summarize
-    from embedlab.errors import UsageError
+    from embedlab.engines.compare import plan_comparison, run_comparison
     from embedlab.io.progress import resolve
     from embedlab.report.live import Comparison
-    from embedlab.training.fitconfig import OPTIMIZERS, WD_MODES
-
-    def listed(value, what, convert, choices=None):
-        if isinstance(value, (list, tuple)):
-            value = ",".join(str(v) for v in value)
-        return parse_list(None if value is None else str(value), what, convert, choices)
 
     dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
-    configs, notes = plan(config, chosen, listed(opt, "opt", str.lower, OPTIMIZERS), listed(lr, "lr", float),
-                          listed(wd, "wd", float), listed(wd_mode, "wd-mode", str.lower, WD_MODES))
-    n_valid = 0 if dataset.valid is None else len(dataset.valid)
-    if not n_valid:
-        raise UsageError(f"{dataset.name}: this split has no validation rows, so there is nothing to compare on")
-    where = (f"{dataset.name} (split {dataset.split.get('name', '?')}, {len(dataset.train):,} training and "
-             f"{n_valid:,} validation rows)")
+    the_plan = plan_comparison(chosen, config, opt, lr, wd, wd_mode, seeds)
     shown = resolve(progress)
-    outcomes = train_each(dataset, chosen, configs, progress=shown, runs_dir=runs_dir,
+    done = run_comparison(dataset, chosen, the_plan, metric, progress=shown, runs_dir=runs_dir,
                           echo=None if shown else (lambda msg: None))
     setup = {"dataset": dataset.name, "trainer": chosen.name, **{k: v for k, v in config.items() if v is not None},
              "ranked by": metric}
-    return Comparison(outcomes, metric, where, build_results(outcomes, metric, where, setup, notes),
-                      final_table(outcomes, metric), summarize(outcomes, metric, where), notes)
+    return Comparison(done.outcomes, metric, done.where, done.results(setup), done.table, done.summary,
+                      the_plan.notes)
 
 
 def analyze(run, names=None, options=None, progress: bool | None = None):

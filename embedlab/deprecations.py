@@ -53,8 +53,12 @@ BOOL_OPTION_VALUE = Deprecation(old="`{flag} {value}`", new="`{new}`", since="0.
 BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False,
               "1": True, "0": False}
 
+#: an internal module that moved (``embedlab.toolkit.runs`` -> ``embedlab.engines.runs``); the
+#: package root's import hook resolves the old path (``MOVED_MODULES`` in embedlab/__init__.py)
+MOVED_MODULE = Deprecation(old="`import {old}`", new="`import {new}`", since="0.1", removed_in="0.3")
+
 #: every deprecation, by name (the docs test and ``tests/test_deprecations.py`` read it)
-DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE}
+DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE}
 
 
 @contextlib.contextmanager

@@ -300,6 +300,28 @@ def test_no_source_file_is_over_700_lines():
     assert not long, long
 
 
+def test_cli_modules_are_thin():
+    """Engines hold the work (embedlab/engines/); a command module parses flags and calls them."""
+    long = {p.name: n for p in (CORE / "cli").glob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 210}
+    assert not long, f"move the logic into embedlab/engines/: {long}"
+
+
+def test_moved_modules_import_from_their_old_paths_with_a_warning():
+    import importlib
+    import warnings
+
+    import embedlab
+
+    for old, new in embedlab.MOVED_MODULES.items():
+        sys.modules.pop(old, None)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert importlib.import_module(old) is importlib.import_module(new), old
+        assert any(issubclass(w.category, FutureWarning) and new in str(w.message) for w in caught), old
+        sys.modules.pop(old, None)
+
+
 def test_architecture_doc_names_every_wing():
     doc = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     wings = sorted(p.name for p in CORE.iterdir() if p.is_dir() and (p / "__init__.py").exists())

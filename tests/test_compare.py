@@ -297,8 +297,8 @@ def test_the_fastai_benchmark_skips_cleanly_without_fastai(tmp_path):
 
 
 def test_compare_runs_of_a_run_group_reports_the_seed_spread(tmp_path):
-    from embedlab.cli.compare_results import compare_runs
-    from embedlab.toolkit.runs import train_replicates
+    from embedlab.engines.compare_results import compare_runs
+    from embedlab.engines.runs import train_replicates
 
     train_replicates("synthetic-collab", dict(users=60, items=40, ratings=2500, epochs=2), [1, 2, 3],
                      tmp_path / "g", workers=1)

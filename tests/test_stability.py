@@ -13,8 +13,8 @@ from click.testing import CliRunner
 from embedlab.analysis import AnalysisResult
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.run import EmbeddingTable, Run
-from embedlab.toolkit import stability as S
-from embedlab.toolkit.runs import check_group_out, expand_runs, parse_seeds, read_group
+from embedlab.engines import stability as S
+from embedlab.engines.runs import check_group_out, expand_runs, parse_seeds, read_group
 
 TINY = ["--users", "60", "--items", "40", "--ratings", "2500", "--epochs", "2", "-q"]
 
@@ -188,7 +188,7 @@ PLANTED = dict(exclude="Store", n_stores=60, days=400, layers="64,32", bs=256, e
 def planted_group(tmp_path_factory):
     """Three replicates of synthetic-rossmann (about 3 s each): the planted state effects are
     smooth functions of the real coordinates (Store left out, so State must carry them)."""
-    from embedlab.toolkit.runs import train_replicates
+    from embedlab.engines.runs import train_replicates
 
     out = tmp_path_factory.mktemp("planted") / "group"
     train_replicates("synthetic-rossmann", PLANTED, [0, 1, 2], out, workers=1)

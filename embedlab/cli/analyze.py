@@ -111,7 +111,7 @@ def analyze_command() -> click.Command:
     def callback(run_dirs: tuple[Path, ...], only: str | None, report: Path | None, as_json: bool,
                  strict: bool, brief: bool = False, quiet: bool = False, **analysis_options):
         from embedlab.runner import run_analyses
-        from embedlab.toolkit.runs import is_run_group
+        from embedlab.engines.runs import is_run_group
         from embedlab.report.html import results_json, write_report
         from embedlab.report.terminal import print_terminal
         from embedlab.run import load_run
@@ -157,7 +157,7 @@ def analyze_command() -> click.Command:
 def _analyze_several(paths, names, options, report, as_json: bool, strict: bool, force: bool = False) -> None:
     """``analyze RUN RUN ...`` or a run group: the stability block first, then every run."""
     from embedlab.report.html import write_report
-    from embedlab.toolkit.stability import analyze_runs
+    from embedlab.engines.stability import analyze_runs
 
     found = analyze_runs(paths, names, options, render=report is not None,
                          echo=lambda msg: click.echo(msg, err=True))
@@ -182,49 +182,20 @@ def _analyze_several(paths, names, options, report, as_json: bool, strict: bool,
 
 def print_stability(found, console=None, per_section: int = 4) -> None:
     """The stability block on stderr: what holds across the runs, alignment per table, and per
-    analysis and table its headline metrics and p-values as mean +- sd over n."""
+    analysis and table its headline metrics (:func:`embedlab.engines.stability.stability_rows`)."""
     from rich.console import Console
     from rich.table import Table
 
+    from embedlab.engines.stability import stability_rows
     from embedlab.report.terminal import print_terminal
-    from embedlab.toolkit.stability import describe_metric
 
     console = console or Console(stderr=True)
     print_terminal(found.stability[:1], console=console)
     t = Table(title=f"Across {len(found.runs)} runs: mean ± sd (n)")
     for col in ("analysis / table", "metric", "across runs"):
         t.add_column(col)
-    for s in found.tables:
-        t.add_row(f"alignment / {s.table}", "procrustes_r2",
-                  f"{s.procrustes_r2:.3f} ± {s.procrustes_r2_sd:.3f} ({len(s.pairs)} pairs)")
-        t.add_row("", f"neighbour_overlap_{s.k}",
-                  f"{s.neighbour_overlap_10:.3f} ± {s.neighbour_overlap_sd:.3f} (chance {s.chance:.3f})")
-    headline = {(r.analysis, r.table): list(r.headline) for rs in found.per_run for r in rs}
-
-    def rank(m) -> int:
-        """Headline metrics, then p-values, then correlations; counts and constants left out."""
-        if m.metric in headline.get((m.analysis, m.table), []):
-            return 0
-        if m.significant_in is not None:
-            return 1
-        if (m.metric.startswith(("n_", "chance_")) or m.metric in ("k", "seconds") or m.metric.endswith(("_used", "_seconds"))
-                or not (m.sd > 0)):
-            return 9
-        return 2 if any(w in m.metric for w in ("spearman", "rho", "_r", "overlap", "knn")) else 3
-
-    order_of: dict[tuple, int] = {}
-    for m in found.metrics:
-        order_of.setdefault((m.analysis, m.table), len(order_of))
-    ordered = sorted((m for m in found.metrics if rank(m) < 9),
-                     key=lambda m: (order_of[(m.analysis, m.table)], rank(m)))
-    shown: dict[tuple, int] = {}
-    for m in ordered:
-        key = (m.analysis, m.table)
-        if shown.get(key, 0) >= per_section:
-            continue
-        first = shown.get(key, 0) == 0
-        shown[key] = shown.get(key, 0) + 1
-        t.add_row(f"{m.analysis} / {m.table or 'run'}" if first else "", m.metric, describe_metric(m))
+    for row in stability_rows(found, per_section):
+        t.add_row(*row)
     console.print(t)
     console.print(f"(up to {per_section} metrics per section here; every metric in --json's `stability` "
                   f"and in the report)")

@@ -91,8 +91,8 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
 
 def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds: str, out: Path,
                  resume: bool, quiet: bool) -> None:
-    """``train --seeds``: one run per seed into a run group (embedlab.toolkit.runs)."""
-    from embedlab.toolkit.runs import parse_seeds, train_replicates
+    """``train --seeds``: one run per seed into a run group (embedlab.engines.runs)."""
+    from embedlab.engines.runs import parse_seeds, train_replicates
 
     if resume:
         raise UsageError("--resume does not apply to --seeds (replicates keep no checkpoints); train again")

@@ -451,7 +451,7 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     from embedlab.errors import UsageError
     from embedlab.run import load_run
     from embedlab.runner import run_analyses
-    from embedlab.toolkit.runs import expand_runs
+    from embedlab.engines.runs import expand_runs
 
     if all(isinstance(p, Run) for p in paths):
         runs = list(paths)
@@ -474,3 +474,40 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     metrics = metric_stability(per_run)
     return MultiRunAnalysis(labels, runs, per_run, tables, metrics,
                             stability_results(labels, runs, tables, metrics, render=render))
+
+
+def stability_rows(found, per_section: int = 4) -> list[tuple[str, str, str]]:
+    """The terminal's stability table, row by row (section, metric, across runs): the alignment
+    of each table, then per analysis and table up to ``per_section`` metrics: headline metrics,
+    then p-values, then correlations; counts and constants left out."""
+    rows = []
+    for s in found.tables:
+        rows.append((f"alignment / {s.table}", "procrustes_r2",
+                     f"{s.procrustes_r2:.3f} ± {s.procrustes_r2_sd:.3f} ({len(s.pairs)} pairs)"))
+        rows.append(("", f"neighbour_overlap_{s.k}",
+                     f"{s.neighbour_overlap_10:.3f} ± {s.neighbour_overlap_sd:.3f} (chance {s.chance:.3f})"))
+    headline = {(r.analysis, r.table): list(r.headline) for rs in found.per_run for r in rs}
+
+    def rank(m) -> int:
+        if m.metric in headline.get((m.analysis, m.table), []):
+            return 0
+        if m.significant_in is not None:
+            return 1
+        if (m.metric.startswith(("n_", "chance_")) or m.metric in ("k", "seconds")
+                or m.metric.endswith(("_used", "_seconds")) or not (m.sd > 0)):
+            return 9
+        return 2 if any(w in m.metric for w in ("spearman", "rho", "_r", "overlap", "knn")) else 3
+
+    order_of: dict[tuple, int] = {}
+    for m in found.metrics:
+        order_of.setdefault((m.analysis, m.table), len(order_of))
+    ordered = sorted((m for m in found.metrics if rank(m) < 9), key=lambda m: (order_of[(m.analysis, m.table)], rank(m)))
+    shown: dict[tuple, int] = {}
+    for m in ordered:
+        key = (m.analysis, m.table)
+        if shown.get(key, 0) >= per_section:
+            continue
+        rows.append((f"{m.analysis} / {m.table or 'run'}" if not shown.get(key) else "", m.metric,
+                     describe_metric(m)))
+        shown[key] = shown.get(key, 0) + 1
+    return rows

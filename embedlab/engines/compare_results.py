@@ -300,8 +300,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     """
     from embedlab.errors import UsageError
     from embedlab.run import load_run
-    from embedlab.toolkit.runs import expand_runs
-    from embedlab.toolkit.stability import run_table_stability, stability_results
+    from embedlab.engines.runs import expand_runs
+    from embedlab.engines.stability import run_table_stability, stability_results
 
     found = expand_runs(paths)
     if len(found) < 2:
