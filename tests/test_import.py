@@ -357,3 +357,65 @@ def test_from_vectors_in_a_notebook(planted, tmp_path):
     assert embedlab.load_run(tmp_path / "saved").table("item").keys.tolist() == WORDS
     with pytest.raises(embedlab.errors.DataError if hasattr(embedlab, "errors") else Exception, match="finite"):
         embedlab.from_vectors(np.full((3, 2), np.inf))
+
+
+# ---------------------------------------------------------------------------- ml-100k (EMBEDLAB_DATA_DIR)
+@pytest.fixture(scope="module")
+def ml100k_run(tmp_path_factory):
+    from test_analyses import ml100k_run_dir
+
+    return ml100k_run_dir(tmp_path_factory)
+
+
+def _neighbours(run_dir: Path, entity: str = "Star Wars (1977)") -> dict:
+    res = invoke(["neighbors", run_dir, entity, "--table", "item", "--json", "-k", "10"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    out["neighbors"] = [{k: r[k] for k in ("rank", "key", "label", "cosine")} for r in out["neighbors"]]
+    return out
+
+
+def test_ml100k_every_export_format_reads_back_through_import(ml100k_run, tmp_path):
+    from embedlab.io.exchange import FORMATS
+
+    ref = embedlab.load_run(ml100k_run).table("item")
+    expected = _neighbours(ml100k_run)
+    for fmt in FORMATS:
+        res = invoke(["export", ml100k_run, "--table", "item", "--format", fmt, "--out", tmp_path / fmt])
+        assert res.exit_code == 0, res.output
+        back = run_import([tmp_path / fmt], tmp_path, f"run-{fmt}")
+        t = embedlab.load_run(back).table("item")
+        assert np.array_equal(t.vectors, ref.vectors), fmt
+        assert t.keys.tolist() == ref.keys.tolist() and t.labels.tolist() == ref.labels.tolist(), fmt
+        assert np.array_equal(t.bias_values, ref.bias_values) and np.array_equal(t.count, ref.count), fmt
+        assert _neighbours(back) == expected, fmt
+
+
+def test_ml100k_fastai_state_dict_ranks_the_same_films_by_bias(ml100k_run, tmp_path):
+    """EmbeddingDotBias's state dict made from the run's weights (row 0: fastai's '#na#'), the
+    classes as fastai's dls.classes, the films' titles and counts joined as metadata."""
+    import torch
+
+    run = embedlab.load_run(ml100k_run)
+    user, item = run.table("user"), run.table("item")
+
+    def with_na(values: np.ndarray) -> torch.Tensor:
+        values = values.reshape(len(values), -1)
+        return torch.from_numpy(np.vstack([np.zeros((1, values.shape[1]), np.float32), values]))
+
+    torch.save({"u_weight.weight": with_na(user.vectors), "i_weight.weight": with_na(item.vectors),
+                "u_bias.weight": with_na(user.bias_values), "i_bias.weight": with_na(item.bias_values)},
+               tmp_path / "model.pth")
+    classes = {"user_id": ["#na#"] + [str(k) for k in user.keys], "item_id": ["#na#"] + [str(k) for k in item.keys]}
+    (tmp_path / "classes.json").write_text(json.dumps(classes))
+    item.frame()[["key", "label", "count", "mean_rating"]].to_csv(tmp_path / "films.csv", index=False)
+    back = run_import([tmp_path / "model.pth", "--classes", tmp_path / "classes.json", "--metadata",
+                       f"item={tmp_path / 'films.csv'}", "--count", "count"], tmp_path)
+    assert embedlab.load_run(back).meta["imported"]["layout"] == "fastai-EmbeddingDotBias"
+
+    def ranking(run_dir: Path) -> dict:
+        res = invoke(["analyze", run_dir, "--only", "bias-ranking", "--json"])
+        found = next(r for r in json.loads(res.stdout)["results"] if r["table"] == "item")
+        return {name: [r["label"] for r in found["tables"][name]] for name in ("highest bias", "lowest bias")}
+
+    assert ranking(back) == ranking(ml100k_run)

@@ -25,9 +25,10 @@ from embedlab.cli.common import stderr as echo_err
 @click.option("--classes", type=click.Path(path_type=Path), default=None, metavar="FILE",
               help="fastai's dls.classes as JSON {name: [classes...]} or CSV name,class: names the rows of "
                    "a fastai model's embeddings.")
-@click.option("--metadata", type=click.Path(path_type=Path), default=None, metavar="FILE",
+@click.option("--metadata", multiple=True, metavar="[TABLE=]FILE",
               help="A table (CSV, TSV, Parquet) joined to the vectors by key: labels, counts, "
-                   "latitude/longitude, cycle_order, any column.")
+                   "latitude/longitude, cycle_order, any column; TABLE= names the table it joins when the "
+                   "import makes several (repeatable).")
 @click.option("--key", default=None, metavar="COL", help="The key column (of --metadata, or of the vectors' own table).")
 @click.option("--label", default=None, metavar="COL", help="The column people read (titles, names) [default: label].")
 @click.option("--bias", default=None, metavar="COL",
@@ -37,7 +38,7 @@ from embedlab.cli.common import stderr as echo_err
                    "entity counts as observed].")
 @click.option("--force", is_flag=True, help="Write into a folder holding other files (same-named ones replaced).")
 def import_command(paths: tuple[Path, ...], out: Path, fmt: str | None, table: str | None, keys: Path | None,
-                   tensor: tuple[str, ...], classes: Path | None, metadata: Path | None, key: str | None,
+                   tensor: tuple[str, ...], classes: Path | None, metadata: tuple[str, ...], key: str | None,
                    label: str | None, bias: str | None, count: str | None, force: bool):
     """Import embeddings made elsewhere as a run: every command then works on it.
 
@@ -56,7 +57,7 @@ def import_command(paths: tuple[Path, ...], out: Path, fmt: str | None, table: s
     from embedlab.run import check_out_dir
 
     check_out_dir(out, force=force)  # before any work
-    run = import_files(paths, fmt=fmt, keys=keys, tensor=tensor, classes=classes, metadata=metadata, key=key,
+    run = import_files(paths, fmt=fmt, keys=keys, tensor=tensor, classes=classes, metadata=metadata or None, key=key,
                        label=label, bias=bias, count=count, table=table)
     run.save(out, force=force)
     for note in run.meta["imported"].get("notes") or []:

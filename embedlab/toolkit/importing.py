@@ -128,6 +128,25 @@ def _one_column(path: Path, tensors: dict[str, str]) -> str | None:
     return next(iter(tensors), None)
 
 
+def parse_metadata_specs(specs: str | Path | Sequence[str | Path] | None) -> dict[str | None, Path]:
+    """``--metadata FILE`` or ``--metadata TABLE=FILE`` (repeatable) -> {table or None: file}."""
+    if specs is None:
+        return {}
+    if isinstance(specs, (str, Path)):
+        specs = [specs]
+    out: dict[str | None, Path] = {}
+    for spec in specs:
+        text = str(spec)
+        table, sep, rest = text.partition("=")
+        name, path = (table.strip(), Path(rest)) if sep and not Path(text).exists() and table.strip() else \
+            (None, Path(text))
+        if name in out:
+            raise UsageError(f"--metadata {text!r}: {'table ' + repr(name) if name else 'the table'} already has "
+                             f"a metadata file")
+        out[name] = path
+    return out
+
+
 def parse_tensor_specs(specs: Sequence[str]) -> dict[str, str]:
     """``--tensor NAME=TABLE`` (or ``NAME``: the table is named after it) -> {name: table}."""
     out: dict[str, str] = {}
@@ -142,7 +161,8 @@ def parse_tensor_specs(specs: Sequence[str]) -> dict[str, str]:
 
 def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: str | Path | None = None,
                  tensor: Sequence[str] = (), classes: str | Path | None = None,
-                 metadata: str | Path | None = None, key: str | None = None, label: str | None = None,
+                 metadata: str | Path | Sequence[str | Path] | None = None, key: str | None = None,
+                 label: str | None = None,
                  bias: str | None = None, count: str | None = None, table: str | None = None) -> Run:
     """The run ``embedlab import`` saves (not saved here): every file read and checked."""
     if not paths:
@@ -163,6 +183,7 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
         raise UsageError("several vector files each become a table named after the file; --table, --keys "
                          "and row-aligned metadata need a single vector file")
     imp = Importer()
+    joins = parse_metadata_specs(metadata)
     wanted = parse_tensor_specs(tensor)
     class_map = tensorfile.read_classes(Path(classes)) if classes is not None else None
     tables: dict[str, EmbeddingTable] = {}
@@ -188,14 +209,24 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
             if kfile is not None:
                 keys_arr = readers.read_keys_file(kfile)
                 imp.source(kfile, "keys", "keys", name)
-            joined = None
-            if metadata is not None:
-                joined = readers.read_metadata_file(Path(metadata))
-                imp.source(Path(metadata), Path(metadata).suffix.lower().lstrip(".") or "table", "metadata", name)
+            joined, mpath = None, joins.get(name, joins.get(None))
+            if mpath is not None:
+                joined = readers.read_metadata_file(mpath)
+                imp.source(mpath, mpath.suffix.lower().lstrip(".") or "table", "metadata", name)
             tables[name] = build_table(name, part, vf, row_meta=row_meta, row_meta_file=by_role["metadata"][0]
                                        if by_role["metadata"] else None, keys=keys_arr, keys_file=kfile,
-                                       joined=joined, joined_file=Path(metadata) if metadata else None,
-                                       key=key, label=label, bias=bias, count=count)
+                                       joined=joined, joined_file=mpath,
+                                       key=key, label=label, bias=bias, count=count,
+                                       strict=len(parts) == 1 and len(vec_files) == 1)
+    if count is not None and not any(t.attrs.get("count_column") == count for t in tables.values()):
+        raise UsageError(f"--count {count!r} is a column of no table's metadata")
+    unknown = [t for t in joins if t is not None and t not in tables]
+    if unknown:
+        raise UsageError(f"--metadata {unknown[0]}=...: the import has no table {unknown[0]!r}; its tables: "
+                         f"{', '.join(tables)}")
+    if None in joins and len(tables) > 1:
+        raise UsageError(f"the import makes several tables ({', '.join(tables)}): say which one --metadata joins "
+                         f"with --metadata TABLE=FILE")
     if class_map is not None:
         imp.source(Path(classes), "classes", "classes")
     stem = vec_files[0].stem if len(vec_files) == 1 else vec_files[0].parent.name
@@ -231,8 +262,8 @@ def _canonical_keys(keys: np.ndarray) -> np.ndarray:
     return np.asarray(text, dtype=object)
 
 
-def _column(frame: pd.DataFrame, col: str | None, where: Path | str, option: str) -> str | None:
-    if col is None:
+def _column(frame: pd.DataFrame, col: str | None, where: Path | str, option: str, strict: bool = True) -> str | None:
+    if col is None or (not strict and col not in frame.columns):
         return None
     if col not in frame.columns:
         raise UsageError(f"{where}: {option} {col!r} is not a column; its columns: "
@@ -243,8 +274,11 @@ def _column(frame: pd.DataFrame, col: str | None, where: Path | str, option: str
 def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFrame | None = None,
                 row_meta_file: Path | None = None, keys: np.ndarray | None = None, keys_file: Path | None = None,
                 joined: pd.DataFrame | None = None, joined_file: Path | None = None, key: str | None = None,
-                label: str | None = None, bias: str | None = None, count: str | None = None) -> EmbeddingTable:
-    """One checked :class:`EmbeddingTable` from a reader's parts and the metadata given."""
+                label: str | None = None, bias: str | None = None, count: str | None = None,
+                strict: bool = True) -> EmbeddingTable:
+    """One checked :class:`EmbeddingTable` from a reader's parts and the metadata given.
+    ``strict``: a role column (``label``, ``bias``, ``count``) it lacks is an error (else, for
+    one of several tables, the role is left to the tables that have it)."""
     vectors = part.vectors
     n = len(vectors)
     if n == 0:
@@ -284,7 +318,7 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
     if joined is not None:
         meta = _join(meta, row_keys, joined, joined_file, key)
     labels = part.labels
-    lcol = _column(meta, label, joined_file or row_meta_file or where, "--label")
+    lcol = _column(meta, label, joined_file or row_meta_file or where, "--label", strict)
     if lcol is None and "label" in meta.columns:
         lcol = "label"
     if lcol is not None:
@@ -293,7 +327,7 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
     if labels is None:
         labels = np.asarray([str(k) for k in row_keys], dtype=object)
     bias_values = part.bias
-    bcol = _column(meta, bias, joined_file or row_meta_file or where, "--bias") if part.bias is None else None
+    bcol = _column(meta, bias, joined_file or row_meta_file or where, "--bias", strict) if part.bias is None else None
     if bcol is None and part.bias is None and "bias" in meta.columns:
         bcol = "bias"
     if bcol is not None:
@@ -305,8 +339,8 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
         bias_values = values.to_numpy(dtype=np.float32)
         meta = meta.drop(columns=[bcol])
     attrs: dict[str, Any] = {}
-    if count is not None:
-        ccol = _column(meta, count, joined_file or row_meta_file or where, "--count")
+    ccol = _column(meta, count, joined_file or row_meta_file or where, "--count", strict)
+    if ccol is not None:
         counts = pd.to_numeric(meta[ccol], errors="coerce")
         if counts.isna().any() or (counts < 0).any():
             row = int(np.flatnonzero((counts.isna() | (counts < 0)).to_numpy())[0])
