@@ -11,8 +11,13 @@ shared machine slows both, not necessarily equally).
 fastai is optional and not a dependency of embedlab (it pulls its own torch build): without
 it the script says so and exits 0.
 
+``--model nn`` compares the neural models instead: embedlab's ``--model nn`` against fastai's
+``collab_learner(use_nn=True, layers=[100, 50], y_range=(0, 5.5))`` (fastbook chapter 8), both
+with ``fit_one_cycle(5, 5e-3, wd=0.1)`` and no other regularisation.
+
 Usage:
   python benchmarks/fastai_collab.py --data-dir ../shared/data/ml-100k --split u1
+  python benchmarks/fastai_collab.py --data-dir ../shared/data/ml-100k --split u1 --model nn
   python benchmarks/fastai_collab.py --data-dir ../shared/data/ml-100k --split random --valid-pct 0.1 --seed 42
 """
 from __future__ import annotations
@@ -33,19 +38,26 @@ def fastai_available() -> bool:
     return True
 
 
-def train_embedlab(dataset, epochs: int, seed: int) -> dict:
+#: the neural model on both sides: fastbook chapter 8's settings
+NN_SETTINGS = {"model": "nn", "layers": [100, 50], "y_range": (0.0, 5.5), "reg": 0.0, "wd": 0.1, "lr": 5e-3}
+
+
+def train_embedlab(dataset, epochs: int, seed: int, model: str = "dot") -> dict:
     from embedlab.registry import trainer_for_dataset
 
     trainer = trainer_for_dataset(dataset)
     t0 = time.perf_counter()
-    run = trainer.train(dataset, {"epochs": epochs, "seed": seed}, progress=False)
+    extra = NN_SETTINGS if model == "nn" else {}
+    run = trainer.train(dataset, {"epochs": epochs, "seed": seed, **extra}, progress=False)
     wall = time.perf_counter() - t0
     return {"valid_mse": float(run.metrics["valid_mse"]), "valid_rmse": float(run.metrics["valid_rmse"]),
-            "seconds": wall, "config": {k: run.config.get(k) for k in ("n_factors", "opt", "lr", "wd", "wd_mode",
-                                                                         "bs", "epochs", "schedule")}}
+            "seconds": wall, "config": {k: run.config.get(k) for k in ("model", "n_factors", "layers", "reg", "opt",
+                                                                         "lr", "wd", "wd_mode", "bs", "epochs",
+                                                                         "schedule")}}
 
 
-def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd: float, bs: int) -> dict:
+def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd: float, bs: int,
+                 model: str = "dot") -> dict:
     """The lesson's learner: collab_learner(n_factors=50, y_range=(0, 5.5)), fit_one_cycle(5, 5e-3, wd=0.1),
     on exactly embedlab's training and validation rows (fastai's own TabularCollab with fixed splits)."""
     import pandas as pd
@@ -63,7 +75,10 @@ def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd:
     to = TabularCollab(frame, [Categorify], cat_names=cols[:2], y_names=[cols[2]], y_block=TransformBlock(),
                        splits=splits)
     dls = to.dataloaders(bs=bs)
-    learn = collab_learner(dls, n_factors=n_factors, y_range=(0, 5.5))
+    if model == "nn":
+        learn = collab_learner(dls, use_nn=True, layers=NN_SETTINGS["layers"], y_range=(0, 5.5))
+    else:
+        learn = collab_learner(dls, n_factors=n_factors, y_range=(0, 5.5))
     t0 = time.perf_counter()
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr, wd=wd)
@@ -71,8 +86,9 @@ def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd:
     preds, targs = learn.get_preds()
     mse = float(torch.mean((preds.view(-1) - targs.view(-1)) ** 2))
     return {"valid_mse": mse, "valid_rmse": math.sqrt(mse), "seconds": wall,
-            "config": {"n_factors": n_factors, "lr": lr, "wd": wd, "bs": bs, "epochs": epochs,
-                       "schedule": "one-cycle"}}
+            "config": {"model": "use_nn" if model == "nn" else "dot", "n_factors": n_factors,
+                       "layers": NN_SETTINGS["layers"] if model == "nn" else None, "lr": lr, "wd": wd, "bs": bs,
+                       "epochs": epochs, "schedule": "one-cycle"}}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fastai-lr", type=float, default=5e-3)
     parser.add_argument("--fastai-wd", type=float, default=0.1)
     parser.add_argument("--fastai-bs", type=int, default=64)
+    parser.add_argument("--model", choices=["dot", "nn"], default="dot",
+                        help="dot: embedlab's defaults against collab_learner; nn: --model nn against use_nn=True")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not fastai_available():
@@ -97,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = embedlab.load_dataset("movielens-100k", data_dir=args.data_dir, split=args.split,
                                     valid_pct=args.valid_pct, seed=args.seed)
     load_before = os.getloadavg()
-    ours = train_embedlab(dataset, args.epochs, args.seed)
+    ours = train_embedlab(dataset, args.epochs, args.seed, args.model)
     theirs = train_fastai(dataset, args.epochs, args.seed, args.fastai_n_factors, args.fastai_lr,
-                          args.fastai_wd, args.fastai_bs)
+                          args.fastai_wd, args.fastai_bs, args.model)
     load_after = os.getloadavg()
     out = {"rows": {"split": args.split, "train": len(dataset.train), "valid": len(dataset.valid),
                     "identical": True},

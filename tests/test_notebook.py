@@ -164,3 +164,20 @@ def test_the_one_cycle_schedule_plot_and_bokehjs_once(executed):
     assert len(with_plots) >= 5
     assert everything.count(BOKEHJS_CORE) == 1  # once per notebook, not once per output
     assert path.stat().st_size < 4_000_000
+
+
+def test_predictions_recommendations_and_the_learners_verbs(executed):
+    nb, _ = executed
+    assert re.search(r"validation pairs predicted; RMSE [0-9.]+, the run's valid_rmse [0-9.]+: identical",
+                     stdout(nb, "predict"))
+    assert "already rated among them: 0" in stdout(nb, "recommend")
+    assert "targets are the validation ratings in order: True" in stdout(nb, "get_preds")
+    assert "RMSE by the item&#x27;s ratings in training" in html(nb, "show_results")
+    lowest = stdout(nb, "model_bias")
+    assert "lowest bias:" in lowest and "factors: (3, 40)" in lowest
+    if _real():
+        assert "Children of the Corn: The Gathering (1996)" in lowest
+    assert "loaded bit-identical: True" in stdout(nb, "save_load")
+    out = stdout(nb, "nn")
+    nn_rmse = float(re.search(r"neural model: valid RMSE ([0-9.]+)", out).group(1))
+    assert nn_rmse < (0.96 if _real() else 1.1), out
