@@ -81,7 +81,11 @@ sys.modules[__name__].__class__ = _Package
 from embedlab.hookspecs import hookimpl  # noqa: E402
 from embedlab.run import EmbeddingTable, Run, load_run  # noqa: E402
 from embedlab.data import Dataset, DatasetSpec  # noqa: E402
-from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult  # noqa: E402
+from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult, SkipTable  # noqa: E402
+from embedlab.errors import (DataError, EmbedlabError, RunFormatError, TrainingDiverged,  # noqa: E402
+                             UsageError)
+from embedlab.deprecations import EmbedlabDeprecationWarning  # noqa: E402
+from embedlab.trainers.base import EncodedRows, Prepared, Trainer, run_meta, torch_threads  # noqa: E402
 
 from embedlab.toolkit.neighbours import run_neighbors as _run_neighbors  # noqa: E402
 
@@ -129,9 +133,16 @@ Run.recommend = _run_recommend
 #: attached here for the same reason (analysis.py sits below the report): BokehJS once per notebook
 AnalysisResult._repr_html_ = _result_html
 
+#: the one public namespace for plugin authors (the guide's "The `embedlab` namespace" section
+#: documents each name): the Python API, the types a dataset, trainer or analysis plugin builds
+#: or receives, and the errors it raises. Helpers live in the documented modules beside it
+#: (embedlab.data, embedlab.training, embedlab.toolkit.*, embedlab.testing); every other
+#: module is private, and the built-ins import nothing else (tests/test_architecture.py).
 __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
-           "Analysis", "AnalysisOption", "AnalysisResult", "train", "analyze", "load_dataset",
-           "lr_find", "learner", "compare", "from_vectors"]
+           "Analysis", "AnalysisOption", "AnalysisResult", "RUN_LEVEL", "SkipTable", "Trainer", "Prepared",
+           "EncodedRows", "run_meta", "torch_threads", "EmbedlabError", "UsageError", "DataError",
+           "RunFormatError", "TrainingDiverged", "EmbedlabDeprecationWarning", "train", "analyze",
+           "load_dataset", "lr_find", "learner", "compare", "from_vectors"]
 
 
 def from_vectors(vectors, keys=None, labels=None, metadata=None, bias=None, table: str = "item") -> Run:

@@ -21,7 +21,8 @@ from embedlab.errors import DataError, UsageError
 
 __all__ = ["Dataset", "DatasetSpec", "SPLITS", "split_options", "split_collab", "random_split",
            "time_split", "require_columns", "check_ratings", "require_dir", "require_file",
-           "collab_entity_stats", "entity_table_of", "check_entity_tables"]
+           "collab_entity_stats", "entity_table_of", "check_entity_tables", "sample_rows", "TIME_CUT_SPLITS",
+           "time_cut_option", "cut_by_time", "check_finite", "RowShard", "read_sharded"]
 
 COLLAB_ROLES = ("user", "item", "rating")
 

@@ -1,17 +1,30 @@
 """The project's error classes: every user-facing error is one of these.
 
-They subclass :class:`click.ClickException`, so the CLI prints a one-line message and exits
-non-zero without a traceback, while Python callers can catch ``EmbedlabError``.
+They are plain exception classes (Python callers catch ``EmbedlabError`` or a kind of it and
+never meet click); the command line turns each into its one-line ``Error: ...`` message and
+exit code (``embedlab.cli.EmbedlabCLI``), without a traceback unless ``--debug``.
 """
 from __future__ import annotations
 
-import click
 
+class EmbedlabError(Exception):
+    """A user-facing error: the message names the file, column or value and what to do.
 
-class EmbedlabError(click.ClickException):
-    """A user-facing error: the message names the file, column or value and what to do."""
+    ``message`` is that one line and ``exit_code`` the command line's exit status (1; 2 for a
+    :class:`UsageError`)."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = str(message)
+
+    def __str__(self) -> str:
+        return self.message
+
+    def format_message(self) -> str:
+        """The message (the name click's exceptions use, kept for code written against it)."""
+        return self.message
 
 
 class UsageError(EmbedlabError):

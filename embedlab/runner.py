@@ -11,7 +11,7 @@ from typing import Any, Callable
 import click
 
 from embedlab.analysis import AnalysisResult, SkipTable
-from embedlab.errors import UsageError
+from embedlab.errors import EmbedlabError, UsageError
 from embedlab.registry import AnalysisEntry, analyses
 from embedlab.run import Run
 
@@ -178,7 +178,7 @@ def _error_result(analysis: AnalysisEntry, table: str | None, exc: BaseException
         detail = f"the analysis called sys.exit({exc.code!r}); an analysis should raise an exception instead"
     elif isinstance(exc, PluginResultError):
         detail = f"the analysis broke the plugin contract: {exc}"
-    elif isinstance(exc, click.ClickException):
+    elif isinstance(exc, (click.ClickException, EmbedlabError)):
         detail = exc.format_message()
     if debug_enabled():  # --debug or EMBEDLAB_DEBUG=1: where it was raised, for plugin authors
         detail += "\n" + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()

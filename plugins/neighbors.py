@@ -2,7 +2,7 @@
 
 In the report: the neighbours of a few entities (the most observed, or those named with
 ``--entity``) and how often an entity's neighbours share its category (genre, store type).
-On the command line: ``embedlab neighbors RUN "Star Wars (1977)" -k 10`` for any entity, by
+On the command line (``embedlab/cli/neighbors.py``): ``embedlab neighbors RUN "Star Wars (1977)" -k 10`` for any entity, by
 label or key, found by :meth:`embedlab.EmbeddingTable.find`'s forgiving rules (case, accents,
 punctuation, the year and the article do not matter: ``"star wars"`` works), with suggestions
 (labels first) when nothing matches and the candidates when several do. The computation lives
@@ -10,20 +10,16 @@ in :mod:`embedlab.toolkit.neighbours` (shared with ``Run.neighbors``).
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
-import pandas as pd
 
 from embedlab import hookimpl
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from embedlab.toolkit.neighbours import (DEFAULT_MIN_COUNT, METRICS, find_entity, nearest,  # noqa: F401
-                                         neighbors as neighbors_of, unit_rows)
+from embedlab.toolkit.neighbours import find_entity, nearest, unit_rows
 from embedlab.toolkit.options import MIN_COUNT, TOP_N
 from embedlab.toolkit.selection import color_column, display_names, labels_meaningful, neighbour_agreement, select_entities
 
@@ -59,8 +55,11 @@ class NeighborsAnalysis(Analysis):
             try:
                 queries.append(t.lookup(q))
             except UsageError:
-                elsewhere = any(o._matches(q) is not None for name, o in run.tables.items() if name != table)
-                if not elsewhere:  # an entity of another table is not "missing" here
+                try:  # an entity of another table is not "missing" here
+                    elsewhere = find_entity(run, q).table != table
+                except UsageError:
+                    elsewhere = False
+                if not elsewhere:
                     missing.append(q)
         if not wanted or not queries:
             counts = t.count
@@ -121,68 +120,7 @@ def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queri
     return float(part.mean())
 
 
-def neighbors_command() -> click.Command:
-    @click.command("neighbors")
-    @click.argument("run_dir", type=click.Path(path_type=Path))
-    @click.argument("entity")
-    @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours to list.")
-    @click.option("--table", "-t", default=None, help="Embedding table (default: the one where ENTITY matches best: "
-                                                      "an exact label before a forgiving match, then table order).")
-    @click.option("--top-n", type=click.IntRange(0), default=None,
-                  help="Candidates: the N most-observed entities [default: all observed]; 0: all.")
-    @click.option("--min-count", type=click.IntRange(0), default=None,
-                  help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
-                       f"as the report's explorer, unless --top-n is given; 0: all observed].")
-    @click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
-                  help="Distance: cosine (most similar first) or euclidean (closest first).")
-    @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
-    def neighbors(run_dir: Path, entity: str, k: int, table: str | None, top_n: int | None,
-                  min_count: int | None, metric: str, as_json: bool):
-        """Nearest neighbours (cosine or euclidean) of ENTITY, given by label or key.
-
-        \b
-        Example:
-          embedlab neighbors runs/ml100k-u1 "Star Wars (1977)" -k 10
-        """
-        from embedlab.run import load_run
-
-        run = load_run(run_dir)
-        if min_count is None and top_n is None:
-            min_count = DEFAULT_MIN_COUNT
-        frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count, metric)
-        from embedlab.report.terminal import escape_control, safe_text  # labels may hold escape sequences
-
-        name, info = frame.attrs["table"], frame.attrs["entity"]
-        if frame.attrs["note"]:
-            click.echo(escape_control(f"note: {frame.attrs['note']}"), err=True)
-        if as_json:
-            from embedlab.io.strictjson import dumps  # strict JSON: NaN -> null
-
-            click.echo(dumps({"table": name, "entity": info, "matched": frame.attrs["matched"],
-                                   "note": frame.attrs["note"] or None,
-                                   "candidates": frame.attrs["candidates"],
-                                   "neighbors": frame.to_dict("records")}, indent=2))
-            return
-        from rich.console import Console
-        from rich.table import Table
-
-        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by {metric}"),
-                    title_justify="left")
-        for col in frame.columns:
-            out.add_column(safe_text(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
-        for r in frame.itertuples(index=False):
-            out.add_row(*[safe_text(f"{v:.3f}" if isinstance(v, float) else v) for v in r])
-        Console(soft_wrap=True).print(out)
-        click.echo(escape_control(f"candidates: {frame.attrs['candidates']}"), err=True)
-
-    return neighbors
-
-
 @hookimpl
 def embedlab_register_analyses(register):
     register(NeighborsAnalysis())
 
-
-@hookimpl
-def embedlab_register_commands(cli):
-    cli.add_command(neighbors_command())

@@ -54,12 +54,11 @@ import pandas as pd
 from embedlab import hookimpl
 from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import EmbedlabError, UsageError
-from embedlab.registry import trainer_of_run
 from embedlab.run import Run
 from embedlab.trainers.base import torch_threads
 
 from embedlab.toolkit.options import SEED
-from embedlab.toolkit.retrain import reload_dataset
+from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 ARMS = ("embedding", "onehot", "onehot-direct")
 ARM_LABELS = {"embedding": "entity embedding (lookup)", "onehot": "one-hot -> linear layer (same width)",
@@ -225,7 +224,7 @@ class OneHot(Analysis):
         if run.kind != "tabular":
             return None, f"a {run.kind} run has no network of categorical inputs to retrain one-hot"
         try:
-            trainer = trainer_of_run(run)
+            trainer = trainer_of(run)
         except EmbedlabError as exc:
             return None, str(exc)
         if "onehot" not in trainer.categorical_encodings:

@@ -37,12 +37,11 @@ from embedlab import hookimpl
 from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult
 from embedlab.data import sample_rows
 from embedlab.errors import EmbedlabError, UsageError
-from embedlab.registry import trainer_of_run
 from embedlab.run import Run
 from embedlab.trainers.base import EncodedRows
 
 from embedlab.toolkit.options import SEED
-from embedlab.toolkit.retrain import reload_dataset
+from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 #: Guo & Berkhahn 2016, Table 4 (time-based split): MAPE without / with entity embeddings.
 PAPER_TIME_BASED = {"knn": (0.290, 0.116), "rf": (0.158, 0.108), "gbt": (0.152, 0.115), "nn": (None, 0.093)}
@@ -104,7 +103,7 @@ class Transfer(Analysis):
         if run.kind != "tabular" or run.task != "regression" or not run.table_names:
             return []
         try:
-            trainer = trainer_of_run(run)
+            trainer = trainer_of(run)
         except EmbedlabError:  # the trainer that made it is not installed
             return []
         return [RUN_LEVEL] if trainer.can("encode_rows") else []
@@ -120,7 +119,7 @@ class Transfer(Analysis):
                              f"to score on")
         train = sample_rows(run_rows(run, dataset.train), int(options.get("transfer_rows") or 0), seed)
         valid = sample_rows(dataset.valid.reset_index(drop=True), int(options.get("transfer_eval_rows") or 0), seed + 1)
-        trainer = trainer_of_run(run)
+        trainer = trainer_of(run)
         enc_tr = trainer.encode_rows(run, train, "training rows")
         enc_va = trainer.encode_rows(run, valid, "validation rows")
         log = enc_tr.target_transform == "log"

@@ -442,3 +442,71 @@ def test_aliases_never_replace_the_public_functions(order):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[0] == "ok" and int(proc.stdout.split()[1]) >= 6, proc.stdout
 
+
+
+# ---------------------------------------------------------------------------- one public namespace
+#: the documented modules beside ``embedlab`` whose ``__all__`` is public (every toolkit module
+#: that declares ``__all__`` is one too)
+PUBLIC_FACADES = ["embedlab", "embedlab.data", "embedlab.training", "embedlab.authoring.testing", "embedlab.io.download"]
+
+
+def _public_modules() -> dict[str, object]:
+    import importlib
+
+    names = PUBLIC_FACADES + [f"embedlab.toolkit.{p.stem}" for p in sorted((CORE / "toolkit").glob("[!_]*.py"))
+                              if "__all__" in p.read_text(encoding="utf-8")]
+    return {n: importlib.import_module(n) for n in names}
+
+
+def private_imports(path: Path, public: dict[str, object]) -> list[str]:
+    """What ``path`` takes from embedlab that is not public: a name in no public module's
+    ``__all__`` (compared by identity, so a public name imported from its defining module is
+    fine), a private module, or an attribute of a public module outside its ``__all__``."""
+    import importlib
+
+    allowed = {id(getattr(m, n)) for m in public.values() for n in getattr(m, "__all__", [])}
+    allowed |= {id(m) for m in public.values()}
+    own_wing = "embedlab.trainers." if path.is_relative_to(CORE / "trainers") else None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    bad, aliases = [], {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "embedlab":
+            if own_wing and node.module.startswith(own_wing):
+                continue  # a built-in trainer's own helper modules
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                try:
+                    obj = getattr(module, alias.name)
+                except AttributeError:
+                    obj = importlib.import_module(f"{node.module}.{alias.name}")
+                if id(obj) not in allowed:
+                    bad.append(f"{node.module}.{alias.name}")
+                elif obj in public.values() and obj is not public.get("embedlab"):
+                    aliases[alias.asname or alias.name] = obj
+        elif isinstance(node, ast.Import):
+            bad += [a.name for a in node.names if a.name.startswith("embedlab") and a.name not in public]
+    for node in ast.walk(tree):  # C.tour_test for `from embedlab.toolkit import cycles as C`
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            module = aliases[node.value.id]
+            if node.attr not in getattr(module, "__all__", []):
+                bad.append(f"{module.__name__}.{node.attr}")
+    return sorted(set(bad))
+
+
+def test_builtins_import_only_the_public_namespace():
+    """A built-in analysis, dataset or trainer uses only what a plugin author can: the names
+    of ``embedlab.__all__`` and of the documented modules' ``__all__`` (docs/architecture.md)."""
+    public = _public_modules()
+    files = [*sorted((ROOT / "plugins").glob("*.py")), *sorted((ROOT / "datasets").glob("*.py")),
+             *[p for p in sorted((CORE / "trainers").glob("*.py")) if p.name not in ("__init__.py", "base.py")]]
+    found = {str(p.relative_to(ROOT)): private_imports(p, public) for p in files}
+    found = {k: v for k, v in found.items() if v}
+    assert not found, f"built-ins importing private names (make them public and documented, or use public ones): {found}"
+
+
+def test_the_public_namespace_check_finds_a_private_import(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from embedlab.run import Run\nfrom embedlab.registry import trainer_of_run\n"
+                     "from embedlab.toolkit import stats as S\nx = S.mantel, S._permutations\n")
+    assert private_imports(probe, _public_modules()) == ["embedlab.registry.trainer_of_run",
+                                                         "embedlab.toolkit.stats._permutations"]

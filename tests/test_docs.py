@@ -107,8 +107,9 @@ def test_documented_import_paths_work():
     from embedlab.errors import DataError, EmbedlabError, RunFormatError, UsageError  # noqa: F401
     from embedlab.trainers.base import Trainer, run_meta  # noqa: F401
 
-    assert "from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult" in TEXT
-    assert "from embedlab.trainers.base import Trainer" in TEXT
+    from embedlab import Analysis as A, DataError as D, Trainer as T  # noqa: F401 - the one namespace
+    assert (A, D, T) == (Analysis, DataError, Trainer)
+    assert "from embedlab import Analysis, AnalysisOption, AnalysisResult, EmbeddingTable, Run, hookimpl" in TEXT
 
 
 def test_every_testing_helper_is_documented():
@@ -284,3 +285,14 @@ def test_the_dataset_and_command_example_runs_as_printed(tmp_path):
     assert run.table("user").labels[0].startswith("customer ") and "orders" in run.table("user").metadata
     assert top.exit_code == 0 and len(top.stdout.splitlines()) == 3 and "Product" in top.stdout
     assert broken.exit_code != 0 and "column 'customer' not found" in broken.output
+
+
+def test_every_name_of_the_public_namespace_is_documented():
+    body = section("The `embedlab` namespace")
+    missing = [n for n in embedlab.__all__ if f"`{n}`" not in body]
+    assert not missing, f"names in embedlab.__all__ the guide's namespace section does not name: {missing}"
+    for name in embedlab.__all__:
+        assert hasattr(embedlab, name), name
+    namespace: dict = {}
+    for block in code_blocks("python", body):
+        exec(compile(block, f"{DOC}:namespace", "exec"), namespace)

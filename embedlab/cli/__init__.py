@@ -19,6 +19,26 @@ from embedlab.io.progress import set_quiet
 GLOBAL_AFTER = ("--debug",)
 
 
+def as_click_error(exc: Exception) -> click.ClickException:
+    """The one-line message click prints for a user error: an :class:`EmbedlabError` (a plain
+    exception, so that Python callers never meet click) becomes a ClickException with its message
+    and exit code; control characters are escaped (a label in a message can never drive the
+    terminal), and under ``--debug`` the traceback is printed first, as plain lines."""
+    from embedlab.report.terminal import escape_control
+
+    if debug_enabled():
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+    if isinstance(exc, click.ClickException):
+        if isinstance(getattr(exc, "message", None), str):
+            exc.message = escape_control(exc.message)
+        return exc
+    error = click.ClickException(escape_control(str(exc)))
+    error.exit_code = getattr(exc, "exit_code", 1)
+    return error
+
+
 class EmbedlabCLI(click.Group):
     """The top-level group; plugins' commands are added on first use."""
 
@@ -64,17 +84,18 @@ class EmbedlabCLI(click.Group):
     def _invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except click.ClickException as exc:
-            from embedlab.errors import debug_enabled
-            from embedlab.report.terminal import escape_control
+        except (click.ClickException, EmbedlabError) as exc:
+            raise as_click_error(exc) from exc
 
-            if debug_enabled():
-                import traceback
-
-                traceback.print_exc(file=sys.stderr)
-            if isinstance(getattr(exc, "message", None), str):
-                exc.message = escape_control(exc.message)
-            raise
+    def main(self, *args, **kwargs):
+        """click's ``main``, with an :class:`EmbedlabError` raised outside a command (while
+        building ``--help`` or loading plugin commands) turned into its one line too."""
+        try:
+            return super().main(*args, **kwargs)
+        except EmbedlabError as exc:
+            error = as_click_error(exc)
+            error.show()
+            sys.exit(error.exit_code)
 
     def add_command(self, cmd, name=None):
         name = name or cmd.name
@@ -111,11 +132,12 @@ def make_cli() -> click.Group:
     from embedlab.cli.compare import compare_group
     from embedlab.cli.imports import import_command
     from embedlab.cli.misc import datasets_group, export_command, plugins_command
+    from embedlab.cli.neighbors import neighbors_command
     from embedlab.cli.predict import predict_command
     from embedlab.cli.train import lr_find_group, train_group
 
     for command in (train_group(), lr_find_group(), analyze_command(), compare_group(), datasets_group,
-                    plugins_command, export_command, predict_command, import_command):
+                    plugins_command, export_command, predict_command, import_command, neighbors_command()):
         cli.add_command(command)
     return cli
 

@@ -12,6 +12,9 @@ import numpy as np
 
 from embedlab.toolkit.stats import _BATCH_ELEMENTS, _p_value, _permutations, _use_exact
 
+__all__ = ["Tour", "shortest_tour", "TourTest", "tour_test", "circular_rank_agreement", "agreement_chance",
+           "orient_tour", "same_cycle"]
+
 
 # ---------------------------------------------------------------------------- tours
 def tour_length(distances: np.ndarray, order: Sequence[int]) -> float:

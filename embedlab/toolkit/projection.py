@@ -51,7 +51,8 @@ from embedlab.toolkit.selection import Selection, select_entities, spearman, tar
 from embedlab.toolkit.stats import pad_columns
 
 __all__ = ["project_2d", "pca_project", "pca_columns", "umap_project", "umap_columns",
-           "neighbourhood_kept", "coordinates"]
+           "neighbourhood_kept", "coordinates", "tsne_project", "tsne_columns", "PCA_COMPONENTS",
+           "DEFAULT_SEEDED_MAX", "DEFAULT_MAX_POINTS", "DEFAULT_TSNE_MAX_POINTS", "TSNE_PERPLEXITY"]
 
 PCA_COMPONENTS = 3  # components the export writes (the pca analysis's default --n-components)
 DEFAULT_SEEDED_MAX = 5_000

@@ -36,7 +36,8 @@ import numpy as np
 
 __all__ = ["embedding_distances", "pairwise_distances", "condensed", "great_circle_km",
            "circular_distance", "mantel", "MantelResult", "procrustes_test", "ProcrustesResult",
-           "nearest_neighbours", "knn_overlap", "KnnOverlap", "describe_p"]
+           "nearest_neighbours", "knn_overlap", "KnnOverlap", "describe_p", "affordable_permutations",
+           "local_plane_km", "plane_to_latlon", "adjacency_rate"]
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 EXACT_LIMIT = 40_320  # 8!: enumerate every ordering up to this many; sample beyond

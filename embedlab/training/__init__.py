@@ -21,14 +21,18 @@ _EXPORTS = {
                      "SPARSE_MODES", "SPARSE_OPTIMIZERS", "WD_MODE_HELP", "WD_MODES", "DefaultsOption",
                      "FitConfig", "FitDefaults", "LRParam", "LRSlice", "auto_wd_mode", "fit_config",
                      "fit_options", "parse_groups", "resolve_sparse", "sparse_option"], "fitconfig"),
-    **dict.fromkeys(["DotBias", "EntityEmbeddingNet", "emb_sz_rule"], "models"),
-    **dict.fromkeys(["Slot", "init_from_config", "init_options"], "pretrained"),
+    **dict.fromkeys(["DotBias", "EmbeddingNN", "EntityEmbeddingNet", "emb_sz_rule"], "models"),
+    **dict.fromkeys(["Slot", "init_from_config", "init_options", "align", "read_sources"], "pretrained"),
 }
+#: public submodules: ``distributed`` (torchrun/DDP: rank, world size, sharding, the writer rank)
+_SUBMODULES = ("distributed",)
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'embedlab.training' has no attribute {name!r}")

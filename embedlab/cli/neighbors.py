@@ -1,0 +1,69 @@
+"""``embedlab neighbors RUN ENTITY``: the nearest neighbours of any entity, found by
+:meth:`embedlab.EmbeddingTable.find`'s forgiving rules; the computation is
+:func:`embedlab.toolkit.neighbours.neighbors` (shared with ``Run.neighbors`` and the
+``neighbors`` analysis)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pandas as pd
+
+from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, METRICS, neighbors as neighbors_of
+
+
+def neighbors_command() -> click.Command:
+    @click.command("neighbors")
+    @click.argument("run_dir", type=click.Path(path_type=Path))
+    @click.argument("entity")
+    @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours to list.")
+    @click.option("--table", "-t", default=None, help="Embedding table (default: the one where ENTITY matches best: "
+                                                      "an exact label before a forgiving match, then table order).")
+    @click.option("--top-n", type=click.IntRange(0), default=None,
+                  help="Candidates: the N most-observed entities [default: all observed]; 0: all.")
+    @click.option("--min-count", type=click.IntRange(0), default=None,
+                  help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
+                       f"as the report's explorer, unless --top-n is given; 0: all observed].")
+    @click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
+                  help="Distance: cosine (most similar first) or euclidean (closest first).")
+    @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
+    def neighbors(run_dir: Path, entity: str, k: int, table: str | None, top_n: int | None,
+                  min_count: int | None, metric: str, as_json: bool):
+        """Nearest neighbours (cosine or euclidean) of ENTITY, given by label or key.
+
+        \b
+        Example:
+          embedlab neighbors runs/ml100k-u1 "Star Wars (1977)" -k 10
+        """
+        from embedlab.run import load_run
+
+        run = load_run(run_dir)
+        if min_count is None and top_n is None:
+            min_count = DEFAULT_MIN_COUNT
+        frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count, metric)
+        from embedlab.report.terminal import escape_control, safe_text  # labels may hold escape sequences
+
+        name, info = frame.attrs["table"], frame.attrs["entity"]
+        if frame.attrs["note"]:
+            click.echo(escape_control(f"note: {frame.attrs['note']}"), err=True)
+        if as_json:
+            from embedlab.io.strictjson import dumps  # strict JSON: NaN -> null
+
+            click.echo(dumps({"table": name, "entity": info, "matched": frame.attrs["matched"],
+                                   "note": frame.attrs["note"] or None,
+                                   "candidates": frame.attrs["candidates"],
+                                   "neighbors": frame.to_dict("records")}, indent=2))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by {metric}"),
+                    title_justify="left")
+        for col in frame.columns:
+            out.add_column(safe_text(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
+        for r in frame.itertuples(index=False):
+            out.add_row(*[safe_text(f"{v:.3f}" if isinstance(v, float) else v) for v in r])
+        Console(soft_wrap=True).print(out)
+        click.echo(escape_control(f"candidates: {frame.attrs['candidates']}"), err=True)
+
+    return neighbors
