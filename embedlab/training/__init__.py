@@ -23,6 +23,7 @@ _EXPORTS = {
                      "fit_options", "parse_groups", "resolve_sparse", "sparse_option"], "fitconfig"),
     **dict.fromkeys(["DotBias", "EmbeddingNN", "EntityEmbeddingNet", "emb_sz_rule"], "models"),
     **dict.fromkeys(["Slot", "init_from_config", "init_options", "align", "read_sources"], "pretrained"),
+    **dict.fromkeys(["FUSED_OPTIMIZERS", "KERNELS", "KERNEL_HELP", "choose_kernel", "make_fused"], "fused_collab"),
 }
 #: public submodules: ``distributed`` (torchrun/DDP: rank, world size, sharding, the writer rank)
 _SUBMODULES = ("distributed",)
