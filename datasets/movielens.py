@@ -183,6 +183,34 @@ def _primary_genre(genres: pd.Series) -> pd.Series:
     return genres.fillna("").str.split("|").str[0].replace("", "unknown")
 
 
+def _zip_region(zips: pd.Series) -> pd.Series:
+    """The first digit of a US ZIP code; ``other`` for codes that start with a letter (Canada)."""
+    first = zips.astype(str).str.strip().str[0]
+    return first.where(first.str.isdigit(), "other")
+
+
+def _age_bucket(age: pd.Series) -> pd.Series:
+    """Five-year age buckets named by their first year (20 = 20-24), ordered as numbers."""
+    return (pd.to_numeric(age, errors="coerce") // 5 * 5).astype("Int64")
+
+
+def _year_bucket(year: pd.Series) -> pd.Series:
+    """Release year for the 1990s (most films), the decade before that (1970 = 1970-79)."""
+    year = pd.to_numeric(year, errors="coerce")
+    return year.where(year >= 1990, year // 10 * 10).astype("Int64")
+
+
+#: the side columns of each role (Dataset.side_features), where the entity table has them
+SIDE_FEATURES = {"user": {"age_bucket": "ordinal", "gender": "category", "occupation": "category",
+                          "zip_region": "category"},
+                 "item": {"year_bucket": "ordinal", "genres": "multi"}}
+
+
+def _side_features(entities: dict) -> dict[str, dict[str, str]]:
+    return {role: {c: kind for c, kind in cols.items() if c in entities[role]}
+            for role, cols in SIDE_FEATURES.items() if role in entities}
+
+
 def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, seed: int,
             canonical: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None, entities: dict,
             bounds: tuple[float, float], folder: Path, time_cut: Any = 0.5) -> Dataset:
@@ -194,6 +222,7 @@ def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, s
     return Dataset(name=ds_name, kind="collab", train=train, valid=valid,
                    roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                    entities=entities, split=split_info, rating_range=bounds,
+                   side_features=_side_features(entities),
                    info={"folder": str(folder), "n_ratings": int(len(ratings)),
                          "n_users": int(ratings["user"].nunique()),
                          "n_items": int(ratings["item"].nunique())})
@@ -216,7 +245,8 @@ def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: floa
     year = _year_from_title(items["title"].astype(str)).fillna(release.dt.year)
     item_meta = pd.DataFrame({"label": items["title"].astype(str), "year": year,
                               "genres": genres, "genre": _primary_genre(pd.Series(genres, index=items.index)),
-                              "release_date": release.dt.strftime("%Y-%m-%d")}, index=items.index)
+                              "release_date": release.dt.strftime("%Y-%m-%d"), "year_bucket": _year_bucket(year)},
+                             index=items.index)
     item_meta.attrs["color_column"] = "genre"
     entities = {"item": item_meta}
     user_path = folder / "u.user"
@@ -225,7 +255,8 @@ def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: floa
         users = _int_ids(users, ["user"], user_path).set_index("user")
         entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
                                          "age": users["age"], "gender": users["gender"],
-                                         "occupation": users["occupation"]}, index=users.index)
+                                         "occupation": users["occupation"], "age_bucket": _age_bucket(users["age"]),
+                                         "zip_region": _zip_region(users["zip"])}, index=users.index)
     canonical = None
     if split in ML100K_SPLITS:
         canonical = {split: (_read_ratings_tsv(require_file(folder, f"{split}.base", name)),
@@ -274,6 +305,7 @@ def _movies_csv(path: Path) -> pd.DataFrame:
     meta = pd.DataFrame({"label": movies["title"].astype(str),
                          "year": _year_from_title(movies["title"].astype(str).str.strip()),
                          "genres": genres, "genre": _primary_genre(genres)}, index=movies.index.rename("item"))
+    meta["year_bucket"] = _year_bucket(meta["year"])
     meta.attrs["color_column"] = "genre"
     return meta
 
@@ -331,6 +363,7 @@ def _csv_loader(name: str):
         return Dataset(name=name, kind="collab", train=train, valid=valid,
                        roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
                        entities=entities, split=split_info, rating_range=(0.5, 5.0),
+                       side_features=_side_features(entities),
                        info={"folder": str(folder), "n_ratings": shard_info["rows"], "shard": shard_info})
 
     return load
@@ -354,14 +387,18 @@ def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: fl
         entities["item"] = pd.DataFrame({"label": movies["title"].astype(str),
                                          "year": _year_from_title(movies["title"].astype(str)),
                                          "genres": movies["genres"],
-                                         "genre": _primary_genre(movies["genres"])}, index=movies.index)
+                                         "genre": _primary_genre(movies["genres"]),
+                                         "year_bucket": _year_bucket(_year_from_title(movies["title"].astype(str)))},
+                                        index=movies.index)
     upath = folder / "users.dat"
     if upath.is_file():
         users = _read_table(upath, "::", ["user", "gender", "age", "occupation", "zip"])
         users = _int_ids(users, ["user"], upath).set_index("user")
+        # 1M's age is already a bucket (1: under 18, 18: 18-24, ... 56: 56+), occupation a code
         entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
                                          "age": users["age"], "gender": users["gender"],
-                                         "occupation": users["occupation"]}, index=users.index)
+                                         "occupation": users["occupation"], "age_bucket": users["age"],
+                                         "zip_region": _zip_region(users["zip"])}, index=users.index)
     return _finish(name, ratings, split, valid_pct, seed, None, entities, (1.0, 5.0), folder, time_cut)
 
 

@@ -52,6 +52,11 @@ class Dataset:
         after the role (``user``), else the one named after the role's column
         (``roles["user"]``): see :func:`entity_table_of`. A table no role takes is an error
         (:func:`check_entity_tables`), never silently dropped.
+    :param side_features: role -> the columns of that role's entity table that describe it, each
+        with its kind: ``"category"`` (one value), ``"ordinal"`` (one value of an ordered scale,
+        e.g. an age bucket) or ``"multi"`` (several values joined by ``|``, e.g. genres). The
+        collab trainer's ``--features side`` gives each one an embedding table of its own, e.g.
+        ``{"user": {"age_bucket": "ordinal", "occupation": "category"}, "item": {"genres": "multi"}}``.
     """
 
     name: str
@@ -66,6 +71,7 @@ class Dataset:
     test: pd.DataFrame | None = None
     column_sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     entity_tables: dict[str, str] = field(default_factory=dict)
+    side_features: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass

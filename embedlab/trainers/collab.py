@@ -11,6 +11,9 @@ the dataset's entity tables for those roles, whatever they are called
 after the role or after its column). An entity table no role takes is an error, not dropped.
 
 Defaults were chosen on the real MovieLens 100K u1 split (see README, Benchmarks).
+``--features`` adds what the dataset knows besides the ids (side columns, implicit feedback,
+the rating day) as a factorization machine (:mod:`embedlab.trainers.collab_features`);
+``--preset hybrid`` is its measured recipe (docs/hybrid.md).
 """
 from __future__ import annotations
 
@@ -41,7 +44,36 @@ MODELS = ("dot", "nn")
 #: ``collab_learner(dls, use_nn=True, y_range=(0, 5.5), layers=[100, 50])``)
 NN_LAYERS = (100, 50)
 
+#: Model and training recipes; options given explicitly override them. ``default`` is the
+#: plain id model (u1 RMSE 0.9088 at seed 42); ``hybrid`` the factorization machine over side
+#: columns, implicit feedback and the rating day (docs/hybrid.md), lr/wd tuned for adamw.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {"features": "ids", "n_factors": 100, "reg": 0.05, "epochs": 5, "bs": 256},
+    "hybrid": {"features": "side+implicit+day", "n_factors": 64, "reg": 0.0, "epochs": 6, "bs": 1024,
+               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0},
+}
+
+
+def _preset_default(option: click.Option) -> click.Option:
+    """An option whose default comes from --preset (shown in its help)."""
+    option.help = (option.help or "") + f" Default: the --preset's (default: {PRESETS['default'][option.name]}; " \
+        f"hybrid: {PRESETS['hybrid'].get(option.name)})."
+    option.default, option.show_default = None, False
+    return option
+
+
 OPTIONS = [
+    click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+                 help="Model and training recipe: 'default' (user and item ids only) or 'hybrid' (a "
+                      "factorization machine over the ids, the dataset's side columns, implicit feedback "
+                      "and the rating day; see docs/hybrid.md). Options given explicitly override it."),
+    _preset_default(click.Option(
+        ["--features"], default="ids",
+        help="What a user and an item are made of (--model dot), parts joined by '+': ids (the ids "
+             "alone: the plain dot-product model), side (the columns the dataset declares, e.g. age "
+             "bucket, occupation, genres), implicit (the items a user rated and the users who rated an "
+             "item, training rows only), day (the rating day). E.g. side+implicit+day. Each feature is "
+             "an embedding table of the run.")),
     click.Option(["--model"], type=click.Choice(MODELS), default="dot", show_default=True,
                  help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
                       "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
@@ -54,12 +86,15 @@ OPTIONS = [
                       "(fastai's ps; default 0)."),
     click.Option(["--emb-drop"], type=click.FloatRange(0, 1, max_open=True), default=None,
                  help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; default 0)."),
-    click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100, show_default=True,
-                 help="Embedding size (latent factors) of users and items."),
-    click.Option(["--reg"], type=click.FloatRange(0), default=0.05, show_default=True,
+    _preset_default(click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100,
+                                 help="Embedding size (latent factors) of users and items.")),
+    _preset_default(click.Option(["--reg"], type=click.FloatRange(0), default=0.05,
                  help="L2 penalty on the embedding rows each batch looks up (per rating, so an "
                       "entity is regularised in proportion to how often it is seen, as in classic "
-                      "matrix factorisation). Works with --wd, which shrinks whole tables."),
+                      "matrix factorisation). Works with --wd, which shrinks whole tables. With "
+                      "--features: on the composed user and item vectors.")),
+    click.Option(["--bias-wd"], type=click.FloatRange(0), default=None,
+                 help="Weight decay of the bias group alone (default: --wd; --preset hybrid: 0)."),
     click.Option(["--y-range"], type=(float, float), default=None,
                  help="Output range LO HI of the sigmoid; default: the rating scale, "
                       "widened by 10% at the top (0 5.5 for 1-5 stars)."),
@@ -77,7 +112,8 @@ OPTIONS = [
     click.Option(["--kernel"], type=click.Choice(KERNELS), default="auto", show_default=True, help=KERNEL_HELP),
     click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
                  help="Standard deviation of the initial embeddings."),
-    *fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42),
+    *[_preset_default(o) if o.name in ("epochs", "bs") else o
+      for o in fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42)],
 ]
 
 
@@ -118,7 +154,21 @@ class CollabTrainer:
     resumable = True  # train() takes checkpoint= and passes it to Learner.fit
 
     def default_config(self) -> dict[str, Any]:
-        return option_defaults(self.options)
+        return self.resolve_config({})
+
+    def resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The options' defaults, then ``config``'s values, then --preset for what is still unset."""
+        config = {**option_defaults(self.options), **{k: v for k, v in config.items() if v is not None}}
+        name = config.get("preset") or "default"
+        if name not in PRESETS:
+            raise UsageError(f"--preset {name!r}: choose one of: {', '.join(PRESETS)}")
+        for key, value in PRESETS[name].items():
+            if key in ("lr", "wd") and config.get("opt", "adamw") != "adamw":
+                continue  # tuned for adamw; other optimizers get their own default
+            if config.get(key) is None:
+                config[key] = value
+        config["preset"] = name
+        return config
 
     # ---------------------------------------------------------------- setup
     def _prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True):
@@ -127,8 +177,10 @@ class CollabTrainer:
 
         from embedlab.training import distributed
         from embedlab.training.learner import Learner, seed_everything
+        from embedlab.trainers import collab_features
         from embedlab.training.models import DotBias, EmbeddingNN
 
+        parts = collab_features.parse_features(config.get("features"))
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
         entity = check_entity_tables(ds, ("user", "item"))  # role -> entity table (checked)
@@ -147,8 +199,10 @@ class CollabTrainer:
         if shard:  # this rank saw only its rows: every rank needs the same tables
             users, items = distributed.union_index(users), distributed.union_index(items)
 
+        feats = collab_features.hybrid(ds, parts, users, items, entity) if parts else None
+
         def tensors(df):
-            return (_codes(df[u], users), _codes(df[i], items),
+            return (_codes(df[u], users), _codes(df[i], items), *(feats.tensors(ds, df) if feats else ()),
                     torch.tensor(df[r].to_numpy(dtype=np.float32)))
 
         train = tensors(ds.train)
@@ -165,18 +219,23 @@ class CollabTrainer:
         neural = nn_settings(config)
         if neural and str(config.get("sparse") or "auto").lower() == "on":
             raise UsageError("--sparse on: the neural model (--model nn) trains dense; drop --sparse on")
+        if feats is not None:
+            collab_features.check_options(config, neural)
         opt = fit_config(config, OPTIONS).opt
         sparse_mode = config.get("sparse")
         if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS \
                 and not neural:
             sparse_mode = "on"  # the fused step is the sparse path's update, at any table size
-        sparse, notice = (False, None) if neural else resolve_sparse(
+        sparse, notice = (False, None) if neural or feats is not None else resolve_sparse(
             sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
         if notice and progress and distributed.is_writer():
             click.echo(notice, err=True)
-        kernel = _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
+        kernel = ("autograd", collab_features.NOT_FUSED) if feats is not None else \
+            _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
-        if neural:
+        if feats is not None:
+            model = feats.model(config["n_factors"], tuple(y_range), config["init_std"])
+        elif neural:
             model = EmbeddingNN(len(users), len(items), layers=neural["layers"], ps=neural["ps"],
                                 emb_drop=neural["emb_drop"], y_range=tuple(y_range), init_std=config["init_std"])
         else:
@@ -186,6 +245,9 @@ class CollabTrainer:
                                            sharded=bool(shard), entity=entity.get(role))
                          for role, keys in (("user", users), ("item", items))}
         model.columns = {role: roles[role] for role in ("user", "item", "rating")}  # learn.predict(row) reads them
+        model.features = feats
+        if config.get("bias_wd") is not None:
+            model.group_wd = {"biases": float(config["bias_wd"])}
         model.to(device)
         train = tuple(t.to(device) for t in train)
         valid = None if valid is None else tuple(t.to(device) for t in valid)
@@ -193,12 +255,15 @@ class CollabTrainer:
         learner_cls = distributed.DistributedLearner if ddp else Learner
         learner = learner_cls(model, train, valid, **kw, loss_fn=nn.functional.mse_loss,
                               metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
-                              regularizer=_row_l2(config["reg"]) if config.get("reg") else None)
-        biases = {role: (model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None
-                         else None) for role in ("user", "item")}
-        init_from_config(config, {"user": Slot(users, model.user_emb.weight, biases["user"]),
-                                  "item": Slot(items, model.item_emb.weight, biases["item"])},
-                         learner, progress=progress)
+                              regularizer=(collab_features.composed_l2 if feats is not None else _row_l2)(
+                                  config["reg"]) if config.get("reg") else None)
+        slots = collab_features.slots(model, users, items) if feats is not None else None
+        if slots is None:
+            biases = {role: (model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None
+                             else None) for role in ("user", "item")}
+            slots = {"user": Slot(users, model.user_emb.weight, biases["user"]),
+                     "item": Slot(items, model.item_emb.weight, biases["item"])}
+        init_from_config(config, slots, learner, progress=progress)
         learner.kernel = kernel  # (name, why not fused): run.json's model.kernel / kernel_reason
         if kernel[0] == "fused":
             from embedlab.training.fused_collab import make_fused
@@ -219,7 +284,7 @@ class CollabTrainer:
     def prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Prepared:
         """The model and its Learner, untrained; ``finish(fit)`` makes the run (see
         :class:`embedlab.trainers.base.Prepared`)."""
-        config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
+        config = self.resolve_config(config)
         users, items, model, learner, y_range = self._prepare(ds, config, progress)
         entity = check_entity_tables(ds, ("user", "item"))
         config["y_range"] = list(y_range)
@@ -239,14 +304,27 @@ class CollabTrainer:
         shard = ds.info.get("shard")
         metrics["train_rows"] = int(shard["train_rows"] if shard else len(ds.train))
         metrics["valid_rows"] = int(len(ds.valid)) if ds.valid is not None else 0
-        tables = {role: self._table(role, keys, model.user_emb.weight if role == "user" else model.item_emb.weight,
-                                    None if model.bias_table(role == "item") is None
-                                    else model.bias_table(role == "item").weight,
-                                    ds, ds.roles[role], sharded=bool(shard), entity=entity.get(role))
+        feats = getattr(model, "features", None)
+        if feats is not None:  # the composed vectors, what the model multiplies; a table per feature
+            from embedlab.trainers.collab_features import composed, feature_tables
+
+            vectors = composed(model)
+        else:
+            vectors = {role: (model.user_emb.weight if role == "user" else model.item_emb.weight,
+                              None if model.bias_table(role == "item") is None
+                              else model.bias_table(role == "item").weight) for role in ("user", "item")}
+        tables = {role: self._table(role, keys, *vectors[role], ds, ds.roles[role], sharded=bool(shard),
+                                    entity=entity.get(role))
                   for role, keys in (("user", users), ("item", items))}
+        if feats is not None:
+            tables.update(feature_tables(ds, feats, model))
         columns = {role: ds.roles[role] for role in ("user", "item", "rating")}
         kernels = {"kernel": kernel[0], **({"kernel_reason": kernel[1]} if kernel[1] else {})}
-        if getattr(model, "hparams", None) is not None:  # the neural model
+        if feats is not None:
+            record = {"class": "HybridDot", "n_users": len(users), "n_items": len(items),
+                      "n_factors": config["n_factors"], "y_range": list(y_range), "sparse": False,
+                      "columns": columns, **kernels, **feats.record()}
+        elif getattr(model, "hparams", None) is not None:  # the neural model
             record = {"class": "EmbeddingNN", "hparams": model.hparams, "n_users": len(users),
                       "n_items": len(items), "y_range": list(y_range), "columns": columns, **kernels}
         else:
@@ -282,7 +360,7 @@ class CollabTrainer:
         return recommend(run, users, k, rated=rated, include_rated=include_rated)
 
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
-        config = {**self.default_config(), **{k: v for k, v in config.items() if v is not None}}
+        config = self.resolve_config(config)
         *_, learner, _ = self._prepare(ds, config, progress)
         return learner.lr_find(config=fit_config(config, self.options), progress=progress)
 

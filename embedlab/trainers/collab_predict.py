@@ -30,13 +30,18 @@ def model_of_run(run: Run):
     if not state:
         raise UsageError(f"run {run.path or ''} holds no model tensors (model.*): it cannot predict")
     y_range = record.get("y_range")
-    if record.get("class") == "EmbeddingNN":
+    if record.get("class") == "HybridDot":  # --features: the composed tables are the model (without its day term)
+        from embedlab.trainers.collab_features import dot_of_run
+
+        model = dot_of_run(run, state, y_range)
+    elif record.get("class") == "EmbeddingNN":
         model = EmbeddingNN.from_hparams(record["hparams"])
     else:
         n_users, n_factors = state["user_emb.weight"].shape
         model = DotBias(int(n_users), int(state["item_emb.weight"].shape[0]), int(n_factors),
                         tuple(y_range) if y_range else None)
-    model.load_state_dict(state)
+    if record.get("class") != "HybridDot":
+        model.load_state_dict(state)
     model.classes = {"user": run.table("user"), "item": run.table("item")}
     model.columns = columns_of_run(run)
     return model.eval()

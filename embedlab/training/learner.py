@@ -228,19 +228,21 @@ class Learner:
         """One optimizer param group per layer group with trainable parameters.
 
         Each carries ``name``, its max ``lr`` (``lr`` may map group names to lrs, or be an
-        :class:`LRSlice` spread over every group, frozen ones counted) and ``wd``. A group whose
+        :class:`LRSlice` spread over every group, frozen ones counted) and ``wd`` (the model's
+        ``group_wd`` mapping, where it has one, overrides ``wd`` for the groups it names). A group whose
         parameters all get sparse gradients (:func:`sparse_parameters`) also carries
         ``sparse=True``, which :func:`make_optimizer` turns into the optimizer's sparse form.
         """
         layer_groups = self.layer_groups()
         lrs = self.group_lrs(lr)
         sparse_ids = sparse_parameters(self.model)
+        group_wd = getattr(self.model, "group_wd", None) or {}  # a model's per-group wd, e.g. {"biases": 0}
         out = []
         for name, params in layer_groups.items():
             params = [p for p in params if p.requires_grad]
             if params:
                 group_lr = lrs[name]
-                group = {"params": params, "name": name, "lr": group_lr, "wd": float(wd)}
+                group = {"params": params, "name": name, "lr": group_lr, "wd": float(group_wd.get(name, wd))}
                 n_sparse = sum(id(p) in sparse_ids for p in params)
                 if n_sparse:
                     if n_sparse != len(params):
@@ -341,10 +343,11 @@ class Learner:
         names = [g["name"] for g in opt.param_groups]
         result = FitResult(config=config.to_config(), lrs={n: [] for n in names}, init=self.init)
         max_lrs = self.group_lrs(config.lr)
+        group_wds = {g["name"]: g["wd"] for g in opt.param_groups}
         for name, params in self.layer_groups().items():
             frozen = name not in names
             result.groups[name] = {"lr": None if frozen else max_lrs[name],
-                                   "wd": None if frozen else float(config.wd), "frozen": frozen,
+                                   "wd": None if frozen else float(group_wds[name]), "frozen": frozen,
                                    "n_params": int(sum(p.numel() for p in params))}
         if any(momentum_of(opt, g) is not None for g in opt.param_groups):
             result.moms = {n: [] for n in names}

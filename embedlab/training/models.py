@@ -304,3 +304,71 @@ class EmbeddingNN(_ByLabel, nn.Module):
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         cats = torch.stack([users, items], 1)
         return self.net(cats, cats.new_empty((len(users), 0), dtype=torch.float32))
+
+
+class HybridDot(nn.Module):
+    """A factorization machine over two entities (the relation-block form of Rendle's FM): a user
+    is the weighted sum of the embeddings of everything known about it, an item likewise, and
+    the prediction is ``w0 + b(user) + b(item) + U . I`` (+ ``b(day) + D . (U + I)`` with days).
+
+    ``user_bags``/``item_bags`` are ``(indices, offsets, weights)`` in ``nn.EmbeddingBag``'s
+    form: entity ``e``'s features are ``indices[offsets[e]:offsets[e+1]]`` (rows of
+    ``user_feat``/``item_feat``: its id, its side values, the items it rated...) with their
+    ``weights`` (1 for an id or a category; ``1/sqrt(n)`` over a set of n, e.g. the items a user
+    rated, as in SVD++). Every feature has a factor row and a bias; each step composes the
+    entities from their features (one ``embedding_bag`` per side), so a feature's gradient
+    gathers from every entity that has it. Day code 0 is the unknown day (zeros, never trained
+    to anything but itself). ``y_range``: a sigmoid squashes the output into it (None: linear).
+    """
+
+    def __init__(self, user_bags: tuple, n_user_feats: int, item_bags: tuple, n_item_feats: int,
+                 n_factors: int, n_days: int = 0, y_range: tuple[float, float] | None = (0.0, 5.5),
+                 init_std: float = 0.01, global_bias: float = 0.0) -> None:
+        super().__init__()
+        for prefix, (idx, off, w) in (("user", user_bags), ("item", item_bags)):
+            self.register_buffer(f"{prefix}_idx", torch.as_tensor(idx, dtype=torch.long), persistent=False)
+            self.register_buffer(f"{prefix}_off", torch.as_tensor(off, dtype=torch.long), persistent=False)
+            self.register_buffer(f"{prefix}_w", torch.as_tensor(w, dtype=torch.float32), persistent=False)
+        self.user_feat = nn.Embedding(n_user_feats, n_factors)
+        self.item_feat = nn.Embedding(n_item_feats, n_factors)
+        self.user_feat_bias = nn.Embedding(n_user_feats, 1)
+        self.item_feat_bias = nn.Embedding(n_item_feats, 1)
+        self.day_emb = nn.Embedding(n_days + 1, n_factors) if n_days else None
+        self.day_bias = nn.Embedding(n_days + 1, 1) if n_days else None
+        self.global_bias = nn.Parameter(torch.tensor(float(global_bias)))
+        self.y_range = tuple(y_range) if y_range is not None else None
+        self.sparse = False
+        for emb in (self.user_feat, self.item_feat, self.day_emb):
+            if emb is not None:
+                nn.init.normal_(emb.weight, 0.0, init_std)
+        for emb in (self.user_feat_bias, self.item_feat_bias, self.day_bias):
+            if emb is not None:
+                nn.init.zeros_(emb.weight)
+
+    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups, earliest first (for freezing and discriminative lrs)."""
+        emb = [self.user_feat.weight, self.item_feat.weight] + ([self.day_emb.weight] if self.day_emb else [])
+        bias = [self.user_feat_bias.weight, self.item_feat_bias.weight, self.global_bias] + \
+            ([self.day_bias.weight] if self.day_bias else [])
+        return {"embeddings": emb, "biases": bias}
+
+    def _compose(self, side: str, weight: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding_bag(getattr(self, f"{side}_idx"), weight, getattr(self, f"{side}_off"),
+                                           mode="sum", per_sample_weights=getattr(self, f"{side}_w"))
+
+    def entity_vectors(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every user's (or item's) composed factors (n x k) and bias (n)."""
+        feat, bias = getattr(self, f"{side}_feat"), getattr(self, f"{side}_feat_bias")
+        return self._compose(side, feat.weight), self._compose(side, bias.weight).squeeze(1)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor, days: torch.Tensor | None = None) -> torch.Tensor:
+        uv, ub = self.entity_vectors("user")
+        iv, ib = self.entity_vectors("item")
+        u, i = uv[users], iv[items]
+        out = (u * i).sum(1) + ub[users] + ib[items] + self.global_bias
+        if days is not None and self.day_emb is not None:
+            out = out + (self.day_emb(days) * (u + i)).sum(1) + self.day_bias(days).squeeze(1)
+        if self.y_range is None:
+            return out
+        lo, hi = self.y_range
+        return torch.sigmoid(out) * (hi - lo) + lo
