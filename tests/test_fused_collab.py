@@ -135,3 +135,45 @@ def test_kernel_fused_where_it_cannot_apply_is_a_clean_error(tmp_path):
                      "--kernel", "fused", "--opt", "rmsprop", "-q", "--out", tmp_path / "x"])
     assert result.exit_code != 0 and "--kernel fused" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_dense_adam_and_adamw_use_torch_fused_step_with_the_same_weights(data):
+    from embedlab.training import optim
+
+    results = {}
+    for fused in (True, False):
+        torch.manual_seed(3)
+        model = DotBias(N_USERS, N_ITEMS, K, (0.0, 5.5), init_std=0.1)
+        lrn = Learner(model, data[0], None, loss_fn=nn.functional.mse_loss, bs=128, seed=3,
+                      regularizer=_row_l2(0.05))
+        real = optim._fused
+        optim._fused = real if fused else (lambda groups: {})
+        try:
+            opt = lrn.make_optimizer(fit_config({"opt": "adamw"}, OPTIONS))
+            assert opt.defaults.get("fused") is (True if fused else None)
+            lrn.fit(fit_config({"epochs": 2, "opt": "adamw"}, OPTIONS), progress=False)
+        finally:
+            optim._fused = real
+        results[fused] = model.state_dict()
+    for name, p in results[False].items():
+        torch.testing.assert_close(results[True][name], p, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_ml100k_u1_fused_equals_autograd_and_the_default_keeps_its_accuracy(tmp_path):
+    import json
+
+    from conftest import data_dir
+    from embedlab.authoring.testing import invoke
+
+    root = data_dir("ml-100k")
+    rmse = {}
+    for name, args in (("default", []), ("fused", ["--kernel", "fused"]),
+                       ("autograd", ["--kernel", "autograd", "--sparse", "on"])):
+        result = invoke(["train", "movielens-100k", "--data-dir", root, "--split", "u1", "-q", *args,
+                         "--out", tmp_path / name])
+        assert result.exit_code == 0, result.output
+        rmse[name] = json.loads((tmp_path / name / "run.json").read_text())["metrics"]["valid_rmse"]
+    assert round(rmse["default"], 4) <= 0.9088  # seed 42, dense AdamW (torch's fused step)
+    assert round(rmse["fused"], 4) == round(rmse["autograd"], 4)
