@@ -1,98 +1,101 @@
-"""Benchmark of the report's explorer: size, render time and time to interactive.
+"""Benchmark of the report's explorer: size, time to interactive, colour change, pan, search.
 
 1. The ml-100k u1 report (every default analysis) with its explorers, against the same results
-   rendered without explorers (the baseline, same run): bytes, seconds to render, and in
-   headless Chromium the seconds until Bokeh is idle and for a "star wars" search to list its
-   neighbours. Budget: < 6 MB, interactive within a few seconds.
-2. A 60,000-entity table (60,000 x 40, the size of MovieLens 25M's movies): a report holding
-   only its explorer, whose vectors are a stated 20,000-entity sample; the same figures.
+   rendered without explorers (the baseline, same run). Budget: <= 6 MB.
+2. A synthetic-collab run with 200,000 users (``--run200k RUN``, else trained here: 3M ratings,
+   one epoch): a report of its explorers only (every user's exact lists precomputed). Budget:
+   <= 40 MB; in headless Chromium idle within 15 s, a colour change and a pan frame well under 2 s.
 
-The load average is printed before and after: on a shared machine, compare ratios.
+Browser times: "document idle" as BokehJS logs it (from navigation start); a colour change and a
+pan (the x range moved by a tenth, as the pan tool does) from the change to the second animation
+frame after it (the frame drawn); a search from setting the box's value to the status line
+naming the entity. The load average is printed before and after: on a shared machine, compare
+ratios. Usage:
 
-Usage: EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--work DIR]
+  EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--run200k DIR]
 """
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 ROOT = Path(__file__).resolve().parents[1]
 
+_FRAME_JS = r"""
+const [name, prop, value, done] = [arguments[0], arguments[1], arguments[2], arguments[arguments.length - 1]];
+const model = Bokeh.documents.map(d => d.get_model_by_name(name)).find(x => x);
+const t0 = performance.now();
+if (prop === "pan") { const r = model.x_range, w = r.end - r.start; r.setv({start: r.start + w / 10, end: r.end + w / 10}); }
+else model[prop] = value;
+requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t0)));
+"""
 
-def browser_times(path: Path, table: str, query: str, then: str) -> dict[str, float] | None:
-    """Seconds to Bokeh idle after load, and for a search to show the entity's neighbours."""
+
+def browser_times(path: Path, table: str, queries: list[str], colours: list[str], shots: Path | None = None):
     sys.path.insert(0, str(ROOT / "tests"))
+    from browser import open_report
+
     try:
-        from browser import open_report
-    except ImportError:
-        return None
-    try:
-        with open_report(path) as page:
-            page.wait_idle(120)
-            # BokehJS logs "document idle at N ms", counted from the page's navigation start
+        with open_report(path, timeout=300) as page:
+            page.driver.set_script_timeout(120)
+            page.wait_idle(300)
             logged = [e["message"] for e in page.console() if "document idle at" in e.get("message", "")]
             idle = float(logged[-1].split("document idle at")[1].split("ms")[0]) / 1000 if logged else \
                 page.js("return performance.now()") / 1000
+            plot = f"explorer-map-plot-{table}"
+            colour = [page.driver.execute_async_script(_FRAME_JS, f"explorer-color-{table}", "value", c) / 1000
+                      for c in colours]
+            pan = [page.driver.execute_async_script(_FRAME_JS, plot, "pan", None) / 1000 for _ in range(5)]
             searches = []
-            for q in (query, then):  # the first search also builds the normalised labels
-                page.set_model(f"explorer-status-{table}", "text", "")
+            for q in queries:
                 t1 = time.perf_counter()
                 page.set_model(f"explorer-search-{table}", "value", q)
-                while not page.model_value(f"explorer-status-{table}", "text"):  # the neighbours, or why not
-                    if time.perf_counter() - t1 > 60:
-                        raise TimeoutError(f"nothing shown for {q!r} within 60 s")
-                    time.sleep(0.02)
+                page.wait_for(lambda: q.lower() in page.shown_text(f"explorer-status-{table}").lower()
+                              and page.shown_rows(f"explorer-neighbours-table-{table}"), timeout=120, what=q)
                 searches.append(time.perf_counter() - t1)
-            return {"idle_s": idle, "search_s": searches[0], "next_search_s": searches[1]}
+            if shots is not None:
+                page.js(f"document.getElementById('explorer-{table}').scrollIntoView()")
+                time.sleep(1)
+                page.screenshot(shots)
+            return {"idle_s": idle, "colour_s": colour, "pan_s": pan, "search_s": searches}
     except BaseException as exc:  # noqa: BLE001 - pytest.skip outside pytest: no browser
-        print(f"  (no browser figures: {str(exc).splitlines()[0][:120]})")
+        print(f"  (no browser figures: {str(exc).splitlines()[0][:160]})")
         return None
 
 
-def big_run(n: int = 60_000, dim: int = 40, seed: int = 0):
-    from embedlab.run import EmbeddingTable, Run
-
-    rng = np.random.default_rng(seed)
-    meta = pd.DataFrame({"count": rng.zipf(1.6, n).clip(1, 50_000), "mean_rating": rng.uniform(0.5, 5, n),
-                         "year": rng.integers(1900, 2024, n).astype(float),
-                         "genre": rng.choice(["Drama", "Comedy", "Action", "Horror", "Documentary"], n)})
-    table = EmbeddingTable("item", np.arange(n), [f"Movie {i} ({y:.0f})" for i, y in enumerate(meta["year"])],
-                           rng.normal(size=(n, dim)), rng.normal(0, 0.3, n), meta,
-                           {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
-    return Run({"dataset": "synthetic-60k", "kind": "collab", "seed": 0, "config": {}, "metrics": {}}, {"item": table})
-
-
-def measure(name: str, run, results, work: Path, table: str, query: str, then: str) -> None:
+def measure(name, run, results, work: Path, table: str, queries, colours, shots=None) -> None:
     from embedlab.report.html import render_html
 
     t0 = time.perf_counter()
-    base = render_html(None, results)
+    base = render_html(None, results) if results else ""
     t_base = time.perf_counter() - t0
     t0 = time.perf_counter()
     text = render_html(run, results)
     t_full = time.perf_counter() - t0
     path = work / f"{name}.html"
     path.write_text(text, encoding="utf-8")
-    mb, mb_base = len(text.encode()) / 1e6, len(base.encode()) / 1e6
-    print(f"{name}: report {mb:.2f} MB (without explorers {mb_base:.2f} MB, x{mb / mb_base:.2f}); "
-          f"render {t_full:.2f} s (without explorers {t_base:.2f} s)")
-    times = browser_times(path, table, query, then)
-    if times:
-        print(f"  headless Chromium: Bokeh idle after {times['idle_s']:.2f} s; search {query!r} -> "
-              f"neighbours listed in {times['search_s']:.2f} s (first search), {times['next_search_s']:.2f} s (next)")
+    mb = len(text.encode()) / 1e6
+    extra = f" (without explorers {len(base.encode()) / 1e6:.2f} MB, render {t_base:.1f} s)" if base else ""
+    print(f"{name}: report {mb:.2f} MB{extra}; render {t_full:.1f} s; load {os.getloadavg()[0]:.1f}")
+    t = browser_times(path, table, queries, colours, shots)
+    if t:
+        print(f"  headless Chromium: idle after {t['idle_s']:.1f} s; colour change "
+              f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median {statistics.median(t['pan_s']):.2f} s "
+              f"(max {max(t['pan_s']):.2f}); search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
+              f"load {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ml100k-run", type=Path, default=None)
+    ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots of each explorer")
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="embedlab-explorer-bench-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -108,10 +111,20 @@ def main() -> None:
                        split="u1", seed=42)
     if run_dir is not None:
         run = load_run(run_dir)
-        measure("ml100k-u1", run, run_analyses(run, None, {}), work, "item", "star wars", "toy story")
+        measure("ml100k-u1", run, run_analyses(run, None, {}), work, "item", ["star wars", "godfather", "toy story"],
+                ["genres", "mean_rating", "none"], args.shots and args.shots / "explorer-ml100k.png")
     else:
         print("ml-100k: skipped (no --ml100k-run and no EMBEDLAB_DATA_DIR)")
-    measure("table-60k", big_run(), [], work, "item", "movie 123", "movie 4567")
+    big = args.run200k
+    if big is None:
+        big = work / "synthetic-200k"
+        embedlab.train("synthetic-collab", out=big, users=200_000, items=2_000, ratings=3_000_000, epochs=1, bs=4096)
+    run = load_run(big)
+    t0 = time.perf_counter()
+    measure("synthetic-200k", run, [], work, "user", ["user 123456", "user 77"], ["true_bias", "none", "mean_rating"],
+            args.shots and args.shots / "explorer-200k.png")
+    print(f"  (render includes every user's exact neighbour lists, both metrics: {time.perf_counter() - t0:.0f} s "
+          f"with the browser)")
     print(f"load average after: {os.getloadavg()}")
     print(f"reports in {work}")
 

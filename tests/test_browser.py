@@ -197,8 +197,8 @@ def test_explorer_states_by_latitude_and_days_in_calendar_order(tmp_path):
         page.set_model("explorer-color-State", "value", "latitude")
         assert "latitude" in page.model_value("explorer-legend-State", "text")
         page.select_rows("explorer-points-State", list(range(6)))
-        table = page.source("explorer-selected-State")
-        assert "Thüringen" in table["name_de"] and "Bayern" in table["name_de"]
+        page.wait_for(lambda: {"Thüringen", "Bayern"} <= {c for r in page.shown_rows("explorer-selection-table-State")
+                                                           for c in r}, what="the selected states' German names")
         # the days are joined in calendar order, whatever the rows' order, and every label is drawn
         points, path_xy = page.source("explorer-points-DayOfWeek"), page.source("explorer-path-DayOfWeek")
         by_x = {round(x, 5): lab for x, lab in zip(points["x"], points["label"])}
@@ -228,7 +228,8 @@ def test_rossmann_state_and_weekday_explorers(tmp_path):
         labels = page.source("explorer-points-State")["label"]
         assert {"Bavaria", "North Rhine-Westphalia"} <= set(labels)
         page.select_rows("explorer-points-State", list(range(len(labels))))
-        assert "Bayern" in page.source("explorer-selected-State")["name_de"]
+        page.wait_for(lambda: "Bayern" in {c for r in page.shown_rows("explorer-selection-table-State") for c in r},
+                      what="Bayern in the selection table")
         points, path_xy = page.source("explorer-points-DayOfWeek"), page.source("explorer-path-DayOfWeek")
         by_xy = {(round(x, 5), round(y, 5)): lab for x, y, lab in zip(points["x"], points["y"], points["label"])}
         walk = [by_xy[(round(x, 5), round(y, 5))] for x, y in zip(path_xy["x"], path_xy["y"])]
@@ -286,4 +287,60 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
         page.wait_for(lambda: "mean_rating" in page.shown_text("explorer-legend-item"), what="the legend")
         page.set_model("explorer-color-item", "value", "genres")
         page.wait_for(lambda: "Action" in page.shown_text("explorer-legend-item"), what="the genres legend")
+        assert not [e for e in page.console() if e.get("level") == "SEVERE"]
+
+
+def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
+    """Over the vector budget the page reads the stored lists: the same drawn neighbours as
+    embedlab neighbors' (both metrics), for an entity below the minimum count too."""
+    from embedlab.report import explorer as E
+    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.selection import select_entities
+    from test_report import two_table_run
+
+    monkeypatch.setattr(E, "VECTOR_BUDGET", 100)
+    run = two_table_run()
+    path = write_report(tmp_path / "pre.html", run, [])
+    items = run.table("item")
+    cand = select_entities(items, 0, DEFAULT_MIN_COUNT).index
+    rare = int(np.flatnonzero(items.count < DEFAULT_MIN_COUNT)[0])
+    table = "explorer-neighbours-table-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=2)
+        for metric in ("cosine", "euclidean"):
+            page.set_model("explorer-metric-item", "value", metric)
+            for row in (12, rare):
+                page.type_into("explorer-search-item", str(items.labels[row]))
+                want = list(nearest(items, row, 10, cand, metric)["label"])
+                page.wait_for(lambda: page.shown_column(table, 1) == want, what=f"{metric} neighbours of {row}")
+        assert "precomputed" in page.shown_text("explorer-status-item")
+
+
+def test_explorer_with_hostile_column_names(tmp_path):
+    """Metadata columns named like the properties of every JS object (``__proto__``,
+    ``constructor``, ``toString``) are titles, never keys: the map draws, the neighbour list
+    shows their values, colour by each works, the selection table lists them."""
+    from test_report import two_table_run
+
+    base = two_table_run()
+    items = base.table("item")
+    meta = items.metadata.rename(columns={"genre": "__proto__", "mean_rating": "constructor", "genres": "toString"})
+    hostile = EmbeddingTable("item", items.keys, items.labels, items.vectors, items.bias_values, meta,
+                             {"count_column": "count", "target_column": "constructor", "color_column": "__proto__"})
+    run = Run(dict(base.meta), {"item": hostile})
+    path = write_report(tmp_path / "hostile-columns.html", run, [])
+    with open_report(path) as page:
+        check_report(page, min_plots=1)
+        assert {"__proto__", "constructor", "toString"} <= set(page.model_value("explorer-color-item", "options"))
+        page.type_into("explorer-search-item", "film number 12")
+        table = "explorer-neighbours-table-item"
+        rows = page.wait_for(lambda: page.shown_rows(table), what="the neighbour list")
+        genres = set(meta["__proto__"])
+        assert len(rows) == 10 and all(r[3] in genres for r in rows)  # the __proto__ column's values
+        for col, shown in (("__proto__", "Comedy"), ("constructor", "constructor"), ("toString", "Action")):
+            page.set_model("explorer-color-item", "value", col)
+            page.wait_for(lambda: shown in page.shown_text("explorer-legend-item"), what=f"the legend of {col}")
+        page.select_rows("explorer-points-item", list(range(len(items))))
+        page.wait_for(lambda: any(c in genres for r in page.shown_rows("explorer-selection-table-item") for c in r),
+                      what="the selection table's __proto__ values")
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]

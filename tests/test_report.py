@@ -292,16 +292,19 @@ def test_explorer_precomputes_every_entitys_neighbours_when_vectors_do_not_fit(m
     run = two_table_run(n_items=80)
     items = run.table("item")
     named = models_by_name(E.explorer(run, "item"))
-    store = named["explorer-vectors-item"].data
+    store = {**named["explorer-vectors-item"].data, **named["explorer-scores-item"].data}
     assert "v" not in store and "_norm" not in named["explorer-points-item"].data
     cand = select_entities(items, 0, DEFAULT_MIN_COUNT).index
     k = E.K_PRECOMPUTED
     for metric, col in (("cosine", "cosine"), ("euclidean", "distance")):
-        rows, scores = store[f"{metric[0]}_idx"].reshape(80, k), store[f"{metric[0]}_score"].reshape(80, k)
+        cfg = json.loads(named["explorer-points-item"].tags[0])
+        rows, scores = E.unpack_lists(store[f"{metric[0]}_idx"], store[f"{metric[0]}_score"],
+                                      cfg["precomputed"]["scales"][metric], k)
         for row in range(80):  # every entity, observed or not, has its list
             want = nearest(items, row, k, cand, metric)
             assert list(items.keys[rows[row]]) == list(want["key"])
-            np.testing.assert_allclose(scores[row], want[col], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(scores[row], want[col], atol=1e-4)
+    assert store["c_idx"].dtype == np.uint8 and store["c_score"].dtype == np.uint16  # 5 bytes a neighbour
     assert "precomputed for all 80 items" in named["explorer-note-item"].text
     assert named["explorer-k-item"].options == ["5", "10"] and named["explorer-mincount-item"].disabled
 

@@ -108,14 +108,37 @@ def _neighbour_store(t: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict | N
         return {"v": unit_rows(t.vectors).reshape(-1)}, None
     cand = select_entities(t, 0, DEFAULT_MIN_COUNT if count_column(t) else None).index
     data: dict[str, np.ndarray] = {}
+    scales = {}
     for metric in METRICS:
         rows, scores = knn_lists(t.vectors, K_PRECOMPUTED, cand, metric)
-        data[f"{metric[0]}_idx"] = rows.reshape(-1)
-        data[f"{metric[0]}_score"] = scores.reshape(-1)
+        data[f"{metric[0]}_idx"], data[f"{metric[0]}_score"], scales[metric] = pack_lists(rows, scores)
     minimum = (f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else "")
     note = (f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
             f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)")
-    return data, {"k": K_PRECOMPUTED, "note": note}
+    return data, {"k": K_PRECOMPUTED, "note": note, "scales": scales}
+
+
+def pack_lists(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Neighbour lists stored compactly: rows as 3 little-endian bytes each (0xFFFFFF: none; up
+    to 16.7M entities), scores as uint16 steps between their minimum and maximum (about 3e-5 of
+    the range: the page shows three decimals). (bytes, steps, [lo, hi]); ``unpack_lists`` undoes it."""
+    flat = rows.reshape(-1).astype(np.int64)
+    flat = np.where(flat < 0, 0xFFFFFF, flat)
+    packed = np.stack([flat & 0xFF, (flat >> 8) & 0xFF, (flat >> 16) & 0xFF], axis=1).astype(np.uint8).reshape(-1)
+    vals = scores.reshape(-1).astype(np.float64)
+    finite = vals[np.isfinite(vals)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    steps = np.round((np.nan_to_num(vals, nan=lo) - lo) / ((hi - lo) or 1.0) * 65535).astype(np.uint16)
+    return packed, steps, [lo, hi]
+
+
+def unpack_lists(packed: np.ndarray, steps: np.ndarray, scale: list[float], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows n x k int64, -1: none; scores n x k) from :func:`pack_lists`' output (as the page reads it)."""
+    b = np.asarray(packed, dtype=np.int64).reshape(-1, 3)
+    rows = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    rows = np.where(rows == 0xFFFFFF, -1, rows).reshape(-1, k)
+    lo, hi = scale
+    return rows, (lo + np.asarray(steps, dtype=np.float64) * ((hi - lo) or 1.0) / 65535).reshape(-1, k)
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -184,7 +207,10 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     data, fields, kinds, maps, embedded = _points(t, name, cand, results)
     points = ColumnDataSource(data, name=f"explorer-points-{name}")
     store, precomputed = _neighbour_store(t)
-    vectors = ColumnDataSource(store, name=f"explorer-vectors-{name}")
+    vectors = ColumnDataSource({f: v for f, v in store.items() if not f.endswith("_score")},
+                               name=f"explorer-vectors-{name}")
+    scores = ColumnDataSource({f: v for f, v in store.items() if f.endswith("_score")},  # 1/3 the length
+                              name=f"explorer-scores-{name}")
 
     noun = plural(name, n)
     count, target = count_column(t), target_column(t)
@@ -200,6 +226,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     num_fields = list(dict.fromkeys(num_fields))
     neighbour_extra = [(c, fields[c]) for c in annotation_columns(t) if c in fields]  # as embedlab neighbors
     selection_cols = ["label", "key"] + (["bias"] if "bias" in fields else []) + embedded
+    selection_pairs = [(c, "label" if c == "label" else "key" if c == "key" else fields[c]) for c in selection_cols]
     cycle = None
     if "cycle_order" in t.metadata:  # calendar tables: join the days in calendar order
         pos = t.metadata["cycle_order"].to_numpy(dtype=float)
@@ -213,11 +240,12 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
            "palette": PALETTE[:12], "viridis": list(Viridis256), "missing_colour": MISSING,
            "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
            "plot_width": WIDTH, "plot_height": HEIGHT,
-           "count_field": fields.get(count) if count else None, "max_matches": 25,
-           "neighbour_fields": ["rank", "label", "key", "score", "row"] + [c for c, _ in neighbour_extra],
-           "neighbour_extra": neighbour_extra,
-           "selection_fields": [(c, "label" if c == "label" else "key" if c == "key" else fields[c])
-                                for c in selection_cols],
+           "count_field": fields.get(count) if count else None, "max_matches": 25, "debounce_ms": 250,
+           # the neighbour and selection tables' sources use the points' safe field names (m0, m1):
+           # a column named __proto__ or constructor is a title, never a key of a JS object
+           "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
+           "neighbour_extra": [(f, f) for _, f in neighbour_extra],
+           "selection_fields": [(f, f) for _, f in selection_pairs],
            "summary_numeric": [(c, fields[c]) for c in num_fields[:4]],
            "summary_categorical": [(c, fields[c]) for c in cat_fields  # not names: one value per entity
                                    if t.metadata[c].nunique() < len(cand)][:2], "cycle": cycle or []}
@@ -256,7 +284,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
                  tools="pan,wheel_zoom,reset,save", x_axis_label=x_label,
                  y_axis_label=y_label, title=f"{name}: {n:,} {noun}")
-    models = {"points": points, "vectors": vectors, "neighbours": neighbours, "selected": selected,
+    models = {"points": points, "vectors": vectors, "scores": scores, "neighbours": neighbours, "selected": selected,
               "highlight": highlight, "status": status, "summary": summary, "legend": legend, "matches": matches,
               "colour": colour, "size": size, "fig": fig, "k": k_select, "metric": metric, "mincount": mincount,
               "search": search, "scorecol": score_column}
@@ -330,15 +358,15 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
         index_position=None, reorderable=False, columns=[TableColumn(field="rank", title="#", width=28),
                                       TableColumn(field="label", title="label", width=230),
                                       score_column]
-        + [TableColumn(field=c, title=html.escape(c), width=55,
+        + [TableColumn(field=f, title=html.escape(c), width=55,
                        formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
-           for c, _ in neighbour_extra])
+           for c, f in neighbour_extra])
     selection_table = DataTable(
         name=f"explorer-selection-table-{name}", source=selected, width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
         height=220, index_position=None, sortable=True, reorderable=False,
-        columns=[TableColumn(field=c, title=html.escape(c), width=260 if c == "label" else 240 if c in cfg["multi"] else 90,
+        columns=[TableColumn(field=f, title=html.escape(c), width=260 if c == "label" else 240 if c in cfg["multi"] else 90,
                              formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
-                 for c, _ in cfg["selection_fields"]])
+                 for c, f in selection_pairs])
     note = (f"Map: PCA of the {len(cand):,} observed {noun}" + (", others placed by the same components" if
                                                                 len(cand) < n else "")
             + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if

@@ -24,6 +24,8 @@ const patchData = (s, patch) => {
   const d = (s.data instanceof Map) ? Object.fromEntries(s.data) : Object.assign({}, s.data);
   setData(s, Object.assign(d, patch));
 };
+// A key of the settings' objects (built from column names: "constructor" is one), own keys only.
+const own = (o, k) => (Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined);
 const esc = (t) => String(t).replace(/[&<>"']/g,
   (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
 // Text as EmbeddingTable.find compares it (embedlab/run.py normalise_text, title_core):
@@ -93,13 +95,14 @@ function nearest(cfg, m, row, opts) {
   const src = m.points, cand = get(src, "_cand");
   const counts = cfg.count_field ? get(src, cfg.count_field) : null;
   const ok = (i) => cand[i] && (!counts || opts.minCount <= 1 || Number(counts[i]) >= opts.minCount);
-  if (cfg.precomputed) {
-    const K = cfg.precomputed.k, idx = get(m.vectors, opts.metric === "euclidean" ? "e_idx" : "c_idx");
-    const sc = get(m.vectors, opts.metric === "euclidean" ? "e_score" : "c_score");
+  if (cfg.precomputed) {  // explorer.pack_lists: rows in 3 bytes, scores in uint16 steps
+    const K = cfg.precomputed.k, e = opts.metric === "euclidean" ? "e" : "c";
+    const b = get(m.vectors, e + "_idx"), sc = get(m.scores, e + "_score");
+    const [lo, hi] = cfg.precomputed.scales[opts.metric], step = ((hi - lo) || 1) / 65535;
     const out = [];
     for (let j = 0; j < K && out.length < opts.k; j++) {
-      const i = idx[row * K + j];
-      if (i >= 0 && i !== row) out.push([sc[row * K + j], i]);
+      const p = 3 * (row * K + j), i = b[p] | (b[p + 1] << 8) | (b[p + 2] << 16);
+      if (i !== 0xFFFFFF && i !== row) out.push([lo + sc[row * K + j] * step, i]);
     }
     return out;
   }
@@ -123,7 +126,7 @@ function nearest(cfg, m, row, opts) {
 // Colour of every row for the chosen column, and the legend (outside the plot) that says so.
 function colours(cfg, src, name, rows, legend) {
   const out = new Array(rows.length).fill(cfg.default_colour);
-  const field = cfg.fields[name], kind = cfg.kinds[name];
+  const field = own(cfg.fields, name), kind = own(cfg.kinds, name);
   let html = "";
   if (field && kind === "numeric") {
     const vals = get(src, field);
@@ -266,6 +269,7 @@ function showSelection(cfg, m, rows) {
 }
 
 function onSearch(cfg, m, query) {
+clearTimeout(cfg._typing);
 const src = m.points, labels = get(src, "label"), keys = get(src, "key");
 const rows = matchRows(cfg, src, query, cfg.max_matches);
 m.matches.options = rows.map((i) => [String(i), `${labels[i]} (${keys[i]})`]);
@@ -275,6 +279,12 @@ if (rows.length === 0) {
 }
 m.matches.value = String(rows[0]);
 src.selected.indices = [rows[0]];
+}
+
+// Each key: the search runs once typing pauses (a quarter second), not on every key.
+function onTyping(cfg, m, query) {
+clearTimeout(cfg._typing);
+cfg._typing = setTimeout(() => onSearch(cfg, m, query), cfg.debounce_ms);
 }
 
 function onPick(cfg, m, cb_obj) {
@@ -337,7 +347,7 @@ m.points.change.emit();
 }
 
 function onMap(cfg, m, cb_obj) {
-const src = m.points, chosen = cfg.maps[cb_obj.value];
+const src = m.points, chosen = own(cfg.maps, cb_obj.value);
 if (!chosen) return;
 const x = get(src, chosen[0]), y = get(src, chosen[1]);
 patchData(src, {x: x, y: y});
@@ -361,12 +371,12 @@ function config(points) {
   return configs.get(points);
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
-        onSearch, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings};
+        onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings};
 })();
 """
 
 # Callback bodies (args: the explorer's models by role; ``m`` gathers them).
-ON_TYPING = "E.onSearch(cfg, m, cb_obj.value_input);"  # each key
+ON_TYPING = "E.onTyping(cfg, m, cb_obj.value_input);"  # each key (debounced)
 ON_SEARCH = "E.onSearch(cfg, m, cb_obj.value);"  # Enter, or the value set by a program
 ON_PICK = "E.onPick(cfg, m, cb_obj);"
 ON_SELECT = "E.onSelect(cfg, m);"
