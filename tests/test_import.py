@@ -419,3 +419,37 @@ def test_ml100k_fastai_state_dict_ranks_the_same_films_by_bias(ml100k_run, tmp_p
         return {name: [r["label"] for r in found["tables"][name]] for name in ("highest bias", "lowest bias")}
 
     assert ranking(back) == ranking(ml100k_run)
+
+
+# ---------------------------------------------------------------------------- the README's examples
+def test_the_readme_examples_run(planted, tmp_path, monkeypatch):
+    """The commands of README's "Analyse embeddings you already have", on a Projector pair and
+    a fastai collab model saved as learn.save does (optimizer state with fastcore L objects)."""
+    import shlex
+
+    import torch
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Analyse embeddings you already have", 1)[1].split("\n## ", 1)[0]
+    commands = [shlex.split(line) for line in section.split("```bash", 1)[1].split("```", 1)[0].splitlines()
+                if line.startswith("embedlab ")]
+    assert [c[1] for c in commands] == ["import", "analyze", "import", "analyze"]
+    monkeypatch.chdir(tmp_path)
+    with open("vectors.tsv", "w") as fh:
+        for row in planted:
+            fh.write("\t".join(f"{v:.9g}" for v in row) + "\n")
+    pd.DataFrame({"label": [w.title() for w in WORDS], "key": WORDS}).to_csv("metadata.tsv", sep="\t", index=False)
+    L, _ = _fastcore_L(tmp_path, monkeypatch)
+    Path("models").mkdir()
+    sd = {"u_weight.weight": torch.randn(6, DIM), "i_weight.weight": torch.from_numpy(np.vstack([np.zeros((1, DIM), np.float32), planted])),
+          "u_bias.weight": torch.randn(6, 1), "i_bias.weight": torch.randn(N + 1, 1)}
+    torch.save({"model": sd, "opt": {"state": [], "hypers": L([{"lr": 1e-2}])}}, "models/model.pth", pickle_protocol=2)
+    Path("classes.json").write_text(json.dumps({"userId": ["#na#", "u1", "u2", "u3", "u4", "u5"], "title": ["#na#"] + WORDS}))
+    pd.DataFrame({"key": WORDS, "count": np.arange(N) + 20}).to_csv("films.csv", index=False)
+    for command in commands:
+        res = invoke(command[1:])
+        assert res.exit_code == 0, (command, res.output)
+    words = embedlab.load_run("runs/words").table("item")
+    assert words.keys.tolist() == WORDS and words.labels[0] == "W0"
+    fastai = embedlab.load_run("runs/fastai")
+    assert fastai.table("item").count.tolist() == list(range(20, 20 + N)) and fastai.table("user").keys.tolist() == ["u1", "u2", "u3", "u4", "u5"]
