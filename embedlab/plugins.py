@@ -108,14 +108,15 @@ def _load_one(pm: pluggy.PluginManager, name: str, module: str, load, dist: str 
     """Import one plugin (``load()``) and register it under ``name``; a failure to import is
     remembered and warned about, never raised."""
     try:
-        plugin = load()
-    except Exception as exc:  # one broken plugin must not stop the others
+        plugin = _contained(load, name, dist)
+    except (Exception, SystemExit) as exc:  # one broken plugin must not stop the others, nor exit
+        error = (f"SystemExit: called sys.exit({exc.code!r}) while importing" if isinstance(exc, SystemExit)
+                 else f"{type(exc).__name__}: {exc}")
         _failures[name] = PluginFailure(name=name, distribution=dist, version=version, module=module,
-                                        error=f"{type(exc).__name__}: {exc}", location=raised_at(exc),
-                                        builtin=builtin)
+                                        error=error, location=raised_at(exc), builtin=builtin)
         warnings.warn(
             f"embedlab: plugin {name!r} from distribution {dist!r} failed to import "
-            f"and was skipped: {type(exc).__name__}: {exc} (at {_failures[name].location}; "
+            f"and was skipped: {error} (at {_failures[name].location}; "
             f"`embedlab plugins` lists it)",
             stacklevel=3,
         )
@@ -131,6 +132,45 @@ def _load_one(pm: pluggy.PluginManager, name: str, module: str, load, dist: str 
             f"plugin {name!r} from distribution {dist!r} is invalid: "
             f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_DISABLE_PLUGINS={name} or EMBEDLAB_LOAD_PLUGINS)") from exc
     _info[name] = PluginInfo(name=name, distribution=dist, version=version, builtin=builtin, module=module)
+
+
+#: seconds after which a plugin still importing is reported by name (it may hang)
+SLOW_IMPORT_SECONDS = 3.0
+
+
+def _contained(load, name: str, dist: str | None):
+    """``load()`` with what a plugin does at import kept from harming the command: anything it
+    prints goes to stderr (stdout stays clean for ``--json``), and an import that takes longer
+    than :data:`SLOW_IMPORT_SECONDS` is reported by name while it runs and when it ends."""
+    import contextlib
+    import io
+    import threading
+    import time
+
+    err = sys.stderr
+    where = f"plugin {name!r}" + (f" (distribution {dist!r})" if dist else "")
+
+    def still_importing() -> None:
+        print(f"embedlab: {where} is still importing after {SLOW_IMPORT_SECONDS:.0f} s; if it hangs, switch it "
+              f"off with EMBEDLAB_DISABLE_PLUGINS={name}", file=err, flush=True)
+
+    timer = threading.Timer(SLOW_IMPORT_SECONDS, still_importing)
+    timer.daemon = True
+    printed = io.StringIO()
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with contextlib.redirect_stdout(printed):
+            return load()
+    finally:
+        timer.cancel()
+        took = time.perf_counter() - start
+        text = printed.getvalue()
+        if text.strip():
+            first = repr(text.strip().splitlines()[0][:200])[1:-1]  # control characters escaped
+            print(f"embedlab: {where} printed at import (kept off stdout): {first}", file=err)
+        if took > SLOW_IMPORT_SECONDS:
+            print(f"embedlab: {where} took {took:.1f} s to import", file=err)
 
 
 def _load_builtins(pm: pluggy.PluginManager, disabled: set[str]) -> None:

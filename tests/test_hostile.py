@@ -711,3 +711,126 @@ def test_a_completed_training_removes_its_own_checkpoint_and_nothing_else(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh"]
     manifest = json.loads((tmp_path / "fresh" / ".embedlab-files.json").read_text())
     assert {"run.json", "weights.safetensors", "user.csv", "item.csv"} <= set(manifest["files"])
+
+
+# ---------------------------------------------------------------------------- issue 26: plugins at import
+HOSTILE_IMPORTS = {
+    "hostile_exit0": "import sys\nsys.exit(0)\n",
+    "hostile_raises": "raise ImportError('needs a library that is not installed')\n",
+    "hostile_prints": "print('hello from a plugin \\x1b[31m')\nfrom embedlab import hookimpl\n"
+                      "@hookimpl\ndef embedlab_register_analyses(register):\n    pass\n",
+    "hostile_slow": "import time\ntime.sleep(1.5)\n",
+}
+
+
+@pytest.fixture
+def hostile_plugins(tmp_path, monkeypatch):
+    """The hostile modules above, loaded as if they were installed plugins."""
+    import embedlab.plugins as plugins
+    from embedlab.authoring.testing import reset_caches
+
+    for module, text in HOSTILE_IMPORTS.items():
+        (tmp_path / f"{module}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for module in HOSTILE_IMPORTS:
+        monkeypatch.setitem(plugins.BUILTIN_PLUGINS, module.replace("_", "-"), module)
+    monkeypatch.setattr(plugins, "SLOW_IMPORT_SECONDS", 1.0)
+    plugins.reset_plugin_manager()
+    reset_caches()
+    yield
+    monkeypatch.undo()
+    plugins.reset_plugin_manager()
+    reset_caches()
+
+
+def test_a_plugin_cannot_exit_print_or_hang_the_process_at_import(hostile_plugins, tmp_path):
+    result = CliRunner().invoke(__import__("embedlab.cli", fromlist=["make_cli"]).make_cli(),
+                                ["plugins", "--json"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)  # stdout is the JSON alone: the print went to stderr
+    broken = {b["name"]: b["error"] for b in listed if b["error"]}
+    assert "called sys.exit(0)" in broken["hostile-exit0"]
+    assert "needs a library" in broken["hostile-raises"]
+    assert "hostile-prints" not in broken
+    assert "plugin 'hostile-prints'" in result.stderr and "printed at import" in result.stderr
+    assert "\x1b" not in result.stderr
+    assert "plugin 'hostile-slow'" in result.stderr and "still importing" in result.stderr
+    out = tmp_path / "run"
+    trained = cli([*TRAIN, "--out", out])  # sys.exit(0) at import no longer ends `train` before it saves
+    assert trained.exit_code == 0 and (out / "run.json").is_file(), trained.output
+
+
+# ---------------------------------------------------------------------------- issue 26: interrupted replicates
+def test_an_interrupted_group_is_partial_usable_and_resumed_without_force(tmp_path, monkeypatch):
+    from embedlab.toolkit import runs
+
+    real = runs._train_member
+
+    def member(dataset, trainer, values, seed, out, threads):
+        if seed == 2:
+            raise KeyboardInterrupt
+        return real(dataset, trainer, values, seed, out, threads)
+
+    monkeypatch.setattr(runs, "available_cores", lambda: 1)  # in this process, so the patch applies
+    monkeypatch.setattr(runs, "_train_member", member)
+    group = tmp_path / "g"
+    args = [*TRAIN, "--seeds", "1,2,3", "--out", group]
+    result = cli(args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    [line] = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert "seed-1 complete, seed-2, seed-3 not" in line and "rerun the same command" in line
+    meta = json.loads((group / "group.json").read_text())
+    assert meta["complete"] == ["seed-1"] and meta["runs"] == ["seed-1", "seed-2", "seed-3"]
+    analysed = cli(["analyze", group, "--only", "pca", "--json"])
+    assert analysed.exit_code == 2 and "several runs are needed" in analysed.output  # one member: said plainly
+    monkeypatch.setattr(runs, "_train_member", real)
+    before = (group / "seed-1" / "weights.safetensors").read_bytes()
+    again = cli(args)  # the same command, no --force: seed-1 kept, the others trained
+    assert again.exit_code == 0, again.output
+    assert "already complete" in again.output and "training 2 replicates (seeds 2, 3)" in again.output
+    assert (group / "seed-1" / "weights.safetensors").read_bytes() == before
+    meta = json.loads((group / "group.json").read_text())
+    assert "complete" not in meta and meta["runs"] == ["seed-1", "seed-2", "seed-3"]
+
+
+def test_a_partial_group_is_analysed_on_its_complete_members_with_a_warning(tmp_path, monkeypatch):
+    from embedlab.toolkit import runs
+
+    real = runs._train_member
+
+    def member(dataset, trainer, values, seed, out, threads):
+        if seed == 3:
+            raise KeyboardInterrupt
+        return real(dataset, trainer, values, seed, out, threads)
+
+    monkeypatch.setattr(runs, "available_cores", lambda: 1)
+    monkeypatch.setattr(runs, "_train_member", member)
+    group = tmp_path / "g"
+    assert cli([*TRAIN, "--seeds", "1-3", "--out", group]).exit_code == 1
+    result = cli(["analyze", group, "--only", "bias-ranking"])
+    assert result.exit_code == 0, result.output
+    assert "is partial" in result.output and "using seed-1, seed-2; seed-3 not trained" in result.output
+
+
+def test_ctrl_c_in_train_seeds_is_one_line_without_traceback(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    group = tmp_path / "g"
+    cmd = [sys.executable, "-m", "embedlab", "train", "synthetic-collab", "--users", "200", "--items", "100",
+           "--ratings", "20000", "--epochs", "200", "--bs", "64", "-q", "--seeds", "1,2", "--out", str(group)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(tmp_path.glob("g")):
+        time.sleep(0.5)
+    time.sleep(8)  # the workers are importing or training
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "Traceback" not in err, err
+    errors = [x for x in err.splitlines() if x.startswith("Error:")]
+    assert len(errors) == 1 and "interrupted" in errors[0], err
+    assert json.loads((group / "group.json").read_text())["complete"] == []

@@ -96,17 +96,43 @@ def read_group(path: str | Path) -> dict[str, Any]:
     return meta
 
 
-def expand_runs(paths: Sequence[str | Path]) -> list[tuple[str, Path]]:
+def complete_members(meta: dict[str, Any]) -> list[str]:
+    """The members of a group that are complete: group.json's ``complete`` (written by an
+    interrupted ``train --seeds``), else all of its ``runs``."""
+    done = meta.get("complete")
+    if isinstance(done, list):
+        return [m for m in meta["runs"] if m in done]
+    return list(meta["runs"])
+
+
+def expand_runs(paths: Sequence[str | Path], warn: Callable[[str], None] | None = None) -> list[tuple[str, Path]]:
     """Run folders and run-group folders -> ``[(label, run folder)]``, groups replaced by
     their members. Labels are short and distinct: the member folder (``seed-1``) when one
-    group is given, ``group/seed-1`` when several folders are."""
+    group is given, ``group/seed-1`` when several folders are. A group left partial by an
+    interrupted ``train --seeds`` gives its complete members, and ``warn`` (default: a
+    Python warning) says which are missing."""
     from embedlab.run import is_run_dir
+
+    if warn is None:
+        import warnings
+
+        def warn(message: str) -> None:
+            warnings.warn(message, stacklevel=3)
 
     found: list[tuple[Path, Path | None]] = []  # (run folder, its group)
     for raw in paths:
         p = Path(raw)
         if is_run_group(p):
-            for m in read_group(p)["runs"]:
+            meta = read_group(p)
+            members = complete_members(meta)
+            missing = [m for m in meta["runs"] if m not in members]
+            if not members:
+                raise RunFormatError(f"run group {str(p)!r} has no complete member (its training was interrupted); "
+                                     f"rerun the same `embedlab train ... --seeds` command to train them")
+            if missing:
+                warn(f"run group {str(p)!r} is partial (its training was interrupted): using {', '.join(members)}; "
+                     f"{', '.join(missing)} not trained (rerun the same command to train them)")
+            for m in members:
                 if not is_run_dir(p / m):
                     raise RunFormatError(f"{str(p / m)!r}: member of run group {str(p)!r} is missing or "
                                          f"incomplete")
@@ -224,40 +250,104 @@ def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int],
     workers = min(len(seeds), available_cores()) if workers is None else max(1, int(workers))
     values = {k: v for k, v in values.items() if k != "seed"}
     out.mkdir(parents=True, exist_ok=True)
+    group = {"dataset": dataset, "trainer": trainer, "seeds": seeds, "runs": [member_name(s) for s in seeds],
+             "options": json.loads(json.dumps({k: v for k, v in values.items() if v is not None}, default=str)),
+             "workers": workers}
+    kept = _kept_members(out, group)
+    if kept:
+        echo(f"resuming the interrupted run group {str(out)!r}: {', '.join(m.path for m in kept)} already "
+             f"complete")
+    todo = [s for s in seeds if s not in {m.seed for m in kept}]
     how = (f"in {workers} parallel processes, 1 torch thread each" if workers > 1
            else "one after another in this process")
-    echo(f"training {len(seeds)} replicates (seeds {', '.join(map(str, seeds))}) {how}")
-    jobs = [(s, str(out / member_name(s))) for s in seeds]
-    done: list[MemberResult] = []
+    echo(f"training {len(todo)} replicates (seeds {', '.join(map(str, todo))}) {how}")
+    jobs = [(s, str(out / member_name(s))) for s in todo]
+    done: list[MemberResult] = list(kept)
 
     def report(r: MemberResult) -> None:
         finals = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()
                            if k.startswith("valid_") and isinstance(v, float))
         echo(f"[{len(done)}/{len(seeds)}] seed {r.seed}: {finals} ({r.seconds:.1f} s) -> {r.path}")
 
-    if workers == 1:
-        import torch
+    try:
+        if workers == 1:
+            import torch
 
-        before = torch.get_num_threads()
-        try:
-            for seed, path in jobs:
-                done.append(_train_member(dataset, trainer, values, seed, path, 1))
-                report(done[-1])
-        finally:
-            torch.set_num_threads(before)
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+            before = torch.get_num_threads()
+            try:
+                for seed, path in jobs:
+                    done.append(_train_member(dataset, trainer, values, seed, path, 1))
+                    report(done[-1])
+            finally:
+                torch.set_num_threads(before)
+        elif jobs:
+            _train_in_pool(jobs, workers, (dataset, trainer, values), done, report)
+    except KeyboardInterrupt:
+        complete = [member_name(s) for s in seeds if s in {r.seed for r in done}]
+        write_group(out, {**group, "complete": complete,
+                          "results": _results(done)}, force=True)  # ours: written above or just checked
+        left = [member_name(s) for s in seeds if member_name(s) not in complete]
+        from embedlab.errors import EmbedlabError
 
-        ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_train_member, dataset, trainer, values, seed, path, 1) for seed, path in jobs]
-            for fut in as_completed(futures):
-                done.append(fut.result())
-                report(done[-1])
+        raise EmbedlabError(f"interrupted: run group {str(out)!r} is partial: "
+                            f"{', '.join(complete) or 'no member'} complete, {', '.join(left)} not; `analyze` uses "
+                            f"the complete ones; rerun the same command to train the rest") from None
     done.sort(key=lambda r: seeds.index(r.seed))
-    write_group(out, {"dataset": dataset, "trainer": trainer, "seeds": seeds,
-                      "runs": [member_name(s) for s in seeds],
-                      "options": {k: v for k, v in values.items() if v is not None},
-                      "workers": workers}, force=force)
+    write_group(out, group, force=True)  # checked before training (check_group_out)
     return done
+
+
+def _results(done: Sequence[MemberResult]) -> dict[str, Any]:
+    return {member_name(r.seed): {"metrics": r.metrics, "seconds": r.seconds} for r in done}
+
+
+def _kept_members(out: Path, group: dict[str, Any]) -> list[MemberResult]:
+    """The members an interrupted run of the same command completed (group.json embedlab wrote,
+    same dataset, trainer and options, each member still its run, unchanged)."""
+    from embedlab.io.ownership import is_owned_run, is_recorded
+
+    gfile = out / GROUP_FILE
+    if not is_recorded(gfile):
+        return []
+    try:
+        old = read_group(out)
+    except RunFormatError:
+        return []
+    if not isinstance(old.get("complete"), list) or any(old.get(k) != group[k] for k in ("dataset", "trainer",
+                                                                                           "options")):
+        return []
+    results = old.get("results") if isinstance(old.get("results"), dict) else {}
+    kept = []
+    for seed in group["seeds"]:
+        name = member_name(seed)
+        if name in old["complete"] and is_owned_run(out / name):
+            info = results.get(name) if isinstance(results.get(name), dict) else {}
+            kept.append(MemberResult(seed, str(out / name), dict(info.get("metrics") or {}),
+                                     float(info.get("seconds") or 0.0)))
+    return kept
+
+
+def _quiet_worker() -> None:
+    """A replicate worker ignores Ctrl-C: the parent stops it (no traceback from each worker)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _train_in_pool(jobs, workers: int, common: tuple, done: list, report) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_quiet_worker)
+    try:
+        futures = [pool.submit(_train_member, *common, seed, path, 1) for seed, path in jobs]
+        for fut in as_completed(futures):
+            done.append(fut.result())
+            report(done[-1])
+    except BaseException:
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()  # a member being trained is not saved: its folder never appears
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)

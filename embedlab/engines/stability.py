@@ -459,7 +459,8 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
         if len(set(labels)) < len(labels):
             labels = [f"run {i + 1}" for i in range(len(runs))]
     else:
-        found = expand_runs([p.path if isinstance(p, Run) else p for p in paths])
+        found = expand_runs([p.path if isinstance(p, Run) else p for p in paths],
+                            warn=(lambda m: echo(f"warning: {m}")) if echo is not None else None)
         labels = [label for label, _ in found]
         runs = [load_run(folder) for _, folder in found]
     if len(runs) < 2:
