@@ -115,16 +115,9 @@ def _run_recommend(self: Run, user, k: int = 10, include_rated: bool = False, da
     users; key or label), without the items the user rated in training unless
     ``include_rated``. The training ratings come from ``dataset`` (a Dataset) or else the run's
     data loaded again with its recorded options."""
-    from embedlab.registry import trainer_of_run
+    from embedlab.engines.predict import recommend_run
 
-    trainer = trainer_of_run(self)
-    trainer.require("recommend", "recommendations")
-    if dataset is None:
-        from embedlab.toolkit.retrain import reload_dataset
-
-        dataset = reload_dataset(self)
-    rated = dataset.train
-    return trainer.impl.recommend(self, user, k, rated=rated, include_rated=include_rated)
+    return recommend_run(self, user, k, include_rated, dataset=dataset)
 
 
 Run.predict = _run_predict

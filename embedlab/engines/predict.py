@@ -115,20 +115,23 @@ def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: 
     return {"asked": int(asked), "written": int(written), "unseen": unseen, "warnings": warnings}
 
 
-def recommend_run(run_dir: str | Path, users: tuple[str, ...], k: int, include_rated: bool = False,
-                  data_dir: str | Path | None = None) -> pd.DataFrame:
-    """``--top K --user U...``: each user's ``k`` best items of the run at ``run_dir``, without
-    those the user rated in training unless ``include_rated`` (the training rows come from the
-    run's data loaded again: ``--data-dir`` or the folder recorded in the run)."""
+def recommend_run(run_dir: Any, users: Any, k: int, include_rated: bool = False,
+                  data_dir: str | Path | None = None, dataset: Any = None) -> pd.DataFrame:
+    """``--top K --user U...`` and ``Run.recommend``: each user's ``k`` best items of the run
+    (a Run, or the folder ``run_dir``), without those the user rated in training unless
+    ``include_rated`` (those are still marked ``rated``). The training rows come from
+    ``dataset`` when given, else the run's data loaded again (``data_dir`` or the folder
+    recorded in the run)."""
     from embedlab.registry import trainer_of_run
-    from embedlab.run import load_run
+    from embedlab.run import Run, load_run
     from embedlab.toolkit.retrain import reload_dataset
 
-    run = load_run(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else load_run(run_dir)
     trainer = trainer_of_run(run)
     trainer.require("recommend", "embedlab predict --top")
+    users = [users] if isinstance(users, (str, int)) or not hasattr(users, "__iter__") else list(users)
     if not users:
         raise UsageError("--top K needs the users to recommend for: --user U (repeatable)")
-    overrides = {"data_dir": str(data_dir)} if data_dir is not None else {}
-    rated = reload_dataset(run, **overrides).train
-    return trainer.impl.recommend(run, list(users), k, rated=rated, include_rated=include_rated)
+    if dataset is None:
+        dataset = reload_dataset(run, **({"data_dir": str(data_dir)} if data_dir is not None else {}))
+    return trainer.impl.recommend(run, users, k, rated=dataset.train, include_rated=include_rated)
