@@ -123,6 +123,8 @@ def test_recommendations_exclude_rated_items_unless_asked(trained, tmp_path):
     assert str(recs["item_label"].iloc[0]) in res.output
     with pytest.raises(UsageError, match="no entity"):
         run.recommend("no such user at all", k=3, dataset=ds)
+    res = CliRunner().invoke(make_cli(), ["predict", str(out), "--user", str(busiest)])
+    assert res.exit_code == 2 and "--user and --include-rated go with --top K" in res.output
 
 
 def test_get_preds_returns_the_validation_targets_in_order(trained):
