@@ -519,6 +519,69 @@ CASES += [
          check=lambda w, r: "label_" in json.loads((w / "new" / "run.json").read_text())["tables"]["item"]["columns"]),
 ]
 
+
+# ---------------------------------------------------------------------------- issue 26: text leaving embedlab
+class _HostileText:
+    """A dataset and an analysis whose every text is an escape sequence."""
+
+    @hookimpl
+    def embedlab_register_datasets(self, register):
+        import click
+
+        from embedlab.data import DatasetSpec
+
+        register(DatasetSpec("hostile-text", "collab", ESC, load=lambda **kw: None,
+                             options=[click.Option(["--thing"], help=ESC)], homepage=ESC))
+
+    @hookimpl
+    def embedlab_register_analyses(self, register):
+        from embedlab.analysis import AnalysisOption
+
+        class Loud(Analysis):
+            name, title, description = "hostile-text", ESC, ESC
+            options = [AnalysisOption("loudness", int, 1, help=ESC)]
+
+            def applies_to(self, run, options=None):
+                return []
+
+            def run(self, run, table, options):
+                raise AssertionError("never run")
+
+        register(Loud())
+
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A9)", "\t=1"]
+
+
+def _formula_labels(world: Path) -> None:
+    rng = np.random.default_rng(1)
+    n = 12
+    labels = FORMULAS + [f"film {i}" for i in range(len(FORMULAS), n)]
+    table = EmbeddingTable("item", np.arange(1, n + 1), labels, rng.normal(size=(n, 3)),
+                           metadata=pd.DataFrame({"note": ["=HYPERLINK(\"http://x\")"] * n, "score": -rng.random(n)}))
+    Run({"dataset": "hostile", "kind": "collab", "seed": 0, "config": {}, "split": {}, "metrics": {}},
+        {"item": table}, {}).save(world / "formula-run")
+
+
+def _formulas_neutralised(world: Path, result) -> None:
+    frame = pd.read_csv(world / "fx" / "coordinates.csv", keep_default_na=False)
+    labels = list(frame["label"])
+    for formula in FORMULAS:
+        assert "'" + formula in labels, labels
+    assert set(frame["note"]) == {"'=HYPERLINK(\"http://x\")"}
+    assert (frame["score"] < 0).all()  # numbers stay numbers
+
+
+CASES += [
+    Case("datasets-info-escapes-plugin-text", ["datasets", "info", "hostile-text"], 0, "Evil",
+         plugin=_HostileText(), check=_no_raw_control),
+    Case("help-analysis-escapes-plugin-text", ["analyze", "--help-analysis", "hostile-text"], 0, "Evil",
+         plugin=_HostileText(), check=_no_raw_control),
+    Case("export-csv-neutralises-formulas", ["export", "@formula-run", "--table", "item", "--format", "csv",
+                                             "--out", "@fx"], 0, "exported",
+         ("fx/coordinates.csv", "fx/.embedlab-files.json"), setup=_formula_labels, check=_formulas_neutralised),
+]
+
 def _resolve(world: Path, args: list) -> list[str]:
     return [str(world / a[1:]) if isinstance(a, str) and a.startswith("@") else str(a) for a in args]
 

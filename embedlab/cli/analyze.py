@@ -42,7 +42,9 @@ def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
     lines.append("Options:" if opts else "Options: none")
     for opt in opts:
         lines.append(f"  {opt.usage}  {opt.help} [default: {opt.default}]")
-    click.echo("\n".join(lines))
+    from embedlab.report.terminal import escape_control
+
+    click.echo(escape_control("\n".join(lines), keep_newlines=True))  # a plugin's text: no escapes reach the terminal
     ctx.exit(0)
 
 

@@ -39,15 +39,19 @@ def datasets_info(name: str):
     """Describe one dataset: kind, splits, options, source."""
     from embedlab.registry import get_dataset
 
+    from embedlab.report.terminal import escape_control
+
     spec = get_dataset(name)
-    click.echo(f"{spec.name} ({spec.kind})\n  {spec.description}")
+    lines = [f"{spec.name} ({spec.kind})", f"  {spec.description}"]
     if spec.homepage:
-        click.echo(f"  source: {spec.homepage}")
+        lines.append(f"  source: {spec.homepage}")
     if spec.splits:
-        click.echo(f"  canonical splits: {', '.join(spec.splits)}")
-    click.echo(f"  downloadable: {'yes (embedlab datasets fetch ' + name + ')' if spec.fetch else 'no'}")
+        lines.append(f"  canonical splits: {', '.join(spec.splits)}")
+    lines.append(f"  downloadable: {'yes (embedlab datasets fetch ' + name + ')' if spec.fetch else 'no'}")
     for opt in spec.options:
-        click.echo(f"  {', '.join(opt.opts)}: {opt.help or ''}")
+        lines.append(f"  {', '.join(opt.opts)}: {opt.help or ''}")
+    for line in lines:  # a plugin's text: control characters escaped, one line each
+        click.echo(escape_control(line))
 
 
 @datasets_group.command("fetch")

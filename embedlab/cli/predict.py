@@ -45,6 +45,7 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
                     top: int | None = None, users: tuple[str, ...] = (), include_rated: bool = False) -> None:
     """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann); for a
     collab run, score the (user, item) pairs of --file, or recommend with --top K --user U."""
+    from embedlab.io.exchange import spreadsheet_safe
     from embedlab.io.ownership import check_file, owned_file
 
     if out is not None:
@@ -61,7 +62,7 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
         if out is not None:
             with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
                             newline="") as fh:
-                recs.to_csv(fh, index=False)
+                spreadsheet_safe(recs).to_csv(fh, index=False)
             click.echo(f"wrote {len(recs):,} recommendations to {out}", err=True)
         return
     if out is None:
@@ -69,7 +70,7 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
     preds = predict_run(run_dir, data_dir, file)
     with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
                     newline="") as fh:
-        preds.to_csv(fh, index=False)
+        spreadsheet_safe(preds).to_csv(fh, index=False)
     cover = preds.attrs.get("coverage") or {}
     for warning in cover.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)

@@ -48,6 +48,26 @@ def _clean(value: Any) -> str:
     return _WS.sub(" ", str(value))
 
 
+#: what a spreadsheet reads as the start of a formula (OWASP "CSV injection")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text cell (and column name) that a spreadsheet would run as a
+    formula (``=cmd|' /C calc'!A0``, ``+1+1``, ``@SUM(...)``) prefixed with ``'``, as OWASP
+    recommends for CSV files; numbers (``-1.5``) are left as they are. Every CSV embedlab
+    writes for people (``export --format csv``, ``predict --out``) goes through here."""
+    def safe(value: Any) -> Any:
+        return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
+
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
+            out[col] = out[col].map(safe)
+    out.columns = [safe(str(c)) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
 def _token(key: Any) -> str:
     token = re.sub(r"\s+", "_", str(key).strip())
     return token or "_"
@@ -132,7 +152,7 @@ def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords
     elif fmt == "csv":
         coords = coords.assign(vector=["[" + line.replace(" ", ", ") + "]" for line in _float_text(table.vectors)])
         with owned_file(out / "coordinates.csv", "w", encoding="utf-8", newline="", **opts) as fh:
-            coords.to_csv(fh, index=False)
+            spreadsheet_safe(coords).to_csv(fh, index=False)
         written.append(out / "coordinates.csv")
     else:  # parquet, embedding-atlas' layout
         written.append(_write_parquet(table, coords, out / "vectors.parquet", opts))
