@@ -453,3 +453,21 @@ def test_the_readme_examples_run(planted, tmp_path, monkeypatch):
     assert words.keys.tolist() == WORDS and words.labels[0] == "W0"
     fastai = embedlab.load_run("runs/fastai")
     assert fastai.table("item").count.tolist() == list(range(20, 20 + N)) and fastai.table("user").keys.tolist() == ["u1", "u2", "u3", "u4", "u5"]
+
+
+# ---------------------------------------------------------------------------- every command works on an import
+def test_an_imported_run_starts_training_and_joins_a_stability_analysis(synthetic_run, tmp_path):
+    res = invoke(["export", synthetic_run, "--table", "item", "--format", "npy", "--out", tmp_path / "ex"])
+    assert res.exit_code == 0, res.output
+    imported = run_import([tmp_path / "ex"], tmp_path, "imported")
+    res = invoke(["train", "synthetic-collab", "--users", "300", "--items", "200", "--ratings", "20000",
+                  "--epochs", "1", "--seed", "1", "--init-from", imported, "--out", tmp_path / "ft"])
+    assert res.exit_code == 0, res.output
+    assert embedlab.load_run(tmp_path / "ft").meta["init"]["tables"]["item"]["matched"] == 200
+    t = embedlab.load_run(imported).table("item")
+    noisy = t.vectors + np.random.default_rng(1).normal(scale=0.05, size=t.vectors.shape)
+    embedlab.from_vectors(noisy, keys=t.keys, labels=t.labels, metadata=t.metadata).save(tmp_path / "other")
+    res = invoke(["analyze", imported, tmp_path / "other", "--only", "neighbors,pca", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["stability"] and not any(r["error"] for r in out["results"])
