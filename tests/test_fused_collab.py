@@ -177,3 +177,41 @@ def test_ml100k_u1_fused_equals_autograd_and_the_default_keeps_its_accuracy(tmp_
         rmse[name] = json.loads((tmp_path / name / "run.json").read_text())["metrics"]["valid_rmse"]
     assert round(rmse["default"], 4) <= 0.9088  # seed 42, dense AdamW (torch's fused step)
     assert round(rmse["fused"], 4) == round(rmse["autograd"], 4)
+
+
+def test_dataset_fingerprint_hashes_numeric_columns_raw_and_reads_the_old_form():
+    import pandas as pd
+
+    from embedlab.training.checkpoint import _frame_digest
+
+    df = pd.DataFrame({"user": np.arange(5, dtype=np.int32), "rating": np.ones(5, np.float32)})
+    raw = _frame_digest(df)
+    assert raw.startswith("5 rows, sha256:raw ")
+    changed = df.copy()
+    changed.loc[3, "rating"] = 2.0
+    assert _frame_digest(changed) != raw and _frame_digest(df.copy()) == raw
+    assert _frame_digest(df, raw=False).startswith("5 rows, sha256 ")  # what older checkpoints hold
+    text = df.assign(label=list("abcde"))  # any non-numeric column: the pandas row hashes
+    assert "sha256 " in _frame_digest(text)
+
+
+def test_resume_from_a_checkpoint_with_the_old_dataset_hash(tmp_path, monkeypatch):
+    from embedlab.authoring.testing import invoke
+    from embedlab.training import checkpoint
+
+    args = ["train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "900", "--epochs", "2",
+            "--bs", "64", "--n-factors", "4", "-q", "--out", tmp_path / "run"]
+    real = checkpoint.dataset_fingerprint
+    monkeypatch.setattr(checkpoint, "dataset_fingerprint", lambda ds, raw=True: real(ds, raw=False))
+    real_save = checkpoint.FitKeeper.save
+
+    def save_then_stop(self, learner, opt, sched, result, epoch, *a):
+        real_save(self, learner, opt, sched, result, epoch, *a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint.FitKeeper, "save", save_then_stop)
+    assert invoke(args).exit_code == 1  # interrupted after epoch 1's checkpoint, in the old form
+    monkeypatch.setattr(checkpoint, "dataset_fingerprint", real)
+    monkeypatch.setattr(checkpoint.FitKeeper, "save", real_save)
+    result = invoke([*args, "--resume"])
+    assert result.exit_code == 0, result.output
