@@ -426,3 +426,79 @@ def test_lr_find_cli_prints_the_recommended_rule(tmp_path):
     payload = json.loads(res.stdout)
     assert payload["rule"] == "steep" and payload["suggested_lr"] == payload["suggestions"]["steep"]
     assert "<- recommended" in res.stderr and (tmp_path / "lr.html").is_file()
+
+
+# ---------------------------------------------------------------------------- the loop of events
+class _Log:
+    """A callback (duck-typed: ``order`` and ``__call__``) that records every event."""
+
+    order = 50
+
+    def __init__(self):
+        self.events = []
+
+    def __call__(self, event):
+        self.events.append(event)
+
+
+def test_fit_is_a_loop_of_events_in_order():
+    from embedlab.training import FitConfig
+
+    log = _Log()
+    fit = tiny_learner(n_rows=8, bs=4).fit(FitConfig(epochs=2, lr=0.01), progress=False, cbs=[log])
+    epoch = ["before_epoch"] + ["before_batch", "after_step"] * 2 + ["after_epoch"]
+    assert log.events == ["before_fit", *epoch, *epoch, "after_fit", "cleanup_fit"]
+    assert len(fit.history) == 2 and len(fit.losses) == 4
+
+
+def test_a_callback_can_cancel_the_fit_and_cleanup_still_runs():
+    from embedlab.training import Callback, CancelFit, FitConfig
+
+    class StopAfterOne(Callback):
+        def after_epoch(self):
+            raise CancelFit()
+
+    log = _Log()
+    learn = tiny_learner(n_rows=8, bs=4)
+    fit = learn.fit(FitConfig(epochs=5, lr=0.01), progress=False, cbs=[StopAfterOne(), log])
+    assert len(fit.history) == 1 and log.events[-2:] == ["after_cancel_fit", "cleanup_fit"]
+    assert "after_fit" not in log.events and learn.cbs == []
+
+
+def test_the_step_is_replaceable_and_the_default_is_autograd_step():
+    from embedlab.training import FitConfig, autograd_step
+
+    calls = []
+
+    def counting_step(learn, opt, inputs, target):
+        calls.append(len(target))
+        return autograd_step(learn, opt, inputs, target)
+
+    plain = tiny_learner(n_rows=8, bs=4)
+    assert plain.step is autograd_step
+    replaced = tiny_learner(n_rows=8, bs=4)
+    replaced.step = counting_step
+    a = plain.fit(FitConfig(epochs=3, lr=0.05), progress=False)
+    b = replaced.fit(FitConfig(epochs=3, lr=0.05), progress=False)
+    assert calls == [4] * 6 and a.losses == b.losses
+    assert torch.equal(plain.model.w, replaced.model.w) and torch.equal(plain.model.v, replaced.model.v)
+
+
+def test_lr_find_is_a_callback_that_restores_the_weights_and_the_optimizer():
+    from embedlab.training import FitConfig
+
+    learn = tiny_learner(n_rows=8, bs=4)
+    learn.fit(FitConfig(epochs=2, lr=0.01), progress=False)
+    opt, before = learn.opt, {k: v.clone() for k, v in learn.model.state_dict().items()}
+    found = learn.lr_find(num=12, progress=False)
+    assert 2 <= len(found.lrs) <= 12 and found.lrs == sorted(found.lrs)
+    assert learn.opt is opt and all(torch.equal(v, learn.model.state_dict()[k]) for k, v in before.items())
+
+
+def test_fit_stays_short():
+    import inspect
+
+    from embedlab.training import Learner
+
+    for fn in (Learner.fit, Learner._fit):
+        assert len(inspect.getsource(fn).splitlines()) <= 35, fn.__name__

@@ -2,7 +2,8 @@
 checkpoints, torchrun/DDP and pretrained initialisation.
 
 This package is the public API for trainer authors: ``from embedlab.training import Learner,
-fit_options, fit_config, LRSlice, seed_everything``. Names load on first use, so importing the
+fit_options, fit_config, LRSlice, seed_everything``; ``Callback`` and ``CancelFit`` for callbacks
+of ``Learner.fit``, whose step (``learn.step``) is replaceable. Names load on first use, so importing the
 torch-free option builders (:mod:`embedlab.training.fitconfig`) does not import torch.
 """
 from __future__ import annotations
@@ -12,7 +13,10 @@ from typing import Any
 
 #: public name -> the module of this package that defines it
 _EXPORTS = {
-    **dict.fromkeys(["Learner", "FitResult", "seed_everything", "Metrics"], "learner"),
+    **dict.fromkeys(["Learner", "FitResult", "seed_everything", "Metrics", "autograd_step", "shuffled_batches"],
+                    "learner"),
+    **dict.fromkeys(["Callback", "CancelFit", "EVENTS", "Schedule", "Recorder", "Divergence", "Checkpoint",
+                     "Progress", "EpochHook", "LRFinder"], "callbacks"),
     **dict.fromkeys(["LazyAdam", "make_optimizer", "make_scheduler", "l2_penalty", "sparse_parameters",
                      "momentum_of", "RMSPROP_ALPHA", "MOMENTUM_CYCLE"], "optim"),
     **dict.fromkeys(["LRFindResult", "SUGGESTION_RULES"], "lr_find"),

@@ -385,26 +385,11 @@ def warm_up() -> float:
     return time.perf_counter() - t0
 
 
-def fused_learner_class(base):
-    """A subclass of Learner class ``base`` whose batches and step are a
-    :class:`FusedCollabStep`'s (set as its ``fused_step``): the seam this step plugs into."""
-
-    class FusedLearner(base):
-        fused_step: FusedCollabStep
-
-        def _batches(self):
-            return self.fused_step.batches(self)
-
-        def _step(self, opt, inputs, target) -> float:
-            return self.fused_step(self, opt, inputs, target)
-
-    FusedLearner.__name__ = FusedLearner.__qualname__ = f"Fused{base.__name__}"
-    return FusedLearner
-
-
 def make_fused(learner, reg: float):
-    """``learner`` (a Learner of a sparse DotBias, MSE, row-L2 ``reg``) turned into one that
-    trains with the fused step; the same object, its class swapped for the fused subclass."""
-    learner.__class__ = fused_learner_class(type(learner))
+    """``learner`` (a Learner of a sparse DotBias, MSE, row-L2 ``reg``) set to train with the
+    fused step: its replaceable ``step`` and ``batches`` (:class:`embedlab.training.Learner`)
+    become a :class:`FusedCollabStep`'s (also kept as ``learner.fused_step``); the same object."""
     learner.fused_step = FusedCollabStep(learner.model, reg)
+    learner.step = learner.fused_step
+    learner.batches = learner.fused_step.batches
     return learner

@@ -44,9 +44,7 @@ Python DataLoader: for embedding models the loop itself is the hot path.
 """
 from __future__ import annotations
 
-import copy
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -55,8 +53,10 @@ import torch
 from torch import nn
 
 from embedlab.errors import UsageError
+from embedlab.training.callbacks import (Callback, CancelFit, Checkpoint, Divergence, EpochHook, LRFinder,
+                                         Progress, Recorder, Schedule)
 from embedlab.training.lr_find import LRFindResult
-from embedlab.training.optim import momentum_of, l2_penalty, make_optimizer, make_scheduler, sparse_parameters
+from embedlab.training.optim import l2_penalty, make_optimizer, sparse_parameters
 from embedlab.training.fitconfig import DEFAULT_LR_RATIO, FitConfig, LRSlice
 
 Metrics = Callable[[torch.Tensor, torch.Tensor], dict[str, float]]
@@ -131,6 +131,34 @@ class FitResult:
                 "steps": self.steps()}
 
 
+def autograd_step(learn: "Learner", opt: torch.optim.Optimizer, inputs: Sequence[torch.Tensor],
+                  target: torch.Tensor) -> float:
+    """The default step: forward, loss (+ the regularizer, + the L2 term of ``wd_mode l2``),
+    backward, optimizer step. Returns the batch's data loss (without the penalties)."""
+    pred = learn._forward_module()(*inputs)
+    loss = learn.loss_fn(pred, target)
+    total = loss if learn.regularizer is None else loss + learn.regularizer(learn.model, inputs)
+    penalty = l2_penalty(opt)
+    if penalty is not None:
+        total = total + penalty
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    learn._reduce_grads()
+    opt.step()
+    return learn._reduce_loss(float(loss.detach()))
+
+
+def shuffled_batches(learn: "Learner"):
+    """The default batches: the training rows in a new random order each epoch (the learner's
+    seeded generator), ``bs`` at a time, by indexing whole tensors (no per-sample DataLoader:
+    for embedding models the loop itself is the hot path)."""
+    n = len(learn.train_target)
+    perm = torch.randperm(n, generator=learn.generator)
+    for start in range(0, n, learn.bs):
+        idx = perm[start:start + learn.bs]
+        yield tuple(t[idx] for t in learn.train_inputs), learn.train_target[idx]
+
+
 class Learner:
     """Trains ``model(*inputs) -> predictions`` against ``target`` with ``loss_fn``.
 
@@ -139,7 +167,22 @@ class Learner:
     :param metrics: ``metrics(pred, target) -> dict`` on the whole validation set.
     :param regularizer: optional ``regularizer(model, inputs) -> tensor`` added to the loss
         (e.g. an L2 penalty on the embedding rows a batch looked up).
+
+    :meth:`fit` is a loop of events (:mod:`embedlab.training.callbacks`); what happens at each
+    comes from callbacks. Two attributes are the places to replace how it trains:
+
+    - ``learn.step = my_step``: ``my_step(learn, opt, inputs, target) -> float`` does one
+      optimisation step on a batch and returns its data loss (default :func:`autograd_step`;
+      the collab trainer's fused sparse step, :class:`embedlab.training.fused_collab.FusedCollabStep`,
+      plugs in here);
+    - ``learn.batches = my_batches``: ``my_batches(learn)`` yields ``(inputs, target)`` for one
+      epoch (default :func:`shuffled_batches`).
     """
+
+    #: one optimisation step on a batch: ``step(learn, opt, inputs, target) -> data loss``
+    step: Callable[..., float] = staticmethod(autograd_step)
+    #: one epoch's batches: ``batches(learn) -> iterator of (inputs, target)``
+    batches: Callable[..., Any] = staticmethod(shuffled_batches)
 
     def __init__(self, model: nn.Module, train: Sequence[torch.Tensor],
                  valid: Sequence[torch.Tensor] | None, loss_fn: Callable, metrics: Metrics | None = None,
@@ -265,11 +308,8 @@ class Learner:
         return make_optimizer(self.param_groups(config.lr, config.wd), config)
 
     def _batches(self):
-        n = len(self.train_target)
-        perm = torch.randperm(n, generator=self.generator)
-        for start in range(0, n, self.bs):
-            idx = perm[start:start + self.bs]
-            yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
+        """This epoch's batches (``self.batches``; DistributedLearner splits them across ranks)."""
+        return self.batches(self)
 
     def _forward_module(self) -> nn.Module:
         """The module that runs the forward pass (DistributedLearner returns its DDP wrapper)."""
@@ -284,17 +324,8 @@ class Learner:
         sparse gradients that it does not leave to DDP)."""
 
     def _step(self, opt, inputs, target) -> float:
-        pred = self._forward_module()(*inputs)
-        loss = self.loss_fn(pred, target)
-        total = loss if self.regularizer is None else loss + self.regularizer(self.model, inputs)
-        penalty = l2_penalty(opt)
-        if penalty is not None:
-            total = total + penalty
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        self._reduce_grads()
-        opt.step()
-        return self._reduce_loss(float(loss.detach()))
+        """One step on a batch (``self.step``); returns the batch's data loss."""
+        return self.step(self, opt, inputs, target)
 
     @torch.no_grad()
     def predict(self, inputs: Sequence[torch.Tensor], bs: int = 65536) -> torch.Tensor:
@@ -314,19 +345,62 @@ class Learner:
         return out
 
     # ------------------------------------------------------------ training
+    def __call__(self, event: str) -> None:
+        """Run ``event`` on every callback of the current fit, in order."""
+        for cb in self.cbs:
+            cb(event)
+
+    def _fit(self, config: FitConfig, cbs: Sequence[Callback]) -> None:
+        """The loop of events (module docstring of :mod:`embedlab.training.callbacks`)."""
+        self.cbs = sorted(cbs, key=lambda cb: cb.order)
+        for cb in self.cbs:
+            cb.learn = self
+        self.config, self.first_epoch, self.n_step = config, 0, 0
+        self.total_steps = config.epochs * math.ceil(len(self.train_target) / self.bs)
+        try:
+            self("before_fit")
+            for self.epoch in range(self.first_epoch, config.epochs):
+                self.model.train()
+                self._hold_frozen_norms()
+                self("before_epoch")
+                for self.inputs, self.target in self._batches():
+                    self("before_batch")
+                    self.loss = self._step(self.opt, self.inputs, self.target)
+                    self.n_step += 1
+                    self("after_step")
+                self("after_epoch")
+            self("after_fit")
+        except CancelFit:
+            self("after_cancel_fit")
+        finally:
+            self("cleanup_fit")
+            self.cbs = []
+
     def fit(self, config: FitConfig | None = None, progress: bool = True,
             on_epoch: Callable[[dict], None] | None = None, checkpoint: Any = None,
-            **changes: Any) -> FitResult:
-        """Train as ``config`` says (keyword ``changes`` override its fields).
+            cbs: Sequence[Callback] = (), **changes: Any) -> FitResult:
+        """Train as ``config`` says (keyword ``changes`` override its fields); returns the
+        :class:`FitResult` its :class:`~embedlab.training.callbacks.Recorder` kept.
 
         ``checkpoint``: a :class:`embedlab.training.checkpoint.CheckpointPlan` (``embedlab train``
         makes one per run): this fit then saves a checkpoint after every epoch and, under
-        ``--resume``, starts from the saved one. None: no checkpoints.
+        ``--resume``, starts from the saved one. ``on_epoch(row)`` is called after every epoch;
+        ``cbs`` are more callbacks (:mod:`embedlab.training.callbacks`).
 
         The training loss in the history is the data loss only; an L2 term is added for the
         gradient but not reported, so runs with different weight-decay modes compare directly.
         """
         config = (config or FitConfig()).replace(**changes).resolved()
+        self._prepare(config)
+        self.opt = self.make_optimizer(config)
+        own = [Schedule(), Recorder(), Divergence(), Progress(progress)]
+        own += [Checkpoint(checkpoint)] if checkpoint is not None else []
+        own += [EpochHook(on_epoch)] if on_epoch is not None else []
+        self._fit(config, own + list(cbs))
+        return self.result
+
+    def _prepare(self, config: FitConfig) -> None:
+        """The batch size, freezing and ``--init-from`` check of a fit that starts."""
         if config.bs:
             self.bs = int(config.bs)
         if config.init_from and self.init is None:
@@ -336,69 +410,6 @@ class Learner:
             self.freeze_groups(config.freeze)
         elif config.freeze_to is not None:
             self.freeze_to(config.freeze_to)
-        opt = self.opt = self.make_optimizer(config)
-        steps_per_epoch = math.ceil(len(self.train_target) / self.bs)
-        total_steps = config.epochs * steps_per_epoch
-        sched = make_scheduler(opt, config, total_steps)
-        names = [g["name"] for g in opt.param_groups]
-        result = FitResult(config=config.to_config(), lrs={n: [] for n in names}, init=self.init)
-        max_lrs = self.group_lrs(config.lr)
-        group_wds = {g["name"]: g["wd"] for g in opt.param_groups}
-        for name, params in self.layer_groups().items():
-            frozen = name not in names
-            result.groups[name] = {"lr": None if frozen else max_lrs[name],
-                                   "wd": None if frozen else float(group_wds[name]), "frozen": frozen,
-                                   "n_params": int(sum(p.numel() for p in params))}
-        if any(momentum_of(opt, g) is not None for g in opt.param_groups):
-            result.moms = {n: [] for n in names}
-        bar = _progress(progress)
-        step = 0
-        t0 = time.perf_counter()
-        keeper, first = (checkpoint.keeper_for(self, config) if checkpoint is not None else None), 0
-        if keeper is not None:  # --resume: restore the checkpoint, go on with the next epoch
-            first, step, spent = keeper.restore(self, opt, sched, result)
-            t0 -= spent
-        with bar:
-            task = bar.add_task("training", total=total_steps, info="", completed=step)
-            for epoch in range(first, config.epochs):
-                self.model.train()
-                self._hold_frozen_norms()
-                te = time.perf_counter()
-                total, count = 0.0, 0
-                for inputs, target in self._batches():
-                    for g in opt.param_groups:
-                        result.lrs[g["name"]].append(float(g["lr"]))
-                        if result.moms:
-                            result.moms[g["name"]].append(momentum_of(opt, g))
-                    loss = self._step(opt, inputs, target)
-                    if not math.isfinite(loss):  # stop at once: nothing after this step is worth keeping
-                        raise diverged(f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1}",
-                                       opt, inputs, target)
-                    result.losses.append(loss)
-                    step += 1
-                    if step < total_steps:  # one-cycle may not step past its last step
-                        sched.step()
-                    total += loss * len(target)
-                    count += len(target)
-                    bar.update(task, advance=1, info=f"epoch {epoch + 1}/{config.epochs} loss {loss:.4f}")
-                epoch_seconds = time.perf_counter() - te
-                row = {"epoch": epoch + 1, "train_loss": total / max(count, 1),
-                       "epoch_seconds": epoch_seconds,
-                       "rows_per_second": count / epoch_seconds if epoch_seconds > 0 else float("nan")}
-                row.update(self.validate())
-                bad = [k for k in ("train_loss", "valid_loss") if k in row and not math.isfinite(row[k])]
-                if bad:  # the weights went non-finite in the epoch's last step
-                    raise diverged(f"the {bad[0].replace('_', ' ')} became {row[bad[0]]} after epoch {epoch + 1}",
-                                   opt, *(self.valid or ((), None)))
-                result.history.append(row)
-                bar.print(_format_row(row))
-                if on_epoch is not None:
-                    on_epoch(row)
-                if keeper is not None:
-                    keeper.save(self, opt, sched, result, epoch + 1, step, time.perf_counter() - t0)
-        result.train_seconds = time.perf_counter() - t0
-        result.final = dict(result.history[-1]) if result.history else {}
-        return result
 
     def fit_one_cycle(self, epochs: int, lr: float, wd: float = 0.1, pct_start: float = 0.25,
                       progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
@@ -421,39 +432,18 @@ class Learner:
         ratio = DEFAULT_LR_RATIO.get(str(config.opt).lower(), 1.0)
         start_lr = 1e-7 * ratio if start_lr is None else float(start_lr)
         end_lr = 10.0 * ratio if end_lr is None else float(end_lr)
-        config = config.replace(lr=start_lr)
+        config = config.replace(lr=start_lr, epochs=max(int(num), 1))
         if wd is not None:
             config = config.replace(wd=wd)
-        state = copy.deepcopy(self.model.state_dict())
-        opt = self.make_optimizer(config)
-        mult = (end_lr / start_lr) ** (1.0 / max(num - 1, 1))
-        lrs, losses = [], []
-        best, avg, beta = float("inf"), 0.0, 0.98
-        self.model.train()
-        it = 0
-        bar = _progress(progress)
+        finder = LRFinder(start_lr, end_lr, num)
+        kept = self.opt  # the latest fit's optimizer stays what `save` keeps
         try:
-            with bar:
-                task = bar.add_task("lr-find", total=num, info="")
-                while it < num:
-                    for inputs, target in self._batches():
-                        lr = start_lr * mult ** it
-                        for g in opt.param_groups:
-                            g["lr"] = lr
-                        loss = self._step(opt, inputs, target)
-                        avg = beta * avg + (1 - beta) * loss
-                        smooth = avg / (1 - beta ** (it + 1))
-                        lrs.append(lr)
-                        losses.append(smooth)
-                        best = min(best, smooth)
-                        it += 1
-                        bar.update(task, advance=1, info=f"lr {lr:.1e} loss {smooth:.4f}")
-                        if it >= num or not math.isfinite(smooth) or smooth > 4 * best:
-                            it = num
-                            break
+            self.opt = self.make_optimizer(config)
+            self._fit(config, [finder, Progress(progress, "lr-find", total=num, describe=finder.describe,
+                                                rows=False)])
         finally:
-            self.model.load_state_dict(state)
-        return LRFindResult(lrs=lrs, losses=losses)
+            self.opt = kept
+        return LRFindResult(lrs=finder.lrs, losses=finder.losses)
 
 
 def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.Tensor | None):
@@ -479,7 +469,8 @@ def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.
                             f"--out is untouched")
 
 
-def _format_row(row: dict[str, float]) -> str:
+def format_row(row: dict[str, float]) -> str:
+    """An epoch's history row as the line printed under the progress bar."""
     parts = [f"epoch {int(row['epoch'])}"]
     for k, v in row.items():
         if k in ("epoch", "epoch_seconds", "rows_per_second"):
@@ -487,11 +478,3 @@ def _format_row(row: dict[str, float]) -> str:
         parts.append(f"{k} {v:.4f}")
     parts.append(f"{row['epoch_seconds']:.1f}s")
     return "  ".join(parts)
-
-
-def _progress(enabled: bool | None):
-    """The progress bar (embedlab.io.progress: rich in a terminal, tqdm in a notebook; None:
-    shown when a person watches)."""
-    from embedlab.io.progress import progress_bar
-
-    return progress_bar(enabled)
