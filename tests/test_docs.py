@@ -296,3 +296,39 @@ def test_every_name_of_the_public_namespace_is_documented():
     namespace: dict = {}
     for block in code_blocks("python", body):
         exec(compile(block, f"{DOC}:namespace", "exec"), namespace)
+
+
+# ---------------------------------------------------------------------------- the worked trainer
+@pytest.fixture(scope="module")
+def worked_trainer():
+    blocks = code_blocks("python", _guide_section("A worked trainer"))
+    module = types.ModuleType("embedlab_docs_plain_mf")
+    module.__file__ = str(DOC)
+    sys.modules[module.__name__] = module
+    try:
+        exec(compile(blocks[0], f"{DOC}:trainer-example", "exec"), module.__dict__)
+        yield module, blocks[1]
+    finally:
+        sys.modules.pop(module.__name__, None)
+
+
+def test_the_worked_trainer_runs_as_printed_and_keeps_the_contract(worked_trainer, tmp_path):
+    module, test_block = worked_trainer
+    namespace: dict = {}
+    exec(compile(test_block, f"{DOC}:trainer-test", "exec"), namespace)
+    namespace["test_plain_mf_keeps_the_trainer_contract"](module)  # the guide's own test, as printed
+    small = ["--users", "40", "--items", "30", "--ratings", "800", "-q"]
+    with plugin_registered(module):
+        assert "(installed: collab, plain-mf)" in " ".join(invoke(["train", "synthetic-collab", "--help"]).output.split())
+        helped = invoke(["train", "synthetic-collab", "--trainer", "plain-mf", "--help"]).output
+        assert "--n-factors" in helped and "--init-from" in helped and "--y-range" not in helped
+        found = invoke(["lr-find", "synthetic-collab", "--trainer", "plain-mf", *small])
+        assert found.exit_code == 0, found.output
+        base = tmp_path / "base"
+        assert invoke(["train", "synthetic-collab", "--n-factors", "16", "--epochs", "2", "--bs", "64",
+                       "--out", base, *small]).exit_code == 0
+        assert embedlab.load_run(base).meta["trainer"] == "collab"  # installing plain-mf changed no default
+        started = invoke(["train", "synthetic-collab", "--trainer", "plain-mf", "--init-from", base, "--epochs", "1",
+                          "--bs", "64", "--out", tmp_path / "init", *small])
+        assert started.exit_code == 0, started.output
+        assert embedlab.load_run(tmp_path / "init").meta["init"]["tables"]["item"]["coverage"] == 1.0

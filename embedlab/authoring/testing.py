@@ -48,7 +48,7 @@ from typing import Any, Iterator, Sequence
 from embedlab.run import Run, load_run
 
 __all__ = ["SYNTHETIC_DEFAULTS", "PLANTED", "synthetic_run", "synthetic_run_dir", "plugin_registered",
-           "same_data_other_seed", "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
+           "same_data_other_seed", "assert_trainer_contract", "CONTRACT_DATA", "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
            "embedlab_run", "embedlab_plugin"]
 
 # Small enough to train in a second or two on one CPU core, strong enough that the planted
@@ -170,6 +170,134 @@ def same_data_other_seed(run: Run | str | Path, seed: int, out: str | Path | Non
         trained.save(out)
         return load_run(out)
     return trained
+
+
+# ---------------------------------------------------------------- the trainer contract
+#: the small synthetic-collab data :func:`assert_trainer_contract` trains on by default
+CONTRACT_DATA: dict[str, Any] = {"users": 60, "items": 40, "ratings": 1500}
+
+
+def _flags(options: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not None and value is not False:
+            out += [flag, *(map(str, value) if isinstance(value, (list, tuple)) else [str(value)])]
+    return out
+
+
+@contextlib.contextmanager
+def _interrupted_after_epoch(epoch: int) -> Iterator[None]:
+    """The next fit stops (as Ctrl-C would) right after its checkpoint of ``epoch`` is written."""
+    from embedlab.training.checkpoint import FitKeeper
+
+    real = FitKeeper.save
+
+    def save(self, learner, *args, **kwargs):
+        real(self, learner, *args, **kwargs)
+        if (args[3] if len(args) > 3 else kwargs.get("epoch")) == epoch:
+            FitKeeper.save = real
+            raise KeyboardInterrupt
+
+    FitKeeper.save = save
+    try:
+        yield
+    finally:
+        FitKeeper.save = real
+
+
+def _same_tables(a: Run, b: Run, what: str) -> None:
+    import numpy as np
+
+    if a.table_names != b.table_names:
+        raise AssertionError(f"{what}: tables {a.table_names} != {b.table_names}")
+    for name in a.table_names:
+        ta, tb = a.table(name), b.table(name)
+        if not (np.array_equal(ta.keys, tb.keys) and np.array_equal(ta.labels, tb.labels)):
+            raise AssertionError(f"{what}: table {name!r} has other keys or labels")
+        if not np.array_equal(ta.vectors, tb.vectors):
+            diff = float(np.nanmax(np.abs(ta.vectors.astype(float) - tb.vectors.astype(float))))
+            raise AssertionError(f"{what}: table {name!r} has other vectors (largest difference {diff:.3g}); "
+                                 f"they must be identical bit for bit")
+
+
+def assert_trainer_contract(trainer: str, dataset: str = "synthetic-collab", options: dict[str, Any] | None = None,
+                            *, epochs: int = 3, workdir: str | Path | None = None) -> Run:
+    """Check that a registered trainer keeps the trainer contract, through the command line a
+    user runs; an AssertionError names the first broken promise. Returns the trained run.
+
+    1. ``embedlab train DATASET --trainer NAME`` trains (``options``: dataset and trainer
+       options by parameter name; on ``synthetic-collab`` :data:`CONTRACT_DATA` by default) and
+       the run records the trainer, non-empty tables of finite vectors, and run.json;
+    2. the saved run reloads (``load_run``) with the same tables, bit for bit, and saves again;
+    3. the same seed trains the same vectors, bit for bit;
+    4. a resumable trainer (``resumable = True``), interrupted after epoch 1 of ``epochs``,
+       resumes with ``--resume`` to exactly the vectors and history of the uninterrupted run;
+    5. neighbours work on every table: ``run.neighbors(label)`` finds the entity and lists others.
+    """
+    import numpy as np
+
+    from embedlab.registry import get_trainer
+
+    entry = get_trainer(trainer)
+    given = dict(CONTRACT_DATA if dataset == "synthetic-collab" and options is None else {})
+    given.update(options or {})
+    takes = {p.name for p in entry.options}
+    if "epochs" in takes:
+        given.setdefault("epochs", epochs)
+    if "bs" in takes:
+        given.setdefault("bs", 64)
+    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlab-contract-", dir=_cache_dir()))
+    args = ["train", dataset, "--trainer", trainer, *_flags(given), "-q"]
+
+    def train(out: Path, *extra: str, expect_ok: bool = True):
+        result = invoke([*args, "--out", str(out), *extra], catch_exceptions=True)
+        if expect_ok and result.exit_code != 0:
+            raise AssertionError(f"`embedlab {' '.join(args + ['--out', str(out), *extra])}` failed "
+                                 f"({result.exit_code}): {result.output.strip()[-800:]}"
+                                 + (f"\n{result.exc_info[1]!r}" if result.exc_info and
+                                    not isinstance(result.exc_info[1], SystemExit) else ""))
+        return result
+
+    train(root / "a")
+    run = load_run(root / "a")
+    if run.meta.get("trainer") != trainer:
+        raise AssertionError(f"run.json records trainer {run.meta.get('trainer')!r}, not {trainer!r} "
+                             f"(build it with embedlab.run_meta)")
+    if not run.table_names:
+        raise AssertionError("the run has no embedding tables")
+    for name in run.table_names:
+        t = run.table(name)
+        if not len(t) or not np.isfinite(t.vectors).all():
+            raise AssertionError(f"table {name!r} is empty or has non-finite vectors")
+    run.save(root / "copy")
+    _same_tables(run, load_run(root / "copy"), "saved and reloaded")
+    train(root / "b")
+    _same_tables(run, load_run(root / "b"), "the same seed trained twice")
+    if entry.resumable:
+        with _interrupted_after_epoch(1):
+            stopped = train(root / "c", expect_ok=False)
+        if stopped.exit_code == 0:
+            raise AssertionError("a resumable trainer must pass `checkpoint` on to Learner.fit "
+                                 "(no checkpoint was written after epoch 1)")
+        train(root / "c", "--resume")
+        resumed = load_run(root / "c")
+        _same_tables(run, resumed, "interrupted after epoch 1 and resumed")
+        timing = {"epoch_seconds", "rows_per_second"}
+        strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
+        if strip(resumed.meta.get("history", [])) != strip(run.meta.get("history", [])):
+            raise AssertionError("interrupted after epoch 1 and resumed: the history differs from an "
+                                 "uninterrupted run's")
+    for name in run.table_names:
+        t = run.table(name)
+        if len(t) < 2:
+            continue
+        found = run.neighbors(str(t.labels[0]), k=min(3, len(t) - 1), table=name)
+        if len(found) < 1:
+            raise AssertionError(f"run.neighbors found no neighbours in table {name!r}")
+    return run
 
 
 def reset_caches() -> None:
