@@ -471,7 +471,7 @@ def private_imports(path: Path, public: dict[str, object]) -> list[str]:
     bad, aliases = [], {}
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "embedlab":
-            if own_wing and node.module.startswith(own_wing):
+            if own_wing and (node.module + ".").startswith(own_wing):
                 continue  # a built-in trainer's own helper modules
             module = importlib.import_module(node.module)
             for alias in node.names:
