@@ -68,6 +68,10 @@ def test_projector_pair_one_column_metadata_has_no_header(planted, tmp_path):
     t = embedlab.load_run(run_dir).table("item")
     assert t.labels.tolist() == WORDS and len(t) == N  # the first word is a label, not a header
     check_analyze(run_dir, planted, WORDS)
+    res = invoke(["analyze", run_dir, "--only", "pca", "--report", tmp_path / "report.html"])  # with the explorer
+    assert res.exit_code == 0, res.output
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "w39" in html and "explorer" in html.lower()
     meta = json.loads((run_dir / "run.json").read_text())
     sources = meta["imported"]["sources"]
     assert meta["kind"] == "imported" and {s["part"] for s in sources} == {"vectors", "metadata"}

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.io.ownership import check_export, owned_file
+from embedlab.io.readers import is_number
 from embedlab.errors import DataError, UsageError
 
 if TYPE_CHECKING:
@@ -269,16 +270,8 @@ def _floats(cells: list[str], path: Path, line: int) -> list[float]:
     try:
         return [float(c) for c in cells]
     except ValueError:
-        bad = next(c for c in cells if not _is_float(c))
+        bad = next(c for c in cells if not is_number(c))
         raise DataError(f"{path}: line {line}: {bad!r} is not a number") from None
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def _sibling_keys(path: Path, names: tuple[str, ...]) -> Path | None:

@@ -441,13 +441,13 @@ def read_csv_table(path: Path, column: str | None) -> Read:
         try:
             out[i] = parts.astype(np.float32)
         except ValueError:
-            bad = next(p for p in parts if not _is_number(p))
+            bad = next(p for p in parts if not is_number(p))
             raise DataError(f"{path}: column {col!r}, row {i + 1}: {bad!r} is not a number") from None
     meta = frame.drop(columns=[col])
     return Read(out, metadata=meta.reset_index(drop=True), source=col)
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
         return True

@@ -199,7 +199,7 @@ def read_classes(path: Path) -> dict[str, list[str]]:
 def _array(t: Any) -> np.ndarray:
     import torch
 
-    return t.detach().to(torch.float32).cpu().numpy()
+    return np.array(t.detach().to(torch.float32).cpu().numpy())  # owned and writable, off the file's map
 
 
 def _fastai_layout(tensors: dict[str, Any]) -> str | None:

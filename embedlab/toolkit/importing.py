@@ -239,7 +239,7 @@ def _split_projector_pair(by_role: dict[str, list[Path]]) -> None:
     def numeric(p: Path) -> bool:
         with open(p, encoding="utf-8", errors="replace") as fh:
             cells = fh.readline().rstrip("\r\n").split("\t")
-        return all(readers._is_number(c) for c in cells)
+        return all(readers.is_number(c) for c in cells)
 
     tsvs = by_role["vectors"]
     if len(tsvs) == 2 and numeric(tsvs[0]) != numeric(tsvs[1]):
