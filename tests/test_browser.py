@@ -5,6 +5,7 @@ Skips cleanly without chromium + chromedriver (``.ci/run`` installs Debian's pac
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -109,8 +110,13 @@ def test_ml100k_report_in_browser(tmp_path, tmp_path_factory):
 def _explorer_report(tmp_path):
     from test_report import two_table_run
 
+    from embedlab.analysis import AnalysisResult
+
     run = two_table_run()
     results = run_analyses(run, ["bias-ranking", "neighbors"], {})
+    keys = run.table("item").keys  # a map of half the items, as UMAP's of the most observed
+    partial = pd.DataFrame({"key": keys[::2], "x": np.arange(40.0), "y": np.sin(np.arange(40.0))})
+    results.append(AnalysisResult("umap", "item", "UMAP", maps={"UMAP": partial}))
     return run, write_report(tmp_path / "explorer.html", run, results)
 
 
@@ -282,6 +288,10 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
         assert "Film number" not in page.shown_text(status)
         assert page.source("explorer-highlight-item")["x"] == []
         assert page.shown_rows("explorer-selection-table-item") == []
+        # a map that leaves entities out says so on the map
+        page.set_model("explorer-map-item", "value", "UMAP")
+        title = page.js(page._MODEL_JS.replace("arguments[0]", "'explorer-map-plot-item'") + "return m.title.text;")
+        assert "UMAP places 40 of the 80 items; 40 not drawn" in title
         # a colour change redraws the legend
         page.set_model("explorer-color-item", "value", "mean_rating")
         page.wait_for(lambda: "mean_rating" in page.shown_text("explorer-legend-item"), what="the legend")
@@ -343,4 +353,13 @@ def test_explorer_with_hostile_column_names(tmp_path):
         page.select_rows("explorer-points-item", list(range(len(items))))
         page.wait_for(lambda: any(c in genres for r in page.shown_rows("explorer-selection-table-item") for c in r),
                       what="the selection table's __proto__ values")
+        # the selection exported from the page: a CSV of keys, labels, coordinates and metadata
+        page.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
+        page.click_button("explorer-export-item")
+        csv = page.wait_for(lambda: (tmp_path / "item-selection.csv").exists() and
+                            (tmp_path / "item-selection.csv").read_text(encoding="utf-8"), what="the exported CSV")
+        got = pd.read_csv(io.StringIO(csv))
+        assert list(got.columns[:4]) == ["key", "label", "x", "y"] and {"__proto__", "constructor"} <= set(got.columns)
+        assert len(got) == len(items) and list(got["label"]) == list(items.labels)
+        assert list(got["__proto__"]) == list(meta["__proto__"])
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]

@@ -322,6 +322,8 @@ def test_explorer_offers_the_maps_results_carry():
     points = named["explorer-points-item"].data
     x = next(points[k] for k in points if k.startswith("map") and k.endswith("x"))
     assert x[2] == 1.0 and np.isnan(x[1])  # aligned by key; entities off the map are NaN
+    cfg = json.loads(named["explorer-points-item"].tags[0])
+    assert "UMAP places 40 of the 80 items; 40 not drawn" in cfg["maps"]["UMAP"][4]  # said on the map
 
 
 def test_builtin_analyses_state_a_finding_and_headline(synthetic_run):

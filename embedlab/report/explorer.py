@@ -182,7 +182,10 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
             x[at[ok]], y[at[ok]] = frame["x"].to_numpy(np.float32)[ok], frame["y"].to_numpy(np.float32)[ok]
             f = f"map{len(maps)}"
             data[f + "x"], data[f + "y"] = x, y
-            maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2"]
+            placed = int(np.isfinite(x).sum())
+            missing = (f" — {title} places {placed:,} of the {n:,} {plural(name, n)}; {n - placed:,} not drawn "
+                       f"(PCA draws every one)") if placed < n else ""
+            maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2", missing]
     data["x"], data["y"] = data["pc1"], data["pc2"]
     if vectors_travel(t):
         data["_norm"] = np.linalg.norm(np.asarray(t.vectors, dtype=np.float32), axis=1).astype(np.float32)
@@ -246,6 +249,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
            "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
            "neighbour_extra": [(f, f) for _, f in neighbour_extra],
            "selection_fields": [(f, f) for _, f in selection_pairs],
+           "titles": {f: c for c, f in selection_pairs},
            "summary_numeric": [(c, fields[c]) for c in num_fields[:4]],
            "summary_categorical": [(c, fields[c]) for c in cat_fields  # not names: one value per entity
                                    if t.metadata[c].nunique() < len(cand)][:2], "cycle": cycle or []}
@@ -273,7 +277,8 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     back = Button(name=f"explorer-back-{name}", label="◀ back", width=65)
     forward = Button(name=f"explorer-forward-{name}", label="forward ▶", width=80)
     clear = Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning")
-    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
+    export = Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170)
+    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 180,
                   text="Select points with the box or lasso tool to list them here.")
     neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
     selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
@@ -343,6 +348,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     back.js_on_click(js(JS.ON_BACK))
     forward.js_on_click(js(JS.ON_FORWARD))
     clear.js_on_click(js(JS.ON_CLEAR))
+    export.js_on_click(js(JS.ON_EXPORT))
     for w in (k_select, metric):
         w.js_on_change("value", js(JS.ON_SETTINGS))
     mincount.js_on_change("value", js(JS.ON_SETTINGS))
@@ -379,7 +385,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     controls = row(search, map_select, colour, size)
     side = column(matches, row(k_select, metric, mincount, width=SIDE_WIDTH), row(back, forward, clear),
                   status, neighbour_table, width=SIDE_WIDTH)
-    return column(header, controls, row(fig, legend, side), summary, selection_table,
+    return column(header, controls, row(fig, legend, side), row(summary, export), selection_table,
                   name=f"explorer-{name}")
 
 

@@ -336,6 +336,34 @@ clearEntity(cfg, m);
 showSelection(cfg, m, []);
 }
 
+// The selection as CSV (key, label, the map's x and y, every embedded column), downloaded.
+// Cells are quoted when needed; a cell a spreadsheet would run as a formula (=, +, -, @) is
+// prefixed with a quote.
+function selectionCsv(cfg, m) {
+const src = m.points, rows = Array.from(src.selected.indices).sort((a, b) => a - b);
+const cell = (v) => {
+  let t = v === null || v === undefined || (typeof v === "number" && !isFinite(v)) ? "" : String(v);
+  if (typeof v !== "number" && /^[=+\-@\t\r]/.test(t)) t = "'" + t;
+  return /[",\n\r]/.test(t) ? '"' + t.replace(/"/g, '""') + '"' : t;
+};
+const cols = [["key", "key"], ["label", "label"], ["x", "x"], ["y", "y"]].concat(
+  cfg.selection_fields.filter(([f]) => f !== "key" && f !== "label").map(([f]) => [own(cfg.titles, f) || f, f]));
+const lines = [cols.map((c) => cell(c[0])).join(",")];
+const values = cols.map((c) => get(src, c[1]));
+for (const i of rows) lines.push(values.map((v) => cell(v[i])).join(","));
+return lines.join("\r\n") + "\r\n";
+}
+
+function onExport(cfg, m) {
+const blob = new Blob([selectionCsv(cfg, m)], {type: "text/csv"});
+const a = document.createElement("a");
+a.href = URL.createObjectURL(blob);
+a.download = `${cfg.table}-selection.csv`;
+document.body.appendChild(a);
+a.click();
+setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+}
+
 // k, metric or minimum count changed: list the shown entity's neighbours again.
 function onSettings(cfg, m) {
 const rows = Array.from(m.points.selected.indices);
@@ -358,6 +386,9 @@ const [x0, x1] = bounds(x), [y0, y1] = bounds(y);
 m.fig.x_range.setv({start: x0, end: x1});
 m.fig.y_range.setv({start: y0, end: y1});
 if (m.path) { const order = cfg.cycle; patchData(m.path, {x: order.map((i) => x[i]), y: order.map((i) => y[i])}); }
+// a map that leaves entities out says so on the map (its title), never silently
+if (cfg._title === undefined) cfg._title = m.fig.title.text;
+m.fig.title.text = cfg._title + (chosen[4] || "");
 for (const a of m.fig.below) if ("axis_label" in a) a.axis_label = chosen[2];
 for (const a of m.fig.left) if ("axis_label" in a) a.axis_label = chosen[3];
 const rows = Array.from(src.selected.indices);
@@ -371,7 +402,8 @@ function config(points) {
   return configs.get(points);
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
-        onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings};
+        onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings,
+        selectionCsv, onExport};
 })();
 """
 
@@ -387,6 +419,7 @@ ON_BACK = "E.onHistory(cfg, m, -1);"
 ON_FORWARD = "E.onHistory(cfg, m, 1);"
 ON_CLEAR = "E.onClear(cfg, m);"
 ON_SETTINGS = "E.onSettings(cfg, m);"
+ON_EXPORT = "E.onExport(cfg, m);"
 COLOUR_TRANSFORM = "return E.colours(cfg, m.points, m.colour.value, xs, m.legend);"
 SIZE_TRANSFORM = "return E.sizes(cfg, m.points, m.size.active.includes(0), xs);"
 LABELS_RIGHT = 'return E.labelTexts(cfg, m.points, xs, "right");'
