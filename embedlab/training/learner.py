@@ -45,7 +45,6 @@ Python DataLoader: for embedding models the loop itself is the hot path.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -53,8 +52,9 @@ import torch
 from torch import nn
 
 from embedlab.errors import UsageError
-from embedlab.training.callbacks import (Callback, CancelFit, Checkpoint, Divergence, EpochHook, LRFinder,
-                                         Progress, Recorder, Schedule)
+from embedlab.training.callbacks import (MAX_STEP_POINTS, Callback, CancelFit, Checkpoint,  # noqa: F401
+                                         Divergence, EpochHook, FitResult, LRFinder, Progress, Recorder, Schedule,
+                                         diverged, format_row)
 from embedlab.training.lr_find import LRFindResult
 from embedlab.training.optim import l2_penalty, make_optimizer, sparse_parameters
 from embedlab.training.fitconfig import DEFAULT_LR_RATIO, FitConfig, LRSlice
@@ -69,66 +69,6 @@ def seed_everything(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed)
     return g
-
-
-# ---------------------------------------------------------------------------- the learner
-#: at most this many per-step points are kept in run.json (``FitResult.steps``)
-MAX_STEP_POINTS = 2000
-
-
-@dataclass
-class FitResult:
-    """Per-epoch history, wall time, the last row, the resolved config and per-step schedules."""
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    train_seconds: float = 0.0
-    final: dict[str, float] = field(default_factory=dict)
-    config: dict[str, Any] = field(default_factory=dict)
-    lrs: dict[str, list[float]] = field(default_factory=dict)
-    moms: dict[str, list[float]] = field(default_factory=dict)
-    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
-    init: dict[str, Any] | None = None
-    #: the training loss of every step (the data loss, as in ``history``)
-    losses: list[float] = field(default_factory=list)
-
-    @property
-    def frozen(self) -> list[str]:
-        return [n for n, g in self.groups.items() if g.get("frozen")]
-
-    def steps(self, max_points: int = MAX_STEP_POINTS) -> dict[str, Any]:
-        """The per-step schedule and loss, decimated to at most ``max_points`` points:
-        ``{"step": [...], "lr": {group: [...]}, "mom": {group: [...]}, "loss": [...],
-        "total_steps": n, "steps_per_epoch": m}``. Steps are 1-based. With more steps than
-        points, the steps are cut into ``max_points`` consecutive bins; each point is a bin's
-        first step, its lr and momentum at that step, and the mean loss over the bin (so the
-        curve stays honest about noise without keeping every step)."""
-        n = len(self.losses)
-        if n == 0:
-            return {"step": [], "lr": {}, "mom": {}, "loss": [], "total_steps": 0, "steps_per_epoch": 0}
-        bins = np.array_split(np.arange(n), min(n, max(1, int(max_points))))
-        first = [int(b[0]) for b in bins]
-        losses = np.asarray(self.losses, dtype=float)
-
-        def short(v: float) -> float:  # 6 significant digits: run.json stays small
-            return float(f"{v:.6g}")
-
-        def pick(values: list) -> list:
-            return [None if i >= len(values) or values[i] is None else short(values[i]) for i in first]
-
-        loss = [short(np.nanmean(losses[b][np.isfinite(losses[b])])) if np.isfinite(losses[b]).any() else None
-                for b in bins]
-        epochs = max(len(self.history), 1)
-        return {"step": [i + 1 for i in first], "lr": {g: pick(v) for g, v in self.lrs.items()},
-                "mom": {g: pick(v) for g, v in self.moms.items()}, "loss": loss,
-                "total_steps": n, "steps_per_epoch": int(math.ceil(n / epochs))}
-
-    def record(self) -> dict[str, Any]:
-        """What run.json keeps about the fit beyond the config: each layer group's max lr,
-        weight decay, size and whether it was frozen; the frozen groups; where tables were
-        initialised from (``init``, None when from scratch); the per-step learning rate,
-        momentum and loss (``steps``, decimated to :data:`MAX_STEP_POINTS` points)."""
-        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init,
-                "steps": self.steps()}
 
 
 def autograd_step(learn: "Learner", opt: torch.optim.Optimizer, inputs: Sequence[torch.Tensor],
@@ -444,37 +384,3 @@ class Learner:
         finally:
             self.opt = kept
         return LRFindResult(lrs=finder.lrs, losses=finder.losses)
-
-
-def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.Tensor | None):
-    """The :class:`TrainingDiverged` error for a non-finite loss, naming the likely cause: a
-    non-finite value in the batch (the input), else the learning rate."""
-    from embedlab.errors import TrainingDiverged
-
-    cause = None
-    for name, t in [("target", target)] + [(f"input {i + 1}", x) for i, x in enumerate(inputs)]:
-        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            value = t[~torch.isfinite(t)].flatten()[0].item()
-            cause = f"the batch's {name} holds {value} (clean the input data)"
-            break
-    if cause is None and isinstance(target, torch.Tensor) and target.is_floating_point() and target.numel() \
-            and float(target.abs().max()) > 1e15:
-        cause = f"the batch's target holds {float(target.abs().max()):g}, an absurd value (clean or rescale it)"
-    if cause is None:
-        lrs = sorted({float(g.get("max_lr", g.get("initial_lr", g["lr"]))) for g in getattr(opt, "param_groups", [])})
-        lr = f"{lrs[-1]:g}" if lrs else "?"
-        cause = (f"the learning rate is likely too high (max lr {lr}): lower --lr, or let `embedlab lr-find` "
-                 f"suggest one")
-    return TrainingDiverged(f"training diverged: {what}; {cause}. Nothing was saved; an existing run at "
-                            f"--out is untouched")
-
-
-def format_row(row: dict[str, float]) -> str:
-    """An epoch's history row as the line printed under the progress bar."""
-    parts = [f"epoch {int(row['epoch'])}"]
-    for k, v in row.items():
-        if k in ("epoch", "epoch_seconds", "rows_per_second"):
-            continue
-        parts.append(f"{k} {v:.4f}")
-    parts.append(f"{row['epoch_seconds']:.1f}s")
-    return "  ".join(parts)
