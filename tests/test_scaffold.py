@@ -216,6 +216,24 @@ def test_generated_analysis_finds_planted_genres_in_process(tmp_path, monkeypatc
         sys.modules.pop("embedlab_sep_demo", None)
 
 
+def test_plugins_new_kind_trainer_scaffolds_a_working_trainer_whose_tests_pass(tmp_path):
+    """`plugins new NAME --kind trainer`: the guide's worked trainer, renamed, and tests of the
+    trainer contract that pass as generated (run by pytest in a subprocess, no install)."""
+    done = invoke(["plugins", "new", "mf-demo", "--kind", "trainer", "--dir", tmp_path])
+    assert done.exit_code == 0, done.output
+    pkg = tmp_path / "embedlab-mf-demo"
+    source = (pkg / "embedlab_mf_demo" / "__init__.py").read_text()
+    assert 'name = "mf-demo"' in source and "class MfDemoTrainer" in source and "plain-mf" not in source
+    assert "an embedlab trainer plugin" in (pkg / "setup.cfg").read_text()
+    assert "--trainer mf-demo" in (pkg / "README.md").read_text() and "--trainer mf-demo" in done.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("EMBEDLAB_LOAD_PLUGINS", "EMBEDLAB_DEBUG")}
+    env["PYTHONPATH"] = os.pathsep.join([str(pkg), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
+                          cwd=pkg, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "3 passed" in proc.stdout
+
+
 # ---------------------------------------------------------------------------- embedlab.testing
 def test_synthetic_run_is_small_cached_fresh_and_has_planted_truth(tmp_path):
     first, second = synthetic_run(), synthetic_run()

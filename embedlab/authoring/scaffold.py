@@ -1,4 +1,9 @@
-"""``embedlab plugins new NAME``: scaffold a pip-installable analysis plugin.
+"""``embedlab plugins new NAME [--kind analysis|trainer]``: scaffold a pip-installable plugin.
+
+``--kind trainer`` writes the plugin guide's worked trainer (section "A worked trainer",
+renamed; the guide is the one copy of its code) with tests built on
+:func:`embedlab.testing.assert_trainer_contract`; its templates in ``templates/trainer/``
+replace those of the analysis plugin with the same path.
 
 The generated ``embedlab-NAME/`` folder is a complete distribution: ``setup.cfg`` declaring
 the ``embedlab`` entry point, ``pyproject.toml`` (setuptools), a module with an example
@@ -24,7 +29,10 @@ TEMPLATE_SUFFIX = ".tmpl"
 RENAMES = {"gitignore": ".gitignore"}
 
 
-def plugin_names(name: str) -> dict[str, str]:
+KINDS = ("analysis", "trainer")
+
+
+def plugin_names(name: str, kind: str = "analysis") -> dict[str, str]:
     """Every name derived from the plugin name, as the templates use them.
 
     ``name`` is the analysis name (``embedlab analyze --only NAME``) and the entry-point
@@ -40,7 +48,7 @@ def plugin_names(name: str) -> dict[str, str]:
 
     snake = name.replace("-", "_")
     words = name.split("-")
-    return {
+    values = {
         "name": name,
         "distribution": f"embedlab-{name}",
         "module": f"embedlab_{snake}",
@@ -48,16 +56,44 @@ def plugin_names(name: str) -> dict[str, str]:
         "class_name": "".join(w.capitalize() for w in words) + "Analysis",
         "title": " ".join(words).capitalize() + ": category separation",
         "embedlab_version": __version__,
+        "kind": kind,
     }
+    if kind == "trainer":
+        values["class_name"] = "".join(w.capitalize() for w in words) + "Trainer"
+        values["title"] = " ".join(words).capitalize() + ": a matrix-factorisation trainer"
+        values["trainer_source"] = trainer_source(name, values["class_name"])
+    return values
 
 
-def _templates():
+def trainer_source(name: str, class_name: str) -> str:
+    """The guide's worked trainer (its first code block), renamed to ``name``/``class_name``."""
+    import re
+
+    from embedlab.authoring.guide import guide_section, guide_text
+
+    body = guide_section("A worked trainer", guide_text())
+    code = re.findall(r"^```python\n(.*?)^```", body, flags=re.S | re.M)[0]
+    return code.replace('"plain-mf"', repr(name).replace("'", '"')).replace("PlainMF", class_name) \
+        .replace("plain-mf:", f"{name}:", 1)
+
+
+def _templates(kind: str = "plugin"):
     """The template folder (a Traversable: a plain folder in any ordinary installation)."""
-    return resources.files("embedlab.authoring") / "templates" / "plugin"
+    return resources.files("embedlab.authoring") / "templates" / kind
 
 
-def template_files() -> Iterator[tuple[str, str]]:
-    """(relative path with placeholders, template text) for every template file, sorted."""
+def template_files(kind: str = "analysis") -> Iterator[tuple[str, str]]:
+    """(relative path with placeholders, template text) for every template file, sorted; a
+    ``trainer`` takes the analysis plugin's files with ``templates/trainer/``'s in their place."""
+    if kind == "trainer":
+        own = dict(template_files_in(_templates("trainer")))
+        yield from sorted({**dict(template_files("analysis")), **own}.items())
+        return
+    yield from template_files_in(_templates())
+
+
+def template_files_in(root) -> Iterator[tuple[str, str]]:
+    """(relative path, text) of every template under ``root``, sorted."""
     def walk(node, prefix: str) -> Iterator[tuple[str, str]]:
         for child in sorted(node.iterdir(), key=lambda c: c.name):
             rel = f"{prefix}{child.name}"
@@ -67,7 +103,6 @@ def template_files() -> Iterator[tuple[str, str]]:
             elif child.name.endswith(TEMPLATE_SUFFIX):
                 yield rel, child.read_text(encoding="utf-8")
 
-    root = _templates()
     if not root.is_dir():
         raise UsageError("embedlab's plugin templates are missing from this installation "
                          "(embedlab/templates/plugin); reinstall embedlab")
@@ -85,7 +120,7 @@ def target_path(rel: str, values: dict[str, str]) -> str:
     return "/".join(parts)
 
 
-def scaffold(name: str, parent: str | Path = ".") -> Path:
+def scaffold(name: str, parent: str | Path = ".", kind: str = "analysis") -> Path:
     """Create ``parent/embedlab-NAME/`` from the templates; returns its path.
 
     The folder appears whole or not at all (written beside it, then renamed); an existing
@@ -93,7 +128,9 @@ def scaffold(name: str, parent: str | Path = ".") -> Path:
     """
     from embedlab.io.atomic import atomic_dir
 
-    values = plugin_names(name)
+    if kind not in KINDS:
+        raise UsageError(f"--kind {kind!r}: choose one of {', '.join(KINDS)}")
+    values = plugin_names(name, kind)
     parent = Path(parent)
     if parent.exists() and not parent.is_dir():
         raise UsageError(f"--dir {str(parent)!r} is a file, not a folder")
@@ -101,7 +138,7 @@ def scaffold(name: str, parent: str | Path = ".") -> Path:
     from embedlab.io.ownership import check_new  # the write rule: a new folder only
 
     check_new(target)
-    files = [(target_path(rel, values), render(text, values)) for rel, text in template_files()]
+    files = [(target_path(rel, values), render(text, values)) for rel, text in template_files(kind)]
     with atomic_dir(target) as tmp:
         for rel, text in files:
             path = tmp / rel

@@ -171,8 +171,11 @@ def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_u
 @click.argument("name")
 @click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder in which to create embedlab-NAME/.")
-def plugins_new(name: str, parent: Path):
-    """Scaffold a pip-installable analysis plugin in embedlab-NAME/.
+@click.option("--kind", type=click.Choice(["analysis", "trainer"]), default="analysis", show_default=True,
+              help="analysis: an example analysis; trainer: the guide's worked trainer (matrix "
+                   "factorisation on embedlab's engine) with tests of the trainer contract.")
+def plugins_new(name: str, parent: Path, kind: str):
+    """Scaffold a pip-installable analysis (or --kind trainer) plugin in embedlab-NAME/.
 
     \b
     It holds setup.cfg (with the `embedlab` entry point), pyproject.toml, a module with an
@@ -182,10 +185,12 @@ def plugins_new(name: str, parent: Path):
     """
     from embedlab.authoring.scaffold import scaffold
 
-    path = scaffold(name, parent)
+    path = scaffold(name, parent, kind)
     click.echo(str(path))
+    then = (f"`embedlab train synthetic-collab --trainer {name} --out runs/{name}`" if kind == "trainer"
+            else f"`embedlab analyze RUN --only {name}`")
     click.echo(f"created {path}; next: cd {path} && pip install -e '.[test]' && pytest, "
-               f"then `embedlab analyze RUN --only {name}` (the guide: `embedlab plugins guide`)", err=True)
+               f"then {then} (the guide: `embedlab plugins guide`)", err=True)
 
 
 @plugins_command.command("guide")
