@@ -172,8 +172,7 @@ def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_u
 @click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."), show_default=True,
               help="Folder in which to create embedlab-NAME/.")
 @click.option("--kind", type=click.Choice(["analysis", "trainer"]), default="analysis", show_default=True,
-              help="analysis: an example analysis; trainer: the guide's worked trainer (matrix "
-                   "factorisation on embedlab's engine) with tests of the trainer contract.")
+              help="analysis: an example analysis; trainer: the guide's worked trainer, with tests.")
 def plugins_new(name: str, parent: Path, kind: str):
     """Scaffold a pip-installable analysis (or --kind trainer) plugin in embedlab-NAME/.
 
@@ -187,10 +186,9 @@ def plugins_new(name: str, parent: Path, kind: str):
 
     path = scaffold(name, parent, kind)
     click.echo(str(path))
-    then = (f"`embedlab train synthetic-collab --trainer {name} --out runs/{name}`" if kind == "trainer"
-            else f"`embedlab analyze RUN --only {name}`")
+    then = f"train synthetic-collab --trainer {name}" if kind == "trainer" else f"analyze RUN --only {name}"
     click.echo(f"created {path}; next: cd {path} && pip install -e '.[test]' && pytest, "
-               f"then {then} (the guide: `embedlab plugins guide`)", err=True)
+               f"then `embedlab {then}` (the guide: `embedlab plugins guide`)", err=True)
 
 
 @plugins_command.command("guide")
