@@ -83,7 +83,8 @@ def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd:
     with learn.no_bar(), learn.no_logging():
         learn.fit_one_cycle(epochs, lr, wd=wd)
     wall = time.perf_counter() - t0
-    preds, targs = learn.get_preds()
+    with learn.no_bar():  # keeps --json output clean
+        preds, targs = learn.get_preds()
     mse = float(torch.mean((preds.view(-1) - targs.view(-1)) ** 2))
     return {"valid_mse": mse, "valid_rmse": math.sqrt(mse), "seconds": wall,
             "config": {"model": "use_nn" if model == "nn" else "dot", "n_factors": n_factors,
