@@ -114,10 +114,10 @@ def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queri
     """Mean cosine similarity of the k-th neighbour: how tight neighbourhoods are."""
     unit = unit_rows(t.vectors[index])
     q = unit[:: max(1, len(unit) // max_queries)]
-    sims = q @ unit.T
     kk = min(k + 1, unit.shape[0])
-    part = -np.partition(-sims, kk - 1, axis=1)[:, kk - 1]
-    return float(part.mean())
+    block = max(1, int(2e7 // max(len(unit), 1)))  # queries per block: ~80 MB of similarities at a time
+    part = [-np.partition(-(q[s:s + block] @ unit.T), kk - 1, axis=1)[:, kk - 1] for s in range(0, len(q), block)]
+    return float(np.concatenate(part).mean())
 
 
 @hookimpl

@@ -108,26 +108,32 @@ def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndar
     matrix, whose threaded LAPACK call stalls on a busy 2-core machine. Wide inputs (n < k)
     use the SVD.
     """
-    x = np.asarray(vectors, dtype=np.float64)
+    x = np.asarray(vectors)
     if not np.isfinite(x).all():  # a diverged run: LAPACK would fail with "did not converge"
         from embedlab.errors import DataError
 
         raise DataError("the embedding vectors hold NaN or inf (the run's training diverged); there is "
                         "nothing to project: train it again with a lower --lr")
-    mean = x.mean(axis=0)
-    xc = x - mean
-    if xc.shape[0] >= xc.shape[1]:
-        evals, evecs = np.linalg.eigh(xc.T @ xc)
+    mean = x.mean(axis=0, dtype=np.float64)
+    # centred float64 rows a block at a time: a 1,000,000-row table never needs a float64 copy
+    blocks = [slice(s, s + 65_536) for s in range(0, x.shape[0], 65_536)]
+    if x.shape[0] >= x.shape[1]:
+        cov = np.zeros((x.shape[1], x.shape[1]))
+        for b in blocks:
+            xc = x[b].astype(np.float64) - mean
+            cov += xc.T @ xc
+        evals, evecs = np.linalg.eigh(cov)
         order = np.argsort(evals)[::-1]
         var = np.clip(evals[order], 0, None)
         vt = evecs[:, order].T
     else:
-        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        _, s, vt = np.linalg.svd(x.astype(np.float64) - mean, full_matrices=False)
         var = s ** 2
     total = float(var.sum()) or 1.0
     c = min(n_components, vt.shape[0])
     comps = vt[:c]
-    scores = xc @ comps.T
+    scores = np.concatenate([(x[b].astype(np.float64) - mean) @ comps.T for b in blocks]) if blocks else \
+        np.zeros((0, c))
     return scores, comps, var[:c] / total, mean
 
 
