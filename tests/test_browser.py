@@ -363,3 +363,65 @@ def test_explorer_with_hostile_column_names(tmp_path):
         assert len(got) == len(items) and list(got["label"]) == list(items.labels)
         assert list(got["__proto__"]) == list(meta["__proto__"])
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]
+
+
+def test_explorer_searches_any_column_and_isolates(tmp_path):
+    """Search a metadata column (text, then /regex/ in the labels): every match selected and
+    listed; isolate fits the view to the selection; clear all undoes both."""
+    run, path = _explorer_report(tmp_path)
+    items = run.table("item")
+    comedies = int((items.metadata["genre"] == "Comedy").sum())
+    summary = "explorer-summary-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=3)
+        page.set_model("explorer-searchin-item", "value", "genre")
+        page.type_into("explorer-search-item", "comedy")
+        page.wait_for(lambda: page.shown_text(summary).startswith(f"{comedies} selected"), what="the comedies")
+        assert "most common genre: Comedy (100%)" in page.shown_text(summary)
+        page.set_model("explorer-searchin-item", "value", "label or key")
+        page.type_into("explorer-search-item", r"/^film number 1\d /")
+        page.wait_for(lambda: page.shown_text(summary).startswith("10 selected"), what="films 10-19")
+        shown = {r[0] for r in page.shown_rows("explorer-selection-table-item")}
+        assert shown == {f"Film number {i} ({1950 + i % 40})" for i in range(10, 20)}
+        page.click_button("explorer-isolate-item")
+        xs = [x for i, x in enumerate(page.source("explorer-points-item")["x"]) if 10 <= i < 20]
+        lo, hi = page.js(page._MODEL_JS.replace("arguments[0]", "'explorer-map-plot-item'")
+                         + "return [m.x_range.start, m.x_range.end];")
+        assert lo <= min(xs) and max(xs) <= hi and hi - lo < 1.3 * (max(xs) - min(xs)) + 1e-9
+        page.type_into("explorer-search-item", "/([/")
+        page.wait_for(lambda: "Not a valid regular expression" in page.shown_text("explorer-status-item"),
+                      what="the regex error")
+        page.click_button("explorer-clear-item")
+        page.wait_for(lambda: page.shown_rows("explorer-selection-table-item") == [], what="cleared")
+        assert page.model_value("explorer-isolate-item", "label") == "isolate selection"
+        assert not [e for e in page.console() if e.get("level") == "SEVERE"]
+
+
+def test_explorer_state_travels_in_the_url_fragment(tmp_path):
+    """Actions write the view into the fragment; opening that link shows the same view."""
+    from urllib.parse import parse_qs
+
+    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.selection import select_entities
+
+    run, path = _explorer_report(tmp_path)
+    items = run.table("item")
+    table = "explorer-neighbours-table-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=3)
+        page.set_model("explorer-color-item", "value", "mean_rating")
+        page.set_model("explorer-metric-item", "value", "euclidean")
+        page.set_model("explorer-k-item", "value", "5")
+        page.type_into("explorer-search-item", "film number 12")
+        page.wait_for(lambda: len(page.shown_rows(table)) == 5, what="five neighbours")
+        state = parse_qs(page.js("return location.hash.slice(1);"))
+        assert state["explorer"] == ["item"] and state["key"] == ["13"] and state["metric"] == ["euclidean"]
+        link = page.js("return location.href;")
+        page.driver.get("about:blank")
+        page.driver.get(link)
+        page.wait_idle()
+        want = list(nearest(items, 12, 5, select_entities(items, 0, DEFAULT_MIN_COUNT).index, "euclidean")["label"])
+        page.wait_for(lambda: page.shown_column(table, 1) == want, what="the reopened view's neighbours")
+        assert "Film number 12 (1962)" in page.shown_text("explorer-status-item")
+        assert page.model_value("explorer-color-item", "value") == "mean_rating"
+        assert "mean_rating" in page.shown_text("explorer-legend-item")

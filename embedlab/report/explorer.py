@@ -244,6 +244,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
            "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
            "plot_width": WIDTH, "plot_height": HEIGHT,
            "count_field": fields.get(count) if count else None, "max_matches": 25, "debounce_ms": 250,
+           "search_default": "label or key",
            # the neighbour and selection tables' sources use the points' safe field names (m0, m1):
            # a column named __proto__ or constructor is a title, never a key of a JS object
            "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
@@ -255,7 +256,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                                    if t.metadata[c].nunique() < len(cand)][:2], "cycle": cycle or []}
     points.tags = [json.dumps(cfg, allow_nan=False)]  # read once by embedlabExplorer.config
 
-    search = TextInput(name=f"explorer-search-{name}", title=f"Search {noun} (label or key)",
+    search = TextInput(name=f"explorer-search-{name}", title=f"Search {noun} (text, or /regex/)",
                        placeholder="e.g. " + str(t.labels[cand.index[0]] if len(cand) else ""), width=300)
     matches = Select(name=f"explorer-matches-{name}", title="Matches", options=[], width=SIDE_WIDTH)
     colour = Select(name=f"explorer-color-{name}", title="Colour by", value=default_colour or "none",
@@ -278,7 +279,11 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     forward = Button(name=f"explorer-forward-{name}", label="forward ▶", width=80)
     clear = Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning")
     export = Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170)
-    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 180,
+    isolate = Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120)
+    search_default = "label or key"
+    search_in = Select(name=f"explorer-searchin-{name}", title="in", value=search_default,
+                       options=[search_default] + [c for c in embedded], width=120)
+    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 310,
                   text="Select points with the box or lasso tool to list them here.")
     neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
     selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
@@ -292,7 +297,8 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     models = {"points": points, "vectors": vectors, "scores": scores, "neighbours": neighbours, "selected": selected,
               "highlight": highlight, "status": status, "summary": summary, "legend": legend, "matches": matches,
               "colour": colour, "size": size, "fig": fig, "k": k_select, "metric": metric, "mincount": mincount,
-              "search": search, "scorecol": score_column}
+              "search": search, "scorecol": score_column, "isolate": isolate, "searchin": search_in,
+              "map": map_select}
     path = None
     if cycle:
         path = ColumnDataSource({"x": data["x"][cycle], "y": data["y"][cycle]}, name=f"explorer-path-{name}")
@@ -308,9 +314,11 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
 
     args = models
     colour_tf = CustomJSTransform(args=args, v_func=code(JS.COLOUR_TRANSFORM))
+    line_tf = CustomJSTransform(args=args, v_func=code(JS.LINE_TRANSFORM))
     size_tf = CustomJSTransform(args=args, v_func=code(JS.SIZE_TRANSFORM))
     dots = fig.scatter("x", "y", source=points, size={"field": "i", "transform": size_tf},
-                       fill_color={"field": "i", "transform": colour_tf}, line_color="#555555", line_width=0.5,
+                       fill_color={"field": "i", "transform": colour_tf},
+                       line_color={"field": "i", "transform": line_tf}, line_width=0.5,
                        fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
                        nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
                        selection_fill_alpha=1.0)
@@ -349,6 +357,8 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     forward.js_on_click(js(JS.ON_FORWARD))
     clear.js_on_click(js(JS.ON_CLEAR))
     export.js_on_click(js(JS.ON_EXPORT))
+    isolate.js_on_click(js(JS.ON_ISOLATE))
+    search_in.js_on_change("value", js(JS.ON_SEARCH_IN))
     for w in (k_select, metric):
         w.js_on_change("value", js(JS.ON_SETTINGS))
     mincount.js_on_change("value", js(JS.ON_SETTINGS))
@@ -382,10 +392,10 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
             + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + ".")
     header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>',
                  width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
-    controls = row(search, map_select, colour, size)
+    controls = row(search, search_in, map_select, colour, size)
     side = column(matches, row(k_select, metric, mincount, width=SIDE_WIDTH), row(back, forward, clear),
                   status, neighbour_table, width=SIDE_WIDTH)
-    return column(header, controls, row(fig, legend, side), row(summary, export), selection_table,
+    return column(header, controls, row(fig, legend, side), row(summary, isolate, export), selection_table,
                   name=f"explorer-{name}")
 
 

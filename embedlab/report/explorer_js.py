@@ -159,6 +159,7 @@ function colours(cfg, src, name, rows, legend) {
       (freq.size > top.length ? `<div><span style="display:inline-block;width:10px;height:10px;border-radius:5px;` +
         `margin-right:5px;background:${cfg.missing_colour}"></span>other</div>` : "");
   }
+  if (cfg._isolated) for (let j = 0; j < rows.length; j++) if (!cfg._isolated.has(rows[j])) out[j] = "rgba(0,0,0,0)";
   const styled = `<div style="font-size:12px;line-height:1.5;max-height:540px;overflow:auto">${html}</div>`;
   if (legend.text !== styled) legend.text = styled;
   return out;
@@ -268,9 +269,43 @@ function showSelection(cfg, m, rows) {
   m.summary.text = parts.join(" · ");
 }
 
+// Rows whose metadata column (or label, key) matches: /regex/ (case-insensitive), else text
+// contained, ignoring case. Every match is selected (the table below lists them).
+function filterRows(cfg, src, column, query) {
+  const text = String(query).trim();
+  if (!text) return [];
+  const field = column === "label" || column === "key" ? column : own(cfg.fields, column);
+  if (!field) return [];
+  let test;
+  const re = text.match(/^\/(.+)\/([a-z]*)$/);
+  if (re) {
+    let rx;
+    try { rx = new RegExp(re[1], re[2].includes("i") || !re[2] ? "i" : re[2].replace(/[^gimsuy]/g, "")); }
+    catch (e) { return null; }
+    test = (v) => rx.test(String(v));
+  } else {
+    const low = text.toLowerCase();
+    test = (v) => String(v).toLowerCase().includes(low);
+  }
+  const vals = get(src, field), out = [];
+  for (let i = 0; i < vals.length; i++) if (vals[i] !== null && vals[i] !== undefined && test(vals[i])) out.push(i);
+  return out;
+}
+
 function onSearch(cfg, m, query) {
 clearTimeout(cfg._typing);
 const src = m.points, labels = get(src, "label"), keys = get(src, "key");
+const column = m.searchin ? m.searchin.value : cfg.search_default;
+if (column !== cfg.search_default || /^\/.+\/[a-z]*$/.test(String(query).trim())) {
+  const found = filterRows(cfg, src, column === cfg.search_default ? "label" : column, query);
+  if (found === null) { m.status.text = `Not a valid regular expression: “${esc(query)}”.`; return; }
+  m.matches.options = found.slice(0, cfg.max_matches).map((i) => [String(i), `${labels[i]} (${keys[i]})`]);
+  if (found.length === 0) { if (String(query).trim()) m.status.text = `No ${esc(cfg.table)} matches “${esc(query)}” in ${esc(column)}.`; return; }
+  src.selected.indices = found;
+  if (found.length > 1) m.status.text = `${found.length.toLocaleString("en-US")} ${esc(cfg.table)}s match “${esc(query)}” in ` +
+    `${esc(column)}: selected (the table below lists them; pick one above for its neighbours).`;
+  return;
+}
 const rows = matchRows(cfg, src, query, cfg.max_matches);
 m.matches.options = rows.map((i) => [String(i), `${labels[i]} (${keys[i]})`]);
 if (rows.length === 0) {
@@ -287,6 +322,26 @@ clearTimeout(cfg._typing);
 cfg._typing = setTimeout(() => onSearch(cfg, m, query), cfg.debounce_ms);
 }
 
+// Show only the selection (others transparent) and fit the view to it; again: show all.
+function onIsolate(cfg, m) {
+const rows = Array.from(m.points.selected.indices);
+if (cfg._isolated || rows.length === 0) { cfg._isolated = null; m.isolate.label = "isolate selection"; }
+else {
+  cfg._isolated = new Set(rows);
+  m.isolate.label = "show all";
+  const xs = get(m.points, "x"), ys = get(m.points, "y");
+  let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (const i of rows) if (isFinite(xs[i]) && isFinite(ys[i])) {
+    x0 = Math.min(x0, xs[i]); x1 = Math.max(x1, xs[i]); y0 = Math.min(y0, ys[i]); y1 = Math.max(y1, ys[i]); }
+  if (isFinite(x0)) {
+    const px = ((x1 - x0) || 1) * 0.08, py = ((y1 - y0) || 1) * 0.08;
+    m.fig.x_range.setv({start: x0 - px, end: x1 + px});
+    m.fig.y_range.setv({start: y0 - py, end: y1 + py});
+  }
+}
+m.points.change.emit();
+}
+
 function onPick(cfg, m, cb_obj) {
 const row = parseInt(cb_obj.value, 10);
 if (!isNaN(row) && !(m.points.selected.indices.length === 1 && m.points.selected.indices[0] === row))
@@ -300,6 +355,7 @@ cfg._navigating = false;
 showSelection(cfg, m, rows);
 if (rows.length === 1) showEntity(cfg, m, rows[0], nav);
 else clearEntity(cfg, m);
+saveState(cfg, m);
 }
 
 // Move to another entity (a neighbour clicked in the table, back, forward).
@@ -331,6 +387,7 @@ moveTo(cfg, m, h.rows[h.at], true);
 function onClear(cfg, m) {
 m.search.value = "";
 m.matches.options = [];
+if (cfg._isolated) onIsolate(cfg, m);
 m.points.selected.indices = [];
 clearEntity(cfg, m);
 showSelection(cfg, m, []);
@@ -365,13 +422,19 @@ setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
 }
 
 // k, metric or minimum count changed: list the shown entity's neighbours again.
+function lineColours(cfg, rows) {
+  return Array.from(rows, (i) => (cfg._isolated && !cfg._isolated.has(i) ? "rgba(0,0,0,0)" : "#555555"));
+}
+
 function onSettings(cfg, m) {
 const rows = Array.from(m.points.selected.indices);
 if (rows.length === 1) showEntity(cfg, m, rows[0], true);
+saveState(cfg, m);
 }
 
 function onRestyle(cfg, m) {
 m.points.change.emit();
+saveState(cfg, m);
 }
 
 function onMap(cfg, m, cb_obj) {
@@ -393,7 +456,55 @@ for (const a of m.fig.below) if ("axis_label" in a) a.axis_label = chosen[2];
 for (const a of m.fig.left) if ("axis_label" in a) a.axis_label = chosen[3];
 const rows = Array.from(src.selected.indices);
 if (rows.length === 1) showEntity(cfg, m, rows[0], true);
+saveState(cfg, m);
 }
+
+// The page state in the URL fragment (#explorer=item&map=...&key=...): a link reopens the view.
+function saveState(cfg, m) {
+  if (cfg._restoring) return;
+  const rows = Array.from(m.points.selected.indices), keys = get(m.points, "key");
+  const state = {explorer: cfg.table, map: m.map.value, colour: m.colour.value, q: m.search.value,
+                 k: m.k.value, metric: m.metric.value, min: String(m.mincount.value)};
+  if (rows.length === 1) state.key = String(keys[rows[0]]);
+  try { history.replaceState(null, "", "#" + new URLSearchParams(state).toString()); } catch (e) { /* file:// */ }
+}
+
+function restoreState() {
+  const hash = String(location.hash || "").slice(1);
+  if (!hash.startsWith("explorer=")) return;
+  const p = new URLSearchParams(hash), table = p.get("explorer");
+  const model = (role) => { for (const d of Bokeh.documents) { const x = d.get_model_by_name(`explorer-${role}-${table}`);
+    if (x) return x; } return null; };
+  const points = model("points");
+  if (!points) return;
+  const cfg = config(points);
+  cfg._restoring = true;
+  try {
+    for (const [role, key] of [["map", "map"], ["color", "colour"], ["k", "k"], ["metric", "metric"]]) {
+      const w = model(role), v = p.get(key);
+      if (w && v !== null && (w.options || []).some((o) => (Array.isArray(o) ? o[0] : o) === v)) w.value = v;
+    }
+    const mc = model("mincount"), min = Number(p.get("min"));
+    if (mc && p.get("min") !== null && isFinite(min) && !mc.disabled) mc.value = min;
+    const search = model("search");
+    if (search && p.get("q")) search.value = p.get("q");
+    const key = p.get("key");
+    if (key !== null) {
+      const keys = get(points, "key");
+      for (let i = 0; i < keys.length; i++) if (String(keys[i]) === key) { points.selected.indices = [i]; break; }
+    }
+  } finally { cfg._restoring = false; }
+  const el = document.getElementById(`explorer-${table}`);
+  if (el) el.scrollIntoView();
+}
+
+// Once Bokeh has drawn the page, the fragment's state is applied.
+function whenReady(fn, tries) {
+  const ready = typeof Bokeh !== "undefined" && Bokeh.documents && Bokeh.documents.length > 0 &&
+    Bokeh.documents.every((d) => d.is_idle);
+  if (ready) fn(); else if ((tries || 0) < 600) setTimeout(() => whenReady(fn, (tries || 0) + 1), 100);
+}
+window.addEventListener("load", () => whenReady(restoreState));
 
 // The explorer's settings travel once, as JSON in its points source's tags.
 const configs = new WeakMap();
@@ -403,7 +514,7 @@ function config(points) {
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
         onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings,
-        selectionCsv, onExport};
+        selectionCsv, onExport, onIsolate, lineColours, filterRows, saveState, restoreState};
 })();
 """
 
@@ -420,6 +531,9 @@ ON_FORWARD = "E.onHistory(cfg, m, 1);"
 ON_CLEAR = "E.onClear(cfg, m);"
 ON_SETTINGS = "E.onSettings(cfg, m);"
 ON_EXPORT = "E.onExport(cfg, m);"
+ON_ISOLATE = "E.onIsolate(cfg, m);"
+ON_SEARCH_IN = "E.onSearch(cfg, m, m.search.value);"
+LINE_TRANSFORM = "return E.lineColours(cfg, xs);"
 COLOUR_TRANSFORM = "return E.colours(cfg, m.points, m.colour.value, xs, m.legend);"
 SIZE_TRANSFORM = "return E.sizes(cfg, m.points, m.size.active.includes(0), xs);"
 LABELS_RIGHT = 'return E.labelTexts(cfg, m.points, xs, "right");'
