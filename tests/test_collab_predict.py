@@ -177,6 +177,10 @@ def test_save_and_load_round_trip_bit_identically(trained, tmp_path, monkeypatch
     for key, value in learn.model.state_dict().items():
         assert torch.equal(value, fresh.model.state_dict()[key]), key
     assert torch.equal(fresh.get_preds()[0], learn.get_preds()[0])
+    exported = fresh.export(tmp_path / "from-loaded")  # a loaded learner exports without fitting again
+    assert exported.metrics["valid_rmse"] == learn.run.metrics["valid_rmse"] and exported.history == []
+    assert embedlab.load_run(tmp_path / "from-loaded").table("item").vectors.tobytes() == \
+        learn.run.table("item").vectors.tobytes()
     (tmp_path / "models" / "mine.safetensors").write_bytes(b"not embedlab's")
     with pytest.raises(UsageError, match="not a file embedlab wrote"):
         learn.save("mine")

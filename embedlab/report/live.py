@@ -89,6 +89,8 @@ class LiveLearner:
         self.progress = progress
         self.name = name
         self.fits: list = []
+        #: the file :meth:`load` read last (None: the model is as trained here)
+        self.loaded: str | None = None
 
     learner = property(lambda self: self.prepared.learner)
     model = property(lambda self: self.prepared.learner.model)
@@ -146,7 +148,12 @@ class LiveLearner:
     def _combined(self) -> "_Fits":
         """Every fit so far as one FitResult (epochs numbered on, steps run on)."""
         if not self.fits:
-            raise ValueError("nothing trained yet: call fit_one_cycle(...) first")
+            if not self.loaded:
+                raise ValueError("nothing trained yet: call fit_one_cycle(...) first (or load(name))")
+            with self._threads():  # a loaded model: its validation now is the run's metrics
+                final = self.learner.validate()
+            return _Fits(history=[], final=final, config=self.prepared.fit_config.to_config(),
+                         merged=self.steps(), fit_configs=[], init=self.learner.init)
         last = self.fits[-1]
         history, epoch = [], 0
         for fit in self.fits:
@@ -162,7 +169,7 @@ class LiveLearner:
     def run(self):
         """The run of the model as it is now, recording every fit (unsaved: ``.save(path)``)."""
         combined = self._combined()
-        self.prepared.config.update(self.fits[-1].config)
+        self.prepared.config.update(combined.config)
         return self.prepared.finish(combined)
 
     def steps(self) -> dict[str, Any]:
@@ -284,6 +291,7 @@ class LiveLearner:
 
         load_learner_state(self.learner, learner_file(name), with_opt=with_opt,
                            make_optimizer=lambda: self.learner.make_optimizer(self.prepared.fit_config))
+        self.loaded = str(learner_file(name))
         return self
 
     opt = property(lambda self: self.learner.opt)
