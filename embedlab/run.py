@@ -4,8 +4,14 @@ A run is a folder anyone can open without embedlab::
 
     run.json              dataset, kind, trainer, config, seed, split, versions, metrics,
                           per-epoch history, and one entry per embedding table
-    weights.safetensors   every tensor of the model (no pickle)
+    weights.safetensors   every tensor of the model (no pickle), each stored once
     <table>.csv           one row per entity: key, label, metadata columns
+
+Format version 2 stores each tensor once: a table whose vectors (or biases) are rows of a model
+tensor names it in run.json (``"vectors_from": {"tensor": "user_emb.weight", "rows": [0, 943]}``,
+as TensorBoard's Projector names a ``tensor_name``) instead of a second copy; a table with no
+such tensor (an imported run, a projection) keeps its own ``tables.NAME.vectors``. Version 1
+runs (every table stored twice) are read unchanged.
 
 Loading never executes code from the folder: JSON, CSV and safetensors only.
 """
@@ -24,7 +30,7 @@ import pandas as pd
 from embedlab.errors import RunFormatError, UsageError
 from embedlab.io.ownership import RUN_MARK  # run.json's format marker: what makes a folder a run
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 RUN_FILE = "run.json"
 WEIGHTS_FILE = "weights.safetensors"
 
@@ -367,9 +373,15 @@ class Run:
             for name, table in self._tables.items():
                 import torch
 
-                tensors[f"tables.{name}.vectors"] = torch.from_numpy(np.ascontiguousarray(table.vectors))
-                if table.bias_values is not None:
-                    tensors[f"tables.{name}.bias"] = torch.from_numpy(np.ascontiguousarray(table.bias_values))
+                stored = {}  # format 2: a table's arrays that are rows of a model tensor name it instead
+                for part, values in (("vectors", table.vectors), ("bias", table.bias_values)):
+                    if values is None:
+                        continue
+                    source = _model_rows(values, self._tensors or {})
+                    if source is not None:
+                        stored[f"{part}_from"] = source
+                    else:
+                        tensors[f"tables.{name}.{part}"] = torch.from_numpy(np.ascontiguousarray(values))
                 key_dtype = "int" if np.issubdtype(table.keys.dtype, np.integer) else "str"
                 csv_name, n = f"{_safe_name(name)}.csv", 1
                 while csv_name.lower() in used or csv_name in (RUN_FILE, WEIGHTS_FILE):
@@ -383,7 +395,7 @@ class Run:
                 columns = list(frame.columns[2:])  # metadata: names as given, text ones read as text
                 text = [c for c in columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])
                         or isinstance(frame[c].dtype, pd.CategoricalDtype)]
-                tables_meta[name] = {"csv": csv_name, "n": len(table),
+                tables_meta[name] = {**stored, "csv": csv_name, "n": len(table),
                                      "dim": table.dim, "has_bias": table.bias_values is not None,
                                      "key_dtype": key_dtype, "attrs": table.attrs,
                                      "columns": columns, "text_columns": text}
@@ -527,6 +539,47 @@ def check_meta(meta: dict[str, Any], rfile: Path) -> None:
                 raise bad(f"tables.{name}.{key}", info[key], _JSON_TYPE[want])
 
 
+def _model_rows(values: np.ndarray, model: dict[str, Any]) -> dict[str, Any] | None:
+    """``{"tensor": name, "rows": [a, b]}`` when ``values`` equals rows a..b of a model tensor
+    exactly (same dtype; a (n, 1) tensor stands for a bias vector), else None."""
+    values = np.asarray(values)
+    for tname, tensor in model.items():
+        t = tensor.detach().cpu()
+        if values.ndim == 1 and t.ndim == 2 and t.shape[1] == 1:
+            t = t.reshape(-1)
+        if t.ndim != values.ndim or tuple(t.shape[1:]) != values.shape[1:] or t.shape[0] < len(values):
+            continue
+        arr = t.numpy()
+        if arr.dtype != values.dtype:
+            continue
+        n, extra = len(values), t.shape[0] - len(values)
+        for start in dict.fromkeys((0, 1, extra)):
+            if 0 <= start <= extra and np.array_equal(arr[start:start + n], values):
+                return {"tensor": tname, "rows": [int(start), int(start + n)]}
+    return None
+
+
+def _table_array(tensors: dict[str, Any], info: dict[str, Any], name: str, part: str, path: Path):
+    """A table's ``vectors`` or ``bias`` (numpy): format 2's named rows of a model tensor, else
+    its own ``tables.NAME.PART`` tensor (format 1, and tables without a model tensor), else None."""
+    source = info.get(f"{part}_from")
+    if source is None:
+        own = tensors.get(f"tables.{name}.{part}")
+        return None if own is None else own.numpy()
+    where = f"{str(path / RUN_FILE)!r}: table {name!r}'s {part}_from"
+    if not (isinstance(source, dict) and isinstance(source.get("tensor"), str) and isinstance(source.get("rows"), list)
+            and len(source["rows"]) == 2 and all(isinstance(r, int) and not isinstance(r, bool) for r in source["rows"])):
+        raise RunFormatError(f"{where} is not {{'tensor': NAME, 'rows': [START, STOP]}}: the file was edited or damaged")
+    tensor = tensors.get(source["tensor"])
+    start, stop = source["rows"]
+    if tensor is None or not 0 <= start <= stop <= tensor.shape[0] or stop - start != info.get("n", stop - start):
+        raise RunFormatError(f"{where} names rows {start}..{stop} of tensor {source['tensor']!r}, which "
+                             f"{'is missing' if tensor is None else f'has {tensor.shape[0]} rows'} "
+                             f"(the table has {info.get('n')}): the run folder is damaged")
+    out = tensor[start:stop].numpy().copy()  # the table's own array, as in format 1 (no aliasing)
+    return out.reshape(-1) if part == "bias" else out
+
+
 def load_run(path: str | Path) -> Run:
     """Open a run folder. Reads JSON, CSV and safetensors only; never unpickles."""
     path = Path(path)
@@ -561,10 +614,10 @@ def load_run(path: str | Path) -> Run:
         if not csv.is_file():
             what = "is a folder, not a table" if csv.is_dir() else "is missing"
             raise RunFormatError(f"{str(csv)!r} {what}: the run folder is incomplete")
-        vkey = f"tables.{name}.vectors"
-        if vkey not in tensors:
-            raise RunFormatError(f"{str(path / WEIGHTS_FILE)!r} has no tensor {vkey!r}")
-        bkey = f"tables.{name}.bias"
+        vectors = _table_array(tensors, info, name, "vectors", path)
+        if vectors is None:
+            raise RunFormatError(f"{str(path / WEIGHTS_FILE)!r} has no tensor {f'tables.{name}.vectors'!r}")
+        bias = _table_array(tensors, info, name, "bias", path)
         try:
             frame = _read_table_csv(csv, info)
             keys = frame["key"].to_numpy()
@@ -576,8 +629,7 @@ def load_run(path: str | Path) -> Run:
                 keys = keys.astype(np.int64)
             tables[name] = EmbeddingTable(
                 name=name, keys=keys, labels=frame["label"].fillna("").to_numpy(),
-                vectors=tensors[vkey].numpy(),
-                bias_values=tensors[bkey].numpy() if bkey in tensors else None,
+                vectors=vectors, bias_values=bias,
                 metadata=frame.drop(columns=["key", "label"]),
                 attrs=info.get("attrs", {}),
             )

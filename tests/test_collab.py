@@ -18,7 +18,7 @@ from scipy.stats import spearmanr
 
 import embedlab
 from embedlab.errors import RunFormatError
-from embedlab.run import FORMAT_VERSION, EmbeddingTable, Run
+from embedlab.run import FORMAT_VERSION, EmbeddingTable, Run, load_run
 
 PLANTED = dict(users=300, items=150, ratings=20000, genres=4, epochs=4, seed=1)
 
@@ -254,3 +254,52 @@ def test_damaged_run_folders_are_refused_cleanly(synthetic_run, tmp_path, damage
         (run_dir / "run.json").write_text(json.dumps(meta))
     with pytest.raises(RunFormatError, match=message):
         embedlab.load_run(run_dir)
+
+
+# ---------------------------------------------------------------------------- run format 2
+def test_run_format_2_stores_each_tensor_once_and_reads_format_1_unchanged(tmp_path, monkeypatch):
+    import json
+
+    import embedlab.run as run_module
+    from embedlab.testing import synthetic_run
+
+    run = synthetic_run()
+    v2 = run.save(tmp_path / "v2")
+    meta = json.loads((v2 / "run.json").read_text())
+    assert meta["format_version"] == 2
+    for name, info in meta["tables"].items():  # every table names the model tensor it comes from
+        assert info["vectors_from"]["tensor"] in run.tensors() and "bias_from" in info, (name, info)
+    # format 1: every table stored a second time beside the model (what embedlab wrote before)
+    monkeypatch.setattr(run_module, "_model_rows", lambda values, model: None)
+    v1 = run.save(tmp_path / "v1")
+    monkeypatch.undo()
+    meta1 = json.loads((v1 / "run.json").read_text())
+    meta1["format_version"] = 1
+    (v1 / "run.json").write_text(json.dumps(meta1))
+    assert "vectors_from" not in meta1["tables"]["item"]
+    size1, size2 = ((p / "weights.safetensors").stat().st_size for p in (v1, v2))
+    assert size2 < 0.6 * size1, (size1, size2)
+    a, b = load_run(v1), load_run(v2)
+    for name in run.table_names:
+        assert np.array_equal(a.table(name).vectors, b.table(name).vectors)
+        assert np.array_equal(a.table(name).bias_values, b.table(name).bias_values)
+        assert np.array_equal(b.table(name).vectors, run.table(name).vectors)
+    assert set(a.tensors()) == set(b.tensors()) and all(torch.equal(a.tensors()[k], b.tensors()[k]) for k in a.tensors())
+    b.table("item").vectors[0, 0] += 1  # a table's arrays are its own, not views of the model's
+    assert not np.array_equal(b.table("item").vectors, load_run(v2).table("item").vectors)
+    assert torch.equal(b.tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]],
+                       load_run(v2).tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]])
+
+
+def test_a_damaged_vectors_from_is_a_run_format_error(tmp_path):
+    import json
+
+    from embedlab.errors import RunFormatError
+    from embedlab.testing import synthetic_run
+
+    out = synthetic_run(out=tmp_path / "r").path
+    meta = json.loads((out / "run.json").read_text())
+    meta["tables"]["item"]["vectors_from"]["rows"] = [0, 10**9]
+    (out / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(RunFormatError, match="vectors_from"):
+        load_run(out)
