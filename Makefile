@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # a multi-GB CUDA build. setup.cfg itself only asks for torch>=2.2.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test lint bench clean
 
 $(BIN)/embedlab: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: venv
 
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# ruff's lint rules (pyproject.toml [tool.ruff]); the format check waits for the one `ruff format`
+# of the whole tree (see pyproject.toml)
+lint: venv
+	$(BIN)/python -m ruff check .
 
 bench: venv
 	$(BIN)/python benchmarks/collab.py
