@@ -94,6 +94,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ml100k-run", type=Path, default=None)
     ap.add_argument("--run200k", type=Path, default=None)
+    ap.add_argument("--html200k", type=Path, default=None, help="an already written 200k report: browser figures only")
+    ap.add_argument("--skip200k", action="store_true")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots of each explorer")
     args = ap.parse_args()
@@ -115,6 +117,18 @@ def main() -> None:
                 ["genres", "mean_rating", "none"], args.shots and args.shots / "explorer-ml100k.png")
     else:
         print("ml-100k: skipped (no --ml100k-run and no EMBEDLAB_DATA_DIR)")
+    if args.skip200k:
+        return
+    if args.html200k:
+        print(f"synthetic-200k (written before): report {args.html200k.stat().st_size / 1e6:.2f} MB")
+        t = browser_times(args.html200k, "user", ["user 123456", "user 77"], ["true_bias", "none", "mean_rating"],
+                          args.shots and args.shots / "explorer-200k.png")
+        if t:
+            print(f"  headless Chromium: idle after {t['idle_s']:.1f} s; colour change "
+                  f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median "
+                  f"{statistics.median(t['pan_s']):.2f} s (max {max(t['pan_s']):.2f}); search "
+                  f"{' / '.join(f'{s:.2f}' for s in t['search_s'])} s; load {os.getloadavg()[0]:.1f}")
+        return
     big = args.run200k
     if big is None:
         big = work / "synthetic-200k"

@@ -288,7 +288,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
     selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
     score_column = TableColumn(field="score", title="cosine", width=55, formatter=NumberFormatter(format="0.000"))
-    highlight = ColumnDataSource({"x": [], "y": [], "role": [], "name": []}, name=f"explorer-highlight-{name}")
+    highlight = ColumnDataSource({"x": [], "y": [], "role": [], "name_r": [], "name_l": []}, name=f"explorer-highlight-{name}")
 
     x_label, y_label = maps[next(iter(maps))][2:]
     fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
@@ -324,9 +324,10 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                        selection_fill_alpha=1.0)
     fig.scatter("x", "y", source=highlight, size=15, fill_alpha=0, line_width=2,
                 line_color={"field": "role", "transform": _role_colours()})
-    fig.text("x", "y", text="name", source=highlight, text_font_size="9pt", x_offset=9, text_baseline="middle",
-             text_color="#111111", text_font_style="bold", background_fill_color="#ffffff",
-             background_fill_alpha=0.7)  # the shown entity and its neighbours named on the canvas
+    for field, align, offset in (("name_r", "left", 9), ("name_l", "right", -9)):  # named on the canvas
+        fig.text("x", "y", text=field, source=highlight, text_font_size="9pt", x_offset=offset, text_align=align,
+                 text_baseline="middle", text_color="#111111", text_font_style="bold",
+                 background_fill_color="#ffffff", background_fill_alpha=0.7)
     fig.x_range.renderers = fig.y_range.renderers = [dots]  # rings and names never move the auto-range
     if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
         for where, align, offset in (("right", "left", 7), ("left", "right", -7)):

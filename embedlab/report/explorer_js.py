@@ -226,9 +226,12 @@ function showEntity(cfg, m, row, fromHistory) {
   m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} ${what}` +
     ` over the full ${cfg.dim}-dimensional vectors${among}${cfg.precomputed ? " " + esc(cfg.precomputed.note) : ""}.`;
   const ring = found.map((r) => r[1]), shown = [row].concat(ring).filter((i) => isFinite(xs[i]) && isFinite(ys[i]));
+  const centred = isFinite(xs[row]) && isFinite(ys[row]);
+  const names = nameLayout(cfg, m, shown, labels, centred ? xs[row] : null, centred ? ys[row] : null);
   setData(m.highlight, {x: shown.map((i) => xs[i]), y: shown.map((i) => ys[i]),
                         role: shown.map((i) => (i === row ? "query" : "neighbour")),
-                        name: shown.map((i) => short(labels[i]))});
+                        name_r: names.map((n) => (n.side === "right" ? n.text : "")),
+                        name_l: names.map((n) => (n.side === "left" ? n.text : ""))});
   if (!fromHistory) {
     const h = cfg._history || (cfg._history = {rows: [], at: -1});
     if (h.rows[h.at] !== row) { h.rows = h.rows.slice(0, h.at + 1); h.rows.push(row); h.at = h.rows.length - 1; }
@@ -241,10 +244,32 @@ function showEntity(cfg, m, row, fromHistory) {
   }
 }
 
+// Names of the shown entity (first) and its neighbours on the map: beside each point, right or
+// left, skipped where one would overlap a name already placed or leave the plot (pixels of the
+// view the entity is centred in).
+function nameLayout(cfg, m, rows, labels, cx, cy) {
+  const xr = m.fig.x_range, yr = m.fig.y_range, xs = get(m.points, "x"), ys = get(m.points, "y");
+  const w = xr.end - xr.start, h = yr.end - yr.start;
+  const x0 = cx === null ? xr.start : cx - w / 2, y0 = cy === null ? yr.start : cy - h / 2;
+  const pw = cfg.plot_width - 60, ph = cfg.plot_height - 70, boxes = [];
+  return rows.map((i) => {
+    const text = short(labels[i]), tw = 6.6 * text.length + 6;
+    const px = (xs[i] - x0) / (w || 1) * pw, py = (ys[i] - y0) / (h || 1) * ph;
+    for (const side of ["right", "left"]) {
+      const b = side === "right" ? [px + 8, px + 8 + tw, py - 8, py + 8] : [px - 8 - tw, px - 8, py - 8, py + 8];
+      if (b[0] < 0 || b[1] > pw) continue;
+      if (boxes.some((o) => b[0] < o[1] && o[0] < b[1] && b[2] < o[3] && o[2] < b[3])) continue;
+      boxes.push(b);
+      return {side: side, text: text};
+    }
+    return {side: "", text: ""};
+  });
+}
+
 // Nothing selected: no neighbours, no rings, no names, the status says what to do.
 function clearEntity(cfg, m) {
   setTable(m.neighbours, Object.fromEntries(cfg.neighbour_fields.map((f) => [f, []])));
-  setData(m.highlight, {x: [], y: [], role: [], name: []});
+  setData(m.highlight, {x: [], y: [], role: [], name_r: [], name_l: []});
   m.status.text = cfg.status_hint;
 }
 
