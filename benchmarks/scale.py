@@ -183,13 +183,15 @@ def kernel_epochs(ds, args) -> None:
             plan.dataset = checkpoint.dataset_fingerprint(ds)
             t_fp = time.perf_counter() - t0
         load = os.getloadavg()[0]
+        cpu = time.process_time()
         with torch_threads(args.threads):
             fit = prepared.learner.fit(prepared.fit_config, progress=False, checkpoint=plan)
+        cpu = time.process_time() - cpu
         row = fit.history[0]
         result[kernel] = (row["epoch_seconds"], row["valid_rmse"], load, os.getloadavg()[0])
         print(f"  --kernel {kernel:<8} epoch {row['epoch_seconds']:7.1f} s  ({row['rows_per_second']:,.0f} ratings/s)"
-              f"  valid RMSE {row['valid_rmse']:.4f}  (load {load:.1f} -> {os.getloadavg()[0]:.1f}), "
-              f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+              f"  valid RMSE {row['valid_rmse']:.4f}  (load {load:.1f} -> {os.getloadavg()[0]:.1f}); "
+              f"CPU {cpu:.1f} s for the fit (epoch, validation{', checkpoint' if plan else ''}), peak RSS {peak_rss_gb():.2f} GB", flush=True)
         del prepared, fit
         gc.collect()
     checkpoint.FitKeeper.save = real_save
