@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 __all__ = ["EmbedlabDeprecationWarning", "Deprecation", "DEPRECATIONS", "BOOL_OPTION_VALUE", "cli_warnings",
-           "BOOL_WORDS"]
+           "BOOL_WORDS", "FRAME_CALL"]
 
 
 class EmbedlabDeprecationWarning(FutureWarning):
@@ -57,8 +57,13 @@ BOOL_WORDS = {"true": True, "false": False, "yes": True, "no": False, "on": True
 #: package root's import hook resolves the old path (``MOVED_MODULES`` in embedlab/__init__.py)
 MOVED_MODULE = Deprecation(old="`import {old}`", new="`import {new}`", since="0.1", removed_in="0.3")
 
+#: ``EmbeddingTable.frame()``, now the property ``EmbeddingTable.frame`` (as ``.bias`` and ``.count``)
+FRAME_CALL = Deprecation(old="`table.frame()`", new="`table.frame` (a property, like `.bias`)", since="0.1",
+                         removed_in="0.3")
+
 #: every deprecation, by name (the docs test and ``tests/test_deprecations.py`` read it)
-DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE}
+DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE,
+                                      "FRAME_CALL": FRAME_CALL}
 
 
 @contextlib.contextmanager

@@ -35,6 +35,22 @@ RUN_FILE = "run.json"
 WEIGHTS_FILE = "weights.safetensors"
 
 
+class _CallableFrame(pd.DataFrame):
+    """``EmbeddingTable.frame``'s value: a DataFrame that can still be called like the method it
+    was (``table.frame()``), with a deprecation warning. Anything derived from it is a plain
+    DataFrame."""
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def __call__(self) -> pd.DataFrame:
+        from embedlab.deprecations import FRAME_CALL
+
+        FRAME_CALL.warn()
+        return pd.DataFrame(self)
+
+
 @dataclass
 class EmbeddingTable:
     """One entity's embedding.
@@ -94,13 +110,15 @@ class EmbeddingTable:
         col = self.attrs.get("count_column", "count")
         return self.metadata[col].to_numpy() if col in self.metadata else None
 
+    @property
     def frame(self) -> pd.DataFrame:
-        """key, label, bias (if any) and metadata as one DataFrame."""
+        """key, label, bias (if any) and metadata as one DataFrame (a property, as ``bias`` and
+        ``count`` are; the earlier method call ``table.frame()`` still works, with a warning)."""
         df = pd.DataFrame({"key": self.keys, "label": self.labels})
         if self.bias_values is not None:
             df["bias"] = self.bias_values
         extra = self.metadata.drop(columns=[c for c in ("key", "label", "bias") if c in self.metadata])
-        return pd.concat([df, extra], axis=1)
+        return _CallableFrame(pd.concat([df, extra], axis=1))
 
     # ------------------------------------------------------------ finding an entity
     def find(self, query: Any) -> "Match":
@@ -388,7 +406,7 @@ class Run:
                     n += 1
                     csv_name = f"{_safe_name(name)}-{n}.csv"
                 used.add(csv_name.lower())
-                frame = table.frame().drop(columns=["bias"], errors="ignore")
+                frame = table.frame.drop(columns=["bias"], errors="ignore")
                 # RFC 4180 line ends: the writer then quotes a field holding "\r" as well as "\n"
                 # (with "\n" alone, a label with a bare "\r" split its row when read back)
                 frame.to_csv(tmp / csv_name, index=False, lineterminator="\r\n")

@@ -133,7 +133,7 @@ class PCAAnalysis(Analysis):
                          f"entity's 10 nearest neighbours share its {color} (chance: "
                          f"{100 * metrics[f'chance_same_{color}']:.0f}%).")
         hover = hover_columns(t)
-        plot = t.frame().iloc[sel.index].reset_index(drop=True)
+        plot = t.frame.iloc[sel.index].reset_index(drop=True)
         if not meaningful:
             plot["label"] = names
         for col, values in pca_columns(scores).items():

@@ -105,7 +105,7 @@ class TSNEAnalysis(Analysis):
             geo_text = self._geography(t, rows, coords, geo, metric, options, seed, metrics)
             if geo_text:
                 parts.append(geo_text)
-        plot = t.frame().iloc[rows].reset_index(drop=True)
+        plot = t.frame.iloc[rows].reset_index(drop=True)
         if not labels_meaningful(t):
             plot["label"] = [f"{t.name} {key}" for key in t.keys[rows]]
         for col, values in tsne_columns(coords).items():

@@ -94,7 +94,7 @@ class UMAPAnalysis(Analysis):
             parts.append(f"On the map, {100 * agree:.0f}% of an entity's 10 nearest neighbours share its {color} "
                          f"(chance: {100 * chance:.0f}%).")
         meaningful = labels_meaningful(t)
-        plot = t.frame().iloc[rows].reset_index(drop=True)
+        plot = t.frame.iloc[rows].reset_index(drop=True)
         if not meaningful:
             plot["label"] = [f"{t.name} {k}" for k in t.keys[rows]]
         for col, values in umap_columns(coords).items():

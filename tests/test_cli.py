@@ -127,7 +127,7 @@ def test_train_ratings_csv_from_the_command_line(tmp_path):
     assert result.exit_code == 0, result.output
     run = embedlab.load_run(out)
     assert run.split == {"name": "time", "valid_pct": 0.1, "column": "timestamp"}
-    frame = run.table("item").frame().set_index("key")
+    frame = run.table("item").frame.set_index("key")
     assert frame.loc[7, "label"] == "Film 7" and frame.loc[8, "studio"] == "B"
 
 

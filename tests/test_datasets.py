@@ -100,13 +100,13 @@ def test_duplicate_titles_stay_distinct_entities_in_the_run(ml100k_dir, tmp_path
         assert sorted(item.keys[rows].tolist()) == [5, 6]
         assert not np.array_equal(item.vectors[rows[0]], item.vectors[rows[1]])
         assert (item.bias.index == "Chasing Amy (1997)").sum() == 2
-        frame = item.frame().set_index("key")
+        frame = item.frame.set_index("key")
         assert frame.loc[3, "label"] == "Café au lait (Métisse) (1993)"
         assert frame.loc[1, "genres"] == "Animation|Children's|Comedy"
         assert frame.loc[1, "count"] == 4 and frame.loc[1, "mean_rating"] == pytest.approx(4.0)
         assert frame.loc[5, "count"] == 1  # (1, 5) is in u1.test, (4, 5) in u1.base
         assert item.attrs["color_column"] == "genre"
-        users = r.table("user").frame().set_index("key")
+        users = r.table("user").frame.set_index("key")
         assert users.loc[6, "occupation"] == "executive"
     assert loaded.split == {"name": "u1", "canonical": True}
 
@@ -140,7 +140,7 @@ def test_csv_edition_time_split(latest_small_dir):
 
 def test_csv_edition_unrated_movie_is_kept_with_zero_count(latest_small_dir, tmp_path):
     run = embedlab.train("movielens-latest-small", data_dir=latest_small_dir, epochs=1, n_factors=2, bs=2)
-    frame = run.table("item").frame().set_index("key")
+    frame = run.table("item").frame.set_index("key")
     assert frame.loc[5, "count"] == 0 and frame.loc[5, "label"] == "Never Rated (2001) "
     assert sorted(frame.index) == [1, 2, 3, 4, 5, 6]
 
@@ -233,7 +233,7 @@ def test_ratings_csv_item_file_columns_become_metadata(tmp_path):
                  ).to_csv(items_path, index=False)
     run = embedlab.train("ratings-csv", file=path, user="who", item="what", rating="stars",
                          items_file=items_path, item_key="thing", item_label="name", epochs=1, n_factors=2, bs=2)
-    frame = run.table("item").frame().set_index("key")
+    frame = run.table("item").frame.set_index("key")
     assert frame.loc[30, "label"] == "Thirty" and frame.loc[30, "colour"] == "blue"
     assert frame.loc[40, "price"] == 4.5
     assert frame.loc[50, "count"] == 0       # in the item file only

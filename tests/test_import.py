@@ -412,7 +412,7 @@ def test_ml100k_fastai_state_dict_ranks_the_same_films_by_bias(ml100k_run, tmp_p
                tmp_path / "model.pth")
     classes = {"user_id": ["#na#"] + [str(k) for k in user.keys], "item_id": ["#na#"] + [str(k) for k in item.keys]}
     (tmp_path / "classes.json").write_text(json.dumps(classes))
-    item.frame()[["key", "label", "count", "mean_rating"]].to_csv(tmp_path / "films.csv", index=False)
+    item.frame[["key", "label", "count", "mean_rating"]].to_csv(tmp_path / "films.csv", index=False)
     back = run_import([tmp_path / "model.pth", "--classes", tmp_path / "classes.json", "--metadata",
                        f"item={tmp_path / 'films.csv'}", "--count", "count"], tmp_path)
     assert embedlab.load_run(back).meta["imported"]["layout"] == "fastai-EmbeddingDotBias"

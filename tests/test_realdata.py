@@ -108,7 +108,7 @@ def test_ml100k_u1_default_training_reaches_rmse_below_095(ml100k, tmp_path_fact
     assert len(item) == 1682 and len(run.table("user")) == 943
     top = item.bias.sort_values().tail()
     assert len(top) == 5 and all(isinstance(label, str) for label in top.index)
-    frame = item.frame()
+    frame = item.frame
     well_rated = frame[frame["count"] >= 50]
     # a large item bias goes with a high mean rating among the often-rated films
     assert np.corrcoef(well_rated["bias"], well_rated["mean_rating"])[0, 1] > 0.7

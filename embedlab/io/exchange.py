@@ -76,7 +76,7 @@ def _token(key: Any) -> str:
 
 def metadata_frame(table: EmbeddingTable) -> pd.DataFrame:
     """label, key, bias (if any) and the annotations, one row per entity (row order)."""
-    frame = table.frame()
+    frame = table.frame
     cols = ["label", "key"] + [c for c in frame.columns if c not in ("label", "key")]
     return frame[cols]
 

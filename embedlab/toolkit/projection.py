@@ -512,4 +512,4 @@ def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int =
     rounded = pd.DataFrame({"key": coords["key"].to_numpy()})
     for name in coords.columns[1:]:
         rounded[_export_column(name)] = np.round(coords[name].to_numpy(dtype=float), 6)
-    return table.frame().merge(rounded, on="key", how="left")
+    return table.frame.merge(rounded, on="key", how="left")

@@ -287,7 +287,7 @@ def hover_columns(table: EmbeddingTable, extra: Sequence[str] = ()) -> list[str]
 
 def entity_frame(table: EmbeddingTable, index: np.ndarray, columns: Sequence[str]) -> pd.DataFrame:
     """key, label and the given metadata columns (plus bias) for the selected rows."""
-    frame = table.frame().iloc[index].reset_index(drop=True)
+    frame = table.frame.iloc[index].reset_index(drop=True)
     keep = ["key", "label"] + [c for c in columns if c in frame and c not in ("key", "label")]
     return frame[keep]
 
