@@ -475,3 +475,43 @@ def test_an_imported_run_starts_training_and_joins_a_stability_analysis(syntheti
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["stability"] and not any(r["error"] for r in out["results"])
+
+
+# ---------------------------------------------------------------------------- Analysis.requires
+class _NeedsCounts(embedlab.Analysis):
+    name, title = "needs-counts-demo", "Needs counts"
+    requires = ("counts",)
+
+    def applies_to(self, run):
+        return run.table_names  # claims every table: the registry holds it to its requires
+
+    def run(self, run, table, options):
+        return embedlab.AnalysisResult(self.name, table, self.title, summary=f"{len(run.table(table))} counted")
+
+
+class _Plugin:
+    def __init__(self, analysis):
+        self.analysis = analysis
+
+    @embedlab.hookimpl
+    def embedlab_register_analyses(self, register):
+        register(self.analysis)
+
+
+def test_requires_holds_an_analysis_to_what_it_declares(planted):
+    from embedlab.authoring.testing import plugin_registered
+    from embedlab.registry import PluginContractError, analyses
+
+    counted = embedlab.from_vectors(planted, metadata=pd.DataFrame({"count": np.arange(N) + 1}))
+    plain = embedlab.from_vectors(planted)
+    with plugin_registered(_Plugin(_NeedsCounts()), name="tmp-needs-counts"):
+        entry = analyses()["needs-counts-demo"]
+        assert entry.requires == ("counts",)
+        assert entry.applies_to(counted) == ["item"] and entry.applies_to(plain) == []
+        [res] = embedlab.analyze(plain, ["needs-counts-demo"], progress=False)
+        assert "does not apply" in res.summary and "no table has observation counts" in res.summary
+    bad = _NeedsCounts()
+    bad.requires = ("gpu",)
+    with pytest.raises(PluginContractError, match="requires 'gpu'"):
+        with plugin_registered(_Plugin(bad), name="tmp-needs-gpu"):
+            analyses()
