@@ -96,6 +96,9 @@ def main() -> None:
     ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--html200k", type=Path, default=None, help="an already written 200k report: browser figures only")
     ap.add_argument("--skip200k", action="store_true")
+    ap.add_argument("--lists-standin", action="store_true",
+                    help="200k report with stand-in neighbour lists of the same size and format (browser timing "
+                         "and size only, on a machine too loaded to compute the exact ones in time)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots of each explorer")
     args = ap.parse_args()
@@ -134,6 +137,18 @@ def main() -> None:
         big = work / "synthetic-200k"
         embedlab.train("synthetic-collab", out=big, users=200_000, items=2_000, ratings=3_000_000, epochs=1, bs=4096)
     run = load_run(big)
+    if args.lists_standin:
+        import numpy as np
+
+        import embedlab.report.explorer as E
+
+        def standin(vectors, k, candidates, metric="cosine", progress=None):
+            rng = np.random.default_rng(0)
+            rows = rng.choice(np.asarray(candidates), size=(len(vectors), k)).astype(np.int32)
+            return rows, np.sort(rng.uniform(0.2, 0.9, (len(vectors), k)).astype(np.float32), axis=1)[:, ::-1]
+
+        E.knn_lists = standin
+        print("synthetic-200k: STAND-IN neighbour lists (same size and format; timing and size only)")
     t0 = time.perf_counter()
     measure("synthetic-200k", run, [], work, "user", ["user 123456", "user 77"], ["true_bias", "none", "mean_rating"],
             args.shots and args.shots / "explorer-200k.png")

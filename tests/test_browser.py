@@ -292,6 +292,9 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
         page.set_model("explorer-map-item", "value", "UMAP")
         title = page.js(page._MODEL_JS.replace("arguments[0]", "'explorer-map-plot-item'") + "return m.title.text;")
         assert "UMAP places 40 of the 80 items; 40 not drawn" in title
+        assert page.source("explorer-clusters-item")["x"] == []  # the clusters belong to the first map
+        page.set_model("explorer-map-item", "value", "PCA 1 × 2")
+        assert len(page.source("explorer-clusters-item")["x"]) >= 2
         # a colour change redraws the legend
         page.set_model("explorer-color-item", "value", "mean_rating")
         page.wait_for(lambda: "mean_rating" in page.shown_text("explorer-legend-item"), what="the legend")

@@ -335,3 +335,27 @@ def test_builtin_analyses_state_a_finding_and_headline(synthetic_run):
     pca = next(r for r in results if r.analysis == "pca")
     (name, frame), = pca.maps.items()
     assert list(frame.columns) == ["key", "x", "y"] and len(frame) == pca.metrics["n_entities"]
+
+
+def test_explorer_clusters_are_named_by_what_distinguishes_them():
+    """Planted groups (the genre decides the vector): the map's k-means clusters are each named
+    by their genre, listed with their sizes; labels stay text."""
+    from embedlab.report.explorer import explorer, map_clusters
+
+    rng = np.random.default_rng(0)
+    genres = np.repeat(["Comedy", "Horror", "Western"], 120)
+    centre = {"Comedy": [6, 0, 0, 0], "Horror": [0, 6, 0, 0], "Western": [0, 0, 6, 0]}
+    vectors = np.array([centre[g] for g in genres], float) + rng.normal(0, 0.5, (360, 4))
+    t = EmbeddingTable("item", np.arange(360), [f"film {i}" for i in range(360)], vectors, None,
+                       pd.DataFrame({"genre": genres, "count": rng.integers(20, 90, 360)}),
+                       {"count_column": "count", "color_column": "genre"})
+    run = Run({"dataset": "planted", "kind": "collab", "config": {}, "metrics": {}}, {"item": t})
+    named = models_by_name(explorer(run, "item"))
+    labels = named["explorer-clusters-item"].data["text"]
+    assert {g for lab in labels for g in ("Comedy", "Horror", "Western") if g in lab} == {"Comedy", "Horror", "Western"}
+    for lab in labels:  # each cluster is named by one genre, not a mixture
+        assert sum(g in lab for g in ("Comedy", "Horror", "Western")) == 1, lab
+    xy = np.stack([named["explorer-points-item"].data["x"], named["explorer-points-item"].data["y"]], axis=1)
+    found = map_clusters(t, xy, np.arange(360), ["genre", "count"], {"genre": "category", "count": "numeric"})
+    assert sum(c["size"] for c in found) == 360
+    assert "Clusters" in named["explorer-note-item"].text

@@ -141,6 +141,55 @@ def unpack_lists(packed: np.ndarray, steps: np.ndarray, scale: list[float], k: i
     return rows, (lo + np.asarray(steps, dtype=np.float64) * ((hi - lo) or 1.0) / 65535).reshape(-1, k)
 
 
+def map_clusters(t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: list[str], kinds: dict[str, str],
+                 seed: int = 0) -> list[dict]:
+    """Automatic clusters of the map: k-means (scikit-learn, seeded) on the 2-D coordinates of
+    ``rows``, each named by the metadata values that most distinguish it (the categories most
+    over-represented in it, the range of the numeric column it differs most on). A list of
+    {x, y, size, label}, largest first."""
+    from sklearn.cluster import MiniBatchKMeans
+
+    pts = xy[rows]
+    ok = np.isfinite(pts).all(1)
+    rows, pts = rows[ok], pts[ok]
+    k = int(min(8, max(2, len(rows) // 60)))
+    if len(rows) < 3 * k:
+        return []
+    fit = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096).fit(pts)
+    meta = t.metadata.iloc[rows].reset_index(drop=True)
+    out = []
+    for c in range(k):
+        inside = fit.labels_ == c
+        if not inside.any():
+            continue
+        parts = []
+        for col in [c2 for c2 in columns if kinds.get(c2) == "category"][:3]:
+            vals = meta[col].astype(str).str.split("|")
+            every = vals.explode()
+            share_all = every.value_counts(normalize=True)
+            share_in = vals[inside].explode().value_counts() / inside.sum()
+            lift = (share_in / share_all.reindex(share_in.index)).where(share_in >= 0.25).dropna()
+            parts += [v for v in lift.sort_values(ascending=False).index[:2] if lift[v] >= 1.3 and v not in ("", "nan")]
+        best, gap = None, 0.0
+        for col in [c2 for c2 in columns if kinds.get(c2) == "numeric"]:
+            v = pd.to_numeric(meta[col], errors="coerce")
+            sd = v.std()
+            if not sd or not np.isfinite(sd):
+                continue
+            d = abs(v[inside].median() - v.median()) / sd
+            if d > max(gap, 0.5):
+                best, gap = col, d
+        if best is not None:
+            v = pd.to_numeric(meta[best], errors="coerce")[inside]
+            lo, hi = np.nanpercentile(v, 25), np.nanpercentile(v, 75)
+            whole = float(lo).is_integer() and float(hi).is_integer()
+            parts.append(f"{best} {lo:.0f}-{hi:.0f}" if whole else f"{best} {lo:.2g}-{hi:.2g}")
+        cx, cy = np.median(pts[inside], axis=0)
+        out.append({"x": float(cx), "y": float(cy), "size": int(inside.sum()),
+                    "label": ", ".join(dict.fromkeys(parts)) or f"cluster {c + 1}"})
+    return sorted(out, key=lambda d: -d["size"])
+
+
 def _text(values: pd.Series) -> np.ndarray:
     return values.astype(object).where(values.notna(), "").astype(str).to_numpy(dtype=object)
 
@@ -209,6 +258,7 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     cand = select_entities(t, 0, None)  # the neighbors command's candidates: every observed entity
     data, fields, kinds, maps, embedded = _points(t, name, cand, results)
     points = ColumnDataSource(data, name=f"explorer-points-{name}")
+    clusters = map_clusters(t, np.stack([data["x"], data["y"]], axis=1), cand.index, embedded, kinds)
     store, precomputed = _neighbour_store(t)
     vectors = ColumnDataSource({f: v for f, v in store.items() if not f.endswith("_score")},
                                name=f"explorer-vectors-{name}")
@@ -324,6 +374,13 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                        selection_fill_alpha=1.0)
     fig.scatter("x", "y", source=highlight, size=15, fill_alpha=0, line_width=2,
                 line_color={"field": "role", "transform": _role_colours()})
+    if clusters:  # the first map's clusters, named on the canvas (text, not HTML); hidden on other maps
+        cluster_src = ColumnDataSource({"x": [c["x"] for c in clusters], "y": [c["y"] for c in clusters],
+                                        "text": [c["label"] for c in clusters]}, name=f"explorer-clusters-{name}")
+        fig.text("x", "y", text="text", source=cluster_src, text_font_size="9pt", text_align="center",
+                 text_baseline="middle", text_color="#444444", text_font_style="italic",
+                 background_fill_color="#ffffff", background_fill_alpha=0.55)
+        models["clusters"] = cluster_src
     for field, align, offset in (("name_r", "left", 9), ("name_l", "right", -9)):  # named on the canvas
         fig.text("x", "y", text=field, source=highlight, text_font_size="9pt", x_offset=offset, text_align=align,
                  text_baseline="middle", text_color="#111111", text_font_style="bold",
@@ -391,7 +448,13 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
             + f". Neighbours: cosine or euclidean over the full {t.dim}-dimensional vectors, "
             + (f"computed in your browser" if precomputed is None else precomputed["note"][1:-1])
             + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + ".")
-    header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>',
+    if clusters:
+        listed = " · ".join(f"{html.escape(c['label'])} <span style=\"color:#888\">{c['size']:,}</span>" for c in clusters)
+        note_clusters = (f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '
+                         f'first map, seed 0; the values over-represented in each): {listed}</p>')
+    else:
+        note_clusters = ""
+    header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>{note_clusters}',
                  width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
     controls = row(search, search_in, map_select, colour, size)
     side = column(matches, row(k_select, metric, mincount, width=SIDE_WIDTH), row(back, forward, clear),
