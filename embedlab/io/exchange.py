@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from embedlab.io.ownership import check_export, owned_file
-from embedlab.io.readers import is_number
+from embedlab.io import readers
 from embedlab.errors import DataError, UsageError
 
 if TYPE_CHECKING:
@@ -180,9 +180,10 @@ def _write_parquet(table: EmbeddingTable, coords: pd.DataFrame, path: Path, opts
 
 
 # ---------------------------------------------------------------------------- importing
-# The readers of the formats above (``csv`` holds projections, not vectors, so it is export
-# only). They return the rows as they are in the file; aligning them with a model's keys is
-# embedlab.training.pretrained's job. Every problem is a DataError naming the file (and line).
+# --init-from's reading of the formats above: the vectors through embedlab.io.readers (the
+# parsers `embedlab import` uses), the keys by the rules below. The rows are returned as they
+# are in the file; aligning them with a model's keys is embedlab.training.pretrained's job.
+# Every problem is a DataError naming the file (and line).
 IMPORT_FORMATS = ("projector", "word2vec", "npy")
 _VECTOR_FILES = {"projector": "vectors.tsv", "word2vec": "vectors.txt", "npy": "vectors.npy"}
 
@@ -266,14 +267,6 @@ def read_keys(path: str | Path) -> list[str]:
     return out
 
 
-def _floats(cells: list[str], path: Path, line: int) -> list[float]:
-    try:
-        return [float(c) for c in cells]
-    except ValueError:
-        bad = next(c for c in cells if not is_number(c))
-        raise DataError(f"{path}: line {line}: {bad!r} is not a number") from None
-
-
 def _sibling_keys(path: Path, names: tuple[str, ...]) -> Path | None:
     for name in names:
         if (path.parent / name).is_file():
@@ -303,57 +296,21 @@ def read_vectors(path: str | Path, keys: str | Path | None = None, fmt: str | No
     keys_path = Path(keys) if keys is not None else None
     tokens = False
     if fmt == "npy":
-        try:
-            vectors = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise DataError(f"{path}: not a readable .npy array without pickles ({exc})") from None
-        if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.number):
-            raise DataError(f"{path}: expected a 2-D numeric array (rows x dimensions), found "
-                            f"shape {vectors.shape} of {vectors.dtype}")
+        vectors = readers.read_npy(path).vectors
         keys_path = keys_path or _sibling_keys(path, ("keys.txt", "metadata.tsv"))
         if keys_path is None:
             raise UsageError(f"{path}: a .npy file holds no keys; give the keys file with --init-keys")
         row_keys = read_keys(keys_path)
     elif fmt == "projector":
-        rows = []
-        width = None
-        for n, line in enumerate(_lines(path), start=1):
-            if not line.strip():
-                raise DataError(f"{path}: line {n} is empty")
-            cells = _floats(line.split("\t"), path, n)
-            if width is None:
-                width = len(cells)
-            elif len(cells) != width:
-                raise DataError(f"{path}: line {n} has {len(cells)} values, line 1 has {width}")
-            rows.append(cells)
-        vectors = np.asarray(rows, dtype=np.float64).reshape(len(rows), width or 0)
+        vectors = readers.read_projector_vectors(path).vectors
         keys_path = keys_path or _sibling_keys(path, ("metadata.tsv",))
         if keys_path is None:
             raise UsageError(f"{path}: a Projector vectors.tsv holds no keys; give its metadata.tsv "
                              f"(or a keys file) with --init-keys")
         row_keys = read_keys(keys_path)
-    else:  # word2vec text
-        lines = _lines(path)
-        head = lines[0].split() if lines else []
-        start, declared = 0, None
-        if len(head) == 2 and all(h.isdigit() for h in head):
-            start, declared = 1, (int(head[0]), int(head[1]))
-        row_keys, rows, width = [], [], None
-        for n, line in enumerate(lines[start:], start=start + 1):
-            parts = line.rstrip().split(" ")
-            if len(parts) < 2:
-                raise DataError(f"{path}: line {n} should be TOKEN v1 v2 ... (found {line[:40]!r})")
-            cells = _floats(parts[1:], path, n)
-            if width is None:
-                width = len(cells)
-            elif len(cells) != width:
-                raise DataError(f"{path}: line {n} has {len(cells)} values, the first vector {width}")
-            row_keys.append(parts[0])
-            rows.append(cells)
-        if declared is not None and declared != (len(rows), width or declared[1]):
-            raise DataError(f"{path}: the header says {declared[0]} vectors of {declared[1]} values, "
-                            f"the file has {len(rows)} of {width}")
-        vectors = np.asarray(rows, dtype=np.float64).reshape(len(rows), width or 0)
+    else:  # word2vec text (GloVe: no header)
+        read = readers.read_word2vec_text(path)
+        vectors, row_keys = read.vectors, [str(k) for k in read.keys]
         tokens = True
         meta = keys_path or _sibling_keys(path, ("metadata.tsv",))
         if meta is not None:

@@ -93,7 +93,7 @@ def _slow_fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_l
             try:
                 float(c)
             except ValueError:
-                raise DataError(f"{path}: line {line}, value {j}: {c.strip()[:40]!r} is not a number") from None
+                raise DataError(f"{path}: line {line}: {c.strip()[:40]!r} is not a number (value {j})") from None
         out[start + i] = np.asarray([float(c) for c in cells], dtype=np.float32)
 
 
