@@ -162,11 +162,10 @@ def _dataset_and_trainer(dataset, trainer: str | None, config: dict):
     from embedlab.registry import get_dataset, trainer_for_dataset
 
     if isinstance(dataset, str):
-        from embedlab.training.distributed import row_shard  # torchrun --shard-data: read only this rank's rows
+        from embedlab.engines.loading import load_for_training  # the command line's path too
 
         entry = get_dataset(dataset)
-        loader_opts, config = entry.split_options(config)
-        loaded = entry.load_dataset(loader_opts, seed=config.get("seed", 42), shard=row_shard(config))
+        loaded, config = load_for_training(entry, dict(config))
         return loaded, trainer_for_dataset(entry, trainer), config
     return dataset, trainer_for_dataset(dataset, trainer), dict(config)
 

@@ -300,6 +300,31 @@ def test_the_live_learner_is_the_trainers_own_training(tiny):
     assert live.meta["steps"]["step"] == trained.meta["steps"]["step"]
 
 
+
+def test_the_live_learner_is_the_learner_with_notebook_verbs(tiny):
+    """Its step, callbacks and state are the trainer's Learner's: one loop, one replaceable step."""
+    from embedlab.training import Callback, autograd_step
+
+    learn = embedlab.learner(tiny, progress=False)
+    assert learn.step is autograd_step and learn.opt is learn.learner.opt
+    steps = []
+
+    def my_step(lrn, opt, inputs, target):
+        steps.append(len(target))
+        return autograd_step(lrn, opt, inputs, target)
+
+    class Epochs(Callback):
+        seen = []
+
+        def after_epoch(self):
+            self.seen.append(self.learn.row["epoch"])
+
+    learn.step = my_step
+    assert learn.learner.step is my_step
+    learn.fit_one_cycle(2, 5e-3, cbs=[Epochs()])
+    assert Epochs.seen == [1, 2] and len(steps) == len(learn.fits[0].losses) > 0
+
+
 def test_freeze_unfreeze_and_discriminative_learning_rates(tiny):
     learn = embedlab.learner(tiny, progress=False, epochs=1)
     assert learn.layer_groups == ["embeddings", "biases"]

@@ -41,13 +41,11 @@ def merge_params(entry: DatasetEntry, trainer: TrainerEntry, skip: tuple[str, ..
 def load_for_command(entry: DatasetEntry, values: dict[str, Any], announce: bool = True):
     """A command's option values -> (loaded dataset, trainer config): the dataset takes its own
     options plus the seed; the rest, seed included, is the trainer's config."""
-    from embedlab.training.distributed import row_shard  # torchrun --shard-data: read only this rank's rows
+    from embedlab.engines.loading import load_for_training  # the API's path too
 
-    ds_opts, cfg = entry.split_options(values)
-    cfg.pop("trainer", None)
     if announce:
         stderr(f"loading {entry.name} ...")
-    dataset = entry.load_dataset(ds_opts, seed=cfg.get("seed", 42), shard=row_shard(cfg))
+    dataset, cfg = load_for_training(entry, values)
     if announce:
         stderr(f"{entry.name}: {len(dataset.train):,} training rows, "
                f"{0 if dataset.valid is None else len(dataset.valid):,} validation rows "

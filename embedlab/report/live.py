@@ -95,6 +95,16 @@ class LiveLearner:
     learner = property(lambda self: self.prepared.learner)
     model = property(lambda self: self.prepared.learner.model)
     config = property(lambda self: dict(self.prepared.config))
+    #: the Learner's replaceable step and batches (:class:`embedlab.training.Learner`), read and set
+    step = property(lambda self: self.learner.step, lambda self, fn: setattr(self.learner, "step", fn))
+    batches = property(lambda self: self.learner.batches, lambda self, fn: setattr(self.learner, "batches", fn))
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else is the trainer's Learner's (``learn.opt``, ``learn.validate()``,
+        ``learn.layer_groups()``...): one learner with notebook verbs, not a second loop."""
+        if name.startswith("__") or name in ("prepared", "progress", "name", "fits"):
+            raise AttributeError(name)
+        return getattr(self.prepared.learner, name)
 
     @property
     def layer_groups(self) -> list[str]:
@@ -127,17 +137,18 @@ class LiveLearner:
                                           config=self.prepared.fit_config.replace(freeze=None, freeze_to=None))
         return LRFind(result, rule, title=f"lr find: {self.name}" if self.name else "lr find")
 
-    def fit(self, epochs: int, lr: Any = None, wd: float | None = None, **changes: Any) -> pd.DataFrame:
+    def fit(self, epochs: int, lr: Any = None, wd: float | None = None, cbs: Any = (), **changes: Any) -> pd.DataFrame:
         """Train ``epochs`` more epochs with the trainer's fit settings (``changes`` override
         them: ``schedule=``, ``opt=``, ``wd_mode=``...); ``lr`` may be fastai's
-        ``slice(lo, hi)``. Returns the per-epoch history of this fit."""
+        ``slice(lo, hi)``; ``cbs``: more callbacks (:mod:`embedlab.training.callbacks`).
+        Returns the per-epoch history of this fit."""
         config = self.prepared.fit_config.replace(epochs=int(epochs), freeze=None, freeze_to=None, **changes)
         if lr is not None:
             config = config.replace(lr=_lr(lr))
         if wd is not None:
             config = config.replace(wd=float(wd))
         with self._threads():
-            fit = self.learner.fit(config, progress=self.progress)
+            fit = self.learner.fit(config, progress=self.progress, cbs=cbs)
         self.fits.append(fit)
         return pd.DataFrame(fit.history)
 
