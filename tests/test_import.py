@@ -77,6 +77,10 @@ def test_projector_pair_one_column_metadata_has_no_header(planted, tmp_path):
     assert meta["kind"] == "imported" and {s["part"] for s in sources} == {"vectors", "metadata"}
     import hashlib
 
+    pd.DataFrame({"Word": WORDS, "cluster": np.arange(N) // 10}).to_csv(tmp_path / "meta2.tsv", sep="\t", index=False)
+    named = embedlab.load_run(run_import([tmp_path / "vectors.tsv", tmp_path / "meta2.tsv"], tmp_path, "two"))
+    t2 = named.table("item")  # two columns: a header row; the first column labels the points
+    assert t2.labels.tolist() == WORDS and t2.keys.tolist() == list(range(N)) and "cluster" in t2.metadata
     vec = next(s for s in sources if s["part"] == "vectors")
     assert vec["format"] == "projector" and vec["sha256"] == hashlib.sha256(
         (tmp_path / "vectors.tsv").read_bytes()).hexdigest()

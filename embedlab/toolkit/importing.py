@@ -321,6 +321,9 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
     lcol = _column(meta, label, joined_file or row_meta_file or where, "--label", strict)
     if lcol is None and "label" in meta.columns:
         lcol = "label"
+    elif lcol is None and label is None and row_meta is not None and len(row_meta.columns) \
+            and row_meta.columns[0] in meta.columns:  # the Projector labels points by the first column
+        lcol = row_meta.columns[0]
     if lcol is not None:
         labels = meta[lcol].astype(object).where(meta[lcol].notna(), "").astype(str).to_numpy(dtype=object)
         meta = meta.drop(columns=[lcol])
