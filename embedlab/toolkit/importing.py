@@ -339,7 +339,7 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
             raise DataError(f"{joined_file or row_meta_file or where}: --bias column {bcol!r}, row {row + 1} "
                             f"(key {row_keys[row]!r}) is not a number; every entity needs a bias")
-        bias_values = values.to_numpy(dtype=np.float32)
+        bias_values = np.array(values, dtype=np.float32)  # owned: pandas may hand out a read-only view
         meta = meta.drop(columns=[bcol])
     attrs: dict[str, Any] = {}
     ccol = _column(meta, count, joined_file or row_meta_file or where, "--count", strict)
