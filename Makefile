@@ -30,8 +30,25 @@ test: venv
 lint: venv
 	$(BIN)/python -m ruff check .
 
+# The documentation site (mkdocs-material): `make docs` executes docs/lesson5.ipynb (on ml-100k
+# when EMBEDLAB_DATA_DIR holds it), builds the site with --strict and serves it on :8000.
+DOCS_DEPS = mkdocs-material>=9.5 mkdocstrings-python>=1.10 mkdocs-click>=0.8
+
+$(VENV)/.docs-deps: $(BIN)/embedlab
+	$(BIN)/python -m pip install -q $(DOCS_DEPS)
+	touch $@
+
+docs-build: $(VENV)/.docs-deps
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+notebook: venv
+	$(BIN)/python tools/execute_notebook.py docs/lesson5.ipynb
+
+docs: notebook docs-build
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 bench: venv
 	$(BIN)/python benchmarks/collab.py
 
 clean:
-	rm -rf runs reports build dist *.egg-info
+	rm -rf runs reports build dist site *.egg-info

@@ -44,18 +44,34 @@ def test_progress_shows_where_a_person_watches_and_never_with_false(tiny, monkey
     assert capsys.readouterr().err == ""
 
 
-def test_the_notebook_bar_is_tqdms_on_stderr(capsys, monkeypatch):
+def test_the_notebook_bar_is_one_display_updated_in_place(monkeypatch):
+    """In a notebook the bars and the epoch rows are one display output redrawn in place, so an
+    executed notebook keeps one block per fit, not a stream of refreshes."""
     from embedlab.io import progress
 
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj._text()))
+
+    def display(obj, display_id=False):
+        assert display_id is True
+        shown.append(("display", obj._text()))
+        return Handle()
+
     monkeypatch.setattr(progress, "in_notebook", lambda: True)
+    monkeypatch.setattr(progress, "_Notebook", lambda: progress.__dict__["_NotebookBar"](display))
     with progress.progress_bar(True) as bar:
-        assert isinstance(bar, progress._Tqdm)
         task = bar.add_task("training", total=4, info="start")
         bar.update(task, advance=2, info="epoch 1/2 loss 0.5")
         bar.print("epoch 1  train_loss 0.5000")
         bar.update(task, completed=4)
-    err = capsys.readouterr().err
-    assert "training" in err and "4/4" in err and "epoch 1  train_loss 0.5000" in err
+    assert [kind for kind, _ in shown].count("display") == 1  # one output, then updates of it
+    final = shown[-1][1]
+    assert final.startswith("training") and "4/4" in final and final.endswith("epoch 1  train_loss 0.5000")
+    bar.add_task("<b>lr-find</b>", total=1)
+    assert "&lt;b&gt;lr-find" in bar._repr_html_() and "<b>" not in bar._repr_html_()  # text, never markup
 
 
 class _Reporting(Analysis):

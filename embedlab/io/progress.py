@@ -1,4 +1,4 @@
-"""Progress bars on stderr: rich in a terminal, tqdm in a notebook, nothing when told so.
+"""Progress bars: rich on stderr in a terminal, one in-place display in a notebook, nothing when told so.
 
 Every long step (training, lr-find, analyses, retraining analyses) reports through
 :func:`progress_bar`, so one rule decides whether a person sees it:
@@ -8,8 +8,11 @@ Every long step (training, lr-find, analyses, retraining analyses) reports throu
 * ``enabled=None`` (the Python API's default): shown when a person is watching
   (:func:`watching`: stderr is a terminal, or the code runs in a Jupyter kernel).
 
-In a terminal the bar is rich's (the CLI already prints with rich); in a notebook it is tqdm's
-(``tqdm.notebook`` with ipywidgets installed, else the text bar, which Jupyter redraws in place).
+In a terminal the bar is rich's (the CLI already prints with rich); in a notebook it is one
+display output per progress context, redrawn in place (IPython's ``update_display``): the bars
+and the lines printed under them (a fit's epoch rows). A saved or executed notebook keeps only
+its final state, one block per fit, not a stream of refreshes; without IPython's display (a
+kernel that lacks it) tqdm's text bar is used.
 """
 from __future__ import annotations
 
@@ -117,6 +120,87 @@ class _Rich(_Null):
         self._progress.console.print(Text(line))
 
 
+class _NotebookBar(_Null):
+    """Bars and printed lines as one notebook display output, updated in place (throttled to
+    a few redraws a second; always redrawn when a bar completes and when the block ends)."""
+
+    REDRAW_SECONDS = 0.25
+
+    def __init__(self, display=None) -> None:
+        if display is None:
+            from IPython.display import display
+        self._display = display
+        self._handle = None
+        self._tasks: list[dict[str, Any]] = []
+        self._lines: list[str] = []
+        self._drawn_at = 0.0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._draw(force=True)
+        return False
+
+    # what is shown: text for the saved notebook and terminals, <pre> HTML for the page
+    def _text(self) -> str:
+        import time
+
+        rows = []
+        for t in self._tasks:
+            total, done = t["total"], t["completed"]
+            if total:
+                filled = int(round(20 * min(done / total, 1.0)))
+                bar = "█" * filled + "░" * (20 - filled)
+                count = f"{done:g}/{total:g}"
+            else:
+                bar, count = "", f"{done:g}"
+            elapsed = int(time.monotonic() - t["start"])
+            rows.append(f"{t['description']}  {bar} {count}  {elapsed // 60}:{elapsed % 60:02d}  {t['info']}".rstrip())
+        return "\n".join(rows + self._lines)
+
+    def _repr_pretty_(self, p, cycle):  # IPython's text/plain
+        p.text(self._text())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f'<pre class="embedlab-progress" style="margin:0">{html.escape(self._text())}</pre>'
+
+    def _draw(self, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not force and now - self._drawn_at < self.REDRAW_SECONDS:
+            return
+        self._drawn_at = now
+        if self._handle is None:
+            self._handle = self._display(self, display_id=True)
+        else:
+            self._handle.update(self)
+
+    def add_task(self, description, total=None, info="", completed=0):
+        import time
+
+        self._tasks.append({"description": description, "total": total, "completed": completed,
+                            "info": info, "start": time.monotonic()})
+        self._draw(force=True)
+        return len(self._tasks) - 1
+
+    def update(self, task=0, advance=0, info=None, completed=None, total=None):
+        t = self._tasks[task]
+        if total is not None:
+            t["total"] = total
+        if info is not None:
+            t["info"] = info
+        t["completed"] = completed if completed is not None else t["completed"] + advance
+        self._draw(force=bool(t["total"]) and t["completed"] >= t["total"])
+
+    def print(self, line):
+        self._lines.append(str(line))
+        self._draw()
+
+
 class _Tqdm(_Null):
     """tqdm bars (one per task) on stderr: Jupyter shows the text bar redrawn in place."""
 
@@ -159,15 +243,18 @@ class _Tqdm(_Null):
         self._tqdm.write(line, file=sys.stderr)
 
 
+_Notebook = _NotebookBar  # what progress_bar builds in a notebook (tests give it a fake display)
+
+
 def progress_bar(enabled: bool | None = True):
     """A context manager with ``add_task(description, total, info)``, ``update(task, advance=,
-    completed=, info=)`` and ``print(line)``: rich in a terminal, tqdm in a notebook, a silent
+    completed=, info=)`` and ``print(line)``: rich in a terminal, an in-place display in a notebook, a silent
     one when ``enabled`` resolves to False (see the module docstring)."""
     if not resolve(enabled):
         return _Null()
     if in_notebook():
         try:
+            return _Notebook()
+        except ImportError:  # pragma: no cover - a kernel without IPython's display
             return _Tqdm()
-        except ImportError:  # pragma: no cover - tqdm is a dependency; rich prints the final state
-            pass
     return _Rich()

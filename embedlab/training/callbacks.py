@@ -167,7 +167,7 @@ class Checkpoint(Callback):
 
 
 class Progress(Callback):
-    """The progress bar (:func:`embedlab.io.progress.progress_bar`: rich in a terminal, tqdm in
+    """The progress bar (:func:`embedlab.io.progress.progress_bar`: rich in a terminal, an in-place display in
     a notebook, none when ``enabled`` resolves to False) and one line per epoch."""
 
     order = 20
