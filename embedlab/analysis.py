@@ -205,6 +205,11 @@ class Analysis:
         run: embedlab trained it, so its data can be loaded again; imported runs have none).
         The registry leaves out the tables (or the run) that lack one, whatever ``applies_to``
         says, and ``--only NAME`` then says which is missing.
+    :attr runs: ``"one"`` (default), or ``"several"`` for an analysis that compares runs (as
+        the stability block does): it implements ``run_several(runs, options) -> AnalysisResult``
+        (``runs``: label -> Run, two or more; the result's ``table`` is None) instead of
+        ``applies_to``/``run``, and runs once on ``embedlab analyze A B ...`` or a run group,
+        its section beside the stability sections; on one run it is skipped, saying why.
     """
 
     name: str = ""
@@ -213,6 +218,7 @@ class Analysis:
     options: list[AnalysisOption] = []
     by_default: bool = True
     requires: tuple[str, ...] = ()
+    runs: str = "one"
 
     def applies_to(self, run: Run, options: dict[str, Any] | None = None) -> list:
         """Names of the run's tables this analysis can analyse (empty: none), or

@@ -241,6 +241,17 @@ class AnalysisEntry:
     takes_options: bool
     plugin: str
     impl: Any = field(repr=False, compare=False)
+    #: it takes several runs (``runs = "several"``) and implements ``run_several(runs, options)``
+    several: bool = False
+
+    def run_several(self, runs: Mapping[str, Run], options: Mapping[str, Any]) -> AnalysisResult:
+        """Its result over several runs (label -> Run, at least two), table None."""
+        result = self.impl.run_several(dict(runs), dict(options))
+        if not isinstance(result, AnalysisResult):
+            raise _contract(self.plugin, "analysis", self.name,
+                            f"whose run_several returned {type(result).__name__}, not an AnalysisResult",
+                            "embedlab_register_analyses")
+        return result
     requires: tuple[str, ...] = ()
 
     def applies_to(self, run: Run, options: Mapping[str, Any] | None = None) -> list[str | None]:
@@ -301,9 +312,15 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
     from embedlab.toolkit.options import SHARED_OPTIONS, describe_signature, option_signature
 
     hook = "embedlab_register_analyses"
-    name = _checked_name(obj, plugin, "analysis", hook, ("name", "title", "applies_to", "run"))
-    if not callable(obj.applies_to) or not callable(obj.run):
-        raise _contract(plugin, "analysis", name, "whose applies_to or run is not callable", hook)
+    runs = getattr(obj, "runs", "one")
+    if runs not in ("one", "several"):
+        raise _contract(plugin, "analysis", getattr(obj, "name", None),
+                        f"whose runs is {runs!r}, not 'one' or 'several'", hook)
+    several = runs == "several"
+    needed = ("name", "title", "run_several") if several else ("name", "title", "applies_to", "run")
+    name = _checked_name(obj, plugin, "analysis", hook, needed)
+    if not all(callable(getattr(obj, a)) for a in needed[2:]):
+        raise _contract(plugin, "analysis", name, f"whose {' or '.join(needed[2:])} is not callable", hook)
     options = []
     for opt in list(getattr(obj, "options", ()) or ()):
         if not isinstance(opt, AnalysisOption):
@@ -324,13 +341,13 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
     try:
         params = [p for p in inspect.signature(obj.applies_to).parameters.values()
                   if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):  # a several-runs analysis may have no applies_to
         params = []
     takes_options = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
     return AnalysisEntry(name=name, title=_text(obj, "title", "") or name,
                          description=_text(obj, "description", "") or "", options=tuple(options),
                          by_default=bool(getattr(obj, "by_default", True)), takes_options=takes_options,
-                         plugin=plugin, impl=obj, requires=_requires(obj, plugin, name))
+                         plugin=plugin, impl=obj, requires=_requires(obj, plugin, name), several=several)
 
 
 def _requires(obj: Any, plugin: str, name: str) -> tuple[str, ...]:

@@ -67,6 +67,12 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
     plan: list[tuple[AnalysisEntry, list, list[AnalysisResult]]] = []
     for analysis in chosen:
         before: list[AnalysisResult] = []
+        if analysis.several:  # it compares runs: `analyze A B` or a run group runs it
+            if names:
+                plan.append((analysis, [], [AnalysisResult(
+                    analysis.name, None, analysis.title, skipped=SEVERAL_RUNS,
+                    summary=f"{analysis.title}: skipped: {SEVERAL_RUNS}")]))
+            continue
         try:
             tables = list(analysis.applies_to(run, resolved[analysis.name]) or [])
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug must not sink the report
@@ -93,6 +99,35 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
+    return results
+
+
+SEVERAL_RUNS = ("it compares several runs: give two or more runs or a run group "
+                "(`embedlab analyze RUN_A RUN_B ...`)")
+
+
+def run_several_analyses(runs: dict[str, Run], names: list[str] | None = None,
+                         options: dict[str, Any] | None = None, render: bool = True) -> list[AnalysisResult]:
+    """The analyses that take several runs (``Analysis.runs = "several"``), each called once with
+    every run (``run_several(runs, options)``, runs by label); one result each (``table`` None),
+    a failure becoming its error section. The others are left to :func:`run_analyses`."""
+    chosen = [a for a in (select_analyses(names) if names else analyses().values()) if a.several
+              and (names or a.by_default)]
+    results = []
+    for analysis in chosen:
+        options_of = resolve_options(analysis, dict(options or {}))
+        t0 = time.perf_counter()
+        try:
+            result = check_result(analysis.run_several(runs, options_of), None)
+            result.seconds = time.perf_counter() - t0
+            if render:
+                result.figures = check_figures(analysis.render(result))
+        except SkipTable as skip:
+            result = AnalysisResult(analysis.name, None, analysis.title, skipped=skip.reason,
+                                    summary=f"skipped: {skip.reason}")
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug must not sink the report
+            result = _error_result(analysis, None, exc)
+        results.append(result)
     return results
 
 

@@ -192,7 +192,7 @@ def print_stability(found, console=None, per_section: int = 4) -> None:
     from embedlab.report.terminal import print_terminal
 
     console = console or Console(stderr=True)
-    print_terminal(found.stability[:1], console=console)
+    print_terminal(found.stability[:1] + list(getattr(found, "several", [])), console=console)
     t = Table(title=f"Across {len(found.runs)} runs: mean ± sd (n)")
     for col in ("analysis / table", "metric", "across runs"):
         t.add_column(col)

@@ -290,6 +290,19 @@ def run_differences(configs: Sequence[dict[str, Any]]) -> tuple[list[str], dict[
     return varied, held
 
 
+def check_comparable(labels: Sequence[str], runs: Sequence[Any], metric: str) -> None:
+    """A one-line UsageError when ranking the runs by ``metric`` would compare numbers that mean
+    different things: runs made by different trainers (each trainer defines its own loss), or
+    predicting different tasks. Names each run's trainer."""
+    from embedlab.errors import UsageError
+
+    kinds = [(r.meta.get("trainer"), r.task) for r in runs]
+    if len(set(kinds)) > 1:
+        named = ", ".join(f"{lab} (trainer {t or '?'}, task {task or '?'})" for lab, (t, task) in zip(labels, kinds))
+        raise UsageError(f"--runs: {named} were not made by one trainer for one task, so their {metric} "
+                         f"means different things and embedlab does not rank them; compare runs of one trainer")
+
+
 def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool = True):
     """``compare --runs``: run folders or run groups -> (outcomes, report sections, JSON payload).
 
@@ -308,6 +321,7 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
         raise UsageError("--runs: give at least two runs (or a run group) to compare")
     runs = [load_run(p) for _, p in found]
     labels = [lab for lab, _ in found]
+    check_comparable(labels, runs, metric)
     configs = [dict(r.config) for r in runs]
     varied, held = run_differences([{k: v for k, v in c.items() if k != "seed"} for c in configs])
     # runs that differ only in seed form one setting (label: what varies)
@@ -333,7 +347,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     where = f"{len(runs)} existing runs of {', '.join(sorted(datasets))}"
     words = ", ".join(varied) if varied else "nothing but the seed"
     held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
-    results = build_results(outcomes, metric, where, {"runs": ", ".join(labels), **held},
+    trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
+    results = build_results(outcomes, metric, where, {"runs": trainers, **held},
                             notes, title="Runs compared", varied=words, held=held_words)
     if not varied:  # replicates: what matters is the spread itself
         mean, sd, _ = Setting("all", outcomes).stats(metric)
@@ -346,7 +361,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     tables = run_table_stability(runs, labels)
     align = stability_results(labels, runs, tables, [], render=render)[1:]  # the per-table sections
     results[1:1] = align
-    payload = {"runs": [{"label": lab, "path": str(r.path), "config": c, "metrics": r.metrics}
+    payload = {"runs": [{"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c,
+                         "metrics": r.metrics}
                         for lab, r, c in zip(labels, runs, configs)],
                "varied": varied, "metric": metric, "summary": results[0].summary, "notes": notes,
                "stability": [t.record() for t in tables]}

@@ -419,6 +419,8 @@ class MultiRunAnalysis:
     tables: list[TableStability]
     metrics: list[MetricStability]
     stability: list[AnalysisResult]
+    #: the results of the analyses that take several runs (``Analysis.runs = "several"``)
+    several: list[AnalysisResult] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
         return stability_records(self.tables, self.metrics)
@@ -431,16 +433,19 @@ class MultiRunAnalysis:
                          for lab, r in zip(self.labels, self.runs)],
                 "stability": self.records(),
                 "stability_sections": [r.to_json() for r in self.stability],
+                "several_runs": [r.to_json() for r in self.several],
                 "results": [dict(r.to_json(), run=lab) for lab, rs in zip(self.labels, self.per_run) for r in rs]}
 
     def report_results(self) -> list[AnalysisResult]:
         """Stability sections first, then every run's sections, titled with the run."""
         import dataclasses
 
-        out = list(self.stability)
-        for label, results in zip(self.labels, self.per_run):
+        out = list(self.stability) + list(self.several)
+        for label, run, results in zip(self.labels, self.runs, self.per_run):
+            trainer = run.meta.get("trainer")
+            tag = f"{label}, trainer {trainer}" if trainer else label
             for r in results:
-                out.append(dataclasses.replace(r, title=f"{r.title} [{label}]", analysis=f"{label}/{r.analysis}"))
+                out.append(dataclasses.replace(r, title=f"{r.title} [{tag}]", analysis=f"{label}/{r.analysis}"))
         return out
 
 
@@ -466,15 +471,23 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     if len(runs) < 2:
         raise UsageError("several runs are needed to measure what holds across them (give two or more runs, "
                          "or a run group from `embedlab train --seeds`)")
+    from embedlab.registry import analyses
+
+    several_names = {n for n, a in analyses().items() if a.several}  # run once below, not per run
+    each = [n for n in names if n not in several_names] if names else None
     per_run = []
     for i, (label, run) in enumerate(zip(labels, runs), 1):
         if echo is not None:
             echo(f"[{i}/{len(runs)}] analysing {label}")
-        per_run.append(run_analyses(run, list(names) if names else None, dict(options or {}), render=render))
+        per_run.append(run_analyses(run, each, dict(options or {}), render=render) if each != [] else [])
     tables = run_table_stability(runs, labels, k)
     metrics = metric_stability(per_run)
+    from embedlab.runner import run_several_analyses
+
+    several = run_several_analyses(dict(zip(labels, runs)), list(names) if names else None, dict(options or {}),
+                                   render=render)
     return MultiRunAnalysis(labels, runs, per_run, tables, metrics,
-                            stability_results(labels, runs, tables, metrics, render=render))
+                            stability_results(labels, runs, tables, metrics, render=render), several)
 
 
 def stability_rows(found, per_section: int = 4) -> list[tuple[str, str, str]]:

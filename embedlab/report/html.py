@@ -212,7 +212,9 @@ def run_line(run: Run) -> str:
     metrics = [(k, v) for k, v in run.metrics.items() if k.startswith("valid_") and k != "valid_loss"][:2]
     tables = ", ".join(f"{n} ({len(run.table(n)):,})" for n in run.table_names[:6]) + \
         (f" and {len(run.table_names) - 6} more" if len(run.table_names) > 6 else "")
-    bits = [f"{run.dataset}" + (f", split {split}" if split else "") + f", seed {run.seed}",
+    trainer = run.meta.get("trainer")
+    bits = [f"{run.dataset}" + (f", trainer {trainer}" if trainer else "") + (f", split {split}" if split else "")
+            + f", seed {run.seed}",
             "; ".join(f"{k} {fmt_value(v)}" for k, v in metrics), f"tables: {tables}"]
     return (f'<p class="runline">{html.escape(" · ".join(b for b in bits if b))} '
             f'(<a href="#run">configuration and training</a>)</p>')
@@ -222,7 +224,8 @@ def _run_section(run: Run) -> tuple[str, list]:
     tables = {n: f"{len(run.table(n)):,} x {run.table(n).dim}" for n in run.table_names}
     body = [
         '<section id="run"><h2>Run: configuration and training</h2>',
-        _settings_html({"dataset": run.dataset, "kind": run.kind, "seed": run.seed}),
+        _settings_html({"dataset": run.dataset, "kind": run.kind, "trainer": run.meta.get("trainer"),
+                        "seed": run.seed}),
         "<h3>Split</h3>", _settings_html(run.split if isinstance(run.split, dict) else {"split": run.split}),
         "<h3>Configuration</h3>", _settings_html(run.config),
         "<h3>Embedding tables (entities x dimensions)</h3>", _settings_html(tables),
