@@ -163,7 +163,8 @@ def test_analyze_a_group_prints_the_stability_block_and_json(seed_group, tmp_pat
     assert {x["run"] for x in payload["results"]} == {"seed-1", "seed-2"}
     assert "Stability across runs" in res.stderr and "mean ± sd" in res.stderr
     html = report.read_text()
-    assert html.index("Stability across runs") < html.index("[seed-1]") < html.index("[seed-2]")
+    assert html.index("Stability across runs") < html.index("[seed-1") < html.index("[seed-2")
+    assert "[seed-1, trainer collab]" in html  # each run's trainer named
     assert "least stable entities" in html
 
     from browser import check_report, open_report
@@ -171,7 +172,7 @@ def test_analyze_a_group_prints_the_stability_block_and_json(seed_group, tmp_pat
     with open_report(report) as page:  # skipped without a browser
         state = check_report(page, min_plots=2, screenshot=tmp_path / "stability.png")
         text = page.text()
-        assert state["plots"] >= 2 and text.index("Stability across runs") < text.index("[seed-1]")
+        assert state["plots"] >= 2 and text.index("Stability across runs") < text.index("[seed-1")
     # two run folders, given one by one, are analysed the same way
     res2 = CliRunner().invoke(make_cli(), ["analyze", str(out / "seed-1"), str(out / "seed-2"),
                                            "--only", "bias-ranking", "--json"])
