@@ -312,6 +312,8 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
     from test_report import two_table_run
 
     monkeypatch.setattr(E, "VECTOR_BUDGET", 100)
+    monkeypatch.setattr(E, "DENSITY_ABOVE", 50)  # the level of detail of large tables: a density layer
+    monkeypatch.setattr(E, "DRAWN_MAX", 20)  # and the 20 most observed as points; search reaches all
     run = two_table_run()
     path = write_report(tmp_path / "pre.html", run, [])
     items = run.table("item")

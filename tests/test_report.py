@@ -359,3 +359,21 @@ def test_explorer_clusters_are_named_by_what_distinguishes_them():
     found = map_clusters(t, xy, np.arange(360), ["genre", "count"], {"genre": "category", "count": "numeric"})
     assert sum(c["size"] for c in found) == 360
     assert "Clusters" in named["explorer-note-item"].text
+
+
+def test_explorer_draws_large_tables_as_a_density_and_the_most_observed_as_points(monkeypatch):
+    from embedlab.report import explorer as E
+
+    monkeypatch.setattr(E, "DENSITY_ABOVE", 50)
+    monkeypatch.setattr(E, "DRAWN_MAX", 20)
+    run = two_table_run(n_items=80)
+    items = run.table("item")
+    layout = E.explorer(run, "item")
+    named = models_by_name(layout)
+    image = named["explorer-density-item"].data_source.data["image"][0]
+    assert image.shape == (E.DENSITY_BINS, E.DENSITY_BINS) and np.nansum(np.expm1(image)) == pytest.approx(80)
+    scatter = next(r for r in layout.references() if getattr(r, "data_source", None) is named["explorer-points-item"])
+    drawn = list(scatter.view.filter.indices)
+    assert drawn == sorted(np.argsort(-items.count, kind="stable")[:20].tolist())
+    assert "density" in named["explorer-note-item"].text and "PCA 1 × 3" not in named["explorer-map-item"].options
+    assert "pc1" not in named["explorer-points-item"].data  # one map: x and y travel once

@@ -36,6 +36,9 @@ VECTOR_BUDGET = 1_500_000  # vector values (float32) a table may carry for neigh
 K = 10  # neighbours listed (the neighbors command's default -k)
 K_CHOICES = (5, 10, 20, 50, 100)  # k offered in the page when the vectors travel
 K_PRECOMPUTED = 10  # neighbours stored per entity and metric when they do not
+DENSITY_ABOVE = 50_000  # larger tables: a density layer of every entity, points for the most observed
+DRAWN_MAX = 20_000  # points drawn (hover, click, box select) on a density layer
+DENSITY_BINS = 320
 MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
 MAX_COLUMNS = 14  # metadata columns embedded per table
 MAX_TEXT_CHARS = 80  # longer free text stays out of the report
@@ -214,11 +217,11 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
         data["bias"] = t.bias_values.astype(np.float32)
         fields["bias"], kinds["bias"] = "bias", "numeric"
     maps: dict[str, list[str]] = {}
-    for a, b in ((0, 1), (0, 2), (1, 2)):
+    for a, b in ((0, 1), (0, 2), (1, 2)) if n <= DENSITY_ABOVE else ((0, 1),):  # large: one PCA map
         if scores[:, b].any() or (a, b) == (0, 1):
             maps[f"PCA {a + 1} × {b + 1}"] = [f"pc{a + 1}", f"pc{b + 1}", f"PC{a + 1} ({100 * evr[a]:.1f}% of variance)",
                                               f"PC{b + 1} ({100 * evr[b]:.1f}% of variance)"]
-    for i in range(3):
+    for i in range(3 if n <= DENSITY_ABOVE else 2):
         data[f"pc{i + 1}"] = scores[:, i].astype(np.float32)
     keys = pd.Index(t.keys.astype(str))
     for r in results:
@@ -236,6 +239,9 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
                        f"(PCA draws every one)") if placed < n else ""
             maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2", missing]
     data["x"], data["y"] = data["pc1"], data["pc2"]
+    if len(maps) == 1:  # one map: x and y are its coordinates, no copy travels
+        del data["pc1"], data["pc2"]
+        maps[next(iter(maps))][:2] = ["x", "y"]
     if vectors_travel(t):
         data["_norm"] = np.linalg.norm(np.asarray(t.vectors, dtype=np.float32), axis=1).astype(np.float32)
     is_cand = np.zeros(n, dtype=np.int8)
@@ -366,7 +372,24 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     colour_tf = CustomJSTransform(args=args, v_func=code(JS.COLOUR_TRANSFORM))
     line_tf = CustomJSTransform(args=args, v_func=code(JS.LINE_TRANSFORM))
     size_tf = CustomJSTransform(args=args, v_func=code(JS.SIZE_TRANSFORM))
-    dots = fig.scatter("x", "y", source=points, size={"field": "i", "transform": size_tf},
+    drawn = {}
+    if n > DENSITY_ABOVE:  # level of detail: every entity in a density image, the most observed as points
+        from bokeh.models import CDSView, IndexFilter
+
+        xy = np.stack([data["x"], data["y"]], axis=1).astype(np.float64)
+        ok = np.isfinite(xy).all(1)
+        (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
+        hist, _, _ = np.histogram2d(xy[ok, 1], xy[ok, 0], bins=DENSITY_BINS, range=[[y0, y1], [x0, x1]])
+        shade = np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32)
+        models["density"] = fig.image(image=[shade], x=float(x0), y=float(y0), dw=float(x1 - x0), dh=float(y1 - y0),
+                  palette=[f"#{v:02x}{v:02x}{v:02x}" for v in range(225, 60, -3)], alpha=0.85,
+                  name=f"explorer-density-{name}")
+        counts = np.nan_to_num(np.asarray(t.count, dtype=float)) if t.count is not None else np.zeros(n)
+        top = np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX])
+        drawn = {"view": CDSView(filter=IndexFilter(indices=top.astype(np.int32).tolist()))}
+        cfg["lod_note"] = (f"all {n:,} {noun} drawn as a density (grey, darker: more); the {len(top):,} most "
+                           f"observed as points to hover, click and select; search reaches every one")
+    dots = fig.scatter("x", "y", source=points, **drawn, size={"field": "i", "transform": size_tf},
                        fill_color={"field": "i", "transform": colour_tf},
                        line_color={"field": "i", "transform": line_tf}, line_width=0.5,
                        fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
@@ -447,7 +470,8 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
                len(maps) > sum(m.startswith("PCA") for m in maps) else "")
             + f". Neighbours: cosine or euclidean over the full {t.dim}-dimensional vectors, "
             + (f"computed in your browser" if precomputed is None else precomputed["note"][1:-1])
-            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + ".")
+            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + "."
+            + (f" Map: {cfg['lod_note']}." if "lod_note" in cfg else ""))
     if clusters:
         listed = " · ".join(f"{html.escape(c['label'])} <span style=\"color:#888\">{c['size']:,}</span>" for c in clusters)
         note_clusters = (f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '

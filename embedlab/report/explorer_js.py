@@ -474,7 +474,8 @@ const [x0, x1] = bounds(x), [y0, y1] = bounds(y);
 m.fig.x_range.setv({start: x0, end: x1});
 m.fig.y_range.setv({start: y0, end: y1});
 if (m.path) { const order = cfg.cycle; patchData(m.path, {x: order.map((i) => x[i]), y: order.map((i) => y[i])}); }
-// the clusters were found on the first map: shown there only
+// the density layer (large tables) and the clusters were made on the first map: shown there only
+if (m.density) m.density.visible = cb_obj.value === Object.keys(cfg.maps)[0];
 if (m.clusters) {
   if (!cfg._clusters) cfg._clusters = Object.fromEntries(["x", "y", "text"].map((f) => [f, Array.from(get(m.clusters, f))]));
   setData(m.clusters, cb_obj.value === Object.keys(cfg.maps)[0] ? cfg._clusters : {x: [], y: [], text: []});
