@@ -519,3 +519,13 @@ def test_requires_holds_an_analysis_to_what_it_declares(planted):
     with pytest.raises(PluginContractError, match="requires 'gpu'"):
         with plugin_registered(_Plugin(bad), name="tmp-needs-gpu"):
             analyses()
+
+
+def test_parquet_export_of_a_column_mixing_numbers_and_text_reads_back(planted, tmp_path):
+    from embedlab.io.exchange import export_table
+    from embedlab.toolkit.projection import projected_coordinates
+
+    t = embedlab.from_vectors(planted, keys=WORDS, metadata=pd.DataFrame({"mixed": [1, "a"] * (N // 2)})).table("item")
+    export_table(t, "parquet", tmp_path / "ex", coords=projected_coordinates(t))
+    back = embedlab.load_run(run_import([tmp_path / "ex"], tmp_path)).table("item")
+    assert np.array_equal(back.vectors, planted) and back.metadata["mixed"].astype(str).tolist()[:2] == ["1", "a"]

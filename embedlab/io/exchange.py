@@ -170,7 +170,12 @@ def _write_parquet(table: EmbeddingTable, coords: pd.DataFrame, path: Path, opts
         raise UsageError("export --format parquet needs pyarrow (pip install pyarrow)") from None
     xy = next(m for m in ("umap", "tsne", "pca") if f"{m}_2" in coords.columns or m == "pca")
     frame = coords.assign(projection_x=coords.get(f"{xy}_1"), projection_y=coords.get(f"{xy}_2"))
-    arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column mixing numbers and text: write it as text
+        mixed = {c: frame[c].map(lambda v: None if v is None or v != v else str(v))
+                 for c in frame.columns if frame[c].dtype == object}
+        arrow = pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
     vectors = np.ascontiguousarray(table.vectors, dtype=np.float32)
     offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int64))
     arrow = arrow.append_column("vector", pa.LargeListArray.from_arrays(offsets, pa.array(vectors.reshape(-1))))
