@@ -321,6 +321,17 @@ def test_bad_input_is_one_line_and_writes_nothing(planted, tmp_path):
     _bad(tmp_path, [tmp_path / "huge.vec"], "claims 1,000,000,000,000 vectors")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     _bad(tmp_path, [tmp_path / "objects.npy"], "never unpickles")
+    pd.DataFrame({"key": ["w1", "w1"], "x": [1, 2]}).to_csv(tmp_path / "twice.csv", index=False)
+    (tmp_path / "ids.txt").write_text("\n".join(WORDS) + "\n")
+    _bad(tmp_path, [tmp_path / "v.npy", "--keys", tmp_path / "ids.txt", "--metadata", tmp_path / "twice.csv"],
+         "'w1' appears twice")
+    (tmp_path / "latin1.txt").write_bytes("caf\xe9 1 2\n".encode("latin-1"))
+    _bad(tmp_path, [tmp_path / "latin1.txt"], "not UTF-8")
+    mine = tmp_path / "mine"  # a folder of the user's: refused before any reading, left as it was
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    res = invoke(["import", tmp_path / "v.npy", "--out", mine])
+    assert res.exit_code != 0 and "--force" in res.output and sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
 
 
 def test_pickled_formats_are_refused_with_what_to_write(tmp_path, monkeypatch):
