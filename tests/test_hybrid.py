@@ -141,3 +141,21 @@ def test_features_refuse_the_neural_and_fused_paths(u1):
         CollabTrainer().train(u1, {**FAST, "features": "side", "model": "nn"}, progress=False)
     with pytest.raises(UsageError, match="--kernel fused"):
         CollabTrainer().train(u1, {**FAST, "features": "side", "kernel": "fused"}, progress=False)
+
+
+def test_members_train_side_by_side_and_predict_their_mean(u1):
+    from embedlab.training.models import member_mse
+
+    run = CollabTrainer().train(u1, {**FAST, "features": "side", "members": 3}, progress=False)
+    assert run.meta["model"]["members"] == 3
+    assert run.tables["user"].vectors.shape == (6, 12) and run.tables["occupation"].vectors.shape[1] == 12
+    pred = torch.tensor([[1.0, 3.0], [2.0, 2.0]])
+    assert float(member_mse(pred, torch.tensor([2.0, 2.0]))) == pytest.approx(0.5)  # each member's own error
+    with pytest.raises(UsageError, match="add --features"):
+        CollabTrainer().train(u1, {**FAST, "members": 2}, progress=False)
+
+
+def test_bias_wd_reaches_the_optimizer(u1):
+    run = CollabTrainer().train(u1, {**FAST, "features": "side", "wd": 0.3, "bias_wd": 0.0}, progress=False)
+    groups = run.meta["layer_groups"]
+    assert groups["biases"]["wd"] == 0.0 and groups["embeddings"]["wd"] == 0.3

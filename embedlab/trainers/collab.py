@@ -93,6 +93,10 @@ OPTIONS = [
                       "entity is regularised in proportion to how often it is seen, as in classic "
                       "matrix factorisation). Works with --wd, which shrinks whole tables. With "
                       "--features: on the composed user and item vectors.")),
+    click.Option(["--members"], type=click.IntRange(1, 64), default=1, show_default=True,
+                 help="--features: train this many factorization machines side by side, each from its own "
+                      "random start and with its own loss, and predict their mean (an ensemble over "
+                      "initialisations; the tables hold the members' vectors side by side)."),
     click.Option(["--bias-wd"], type=click.FloatRange(0), default=None,
                  help="Weight decay of the bias group alone (default: --wd; --preset hybrid: 0)."),
     click.Option(["--y-range"], type=(float, float), default=None,
@@ -234,7 +238,7 @@ class CollabTrainer:
             _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
         if feats is not None:
-            model = feats.model(config["n_factors"], tuple(y_range), config["init_std"])
+            model = feats.model(config["n_factors"], tuple(y_range), config["init_std"], config.get("members") or 1)
         elif neural:
             model = EmbeddingNN(len(users), len(items), layers=neural["layers"], ps=neural["ps"],
                                 emb_drop=neural["emb_drop"], y_range=tuple(y_range), init_std=config["init_std"])
@@ -253,7 +257,10 @@ class CollabTrainer:
         valid = None if valid is None else tuple(t.to(device) for t in valid)
         kw = {"sharded": bool(config.get("shard_data"))} if ddp else {}
         learner_cls = distributed.DistributedLearner if ddp else Learner
-        learner = learner_cls(model, train, valid, **kw, loss_fn=nn.functional.mse_loss,
+        if (config.get("members") or 1) > 1 and feats is None:
+            raise UsageError(f"--members {config['members']}: members are factorization machines; add --features")
+        learner = learner_cls(model, train, valid, **kw,
+                              loss_fn=collab_features.member_mse if feats is not None else nn.functional.mse_loss,
                               metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
                               regularizer=(collab_features.composed_l2 if feats is not None else _row_l2)(
                                   config["reg"]) if config.get("reg") else None)
@@ -322,8 +329,8 @@ class CollabTrainer:
         kernels = {"kernel": kernel[0], **({"kernel_reason": kernel[1]} if kernel[1] else {})}
         if feats is not None:
             record = {"class": "HybridDot", "n_users": len(users), "n_items": len(items),
-                      "n_factors": config["n_factors"], "y_range": list(y_range), "sparse": False,
-                      "columns": columns, **kernels, **feats.record()}
+                      "n_factors": config["n_factors"], "members": model.members, "y_range": list(y_range),
+                      "sparse": False, "columns": columns, **kernels, **feats.record()}
         elif getattr(model, "hparams", None) is not None:  # the neural model
             record = {"class": "EmbeddingNN", "hparams": model.hparams, "n_users": len(users),
                       "n_items": len(items), "y_range": list(y_range), "columns": columns, **kernels}

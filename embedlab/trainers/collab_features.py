@@ -171,11 +171,11 @@ class Hybrid:
 
         return [torch.from_numpy(day_codes(ds, frame, self.days))] if self.days is not None else []
 
-    def model(self, n_factors: int, y_range, init_std: float):
+    def model(self, n_factors: int, y_range, init_std: float, members: int = 1):
         from embedlab.training.models import HybridDot
 
         return HybridDot(self.user.bags, self.user.n_feats, self.item.bags, self.item.n_feats, n_factors,
-                         len(self.days) if self.days is not None else 0, y_range, init_std)
+                         len(self.days) if self.days is not None else 0, y_range, init_std, members=members)
 
     def record(self) -> dict[str, Any]:
         """run.json's account of the features: each table's role, column, kind and size."""
@@ -228,7 +228,15 @@ def composed(model) -> dict[str, tuple]:
     import torch
 
     with torch.no_grad():
-        return {role: model.entity_vectors(role) for role in ("user", "item")}
+        return {role: (vectors, bias.mean(1)) for role in ("user", "item")
+                for vectors, bias in [model.entity_vectors(role)]}
+
+
+def member_mse(pred, target):
+    """The loss of a --features model: each member's MSE, averaged (models.member_mse)."""
+    from embedlab.training.models import member_mse as loss
+
+    return loss(pred, target)
 
 
 def composed_l2(reg: float):
@@ -249,7 +257,7 @@ def feature_tables(ds: Dataset, h: Hybrid, model) -> dict[str, Any]:
     out = {}
     for layout in (h.user, h.item):
         weight = getattr(model, f"{layout.role}_feat").weight.detach().cpu().numpy()
-        bias = getattr(model, f"{layout.role}_feat_bias").weight.detach().cpu().numpy().reshape(-1)
+        bias = getattr(model, f"{layout.role}_feat_bias").weight.detach().cpu().numpy().mean(1)  # over members
         for t in layout.tables[1:]:
             rows = slice(t.offset, t.offset + len(t.keys))
             meta = feature_stats(ds, layout, t)
@@ -274,7 +282,7 @@ def feature_tables(ds: Dataset, h: Hybrid, model) -> dict[str, Any]:
         out["day"] = EmbeddingTable(
             name="day", keys=h.days.to_numpy(), labels=h.days.to_numpy(),
             vectors=model.day_emb.weight.detach().cpu().numpy()[1:].copy(),
-            bias_values=model.day_bias.weight.detach().cpu().numpy().reshape(-1)[1:].copy(),
+            bias_values=model.day_bias.weight.detach().cpu().numpy().mean(1)[1:].copy(),
             metadata=pd.DataFrame({"count": stats["count"].fillna(0).astype(int).to_numpy(),
                                    "mean_rating": stats["mean"].to_numpy()}),
             attrs={"count_column": "count", "target_column": "mean_rating", "feature_of": "rating",
@@ -290,6 +298,10 @@ def dot_of_run(run, state: dict, y_range):
 
     from embedlab.training.models import DotBias
 
+    members = int((run.meta.get("model") or {}).get("members", 1))
+    if members > 1:
+        raise UsageError(f"run {run.path or ''}: a --members {members} run averages {members} models' squashed "
+                         f"outputs; predicting from its saved tables is not supported yet")
     user, item = run.table("user"), run.table("item")
     model = DotBias(len(user.keys), len(item.keys), user.vectors.shape[1], tuple(y_range) if y_range else None)
     with torch.no_grad():

@@ -319,23 +319,31 @@ class HybridDot(nn.Module):
     entities from their features (one ``embedding_bag`` per side), so a feature's gradient
     gathers from every entity that has it. Day code 0 is the unknown day (zeros, never trained
     to anything but itself). ``y_range``: a sigmoid squashes the output into it (None: linear).
+
+    ``members`` > 1 trains that many such models side by side, each from its own random start
+    and with its own loss (a training forward returns one prediction per member, ``n x
+    members``, for :func:`member_mse`); evaluation predicts their mean (an ensemble over
+    initialisations). Member ``m`` owns factor columns ``m*n_factors:(m+1)*n_factors`` and
+    bias column ``m`` of every table, so a table's rows are the members' vectors side by side.
     """
 
     def __init__(self, user_bags: tuple, n_user_feats: int, item_bags: tuple, n_item_feats: int,
                  n_factors: int, n_days: int = 0, y_range: tuple[float, float] | None = (0.0, 5.5),
-                 init_std: float = 0.01, global_bias: float = 0.0) -> None:
+                 init_std: float = 0.01, global_bias: float = 0.0, members: int = 1) -> None:
         super().__init__()
         for prefix, (idx, off, w) in (("user", user_bags), ("item", item_bags)):
             self.register_buffer(f"{prefix}_idx", torch.as_tensor(idx, dtype=torch.long), persistent=False)
             self.register_buffer(f"{prefix}_off", torch.as_tensor(off, dtype=torch.long), persistent=False)
             self.register_buffer(f"{prefix}_w", torch.as_tensor(w, dtype=torch.float32), persistent=False)
-        self.user_feat = nn.Embedding(n_user_feats, n_factors)
-        self.item_feat = nn.Embedding(n_item_feats, n_factors)
-        self.user_feat_bias = nn.Embedding(n_user_feats, 1)
-        self.item_feat_bias = nn.Embedding(n_item_feats, 1)
-        self.day_emb = nn.Embedding(n_days + 1, n_factors) if n_days else None
-        self.day_bias = nn.Embedding(n_days + 1, 1) if n_days else None
-        self.global_bias = nn.Parameter(torch.tensor(float(global_bias)))
+        self.members, self.n_factors = int(members), int(n_factors)
+        width = self.n_factors * self.members
+        self.user_feat = nn.Embedding(n_user_feats, width)
+        self.item_feat = nn.Embedding(n_item_feats, width)
+        self.user_feat_bias = nn.Embedding(n_user_feats, self.members)
+        self.item_feat_bias = nn.Embedding(n_item_feats, self.members)
+        self.day_emb = nn.Embedding(n_days + 1, width) if n_days else None
+        self.day_bias = nn.Embedding(n_days + 1, self.members) if n_days else None
+        self.global_bias = nn.Parameter(torch.full((self.members,), float(global_bias)))
         self.y_range = tuple(y_range) if y_range is not None else None
         self.sparse = False
         for emb in (self.user_feat, self.item_feat, self.day_emb):
@@ -357,18 +365,28 @@ class HybridDot(nn.Module):
                                            mode="sum", per_sample_weights=getattr(self, f"{side}_w"))
 
     def entity_vectors(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every user's (or item's) composed factors (n x k) and bias (n)."""
+        """Every user's (or item's) composed factors (n x n_factors*members) and biases (n x members)."""
         feat, bias = getattr(self, f"{side}_feat"), getattr(self, f"{side}_feat_bias")
-        return self._compose(side, feat.weight), self._compose(side, bias.weight).squeeze(1)
+        return self._compose(side, feat.weight), self._compose(side, bias.weight)
 
     def forward(self, users: torch.Tensor, items: torch.Tensor, days: torch.Tensor | None = None) -> torch.Tensor:
         uv, ub = self.entity_vectors("user")
         iv, ib = self.entity_vectors("item")
-        u, i = uv[users], iv[items]
-        out = (u * i).sum(1) + ub[users] + ib[items] + self.global_bias
+        shape = (len(users), self.members, self.n_factors)
+        u, i = uv[users].view(shape), iv[items].view(shape)
+        out = (u * i).sum(2) + ub[users] + ib[items] + self.global_bias
         if days is not None and self.day_emb is not None:
-            out = out + (self.day_emb(days) * (u + i)).sum(1) + self.day_bias(days).squeeze(1)
-        if self.y_range is None:
-            return out
-        lo, hi = self.y_range
-        return torch.sigmoid(out) * (hi - lo) + lo
+            out = out + (self.day_emb(days).view(shape) * (u + i)).sum(2) + self.day_bias(days)
+        if self.y_range is not None:
+            lo, hi = self.y_range
+            out = torch.sigmoid(out) * (hi - lo) + lo
+        if self.members > 1 and self.training and torch.is_grad_enabled():
+            return out  # one prediction per member, each trained on its own loss
+        return out.mean(1)
+
+
+def member_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE of each member's prediction (``n x members``), averaged; plain MSE of a 1-D prediction."""
+    if pred.dim() == 2:
+        return (pred - target.unsqueeze(1)).square().mean()
+    return nn.functional.mse_loss(pred, target)
