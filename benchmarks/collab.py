@@ -130,7 +130,9 @@ def hybrid_section(trainer, data_dir: Path, folds: bool) -> None:
     """4. --preset hybrid vs the default vs myFM's extended configuration, one run, same rows."""
     missing = myfm_baseline.available()
     print(f"\n4. side features, implicit feedback and the rating day (u1; {_load()} at the start)")
-    print(f"   hybrid preset: {trainer.resolve_config({'preset': 'hybrid'})}")
+    hp = trainer.resolve_config({"preset": "hybrid"})
+    print("   hybrid preset: " + ", ".join(f"{k}={hp[k]}" for k in ("features", "n_factors", "members", "epochs", "bs",
+                                                                  "lr", "wd", "bias_wd", "reg", "init_std")))
     u1 = embedlab.load_dataset("movielens-100k", data_dir=data_dir, split="u1")
     rows = []
     d_rmse, d_cpu = _train(trainer, u1, {"seed": 42})

@@ -48,9 +48,10 @@ NN_LAYERS = (100, 50)
 #: plain id model (u1 RMSE 0.9088 at seed 42); ``hybrid`` the factorization machine over side
 #: columns, implicit feedback and the rating day (docs/hybrid.md), lr/wd tuned for adamw.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"features": "ids", "n_factors": 100, "reg": 0.05, "epochs": 5, "bs": 256},
-    "hybrid": {"features": "side+implicit+day", "n_factors": 64, "reg": 0.0, "epochs": 6, "bs": 1024,
-               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0},
+    "default": {"features": "ids", "n_factors": 100, "reg": 0.05, "epochs": 5, "bs": 256, "init_std": 0.01,
+                "members": 1},
+    "hybrid": {"features": "side+implicit+day", "n_factors": 64, "reg": 0.0, "epochs": 7, "bs": 1024,
+               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0, "init_std": 0.05, "members": 2},
 }
 
 
@@ -93,10 +94,11 @@ OPTIONS = [
                       "entity is regularised in proportion to how often it is seen, as in classic "
                       "matrix factorisation). Works with --wd, which shrinks whole tables. With "
                       "--features: on the composed user and item vectors.")),
-    click.Option(["--members"], type=click.IntRange(1, 64), default=1, show_default=True,
-                 help="--features: train this many factorization machines side by side, each from its own "
-                      "random start and with its own loss, and predict their mean (an ensemble over "
-                      "initialisations; the tables hold the members' vectors side by side)."),
+    _preset_default(click.Option(
+        ["--members"], type=click.IntRange(1, 64), default=1,
+        help="--features: train this many factorization machines side by side, each from its own "
+             "random start and with its own loss, and predict their mean (an ensemble over "
+             "initialisations; the tables hold the members' vectors side by side).")),
     click.Option(["--bias-wd"], type=click.FloatRange(0), default=None,
                  help="Weight decay of the bias group alone (default: --wd; --preset hybrid: 0)."),
     click.Option(["--y-range"], type=(float, float), default=None,
@@ -114,8 +116,8 @@ OPTIONS = [
                       "global batch, which reproduces a 1-process run)."),
     sparse_option(),
     click.Option(["--kernel"], type=click.Choice(KERNELS), default="auto", show_default=True, help=KERNEL_HELP),
-    click.Option(["--init-std"], type=click.FloatRange(0), default=0.01, show_default=True,
-                 help="Standard deviation of the initial embeddings."),
+    _preset_default(click.Option(["--init-std"], type=click.FloatRange(0), default=0.01,
+                                 help="Standard deviation of the initial embeddings.")),
     *[_preset_default(o) if o.name in ("epochs", "bs") else o
       for o in fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42)],
 ]
@@ -181,10 +183,11 @@ class CollabTrainer:
 
         from embedlab.training import distributed
         from embedlab.training.learner import Learner, seed_everything
-        from embedlab.trainers import collab_features
+        from embedlab.trainers.collab_features import (NOT_FUSED, check_options, composed_l2, hybrid, member_mse,
+                                                       parse_features, slots as feature_slots)
         from embedlab.training.models import DotBias, EmbeddingNN
 
-        parts = collab_features.parse_features(config.get("features"))
+        parts = parse_features(config.get("features"))
         roles = ds.roles
         u, i, r = roles["user"], roles["item"], roles["rating"]
         entity = check_entity_tables(ds, ("user", "item"))  # role -> entity table (checked)
@@ -203,7 +206,7 @@ class CollabTrainer:
         if shard:  # this rank saw only its rows: every rank needs the same tables
             users, items = distributed.union_index(users), distributed.union_index(items)
 
-        feats = collab_features.hybrid(ds, parts, users, items, entity) if parts else None
+        feats = hybrid(ds, parts, users, items, entity) if parts else None
 
         def tensors(df):
             return (_codes(df[u], users), _codes(df[i], items), *(feats.tensors(ds, df) if feats else ()),
@@ -224,7 +227,7 @@ class CollabTrainer:
         if neural and str(config.get("sparse") or "auto").lower() == "on":
             raise UsageError("--sparse on: the neural model (--model nn) trains dense; drop --sparse on")
         if feats is not None:
-            collab_features.check_options(config, neural)
+            check_options(config, neural)
         opt = fit_config(config, OPTIONS).opt
         sparse_mode = config.get("sparse")
         if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS \
@@ -234,7 +237,7 @@ class CollabTrainer:
             sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
         if notice and progress and distributed.is_writer():
             click.echo(notice, err=True)
-        kernel = ("autograd", collab_features.NOT_FUSED) if feats is not None else \
+        kernel = ("autograd", NOT_FUSED) if feats is not None else \
             _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
         if feats is not None:
@@ -260,11 +263,11 @@ class CollabTrainer:
         if (config.get("members") or 1) > 1 and feats is None:
             raise UsageError(f"--members {config['members']}: members are factorization machines; add --features")
         learner = learner_cls(model, train, valid, **kw,
-                              loss_fn=collab_features.member_mse if feats is not None else nn.functional.mse_loss,
+                              loss_fn=member_mse if feats is not None else nn.functional.mse_loss,
                               metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
-                              regularizer=(collab_features.composed_l2 if feats is not None else _row_l2)(
+                              regularizer=(composed_l2 if feats is not None else _row_l2)(
                                   config["reg"]) if config.get("reg") else None)
-        slots = collab_features.slots(model, users, items) if feats is not None else None
+        slots = feature_slots(model, users, items) if feats is not None else None
         if slots is None:
             biases = {role: (model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None
                              else None) for role in ("user", "item")}

@@ -172,7 +172,7 @@ class Hybrid:
         return [torch.from_numpy(day_codes(ds, frame, self.days))] if self.days is not None else []
 
     def model(self, n_factors: int, y_range, init_std: float, members: int = 1):
-        from embedlab.training.models import HybridDot
+        from embedlab.training import HybridDot
 
         return HybridDot(self.user.bags, self.user.n_feats, self.item.bags, self.item.n_feats, n_factors,
                          len(self.days) if self.days is not None else 0, y_range, init_std, members=members)
@@ -233,8 +233,8 @@ def composed(model) -> dict[str, tuple]:
 
 
 def member_mse(pred, target):
-    """The loss of a --features model: each member's MSE, averaged (models.member_mse)."""
-    from embedlab.training.models import member_mse as loss
+    """The loss of a --features model: each member's MSE, averaged (training.member_mse)."""
+    from embedlab.training import member_mse as loss
 
     return loss(pred, target)
 
@@ -296,7 +296,7 @@ def dot_of_run(run, state: dict, y_range):
     biases (a run with ``day`` leaves out each rating day's term)."""
     import torch
 
-    from embedlab.training.models import DotBias
+    from embedlab.training import DotBias
 
     members = int((run.meta.get("model") or {}).get("members", 1))
     if members > 1:

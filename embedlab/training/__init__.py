@@ -25,7 +25,8 @@ _EXPORTS = {
                      "SPARSE_MODES", "SPARSE_OPTIMIZERS", "WD_MODE_HELP", "WD_MODES", "DefaultsOption",
                      "FitConfig", "FitDefaults", "LRParam", "LRSlice", "auto_wd_mode", "fit_config",
                      "fit_options", "parse_groups", "resolve_sparse", "sparse_option"], "fitconfig"),
-    **dict.fromkeys(["DotBias", "EmbeddingNN", "EntityEmbeddingNet", "HybridDot", "emb_sz_rule"], "models"),
+    **dict.fromkeys(["DotBias", "EmbeddingNN", "EntityEmbeddingNet", "HybridDot", "emb_sz_rule", "member_mse"],
+                   "models"),
     **dict.fromkeys(["Slot", "init_from_config", "init_options", "align", "read_sources"], "pretrained"),
     **dict.fromkeys(["FUSED_OPTIMIZERS", "KERNELS", "KERNEL_HELP", "choose_kernel", "make_fused"], "fused_collab"),
 }
