@@ -141,6 +141,7 @@ def hybrid_section(trainer, data_dir: Path, folds: bool) -> None:
     rows.append(("embedlab --preset hybrid, seed 42", *hyb[0]))
     rows.append(("embedlab --preset hybrid, mean of seeds 42,1,2", statistics.mean(r for r, _ in hyb),
                  statistics.mean(c for _, c in hyb)))
+    print(f"   hybrid per seed (42, 1, 2): {', '.join(f'{r:.4f}' for r, _ in hyb)}")
     fm = _myfm(u1) if missing is None else None
     if fm is not None:
         rows.append(("myFM Gibbs FM, extended (rank 10, 512 samples)", *fm))
