@@ -381,9 +381,12 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
         (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
         hist, _, _ = np.histogram2d(xy[ok, 1], xy[ok, 0], bins=DENSITY_BINS, range=[[y0, y1], [x0, x1]])
         shade = np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32)
+        from bokeh.models import LinearColorMapper
+
+        shades = LinearColorMapper(palette=[f"#{v:02x}{v:02x}{v:02x}" for v in range(230, 60, -3)], low=0.0,
+                                   high=float(np.nanmax(shade)), nan_color="rgba(0, 0, 0, 0)")
         models["density"] = fig.image(image=[shade], x=float(x0), y=float(y0), dw=float(x1 - x0), dh=float(y1 - y0),
-                  palette=[f"#{v:02x}{v:02x}{v:02x}" for v in range(225, 60, -3)], alpha=0.85,
-                  name=f"explorer-density-{name}")
+                                      color_mapper=shades, alpha=0.85, name=f"explorer-density-{name}")
         counts = np.nan_to_num(np.asarray(t.count, dtype=float)) if t.count is not None else np.zeros(n)
         top = np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX])
         drawn = {"view": CDSView(filter=IndexFilter(indices=top.astype(np.int32).tolist()))}
