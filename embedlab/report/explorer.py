@@ -185,8 +185,8 @@ def map_clusters(t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: l
         if best is not None:
             v = pd.to_numeric(meta[best], errors="coerce")[inside]
             lo, hi = np.nanpercentile(v, 25), np.nanpercentile(v, 75)
-            whole = float(lo).is_integer() and float(hi).is_integer()
-            parts.append(f"{best} {lo:.0f}-{hi:.0f}" if whole else f"{best} {lo:.2g}-{hi:.2g}")
+            big = max(abs(lo), abs(hi)) >= 10 or (float(lo).is_integer() and float(hi).is_integer())
+            parts.append(f"{best} {lo:.0f}-{hi:.0f}" if big else f"{best} {lo:.2g}-{hi:.2g}")
         cx, cy = np.median(pts[inside], axis=0)
         out.append({"x": float(cx), "y": float(cy), "size": int(inside.sum()),
                     "label": ", ".join(dict.fromkeys(parts)) or f"cluster {c + 1}"})
@@ -347,7 +347,15 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     highlight = ColumnDataSource({"x": [], "y": [], "role": [], "name_r": [], "name_l": []}, name=f"explorer-highlight-{name}")
 
     x_label, y_label = maps[next(iter(maps))][2:]
+    def bounds(v) -> tuple[float, float]:  # explicit ranges: centring on an entity moves the view
+        v = np.asarray(v, dtype=float)
+        v = v[np.isfinite(v)]
+        lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+        pad = ((hi - lo) or 1.0) * 0.05
+        return lo - pad, hi + pad
+
     fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
+                 x_range=bounds(data["x"]), y_range=bounds(data["y"]),
                  tools="pan,wheel_zoom,reset,save", x_axis_label=x_label,
                  y_axis_label=y_label, title=f"{name}: {n:,} {noun}")
     models = {"points": points, "vectors": vectors, "scores": scores, "neighbours": neighbours, "selected": selected,
@@ -411,7 +419,6 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
         fig.text("x", "y", text=field, source=highlight, text_font_size="9pt", x_offset=offset, text_align=align,
                  text_baseline="middle", text_color="#111111", text_font_style="bold",
                  background_fill_color="#ffffff", background_fill_alpha=0.7)
-    fig.x_range.renderers = fig.y_range.renderers = [dots]  # rings and names never move the auto-range
     if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
         for where, align, offset in (("right", "left", 7), ("left", "right", -7)):
             fig.text("x", "y", text={"field": "i", "transform": CustomJSTransform(
