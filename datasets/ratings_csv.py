@@ -24,6 +24,12 @@ OPTIONS = [
                  help="Optional item file; its other columns become item metadata."),
     click.Option(["--item-key"], default=None, help="Item id column in --items (default: --item)."),
     click.Option(["--item-label"], default=None, help="Column of --items a person reads (e.g. title)."),
+    click.Option(["--user-features"], type=click.Path(path_type=Path), default=None,
+                 help="Optional user file: the user id column (named as --user, else the first), every "
+                      "other column a side feature of the users (values joined by '|' are several: "
+                      "multi); the collab trainer's --features side embeds them."),
+    click.Option(["--item-features"], type=click.Path(path_type=Path), default=None,
+                 help="Optional item file, as --user-features for the items (merged with --items)."),
     click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
                  show_default=True,
                  help="Validation split: random, time, or time-before / time-after (--time-cut; need --timestamp)."),
@@ -140,7 +146,8 @@ def _load_shard(shard: Any, file: Path, user: str, item: str, rating: str, times
 def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
          items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
          split: str = "random", valid_pct: float = 0.1, seed: int = 42, time_cut: Any = 0.5,
-         shard: Any = None, **_: Any) -> Dataset:
+         shard: Any = None, user_features: Path | None = None, item_features: Path | None = None,
+         **_: Any) -> Dataset:
     """The ratings file as a Dataset; with ``shard`` (torchrun ``--shard-data``) read in chunks,
     keeping only the validation rows and this rank's training shard."""
     if not timestamp and (split == "time" or split in TIME_CUT_SPLITS):
@@ -181,12 +188,44 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         if item_label:
             meta = meta.rename(columns={item_label: "label"})
         entities["item"] = meta
-    return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid,
+    side: dict[str, dict[str, str]] = {}
+    for role, path, col, dtype in (("user", user_features, user, train["user"].dtype),
+                                   ("item", item_features, item, item_dtype)):
+        if path is None:
+            continue
+        feats, side[role] = _side_file(Path(path), col, dtype, file)
+        if role in entities:
+            clash = [c for c in feats if c in entities[role]]
+            if clash:
+                raise DataError(f"{path}: column {clash[0]!r} is also a column of --items {items_file}")
+            feats = entities[role].join(feats, how="outer")
+        entities[role] = feats
+    return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid, side_features=side,
                    roles={"user": "user", "item": "item", "rating": "rating",
                           "timestamp": "timestamp" if timestamp else None},
                    entities=entities, split=split_info, rating_range=(lo, hi),
                    info={**info, "file": str(file), "columns": {"user": user, "item": item, "rating": rating,
                                                         "timestamp": timestamp}})
+
+
+def _side_file(path: Path, key_col: str, dtype, ratings: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(--user-features / --item-features table indexed by the key, {column: kind}): the key is
+    the column named like the ratings' id column, else the first; every other column is a side
+    feature, ``multi`` where a value holds ``|``."""
+    table = read_table(path)
+    key = key_col if key_col in table.columns else table.columns[0]
+    if len(table.columns) < 2:
+        raise DataError(f"{path}: no feature columns besides the key {key!r}")
+    if table[key].duplicated().any():
+        raise DataError(f"{path}: key {table[key][table[key].duplicated()].tolist()[0]!r} appears twice in column {key!r}")
+    table = table.set_index(key)
+    try:
+        table.index = table.index.astype(dtype)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: column {key!r} does not match the type of {ratings}'s ids") from None
+    kinds = {str(c): "multi" if table[c].astype(str).str.contains("|", regex=False).any() else "category"
+             for c in table.columns}
+    return table.rename(columns=str), kinds
 
 
 @hookimpl

@@ -160,3 +160,22 @@ def test_bias_wd_reaches_the_optimizer(u1):
     run = CollabTrainer().train(u1, {**FAST, "features": "side", "wd": 0.3, "bias_wd": 0.0}, progress=False)
     groups = run.meta["layer_groups"]
     assert groups["biases"]["wd"] == 0.0 and groups["embeddings"]["wd"] == 0.3
+
+
+def test_ratings_csv_side_feature_files(tmp_path):
+    (tmp_path / "r.csv").write_text("who,what,stars\n" + "\n".join(
+        f"{u},{i},{(u * i) % 5 + 1}" for u in range(1, 9) for i in range(1, 7) if (u + i) % 3) + "\n")
+    (tmp_path / "users.csv").write_text("who,job,region\n" + "\n".join(
+        f"{u},{'dev' if u % 2 else 'ops'},{'north' if u < 5 else 'south'}" for u in range(1, 9)) + "\n")
+    (tmp_path / "items.csv").write_text("id,tags\n" + "\n".join(
+        f"{i},{'a|b' if i % 2 else 'c'}" for i in range(1, 7)) + "\n")
+    ds = embedlab.load_dataset("ratings-csv", file=tmp_path / "r.csv", user="who", item="what", rating="stars",
+                               user_features=tmp_path / "users.csv", item_features=tmp_path / "items.csv",
+                               valid_pct=0.2)
+    assert ds.side_features == {"user": {"job": "category", "region": "category"}, "item": {"tags": "multi"}}
+    run = CollabTrainer().train(ds, {**FAST, "features": "side"}, progress=False)
+    assert sorted(run.tables["tags"].labels) == ["a", "b", "c"] and list(run.tables["job"].labels) == ["dev", "ops"]
+    (tmp_path / "bad.csv").write_text("who\n1\n")
+    with pytest.raises(embedlab.errors.DataError, match="no feature columns"):
+        embedlab.load_dataset("ratings-csv", file=tmp_path / "r.csv", user="who", item="what", rating="stars",
+                              user_features=tmp_path / "bad.csv")
