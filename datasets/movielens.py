@@ -107,11 +107,12 @@ MOVIELENS_SUBDIRS: dict[str, str] = {
 }
 
 
-def _options(canonical: tuple[str, ...], default_split: str) -> list[click.Option]:
+def _options(canonical: tuple[str, ...], default_split: str, subdir: str) -> list[click.Option]:
     choices = list(canonical) + ["random", "time", *TIME_CUT_SPLITS]
     return [
         click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help="Folder laid out like the official archive; without it the archive "
+                     help=f"Folder laid out like the official archive, or the folder holding {subdir}/ "
+                          f"(default: EMBEDLAB_DATA_DIR when it holds {subdir}/); without either the archive "
                           "is downloaded into the cache (checksum verified)."),
         click.Option(["--split"], type=click.Choice(choices), default=default_split, show_default=True,
                      help="Validation split: the dataset's canonical split"
@@ -415,25 +416,31 @@ TRAINER = "collab"
 SPECS = [
     DatasetSpec("movielens-100k", "collab",
                 "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, 1998; canonical splits u1-u5, ua, ub",
-                load_ml100k, _options(ML100K_SPLITS, "u1"), ML100K_SPLITS, _fetcher("movielens-100k"),
+                load_ml100k, _options(ML100K_SPLITS, "u1", "ml-100k"), ML100K_SPLITS, _fetcher("movielens-100k"),
                 "https://grouplens.org/datasets/movielens/100k/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-latest-small", "collab",
                 "MovieLens latest-small: ~100,000 ratings (0.5-5) of ~9,700 movies by 610 users",
-                _csv_loader("movielens-latest-small"), _options((), "random"), (),
+                _csv_loader("movielens-latest-small"), _options((), "random", "ml-latest-small"), (),
                 _fetcher("movielens-latest-small"), "https://grouplens.org/datasets/movielens/latest/", trainer=TRAINER),
     DatasetSpec("movielens-1m", "collab",
                 "MovieLens 1M: 1,000,209 ratings (1-5) of ~3,900 movies by 6,040 users, 2003",
-                load_ml1m, _options((), "random"), (), _fetcher("movielens-1m"),
+                load_ml1m, _options((), "random", "ml-1m"), (), _fetcher("movielens-1m"),
                 "https://grouplens.org/datasets/movielens/1m/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-25m", "collab",
                 "MovieLens 25M: 25,000,095 ratings (0.5-5) of 62,423 movies by 162,541 users, 2019",
-                _csv_loader("movielens-25m"), _options((), "random"), (), _fetcher("movielens-25m"),
+                _csv_loader("movielens-25m"), _options((), "random", "ml-25m"), (), _fetcher("movielens-25m"),
                 "https://grouplens.org/datasets/movielens/25m/ (no redistribution)", trainer=TRAINER),
     DatasetSpec("movielens-32m", "collab",
                 "MovieLens 32M: 32,000,204 ratings (0.5-5) of 87,585 movies by 200,948 users, 2023",
-                _csv_loader("movielens-32m"), _options((), "random"), (), _fetcher("movielens-32m"),
+                _csv_loader("movielens-32m"), _options((), "random", "ml-32m"), (), _fetcher("movielens-32m"),
                 "https://grouplens.org/datasets/movielens/32m/ (no redistribution)", trainer=TRAINER),
 ]
+
+#: files a folder of each archive holds (how EMBEDLAB_DATA_DIR is recognised as that folder itself)
+DATA_FILES = {"movielens-100k": ("u.data", "u.item"), "movielens-1m": ("ratings.dat",)}
+for _spec in SPECS:
+    _spec.data_subdir = MOVIELENS_SUBDIRS[_spec.name]
+    _spec.data_files = DATA_FILES.get(_spec.name, ("ratings.csv",))
 
 
 @hookimpl

@@ -618,7 +618,8 @@ def build_dataset(raw: RawRossmann, name: str = NAME, split_name: str = "last-da
 OPTIONS = [
     click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
                  help="Folder with Kaggle's train.csv, test.csv, store.csv, plus store_states.csv and "
-                      "optionally weather/ and googletrend/ (Kaggle's rules forbid redistribution, so "
+                      "optionally weather/ and googletrend/, or the folder holding rossmann/ (default: "
+                      "EMBEDLAB_DATA_DIR when it holds rossmann/) (Kaggle's rules forbid redistribution, so "
                       "embedlab cannot download them)."),
     click.Option(["--split"], type=click.Choice(SPLITS), default="last-days", show_default=True,
                  help="Validation: 'last-days' (the last --valid-days days of train; 48 = Kaggle's test "
@@ -658,4 +659,5 @@ def embedlab_register_datasets(register):
                          "weather, Google Trends and state data; log-sales regression",
                          load, OPTIONS, SPLITS,
                          homepage="https://www.kaggle.com/c/rossmann-store-sales (competition rules: "
-                                  "no redistribution)", trainer="tabular"))
+                                  "no redistribution)", trainer="tabular",
+                         data_subdir="rossmann", data_files=("train.csv", "store.csv")))

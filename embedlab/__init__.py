@@ -34,6 +34,7 @@ MOVED_MODULES = {
     "embedlab.toolkit.runs": "embedlab.engines.runs",
     "embedlab.toolkit.stability": "embedlab.engines.stability",
     "embedlab.cli.compare_results": "embedlab.engines.compare_results",
+    "embedlab.toolkit.neighbours": "embedlab.toolkit.neighbors",  # one (US) spelling in public names
 }
 
 
@@ -87,9 +88,9 @@ from embedlab.errors import (DataError, EmbedlabError, RunFormatError, TrainingD
 from embedlab.deprecations import EmbedlabDeprecationWarning  # noqa: E402
 from embedlab.trainers.base import EncodedRows, Prepared, Trainer, run_meta, torch_threads  # noqa: E402
 
-from embedlab.toolkit.neighbours import run_neighbors as _run_neighbors  # noqa: E402
+from embedlab.toolkit.neighbors import run_neighbors as _run_neighbors  # noqa: E402
 
-#: ``run.neighbors("star wars", k=10)``: defined with the computation in embedlab.toolkit.neighbours
+#: ``run.neighbors("star wars", k=10)``: defined with the computation in embedlab.toolkit.neighbors
 #: (run.py sits below the toolkit and cannot import it) and attached here, where the package loads
 Run.neighbors = _run_neighbors
 

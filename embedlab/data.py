@@ -9,6 +9,8 @@ The plugin guide documents the dataset helpers (``__all__``) with an example:
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -90,6 +92,11 @@ class DatasetSpec:
     :param trainer: the name of the trainer that trains it unless ``--trainer`` says otherwise
         (None: the built-in trainer of its ``kind``, else the only one installed; a trainer a
         package adds later is used only when asked for by name).
+    :param data_subdir: for a loader with ``--data-dir``: the folder its files usually sit in
+        (``ml-100k``), so that ``--data-dir`` and ``EMBEDLAB_DATA_DIR`` may name that folder or
+        the one holding it (:func:`locate_data_dir`).
+    :param data_files: files a folder of this data holds (how ``EMBEDLAB_DATA_DIR`` is
+        recognised as the data folder itself).
     """
 
     name: str
@@ -101,6 +108,8 @@ class DatasetSpec:
     fetch: Callable[[], Path] | None = None
     homepage: str = ""
     trainer: str | None = None
+    data_subdir: str | None = None
+    data_files: tuple[str, ...] = ()
 
 
 # ---------------------------------------------------------------- splits
@@ -314,6 +323,35 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
                 f"(row {int(np.flatnonzero(out.to_numpy())[0]) + 1})"
             )
     return values.astype("float32")
+
+
+#: the environment variable naming the folder that holds the data sets (``ml-100k/``, ``rossmann/``...)
+DATA_DIR_ENV = "EMBEDLAB_DATA_DIR"
+
+
+def locate_data_dir(given: str | Path | None, subdir: str | None = None, files: tuple[str, ...] = (),
+                    env: Mapping[str, str] | None = None) -> Path | None:
+    """The one rule for a dataset's data folder (every command with ``--data-dir``, the
+    Python API, the demo): ``given`` (``--data-dir``) when set, else ``EMBEDLAB_DATA_DIR``;
+    either may be the data folder itself or the folder holding ``subdir`` (``ml-100k/``).
+
+    A given folder is used as it is unless it holds ``subdir`` and is not itself the data
+    (``files`` absent). ``EMBEDLAB_DATA_DIR`` is used only where it holds this data (``subdir``
+    with ``files``, or ``files`` itself); None otherwise (the loader's default: its download,
+    or its "give --data-dir" error)."""
+    def holds(folder: Path) -> bool:
+        return folder.is_dir() and all((folder / f).is_file() for f in files)
+
+    if given is not None and str(given) != "":
+        folder = Path(given)
+        if subdir and (folder / subdir).is_dir() and not (files and holds(folder)):
+            return folder / subdir
+        return folder
+    root = (os.environ if env is None else env).get(DATA_DIR_ENV)
+    if not root:
+        return None
+    candidates = ([Path(root) / subdir] if subdir else []) + ([Path(root)] if files else [])
+    return next((c.resolve() for c in candidates if holds(c)), None)
 
 
 def require_dir(path: str | Path | None, what: str, option: str = "--data-dir") -> Path:

@@ -61,9 +61,20 @@ MOVED_MODULE = Deprecation(old="`import {old}`", new="`import {new}`", since="0.
 FRAME_CALL = Deprecation(old="`table.frame()`", new="`table.frame` (a property, like `.bias`)", since="0.1",
                          removed_in="0.3")
 
+#: a command-line option renamed to the one grammar (docs/architecture.md, "CLI grammar"):
+#: ``neighbors --metric`` -> ``--distance``; the old spelling stays as a hidden alias that warns
+#: (embedlab.cli.grammar.with_old_name)
+RENAMED_OPTION = Deprecation(old="`{command} {old}`", new="`{command} {new}`", since="0.1", removed_in="0.3")
+
+#: a JSON line printed on a non-terminal stdout without ``--json`` (train, lr-find, compare):
+#: data on stdout only when asked for, as every other command
+JSON_WITHOUT_FLAG = Deprecation(old="`{command}` printing JSON without --json", new="`{command} --json`",
+                                since="0.1", removed_in="0.3")
+
 #: every deprecation, by name (the docs test and ``tests/test_deprecations.py`` read it)
 DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE,
-                                      "FRAME_CALL": FRAME_CALL}
+                                        "FRAME_CALL": FRAME_CALL, "RENAMED_OPTION": RENAMED_OPTION,
+                                        "JSON_WITHOUT_FLAG": JSON_WITHOUT_FLAG}
 
 
 @contextlib.contextmanager

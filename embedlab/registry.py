@@ -103,6 +103,14 @@ class DatasetEntry:
     def option_names(self) -> set[str]:
         return {o.name for o in self.options}
 
+    def data_dir(self, given: Any = None) -> Any:
+        """This dataset's data folder by the one rule (:func:`embedlab.data.locate_data_dir`):
+        ``given`` (``--data-dir``) or ``EMBEDLAB_DATA_DIR``, at either level; None: neither."""
+        from embedlab.data import locate_data_dir
+
+        return locate_data_dir(given, getattr(self.spec, "data_subdir", None),
+                               tuple(getattr(self.spec, "data_files", ()) or ()))
+
     def split_options(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``values`` parted into this dataset's loader options and the rest (trainer config)."""
         names = self.option_names
@@ -125,6 +133,10 @@ class DatasetEntry:
             raise UsageError(f"dataset {self.name!r} takes no option {unknown[0]!r}; its options are: "
                              f"{', '.join(sorted(self.option_names)) or '(none)'}")
         given = {k: v for k, v in options.items() if k in self.option_names}
+        if "data_dir" in self.option_names:
+            folder = self.data_dir(given.get("data_dir"))
+            if folder is not None:
+                given["data_dir"] = folder
         kwargs: dict[str, Any] = {**given, "seed": seed}
         if shard is not None and self.takes_shard:
             kwargs["shard"] = shard

@@ -6,7 +6,7 @@ On the command line (``embedlab/cli/neighbors.py``): ``embedlab neighbors RUN "S
 label or key, found by :meth:`embedlab.EmbeddingTable.find`'s forgiving rules (case, accents,
 punctuation, the year and the article do not matter: ``"star wars"`` works), with suggestions
 (labels first) when nothing matches and the candidates when several do. The computation lives
-in :mod:`embedlab.toolkit.neighbours` (shared with ``Run.neighbors``).
+in :mod:`embedlab.toolkit.neighbors` (shared with ``Run.neighbors``).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult
 from embedlab.errors import UsageError
 from embedlab.run import EmbeddingTable, Run
 
-from embedlab.toolkit.neighbours import find_entity, nearest, unit_rows
+from embedlab.toolkit.neighbors import find_entity, nearest, unit_rows
 from embedlab.toolkit.options import MIN_COUNT, TOP_N
 from embedlab.toolkit.selection import color_column, display_names, labels_meaningful, neighbour_agreement, select_entities
 

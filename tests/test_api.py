@@ -213,7 +213,7 @@ def test_suggestions_offer_labels_before_keys():
 
 
 def test_a_title_is_found_across_tables_and_never_suggests_user_197():
-    from embedlab.toolkit.neighbours import find_entity
+    from embedlab.toolkit.neighbors import find_entity
 
     run = Run({"dataset": "x", "kind": "collab"}, {"user": _users(), "item": _movies()})
     found = find_entity(run, "star wars (1977)")
@@ -226,7 +226,7 @@ def test_a_title_is_found_across_tables_and_never_suggests_user_197():
 
 
 def test_run_neighbors_returns_a_frame_from_the_toolkit():
-    from embedlab.toolkit.neighbours import nearest
+    from embedlab.toolkit.neighbors import nearest
 
     run = synthetic_run()
     t = run.table("item")

@@ -123,7 +123,7 @@ def _explorer_report(tmp_path):
 def test_explorer_search_neighbours_colour_and_selection(tmp_path):
     """Type a title, read the neighbours (equal to embedlab's own), switch colour and map,
     select points and read the linked table: as a person would, no error, no request."""
-    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
 
     run, path = _explorer_report(tmp_path)
@@ -254,7 +254,7 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
     legend), not its data sources: three searches in a row (same row count each time: Bokeh
     3.9's DataTable kept drawing the first list), a click on a neighbour, back, a deselect and
     a colour change."""
-    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
 
     run, path = _explorer_report(tmp_path)
@@ -307,7 +307,7 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
     """Over the vector budget the page reads the stored lists: the same drawn neighbours as
     embedlab neighbors' (both metrics), for an entity below the minimum count too."""
     from embedlab.report import explorer as E
-    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
     from test_report import two_table_run
 
@@ -406,7 +406,7 @@ def test_explorer_state_travels_in_the_url_fragment(tmp_path):
     """Actions write the view into the fragment; opening that link shows the same view."""
     from urllib.parse import parse_qs
 
-    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
 
     run, path = _explorer_report(tmp_path)

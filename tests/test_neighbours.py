@@ -1,5 +1,5 @@
 """``embedlab neighbors --metric --min-count``: the metric and the minimum count the report's
-explorer offers, with the default they share (toolkit.neighbours.DEFAULT_MIN_COUNT)."""
+explorer offers, with the default they share (toolkit.neighbors.DEFAULT_MIN_COUNT)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, knn_lists, nearest
+from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, knn_lists, nearest
 from embedlab.toolkit.selection import select_entities
 from test_report import two_table_run
 

@@ -261,7 +261,7 @@ def test_tables_sort_filter_and_scroll():
 
 def test_explorer_models_vectors_and_names():
     from embedlab.report.explorer import explorer
-    from embedlab.toolkit.neighbours import unit_rows
+    from embedlab.toolkit.neighbors import unit_rows
 
     run = two_table_run()
     items = run.table("item")
@@ -285,7 +285,7 @@ def test_explorer_precomputes_every_entitys_neighbours_when_vectors_do_not_fit(m
     """Over the vector budget no vector travels: every entity's exact lists do (both metrics),
     equal to embedlab neighbors' (its default minimum count), and the page says so."""
     from embedlab.report import explorer as E
-    from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, nearest
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, nearest
     from embedlab.toolkit.selection import select_entities
 
     monkeypatch.setattr(E, "VECTOR_BUDGET", 100)

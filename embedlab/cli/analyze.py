@@ -24,6 +24,8 @@ def _analysis_options() -> list[click.Option]:
             users = [a.name for a in found.values()
                      if any(o.name == opt.name for o in a.options)]
             option = opt.click_option()
+            if option.name == "k" and "-k" not in option.opts:  # -k, as `neighbors -k` (the one grammar)
+                option.opts.append("-k")
             option.help = f"[{', '.join(users)}] {option.help}"
             params.append(option)
     return params

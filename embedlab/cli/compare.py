@@ -9,13 +9,12 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
+from embedlab.cli.common import FORCE_OPTION, JSON_OPTION, DatasetGroup, emit_json, load_for_command, merge_params, stderr
 from embedlab.engines.compare import (DEFAULT_OPTS, EXTRA_LISTED, FIT_LISTED, Outcome, check_metric,  # noqa: F401
                                       check_outputs, compare, final_table, parse_list, plan, plan_comparison,
                                       run_comparison, summarize, title_for, varied_and_held)
 from embedlab.errors import UsageError
 from embedlab.io.progress import quiet as global_quiet
-from embedlab.io.strictjson import dumps as strict_json
 from embedlab.registry import DatasetEntry, TrainerEntry
 from embedlab.training.fitconfig import OPTIMIZERS
 
@@ -59,11 +58,14 @@ def _compare_options(trainer: TrainerEntry, extra: list[str]) -> list[click.Opti
                      help="Seed of every run (model initialisation, data order, random splits)."),
         click.Option(["--metric"], default="valid_loss", show_default=True,
                      help="Validation metric that ranks the configurations (lower is better)."),
-        click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="Write the comparison as a standalone HTML report."),
+        click.Option(["--report", "-r"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="Write the comparison as a standalone HTML report (new, or one embedlab wrote; "
+                          "see --force)."),
         click.Option(["--runs-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Also save every trained run in this folder (one sub-folder per configuration, "
                           "seed-N inside with several seeds)."),
+        FORCE_OPTION(),
+        JSON_OPTION(),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
     ]
 
@@ -75,16 +77,17 @@ def compare_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
     params = [p for p in merge_params(entry, trainer, skip=FIT_LISTED + tuple(extra)) if p.name != "seed"]
     params += _compare_options(trainer, extra)
 
-    def callback(quiet, report, runs_dir, metric, seeds, opt, lr, wd, wd_mode, **kwargs):
+    def callback(quiet, report, runs_dir, metric, seeds, opt, lr, wd, wd_mode, force=False, as_json=False,
+                 **kwargs):
         quiet = quiet or global_quiet()
         lists = {n: kwargs.pop(n) for n in extra}
         ds_opts, base = entry.split_options(kwargs)
         the_plan = plan_comparison(trainer, base, opt, lr, wd, wd_mode, seeds, **lists)  # fails before loading
-        check_outputs(report, runs_dir, [label for label, _ in the_plan.configs], the_plan.seeds)
+        check_outputs(report, runs_dir, [label for label, _ in the_plan.configs], the_plan.seeds, force=force)
         t_load = time.perf_counter()
         dataset, _ = load_for_command(entry, kwargs, announce=False)
         done = run_comparison(dataset, trainer, the_plan, metric, progress=not quiet, runs_dir=runs_dir,
-                              load_seconds=time.perf_counter() - t_load)
+                              load_seconds=time.perf_counter() - t_load, force=force)
         _print_table(done.table, metric)
         stderr(done.summary)
         if report is not None:
@@ -93,9 +96,9 @@ def compare_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
                      "trainer": trainer.name, "varied": the_plan.words,
                      "seeds": ", ".join(map(str, the_plan.seeds)), **{f"held: {k}": v for k, v in held.items()},
                      "ranked by": metric}
-            done.write_report(report, setup)
+            done.write_report(report, setup, force=force)
             stderr(f"wrote {report}")
-        click.echo(strict_json(done.payload(report)))
+        emit_json(done.payload(report), as_json, "compare")
 
     return click.Command(name, params=params, callback=callback,
                          help=f"Compare settings on {name}: what you list varies (--opt, --lr, --wd, --wd-mode, "
@@ -149,7 +152,8 @@ class CompareGroup(DatasetGroup):
         return super().parse_args(ctx, out)
 
 
-def _compare_runs_callback(runs, metric: str, report: Path | None) -> None:
+def _compare_runs_callback(runs, metric: str, report: Path | None, force: bool = False,
+                           as_json: bool = False) -> None:
     ctx = click.get_current_context()
     if ctx.invoked_subcommand is not None:
         if runs:
@@ -160,7 +164,7 @@ def _compare_runs_callback(runs, metric: str, report: Path | None) -> None:
         ctx.exit(0)
     from embedlab.engines.compare_results import compare_runs
 
-    check_outputs(report, None, [], [])
+    check_outputs(report, None, [], [], force=force)
     outcomes, results, payload = compare_runs(list(runs), metric, render=report is not None)
     check_metric(outcomes, metric)
     _print_table(final_table(outcomes, metric), metric)
@@ -168,10 +172,10 @@ def _compare_runs_callback(runs, metric: str, report: Path | None) -> None:
     if report is not None:
         from embedlab.report.html import write_report
 
-        write_report(report, None, results, title=f"embedlab compare: {len(outcomes)} runs")
+        write_report(report, None, results, title=f"embedlab compare: {len(outcomes)} runs", force=force)
         stderr(f"wrote {report}")
     payload["report"] = None if report is None else str(report)
-    click.echo(strict_json(payload))
+    emit_json(payload, as_json, "compare")
 
 
 def compare_group() -> click.Group:
@@ -185,8 +189,10 @@ def compare_group() -> click.Group:
                                   "metrics, curves, which settings differ, and their tables' alignment."),
                 click.Option(["--metric"], default="valid_loss", show_default=True,
                              help="With --runs: the validation metric that ranks them."),
-                click.Option(["--report"], type=click.Path(dir_okay=False, path_type=Path), default=None,
-                             help="With --runs: write the comparison as a standalone HTML report.")],
+                click.Option(["--report", "-r"], type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             help="With --runs: write the comparison as a standalone HTML report (new, or "
+                                  "one embedlab wrote; see --force)."),
+                FORCE_OPTION(), JSON_OPTION()],
         help="Compare settings on a dataset, varying exactly what you list and holding everything "
              "else (weight decay included) fixed: embedlab compare DATASET --opt sgd,adam,adamw "
              "[--lr 1e-3,5e-3] [--wd 0,0.05] [--schedule one-cycle,constant] [--seeds 1,2,3] "

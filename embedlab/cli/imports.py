@@ -36,7 +36,7 @@ from embedlab.cli.common import stderr as echo_err
 @click.option("--count", default=None, metavar="COL",
               help="The column counting how often each entity was observed [default: count, else every "
                    "entity counts as observed].")
-@click.option("--force", is_flag=True, help="Write into a folder holding other files (same-named ones replaced).")
+@click.option("--force", is_flag=True, help="Write into a folder holding files embedlab did not write (same-named ones replaced).")
 def import_command(paths: tuple[Path, ...], out: Path, fmt: str | None, table: str | None, keys: Path | None,
                    tensor: tuple[str, ...], classes: Path | None, metadata: tuple[str, ...], key: str | None,
                    label: str | None, bias: str | None, count: str | None, force: bool):

@@ -137,7 +137,7 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
 @click.option("--umap", "with_umap", is_flag=True, help="csv, parquet: add 2-D UMAP coordinates (slower).")
 @click.option("--tsne", "with_tsne", is_flag=True,
               help="csv: add 2-D t-SNE coordinates (tsne_1, tsne_2: the tsne analysis's map, seed 0; slower).")
-@click.option("--force", is_flag=True, help="Replace files of the same names even if embedlab did not write them.")
+@click.option("--force", is_flag=True, help="Replace files of the same names that embedlab did not write.")
 def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_umap: bool, force: bool = False,
                    with_tsne: bool = False):
     """Export an embedding table for other tools.

@@ -1,6 +1,6 @@
 """``embedlab neighbors RUN ENTITY``: the nearest neighbours of any entity, found by
 :meth:`embedlab.EmbeddingTable.find`'s forgiving rules; the computation is
-:func:`embedlab.toolkit.neighbours.neighbors` (shared with ``Run.neighbors`` and the
+:func:`embedlab.toolkit.neighbors.neighbors` (shared with ``Run.neighbors`` and the
 ``neighbors`` analysis)."""
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, METRICS, neighbors as neighbors_of
+from embedlab.cli.common import with_old_name
+from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, METRICS, neighbors as neighbors_of
 
 
 def neighbors_command() -> click.Command:
     @click.command("neighbors")
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.argument("entity")
-    @click.option("-k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbours to list.")
+    @click.option("-k", "--k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbors to list.")
     @click.option("--table", "-t", default=None, help="Embedding table (default: the one where ENTITY matches best: "
                                                       "an exact label before a forgiving match, then table order).")
     @click.option("--top-n", type=click.IntRange(0), default=None,
@@ -24,11 +25,9 @@ def neighbors_command() -> click.Command:
     @click.option("--min-count", type=click.IntRange(0), default=None,
                   help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
                        f"as the report's explorer, unless --top-n is given; 0: all observed].")
-    @click.option("--metric", type=click.Choice(METRICS), default="cosine", show_default=True,
-                  help="Distance: cosine (most similar first) or euclidean (closest first).")
     @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
     def neighbors(run_dir: Path, entity: str, k: int, table: str | None, top_n: int | None,
-                  min_count: int | None, metric: str, as_json: bool):
+                  min_count: int | None, as_json: bool, distance: str = "cosine"):
         """Nearest neighbours (cosine or euclidean) of ENTITY, given by label or key.
 
         \b
@@ -40,6 +39,7 @@ def neighbors_command() -> click.Command:
         run = load_run(run_dir)
         if min_count is None and top_n is None:
             min_count = DEFAULT_MIN_COUNT
+        metric = distance
         frame = neighbors_of(run, entity, k, table, top_n if top_n is not None else 0, min_count, metric)
         from embedlab.report.terminal import escape_control, safe_text  # labels may hold escape sequences
 
@@ -66,4 +66,8 @@ def neighbors_command() -> click.Command:
         Console(soft_wrap=True).print(out)
         click.echo(escape_control(f"candidates: {frame.attrs['candidates']}"), err=True)
 
+    # --distance as analyze's (the old --metric: a deprecated alias; --metric is a ranking metric elsewhere)
+    neighbors.params[2:2] = with_old_name(
+        click.Option(["--distance"], type=click.Choice(METRICS), default="cosine", show_default=True,
+                     help="cosine (most similar first) or euclidean (closest first)."), "--metric")
     return neighbors

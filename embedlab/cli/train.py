@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
+from embedlab.cli.common import (JSON_OPTION, DatasetGroup, GroupedCommand, emit_json, load_for_command,
+                                 merge_params, option_sections, stderr)
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.io.progress import quiet as global_quiet
-from embedlab.io.strictjson import dumps as strict_json
 from embedlab.registry import DatasetEntry, TrainerEntry
 
 COMMON_TRAIN_OPTIONS = [
@@ -50,6 +50,20 @@ LR_FIND_OPTIONS = [
 ]
 
 
+def train_examples(entry: DatasetEntry) -> list[str]:
+    """The examples ending ``train DATASET --help``."""
+    name = entry.name
+    data = " --data-dir data" if "data_dir" in entry.option_names else ""
+    lines = [f"embedlab train {name} --out runs/{name}{data}"]
+    if data:
+        lines.append(f"EMBEDLAB_DATA_DIR=data embedlab train {name} --out runs/{name}   (data/ or data/"
+                     f"{getattr(entry.spec, 'data_subdir', None) or name}/)")
+    lines += [f"embedlab train {name} --out runs/{name}-e10 --epochs 10 --lr 1e-2{data}",
+              f"embedlab train {name} --out runs/{name}-seeds --seeds 1,2,3{data}   (a run group)",
+              f"embedlab train {name} --out runs/{name} --json{data}   (the run and its metrics as JSON)"]
+    return lines
+
+
 def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
     """``train NAME``: load, train, save the run (with per-epoch checkpoints when the trainer
     is resumable)."""
@@ -59,10 +73,11 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
         from embedlab.training import checkpoint, distributed
 
         quiet, out = kwargs.pop("quiet") or global_quiet(), kwargs.pop("out")
+        as_json = kwargs.pop("as_json", False)
         resume, keep = kwargs.pop("resume"), not kwargs.pop("no_checkpoint")
         seeds = kwargs.pop("seeds", None)
         if seeds is not None:
-            return _train_seeds(entry, trainer, kwargs, seeds, out, resume=resume, quiet=quiet)
+            return _train_seeds(entry, trainer, kwargs, seeds, out, resume=resume, quiet=quiet, as_json=as_json)
         force = kwargs.pop("force", False)
         if resume and not trainer.resumable:
             raise UsageError(f"--resume: trainer {trainer.name!r} keeps no checkpoints (it does not declare "
@@ -82,15 +97,17 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
             plan.discard()  # the run is complete: its checkpoint has served
         metrics = ", ".join(f"{k} {v:.4f}" for k, v in run.metrics.items() if isinstance(v, float))
         stderr(f"saved run to {out}")
-        click.echo(strict_json({"run": str(out), "metrics": run.metrics}))
+        emit_json({"run": str(out), "metrics": run.metrics}, as_json, "train")
         stderr(metrics)
 
-    return click.Command(entry.name, params=merge_params(entry, trainer) + COMMON_TRAIN_OPTIONS,
-                         callback=callback, help=f"Train on {entry.name}: {entry.description}.")
+    own = [*COMMON_TRAIN_OPTIONS, JSON_OPTION()]
+    return GroupedCommand(entry.name, params=merge_params(entry, trainer) + own, callback=callback,
+                          help=f"Train on {entry.name}: {entry.description}.",
+                          sections=option_sections(entry, trainer, own), examples=train_examples(entry))
 
 
 def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds: str, out: Path,
-                 resume: bool, quiet: bool) -> None:
+                 resume: bool, quiet: bool, as_json: bool = False) -> None:
     """``train --seeds``: one run per seed into a run group (embedlab.engines.runs)."""
     from embedlab.engines.runs import parse_seeds, train_replicates
 
@@ -102,8 +119,8 @@ def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds
     done = train_replicates(entry.name, values, chosen, out, trainer=trainer.name, force=force,
                             echo=stderr)
     stderr(f"saved run group {out} ({len(done)} runs)")
-    click.echo(strict_json({"group": str(out), "runs": [
-        {"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done]}))
+    emit_json({"group": str(out), "runs": [
+        {"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done]}, as_json, "train")
 
 
 def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
@@ -112,6 +129,7 @@ def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
     def callback(**kwargs):
         quiet, plot, rule = kwargs.pop("quiet") or global_quiet(), kwargs.pop("plot"), kwargs.pop("suggest")
         force = kwargs.pop("force", False)
+        as_json = kwargs.pop("as_json", False)
         trainer.require("lr_find", "lr-find")
         if plot is not None:
             from embedlab.io.ownership import check_file
@@ -125,14 +143,15 @@ def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
         for rule_name, lr in sugg.items():
             mark = "  <- recommended" if rule_name == rule else ""
             stderr(f"{rule_name:>7}: {lr:.2e}{mark}")
-        click.echo(strict_json({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}))
+        emit_json({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}, as_json, "lr-find")
         if plot is not None:
             from embedlab.report.lrplot import write_lr_plot
 
             write_lr_plot(plot, result, sugg, rule, title=f"lr-find: {entry.name}", force=force)
             stderr(f"wrote {plot}")
 
-    return click.Command(entry.name, params=merge_params(entry, trainer) + LR_FIND_OPTIONS, callback=callback,
+    return click.Command(entry.name, params=merge_params(entry, trainer) + LR_FIND_OPTIONS + [JSON_OPTION()],
+                         callback=callback,
                          help=f"Sweep learning rates on {entry.name} and suggest one.")
 
 

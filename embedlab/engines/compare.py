@@ -207,7 +207,8 @@ def _slug(label: str) -> str:
 
 # ---------------------------------------------------------------------------- running
 def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progress: bool = False,
-            runs_dir: Path | None = None, echo=None, seeds: list[int] | None = None) -> list[Outcome]:
+            runs_dir: Path | None = None, echo=None, seeds: list[int] | None = None,
+            force: bool = False) -> list[Outcome]:
     """Train each ``(label, config)`` on ``dataset`` with ``trainer``, once per seed of
     ``seeds`` (default: the config's own seed, else 42), one run at a time in this process.
 
@@ -237,7 +238,7 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
         where = None
         if runs_dir is not None:
             sub = Path(runs_dir) / _slug(label)
-            where = str(run.save(sub / f"seed-{seed}" if seeds and len(seeds) > 1 else sub))
+            where = str(run.save(sub / f"seed-{seed}" if seeds and len(seeds) > 1 else sub, force=force))
         out = Outcome(label, dict(run.config), dict(run.metrics), list(run.history), wall, where, seed)
         outcomes.append(out)
         finals = ", ".join(f"{k} {v:.4f}" for k, v in _valid_metrics(out.metrics).items())
@@ -245,18 +246,19 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
     return outcomes
 
 
-def check_outputs(report: Path | None, runs_dir: Path | None, labels: list[str], seeds: list[int]) -> None:
+def check_outputs(report: Path | None, runs_dir: Path | None, labels: list[str], seeds: list[int],
+                  force: bool = False) -> None:
     """``--report`` and ``--runs-dir``'s run folders under the write rule (embedlab.io.ownership),
-    checked before any training."""
+    checked before any training; ``force``: ``--force`` (files embedlab did not write may be replaced)."""
     from embedlab.io.ownership import check_file, check_run_dir
 
     if report is not None:
-        check_file(report, option="--report", html=True)
+        check_file(report, option="--report", html=True, force=force)
     if runs_dir is not None:
         for label in labels:
             sub = Path(runs_dir) / _slug(label)
             for folder in ([sub / f"seed-{s}" for s in seeds] if len(seeds) > 1 else [sub]):
-                check_run_dir(folder, option="--runs-dir")
+                check_run_dir(folder, option="--runs-dir", force=force)
 
 
 def _stderr(msg: str) -> None:
@@ -381,12 +383,12 @@ class ComparisonOutcome:
         return build_results(self.outcomes, self.metric, self.where, setup, self.plan.notes, self.load_seconds,
                              self.plan.section, self.plan.words, self.plan.held)
 
-    def write_report(self, path: str | Path, setup: dict[str, Any]) -> Path:
+    def write_report(self, path: str | Path, setup: dict[str, Any], force: bool = False) -> Path:
         """The standalone HTML report (under the write rule, atomically)."""
         from embedlab.report.html import write_report
 
         title = f"embedlab compare: {self.dataset}: {self.plan.section.lower()}"
-        return write_report(path, None, self.results(setup), title=title)
+        return write_report(path, None, self.results(setup), title=title, force=force)
 
     def payload(self, report: str | Path | None = None) -> dict[str, Any]:
         """What ``embedlab compare`` prints as JSON."""
@@ -406,7 +408,7 @@ def check_metric(outcomes: list[Outcome], metric: str) -> None:
 
 def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric: str = "valid_loss",
                    progress: bool = False, runs_dir: Path | None = None, echo=None,
-                   load_seconds: float = 0.0) -> ComparisonOutcome:
+                   load_seconds: float = 0.0, force: bool = False) -> ComparisonOutcome:
     """Train every configuration of ``plan_`` on the loaded ``dataset`` (its validation rows
     rank them by ``metric``); ``echo`` receives one line per step (default: stderr)."""
     echo = echo or _stderr
@@ -421,7 +423,7 @@ def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric
     echo(f"{where}: {len(plan_.configs)} configurations x {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
          f"varied: {plan_.words}")
     outcomes = compare(dataset, trainer, plan_.configs, progress=progress, runs_dir=runs_dir, echo=echo,
-                       seeds=seeds)
+                       seeds=seeds, force=force)
     check_metric(outcomes, metric)
     summary = summarize(outcomes, metric, where, plan_.words, plan_.held)
     return ComparisonOutcome(plan_, dataset.name, split, where, metric, outcomes, final_table(outcomes, metric),

@@ -61,7 +61,8 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
         if "data_dir" not in entry.option_names:
             raise UsageError(f"dataset {run.dataset!r} takes no --data-dir; predict a table with --file")
         overrides["data_dir"] = str(data_dir)
-    elif "data_dir" in entry.option_names and not loader_options(run).get("data_dir"):
+    elif ("data_dir" in entry.option_names and not loader_options(run).get("data_dir")
+          and entry.data_dir(None) is None):
         raise UsageError(f"give the {run.dataset} data folder with --data-dir")
     split_opt = next((o for o in entry.options if o.name == "split"), None)
     if split_opt is not None and "none" in getattr(split_opt.type, "choices", ()):

@@ -85,7 +85,9 @@ class TableStability:
     def record(self) -> dict[str, Any]:
         return {"table": self.table, "procrustes_r2": _num(self.procrustes_r2),
                 "procrustes_r2_sd": _num(self.procrustes_r2_sd),
-                "neighbour_overlap_10": _num(self.neighbour_overlap_10),
+                "neighbor_overlap_10": _num(self.neighbour_overlap_10),  # the US spelling (#29) ...
+                "neighbor_overlap_sd": _num(self.neighbour_overlap_sd), "neighbor_k": self.k,
+                "neighbour_overlap_10": _num(self.neighbour_overlap_10),  # ... and the old keys (a public contract)
                 "neighbour_overlap_sd": _num(self.neighbour_overlap_sd), "neighbour_k": self.k,
                 "chance": _num(self.chance), "n_entities": self.n_entities, "n": self.n_runs,
                 "n_pairs": len(self.pairs)}
@@ -332,8 +334,9 @@ def stability_results(labels: Sequence[str], runs: Sequence[Run], tables: Sequen
     overview = AnalysisResult(
         analysis="stability", table=None, title="Stability across runs", summary=" ".join(sentences),
         metrics={"runs": float(n), **{f"{t.table} procrustes_r2": t.procrustes_r2 for t in tables},
-                 **{f"{t.table} neighbour_overlap_10": t.neighbour_overlap_10 for t in tables}},
-        tables=overview_tables, headline=[f"{t.table} neighbour_overlap_10" for t in tables])
+                 **{f"{t.table} neighbor_overlap_10": t.neighbour_overlap_10 for t in tables},
+                 **{f"{t.table} neighbour_overlap_10": t.neighbour_overlap_10 for t in tables}},  # old key kept
+        tables=overview_tables, headline=[f"{t.table} neighbor_overlap_10" for t in tables])
     if render:
         overview.figures = _curves(labels, runs)
     out = [overview]
@@ -355,9 +358,10 @@ def stability_results(labels: Sequence[str], runs: Sequence[Run], tables: Sequen
             tabs["pairs of runs"] = t.pairs
         out.append(AnalysisResult(
             analysis="stability", table=t.table, title="Stability across runs", summary=text.strip(),
-            metrics={"procrustes_r2": t.procrustes_r2, "neighbour_overlap_10": t.neighbour_overlap_10,
+            metrics={"procrustes_r2": t.procrustes_r2, "neighbor_overlap_10": t.neighbour_overlap_10,
+                     "neighbour_overlap_10": t.neighbour_overlap_10,  # the old key, kept (a public contract)
                      "chance": t.chance, "n_entities": float(t.n_entities), "runs": float(t.n_runs)},
-            tables=tabs, headline=["procrustes_r2", "neighbour_overlap_10"]))
+            tables=tabs, headline=["procrustes_r2", "neighbor_overlap_10"]))
     if metrics:
         frame = pd.DataFrame([{"analysis": m.analysis, "table": m.table, "metric": m.metric, "mean": m.mean,
                                "sd": m.sd, "n": m.n, "significant_in": m.significant_in,

@@ -22,7 +22,7 @@ import pandas as pd
 
 from embedlab.report import explorer_js as JS
 from embedlab.run import EmbeddingTable, Run
-from embedlab.toolkit.neighbours import DEFAULT_MIN_COUNT, METRICS, annotation_columns, knn_lists, unit_rows
+from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, METRICS, annotation_columns, knn_lists, unit_rows
 from embedlab.toolkit.plotting import PALETTE
 from embedlab.toolkit.projection import orient, orientation_reference, pca_fit
 from embedlab.toolkit.selection import (color_column, count_column, labels_meaningful, numeric_columns, plural,

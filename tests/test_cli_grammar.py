@@ -1,0 +1,180 @@
+"""The first hour's seams (#29): one data-folder rule for every command with ``--data-dir``,
+and one CLI grammar over every command (walked from the click tree)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from embedlab.cli import make_cli
+from embedlab.data import locate_data_dir
+
+FAST = ["--epochs", "1", "--n-factors", "4", "--bs", "8", "--schedule", "constant", "-q"]
+
+
+def invoke(*args, env=None):
+    return CliRunner().invoke(make_cli(), [str(a) for a in args], env=env)
+
+
+# ---------------------------------------------------------------- the data folder rule
+
+def test_locate_data_dir_accepts_either_level_and_the_environment(tmp_path):
+    data = tmp_path / "ml-100k"
+    data.mkdir()
+    for name in ("u.data", "u.item"):
+        (data / name).write_text("x")
+    files = ("u.data", "u.item")
+    assert locate_data_dir(data, "ml-100k", files, env={}) == data  # the folder itself
+    assert locate_data_dir(tmp_path, "ml-100k", files, env={}) == data  # the folder holding it
+    assert locate_data_dir(None, "ml-100k", files, env={}) is None  # neither: the loader's default
+    env = {"EMBEDLAB_DATA_DIR": str(tmp_path)}
+    assert locate_data_dir(None, "ml-100k", files, env=env) == data.resolve()
+    assert locate_data_dir(None, "ml-100k", files, env={"EMBEDLAB_DATA_DIR": str(data)}) == data.resolve()
+    # an EMBEDLAB_DATA_DIR without this data set is not used (the loader downloads, or asks)
+    assert locate_data_dir(None, "rossmann", ("train.csv",), env=env) is None
+    # a given folder wins over the environment, even a missing one (its error names it)
+    assert locate_data_dir(tmp_path / "nowhere", "ml-100k", files, env=env) == tmp_path / "nowhere"
+
+
+def test_train_reads_embedlab_data_dir_and_the_parent_folder(ml100k_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_DATA_DIR", str(ml100k_dir.parent))
+    result = invoke("train", "movielens-100k", "--out", tmp_path / "env", *FAST)
+    assert result.exit_code == 0, result.output + result.stderr
+    recorded = json.loads((tmp_path / "env" / "run.json").read_text())["dataset_info"]["options"]["data_dir"]
+    assert Path(recorded) == ml100k_dir.resolve()  # the run records the folder it read
+    monkeypatch.delenv("EMBEDLAB_DATA_DIR")
+    result = invoke("train", "movielens-100k", "--data-dir", ml100k_dir.parent, "--out", tmp_path / "up", *FAST)
+    assert result.exit_code == 0, result.output + result.stderr
+    # predict, lr-find, compare take the same rule (one place: DatasetEntry.load_dataset)
+    monkeypatch.setenv("EMBEDLAB_DATA_DIR", str(ml100k_dir.parent))
+    result = invoke("lr-find", "movielens-100k", "--n-factors", "4", "--bs", "4", "-q")
+    assert result.exit_code == 0, result.output + result.stderr
+    result = invoke("predict", tmp_path / "up", "--out", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output + result.stderr
+
+
+# ---------------------------------------------------------------- one grammar, every command
+
+#: options that write a file or folder: a command with one of them has --force
+WRITES = {"--out", "--report", "--plot", "--runs-dir"}
+#: commands whose stdout is data (a table, a run, a ranking): they have --json
+DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "plugins"}
+#: the datasets each dataset command is walked for (a built-in collab and tabular one)
+WALKED_DATASETS = ("synthetic-collab", "synthetic-rossmann")
+
+
+def _commands():
+    """Every command of the CLI as (path, click.Command), dataset groups for WALKED_DATASETS."""
+    import click
+
+    cli = make_cli()
+    out = []
+
+    def walk(cmd, path, ctx):
+        if isinstance(cmd, click.Group):
+            names = cmd.list_commands(ctx)
+            if path and path[-1] in ("train", "lr-find", "compare"):
+                out.append((" ".join(path), cmd))  # the group's own options (compare --runs)
+                names = [n for n in names if n in WALKED_DATASETS]
+            for name in names:
+                sub = cmd.get_command(ctx, name)
+                walk(sub, path + [name], click.Context(sub, parent=ctx, info_name=name))
+        else:
+            out.append((" ".join(path), cmd))
+
+    walk(cli, [], click.Context(cli, info_name="embedlab"))
+    return out
+
+
+def _opts(cmd) -> dict[str, object]:
+    import click
+
+    return {o: p for p in cmd.params if isinstance(p, click.Option) and not p.hidden for o in p.opts}
+
+
+def test_every_command_speaks_one_grammar():
+    commands = _commands()
+    assert len(commands) > 12
+    problems = []
+    for path, cmd in commands:
+        opts = _opts(cmd)
+        family = path.split(" ")[0] if path.split(" ")[0] in ("train", "lr-find", "compare") else path
+        if WRITES & set(opts) and "--force" not in opts:
+            problems.append(f"{path}: writes ({', '.join(sorted(WRITES & set(opts)))}) without --force")
+        if "--force" in opts and "embedlab did not write" not in (opts["--force"].help or ""):
+            problems.append(f"{path}: --force does not say it replaces what embedlab did not write")
+        if family in DATA and path not in ("train", "lr-find") and "--json" not in opts:
+            problems.append(f"{path}: prints data without --json")
+        if "--report" in opts and "-r" not in opts:
+            problems.append(f"{path}: --report without -r")
+        if ("-k" in opts) != ("--k" in opts):
+            problems.append(f"{path}: only one of -k / --k")
+        if "--seed" in opts and not isinstance(opts["--seed"].type, type(click_int())):
+            problems.append(f"{path}: --seed is not an integer")
+        if "--metric" in opts and "valid" not in str(opts["--metric"].default or ""):
+            problems.append(f"{path}: --metric is not a validation metric ({opts['--metric'].default!r})")
+        if "--quiet" in opts and "-q" not in opts:
+            problems.append(f"{path}: --quiet without -q")
+        for name in opts:
+            if "colour" in name or "neighbour" in name:
+                problems.append(f"{path}: {name} is not the US spelling")
+    assert not problems, "\n".join(problems)
+
+
+def click_int():
+    import click
+
+    return click.INT
+
+
+def test_dataset_commands_list_datasets_not_commands():
+    for group in ("train", "lr-find", "compare"):
+        result = invoke(group, "--help")
+        assert result.exit_code == 0
+        assert "Datasets:" in result.output and "Commands:" not in result.output, group
+        assert "synthetic-collab" in result.output
+
+
+def test_train_dataset_help_is_grouped_with_examples():
+    result = invoke("train", "synthetic-collab", "--help")
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for heading in ("Data:", "Model:", "Optimisation:", "Output:", "Examples:"):
+        assert heading in text, heading
+    assert text.index("--split") < text.index("Model:") < text.index("--n-factors") < text.index("Optimisation:")
+    assert "embedlab train synthetic-collab --out" in text
+
+
+def test_compare_runs_report_refuses_a_users_file_and_force_replaces_it(tmp_path):
+    runs = []
+    for seed in (1, 2):
+        result = invoke("train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "800",
+                        "--seed", seed, "--out", tmp_path / f"r{seed}", *FAST)
+        assert result.exit_code == 0, result.output + result.stderr
+        runs.append(tmp_path / f"r{seed}")
+    mine = tmp_path / "mine.html"
+    mine.write_text("<p>my notes</p>")
+    result = invoke("compare", "--runs", *runs, "--report", mine)
+    assert result.exit_code != 0 and "--force" in result.stderr
+    assert mine.read_text() == "<p>my notes</p>"
+    result = invoke("compare", "--runs", *runs, "-r", mine, "--force")
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "embedlab" in mine.read_text()
+
+
+def test_old_spellings_still_work_with_one_warning(tmp_path):
+    import importlib
+    import warnings
+
+    from embedlab.deprecations import EmbedlabDeprecationWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        old = importlib.import_module("embedlab.toolkit.neighbours")
+    from embedlab.toolkit import neighbors
+
+    assert old is neighbors
+    assert any(issubclass(w.category, EmbedlabDeprecationWarning) and "toolkit.neighbors" in str(w.message)
+               for w in caught)
