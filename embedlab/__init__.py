@@ -89,6 +89,7 @@ from embedlab.deprecations import EmbedlabDeprecationWarning  # noqa: E402
 from embedlab.trainers.base import EncodedRows, Prepared, Trainer, run_meta, torch_threads  # noqa: E402
 
 from embedlab.toolkit.neighbors import run_neighbors as _run_neighbors  # noqa: E402
+from embedlab import report  # noqa: E402  (callable: embedlab.report(results, path) writes the HTML report)
 
 #: ``run.neighbors("star wars", k=10)``: defined with the computation in embedlab.toolkit.neighbors
 #: (run.py sits below the toolkit and cannot import it) and attached here, where the package loads
@@ -136,7 +137,7 @@ __all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Data
            "Analysis", "AnalysisOption", "AnalysisResult", "RUN_LEVEL", "SkipTable", "Trainer", "Prepared",
            "EncodedRows", "run_meta", "torch_threads", "EmbedlabError", "UsageError", "DataError",
            "RunFormatError", "TrainingDiverged", "EmbedlabDeprecationWarning", "train", "analyze",
-           "load_dataset", "lr_find", "learner", "compare", "from_vectors"]
+           "load_dataset", "lr_find", "learner", "compare", "from_vectors", "report"]
 
 
 def from_vectors(vectors, keys=None, labels=None, metadata=None, bias=None, table: str = "item") -> Run:
@@ -252,4 +253,6 @@ def analyze(run, names=None, options=None, progress: bool | None = None):
 
     if not isinstance(run, Run):
         run = load_run(run)
-    return ResultList(run_analyses(run, names, options or {}, progress=progress))
+    results = ResultList(run_analyses(run, names, options or {}, progress=progress))
+    results._embedlab_run = run  # embedlab.report(results, path) puts the run's explorer in the report
+    return results

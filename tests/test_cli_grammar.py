@@ -178,3 +178,47 @@ def test_old_spellings_still_work_with_one_warning(tmp_path):
     assert old is neighbors
     assert any(issubclass(w.category, EmbedlabDeprecationWarning) and "toolkit.neighbors" in str(w.message)
                for w in caught)
+
+
+# ---------------------------------------------------------------- Python: the report, predict's keys
+
+def test_embedlab_report_writes_the_html_report_under_the_write_rule(tmp_path):
+    import embedlab
+    from embedlab.errors import UsageError
+
+    run = embedlab.train("synthetic-collab", users=40, items=30, ratings=800, epochs=1, n_factors=4, bs=8,
+                         schedule="constant", progress=False)
+    results = embedlab.analyze(run, ["bias-ranking"], progress=False)
+    path = embedlab.report(results, tmp_path / "r.html")
+    text = path.read_text()
+    assert path == tmp_path / "r.html" and "<html" in text.lower() and "bias" in text.lower()
+    assert "Explore" in text  # the run's explorer: embedlab.analyze recorded the run on its results
+    embedlab.report(results, path)  # a report embedlab wrote may be replaced
+    mine = tmp_path / "mine.html"
+    mine.write_text("<p>mine</p>")
+    with pytest.raises(UsageError, match="force"):
+        embedlab.report(results, mine)
+    assert mine.read_text() == "<p>mine</p>"
+    embedlab.report(list(results), mine, run=run, force=True)
+    assert "bias" in mine.read_text().lower()
+
+
+def test_predict_on_a_table_run_without_an_id_writes_its_key_columns(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    n = 400
+    frame = pd.DataFrame({"store": rng.integers(1, 9, n), "date": pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
+                          "promo": rng.integers(0, 2, n)})
+    frame["sales"] = 10 + frame["store"] + 3 * frame["promo"] + rng.normal(0, 1, n)
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    frame.drop(columns="sales").head(20).to_csv(tmp_path / "new.csv", index=False)
+    result = invoke("train", "table-csv", "--file", tmp_path / "train.csv", "--target", "sales", "--cat", "store,promo",
+                    "--date", "date", "--epochs", "1", "--bs", "32", "-q", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    result = invoke("predict", tmp_path / "run", "--file", tmp_path / "new.csv", "--out", tmp_path / "p.csv")
+    assert result.exit_code == 0, result.output
+    preds = pd.read_csv(tmp_path / "p.csv")
+    assert list(preds.columns) == ["date", "store", "promo", "sales"] and len(preds) == 20
+    assert preds["store"].tolist() == frame["store"].head(20).tolist()

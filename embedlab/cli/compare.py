@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from embedlab.cli.common import FORCE_OPTION, JSON_OPTION, DatasetGroup, emit_json, load_for_command, merge_params, stderr
+from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
+from embedlab.cli.grammar import FORCE_OPTION, JSON_OPTION, emit_json
 from embedlab.engines.compare import (DEFAULT_OPTS, EXTRA_LISTED, FIT_LISTED, Outcome, check_metric,  # noqa: F401
                                       check_outputs, compare, final_table, parse_list, plan, plan_comparison,
                                       run_comparison, summarize, title_for, varied_and_held)

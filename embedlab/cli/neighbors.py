@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from embedlab.cli.common import with_old_name
+from embedlab.cli.grammar import with_old_name
 from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, METRICS, neighbors as neighbors_of
 
 

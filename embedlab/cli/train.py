@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from embedlab.cli.common import (JSON_OPTION, DatasetGroup, GroupedCommand, emit_json, load_for_command,
-                                 merge_params, option_sections, stderr)
+from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
+from embedlab.cli.grammar import JSON_OPTION, GroupedCommand, emit_json, option_sections
 from embedlab.errors import EmbedlabError, UsageError
 from embedlab.io.progress import quiet as global_quiet
 from embedlab.registry import DatasetEntry, TrainerEntry

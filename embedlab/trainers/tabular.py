@@ -543,7 +543,7 @@ class TabularTrainer:
         """Predictions for a frame (or a Dataset's ``test`` rows) from a saved tabular run.
 
         Returns a frame with the id column (when the run's dataset names one and the frame has
-        it) and the target column: on the original scale (``exp`` undone for log targets), 0
+        it; else the key columns, :func:`prediction_keys`) and the target column: on the original scale (``exp`` undone for log targets), 0
         where the ``mask`` column (e.g. Rossmann's ``Open``) is 0, the predicted class for
         classification plus one ``prob_<class>`` column per class.
         """
@@ -563,6 +563,9 @@ class TabularTrainer:
         id_col = info.get("id")
         if id_col and id_col in frame.columns:
             out[id_col] = frame[id_col].to_numpy()
+        else:  # no id: the columns that say which row each prediction is (its date, its entities)
+            for col in prediction_keys(run, info, frame):
+                out[col] = frame[col].to_numpy()
         target = info["target"]
         if info["task"] == "classify":
             probs = torch.softmax(pred.double(), 1).numpy() if len(frame) else np.zeros((0, len(info["classes"])))
@@ -581,6 +584,15 @@ class TabularTrainer:
         if id_col and id_col in out.columns:
             out = out.sort_values(id_col, kind="stable")
         return out.reset_index(drop=True)
+
+
+def prediction_keys(run: Run, info: dict, frame: pd.DataFrame) -> list[str]:
+    """The key columns written beside a prediction when the run's dataset names no id column:
+    its date column, then the columns of its embedding tables (the entities a row is about), as
+    far as ``frame`` holds them; never the target."""
+    names = [info.get("date")] + list(run.tables)
+    keys = [c for c in dict.fromkeys(n for n in names if n) if c in frame.columns and c != info.get("target")]
+    return keys
 
 
 @hookimpl

@@ -1,0 +1,118 @@
+"""The one CLI grammar's shared pieces (docs/architecture.md, "CLI grammar"; checked over every
+command by tests/test_cli_grammar.py): ``--force`` and ``--json`` as every command declares them,
+JSON output, old option spellings kept as warning aliases, and the grouped ``train DATASET --help``."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from embedlab.registry import DatasetEntry, TrainerEntry
+
+
+#: the words of every command's ``--force`` (the grammar: docs/architecture.md, "CLI grammar")
+FORCE_HELP = ("Let the outputs replace files or folders embedlab did not write (without it they are "
+              "refused: embedlab writes only new paths or what it recognisably wrote itself).")
+
+
+def FORCE_OPTION() -> click.Option:  # noqa: N802 - reads as the option it makes
+    """``--force`` as every command that writes declares it."""
+    return click.Option(["--force"], is_flag=True, help=FORCE_HELP)
+
+
+def with_old_name(option: click.Option, old: str) -> list[click.Option]:
+    """``option`` and a hidden alias ``old`` (its spelling before the one grammar): the alias
+    sets the same value with a one-line deprecation warning (deprecations.RENAMED_OPTION)."""
+    key = f"embedlab.renamed.{option.name}"
+    new = max(option.opts, key=len)
+
+    def old_given(ctx: click.Context, _param, value):
+        if value is not None and value not in ((), False):
+            from embedlab.deprecations import RENAMED_OPTION
+
+            RENAMED_OPTION.warn(command=ctx.command_path, old=old, new=new)
+            ctx.meta[key] = value
+
+    def resolve(ctx: click.Context, param, value, _own=option.callback):
+        if key in ctx.meta and ctx.get_parameter_source(param.name) in (None, click.core.ParameterSource.DEFAULT):
+            value = ctx.meta[key]
+        return _own(ctx, param, value) if _own else value
+
+    option.callback = resolve
+    alias = click.Option([old], type=option.type, is_flag=option.is_flag, multiple=option.multiple,
+                         hidden=True, expose_value=False, callback=old_given)
+    return [option, alias]
+
+
+def JSON_OPTION() -> click.Option:  # noqa: N802 - reads as the option it makes
+    """``--json`` as every command whose output is data declares it."""
+    return click.Option(["--json", "as_json"], is_flag=True,
+                        help="Print the result as JSON on stdout (the human lines go to stderr).")
+
+
+def emit_json(payload: Any, as_json: bool, command: str) -> None:
+    """A command's data on stdout as JSON with ``--json``. Without it nothing goes to a terminal
+    (the human lines are on stderr); a script reading stdout (not a terminal) still gets the JSON
+    line that train, lr-find and compare always printed, with a one-line deprecation warning."""
+    from embedlab.io.strictjson import dumps
+
+    if not as_json:
+        import sys
+
+        if sys.stdout.isatty():
+            return
+        from embedlab.deprecations import JSON_WITHOUT_FLAG
+
+        JSON_WITHOUT_FLAG.warn(command=f"embedlab {command}")
+    click.echo(dumps(payload))
+
+
+#: option names of the distributed section of ``train DATASET --help`` (torchrun)
+DISTRIBUTED_WORDS = ("shard", "ddp", "distributed", "world", "backend", "nproc")
+
+
+class GroupedCommand(click.Command):
+    """A dataset command whose ``--help`` lists its options in sections (data / model /
+    optimisation / distributed / output) and ends with examples: ``sections`` maps a title to
+    the parameter names it holds, in order; options in no section go under "Other"."""
+
+    def __init__(self, *args, sections: dict[str, set[str]], examples: list[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.sections = sections
+        self.examples = list(examples)
+
+    def format_options(self, ctx, formatter):
+        records: dict[str, list] = {title: [] for title in [*self.sections, "Other"]}
+        for param in self.get_params(ctx):
+            rec = param.get_help_record(ctx)
+            if rec is None:
+                continue
+            title = next((t for t, names in self.sections.items() if param.name in names), "Other")
+            records[title].append(rec)
+        for title, recs in records.items():
+            if recs:
+                with formatter.section(title):
+                    formatter.write_dl(recs)
+
+    def format_epilog(self, ctx, formatter):
+        if self.examples:
+            with formatter.section("Examples"):
+                for line in self.examples:
+                    formatter.write_text(line)
+        super().format_epilog(ctx, formatter)
+
+
+def option_sections(entry: DatasetEntry, trainer: TrainerEntry, output: list[click.Parameter]) -> dict[str, set[str]]:
+    """``train DATASET --help``'s sections: the dataset's options (data), the trainer's fit options
+    (optimisation: embedlab.training.fitconfig.fit_options), torchrun's (distributed), the rest of
+    the trainer's (model), the command's own (output)."""
+    from embedlab.training.fitconfig import fit_options
+
+    fit = {o.name for o in fit_options()} | {"sparse", "lr", "wd", "init_from"}
+    trainer_names = [o.name for o in trainer.options] + ["trainer"]
+    dist = {n for n in trainer_names if any(w in n for w in DISTRIBUTED_WORDS)}
+    return {"Data": {o.name for o in entry.options},
+            "Model": {n for n in trainer_names if n not in fit and n not in dist},
+            "Optimisation": {n for n in trainer_names if n in fit and n not in dist},
+            "Distributed": dist,
+            "Output": {p.name for p in output} | {"help"}}
