@@ -159,9 +159,20 @@ def test_compare_runs_report_refuses_a_users_file_and_force_replaces_it(tmp_path
     result = invoke("compare", "--runs", *runs, "--report", mine)
     assert result.exit_code != 0 and "--force" in result.stderr
     assert mine.read_text() == "<p>my notes</p>"
-    result = invoke("compare", "--runs", *runs, "-r", mine, "--force")
+    result = invoke("compare", "--runs", *runs, "-r", mine, "--force", "--json")
     assert result.exit_code == 0, result.output + result.stderr
     assert "embedlab" in mine.read_text()
+    payload = json.loads(result.stdout)
+    assert payload["varied"] == [] and "nothing but the seed" in payload["summary"]  # replicates: pooled
+    # another split (and so other rows): listed as differences, never pooled as a seed spread
+    result = invoke("train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "800",
+                    "--seed", 3, "--valid-pct", "0.2", "--out", tmp_path / "r3", *FAST)
+    assert result.exit_code == 0, result.output + result.stderr
+    result = invoke("compare", "--runs", runs[0], tmp_path / "r3", "--json")
+    assert result.exit_code == 0, result.output + result.stderr
+    payload = json.loads(result.stdout)
+    assert {"split", "rows"} <= set(payload["varied"]) and "nothing but the seed" not in payload["summary"]
+    assert "720/80" in payload["summary"] and "640/160" in payload["summary"]
 
 
 def test_old_spellings_still_work_with_one_warning(tmp_path):
@@ -222,3 +233,17 @@ def test_predict_on_a_table_run_without_an_id_writes_its_key_columns(tmp_path):
     preds = pd.read_csv(tmp_path / "p.csv")
     assert list(preds.columns) == ["date", "store", "promo", "sales"] and len(preds) == 20
     assert preds["store"].tolist() == frame["store"].head(20).tolist()
+
+
+# ---------------------------------------------------------------- no silent waits
+
+def test_slow_commands_say_something_at_once_when_a_person_watches():
+    from embedlab.cli import startup_status
+
+    line = startup_status(["train", "movielens-100k", "--out", "r"], watched=True)
+    assert line and line.startswith("embedlab train: starting")
+    assert startup_status(["--debug", "neighbors", "r", "star wars"], watched=True).startswith("embedlab neighbors")
+    assert startup_status(["train", "movielens-100k"], watched=False) is None  # a script: nothing extra
+    assert startup_status(["train", "movielens-100k", "-q"], watched=True) is None
+    assert startup_status(["train", "--help"], watched=True) is None
+    assert startup_status(["datasets", "list"], watched=True) is None  # fast commands answer at once

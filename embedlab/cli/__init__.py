@@ -145,9 +145,30 @@ def make_cli() -> click.Group:
 cli = make_cli()
 
 
+#: commands that load torch, the plugins or a dataset before their first line of their own
+SLOW_COMMANDS = ("train", "lr-find", "compare", "analyze", "neighbors", "predict", "export", "import")
+
+
+def startup_status(argv: list[str], watched: bool) -> str | None:
+    """The line a slow command prints at once, before torch and the plugins load (no silent
+    wait): only when a person watches (io.progress's rule: stderr a terminal, no -q) and not
+    for --help/--version."""
+    words = [a for a in argv if not a.startswith("-")]
+    if not watched or not words or words[0] not in SLOW_COMMANDS:
+        return None
+    if any(a in ("-h", "--help", "--version", "-q", "--quiet") for a in argv):
+        return None
+    return f"embedlab {words[0]}: starting (loading torch and the plugins) ..."
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``embedlab`` console script. An unexpected exception (a bug, here or in a plugin) is
     one line naming it and the way to its traceback; ``--debug`` or ``EMBEDLAB_DEBUG=1`` show it."""
+    from embedlab.io.progress import resolve
+
+    line = startup_status(list(sys.argv[1:] if argv is None else argv), resolve(None))
+    if line:
+        click.echo(line, err=True)
     try:
         cli.main(args=argv, prog_name="embedlab", standalone_mode=True)
     except KeyboardInterrupt:  # pragma: no cover - click handles most; belt and braces

@@ -303,6 +303,29 @@ def check_comparable(labels: Sequence[str], runs: Sequence[Any], metric: str) ->
                          f"means different things and embedlab does not rank them; compare runs of one trainer")
 
 
+#: what a run was trained on and with, beside its config: runs that differ in any of these are
+#: different settings (never pooled as seeds)
+RUN_IDENTITY = ("dataset", "split", "trainer", "rows")
+
+
+def run_setting(run, config: dict[str, Any]) -> dict[str, Any]:
+    """A run's setting for ``compare --runs``: its dataset, split (without its seed), trainer,
+    row counts (training/validation) and config (without the seed). Runs whose settings are
+    equal differ by seed alone."""
+    split = {k: v for k, v in (run.split or {}).items() if k != "seed"}
+    name = split.get("name", "?")
+    same_name_only = {k: v for k, v in split.items() if k != "name"}
+    rows = f"{run.metrics.get('train_rows', '?')}/{run.metrics.get('valid_rows', '?')}"
+    return {"dataset": run.dataset, "split": f"{name} {json.dumps(same_name_only, sort_keys=True, default=str)}"
+            if same_name_only else name, "trainer": run.meta.get("trainer") or run.kind, "rows": rows,
+            **{k: v for k, v in config.items() if k != "seed"}}
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool = True):
     """``compare --runs``: run folders or run groups -> (outcomes, report sections, JSON payload).
 
@@ -323,11 +346,12 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     labels = [lab for lab, _ in found]
     check_comparable(labels, runs, metric)
     configs = [dict(r.config) for r in runs]
-    varied, held = run_differences([{k: v for k, v in c.items() if k != "seed"} for c in configs])
+    settings = [run_setting(r, c) for r, c in zip(runs, configs)]
+    varied, held = run_differences(settings)  # every difference but the seed: data, split, trainer, rows, config
     # runs that differ only in seed form one setting (label: what varies)
     outcomes = []
-    for label, run, cfg in zip(labels, runs, configs):
-        name = " ".join(f"{k}={cfg.get(k)}" for k in varied) if varied else label
+    for label, run, cfg, setting in zip(labels, runs, configs, settings):
+        name = " ".join(f"{k}={_short(setting.get(k))}" for k in varied) if varied else label
         outcomes.append(Outcome(name, cfg, dict(run.metrics), list(run.history),
                                 float(run.metrics.get("train_seconds", float("nan"))), str(run.path), run.seed))
     datasets = {str(r.dataset) for r in runs}
@@ -345,7 +369,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     notes.append("Times are each run's own train_seconds, measured when and where it was trained "
                  "(not side by side).")
     where = f"{len(runs)} existing runs of {', '.join(sorted(datasets))}"
-    words = ", ".join(varied) if varied else "nothing but the seed"
+    words = "; ".join(f"{k} ({', '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
+                      for k in varied) if varied else "nothing but the seed"
     held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
     trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
     results = build_results(outcomes, metric, where, {"runs": trainers, **held},
@@ -364,6 +389,7 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     payload = {"runs": [{"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c,
                          "metrics": r.metrics}
                         for lab, r, c in zip(labels, runs, configs)],
-               "varied": varied, "metric": metric, "summary": results[0].summary, "notes": notes,
+               "varied": varied, "differences": {k: [st.get(k) for st in settings] for k in varied},
+               "metric": metric, "summary": results[0].summary, "notes": notes,
                "stability": [t.record() for t in tables]}
     return outcomes, results, payload
