@@ -247,3 +247,16 @@ def test_slow_commands_say_something_at_once_when_a_person_watches():
     assert startup_status(["train", "movielens-100k", "-q"], watched=True) is None
     assert startup_status(["train", "--help"], watched=True) is None
     assert startup_status(["datasets", "list"], watched=True) is None  # fast commands answer at once
+
+
+def test_status_lines_follow_the_progress_rule(capsys):
+    from embedlab.io import progress
+
+    progress.status("writing x ...", enabled=True)
+    progress.status("never shown", enabled=False)
+    progress.set_quiet(True)
+    try:
+        progress.status("quiet", enabled=True)
+    finally:
+        progress.set_quiet(False)
+    assert capsys.readouterr().err == "writing x ...\n"

@@ -166,7 +166,9 @@ def _compare_runs_callback(runs, metric: str, report: Path | None, force: bool =
     from embedlab.engines.compare_results import compare_runs
 
     check_outputs(report, None, [], [], force=force)
-    outcomes, results, payload = compare_runs(list(runs), metric, render=report is not None)
+    from embedlab.io.progress import status
+
+    outcomes, results, payload = compare_runs(list(runs), metric, render=report is not None, echo=status)
     check_metric(outcomes, metric)
     _print_table(final_table(outcomes, metric), metric)
     stderr(payload["summary"])

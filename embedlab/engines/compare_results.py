@@ -326,13 +326,14 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool = True):
+def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool = True, echo=None):
     """``compare --runs``: run folders or run groups -> (outcomes, report sections, JSON payload).
 
     Each run is one outcome, labelled with its folder; runs of one run group with the same
     settings (seeds of one configuration) are one setting. The verdict says which settings
     differ between the runs and whether they were validated on the same rows; the alignment
-    of their tables (Procrustes, neighbour overlap) follows.
+    of their tables (Procrustes, neighbour overlap) follows. ``echo`` receives one line per
+    step (loading, aligning; the CLI's stderr).
     """
     from embedlab.errors import UsageError
     from embedlab.run import load_run
@@ -342,6 +343,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     found = expand_runs(paths)
     if len(found) < 2:
         raise UsageError("--runs: give at least two runs (or a run group) to compare")
+    echo = echo or (lambda _line: None)
+    echo(f"loading {len(found)} runs ...")
     runs = [load_run(p) for _, p in found]
     labels = [lab for lab, _ in found]
     check_comparable(labels, runs, metric)
@@ -383,6 +386,7 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
             f"(sd over seeds; range {min(vals):.4f}-{max(vals):.4f}): a difference between settings smaller "
             f"than this spread is not the settings' doing. Held fixed: {describe_held(held_words) or 'everything'}.")
     results[0].summary = results[0].summary + " " + " ".join(notes)
+    echo(f"aligning their tables (Procrustes, neighbor overlap over {len(runs) * (len(runs) - 1) // 2} pairs) ...")
     tables = run_table_stability(runs, labels)
     align = stability_results(labels, runs, tables, [], render=render)[1:]  # the per-table sections
     results[1:1] = align

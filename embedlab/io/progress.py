@@ -246,6 +246,14 @@ class _Tqdm(_Null):
 _Notebook = _NotebookBar  # what progress_bar builds in a notebook (tests give it a fake display)
 
 
+def status(line: str, enabled: bool | None = None) -> None:
+    """One status line on stderr before a wait without a bar of its own (writing a report,
+    a step of ``compare --runs``), under the same rule as the bars (``None``: when a person
+    watches; ``-q``: never)."""
+    if resolve(enabled):
+        print(line, file=sys.stderr, flush=True)
+
+
 def progress_bar(enabled: bool | None = True):
     """A context manager with ``add_task(description, total, info)``, ``update(task, advance=,
     completed=, info=)`` and ``print(line)``: rich in a terminal, an in-place display in a notebook, a silent

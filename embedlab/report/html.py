@@ -389,8 +389,11 @@ def write_report(path: str | Path, run: Run | None, results: Iterable[AnalysisRe
                  title: str | None = None, force: bool = False) -> Path:
     """Write the report atomically, under the write rule (new, or a report embedlab wrote, or
     ``force``: :mod:`embedlab.io.ownership`); returns its path."""
-    from embedlab.io.ownership import write_owned_html
+    from embedlab.io.ownership import check_file, write_owned_html
+    from embedlab.io.progress import status
 
+    check_file(path, force=force, option="--report", html=True)  # before seconds of rendering, not after
+    status(f"writing the report {path} (rendering the figures) ...")
     return write_owned_html(path, render_html(run, results, title), force=force, option="--report")
 
 
