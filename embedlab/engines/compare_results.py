@@ -372,8 +372,8 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     notes.append("Times are each run's own train_seconds, measured when and where it was trained "
                  "(not side by side).")
     where = f"{len(runs)} existing runs of {', '.join(sorted(datasets))}"
-    words = "; ".join(f"{k} ({', '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
-                      for k in varied) if varied else "nothing but the seed"
+    words = ", ".join(f"{k} ({' / '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
+                      if k in RUN_IDENTITY else k for k in varied) if varied else "nothing but the seed"
     held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
     trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
     results = build_results(outcomes, metric, where, {"runs": trainers, **held},
