@@ -41,13 +41,13 @@ class Source:
 
 
 def local_ml100k(root: str | os.PathLike | None) -> Path | None:
-    """The MovieLens 100K folder under ``root`` (``root`` itself or ``root/ml-100k``), or None."""
+    """The MovieLens 100K folder under ``root`` (``root`` itself or ``root/ml-100k``), or None:
+    the rule every command with ``--data-dir`` follows (embedlab.data.locate_data_dir)."""
+    from embedlab.data import locate_data_dir
+
     if not root:
         return None
-    for folder in (Path(root) / "ml-100k", Path(root)):
-        if all((folder / name).is_file() for name in ML100K_FILES):
-            return folder
-    return None
+    return locate_data_dir(None, "ml-100k", ML100K_FILES, env={"EMBEDLAB_DATA_DIR": str(root)})
 
 
 def _ml100k_source(folder: Path, how: str) -> Source:
