@@ -363,7 +363,7 @@ def plugin_venv(tmp_path_factory, embedlab_wheel) -> Path:
 
     dist = tmp_path_factory.mktemp("plugin-dist")
     wheels = []
-    for name in ("embedlab-kmeans-genres", "embedlab-shop"):
+    for name in ("embedlab-kmeans-genres", "embedlab-shop", "embedlab-dotmf", "embedlab-drift"):
         src = tmp_path_factory.mktemp("src") / name
         shutil.copytree(THIRD_PARTY / name, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
         wheels.append(build_wheel(src, dist))
@@ -411,9 +411,22 @@ steps = {
     "help": ["analyze", "--help"],
     "bad_split": ["train", "shop-ratings", "--file", work / "orders.csv", "--split", "weekly", "--out", work / "x"],
 }
+import os
+ml = os.environ.get("EMBEDLAB_DATA_DIR")
+steps["ml_help"] = ["train", "movielens-100k", "--help"]
+if ml and (Path(ml) / "ml-100k" / "u.data").is_file():  # the real data: train it with no --trainer
+    steps["ml_train"] = ["train", "movielens-100k", "--data-dir", Path(ml) / "ml-100k", "--epochs", "1",
+                         "--out", work / "ml", "-q"]
+steps["drift"] = ["analyze", work / "run", work / "run2", "--only", "drift", "--json"]
+from embedlab.testing import same_data_other_seed, synthetic_run
+out["synthetic_trainer"] = synthetic_run(users=30, items=20, ratings=500, epochs=1).meta["trainer"]
 for key, args in steps.items():
+    if key == "drift":
+        same_data_other_seed(work / "run", seed=7, out=work / "run2")
     r = invoke(args, catch_exceptions=True)
     out[key] = {"code": r.exit_code, "stdout": r.stdout, "stderr": r.stderr}
+if "ml_train" in out:
+    out["ml_trainer"] = embedlab.load_run(work / "ml").meta["trainer"]
 print(json.dumps(out))
 '''
 
@@ -430,6 +443,10 @@ def test_worked_third_party_plugins_install_from_wheels_and_work(plugin_venv, tm
     import shutil
 
     shutil.copytree(THIRD_PARTY / "embedlab-kmeans-genres" / "tests", tests)
+    own_tests = {}  # every installed plugin's own tests, each in its own folder and process
+    for name in ("embedlab-dotmf", "embedlab-drift"):
+        own_tests[name] = tmp_path / f"tests-{name}"
+        shutil.copytree(THIRD_PARTY / name / "tests", own_tests[name])
     procs = {
         "plugins": subprocess.Popen([str(plugin_venv / "bin" / "embedlab"), "plugins", "--json"], env=env,
                                     cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
@@ -438,6 +455,10 @@ def test_worked_third_party_plugins_install_from_wheels_and_work(plugin_venv, tm
         "pytest": subprocess.Popen([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
                                     "ignore::DeprecationWarning", str(tests)], env=env, cwd=tmp_path,
                                    text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
+        **{name: subprocess.Popen([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
+                                   "ignore::DeprecationWarning", str(folder)], env=env, cwd=folder, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+           for name, folder in own_tests.items()},
     }
     out = {}
     try:
@@ -455,11 +476,22 @@ def test_worked_third_party_plugins_install_from_wheels_and_work(plugin_venv, tm
         ("embedlab-kmeans-genres", "0.2.0")
     assert listed["shop"]["hooks"] == ["embedlab_register_commands", "embedlab_register_datasets"]
     assert "3 passed" in out["pytest"], out["pytest"]
+    assert "3 passed" in out["embedlab-dotmf"] and "1 passed" in out["embedlab-drift"]
+    assert listed["dotmf"]["hooks"] == ["embedlab_register_trainers"]
 
     got = json.loads(out["driver"].strip().splitlines()[-1])
     assert got["embedlab"].startswith(str(plugin_venv))  # the wheel, not this checkout
-    for key in ("train", "analyze", "top", "help"):
+    for key in ("train", "analyze", "top", "help", "ml_help", "drift"):
         assert got[key]["code"] == 0, (key, got[key])
+    # with a second collab trainer installed, the built-ins keep theirs (no --trainer needed)
+    assert got["synthetic_trainer"] == "collab"
+    ml_help = " ".join(got["ml_help"]["stdout"].split())
+    assert "--n-factors" in ml_help and "(installed: collab, dotmf)" in ml_help and "[default: collab]" in ml_help
+    if "ml_train" in got:
+        assert got["ml_train"]["code"] == 0, got["ml_train"]
+        assert got["ml_trainer"] == "collab"
+    [drift] = json.loads(got["drift"]["stdout"])["several_runs"]
+    assert drift["analysis"] == "drift" and drift["error"] is None
     assert got["bad_split"]["code"] == 2 and "weekly" in got["bad_split"]["stderr"]
     results = {r["table"]: r for r in json.loads(got["analyze"]["stdout"])["results"]}
     assert results["item"]["error"] is None and results["item"]["metrics"]["k"] == 3

@@ -224,6 +224,7 @@ def test_plugins_new_kind_trainer_scaffolds_a_working_trainer_whose_tests_pass(t
     pkg = tmp_path / "embedlab-mf-demo"
     source = (pkg / "embedlab_mf_demo" / "__init__.py").read_text()
     assert 'name = "mf-demo"' in source and "class MfDemoTrainer" in source and "plain-mf" not in source
+    assert '__version__ = "0.1.0"' in source  # setup.cfg's version = attr: embedlab_mf_demo.__version__
     assert "an embedlab trainer plugin" in (pkg / "setup.cfg").read_text()
     assert "--trainer mf-demo" in (pkg / "README.md").read_text() and "--trainer mf-demo" in done.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("EMBEDLAB_LOAD_PLUGINS", "EMBEDLAB_DEBUG")}

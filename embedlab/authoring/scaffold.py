@@ -73,8 +73,9 @@ def trainer_source(name: str, class_name: str) -> str:
 
     body = guide_section("A worked trainer", guide_text())
     code = re.findall(r"^```python\n(.*?)^```", body, flags=re.S | re.M)[0]
-    return code.replace('"plain-mf"', repr(name).replace("'", '"')).replace("PlainMF", class_name) \
+    code = code.replace('"plain-mf"', repr(name).replace("'", '"')).replace("PlainMF", class_name) \
         .replace("plain-mf:", f"{name}:", 1)
+    return code + '\n__version__ = "0.1.0"  # setup.cfg reads it (version = attr: ...)\n'
 
 
 def _templates(kind: str = "plugin"):
