@@ -260,3 +260,16 @@ def test_status_lines_follow_the_progress_rule(capsys):
     finally:
         progress.set_quiet(False)
     assert capsys.readouterr().err == "writing x ...\n"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_group_reports_each_members_epochs_as_they_happen(tmp_path, workers):
+    from embedlab.engines.runs import train_replicates
+
+    seen = []
+    values = {"users": 30, "items": 20, "ratings": 400, "epochs": 2, "n_factors": 4, "bs": 8,
+              "schedule": "constant"}
+    done = train_replicates("synthetic-collab", values, [1, 2], tmp_path / "g", workers=workers,
+                            on_epoch=lambda seed, epoch, total: seen.append((seed, epoch, total)))
+    assert len(done) == 2
+    assert sorted(seen) == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]  # every member's every epoch

@@ -116,8 +116,18 @@ def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds
     force = bool(kwargs.pop("force", False))
     chosen = parse_seeds(seeds)
     values = {k: v for k, v in kwargs.items() if k not in ("seed", "trainer")}
-    done = train_replicates(entry.name, values, chosen, out, trainer=trainer.name, force=force,
-                            echo=stderr)
+    from embedlab.io.progress import progress_bar
+
+    with progress_bar(False if quiet else None) as bar:  # one live bar per member: its epochs
+        tasks: dict[int, int] = {}
+
+        def on_epoch(seed: int, epoch: int, total) -> None:
+            if seed not in tasks:
+                tasks[seed] = bar.add_task(f"seed {seed}", total=total)
+            bar.update(tasks[seed], completed=epoch)
+
+        done = train_replicates(entry.name, values, chosen, out, trainer=trainer.name, force=force,
+                                echo=stderr, on_epoch=on_epoch)
     stderr(f"saved run group {out} ({len(done)} runs)")
     emit_json({"group": str(out), "runs": [
         {"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done]}, as_json, "train")

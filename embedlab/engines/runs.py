@@ -208,9 +208,31 @@ class MemberResult:
     seconds: float
 
 
+#: a worker's queue to the parent: (seed, epoch, epochs) after each epoch of its member
+_EPOCHS_TO_PARENT: Any = None
+
+
 def _train_member(dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str,
-                  threads: int) -> MemberResult:
-    """One replicate, in a worker process: load with this seed, train, save."""
+                  threads: int, on_epoch: Callable[[int, int, Any], None] | None = None) -> MemberResult:
+    """One replicate, in a worker process: load with this seed, train, save; each epoch is
+    reported through ``on_epoch(seed, epoch, epochs)`` (in a worker: to the parent's queue)."""
+    from embedlab.training.learner import listen_to_epochs
+
+    queue, total = _EPOCHS_TO_PARENT, values.get("epochs")
+
+    def listener(row: dict) -> None:
+        item = (seed, int(row.get("epoch", 0)), total)
+        on_epoch(*item) if on_epoch is not None else queue.put(item)
+
+    before = listen_to_epochs(listener if on_epoch is not None or queue is not None else None)
+    try:
+        return _train_one(dataset, trainer, values, seed, out, threads)
+    finally:
+        listen_to_epochs(before)
+
+
+def _train_one(dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str,
+               threads: int) -> MemberResult:
     import torch
 
     from embedlab.registry import get_dataset, trainer_for_dataset
@@ -236,12 +258,15 @@ def available_cores() -> int:
 
 def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int], out: str | Path,
                      trainer: str | None = None, workers: int | None = None,
-                     echo: Callable[[str], None] | None = None, force: bool = False) -> list[MemberResult]:
+                     echo: Callable[[str], None] | None = None, force: bool = False,
+                     on_epoch: Callable[[int, int, Any], None] | None = None) -> list[MemberResult]:
     """Train one run per seed into the group folder ``out`` (see the module docstring).
 
     ``values`` are the command's option values (dataset and trainer options, without the
     seed). ``workers``: parallel processes (default ``min(len(seeds), cores)``); each worker
     uses one torch thread. ``workers=1`` trains in this process, one seed after another.
+    ``on_epoch(seed, epoch, epochs)``: called as each member finishes an epoch (live, from the
+    workers too; the CLI draws one bar per member).
     """
     out = Path(out)
     seeds = parse_seeds(seeds)
@@ -276,12 +301,12 @@ def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int],
             before = torch.get_num_threads()
             try:
                 for seed, path in jobs:
-                    done.append(_train_member(dataset, trainer, values, seed, path, 1))
+                    done.append(_train_member(dataset, trainer, values, seed, path, 1, on_epoch=on_epoch))
                     report(done[-1])
             finally:
                 torch.set_num_threads(before)
         elif jobs:
-            _train_in_pool(jobs, workers, (dataset, trainer, values), done, report)
+            _train_in_pool(jobs, workers, (dataset, trainer, values), done, report, on_epoch)
     except KeyboardInterrupt:
         complete = [member_name(s) for s in seeds if s in {r.seed for r in done}]
         write_group(out, {**group, "complete": complete,
@@ -327,24 +352,42 @@ def _kept_members(out: Path, group: dict[str, Any]) -> list[MemberResult]:
     return kept
 
 
-def _quiet_worker() -> None:
-    """A replicate worker ignores Ctrl-C: the parent stops it (no traceback from each worker)."""
+def _quiet_worker(queue: Any = None) -> None:
+    """A replicate worker ignores Ctrl-C: the parent stops it (no traceback from each worker);
+    ``queue``: where it reports its members' epochs."""
     import signal
 
+    global _EPOCHS_TO_PARENT
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _EPOCHS_TO_PARENT = queue
 
 
-def _train_in_pool(jobs, workers: int, common: tuple, done: list, report) -> None:
+def _train_in_pool(jobs, workers: int, common: tuple, done: list, report, on_epoch=None) -> None:
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    import queue as queues
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_quiet_worker)
+    epochs = ctx.Queue()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_quiet_worker, initargs=(epochs,))
+
+    def drain() -> None:
+        while True:
+            try:
+                seed, epoch, total = epochs.get_nowait()
+            except (queues.Empty, OSError, ValueError):
+                return
+            if on_epoch is not None:
+                on_epoch(seed, epoch, total)
+
     try:
-        futures = [pool.submit(_train_member, *common, seed, path, 1) for seed, path in jobs]
-        for fut in as_completed(futures):
-            done.append(fut.result())
-            report(done[-1])
+        pending = {pool.submit(_train_member, *common, seed, path, 1) for seed, path in jobs}
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            drain()  # each member's epochs, live
+            for fut in finished:
+                done.append(fut.result())
+                report(done[-1])
     except BaseException:
         for proc in list((getattr(pool, "_processes", None) or {}).values()):
             proc.terminate()  # a member being trained is not saved: its folder never appears

@@ -99,6 +99,19 @@ def shuffled_batches(learn: "Learner"):
         yield tuple(t[idx] for t in learn.train_inputs), learn.train_target[idx]
 
 
+
+#: called with every fit's epoch row in this process (a run group's worker reports its
+#: member's epochs to the parent: embedlab.engines.runs); set by :func:`listen_to_epochs`
+_epoch_listener: Callable[[dict], None] | None = None
+
+
+def listen_to_epochs(fn: Callable[[dict], None] | None) -> Callable[[dict], None] | None:
+    """Call ``fn(row)`` after every epoch of every fit in this process (None: stop); returns
+    the listener it replaces."""
+    global _epoch_listener
+    before, _epoch_listener = _epoch_listener, fn
+    return before
+
 class Learner:
     """Trains ``model(*inputs) -> predictions`` against ``target`` with ``loss_fn``.
 
@@ -336,6 +349,7 @@ class Learner:
         own = [Schedule(), Recorder(), Divergence(), Progress(progress)]
         own += [Checkpoint(checkpoint)] if checkpoint is not None else []
         own += [EpochHook(on_epoch)] if on_epoch is not None else []
+        own += [EpochHook(_epoch_listener)] if _epoch_listener is not None else []
         self._fit(config, own + list(cbs))
         return self.result
 
