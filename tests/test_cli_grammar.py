@@ -60,7 +60,7 @@ def test_train_reads_embedlab_data_dir_and_the_parent_folder(ml100k_dir, tmp_pat
 #: options that write a file or folder: a command with one of them has --force
 WRITES = {"--out", "--report", "--plot", "--runs-dir"}
 #: commands whose stdout is data (a table, a run, a ranking): they have --json
-DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "plugins"}
+DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "plugins", "predict"}
 #: the datasets each dataset command is walked for (a built-in collab and tabular one)
 WALKED_DATASETS = ("synthetic-collab", "synthetic-rossmann")
 
@@ -228,8 +228,9 @@ def test_predict_on_a_table_run_without_an_id_writes_its_key_columns(tmp_path):
     result = invoke("train", "table-csv", "--file", tmp_path / "train.csv", "--target", "sales", "--cat", "store,promo",
                     "--date", "date", "--epochs", "1", "--bs", "32", "-q", "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
-    result = invoke("predict", tmp_path / "run", "--file", tmp_path / "new.csv", "--out", tmp_path / "p.csv")
+    result = invoke("predict", tmp_path / "run", "--file", tmp_path / "new.csv", "--out", tmp_path / "p.csv", "--json")
     assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["columns"] == ["date", "store", "promo", "sales"]
     preds = pd.read_csv(tmp_path / "p.csv")
     assert list(preds.columns) == ["date", "store", "promo", "sales"] and len(preds) == 20
     assert preds["store"].tolist() == frame["store"].head(20).tolist()

@@ -25,8 +25,8 @@ def _print_recommendations(recs: pd.DataFrame) -> None:
 @click.command("predict")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Dataset folder (default: the one recorded in the run); its test rows are "
-                   "predicted (Rossmann: Kaggle's test.csv).")
+              help="Dataset folder, or the folder holding it (default: the one recorded in the run, else "
+                   "EMBEDLAB_DATA_DIR); its test rows are predicted (Rossmann: Kaggle's test.csv).")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Predict the rows of this CSV/Parquet file instead (it must hold the model's columns).")
 @click.option("--top", type=click.IntRange(1), default=None,
@@ -41,8 +41,11 @@ def _print_recommendations(recs: pd.DataFrame) -> None:
                    "or one embedlab wrote (listed in its folder's .embedlab-files.json); see --force. "
                    "Required except with --top.")
 @click.option("--force", is_flag=True, help="Let --out replace a file embedlab did not write.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the recommendations (--top), or what was written and its coverage, as JSON on stdout.")
 def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out: Path | None, force: bool = False,
-                    top: int | None = None, users: tuple[str, ...] = (), include_rated: bool = False) -> None:
+                    top: int | None = None, users: tuple[str, ...] = (), include_rated: bool = False,
+                    as_json: bool = False) -> None:
     """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann); for a
     collab run, score the (user, item) pairs of --file, or recommend with --top K --user U."""
     from embedlab.io.exchange import spreadsheet_safe
@@ -56,7 +59,12 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
         if file is not None:
             raise UsageError("give either --file (score pairs) or --top (recommend), not both")
         recs = recommend_run(run_dir, users, top, include_rated, data_dir)
-        _print_recommendations(recs)
+        if as_json:
+            from embedlab.io.strictjson import dumps
+
+            click.echo(dumps({"recommendations": recs.to_dict("records"), "out": None if out is None else str(out)}))
+        else:
+            _print_recommendations(recs)
         for note in recs.attrs.get("notes", []):
             click.echo(f"note: {note}", err=True)
         if out is not None:
@@ -78,3 +86,7 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
     written = cover.get("written", len(preds))
     missing = f" ({len(preds) - written:,} of them without a prediction)" if written < len(preds) else ""
     click.echo(f"wrote {len(preds):,} predictions of the {asked:,} rows asked to {out}{missing}", err=True)
+    if as_json:
+        from embedlab.io.strictjson import dumps
+
+        click.echo(dumps({"out": str(out), "rows": len(preds), "columns": list(preds.columns), "coverage": cover}))
