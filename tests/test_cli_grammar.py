@@ -274,3 +274,16 @@ def test_a_run_group_reports_each_members_epochs_as_they_happen(tmp_path, worker
                             on_epoch=lambda seed, epoch, total: seen.append((seed, epoch, total)))
     assert len(done) == 2
     assert sorted(seen) == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]  # every member's every epoch
+
+
+def test_neighbors_old_metric_option_still_works_with_one_warning(tmp_path):
+    import embedlab
+
+    run = embedlab.train("synthetic-collab", out=tmp_path / "run", users=40, items=30, ratings=800, epochs=1,
+                         n_factors=4, bs=8, schedule="constant", progress=False)
+    key = str(run.tables["item"].keys[0])
+    new = invoke("neighbors", tmp_path / "run", key, "--distance", "euclidean", "--k", "3", "--json")
+    old = invoke("neighbors", tmp_path / "run", key, "--metric", "euclidean", "-k", "3", "--json")
+    assert new.exit_code == 0 and old.exit_code == 0, old.output + old.stderr
+    assert json.loads(old.stdout) == json.loads(new.stdout)
+    assert "Warning:" in old.stderr and "--distance" in old.stderr and "Warning:" not in new.stderr
