@@ -287,3 +287,18 @@ def test_neighbors_old_metric_option_still_works_with_one_warning(tmp_path):
     assert new.exit_code == 0 and old.exit_code == 0, old.output + old.stderr
     assert json.loads(old.stdout) == json.loads(new.stdout)
     assert "Warning:" in old.stderr and "--distance" in old.stderr and "Warning:" not in new.stderr
+
+
+def test_analyzing_several_runs_shows_each_runs_bar_and_the_alignment_step(tmp_path, capsys):
+    import embedlab
+    from embedlab.engines.stability import analyze_runs
+
+    for seed in (1, 2):
+        embedlab.train("synthetic-collab", out=tmp_path / f"r{seed}", users=40, items=30, ratings=800, epochs=1,
+                       n_factors=4, bs=8, schedule="constant", seed=seed, progress=False)
+    capsys.readouterr()
+    analyze_runs([tmp_path / "r1", tmp_path / "r2"], ["bias-ranking"], render=False, progress=True)
+    err = capsys.readouterr().err
+    assert "aligning the runs' tables" in err and "bias-ranking" in err  # the step and each run's bar
+    analyze_runs([tmp_path / "r1", tmp_path / "r2"], ["bias-ranking"], render=False, progress=False)
+    assert capsys.readouterr().err == ""

@@ -129,7 +129,8 @@ def analyze_command() -> click.Command:
         if only is not None and not names:
             raise UsageError("--only needs at least one analysis name")
         if len(run_dirs) > 1 or is_run_group(run_dirs[0]):
-            return _analyze_several(run_dirs, names, analysis_options, report, as_json, strict, force=force)
+            return _analyze_several(run_dirs, names, analysis_options, report, as_json, strict, force=force,
+                                    progress=False if quiet or global_quiet() else None)
         run = load_run(run_dirs[0])
         results = run_analyses(run, names, analysis_options, render=report is not None,
                                progress=False if quiet or global_quiet() else None)
@@ -158,13 +159,14 @@ def analyze_command() -> click.Command:
              "  embedlab analyze runs/a runs/b runs/c --json")
 
 
-def _analyze_several(paths, names, options, report, as_json: bool, strict: bool, force: bool = False) -> None:
+def _analyze_several(paths, names, options, report, as_json: bool, strict: bool, force: bool = False,
+                     progress: bool | None = False) -> None:
     """``analyze RUN RUN ...`` or a run group: the stability block first, then every run."""
     from embedlab.report.html import write_report
     from embedlab.engines.stability import analyze_runs
 
     found = analyze_runs(paths, names, options, render=report is not None,
-                         echo=lambda msg: click.echo(msg, err=True))
+                         echo=lambda msg: click.echo(msg, err=True), progress=progress)
     print_stability(found)
     results = found.report_results()
     if report is not None:

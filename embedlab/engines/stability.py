@@ -454,9 +454,11 @@ class MultiRunAnalysis:
 
 
 def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, options: dict[str, Any] | None = None,
-                 render: bool = True, k: int = NEIGHBOURS, echo=None) -> MultiRunAnalysis:
+                 render: bool = True, k: int = NEIGHBOURS, echo=None,
+                 progress: bool | None = False) -> MultiRunAnalysis:
     """Run the analyses on every run (run folders, run-group folders or Run objects) and
-    measure what holds across them (the module docstring)."""
+    measure what holds across them (the module docstring); ``progress``: each run's bar over
+    its analyses (io.progress's rule), then a status line per step across the runs."""
     from embedlab.errors import UsageError
     from embedlab.run import load_run
     from embedlab.runner import run_analyses
@@ -483,7 +485,11 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     for i, (label, run) in enumerate(zip(labels, runs), 1):
         if echo is not None:
             echo(f"[{i}/{len(runs)}] analysing {label}")
-        per_run.append(run_analyses(run, each, dict(options or {}), render=render) if each != [] else [])
+        per_run.append(run_analyses(run, each, dict(options or {}), render=render, progress=progress)
+                       if each != [] else [])
+    from embedlab.io.progress import status
+
+    status("aligning the runs' tables (Procrustes, neighbor overlap) ...", enabled=progress)
     tables = run_table_stability(runs, labels, k)
     metrics = metric_stability(per_run)
     from embedlab.runner import run_several_analyses
