@@ -206,3 +206,18 @@ def test_a_relative_data_dir_is_read_from_the_repository_root(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "REAL True" in done.stdout and done.stdout.startswith("real data: MovieLens 100K from ")
+
+
+def test_the_committed_outputs_are_what_the_notebook_gives(executed):
+    """docs/lesson5.ipynb is committed with its outputs (made by `make notebook` on ml-100k), so a
+    student sees every result before running it; on the same data, a fresh execution prints the
+    same key figures."""
+    nb, _ = executed
+    committed = nbformat.read(NOTEBOOK, as_version=4)
+    assert stdout(committed, "train"), "the notebook is committed without outputs: run `make notebook`"
+    assert "real data: MovieLens 100K" in stdout(committed, "setup")  # made on the real data
+    if not _real():
+        pytest.skip("the committed figures are ml-100k's; this run has the synthetic stand-in")
+    for name, pattern in [("train", r"validation MSE [0-9.]+"), ("neighbors", r"nearest to .*"),
+                          ("predict", r"RMSE [0-9.]+"), ("nn", r"neural model: valid RMSE [0-9.]+")]:
+        assert re.search(pattern, stdout(committed, name)).group(0) == re.search(pattern, stdout(nb, name)).group(0)

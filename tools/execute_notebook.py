@@ -16,6 +16,23 @@ import nbclient
 import nbformat
 
 
+def bokeh_loader(output) -> bool:
+    """BokehJS itself (sent once per notebook): megabytes that no static viewer runs."""
+    data = output.get("data", {})
+    return "application/javascript" in data or "application/vnd.bokehjs_load.v0+json" in data
+
+
+def static(output):
+    """A Bokeh figure is kept as a line of text in the committed notebook (GitHub and nbviewer
+    do not run BokehJS); printed text, tables and HTML tables stay as they are."""
+    data = output.get("data", {})
+    if any(k.startswith("application/vnd.bokehjs") for k in data) or "embedlab-nb" in str(data.get("text/html", "")) \
+            and "<script" in str(data.get("text/html", "")):
+        output["data"] = {"text/plain": "(an interactive Bokeh figure: run the notebook to see it)"}
+        output.get("metadata", {}).clear()
+    return output
+
+
 def main(path: str) -> None:
     notebook = Path(path).resolve()
     with tempfile.TemporaryDirectory() as tmp:
@@ -34,6 +51,9 @@ def main(path: str) -> None:
         nbclient.NotebookClient(nb, timeout=1200, kernel_name="embedlab-docs",
                                 resources={"metadata": {"path": tmp}}).execute()
         nb.metadata.get("kernelspec", {}).update({"name": "python3", "display_name": "Python 3"})
+        for c in nb.cells:
+            if c.cell_type == "code":
+                c.outputs = [static(o) for o in c.outputs if not bokeh_loader(o)]
         nbformat.write(nb, notebook)
     print(f"wrote {notebook} with its outputs", file=sys.stderr)
 

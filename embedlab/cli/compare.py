@@ -197,6 +197,8 @@ def compare_group() -> click.Group:
                                   "one embedlab wrote; see --force)."),
                 FORCE_OPTION(), JSON_OPTION()],
         help="Compare settings on a dataset, varying exactly what you list and holding everything "
-             "else (weight decay included) fixed: embedlab compare DATASET --opt sgd,adam,adamw "
-             "[--lr 1e-3,5e-3] [--wd 0,0.05] [--schedule one-cycle,constant] [--seeds 1,2,3] "
-             "--report R.html. Or compare runs that exist: embedlab compare --runs A B C.")
+             "else (weight decay included) fixed; or compare runs that exist.\n\n"
+             "\b\nExamples:\n"
+             "  embedlab compare DATASET --opt sgd,adam,adamw --lr 1e-3,5e-3 --report R.html\n"
+             "  embedlab compare DATASET --wd 0,0.05 --schedule one-cycle,constant --seeds 1,2,3\n"
+             "  embedlab compare --runs A B C")
