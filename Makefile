@@ -6,14 +6,22 @@ BIN := $(VENV)/bin
 # a multi-GB CUDA build. setup.cfg itself only asks for torch>=2.2.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: venv demo test lint bench clean
+.PHONY: venv demo test lint bench docs docs-build notebook clean
 
+# The first install says what it is doing, one line a step (pip's own output and setuptools'
+# warnings go to $(VENV)/install.log, which a failure prints).
+PIP_LOGGED = $(BIN)/python -m pip install --progress-bar off
 $(BIN)/embedlab: setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $(BIN)/embedlab
+	@echo "embedlab: creating the virtual environment $(VENV)"
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "embedlab: [1/3] upgrading pip"
+	@$(PIP_LOGGED) --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@echo "embedlab: [2/3] installing PyTorch ($(TORCH_SPEC), the CPU build; about a minute the first time)"
+	@$(PIP_LOGGED) "$(TORCH_SPEC)" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@echo "embedlab: [3/3] installing embedlab and its test tools (numpy, pandas, bokeh, umap-learn, pytest, ...)"
+	@$(PIP_LOGGED) -e ".[test]" >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	@touch $(BIN)/embedlab
+	@echo "embedlab: installed; the log is $(VENV)/install.log"
 
 venv: $(BIN)/embedlab
 
