@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 WALKED = ["getting-started.md"]  # pages whose shell blocks this module runs
-FENCE = re.compile(r"(?P<before>(?:^.*\n){0,2})^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```", re.M | re.S)
+FENCE = re.compile(r"(?P<before>(?:^[^\n]*\n){0,2})^```(?P<lang>[a-z]*)\n(?P<body>.*?)^```", re.M | re.S)
 
 
 def blocks(page: Path):
