@@ -33,7 +33,7 @@ class NeighborsAnalysis(Analysis):
     description = ("Cosine nearest neighbours of a few entities (the most observed, or --entity), and how "
                    "often an entity's neighbours share its category. Candidates are the entities kept by "
                    "--top-n/--min-count. The `embedlab neighbors` command queries any entity.")
-    options = [AnalysisOption("k", int, 10, "Neighbours per entity."),
+    options = [AnalysisOption("k", int, 10, "Neighbors per entity."),
                AnalysisOption("entity", str, None, "Entity (label or key) whose neighbours the report lists; "
                                                    "repeat for several.", multiple=True),
                TOP_N, MIN_COUNT]
