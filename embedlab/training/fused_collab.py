@@ -330,6 +330,8 @@ class FusedCollabStep:
         """Per trained table: (hp array, decoupled?, optimizer state); the trained tables."""
         import torch
 
+        from embedlab.training.optim import adam_state
+
         by_id = {id(t): key for key, t in tables.items()}
         out, trained = {}, set()
         adam = isinstance(opt, _lazy_adam())
@@ -345,10 +347,7 @@ class FusedCollabStep:
                 state = opt.state[p]
                 step_size = 0.0
                 if adam:
-                    if not state:
-                        state["step"] = torch.tensor(0.0)
-                        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    adam_state(state, p)
                     state["step"] += 1
                     t = float(state["step"])
                     step_size = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)

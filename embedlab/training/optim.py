@@ -81,6 +81,16 @@ def _lazy_weight_decay(group: dict, wd: float, decoupled: bool) -> None:
             grad._values().add_(p.index_select(0, rows), alpha=wd)
 
 
+def adam_state(state: dict, p: torch.Tensor) -> dict:
+    """A parameter's Adam state (step, first and second moments), made at its first step: the
+    one layout LazyAdam and the fused collab step share, so either can resume the other's."""
+    if not state:
+        state["step"] = torch.tensor(0.0)
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return state
+
+
 class LazyAdam(torch.optim.Optimizer):
     """torch.optim.SparseAdam's update ("lazy" Adam: the moments and weights of the rows a
     sparse gradient touches, nothing else), written with row gathers and scatters
@@ -116,11 +126,7 @@ class LazyAdam(torch.optim.Optimizer):
                 rows, values = grad._indices()[0], grad._values()
                 if rows.numel() == 0:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = torch.tensor(0.0)
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state = adam_state(self.state[p], p)
                 state["step"] += 1
                 t = float(state["step"])
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
