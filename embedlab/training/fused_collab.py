@@ -328,8 +328,6 @@ class FusedCollabStep:
 
     def _hyperparameters(self, opt, tables) -> tuple[dict[str, tuple], set[str]]:
         """Per trained table: (hp array, decoupled?, optimizer state); the trained tables."""
-        import torch
-
         from embedlab.training.optim import adam_state
 
         by_id = {id(t): key for key, t in tables.items()}
