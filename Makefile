@@ -33,8 +33,8 @@ demo: venv
 test: venv
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
-# ruff's lint rules (pyproject.toml [tool.ruff]); the format check waits for the one `ruff format`
-# of the whole tree (see pyproject.toml)
+# ruff's lint rules (pyproject.toml [tool.ruff]); why the tree is not `ruff format`ted:
+# docs/architecture.md, "Rules that keep it so"
 lint: venv
 	$(BIN)/python -m ruff check .
 
