@@ -424,7 +424,9 @@ def test_table_csv_log_regression_with_last_days_and_entity_meta(table_file, tmp
     assert store.labels[0] == "shop 1" and "region" in store.metadata
     assert run.table("DayOfWeek").attrs["cycle_length"] == 7  # calendar columns are annotated
     preds = TabularTrainer().predict(run, pd.read_csv(table_file).head(50))
-    assert list(preds.columns) == ["Sales"] and (preds["Sales"] > 0).all()
+    # the prediction beside the columns that say which row it is (no --id: the date and entities)
+    assert list(preds.columns)[-1] == "Sales" and {"Date", "Store"} <= set(preds.columns)
+    assert (preds["Sales"] > 0).all() and len(preds) == 50
 
 
 def test_table_csv_classification(table_file, tmp_path):
@@ -438,7 +440,7 @@ def test_table_csv_classification(table_file, tmp_path):
                              ["predict", str(out), "--file", str(table_file), "--out", str(tmp_path / "p.csv")])
     assert res.exit_code == 0, res.output
     p = pd.read_csv(tmp_path / "p.csv")
-    assert list(p.columns) == ["Big", "prob_no", "prob_yes"]
+    assert list(p.columns)[-3:] == ["Big", "prob_no", "prob_yes"] and "Store" in p.columns  # keys first
     assert np.allclose(p["prob_no"] + p["prob_yes"], 1.0)
 
 
@@ -467,3 +469,24 @@ def test_table_csv_usage_errors(table_file, tmp_path):
     pd.DataFrame({"a": [1, 2, 3], "y": [1.0, 0.0, 2.0]}).to_csv(bad, index=False)
     with pytest.raises(DataError, match="positive targets"):
         embedlab.load_dataset("table-csv", file=bad, target="y", cat="a", log_target=True)
+
+
+def test_a_one_row_training_batch_uses_the_running_statistics():
+    """The last batch of an epoch can hold one row (training rows = k * bs + 1): batch norm in
+    training mode has no variance for it, so it normalises with the running statistics (left
+    unchanged) instead of failing; bigger batches are torch's BatchNorm1d exactly."""
+    import torch
+
+    from embedlab.training.models import BatchNorm1d
+
+    torch.manual_seed(0)
+    ours, theirs = BatchNorm1d(3), torch.nn.BatchNorm1d(3)
+    theirs.load_state_dict(ours.state_dict())
+    batch = torch.randn(8, 3)
+    assert torch.equal(ours(batch), theirs(batch))
+    before = ours.running_mean.clone()
+    one = torch.randn(1, 3)
+    out = ours(one)
+    assert torch.equal(ours.running_mean, before)
+    ours.eval()
+    assert torch.allclose(out, ours(one))

@@ -106,6 +106,18 @@ class DotBias(_ByLabel, nn.Module):
 CATEGORICAL_ENCODINGS = ("embedding", "onehot", "onehot-direct")
 
 
+class BatchNorm1d(nn.BatchNorm1d):
+    """torch's BatchNorm1d, except that a training batch of one row (the last batch of an epoch
+    when the training rows are one more than a multiple of ``--bs``) is normalised with the
+    running statistics, left unchanged, instead of failing: one row has no batch variance."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] == 1:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                                            False, 0.0, self.eps)
+        return super().forward(x)
+
+
 class EntityEmbeddingNet(nn.Module):
     """Entity embeddings of categorical variables + an MLP (Guo & Berkhahn 2016; fastai's
     TabularModel): ``forward(cats, conts)`` with ``cats`` LongTensor (n x n_cat; code 0 is the
@@ -167,13 +179,13 @@ class EntityEmbeddingNet(nn.Module):
             self.onehots.extend(nn.Linear(c, s) for c, s in zip(cardinalities, emb_sizes))
         self.emb_drop = nn.Dropout(emb_drop)
         self.n_cont = int(n_cont)
-        self.bn_cont = nn.BatchNorm1d(n_cont) if n_cont and bn_cont else None
+        self.bn_cont = BatchNorm1d(n_cont) if n_cont and bn_cont else None
         cat_width = sum(self.cardinalities) if categorical_encoding == "onehot-direct" else sum(emb_sizes)
         width = cat_width + n_cont
         body: list[nn.Module] = []
         for i, (h, p) in enumerate(zip(layers, [0.0] + ps[:-1])):
             if i > 0 and batchnorm:
-                body.append(nn.BatchNorm1d(width))
+                body.append(BatchNorm1d(width))
             if p:
                 body.append(nn.Dropout(p))
             body += [nn.Linear(width, h), nn.ReLU(inplace=True)]
@@ -181,7 +193,7 @@ class EntityEmbeddingNet(nn.Module):
         self.body = nn.Sequential(*body)
         head: list[nn.Module] = []
         if layers and batchnorm:
-            head.append(nn.BatchNorm1d(width))
+            head.append(BatchNorm1d(width))
         if layers and ps[-1]:
             head.append(nn.Dropout(ps[-1]))
         self.out = nn.Linear(width, n_out)
