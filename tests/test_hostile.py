@@ -829,10 +829,10 @@ def test_an_interrupted_group_is_partial_usable_and_resumed_without_force(tmp_pa
 
     real = runs._train_member
 
-    def member(dataset, trainer, values, seed, out, threads):
+    def member(dataset, trainer, values, seed, out, threads, **kw):
         if seed == 2:
             raise KeyboardInterrupt
-        return real(dataset, trainer, values, seed, out, threads)
+        return real(dataset, trainer, values, seed, out, threads, **kw)
 
     monkeypatch.setattr(runs, "available_cores", lambda: 1)  # in this process, so the patch applies
     monkeypatch.setattr(runs, "_train_member", member)
@@ -861,10 +861,10 @@ def test_a_partial_group_is_analysed_on_its_complete_members_with_a_warning(tmp_
 
     real = runs._train_member
 
-    def member(dataset, trainer, values, seed, out, threads):
+    def member(dataset, trainer, values, seed, out, threads, **kw):
         if seed == 3:
             raise KeyboardInterrupt
-        return real(dataset, trainer, values, seed, out, threads)
+        return real(dataset, trainer, values, seed, out, threads, **kw)
 
     monkeypatch.setattr(runs, "available_cores", lambda: 1)
     monkeypatch.setattr(runs, "_train_member", member)

@@ -258,7 +258,8 @@ class Learner:
         if not isinstance(config, FitConfig):
             config = FitConfig(lr=float(config), wd=0.1 if wd is None else wd, opt="adamw")
         config = config.resolved()
-        return make_optimizer(self.param_groups(config.lr, config.wd), config)
+        return make_optimizer(self.param_groups(config.lr, config.wd), config,
+                              fused=getattr(self.model, "fused_adam", True))
 
     def _batches(self):
         """This epoch's batches (``self.batches``; DistributedLearner splits them across ranks)."""
