@@ -111,7 +111,7 @@ def test_preset_hybrid_and_explicit_options(u1):
     hyb = trainer.resolve_config({"preset": "hybrid"})
     assert hyb["features"] == "side+implicit+day" and hyb["wd"] == 2.0 and hyb["bs"] == 1024
     mine = trainer.resolve_config({"preset": "hybrid", "epochs": 2, "wd": 0.5, "features": "side"})
-    assert (mine["epochs"], mine["wd"], mine["features"], mine["n_factors"], mine["members"]) == (2, 0.5, "side", 64, 2)
+    assert (mine["epochs"], mine["wd"], mine["features"], mine["n_factors"], mine["members"]) == (2, 0.5, "side", 64, 3)
     assert default["init_std"] == 0.01 and default["members"] == 1
     assert trainer.resolve_config({"preset": "hybrid", "opt": "sgd"})["wd"] is None  # sgd: its own default
     run = trainer.train(u1, {**FAST}, progress=False)

@@ -51,7 +51,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {"features": "ids", "n_factors": 100, "reg": 0.05, "epochs": 5, "bs": 256, "init_std": 0.01,
                 "members": 1},
     "hybrid": {"features": "side+implicit+day", "n_factors": 64, "reg": 0.0, "epochs": 7, "bs": 1024,
-               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0, "init_std": 0.05, "members": 2},
+               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0, "init_std": 0.05, "members": 3},
 }
 
 
