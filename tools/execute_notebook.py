@@ -8,6 +8,7 @@ writes (models/, runs) do not land in the checkout.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -41,8 +42,6 @@ def main(path: str) -> None:
         spec.joinpath("kernel.json").write_text(json.dumps({
             "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "embedlab", "language": "python"}))
-        import os
-
         os.environ["JUPYTER_PATH"] = str(Path(tmp) / "jupyter")
         if os.environ.get("EMBEDLAB_DATA_DIR"):  # relative to where make runs: the repository root
             os.environ["EMBEDLAB_DATA_DIR"] = str(Path(os.environ["EMBEDLAB_DATA_DIR"]).resolve())
