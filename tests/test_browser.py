@@ -422,12 +422,16 @@ def test_explorer_state_travels_in_the_url_fragment(tmp_path):
         page.wait_for(lambda: len(page.shown_rows(table)) == 5, what="five neighbours")
         state = parse_qs(page.js("return location.hash.slice(1);"))
         assert state["explorer"] == ["item"] and state["key"] == ["13"] and state["metric"] == ["euclidean"]
+        assert state["color"] == ["mean_rating"] and "colour" not in state  # one spelling (US)
+        assert page.shown_text("explorer-color-item").startswith("Color by")
         link = page.js("return location.href;")
-        page.driver.get("about:blank")
-        page.driver.get(link)
-        page.wait_idle()
         want = list(nearest(items, 12, 5, select_entities(items, 0, DEFAULT_MIN_COUNT).index, "euclidean")["label"])
-        page.wait_for(lambda: page.shown_column(table, 1) == want, what="the reopened view's neighbours")
-        assert "Film number 12 (1962)" in page.shown_text("explorer-status-item")
-        assert page.model_value("explorer-color-item", "value") == "mean_rating"
-        assert "mean_rating" in page.shown_text("explorer-legend-item")
+        # the link, and the same link as pages before the US spelling wrote it (key "colour")
+        for url in (link, link.replace("&color=", "&colour=")):
+            page.driver.get("about:blank")
+            page.driver.get(url)
+            page.wait_idle()
+            page.wait_for(lambda: page.shown_column(table, 1) == want, what="the reopened view's neighbours")
+            assert "Film number 12 (1962)" in page.shown_text("explorer-status-item")
+            assert page.model_value("explorer-color-item", "value") == "mean_rating"
+            assert "mean_rating" in page.shown_text("explorer-legend-item")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
 import numpy as np
@@ -250,52 +251,76 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
     return data, fields, kinds, maps, embedded
 
 
-def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
-    """The explorer of table ``name``: a Bokeh layout (one root model)."""
-    from bokeh.models import (BoxSelectTool, Button, CheckboxGroup, ColumnDataSource, CustomJS,
-                              CustomJSTransform, DataTable, Div, HoverTool, LassoSelectTool, NumberFormatter,
-                              Select, Spinner, StringFormatter, TableColumn, TapTool, TextInput)
-    from bokeh.layouts import column, row
-    from bokeh.palettes import Viridis256
-    from bokeh.plotting import figure
+@dataclass
+class Computed:
+    """What an explorer shows, computed from its table (numbers, no words, no Bokeh models)."""
 
-    t = run.table(name)
-    n = len(t)
-    cand = select_entities(t, 0, None)  # the neighbors command's candidates: every observed entity
+    n: int
+    cand: pd.DataFrame  # the neighbors command's candidates: every observed entity
+    data: dict  # the points source's columns
+    fields: dict[str, str]  # metadata column -> field of the points source (safe names)
+    kinds: dict[str, str]  # colourable column -> "numeric" or "category"
+    maps: dict[str, list[str]]  # map name -> x field, y field, axis labels[, what it leaves out]
+    embedded: list[str]
+    clusters: list[dict]
+    store: dict[str, np.ndarray]  # the vectors, or the precomputed lists
+    precomputed: dict | None
+    cycle: list[int] | None  # calendar tables: the rows in calendar order, closed
+    density: dict | None  # large tables: the density image and the rows drawn as points
+
+
+def compute(t: EmbeddingTable, name: str, results: Iterable[AnalysisResult] = ()) -> Computed:
+    """The numbers of the explorer of ``t``: points, maps, clusters, neighbour store, density."""
+    cand = select_entities(t, 0, None)
     data, fields, kinds, maps, embedded = _points(t, name, cand, results)
-    points = ColumnDataSource(data, name=f"explorer-points-{name}")
-    clusters = map_clusters(t, np.stack([data["x"], data["y"]], axis=1), cand.index, embedded, kinds)
+    xy = np.stack([data["x"], data["y"]], axis=1)
     store, precomputed = _neighbour_store(t)
-    vectors = ColumnDataSource({f: v for f, v in store.items() if not f.endswith("_score")},
-                               name=f"explorer-vectors-{name}")
-    scores = ColumnDataSource({f: v for f, v in store.items() if f.endswith("_score")},  # 1/3 the length
-                              name=f"explorer-scores-{name}")
-
-    noun = plural(name, n)
-    count, target = count_column(t), target_column(t)
-    category = color_column(t)
-    if category and t.metadata[category].nunique() >= len(cand):  # one value per entity (a name): no colour
-        category = None
-    default_colour = category or target or ("bias" if "bias" in fields else None)
-    colour_names = ["none"] + [c for c in [default_colour] + list(fields) if c and c in kinds]
-    colour_names = list(dict.fromkeys(colour_names))
-    cat_fields = [c for c in embedded if kinds.get(c) == "category"]
-    num_fields = [c for c in [target, count, "bias"] + [c for c in embedded if kinds.get(c) == "numeric"]
-                  if c and c in fields]
-    num_fields = list(dict.fromkeys(num_fields))
-    neighbour_extra = [(c, fields[c]) for c in annotation_columns(t) if c in fields]  # as embedlab neighbors
-    selection_cols = ["label", "key"] + (["bias"] if "bias" in fields else []) + embedded
-    selection_pairs = [(c, "label" if c == "label" else "key" if c == "key" else fields[c]) for c in selection_cols]
     cycle = None
     if "cycle_order" in t.metadata:  # calendar tables: join the days in calendar order
         pos = t.metadata["cycle_order"].to_numpy(dtype=float)
         order = [int(i) for i in np.argsort(pos, kind="stable") if np.isfinite(pos[i])]
         cycle = order + order[:1]
-    status_hint = (f"Search, or click a point, to list its nearest {html.escape(noun)}; click a neighbour to "
+    return Computed(len(t), cand, data, fields, kinds, maps, embedded,
+                    map_clusters(t, xy, cand.index, embedded, kinds), store, precomputed, cycle,
+                    _density(t, xy) if len(t) > DENSITY_ABOVE else None)
+
+
+def _density(t: EmbeddingTable, xy: np.ndarray) -> dict:
+    """Level of detail: every entity in a density image (log counts), the most observed as points."""
+    xy = xy.astype(np.float64)
+    ok = np.isfinite(xy).all(1)
+    (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
+    hist, _, _ = np.histogram2d(xy[ok, 1], xy[ok, 0], bins=DENSITY_BINS, range=[[y0, y1], [x0, x1]])
+    counts = np.nan_to_num(np.asarray(t.count, dtype=float)) if t.count is not None else np.zeros(len(t))
+    return {"shade": np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32),
+            "x": float(x0), "y": float(y0), "dw": float(x1 - x0), "dh": float(y1 - y0),
+            "drawn": np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX]).astype(np.int32)}
+
+
+def describe(t: EmbeddingTable, name: str, c: Computed) -> dict:
+    """The explorer's words and settings: the page's configuration (``cfg``, read by the browser
+    code), the default colour, the columns each table lists, the note above the map."""
+    from bokeh.palettes import Viridis256
+
+    n, fields, kinds, embedded = c.n, c.fields, c.kinds, c.embedded
+    noun = plural(name, n)
+    count, target = count_column(t), target_column(t)
+    category = color_column(t)
+    if category and t.metadata[category].nunique() >= len(c.cand):  # one value per entity (a name): no colour
+        category = None
+    default_colour = category or target or ("bias" if "bias" in fields else None)
+    colour_names = list(dict.fromkeys(["none"] + [x for x in [default_colour] + list(fields) if x and x in kinds]))
+    cat_fields = [x for x in embedded if kinds.get(x) == "category"]
+    num_fields = list(dict.fromkeys(x for x in [target, count, "bias"] + [x for x in embedded if kinds.get(x) == "numeric"]
+                                    if x and x in fields))
+    neighbour_extra = [(x, fields[x]) for x in annotation_columns(t) if x in fields]  # as embedlab neighbors
+    selection_cols = ["label", "key"] + (["bias"] if "bias" in fields else []) + embedded
+    selection_pairs = [(x, "label" if x == "label" else "key" if x == "key" else fields[x]) for x in selection_cols]
+    status_hint = (f"Search, or click a point, to list its nearest {html.escape(noun)}; click a neighbor to "
                    f"move to it.")
-    cfg = {"table": name, "dim": t.dim, "k": K, "precomputed": precomputed, "status_hint": status_hint,
-           "fields": fields, "kinds": kinds, "maps": maps,
-           "multi": [c for c in cat_fields if is_multi_valued(t.metadata[c])],
+    cfg = {"table": name, "dim": t.dim, "k": K, "precomputed": c.precomputed, "status_hint": status_hint,
+           "fields": fields, "kinds": kinds, "maps": c.maps,
+           "multi": [x for x in cat_fields if is_multi_valued(t.metadata[x])],
            "palette": PALETTE[:12], "viridis": list(Viridis256), "missing_colour": MISSING,
            "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
            "plot_width": WIDTH, "plot_height": HEIGHT,
@@ -306,195 +331,249 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
            "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
            "neighbour_extra": [(f, f) for _, f in neighbour_extra],
            "selection_fields": [(f, f) for _, f in selection_pairs],
-           "titles": {f: c for c, f in selection_pairs},
-           "summary_numeric": [(c, fields[c]) for c in num_fields[:4]],
-           "summary_categorical": [(c, fields[c]) for c in cat_fields  # not names: one value per entity
-                                   if t.metadata[c].nunique() < len(cand)][:2], "cycle": cycle or []}
+           "titles": {f: x for x, f in selection_pairs},
+           "summary_numeric": [(x, fields[x]) for x in num_fields[:4]],
+           "summary_categorical": [(x, fields[x]) for x in cat_fields  # not names: one value per entity
+                                   if t.metadata[x].nunique() < len(c.cand)][:2], "cycle": c.cycle or []}
+    if c.density is not None:
+        cfg["lod_note"] = (f"all {n:,} {noun} drawn as a density (gray, darker: more); the {len(c.density['drawn']):,} "
+                           f"most observed as points to hover, click and select; search reaches every one")
+    return {"cfg": cfg, "noun": noun, "count": count, "default_colour": default_colour, "colour_names": colour_names,
+            "neighbour_extra": neighbour_extra, "selection_pairs": selection_pairs, "status_hint": status_hint,
+            "header": _header(t, c, cfg, noun, count)}
+
+
+def _header(t: EmbeddingTable, c: Computed, cfg: dict, noun: str, count: str | None) -> str:
+    """The note above the explorer (HTML): what the map and the neighbours are, the clusters."""
+    maps = c.maps
+    note = (f"Map: PCA of the {len(c.cand):,} observed {noun}"
+            + (", others placed by the same components" if len(c.cand) < c.n else "")
+            + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if
+               len(maps) > sum(m.startswith("PCA") for m in maps) else "")
+            + f". Neighbors: cosine or euclidean over the full {t.dim}-dimensional vectors, "
+            + ("computed in your browser" if c.precomputed is None else c.precomputed["note"][1:-1])
+            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + "."
+            + (f" Map: {cfg['lod_note']}." if "lod_note" in cfg else ""))
+    out = f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>'
+    if c.clusters:
+        listed = " · ".join(f"{html.escape(x['label'])} <span style=\"color:#888\">{x['size']:,}</span>"
+                            for x in c.clusters)
+        out += (f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '
+                f'first map, seed 0; the values over-represented in each): {listed}</p>')
+    return out
+
+
+def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
+    """The explorer of table ``name``: a Bokeh layout (one root model)."""
+    t = run.table(name)
+    c = compute(t, name, results)
+    return assemble(t, name, c, describe(t, name, c))
+
+
+def _numeral(c: Computed, col: str) -> str:
+    """A numeric column's format as fmt_value writes numbers: 11,200 but 1995."""
+    big = np.nanmax(np.abs(np.asarray(c.data[c.fields[col]], dtype=float)), initial=0) >= 10_000
+    return "0,0.[00]" if big else "0.[00]"
+
+
+def _bounds(v) -> tuple[float, float]:
+    """A map axis' explicit range (centring on an entity moves the view)."""
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
+    pad = ((hi - lo) or 1.0) * 0.05
+    return lo - pad, hi + pad
+
+
+def assemble(t: EmbeddingTable, name: str, c: Computed, d: dict):
+    """The Bokeh layout of an explorer from what ``compute`` and ``describe`` made."""
+    from bokeh.layouts import column, row
+    from bokeh.models import Div
+
+    m = _widgets(t, name, c, d)
+    _map_figure(t, name, c, d, m)
+    tables = _tables(name, c, d, m)
+    _wire(m)
+    header = Div(text=d["header"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
+    controls = row(m["search"], m["searchin"], m["map"], m["colour"], m["size"])
+    side = column(m["matches"], row(m["k"], m["metric"], m["mincount"], width=SIDE_WIDTH),
+                  row(m["back"], m["forward"], m["clear"]), m["status"], tables[0], width=SIDE_WIDTH)
+    return column(header, controls, row(m["fig"], m["legend"], side), row(m["summary"], m["isolate"], m["export"]),
+                  tables[1], name=f"explorer-{name}")
+
+
+def _widgets(t: EmbeddingTable, name: str, c: Computed, d: dict) -> dict:
+    """The explorer's models by role: its sources, inputs, buttons and texts (no map yet)."""
+    from bokeh.models import (Button, CheckboxGroup, ColumnDataSource, Div, NumberFormatter, Select, Spinner,
+                              TableColumn, TextInput)
+
+    cfg, count, precomputed = d["cfg"], d["count"], c.precomputed
+    points = ColumnDataSource(c.data, name=f"explorer-points-{name}")
     points.tags = [json.dumps(cfg, allow_nan=False)]  # read once by embedlabExplorer.config
+    m = {"points": points,
+         "vectors": ColumnDataSource({f: v for f, v in c.store.items() if not f.endswith("_score")},
+                                     name=f"explorer-vectors-{name}"),
+         "scores": ColumnDataSource({f: v for f, v in c.store.items() if f.endswith("_score")},  # 1/3 the length
+                                    name=f"explorer-scores-{name}"),
+         "neighbours": ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}"),
+         "selected": ColumnDataSource({x: [] for x, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}"),
+         "highlight": ColumnDataSource({"x": [], "y": [], "role": [], "name_r": [], "name_l": []},
+                                       name=f"explorer-highlight-{name}"),
+         "status": Div(name=f"explorer-status-{name}", width=SIDE_WIDTH, text=d["status_hint"]),
+         "summary": Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 310,
+                        text="Select points with the box or lasso tool to list them here."),
+         "legend": Div(name=f"explorer-legend-{name}", width=LEGEND_WIDTH, height=HEIGHT - 40),
+         "matches": Select(name=f"explorer-matches-{name}", title="Matches", options=[], width=SIDE_WIDTH),
+         "colour": Select(name=f"explorer-color-{name}", title="Color by", value=d["default_colour"] or "none",
+                          options=d["colour_names"], width=170),
+         "size": CheckboxGroup(name=f"explorer-size-{name}", labels=[f"size by {count}" if count else "size by count"],
+                               active=[0] if count else [], disabled=count is None, width=170),
+         "k": Select(name=f"explorer-k-{name}", title="k", value=str(K), width=60,
+                     options=[str(k) for k in K_CHOICES if not precomputed or k <= precomputed["k"]]),
+         "metric": Select(name=f"explorer-metric-{name}", title="distance", value="cosine", options=list(METRICS),
+                          width=95),
+         "mincount": Spinner(name=f"explorer-mincount-{name}", title=f"min {count}" if count else "min count",
+                             value=DEFAULT_MIN_COUNT if count else 0, low=0, step=1, width=80,
+                             disabled=count is None or precomputed is not None),
+         "search": TextInput(name=f"explorer-search-{name}", title=f"Search {d['noun']} (text, or /regex/)",
+                             placeholder="e.g. " + str(t.labels[c.cand.index[0]] if len(c.cand) else ""), width=300),
+         "searchin": Select(name=f"explorer-searchin-{name}", title="in", value=cfg["search_default"],
+                            options=[cfg["search_default"]] + list(c.embedded), width=120),
+         "map": Select(name=f"explorer-map-{name}", title="Map", value=next(iter(c.maps)), options=list(c.maps),
+                       width=150),
+         "back": Button(name=f"explorer-back-{name}", label="◀ back", width=65),
+         "forward": Button(name=f"explorer-forward-{name}", label="forward ▶", width=80),
+         "clear": Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning"),
+         "export": Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170),
+         "isolate": Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120),
+         "scorecol": TableColumn(field="score", title="cosine", width=55, formatter=NumberFormatter(format="0.000"))}
+    return m
 
-    search = TextInput(name=f"explorer-search-{name}", title=f"Search {noun} (text, or /regex/)",
-                       placeholder="e.g. " + str(t.labels[cand.index[0]] if len(cand) else ""), width=300)
-    matches = Select(name=f"explorer-matches-{name}", title="Matches", options=[], width=SIDE_WIDTH)
-    colour = Select(name=f"explorer-color-{name}", title="Colour by", value=default_colour or "none",
-                    options=colour_names, width=170)
-    map_select = Select(name=f"explorer-map-{name}", title="Map", value=next(iter(maps)), options=list(maps),
-                        width=150)
-    size = CheckboxGroup(name=f"explorer-size-{name}", labels=[f"size by {count}" if count else "size by count"],
-                         active=[0] if count else [], disabled=count is None, width=170)
-    legend = Div(name=f"explorer-legend-{name}", width=LEGEND_WIDTH, height=HEIGHT - 40)
-    status = Div(name=f"explorer-status-{name}", width=SIDE_WIDTH, text=status_hint)
-    k_options = [k for k in K_CHOICES if not precomputed or k <= precomputed["k"]]
-    k_select = Select(name=f"explorer-k-{name}", title="k", value=str(K), options=[str(k) for k in k_options],
-                      width=60)
-    metric = Select(name=f"explorer-metric-{name}", title="distance", value="cosine", options=list(METRICS),
-                    width=95)
-    mincount = Spinner(name=f"explorer-mincount-{name}", title=f"min {count}" if count else "min count",
-                       value=DEFAULT_MIN_COUNT if count else 0, low=0, step=1, width=80,
-                       disabled=count is None or precomputed is not None)
-    back = Button(name=f"explorer-back-{name}", label="◀ back", width=65)
-    forward = Button(name=f"explorer-forward-{name}", label="forward ▶", width=80)
-    clear = Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning")
-    export = Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170)
-    isolate = Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120)
-    search_default = "label or key"
-    search_in = Select(name=f"explorer-searchin-{name}", title="in", value=search_default,
-                       options=[search_default] + [c for c in embedded], width=120)
-    summary = Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 310,
-                  text="Select points with the box or lasso tool to list them here.")
-    neighbours = ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}")
-    selected = ColumnDataSource({c: [] for c, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}")
-    score_column = TableColumn(field="score", title="cosine", width=55, formatter=NumberFormatter(format="0.000"))
-    highlight = ColumnDataSource({"x": [], "y": [], "role": [], "name_r": [], "name_l": []}, name=f"explorer-highlight-{name}")
 
-    x_label, y_label = maps[next(iter(maps))][2:]
-    def bounds(v) -> tuple[float, float]:  # explicit ranges: centring on an entity moves the view
-        v = np.asarray(v, dtype=float)
-        v = v[np.isfinite(v)]
-        lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
-        pad = ((hi - lo) or 1.0) * 0.05
-        return lo - pad, hi + pad
+# roles the browser code reaches (``m.<role>`` in explorer_js); buttons are wired, not passed
+_ARGS = ("points", "vectors", "scores", "neighbours", "selected", "highlight", "status", "summary", "legend",
+         "matches", "colour", "size", "fig", "k", "metric", "mincount", "search", "scorecol", "isolate",
+         "searchin", "map", "path", "density", "clusters")
 
+
+def _code(m: dict, body: str) -> str:
+    """A callback's code: the explorer's models by role (``m``), its settings (``cfg``); the
+    library is inlined once per report (report.html)."""
+    names = ", ".join(f"{k}: {k}" for k in _ARGS if k in m)
+    return f"const E = window.embedlabExplorer, m = {{{names}}}, cfg = E.config(m.points);\n{body}"
+
+
+def _args(m: dict) -> dict:
+    return {k: m[k] for k in _ARGS if k in m}
+
+
+def _map_figure(t: EmbeddingTable, name: str, c: Computed, d: dict, m: dict) -> None:
+    """The map (m["fig"]): density layer, points, rings, names, clusters, labels, tools."""
+    from bokeh.models import (BoxSelectTool, CDSView, ColumnDataSource, CustomJSTransform, HoverTool, IndexFilter,
+                              LassoSelectTool, LinearColorMapper, TapTool)
+    from bokeh.plotting import figure
+
+    n, data, points = c.n, c.data, m["points"]
+    x_label, y_label = c.maps[next(iter(c.maps))][2:4]
     fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
-                 x_range=bounds(data["x"]), y_range=bounds(data["y"]),
+                 x_range=_bounds(data["x"]), y_range=_bounds(data["y"]),
                  tools="pan,wheel_zoom,reset,save", x_axis_label=x_label,
-                 y_axis_label=y_label, title=f"{name}: {n:,} {noun}")
-    models = {"points": points, "vectors": vectors, "scores": scores, "neighbours": neighbours, "selected": selected,
-              "highlight": highlight, "status": status, "summary": summary, "legend": legend, "matches": matches,
-              "colour": colour, "size": size, "fig": fig, "k": k_select, "metric": metric, "mincount": mincount,
-              "search": search, "scorecol": score_column, "isolate": isolate, "searchin": search_in,
-              "map": map_select}
-    path = None
-    if cycle:
-        path = ColumnDataSource({"x": data["x"][cycle], "y": data["y"][cycle]}, name=f"explorer-path-{name}")
-        fig.line("x", "y", source=path, color="#999999", line_width=1.5, line_dash="dashed",
+                 y_axis_label=y_label, title=f"{name}: {n:,} {d['noun']}")
+    m["fig"] = fig
+    if c.cycle:
+        m["path"] = ColumnDataSource({"x": data["x"][c.cycle], "y": data["y"][c.cycle]}, name=f"explorer-path-{name}")
+        fig.line("x", "y", source=m["path"], color="#999999", line_width=1.5, line_dash="dashed",
                  legend_label="calendar order")
         fig.add_layout(fig.legend[0], "below")  # outside the data
         fig.legend.orientation = "horizontal"
-        models["path"] = path
-
-    def code(body: str) -> str:  # the library is inlined once per report (report.html)
-        names = ", ".join(f"{k}: {k}" for k in models)
-        return f"const E = window.embedlabExplorer, m = {{{names}}}, cfg = E.config(m.points);\n{body}"
-
-    args = models
-    colour_tf = CustomJSTransform(args=args, v_func=code(JS.COLOUR_TRANSFORM))
-    line_tf = CustomJSTransform(args=args, v_func=code(JS.LINE_TRANSFORM))
-    size_tf = CustomJSTransform(args=args, v_func=code(JS.SIZE_TRANSFORM))
+    if c.clusters:  # the first map's clusters, named on the canvas (text, not HTML); hidden on other maps
+        m["clusters"] = ColumnDataSource({"x": [x["x"] for x in c.clusters], "y": [x["y"] for x in c.clusters],
+                                          "text": [x["label"] for x in c.clusters]}, name=f"explorer-clusters-{name}")
     drawn = {}
-    if n > DENSITY_ABOVE:  # level of detail: every entity in a density image, the most observed as points
-        from bokeh.models import CDSView, IndexFilter
-
-        xy = np.stack([data["x"], data["y"]], axis=1).astype(np.float64)
-        ok = np.isfinite(xy).all(1)
-        (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
-        hist, _, _ = np.histogram2d(xy[ok, 1], xy[ok, 0], bins=DENSITY_BINS, range=[[y0, y1], [x0, x1]])
-        shade = np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32)
-        from bokeh.models import LinearColorMapper
-
+    if c.density is not None:  # level of detail: every entity in a density image, the most observed as points
+        den = c.density
         shades = LinearColorMapper(palette=[f"#{v:02x}{v:02x}{v:02x}" for v in range(230, 60, -3)], low=0.0,
-                                   high=float(np.nanmax(shade)), nan_color="rgba(0, 0, 0, 0)")
-        models["density"] = fig.image(image=[shade], x=float(x0), y=float(y0), dw=float(x1 - x0), dh=float(y1 - y0),
-                                      color_mapper=shades, alpha=0.85, name=f"explorer-density-{name}")
-        counts = np.nan_to_num(np.asarray(t.count, dtype=float)) if t.count is not None else np.zeros(n)
-        top = np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX])
-        drawn = {"view": CDSView(filter=IndexFilter(indices=top.astype(np.int32).tolist()))}
-        cfg["lod_note"] = (f"all {n:,} {noun} drawn as a density (grey, darker: more); the {len(top):,} most "
-                           f"observed as points to hover, click and select; search reaches every one")
-    dots = fig.scatter("x", "y", source=points, **drawn, size={"field": "i", "transform": size_tf},
-                       fill_color={"field": "i", "transform": colour_tf},
-                       line_color={"field": "i", "transform": line_tf}, line_width=0.5,
+                                   high=float(np.nanmax(den["shade"])), nan_color="rgba(0, 0, 0, 0)")
+        m["density"] = fig.image(image=[den["shade"]], x=den["x"], y=den["y"], dw=den["dw"], dh=den["dh"],
+                                 color_mapper=shades, alpha=0.85, name=f"explorer-density-{name}")
+        drawn = {"view": CDSView(filter=IndexFilter(indices=den["drawn"].tolist()))}
+
+    def transform(body: str) -> CustomJSTransform:
+        return CustomJSTransform(args=_args(m), v_func=_code(m, body))
+
+    dots = fig.scatter("x", "y", source=points, **drawn, size={"field": "i", "transform": transform(JS.SIZE_TRANSFORM)},
+                       fill_color={"field": "i", "transform": transform(JS.COLOUR_TRANSFORM)},
+                       line_color={"field": "i", "transform": transform(JS.LINE_TRANSFORM)}, line_width=0.5,
                        fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
                        nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
                        selection_fill_alpha=1.0)
-    fig.scatter("x", "y", source=highlight, size=15, fill_alpha=0, line_width=2,
+    fig.scatter("x", "y", source=m["highlight"], size=15, fill_alpha=0, line_width=2,
                 line_color={"field": "role", "transform": _role_colours()})
-    if clusters:  # the first map's clusters, named on the canvas (text, not HTML); hidden on other maps
-        cluster_src = ColumnDataSource({"x": [c["x"] for c in clusters], "y": [c["y"] for c in clusters],
-                                        "text": [c["label"] for c in clusters]}, name=f"explorer-clusters-{name}")
-        fig.text("x", "y", text="text", source=cluster_src, text_font_size="9pt", text_align="center",
+    if c.clusters:
+        fig.text("x", "y", text="text", source=m["clusters"], text_font_size="9pt", text_align="center",
                  text_baseline="middle", text_color="#444444", text_font_style="italic",
                  background_fill_color="#ffffff", background_fill_alpha=0.55)
-        models["clusters"] = cluster_src
     for field, align, offset in (("name_r", "left", 9), ("name_l", "right", -9)):  # named on the canvas
-        fig.text("x", "y", text=field, source=highlight, text_font_size="9pt", x_offset=offset, text_align=align,
+        fig.text("x", "y", text=field, source=m["highlight"], text_font_size="9pt", x_offset=offset, text_align=align,
                  text_baseline="middle", text_color="#111111", text_font_style="bold",
                  background_fill_color="#ffffff", background_fill_alpha=0.7)
     if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
-        for where, align, offset in (("right", "left", 7), ("left", "right", -7)):
-            fig.text("x", "y", text={"field": "i", "transform": CustomJSTransform(
-                args=args, v_func=code(JS.LABELS_RIGHT if where == "right" else JS.LABELS_LEFT))},
-                source=points, text_font_size="8pt", x_offset=offset, text_align=align,
-                text_baseline="middle", text_color="#333333")
-    def numeral(c: str) -> str:  # as fmt_value writes numbers: 11,200 but 1995
-        big = np.nanmax(np.abs(np.asarray(data[fields[c]], dtype=float)), initial=0) >= 10_000
-        return "0,0.[00]" if big else "0.[00]"
-
+        for body, align, offset in ((JS.LABELS_RIGHT, "left", 7), (JS.LABELS_LEFT, "right", -7)):
+            fig.text("x", "y", text={"field": "i", "transform": transform(body)}, source=points,
+                     text_font_size="8pt", x_offset=offset, text_align=align, text_baseline="middle",
+                     text_color="#333333")
+    fields, kinds = c.fields, c.kinds
     hover_fields = [("label", "@label"), (name, "@key")] + [
-        (c, f"@{{{fields[c]}}}{{{numeral(c)}}}" if kinds.get(c) == "numeric" else f"@{{{fields[c]}}}")
-        for c in (["bias"] if "bias" in fields else []) + embedded[:8]]
+        (x, f"@{{{fields[x]}}}{{{_numeral(c, x)}}}" if kinds.get(x) == "numeric" else f"@{{{fields[x]}}}")
+        for x in (["bias"] if "bias" in fields else []) + c.embedded[:8]]
     fig.add_tools(HoverTool(renderers=[dots], tooltips=hover_fields), TapTool(renderers=[dots]),
                   BoxSelectTool(renderers=[dots]), LassoSelectTool(renderers=[dots]))
     fig.toolbar.autohide = False
 
-    def js(body: str) -> CustomJS:
-        return CustomJS(args=args, code=code(body))
 
-    search.js_on_change("value_input", js(JS.ON_TYPING))
-    search.js_on_change("value", js(JS.ON_SEARCH))
-    matches.js_on_change("value", js(JS.ON_PICK))
-    points.selected.js_on_change("indices", js(JS.ON_SELECT))
-    neighbours.selected.js_on_change("indices", js(JS.ON_NEIGHBOUR_CLICK))
-    back.js_on_click(js(JS.ON_BACK))
-    forward.js_on_click(js(JS.ON_FORWARD))
-    clear.js_on_click(js(JS.ON_CLEAR))
-    export.js_on_click(js(JS.ON_EXPORT))
-    isolate.js_on_click(js(JS.ON_ISOLATE))
-    search_in.js_on_change("value", js(JS.ON_SEARCH_IN))
-    for w in (k_select, metric):
-        w.js_on_change("value", js(JS.ON_SETTINGS))
-    mincount.js_on_change("value", js(JS.ON_SETTINGS))
-    colour.js_on_change("value", js(JS.ON_RESTYLE))
-    size.js_on_change("active", js(JS.ON_RESTYLE))
-    map_select.js_on_change("value", js(JS.ON_MAP))
+def _tables(name: str, c: Computed, d: dict, m: dict):
+    """The neighbour table (beside the map) and the selection table (below it)."""
+    from bokeh.models import DataTable, NumberFormatter, StringFormatter, TableColumn
 
-    def number(c: str) -> NumberFormatter:
-        return NumberFormatter(format=numeral(c))
+    def formatter(col: str):
+        return NumberFormatter(format=_numeral(c, col)) if c.kinds.get(col) == "numeric" else StringFormatter()
 
-    neighbour_table = DataTable(
-        name=f"explorer-neighbours-table-{name}", source=neighbours, width=SIDE_WIDTH, height=300,
+    neighbours = DataTable(
+        name=f"explorer-neighbours-table-{name}", source=m["neighbours"], width=SIDE_WIDTH, height=300,
         index_position=None, reorderable=False, columns=[TableColumn(field="rank", title="#", width=28),
-                                      TableColumn(field="label", title="label", width=230),
-                                      score_column]
-        + [TableColumn(field=f, title=html.escape(c), width=55,
-                       formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
-           for c, f in neighbour_extra])
-    selection_table = DataTable(
-        name=f"explorer-selection-table-{name}", source=selected, width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
+                                                         TableColumn(field="label", title="label", width=230),
+                                                         m["scorecol"]]
+        + [TableColumn(field=f, title=html.escape(x), width=55, formatter=formatter(x)) for x, f in d["neighbour_extra"]])
+    multi = d["cfg"]["multi"]
+    selection = DataTable(
+        name=f"explorer-selection-table-{name}", source=m["selected"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
         height=220, index_position=None, sortable=True, reorderable=False,
-        columns=[TableColumn(field=f, title=html.escape(c), width=260 if c == "label" else 240 if c in cfg["multi"] else 90,
-                             formatter=number(c) if kinds.get(c) == "numeric" else StringFormatter())
-                 for c, f in selection_pairs])
-    note = (f"Map: PCA of the {len(cand):,} observed {noun}" + (", others placed by the same components" if
-                                                                len(cand) < n else "")
-            + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if
-               len(maps) > sum(m.startswith("PCA") for m in maps) else "")
-            + f". Neighbours: cosine or euclidean over the full {t.dim}-dimensional vectors, "
-            + (f"computed in your browser" if precomputed is None else precomputed["note"][1:-1])
-            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + "."
-            + (f" Map: {cfg['lod_note']}." if "lod_note" in cfg else ""))
-    if clusters:
-        listed = " · ".join(f"{html.escape(c['label'])} <span style=\"color:#888\">{c['size']:,}</span>" for c in clusters)
-        note_clusters = (f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '
-                         f'first map, seed 0; the values over-represented in each): {listed}</p>')
-    else:
-        note_clusters = ""
-    header = Div(text=f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>{note_clusters}',
-                 width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
-    controls = row(search, search_in, map_select, colour, size)
-    side = column(matches, row(k_select, metric, mincount, width=SIDE_WIDTH), row(back, forward, clear),
-                  status, neighbour_table, width=SIDE_WIDTH)
-    return column(header, controls, row(fig, legend, side), row(summary, isolate, export), selection_table,
-                  name=f"explorer-{name}")
+        columns=[TableColumn(field=f, title=html.escape(x), width=260 if x == "label" else 240 if x in multi else 90,
+                             formatter=formatter(x)) for x, f in d["selection_pairs"]])
+    return neighbours, selection
+
+
+def _wire(m: dict) -> None:
+    """The browser code called on each change (explorer_js: ``E.on...``)."""
+    from bokeh.models import CustomJS
+
+    def js(body: str) -> CustomJS:
+        return CustomJS(args=_args(m), code=_code(m, body))
+
+    m["search"].js_on_change("value_input", js(JS.ON_TYPING))
+    m["search"].js_on_change("value", js(JS.ON_SEARCH))
+    m["matches"].js_on_change("value", js(JS.ON_PICK))
+    m["points"].selected.js_on_change("indices", js(JS.ON_SELECT))
+    m["neighbours"].selected.js_on_change("indices", js(JS.ON_NEIGHBOUR_CLICK))
+    for role, body in (("back", JS.ON_BACK), ("forward", JS.ON_FORWARD), ("clear", JS.ON_CLEAR),
+                       ("export", JS.ON_EXPORT), ("isolate", JS.ON_ISOLATE)):
+        m[role].js_on_click(js(body))
+    m["searchin"].js_on_change("value", js(JS.ON_SEARCH_IN))
+    for role in ("k", "metric", "mincount"):
+        m[role].js_on_change("value", js(JS.ON_SETTINGS))
+    m["colour"].js_on_change("value", js(JS.ON_RESTYLE))
+    m["size"].js_on_change("active", js(JS.ON_RESTYLE))
+    m["map"].js_on_change("value", js(JS.ON_MAP))
 
 
 def _role_colours():

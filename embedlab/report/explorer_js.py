@@ -494,7 +494,7 @@ saveState(cfg, m);
 function saveState(cfg, m) {
   if (cfg._restoring) return;
   const rows = Array.from(m.points.selected.indices), keys = get(m.points, "key");
-  const state = {explorer: cfg.table, map: m.map.value, colour: m.colour.value, q: m.search.value,
+  const state = {explorer: cfg.table, map: m.map.value, color: m.colour.value, q: m.search.value,
                  k: m.k.value, metric: m.metric.value, min: String(m.mincount.value)};
   if (rows.length === 1) state.key = String(keys[rows[0]]);
   try { history.replaceState(null, "", "#" + new URLSearchParams(state).toString()); } catch (e) { /* file:// */ }
@@ -511,8 +511,9 @@ function restoreState() {
   const cfg = config(points);
   cfg._restoring = true;
   try {
-    for (const [role, key] of [["map", "map"], ["color", "colour"], ["k", "k"], ["metric", "metric"]]) {
-      const w = model(role), v = p.get(key);
+    // "colour": the key's name in links written before the page used one spelling (US)
+    for (const [role, key, old] of [["map", "map"], ["color", "color", "colour"], ["k", "k"], ["metric", "metric"]]) {
+      const w = model(role), v = p.get(key) !== null ? p.get(key) : (old ? p.get(old) : null);
       if (w && v !== null && (w.options || []).some((o) => (Array.isArray(o) ? o[0] : o) === v)) w.value = v;
     }
     const mc = model("mincount"), min = Number(p.get("min"));
