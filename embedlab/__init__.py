@@ -218,39 +218,57 @@ def learner(dataset, trainer: str | None = None, progress: bool | None = None, *
     return LiveLearner(prepared, progress=resolve(progress), name=dataset.name)
 
 
-def compare(dataset, opt=None, lr=None, wd=None, wd_mode=None, metric: str = "valid_loss",
-            trainer: str | None = None, progress: bool | None = None, runs_dir=None, seeds=None, **config):
+def compare(dataset=None, opt=None, lr=None, wd=None, wd_mode=None, metric: str = "valid_loss",
+            trainer: str | None = None, progress: bool | None = None, runs_dir=None, seeds=None, report=None,
+            force: bool = False, runs=None, **config):
     """``embedlab compare``: the same model, split and seed trained once per configuration
     (every ``opt`` x ``lr`` x ``wd`` x ``wd_mode``, and ``schedule``/``bs``/``n_factors`` when
     the trainer takes them; each a list or a comma-separated string; ``seeds`` trains each once
     per seed). Without ``opt``: every optimizer when nothing else varies, else the trainer's.
+    ``runs=[A, B, ...]`` (run folders or run groups) compares runs that exist instead
+    (``compare --runs``); ``report``: also write the standalone HTML report there.
 
     Returns a Comparison: ``.table`` (ranked by ``metric``), ``.summary`` (the verdict),
     ``.outcomes``, ``.best``; it displays the validation curves of every configuration.
     """
-    from embedlab.engines.compare import plan_comparison, run_comparison
+    from embedlab.engines.compare import compare_dataset, compare_existing
     from embedlab.io.progress import resolve
+    from embedlab.registry import get_dataset, trainer_for_dataset
     from embedlab.report.live import Comparison
 
-    dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
-    the_plan = plan_comparison(chosen, config, opt, lr, wd, wd_mode, seeds)
     shown = resolve(progress)
-    done = run_comparison(dataset, chosen, the_plan, metric, progress=shown, runs_dir=runs_dir,
-                          echo=None if shown else (lambda msg: None))
-    setup = {"dataset": dataset.name, "trainer": chosen.name, **{k: v for k, v in config.items() if v is not None},
-             "ranked by": metric}
-    return Comparison(done.outcomes, metric, done.where, done.results(setup), done.table, done.summary,
-                      the_plan.notes)
+    echo = None if shown else (lambda msg: None)
+    if runs is not None:
+        done = compare_existing(runs, metric, report=report, force=force, echo=echo)
+        notes, where = done.record["notes"], f"{len(done.outcomes)} existing runs"
+    else:
+        entry = get_dataset(dataset) if isinstance(dataset, str) else dataset
+        done = compare_dataset(entry, trainer_for_dataset(entry, trainer), config, opt, lr, wd, wd_mode, seeds,
+                               metric, report=report, runs_dir=runs_dir, force=force, progress=shown, echo=echo)
+        notes, where = done.plan.notes, done.where
+    if report is not None:
+        done.write_report(report, force=force)
+    return Comparison(done.outcomes, metric, where, done.results(), done.table, done.summary, notes)
 
 
 def analyze(run, names=None, options=None, progress: bool | None = None):
-    """Run analyses (all that apply when ``names`` is None); returns AnalysisResults, which
-    Jupyter displays inline as a report and which are addressable by analysis and table:
-    ``res["pca", "item"]``, ``res.pca.item``, ``res["pca"]``. ``progress``: a bar over the
-    analyses (None: when a person watches)."""
-    from embedlab.runner import run_analyses
+    """Run analyses (all that apply when ``names`` is None; a list or "a,b"); returns
+    AnalysisResults, which Jupyter displays inline as a report and which are addressable by
+    analysis and table: ``res["pca", "item"]``, ``res.pca.item``, ``res["pca"]``. ``progress``: a
+    bar over the analyses (None: when a person watches). Several runs (a list of runs or
+    folders) or a run group (`train --seeds`' folder) are analysed as ``embedlab analyze A B C``
+    does: every analysis on every run, then what holds across them (a MultiRunAnalysis:
+    ``.stability``, ``.per_run``, ``.report_results()``)."""
+    from embedlab.engines.runs import is_run_group
+    from embedlab.runner import analysis_names, run_analyses
     from embedlab.report.notebook import ResultList
 
+    names = analysis_names(names) if isinstance(names, str) else names
+    if isinstance(run, (list, tuple)) or (not isinstance(run, Run) and is_run_group(run)):
+        from embedlab.engines.stability import analyze_runs
+
+        return analyze_runs(list(run) if isinstance(run, (list, tuple)) else [run], names, options or {},
+                            progress=progress)
     if not isinstance(run, Run):
         run = load_run(run)
     results = ResultList(run_analyses(run, names, options or {}, progress=progress))

@@ -111,6 +111,14 @@ class DatasetEntry:
         return locate_data_dir(given, getattr(self.spec, "data_subdir", None),
                                tuple(getattr(self.spec, "data_files", ()) or ()))
 
+    def info(self) -> dict[str, Any]:
+        """What ``embedlab datasets info`` shows (its ``--json``): name, kind, description, source,
+        canonical splits, whether it downloads, and each loader option's flags and help."""
+        return {"name": self.name, "kind": self.kind, "description": self.description,
+                "source": self.homepage or None, "splits": list(self.splits), "downloadable": self.fetch is not None,
+                "options": [{"name": o.name, "flags": list(o.opts), "help": getattr(o, "help", None) or ""}
+                            for o in self.options]}
+
     def split_options(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``values`` parted into this dataset's loader options and the rest (trainer config)."""
         names = self.option_names
@@ -255,6 +263,14 @@ class AnalysisEntry:
     impl: Any = field(repr=False, compare=False)
     #: it takes several runs (``runs = "several"``) and implements ``run_several(runs, options)``
     several: bool = False
+
+    def help_text(self) -> str:
+        """What ``analyze --help-analysis NAME`` prints: title, description, each option's usage,
+        help and default."""
+        lines = [f"{self.name}: {self.title}", ""] + ([self.description, ""] if self.description else [])
+        lines.append("Options:" if self.options else "Options: none")
+        lines += [f"  {opt.usage}  {opt.help} [default: {opt.default}]" for opt in self.options]
+        return "\n".join(lines)
 
     def run_several(self, runs: Mapping[str, Run], options: Mapping[str, Any]) -> AnalysisResult:
         """Its result over several runs (label -> Run, at least two), table None."""

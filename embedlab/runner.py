@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import click
 
@@ -32,6 +32,17 @@ def resolve_options(analysis: AnalysisEntry, given: dict[str, Any]) -> dict[str,
                 raise UsageError(f"analysis {analysis.name!r}: option {opt.flag}: {exc.message}") from None
         out[opt.name] = value
     return out
+
+
+def analysis_names(names: str | Sequence[str] | None) -> list[str] | None:
+    """``--only``'s value (and ``embedlab.analyze``'s ``names``): "a,b" or a list -> the names;
+    None -> None (every analysis that runs by default); nothing named is an error."""
+    if names is None:
+        return None
+    found = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n and n.strip()]
+    if not found:
+        raise UsageError("--only needs at least one analysis name")
+    return found
 
 
 def select_analyses(names: list[str] | None) -> list[AnalysisEntry]:

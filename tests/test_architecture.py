@@ -300,10 +300,17 @@ def test_no_source_file_is_over_700_lines():
     assert not long, long
 
 
+#: a CLI module's most lines (docs/architecture.md, "cli/")
+CLI_MODULE_LINES = 150
+#: the one module still over it, at most this long: train.py's trainer flags go when the trainers
+#: declare typed options (#22's options part, done beside this limit); remove it then
+CLI_MODULE_WAIVED = {"train.py": 180}
+
+
 def test_cli_modules_are_thin():
     """Engines hold the work (embedlab/engines/); a command module parses flags and calls them."""
     long = {p.name: n for p in (CORE / "cli").glob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 210}
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > CLI_MODULE_WAIVED.get(p.name, CLI_MODULE_LINES)}
     assert not long, f"move the logic into embedlab/engines/: {long}"
 
 

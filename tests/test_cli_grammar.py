@@ -60,7 +60,8 @@ def test_train_reads_embedlab_data_dir_and_the_parent_folder(ml100k_dir, tmp_pat
 #: options that write a file or folder: a command with one of them has --force
 WRITES = {"--out", "--report", "--plot", "--runs-dir"}
 #: commands whose stdout is data (a table, a run, a ranking): they have --json
-DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "plugins", "predict"}
+DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "datasets info", "plugins",
+        "predict"}
 #: the datasets each dataset command is walked for (a built-in collab and tabular one)
 WALKED_DATASETS = ("synthetic-collab", "synthetic-rossmann")
 
@@ -121,6 +122,56 @@ def test_every_command_speaks_one_grammar():
             if "colour" in name or "neighbour" in name:
                 problems.append(f"{path}: {name} is not the US spelling")
     assert not problems, "\n".join(problems)
+
+
+def test_global_options_after_every_command():
+    """``-q``/``--quiet`` and ``--debug`` are accepted after every subcommand, however deep (#29:
+    ``-q`` after a command that does not declare it said "No such option")."""
+    problems = []
+    for path, _cmd in _commands():
+        for flags in (("-q", "--debug"), ("--quiet",)):
+            result = invoke(*path.split(" "), *flags, "--help")
+            if result.exit_code != 0:
+                problems.append(f"{path} {' '.join(flags)}: {(result.stderr or result.output).strip()[-200:]}")
+    assert not problems, "\n".join(problems)
+
+
+def test_global_options_after_a_subcommand_take_effect():
+    from embedlab.errors import debug_enabled, set_debug
+    from embedlab.io.progress import quiet, set_quiet
+
+    try:
+        result = invoke("datasets", "info", "synthetic-collab", "-q", "--debug", "--json")
+        assert result.exit_code == 0, result.output
+        assert quiet() and debug_enabled()
+        assert json.loads(result.stdout)["name"] == "synthetic-collab"
+        invoke("datasets", "list", "--json")
+        assert not quiet() and not debug_enabled()  # not given: off again
+        args = ["analyze", "--only", "x", "-q", "--", "-q"]  # analyze's own -q stays; nothing after -- moves
+        from embedlab.cli.toplevel import global_options_first
+
+        cli = make_cli()
+        import click
+
+        ctx = click.Context(cli, info_name="embedlab")
+        assert global_options_first(cli, ctx, args) == args
+        assert global_options_first(cli, ctx, ["datasets", "list", "--debug", "-q"]) == \
+            ["--debug", "-q", "datasets", "list"]
+    finally:
+        set_quiet(False)
+        set_debug(False)
+
+
+def test_datasets_info_json_has_the_fields_of_the_text():
+    text = invoke("datasets", "info", "synthetic-collab").stdout
+    info = json.loads(invoke("datasets", "info", "synthetic-collab", "--json").stdout)
+    assert set(info) == {"name", "kind", "description", "source", "splits", "downloadable", "options"}
+    assert text.splitlines()[0] == f"{info['name']} ({info['kind']})"
+    assert info["description"] in text and f"downloadable: {'yes' if info['downloadable'] else 'no'}" in text
+    assert info["options"] and all(", ".join(o["flags"]) in text for o in info["options"])
+    ml = json.loads(invoke("datasets", "info", "movielens-100k", "--json").stdout)
+    assert ml["downloadable"] is True and "u1" in ml["splits"] and ml["source"].startswith("http")
+    assert f"canonical splits: {', '.join(ml['splits'])}" in invoke("datasets", "info", "movielens-100k").stdout
 
 
 def click_int():

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from embedlab import hookimpl
-from embedlab.cli.compare import Outcome, compare, final_table, parse_list, plan, summarize
+from embedlab.engines.compare import Outcome, compare, final_table, parse_list, plan, summarize
 from embedlab.data import Dataset, DatasetSpec, random_split
 from embedlab.errors import UsageError
 
@@ -177,7 +177,7 @@ def test_compare_works_for_a_third_party_dataset():
 
 # ---------------------------------------------------------------------------- fairness (#16)
 def test_weight_decay_and_its_mode_are_held_fixed_across_optimizers_unless_varied():
-    from embedlab.cli.compare import title_for, varied_and_held
+    from embedlab.engines.compare import title_for, varied_and_held
     from embedlab.training.fitconfig import fit_config
 
     tr = collab_trainer()

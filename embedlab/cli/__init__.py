@@ -12,32 +12,9 @@ import sys
 import click
 
 from embedlab._version import __version__
+from embedlab.cli.toplevel import as_click_error, global_options_first, startup_status
 from embedlab.errors import EmbedlabError, debug_enabled, set_debug
 from embedlab.io.progress import set_quiet
-
-#: options of the top-level group that may also follow the subcommand (no command declares them)
-GLOBAL_AFTER = ("--debug",)
-
-
-def as_click_error(exc: Exception) -> click.ClickException:
-    """The one-line message click prints for a user error: an :class:`EmbedlabError` (a plain
-    exception, so that Python callers never meet click) becomes a ClickException with its message
-    and exit code; control characters are escaped (a label in a message can never drive the
-    terminal), and under ``--debug`` the traceback is printed first, as plain lines."""
-    from embedlab.report.terminal import escape_control
-
-    if debug_enabled():
-        import traceback
-
-        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
-    if isinstance(exc, click.ClickException):
-        if isinstance(getattr(exc, "message", None), str):
-            exc.message = escape_control(exc.message)
-        return exc
-    error = click.ClickException(escape_control(str(exc)))
-    error.exit_code = getattr(exc, "exit_code", 1)
-    return error
-
 
 class EmbedlabCLI(click.Group):
     """The top-level group; plugins' commands are added on first use."""
@@ -62,14 +39,9 @@ class EmbedlabCLI(click.Group):
         return super().get_command(ctx, name)
 
     def parse_args(self, ctx, args):
-        """Global options work before or after the subcommand: ``embedlab analyze RUN --debug``
-        is ``embedlab --debug analyze RUN`` (``-q`` is every dataset command's and analyze's own
-        option too, and ``embedlab -q COMMAND`` reaches them: io.progress.set_quiet)."""
+        """Global options work before or after the subcommand (:func:`global_options_first`)."""
         if args and not ctx.resilient_parsing:
-            end = args.index("--") if "--" in args else len(args)
-            moved = [a for a in args[1:end] if a in GLOBAL_AFTER]
-            if moved and args[0] not in GLOBAL_AFTER:
-                args = moved[:1] + [a for a in args[:end] if a not in GLOBAL_AFTER] + args[end:]
+            args = global_options_first(self, ctx, args)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx):
@@ -117,7 +89,7 @@ def make_cli() -> click.Group:
                        "Also after the subcommand.")
     @click.option("--quiet", "-q", is_flag=True, expose_value=False, is_eager=True,
                   callback=lambda ctx, param, value: set_quiet(bool(value)),
-                  help="No progress bars (the same as the command's own -q).")
+                  help="No progress bars (the same as the command's own -q). Also after the subcommand.")
     def cli():
         """Train entity embeddings and find out what they learned.
 
@@ -131,8 +103,9 @@ def make_cli() -> click.Group:
     from embedlab.cli.analyze import analyze_command
     from embedlab.cli.compare import compare_group
     from embedlab.cli.imports import import_command
-    from embedlab.cli.misc import datasets_group, export_command, plugins_command
+    from embedlab.cli.misc import datasets_group, export_command
     from embedlab.cli.neighbors import neighbors_command
+    from embedlab.cli.plugins import plugins_command
     from embedlab.cli.predict import predict_command
     from embedlab.cli.train import lr_find_group, train_group
 
@@ -143,22 +116,6 @@ def make_cli() -> click.Group:
 
 
 cli = make_cli()
-
-
-#: commands that load torch, the plugins or a dataset before their first line of their own
-SLOW_COMMANDS = ("train", "lr-find", "compare", "analyze", "neighbors", "predict", "export", "import")
-
-
-def startup_status(argv: list[str], watched: bool) -> str | None:
-    """The line a slow command prints at once, before torch and the plugins load (no silent
-    wait): only when a person watches (io.progress's rule: stderr a terminal, no -q) and not
-    for --help/--version."""
-    words = [a for a in argv if not a.startswith("-")]
-    if not watched or not words or words[0] not in SLOW_COMMANDS:
-        return None
-    if any(a in ("-h", "--help", "--version", "-q", "--quiet") for a in argv):
-        return None
-    return f"embedlab {words[0]}: starting (loading torch and the plugins) ..."
 
 
 def main(argv: list[str] | None = None) -> None:

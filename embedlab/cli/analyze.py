@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from embedlab.errors import UsageError
+from embedlab.cli.grammar import old_switch_values
 from embedlab.io.progress import quiet as global_quiet
 
 
@@ -13,16 +13,15 @@ def _analysis_options() -> list[click.Option]:
     """One flag per option name declared by any analysis (shared when names repeat)."""
     from embedlab.registry import analyses
 
-    seen: dict[str, tuple[str, object]] = {}
+    seen: set[str] = set()
     params = []
     found = analyses()  # one registry collection (each one calls every plugin's hook)
     for analysis in found.values():
         for opt in analysis.options:
             if opt.name in seen:
                 continue
-            seen[opt.name] = (analysis.name, opt)
-            users = [a.name for a in found.values()
-                     if any(o.name == opt.name for o in a.options)]
+            seen.add(opt.name)
+            users = [a.name for a in found.values() if any(o.name == opt.name for o in a.options)]
             option = opt.click_option()
             if option.name == "k" and "-k" not in option.opts:  # -k, as `neighbors -k` (the one grammar)
                 option.opts.append("-k")
@@ -35,18 +34,10 @@ def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
     if not name or ctx.resilient_parsing:
         return
     from embedlab.registry import get_analysis
-
-    analysis = get_analysis(name)
-    lines = [f"{analysis.name}: {analysis.title}", ""]
-    if analysis.description:
-        lines += [analysis.description, ""]
-    opts = analysis.options
-    lines.append("Options:" if opts else "Options: none")
-    for opt in opts:
-        lines.append(f"  {opt.usage}  {opt.help} [default: {opt.default}]")
     from embedlab.report.terminal import escape_control
 
-    click.echo(escape_control("\n".join(lines), keep_newlines=True))  # a plugin's text: no escapes reach the terminal
+    # a plugin's text: no escapes reach the terminal
+    click.echo(escape_control(get_analysis(name).help_text(), keep_newlines=True))
     ctx.exit(0)
 
 
@@ -64,34 +55,6 @@ class _LazyAnalyzeCommand(click.Command):
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         return super().parse_args(ctx, old_switch_values(args, self.get_params(ctx)))
-
-
-def old_switch_values(args: list[str], params: list[click.Parameter]) -> list[str]:
-    """The old form of a boolean analysis option, ``--x true`` / ``--x=false`` (any of
-    :data:`embedlab.deprecations.BOOL_WORDS`), rewritten to ``--x`` / ``--no-x`` with the
-    deprecation warning that names the new form; everything else is left as it is."""
-    from embedlab.deprecations import BOOL_OPTION_VALUE, BOOL_WORDS
-
-    switches = {o.opts[0]: o.secondary_opts[0] for o in params
-                if isinstance(o, click.Option) and o.is_bool_flag and o.secondary_opts and o.opts}
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return out + args[i:]
-        flag, eq, value = arg.partition("=")
-        if flag in switches and not eq and i + 1 < len(args) and args[i + 1].lower() in BOOL_WORDS:
-            value, i = args[i + 1], i + 1
-        elif not (flag in switches and eq and value.lower() in BOOL_WORDS):
-            out.append(arg)
-            i += 1
-            continue
-        new = flag if BOOL_WORDS[value.lower()] else switches[flag]
-        BOOL_OPTION_VALUE.warn(flag=flag, value=value, new=new)
-        out.append(new)
-        i += 1
-    return out
 
 
 def analyze_command() -> click.Command:
@@ -113,37 +76,28 @@ def analyze_command() -> click.Command:
     ]  # the analyses' own options are added on first use (_LazyAnalyzeCommand)
 
     def callback(run_dirs: tuple[Path, ...], only: str | None, report: Path | None, as_json: bool,
-                 strict: bool, brief: bool = False, quiet: bool = False, **analysis_options):
-        from embedlab.runner import run_analyses
+                 strict: bool, brief: bool = False, quiet: bool = False, force: bool = False, **options):
         from embedlab.engines.runs import is_run_group
-        from embedlab.report.html import results_json, write_report
-        from embedlab.report.terminal import print_terminal
-        from embedlab.run import load_run
+        from embedlab.report.html import write_report
+        from embedlab.runner import analysis_names
 
-        force = bool(analysis_options.pop("force", False))
         if report is not None:
             from embedlab.io.ownership import check_file
 
             check_file(report, force=force, option="--report", html=True)  # before the analyses run
-        names = [n.strip() for n in only.split(",") if n.strip()] if only else None
-        if only is not None and not names:
-            raise UsageError("--only needs at least one analysis name")
+        names = analysis_names(only)
+        progress = False if quiet or global_quiet() else None
         if len(run_dirs) > 1 or is_run_group(run_dirs[0]):
-            return _analyze_several(run_dirs, names, analysis_options, report, as_json, strict, force=force,
-                                    progress=False if quiet or global_quiet() else None)
-        run = load_run(run_dirs[0])
-        results = run_analyses(run, names, analysis_options, render=report is not None,
-                               progress=False if quiet or global_quiet() else None)
-        print_terminal(results, brief=brief)
+            run, results, failed, as_text, title = _several(run_dirs, names, options, report, progress)
+        else:
+            run, results, failed, as_text, title = _one(run_dirs[0], names, options, report, progress, brief)
         if report is not None:
-            write_report(report, run, results, force=force)
-            click.echo(f"wrote report {report}", err=True)
+            write_report(report, run, results, title=title, force=force)
+            click.echo(f"wrote report {report}" + ("" if run else " (stability first, then each run)"), err=True)
         if as_json:
-            click.echo(results_json(run, results))
-        failed = [r for r in results if r.error]
+            click.echo(as_text())
         if failed:
-            click.echo(f"{len(failed)} analysis section(s) failed: "
-                       + ", ".join(f"{r.analysis}/{r.table}" for r in failed), err=True)
+            click.echo(f"{len(failed)} analysis section(s) failed: " + ", ".join(failed), err=True)
             if strict:
                 raise click.exceptions.Exit(1)
 
@@ -159,49 +113,38 @@ def analyze_command() -> click.Command:
              "  embedlab analyze runs/a runs/b runs/c --json")
 
 
-def _analyze_several(paths, names, options, report, as_json: bool, strict: bool, force: bool = False,
-                     progress: bool | None = False) -> None:
-    """``analyze RUN RUN ...`` or a run group: the stability block first, then every run."""
-    from embedlab.report.html import write_report
+def _one(path, names, options, report, progress, brief: bool):
+    """One run: its analyses, their panels on stderr; (run, results, failed, JSON text, title)."""
+    from embedlab.report.html import results_json
+    from embedlab.report.terminal import print_terminal
+    from embedlab.run import load_run
+    from embedlab.runner import run_analyses
+
+    run = load_run(path)
+    results = run_analyses(run, names, options, render=report is not None, progress=progress)
+    print_terminal(results, brief=brief)
+    return (run, results, [f"{r.analysis}/{r.table}" for r in results if r.error],
+            lambda: results_json(run, results), None)
+
+
+def _several(paths, names, options, report, progress):
+    """Several runs or a run group: the stability block first, then every run (as :func:`_one`)."""
     from embedlab.engines.stability import analyze_runs
+    from embedlab.io.strictjson import dumps
 
     found = analyze_runs(paths, names, options, render=report is not None,
                          echo=lambda msg: click.echo(msg, err=True), progress=progress)
     print_stability(found)
-    results = found.report_results()
-    if report is not None:
-        write_report(report, None, results, title=f"embedlab report: {len(found.runs)} runs of "
-                                                  f"{', '.join(sorted({str(r.dataset) for r in found.runs}))}",
-                     force=force)
-        click.echo(f"wrote report {report} (stability first, then each run)", err=True)
-    if as_json:
-        from embedlab.io.strictjson import dumps
-
-        click.echo(dumps(found.to_json(), indent=2))
-    failed = [(lab, r) for lab, rs in zip(found.labels, found.per_run) for r in rs if r.error]
-    if failed:
-        click.echo(f"{len(failed)} analysis section(s) failed: "
-                   + ", ".join(f"{lab}: {r.analysis}/{r.table}" for lab, r in failed), err=True)
-        if strict:
-            raise click.exceptions.Exit(1)
+    title = f"embedlab report: {len(found.runs)} runs of {', '.join(sorted({str(r.dataset) for r in found.runs}))}"
+    failed = [f"{lab}: {r.analysis}/{r.table}" for lab, rs in zip(found.labels, found.per_run) for r in rs if r.error]
+    return None, found.report_results(), failed, lambda: dumps(found.to_json(), indent=2), title
 
 
 def print_stability(found, console=None, per_section: int = 4) -> None:
     """The stability block on stderr: what holds across the runs, alignment per table, and per
     analysis and table its headline metrics (:func:`embedlab.engines.stability.stability_rows`)."""
-    from rich.console import Console
-    from rich.table import Table
-
     from embedlab.engines.stability import stability_rows
-    from embedlab.report.terminal import print_terminal
+    from embedlab.report.terminal import print_across
 
-    console = console or Console(stderr=True)
-    print_terminal(found.stability[:1] + list(getattr(found, "several", [])), console=console)
-    t = Table(title=f"Across {len(found.runs)} runs: mean ± sd (n)")
-    for col in ("analysis / table", "metric", "across runs"):
-        t.add_column(col)
-    for row in stability_rows(found, per_section):
-        t.add_row(*row)
-    console.print(t)
-    console.print(f"(up to {per_section} metrics per section here; every metric in --json's `stability` "
-                  f"and in the report)")
+    print_across(found.stability[:1] + list(getattr(found, "several", [])), stability_rows(found, per_section),
+                 len(found.runs), per_section, console=console)

@@ -116,3 +116,31 @@ def option_sections(entry: DatasetEntry, trainer: TrainerEntry, output: list[cli
             "Optimisation": {n for n in trainer_names if n in fit and n not in dist},
             "Distributed": dist,
             "Output": {p.name for p in output} | {"help"}}
+
+
+def old_switch_values(args: list[str], params: list[click.Parameter]) -> list[str]:
+    """The old form of a boolean analysis option, ``--x true`` / ``--x=false`` (any of
+    :data:`embedlab.deprecations.BOOL_WORDS`), rewritten to ``--x`` / ``--no-x`` with the
+    deprecation warning that names the new form; everything else is left as it is."""
+    from embedlab.deprecations import BOOL_OPTION_VALUE, BOOL_WORDS
+
+    switches = {o.opts[0]: o.secondary_opts[0] for o in params
+                if isinstance(o, click.Option) and o.is_bool_flag and o.secondary_opts and o.opts}
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            return out + args[i:]
+        flag, eq, value = arg.partition("=")
+        if flag in switches and not eq and i + 1 < len(args) and args[i + 1].lower() in BOOL_WORDS:
+            value, i = args[i + 1], i + 1
+        elif not (flag in switches and eq and value.lower() in BOOL_WORDS):
+            out.append(arg)
+            i += 1
+            continue
+        new = flag if BOOL_WORDS[value.lower()] else switches[flag]
+        BOOL_OPTION_VALUE.warn(flag=flag, value=value, new=new)
+        out.append(new)
+        i += 1
+    return out

@@ -377,13 +377,15 @@ class ComparisonOutcome:
     table: pd.DataFrame
     summary: str
     load_seconds: float = 0.0
+    setup: dict[str, Any] | None = None  #: the report's first table (:func:`describe_setup`)
 
-    def results(self, setup: dict[str, Any]) -> list:
-        """The report's sections (AnalysisResults), ``setup`` its first table."""
-        return build_results(self.outcomes, self.metric, self.where, setup, self.plan.notes, self.load_seconds,
-                             self.plan.section, self.plan.words, self.plan.held)
+    def results(self, setup: dict[str, Any] | None = None) -> list:
+        """The report's sections (AnalysisResults), ``setup`` (default: ``self.setup``) its first table."""
+        return build_results(self.outcomes, self.metric, self.where, self.setup if setup is None else setup,
+                             self.plan.notes, self.load_seconds, self.plan.section, self.plan.words,
+                             self.plan.held)
 
-    def write_report(self, path: str | Path, setup: dict[str, Any], force: bool = False) -> Path:
+    def write_report(self, path: str | Path, setup: dict[str, Any] | None = None, force: bool = False) -> Path:
         """The standalone HTML report (under the write rule, atomically)."""
         from embedlab.report.html import write_report
 
@@ -428,3 +430,83 @@ def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric
     summary = summarize(outcomes, metric, where, plan_.words, plan_.held)
     return ComparisonOutcome(plan_, dataset.name, split, where, metric, outcomes, final_table(outcomes, metric),
                              summary, load_seconds)
+
+
+def describe_setup(dataset: str, trainer: str, plan_: ComparisonPlan, metric: str,
+                   loader_options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The report's first table: the dataset and its loader options, the trainer, what varies,
+    the seeds, every setting held fixed, and the ranking metric."""
+    return {"dataset": dataset, **{k: v for k, v in (loader_options or {}).items() if v is not None},
+            "trainer": trainer, "varied": plan_.words, "seeds": ", ".join(map(str, plan_.seeds)),
+            **{f"held: {k}": v for k, v in plan_.held.items()}, "ranked by": metric}
+
+
+def compare_dataset(dataset, trainer: TrainerEntry, values: dict[str, Any], opt=None, lr=None, wd=None,
+                    wd_mode=None, seeds=None, metric: str = "valid_loss", report: Path | None = None,
+                    runs_dir: Path | None = None, force: bool = False, progress: bool = False, echo=None,
+                    **lists) -> ComparisonOutcome:
+    """``embedlab compare DATASET`` and ``embedlab.compare``, one path: plan the configurations
+    (a bad combination fails here), check ``report`` and ``runs_dir`` under the write rule, load
+    the data (``dataset``: a :class:`~embedlab.registry.DatasetEntry`, loaded here with its
+    loader options from ``values``, or a loaded Dataset), train and rank. The outcome's
+    ``setup`` is filled in; writing the report (``outcome.write_report(report)``) is the
+    caller's last step, after it has shown the table."""
+    from embedlab.registry import DatasetEntry
+
+    entry = dataset if isinstance(dataset, DatasetEntry) else None
+    loader_options, base = entry.split_options(values) if entry is not None else ({}, dict(values))
+    the_plan = plan_comparison(trainer, base, opt, lr, wd, wd_mode, seeds, **lists)
+    check_outputs(report, runs_dir, [label for label, _ in the_plan.configs], the_plan.seeds, force=force)
+    t_load = time.perf_counter()
+    if entry is not None:
+        from embedlab.engines.loading import load_for_training
+
+        dataset, _ = load_for_training(entry, values)
+    done = run_comparison(dataset, trainer, the_plan, metric, progress=progress, runs_dir=runs_dir, echo=echo,
+                          load_seconds=time.perf_counter() - t_load if entry is not None else 0.0, force=force)
+    done.setup = describe_setup(done.dataset, trainer.name, the_plan, metric, loader_options)
+    return done
+
+
+@dataclass
+class RunsCompared:
+    """``compare --runs``: the runs as outcomes, the report's sections, the ranked ``table`` and
+    what ``--json`` prints (``record``; its ``summary`` is the verdict)."""
+
+    outcomes: list[Outcome]
+    sections: list
+    record: dict[str, Any]
+    table: pd.DataFrame
+    metric: str
+
+    @property
+    def summary(self) -> str:
+        return self.record["summary"]
+
+    def results(self) -> list:
+        """The report's sections (AnalysisResults)."""
+        return self.sections
+
+    def write_report(self, path: str | Path, force: bool = False) -> Path:
+        """The standalone HTML report (under the write rule, atomically)."""
+        from embedlab.report.html import write_report
+
+        return write_report(path, None, self.sections, title=f"embedlab compare: {len(self.outcomes)} runs",
+                            force=force)
+
+    def payload(self, report: str | Path | None = None) -> dict[str, Any]:
+        """What ``embedlab compare --runs`` prints as JSON."""
+        return {**self.record, "report": None if report is None else str(report)}
+
+
+def compare_existing(paths: Sequence[Any], metric: str = "valid_loss", report: Path | None = None,
+                     force: bool = False, echo=None) -> RunsCompared:
+    """``embedlab compare --runs`` and ``embedlab.compare(runs=...)``: ``report`` checked under
+    the write rule first (written by the caller: ``.write_report``), then the runs (folders or
+    run groups) loaded, compared and ranked by ``metric``."""
+    from embedlab.engines.compare_results import compare_runs
+
+    check_outputs(report, None, [], [], force=force)
+    outcomes, results, record = compare_runs(list(paths), metric, render=report is not None, echo=echo)
+    check_metric(outcomes, metric)
+    return RunsCompared(outcomes, results, record, final_table(outcomes, metric), metric)

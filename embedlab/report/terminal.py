@@ -86,3 +86,36 @@ def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool 
             body.append("\n" + escape_control("  ".join(f"{k}={fmt_value(v)}" for k, v in list(r.metrics.items())[:8])),
                         style="dim")
         console.print(Panel(body, title=head, border_style="blue"))
+
+
+def print_ranked(table, metric: str, console=None) -> None:
+    """A comparison's ranked table on stderr (``compare``): config, the metric, best epoch, time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"ranked by {metric}")
+    cols = [c for c in ("config", metric, "best_valid_loss", "best_epoch", "wall_seconds") if c in table]
+    for c in cols:
+        t.add_column(c, justify="left" if c == "config" else "right")
+    for _, row in table.iterrows():
+        t.add_row(*[(f"{v:.4g}" if isinstance(v, float) else str(v)) for v in row[cols]])
+    (console or Console(stderr=True)).print(t)
+
+
+def print_across(first: list[AnalysisResult], rows: list[tuple[str, str, str]], n_runs: int,
+                 per_section: int = 4, console=None) -> None:
+    """What holds across several runs, on stderr: the ``first`` sections (what holds, multi-run
+    analyses), then the stability ``rows`` (section, metric, mean ± sd (n)) as a table."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console(stderr=True)
+    print_terminal(first, console=console)
+    t = Table(title=f"Across {n_runs} runs: mean ± sd (n)")
+    for col in ("analysis / table", "metric", "across runs"):
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*row)
+    console.print(t)
+    console.print(f"(up to {per_section} metrics per section here; every metric in --json's `stability` "
+                  f"and in the report)")
