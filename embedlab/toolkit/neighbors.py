@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 #: The neighbour lists' default minimum count, shared by ``embedlab neighbors --min-count`` and
 #: the report's explorer: entities observed only a few times keep embeddings near their random
 #: start and would crowd every list (a film rated twice as Toy Story's nearest).
-__all__ = ["find_entity", "Found", "knn_engine", "knn_lists", "nearest", "neighbors", "unit_rows"]
+__all__ = ["find_entity", "Found", "nearest", "neighbors", "unit_rows"]
 
 DEFAULT_MIN_COUNT = 10
 METRICS = ("cosine", "euclidean")
