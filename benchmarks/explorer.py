@@ -1,4 +1,4 @@
-"""Benchmark of the report's explorer: size, time to interactive, colour change, pan, search.
+"""Benchmark of the report's explorer: size, time to interactive, color change, pan, search.
 
 1. The ml-100k u1 report (every default analysis) with its explorers, against the same results
    rendered without explorers (the baseline, same run). Budget: <= 6 MB.
@@ -82,12 +82,19 @@ def measure(name, run, results, work: Path, table: str, queries, colours, shots=
     mb = len(text.encode()) / 1e6
     extra = f" (without explorers {len(base.encode()) / 1e6:.2f} MB, render {t_base:.1f} s)" if base else ""
     print(f"{name}: report {mb:.2f} MB{extra}; render {t_full:.1f} s; load {os.getloadavg()[0]:.1f}")
-    t = browser_times(path, table, queries, colours, shots)
+    say_times(browser_times(path, table, queries, colours, shots))
+
+
+def say_times(t: dict | None, what: str = "headless Chromium") -> None:
     if t:
-        print(f"  headless Chromium: idle after {t['idle_s']:.1f} s; colour change "
+        print(f"  {what}: idle after {t['idle_s']:.1f} s; color change "
               f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median {statistics.median(t['pan_s']):.2f} s "
               f"(max {max(t['pan_s']):.2f}); search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
               f"load {os.getloadavg()[0]:.1f}")
+
+
+QUERIES_200K = ["user 123456", "user 77"]
+COLOURS_200K = ["true_bias", "none", "mean_rating"]
 
 
 def main() -> None:
@@ -96,6 +103,8 @@ def main() -> None:
     ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--html200k", type=Path, default=None, help="an already written 200k report: browser figures only")
     ap.add_argument("--skip200k", action="store_true")
+    ap.add_argument("--baseline-html", type=Path, default=None,
+                    help="a 200k report written by earlier code: its browser figures first, in the same run")
     ap.add_argument("--lists-standin", action="store_true",
                     help="200k report with stand-in neighbour lists of the same size and format (browser timing "
                          "and size only, on a machine too loaded to compute the exact ones in time)")
@@ -124,13 +133,8 @@ def main() -> None:
         return
     if args.html200k:
         print(f"synthetic-200k (written before): report {args.html200k.stat().st_size / 1e6:.2f} MB")
-        t = browser_times(args.html200k, "user", ["user 123456", "user 77"], ["true_bias", "none", "mean_rating"],
-                          args.shots and args.shots / "explorer-200k.png")
-        if t:
-            print(f"  headless Chromium: idle after {t['idle_s']:.1f} s; colour change "
-                  f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median "
-                  f"{statistics.median(t['pan_s']):.2f} s (max {max(t['pan_s']):.2f}); search "
-                  f"{' / '.join(f'{s:.2f}' for s in t['search_s'])} s; load {os.getloadavg()[0]:.1f}")
+        say_times(browser_times(args.html200k, "user", QUERIES_200K, COLOURS_200K,
+                                args.shots and args.shots / "explorer-200k.png"))
         return
     big = args.run200k
     if big is None:
@@ -149,8 +153,11 @@ def main() -> None:
 
         E.knn_lists = standin
         print("synthetic-200k: STAND-IN neighbour lists (same size and format; timing and size only)")
+    if args.baseline_html:  # the same browser figures of a page written by earlier code, in this run
+        print(f"baseline {args.baseline_html} ({args.baseline_html.stat().st_size / 1e6:.2f} MB)")
+        say_times(browser_times(args.baseline_html, "user", QUERIES_200K, COLOURS_200K), "baseline, headless Chromium")
     t0 = time.perf_counter()
-    measure("synthetic-200k", run, [], work, "user", ["user 123456", "user 77"], ["true_bias", "none", "mean_rating"],
+    measure("synthetic-200k", run, [], work, "user", QUERIES_200K, COLOURS_200K,
             args.shots and args.shots / "explorer-200k.png")
     if not args.lists_standin:
         print(f"  (render includes every user's exact neighbour lists, both metrics: {time.perf_counter() - t0:.0f} s "

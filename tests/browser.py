@@ -208,6 +208,24 @@ class Page:
                        ".map((n) => n.innerText || n.textContent || '').join(' '));",
                        name).strip()
 
+    def shown_box(self, name: str) -> dict[str, float]:
+        """Where the view of the model named ``name`` is on screen (CSS pixels, scrolled into view)."""
+        return self.js(self._VIEW_JS + "view.el.scrollIntoView({block: 'center'}); const r = view.el.getBoundingClientRect();"
+                       "return {left: r.left, top: r.top, width: r.width, height: r.height};", name)
+
+    def shown_pixels(self, name: str):
+        """What the page draws of the model named ``name`` (a plot: its canvas), as an RGB array
+        cut from a screenshot."""
+        import numpy as np
+        from PIL import Image
+
+        box = self.shown_box(name)
+        time.sleep(0.3)  # the frame after scrolling
+        png = Image.open(io.BytesIO(self.screenshot())).convert("RGB")
+        scale = png.width / self.js("return window.innerWidth")
+        left, top = round(box["left"] * scale), round(box["top"] * scale)
+        return np.asarray(png.crop((left, top, left + round(box["width"] * scale), top + round(box["height"] * scale))))
+
     def shown_rows(self, name: str) -> list[list[str]]:
         """The cells a DataTable named ``name`` draws, row by row from the top (SlickGrid
         positions rows absolutely: sorted by their offset, not their DOM order)."""

@@ -296,12 +296,29 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
         assert page.source("explorer-clusters-item")["x"] == []  # the clusters belong to the first map
         page.set_model("explorer-map-item", "value", "PCA 1 × 2")
         assert len(page.source("explorer-clusters-item")["x"]) >= 2
-        # a colour change redraws the legend
+        # a colour change redraws the legend and the points (the drawn map's pixels: recoloured,
+        # then back as they were; only the points' colours are restyled, not their data)
+        plot = "explorer-map-plot-item"
+        page.set_model("explorer-color-item", "value", "none")
+        page.wait_for(lambda: "genre" not in page.shown_text("explorer-legend-item"), what="no legend")
+        plain = page.wait_for(lambda: _settled(page, plot), what="the map drawn")[0]
         page.set_model("explorer-color-item", "value", "mean_rating")
         page.wait_for(lambda: "mean_rating" in page.shown_text("explorer-legend-item"), what="the legend")
+        rated = page.wait_for(lambda: _settled(page, plot), what="the map drawn")[0]
+        assert (np.abs(rated.astype(int) - plain).max(axis=2) > 40).sum() > 200  # the points changed colour
+        page.set_model("explorer-color-item", "value", "none")
+        page.wait_for(lambda: (np.abs(page.shown_pixels(plot).astype(int) - plain).max(axis=2) > 40).sum() < 20,
+                      what="the points in their first colour again")
         page.set_model("explorer-color-item", "value", "genres")
         page.wait_for(lambda: "Action" in page.shown_text("explorer-legend-item"), what="the genres legend")
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]
+
+
+def _settled(page, name):
+    """The drawn pixels of ``name`` once two looks in a row agree (the canvas has been painted)."""
+    a = page.shown_pixels(name)
+    b = page.shown_pixels(name)
+    return [b] if a.shape == b.shape and (a == b).all() else None  # a list: wait_for tests truth
 
 
 def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):

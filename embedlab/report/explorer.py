@@ -38,7 +38,8 @@ K = 10  # neighbours listed (the neighbors command's default -k)
 K_CHOICES = (5, 10, 20, 50, 100)  # k offered in the page when the vectors travel
 K_PRECOMPUTED = 10  # neighbours stored per entity and metric when they do not
 DENSITY_ABOVE = 50_000  # larger tables: a density layer of every entity, points for the most observed
-DRAWN_MAX = 20_000  # points drawn (hover, click, box select) on a density layer
+DRAWN_MAX = 10_000  # points drawn (hover, click, box select) on a density layer: SwiftShader's WebGL
+# draws about 20 us a point (headless Chromium, no GPU), every frame
 DENSITY_BINS = 320
 MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
 MAX_COLUMNS = 14  # metadata columns embedded per table
@@ -571,7 +572,7 @@ def _wire(m: dict) -> None:
     m["searchin"].js_on_change("value", js(JS.ON_SEARCH_IN))
     for role in ("k", "metric", "mincount"):
         m[role].js_on_change("value", js(JS.ON_SETTINGS))
-    m["colour"].js_on_change("value", js(JS.ON_RESTYLE))
+    m["colour"].js_on_change("value", js(JS.ON_RECOLOUR))
     m["size"].js_on_change("active", js(JS.ON_RESTYLE))
     m["map"].js_on_change("value", js(JS.ON_MAP))
 
