@@ -207,15 +207,16 @@ def learner(dataset, trainer: str | None = None, progress: bool | None = None, *
     ``learn.fit_one_cycle(5, 5e-3)``, ``learn.freeze()``, ``learn.unfreeze()``,
     ``learn.fit_one_cycle(2, slice(1e-5, 1e-3))``, ``learn.plot_sched()``, ``learn.run``.
 
-    Built by the trainer's own ``prepare`` (the code its ``train`` runs), so the model, data,
-    loss and regularisation are exactly those of ``embedlab.train(dataset, **config)``.
+    The trainer's own Learner, built by its ``prepare`` (the code its ``train`` runs), so the
+    model, data, loss and regularisation are exactly those of ``embedlab.train(dataset, **config)``;
+    the notebook's verbs come from the live session attached to it (``embedlab.report.live.Session``).
     """
     from embedlab.io.progress import resolve
-    from embedlab.report.live import LiveLearner
+    from embedlab.report.live import live_learner
 
     dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
     prepared = chosen.prepare(dataset, config, progress=resolve(progress))
-    return LiveLearner(prepared, progress=resolve(progress), name=dataset.name)
+    return live_learner(prepared, progress=resolve(progress), name=dataset.name)
 
 
 def compare(dataset=None, opt=None, lr=None, wd=None, wd_mode=None, metric: str = "valid_loss",

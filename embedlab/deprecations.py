@@ -71,10 +71,17 @@ RENAMED_OPTION = Deprecation(old="`{command} {old}`", new="`{command} {new}`", s
 JSON_WITHOUT_FLAG = Deprecation(old="`{command}` printing JSON without --json", new="`{command} --json`",
                                 since="0.1", removed_in="0.3")
 
+#: ``embedlab.report.live.LiveLearner(prepared, ...)``: the live learner is the trainer's Learner
+#: itself, with the live session attached (``embedlab.report.live.live_learner``, ``embedlab.learner``)
+LIVE_LEARNER = Deprecation(old="`LiveLearner(prepared, ...)`", new="`embedlab.learner(...)` or "
+                           "`embedlab.report.live.live_learner(prepared, ...)` (a Learner)", since="0.1",
+                           removed_in="0.3")
+
 #: every deprecation, by name (the docs test and ``tests/test_deprecations.py`` read it)
 DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE,
                                         "FRAME_CALL": FRAME_CALL, "RENAMED_OPTION": RENAMED_OPTION,
-                                        "JSON_WITHOUT_FLAG": JSON_WITHOUT_FLAG}
+                                        "JSON_WITHOUT_FLAG": JSON_WITHOUT_FLAG,
+                                        "LIVE_LEARNER": LIVE_LEARNER}
 
 
 @contextlib.contextmanager

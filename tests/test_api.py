@@ -341,6 +341,30 @@ def test_the_live_learner_is_the_learner_with_notebook_verbs(tiny):
     assert Epochs.seen == [1, 2] and len(steps) == len(learn.fits[0].losses) > 0
 
 
+def test_the_live_learner_is_one_learner_with_a_session_attached(tiny):
+    """embedlab.learner returns the trainer's own Learner; the notebook verbs are its attached
+    session's; the old LiveLearner(prepared) returns the same kind of object, with a warning."""
+    from embedlab.deprecations import EmbedlabDeprecationWarning
+    from embedlab.report.live import LiveLearner, LRFind, Session
+    from embedlab.training import Learner
+
+    learn = embedlab.learner(tiny, progress=False)
+    assert type(learn) is Learner and learn is learn.prepared.learner and isinstance(learn, LiveLearner)
+    assert [type(cb).__name__ for cb in learn.attached] == ["Threads", "Session"]
+    hist = learn.fit(1, 5e-3)  # fastai's fit(epochs, lr): the trainer's settings otherwise
+    assert hist is learn.fits[-1] and list(hist["epoch"]) == [1] and hist.config["opt"] == learn.config["opt"]
+    assert isinstance(learn.lr_find(num=10), LRFind) and learn.run.history[-1]["epoch"] == 1
+    assert "1 fits, 1 epochs trained" in repr(learn)
+    session = next(cb for cb in learn.attached if isinstance(cb, Session))
+    learn.remove_cb(session)  # without the session: a plain Learner again
+    assert not isinstance(learn, LiveLearner) and not hasattr(learn, "run")
+    assert not isinstance(learn.lr_find(num=10, progress=False), LRFind)
+    dataset, chosen, config = embedlab._dataset_and_trainer(tiny, None, {})
+    with pytest.warns(EmbedlabDeprecationWarning, match="LiveLearner"):
+        old = LiveLearner(chosen.prepare(dataset, config, progress=False), progress=False, name="old")
+    assert type(old) is Learner and old.fit_one_cycle(1, 5e-3)["epoch"].tolist() == [1] and len(old.fits) == 1
+
+
 def test_freeze_unfreeze_and_discriminative_learning_rates(tiny):
     learn = embedlab.learner(tiny, progress=False, epochs=1)
     assert learn.layer_groups == ["embeddings", "biases"]
@@ -451,11 +475,10 @@ def test_the_readme_python_api_names_exist():
             and n.value.id == "embedlab"}
     assert used >= {"load_dataset", "lr_find", "train", "load_run", "analyze", "compare", "learner"}
     assert all(hasattr(embedlab, name) for name in used)
-    from embedlab.report.live import LiveLearner
-
     learn_methods = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
                      and n.value.id == "learn"}
-    assert learn_methods and all(hasattr(LiveLearner, m) for m in learn_methods)
+    learn = embedlab.learner("synthetic-collab", users=20, items=15, ratings=200, n_factors=2, progress=False)
+    assert learn_methods and all(hasattr(learn, m) for m in learn_methods)
     assert hasattr(Run, "neighbors")
 
 

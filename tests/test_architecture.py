@@ -415,7 +415,7 @@ def call_public():
         assert isinstance(getattr(embedlab, name), types.FunctionType), (name, getattr(embedlab, name))
     data = embedlab.load_dataset("synthetic-collab", users=20, items=15, ratings=200)
     learn = embedlab.learner(data, n_factors=2, progress=False)
-    assert type(learn).__name__ == "LiveLearner", type(learn)
+    assert type(learn).__name__ == "Learner" and learn is learn.learner, type(learn)
 
 
 def import_aliases():

@@ -502,3 +502,54 @@ def test_fit_stays_short():
 
     for fn in (Learner.fit, Learner._fit):
         assert len(inspect.getsource(fn).splitlines()) <= 35, fn.__name__
+
+
+def test_load_continues_the_optimizer_state_and_the_shuffling_as_resume_does(tmp_path):
+    """fit 4 epochs == fit 2, save, a fresh learner loads, fit 2 (constant lr): bit for bit."""
+    from embedlab.training import FitConfig
+
+    half = FitConfig(epochs=2, lr=0.05, wd=0.1, opt="adamw", schedule="constant")
+    whole = tiny_learner(n_rows=16, bs=4)
+    whole.fit(half.replace(epochs=4), progress=False)
+    first = tiny_learner(n_rows=16, bs=4)
+    first.fit(half, progress=False)
+    path = first.save(tmp_path / "half")
+    resumed = tiny_learner(n_rows=16, bs=4).load(path)
+    resumed.fit(half, progress=False)
+    assert torch.equal(resumed.model.w, whole.model.w) and torch.equal(resumed.model.v, whole.model.v)
+    assert [float(s["step"]) for s in resumed.opt.state.values()] == [16.0, 16.0]
+    alone = tiny_learner(n_rows=16, bs=4).load(path, with_opt=False)  # the model only: a fresh optimizer
+    alone.fit(half, progress=False)
+    assert not torch.equal(alone.model.w, whole.model.w)
+    assert [float(s["step"]) for s in alone.opt.state.values()] == [8.0, 8.0]
+    other = tiny_learner(n_rows=16, bs=4).load(path)  # another optimizer cannot continue Adam's state
+    with pytest.warns(UserWarning, match="AdamW's, this fit's optimizer is SGD: it starts afresh"):
+        other.fit(half.replace(opt="sgd"), progress=False)
+
+
+def test_fastai_style_fit_and_layer_groups_on_a_plain_learner():
+    from embedlab.training import Callback
+
+    learn = tiny_learner(n_rows=8, bs=4)
+    assert learn.layer_groups == ["w", "v"] and list(learn.layer_groups()) == ["w", "v"]
+    fit = learn.fit(2, slice(1e-3, 1e-2), 0.0, progress=False, schedule="constant")  # fit(epochs, lr, wd)
+    assert fit.groups["w"]["lr"] == pytest.approx(1e-3) and fit.groups["v"]["lr"] == pytest.approx(1e-2)
+    assert list(fit["epoch"]) == [1, 2] and len(fit) == 2 and "<table" in fit._repr_html_()
+
+    class Counter(Callback):
+        exports = ("epochs_seen",)
+        epochs_seen = 0
+
+        def after_epoch(self):
+            self.epochs_seen += 1
+
+    counter = Counter()
+    learn.add_cb(counter)  # attached: joins every fit, its exports read as the learner's
+    learn.fit_one_cycle(3, 0.01, progress=False)
+    learn.fit_one_cycle(3, 0.01, progress=False)
+    assert learn.epochs_seen == 6 and not hasattr(learn, "config")  # the FitConfig only while a fit runs
+    learn.remove_cb(counter)
+    with pytest.raises(AttributeError, match="epochs_seen"):
+        learn.epochs_seen
+    with pytest.raises(UsageError, match="predict\\(row\\) is the live learner's"):
+        learn.predict({"user": 1, "item": 2})

@@ -5,9 +5,10 @@ and reads like fastai's: ``lr = embedlab.lr_find(...).suggestion``; ``learn.lr_f
 ``learn.fit_one_cycle(5, 5e-3)``, ``learn.freeze()``, ``learn.fit_one_cycle(2, slice(1e-5, 1e-3))``,
 ``learn.plot_sched()``, ``learn.plot_loss()``, ``learn.run``.
 
-The live learner wraps what a trainer's ``prepare`` returns (``Trainer.prepare``): the model
-and the :class:`embedlab.training.Learner` that the trainer's own ``train`` uses, so every fit
-here runs the same loop, and :attr:`LiveLearner.run` is the run the trainer itself would make.
+The live learner is the :class:`embedlab.training.Learner` that a trainer's ``prepare`` makes
+(``Trainer.prepare``) and its own ``train`` fits, with the :class:`Session` callback attached
+(:func:`live_learner`): one object, one loop, and ``learn.run`` is the run the trainer itself
+would make.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typing import Any
 import pandas as pd
 
 from embedlab.report.notebook import Figures, ResultList
-from embedlab.training.learner import FitResult
+from embedlab.training.callbacks import Callback, Threads
+from embedlab.training.learner import FitResult, Learner
 from embedlab.training.lr_find import SUGGESTION_RULES, LRFindResult
 
 
@@ -62,109 +64,50 @@ class LRFind:
         return f"LRFind(suggestion={'None' if s is None else f'{s:.2e}'}, rule={self.rule!r}: {self._text()})"
 
 
-def _lr(lr: Any):
-    """fastai's ``slice(lo, hi)``/``slice(hi)`` -> :class:`LRSlice`; a number or a mapping stays."""
-    from embedlab.training.fitconfig import LRSlice
+class Session(Callback):
+    """What makes a trainer's Learner a notebook's live learner (``embedlab.learner(...)``): a
+    callback attached for every fit that keeps each fit (``learn.fits``) and offers fastai's
+    verbs as the learner's own attributes (its ``exports``): :attr:`run` (everything trained
+    so far as one run), ``plot_sched``, ``plot_loss``, ``get_preds``, ``predict(row)``,
+    ``show_results``, ``export``; ``learn.lr_find()`` shows as a plot (:meth:`present`).
+    ``fit``, ``fit_one_cycle``, ``freeze``, ``save``/``load`` are the Learner's own."""
 
-    if isinstance(lr, slice):
-        if lr.stop is None:
-            raise ValueError("slice(lo, hi): give at least the highest learning rate")
-        return LRSlice(hi=float(lr.stop), lo=None if lr.start is None else float(lr.start))
-    if isinstance(lr, str):
-        return LRSlice.parse(lr)
-    return lr
+    order = 40
+    exports = ("prepared", "name", "fits", "config", "learner", "run", "steps", "plot_sched", "plot_loss",
+               "get_preds", "predict_row", "show_results", "export")
 
-
-class LiveLearner:
-    """A trainer's model and Learner, trained step by step (``embedlab.learner(...)``).
-
-    Each ``fit``/``fit_one_cycle`` continues from the model as it is (fastai's semantics);
-    ``freeze()``/``unfreeze()``/``freeze_to(n)`` act on the model's layer groups (for collab:
-    ``embeddings``, then ``biases``; :attr:`layer_groups`); :attr:`run` is the run of
-    everything trained so far.
-    """
-
-    def __init__(self, prepared: Any, progress: bool | None = None, name: str = "") -> None:
-        self.prepared = prepared
-        self.progress = progress
-        self.name = name
+    def __init__(self, prepared: Any, name: str = "") -> None:
+        self.prepared, self.name = prepared, name
         self.fits: list = []
-        #: the file :meth:`load` read last (None: the model is as trained here)
-        self.loaded: str | None = None
 
-    learner = property(lambda self: self.prepared.learner)
-    model = property(lambda self: self.prepared.learner.model)
     config = property(lambda self: dict(self.prepared.config))
-    #: the Learner's replaceable step and batches (:class:`embedlab.training.Learner`), read and set
-    step = property(lambda self: self.learner.step, lambda self, fn: setattr(self.learner, "step", fn))
-    batches = property(lambda self: self.learner.batches, lambda self, fn: setattr(self.learner, "batches", fn))
+    learner = property(lambda self: self.learn)  # the old LiveLearner.learner: the learner itself
 
-    def __getattr__(self, name: str) -> Any:
-        """Everything else is the trainer's Learner's (``learn.opt``, ``learn.validate()``,
-        ``learn.layer_groups()``...): one learner with notebook verbs, not a second loop."""
-        if name.startswith("__") or name in ("prepared", "progress", "name", "fits"):
-            raise AttributeError(name)
-        return getattr(self.prepared.learner, name)
+    def after_fit(self) -> None:
+        self.fits.append(self.learn.result)
 
-    @property
-    def layer_groups(self) -> list[str]:
-        return list(self.learner.layer_groups())
+    after_cancel_fit = after_fit
 
-    @property
-    def frozen_groups(self) -> list[str]:
-        return self.learner.frozen_groups
-
-    def freeze(self) -> None:
-        """Train only the last layer group (fastai's ``freeze()``)."""
-        self.learner.freeze()
-
-    def unfreeze(self) -> None:
-        self.learner.unfreeze()
-
-    def freeze_to(self, n: int) -> None:
-        self.learner.freeze_to(n)
+    def present(self, value: Any) -> Any:
+        if isinstance(value, LRFindResult) and not isinstance(value, LRFind):
+            return LRFind(value, value.rule, title=f"lr find: {self.name}" if self.name else "lr find")
+        return value
 
     def _threads(self):
         from embedlab.trainers.base import torch_threads
 
         return torch_threads(self.prepared.threads)
 
-    def lr_find(self, start_lr: float | None = None, end_lr: float | None = None, num: int = 100,
-                rule: str = "valley") -> LRFind:
-        """An lr sweep from the model as it is (restored afterwards), the frozen groups kept frozen."""
-        with self._threads():
-            result = self.learner.lr_find(start_lr, end_lr, num, progress=self.progress,
-                                          config=self.prepared.fit_config.replace(freeze=None, freeze_to=None))
-        return LRFind(result, rule, title=f"lr find: {self.name}" if self.name else "lr find")
-
-    def fit(self, epochs: int, lr: Any = None, wd: float | None = None, cbs: Any = (), **changes: Any) -> pd.DataFrame:
-        """Train ``epochs`` more epochs with the trainer's fit settings (``changes`` override
-        them: ``schedule=``, ``opt=``, ``wd_mode=``...); ``lr`` may be fastai's
-        ``slice(lo, hi)``; ``cbs``: more callbacks (:mod:`embedlab.training.callbacks`).
-        Returns the per-epoch history of this fit."""
-        config = self.prepared.fit_config.replace(epochs=int(epochs), freeze=None, freeze_to=None, **changes)
-        if lr is not None:
-            config = config.replace(lr=_lr(lr))
-        if wd is not None:
-            config = config.replace(wd=float(wd))
-        with self._threads():
-            fit = self.learner.fit(config, progress=self.progress, cbs=cbs)
-        self.fits.append(fit)
-        return pd.DataFrame(fit.history)
-
-    def fit_one_cycle(self, epochs: int, lr: Any = None, wd: float | None = None, **changes: Any) -> pd.DataFrame:
-        """fastai's ``fit_one_cycle``: :meth:`fit` with the one-cycle schedule."""
-        return self.fit(epochs, lr, wd, schedule="one-cycle", **changes)
-
     def _combined(self) -> "_Fits":
         """Every fit so far as one FitResult (epochs numbered on, steps run on)."""
+        learn = self.learn
         if not self.fits:
-            if not self.loaded:
+            if not learn.loaded:
                 raise ValueError("nothing trained yet: call fit_one_cycle(...) first (or load(name))")
             with self._threads():  # a loaded model: its validation now is the run's metrics
-                final = self.learner.validate()
+                final = learn.validate()
             return _Fits(history=[], final=final, config=self.prepared.fit_config.to_config(),
-                         merged=self.steps(), fit_configs=[], init=self.learner.init)
+                         merged=self.steps(), fit_configs=[], init=learn.init)
         last = self.fits[-1]
         history, epoch = [], 0
         for fit in self.fits:
@@ -204,12 +147,13 @@ class LiveLearner:
 
     # ------------------------------------------------------------ predictions (fastai's verbs)
     def _set(self, ds: str):
+        learn = self.learn
         if ds in ("valid", "validation", 1):
-            if self.learner.valid is None:
+            if learn.valid is None:
                 raise ValueError("this learner has no validation rows (a split without them)")
-            return self.learner.valid
+            return learn.valid
         if ds in ("train", 0):
-            return self.learner.train_inputs, self.learner.train_target
+            return learn.train_inputs, learn.train_target
         raise ValueError(f"ds={ds!r}: choose 'valid' or 'train'")
 
     def get_preds(self, ds: str = "valid"):
@@ -218,24 +162,21 @@ class LiveLearner:
         from the model as it is now, in eval mode, exactly as validation computes them."""
         inputs, target = self._set(ds)
         with self._threads():
-            preds = self.learner.predict(inputs)
+            preds = self.learn.predict(inputs)
         return preds.detach().cpu(), target.detach().cpu()
 
-    def _codes(self, values, role: str):
-        """Model rows of users or items given by key or label (the lookup rules of EmbeddingTable.find)."""
-        return self.model.rows(values, is_item=role == "item")
-
-    def predict(self, row: Any):
-        """fastai's ``predict(row)`` for a collab learner: the predicted rating of one (user, item)
-        pair, given as a mapping or Series with the data's user and item columns (or ``user`` and
-        ``item``), or a ``(user, item)`` tuple; users and items by key or label. A DataFrame of
-        pairs gives a Series of predictions (one per row, in order)."""
+    def predict_row(self, row: Any):
+        """fastai's ``predict(row)`` for a collab learner (``learn.predict(row)``): the predicted
+        rating of one (user, item) pair, given as a mapping or Series with the data's user and
+        item columns (or ``user`` and ``item``), or a ``(user, item)`` tuple; users and items by
+        key or label. A DataFrame of pairs gives a Series of predictions (one per row, in order)."""
         import torch
 
-        if getattr(self.model, "classes", None) is None:
+        model = self.learn.model
+        if getattr(model, "classes", None) is None:
             raise ValueError("predict(row) scores (user, item) pairs of a collab learner; for other runs use "
                              "learn.run.predict(frame)")
-        cols = getattr(self.model, "columns", None) or {}
+        cols = getattr(model, "columns", None) or {}
         frame = row if isinstance(row, pd.DataFrame) else None
         if frame is None:
             if isinstance(row, (tuple, list)) and len(row) == 2:
@@ -244,11 +185,11 @@ class LiveLearner:
                 pairs = [(_field(row, "user", cols), _field(row, "item", cols))]
         else:
             pairs = list(zip(*(frame[_column(frame, role, cols)] for role in ("user", "item"))))
-        users = self._codes([p[0] for p in pairs], "user")
-        items = self._codes([p[1] for p in pairs], "item")
-        self.model.eval()
+        users = model.rows([p[0] for p in pairs], is_item=False)
+        items = model.rows([p[1] for p in pairs], is_item=True)
+        model.eval()
         with torch.no_grad():
-            out = self.model(users, items).detach().cpu().double().numpy()
+            out = model(users, items).detach().cpu().double().numpy()
         if frame is None:
             return float(out[0])
         return pd.Series(out, index=frame.index, name="prediction")
@@ -267,7 +208,7 @@ class LiveLearner:
         pred, targ = preds.double().numpy().reshape(len(preds), -1)[:, 0], target.double().numpy()
         rng = np.random.default_rng(seed)
         shown = np.sort(rng.choice(len(pred), size=min(int(n), len(pred)), replace=False))
-        classes = getattr(self.model, "classes", None)
+        classes = getattr(self.learn.model, "classes", None)
         table = pd.DataFrame()
         by_user = by_item = None
         if classes is not None and len(inputs) == 2:
@@ -284,29 +225,6 @@ class LiveLearner:
         return Results(table, rmse(pred, targ), len(pred), "validation" if ds != "train" else "training",
                        by_user, by_item)
 
-    # ------------------------------------------------------------ saving
-    def save(self, name: str, with_opt: bool = True, force: bool = False):
-        """fastai's ``learn.save(name)``: the model and the latest fit's optimizer state in
-        ``models/NAME.safetensors`` (a bare name; or the path given), safetensors only, no
-        pickle. Returns the path. Replaces only a file embedlab wrote (else ``force``)."""
-        from embedlab.training.saving import learner_file, save_learner
-
-        extra = {"name": self.name, "config": self.prepared.config}
-        return save_learner(self.learner, learner_file(name), extra=extra, force=force, with_opt=with_opt)
-
-    def load(self, name: str, with_opt: bool = True) -> "LiveLearner":
-        """fastai's ``learn.load(name)``: the model (and optimizer state) :meth:`save` wrote,
-        bit-identical; returns the learner. The optimizer state becomes ``learn.opt`` (an
-        optimizer over the trainable layer groups is made first when no fit has made one)."""
-        from embedlab.training.saving import learner_file, load_learner_state
-
-        load_learner_state(self.learner, learner_file(name), with_opt=with_opt,
-                           make_optimizer=lambda: self.learner.make_optimizer(self.prepared.fit_config))
-        self.loaded = str(learner_file(name))
-        return self
-
-    opt = property(lambda self: self.learner.opt)
-
     def export(self, path: str, force: bool = False):
         """fastai's ``export``: the run of the model as it is now, written as an ordinary run
         folder at ``path`` (``embedlab analyze``, ``predict``, the explorer read it). Returns the Run."""
@@ -314,11 +232,34 @@ class LiveLearner:
         run.save(path, force=force)
         return run
 
-    def __repr__(self) -> str:
-        epochs = sum(len(f.history) for f in self.fits)
-        frozen = f", frozen: {', '.join(self.frozen_groups)}" if self.frozen_groups else ""
-        return (f"<LiveLearner {self.name}: layer groups {', '.join(self.layer_groups)}{frozen}; "
-                f"{len(self.fits)} fits, {epochs} epochs trained>")
+
+def live_learner(prepared: Any, progress: bool | None = None, name: str = "") -> Learner:
+    """The trainer's own Learner (``prepared.learner``) as a notebook's live learner: fits start
+    from the trainer's fit settings (the frozen groups as the learner has them), with its torch
+    threads, and the :class:`Session` attached (``embedlab.learner(...)`` returns this)."""
+    learn = prepared.learner
+    learn.defaults = prepared.fit_config.replace(freeze=None, freeze_to=None)
+    learn.progress = progress
+    learn.info = {"name": name, "config": prepared.config}
+    learn.add_cb(Threads(prepared.threads))
+    learn.add_cb(Session(prepared, name))
+    return learn
+
+
+class _LiveLearnerType(type):
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return isinstance(obj, Learner) and any(isinstance(cb, Session) for cb in obj.attached)
+
+
+class LiveLearner(metaclass=_LiveLearnerType):
+    """Deprecated: the live learner is the Learner itself (:func:`live_learner`, ``embedlab.learner``);
+    ``LiveLearner(prepared, progress, name)`` returns that learner, with a warning."""
+
+    def __new__(cls, prepared: Any, progress: bool | None = None, name: str = "") -> Any:
+        from embedlab.deprecations import LIVE_LEARNER
+
+        LIVE_LEARNER.warn()
+        return live_learner(prepared, progress=progress, name=name)
 
 
 def _column(frame: pd.DataFrame, role: str, cols: dict) -> str:
@@ -335,7 +276,7 @@ def _field(row: Any, role: str, cols: dict) -> Any:
     raise ValueError(f"the row has no {role}: give {cols.get(role, role)!r} or {role!r} (or a (user, item) tuple)")
 
 
-@dataclass
+@dataclass(repr=False)
 class _Fits(FitResult):
     """A live learner's fits as one FitResult: the history numbered on, the steps of every fit
     (:func:`embedlab.report.schedule.merge_steps`, each fit decimated on its own), and

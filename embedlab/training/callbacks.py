@@ -18,7 +18,9 @@ A fit's own callbacks (:meth:`Learner.fit`): :class:`Schedule` (the lr/momentum 
 :class:`Recorder` (the history, the per-step lr, momentum and loss: the :class:`FitResult`),
 :class:`Divergence` (a non-finite loss stops the fit), :class:`Checkpoint` (``--resume``),
 :class:`Progress` (the bar and the epoch lines), :class:`EpochHook` (``on_epoch``). The lr
-finder is one more (:class:`LRFinder`). Pass your own with ``fit(..., cbs=[...])``.
+finder is one more (:class:`LRFinder`). Pass your own with ``fit(..., cbs=[...])``, or attach
+them to every fit with ``learn.add_cb(cb)`` (:class:`Threads`; the notebook's live session,
+:class:`embedlab.report.live.Session`, is one).
 """
 from __future__ import annotations
 
@@ -41,10 +43,19 @@ class CancelFit(Exception):
 
 
 class Callback:
-    """Base class: handles no event; ``order`` sorts the callbacks of a fit (lower first)."""
+    """Base class: handles no event; ``order`` sorts the callbacks of a fit (lower first).
+
+    Attached to a learner (``learn.add_cb(cb)``) a callback joins every fit, the lr finder's
+    too when ``in_lr_find``; the names in ``exports`` read as the learner's own attributes
+    (``learn.NAME`` is ``cb.NAME``), and a ``present(value)`` method may wrap what a verb
+    returns for display (the live session: an lr sweep as a plot)."""
 
     order = 0
     learn: Any = None
+    #: attached: also a callback of ``learn.lr_find`` (default: fits only)
+    in_lr_find = False
+    #: attached: attribute names the learner shows as its own
+    exports: tuple[str, ...] = ()
 
     def __call__(self, event: str) -> None:
         handler = getattr(self, event, None)
@@ -200,6 +211,27 @@ class Progress(Callback):
             self.bar = None
 
 
+class Threads(Callback):
+    """Train with ``n`` intra-op torch threads (None: leave torch's setting alone), restored after
+    the fit (a trainer's ``threads``; :func:`embedlab.trainers.base.torch_threads` for a block)."""
+
+    order = -30
+    in_lr_find = True
+
+    def __init__(self, n: int | None) -> None:
+        self.n, self.kept = n, None
+
+    def before_fit(self) -> None:
+        if self.n:
+            self.kept = torch.get_num_threads()
+            torch.set_num_threads(int(self.n))
+
+    def cleanup_fit(self) -> None:
+        if self.kept is not None:
+            torch.set_num_threads(self.kept)
+            self.kept = None
+
+
 class EpochHook(Callback):
     """Calls ``fn(row)`` after every epoch (``fit(on_epoch=fn)``)."""
 
@@ -258,7 +290,7 @@ class LRFinder(Callback):
 MAX_STEP_POINTS = 2000
 
 
-@dataclass
+@dataclass(repr=False)
 class FitResult:
     """Per-epoch history, wall time, the last row, the resolved config and per-step schedules."""
 
@@ -276,6 +308,33 @@ class FitResult:
     @property
     def frozen(self) -> list[str]:
         return [n for n, g in self.groups.items() if g.get("frozen")]
+
+    # the history as a table: a fit shows as one, and reads as one (``fit["valid_loss"]``,
+    # ``fit.iloc[-1]``), as the live learner's fits returned a DataFrame
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.history)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.to_frame()[key]
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in type(self).__dataclass_fields__:
+            raise AttributeError(name)
+        return getattr(self.to_frame(), name)
+
+    def __len__(self) -> int:
+        return len(self.history)
+
+    def __bool__(self) -> bool:
+        return True
+
+    def _repr_html_(self) -> str:
+        return self.to_frame()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self.to_frame())
 
     def steps(self, max_points: int = MAX_STEP_POINTS) -> dict[str, Any]:
         """The per-step schedule and loss, decimated to at most ``max_points`` points:

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from embedlab.errors import EmbedlabError, RunFormatError, UsageError
+from embedlab.training.saving import decode_state, encode_state, plain_json
 
 FORMAT = "embedlab-checkpoint"
 FORMAT_VERSION = 1
@@ -68,62 +69,13 @@ def checkpoint_dir(out: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------------------- JSON <-> state
-def _encode(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
-    """A state_dict value as JSON; tensors go to ``tensors`` under a name derived from ``prefix``.
-
-    Tuples and dicts with non-string keys are tagged so they come back as they were (an
-    optimizer's ``betas`` stay a tuple, its ``state`` keeps its integer keys).
-    """
-    if torch.is_tensor(value):
-        tensors[prefix] = value.detach().to("cpu", copy=True).contiguous()
-        return {"__tensor__": prefix}
-    if isinstance(value, bool) or value is None or isinstance(value, (str, int, float)):
-        return value
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if isinstance(value, tuple):
-        return {"__tuple__": [_encode(v, tensors, f"{prefix}.{i}") for i, v in enumerate(value)]}
-    if isinstance(value, list):
-        return [_encode(v, tensors, f"{prefix}.{i}") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        if all(isinstance(k, str) and not k.startswith("__") for k in value):
-            return {k: _encode(v, tensors, f"{prefix}.{k}") for k, v in value.items()}
-        return {"__items__": [[_encode(k, tensors, f"{prefix}.key{i}"), _encode(v, tensors, f"{prefix}.{k}")]
-                              for i, (k, v) in enumerate(value.items())]}
-    raise EmbedlabError(f"cannot keep a {type(value).__name__} ({prefix}) in a training checkpoint; "
-                        f"use --no-checkpoint")
+# the codec of embedlab.training.saving (learn.save uses it too): tensors by name, the rest JSON
+_encode, _plain = encode_state, plain_json
 
 
 def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    if isinstance(value, list):
-        return [_decode(v, tensors) for v in value]
-    if isinstance(value, dict):
-        if "__tensor__" in value:
-            name = value["__tensor__"]
-            if name not in tensors:
-                raise CheckpointError(f"checkpoint tensor {name!r} is missing from {STATE_FILE}")
-            return tensors[name]
-        if "__tuple__" in value:
-            return tuple(_decode(v, tensors) for v in value["__tuple__"])
-        if "__items__" in value:
-            return {_decode(k, tensors): _decode(v, tensors) for k, v in value["__items__"]}
-        return {k: _decode(v, tensors) for k, v in value.items()}
-    return value
-
-
-def _plain(value: Any) -> Any:
-    """A command-line value as plain JSON, for fingerprints (paths absolute, --lr LO:HI as text)."""
-    if isinstance(value, Path):
-        return str(value.resolve())
-    if isinstance(value, (tuple, list)):
-        return [_plain(v) for v in value]
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)  # LRSlice and friends: their text is what the user wrote
+    return decode_state(value, tensors, missing=lambda name: CheckpointError(
+        f"checkpoint tensor {name!r} is missing from {STATE_FILE}"))
 
 
 def _frame_digest(df, raw: bool = True) -> str | None:

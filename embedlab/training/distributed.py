@@ -248,18 +248,19 @@ class DistributedLearner(Learner):
                 continue
             yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
 
-    def fit(self, config=None, progress: bool = True, on_epoch=None, checkpoint=None, **changes: Any):
+    def fit(self, config=None, lr=None, wd=None, cbs=(), *, progress=None, on_epoch=None, checkpoint=None,
+            **changes: Any):
         """As :meth:`Learner.fit`; with sharded data each rank steps through its own shard with
         ``bs / world`` rows, so the schedule's steps per epoch are counted on the shard."""
         if not (self.sharded and active()):
-            return super().fit(config, progress, on_epoch, checkpoint, **changes)
-        from embedlab.training.fitconfig import FitConfig
-
-        cfg = (config or FitConfig()).replace(**changes)
+            return super().fit(config, lr, wd, cbs, progress=progress, on_epoch=on_epoch, checkpoint=checkpoint,
+                               **changes)
+        cfg = self.fit_settings(config, lr, wd, resolve=False, **changes)
         global_bs = int(cfg.bs or self.bs)
         if global_bs % world_size():
             raise UsageError(f"--bs {global_bs} must be a multiple of the {world_size()} processes")
-        result = super().fit(cfg.replace(bs=global_bs // world_size()), progress, on_epoch, checkpoint)
+        result = super().fit(cfg.replace(bs=global_bs // world_size()), cbs=cbs, progress=progress,
+                             on_epoch=on_epoch, checkpoint=checkpoint)
         result.config["bs"] = global_bs
         self.bs = global_bs
         return result

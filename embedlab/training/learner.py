@@ -45,6 +45,9 @@ Python DataLoader: for embedding models the loop itself is the hot path.
 from __future__ import annotations
 
 import math
+import numbers
+import warnings
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -54,7 +57,7 @@ from torch import nn
 from embedlab.errors import UsageError
 from embedlab.training.callbacks import (MAX_STEP_POINTS, Callback, CancelFit, Checkpoint,  # noqa: F401
                                          Divergence, EpochHook, FitResult, LRFinder, Progress, Recorder, Schedule,
-                                         diverged, format_row)
+                                         Threads, diverged, format_row)
 from embedlab.training.lr_find import LRFindResult
 from embedlab.training.optim import l2_penalty, make_optimizer, sparse_parameters
 from embedlab.training.fitconfig import DEFAULT_LR_RATIO, FitConfig, LRSlice
@@ -112,6 +115,35 @@ def listen_to_epochs(fn: Callable[[dict], None] | None) -> Callable[[dict], None
     before, _epoch_listener = _epoch_listener, fn
     return before
 
+class LayerGroups(list):
+    """The names of a learner's layer groups, in order (``learn.layer_groups == ["embeddings",
+    "biases"]``); called, the ``name -> parameters`` mapping (``learn.layer_groups()``)."""
+
+    def __init__(self, groups: Mapping[str, list[nn.Parameter]]) -> None:
+        super().__init__(groups)
+        self.groups = dict(groups)
+
+    def __call__(self) -> dict[str, list[nn.Parameter]]:
+        return dict(self.groups)
+
+
+def as_lr(lr: Any) -> Any:
+    """fastai's ``slice(lo, hi)``/``slice(hi)`` and ``"LO:HI"`` -> :class:`LRSlice`; a number or a
+    mapping stays as it is."""
+    if isinstance(lr, bool):
+        raise UsageError(f"lr={lr}: not a learning rate (a fit's progress is the keyword progress=)")
+    if isinstance(lr, slice):
+        if lr.stop is None:
+            raise ValueError("slice(lo, hi): give at least the highest learning rate")
+        return LRSlice(hi=float(lr.stop), lo=None if lr.start is None else float(lr.start))
+    if isinstance(lr, str):
+        return LRSlice.parse(lr)
+    return lr
+
+
+_UNSET = object()
+
+
 class Learner:
     """Trains ``model(*inputs) -> predictions`` against ``target`` with ``loss_fn``.
 
@@ -130,6 +162,13 @@ class Learner:
       plugs in here);
     - ``learn.batches = my_batches``: ``my_batches(learn)`` yields ``(inputs, target)`` for one
       epoch (default :func:`shuffled_batches`).
+
+    The same object is the live learner of notebooks (``embedlab.learner(...)`` returns the
+    trainer's own Learner): ``fit(epochs, lr)``/``fit_one_cycle`` continue from the model as it
+    is, ``freeze``/``unfreeze``, ``lr_find``, ``save``/``load``; what a notebook adds comes from
+    callbacks attached for every fit (:meth:`add_cb`), whose ``exports`` the learner shows as
+    its own attributes (the live session of :mod:`embedlab.report.live`: ``learn.run``,
+    ``plot_sched``, ``get_preds``, ``show_results``, ``export``...).
     """
 
     #: one optimisation step on a batch: ``step(learn, opt, inputs, target) -> data loss``
@@ -153,14 +192,53 @@ class Learner:
         self.init: dict[str, Any] | None = None
         #: the optimizer of the latest fit (what ``learn.save`` keeps with the model)
         self.opt: torch.optim.Optimizer | None = None
+        #: callbacks that join every fit (:meth:`add_cb`), e.g. a notebook's live session
+        self.attached: list[Callback] = []
+        #: the fit settings ``fit(epochs, lr)`` starts from (a trainer's; None: FitConfig's defaults)
+        self.defaults: FitConfig | None = None
+        #: show a progress bar (True, False; None: when a person watches), unless a fit says otherwise
+        self.progress: bool | None = True
+        #: what ``save`` records beside the tensors (a live learner: the dataset's name, the config)
+        self.info: dict[str, Any] = {}
+        #: the file :meth:`load` read last (None: the model is as trained here)
+        self.loaded: str | None = None
+        self._loaded_opt: tuple[str, dict] | None = None  # optimizer state the next fit continues
+
+    # ------------------------------------------------------------ callbacks that stay
+    def add_cb(self, cb: Callback) -> "Learner":
+        """Attach ``cb`` to every later fit (fastai's ``add_cb``); its ``exports`` become the
+        learner's attributes (``learn.NAME`` is ``cb.NAME``)."""
+        cb.learn = self
+        self.attached.append(cb)
+        return self
+
+    def remove_cb(self, cb: Callback) -> None:
+        self.attached.remove(cb)
+
+    def __getattr__(self, name: str) -> Any:
+        """An attribute an attached callback exports (only called when the learner has none)."""
+        if not name.startswith("_"):
+            for cb in self.__dict__.get("attached", ()):
+                if name in getattr(cb, "exports", ()):
+                    return getattr(cb, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _present(self, value: Any) -> Any:
+        """What a verb returns, as an attached callback shows it (``present(value)``: a
+        notebook wraps an lr sweep in a plot)."""
+        for cb in self.attached:
+            present = getattr(cb, "present", None)
+            if present is not None:
+                value = present(value)
+        return value
 
     # ------------------------------------------------------------ pieces
-    def layer_groups(self) -> dict[str, list[nn.Parameter]]:
-        """The model's named layer groups (one group ``all`` when it defines none)."""
+    @property
+    def layer_groups(self) -> LayerGroups:
+        """The model's layer groups (one group ``all`` when it defines none): their names, a
+        list; ``learn.layer_groups()`` is the ``name -> parameters`` mapping."""
         groups = getattr(self.model, "layer_groups", None)
-        if groups is None:
-            return {"all": list(self.model.parameters())}
-        return dict(groups())
+        return LayerGroups({"all": list(self.model.parameters())} if groups is None else groups())
 
     # ------------------------------------------------------------ freezing
     @property
@@ -282,7 +360,15 @@ class Learner:
         return self.step(self, opt, inputs, target)
 
     @torch.no_grad()
-    def predict(self, inputs: Sequence[torch.Tensor], bs: int = 65536) -> torch.Tensor:
+    def predict(self, inputs: Sequence[torch.Tensor] | Any, bs: int = 65536) -> torch.Tensor | Any:
+        """The model's predictions for ``inputs`` (a sequence of tensors), ``bs`` rows at a time,
+        in eval mode. Anything else is fastai's ``predict(row)``, which a live learner's session
+        answers (``predict_row``: one (user, item) pair, or a DataFrame of them)."""
+        if not (isinstance(inputs, (tuple, list)) and inputs and all(torch.is_tensor(t) for t in inputs)):
+            if "predict_row" not in {n for cb in self.attached for n in getattr(cb, "exports", ())}:
+                raise UsageError("Learner.predict takes a sequence of input tensors; predict(row) is the "
+                                 "live learner's (embedlab.learner(...))")
+            return self.predict_row(inputs)
         self.model.eval()
         n = len(inputs[0])
         outs = [self.model(*(t[i:i + bs] for t in inputs)) for i in range(0, n, bs)]
@@ -309,7 +395,7 @@ class Learner:
         self.cbs = sorted(cbs, key=lambda cb: cb.order)
         for cb in self.cbs:
             cb.learn = self
-        self.config, self.first_epoch, self.n_step = config, 0, 0
+        kept, self.config, self.first_epoch, self.n_step = self.__dict__.get("config", _UNSET), config, 0, 0
         self.total_steps = config.epochs * math.ceil(len(self.train_target) / self.bs)
         try:
             self("before_fit")
@@ -329,30 +415,54 @@ class Learner:
         finally:
             self("cleanup_fit")
             self.cbs = []
+            self._unset_config(kept)
 
-    def fit(self, config: FitConfig | None = None, progress: bool = True,
-            on_epoch: Callable[[dict], None] | None = None, checkpoint: Any = None,
-            cbs: Sequence[Callback] = (), **changes: Any) -> FitResult:
-        """Train as ``config`` says (keyword ``changes`` override its fields); returns the
-        :class:`FitResult` its :class:`~embedlab.training.callbacks.Recorder` kept.
+    def _unset_config(self, kept: Any) -> None:
+        """``learn.config`` is the fit's FitConfig while it runs; afterwards what it was (a live
+        learner: the trainer's config, from its session)."""
+        if kept is _UNSET:
+            self.__dict__.pop("config", None)
+        else:
+            self.config = kept
 
+    def fit(self, config: FitConfig | int | None = None, lr: Any = None, wd: float | None = None,
+            cbs: Sequence[Callback] = (), *, progress: bool | None = None,
+            on_epoch: Callable[[dict], None] | None = None, checkpoint: Any = None, **changes: Any) -> FitResult:
+        """Train; returns the fit's :class:`FitResult` (which shows as its history table).
+
+        ``config``: a :class:`FitConfig` (what trainers pass), or a number of epochs (fastai's
+        ``fit(epochs, lr, wd)``: the learner's ``defaults`` with the current freezing; ``lr`` may
+        be ``slice(lo, hi)``); keyword ``changes`` override its fields. ``cbs``: more callbacks
+        (:mod:`embedlab.training.callbacks`), after the fit's own and the attached ones.
         ``checkpoint``: a :class:`embedlab.training.checkpoint.CheckpointPlan` (``embedlab train``
-        makes one per run): this fit then saves a checkpoint after every epoch and, under
-        ``--resume``, starts from the saved one. ``on_epoch(row)`` is called after every epoch;
-        ``cbs`` are more callbacks (:mod:`embedlab.training.callbacks`).
-
-        The training loss in the history is the data loss only; an L2 term is added for the
-        gradient but not reported, so runs with different weight-decay modes compare directly.
+        makes one per run): a checkpoint after every epoch and, under ``--resume``, the start
+        from the saved one. ``on_epoch(row)`` is called after every epoch. The training loss in
+        the history is the data loss only (an L2 term is added for the gradient, not reported).
         """
-        config = (config or FitConfig()).replace(**changes).resolved()
+        config = self.fit_settings(config, lr, wd, **changes)
         self._prepare(config)
         self.opt = self.make_optimizer(config)
-        own = [Schedule(), Recorder(), Divergence(), Progress(progress)]
+        self._continue_loaded_opt()
+        own = [Schedule(), Recorder(), Divergence(), Progress(self.progress if progress is None else progress)]
         own += [Checkpoint(checkpoint)] if checkpoint is not None else []
-        own += [EpochHook(on_epoch)] if on_epoch is not None else []
-        own += [EpochHook(_epoch_listener)] if _epoch_listener is not None else []
-        self._fit(config, own + list(cbs))
+        own += [EpochHook(fn) for fn in (on_epoch, _epoch_listener) if fn is not None]
+        self._fit(config, own + self.attached + list(cbs))
         return self.result
+
+    def fit_settings(self, config: FitConfig | int | None = None, lr: Any = None, wd: float | None = None,
+                     resolve: bool = True, **changes: Any) -> FitConfig:
+        """The :class:`FitConfig` of ``fit(config, lr, wd, **changes)`` (``resolve``: defaults filled in)."""
+        if isinstance(config, bool) or not (config is None or isinstance(config, (FitConfig, numbers.Integral))):
+            raise UsageError(f"fit({config!r}): give a FitConfig or a number of epochs")
+        if isinstance(config, numbers.Integral):  # fastai's fit(epochs, ...): from the defaults, freezing as it is
+            config = (self.defaults or FitConfig()).replace(epochs=int(config), freeze=None, freeze_to=None)
+        config = config or self.defaults or FitConfig()
+        if lr is not None:
+            config = config.replace(lr=as_lr(lr))
+        if wd is not None:
+            config = config.replace(wd=float(wd))
+        config = config.replace(**changes)
+        return config.resolved() if resolve else config
 
     def _prepare(self, config: FitConfig) -> None:
         """The batch size, freezing and ``--init-from`` check of a fit that starts."""
@@ -366,36 +476,91 @@ class Learner:
         elif config.freeze_to is not None:
             self.freeze_to(config.freeze_to)
 
-    def fit_one_cycle(self, epochs: int, lr: float, wd: float = 0.1, pct_start: float = 0.25,
-                      progress: bool = True, on_epoch: Callable[[dict], None] | None = None,
-                      **changes: Any) -> FitResult:
-        """One-cycle with AdamW unless ``changes`` say otherwise (``opt=``, ``wd_mode=``...)."""
-        config = FitConfig(epochs=epochs, lr=lr, wd=wd, pct_start=pct_start, schedule="one-cycle",
-                           opt=changes.pop("opt", "adamw"))
-        return self.fit(config, progress=progress, on_epoch=on_epoch, **changes)
+    def fit_one_cycle(self, epochs: int, lr: Any = None, wd: float | None = None, pct_start: float | None = None,
+                      cbs: Sequence[Callback] = (), *, progress: bool | None = None,
+                      on_epoch: Callable[[dict], None] | None = None, **changes: Any) -> FitResult:
+        """fastai's ``fit_one_cycle``: :meth:`fit` for ``epochs`` with the one-cycle schedule, from
+        the learner's ``defaults`` (a trainer's settings) or else AdamW with wd 0.1."""
+        if self.defaults is None:
+            changes = {"opt": "adamw", **changes}
+            wd = 0.1 if wd is None else wd
+        if pct_start is not None:
+            changes["pct_start"] = pct_start
+        return self.fit(int(epochs), lr, wd, cbs, progress=progress, on_epoch=on_epoch, schedule="one-cycle",
+                        **changes)
 
     def lr_find(self, start_lr: float | None = None, end_lr: float | None = None, num: int = 100,
-                wd: float | None = None, progress: bool = True,
-                config: FitConfig | None = None) -> "LRFindResult":
-        """Exponential lr sweep on training batches with the configured optimizer.
+                wd: float | None = None, progress: bool | None = None, config: FitConfig | None = None,
+                rule: str = "valley") -> "LRFindResult":
+        """Exponential lr sweep on training batches with the configured optimizer (``config``,
+        else the learner's ``defaults``), the :class:`LRFinder` callback; ``rule`` picks the
+        suggestion a live learner shows.
 
         The default sweep is 1e-7 .. 10 for adamw, moved by the optimizer's
         :data:`DEFAULT_LR_RATIO` (SGD's useful lrs are ~2000x larger and would not be reached).
-        Every layer group gets the same lr at each step; the model is restored afterwards.
+        Every layer group gets the same lr at each step; the model is restored afterwards, and
+        the frozen groups stay frozen.
         """
-        config = config or FitConfig(opt="adamw")
+        if isinstance(wd, str):  # the live learner's old lr_find(start, end, num, rule)
+            wd, rule = None, wd
+        config = config or self.defaults or FitConfig(opt="adamw")
         ratio = DEFAULT_LR_RATIO.get(str(config.opt).lower(), 1.0)
         start_lr = 1e-7 * ratio if start_lr is None else float(start_lr)
         end_lr = 10.0 * ratio if end_lr is None else float(end_lr)
-        config = config.replace(lr=start_lr, epochs=max(int(num), 1))
+        config = config.replace(lr=start_lr, epochs=max(int(num), 1), freeze=None, freeze_to=None)
         if wd is not None:
             config = config.replace(wd=wd)
         finder = LRFinder(start_lr, end_lr, num)
         kept = self.opt  # the latest fit's optimizer stays what `save` keeps
+        progress = self.progress if progress is None else progress
         try:
             self.opt = self.make_optimizer(config)
-            self._fit(config, [finder, Progress(progress, "lr-find", total=num, describe=finder.describe,
-                                                rows=False)])
+            self._fit(config, [finder, Progress(progress, "lr-find", total=num, describe=finder.describe, rows=False),
+                               *(cb for cb in self.attached if cb.in_lr_find)])
         finally:
             self.opt = kept
-        return LRFindResult(lrs=finder.lrs, losses=finder.losses)
+        return self._present(LRFindResult(lrs=finder.lrs, losses=finder.losses, rule=rule))
+
+    # ------------------------------------------------------------ saving
+    def save(self, name: str | Path, with_opt: bool = True, force: bool = False) -> Path:
+        """fastai's ``learn.save(name)``: the model, the latest fit's optimizer state and the
+        shuffling generator in ``models/NAME.safetensors`` (a bare name; or the path given),
+        safetensors only, no pickle. Returns the path. Replaces only a file embedlab wrote
+        (else ``force``)."""
+        from embedlab.training.saving import learner_file, save_learner
+
+        return save_learner(self, learner_file(name), extra=self.info, force=force, with_opt=with_opt)
+
+    def load(self, name: str | Path, with_opt: bool = True) -> "Learner":
+        """fastai's ``learn.load(name)``: what :meth:`save` wrote, bit-identical; returns the
+        learner. The optimizer state becomes ``learn.opt`` and the next fit continues it (Adam's
+        moments and step counts, with that fit's own lr and schedule) and the saved shuffling
+        order, as ``embedlab train --resume`` does; ``with_opt=False`` loads the model alone."""
+        from embedlab.training.saving import learner_file, load_learner_state
+
+        path = learner_file(name)
+        _, self._loaded_opt = load_learner_state(self, path, with_opt=with_opt, make_optimizer=lambda: (
+            self.make_optimizer(self.defaults or FitConfig())))
+        self.loaded = str(path)
+        return self
+
+    def _continue_loaded_opt(self) -> None:
+        """The first fit after :meth:`load` continues the loaded optimizer state."""
+        from embedlab.training.saving import carry_optimizer_state
+
+        loaded, self._loaded_opt = self._loaded_opt, None
+        if loaded is None:
+            return
+        kind, state = loaded
+        if kind != type(self.opt).__name__:
+            warnings.warn(f"the loaded optimizer state is {kind}'s, this fit's optimizer is "
+                          f"{type(self.opt).__name__}: it starts afresh", stacklevel=3)
+            return
+        carry_optimizer_state(self.opt, state)
+
+    def __repr__(self) -> str:
+        fits = getattr(self, "fits", None)
+        trained = "" if fits is None else f"; {len(fits)} fits, {sum(len(f.history) for f in fits)} epochs trained"
+        frozen = f", frozen: {', '.join(self.frozen_groups)}" if self.frozen_groups else ""
+        name = self.info.get("name", "")
+        return f"<Learner{' ' + name if name else ''}: layer groups {', '.join(self.layer_groups)}{frozen}{trained}>"

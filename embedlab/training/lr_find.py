@@ -19,6 +19,8 @@ class LRFindResult:
 
     lrs: list[float]
     losses: list[float]
+    #: the rule of :attr:`suggestion` (a key of :data:`SUGGESTION_RULES`)
+    rule: str = "valley"
 
     def _clean(self, skip_start: bool = False) -> tuple[np.ndarray, np.ndarray]:
         lrs = np.asarray(self.lrs, dtype=float)
@@ -50,8 +52,8 @@ class LRFindResult:
                "min10": float(lrs[i_min] / 10)}
         return out
 
-    def suggested(self, rule: str = "valley") -> float | None:
-        return self.suggestions().get(rule)
+    def suggested(self, rule: str | None = None) -> float | None:
+        return self.suggestions().get(rule or self.rule)
 
     def loss_at(self, lr: float) -> float:
         """The (smoothed) loss at ``lr``, interpolated in log(lr) (for marking a suggestion)."""
