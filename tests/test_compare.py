@@ -279,6 +279,56 @@ def test_compare_runs_compares_existing_runs_and_says_what_differs(tmp_path):
     assert "Runs compared" in html and "least stable entities" in html and "Validation loss per epoch" in html
     res = CliRunner().invoke(make_cli(), ["compare", "--runs", str(tmp_path / "a")])
     assert res.exit_code != 0 and "at least two runs" in res.output
+    # the Python API calls the same engine: the same verdict and ranking, the same report rule
+    mine = tmp_path / "mine.html"
+    mine.write_text("<html>a user's file</html>")
+    with pytest.raises(UsageError, match="--force"):
+        embedlab.compare(runs=[tmp_path / "a", tmp_path / "b"], report=mine, progress=False)
+    api = embedlab.compare(runs=[tmp_path / "a", tmp_path / "b"], report=tmp_path / "api.html", progress=False)
+    assert api.summary == payload["summary"] and sorted(api.table["config"]) == ["wd=0.0", "wd=0.1"]
+    assert "Runs compared" in (tmp_path / "api.html").read_text()
+    # and embedlab.analyze takes several runs as `embedlab analyze A B` does
+    several = embedlab.analyze([tmp_path / "a", tmp_path / "b"], names="bias-ranking", progress=False)
+    assert several.labels == ["a", "b"] and [len(rs) for rs in several.per_run] == [2, 2]
+    assert {s.table for s in several.tables} == {"user", "item"}
+
+
+def test_compare_shows_each_runs_epochs_as_they_happen(monkeypatch):
+    """``compare DATASET``: a bar per run that moves with its epochs (train --seeds' way), each
+    epoch's row under it, and a status line before every wait (loading, the optimizers' warm-up)."""
+    from embedlab.cli import make_cli
+    from embedlab.io import progress
+
+    events = []
+
+    class Recorder(progress._Null):
+        def add_task(self, description, total=None, info="", completed=0):
+            events.append(("task", description, total))
+            return description
+
+        def update(self, task=0, advance=0, info=None, completed=None, total=None):
+            events.append(("update", task, completed))
+
+        def print(self, line):
+            events.append(("line", line if line.startswith(" ") else line.split("  ")[0]))
+
+    monkeypatch.setattr(progress, "progress_bar", lambda enabled=True: Recorder() if enabled else progress._Null())
+    args = ["compare", "synthetic-collab", *[a for a in TINY if a != "-q"], "--opt", "sgd,adam", "--seeds", "1,2"]
+    res = CliRunner().invoke(make_cli(), args)
+    assert res.exit_code == 0, res.output
+    runs = ["sgd lr=10 seed 1", "sgd lr=10 seed 2", "adam lr=0.01 seed 1", "adam lr=0.01 seed 2"]
+    assert [e[1] for e in events if e[0] == "task"] == runs and {e[2] for e in events if e[0] == "task"} == {2}
+    for run in runs:
+        assert [e[2] for e in events if e[0] == "update" and e[1] == run] == [0, 1, 2]
+    lines = [e[1] for e in events if e[0] == "line"]
+    assert lines[0] == "loading synthetic-collab ..." and lines[-1].startswith("    valid_loss")
+    assert lines.index("[1/4] sgd lr=10 seed 1") > next(i for i, x in enumerate(lines) if x.startswith("preparing torch"))
+    assert lines.count("epoch 1") == 4 and lines.count("epoch 2") == 4  # each run's rows under its bar
+    first = events.index(("task", runs[0], 2))
+    assert events[first + 1:first + 4] == [("update", runs[0], 0), ("update", runs[0], 1), ("line", "epoch 1")]
+    events.clear()
+    res = CliRunner().invoke(make_cli(), [*args, "-q"])  # -q: no bar, the step lines stay on stderr
+    assert res.exit_code == 0 and not events and "[4/4] adam lr=0.01 seed 2" in res.stderr
 
 
 def test_the_fastai_benchmark_skips_cleanly_without_fastai(tmp_path):

@@ -73,9 +73,24 @@ def compare_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command
 
     def callback(quiet, report, runs_dir, metric, seeds, opt, lr, wd, wd_mode, force=False, as_json=False,
                  **values):
-        lists = {n: values.pop(n) for n in extra}
-        done = compare_dataset(entry, trainer, values, opt, lr, wd, wd_mode, seeds, metric, report=report,
-                               runs_dir=runs_dir, force=force, progress=not (quiet or global_quiet()), **lists)
+        from embedlab.io.progress import progress_bar
+        from embedlab.training.callbacks import format_row
+
+        lists, shown = {n: values.pop(n) for n in extra}, not (quiet or global_quiet())
+        with progress_bar(shown) as bar:  # one bar per run: its epochs (train --seeds')
+            tasks: dict[str, int] = {}
+
+            def on_epoch(name: str, epoch: int, epochs, row) -> None:
+                if name not in tasks:
+                    tasks[name] = bar.add_task(name, total=epochs)
+                bar.update(tasks[name], completed=epoch, info=f"valid_loss {row['valid_loss']:.4f}"
+                           if row and isinstance(row.get("valid_loss"), float) else "")
+                if row:
+                    bar.print(format_row(row))
+
+            done = compare_dataset(entry, trainer, values, opt, lr, wd, wd_mode, seeds, metric, report=report,
+                                   runs_dir=runs_dir, force=force, echo=bar.print if shown else None,
+                                   on_epoch=on_epoch, **lists)
         show(done, metric, report, force, as_json)
 
     return click.Command(entry.name, params=params + _compare_options(trainer, extra), callback=callback,

@@ -208,24 +208,32 @@ def _slug(label: str) -> str:
 # ---------------------------------------------------------------------------- running
 def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progress: bool = False,
             runs_dir: Path | None = None, echo=None, seeds: list[int] | None = None,
-            force: bool = False) -> list[Outcome]:
+            force: bool = False, on_epoch=None) -> list[Outcome]:
     """Train each ``(label, config)`` on ``dataset`` with ``trainer``, once per seed of
     ``seeds`` (default: the config's own seed, else 42), one run at a time in this process.
 
     The global RNGs are re-seeded before each run, so trainers that draw their initial
     weights from torch's global generator start every configuration of one seed from the same
-    weights. The dataset (its rows and split) is the same for every run.
+    weights. The dataset (its rows and split) is the same for every run. ``on_epoch(name,
+    epoch, epochs, row)`` follows every run live: epoch 0 (row None) as it starts, then each
+    epoch's history row (``embedlab compare`` draws a bar per run from it).
     """
-    from embedlab.training.learner import seed_everything  # torch: only once something trains
-
     echo = echo or _stderr
+    echo("preparing torch's optimizers (their first step imports its compiler, once) ...")
+    from embedlab.training.learner import listen_to_epochs, seed_everything  # torch: once something trains
+
     _warm_up()
     outcomes = []
     jobs = [(label, cfg, seed) for label, cfg in configs
             for seed in (seeds or [42 if cfg.get("seed") is None else int(cfg["seed"])])]
     for n, (label, cfg, seed) in enumerate(jobs, 1):
-        echo(f"[{n}/{len(jobs)}] {label or 'run'}" + (f" seed {seed}" if seeds and len(seeds) > 1 else ""))
+        name = (label or "run") + (f" seed {seed}" if seeds and len(seeds) > 1 else "")
+        echo(f"[{n}/{len(jobs)}] {name}")
         seed_everything(seed)
+        epochs = cfg.get("epochs") or next((o.default for o in trainer.options if o.name == "epochs"), None)
+        if on_epoch is not None:
+            on_epoch(name, 0, epochs, None)
+            before = listen_to_epochs(lambda row, _n=name, _e=epochs: on_epoch(_n, int(row["epoch"]), _e, row))
         t0 = time.perf_counter()
         try:
             run = trainer.train(dataset, dict(cfg, seed=seed), progress=progress)
@@ -234,6 +242,9 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
             echo(f"    diverged: {exc.format_message()}")
             outcomes.append(Outcome(label, dict(cfg, seed=seed), {"valid_loss": float("nan")}, [], wall, None, seed))
             continue
+        finally:
+            if on_epoch is not None:
+                listen_to_epochs(before)
         wall = time.perf_counter() - t0
         where = None
         if runs_dir is not None:
@@ -410,9 +421,10 @@ def check_metric(outcomes: list[Outcome], metric: str) -> None:
 
 def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric: str = "valid_loss",
                    progress: bool = False, runs_dir: Path | None = None, echo=None,
-                   load_seconds: float = 0.0, force: bool = False) -> ComparisonOutcome:
+                   load_seconds: float = 0.0, force: bool = False, on_epoch=None) -> ComparisonOutcome:
     """Train every configuration of ``plan_`` on the loaded ``dataset`` (its validation rows
-    rank them by ``metric``); ``echo`` receives one line per step (default: stderr)."""
+    rank them by ``metric``); ``echo`` receives one line per step (default: stderr),
+    ``on_epoch`` each run's epochs (:func:`compare`)."""
     echo = echo or _stderr
     n_valid = 0 if dataset.valid is None else len(dataset.valid)
     if not n_valid:
@@ -425,7 +437,7 @@ def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric
     echo(f"{where}: {len(plan_.configs)} configurations x {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
          f"varied: {plan_.words}")
     outcomes = compare(dataset, trainer, plan_.configs, progress=progress, runs_dir=runs_dir, echo=echo,
-                       seeds=seeds, force=force)
+                       seeds=seeds, force=force, on_epoch=on_epoch)
     check_metric(outcomes, metric)
     summary = summarize(outcomes, metric, where, plan_.words, plan_.held)
     return ComparisonOutcome(plan_, dataset.name, split, where, metric, outcomes, final_table(outcomes, metric),
@@ -444,13 +456,14 @@ def describe_setup(dataset: str, trainer: str, plan_: ComparisonPlan, metric: st
 def compare_dataset(dataset, trainer: TrainerEntry, values: dict[str, Any], opt=None, lr=None, wd=None,
                     wd_mode=None, seeds=None, metric: str = "valid_loss", report: Path | None = None,
                     runs_dir: Path | None = None, force: bool = False, progress: bool = False, echo=None,
-                    **lists) -> ComparisonOutcome:
+                    on_epoch=None, **lists) -> ComparisonOutcome:
     """``embedlab compare DATASET`` and ``embedlab.compare``, one path: plan the configurations
     (a bad combination fails here), check ``report`` and ``runs_dir`` under the write rule, load
     the data (``dataset``: a :class:`~embedlab.registry.DatasetEntry`, loaded here with its
     loader options from ``values``, or a loaded Dataset), train and rank. The outcome's
     ``setup`` is filled in; writing the report (``outcome.write_report(report)``) is the
-    caller's last step, after it has shown the table."""
+    caller's last step, after it has shown the table. ``progress``: each trainer's own bar;
+    ``on_epoch``: each run's epochs, live (:func:`compare`)."""
     from embedlab.registry import DatasetEntry
 
     entry = dataset if isinstance(dataset, DatasetEntry) else None
@@ -461,9 +474,11 @@ def compare_dataset(dataset, trainer: TrainerEntry, values: dict[str, Any], opt=
     if entry is not None:
         from embedlab.engines.loading import load_for_training
 
+        (echo or _stderr)(f"loading {entry.name} ...")
         dataset, _ = load_for_training(entry, values)
     done = run_comparison(dataset, trainer, the_plan, metric, progress=progress, runs_dir=runs_dir, echo=echo,
-                          load_seconds=time.perf_counter() - t_load if entry is not None else 0.0, force=force)
+                          load_seconds=time.perf_counter() - t_load if entry is not None else 0.0, force=force,
+                          on_epoch=on_epoch)
     done.setup = describe_setup(done.dataset, trainer.name, the_plan, metric, loader_options)
     return done
 
