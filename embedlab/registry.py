@@ -52,7 +52,10 @@ def _text(obj: Any, attr: str, default: str | None = None) -> str | None:
 
 
 def _params(value: Any) -> tuple[click.Parameter, ...] | None:
-    """A list of click options, or None when it is not one."""
+    """A list of click options, or None when it is not one. A trainer's options declared as a
+    dataclass (``embedlab.trainers.options.TrainerOptions``) give theirs: ``click_options()``."""
+    if isinstance(value, type) and callable(getattr(value, "click_options", None)):
+        value = value.click_options()
     items = list(value or [])
     return tuple(items) if all(isinstance(p, click.Parameter) for p in items) else None
 
@@ -192,6 +195,9 @@ class TrainerEntry:
     #: the ``config["categorical_encoding"]`` values ``train`` honours (the trainer's
     #: ``categorical_encodings`` attribute; a trainer without one only embeds)
     categorical_encodings: tuple[str, ...] = ("embedding",)
+    #: the trainer's options as one typed declaration (a ``TrainerOptions`` dataclass), from which
+    #: ``options`` (its flags) derive; None for a trainer that declares click options
+    declaration: Any = field(default=None, repr=False, compare=False)
 
     def can(self, ability: str) -> bool:
         return ability in self.abilities
@@ -235,13 +241,16 @@ def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
         raise _contract(plugin, "trainer", name, "whose kind is not a string", hook)
     if not callable(obj.train):
         raise _contract(plugin, "trainer", name, "whose train is not callable", hook)
-    options = _params(getattr(obj, "options", ()))
+    declared = getattr(obj, "options", ())
+    options = _params(declared)
     if options is None:
-        raise _contract(plugin, "trainer", name, "whose options are not a list of click options", hook)
+        raise _contract(plugin, "trainer", name, "whose options are neither a TrainerOptions class nor a list "
+                        "of click options", hook)
     abilities = frozenset(a for a in TRAINER_ABILITIES if callable(getattr(obj, a, None)))
     return TrainerEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
                         options=options, abilities=abilities, resumable=bool(getattr(obj, "resumable", False)),
                         plugin=plugin, impl=obj,
+                        declaration=declared if isinstance(declared, type) else None,
                         categorical_encodings=tuple(str(e) for e in getattr(obj, "categorical_encodings", None)
                                                     or ("embedding",)))
 

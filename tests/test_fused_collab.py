@@ -9,7 +9,7 @@ from torch import nn
 from embedlab.training import Learner, fit_config
 from embedlab.training.fused_collab import FusedCollabStep, choose_kernel, make_fused
 from embedlab.training.models import DotBias
-from embedlab.trainers.collab import OPTIONS, _row_l2, rating_metrics
+from embedlab.trainers.collab import CollabOptions as OPTIONS, _row_l2, rating_metrics
 from embedlab.errors import UsageError
 
 N_USERS, N_ITEMS, K = 70, 45, 6

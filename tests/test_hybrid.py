@@ -116,7 +116,7 @@ def test_preset_hybrid_and_explicit_options(u1):
     assert trainer.resolve_config({"preset": "hybrid", "opt": "sgd"})["wd"] is None  # sgd: its own default
     run = trainer.train(u1, {**FAST}, progress=False)
     assert run.meta["model"]["class"] == "DotBias" and set(run.tables) == {"user", "item"}
-    with pytest.raises(UsageError, match="--preset 'best'"):
+    with pytest.raises(UsageError, match="preset='best'"):
         trainer.resolve_config({"preset": "best"})
 
 

@@ -53,14 +53,8 @@ def load_for_command(entry: DatasetEntry, values: dict[str, Any], announce: bool
     return dataset, cfg
 
 
-def _trainer_in(args: list[str]) -> str | None:
-    """The value of ``--trainer`` among a subcommand's raw arguments (its options depend on it)."""
-    for i, arg in enumerate(args):
-        if arg == "--trainer" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--trainer="):
-            return arg.split("=", 1)[1]
-    return None
+#: where a dataset command's context keeps the trainer its arguments name (``--trainer``)
+TRAINER_KEY = "embedlab.trainer"
 
 
 class DatasetGroup(click.Group):
@@ -70,7 +64,6 @@ class DatasetGroup(click.Group):
     def __init__(self, *args, build: Callable[[DatasetEntry, TrainerEntry], click.Command], **kwargs):
         super().__init__(*args, **kwargs)
         self.build = build
-        self._trainer_name: str | None = None
 
     def list_commands(self, ctx):
         from embedlab.registry import datasets
@@ -83,10 +76,11 @@ class DatasetGroup(click.Group):
         entry = datasets().get(name)
         if entry is None:
             return None
+        chosen = ctx.meta.get(TRAINER_KEY)
         try:
-            trainer = trainer_for_dataset(entry, self._trainer_name)
+            trainer = trainer_for_dataset(entry, chosen)
         except UsageError as exc:
-            if self._trainer_name is not None:
+            if chosen is not None:
                 raise
             return _unavailable(name, entry.description, exc)  # listed; running it says why not
         return self.build(entry, trainer)
@@ -109,8 +103,39 @@ class DatasetGroup(click.Group):
         name = args[0] if args else None
         if name is not None and not name.startswith("-") and name not in datasets():
             raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(datasets())}")
-        self._trainer_name = _trainer_in(args[1:])
+        if name in datasets():
+            ctx.meta[TRAINER_KEY] = self.trainer_named(datasets()[name], args[1:])
         return super().resolve_command(ctx, args)
+
+    def trainer_named(self, entry: DatasetEntry, args: list[str]) -> str | None:
+        """The value of ``--trainer`` in a dataset command's arguments, read by click's own parser
+        over the options every trainer of the dataset's kind declares (so another option's value
+        is never taken for it, and ``--trainer=NAME`` is click's), before the command is made.
+
+        Why this cannot go: a dataset command's options are those of the trainer that
+        ``--trainer`` chooses (each trainer declares its own, with its own types, defaults and
+        help), and click fixes a command's options before it parses its arguments. So the
+        arguments are parsed twice: here, to know the trainer, then by the command made for it
+        (which converts, checks and reports errors; nothing here does)."""
+        from embedlab.registry import trainers_for
+
+        params: dict[str, click.Parameter] = {}
+        for trainer in trainers_for(entry.kind):
+            try:
+                command = self.build(entry, trainer)
+            except EmbedlabError:  # a trainer whose options clash with the dataset's: not chosen here
+                continue
+            for param in command.params:
+                params.setdefault(param.name, param)
+        probe = click.Command(entry.name, params=list(params.values()), add_help_option=False)
+        parser = probe.make_parser(click.Context(probe, resilient_parsing=True, ignore_unknown_options=True,
+                                                 allow_extra_args=True))
+        try:
+            values = parser.parse_args(list(args))[0]
+        except click.ClickException:  # the command made for the default trainer reports it
+            return None
+        value = values.get("trainer")
+        return value if isinstance(value, str) else None
 
 
 def _unavailable(name: str, description: str, error: UsageError) -> click.Command:

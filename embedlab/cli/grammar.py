@@ -103,19 +103,23 @@ class GroupedCommand(click.Command):
 
 
 def option_sections(entry: DatasetEntry, trainer: TrainerEntry, output: list[click.Parameter]) -> dict[str, set[str]]:
-    """``train DATASET --help``'s sections: the dataset's options (data), the trainer's fit options
-    (optimisation: embedlab.training.fitconfig.fit_options), torchrun's (distributed), the rest of
-    the trainer's (model), the command's own (output)."""
-    from embedlab.training.fitconfig import fit_options
+    """``train DATASET --help``'s sections: the dataset's options (data), the trainer's by the
+    section each declares (``option(section=...)`` of its TrainerOptions: model, optimisation,
+    distributed), the command's own (output). A trainer that declares click options: its fit
+    options (embedlab.training.fitconfig.FitOptions' names) under optimisation, torchrun's
+    (names with a DISTRIBUTED_WORDS word) under distributed, the rest under model."""
+    from embedlab.training.fitconfig import FitOptions
 
-    fit = {o.name for o in fit_options()} | {"sparse", "lr", "wd", "init_from"}
-    trainer_names = [o.name for o in trainer.options] + ["trainer"]
-    dist = {n for n in trainer_names if any(w in n for w in DISTRIBUTED_WORDS)}
-    return {"Data": {o.name for o in entry.options},
-            "Model": {n for n in trainer_names if n not in fit and n not in dist},
-            "Optimisation": {n for n in trainer_names if n in fit and n not in dist},
-            "Distributed": dist,
-            "Output": {p.name for p in output} | {"help"}}
+    fit = set(FitOptions.names()) | {"sparse"}
+    sections: dict[str, set[str]] = {"Data": {o.name for o in entry.options}, "Model": {"trainer"},
+                                     "Optimisation": set(), "Distributed": set()}
+    for o in trainer.options:
+        title = getattr(o, "section", None)
+        if title is None:
+            title = ("Distributed" if any(w in o.name for w in DISTRIBUTED_WORDS)
+                     else "Optimisation" if o.name in fit else "Model")
+        sections.setdefault(title, set()).add(o.name)
+    return {**sections, "Output": {p.name for p in output} | {"help"}}
 
 
 def old_switch_values(args: list[str], params: list[click.Parameter]) -> list[str]:

@@ -21,7 +21,9 @@ class Trainer(Protocol):
 
     :attr name: unique trainer name (``--trainer NAME`` picks it when two trainers train one kind).
     :attr kind: the dataset kind it trains (``"collab"``, ``"tabular"``).
-    :attr options: click options it accepts; their values arrive in ``config``.
+    :attr options: its options, one typed declaration (a :class:`embedlab.trainers.options.TrainerOptions`
+        dataclass: flags, API checks and defaults, help sections, run.json's record) or a list
+        of click options (the earlier form); their values arrive in ``config``.
     :meth train: ``train(dataset, config, progress=True) -> Run`` (unsaved: the caller saves it).
 
     Optional abilities, recorded by the registry when the trainer registers (``TrainerEntry.can``);
@@ -55,7 +57,7 @@ class Trainer(Protocol):
 
     name: str
     kind: str
-    options: list[click.Option]
+    options: Any  # a TrainerOptions subclass or a list of click.Option
 
     def train(self, dataset: Dataset, config: dict[str, Any], progress: bool = True) -> Run:
         """Train and return an unsaved Run (the caller saves it)."""
@@ -158,16 +160,11 @@ def torch_threads(n: int | None) -> Iterator[None]:
 
 
 def option_defaults(options: list[click.Option]) -> dict[str, Any]:
-    """The default value of each click option, by parameter name."""
-    out = {}
-    for opt in options:
-        default = opt.default() if callable(opt.default) else opt.default
-        if type(default).__name__ == "Sentinel":  # click >= 8.3: no default given (not None)
-            default = False if opt.is_flag else None
-        if opt.multiple and default is None:
-            default = ()
-        out[opt.name] = default
-    return out
+    """The value of each click option, by parameter name, when none is given: what click itself
+    passes a command run without arguments (None for an option without a default, False for a
+    flag, () for a repeatable one), so no guess at click's internal "unset" marker."""
+    command = click.Command("defaults", params=list(options), add_help_option=False)
+    return command.make_context("defaults", [], resilient_parsing=True).params
 
 
 def run_meta(dataset: Dataset, trainer: Trainer, config: dict[str, Any], seed: int,

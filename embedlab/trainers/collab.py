@@ -17,7 +17,8 @@ the rating day) as a factorization machine (:mod:`embedlab.trainers.collab_featu
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 import numpy as np
@@ -25,12 +26,13 @@ import pandas as pd
 
 from embedlab.data import Dataset, check_entity_tables, collab_entity_stats
 from embedlab.errors import UsageError
-from embedlab.training.fitconfig import fit_config, fit_options, resolve_sparse, sparse_option
+from embedlab.training.fitconfig import FitDefaults, FitOptions, fit_config, resolve_sparse, sparse_field
 from embedlab.training.fused_collab import FUSED_OPTIMIZERS, KERNEL_HELP, KERNELS
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
-from embedlab.trainers.base import Prepared, option_defaults, run_meta, torch_threads
+from embedlab.trainers.base import Prepared, run_meta, torch_threads
+from embedlab.trainers.options import option, restated
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that train (fast CLI)
     import torch
@@ -55,72 +57,72 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _preset_default(option: click.Option) -> click.Option:
-    """An option whose default comes from --preset (shown in its help)."""
-    option.help = (option.help or "") + f" Default: the --preset's (default: {PRESETS['default'][option.name]}; " \
-        f"hybrid: {PRESETS['hybrid'].get(option.name)})."
-    option.default, option.show_default = None, False
-    return option
+def _preset_note(name: str) -> str:
+    """The help of an option whose default comes from --preset."""
+    return f" Default: the --preset's (default: {PRESETS['default'][name]}; hybrid: {PRESETS['hybrid'].get(name)})."
 
 
-OPTIONS = [
-    click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
-                 help="Model and training recipe: 'default' (user and item ids only) or 'hybrid' (a "
-                      "factorization machine over the ids, the dataset's side columns, implicit feedback "
-                      "and the rating day; see docs/hybrid.md). Options given explicitly override it."),
-    _preset_default(click.Option(
-        ["--features"], default="ids",
+@dataclass
+class CollabOptions(FitOptions):
+    """The collab trainer's options (``embedlab train MOVIELENS --help``), one declaration: its
+    flags, the API's keyword arguments and checks, their defaults and run.json's ``config``."""
+
+    fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled(lr=5e-3, wd=0.05)
+
+    preset: str = option("default", choices=sorted(PRESETS), case_sensitive=True,
+                         help="Model and training recipe: 'default' (user and item ids only) or 'hybrid' (a "
+                              "factorization machine over the ids, the dataset's side columns, implicit feedback "
+                              "and the rating day; see docs/hybrid.md). Options given explicitly override it.")
+    features: str | None = option(
+        None, show_default=False,
         help="What a user and an item are made of (--model dot), parts joined by '+': ids (the ids "
              "alone: the plain dot-product model), side (the columns the dataset declares, e.g. age "
              "bucket, occupation, genres), implicit (the items a user rated and the users who rated an "
              "item, training rows only), day (the rating day). E.g. side+implicit+day. Each feature is "
-             "an embedding table of the run.")),
-    click.Option(["--model"], type=click.Choice(MODELS), default="dot", show_default=True,
-                 help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
-                      "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
-                      "collab_learner(use_nn=True)); both save user and item tables."),
-    click.Option(["--layers"], default=None,
-                 help="--model nn: hidden layer widths, comma-separated (default 100,50, fastbook "
-                      "chapter 8's)."),
-    click.Option(["--ps"], default=None,
-                 help="--model nn: dropout after each hidden layer, comma-separated, one per layer "
-                      "(fastai's ps; default 0)."),
-    click.Option(["--emb-drop"], type=click.FloatRange(0, 1, max_open=True), default=None,
-                 help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; default 0)."),
-    _preset_default(click.Option(["--n-factors"], type=click.IntRange(1, 4096), default=100,
-                                 help="Embedding size (latent factors) of users and items.")),
-    _preset_default(click.Option(["--reg"], type=click.FloatRange(0), default=0.05,
-                 help="L2 penalty on the embedding rows each batch looks up (per rating, so an "
-                      "entity is regularised in proportion to how often it is seen, as in classic "
-                      "matrix factorisation). Works with --wd, which shrinks whole tables. With "
-                      "--features: on the composed user and item vectors.")),
-    _preset_default(click.Option(
-        ["--members"], type=click.IntRange(1, 64), default=1,
-        help="--features: train this many factorization machines side by side, each from its own "
-             "random start and with its own loss, and predict their mean (an ensemble over "
-             "initialisations; the tables hold the members' vectors side by side).")),
-    click.Option(["--bias-wd"], type=click.FloatRange(0), default=None,
-                 help="Weight decay of the bias group alone (default: --wd; --preset hybrid: 0)."),
-    click.Option(["--y-range"], type=(float, float), default=None,
-                 help="Output range LO HI of the sigmoid; default: the rating scale, "
-                      "widened by 10% at the top (0 5.5 for 1-5 stars)."),
-    click.Option(["--threads"], type=click.IntRange(0), default=1, show_default=True,
-                 help="Torch threads while training (0: torch's default). One is fastest for "
-                      "these small batches, and much faster when the machine is busy."),
-    click.Option(["--device"], default="auto", show_default=True,
-                 help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N. Under torchrun, "
-                      "cuda is each rank's cuda:LOCAL_RANK."),
-    click.Option(["--shard-data"], is_flag=True,
-                 help="Under torchrun: each process keeps only its 1/N shard of the training "
-                      "rows (else every process holds them all and takes its slice of each "
-                      "global batch, which reproduces a 1-process run)."),
-    sparse_option(),
-    click.Option(["--kernel"], type=click.Choice(KERNELS), default="auto", show_default=True, help=KERNEL_HELP),
-    _preset_default(click.Option(["--init-std"], type=click.FloatRange(0), default=0.01,
-                                 help="Standard deviation of the initial embeddings.")),
-    *[_preset_default(o) if o.name in ("epochs", "bs") else o
-      for o in fit_options(epochs=5, lr=5e-3, wd=0.05, bs=256, seed=42)],
-]
+             "an embedding table of the run." + _preset_note("features"))
+    model: str = option("dot", choices=MODELS, case_sensitive=True,
+                        help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
+                             "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
+                             "collab_learner(use_nn=True)); both save user and item tables.")
+    layers: str | None = option(None, help="--model nn: hidden layer widths, comma-separated (default 100,50, "
+                                           "fastbook chapter 8's).")
+    ps: str | None = option(None, help="--model nn: dropout after each hidden layer, comma-separated, one per "
+                                       "layer (fastai's ps; default 0).")
+    emb_drop: float | None = option(None, min=0, max=1, max_open=True,
+                                    help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; "
+                                         "default 0).")
+    n_factors: int | None = option(None, min=1, max=4096, show_default=False,
+                                   help="Embedding size (latent factors) of users and items." + _preset_note("n_factors"))
+    reg: float | None = option(
+        None, min=0, show_default=False,
+        help="L2 penalty on the embedding rows each batch looks up (per rating, so an entity is regularised "
+             "in proportion to how often it is seen, as in classic matrix factorisation). Works with --wd, "
+             "which shrinks whole tables. With --features: on the composed user and item vectors."
+             + _preset_note("reg"))
+    members: int | None = option(
+        None, min=1, max=64, show_default=False,
+        help="--features: train this many factorization machines side by side, each from its own random "
+             "start and with its own loss, and predict their mean (an ensemble over initialisations; the "
+             "tables hold the members' vectors side by side)." + _preset_note("members"))
+    bias_wd: float | None = option(None, min=0, help="Weight decay of the bias group alone (default: --wd; "
+                                                     "--preset hybrid: 0).")
+    y_range: Any = option(None, type=(float, float), help="Output range LO HI of the sigmoid; default: the "
+                                                          "rating scale, widened by 10% at the top (0 5.5 for "
+                                                          "1-5 stars).")
+    threads: int = option(1, min=0, help="Torch threads while training (0: torch's default). One is fastest for "
+                                         "these small batches, and much faster when the machine is busy.")
+    device: str = option("auto", help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N. Under torchrun, "
+                                      "cuda is each rank's cuda:LOCAL_RANK.")
+    shard_data: bool = option(False, section="distributed", show_default=False, negatable=False,
+                              help="Under torchrun: each process keeps only its 1/N shard of the training rows "
+                                   "(else every process holds them all and takes its slice of each global "
+                                   "batch, which reproduces a 1-process run).")
+    sparse: str = sparse_field()
+    kernel: str = option("auto", choices=KERNELS, case_sensitive=True, help=KERNEL_HELP)
+    init_std: float | None = option(None, min=0, show_default=False,
+                                    help="Standard deviation of the initial embeddings." + _preset_note("init_std"))
+    epochs: int | None = restated(FitOptions, "epochs", None, show_default=False, note=_preset_note("epochs"))
+    bs: int | None = restated(FitOptions, "bs", None, show_default=False, note=_preset_note("bs"))
 
 
 def _codes(values: pd.Series, vocab: pd.Index) -> torch.Tensor:
@@ -156,15 +158,18 @@ def nn_settings(config: dict[str, Any]) -> dict[str, Any]:
 class CollabTrainer:
     name = "collab"
     kind = "collab"
-    options = OPTIONS
+    options = CollabOptions  # flags, API keywords, checks, defaults and run.json's config
     resumable = True  # train() takes checkpoint= and passes it to Learner.fit
 
     def default_config(self) -> dict[str, Any]:
         return self.resolve_config({})
 
     def resolve_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        """The options' defaults, then ``config``'s values, then --preset for what is still unset."""
-        config = {**option_defaults(self.options), **{k: v for k, v in config.items() if v is not None}}
+        """The options' defaults, then ``config``'s values (each checked: a bad one is a one-line
+        UsageError naming it), then --preset for what is still unset; keys that are no option of
+        the trainer (``data_dir`` of a reloaded run...) are kept after them."""
+        declared = CollabOptions.from_config(config).record()
+        config = {**declared, **{k: v for k, v in config.items() if v is not None and k not in declared}}
         name = config.get("preset") or "default"
         if name not in PRESETS:
             raise UsageError(f"--preset {name!r}: choose one of: {', '.join(PRESETS)}")
@@ -228,7 +233,7 @@ class CollabTrainer:
             raise UsageError("--sparse on: the neural model (--model nn) trains dense; drop --sparse on")
         if feats is not None:
             check_options(config, neural)
-        opt = fit_config(config, OPTIONS).opt
+        opt = fit_config(config, CollabOptions).opt
         sparse_mode = config.get("sparse")
         if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS \
                 and not neural:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import click
 import numpy as np
@@ -24,11 +25,12 @@ import pandas as pd
 
 from embedlab.data import Dataset, sample_rows
 from embedlab.errors import DataError, UsageError
-from embedlab.training.fitconfig import fit_config, fit_options
+from embedlab.training.fitconfig import FitDefaults, FitOptions, fit_config
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
-from embedlab.trainers.base import EncodedRows, Prepared, option_defaults, run_meta, torch_threads
+from embedlab.trainers.base import EncodedRows, Prepared, run_meta, torch_threads
+from embedlab.trainers.options import option, restated
 from embedlab.trainers.tabular_processor import (TabularProcessor, classify_metrics, log_regression_metrics,
                                                  regression_metrics)
 
@@ -92,64 +94,62 @@ def parse_emb_sizes(values: Any) -> dict[str, int]:
     return out
 
 
-def _preset_default(option: click.Option) -> click.Option:
-    """A shared fit option whose default comes from the preset (shown in its help)."""
-    option.default = None
-    option.show_default = False
-    option.help = (option.help or "") + " Default: the --preset's (default preset: " \
-        f"{PRESETS['default'][option.name]})."
-    return option
+def _preset_note(name: str) -> str:
+    """The help of a shared fit option whose default comes from the preset."""
+    return f" Default: the --preset's (default preset: {PRESETS['default'][name]})."
 
 
-OPTIONS = [
-    click.Option(["--preset"], type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
-                 help="Model and training recipe: 'default' (every column; MLP 500-250 with batch norm "
-                      "and dropout) or 'guo2016' (the paper's network: MAE loss, 200,000 training rows, "
-                      "and the columns and embedding sizes the dataset names for it, e.g. Rossmann's 7 "
-                      "features and Table 1 sizes). Options given explicitly override it."),
-    click.Option(["--layers"], default=None,
-                 help="Hidden layer widths, comma-separated (default preset: 500,250; guo2016: 1000,500)."),
-    click.Option(["--ps"], default=None,
-                 help="Dropout before each hidden layer's successor, comma-separated, one per hidden "
-                      "layer (fastai's ps; default preset: 0.001,0.01)."),
-    click.Option(["--emb-drop"], type=click.FloatRange(0, 1, max_open=True), default=None,
-                 help="Dropout on the concatenated embeddings (default preset: 0.04)."),
-    click.Option(["--emb-size", "emb_size"], multiple=True, default=(),
-                 help="Embedding width of a column, COLUMN=SIZE (repeatable or comma-separated); "
-                      "the others follow fastai's rule min(600, round(1.6 * n ** 0.56))."),
-    click.Option(["--batchnorm/--no-batchnorm"], default=None,
-                 help="Batch norm between hidden layers (default preset: on)."),
-    click.Option(["--loss"], type=click.Choice(["mse", "mae"]), default=None,
-                 help="Regression loss on the (log) target (default preset: mse; guo2016: mae)."),
-    click.Option(["--y-range"], type=(float, float), default=None,
-                 help="Output range LO HI of the sigmoid (regression); default: 0 .. 1.2 x the largest "
-                      "log target (fastai's), or the target range widened by 20%."),
-    click.Option(["--init-std"], type=click.FloatRange(0, min_open=True), default=0.01, show_default=True,
-                 help="Standard deviation of the initial embeddings (truncated normal, as fastai)."),
-    click.Option(["--rmspe-scale/--no-rmspe-scale"], default=None,
-                 help="Log targets: multiply predictions by the factor that minimises RMSPE on the "
-                      "training rows (a log-space model predicts a median; RMSPE prefers a little lower). "
-                      "Default preset: on; guo2016 (MAE, judged by MAPE, which a median already suits): off."),
-    click.Option(["--train-sample"], type=click.IntRange(0), default=None,
-                 help="Train on this many random training rows (0: all; guo2016: 200000)."),
-    click.Option(["--exclude"], default=None,
-                 help="Columns to leave out of the model, comma-separated (ablations)."),
-    click.Option(["--categorical-encoding"], type=click.Choice(list(CATEGORICAL_ENCODINGS)), default="embedding",
-                 show_default=True,
-                 help="How categorical columns enter the network: 'embedding' (a learned lookup table), "
-                      "'onehot' (a one-hot vector through a linear layer with bias, of the embedding's width) "
-                      "or 'onehot-direct' (the one-hot vectors straight into the first hidden layer, as "
-                      "Guo & Berkhahn's one-hot network); the onehot analysis compares them."),
-    click.Option(["--threads"], type=click.IntRange(0), default=1, show_default=True,
-                 help="Torch CPU threads while training (0: torch's default, one per core). On a "
-                      "shared machine one thread avoids OpenMP threads spinning for each other "
-                      "(measured here: a 2-thread step ran 6x slower than a 1-thread one under load)."),
-    *fit_options(epochs=PRESETS["default"]["epochs"], lr=PRESETS["default"]["lr"],
-                 wd=PRESETS["default"]["wd"], bs=PRESETS["default"]["bs"], seed=42),
-]
-for _opt in OPTIONS:
-    if _opt.name in ("epochs", "wd", "bs", "schedule"):
-        _preset_default(_opt)
+@dataclass
+class TabularOptions(FitOptions):
+    """The tabular trainer's options (``embedlab train rossmann --help``), one declaration: its
+    flags, the API's keyword arguments and checks, their defaults and run.json's ``config``.
+    None means the preset's value."""
+
+    fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled(lr=PRESETS["default"]["lr"], wd=PRESETS["default"]["wd"])
+
+    preset: str = option("default", choices=sorted(PRESETS), case_sensitive=True,
+                         help="Model and training recipe: 'default' (every column; MLP 500-250 with batch norm "
+                              "and dropout) or 'guo2016' (the paper's network: MAE loss, 200,000 training rows, "
+                              "and the columns and embedding sizes the dataset names for it, e.g. Rossmann's 7 "
+                              "features and Table 1 sizes). Options given explicitly override it.")
+    layers: str | None = option(None, help="Hidden layer widths, comma-separated (default preset: 500,250; "
+                                           "guo2016: 1000,500).")
+    ps: str | None = option(None, help="Dropout before each hidden layer's successor, comma-separated, one per "
+                                       "hidden layer (fastai's ps; default preset: 0.001,0.01).")
+    emb_drop: float | None = option(None, min=0, max=1, max_open=True,
+                                    help="Dropout on the concatenated embeddings (default preset: 0.04).")
+    emb_size: Any = option((), type=click.STRING, multiple=True, show_default=False,
+                           help="Embedding width of a column, COLUMN=SIZE (repeatable or comma-separated); "
+                                "the others follow fastai's rule min(600, round(1.6 * n ** 0.56)).")
+    batchnorm: bool | None = option(None, help="Batch norm between hidden layers (default preset: on).")
+    loss: str | None = option(None, choices=("mse", "mae"), case_sensitive=True,
+                              help="Regression loss on the (log) target (default preset: mse; guo2016: mae).")
+    y_range: Any = option(None, type=(float, float),
+                          help="Output range LO HI of the sigmoid (regression); default: 0 .. 1.2 x the largest "
+                               "log target (fastai's), or the target range widened by 20%.")
+    init_std: float = option(0.01, min=0, min_open=True,
+                             help="Standard deviation of the initial embeddings (truncated normal, as fastai).")
+    rmspe_scale: bool | None = option(
+        None, help="Log targets: multiply predictions by the factor that minimises RMSPE on the training rows "
+                   "(a log-space model predicts a median; RMSPE prefers a little lower). Default preset: on; "
+                   "guo2016 (MAE, judged by MAPE, which a median already suits): off.")
+    train_sample: int | None = option(None, min=0, help="Train on this many random training rows (0: all; "
+                                                        "guo2016: 200000).")
+    exclude: str | None = option(None, help="Columns to leave out of the model, comma-separated (ablations).")
+    categorical_encoding: str = option(
+        "embedding", choices=CATEGORICAL_ENCODINGS, case_sensitive=True,
+        help="How categorical columns enter the network: 'embedding' (a learned lookup table), 'onehot' (a "
+             "one-hot vector through a linear layer with bias, of the embedding's width) or 'onehot-direct' "
+             "(the one-hot vectors straight into the first hidden layer, as Guo & Berkhahn's one-hot network); "
+             "the onehot analysis compares them.")
+    threads: int = option(1, min=0, help="Torch CPU threads while training (0: torch's default, one per core). "
+                                         "On a shared machine one thread avoids OpenMP threads spinning for each "
+                                         "other (measured here: a 2-thread step ran 6x slower than a 1-thread one "
+                                         "under load).")
+    epochs: int | None = restated(FitOptions, "epochs", None, show_default=False, note=_preset_note("epochs"))
+    wd: float | None = restated(FitOptions, "wd", None, show_default=False, note=_preset_note("wd"))
+    bs: int | None = restated(FitOptions, "bs", None, show_default=False, note=_preset_note("bs"))
+    schedule: str | None = restated(FitOptions, "schedule", None, show_default=False, note=_preset_note("schedule"))
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -168,19 +168,21 @@ class _Prepared:
 class TabularTrainer:
     name = "tabular"
     kind = "tabular"
-    options = OPTIONS
+    options = TabularOptions  # flags, API keywords, checks, defaults and run.json's config
     resumable = True  # train() takes checkpoint= and passes it to Learner.fit
     categorical_encodings = CATEGORICAL_ENCODINGS  # config["categorical_encoding"] it honours
 
     def default_config(self) -> dict[str, Any]:
-        return option_defaults(self.options)
+        return TabularOptions().record()
 
     # ---------------------------------------------------------------- config
     def resolve_config(self, config: dict[str, Any], ds: Dataset) -> dict[str, Any]:
         """Defaults, then the preset (with the embedding sizes of the dataset's column set for
-        it), then the values given explicitly (not None)."""
-        given = {k: v for k, v in config.items() if v is not None and not (k == "emb_size" and not v)}
-        cfg = {**self.default_config(), **given}
+        it), then the values given explicitly (not None; each checked: a bad one is a one-line
+        UsageError naming it); keys that are no option of the trainer are kept after them."""
+        declared = TabularOptions.from_config(config).record()
+        cfg = {**declared, **{k: v for k, v in config.items() if v is not None and k not in declared}}
+        given = {k: v for k, v in cfg.items() if v is not None and not (k == "emb_size" and not v)}
         preset_name = cfg.get("preset") or "default"
         if preset_name not in PRESETS:
             raise UsageError(f"--preset {preset_name!r}: choose one of: {', '.join(PRESETS)}")

@@ -2,7 +2,8 @@
 checkpoints, torchrun/DDP and pretrained initialisation.
 
 This package is the public API for trainer authors: ``from embedlab.training import Learner,
-fit_options, fit_config, LRSlice, seed_everything``; ``Callback`` and ``CancelFit`` for callbacks
+fit_options, fit_config, LRSlice, seed_everything``; ``TrainerOptions``, ``option``, ``restated`` and
+``FitOptions`` to declare a trainer's options as one dataclass (:mod:`embedlab.training.options`); ``Callback`` and ``CancelFit`` for callbacks
 of ``Learner.fit``, whose step (``learn.step``) is replaceable. Names load on first use, so importing the
 torch-free option builders (:mod:`embedlab.training.fitconfig`) does not import torch.
 """
@@ -24,7 +25,9 @@ _EXPORTS = {
                      "HYPERPARAMETERS", "OPTIMIZERS", "SCHEDULES", "SPARSE_AUTO_PARAMS", "SPARSE_HELP",
                      "SPARSE_MODES", "SPARSE_OPTIMIZERS", "WD_MODE_HELP", "WD_MODES", "DefaultsOption",
                      "FitConfig", "FitDefaults", "LRParam", "LRSlice", "auto_wd_mode", "fit_config",
-                     "fit_options", "parse_groups", "resolve_sparse", "sparse_option"], "fitconfig"),
+                     "fit_options", "parse_groups", "resolve_sparse", "sparse_option", "FitOptions",
+                     "fit_options_class", "sparse_field", "MAX_SEED"], "fitconfig"),
+    **dict.fromkeys(["TrainerOptions", "option", "restated"], "options"),
     **dict.fromkeys(["DotBias", "EmbeddingNN", "EntityEmbeddingNet", "HybridDot", "emb_sz_rule", "member_mse"],
                    "models"),
     **dict.fromkeys(["Slot", "init_from_config", "init_options", "align", "read_sources"], "pretrained"),

@@ -1,8 +1,9 @@
 """The fit options and what they mean: everything about a fit that needs no torch.
 
-:func:`fit_options` makes the click options every trainer shares (``--epochs --lr --wd --bs
+:class:`FitOptions` declares the options every trainer shares (``--epochs --lr --wd --bs
 --seed --opt --momentum --betas --eps --wd-mode --schedule --freeze --freeze-to`` and the
-``--init-*`` options), :class:`FitConfig` is what their values mean, :func:`fit_config`
+``--init-*`` options; :func:`fit_options` lists them as click options), :class:`FitConfig` is
+what their values mean, :func:`fit_config`
 turns a trainer's config dict into a resolved one, :class:`LRSlice` is ``--lr LO:HI`` (fastai's
 ``slice``) and :func:`sparse_option` / :func:`resolve_sparse` are ``--sparse``. How the training
 loop uses them is :mod:`embedlab.training.learner`'s docstring; every name here is also importable from
@@ -19,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
 
 import click
 
 from embedlab.errors import UsageError
+from embedlab.training.options import TrainerOptions, option, restated
 
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
 WD_MODES = ("auto", "decoupled", "l2")
@@ -158,6 +161,8 @@ class LRParam(click.ParamType):
     name = "lr"
 
     def convert(self, value, param, ctx):
+        if isinstance(value, Mapping):  # the API's group name -> lr (FitConfig.lr)
+            return value
         try:
             return LRSlice.parse(value)
         except UsageError as exc:
@@ -379,87 +384,138 @@ class DefaultsOption(click.Option):
         self.fit_defaults = fit_defaults
 
 
+#: the largest --seed (every random generator embedlab seeds takes 0 .. 2**32 - 1)
+MAX_SEED = 2**32 - 1
+
+_LR_HELP = ("Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). LO:HI spreads lrs "
+            "geometrically over the layer groups, LO for the earliest, HI for the last (fastai's slice(LO, "
+            "HI)); :HI is fastai's slice(HI): the last group HI, earlier ones HI/10. A plain HI is one lr for "
+            "every group, except with --init-from and nothing frozen, where it means :HI (write HI:HI for "
+            "one lr). Default per --opt: ")
+
+
+@dataclass
+class FitOptions(TrainerOptions):
+    """The fit options every trainer shares, declared once (:mod:`embedlab.training.options`).
+
+    A trainer's options class subclasses it, sets ``fit_defaults`` (its tuned lr and weight
+    decay: :meth:`FitDefaults.scaled`) and restates a field to change its default
+    (``epochs: int = restated(FitOptions, "epochs", 8)``). Their values mean a :class:`FitConfig`
+    (:func:`fit_config`). ``train DATASET --help`` lists them last, under "Optimisation".
+    """
+
+    fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled()
+    late_fields: ClassVar[tuple[str, ...]] = (
+        "epochs", "opt", "lr", "wd", "wd_mode", "momentum", "betas", "eps", "schedule", "bs", "seed", "freeze",
+        "freeze_to", "init_from", "init_table", "init_keys")
+
+    epochs: int | None = option(5, min=1, section="optimisation", help="Epochs of training.")
+    opt: str = option("adamw", choices=OPTIMIZERS, section="optimisation",
+                      help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
+                           "adamw (Adam with decoupled weight decay).")
+    lr: Any = option(None, type=LRParam(), metavar="LR|LO:HI", section="optimisation",
+                     help=lambda cls: f"{_LR_HELP}{cls.fit_defaults.describe_lr()}.")
+    wd: float | None = option(None, min=0, section="optimisation",
+                              help=lambda cls: "Weight decay (see --wd-mode); grow it with the batch size. "
+                                               f"Default per --opt and --wd-mode: {cls.fit_defaults.describe_wd()}.")
+    wd_mode: str = option("auto", choices=WD_MODES, section="optimisation", help=WD_MODE_HELP)
+    momentum: float | None = option(None, min=0, max=1, max_open=True, section="optimisation",
+                                    help="Momentum of 'momentum' (default 0.9) and 'rmsprop' (default 0); adam "
+                                         "and adamw use --betas. One-cycle moves it between m+0.05 and m-0.05.")
+    betas: Any = option(None, type=(float, float), section="optimisation",
+                        help="Adam's B1 B2 (default 0.9 0.99); one-cycle moves B1 between B1+0.05 and B1-0.05.")
+    eps: float | None = option(None, min=0, min_open=True, section="optimisation",
+                               help=f"Epsilon of rmsprop, adam and adamw (default {DEFAULT_EPS:g}).")
+    schedule: str | None = option("one-cycle", choices=SCHEDULES, section="optimisation",
+                                  help="Learning-rate schedule: 'one-cycle' (warm up to --lr over the first "
+                                       "quarter, then anneal; momentum cycles inversely, as fastai does), "
+                                       "'constant', or 'cosine' (anneal from --lr to 0).")
+    bs: int | None = option(256, min=1, section="optimisation", help="Batch size (rows per step).")
+    seed: int = option(42, min=0, max=MAX_SEED, section="optimisation",
+                       help="Random seed (initialisation, shuffling, random splits), 0 to 4294967295.")
+    freeze: str | None = option(None, metavar="GROUPS", section="optimisation",
+                                help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
+                                     "tabular: embeddings, body, head): no gradient, no optimizer state, no "
+                                     "weight decay; their tensors come out unchanged.")
+    freeze_to: int | None = option(None, type=click.INT, metavar="N", section="optimisation",
+                                   help="Freeze the first N layer groups (fastai's freeze_to(N); negative counts "
+                                        "from the end: -1 freezes all but the last).")
+    init_from: Any = option(None, type=click.Path(path_type=Path), metavar="PATH", section="optimisation",
+                            help="Start embedding tables from pretrained vectors: another run's folder (tables "
+                                 "matched by name, rows by entity key), a Projector vectors.tsv, a word2vec text "
+                                 "file, a .npy file, or a folder holding one. Rows without a pretrained vector "
+                                 "keep the normal initialisation; the coverage is printed and recorded.")
+    init_table: Any = option((), type=click.STRING, multiple=True, metavar="TABLE[=SOURCE]", section="optimisation",
+                             show_default=False,
+                             help="Which table --init-from fills (repeatable): required for a file; for a run, "
+                                  "restricts to these tables (TABLE=SOURCE reads the source run's table SOURCE).")
+    init_keys: Any = option(None, type=click.Path(path_type=Path), metavar="FILE", section="optimisation",
+                            help="Keys of the --init-from vectors, one per row (a keys.txt, or a metadata.tsv with "
+                                 "a 'key' column); default: the keys.txt/metadata.tsv beside the vectors.")
+
+    @classmethod
+    def _make_option(cls, name: str, decls: list[str], kwargs: dict[str, Any]) -> click.Option:
+        if name in ("lr", "wd"):  # they carry the trainer's default table (compare reads it)
+            return DefaultsOption(decls, fit_defaults=cls.fit_defaults, **kwargs)
+        return click.Option(decls, **kwargs)
+
+
 def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 256, seed: int = 42,
                 opt: str = "adamw", schedule: str = "one-cycle",
                 lrs: Mapping[str, float] | None = None,
                 wds: Mapping[str, float] | None = None) -> list[click.Option]:
-    """The fit options every trainer shares, with this trainer's defaults.
+    """The fit options every trainer shares, as click options with this trainer's defaults
+    (the click-option form of :class:`FitOptions`, for trainers that declare click options).
 
     ``lr`` and ``wd`` are the defaults of the default optimizer ``opt``; the other optimizers'
     defaults are scaled from them (:meth:`FitDefaults.scaled`, which ``lrs``/``wds`` override).
     Read the values back with :func:`fit_config`. See /work/notes/fit_options.md.
     """
-    defaults = FitDefaults.scaled(lr, wd, opt, lrs, wds)
-    return [
-        click.Option(["--epochs"], type=click.IntRange(1), default=epochs, show_default=True,
-                     help="Epochs of training."),
-        click.Option(["--opt"], type=click.Choice(OPTIMIZERS), default=opt, show_default=True,
-                     help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
-                          "adamw (Adam with decoupled weight decay)."),
-        DefaultsOption(["--lr"], type=LRParam(), default=None, fit_defaults=defaults, metavar="LR|LO:HI",
-                       help="Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). "
-                            "LO:HI spreads lrs geometrically over the layer groups, LO for the earliest, "
-                            "HI for the last (fastai's slice(LO, HI)); :HI is fastai's slice(HI): the last "
-                            "group HI, earlier ones HI/10. A plain HI is one lr for every group, except "
-                            "with --init-from and nothing frozen, where it means :HI (write HI:HI for one "
-                            f"lr). Default per --opt: {defaults.describe_lr()}."),
-        DefaultsOption(["--wd"], type=click.FloatRange(0), default=None, fit_defaults=defaults,
-                       help="Weight decay (see --wd-mode); grow it with the batch size. Default per --opt "
-                            f"and --wd-mode: {defaults.describe_wd()}."),
-        click.Option(["--wd-mode"], type=click.Choice(WD_MODES), default="auto", show_default=True,
-                     help=WD_MODE_HELP),
-        click.Option(["--momentum"], type=click.FloatRange(0, 1, max_open=True), default=None,
-                     help="Momentum of 'momentum' (default 0.9) and 'rmsprop' (default 0); adam and "
-                          "adamw use --betas. One-cycle moves it between m+0.05 and m-0.05."),
-        click.Option(["--betas"], type=(float, float), default=None,
-                     help="Adam's B1 B2 (default 0.9 0.99); one-cycle moves B1 between B1+0.05 and "
-                          "B1-0.05."),
-        click.Option(["--eps"], type=click.FloatRange(0, min_open=True), default=None,
-                     help=f"Epsilon of rmsprop, adam and adamw (default {DEFAULT_EPS:g})."),
-        click.Option(["--schedule"], type=click.Choice(SCHEDULES), default=schedule, show_default=True,
-                     help="Learning-rate schedule: 'one-cycle' (warm up to --lr over the first "
-                          "quarter, then anneal; momentum cycles inversely, as fastai does), "
-                          "'constant', or 'cosine' (anneal from --lr to 0)."),
-        click.Option(["--bs"], type=click.IntRange(1), default=bs, show_default=True,
-                     help="Batch size (rows per step)."),
-        click.Option(["--seed"], type=click.IntRange(0, MAX_SEED), default=seed, show_default=True,
-                     help="Random seed (initialisation, shuffling, random splits), 0 to 4294967295."),
-        click.Option(["--freeze"], default=None, metavar="GROUPS",
-                     help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
-                          "tabular: embeddings, body, head): no gradient, no optimizer state, no weight "
-                          "decay; their tensors come out unchanged."),
-        click.Option(["--freeze-to"], type=int, default=None, metavar="N",
-                     help="Freeze the first N layer groups (fastai's freeze_to(N); negative counts from "
-                          "the end: -1 freezes all but the last)."),
-        *_init_options(),
-    ]
+    return fit_options_class(epochs=epochs, lr=lr, wd=wd, bs=bs, seed=seed, opt=opt, schedule=schedule,
+                             lrs=lrs, wds=wds).click_options()
 
 
-def _init_options() -> list[click.Option]:
-    from embedlab.training.pretrained import init_options  # the importers live with the formats they read
+def fit_options_class(epochs: int | None = 5, lr: float = 5e-3, wd: float = 0.1, bs: int | None = 256,
+                      seed: int = 42, opt: str = "adamw", schedule: str | None = "one-cycle",
+                      lrs: Mapping[str, float] | None = None, wds: Mapping[str, float] | None = None,
+                      base: type = FitOptions) -> type:
+    """A :class:`FitOptions` subclass with these defaults (what :func:`fit_options` lists)."""
+    changed = {"epochs": epochs, "bs": bs, "seed": seed, "opt": opt, "schedule": schedule}
+    types = {f.name: f.type for f in dataclasses.fields(FitOptions)}
+    fields = [(k, types[k], restated(FitOptions, k, v)) for k, v in changed.items()]
+    made = dataclasses.make_dataclass("FitOptionsWithDefaults", fields, bases=(base,))
+    made.fit_defaults = FitDefaults.scaled(lr, wd, opt, lrs, wds)
+    return made
 
-    return init_options()
 
-
-#: the largest --seed (every random generator embedlab seeds takes 0 .. 2**32 - 1)
-MAX_SEED = 2**32 - 1
-
-
-def fit_config(config: Mapping[str, Any], options: Sequence[click.Option] = ()) -> FitConfig:
+def fit_config(config: Mapping[str, Any], options: Any = ()) -> FitConfig:
     """The resolved :class:`FitConfig` of a trainer's ``config`` (its options' defaults apply).
 
-    ``options`` are the trainer's click options; its ``--lr``/``--wd`` carry the trainer's
-    :class:`FitDefaults`, used where ``config['lr']`` or ``config['wd']`` is None.
+    ``options``: the trainer's options, a :class:`FitOptions` class (its ``fit_defaults``) or
+    click options (whose ``--lr``/``--wd`` carry the trainer's :class:`FitDefaults`), used where
+    ``config['lr']`` or ``config['wd']`` is None.
     """
-    defaults = next((o.fit_defaults for o in options if isinstance(o, DefaultsOption)), None)
+    if isinstance(options, type):
+        defaults = getattr(options, "fit_defaults", None)
+    else:
+        defaults = next((o.fit_defaults for o in options if isinstance(o, DefaultsOption)), None)
     return FitConfig.from_config(config).resolved(defaults)
 
 
 # ---------------------------------------------------------------------------- sparse gradients
+def sparse_field() -> Any:
+    """The ``sparse`` field (``--sparse auto|on|off``) of the options of a trainer whose model can
+    make its embeddings sparse."""
+    return option("auto", choices=SPARSE_MODES, section="optimisation", help=SPARSE_HELP)
+
+
 def sparse_option() -> click.Option:
-    """``--sparse auto|on|off`` for a trainer whose model can make its embeddings sparse."""
-    return click.Option(["--sparse"], type=click.Choice(SPARSE_MODES), default="auto", show_default=True,
-                        help=SPARSE_HELP)
+    """``--sparse auto|on|off`` as a click option (for trainers that declare click options)."""
+    @dataclass
+    class _Sparse(TrainerOptions):
+        sparse: str = sparse_field()
+
+    return _Sparse.click_options()[0]
 
 
 def resolve_sparse(mode: str | None, table_params: int, opt: str,

@@ -39,21 +39,11 @@ if TYPE_CHECKING:  # torch is imported where vectors are copied: the CLI's optio
 
 
 def init_options() -> list[click.Option]:
-    """The shared ``--init-from``, ``--init-table`` and ``--init-keys`` options (every trainer
-    gets them through :func:`embedlab.training.learner.fit_options`)."""
-    return [
-        click.Option(["--init-from"], type=click.Path(path_type=Path), default=None, metavar="PATH",
-                     help="Start embedding tables from pretrained vectors: another run's folder (tables "
-                          "matched by name, rows by entity key), a Projector vectors.tsv, a word2vec text "
-                          "file, a .npy file, or a folder holding one. Rows without a pretrained vector keep "
-                          "the normal initialisation; the coverage is printed and recorded."),
-        click.Option(["--init-table"], multiple=True, default=(), metavar="TABLE[=SOURCE]",
-                     help="Which table --init-from fills (repeatable): required for a file; for a run, "
-                          "restricts to these tables (TABLE=SOURCE reads the source run's table SOURCE)."),
-        click.Option(["--init-keys"], type=click.Path(path_type=Path), default=None, metavar="FILE",
-                     help="Keys of the --init-from vectors, one per row (a keys.txt, or a metadata.tsv with "
-                          "a 'key' column); default: the keys.txt/metadata.tsv beside the vectors."),
-    ]
+    """The shared ``--init-from``, ``--init-table`` and ``--init-keys`` options as click options:
+    fields of :class:`embedlab.training.fitconfig.FitOptions` (every trainer has them)."""
+    from embedlab.training.fitconfig import FitOptions
+
+    return [o for o in FitOptions.click_options() if o.name in ("init_from", "init_table", "init_keys")]
 
 
 @dataclass
