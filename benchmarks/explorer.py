@@ -3,8 +3,13 @@
 1. The ml-100k u1 report (every default analysis) with its explorers, against the same results
    rendered without explorers (the baseline, same run). Budget: <= 6 MB.
 2. A synthetic-collab run with 200,000 users (``--run200k RUN``, else trained here: 3M ratings,
-   one epoch): a report of its explorers only (every user's exact lists precomputed). Budget:
-   <= 40 MB; in headless Chromium idle within 15 s, a colour change and a pan frame well under 2 s.
+   one epoch): a report of its explorers only (every user's exact lists precomputed by
+   ``toolkit.neighbors.knn_lists``, both metrics: their time is printed). Budget: <= 40 MB; in
+   headless Chromium idle within 15 s, a colour change and a pan frame well under 2 s.
+3. The done-when check of issue 24: ``--agree N`` (default 20) random user keys typed into the
+   200k page's search box, each as a person would; the page must list 10 neighbours whose first
+   three are ``embedlab neighbors RUN KEY --table user``'s (computed by the function the command
+   calls, and by the command itself for the first three keys). The agreement is printed.
 
 Browser times: "document idle" as BokehJS logs it (from navigation start); a colour change and a
 pan (the x range moved by a tenth, as the pan tool does) from the change to the second animation
@@ -12,7 +17,7 @@ frame after it (the frame drawn); a search from setting the box's value to the s
 naming the entity. The load average is printed before and after: on a shared machine, compare
 ratios. Usage:
 
-  EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--run200k DIR]
+  EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--run200k DIR] [--agree 20]
 """
 from __future__ import annotations
 
@@ -68,6 +73,51 @@ def browser_times(path: Path, table: str, queries: list[str], colours: list[str]
         return None
 
 
+def agreement(path: Path, run, run_dir: Path, table: str, n_keys: int, cli_keys: int = 3, seed: int = 0):
+    """Random keys of ``table`` typed into the page's search box; for each, whether the page lists
+    10 neighbours whose first three labels are ``embedlab neighbors RUN KEY --table TABLE``'s.
+    (agreeing keys, keys, the disagreements)."""
+    import json
+    import subprocess
+
+    import numpy as np
+
+    from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, neighbors
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from browser import open_report
+
+    t = run.table(table)
+    keys = [str(k) for k in np.random.default_rng(seed).choice(t.keys, n_keys, replace=False)]
+    wanted = {}
+    for j, key in enumerate(keys):
+        wanted[key] = list(neighbors(run, key, 10, table, 0, DEFAULT_MIN_COUNT)["label"])  # the command's defaults
+        if j < cli_keys:  # the command itself, as a person runs it
+            out = subprocess.run([sys.executable, "-m", "embedlab", "neighbors", str(run_dir), key, "--table", table,
+                                  "--json"], capture_output=True, text=True, check=True).stdout
+            cli = [r["label"] for r in json.loads(out)["neighbors"]]
+            assert cli == wanted[key], f"embedlab neighbors {key}: {cli} != {wanted[key]}"
+    grid = f"explorer-neighbours-table-{table}"
+    agree, wrong = 0, []
+    with open_report(path, timeout=300) as page:
+        page.wait_idle(300)
+        for key in keys:
+            want = wanted[key][:3]
+            label = str(t.labels[int(np.flatnonzero(t.keys.astype(str) == key)[0])])
+            page.type_into(f"explorer-search-{table}", key)
+            shown = []
+            try:
+                def probe():
+                    shown[:] = page.shown_rows(grid)
+                    return (label.lower() in page.shown_text(f"explorer-status-{table}").lower() and len(shown) == 10
+                            and [r[1] for r in shown[:3]] == want)
+                page.wait_for(probe, timeout=30, what=key)
+                agree += 1
+            except AssertionError:
+                wrong.append((key, want, [r[1] for r in shown[:3]], len(shown)))
+    return agree, len(keys), wrong
+
+
 def measure(name, run, results, work: Path, table: str, queries, colours, shots=None) -> None:
     from embedlab.report.html import render_html
 
@@ -107,7 +157,9 @@ def main() -> None:
                     help="a 200k report written by earlier code: its browser figures first, in the same run")
     ap.add_argument("--lists-standin", action="store_true",
                     help="200k report with stand-in neighbour lists of the same size and format (browser timing "
-                         "and size only, on a machine too loaded to compute the exact ones in time)")
+                         "and size only; no agreement check)")
+    ap.add_argument("--agree", type=int, default=20, help="random user keys searched in the 200k page and compared "
+                    "with embedlab neighbors (0: skip)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots of each explorer")
     args = ap.parse_args()
@@ -153,15 +205,34 @@ def main() -> None:
 
         E.knn_lists = standin
         print("synthetic-200k: STAND-IN neighbour lists (same size and format; timing and size only)")
+    else:  # the exact lists, timed where the report computes them
+        import embedlab.report.explorer as E
+
+        exact, spent = E.knn_lists, []
+
+        def timed_lists(*a, **kw):
+            c0, w0 = time.process_time(), time.perf_counter()
+            out = exact(*a, **kw)
+            spent.append((time.process_time() - c0, time.perf_counter() - w0))
+            return out
+
+        E.knn_lists = timed_lists
     if args.baseline_html:  # the same browser figures of a page written by earlier code, in this run
         print(f"baseline {args.baseline_html} ({args.baseline_html.stat().st_size / 1e6:.2f} MB)")
         say_times(browser_times(args.baseline_html, "user", QUERIES_200K, COLOURS_200K), "baseline, headless Chromium")
-    t0 = time.perf_counter()
     measure("synthetic-200k", run, [], work, "user", QUERIES_200K, COLOURS_200K,
             args.shots and args.shots / "explorer-200k.png")
     if not args.lists_standin:
-        print(f"  (render includes every user's exact neighbour lists, both metrics: {time.perf_counter() - t0:.0f} s "
-              f"with the browser)")
+        from embedlab.toolkit.neighbors import knn_engine
+
+        print(f"  every user's exact 10 nearest, cosine and euclidean (knn_lists, {knn_engine()} shortlist): "
+              f"{sum(w for _, w in spent):.0f} s wall, {sum(c for c, _ in spent):.0f} CPU-s of the render")
+        if args.agree:
+            agree, total, wrong = agreement(work / "synthetic-200k.html", run, big, "user", args.agree)
+            print(f"  agreement: {agree} of {total} random user keys searched in the page list 10 neighbours whose "
+                  f"first three are embedlab neighbors'; load {os.getloadavg()[0]:.1f}")
+            for key, want, shown, n_rows in wrong:
+                print(f"    key {key}: embedlab neighbors {want}, the page {shown} ({n_rows} rows)")
     print(f"load average after: {os.getloadavg()}")
     print(f"reports in {work}")
 

@@ -96,7 +96,8 @@ def main() -> None:
     ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--queries", type=int, default=3000, help="query rows per comparison (the same for every engine)")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--full", action="store_true", help="then knn_lists over all 200,000 rows, both metrics")
+    ap.add_argument("--full", action="store_true", help="then knn_lists over all 200,000 rows, both metrics, with "
+                    "the first --threads")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
     import torch
@@ -138,7 +139,7 @@ def main() -> None:
                 lists = {}
                 for engine in ["torch"] + (["faiss"] if faiss is not None else []):
                     (rows, _), c_new, w_new = timed(lambda: knn_lists(vectors, k, cand, metric, queries=queries,
-                                                                      engine=engine))
+                                                                      threads=threads, engine=engine))
                     lists[engine] = rows
                     same = (rows == old_rows).all(1).mean()
                     line += (f"; knn_lists[{engine}] {c_new:6.1f} CPU-s ({w_new:5.1f} s wall), {c_old / c_new:4.1f}x "

@@ -349,6 +349,33 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
         assert "precomputed" in page.shown_text("explorer-status-item")
 
 
+def test_explorer_lists_agree_with_embedlab_neighbors_above_the_budget(synthetic_run, tmp_path, monkeypatch):
+    """Issue 24's done-when check in seconds: a user table just above the vector budget (every
+    list precomputed by knn_lists); random user keys typed into the search box each show 10
+    neighbours whose first three are `embedlab neighbors RUN KEY --table user`'s."""
+    from click.testing import CliRunner
+
+    from embedlab.cli import make_cli
+    from embedlab.report import explorer as E
+
+    run = load_run(synthetic_run)
+    users = run.table("user")
+    monkeypatch.setattr(E, "VECTOR_BUDGET", len(users) * users.dim - 1)
+    path = write_report(tmp_path / "above.html", run, [])
+    grid = "explorer-neighbours-table-user"
+    with open_report(path) as page:
+        check_report(page, min_plots=2)
+        assert "precomputed for all" in page.shown_text("explorer-note-user")
+        for key in np.random.default_rng(0).choice(users.keys, 5, replace=False):
+            res = CliRunner().invoke(make_cli(), ["neighbors", str(synthetic_run), str(key), "--table", "user", "--json"])
+            assert res.exit_code == 0, res.output
+            want = [r["label"] for r in json.loads(res.stdout)["neighbors"]][:3]
+            page.type_into("explorer-search-user", str(key))
+            page.wait_for(lambda: f"user {key}" in page.shown_text("explorer-status-user")
+                          and len(page.shown_rows(grid)) == 10 and page.shown_column(grid, 1)[:3] == want,
+                          what=f"user {key}'s neighbours {want}")
+
+
 def test_explorer_with_hostile_column_names(tmp_path):
     """Metadata columns named like the properties of every JS object (``__proto__``,
     ``constructor``, ``toString``) are titles, never keys: the map draws, the neighbour list

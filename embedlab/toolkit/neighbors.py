@@ -8,6 +8,7 @@ forgiving; see its docstring).
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,18 @@ def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | No
     for col in annotation_columns(table):
         out[col] = table.metadata[col].to_numpy()[rows]
     return out
+
+
+def knn_threads() -> int:
+    """Threads for :func:`knn_lists` by default: the cores the load average leaves idle, at least
+    one. On a busy machine OpenMP threads spin waiting for each other (benchmarks/knn.py, load
+    ~10 on 2 cores: faiss with 2 threads used 2.5x the CPU of one thread and took longer)."""
+    cores = os.cpu_count() or 1
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average (Windows): every core
+        return cores
+    return int(max(1, min(cores, round(cores - load))))
 
 
 @contextlib.contextmanager
@@ -122,9 +135,12 @@ def _shortlists(engine: str, base32: np.ndarray, unit: bool, p: int, threads: in
         index.add(base32)
 
         def faiss_short(qv, own):
-            if threads:
-                faiss.omp_set_num_threads(int(threads))
-            val, at = index.search(qv, p)
+            before = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(int(threads))
+            try:
+                val, at = index.search(qv, p)
+            finally:
+                faiss.omp_set_num_threads(before)
             val = -val.astype(np.float64) if unit else val.astype(np.float64)
             at = at.astype(np.int64)
             val[(at == own[:, None]) | (at < 0)] = np.inf
@@ -169,11 +185,12 @@ def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray | None = None,
     float32 error bound of the shortlist's edge (equal or nearly equal vectors) is scored
     exactly against every candidate, so the lists do not depend on the engine.
     ``queries``: the rows to list (default: all); ``threads``: torch / faiss threads (default:
-    their own setting); ``progress(done, total)`` is called after each block.
+    :func:`knn_threads`, the idle cores); ``progress(done, total)`` is called after each block.
     """
     if metric not in METRICS:
         raise UsageError(f"metric {metric!r}: choose one of {', '.join(METRICS)}")
     engine = knn_engine(engine)
+    threads = int(threads) if threads else knn_threads()
     v = np.asarray(vectors)
     v = v.reshape(len(v), -1)
     n, d = v.shape
