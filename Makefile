@@ -40,7 +40,7 @@ lint: venv
 
 # The documentation site (mkdocs-material): `make docs` executes docs/lesson5.ipynb (on ml-100k
 # when EMBEDLAB_DATA_DIR holds it), builds the site with --strict and serves it on :8000.
-DOCS_DEPS = mkdocs-material>=9.5 mkdocstrings-python>=1.10 mkdocs-click>=0.8
+DOCS_DEPS = 'mkdocs-material>=9.5' 'mkdocstrings-python>=1.10' 'mkdocs-click>=0.8'
 
 $(VENV)/.docs-deps: $(BIN)/embedlab
 	$(BIN)/python -m pip install -q $(DOCS_DEPS)
