@@ -226,6 +226,41 @@ class Page:
         left, top = round(box["left"] * scale), round(box["top"] * scale)
         return np.asarray(png.crop((left, top, left + round(box["width"] * scale), top + round(box["height"] * scale))))
 
+    def shown_labels(self, name: str) -> list[dict[str, Any]]:
+        """The texts the plot named ``name`` writes on its canvas (Text glyphs), each with its box
+        in canvas pixels: where Bokeh placed it (the glyph view's screen coordinates, offset and
+        alignment) and how wide the canvas measures it in the glyph's font."""
+        return self.js(self._VIEW_JS + r"""
+            const val = (v) => (v !== null && typeof v === "object" && "value" in v ? v.value : v);
+            const ctx = document.createElement("canvas").getContext("2d"), out = [];
+            for (const r of view.renderer_views.values()) {
+              const g = r.glyph, gm = r.model.glyph;
+              if (!g || !gm || gm.type !== "Text" && !(gm.constructor && gm.constructor.__name__ === "Text")) continue;
+              if (!r.model.visible || !g.sx) continue;
+              const src = r.model.data_source, field = gm.text && gm.text.field;
+              if (!field) continue;
+              const texts = src.data instanceof Map ? src.data.get(field) : src.data[field];
+              const size = parseFloat(val(gm.text_font_size)) * (String(val(gm.text_font_size)).endsWith("pt") ? 4 / 3 : 1);
+              ctx.font = `${val(gm.text_font_style) || "normal"} ${val(gm.text_font_size)} ${val(gm.text_font) || "helvetica"}`;
+              const dx = Number(val(gm.x_offset)) || 0, align = val(gm.text_align);
+              for (let i = 0; i < texts.length; i++) {
+                const t = String(texts[i] ?? "");
+                if (!t || !isFinite(g.sx[i]) || !isFinite(g.sy[i])) continue;
+                const w = ctx.measureText(t).width, x = g.sx[i] + dx;
+                const left = align === "left" ? x : align === "right" ? x - w : x - w / 2;
+                out.push({text: t, left: left, right: left + w, top: g.sy[i] - size / 2, bottom: g.sy[i] + size / 2,
+                          source: src.name});
+              }
+            }
+            return out;""", name)
+
+    def truncated_cells(self, name: str, col: int) -> list[str]:
+        """Cells of column ``col`` of the DataTable ``name`` whose text is cut (wider than the cell)."""
+        return self.js(self._VIEW_JS + r"""
+            const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
+            return rows.map((r) => r.querySelectorAll('.slick-cell')[arguments[1]]).filter((c) => c &&
+              c.scrollWidth > c.clientWidth + 1).map((c) => c.innerText);""", name, col)
+
     def shown_rows(self, name: str) -> list[list[str]]:
         """The cells a DataTable named ``name`` draws, row by row from the top (SlickGrid
         positions rows absolutely: sorted by their offset, not their DOM order)."""

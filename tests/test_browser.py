@@ -99,6 +99,8 @@ def test_ml100k_report_in_browser(tmp_path, tmp_path_factory):
         cli = json.loads(res.stdout)["neighbors"]
         assert drawn == shown["label"] == [n["label"] for n in cli]  # the same default minimum count
         np.testing.assert_allclose(shown["score"], [n["cosine"] for n in cli], atol=1e-6)
+        assert page.truncated_cells("explorer-neighbours-table-item", 1) == []  # whole titles in the list
+        _no_overlap(page, "explorer-map-plot-item")  # the names and the cluster labels on a dense map
         assert {"genre", "mean_rating"} <= set(page.model_value("explorer-color-item", "options"))
         assert not [e for e in page.console() if e.get("level") == "SEVERE"] and page.network_requests() == []
         keep = os.environ.get("EMBEDLAB_KEEP_SCREENSHOT")
@@ -311,6 +313,50 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
                       what="the points in their first colour again")
         page.set_model("explorer-color-item", "value", "genres")
         page.wait_for(lambda: "Action" in page.shown_text("explorer-legend-item"), what="the genres legend")
+        assert not [e for e in page.console() if e.get("level") == "SEVERE"]
+
+
+def _overlaps(labels: list[dict]) -> list[tuple[str, str]]:
+    return [(a["text"], b["text"]) for j, a in enumerate(labels) for b in labels[j + 1:]
+            if a["left"] < b["right"] - 1 and b["left"] < a["right"] - 1 and a["top"] < b["bottom"] - 1
+            and b["top"] < a["bottom"] - 1]
+
+
+def _no_overlap(page, plot: str) -> list[dict]:
+    """The texts written on the map once they are laid out: none overlaps another."""
+    labels = page.wait_for(lambda: (lambda got: [got] if got and not _overlaps(got) else None)(page.shown_labels(plot)),
+                           what=f"{plot}'s labels apart (overlaps: {_overlaps(page.shown_labels(plot))})")[0]
+    return labels
+
+
+def test_explorer_labels_apart_and_in_words(tmp_path):
+    """A dense map: the names of the shown entity and its neighbours and the clusters' labels
+    never overlap on the canvas (measured where Bokeh draws them), for an entity at each
+    cluster's centre and after a pan; cluster labels read as words (30–190, no 1.9e+02)."""
+    import re
+
+    run, path = _explorer_report(tmp_path)
+    items = run.table("item")
+    plot, status = "explorer-map-plot-item", "explorer-status-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=3)
+        shown = _no_overlap(page, plot)
+        clusters = [x["text"] for x in shown if x["source"] == "explorer-clusters-item"]
+        assert clusters, "no cluster label drawn"
+        for text in clusters:
+            assert not re.search(r"\de[+-]?\d|\d-\d|_", text), text
+        src = page.source("explorer-clusters-item")
+        pts = page.source("explorer-points-item")
+        xy = np.stack([pts["x"], pts["y"]], axis=1)
+        for cx, cy in zip(src["x"], src["y"]):  # the entity nearest each cluster's label
+            row = int(np.argmin(((xy - [cx, cy]) ** 2).sum(1)))
+            page.type_into("explorer-search-item", str(items.labels[row]))
+            page.wait_for(lambda: str(items.labels[row]) in page.shown_text(status), what=str(items.labels[row]))
+            names = [x for x in _no_overlap(page, plot) if x["source"] == "explorer-highlight-item"]
+            assert str(items.labels[row]) in [x["text"] for x in names]
+        page.js(page._MODEL_JS.replace("arguments[0]", f"'{plot}'") +
+                "const r = m.x_range, w = r.end - r.start; r.setv({start: r.start + w / 7, end: r.end + w / 7});")
+        _no_overlap(page, plot)
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]
 
 

@@ -377,3 +377,12 @@ def test_explorer_draws_large_tables_as_a_density_and_the_most_observed_as_point
     assert drawn == sorted(np.argsort(-items.count, kind="stable")[:20].tolist())
     assert "density" in named["explorer-note-item"].text and "PCA 1 × 3" not in named["explorer-map-item"].options
     assert "pc1" not in named["explorer-points-item"].data  # one map: x and y travel once
+
+
+@pytest.mark.parametrize("lo,hi,integral,text", [
+    (30, 187.5, True, "30–190"), (3.48, 3.98, False, "3.5–4.0"), (1977.25, 1994, True, "1977–1994"),
+    (1995, 1997, True, "1995–1997"), (-0.21, 0.33, False, "−0.21 to 0.33"), (12000, 56000, False, "12,000–56,000")])
+def test_cluster_ranges_read_as_people_write_them(lo, hi, integral, text):
+    from embedlab.report.explorer import human_range
+
+    assert human_range(lo, hi, integral) == text

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
@@ -46,7 +47,7 @@ MAX_COLUMNS = 14  # metadata columns embedded per table
 MAX_TEXT_CHARS = 80  # longer free text stays out of the report
 LABELLED_POINTS_MAX = 60  # small tables get every label written on the map
 MISSING = "#c8c8c8"
-WIDTH, HEIGHT, LEGEND_WIDTH, SIDE_WIDTH = 680, 560, 140, 390
+WIDTH, HEIGHT, LEGEND_WIDTH, SIDE_WIDTH = 620, 560, 110, 480  # 1,210 px: a 1,280 px window
 
 
 def table_order(run: Run) -> list[str]:
@@ -57,6 +58,11 @@ def table_order(run: Run) -> list[str]:
 
 def explorer_tables(run: Run) -> list[str]:
     return [n for n in table_order(run) if len(select_entities(run.table(n), 0, None)) >= MIN_ROWS]
+
+
+def labels_points(t: EmbeddingTable) -> bool:
+    """Whether the map writes every point's label (small tables of named entities)."""
+    return len(t) <= LABELLED_POINTS_MAX and labels_meaningful(t)
 
 
 def is_multi_valued(values: pd.Series) -> bool:
@@ -186,13 +192,40 @@ def map_clusters(t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: l
                 best, gap = col, d
         if best is not None:
             v = pd.to_numeric(meta[best], errors="coerce")[inside]
-            lo, hi = np.nanpercentile(v, 25), np.nanpercentile(v, 75)
-            big = max(abs(lo), abs(hi)) >= 10 or (float(lo).is_integer() and float(hi).is_integer())
-            parts.append(f"{best} {lo:.0f}-{hi:.0f}" if big else f"{best} {lo:.2g}-{hi:.2g}")
+            parts.append(range_words(t, best, np.nanpercentile(v, 25), np.nanpercentile(v, 75)))
         cx, cy = np.median(pts[inside], axis=0)
         out.append({"x": float(cx), "y": float(cy), "size": int(inside.sum()),
                     "label": ", ".join(dict.fromkeys(parts)) or f"cluster {c + 1}"})
     return sorted(out, key=lambda d: -d["size"])
+
+
+def human_range(lo: float, hi: float, integral: bool = False) -> str:
+    """A range as people write it: two significant figures, finer only where the range would
+    blur (30–190, 3.5–4.0, 1977–1994, 12,000–56,000), whole numbers for a whole-numbered
+    column, an en dash, "to" where a bound is negative (−0.21 to 0.33)."""
+    top = max(abs(lo), abs(hi)) or 1.0
+    step = 10.0 ** (math.floor(math.log10(top)) - 1)
+    while abs(hi - lo) and abs(hi - lo) / step < 4 and step > 1e-12:
+        step /= 10
+    step = max(step, 1.0) if integral else step
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+
+    def one(v: float) -> str:
+        r = round(v / step) * step
+        text = f"{r:,.{decimals}f}" if abs(r) >= 10_000 else f"{r:.{decimals}f}"
+        return text.replace("-", "−") if r < 0 else text
+
+    x, y = one(lo), one(hi)
+    return x if x == y else f"{x} to {y}" if lo < 0 else f"{x}–{y}"
+
+
+def range_words(t: EmbeddingTable, col: str, lo: float, hi: float) -> str:
+    """A cluster's range of a numeric column in words: "rated 30–190 times", "mean rating 3.5–4.0"."""
+    v = pd.to_numeric(t.metadata[col], errors="coerce").dropna().to_numpy()
+    r = human_range(lo, hi, integral=bool(len(v)) and bool(np.all(v == np.round(v))))
+    if col == count_column(t):
+        return f"rated {r} times" if target_column(t) == "mean_rating" else f"counted {r} times"
+    return f"{col.replace('_', ' ')} {r}"
 
 
 def _text(values: pd.Series) -> np.ndarray:
@@ -326,6 +359,7 @@ def describe(t: EmbeddingTable, name: str, c: Computed) -> dict:
            "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
            "plot_width": WIDTH, "plot_height": HEIGHT,
            "count_field": fields.get(count) if count else None, "max_matches": 25, "debounce_ms": 250,
+           "labels_points": labels_points(t),  # every point named: the clusters stay in the list above
            "search_default": "label or key",
            # the neighbour and selection tables' sources use the points' safe field names (m0, m1):
            # a column named __proto__ or constructor is a title, never a key of a JS object
@@ -447,7 +481,7 @@ def _widgets(t: EmbeddingTable, name: str, c: Computed, d: dict) -> dict:
          "clear": Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning"),
          "export": Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170),
          "isolate": Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120),
-         "scorecol": TableColumn(field="score", title="cosine", width=55, formatter=NumberFormatter(format="0.000"))}
+         "scorecol": TableColumn(field="score", title="cosine", width=44, formatter=NumberFormatter(format="0.000"))}
     return m
 
 
@@ -518,7 +552,7 @@ def _map_figure(t: EmbeddingTable, name: str, c: Computed, d: dict, m: dict) -> 
         fig.text("x", "y", text=field, source=m["highlight"], text_font_size="9pt", x_offset=offset, text_align=align,
                  text_baseline="middle", text_color="#111111", text_font_style="bold",
                  background_fill_color="#ffffff", background_fill_alpha=0.7)
-    if n <= LABELLED_POINTS_MAX and labels_meaningful(t):  # labels drawn on the canvas: text, not HTML
+    if labels_points(t):  # labels drawn on the canvas: text, not HTML
         for body, align, offset in ((JS.LABELS_RIGHT, "left", 7), (JS.LABELS_LEFT, "right", -7)):
             fig.text("x", "y", text={"field": "i", "transform": transform(body)}, source=points,
                      text_font_size="8pt", x_offset=offset, text_align=align, text_baseline="middle",
@@ -541,10 +575,11 @@ def _tables(name: str, c: Computed, d: dict, m: dict):
 
     neighbours = DataTable(
         name=f"explorer-neighbours-table-{name}", source=m["neighbours"], width=SIDE_WIDTH, height=300,
-        index_position=None, reorderable=False, columns=[TableColumn(field="rank", title="#", width=28),
-                                                         TableColumn(field="label", title="label", width=230),
-                                                         m["scorecol"]]
-        + [TableColumn(field=f, title=html.escape(x), width=55, formatter=formatter(x)) for x, f in d["neighbour_extra"]])
+        index_position=None, reorderable=False, autosize_mode="none",  # widths as given: whole titles
+        columns=[TableColumn(field="rank", title="#", width=22), TableColumn(field="label", title="label", width=300),
+                 m["scorecol"]]
+        + [TableColumn(field=f, title=html.escape(x), width=36 if c.kinds.get(x) == "numeric" else 40,
+                       formatter=formatter(x)) for x, f in d["neighbour_extra"]])
     multi = d["cfg"]["multi"]
     selection = DataTable(
         name=f"explorer-selection-table-{name}", source=m["selected"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
@@ -575,6 +610,8 @@ def _wire(m: dict) -> None:
     m["colour"].js_on_change("value", js(JS.ON_RECOLOUR))
     m["size"].js_on_change("active", js(JS.ON_RESTYLE))
     m["map"].js_on_change("value", js(JS.ON_MAP))
+    for r in (m["fig"].x_range, m["fig"].y_range):  # names and cluster labels laid out again
+        r.js_on_change("start", js(JS.ON_VIEW))
 
 
 def _role_colours():

@@ -235,12 +235,7 @@ function showEntity(cfg, m, row, fromHistory) {
   m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} ${what}` +
     ` over the full ${cfg.dim}-dimensional vectors${among}${cfg.precomputed ? " " + esc(cfg.precomputed.note) : ""}.`;
   const ring = found.map((r) => r[1]), shown = [row].concat(ring).filter((i) => isFinite(xs[i]) && isFinite(ys[i]));
-  const centred = isFinite(xs[row]) && isFinite(ys[row]);
-  const names = nameLayout(cfg, m, shown, labels, centred ? xs[row] : null, centred ? ys[row] : null);
-  setData(m.highlight, {x: shown.map((i) => xs[i]), y: shown.map((i) => ys[i]),
-                        role: shown.map((i) => (i === row ? "query" : "neighbour")),
-                        name_r: names.map((n) => (n.side === "right" ? n.text : "")),
-                        name_l: names.map((n) => (n.side === "left" ? n.text : ""))});
+  cfg._shown = {row: row, rows: shown};
   if (!fromHistory) {
     const h = cfg._history || (cfg._history = {rows: [], at: -1});
     if (h.rows[h.at] !== row) { h.rows = h.rows.slice(0, h.at + 1); h.rows.push(row); h.at = h.rows.length - 1; }
@@ -251,34 +246,82 @@ function showEntity(cfg, m, row, fromHistory) {
     xr.setv({start: xs[row] - w, end: xs[row] + w});
     yr.setv({start: ys[row] - h, end: ys[row] + h});
   }
+  placeLabels(cfg, m);
 }
 
-// Names of the shown entity (first) and its neighbours on the map: beside each point, right or
-// left, skipped where one would overlap a name already placed or leave the plot (pixels of the
-// view the entity is centred in).
-function nameLayout(cfg, m, rows, labels, cx, cy) {
-  const xr = m.fig.x_range, yr = m.fig.y_range, xs = get(m.points, "x"), ys = get(m.points, "y");
-  const w = xr.end - xr.start, h = yr.end - yr.start;
-  const x0 = cx === null ? xr.start : cx - w / 2, y0 = cy === null ? yr.start : cy - h / 2;
-  const pw = cfg.plot_width - 60, ph = cfg.plot_height - 70, boxes = [];
-  return rows.map((i) => {
-    const text = short(labels[i]), tw = 6.6 * text.length + 6;
-    const px = (xs[i] - x0) / (w || 1) * pw, py = (ys[i] - y0) / (h || 1) * ph;
-    for (const side of ["right", "left"]) {
-      const b = side === "right" ? [px + 8, px + 8 + tw, py - 8, py + 8] : [px - 8 - tw, px - 8, py - 8, py + 8];
-      if (b[0] < 0 || b[1] > pw) continue;
-      if (boxes.some((o) => b[0] < o[1] && o[0] < b[1] && b[2] < o[3] && o[2] < b[3])) continue;
-      boxes.push(b);
-      return {side: side, text: text};
+// Text widths as the canvas draws them (the map's fonts: Bokeh's default, 9pt).
+const FONTS = {name: "bold 9pt helvetica, arial, sans-serif", cluster: "italic 9pt helvetica, arial, sans-serif"};
+let measurer = null;
+function textWidth(text, font) {
+  if (!measurer) measurer = document.createElement("canvas").getContext("2d");
+  measurer.font = font;
+  return measurer.measureText(String(text)).width;
+}
+
+// The names on the map and the clusters' labels, laid out in the pixels of the current view so
+// that none overlaps another: first the shown entity's name and its neighbours' (rank order),
+// each right of its point, else left, else not written; then the clusters' labels, largest
+// first, each written only where it overlaps no name, no ring and no cluster label before it.
+// Laid out again whenever the view moves (pan, zoom) or the entity changes.
+function placeLabels(cfg, m) {
+  const xr = m.fig.x_range, yr = m.fig.y_range;
+  let pw = cfg.plot_width - 60, ph = cfg.plot_height - 70;
+  try { pw = m.fig.inner_width || pw; ph = m.fig.inner_height || ph; } catch (e) { /* not laid out yet */ }
+  const sx = (x) => (x - xr.start) / ((xr.end - xr.start) || 1) * pw;
+  const sy = (y) => (yr.end - y) / ((yr.end - yr.start) || 1) * ph;
+  const boxes = [], PAD = 2, HALF = 9;
+  const free = (b) => b[0] >= 0 && b[1] <= pw && b[2] >= 0 && b[3] <= ph &&
+    !boxes.some((o) => b[0] < o[1] + PAD && o[0] < b[1] + PAD && b[2] < o[3] + PAD && o[2] < b[3] + PAD);
+  const shown = cfg._shown ? cfg._shown.rows : [], xs = get(m.points, "x"), ys = get(m.points, "y");
+  const labels = get(m.points, "label"), names = [];
+  for (const i of shown) {
+    const text = short(labels[i]), w = textWidth(text, FONTS.name) + 4, px = sx(xs[i]), py = sy(ys[i]);
+    let side = "";
+    for (const s of ["right", "left"]) {
+      const b = s === "right" ? [px + 7, px + 9 + w, py - HALF, py + HALF] : [px - 9 - w, px - 7, py - HALF, py + HALF];
+      if (free(b)) { boxes.push(b); side = s; break; }
     }
-    return {side: "", text: ""};
-  });
+    names.push({side: side, text: text});
+  }
+  for (const i of shown) boxes.push([sx(xs[i]) - 8, sx(xs[i]) + 8, sy(ys[i]) - 8, sy(ys[i]) + 8]);  // the rings
+  const row = cfg._shown ? cfg._shown.row : null;
+  const hl = {x: shown.map((i) => xs[i]), y: shown.map((i) => ys[i]),
+              role: shown.map((i) => (i === row ? "query" : "neighbour")),
+              name_r: names.map((n) => (n.side === "right" ? n.text : "")),
+              name_l: names.map((n) => (n.side === "left" ? n.text : ""))};
+  const key = JSON.stringify(hl);
+  if (cfg._hlKey !== key) { cfg._hlKey = key; setData(m.highlight, hl); }
+  if (!m.clusters) return;
+  if (!cfg._clusters) cfg._clusters = Object.fromEntries(["x", "y", "text"].map((f) => [f, Array.from(get(m.clusters, f))]));
+  const all = cfg._clusters, first = !m.map || m.map.value === Object.keys(cfg.maps)[0];
+  const out = {x: first ? all.x : [], y: first ? Array.from(all.y) : [], text: []};
+  if (first && !cfg.labels_points) {
+    const perPixel = (yr.end - yr.start) / (ph || 1);
+    for (let j = 0; j < all.text.length; j++) {  // largest first (explorer.map_clusters' order)
+      const w = textWidth(all.text[j], FONTS.cluster) + 4, px = sx(all.x[j]), py = sy(all.y[j]);
+      out.text.push("");
+      for (const dy of [0, -20, 20, -40, 40]) {  // at the cluster's centre, else just above or below
+        const b = [px - w / 2, px + w / 2, py + dy - HALF, py + dy + HALF];
+        if (free(b)) { boxes.push(b); out.text[j] = all.text[j]; out.y[j] = all.y[j] - dy * perPixel; break; }
+      }
+    }
+  } else out.text = out.x.map(() => "");
+  const ckey = JSON.stringify(out);
+  if (cfg._clusterKey !== ckey) { cfg._clusterKey = ckey; setData(m.clusters, out); }
+}
+
+// The view moved: lay the labels out again, once per animation frame at most.
+function onView(cfg, m) {
+  if (cfg._viewPending) return;
+  cfg._viewPending = true;
+  requestAnimationFrame(() => { cfg._viewPending = false; placeLabels(cfg, m); });
 }
 
 // Nothing selected: no neighbours, no rings, no names, the status says what to do.
 function clearEntity(cfg, m) {
   setTable(m.neighbours, Object.fromEntries(cfg.neighbour_fields.map((f) => [f, []])));
-  setData(m.highlight, {x: [], y: [], role: [], name_r: [], name_l: []});
+  cfg._shown = null;
+  placeLabels(cfg, m);
   m.status.text = cfg.status_hint;
 }
 
@@ -516,10 +559,7 @@ m.fig.y_range.setv({start: y0, end: y1});
 if (m.path) { const order = cfg.cycle; patchData(m.path, {x: order.map((i) => x[i]), y: order.map((i) => y[i])}); }
 // the density layer (large tables) and the clusters were made on the first map: shown there only
 if (m.density) m.density.visible = cb_obj.value === Object.keys(cfg.maps)[0];
-if (m.clusters) {
-  if (!cfg._clusters) cfg._clusters = Object.fromEntries(["x", "y", "text"].map((f) => [f, Array.from(get(m.clusters, f))]));
-  setData(m.clusters, cb_obj.value === Object.keys(cfg.maps)[0] ? cfg._clusters : {x: [], y: [], text: []});
-}
+placeLabels(cfg, m);
 // a map that leaves entities out says so on the map (its title), never silently
 if (cfg._title === undefined) cfg._title = m.fig.title.text;
 m.fig.title.text = cfg._title + (chosen[4] || "");
@@ -576,7 +616,20 @@ function whenReady(fn, tries) {
     Bokeh.documents.every((d) => d.is_idle);
   if (ready) fn(); else if ((tries || 0) < 600) setTimeout(() => whenReady(fn, (tries || 0) + 1), 100);
 }
-window.addEventListener("load", () => whenReady(restoreState));
+window.addEventListener("load", () => whenReady(() => { layoutAll(); restoreState(); }));
+
+// Every explorer's labels laid out once the page is drawn (the plot's size is known then).
+function layoutAll() {
+  for (const d of Bokeh.documents) {
+    const all = d.all_models ? Array.from(d.all_models) : Array.from(d._all_models.values());
+    for (const points of all.filter((x) => String(x.name || "").startsWith("explorer-points-"))) {
+      const table = points.name.slice("explorer-points-".length), named = (role) => d.get_model_by_name(`explorer-${role}-${table}`);
+      const m = {points: points, fig: named("map-plot"), clusters: named("clusters"), highlight: named("highlight"),
+                 map: named("map")};
+      if (m.fig && m.highlight) placeLabels(config(points), m);
+    }
+  }
+}
 
 // The explorer's settings travel once, as JSON in its points source's tags.
 const configs = new WeakMap();
@@ -586,7 +639,7 @@ function config(points) {
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
         onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings,
-        selectionCsv, onExport, onIsolate, lineColours, filterRows, saveState, restoreState};
+        selectionCsv, onExport, onIsolate, lineColours, filterRows, saveState, restoreState, onView, placeLabels};
 })();
 """
 
@@ -598,6 +651,7 @@ ON_SELECT = "E.onSelect(cfg, m);"
 ON_RESTYLE = "E.onRestyle(cfg, m, false);"  # size: data
 ON_RECOLOUR = "E.onRestyle(cfg, m, true);"  # colour: visuals only
 ON_MAP = "E.onMap(cfg, m, cb_obj);"
+ON_VIEW = "E.onView(cfg, m);"  # pan, zoom, centring
 ON_NEIGHBOUR_CLICK = "E.onNeighbourClick(cfg, m);"
 ON_BACK = "E.onHistory(cfg, m, -1);"
 ON_FORWARD = "E.onHistory(cfg, m, 1);"
