@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from embedlab.engines.predict import coverage, predict_run, recommend_run  # noqa: F401  (their old home)
+from embedlab.engines.predict import coverage, predict_run, recommend_run, write_csv  # noqa: F401  (old home)
 from embedlab.errors import UsageError
 
 
@@ -48,8 +48,7 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
                     as_json: bool = False) -> None:
     """Predict with a trained run and write a CSV (Kaggle submission format for Rossmann); for a
     collab run, score the (user, item) pairs of --file, or recommend with --top K --user U."""
-    from embedlab.io.exchange import spreadsheet_safe
-    from embedlab.io.ownership import check_file, owned_file
+    from embedlab.io.ownership import check_file
 
     if out is not None:
         check_file(out, force=force, option="--out")  # before any work
@@ -68,17 +67,13 @@ def predict_command(run_dir: Path, data_dir: Path | None, file: Path | None, out
         for note in recs.attrs.get("notes", []):
             click.echo(f"note: {note}", err=True)
         if out is not None:
-            with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
-                            newline="") as fh:
-                spreadsheet_safe(recs).to_csv(fh, index=False)
+            write_csv(recs, out, force=force)
             click.echo(f"wrote {len(recs):,} recommendations to {out}", err=True)
         return
     if out is None:
         raise UsageError("give the CSV file to write with --out")
     preds = predict_run(run_dir, data_dir, file)
-    with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
-                    newline="") as fh:
-        spreadsheet_safe(preds).to_csv(fh, index=False)
+    write_csv(preds, out, force=force)
     cover = preds.attrs.get("coverage") or {}
     for warning in cover.get("warnings", []):
         click.echo(f"warning: {warning}", err=True)

@@ -136,3 +136,16 @@ def recommend_run(run_dir: Any, users: Any, k: int, include_rated: bool = False,
     if dataset is None:
         dataset = reload_dataset(run, **({"data_dir": str(data_dir)} if data_dir is not None else {}))
     return trainer.impl.recommend(run, users, k, rated=dataset.train, include_rated=include_rated)
+
+
+def write_csv(frame: pd.DataFrame, out: str | Path, force: bool = False) -> Path:
+    """``predict --out``: ``frame`` as a CSV under the write rule (a new file, one embedlab wrote,
+    or ``force``), cells a spreadsheet would run as formulas made inert."""
+    from embedlab.io.exchange import spreadsheet_safe
+    from embedlab.io.ownership import owned_file
+
+    with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
+                    newline="") as fh:
+        spreadsheet_safe(frame).to_csv(fh, index=False)
+    return Path(out)
+
