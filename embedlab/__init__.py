@@ -163,13 +163,17 @@ def _dataset_and_trainer(dataset, trainer: str | None, config: dict):
     loader options may be mixed into ``config``)."""
     from embedlab.registry import get_dataset, trainer_for_dataset
 
-    if isinstance(dataset, str):
-        from embedlab.engines.loading import load_for_training  # the command line's path too
+    from embedlab.engines.loading import check_keywords, load_for_training  # the command line's path too
 
+    if isinstance(dataset, str):
         entry = get_dataset(dataset)
+        chosen = trainer_for_dataset(entry, trainer)
+        check_keywords(chosen, config, entry)  # before loading: a misspelt keyword is no option
         loaded, config = load_for_training(entry, dict(config))
-        return loaded, trainer_for_dataset(entry, trainer), config
-    return dataset, trainer_for_dataset(dataset, trainer), dict(config)
+        return loaded, chosen, config
+    chosen = trainer_for_dataset(dataset, trainer)
+    check_keywords(chosen, config)
+    return dataset, chosen, dict(config)
 
 
 def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, **config) -> Run:

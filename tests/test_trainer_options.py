@@ -133,3 +133,11 @@ def test_the_tabular_declaration_checks_and_records():
     assert record["layers"] == [100, 50] and record["emb_size"] == {"Store": 10}  # free text is the trainer's
     assert record["y_range"] == (0.0, 12.0) and record["batchnorm"] is False and record["epochs"] is None
     assert str(record["lr"]) == "0.0001:0.01"
+
+
+def test_a_keyword_no_option_declares_is_a_one_line_error_before_loading():
+    with pytest.raises(UsageError, match=r"n_factor=8: .*take no option 'n_factor'; did you mean n_factors=\?"):
+        embedlab.train("synthetic-collab", n_factor=8, progress=False)
+    dataset = embedlab.load_dataset("synthetic-collab", users=30, items=20, ratings=600)
+    with pytest.raises(UsageError, match="epoch=1: trainer 'collab' takes no option 'epoch'; did you mean epochs="):
+        embedlab.train(dataset, epoch=1, progress=False)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedlab.registry import DatasetEntry
+from embedlab.errors import UsageError
+from embedlab.registry import DatasetEntry, TrainerEntry
 
 
 def load_for_training(entry: DatasetEntry, values: dict[str, Any]):
@@ -18,3 +19,24 @@ def load_for_training(entry: DatasetEntry, values: dict[str, Any]):
     config.pop("trainer", None)
     dataset = entry.load_dataset(ds_opts, seed=config.get("seed", 42), shard=row_shard(config))
     return dataset, config
+
+
+def check_keywords(trainer: TrainerEntry, values: dict[str, Any], entry: DatasetEntry | None = None) -> None:
+    """The Python API's keyword arguments are the trainer's options (its declaration's names,
+    what its flags are called with ``_`` for ``-``), the dataset's loader options and ``seed``
+    (the dataset's too: random splits): any other
+    is a one-line UsageError naming it (a misspelt ``n_factor=8`` would otherwise be ignored)."""
+    import difflib
+
+    from embedlab.training.fitconfig import FitConfig
+
+    known = {o.name for o in trainer.options} | (entry.option_names if entry is not None else set()) | {"seed"}
+    if "lr" in known:
+        known |= set(FitConfig.FIELDS)  # pct_start: the one-cycle warm-up share, no flag
+    for name in values:
+        if name not in known and name != "trainer":
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"did you mean {close[0]}=?" if close else "`embedlab train DATASET --help` lists them as flags"
+            who = f"trainer {trainer.name!r} and dataset {entry.name!r} take" if entry is not None \
+                else f"trainer {trainer.name!r} takes"
+            raise UsageError(f"{name}={values[name]!r}: {who} no option {name!r}; {hint}")
