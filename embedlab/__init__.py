@@ -176,21 +176,42 @@ def _dataset_and_trainer(dataset, trainer: str | None, config: dict):
     return dataset, chosen, dict(config)
 
 
-def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, **config) -> Run:
+def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, seeds=None,
+          **config) -> Run:
     """Train a dataset (a Dataset or a registered name) with its trainer (``trainer`` names one
     when several train its kind) and return the run; saves it to ``out`` when given.
 
     Loader options (``data_dir``, ``split``...) may be mixed into ``config`` when ``dataset``
     is a name. ``progress``: None (default) shows a progress bar when a person watches (a
-    terminal or a notebook); False never, True always.
+    terminal or a notebook); False never, True always. ``seeds`` (a list or "1,2,3", with a
+    registered name and ``out``): one run per seed into the run group ``out``, as ``embedlab
+    train DATASET --seeds`` (the same engine: replicates in parallel processes, an interrupted
+    group resumed); returns the list of runs, in the order of the seeds.
     """
     from embedlab.io.progress import resolve
 
+    if seeds is not None:
+        return _train_group(dataset, out, progress, trainer, seeds, config)
     dataset, chosen, config = _dataset_and_trainer(dataset, trainer, config)
     run = chosen.train(dataset, config, progress=resolve(progress))
     if out is not None:
         run.save(out)
     return run
+
+
+def _train_group(dataset, out, progress, trainer, seeds, config) -> list[Run]:
+    """``embedlab.train(name, seeds=..., out=G)``: engines.runs.train_replicates, the runs loaded."""
+    from embedlab.engines.runs import parse_seeds, train_replicates
+    from embedlab.errors import UsageError
+    from embedlab.io.progress import status
+
+    if not isinstance(dataset, str) or out is None:
+        raise UsageError("seeds= trains a run group: give the dataset's registered name and out= (the group's "
+                         "folder)")
+    order = parse_seeds(seeds)
+    done = {r.seed: r for r in train_replicates(dataset, config, order, out, trainer=trainer,
+                                                echo=lambda line: status(line, progress))}
+    return [load_run(done[s].path) for s in order]
 
 
 def lr_find(dataset, trainer: str | None = None, progress: bool | None = None, rule: str = "valley",

@@ -96,3 +96,25 @@ def test_compare_runs_names_trainers_and_refuses_to_rank_runs_of_different_train
     assert mixed.exit_code == 2
     assert "a (trainer collab, task regression), c (trainer tmp-const, task" in mixed.output
     assert "valid_loss means different things and embedlab does not rank them" in mixed.output
+
+
+def test_the_python_api_trains_and_analyses_a_run_group_as_the_cli_does(tmp_path):
+    """embedlab.train(seeds=...) and embedlab.analyze(GROUP) call the engines of `train --seeds`
+    and `analyze GROUP` (no logic only the CLI has)."""
+    import pytest
+
+    from embedlab.errors import UsageError
+
+    with pytest.raises(UsageError, match="out="):
+        embedlab.train("synthetic-collab", seeds=[1, 2], **SMALL)
+    runs = embedlab.train("synthetic-collab", seeds="2,1", out=tmp_path / "g", progress=False, n_factors=4, **SMALL)
+    assert [r.seed for r in runs] == [2, 1] and all(r.config["n_factors"] == 4 for r in runs)
+    group = json.loads((tmp_path / "g" / "group.json").read_text())
+    assert group["seeds"] == [2, 1] and group["runs"] == ["seed-2", "seed-1"]
+    found = embedlab.analyze(tmp_path / "g", names="bias-ranking", progress=False)
+    assert found.labels == ["seed-2", "seed-1"] and {s.table for s in found.tables} == {"user", "item"}
+    cli = invoke(["analyze", str(tmp_path / "g"), "--only", "bias-ranking", "--json", "-q"])
+    assert cli.exit_code == 0, cli.output
+    from embedlab.io.strictjson import dumps
+
+    assert json.loads(cli.stdout)["stability"] == json.loads(dumps(found.to_json()))["stability"]
