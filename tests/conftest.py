@@ -75,6 +75,41 @@ def build_wheel(src: Path, out: Path, timeout: int = 300) -> Path:
     return wheels[0]
 
 
+def site_packages(prefix: Path) -> Path:
+    import sys
+
+    return prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+
+
+def venv_env() -> dict[str, str]:
+    """The environment for commands of another venv: none of this session's plugin switches."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("EMBEDLAB_LOAD_PLUGINS", "PYTHONPATH", "EMBEDLAB_DEBUG", "VIRTUAL_ENV")}
+
+
+def wheel_venv(venv: Path, wheels: list[Path], pip_command: bool = False) -> Path:
+    """A fresh venv at ``venv`` holding ``wheels`` (embedlab's among them).
+
+    Their dependencies (torch, pandas, ...) come from this test venv's site-packages through a
+    .pth line rather than being installed again; the wheels are installed in the new venv (which
+    comes first on sys.path): not this checkout. ``pip_command``: the venv has a `pip` command
+    (this venv's pip, run by the new venv's python), as a reader's venv does."""
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=180)
+    ours = Path(next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_relative_to(sys.prefix)))
+    (site_packages(venv) / "_embedlab_test_dependencies.pth").write_text(f"{ours}\n")
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                           "--force-reinstall", *map(str, wheels)],
+                          capture_output=True, text=True, timeout=300, env=venv_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    if pip_command:
+        (venv / "bin" / "pip").write_text(f'#!/bin/sh\nexec "{venv / "bin" / "python"}" -m pip "$@"\n')
+        (venv / "bin" / "pip").chmod(0o755)
+    return venv
+
+
 @pytest.fixture(scope="session")
 def embedlab_wheel(tmp_path_factory) -> Path:
     """embedlab's wheel, built ONCE per test session from a copy of the sources and shared by

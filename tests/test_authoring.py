@@ -9,7 +9,6 @@ embedlab's wheel into a temporary venv.
 from __future__ import annotations
 
 import json
-import os
 import pydoc
 import subprocess
 import sys
@@ -347,10 +346,6 @@ def test_planted_helpers_fail_with_both_numbers_when_the_control_scores_too():
 
 
 # ---------------------------------------------------------------------------- slow: wheels in a venv
-def _site_packages(prefix: Path) -> Path:
-    return prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
-
-
 @pytest.fixture(scope="session")
 def plugin_venv(tmp_path_factory, embedlab_wheel) -> Path:
     """A fresh venv holding the wheels of embedlab and of the two worked plugins (built once).
@@ -358,7 +353,7 @@ def plugin_venv(tmp_path_factory, embedlab_wheel) -> Path:
     Its dependencies (torch, pandas, ...) come from this test venv's site-packages through a
     .pth line rather than being installed again; embedlab itself is the wheel, installed in the
     new venv (which comes first on sys.path): not this checkout."""
-    from conftest import build_wheel
+    from conftest import build_wheel, wheel_venv
     import shutil
 
     dist = tmp_path_factory.mktemp("plugin-dist")
@@ -367,20 +362,10 @@ def plugin_venv(tmp_path_factory, embedlab_wheel) -> Path:
         src = tmp_path_factory.mktemp("src") / name
         shutil.copytree(THIRD_PARTY / name, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info", "build"))
         wheels.append(build_wheel(src, dist))
-    venv = tmp_path_factory.mktemp("venv") / "v"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    ours = Path(next(p for p in sys.path if p.endswith("site-packages") and Path(p).is_relative_to(sys.prefix)))
-    (_site_packages(venv) / "_embedlab_test_dependencies.pth").write_text(f"{ours}\n")
-    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
-                           "--force-reinstall", str(embedlab_wheel), *map(str, wheels)],
-                          capture_output=True, text=True, timeout=300, env=_venv_env())
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return venv
+    return wheel_venv(tmp_path_factory.mktemp("venv") / "v", [embedlab_wheel, *wheels])
 
 
-def _venv_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items()
-            if k not in ("EMBEDLAB_LOAD_PLUGINS", "PYTHONPATH", "EMBEDLAB_DEBUG", "VIRTUAL_ENV")}
+from conftest import venv_env as _venv_env  # noqa: E402  (shared with tests/test_site.py)
 
 
 DRIVER = r'''
