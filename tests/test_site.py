@@ -294,8 +294,10 @@ def test_the_discovery_page_runs_as_written(walk):
     assert values[("Day", "cycle_p")][2:] == [0.0, 0.0]  # 0.0001: guo2016 draws the month's days as a cycle
     mantel = [v for v in values[("State", "mantel_p")]]
     assert len(mantel) == 4 and min(mantel) >= 0.48 and max(mantel) <= 0.86, mantel  # no map on this subset
-    rmspe = [metric(line, "valid_rmspe") for line in re.findall(r"^\[\d/2\] seed.*$", printed["embedlab train rossmann"], re.M)]
-    assert len(rmspe) == 4 and all(0.19 <= float(v) <= 0.25 for v in rmspe), rmspe
+    ross = 'embedlab train rossmann --data-dir "$EMBEDLAB_DATA_DIR/rossmann"'
+    for preset, expected in (("--stores", {"1": "0.2278", "2": "0.2370"}), ("--preset", {"1": "0.1729", "2": "0.1944"})):
+        got = dict(re.findall(r"^\[\d/2\] seed (\d): .*?valid_rmspe (\d\.\d{4})", printed[f"{ross} {preset}"], re.M))
+        assert got == expected, (preset, got)
     tsne = flat(printed["embedlab analyze runs/rossmann-guo-small"])
     assert "Mantel r = -0.06 (p = 0.635, 9,999 permutations)" in tsne, tsne[-3000:]
     assert "procrustes_r2=0.094 procrustes_p=0.47" in tsne, tsne[-3000:]
