@@ -253,42 +253,19 @@ def exact_distances(x: np.ndarray, metric: str) -> np.ndarray:
 
 def exact_knn(x: np.ndarray, k: int, metric: str = "cosine") -> tuple[np.ndarray, np.ndarray]:
     """(indices n x k int64, distances n x k float32) of each row's ``k`` nearest rows,
-    itself first, exactly (``metric``: cosine or euclidean).
+    itself first, exactly (``metric``: cosine or euclidean): UMAP's precomputed graph.
 
-    Blocked float32 matrix products and a top-k per block (torch, already an embedlab
-    dependency): 60,000 x 40 takes about 25 s of CPU, memory stays near 200 MB.
+    The rows after itself are :func:`embedlab.toolkit.neighbors.knn_lists`' (the one exact
+    engine: the explorer's and ``embedlab neighbors``' lists), cosine as a distance (1 - cosine).
     """
-    import torch
+    from embedlab.toolkit.neighbors import knn_lists
 
-    v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    n = v.shape[0]
-    k = min(k, n)
-    if metric == "cosine":
-        v = torch.nn.functional.normalize(v, dim=1)
-    sq = (v * v).sum(1)
-    block = max(256, int(5e7 // max(n, 1)))
-    idx, dist = np.empty((n, k), np.int64), np.empty((n, k), np.float32)
-    with torch.no_grad():
-        for s in range(0, n, block):
-            prod = v[s:s + block] @ v.T
-            if metric == "cosine":
-                score = prod  # larger is nearer
-            else:
-                score = 2 * prod - sq[None, :] - sq[s:s + block, None]  # minus squared distance
-            top, at = torch.topk(score, k, dim=1)
-            idx[s:s + block] = at.numpy()
-            d = (1 - top) if metric == "cosine" else (-top).clamp_min(0).sqrt()
-            dist[s:s + block] = d.clamp_min(0).numpy()
-    rows = np.arange(n)
-    dist[idx == rows[:, None]] = 0.0  # float32 cancellation leaves ~1e-3 for a row to itself
-    own = idx[:, 0] != rows  # duplicates may tie with the row itself: put the row first
-    if own.any():
-        for r in np.flatnonzero(own):
-            where = np.flatnonzero(idx[r] == r)
-            j = where[0] if len(where) else k - 1
-            idx[r, 1:j + 1], dist[r, 1:j + 1] = idx[r, :j].copy(), dist[r, :j].copy()
-            idx[r, 0], dist[r, 0] = r, 0.0
-    return idx, dist
+    n = len(x)
+    k = min(int(k), n)
+    rows, scores = knn_lists(x, k - 1, None, metric)
+    dist = np.clip(1.0 - scores, 0, None) if metric == "cosine" else scores
+    idx = np.concatenate([np.arange(n)[:, None], rows.astype(np.int64)], axis=1)
+    return idx, np.concatenate([np.zeros((n, 1)), dist], axis=1).astype(np.float32)
 
 
 def import_umap():
