@@ -209,6 +209,11 @@ def _train_group(dataset, out, progress, trainer, seeds, config) -> list[Run]:
         raise UsageError("seeds= trains a run group: give the dataset's registered name and out= (the group's "
                          "folder)")
     order = parse_seeds(seeds)
+    from embedlab.engines.loading import check_keywords
+    from embedlab.registry import get_dataset, trainer_for_dataset
+
+    entry = get_dataset(dataset)
+    check_keywords(trainer_for_dataset(entry, trainer), config, entry)  # before any replicate starts
     done = {r.seed: r for r in train_replicates(dataset, config, order, out, trainer=trainer,
                                                 echo=lambda line: status(line, progress))}
     return [load_run(done[s].path) for s in order]

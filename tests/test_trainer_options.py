@@ -135,9 +135,12 @@ def test_the_tabular_declaration_checks_and_records():
     assert str(record["lr"]) == "0.0001:0.01"
 
 
-def test_a_keyword_no_option_declares_is_a_one_line_error_before_loading():
+def test_a_keyword_no_option_declares_is_a_one_line_error_before_loading(tmp_path):
     with pytest.raises(UsageError, match=r"n_factor=8: .*take no option 'n_factor'; did you mean n_factors=\?"):
         embedlab.train("synthetic-collab", n_factor=8, progress=False)
     dataset = embedlab.load_dataset("synthetic-collab", users=30, items=20, ratings=600)
     with pytest.raises(UsageError, match="epoch=1: trainer 'collab' takes no option 'epoch'; did you mean epochs="):
         embedlab.train(dataset, epoch=1, progress=False)
+    with pytest.raises(UsageError, match="n_factor=3: "):  # a run group too, before any replicate starts
+        embedlab.train("synthetic-collab", seeds=[1, 2], out=tmp_path / "group", n_factor=3, progress=False)
+    assert not (tmp_path / "group").exists()
