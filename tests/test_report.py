@@ -309,6 +309,21 @@ def test_explorer_precomputes_every_entitys_neighbours_when_vectors_do_not_fit(m
     assert named["explorer-k-item"].options == ["5", "10"] and named["explorer-mincount-item"].disabled
 
 
+def test_precomputing_the_lists_shows_a_bar_where_a_person_watches(monkeypatch, capsys):
+    """Minutes at 200,000 entities: the lists' computation is never a silent wait (#29)."""
+    from embedlab.io import progress
+    from embedlab.report import explorer as E
+
+    monkeypatch.setattr(E, "VECTOR_BUDGET", 100)
+    monkeypatch.setattr(progress, "watching", lambda: True)
+    E.explorer(two_table_run(n_items=80), "item")
+    err = capsys.readouterr().err
+    assert "item: exact cosine neighbor lists" in err and "item: exact euclidean neighbor lists" in err
+    monkeypatch.setattr(progress, "watching", lambda: False)  # a pipe, CI: silent
+    E.explorer(two_table_run(n_items=80), "item")
+    assert "neighbor lists" not in capsys.readouterr().err
+
+
 def test_explorer_offers_the_maps_results_carry():
     from embedlab.report.explorer import explorer
 

@@ -120,9 +120,14 @@ def _neighbour_store(t: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict | N
     cand = select_entities(t, 0, DEFAULT_MIN_COUNT if count_column(t) else None).index
     data: dict[str, np.ndarray] = {}
     scales = {}
-    for metric in METRICS:
-        rows, scores = knn_lists(t.vectors, K_PRECOMPUTED, cand, metric)
-        data[f"{metric[0]}_idx"], data[f"{metric[0]}_score"], scales[metric] = pack_lists(rows, scores)
+    from embedlab.io.progress import progress_bar
+
+    with progress_bar(None) as bar:  # minutes at 200k entities: never a silent wait
+        for metric in METRICS:
+            task = bar.add_task(f"{t.name}: exact {metric} neighbor lists", total=len(t))
+            rows, scores = knn_lists(t.vectors, K_PRECOMPUTED, cand, metric,
+                                     progress=lambda done, _total, task=task: bar.update(task, completed=done))
+            data[f"{metric[0]}_idx"], data[f"{metric[0]}_score"], scales[metric] = pack_lists(rows, scores)
     minimum = (f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else "")
     note = (f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
             f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)")
