@@ -333,17 +333,44 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     settings (seeds of one configuration) are one setting. The verdict says which settings
     differ between the runs and whether they were validated on the same rows; the alignment
     of their tables (Procrustes, neighbour overlap) follows. ``echo`` receives one line per
-    step (loading, aligning; the CLI's stderr).
+    step (loading, aligning; the CLI's stderr). compute (:func:`_existing_runs`), describe
+    (:func:`_runs_notes`, :func:`_runs_verdict`), assemble (here).
     """
+    from embedlab.engines.stability import run_table_stability, stability_results
+
+    echo = echo or (lambda _line: None)
+    labels, runs, configs, settings, varied, held, outcomes = _existing_runs(paths, metric, echo)
+    notes, where = _runs_notes(runs), f"{len(runs)} existing runs of {', '.join(sorted({str(r.dataset) for r in runs}))}"
+    words = ", ".join(f"{k} ({' / '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
+                      if k in RUN_IDENTITY else k for k in varied) if varied else "nothing but the seed"
+    held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
+    trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
+    results = build_results(outcomes, metric, where, {"runs": trainers, **held},
+                            notes, title="Runs compared", varied=words, held=held_words)
+    results[0].summary = _runs_verdict(results[0].summary, outcomes, metric, where, varied, held_words, notes)
+    echo(f"aligning their tables (Procrustes, neighbor overlap over {len(runs) * (len(runs) - 1) // 2} pairs) ...")
+    tables = run_table_stability(runs, labels)
+    results[1:1] = stability_results(labels, runs, tables, [], render=render)[1:]  # the per-table sections
+    payload = {"runs": [{"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c,
+                         "metrics": r.metrics}
+                        for lab, r, c in zip(labels, runs, configs)],
+               "varied": varied, "differences": {k: [st.get(k) for st in settings] for k in varied},
+               "metric": metric, "summary": results[0].summary, "notes": notes,
+               "stability": [t.record() for t in tables]}
+    return outcomes, results, payload
+
+
+def _existing_runs(paths: Sequence[Any], metric: str, echo):
+    """The runs loaded and checked comparable; their labels, configs, settings, what varies
+    between them (every difference but the seed) and what they share, and one outcome each
+    (labelled by what varies: runs that differ only in seed form one setting)."""
     from embedlab.errors import UsageError
     from embedlab.run import load_run
     from embedlab.engines.runs import expand_runs
-    from embedlab.engines.stability import run_table_stability, stability_results
 
     found = expand_runs(paths)
     if len(found) < 2:
         raise UsageError("--runs: give at least two runs (or a run group) to compare")
-    echo = echo or (lambda _line: None)
     echo(f"loading {len(found)} runs ...")
     runs = [load_run(p) for _, p in found]
     labels = [lab for lab, _ in found]
@@ -351,12 +378,17 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
     configs = [dict(r.config) for r in runs]
     settings = [run_setting(r, c) for r, c in zip(runs, configs)]
     varied, held = run_differences(settings)  # every difference but the seed: data, split, trainer, rows, config
-    # runs that differ only in seed form one setting (label: what varies)
     outcomes = []
     for label, run, cfg, setting in zip(labels, runs, configs, settings):
         name = " ".join(f"{k}={_short(setting.get(k))}" for k in varied) if varied else label
         outcomes.append(Outcome(name, cfg, dict(run.metrics), list(run.history),
                                 float(run.metrics.get("train_seconds", float("nan"))), str(run.path), run.seed))
+    return labels, runs, configs, settings, varied, held, outcomes
+
+
+def _runs_notes(runs) -> list[str]:
+    """What the verdict says about the runs' data: different datasets, splits or rows, and
+    where their times come from."""
     datasets = {str(r.dataset) for r in runs}
     splits = {json.dumps(r.split, sort_keys=True, default=str) for r in runs}
     rows = {(r.metrics.get("train_rows"), r.metrics.get("valid_rows")) for r in runs}
@@ -371,29 +403,18 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
         notes.append("Every run was validated on the same split (same split settings and row counts).")
     notes.append("Times are each run's own train_seconds, measured when and where it was trained "
                  "(not side by side).")
-    where = f"{len(runs)} existing runs of {', '.join(sorted(datasets))}"
-    words = ", ".join(f"{k} ({' / '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
-                      if k in RUN_IDENTITY else k for k in varied) if varied else "nothing but the seed"
-    held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
-    trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
-    results = build_results(outcomes, metric, where, {"runs": trainers, **held},
-                            notes, title="Runs compared", varied=words, held=held_words)
+    return notes
+
+
+def _runs_verdict(summary: str, outcomes: list[Outcome], metric: str, where: str, varied: list[str],
+                  held_words: dict[str, Any], notes: list[str]) -> str:
+    """The verdict: the comparison's summary, or for replicates (nothing varies but the seed)
+    the seed spread itself; then the notes."""
     if not varied:  # replicates: what matters is the spread itself
         mean, sd, _ = Setting("all", outcomes).stats(metric)
         vals = [o.value(metric) for o in outcomes]
-        results[0].summary = (
+        summary = (
             f"Varied: nothing but the seed. Over the {where}, {metric} is {mean:.4f} ± {sd:.4f} "
             f"(sd over seeds; range {min(vals):.4f}-{max(vals):.4f}): a difference between settings smaller "
             f"than this spread is not the settings' doing. Held fixed: {describe_held(held_words) or 'everything'}.")
-    results[0].summary = results[0].summary + " " + " ".join(notes)
-    echo(f"aligning their tables (Procrustes, neighbor overlap over {len(runs) * (len(runs) - 1) // 2} pairs) ...")
-    tables = run_table_stability(runs, labels)
-    align = stability_results(labels, runs, tables, [], render=render)[1:]  # the per-table sections
-    results[1:1] = align
-    payload = {"runs": [{"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c,
-                         "metrics": r.metrics}
-                        for lab, r, c in zip(labels, runs, configs)],
-               "varied": varied, "differences": {k: [st.get(k) for st in settings] for k in varied},
-               "metric": metric, "summary": results[0].summary, "notes": notes,
-               "stability": [t.record() for t in tables]}
-    return outcomes, results, payload
+    return summary + " " + " ".join(notes)
