@@ -44,6 +44,16 @@ def test_progress_shows_where_a_person_watches_and_never_with_false(tiny, monkey
     assert capsys.readouterr().err == ""
 
 
+def test_lines_printed_under_a_terminal_bar_are_never_cut(capsys):
+    """Piped to a log (rich's 80 columns), a step or note line stays one line."""
+    from embedlab.io import progress
+
+    line = "compare: " + "a long note " * 15 + "END"
+    with progress._Rich() as bar:
+        bar.print(line)
+    assert line in capsys.readouterr().err.splitlines()
+
+
 def test_the_notebook_bar_is_one_display_updated_in_place(monkeypatch):
     """In a notebook the bars and the epoch rows are one display output redrawn in place, so an
     executed notebook keeps one block per fit, not a stream of refreshes."""

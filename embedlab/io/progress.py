@@ -117,7 +117,7 @@ class _Rich(_Null):
     def print(self, line):
         from rich.text import Text
 
-        self._progress.console.print(Text(line))
+        self._progress.console.print(Text(line), soft_wrap=True)  # whole lines in a pipe or a log, not cut at 80
 
 
 class _NotebookBar(_Null):
