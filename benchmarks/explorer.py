@@ -13,8 +13,9 @@
 
 Browser times: "document idle" as BokehJS logs it (from navigation start); a colour change and a
 pan (the x range moved by a tenth, as the pan tool does) from the change to the second animation
-frame after it (the frame drawn); a search from setting the box's value to the status line
-naming the entity. The load average is printed before and after: on a shared machine, compare
+frame after it (the frame drawn); a drag of the map with the mouse (8 steps): how long each frame
+the plot paints while the button is held takes (its view's ``paint``); a search from setting the
+box's value to the status line naming the entity. The load average is printed before and after: on a shared machine, compare
 ratios. Usage:
 
   EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--run200k DIR] [--agree 20]
@@ -56,6 +57,7 @@ def browser_times(path: Path, table: str, queries: list[str], colours: list[str]
             colour = [page.driver.execute_async_script(_FRAME_JS, f"explorer-color-{table}", "value", c) / 1000
                       for c in colours]
             pan = [page.driver.execute_async_script(_FRAME_JS, plot, "pan", None) / 1000 for _ in range(5)]
+            drag = drag_frames(page, plot)
             searches = []
             for q in queries:
                 t1 = time.perf_counter()
@@ -67,7 +69,7 @@ def browser_times(path: Path, table: str, queries: list[str], colours: list[str]
                 page.js(f"document.getElementById('explorer-{table}').scrollIntoView()")
                 time.sleep(1)
                 page.screenshot(shots)
-            return {"idle_s": idle, "colour_s": colour, "pan_s": pan, "search_s": searches}
+            return {"idle_s": idle, "colour_s": colour, "pan_s": pan, "search_s": searches, "drag_ms": drag}
     except BaseException as exc:  # noqa: BLE001 - pytest.skip outside pytest: no browser
         print(f"  (no browser figures: {str(exc).splitlines()[0][:160]})")
         return None
@@ -118,6 +120,24 @@ def agreement(path: Path, run, run_dir: Path, table: str, n_keys: int, cli_keys:
     return agree, len(keys), wrong
 
 
+def drag_frames(page, plot: str, moves: int = 8) -> list[float]:
+    """A drag of the map with the mouse (the pan tool; ``moves`` steps, each a stream of pointer
+    events): how long each frame the plot paints during it takes (ms, its view's ``paint``)."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    page.js(page._VIEW_JS + """window._frames = []; const orig = view.paint.bind(view);
+        view.paint = (...a) => { const t0 = performance.now(), r = orig(...a); window._frames.push(performance.now() - t0);
+                                 return r; };""", plot)
+    el = page.js(page._VIEW_JS + "return view.canvas_view.events_el || view.el;", plot)
+    drag = ActionChains(page.driver).move_to_element(el).click_and_hold()
+    for _ in range(moves):
+        drag = drag.move_by_offset(12, 6).pause(0.05)
+    drag.perform()
+    frames = list(page.js("return window._frames"))  # while the mouse is held
+    ActionChains(page.driver).release().perform()
+    return frames
+
+
 def measure(name, run, results, work: Path, table: str, queries, colours, shots=None) -> None:
     from embedlab.report.html import render_html
 
@@ -139,7 +159,9 @@ def say_times(t: dict | None, what: str = "headless Chromium") -> None:
     if t:
         print(f"  {what}: idle after {t['idle_s']:.1f} s; color change "
               f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median {statistics.median(t['pan_s']):.2f} s "
-              f"(max {max(t['pan_s']):.2f}); search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
+              f"(max {max(t['pan_s']):.2f}); drag: {len(t['drag_ms'])} frames painted, median "
+              f"{statistics.median(t['drag_ms'] or [0]):.0f} ms; "
+              f"search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
               f"load {os.getloadavg()[0]:.1f}")
 
 

@@ -393,6 +393,18 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
                 want = list(nearest(items, row, 10, cand, metric)["label"])
                 page.wait_for(lambda: page.shown_column(table, 1) == want, what=f"{metric} neighbours of {row}")
         assert "precomputed" in page.shown_text("explorer-status-item")
+        # level of detail: while the map is dragged a tenth of the drawn points, all again after
+        from selenium.webdriver.common.action_chains import ActionChains
+
+        plot = page.js(page._VIEW_JS + "return view.canvas_view.events_el || view.el;", "explorer-map-plot-item")
+        drag = ActionChains(page.driver).move_to_element(plot).click_and_hold()
+        for _ in range(4):
+            drag = drag.move_by_offset(10, 5).pause(0.05)
+        drag.perform()
+        assert page.model_value("explorer-lod-item", "visible") and not page.model_value("explorer-dots-item", "visible")
+        ActionChains(page.driver).release().perform()
+        page.wait_for(lambda: page.model_value("explorer-dots-item", "visible") and
+                      not page.model_value("explorer-lod-item", "visible"), what="every drawn point after the drag")
 
 
 def test_explorer_lists_agree_with_embedlab_neighbors_above_the_budget(synthetic_run, tmp_path, monkeypatch):

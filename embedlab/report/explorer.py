@@ -42,6 +42,7 @@ DENSITY_ABOVE = 50_000  # larger tables: a density layer of every entity, points
 DRAWN_MAX = 10_000  # points drawn (hover, click, box select) on a density layer: SwiftShader's WebGL
 # draws about 20 us a point (headless Chromium, no GPU), every frame
 DENSITY_BINS = 320
+LOD_EVERY = 10  # while a large map moves, every tenth drawn point (Bokeh's own level of detail is canvas-only)
 MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
 MAX_COLUMNS = 14  # metadata columns embedded per table
 MAX_TEXT_CHARS = 80  # longer free text stays out of the report
@@ -493,7 +494,7 @@ def _widgets(t: EmbeddingTable, name: str, c: Computed, d: dict) -> dict:
 # roles the browser code reaches (``m.<role>`` in explorer_js); buttons are wired, not passed
 _ARGS = ("points", "vectors", "scores", "neighbours", "selected", "highlight", "status", "summary", "legend",
          "matches", "colour", "size", "fig", "k", "metric", "mincount", "search", "scorecol", "isolate",
-         "searchin", "map", "path", "density", "clusters")
+         "searchin", "map", "path", "density", "clusters", "dots", "lod")
 
 
 def _code(m: dict, body: str) -> str:
@@ -541,12 +542,16 @@ def _map_figure(t: EmbeddingTable, name: str, c: Computed, d: dict, m: dict) -> 
     def transform(body: str) -> CustomJSTransform:
         return CustomJSTransform(args=_args(m), v_func=_code(m, body))
 
-    dots = fig.scatter("x", "y", source=points, **drawn, size={"field": "i", "transform": transform(JS.SIZE_TRANSFORM)},
-                       fill_color={"field": "i", "transform": transform(JS.COLOUR_TRANSFORM)},
-                       line_color={"field": "i", "transform": transform(JS.LINE_TRANSFORM)}, line_width=0.5,
-                       fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
-                       nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
-                       selection_fill_alpha=1.0)
+    style = dict(size={"field": "i", "transform": transform(JS.SIZE_TRANSFORM)},
+                 fill_color={"field": "i", "transform": transform(JS.COLOUR_TRANSFORM)},
+                 line_color={"field": "i", "transform": transform(JS.LINE_TRANSFORM)}, line_width=0.5,
+                 fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
+                 nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
+                 selection_fill_alpha=1.0)
+    dots = m["dots"] = fig.scatter("x", "y", source=points, name=f"explorer-dots-{name}", **drawn, **style)
+    if c.density is not None:  # while the map moves (drag, wheel): a tenth of the points, shown by explorer_js
+        m["lod"] = fig.scatter("x", "y", source=points, visible=False, name=f"explorer-lod-{name}", **style, view=CDSView(
+            filter=IndexFilter(indices=c.density["drawn"][::LOD_EVERY].tolist())))
     fig.scatter("x", "y", source=m["highlight"], size=15, fill_alpha=0, line_width=2,
                 line_color={"field": "role", "transform": _role_colours()})
     if c.clusters:
@@ -615,6 +620,10 @@ def _wire(m: dict) -> None:
     m["colour"].js_on_change("value", js(JS.ON_RECOLOUR))
     m["size"].js_on_change("active", js(JS.ON_RESTYLE))
     m["map"].js_on_change("value", js(JS.ON_MAP))
+    if "lod" in m:  # level of detail while the map moves
+        m["fig"].js_on_event("panstart", js(JS.ON_MOVE_START))
+        m["fig"].js_on_event("panend", js(JS.ON_MOVE_END))
+        m["fig"].js_on_event("wheel", js(JS.ON_MOVE_START + JS.ON_MOVE_END))
     for r in (m["fig"].x_range, m["fig"].y_range):  # names and cluster labels laid out again
         r.js_on_change("start", js(JS.ON_VIEW))
 

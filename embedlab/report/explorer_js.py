@@ -310,6 +310,19 @@ function placeLabels(cfg, m) {
   if (cfg._clusterKey !== ckey) { cfg._clusterKey = ckey; setData(m.clusters, out); }
 }
 
+// Level of detail while a large map moves (a drag, the wheel): at 200,000 rows each drawn point
+// costs ~20 us a frame in software WebGL, and Bokeh's own level of detail is canvas-only; a
+// tenth of the points is drawn until the move has ended (a fifth of a second after).
+function onMove(cfg, m, moving) {
+  if (!m.lod || !m.dots) return;
+  clearTimeout(cfg._lodTimer);
+  if (moving) {
+    if (!m.lod.visible) { m.lod.visible = true; m.dots.visible = false; }
+  } else {
+    cfg._lodTimer = setTimeout(() => { m.dots.visible = true; m.lod.visible = false; }, 200);
+  }
+}
+
 // The view moved: lay the labels out again, once per animation frame at most.
 function onView(cfg, m) {
   if (cfg._viewPending) return;
@@ -639,7 +652,7 @@ function config(points) {
 }
 return {config, matchRows, nearest, colours, sizes, labelTexts, showEntity, showSelection,
         onSearch, onTyping, onPick, onSelect, onRestyle, onMap, onNeighbourClick, onHistory, onClear, onSettings,
-        selectionCsv, onExport, onIsolate, lineColours, filterRows, saveState, restoreState, onView, placeLabels};
+        selectionCsv, onExport, onIsolate, lineColours, filterRows, saveState, restoreState, onView, placeLabels, onMove};
 })();
 """
 
@@ -652,6 +665,8 @@ ON_RESTYLE = "E.onRestyle(cfg, m, false);"  # size: data
 ON_RECOLOUR = "E.onRestyle(cfg, m, true);"  # colour: visuals only
 ON_MAP = "E.onMap(cfg, m, cb_obj);"
 ON_VIEW = "E.onView(cfg, m);"  # pan, zoom, centring
+ON_MOVE_START = "E.onMove(cfg, m, true);"
+ON_MOVE_END = "E.onMove(cfg, m, false);"
 ON_NEIGHBOUR_CLICK = "E.onNeighbourClick(cfg, m);"
 ON_BACK = "E.onHistory(cfg, m, -1);"
 ON_FORWARD = "E.onHistory(cfg, m, 1);"
