@@ -387,9 +387,11 @@ def test_explorer_draws_large_tables_as_a_density_and_the_most_observed_as_point
     named = models_by_name(layout)
     image = named["explorer-density-item"].data_source.data["image"][0]
     assert image.shape == (E.DENSITY_BINS, E.DENSITY_BINS) and np.nansum(np.expm1(image)) == pytest.approx(80)
-    scatter = next(r for r in layout.references() if getattr(r, "data_source", None) is named["explorer-points-item"])
-    drawn = list(scatter.view.filter.indices)
+    drawn = list(named["explorer-dots-item"].view.filter.indices)
     assert drawn == sorted(np.argsort(-items.count, kind="stable")[:20].tolist())
+    # while the map moves, every tenth of them (hidden until a drag: explorer_js onMove)
+    assert list(named["explorer-lod-item"].view.filter.indices) == drawn[::E.LOD_EVERY]
+    assert not named["explorer-lod-item"].visible and named["explorer-dots-item"].visible
     assert "density" in named["explorer-note-item"].text and "PCA 1 × 3" not in named["explorer-map-item"].options
     assert "pc1" not in named["explorer-points-item"].data  # one map: x and y travel once
 
