@@ -134,7 +134,7 @@ def drag_frames(page, plot: str, moves: int = 8) -> list[float]:
         drag = drag.move_by_offset(12, 6).pause(0.05)
     drag.perform()
     frames = list(page.js("return window._frames"))  # while the mouse is held
-    ActionChains(page.driver).release().perform()
+    ActionChains(page.driver).release().move_by_offset(0, -450).perform()  # off the map: no tooltip in shots
     return frames
 
 
