@@ -42,7 +42,7 @@ from embedlab.training import Learner, fit_config  # noqa: E402
 from embedlab.training.models import DotBias  # noqa: E402
 from embedlab.trainers.base import torch_threads  # noqa: E402
 from embedlab.training import checkpoint  # noqa: E402
-from embedlab.trainers.collab import OPTIONS, CollabTrainer, _row_l2  # noqa: E402
+from embedlab.trainers.collab import CollabOptions, CollabTrainer, _row_l2  # noqa: E402
 
 
 def peak_rss_gb() -> float:
@@ -277,7 +277,7 @@ def throughput(ds, args, t_gen: float) -> None:
 
     def run_learner(lrn, bs):
         lrn.bs = bs
-        return learner_steps(lrn, lrn.make_optimizer(fit_config({**config, "bs": bs}, OPTIONS)))
+        return learner_steps(lrn, lrn.make_optimizer(fit_config({**config, "bs": bs}, CollabOptions)))
 
     print(f"throughput ({args.seconds:.0f} s each, ratings/s, {torch.get_num_threads()} torch thread(s)):")
     rates = {}
@@ -302,7 +302,7 @@ def throughput(ds, args, t_gen: float) -> None:
         lrn = dense if "--sparse off" in best else learner
         bs = 256 if "default" in best else int(best.split()[-1].split("=")[-1])
         schedule = "one-cycle" if len(train[0]) >= 3 * bs else "constant"  # one-cycle needs 3 steps
-        fit = lrn.fit(fit_config({**config, "bs": bs, "epochs": 1, "schedule": schedule}, OPTIONS), progress=False)
+        fit = lrn.fit(fit_config({**config, "bs": bs, "epochs": 1, "schedule": schedule}, CollabOptions), progress=False)
         row = fit.history[0]
         print(f"full epoch with {best} (Learner.fit, {len(train[0]):,} ratings): {row['epoch_seconds']:.1f} s, "
               f"{row['rows_per_second']:,.0f} ratings/s ({row['rows_per_second'] / base:.1f}x the plain loop)")

@@ -77,11 +77,16 @@ LIVE_LEARNER = Deprecation(old="`LiveLearner(prepared, ...)`", new="`embedlab.le
                            "`embedlab.report.live.live_learner(prepared, ...)` (a Learner)", since="0.1",
                            removed_in="0.3")
 
+#: a trainer module's ``OPTIONS`` list of click options, now its typed declaration
+#: (``CollabOptions``, ``TabularOptions``: docs/architecture.md, "Trainer options")
+OPTIONS_LIST = Deprecation(old="`{module}.OPTIONS`", new="`{module}.{new}` (`.click_options()` for the flags)",
+                           since="0.1", removed_in="0.3")
+
 #: every deprecation, by name (the docs test and ``tests/test_deprecations.py`` read it)
 DEPRECATIONS: dict[str, Deprecation] = {"BOOL_OPTION_VALUE": BOOL_OPTION_VALUE, "MOVED_MODULE": MOVED_MODULE,
                                         "FRAME_CALL": FRAME_CALL, "RENAMED_OPTION": RENAMED_OPTION,
                                         "JSON_WITHOUT_FLAG": JSON_WITHOUT_FLAG,
-                                        "LIVE_LEARNER": LIVE_LEARNER}
+                                        "LIVE_LEARNER": LIVE_LEARNER, "OPTIONS_LIST": OPTIONS_LIST}
 
 
 @contextlib.contextmanager

@@ -133,3 +133,20 @@ def test_every_deprecation_names_the_new_form_and_when_the_old_goes():
             dep.warn(**{f: f"<{f}>" for f in fields})
     rule = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
     assert "## Compatibility" in rule and "embedlab/deprecations.py" in rule
+
+
+@pytest.mark.parametrize("module, new", [("embedlab.trainers.collab", "CollabOptions"),
+                                         ("embedlab.trainers.tabular", "TabularOptions")])
+def test_a_trainer_modules_old_options_list_still_reads_with_a_warning(module, new):
+    """Code written against the click-option lists (``OPTIONS``) keeps working: the same flags,
+    from the typed declaration, and fit_config accepts them as before."""
+    import importlib
+
+    from embedlab.training.fitconfig import fit_config
+
+    mod = importlib.import_module(module)
+    with pytest.warns(EmbedlabDeprecationWarning, match=new):
+        old = mod.OPTIONS
+    declared = getattr(mod, new)
+    assert [o.name for o in old] == [o.name for o in declared.click_options()] and "lr" in [o.name for o in old]
+    assert fit_config({}, old).lr == fit_config({}, declared).lr

@@ -473,3 +473,13 @@ def rating_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]
 @hookimpl
 def embedlab_register_trainers(register):
     register(CollabTrainer())
+
+
+def __getattr__(name: str) -> Any:
+    """``OPTIONS``, the old list of click options: still there, with a deprecation warning."""
+    if name == "OPTIONS":
+        from embedlab.deprecations import OPTIONS_LIST
+
+        OPTIONS_LIST.warn(module=__name__, new="CollabOptions")
+        return CollabOptions.click_options()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

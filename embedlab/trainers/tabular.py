@@ -600,3 +600,13 @@ def prediction_keys(run: Run, info: dict, frame: pd.DataFrame) -> list[str]:
 @hookimpl
 def embedlab_register_trainers(register):
     register(TabularTrainer())
+
+
+def __getattr__(name: str) -> Any:
+    """``OPTIONS``, the old list of click options: still there, with a deprecation warning."""
+    if name == "OPTIONS":
+        from embedlab.deprecations import OPTIONS_LIST
+
+        OPTIONS_LIST.warn(module=__name__, new="TabularOptions")
+        return TabularOptions.click_options()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
