@@ -37,6 +37,7 @@ test: venv
 # docs/architecture.md, "Rules that keep it so"
 lint: venv
 	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
 
 # The documentation site (mkdocs-material): `make docs` executes docs/lesson5.ipynb (on ml-100k
 # when EMBEDLAB_DATA_DIR holds it), builds the site with --strict and serves it on :8000.

@@ -14,6 +14,7 @@ The load average is printed before and after: on a shared machine, compare CPU s
 Usage: EMBEDLAB_DATA_DIR=../shared/data python benchmarks/analyze.py [--work DIR] [--skip-real]
        [--ml100k-run DIR] [--latest-run DIR] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,17 +47,27 @@ def embedlab_cmd(*args: str) -> list[str]:
 
 def train(dataset: str, out: Path, data_dir: Path, *extra: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run(embedlab_cmd("train", dataset, "--data-dir", str(data_dir), "--out", str(out), "-q", *extra),
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        embedlab_cmd("train", dataset, "--data-dir", str(data_dir), "--out", str(out), "-q", *extra),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - t0
 
 
 def analyze(run: Path, report: Path) -> dict:
     c0, t0 = child_cpu(), time.perf_counter()
-    subprocess.run(embedlab_cmd("analyze", str(run), "--report", str(report)), check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(child_cpu() - c0, 2),
-            "report_mb": round(report.stat().st_size / 1e6, 2)}
+    subprocess.run(
+        embedlab_cmd("analyze", str(run), "--report", str(report)),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return {
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(child_cpu() - c0, 2),
+        "report_mb": round(report.stat().st_size / 1e6, 2),
+    }
 
 
 def big_run(n: int = 60_000, dim: int = 40, seed: int = 0):
@@ -68,12 +79,23 @@ def big_run(n: int = 60_000, dim: int = 40, seed: int = 0):
     cluster = rng.integers(0, 20, n)
     vectors = (centres[cluster] + rng.normal(0, 0.6, (n, dim))).astype(np.float32)
     count = np.maximum(1, (5000 / np.arange(1, n + 1) ** 0.9)).astype(int)[rng.permutation(n)]
-    meta = pd.DataFrame({"count": count, "mean_rating": rng.uniform(1, 5, n).round(3),
-                         "genre": [f"genre {c}" for c in cluster], "year": rng.integers(1920, 2020, n)})
-    table = EmbeddingTable("item", np.arange(1, n + 1), [f"Movie number {i} ({y})" for i, y in
-                                                         zip(range(1, n + 1), meta["year"])],
-                           vectors, rng.normal(0, 0.3, n), meta,
-                           {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
+    meta = pd.DataFrame(
+        {
+            "count": count,
+            "mean_rating": rng.uniform(1, 5, n).round(3),
+            "genre": [f"genre {c}" for c in cluster],
+            "year": rng.integers(1920, 2020, n),
+        }
+    )
+    table = EmbeddingTable(
+        "item",
+        np.arange(1, n + 1),
+        [f"Movie number {i} ({y})" for i, y in zip(range(1, n + 1), meta["year"])],
+        vectors,
+        rng.normal(0, 0.3, n),
+        meta,
+        {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"},
+    )
     return Run({"dataset": "synthetic-60k", "kind": "collab"}, {"item": table})
 
 
@@ -84,8 +106,11 @@ def timed_analysis(run, name: str, options: dict) -> tuple[dict, object]:
     (result,) = run_analyses(run, [name], options, render=True)
     if result.error:
         raise SystemExit(f"{name} failed: {result.error}")
-    return {"wall_s": round(time.perf_counter() - t0, 2), "cpu_s": round(self_cpu() - c0, 2),
-            "points": int(result.metrics.get("n_points", result.metrics.get("n_entities", 0)))}, result
+    return {
+        "wall_s": round(time.perf_counter() - t0, 2),
+        "cpu_s": round(self_cpu() - c0, 2),
+        "points": int(result.metrics.get("n_points", result.metrics.get("n_entities", 0))),
+    }, result
 
 
 def main() -> None:
@@ -105,8 +130,9 @@ def main() -> None:
 
     if not args.skip_real:
         for key, dataset, folder, given, extra in (
-                ("ml-100k", "movielens-100k", "ml-100k", args.ml100k_run, ("--split", "u1")),
-                ("latest-small", "movielens-latest-small", "ml-latest-small", args.latest_run, ())):
+            ("ml-100k", "movielens-100k", "ml-100k", args.ml100k_run, ("--split", "u1")),
+            ("latest-small", "movielens-latest-small", "ml-latest-small", args.latest_run, ()),
+        ):
             run = given
             if run is None:
                 run = work / f"run-{key}"
@@ -115,8 +141,11 @@ def main() -> None:
             res = {}
             for phase in ("first", "second"):
                 res[phase] = analyze(run, work / f"{key}-{phase}.html")
-                print(f"{key}: embedlab analyze --report ({phase} process): {res[phase]['wall_s']} s wall, "
-                      f"{res[phase]['cpu_s']} s CPU, report {res[phase]['report_mb']} MB", flush=True)
+                print(
+                    f"{key}: embedlab analyze --report ({phase} process): {res[phase]['wall_s']} s wall, "
+                    f"{res[phase]['cpu_s']} s CPU, report {res[phase]['report_mb']} MB",
+                    flush=True,
+                )
             out[key] = res
 
     if not args.skip_big:
@@ -125,16 +154,19 @@ def main() -> None:
         run = big_run()
         figures = {}
         for label, name, options in (
-                ("pca_60k", "pca", {"top_n": 0}),
-                ("umap_default_60k", "umap", {"top_n": 0}),
-                ("umap_all_60k", "umap", {"top_n": 0, "umap_max_points": 0})):
+            ("pca_60k", "pca", {"top_n": 0}),
+            ("umap_default_60k", "umap", {"top_n": 0}),
+            ("umap_all_60k", "umap", {"top_n": 0, "umap_max_points": 0}),
+        ):
             stats, result = timed_analysis(run, name, options)
             figures[label] = result
             out[label] = stats
-            print(f"60,000 x 40: {label}: {stats['wall_s']} s wall, {stats['cpu_s']} s CPU, "
-                  f"{stats['points']:,} points mapped", flush=True)
-        for label, keys in (("report_pca_60k", ["pca_60k"]),
-                            ("report_pca_umap_60k", ["pca_60k", "umap_all_60k"])):
+            print(
+                f"60,000 x 40: {label}: {stats['wall_s']} s wall, {stats['cpu_s']} s CPU, "
+                f"{stats['points']:,} points mapped",
+                flush=True,
+            )
+        for label, keys in (("report_pca_60k", ["pca_60k"]), ("report_pca_umap_60k", ["pca_60k", "umap_all_60k"])):
             path = write_report(work / f"{label}.html", run, [figures[k] for k in keys])
             out[label] = {"report_mb": round(path.stat().st_size / 1e6, 2)}
             print(f"60,000 x 40: {label}: {out[label]['report_mb']} MB", flush=True)

@@ -13,6 +13,7 @@ Prints, for the default config:
 
 Usage: EMBEDLAB_DATA_DIR=../shared/data python benchmarks/collab.py [--seeds 3] [--only hybrid] [--folds]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def plain_loop(ds, config, epochs: int) -> tuple[float, float]:
 
     users = pd.Index(sorted(set(ds.train.user) | set(ds.valid.user)))
     items = pd.Index(sorted(set(ds.train.item) | set(ds.valid.item)))
-    data = TensorDataset(torch.tensor(users.get_indexer(ds.train.user)), torch.tensor(items.get_indexer(ds.train.item)),
-                         torch.tensor(ds.train.rating.to_numpy(), dtype=torch.float32))
+    data = TensorDataset(
+        torch.tensor(users.get_indexer(ds.train.user)),
+        torch.tensor(items.get_indexer(ds.train.item)),
+        torch.tensor(ds.train.rating.to_numpy(), dtype=torch.float32),
+    )
     torch.manual_seed(0)
     torch.set_num_threads(config.get("threads") or torch.get_num_threads())  # same threads as ours
     model = DotBias(len(users), len(items), config["n_factors"], (0.0, 5.5))
@@ -86,8 +90,10 @@ def main() -> None:
         rmses.append(run.metrics["valid_rmse"])
         secs.append(run.metrics["train_seconds"])
         rps.append(statistics.mean(h["rows_per_second"] for h in run.history))
-    print(f"\n1. u1 test RMSE: {statistics.mean(rmses):.4f} (seeds: {', '.join(f'{r:.4f}' for r in rmses)}; "
-          f"target <= 0.905)")
+    print(
+        f"\n1. u1 test RMSE: {statistics.mean(rmses):.4f} (seeds: {', '.join(f'{r:.4f}' for r in rmses)}; "
+        f"target <= 0.905)"
+    )
     print(f"   training time: {statistics.mean(secs):.2f} s per run (target <= 2.5 s)")
 
     mses = []
@@ -95,13 +101,17 @@ def main() -> None:
         rnd = embedlab.load_dataset("movielens-100k", data_dir=data_dir, split="random", valid_pct=0.1, seed=42)
         run = trainer.train(rnd, {"seed": 42 + seed}, progress=False)
         mses.append(run.metrics["valid_mse"])
-    print(f"2. random 10% split (seed 42) valid MSE: {statistics.mean(mses):.4f} "
-          f"(model seeds: {', '.join(f'{m:.4f}' for m in mses)}; target <= 0.800)")
+    print(
+        f"2. random 10% split (seed 42) valid MSE: {statistics.mean(mses):.4f} "
+        f"(model seeds: {', '.join(f'{m:.4f}' for m in mses)}; target <= 0.800)"
+    )
 
     plain_secs, plain_rps = plain_loop(u1, config, config["epochs"])
     ours = statistics.mean(rps)
-    print(f"3. ratings/s per epoch: embedlab {ours:,.0f}; plain DataLoader loop {plain_rps:,.0f} "
-          f"({plain_secs:.2f} s for {config['epochs']} epochs); ratio {ours / plain_rps:.1f}x")
+    print(
+        f"3. ratings/s per epoch: embedlab {ours:,.0f}; plain DataLoader loop {plain_rps:,.0f} "
+        f"({plain_secs:.2f} s for {config['epochs']} epochs); ratio {ours / plain_rps:.1f}x"
+    )
     hybrid_section(trainer, data_dir, args.folds)
 
 
@@ -131,16 +141,26 @@ def hybrid_section(trainer, data_dir: Path, folds: bool) -> None:
     missing = myfm_baseline.available()
     print(f"\n4. side features, implicit feedback and the rating day (u1; {_load()} at the start)")
     hp = trainer.resolve_config({"preset": "hybrid"})
-    print("   hybrid preset: " + ", ".join(f"{k}={hp[k]}" for k in ("features", "n_factors", "members", "epochs", "bs",
-                                                                  "lr", "wd", "bias_wd", "reg", "init_std")))
+    print(
+        "   hybrid preset: "
+        + ", ".join(
+            f"{k}={hp[k]}"
+            for k in ("features", "n_factors", "members", "epochs", "bs", "lr", "wd", "bias_wd", "reg", "init_std")
+        )
+    )
     u1 = embedlab.load_dataset("movielens-100k", data_dir=data_dir, split="u1")
     rows = []
     d_rmse, d_cpu = _train(trainer, u1, {"seed": 42})
     rows.append(("embedlab default (ids), seed 42", d_rmse, d_cpu))
     hyb = [_train(trainer, u1, {"preset": "hybrid", "seed": s}) for s in (42, 1, 2)]
     rows.append(("embedlab --preset hybrid, seed 42", *hyb[0]))
-    rows.append(("embedlab --preset hybrid, mean of seeds 42,1,2", statistics.mean(r for r, _ in hyb),
-                 statistics.mean(c for _, c in hyb)))
+    rows.append(
+        (
+            "embedlab --preset hybrid, mean of seeds 42,1,2",
+            statistics.mean(r for r, _ in hyb),
+            statistics.mean(c for _, c in hyb),
+        )
+    )
     print(f"   hybrid per seed (42, 1, 2): {', '.join(f'{r:.4f}' for r, _ in hyb)}")
     fm = _myfm(u1) if missing is None else None
     if fm is not None:
@@ -152,9 +172,11 @@ def hybrid_section(trainer, data_dir: Path, folds: bool) -> None:
     if fm is None:
         print(f"   myFM row skipped: {missing}")
     else:
-        print(f"   hybrid/myFM: RMSE {hyb[0][0] - fm[0]:+.4f} at seed 42, "
-              f"{statistics.mean(r for r, _ in hyb) - fm[0]:+.4f} over 3 seeds; "
-              f"CPU ratio {statistics.mean(c for _, c in hyb) / fm[1]:.2f}x")
+        print(
+            f"   hybrid/myFM: RMSE {hyb[0][0] - fm[0]:+.4f} at seed 42, "
+            f"{statistics.mean(r for r, _ in hyb) - fm[0]:+.4f} over 3 seeds; "
+            f"CPU ratio {statistics.mean(c for _, c in hyb) / fm[1]:.2f}x"
+        )
     print(f"   target: hybrid <= 0.880 at seed 42 and over 3 seeds; {_load()} at the end")
     if not folds:
         return
@@ -167,8 +189,9 @@ def hybrid_section(trainer, data_dir: Path, folds: bool) -> None:
             per["myfm"].append(fm[0] if k == 1 else _myfm(ds)[0])
     for name, values in per.items():
         if values:
-            print(f"   5-fold mean u1-u5, {name}: {statistics.mean(values):.4f} "
-                  f"({', '.join(f'{v:.4f}' for v in values)})")
+            print(
+                f"   5-fold mean u1-u5, {name}: {statistics.mean(values):.4f} ({', '.join(f'{v:.4f}' for v in values)})"
+            )
     print(f"   {_load()} at the end")
 
 

@@ -21,6 +21,7 @@ Usage:
   python benchmarks/discovery.py runs/rossmann-s1 runs/rossmann-s2 runs/guo2016-s1 ... [--markdown]
   python benchmarks/discovery.py runs/* --geo-table State --cycle-tables DayOfWeek,Month --json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,14 +41,20 @@ CYCLE_COLUMNS = ("cycle_r", "cycle_p", "tour_p")
 def measure(path: str, geo_table: str, cycle_tables: list[str], options: dict[str, Any]) -> dict[str, Any]:
     """One row of statistics for one run folder (missing tables give empty cells)."""
     run = load_run(path)
-    row: dict[str, Any] = {"run": path, "dataset": run.dataset, "preset": run.config.get("preset", ""),
-                           "seed": run.seed, "valid_rmspe": run.metrics.get("valid_rmspe", float("nan"))}
+    row: dict[str, Any] = {
+        "run": path,
+        "dataset": run.dataset,
+        "preset": run.config.get("preset", ""),
+        "seed": run.seed,
+        "valid_rmspe": run.metrics.get("valid_rmspe", float("nan")),
+    }
     t0 = time.perf_counter()
     results = embedlab.analyze(run, ["geography", "cyclic"], dict(options))
     row["seconds"] = time.perf_counter() - t0
     found = {(r.analysis, r.table): r for r in results}
-    for table, analysis, columns in [(geo_table, "geography", GEO_COLUMNS)] + \
-            [(t, "cyclic", CYCLE_COLUMNS) for t in cycle_tables]:
+    for table, analysis, columns in [(geo_table, "geography", GEO_COLUMNS)] + [
+        (t, "cyclic", CYCLE_COLUMNS) for t in cycle_tables
+    ]:
         result = found.get((analysis, table))
         for col in columns:
             value = float("nan")
@@ -100,8 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
-    columns = ["run", "preset", "seed", "valid_rmspe"] + [f"{args.geo_table}.{c}" for c in GEO_COLUMNS] + \
-        [f"{t}.{c}" for t in cycle_tables for c in CYCLE_COLUMNS]
+    columns = (
+        ["run", "preset", "seed", "valid_rmspe"]
+        + [f"{args.geo_table}.{c}" for c in GEO_COLUMNS]
+        + [f"{t}.{c}" for t in cycle_tables for c in CYCLE_COLUMNS]
+    )
     print(format_table(rows, columns, args.markdown))
     if args.orders:
         print()

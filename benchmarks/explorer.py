@@ -20,6 +20,7 @@ ratios. Usage:
 
   EMBEDLAB_DATA_DIR=../shared/data python benchmarks/explorer.py [--ml100k-run DIR] [--run200k DIR] [--agree 20]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,19 +52,30 @@ def browser_times(path: Path, table: str, queries: list[str], colours: list[str]
             page.driver.set_script_timeout(120)
             page.wait_idle(300)
             logged = [e["message"] for e in page.console() if "document idle at" in e.get("message", "")]
-            idle = float(logged[-1].split("document idle at")[1].split("ms")[0]) / 1000 if logged else \
-                page.js("return performance.now()") / 1000
+            idle = (
+                float(logged[-1].split("document idle at")[1].split("ms")[0]) / 1000
+                if logged
+                else page.js("return performance.now()") / 1000
+            )
             plot = f"explorer-map-plot-{table}"
-            colour = [page.driver.execute_async_script(_FRAME_JS, f"explorer-color-{table}", "value", c) / 1000
-                      for c in colours]
+            colour = [
+                page.driver.execute_async_script(_FRAME_JS, f"explorer-color-{table}", "value", c) / 1000
+                for c in colours
+            ]
             pan = [page.driver.execute_async_script(_FRAME_JS, plot, "pan", None) / 1000 for _ in range(5)]
             drag = drag_frames(page, plot)
             searches = []
             for q in queries:
                 t1 = time.perf_counter()
                 page.set_model(f"explorer-search-{table}", "value", q)
-                page.wait_for(lambda: q.lower() in page.shown_text(f"explorer-status-{table}").lower()
-                              and page.shown_rows(f"explorer-neighbours-table-{table}"), timeout=120, what=q)
+                page.wait_for(
+                    lambda: (
+                        q.lower() in page.shown_text(f"explorer-status-{table}").lower()
+                        and page.shown_rows(f"explorer-neighbours-table-{table}")
+                    ),
+                    timeout=120,
+                    what=q,
+                )
                 searches.append(time.perf_counter() - t1)
             if shots is not None:
                 page.js(f"document.getElementById('explorer-{table}').scrollIntoView()")
@@ -95,8 +107,12 @@ def agreement(path: Path, run, run_dir: Path, table: str, n_keys: int, cli_keys:
     for j, key in enumerate(keys):
         wanted[key] = list(neighbors(run, key, 10, table, 0, DEFAULT_MIN_COUNT)["label"])  # the command's defaults
         if j < cli_keys:  # the command itself, as a person runs it
-            out = subprocess.run([sys.executable, "-m", "embedlab", "neighbors", str(run_dir), key, "--table", table,
-                                  "--json"], capture_output=True, text=True, check=True).stdout
+            out = subprocess.run(
+                [sys.executable, "-m", "embedlab", "neighbors", str(run_dir), key, "--table", table, "--json"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             cli = [r["label"] for r in json.loads(out)["neighbors"]]
             assert cli == wanted[key], f"embedlab neighbors {key}: {cli} != {wanted[key]}"
     grid = f"explorer-neighbours-table-{table}"
@@ -109,10 +125,15 @@ def agreement(path: Path, run, run_dir: Path, table: str, n_keys: int, cli_keys:
             page.type_into(f"explorer-search-{table}", key)
             shown = []
             try:
+
                 def probe():
                     shown[:] = page.shown_rows(grid)
-                    return (label.lower() in page.shown_text(f"explorer-status-{table}").lower() and len(shown) == 10
-                            and [r[1] for r in shown[:3]] == want)
+                    return (
+                        label.lower() in page.shown_text(f"explorer-status-{table}").lower()
+                        and len(shown) == 10
+                        and [r[1] for r in shown[:3]] == want
+                    )
+
                 page.wait_for(probe, timeout=30, what=key)
                 agree += 1
             except AssertionError:
@@ -125,9 +146,13 @@ def drag_frames(page, plot: str, moves: int = 8) -> list[float]:
     events): how long each frame the plot paints during it takes (ms, its view's ``paint``)."""
     from selenium.webdriver.common.action_chains import ActionChains
 
-    page.js(page._VIEW_JS + """window._frames = []; const orig = view.paint.bind(view);
+    page.js(
+        page._VIEW_JS
+        + """window._frames = []; const orig = view.paint.bind(view);
         view.paint = (...a) => { const t0 = performance.now(), r = orig(...a); window._frames.push(performance.now() - t0);
-                                 return r; };""", plot)
+                                 return r; };""",
+        plot,
+    )
     el = page.js(page._VIEW_JS + "return view.canvas_view.events_el || view.el;", plot)
     drag = ActionChains(page.driver).move_to_element(el).click_and_hold()
     for _ in range(moves):
@@ -157,12 +182,14 @@ def measure(name, run, results, work: Path, table: str, queries, colours, shots=
 
 def say_times(t: dict | None, what: str = "headless Chromium") -> None:
     if t:
-        print(f"  {what}: idle after {t['idle_s']:.1f} s; color change "
-              f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median {statistics.median(t['pan_s']):.2f} s "
-              f"(max {max(t['pan_s']):.2f}); drag: {len(t['drag_ms'])} frames painted, median "
-              f"{statistics.median(t['drag_ms'] or [0]):.0f} ms; "
-              f"search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
-              f"load {os.getloadavg()[0]:.1f}")
+        print(
+            f"  {what}: idle after {t['idle_s']:.1f} s; color change "
+            f"{' / '.join(f'{c:.2f}' for c in t['colour_s'])} s; pan frame median {statistics.median(t['pan_s']):.2f} s "
+            f"(max {max(t['pan_s']):.2f}); drag: {len(t['drag_ms'])} frames painted, median "
+            f"{statistics.median(t['drag_ms'] or [0]):.0f} ms; "
+            f"search {' / '.join(f'{s:.2f}' for s in t['search_s'])} s; "
+            f"load {os.getloadavg()[0]:.1f}"
+        )
 
 
 QUERIES_200K = ["user 123456", "user 77"]
@@ -175,13 +202,24 @@ def main() -> None:
     ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--html200k", type=Path, default=None, help="an already written 200k report: browser figures only")
     ap.add_argument("--skip200k", action="store_true")
-    ap.add_argument("--baseline-html", type=Path, default=None,
-                    help="a 200k report written by earlier code: its browser figures first, in the same run")
-    ap.add_argument("--lists-standin", action="store_true",
-                    help="200k report with stand-in neighbour lists of the same size and format (browser timing "
-                         "and size only; no agreement check)")
-    ap.add_argument("--agree", type=int, default=20, help="random user keys searched in the 200k page and compared "
-                    "with embedlab neighbors (0: skip)")
+    ap.add_argument(
+        "--baseline-html",
+        type=Path,
+        default=None,
+        help="a 200k report written by earlier code: its browser figures first, in the same run",
+    )
+    ap.add_argument(
+        "--lists-standin",
+        action="store_true",
+        help="200k report with stand-in neighbour lists of the same size and format (browser timing "
+        "and size only; no agreement check)",
+    )
+    ap.add_argument(
+        "--agree",
+        type=int,
+        default=20,
+        help="random user keys searched in the 200k page and compared with embedlab neighbors (0: skip)",
+    )
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--shots", type=Path, default=None, help="folder for screenshots of each explorer")
     args = ap.parse_args()
@@ -195,20 +233,36 @@ def main() -> None:
     run_dir = args.ml100k_run
     if run_dir is None and os.environ.get("EMBEDLAB_DATA_DIR"):
         run_dir = work / "ml100k-u1"
-        embedlab.train("movielens-100k", out=run_dir, data_dir=Path(os.environ["EMBEDLAB_DATA_DIR"]) / "ml-100k",
-                       split="u1", seed=42)
+        embedlab.train(
+            "movielens-100k",
+            out=run_dir,
+            data_dir=Path(os.environ["EMBEDLAB_DATA_DIR"]) / "ml-100k",
+            split="u1",
+            seed=42,
+        )
     if run_dir is not None:
         run = load_run(run_dir)
-        measure("ml100k-u1", run, run_analyses(run, None, {}), work, "item", ["star wars", "godfather", "toy story"],
-                ["genres", "mean_rating", "none"], args.shots and args.shots / "explorer-ml100k.png")
+        measure(
+            "ml100k-u1",
+            run,
+            run_analyses(run, None, {}),
+            work,
+            "item",
+            ["star wars", "godfather", "toy story"],
+            ["genres", "mean_rating", "none"],
+            args.shots and args.shots / "explorer-ml100k.png",
+        )
     else:
         print("ml-100k: skipped (no --ml100k-run and no EMBEDLAB_DATA_DIR)")
     if args.skip200k:
         return
     if args.html200k:
         print(f"synthetic-200k (written before): report {args.html200k.stat().st_size / 1e6:.2f} MB")
-        say_times(browser_times(args.html200k, "user", QUERIES_200K, COLOURS_200K,
-                                args.shots and args.shots / "explorer-200k.png"))
+        say_times(
+            browser_times(
+                args.html200k, "user", QUERIES_200K, COLOURS_200K, args.shots and args.shots / "explorer-200k.png"
+            )
+        )
         return
     big = args.run200k
     if big is None:
@@ -242,17 +296,29 @@ def main() -> None:
     if args.baseline_html:  # the same browser figures of a page written by earlier code, in this run
         print(f"baseline {args.baseline_html} ({args.baseline_html.stat().st_size / 1e6:.2f} MB)")
         say_times(browser_times(args.baseline_html, "user", QUERIES_200K, COLOURS_200K), "baseline, headless Chromium")
-    measure("synthetic-200k", run, [], work, "user", QUERIES_200K, COLOURS_200K,
-            args.shots and args.shots / "explorer-200k.png")
+    measure(
+        "synthetic-200k",
+        run,
+        [],
+        work,
+        "user",
+        QUERIES_200K,
+        COLOURS_200K,
+        args.shots and args.shots / "explorer-200k.png",
+    )
     if not args.lists_standin:
         from embedlab.toolkit.neighbors import knn_engine
 
-        print(f"  every user's exact 10 nearest, cosine and euclidean (knn_lists, {knn_engine()} shortlist): "
-              f"{sum(w for _, w in spent):.0f} s wall, {sum(c for c, _ in spent):.0f} CPU-s of the render")
+        print(
+            f"  every user's exact 10 nearest, cosine and euclidean (knn_lists, {knn_engine()} shortlist): "
+            f"{sum(w for _, w in spent):.0f} s wall, {sum(c for c, _ in spent):.0f} CPU-s of the render"
+        )
         if args.agree:
             agree, total, wrong = agreement(work / "synthetic-200k.html", run, big, "user", args.agree)
-            print(f"  agreement: {agree} of {total} random user keys searched in the page list 10 neighbours whose "
-                  f"first three are embedlab neighbors'; load {os.getloadavg()[0]:.1f}")
+            print(
+                f"  agreement: {agree} of {total} random user keys searched in the page list 10 neighbours whose "
+                f"first three are embedlab neighbors'; load {os.getloadavg()[0]:.1f}"
+            )
             for key, want, shown, n_rows in wrong:
                 print(f"    key {key}: embedlab neighbors {want}, the page {shown} ({n_rows} rows)")
     print(f"load average after: {os.getloadavg()}")

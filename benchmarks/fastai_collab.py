@@ -20,6 +20,7 @@ Usage:
   python benchmarks/fastai_collab.py --data-dir ../shared/data/ml-100k --split u1 --model nn
   python benchmarks/fastai_collab.py --data-dir ../shared/data/ml-100k --split random --valid-pct 0.1 --seed 42
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,14 +51,20 @@ def train_embedlab(dataset, epochs: int, seed: int, model: str = "dot") -> dict:
     extra = NN_SETTINGS if model == "nn" else {}
     run = trainer.train(dataset, {"epochs": epochs, "seed": seed, **extra}, progress=False)
     wall = time.perf_counter() - t0
-    return {"valid_mse": float(run.metrics["valid_mse"]), "valid_rmse": float(run.metrics["valid_rmse"]),
-            "seconds": wall, "config": {k: run.config.get(k) for k in ("model", "n_factors", "layers", "reg", "opt",
-                                                                         "lr", "wd", "wd_mode", "bs", "epochs",
-                                                                         "schedule")}}
+    return {
+        "valid_mse": float(run.metrics["valid_mse"]),
+        "valid_rmse": float(run.metrics["valid_rmse"]),
+        "seconds": wall,
+        "config": {
+            k: run.config.get(k)
+            for k in ("model", "n_factors", "layers", "reg", "opt", "lr", "wd", "wd_mode", "bs", "epochs", "schedule")
+        },
+    }
 
 
-def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd: float, bs: int,
-                 model: str = "dot") -> dict:
+def train_fastai(
+    dataset, epochs: int, seed: int, n_factors: int, lr: float, wd: float, bs: int, model: str = "dot"
+) -> dict:
     """The lesson's learner: collab_learner(n_factors=50, y_range=(0, 5.5)), fit_one_cycle(5, 5e-3, wd=0.1),
     on exactly embedlab's training and validation rows (fastai's own TabularCollab with fixed splits)."""
     import pandas as pd
@@ -72,8 +79,9 @@ def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd:
     frame[cols[2]] = frame[cols[2]].astype("float32")
     splits = (list(range(len(train))), list(range(len(train), len(frame))))
     set_seed(seed, reproducible=True)
-    to = TabularCollab(frame, [Categorify], cat_names=cols[:2], y_names=[cols[2]], y_block=TransformBlock(),
-                       splits=splits)
+    to = TabularCollab(
+        frame, [Categorify], cat_names=cols[:2], y_names=[cols[2]], y_block=TransformBlock(), splits=splits
+    )
     dls = to.dataloaders(bs=bs)
     if model == "nn":
         learn = collab_learner(dls, use_nn=True, layers=NN_SETTINGS["layers"], y_range=(0, 5.5))
@@ -86,10 +94,21 @@ def train_fastai(dataset, epochs: int, seed: int, n_factors: int, lr: float, wd:
     with learn.no_bar():  # keeps --json output clean
         preds, targs = learn.get_preds()
     mse = float(torch.mean((preds.view(-1) - targs.view(-1)) ** 2))
-    return {"valid_mse": mse, "valid_rmse": math.sqrt(mse), "seconds": wall,
-            "config": {"model": "use_nn" if model == "nn" else "dot", "n_factors": n_factors,
-                       "layers": NN_SETTINGS["layers"] if model == "nn" else None, "lr": lr, "wd": wd, "bs": bs,
-                       "epochs": epochs, "schedule": "one-cycle"}}
+    return {
+        "valid_mse": mse,
+        "valid_rmse": math.sqrt(mse),
+        "seconds": wall,
+        "config": {
+            "model": "use_nn" if model == "nn" else "dot",
+            "n_factors": n_factors,
+            "layers": NN_SETTINGS["layers"] if model == "nn" else None,
+            "lr": lr,
+            "wd": wd,
+            "bs": bs,
+            "epochs": epochs,
+            "schedule": "one-cycle",
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,39 +122,63 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fastai-lr", type=float, default=5e-3)
     parser.add_argument("--fastai-wd", type=float, default=0.1)
     parser.add_argument("--fastai-bs", type=int, default=64)
-    parser.add_argument("--model", choices=["dot", "nn"], default="dot",
-                        help="dot: embedlab's defaults against collab_learner; nn: --model nn against use_nn=True")
+    parser.add_argument(
+        "--model",
+        choices=["dot", "nn"],
+        default="dot",
+        help="dot: embedlab's defaults against collab_learner; nn: --model nn against use_nn=True",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not fastai_available():
-        print("fastai is not installed: skipping the side-by-side comparison (it is optional; "
-              "`pip install fastai` pulls its own torch build, so use a separate environment)")
+        print(
+            "fastai is not installed: skipping the side-by-side comparison (it is optional; "
+            "`pip install fastai` pulls its own torch build, so use a separate environment)"
+        )
         return 0
     import embedlab
 
-    dataset = embedlab.load_dataset("movielens-100k", data_dir=args.data_dir, split=args.split,
-                                    valid_pct=args.valid_pct, seed=args.seed)
+    dataset = embedlab.load_dataset(
+        "movielens-100k", data_dir=args.data_dir, split=args.split, valid_pct=args.valid_pct, seed=args.seed
+    )
     load_before = os.getloadavg()
     ours = train_embedlab(dataset, args.epochs, args.seed, args.model)
-    theirs = train_fastai(dataset, args.epochs, args.seed, args.fastai_n_factors, args.fastai_lr,
-                          args.fastai_wd, args.fastai_bs, args.model)
+    theirs = train_fastai(
+        dataset,
+        args.epochs,
+        args.seed,
+        args.fastai_n_factors,
+        args.fastai_lr,
+        args.fastai_wd,
+        args.fastai_bs,
+        args.model,
+    )
     load_after = os.getloadavg()
-    out = {"rows": {"split": args.split, "train": len(dataset.train), "valid": len(dataset.valid),
-                    "identical": True},
-           "embedlab": ours, "fastai": theirs,
-           "rmse_difference": theirs["valid_rmse"] - ours["valid_rmse"],
-           "speed_ratio": theirs["seconds"] / ours["seconds"] if ours["seconds"] else float("nan"),
-           "load_average_before_after": [load_before[0], load_after[0]], "cores": os.cpu_count()}
+    out = {
+        "rows": {"split": args.split, "train": len(dataset.train), "valid": len(dataset.valid), "identical": True},
+        "embedlab": ours,
+        "fastai": theirs,
+        "rmse_difference": theirs["valid_rmse"] - ours["valid_rmse"],
+        "speed_ratio": theirs["seconds"] / ours["seconds"] if ours["seconds"] else float("nan"),
+        "load_average_before_after": [load_before[0], load_after[0]],
+        "cores": os.cpu_count(),
+    }
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
-    print(f"rows: split {args.split}, {len(dataset.train):,} training and {len(dataset.valid):,} validation "
-          f"rows, the same for both")
+    print(
+        f"rows: split {args.split}, {len(dataset.train):,} training and {len(dataset.valid):,} validation "
+        f"rows, the same for both"
+    )
     for name, r in (("embedlab", ours), ("fastai", theirs)):
-        print(f"{name:>9}: valid MSE {r['valid_mse']:.4f}, RMSE {r['valid_rmse']:.4f}, {r['seconds']:.1f} s  {r['config']}")
+        print(
+            f"{name:>9}: valid MSE {r['valid_mse']:.4f}, RMSE {r['valid_rmse']:.4f}, {r['seconds']:.1f} s  {r['config']}"
+        )
     print(f"fastai - embedlab RMSE: {out['rmse_difference']:+.4f}; fastai takes {out['speed_ratio']:.1f}x as long")
-    print(f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} cores "
-          f"(a shared machine slows both runs)")
+    print(
+        f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after, on {os.cpu_count()} cores "
+        f"(a shared machine slows both runs)"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ peak RSS). The load average is printed beside every figure: on a shared machine,
 Usage: python benchmarks/import.py [--rows 1000000] [--dim 64] [--formats npy,parquet,word2vec]
        [--work DIR] [--json out.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,7 +35,8 @@ _WRAPPER = (
     "    cli.main(args=sys.argv[1:], prog_name='embedlab', standalone_mode=False)\n"
     "finally:\n"
     "    hwm = re.search(r'VmHWM:\\s+(\\d+) kB', open('/proc/self/status').read()).group(1)\n"
-    "    print('PEAK_RSS_MB', int(hwm) / 1024, file=sys.stderr)\n")
+    "    print('PEAK_RSS_MB', int(hwm) / 1024, file=sys.stderr)\n"
+)
 
 
 def load() -> str:
@@ -74,9 +76,13 @@ def write(fmt: str, vectors: np.ndarray, folder: Path) -> Path:
         with open(path, "w") as fh:
             fh.write(f"{len(vectors)} {vectors.shape[1]}\n")
             for start in range(0, len(vectors), 50_000):
-                block = vectors[start:start + 50_000]
-                fh.write("".join(f"e{start + i} " + " ".join(f"{v:.6g}" for v in row) + "\n"
-                                 for i, row in enumerate(block.tolist())))
+                block = vectors[start : start + 50_000]
+                fh.write(
+                    "".join(
+                        f"e{start + i} " + " ".join(f"{v:.6g}" for v in row) + "\n"
+                        for i, row in enumerate(block.tolist())
+                    )
+                )
     return path
 
 
@@ -97,21 +103,27 @@ def main() -> None:
     out: dict = {"rows": args.rows, "dim": args.dim, "matrix_mb": round(matrix_mb, 1), "imports": {}}
     for fmt in args.formats.split(","):
         src_big, src_small = write(fmt, big, work / fmt / "big"), write(fmt, small, work / fmt / "small")
-        base = min((embedlab("import", str(src_small), "--out", str(work / fmt / f"run-small-{i}")) for i in range(2)),
-                   key=lambda r: r["peak_rss_mb"])  # the smaller of two: what any import takes
+        base = min(
+            (embedlab("import", str(src_small), "--out", str(work / fmt / f"run-small-{i}")) for i in range(2)),
+            key=lambda r: r["peak_rss_mb"],
+        )  # the smaller of two: what any import takes
         res = embedlab("import", str(src_big), "--out", str(work / fmt / "run"))
         res["baseline_rss_mb"] = base["peak_rss_mb"]
         res["matrices_above_baseline"] = round((res["peak_rss_mb"] - base["peak_rss_mb"]) / matrix_mb, 2)
         res["file_mb"] = round(src_big.stat().st_size / 2**20, 1)
         out["imports"][fmt] = res
-        print(f"import {fmt:8s} {res['file_mb']:7.0f} MB file: {res['wall_s']:6.1f} s, peak RSS "
-              f"{res['peak_rss_mb']:.0f} MB (baseline {base['peak_rss_mb']:.0f} MB: "
-              f"{res['matrices_above_baseline']:.2f} x the matrix above it); load {res['load']}")
+        print(
+            f"import {fmt:8s} {res['file_mb']:7.0f} MB file: {res['wall_s']:6.1f} s, peak RSS "
+            f"{res['peak_rss_mb']:.0f} MB (baseline {base['peak_rss_mb']:.0f} MB: "
+            f"{res['matrices_above_baseline']:.2f} x the matrix above it); load {res['load']}"
+        )
     first = args.formats.split(",")[0]
     res = embedlab("analyze", str(work / first / "run"), "--only", "pca,neighbors", "--json")
     out["analyze_pca_neighbors"] = res
-    print(f"analyze --only pca,neighbors on the {first} import: {res['wall_s']:.1f} s, peak RSS "
-          f"{res['peak_rss_mb']:.0f} MB; load {res['load']}")
+    print(
+        f"analyze --only pca,neighbors on the {first} import: {res['wall_s']:.1f} s, peak RSS "
+        f"{res['peak_rss_mb']:.0f} MB; load {res['load']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(out, indent=2) + "\n")
 

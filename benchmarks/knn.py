@@ -22,6 +22,7 @@ each of ``--threads``; ratios are against the baseline at the same thread count.
 then times ``knn_lists`` over every row of the 200,000 (both metrics: what a report computes).
 The load average is printed before and after: the machine is shared, compare ratios.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ def baseline_knn_lists(vectors, k, candidates, metric="cosine", queries=None):
     block = max(64, int(5e7 // max(len(cand), 1)))
     with torch.no_grad():
         for s in range(0, len(qrows), block):
-            qi = qrows[s:s + block]
+            qi = qrows[s : s + block]
             q = torch.from_numpy(np.ascontiguousarray(unit_rows(v[qi]) if unit else v[qi]))
             prod = q @ base.T
             key = -prod if unit else ((q * q).sum(1)[:, None] + sq[None, :] - 2 * prod).clamp_min(0)
@@ -66,8 +67,8 @@ def baseline_knn_lists(vectors, k, candidates, metric="cosine", queries=None):
             for j in range(len(q)):
                 o = np.lexsort((cand[at[j]], val[j]))
                 o = o[np.isfinite(val[j][o])][:k]
-                rows[s + j, :len(o)] = cand[at[j][o]]
-                scores[s + j, :len(o)] = -val[j][o] if unit else np.sqrt(val[j][o])
+                rows[s + j, : len(o)] = cand[at[j][o]]
+                scores[s + j, : len(o)] = -val[j][o] if unit else np.sqrt(val[j][o])
     return rows, scores
 
 
@@ -96,8 +97,11 @@ def main() -> None:
     ap.add_argument("--run200k", type=Path, default=None)
     ap.add_argument("--queries", type=int, default=3000, help="query rows per comparison (the same for every engine)")
     ap.add_argument("--threads", default="1,2")
-    ap.add_argument("--full", action="store_true", help="then knn_lists over all 200,000 rows, both metrics, with "
-                    "the first --threads")
+    ap.add_argument(
+        "--full",
+        action="store_true",
+        help="then knn_lists over all 200,000 rows, both metrics, with the first --threads",
+    )
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
     import torch
@@ -126,28 +130,37 @@ def main() -> None:
         cand = np.asarray(cand[cand < n])
         assert (counts[cand] >= DEFAULT_MIN_COUNT).all()
         queries = np.sort(rng.choice(n, min(args.queries, n), replace=False))
-        print(f"\n{n:,} users x {users.dim} dims, {len(cand):,} candidates (counted >= {DEFAULT_MIN_COUNT}), "
-              f"{len(queries):,} random query rows, k = {k}")
+        print(
+            f"\n{n:,} users x {users.dim} dims, {len(cand):,} candidates (counted >= {DEFAULT_MIN_COUNT}), "
+            f"{len(queries):,} random query rows, k = {k}"
+        )
         for threads in [int(t) for t in args.threads.split(",")]:
             torch.set_num_threads(threads)
             if faiss is not None:
                 faiss.omp_set_num_threads(threads)
             for metric in ("cosine", "euclidean"):
                 (old_rows, _), c_old, w_old = timed(lambda: baseline_knn_lists(vectors, k, cand, metric, queries))
-                line = (f"  {threads} thread{'s' if threads > 1 else ''}, {metric:9s}: baseline {c_old:6.1f} CPU-s "
-                        f"({w_old:5.1f} s wall)")
+                line = (
+                    f"  {threads} thread{'s' if threads > 1 else ''}, {metric:9s}: baseline {c_old:6.1f} CPU-s "
+                    f"({w_old:5.1f} s wall)"
+                )
                 lists = {}
                 for engine in ["torch"] + (["faiss"] if faiss is not None else []):
-                    (rows, _), c_new, w_new = timed(lambda: knn_lists(vectors, k, cand, metric, queries=queries,
-                                                                      threads=threads, engine=engine))
+                    (rows, _), c_new, w_new = timed(
+                        lambda: knn_lists(vectors, k, cand, metric, queries=queries, threads=threads, engine=engine)
+                    )
                     lists[engine] = rows
                     same = (rows == old_rows).all(1).mean()
-                    line += (f"; knn_lists[{engine}] {c_new:6.1f} CPU-s ({w_new:5.1f} s wall), {c_old / c_new:4.1f}x "
-                             f"less CPU, same lists as the baseline for {100 * same:.1f}% of rows")
+                    line += (
+                        f"; knn_lists[{engine}] {c_new:6.1f} CPU-s ({w_new:5.1f} s wall), {c_old / c_new:4.1f}x "
+                        f"less CPU, same lists as the baseline for {100 * same:.1f}% of rows"
+                    )
                 if faiss is not None:
                     at, c_f, w_f = timed(lambda: faiss_search(vectors, k, cand, metric, queries))
-                    line += (f"; faiss search alone {c_f:6.1f} CPU-s ({w_f:5.1f} s wall); the two engines' lists "
-                             f"equal for {100 * (lists['torch'] == lists['faiss']).all(1).mean():.1f}% of rows")
+                    line += (
+                        f"; faiss search alone {c_f:6.1f} CPU-s ({w_f:5.1f} s wall); the two engines' lists "
+                        f"equal for {100 * (lists['torch'] == lists['faiss']).all(1).mean():.1f}% of rows"
+                    )
                 print(line, f"[load {os.getloadavg()[0]:.1f}]", flush=True)
     if args.full:
         threads = int(args.threads.split(",")[0])
@@ -155,9 +168,12 @@ def main() -> None:
         cand = np.asarray(select_entities(users, 0, DEFAULT_MIN_COUNT).index)
         for metric in ("cosine", "euclidean"):
             _, c, w = timed(lambda: knn_lists(users.vectors, k, cand, metric, threads=threads))
-            print(f"full: every one of {len(users):,} users' {k} nearest by {metric}, engine "
-                  f"{knn_engine()}, {threads} thread(s): "
-                  f"{c:.0f} CPU-s, {w:.0f} s wall [load {os.getloadavg()[0]:.1f}]", flush=True)
+            print(
+                f"full: every one of {len(users):,} users' {k} nearest by {metric}, engine "
+                f"{knn_engine()}, {threads} thread(s): "
+                f"{c:.0f} CPU-s, {w:.0f} s wall [load {os.getloadavg()[0]:.1f}]",
+                flush=True,
+            )
     print(f"load average after: {os.getloadavg()}")
 
 

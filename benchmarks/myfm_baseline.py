@@ -7,6 +7,7 @@ training rows. Nothing from the validation rows enters the features. Rank 10, 51
 
 Used by benchmarks/collab.py; myfm (PyPI) is optional: :func:`available` says why not.
 """
+
 from __future__ import annotations
 
 import time
@@ -40,8 +41,9 @@ def _onehot_block(values: pd.Series, categories: pd.Index, weights: np.ndarray |
     return sps.csr_matrix((data, (rows, cols)), shape=(len(values), len(categories)))
 
 
-def extended(ds, rank: int = 10, n_iter: int = 512, seed: int = 42, day: bool = True,
-             side: bool = True, implicit: bool = True) -> tuple[float, float]:
+def extended(
+    ds, rank: int = 10, n_iter: int = 512, seed: int = 42, day: bool = True, side: bool = True, implicit: bool = True
+) -> tuple[float, float]:
     """(validation RMSE, training CPU seconds) of myFM's extended configuration on ``ds``."""
     import myfm
     from scipy import sparse as sps
@@ -59,12 +61,15 @@ def extended(ds, rank: int = 10, n_iter: int = 512, seed: int = 42, day: bool = 
     def side_blocks(role: str, keys: pd.Index):
         meta = ds.entities.get(role)
         blocks = []
-        for col, kind in (ds.side_features.get(role, {}).items() if side and meta is not None else []):
+        for col, kind in ds.side_features.get(role, {}).items() if side and meta is not None else []:
             values = meta[col].reindex(keys)
             if kind == "multi":
                 values = values.fillna("").astype(str).str.split("|").apply(lambda v: [x for x in v if x])
-            cats = pd.Index(sorted(pd.unique(meta[col].dropna().astype(str).str.split("|").explode())))\
-                if kind == "multi" else pd.Index(pd.unique(meta[col].dropna()))
+            cats = (
+                pd.Index(sorted(pd.unique(meta[col].dropna().astype(str).str.split("|").explode())))
+                if kind == "multi"
+                else pd.Index(pd.unique(meta[col].dropna()))
+            )
             blocks.append(_onehot_block(values, cats))
         return blocks
 
@@ -90,14 +95,14 @@ def extended(ds, rank: int = 10, n_iter: int = 512, seed: int = 42, day: bool = 
         return pd.to_datetime(df[ts], unit="s").dt.floor("D")
 
     day_cats = pd.Index(sorted(pd.unique(days(train)))) if day and ts else None
-    x_train = _onehot_block(days(train), day_cats) if day_cats is not None else \
-        sps.csr_matrix((len(train), 0))
+    x_train = _onehot_block(days(train), day_cats) if day_cats is not None else sps.csr_matrix((len(train), 0))
     rel_train, sizes = relation_blocks(train)
     sizes = ([x_train.shape[1]] if day_cats is not None else []) + sizes
     groups = [g for g, n in enumerate(sizes) for _ in range(n)]
     fm = myfm.MyFMRegressor(rank=rank, random_seed=seed)
-    fm.fit(x_train, train[r].to_numpy(dtype=float), X_rel=rel_train, grouping=groups,
-           n_iter=n_iter, n_kept_samples=n_iter)
+    fm.fit(
+        x_train, train[r].to_numpy(dtype=float), X_rel=rel_train, grouping=groups, n_iter=n_iter, n_kept_samples=n_iter
+    )
     cpu = time.process_time() - t0
     x_valid = _onehot_block(days(valid), day_cats) if day_cats is not None else sps.csr_matrix((len(valid), 0))
     rel_valid, _ = relation_blocks(valid)

@@ -15,6 +15,7 @@ machine, CPU seconds are the figure to compare (wall ~= CPU / threads on an idle
 Usage: EMBEDLAB_DATA_DIR=../shared/data python benchmarks/rossmann.py [--only default,fastai,guo2016]
        [--threads N] [--epochs N] [--json results.json] [--save-run DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,16 +48,40 @@ def bench(name: str, ds, config: dict, load_s: float) -> dict:
     run = TabularTrainer().train(ds, dict(config), progress=sys.stderr.isatty())
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     m = run.metrics
-    out = {"name": name, "split": ds.split, "config": {k: run.config.get(k) for k in
-                                                       ("preset", "layers", "ps", "emb_drop", "epochs", "lr", "wd",
-                                                        "bs", "loss", "train_sample", "threads")},
-           "valid_rmspe": m.get("valid_rmspe"), "valid_rmspe_unscaled": m.get("valid_rmspe_unscaled"),
-           "valid_mape": m.get("valid_mape"), "valid_rmse_log": m.get("valid_rmse_log"),
-           "rmspe_scale": m.get("rmspe_scale"), "train_rows": m.get("train_rows"), "valid_rows": m.get("valid_rows"),
-           "epoch_seconds": [round(h["epoch_seconds"], 1) for h in run.history],
-           "epoch_rmspe": [round(h.get("valid_rmspe", float("nan")), 4) for h in run.history],
-           "train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1), "load_s": round(load_s, 1),
-           "load_average_before": round(load_avg, 2), "load_average_after": round(os.getloadavg()[0], 2)}
+    out = {
+        "name": name,
+        "split": ds.split,
+        "config": {
+            k: run.config.get(k)
+            for k in (
+                "preset",
+                "layers",
+                "ps",
+                "emb_drop",
+                "epochs",
+                "lr",
+                "wd",
+                "bs",
+                "loss",
+                "train_sample",
+                "threads",
+            )
+        },
+        "valid_rmspe": m.get("valid_rmspe"),
+        "valid_rmspe_unscaled": m.get("valid_rmspe_unscaled"),
+        "valid_mape": m.get("valid_mape"),
+        "valid_rmse_log": m.get("valid_rmse_log"),
+        "rmspe_scale": m.get("rmspe_scale"),
+        "train_rows": m.get("train_rows"),
+        "valid_rows": m.get("valid_rows"),
+        "epoch_seconds": [round(h["epoch_seconds"], 1) for h in run.history],
+        "epoch_rmspe": [round(h.get("valid_rmspe", float("nan")), 4) for h in run.history],
+        "train_wall_s": round(wall, 1),
+        "train_cpu_s": round(cpu, 1),
+        "load_s": round(load_s, 1),
+        "load_average_before": round(load_avg, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+    }
     print(json.dumps(out), flush=True)
     return out, run
 
@@ -92,16 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         del ds
     if "guo2016" in wanted:
         ds, load_s = load(folder, "time", valid_pct=0.1)
-        results.append(bench("guo2016 (latest 10% of days, 200k rows)", ds,
-                             {"preset": "guo2016", "threads": args.threads}, load_s)[0])
+        results.append(
+            bench(
+                "guo2016 (latest 10% of days, 200k rows)", ds, {"preset": "guo2016", "threads": args.threads}, load_s
+            )[0]
+        )
         del ds
     print("\n| benchmark | valid rows | RMSPE | MAPE | epochs | s/epoch | train wall | train CPU |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         per = sum(r["epoch_seconds"]) / max(len(r["epoch_seconds"]), 1)
-        print(f"| {r['name']} | {r['valid_rows']:,} | {r['valid_rmspe']:.4f} | {r['valid_mape']:.4f} | "
-              f"{len(r['epoch_seconds'])} | {per:.0f} | {r['train_wall_s'] / 60:.1f} min | "
-              f"{r['train_cpu_s'] / 60:.1f} min |")
+        print(
+            f"| {r['name']} | {r['valid_rows']:,} | {r['valid_rmspe']:.4f} | {r['valid_mape']:.4f} | "
+            f"{len(r['epoch_seconds'])} | {per:.0f} | {r['train_wall_s'] / 60:.1f} min | "
+            f"{r['train_cpu_s'] / 60:.1f} min |"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -22,6 +22,7 @@ The default run prints, in one process on the same data (``embedlab train synthe
 ``--seconds`` of steps each, rates and ratios against the plain loop measured in the same run);
 ``--ddp-ratings`` / ``--analyze`` time torchrun and ``embedlab analyze``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -95,11 +96,38 @@ def ddp_epoch_seconds(nproc: int, args, out: Path) -> float:
     import json
     import subprocess
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc),
-           "--master-port", str(29500 + nproc), "-m", "embedlab", "train", "synthetic-collab",
-           "--users", str(args.users), "--items", str(args.items), "--ratings", str(args.ddp_ratings),
-           "--epochs", "1", "--bs", str(args.big_bs), "--n-factors", str(args.n_factors),
-           "--device", "cpu", "--threads", "1", "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-port",
+        str(29500 + nproc),
+        "-m",
+        "embedlab",
+        "train",
+        "synthetic-collab",
+        "--users",
+        str(args.users),
+        "--items",
+        str(args.items),
+        "--ratings",
+        str(args.ddp_ratings),
+        "--epochs",
+        "1",
+        "--bs",
+        str(args.big_bs),
+        "--n-factors",
+        str(args.n_factors),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--out",
+        str(out),
+        "-q",
+    ]
     subprocess.run(cmd, check=True, capture_output=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     return json.loads((out / "run.json").read_text())["history"][0]["epoch_seconds"]
 
@@ -112,8 +140,9 @@ def analyze_figures(run: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "report.html"
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "embedlab", "analyze", run, "--report", str(report)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "embedlab", "analyze", run, "--report", str(report)], check=True, capture_output=True
+        )
         print(f"analyze {run}: {time.perf_counter() - t0:.1f} s, report {report.stat().st_size / 1e6:.1f} MB")
 
 
@@ -144,7 +173,7 @@ def epoch_traffic(learner, n_factors: int) -> tuple[float, float]:
     row = (n_factors + 1) * 4  # a factor row and its bias, float32
     touched = 0
     for s in range(0, n, bs):
-        idx = perm[s:s + bs]
+        idx = perm[s : s + bs]
         touched += len(np.unique(users[idx])) + len(np.unique(items[idx]))
     strict = touched * 6 * row + n * 12  # weights + 2 moments, read and written; the packed codes
     fused = strict + n * 2 * row + touched * 2 * row  # + the forward's row reads, the gradient buffer
@@ -159,8 +188,15 @@ def kernel_epochs(ds, args) -> None:
 
     print(f"  fused kernels compiled or loaded from numba's cache: {warm_up():.1f} s (not in the epoch)", flush=True)
     trainer = CollabTrainer()
-    base = {**trainer.default_config(), "n_factors": args.n_factors, "device": "cpu", "bs": args.big_bs, "sparse": "on",
-            "epochs": 1, "threads": args.threads}
+    base = {
+        **trainer.default_config(),
+        "n_factors": args.n_factors,
+        "device": "cpu",
+        "bs": args.big_bs,
+        "sparse": "on",
+        "epochs": 1,
+        "threads": args.threads,
+    }
     if len(ds.train) < 3 * args.big_bs:
         base["schedule"] = "constant"  # one-cycle needs 3 steps
     result, saves = {}, []
@@ -189,26 +225,39 @@ def kernel_epochs(ds, args) -> None:
         cpu = time.process_time() - cpu
         row = fit.history[0]
         result[kernel] = (row["epoch_seconds"], row["valid_rmse"], load, os.getloadavg()[0])
-        print(f"  --kernel {kernel:<8} epoch {row['epoch_seconds']:7.1f} s  ({row['rows_per_second']:,.0f} ratings/s)"
-              f"  valid RMSE {row['valid_rmse']:.4f}  (load {load:.1f} -> {os.getloadavg()[0]:.1f}); "
-              f"CPU {cpu:.1f} s for the fit (epoch, validation{', checkpoint' if plan else ''}), peak RSS {peak_rss_gb():.2f} GB", flush=True)
+        print(
+            f"  --kernel {kernel:<8} epoch {row['epoch_seconds']:7.1f} s  ({row['rows_per_second']:,.0f} ratings/s)"
+            f"  valid RMSE {row['valid_rmse']:.4f}  (load {load:.1f} -> {os.getloadavg()[0]:.1f}); "
+            f"CPU {cpu:.1f} s for the fit (epoch, validation{', checkpoint' if plan else ''}), peak RSS {peak_rss_gb():.2f} GB",
+            flush=True,
+        )
         del prepared, fit
         gc.collect()
     checkpoint.FitKeeper.save = real_save
     tmp.cleanup()
     (fs, frmse, *_), (ags, armse, *_) = result["fused"], result["autograd"]
-    print(f"checkpoint (fused run, through train's CheckpointPlan): dataset fingerprint {t_fp:.1f} s once, "
-          f"per-epoch save with fsync {saves[0]:.1f} s: {100 * (t_fp + saves[0]) / fs:.0f}% of the epoch "
-          f"({100 * saves[0] / fs:.0f}% for each later epoch)", flush=True)
-    print(f"fused vs autograd: {ags / fs:.2f}x faster, valid RMSE {frmse:.4f} vs {armse:.4f} "
-          f"(difference {abs(frmse - armse):.1e})", flush=True)
+    print(
+        f"checkpoint (fused run, through train's CheckpointPlan): dataset fingerprint {t_fp:.1f} s once, "
+        f"per-epoch save with fsync {saves[0]:.1f} s: {100 * (t_fp + saves[0]) / fs:.0f}% of the epoch "
+        f"({100 * saves[0] / fs:.0f}% for each later epoch)",
+        flush=True,
+    )
+    print(
+        f"fused vs autograd: {ags / fs:.2f}x faster, valid RMSE {frmse:.4f} vs {armse:.4f} "
+        f"(difference {abs(frmse - armse):.1e})",
+        flush=True,
+    )
     gbps = memory_bandwidth()
-    print(f"memory bandwidth (one thread, {512} MB copy, best of 5): {gbps:.1f} GB/s "
-          f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    print(
+        f"memory bandwidth (one thread, {512} MB copy, best of 5): {gbps:.1f} GB/s (load {os.getloadavg()[0]:.1f})",
+        flush=True,
+    )
     lb_strict, lb_pass = strict / gbps / 1e9, one_pass / gbps / 1e9
     n = len(ds.train)
-    print(f"lower bound of the epoch at {gbps:.1f} GB/s: {lb_strict:.1f} s strict traffic "
-          f"({strict / n / 1e3:.2f} KB a rating) .. {lb_pass:.1f} s one fused pass ({one_pass / n / 1e3:.2f} KB a rating)")
+    print(
+        f"lower bound of the epoch at {gbps:.1f} GB/s: {lb_strict:.1f} s strict traffic "
+        f"({strict / n / 1e3:.2f} KB a rating) .. {lb_pass:.1f} s one fused pass ({one_pass / n / 1e3:.2f} KB a rating)"
+    )
     print(f"fused epoch / lower bound: {fs / lb_strict:.1f}x strict, {fs / lb_pass:.1f}x one pass", flush=True)
 
 
@@ -223,22 +272,31 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--throughput", action="store_true", help="also the older per-option rates")
     ap.add_argument("--full-epoch", action="store_true", help="--throughput: also one full epoch of the best option")
-    ap.add_argument("--ddp-ratings", type=int, default=0,
-                    help="also time one epoch of 1- vs 2-process torchrun/DDP (gloo) on this many ratings")
+    ap.add_argument(
+        "--ddp-ratings",
+        type=int,
+        default=0,
+        help="also time one epoch of 1- vs 2-process torchrun/DDP (gloo) on this many ratings",
+    )
     ap.add_argument("--ddp-only", action="store_true", help="only the DDP comparison (and --analyze)")
     ap.add_argument("--analyze", metavar="RUN", help="also time `embedlab analyze RUN --report` and its size")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"machine: {os.cpu_count()} cpus, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
-          f"(1/5/15 min), torch threads {torch.get_num_threads()}, torch {torch.__version__}")
+    print(
+        f"machine: {os.cpu_count()} cpus, load average {' '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        f"(1/5/15 min), torch threads {torch.get_num_threads()}, torch {torch.__version__}"
+    )
 
     if args.ddp_ratings:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
             secs = {n: ddp_epoch_seconds(n, args, Path(tmp) / f"ddp{n}") for n in (1, 2)}
-        print(f"DDP (gloo, {args.ddp_ratings:,} ratings, bs {args.big_bs}): 1 process {secs[1]:.1f} s/epoch, "
-              f"2 processes {secs[2]:.1f} s/epoch", flush=True)
+        print(
+            f"DDP (gloo, {args.ddp_ratings:,} ratings, bs {args.big_bs}): 1 process {secs[1]:.1f} s/epoch, "
+            f"2 processes {secs[2]:.1f} s/epoch",
+            flush=True,
+        )
     if args.analyze:
         analyze_figures(args.analyze)
     if args.ddp_only:
@@ -246,8 +304,11 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     ds = S.load(users=args.users, items=args.items, ratings=args.ratings)
     t_gen = time.perf_counter() - t0
-    print(f"generate + split: {t_gen:.1f} s, {len(ds.train):,} train rows, dtypes "
-          f"{dict(ds.train.dtypes.astype(str))}, peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    print(
+        f"generate + split: {t_gen:.1f} s, {len(ds.train):,} train rows, dtypes "
+        f"{dict(ds.train.dtypes.astype(str))}, peak RSS {peak_rss_gb():.2f} GB",
+        flush=True,
+    )
     print(f"one epoch, --bs {args.big_bs}, {len(ds.train):,} training ratings, {args.threads} thread(s):", flush=True)
     kernel_epochs(ds, args)
     if args.throughput:
@@ -262,18 +323,30 @@ def throughput(ds, args, t_gen: float) -> None:
     t0 = time.perf_counter()
     users, items, model, learner, y_range = trainer._prepare(ds, config, progress=False)
     t_prep = time.perf_counter() - t0
-    print(f"trainer prepare (codes, tensors, model): {t_prep:.1f} s; load total {t_gen + t_prep:.1f} s; "
-          f"peak RSS {peak_rss_gb():.2f} GB", flush=True)
+    print(
+        f"trainer prepare (codes, tensors, model): {t_prep:.1f} s; load total {t_gen + t_prep:.1f} s; "
+        f"peak RSS {peak_rss_gb():.2f} GB",
+        flush=True,
+    )
     train = (*learner.train_inputs, learner.train_target)
     nu, ni = len(users), len(items)
     params = (nu + ni) * (args.n_factors + 1)
-    print(f"tables: {nu:,} users + {ni:,} items, k = {args.n_factors}: {params / 1e6:.1f}M parameters; "
-          f"--sparse auto -> {'sparse' if model.sparse else 'dense'}", flush=True)
+    print(
+        f"tables: {nu:,} users + {ni:,} items, k = {args.n_factors}: {params / 1e6:.1f}M parameters; "
+        f"--sparse auto -> {'sparse' if model.sparse else 'dense'}",
+        flush=True,
+    )
     # the dense path on the same tensors (--sparse off), as the trainer builds it
     torch.manual_seed(config["seed"])
-    dense = Learner(DotBias(nu, ni, args.n_factors, y_range, init_std=config["init_std"]), train, None,
-                    loss_fn=nn.functional.mse_loss, bs=config["bs"], seed=config["seed"],
-                    regularizer=_row_l2(config["reg"]))
+    dense = Learner(
+        DotBias(nu, ni, args.n_factors, y_range, init_std=config["init_std"]),
+        train,
+        None,
+        loss_fn=nn.functional.mse_loss,
+        bs=config["bs"],
+        seed=config["seed"],
+        regularizer=_row_l2(config["reg"]),
+    )
 
     def run_learner(lrn, bs):
         lrn.bs = bs
@@ -281,9 +354,9 @@ def throughput(ds, args, t_gen: float) -> None:
 
     print(f"throughput ({args.seconds:.0f} s each, ratings/s, {torch.get_num_threads()} torch thread(s)):")
     rates = {}
-    rates["plain DataLoader bs=256"] = timed("plain DataLoader bs=256",
-                                             dataloader_steps(train, nu, ni, args.n_factors, y_range),
-                                             args.seconds)
+    rates["plain DataLoader bs=256"] = timed(
+        "plain DataLoader bs=256", dataloader_steps(train, nu, ni, args.n_factors, y_range), args.seconds
+    )
     rows = [("embedlab default bs=256", learner, 256), ("embedlab --sparse off bs=256", dense, 256)]
     rows += [(f"embedlab --bs {bs}", learner, bs) for bs in (4096, 16384, args.big_bs)]
     rows += [(f"embedlab --sparse off --bs {args.big_bs}", dense, args.big_bs)]
@@ -302,11 +375,14 @@ def throughput(ds, args, t_gen: float) -> None:
         lrn = dense if "--sparse off" in best else learner
         bs = 256 if "default" in best else int(best.split()[-1].split("=")[-1])
         schedule = "one-cycle" if len(train[0]) >= 3 * bs else "constant"  # one-cycle needs 3 steps
-        fit = lrn.fit(fit_config({**config, "bs": bs, "epochs": 1, "schedule": schedule}, CollabOptions), progress=False)
+        fit = lrn.fit(
+            fit_config({**config, "bs": bs, "epochs": 1, "schedule": schedule}, CollabOptions), progress=False
+        )
         row = fit.history[0]
-        print(f"full epoch with {best} (Learner.fit, {len(train[0]):,} ratings): {row['epoch_seconds']:.1f} s, "
-              f"{row['rows_per_second']:,.0f} ratings/s ({row['rows_per_second'] / base:.1f}x the plain loop)")
-
+        print(
+            f"full epoch with {best} (Learner.fit, {len(train[0]):,} ratings): {row['epoch_seconds']:.1f} s, "
+            f"{row['rows_per_second']:,.0f} ratings/s ({row['rows_per_second'] / base:.1f}x the plain loop)"
+        )
 
 
 if __name__ == "__main__":

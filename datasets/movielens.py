@@ -5,6 +5,7 @@ without one, downloads the official archive into the cache with its pinned check
 Harper & Konstan (2015), "The MovieLens Datasets: History and Context", ACM TiiS 5(4):19.
 The data may not be redistributed: embedlab never ships it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,15 +16,41 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, check_ratings, require_dir, require_file,
-                           split_collab, time_cut_option)
+from embedlab.data import (
+    TIME_CUT_SPLITS,
+    Dataset,
+    DatasetSpec,
+    check_ratings,
+    require_dir,
+    require_file,
+    split_collab,
+    time_cut_option,
+)
 from embedlab.errors import DataError
 from embedlab.io.download import Archive
 
 ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
-ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                 "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+ML100K_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 RATING_COLUMNS = ["user", "item", "rating", "timestamp"]
 
 # Checksums: the MD5 values are the ones GroupLens publishes beside each archive
@@ -110,18 +137,32 @@ MOVIELENS_SUBDIRS: dict[str, str] = {
 def _options(canonical: tuple[str, ...], default_split: str, subdir: str) -> list[click.Option]:
     choices = list(canonical) + ["random", "time", *TIME_CUT_SPLITS]
     return [
-        click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
-                     help=f"Folder laid out like the official archive, or the folder holding {subdir}/ "
-                          f"(default: EMBEDLAB_DATA_DIR when it holds {subdir}/); without either the archive "
-                          "is downloaded into the cache (checksum verified)."),
-        click.Option(["--split"], type=click.Choice(choices), default=default_split, show_default=True,
-                     help="Validation split: the dataset's canonical split"
-                          + (f" ({', '.join(canonical)})" if canonical else "")
-                          + ", 'random' (--valid-pct, --seed), 'time' (the latest --valid-pct of ratings), "
-                            "or 'time-before' / 'time-after' (the ratings before / after --time-cut, each with "
-                            "its latest --valid-pct held out: pretrain on one, fine-tune on the other)."),
-        click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
-                     help="Share of ratings held out by the random and time splits."),
+        click.Option(
+            ["--data-dir"],
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            help=f"Folder laid out like the official archive, or the folder holding {subdir}/ "
+            f"(default: EMBEDLAB_DATA_DIR when it holds {subdir}/); without either the archive "
+            "is downloaded into the cache (checksum verified).",
+        ),
+        click.Option(
+            ["--split"],
+            type=click.Choice(choices),
+            default=default_split,
+            show_default=True,
+            help="Validation split: the dataset's canonical split"
+            + (f" ({', '.join(canonical)})" if canonical else "")
+            + ", 'random' (--valid-pct, --seed), 'time' (the latest --valid-pct of ratings), "
+            "or 'time-before' / 'time-after' (the ratings before / after --time-cut, each with "
+            "its latest --valid-pct held out: pretrain on one, fine-tune on the other).",
+        ),
+        click.Option(
+            ["--valid-pct"],
+            type=float,
+            default=0.1,
+            show_default=True,
+            help="Share of ratings held out by the random and time splits.",
+        ),
         time_cut_option(),
     ]
 
@@ -134,19 +175,28 @@ def _folder(name: str, data_dir: Path | None) -> Path:
     return ensure_dataset(MOVIELENS_ARCHIVES[name], MOVIELENS_SUBDIRS[name])
 
 
-def _read_table(path: Path, sep: str, names: list[str], encoding: str = "utf-8",
-                dtype: dict | None = None) -> pd.DataFrame:
+def _read_table(
+    path: Path, sep: str, names: list[str], encoding: str = "utf-8", dtype: dict | None = None
+) -> pd.DataFrame:
     """Read a headerless delimited file, checking its field count."""
     try:
-        df = pd.read_csv(path, sep=sep, header=None, engine="c" if len(sep) == 1 else "python",
-                         encoding=encoding, dtype=dtype if dtype else None, quoting=3)
+        df = pd.read_csv(
+            path,
+            sep=sep,
+            header=None,
+            engine="c" if len(sep) == 1 else "python",
+            encoding=encoding,
+            dtype=dtype if dtype else None,
+            quoting=3,
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
     if df.shape[1] != len(names):
-        raise DataError(f"{path}: expected {len(names)} {sep!r}-separated fields "
-                        f"({', '.join(names)}), found {df.shape[1]}")
+        raise DataError(
+            f"{path}: expected {len(names)} {sep!r}-separated fields ({', '.join(names)}), found {df.shape[1]}"
+        )
     df.columns = names
     return df
 
@@ -157,8 +207,10 @@ def _int_ids(df: pd.DataFrame, cols: list[str], source: Path) -> pd.DataFrame:
         bad_mask = values.isna() | (values != values.round())
         if bad_mask.any():
             bad = df[col][bad_mask].tolist()[0]
-            raise DataError(f"{source}: column {col!r} has a non-integer id {bad!r} "
-                            f"(row {int(np.flatnonzero(bad_mask.to_numpy())[0]) + 1})")
+            raise DataError(
+                f"{source}: column {col!r} has a non-integer id {bad!r} "
+                f"(row {int(np.flatnonzero(bad_mask.to_numpy())[0]) + 1})"
+            )
         df[col] = values.astype(np.int32)
     return df
 
@@ -170,8 +222,10 @@ def _read_ratings_tsv(path: Path) -> pd.DataFrame:
     ts = pd.to_numeric(df["timestamp"], errors="coerce")
     if ts.isna().any():
         row = int(np.flatnonzero(ts.isna().to_numpy())[0]) + 1
-        raise DataError(f"{path}: line {row} has no valid timestamp {df['timestamp'].tolist()[row - 1]!r}; "
-                        f"each line needs 4 tab-separated fields ({', '.join(RATING_COLUMNS)})")
+        raise DataError(
+            f"{path}: line {row} has no valid timestamp {df['timestamp'].tolist()[row - 1]!r}; "
+            f"each line needs 4 tab-separated fields ({', '.join(RATING_COLUMNS)})"
+        )
     df["timestamp"] = ts.astype(np.int64)
     return df
 
@@ -202,75 +256,129 @@ def _year_bucket(year: pd.Series) -> pd.Series:
 
 
 #: the side columns of each role (Dataset.side_features), where the entity table has them
-SIDE_FEATURES = {"user": {"age_bucket": "ordinal", "gender": "category", "occupation": "category",
-                          "zip_region": "category"},
-                 "item": {"year_bucket": "ordinal", "genres": "multi"}}
+SIDE_FEATURES = {
+    "user": {"age_bucket": "ordinal", "gender": "category", "occupation": "category", "zip_region": "category"},
+    "item": {"year_bucket": "ordinal", "genres": "multi"},
+}
 
 
 def _side_features(entities: dict) -> dict[str, dict[str, str]]:
-    return {role: {c: kind for c, kind in cols.items() if c in entities[role]}
-            for role, cols in SIDE_FEATURES.items() if role in entities}
+    return {
+        role: {c: kind for c, kind in cols.items() if c in entities[role]}
+        for role, cols in SIDE_FEATURES.items()
+        if role in entities
+    }
 
 
-def _finish(ds_name: str, ratings: pd.DataFrame, split: str, valid_pct: float, seed: int,
-            canonical: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None, entities: dict,
-            bounds: tuple[float, float], folder: Path, time_cut: Any = 0.5) -> Dataset:
+def _finish(
+    ds_name: str,
+    ratings: pd.DataFrame,
+    split: str,
+    valid_pct: float,
+    seed: int,
+    canonical: dict[str, tuple[pd.DataFrame, pd.DataFrame]] | None,
+    entities: dict,
+    bounds: tuple[float, float],
+    folder: Path,
+    time_cut: Any = 0.5,
+) -> Dataset:
     if canonical is not None and split in canonical:
         train, valid = canonical[split]
         split_info = {"name": split, "canonical": True}
     else:
         train, valid, split_info = split_collab(ratings, split, valid_pct, seed, "timestamp", time_cut)
-    return Dataset(name=ds_name, kind="collab", train=train, valid=valid,
-                   roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
-                   entities=entities, split=split_info, rating_range=bounds,
-                   side_features=_side_features(entities),
-                   info={"folder": str(folder), "n_ratings": int(len(ratings)),
-                         "n_users": int(ratings["user"].nunique()),
-                         "n_items": int(ratings["item"].nunique())})
+    return Dataset(
+        name=ds_name,
+        kind="collab",
+        train=train,
+        valid=valid,
+        roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+        entities=entities,
+        split=split_info,
+        rating_range=bounds,
+        side_features=_side_features(entities),
+        info={
+            "folder": str(folder),
+            "n_ratings": int(len(ratings)),
+            "n_users": int(ratings["user"].nunique()),
+            "n_items": int(ratings["item"].nunique()),
+        },
+    )
 
 
 # ---------------------------------------------------------------- 100K
 
-def load_ml100k(data_dir: Path | None = None, split: str = "u1", valid_pct: float = 0.1,
-                seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
+
+def load_ml100k(
+    data_dir: Path | None = None,
+    split: str = "u1",
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    time_cut: Any = 0.5,
+    **_: Any,
+) -> Dataset:
     name = "movielens-100k"
     folder = _folder(name, data_dir)
     ratings = _read_ratings_tsv(require_file(folder, "u.data", name))
     item_path = require_file(folder, "u.item", name)
-    items = _read_table(item_path, "|", ["item", "title", "release_date", "video_release_date", "url"]
-                        + ML100K_GENRES, encoding="latin-1")
+    items = _read_table(
+        item_path,
+        "|",
+        ["item", "title", "release_date", "video_release_date", "url"] + ML100K_GENRES,
+        encoding="latin-1",
+    )
     items = _int_ids(items, ["item"], item_path).set_index("item")
     flags = items[ML100K_GENRES].fillna(0).astype(int).to_numpy(dtype=bool)
     genres = ["|".join(g for g, f in zip(ML100K_GENRES, row) if f) or "unknown" for row in flags]
     release = pd.to_datetime(items["release_date"], format="%d-%b-%Y", errors="coerce")
     year = _year_from_title(items["title"].astype(str)).fillna(release.dt.year)
-    item_meta = pd.DataFrame({"label": items["title"].astype(str), "year": year,
-                              "genres": genres, "genre": _primary_genre(pd.Series(genres, index=items.index)),
-                              "release_date": release.dt.strftime("%Y-%m-%d"), "year_bucket": _year_bucket(year)},
-                             index=items.index)
+    item_meta = pd.DataFrame(
+        {
+            "label": items["title"].astype(str),
+            "year": year,
+            "genres": genres,
+            "genre": _primary_genre(pd.Series(genres, index=items.index)),
+            "release_date": release.dt.strftime("%Y-%m-%d"),
+            "year_bucket": _year_bucket(year),
+        },
+        index=items.index,
+    )
     item_meta.attrs["color_column"] = "genre"
     entities = {"item": item_meta}
     user_path = folder / "u.user"
     if user_path.is_file():
         users = _read_table(user_path, "|", ["user", "age", "gender", "occupation", "zip"])
         users = _int_ids(users, ["user"], user_path).set_index("user")
-        entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
-                                         "age": users["age"], "gender": users["gender"],
-                                         "occupation": users["occupation"], "age_bucket": _age_bucket(users["age"]),
-                                         "zip_region": _zip_region(users["zip"])}, index=users.index)
+        entities["user"] = pd.DataFrame(
+            {
+                "label": "user " + users.index.astype(str),
+                "age": users["age"],
+                "gender": users["gender"],
+                "occupation": users["occupation"],
+                "age_bucket": _age_bucket(users["age"]),
+                "zip_region": _zip_region(users["zip"]),
+            },
+            index=users.index,
+        )
     canonical = None
     if split in ML100K_SPLITS:
-        canonical = {split: (_read_ratings_tsv(require_file(folder, f"{split}.base", name)),
-                             _read_ratings_tsv(require_file(folder, f"{split}.test", name)))}
+        canonical = {
+            split: (
+                _read_ratings_tsv(require_file(folder, f"{split}.base", name)),
+                _read_ratings_tsv(require_file(folder, f"{split}.test", name)),
+            )
+        }
     return _finish(name, ratings, split, valid_pct, seed, canonical, entities, (1.0, 5.0), folder, time_cut)
 
 
 # ---------------------------------------------------------------- CSV editions (latest-small, 25M, 32M)
 
+
 def _read_ratings_csv(path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype={"userId": "int32", "movieId": "int32", "rating": "float32",
-                                      "timestamp": "int64"}, engine="c")
+        df = pd.read_csv(
+            path, dtype={"userId": "int32", "movieId": "int32", "rating": "float32", "timestamp": "int64"}, engine="c"
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except ValueError as exc:
@@ -303,9 +411,15 @@ def _movies_csv(path: Path) -> pd.DataFrame:
     movies = _int_ids(movies, ["movieId"], path)
     movies = movies.set_index("movieId")
     genres = movies["genres"].replace("(no genres listed)", "unknown").fillna("unknown")
-    meta = pd.DataFrame({"label": movies["title"].astype(str),
-                         "year": _year_from_title(movies["title"].astype(str).str.strip()),
-                         "genres": genres, "genre": _primary_genre(genres)}, index=movies.index.rename("item"))
+    meta = pd.DataFrame(
+        {
+            "label": movies["title"].astype(str),
+            "year": _year_from_title(movies["title"].astype(str).str.strip()),
+            "genres": genres,
+            "genre": _primary_genre(genres),
+        },
+        index=movies.index.rename("item"),
+    )
     meta["year_bucket"] = _year_bucket(meta["year"])
     meta.attrs["color_column"] = "genre"
     return meta
@@ -330,8 +444,13 @@ def _ratings_csv_chunks(path: Path, chunksize: int | None = None):
         try:
             header = pd.read_csv(path, nrows=0)
             require_columns(header, list(CSV_DTYPES), str(path))
-            reader = pd.read_csv(path, usecols=usecols, dtype={c: CSV_DTYPES[c] for c in usecols}, engine="c",
-                                 chunksize=chunksize or CSV_CHUNK)
+            reader = pd.read_csv(
+                path,
+                usecols=usecols,
+                dtype={c: CSV_DTYPES[c] for c in usecols},
+                engine="c",
+                chunksize=chunksize or CSV_CHUNK,
+            )
             for chunk in reader:
                 chunk = chunk.rename(columns=names)[[names[c] for c in usecols]]
                 if "rating" in chunk:
@@ -347,8 +466,15 @@ def _ratings_csv_chunks(path: Path, chunksize: int | None = None):
 
 
 def _csv_loader(name: str):
-    def load(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-             seed: int = 42, time_cut: Any = 0.5, shard: Any = None, **_: Any) -> Dataset:
+    def load(
+        data_dir: Path | None = None,
+        split: str = "random",
+        valid_pct: float = 0.1,
+        seed: int = 42,
+        time_cut: Any = 0.5,
+        shard: Any = None,
+        **_: Any,
+    ) -> Dataset:
         """With ``shard`` (torchrun ``--shard-data``) ratings.csv is read in chunks and only the
         validation rows and this rank's training shard are kept (embedlab.data.read_sharded)."""
         folder = _folder(name, data_dir)
@@ -359,21 +485,36 @@ def _csv_loader(name: str):
             return _finish(name, ratings, split, valid_pct, seed, None, entities, (0.5, 5.0), folder, time_cut)
         from embedlab.data import read_sharded
 
-        train, valid, split_info, shard_info = read_sharded(_ratings_csv_chunks(path), shard, split, valid_pct,
-                                                            seed, "timestamp", time_cut)
-        return Dataset(name=name, kind="collab", train=train, valid=valid,
-                       roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
-                       entities=entities, split=split_info, rating_range=(0.5, 5.0),
-                       side_features=_side_features(entities),
-                       info={"folder": str(folder), "n_ratings": shard_info["rows"], "shard": shard_info})
+        train, valid, split_info, shard_info = read_sharded(
+            _ratings_csv_chunks(path), shard, split, valid_pct, seed, "timestamp", time_cut
+        )
+        return Dataset(
+            name=name,
+            kind="collab",
+            train=train,
+            valid=valid,
+            roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+            entities=entities,
+            split=split_info,
+            rating_range=(0.5, 5.0),
+            side_features=_side_features(entities),
+            info={"folder": str(folder), "n_ratings": shard_info["rows"], "shard": shard_info},
+        )
 
     return load
 
 
 # ---------------------------------------------------------------- 1M
 
-def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-              seed: int = 42, time_cut: Any = 0.5, **_: Any) -> Dataset:
+
+def load_ml1m(
+    data_dir: Path | None = None,
+    split: str = "random",
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    time_cut: Any = 0.5,
+    **_: Any,
+) -> Dataset:
     name = "movielens-1m"
     folder = _folder(name, data_dir)
     path = require_file(folder, "ratings.dat", name)
@@ -385,21 +526,32 @@ def load_ml1m(data_dir: Path | None = None, split: str = "random", valid_pct: fl
     if mpath.is_file():
         movies = _read_table(mpath, "::", ["item", "title", "genres"], encoding="latin-1")
         movies = _int_ids(movies, ["item"], mpath).set_index("item")
-        entities["item"] = pd.DataFrame({"label": movies["title"].astype(str),
-                                         "year": _year_from_title(movies["title"].astype(str)),
-                                         "genres": movies["genres"],
-                                         "genre": _primary_genre(movies["genres"]),
-                                         "year_bucket": _year_bucket(_year_from_title(movies["title"].astype(str)))},
-                                        index=movies.index)
+        entities["item"] = pd.DataFrame(
+            {
+                "label": movies["title"].astype(str),
+                "year": _year_from_title(movies["title"].astype(str)),
+                "genres": movies["genres"],
+                "genre": _primary_genre(movies["genres"]),
+                "year_bucket": _year_bucket(_year_from_title(movies["title"].astype(str))),
+            },
+            index=movies.index,
+        )
     upath = folder / "users.dat"
     if upath.is_file():
         users = _read_table(upath, "::", ["user", "gender", "age", "occupation", "zip"])
         users = _int_ids(users, ["user"], upath).set_index("user")
         # 1M's age is already a bucket (1: under 18, 18: 18-24, ... 56: 56+), occupation a code
-        entities["user"] = pd.DataFrame({"label": "user " + users.index.astype(str),
-                                         "age": users["age"], "gender": users["gender"],
-                                         "occupation": users["occupation"], "age_bucket": users["age"],
-                                         "zip_region": _zip_region(users["zip"])}, index=users.index)
+        entities["user"] = pd.DataFrame(
+            {
+                "label": "user " + users.index.astype(str),
+                "age": users["age"],
+                "gender": users["gender"],
+                "occupation": users["occupation"],
+                "age_bucket": users["age"],
+                "zip_region": _zip_region(users["zip"]),
+            },
+            index=users.index,
+        )
     return _finish(name, ratings, split, valid_pct, seed, None, entities, (1.0, 5.0), folder, time_cut)
 
 
@@ -414,26 +566,61 @@ def _fetcher(name: str):
 TRAINER = "collab"
 
 SPECS = [
-    DatasetSpec("movielens-100k", "collab",
-                "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, 1998; canonical splits u1-u5, ua, ub",
-                load_ml100k, _options(ML100K_SPLITS, "u1", "ml-100k"), ML100K_SPLITS, _fetcher("movielens-100k"),
-                "https://grouplens.org/datasets/movielens/100k/ (no redistribution)", trainer=TRAINER),
-    DatasetSpec("movielens-latest-small", "collab",
-                "MovieLens latest-small: ~100,000 ratings (0.5-5) of ~9,700 movies by 610 users",
-                _csv_loader("movielens-latest-small"), _options((), "random", "ml-latest-small"), (),
-                _fetcher("movielens-latest-small"), "https://grouplens.org/datasets/movielens/latest/", trainer=TRAINER),
-    DatasetSpec("movielens-1m", "collab",
-                "MovieLens 1M: 1,000,209 ratings (1-5) of ~3,900 movies by 6,040 users, 2003",
-                load_ml1m, _options((), "random", "ml-1m"), (), _fetcher("movielens-1m"),
-                "https://grouplens.org/datasets/movielens/1m/ (no redistribution)", trainer=TRAINER),
-    DatasetSpec("movielens-25m", "collab",
-                "MovieLens 25M: 25,000,095 ratings (0.5-5) of 62,423 movies by 162,541 users, 2019",
-                _csv_loader("movielens-25m"), _options((), "random", "ml-25m"), (), _fetcher("movielens-25m"),
-                "https://grouplens.org/datasets/movielens/25m/ (no redistribution)", trainer=TRAINER),
-    DatasetSpec("movielens-32m", "collab",
-                "MovieLens 32M: 32,000,204 ratings (0.5-5) of 87,585 movies by 200,948 users, 2023",
-                _csv_loader("movielens-32m"), _options((), "random", "ml-32m"), (), _fetcher("movielens-32m"),
-                "https://grouplens.org/datasets/movielens/32m/ (no redistribution)", trainer=TRAINER),
+    DatasetSpec(
+        "movielens-100k",
+        "collab",
+        "MovieLens 100K: 100,000 ratings (1-5) of 1,682 movies by 943 users, 1998; canonical splits u1-u5, ua, ub",
+        load_ml100k,
+        _options(ML100K_SPLITS, "u1", "ml-100k"),
+        ML100K_SPLITS,
+        _fetcher("movielens-100k"),
+        "https://grouplens.org/datasets/movielens/100k/ (no redistribution)",
+        trainer=TRAINER,
+    ),
+    DatasetSpec(
+        "movielens-latest-small",
+        "collab",
+        "MovieLens latest-small: ~100,000 ratings (0.5-5) of ~9,700 movies by 610 users",
+        _csv_loader("movielens-latest-small"),
+        _options((), "random", "ml-latest-small"),
+        (),
+        _fetcher("movielens-latest-small"),
+        "https://grouplens.org/datasets/movielens/latest/",
+        trainer=TRAINER,
+    ),
+    DatasetSpec(
+        "movielens-1m",
+        "collab",
+        "MovieLens 1M: 1,000,209 ratings (1-5) of ~3,900 movies by 6,040 users, 2003",
+        load_ml1m,
+        _options((), "random", "ml-1m"),
+        (),
+        _fetcher("movielens-1m"),
+        "https://grouplens.org/datasets/movielens/1m/ (no redistribution)",
+        trainer=TRAINER,
+    ),
+    DatasetSpec(
+        "movielens-25m",
+        "collab",
+        "MovieLens 25M: 25,000,095 ratings (0.5-5) of 62,423 movies by 162,541 users, 2019",
+        _csv_loader("movielens-25m"),
+        _options((), "random", "ml-25m"),
+        (),
+        _fetcher("movielens-25m"),
+        "https://grouplens.org/datasets/movielens/25m/ (no redistribution)",
+        trainer=TRAINER,
+    ),
+    DatasetSpec(
+        "movielens-32m",
+        "collab",
+        "MovieLens 32M: 32,000,204 ratings (0.5-5) of 87,585 movies by 200,948 users, 2023",
+        _csv_loader("movielens-32m"),
+        _options((), "random", "ml-32m"),
+        (),
+        _fetcher("movielens-32m"),
+        "https://grouplens.org/datasets/movielens/32m/ (no redistribution)",
+        trainer=TRAINER,
+    ),
 ]
 
 #: files a folder of each archive holds (how EMBEDLAB_DATA_DIR is recognised as that folder itself)

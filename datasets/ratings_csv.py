@@ -1,4 +1,5 @@
 """``ratings-csv``: the user's own ratings, from CSV (any delimiter pandas sniffs) or Parquet."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,30 +10,57 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, check_ratings, require_columns, split_collab,
-                           time_cut_option)
+from embedlab.data import (
+    TIME_CUT_SPLITS,
+    Dataset,
+    DatasetSpec,
+    check_ratings,
+    require_columns,
+    split_collab,
+    time_cut_option,
+)
 from embedlab.errors import DataError, UsageError
 
 OPTIONS = [
-    click.Option(["--file"], type=click.Path(path_type=Path), required=True,
-                 help="Ratings file: .csv/.tsv/.txt (delimiter sniffed) or .parquet."),
+    click.Option(
+        ["--file"],
+        type=click.Path(path_type=Path),
+        required=True,
+        help="Ratings file: .csv/.tsv/.txt (delimiter sniffed) or .parquet.",
+    ),
     click.Option(["--user"], required=True, help="Column holding the user id."),
     click.Option(["--item"], required=True, help="Column holding the item id."),
     click.Option(["--rating"], required=True, help="Column holding the rating (a number)."),
     click.Option(["--timestamp"], default=None, help="Column holding the time (enables --split time)."),
-    click.Option(["--items", "items_file"], type=click.Path(path_type=Path), default=None,
-                 help="Optional item file; its other columns become item metadata."),
+    click.Option(
+        ["--items", "items_file"],
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Optional item file; its other columns become item metadata.",
+    ),
     click.Option(["--item-key"], default=None, help="Item id column in --items (default: --item)."),
     click.Option(["--item-label"], default=None, help="Column of --items a person reads (e.g. title)."),
-    click.Option(["--user-features"], type=click.Path(path_type=Path), default=None,
-                 help="Optional user file: the user id column (named as --user, else the first), every "
-                      "other column a side feature of the users (values joined by '|' are several: "
-                      "multi); the collab trainer's --features side embeds them."),
-    click.Option(["--item-features"], type=click.Path(path_type=Path), default=None,
-                 help="Optional item file, as --user-features for the items (merged with --items)."),
-    click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
-                 show_default=True,
-                 help="Validation split: random, time, or time-before / time-after (--time-cut; need --timestamp)."),
+    click.Option(
+        ["--user-features"],
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Optional user file: the user id column (named as --user, else the first), every "
+        "other column a side feature of the users (values joined by '|' are several: "
+        "multi); the collab trainer's --features side embeds them.",
+    ),
+    click.Option(
+        ["--item-features"],
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Optional item file, as --user-features for the items (merged with --items).",
+    ),
+    click.Option(
+        ["--split"],
+        type=click.Choice(["random", "time", *TIME_CUT_SPLITS]),
+        default="random",
+        show_default=True,
+        help="Validation split: random, time, or time-before / time-after (--time-cut; need --timestamp).",
+    ),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
     time_cut_option(),
 ]
@@ -54,7 +82,9 @@ def read_table(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except Exception as exc:  # noqa: BLE001 - any parser failure is a user-data problem
-        raise DataError(f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise DataError(
+            f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
 
 
 def _sniff_sep(path: Path) -> str:
@@ -74,11 +104,11 @@ def _sniff_sep(path: Path) -> str:
 CHUNK = 2_000_000
 
 
-def _ratings_frame(df: pd.DataFrame, file: Path, user: str, item: str, rating: str,
-                   timestamp: str | None) -> pd.DataFrame:
+def _ratings_frame(
+    df: pd.DataFrame, file: Path, user: str, item: str, rating: str, timestamp: str | None
+) -> pd.DataFrame:
     """The checked user/item/rating(/timestamp) frame of the file's rows ``df``."""
-    frame = pd.DataFrame({"user": df[user], "item": df[item],
-                          "rating": check_ratings(df, rating, str(file))})
+    frame = pd.DataFrame({"user": df[user], "item": df[item], "rating": check_ratings(df, rating, str(file))})
     if timestamp:
         ts = df[timestamp]
         if not pd.api.types.is_numeric_dtype(ts):
@@ -102,11 +132,23 @@ def _raw_chunks(path: Path, cols: list[str]):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=CHUNK, columns=cols):
             yield batch.to_pandas()
         return
-    yield from pd.read_csv(path, sep=_sniff_sep(path), keep_default_na=False, na_values=[""], usecols=cols, chunksize=CHUNK)
+    yield from pd.read_csv(
+        path, sep=_sniff_sep(path), keep_default_na=False, na_values=[""], usecols=cols, chunksize=CHUNK
+    )
 
 
-def _load_shard(shard: Any, file: Path, user: str, item: str, rating: str, timestamp: str | None,
-                split: str, valid_pct: float, seed: int, time_cut: Any):
+def _load_shard(
+    shard: Any,
+    file: Path,
+    user: str,
+    item: str,
+    rating: str,
+    timestamp: str | None,
+    split: str,
+    valid_pct: float,
+    seed: int,
+    time_cut: Any,
+):
     """(train, valid, split info, shard info, rating range) keeping only the validation rows and
     this rank's training shard (embedlab.data.read_sharded). Ids are parsed chunk by chunk, so
     an id column must hold one kind of value (numbers, or text) throughout the file."""
@@ -131,23 +173,37 @@ def _load_shard(shard: Any, file: Path, user: str, item: str, rating: str, times
                 yield frame
         except (DataError, ValueError, KeyError, OSError) as exc:
             # the whole-file read gives the one-line error that names the row
-            load(file, user, item, rating, timestamp, split=split, valid_pct=valid_pct, seed=seed,
-                 time_cut=time_cut)
-            raise DataError(f"{file}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
-                from None
+            load(file, user, item, rating, timestamp, split=split, valid_pct=valid_pct, seed=seed, time_cut=time_cut)
+            raise DataError(
+                f"{file}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            ) from None
         if n == 0:
             raise DataError(f"{file}: no ratings (the file has a header but no rows)")
 
-    train, valid, split_info, shard_info = read_sharded(chunks, shard, split, valid_pct, seed,
-                                                        "timestamp" if timestamp else None, time_cut)
+    train, valid, split_info, shard_info = read_sharded(
+        chunks, shard, split, valid_pct, seed, "timestamp" if timestamp else None, time_cut
+    )
     return train, valid, split_info, shard_info, (bounds[0], bounds[1])
 
 
-def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = None,
-         items_file: Path | None = None, item_key: str | None = None, item_label: str | None = None,
-         split: str = "random", valid_pct: float = 0.1, seed: int = 42, time_cut: Any = 0.5,
-         shard: Any = None, user_features: Path | None = None, item_features: Path | None = None,
-         **_: Any) -> Dataset:
+def load(
+    file: Path,
+    user: str,
+    item: str,
+    rating: str,
+    timestamp: str | None = None,
+    items_file: Path | None = None,
+    item_key: str | None = None,
+    item_label: str | None = None,
+    split: str = "random",
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    time_cut: Any = 0.5,
+    shard: Any = None,
+    user_features: Path | None = None,
+    item_features: Path | None = None,
+    **_: Any,
+) -> Dataset:
     """The ratings file as a Dataset; with ``shard`` (torchrun ``--shard-data``) read in chunks,
     keeping only the validation rows and this rank's training shard."""
     if not timestamp and (split == "time" or split in TIME_CUT_SPLITS):
@@ -155,7 +211,8 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
     info: dict[str, Any] = {}
     if shard is not None:
         train, valid, split_info, info["shard"], (lo, hi) = _load_shard(
-            shard, file, user, item, rating, timestamp, split, valid_pct, seed, time_cut)
+            shard, file, user, item, rating, timestamp, split, valid_pct, seed, time_cut
+        )
         item_dtype = train["item"].dtype
     else:
         df = read_table(Path(file))
@@ -166,8 +223,9 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         frame = _ratings_frame(df, Path(file), user, item, rating, timestamp)
         del df
         item_dtype = frame["item"].dtype
-        train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp" if timestamp else None,
-                                                time_cut)
+        train, valid, split_info = split_collab(
+            frame, split, valid_pct, seed, "timestamp" if timestamp else None, time_cut
+        )
         lo, hi = float(frame["rating"].min()), float(frame["rating"].max())
     entities = {}
     if items_file is not None:
@@ -181,16 +239,19 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
         try:
             meta.index = meta.index.astype(item_dtype)
         except (TypeError, ValueError):
-            raise DataError(f"{items_file}: column {key!r} does not match the type of "
-                            f"{file}'s column {item!r}") from None
+            raise DataError(
+                f"{items_file}: column {key!r} does not match the type of {file}'s column {item!r}"
+            ) from None
         if "label" in meta and item_label != "label":  # the file's own 'label' stays, under another name
             meta = meta.rename(columns={"label": "label_"})
         if item_label:
             meta = meta.rename(columns={item_label: "label"})
         entities["item"] = meta
     side: dict[str, dict[str, str]] = {}
-    for role, path, col, dtype in (("user", user_features, user, train["user"].dtype),
-                                   ("item", item_features, item, item_dtype)):
+    for role, path, col, dtype in (
+        ("user", user_features, user, train["user"].dtype),
+        ("item", item_features, item, item_dtype),
+    ):
         if path is None:
             continue
         feats, side[role] = _side_file(Path(path), col, dtype, file)
@@ -200,12 +261,22 @@ def load(file: Path, user: str, item: str, rating: str, timestamp: str | None = 
                 raise DataError(f"{path}: column {clash[0]!r} is also a column of --items {items_file}")
             feats = entities[role].join(feats, how="outer")
         entities[role] = feats
-    return Dataset(name="ratings-csv", kind="collab", train=train, valid=valid, side_features=side,
-                   roles={"user": "user", "item": "item", "rating": "rating",
-                          "timestamp": "timestamp" if timestamp else None},
-                   entities=entities, split=split_info, rating_range=(lo, hi),
-                   info={**info, "file": str(file), "columns": {"user": user, "item": item, "rating": rating,
-                                                        "timestamp": timestamp}})
+    return Dataset(
+        name="ratings-csv",
+        kind="collab",
+        train=train,
+        valid=valid,
+        side_features=side,
+        roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp" if timestamp else None},
+        entities=entities,
+        split=split_info,
+        rating_range=(lo, hi),
+        info={
+            **info,
+            "file": str(file),
+            "columns": {"user": user, "item": item, "rating": rating, "timestamp": timestamp},
+        },
+    )
 
 
 def _side_file(path: Path, key_col: str, dtype, ratings: Path) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -217,18 +288,23 @@ def _side_file(path: Path, key_col: str, dtype, ratings: Path) -> tuple[pd.DataF
     if len(table.columns) < 2:
         raise DataError(f"{path}: no feature columns besides the key {key!r}")
     if table[key].duplicated().any():
-        raise DataError(f"{path}: key {table[key][table[key].duplicated()].tolist()[0]!r} appears twice in column {key!r}")
+        raise DataError(
+            f"{path}: key {table[key][table[key].duplicated()].tolist()[0]!r} appears twice in column {key!r}"
+        )
     table = table.set_index(key)
     try:
         table.index = table.index.astype(dtype)
     except (TypeError, ValueError):
         raise DataError(f"{path}: column {key!r} does not match the type of {ratings}'s ids") from None
-    kinds = {str(c): "multi" if table[c].astype(str).str.contains("|", regex=False).any() else "category"
-             for c in table.columns}
+    kinds = {
+        str(c): "multi" if table[c].astype(str).str.contains("|", regex=False).any() else "category"
+        for c in table.columns
+    }
     return table.rename(columns=str), kinds
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec("ratings-csv", "collab", "Your own ratings: a CSV or Parquet file",
-                         load, OPTIONS, trainer="collab"))
+    register(
+        DatasetSpec("ratings-csv", "collab", "Your own ratings: a CSV or Parquet file", load, OPTIONS, trainer="collab")
+    )

@@ -9,6 +9,7 @@ The planted ``true_bias`` and ``genre`` are kept as entity metadata, so tests an
 can check that training recovers them. Item popularity follows a Zipf law, as real
 catalogues do, so rating counts vary widely.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,35 +19,65 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import (TIME_CUT_SPLITS, Dataset, DatasetSpec, RowShard, read_sharded, split_collab,
-                           time_cut_option)
+from embedlab.data import TIME_CUT_SPLITS, Dataset, DatasetSpec, RowShard, read_sharded, split_collab, time_cut_option
 from embedlab.errors import UsageError
 
 OPTIONS = [
     click.Option(["--users"], type=click.IntRange(2), default=800, show_default=True, help="Number of users."),
     click.Option(["--items"], type=click.IntRange(2), default=500, show_default=True, help="Number of items."),
-    click.Option(["--ratings"], type=click.IntRange(10), default=60_000, show_default=True,
-                 help="Number of ratings (distinct user-item pairs are not enforced beyond chance)."),
-    click.Option(["--genres"], type=click.IntRange(1, 50), default=4, show_default=True,
-                 help="Number of planted latent genres."),
-    click.Option(["--noise"], type=click.FloatRange(0), default=0.5, show_default=True,
-                 help="Standard deviation of the rating noise."),
-    click.Option(["--taste"], type=click.FloatRange(0), default=0.8, show_default=True,
-                 help="Planted genre strength: standard deviation of each user's liking of each genre "
-                      "(in stars; 0: genres do not matter)."),
-    click.Option(["--popularity"], type=click.FloatRange(0), default=0.8, show_default=True,
-                 help="Zipf exponent of item popularity (0: every item equally often rated)."),
-    click.Option(["--split"], type=click.Choice(["random", "time", *TIME_CUT_SPLITS]), default="random",
-                 show_default=True,
-                 help="Validation split: random, time, or time-before / time-after (--time-cut)."),
+    click.Option(
+        ["--ratings"],
+        type=click.IntRange(10),
+        default=60_000,
+        show_default=True,
+        help="Number of ratings (distinct user-item pairs are not enforced beyond chance).",
+    ),
+    click.Option(
+        ["--genres"], type=click.IntRange(1, 50), default=4, show_default=True, help="Number of planted latent genres."
+    ),
+    click.Option(
+        ["--noise"],
+        type=click.FloatRange(0),
+        default=0.5,
+        show_default=True,
+        help="Standard deviation of the rating noise.",
+    ),
+    click.Option(
+        ["--taste"],
+        type=click.FloatRange(0),
+        default=0.8,
+        show_default=True,
+        help="Planted genre strength: standard deviation of each user's liking of each genre "
+        "(in stars; 0: genres do not matter).",
+    ),
+    click.Option(
+        ["--popularity"],
+        type=click.FloatRange(0),
+        default=0.8,
+        show_default=True,
+        help="Zipf exponent of item popularity (0: every item equally often rated).",
+    ),
+    click.Option(
+        ["--split"],
+        type=click.Choice(["random", "time", *TIME_CUT_SPLITS]),
+        default="random",
+        show_default=True,
+        help="Validation split: random, time, or time-before / time-after (--time-cut).",
+    ),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
     time_cut_option(),
-    click.Option(["--shuffle-truth"], is_flag=True,
-                 help="Negative control: shuffle the planted genre and bias labels after generating."),
-    click.Option(["--readable-names"], is_flag=True,
-                 help="Name the planted genres (Space Opera, Film Noir, ...) and give every item a film "
-                      "title of its genre ('The Crimson Starship (1977)'; a repeated title becomes a sequel, "
-                      "II, III...) instead of 'item 12 (genre 2)'. The ratings are the same either way."),
+    click.Option(
+        ["--shuffle-truth"],
+        is_flag=True,
+        help="Negative control: shuffle the planted genre and bias labels after generating.",
+    ),
+    click.Option(
+        ["--readable-names"],
+        is_flag=True,
+        help="Name the planted genres (Space Opera, Film Noir, ...) and give every item a film "
+        "title of its genre ('The Crimson Starship (1977)'; a repeated title becomes a sequel, "
+        "II, III...) instead of 'item 12 (genre 2)'. The ratings are the same either way.",
+    ),
 ]
 
 
@@ -66,8 +97,24 @@ GENRE_TITLES = [
     ("Martial Arts", ["Fist", "Temple", "Tiger", "Master", "Dojo", "Blade", "Monk", "Crane"]),
     ("Documentary", ["Ocean", "Glacier", "Desert", "River", "Volcano", "Reef", "Savanna", "Tundra"]),
 ]
-TITLE_WORDS = ["Crimson", "Silent", "Last", "Distant", "Iron", "Hollow", "Burning", "Frozen", "Golden",
-               "Midnight", "Broken", "Secret", "Wild", "Lonely", "Little", "Endless"]
+TITLE_WORDS = [
+    "Crimson",
+    "Silent",
+    "Last",
+    "Distant",
+    "Iron",
+    "Hollow",
+    "Burning",
+    "Frozen",
+    "Golden",
+    "Midnight",
+    "Broken",
+    "Secret",
+    "Wild",
+    "Lonely",
+    "Little",
+    "Endless",
+]
 ROMAN = ["", " II", " III", " IV", " V", " VI", " VII", " VIII", " IX", " X"]
 
 
@@ -110,9 +157,16 @@ def _chunked(n: int, dtype, draw) -> np.ndarray:
     return out
 
 
-def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4,
-             noise: float = 0.5, seed: int = 42, taste: float = 0.8,
-             popularity: float = 0.8) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def generate(
+    users: int = 800,
+    items: int = 500,
+    ratings: int = 60_000,
+    genres: int = 4,
+    noise: float = 0.5,
+    seed: int = 42,
+    taste: float = 0.8,
+    popularity: float = 0.8,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(ratings, user metadata, item metadata) with the planted truth in the metadata."""
     rng = np.random.default_rng(seed)
     item_genre = rng.integers(0, genres, size=items)
@@ -136,29 +190,57 @@ def generate(users: int = 800, items: int = 500, ratings: int = 60_000, genres: 
     for start in range(0, ratings, CHUNK):
         stop = min(start + CHUNK, ratings)
         uc, ic = u[start:stop], i[start:stop]
-        rc = 3.5 + user_bias[uc] + item_bias[ic] + tastes[uc, genre_of[ic]] \
+        rc = (
+            3.5
+            + user_bias[uc]
+            + item_bias[ic]
+            + tastes[uc, genre_of[ic]]
             + rng.normal(0, noise, size=stop - start).astype(np.float32)
+        )
         r[start:stop] = np.clip(np.round(rc * 2) / 2, 1.0, 5.0)
     ts = _chunked(ratings, np.int32, lambda n: rng.integers(1_500_000_000, 1_600_000_000, size=n))
     ts.sort()
     u += 1
     i += 1
     frame = pd.DataFrame({"user": u, "item": i, "rating": r, "timestamp": ts}, copy=False)
-    item_meta = pd.DataFrame({"label": [f"item {k + 1} (genre {g})" for k, g in enumerate(item_genre)],
-                              "genre": [f"genre {g}" for g in item_genre], "true_bias": item_bias},
-                             index=pd.Index(np.arange(1, items + 1, dtype=np.int64), name="item"))
+    item_meta = pd.DataFrame(
+        {
+            "label": [f"item {k + 1} (genre {g})" for k, g in enumerate(item_genre)],
+            "genre": [f"genre {g}" for g in item_genre],
+            "true_bias": item_bias,
+        },
+        index=pd.Index(np.arange(1, items + 1, dtype=np.int64), name="item"),
+    )
     item_meta.attrs["color_column"] = "genre"
     fav = tastes.argmax(1)
-    user_meta = pd.DataFrame({"label": [f"user {k + 1}" for k in range(users)], "true_bias": user_bias,
-                              "favourite_genre": [f"genre {g}" for g in fav]},
-                             index=pd.Index(np.arange(1, users + 1, dtype=np.int64), name="user"))
+    user_meta = pd.DataFrame(
+        {
+            "label": [f"user {k + 1}" for k in range(users)],
+            "true_bias": user_bias,
+            "favourite_genre": [f"genre {g}" for g in fav],
+        },
+        index=pd.Index(np.arange(1, users + 1, dtype=np.int64), name="user"),
+    )
     return frame, user_meta, item_meta
 
 
-def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int = 4, noise: float = 0.5,
-         taste: float = 0.8, popularity: float = 0.8,
-         split: str = "random", valid_pct: float = 0.1, seed: int = 42, shuffle_truth: bool = False,
-         time_cut: Any = 0.5, shard: RowShard | None = None, readable_names: bool = False, **_: Any) -> Dataset:
+def load(
+    users: int = 800,
+    items: int = 500,
+    ratings: int = 60_000,
+    genres: int = 4,
+    noise: float = 0.5,
+    taste: float = 0.8,
+    popularity: float = 0.8,
+    split: str = "random",
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    shuffle_truth: bool = False,
+    time_cut: Any = 0.5,
+    shard: RowShard | None = None,
+    readable_names: bool = False,
+    **_: Any,
+) -> Dataset:
     """The dataset; with ``shard`` (torchrun ``--shard-data``) only the validation rows and this
     rank's training shard are kept. Every rank still draws every row, in lean columns: the set
     is one seeded random stream, drawn in order, so a rank cannot draw just its rows (the
@@ -180,21 +262,52 @@ def load(users: int = 800, items: int = 500, ratings: int = 60_000, genres: int 
         whole = [frame]
         del frame  # read_sharded's chunks hold the only reference: dropped once the shard is cut
         train, valid, split_info, info["shard"] = read_sharded(
-            lambda columns: whole if columns is None else [whole[0][columns]], shard, split, valid_pct, seed,
-            "timestamp", time_cut)
+            lambda columns: whole if columns is None else [whole[0][columns]],
+            shard,
+            split,
+            valid_pct,
+            seed,
+            "timestamp",
+            time_cut,
+        )
         whole.clear()
     else:
         train, valid, split_info = split_collab(frame, split, valid_pct, seed, "timestamp", time_cut)
-    return Dataset(name="synthetic-collab", kind="collab", train=train, valid=valid,
-                   roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
-                   entities={"user": user_meta, "item": item_meta}, split=split_info, rating_range=(1.0, 5.0),
-                   info={**info, "generator": {"users": users, "items": items, "ratings": ratings, "genres": genres,
-                                       "noise": noise, "taste": taste, "popularity": popularity, "seed": seed,
-                                       "shuffle_truth": shuffle_truth}})
+    return Dataset(
+        name="synthetic-collab",
+        kind="collab",
+        train=train,
+        valid=valid,
+        roles={"user": "user", "item": "item", "rating": "rating", "timestamp": "timestamp"},
+        entities={"user": user_meta, "item": item_meta},
+        split=split_info,
+        rating_range=(1.0, 5.0),
+        info={
+            **info,
+            "generator": {
+                "users": users,
+                "items": items,
+                "ratings": ratings,
+                "genres": genres,
+                "noise": noise,
+                "taste": taste,
+                "popularity": popularity,
+                "seed": seed,
+                "shuffle_truth": shuffle_truth,
+            },
+        },
+    )
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec("synthetic-collab", "collab",
-                         "Generated ratings with planted biases and genres (offline, seconds)",
-                         load, OPTIONS, trainer="collab"))
+    register(
+        DatasetSpec(
+            "synthetic-collab",
+            "collab",
+            "Generated ratings with planted biases and genres (offline, seconds)",
+            load,
+            OPTIONS,
+            trainer="collab",
+        )
+    )

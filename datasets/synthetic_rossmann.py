@@ -27,6 +27,7 @@ metadata for the tests and the analyses to check against: ``true_effect`` (each 
 effect), State's ``true_north`` / ``true_east``, and DayOfWeek's and Month's ``true_shape`` (their
 interaction per unit east and north); ``planted_mean`` puts them together.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -47,8 +48,15 @@ STATES = ["BE", "BW", "BY", "HB,NI", "HE", "HH", "NW", "RP", "SH", "SN", "ST", "
 TYPE_EFFECT = {"a": 0.0, "b": 0.45, "c": 0.05, "d": -0.1}
 #: (month, day) holidays everywhere, and extra ones in some states (as Epiphany, Corpus Christi)
 HOLIDAYS = [(1, 1), (5, 1), (10, 3), (12, 25), (12, 26)]
-STATE_HOLIDAYS = {"BW": [(1, 6), (11, 1)], "BY": [(1, 6), (8, 15), (11, 1)], "ST": [(1, 6)],
-                  "SN": [(10, 31)], "TH": [(10, 31)], "NW": [(11, 1)], "RP": [(11, 1)]}
+STATE_HOLIDAYS = {
+    "BW": [(1, 6), (11, 1)],
+    "BY": [(1, 6), (8, 15), (11, 1)],
+    "ST": [(1, 6)],
+    "SN": [(10, 31)],
+    "TH": [(10, 31)],
+    "NW": [(11, 1)],
+    "RP": [(11, 1)],
+}
 
 
 #: km per unit of the planted coordinates, and the centre they are measured from (about Kassel)
@@ -59,8 +67,7 @@ def planted_coordinates(lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, n
     """(north, east) in units of ``COORD_UNIT_KM`` (equirectangular around Germany's centre)."""
     km_per_degree = 111.2
     north = (np.asarray(lat, dtype=float) - CENTRE_LAT) * km_per_degree / COORD_UNIT_KM
-    east = ((np.asarray(lon, dtype=float) - CENTRE_LON) * km_per_degree * np.cos(np.radians(CENTRE_LAT))
-            / COORD_UNIT_KM)
+    east = (np.asarray(lon, dtype=float) - CENTRE_LON) * km_per_degree * np.cos(np.radians(CENTRE_LAT)) / COORD_UNIT_KM
     return north, east
 
 
@@ -112,15 +119,27 @@ def planted_mean(rows: pd.DataFrame, entities: dict[str, pd.DataFrame]) -> np.nd
     store, state = entities["Store"], entities["State"]
     dow, month = entities["DayOfWeek"], entities["Month"]
     st = rows["State"].astype(str)
-    return (8.4 + rows["Store"].map(store["true_effect"]) + st.map(state["true_effect"])
-            + rows["DayOfWeek"].map(dow["true_effect"]) + rows["Month"].map(month["true_effect"])
-            + st.map(state["true_east"]) * rows["DayOfWeek"].map(dow["true_shape"])
-            + st.map(state["true_north"]) * rows["Month"].map(month["true_shape"])
-            + PROMO_LIFT * rows["Promo"] + SCHOOL_LIFT * rows["SchoolHoliday"]).to_numpy(dtype=float)
+    return (
+        8.4
+        + rows["Store"].map(store["true_effect"])
+        + st.map(state["true_effect"])
+        + rows["DayOfWeek"].map(dow["true_effect"])
+        + rows["Month"].map(month["true_effect"])
+        + st.map(state["true_east"]) * rows["DayOfWeek"].map(dow["true_shape"])
+        + st.map(state["true_north"]) * rows["Month"].map(month["true_shape"])
+        + PROMO_LIFT * rows["Promo"]
+        + SCHOOL_LIFT * rows["SchoolHoliday"]
+    ).to_numpy(dtype=float)
 
 
-def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: float = 0.08,
-             seed: int = 42, start: str = "2013-05-01") -> tuple[RawRossmann, dict[str, pd.DataFrame]]:
+def generate(
+    stores: int = 60,
+    days: int = 400,
+    test_days: int = 48,
+    noise: float = 0.08,
+    seed: int = 42,
+    start: str = "2013-05-01",
+) -> tuple[RawRossmann, dict[str, pd.DataFrame]]:
     """(raw files, planted truth per entity table)."""
     rng = np.random.default_rng(seed)
     ref = germany_states()
@@ -159,16 +178,33 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
         first = rng.integers(30, max(31, days - 30))
         closed |= (grid_store == s) & (grid_day >= first) & (grid_day < first + 14)
     open_ = (~holiday & ~closed).astype(np.int8)
-    log_sales = (8.4 + store_eff[grid_store] + st_eff[grid_store] + weekday_effect(dow) + month_effect(month)
-                 + weekly_shape(lat[grid_store], lon[grid_store], dow)
-                 + seasonal_shape(lat[grid_store], lon[grid_store], month)
-                 + PROMO_LIFT * promo + SCHOOL_LIFT * school + rng.normal(0.0, noise, size=len(date)))
+    log_sales = (
+        8.4
+        + store_eff[grid_store]
+        + st_eff[grid_store]
+        + weekday_effect(dow)
+        + month_effect(month)
+        + weekly_shape(lat[grid_store], lon[grid_store], dow)
+        + seasonal_shape(lat[grid_store], lon[grid_store], month)
+        + PROMO_LIFT * promo
+        + SCHOOL_LIFT * school
+        + rng.normal(0.0, noise, size=len(date))
+    )
     sales = np.where(open_ == 1, np.round(np.exp(log_sales)), 0).astype(np.int64)
     state_holiday = np.where(holiday, np.where(date.month == 12, "c", "a"), "0")
-    frame = pd.DataFrame({"Store": store_ids[grid_store].astype(np.int32), "DayOfWeek": dow.astype(np.int8),
-                          "Date": date, "Sales": sales, "Customers": np.round(sales / 9).astype(np.int64),
-                          "Open": open_, "Promo": promo, "StateHoliday": state_holiday.astype(object),
-                          "SchoolHoliday": school.astype(np.int8)})
+    frame = pd.DataFrame(
+        {
+            "Store": store_ids[grid_store].astype(np.int32),
+            "DayOfWeek": dow.astype(np.int8),
+            "Date": date,
+            "Sales": sales,
+            "Customers": np.round(sales / 9).astype(np.int64),
+            "Open": open_,
+            "Promo": promo,
+            "StateHoliday": state_holiday.astype(object),
+            "SchoolHoliday": school.astype(np.int8),
+        }
+    )
     is_test = grid_day >= days
     train = frame[~is_test].reset_index(drop=True)
     test = frame[is_test].drop(columns=["Sales", "Customers"]).reset_index(drop=True)
@@ -179,32 +215,57 @@ def generate(stores: int = 60, days: int = 400, test_days: int = 48, noise: floa
     comp_known = rng.random(stores) < 0.7
     promo2 = rng.random(stores) < 0.5
     intervals = np.array(["Jan,Apr,Jul,Oct", "Feb,May,Aug,Nov", "Mar,Jun,Sept,Dec"])
-    store = pd.DataFrame({
-        "StoreType": stype, "Assortment": assortment,
-        "CompetitionDistance": np.round(rng.lognormal(7.5, 1.2, size=stores), -1),
-        "CompetitionOpenSinceMonth": np.where(comp_known, rng.integers(1, 13, size=stores), np.nan),
-        "CompetitionOpenSinceYear": np.where(comp_known, rng.integers(2000, 2015, size=stores), np.nan),
-        "Promo2": promo2.astype(np.int8),
-        "Promo2SinceWeek": np.where(promo2, rng.integers(1, 50, size=stores), np.nan),
-        "Promo2SinceYear": np.where(promo2, rng.integers(2009, 2015, size=stores), np.nan),
-        "PromoInterval": np.where(promo2, intervals[rng.integers(0, 3, size=stores)], ""),
-    }, index=pd.Index(store_ids.astype(np.int32), name="Store"))
+    store = pd.DataFrame(
+        {
+            "StoreType": stype,
+            "Assortment": assortment,
+            "CompetitionDistance": np.round(rng.lognormal(7.5, 1.2, size=stores), -1),
+            "CompetitionOpenSinceMonth": np.where(comp_known, rng.integers(1, 13, size=stores), np.nan),
+            "CompetitionOpenSinceYear": np.where(comp_known, rng.integers(2000, 2015, size=stores), np.nan),
+            "Promo2": promo2.astype(np.int8),
+            "Promo2SinceWeek": np.where(promo2, rng.integers(1, 50, size=stores), np.nan),
+            "Promo2SinceYear": np.where(promo2, rng.integers(2009, 2015, size=stores), np.nan),
+            "PromoInterval": np.where(promo2, intervals[rng.integers(0, 3, size=stores)], ""),
+        },
+        index=pd.Index(store_ids.astype(np.int32), name="Store"),
+    )
     states = pd.Series(state, index=pd.Index(store_ids.astype(np.int32), name="Store"), name="State")
-    raw = RawRossmann(train, test, store, states, None, None,
-                      {"generator": {"stores": stores, "days": days, "test_days": test_days, "noise": noise,
-                                     "seed": seed, "start": start}, "files": [], "missing_optional": []})
+    raw = RawRossmann(
+        train,
+        test,
+        store,
+        states,
+        None,
+        None,
+        {
+            "generator": {
+                "stores": stores,
+                "days": days,
+                "test_days": test_days,
+                "noise": noise,
+                "seed": seed,
+                "start": start,
+            },
+            "files": [],
+            "missing_optional": [],
+        },
+    )
     ref_lat, ref_lon = ref.loc[STATES, "latitude"].to_numpy(), ref.loc[STATES, "longitude"].to_numpy()
     north, east = planted_coordinates(ref_lat, ref_lon)
     truth = {
         "Store": pd.DataFrame({"true_effect": store_eff}, index=pd.Index(store_ids, name="Store")),
-        "State": pd.DataFrame({"true_effect": state_effect(ref_lat, ref_lon), "true_north": north,
-                               "true_east": east}, index=pd.Index(STATES, name="State")),
-        "DayOfWeek": pd.DataFrame({"true_effect": weekday_effect(np.arange(1, 8)),
-                                   "true_shape": weekday_shape(np.arange(1, 8))},
-                                  index=pd.Index(np.arange(1, 8), name="DayOfWeek")),
-        "Month": pd.DataFrame({"true_effect": month_effect(np.arange(1, 13)),
-                               "true_shape": month_shape(np.arange(1, 13))},
-                              index=pd.Index(np.arange(1, 13), name="Month")),
+        "State": pd.DataFrame(
+            {"true_effect": state_effect(ref_lat, ref_lon), "true_north": north, "true_east": east},
+            index=pd.Index(STATES, name="State"),
+        ),
+        "DayOfWeek": pd.DataFrame(
+            {"true_effect": weekday_effect(np.arange(1, 8)), "true_shape": weekday_shape(np.arange(1, 8))},
+            index=pd.Index(np.arange(1, 8), name="DayOfWeek"),
+        ),
+        "Month": pd.DataFrame(
+            {"true_effect": month_effect(np.arange(1, 13)), "true_shape": month_shape(np.arange(1, 13))},
+            index=pd.Index(np.arange(1, 13), name="Month"),
+        ),
     }
     return raw, truth
 
@@ -242,11 +303,13 @@ def write_files(raw: RawRossmann, folder: str | Path, external: bool = True, see
     store = raw.store.reset_index()
     kaggle_csv(store, folder / "store.csv", ("StoreType", "Assortment", "PromoInterval"))
     pd.DataFrame({"Store": raw.states.index, "State": raw.states.to_numpy()}).to_csv(
-        folder / "store_states.csv", index=False)
+        folder / "store_states.csv", index=False
+    )
     if external:
         ref = germany_states()
-        dates = pd.date_range(raw.train["Date"].min(),
-                              (raw.test if raw.test is not None else raw.train)["Date"].max(), freq="D")
+        dates = pd.date_range(
+            raw.train["Date"].min(), (raw.test if raw.test is not None else raw.train)["Date"].max(), freq="D"
+        )
         wdir = folder / "weather"
         wdir.mkdir(exist_ok=True)
         from embedlab_datasets.rossmann import WEATHER_COLUMNS
@@ -256,8 +319,12 @@ def write_files(raw: RawRossmann, folder: str | Path, external: bool = True, see
             rows = ['"' + '";"'.join(header) + '"']
             for d in dates:
                 vals = [f"{d:%Y-%m-%d}"] + [str(int(rng.integers(0, 30))) for _ in WEATHER_COLUMNS[:-2]]
-                vals += [f"{rng.random() * 3:.2f}", "NA" if rng.random() < 0.1 else str(int(rng.integers(0, 9))),
-                         '"' + ("Rain" if rng.random() < 0.3 else "") + '"', str(int(rng.integers(0, 360)))]
+                vals += [
+                    f"{rng.random() * 3:.2f}",
+                    "NA" if rng.random() < 0.1 else str(int(rng.integers(0, 9))),
+                    '"' + ("Rain" if rng.random() < 0.3 else "") + '"',
+                    str(int(rng.integers(0, 360))),
+                ]
                 rows.append(";".join(vals))
             (wdir / f"{fname}.csv").write_bytes(("\r\n".join(rows) + "\r\n").encode("utf-8"))
         tdir = folder / "googletrend"
@@ -274,31 +341,76 @@ def write_files(raw: RawRossmann, folder: str | Path, external: bool = True, see
 
 
 OPTIONS = [
-    click.Option(["--stores", "n_stores"], type=click.IntRange(12), default=60, show_default=True,
-                 help="Number of stores (at least one per state)."),
-    click.Option(["--days"], type=click.IntRange(60), default=400, show_default=True,
-                 help="Days of training data (a year or more shows the month cycle)."),
-    click.Option(["--noise"], type=click.FloatRange(0), default=0.08, show_default=True,
-                 help="Standard deviation of the daily log-sales noise."),
-    click.Option(["--split"], type=click.Choice(SPLITS), default="last-days", show_default=True,
-                 help="Validation split, as for rossmann."),
-    click.Option(["--valid-days"], type=click.IntRange(1), default=48, show_default=True,
-                 help="Days held out by --split last-days."),
-    click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
-                 help="Share held out by --split time and random."),
-    click.Option(["--time-cut"], default="0.5", show_default=True,
-                 help="Where --split time-before / time-after cut: a share of the rows in time order, or a date."),
+    click.Option(
+        ["--stores", "n_stores"],
+        type=click.IntRange(12),
+        default=60,
+        show_default=True,
+        help="Number of stores (at least one per state).",
+    ),
+    click.Option(
+        ["--days"],
+        type=click.IntRange(60),
+        default=400,
+        show_default=True,
+        help="Days of training data (a year or more shows the month cycle).",
+    ),
+    click.Option(
+        ["--noise"],
+        type=click.FloatRange(0),
+        default=0.08,
+        show_default=True,
+        help="Standard deviation of the daily log-sales noise.",
+    ),
+    click.Option(
+        ["--split"],
+        type=click.Choice(SPLITS),
+        default="last-days",
+        show_default=True,
+        help="Validation split, as for rossmann.",
+    ),
+    click.Option(
+        ["--valid-days"],
+        type=click.IntRange(1),
+        default=48,
+        show_default=True,
+        help="Days held out by --split last-days.",
+    ),
+    click.Option(
+        ["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out by --split time and random."
+    ),
+    click.Option(
+        ["--time-cut"],
+        default="0.5",
+        show_default=True,
+        help="Where --split time-before / time-after cut: a share of the rows in time order, or a date.",
+    ),
 ]
 
 
-def load(n_stores: int = 60, days: int = 400, noise: float = 0.08, split: str = "last-days",
-         valid_days: int = 48, valid_pct: float = 0.1, seed: int = 42, time_cut: Any = "0.5",
-         **_: Any) -> Dataset:
+def load(
+    n_stores: int = 60,
+    days: int = 400,
+    noise: float = 0.08,
+    split: str = "last-days",
+    valid_days: int = 48,
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    time_cut: Any = "0.5",
+    **_: Any,
+) -> Dataset:
     if valid_days >= days:
         raise UsageError(f"--valid-days {valid_days} must be fewer than --days {days}")
     raw, truth = generate(n_stores, days, noise=noise, seed=seed)
-    options = {"n_stores": n_stores, "days": days, "noise": noise, "split": split,
-               "valid_days": valid_days, "valid_pct": valid_pct, "time_cut": time_cut}
+    options = {
+        "n_stores": n_stores,
+        "days": days,
+        "noise": noise,
+        "split": split,
+        "valid_days": valid_days,
+        "valid_pct": valid_pct,
+        "time_cut": time_cut,
+    }
     ds = build_dataset(raw, NAME, split, valid_days, valid_pct, seed, options)
     for name, frame in truth.items():
         ent = ds.entities[name]
@@ -311,6 +423,15 @@ def load(n_stores: int = 60, days: int = 400, noise: float = 0.08, split: str = 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec(NAME, "tabular",
-                         "Generated Rossmann look-alike with planted state, weekday, month, promo and store "
-                         "effects (offline, seconds)", load, OPTIONS, SPLITS, trainer="tabular"))
+    register(
+        DatasetSpec(
+            NAME,
+            "tabular",
+            "Generated Rossmann look-alike with planted state, weekday, month, promo and store "
+            "effects (offline, seconds)",
+            load,
+            OPTIONS,
+            SPLITS,
+            trainer="tabular",
+        )
+    )

@@ -11,6 +11,7 @@ columns the file has. Also home of the small helpers every tabular dataset here 
 parts, calendar annotations (cycle order and length for DayOfWeek, Month, Week, Day) and a
 fast delimited-file reader.
 """
+
 from __future__ import annotations
 
 import csv
@@ -47,8 +48,7 @@ def read_table(path: str | Path, **kwargs: Any) -> pd.DataFrame:
         if not head.strip():
             raise DataError(f"{path}: the file is empty")
         try:
-            sep = csv.Sniffer().sniff(head.splitlines()[0] if head.splitlines() else head,
-                                      delimiters=",;\t|").delimiter
+            sep = csv.Sniffer().sniff(head.splitlines()[0] if head.splitlines() else head, delimiters=",;\t|").delimiter
         except csv.Error:
             sep = ","
         return pd.read_csv(path, sep=sep, low_memory=False, **kwargs)
@@ -68,8 +68,10 @@ def require_columns_like(df: pd.DataFrame, columns: list[str], source: str, opti
         if col not in df.columns:
             close = difflib.get_close_matches(col, have, n=3, cutoff=0.6)
             hint = f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
-            raise DataError(f"{source}: column {col!r}{' given to ' + option if option else ''} not "
-                            f"found{hint}; the columns are: {', '.join(have)}")
+            raise DataError(
+                f"{source}: column {col!r}{' given to ' + option if option else ''} not "
+                f"found{hint}; the columns are: {', '.join(have)}"
+            )
 
 
 def parse_dates(values: pd.Series, source: str, column: str, fmt: str | None = None) -> pd.Series:
@@ -78,8 +80,10 @@ def parse_dates(values: pd.Series, source: str, column: str, fmt: str | None = N
     bad = parsed.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{source}: column {column!r} has a value that is not a date"
-                        f"{' (' + fmt + ')' if fmt else ''}: {values.iloc[i]!r} (data row {i + 1})")
+        raise DataError(
+            f"{source}: column {column!r} has a value that is not a date"
+            f"{' (' + fmt + ')' if fmt else ''}: {values.iloc[i]!r} (data row {i + 1})"
+        )
     return parsed
 
 
@@ -113,8 +117,9 @@ def calendar_entity(column: str, keys: list[int] | None = None) -> pd.DataFrame:
     else:
         labels = [str(k) for k in keys]
     order = [float(k - first) if 0 <= k - first < length else np.nan for k in keys]
-    frame = pd.DataFrame({"label": labels, "cycle_order": order},
-                         index=pd.Index(np.asarray(keys, dtype=np.int64), name=column))
+    frame = pd.DataFrame(
+        {"label": labels, "cycle_order": order}, index=pd.Index(np.asarray(keys, dtype=np.int64), name=column)
+    )
     frame.attrs["cycle_length"] = length
     return frame
 
@@ -128,8 +133,12 @@ def calendar_entities(df: pd.DataFrame, columns: list[str]) -> dict[str, pd.Data
             continue
         values = pd.to_numeric(df[col], errors="coerce").dropna()
         length, first = CALENDAR[col]
-        if len(values) and (values == values.round()).all() and values.min() >= first \
-                and values.max() <= first + length:  # ISO week 53 allowed
+        if (
+            len(values)
+            and (values == values.round()).all()
+            and values.min() >= first
+            and values.max() <= first + length
+        ):  # ISO week 53 allowed
             keys = sorted(set(range(first, first + length)) | {int(v) for v in values.unique()})
             out[col] = calendar_entity(col, keys)
     return out
@@ -143,10 +152,11 @@ def split_last_days(df: pd.DataFrame, date_col: str, days: int) -> tuple[pd.Data
     start = last - pd.Timedelta(days=days - 1)
     is_valid = (df[date_col] >= start).to_numpy()
     if is_valid.all():
-        raise UsageError(f"--valid-last-days {days} holds out every row; the data spans "
-                         f"{df[date_col].min():%Y-%m-%d} .. {last:%Y-%m-%d}")
-    info = {"name": "last-days", "days": int(days), "valid_start": f"{start:%Y-%m-%d}",
-            "valid_end": f"{last:%Y-%m-%d}"}
+        raise UsageError(
+            f"--valid-last-days {days} holds out every row; the data spans "
+            f"{df[date_col].min():%Y-%m-%d} .. {last:%Y-%m-%d}"
+        )
+    info = {"name": "last-days", "days": int(days), "valid_start": f"{start:%Y-%m-%d}", "valid_end": f"{last:%Y-%m-%d}"}
     return df[~is_valid].reset_index(drop=True), df[is_valid].reset_index(drop=True), info
 
 
@@ -158,8 +168,13 @@ def split_time_pct(df: pd.DataFrame, date_col: str, valid_pct: float) -> tuple[p
     n_valid = max(1, int(round(len(days) * valid_pct)))
     start = pd.Timestamp(days[len(days) - n_valid])
     is_valid = (df[date_col] >= start).to_numpy()
-    info = {"name": "time", "valid_pct": valid_pct, "valid_days": int(n_valid),
-            "valid_start": f"{start:%Y-%m-%d}", "valid_end": f"{pd.Timestamp(days[-1]):%Y-%m-%d}"}
+    info = {
+        "name": "time",
+        "valid_pct": valid_pct,
+        "valid_days": int(n_valid),
+        "valid_start": f"{start:%Y-%m-%d}",
+        "valid_end": f"{pd.Timestamp(days[-1]):%Y-%m-%d}",
+    }
     return df[~is_valid].reset_index(drop=True), df[is_valid].reset_index(drop=True), info
 
 
@@ -174,28 +189,51 @@ def _csv_list(text: str | None) -> list[str]:
 
 # ---------------------------------------------------------------------------- table-csv
 OPTIONS = [
-    click.Option(["--file"], type=click.Path(path_type=Path), required=True,
-                 help="The table: .csv/.tsv (delimiter sniffed) or .parquet, one row per observation."),
+    click.Option(
+        ["--file"],
+        type=click.Path(path_type=Path),
+        required=True,
+        help="The table: .csv/.tsv (delimiter sniffed) or .parquet, one row per observation.",
+    ),
     click.Option(["--target"], required=True, help="Column to predict."),
-    click.Option(["--task"], type=click.Choice(["regress", "classify"]), default="regress", show_default=True,
-                 help="'regress' (MSE loss) or 'classify' (cross-entropy; accuracy and log-loss)."),
-    click.Option(["--log-target"], is_flag=True,
-                 help="Regress log(target) and report RMSPE/MAPE on the target (positive targets)."),
+    click.Option(
+        ["--task"],
+        type=click.Choice(["regress", "classify"]),
+        default="regress",
+        show_default=True,
+        help="'regress' (MSE loss) or 'classify' (cross-entropy; accuracy and log-loss).",
+    ),
+    click.Option(
+        ["--log-target"],
+        is_flag=True,
+        help="Regress log(target) and report RMSPE/MAPE on the target (positive targets).",
+    ),
     click.Option(["--cat"], default=None, help="Categorical columns (each gets an embedding), comma-separated."),
     click.Option(["--cont"], default=None, help="Continuous columns, comma-separated."),
-    click.Option(["--date", "date_col"], default=None,
-                 help="Date column (for --valid-last-days and --split time)."),
-    click.Option(["--valid-last-days"], type=click.IntRange(1), default=None,
-                 help="Validate on the rows of the last N days of --date."),
-    click.Option(["--split"], type=click.Choice(["random", "time"]), default="random", show_default=True,
-                 help="Without --valid-last-days: 'random' (--valid-pct of rows) or 'time' (the latest "
-                      "--valid-pct of days; needs --date)."),
+    click.Option(["--date", "date_col"], default=None, help="Date column (for --valid-last-days and --split time)."),
+    click.Option(
+        ["--valid-last-days"],
+        type=click.IntRange(1),
+        default=None,
+        help="Validate on the rows of the last N days of --date.",
+    ),
+    click.Option(
+        ["--split"],
+        type=click.Choice(["random", "time"]),
+        default="random",
+        show_default=True,
+        help="Without --valid-last-days: 'random' (--valid-pct of rows) or 'time' (the latest "
+        "--valid-pct of days; needs --date).",
+    ),
     click.Option(["--valid-pct"], type=float, default=0.1, show_default=True, help="Share held out."),
     click.Option(["--id", "id_col"], default=None, help="Id column copied into `embedlab predict` output."),
-    click.Option(["--entity-meta"], multiple=True,
-                 help="COLUMN=FILE: annotations of a categorical column's entities (a CSV keyed by a "
-                      "column named COLUMN, else its first column; a 'label' column is what a person "
-                      "reads; latitude/longitude, cycle_order... pass through). Repeatable."),
+    click.Option(
+        ["--entity-meta"],
+        multiple=True,
+        help="COLUMN=FILE: annotations of a categorical column's entities (a CSV keyed by a "
+        "column named COLUMN, else its first column; a 'label' column is what a person "
+        "reads; latitude/longitude, cycle_order... pass through). Repeatable.",
+    ),
 ]
 
 
@@ -205,24 +243,34 @@ def _entity_meta(spec: str, cats: list[str], frame: pd.DataFrame) -> tuple[str, 
     if not sep or not file.strip():
         raise UsageError(f"--entity-meta {spec!r}: write COLUMN=FILE, e.g. --entity-meta Store=stores.csv")
     if col not in cats:
-        raise UsageError(f"--entity-meta {spec!r}: {col!r} is not one of the --cat columns "
-                         f"({', '.join(cats)})")
+        raise UsageError(f"--entity-meta {spec!r}: {col!r} is not one of the --cat columns ({', '.join(cats)})")
     path = Path(file.strip())
     meta = read_table(path)
     key = col if col in meta.columns else meta.columns[0]
     if meta[key].duplicated().any():
-        raise DataError(f"{path}: key {meta[key][meta[key].duplicated()].iloc[0]!r} appears twice in "
-                        f"column {key!r}")
+        raise DataError(f"{path}: key {meta[key][meta[key].duplicated()].iloc[0]!r} appears twice in column {key!r}")
     meta = meta.set_index(key)
     if pd.api.types.is_numeric_dtype(frame[col]) and not pd.api.types.is_numeric_dtype(meta.index):
         raise DataError(f"{path}: key column {key!r} does not hold numbers like column {col!r} of the table")
     return col, meta
 
 
-def load(file: Path, target: str, task: str = "regress", log_target: bool = False, cat: str | None = None,
-         cont: str | None = None, date_col: str | None = None, valid_last_days: int | None = None,
-         split: str = "random", valid_pct: float = 0.1, id_col: str | None = None,
-         entity_meta: tuple[str, ...] = (), seed: int = 42, **_: Any) -> Dataset:
+def load(
+    file: Path,
+    target: str,
+    task: str = "regress",
+    log_target: bool = False,
+    cat: str | None = None,
+    cont: str | None = None,
+    date_col: str | None = None,
+    valid_last_days: int | None = None,
+    split: str = "random",
+    valid_pct: float = 0.1,
+    id_col: str | None = None,
+    entity_meta: tuple[str, ...] = (),
+    seed: int = 42,
+    **_: Any,
+) -> Dataset:
     cats, conts = _csv_list(cat), _csv_list(cont)
     if not cats and not conts:
         raise UsageError("give the model's columns with --cat and/or --cont")
@@ -251,8 +299,10 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
         bad = values.isna() & df[col].notna()
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"{source}: continuous column {col!r} has a non-numeric value "
-                            f"{df[col].iloc[i]!r} (data row {i + 1}); use --cat for it or clean it")
+            raise DataError(
+                f"{source}: continuous column {col!r} has a non-numeric value "
+                f"{df[col].iloc[i]!r} (data row {i + 1}); use --cat for it or clean it"
+            )
         check_finite(df[col], source, col, "value")  # inf, -inf, 1e30: the loss would blow up
     if df[target].isna().any():
         i = int(np.flatnonzero(df[target].isna().to_numpy())[0])
@@ -261,21 +311,24 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
         y = pd.to_numeric(df[target], errors="coerce")
         if y.isna().any():
             i = int(np.flatnonzero(y.isna().to_numpy())[0])
-            raise DataError(f"{source}: target column {target!r} has a non-numeric value "
-                            f"{df[target].iloc[i]!r} (data row {i + 1}); use --task classify for classes")
+            raise DataError(
+                f"{source}: target column {target!r} has a non-numeric value "
+                f"{df[target].iloc[i]!r} (data row {i + 1}); use --task classify for classes"
+            )
         check_finite(df[target], source, target, "target")
         if log_target and (y <= 0).any():
             i = int(np.flatnonzero((y <= 0).to_numpy())[0])
-            raise DataError(f"{source}: --log-target needs positive targets; column {target!r} has "
-                            f"{df[target].iloc[i]!r} in data row {i + 1} (drop such rows first)")
+            raise DataError(
+                f"{source}: --log-target needs positive targets; column {target!r} has "
+                f"{df[target].iloc[i]!r} in data row {i + 1} (drop such rows first)"
+            )
     elif df[target].nunique() < 2:
         raise DataError(f"{source}: --task classify needs at least two classes in column {target!r}")
     entities = calendar_entities(df, cats)
     for spec in entity_meta:
         col, meta = _entity_meta(spec, cats, df)
         if col in entities:
-            meta = entities[col].join(meta.drop(columns=["cycle_order"], errors="ignore"), how="outer",
-                                      rsuffix="_file")
+            meta = entities[col].join(meta.drop(columns=["cycle_order"], errors="ignore"), how="outer", rsuffix="_file")
         entities[col] = meta
     if date_col:
         df[date_col] = parse_dates(df[date_col], source, date_col)
@@ -285,21 +338,53 @@ def load(file: Path, target: str, task: str = "regress", log_target: bool = Fals
         train, valid, split_info = split_time_pct(df, date_col, valid_pct)
     else:
         train, valid, split_info = split_random(df, valid_pct, seed)
-    roles = {"categorical": cats, "continuous": conts, "target": target,
-             "target_transform": "log" if log_target else None,
-             "task": "classify" if task == "classify" else "regression", "date": date_col, "id": id_col}
-    return Dataset(name="table-csv", kind="tabular", train=train, valid=valid, roles=roles,
-                   entities=entities, split=split_info,
-                   info={"file": str(file), "rows": int(len(df)),
-                         "options": {"file": str(file), "target": target, "task": task,
-                                     "log_target": log_target, "cat": cat, "cont": cont,
-                                     "date_col": date_col, "valid_last_days": valid_last_days,
-                                     "split": split, "valid_pct": valid_pct, "id_col": id_col,
-                                     "entity_meta": list(entity_meta)}})
+    roles = {
+        "categorical": cats,
+        "continuous": conts,
+        "target": target,
+        "target_transform": "log" if log_target else None,
+        "task": "classify" if task == "classify" else "regression",
+        "date": date_col,
+        "id": id_col,
+    }
+    return Dataset(
+        name="table-csv",
+        kind="tabular",
+        train=train,
+        valid=valid,
+        roles=roles,
+        entities=entities,
+        split=split_info,
+        info={
+            "file": str(file),
+            "rows": int(len(df)),
+            "options": {
+                "file": str(file),
+                "target": target,
+                "task": task,
+                "log_target": log_target,
+                "cat": cat,
+                "cont": cont,
+                "date_col": date_col,
+                "valid_last_days": valid_last_days,
+                "split": split,
+                "valid_pct": valid_pct,
+                "id_col": id_col,
+                "entity_meta": list(entity_meta),
+            },
+        },
+    )
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec("table-csv", "tabular",
-                         "Your own table (CSV/Parquet): regression or classification with entity embeddings",
-                         load, OPTIONS, trainer="tabular"))
+    register(
+        DatasetSpec(
+            "table-csv",
+            "tabular",
+            "Your own table (CSV/Parquet): regression or classification with entity embeddings",
+            load,
+            OPTIONS,
+            trainer="tabular",
+        )
+    )

@@ -6,6 +6,7 @@ the trainer author's ``embedlab.learner``, ``embedlab.fitconfig``, ``embedlab.mo
 ``embedlab.pretrained``, ``embedlab.atomic``, ``embedlab.download``) keep working as aliases
 of their new homes, so plugins written against the earlier guide need no change.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -71,8 +72,11 @@ class _Package(types.ModuleType):
 
     def __setattr__(self, name: str, value) -> None:
         current = self.__dict__.get(name)
-        if (isinstance(value, types.ModuleType) and f"{self.__name__}.{name}" in PUBLIC_ALIASES
-                and isinstance(current, types.FunctionType)):
+        if (
+            isinstance(value, types.ModuleType)
+            and f"{self.__name__}.{name}" in PUBLIC_ALIASES
+            and isinstance(current, types.FunctionType)
+        ):
             return
         super().__setattr__(name, value)
 
@@ -83,8 +87,13 @@ from embedlab.hookspecs import hookimpl  # noqa: E402
 from embedlab.run import EmbeddingTable, Run, load_run  # noqa: E402
 from embedlab.data import Dataset, DatasetSpec  # noqa: E402
 from embedlab.analysis import RUN_LEVEL, Analysis, AnalysisOption, AnalysisResult, SkipTable  # noqa: E402
-from embedlab.errors import (DataError, EmbedlabError, RunFormatError, TrainingDiverged,  # noqa: E402
-                             UsageError)
+from embedlab.errors import (
+    DataError,
+    EmbedlabError,
+    RunFormatError,
+    TrainingDiverged,  # noqa: E402
+    UsageError,
+)
 from embedlab.deprecations import EmbedlabDeprecationWarning  # noqa: E402
 from embedlab.trainers.base import EncodedRows, Prepared, Trainer, run_meta, torch_threads  # noqa: E402
 
@@ -133,11 +142,39 @@ AnalysisResult._repr_html_ = _result_html
 #: or receives, and the errors it raises. Helpers live in the documented modules beside it
 #: (embedlab.data, embedlab.training, embedlab.toolkit.*, embedlab.testing); every other
 #: module is private, and the built-ins import nothing else (tests/test_architecture.py).
-__all__ = ["__version__", "hookimpl", "Run", "EmbeddingTable", "load_run", "Dataset", "DatasetSpec",
-           "Analysis", "AnalysisOption", "AnalysisResult", "RUN_LEVEL", "SkipTable", "Trainer", "Prepared",
-           "EncodedRows", "run_meta", "torch_threads", "EmbedlabError", "UsageError", "DataError",
-           "RunFormatError", "TrainingDiverged", "EmbedlabDeprecationWarning", "train", "analyze",
-           "load_dataset", "lr_find", "learner", "compare", "from_vectors", "report"]
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "Run",
+    "EmbeddingTable",
+    "load_run",
+    "Dataset",
+    "DatasetSpec",
+    "Analysis",
+    "AnalysisOption",
+    "AnalysisResult",
+    "RUN_LEVEL",
+    "SkipTable",
+    "Trainer",
+    "Prepared",
+    "EncodedRows",
+    "run_meta",
+    "torch_threads",
+    "EmbedlabError",
+    "UsageError",
+    "DataError",
+    "RunFormatError",
+    "TrainingDiverged",
+    "EmbedlabDeprecationWarning",
+    "train",
+    "analyze",
+    "load_dataset",
+    "lr_find",
+    "learner",
+    "compare",
+    "from_vectors",
+    "report",
+]
 
 
 def from_vectors(vectors, keys=None, labels=None, metadata=None, bias=None, table: str = "item") -> Run:
@@ -176,8 +213,7 @@ def _dataset_and_trainer(dataset, trainer: str | None, config: dict):
     return dataset, chosen, dict(config)
 
 
-def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, seeds=None,
-          **config) -> Run:
+def train(dataset, out=None, progress: bool | None = None, trainer: str | None = None, seeds=None, **config) -> Run:
     """Train a dataset (a Dataset or a registered name) with its trainer (``trainer`` names one
     when several train its kind) and return the run; saves it to ``out`` when given.
 
@@ -206,21 +242,23 @@ def _train_group(dataset, out, progress, trainer, seeds, config) -> list[Run]:
     from embedlab.io.progress import status
 
     if not isinstance(dataset, str) or out is None:
-        raise UsageError("seeds= trains a run group: give the dataset's registered name and out= (the group's "
-                         "folder)")
+        raise UsageError("seeds= trains a run group: give the dataset's registered name and out= (the group's folder)")
     order = parse_seeds(seeds)
     from embedlab.engines.loading import check_keywords
     from embedlab.registry import get_dataset, trainer_for_dataset
 
     entry = get_dataset(dataset)
     check_keywords(trainer_for_dataset(entry, trainer), config, entry)  # before any replicate starts
-    done = {r.seed: r for r in train_replicates(dataset, config, order, out, trainer=trainer,
-                                                echo=lambda line: status(line, progress))}
+    done = {
+        r.seed: r
+        for r in train_replicates(
+            dataset, config, order, out, trainer=trainer, echo=lambda line: status(line, progress)
+        )
+    }
     return [load_run(done[s].path) for s in order]
 
 
-def lr_find(dataset, trainer: str | None = None, progress: bool | None = None, rule: str = "valley",
-            **config):
+def lr_find(dataset, trainer: str | None = None, progress: bool | None = None, rule: str = "valley", **config):
     """The learning-rate finder (``embedlab lr-find``): an exponential sweep on the model the
     trainer would train with ``config``. Returns an LRFind: ``.suggestion`` (the ``rule``'s lr:
     valley, steep or min10), ``.suggestions``, ``.plot()``; it displays as its plot."""
@@ -249,9 +287,22 @@ def learner(dataset, trainer: str | None = None, progress: bool | None = None, *
     return live_learner(prepared, progress=resolve(progress), name=dataset.name)
 
 
-def compare(dataset=None, opt=None, lr=None, wd=None, wd_mode=None, metric: str = "valid_loss",
-            trainer: str | None = None, progress: bool | None = None, runs_dir=None, seeds=None, report=None,
-            force: bool = False, runs=None, **config):
+def compare(
+    dataset=None,
+    opt=None,
+    lr=None,
+    wd=None,
+    wd_mode=None,
+    metric: str = "valid_loss",
+    trainer: str | None = None,
+    progress: bool | None = None,
+    runs_dir=None,
+    seeds=None,
+    report=None,
+    force: bool = False,
+    runs=None,
+    **config,
+):
     """``embedlab compare``: the same model, split and seed trained once per configuration
     (every ``opt`` x ``lr`` x ``wd`` x ``wd_mode``, and ``schedule``/``bs``/``n_factors`` when
     the trainer takes them; each a list or a comma-separated string; ``seeds`` trains each once
@@ -274,8 +325,22 @@ def compare(dataset=None, opt=None, lr=None, wd=None, wd_mode=None, metric: str 
         notes, where = done.record["notes"], f"{len(done.outcomes)} existing runs"
     else:
         entry = get_dataset(dataset) if isinstance(dataset, str) else dataset
-        done = compare_dataset(entry, trainer_for_dataset(entry, trainer), config, opt, lr, wd, wd_mode, seeds,
-                               metric, report=report, runs_dir=runs_dir, force=force, progress=shown, echo=echo)
+        done = compare_dataset(
+            entry,
+            trainer_for_dataset(entry, trainer),
+            config,
+            opt,
+            lr,
+            wd,
+            wd_mode,
+            seeds,
+            metric,
+            report=report,
+            runs_dir=runs_dir,
+            force=force,
+            progress=shown,
+            echo=echo,
+        )
         notes, where = done.plan.notes, done.where
     if report is not None:
         done.write_report(report, force=force)
@@ -298,8 +363,9 @@ def analyze(run, names=None, options=None, progress: bool | None = None):
     if isinstance(run, (list, tuple)) or (not isinstance(run, Run) and is_run_group(run)):
         from embedlab.engines.stability import analyze_runs
 
-        return analyze_runs(list(run) if isinstance(run, (list, tuple)) else [run], names, options or {},
-                            progress=progress)
+        return analyze_runs(
+            list(run) if isinstance(run, (list, tuple)) else [run], names, options or {}, progress=progress
+        )
     if not isinstance(run, Run):
         run = load_run(run)
     results = ResultList(run_analyses(run, names, options or {}, progress=progress))

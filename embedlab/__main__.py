@@ -1,4 +1,5 @@
 """``python -m embedlab`` (also what ``torchrun -m embedlab`` runs)."""
+
 from embedlab.cli import main
 
 main()

@@ -6,6 +6,7 @@ analyses are tested without Bokeh and the HTML is written in one place only (emb
 The runner that calls analyses is :mod:`embedlab.runner`. The contract is explained, with a
 worked example, in the plugin guide: ``embedlab plugins guide "The types"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -86,8 +87,9 @@ class AnalysisOption:
             help_text = f"{self.help} [default: {self.default}]"
         if self.is_switch:
             return click.Option([self.usage, self.name], default=None, help=help_text)
-        return click.Option([self.flag, self.name], type=self.type, default=None,
-                            multiple=self.multiple, help=help_text)
+        return click.Option(
+            [self.flag, self.name], type=self.type, default=None, multiple=self.multiple, help=help_text
+        )
 
 
 @dataclass
@@ -137,12 +139,20 @@ class AnalysisResult:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "analysis": self.analysis, "table": self.table, "title": self.title,
-            "summary": self.summary, "finding": self.finding, "headline": list(self.headline),
-            "error": self.error, "skipped": self.skipped or None, "seconds": round(self.seconds, 3),
+            "analysis": self.analysis,
+            "table": self.table,
+            "title": self.title,
+            "summary": self.summary,
+            "finding": self.finding,
+            "headline": list(self.headline),
+            "error": self.error,
+            "skipped": self.skipped or None,
+            "seconds": round(self.seconds, 3),
             "metrics": {k: _jsonable(v) for k, v in self.metrics.items()},
-            "tables": {k: [{c: _jsonable(v) for c, v in row.items()} for row in df.to_dict("records")]
-                       for k, df in self.tables.items()},
+            "tables": {
+                k: [{c: _jsonable(v) for c, v in row.items()} for row in df.to_dict("records")]
+                for k, df in self.tables.items()
+            },
         }
 
     # Jupyter's inline display (``_repr_html_``) is attached by the package root

@@ -7,6 +7,7 @@ in ``entities``; trainers copy those annotations into the run, where analyses fi
 The plugin guide documents the dataset helpers (``__all__``) with an example:
 ``embedlab plugins guide "embedlab.data"``.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,29 @@ import pandas as pd
 
 from embedlab.errors import DataError, UsageError
 
-__all__ = ["Dataset", "DatasetSpec", "SPLITS", "split_options", "split_collab", "random_split",
-           "time_split", "require_columns", "check_ratings", "require_dir", "require_file",
-           "collab_entity_stats", "entity_table_of", "check_entity_tables", "sample_rows", "TIME_CUT_SPLITS",
-           "time_cut_option", "cut_by_time", "check_finite", "RowShard", "read_sharded"]
+__all__ = [
+    "Dataset",
+    "DatasetSpec",
+    "SPLITS",
+    "split_options",
+    "split_collab",
+    "random_split",
+    "time_split",
+    "require_columns",
+    "check_ratings",
+    "require_dir",
+    "require_file",
+    "collab_entity_stats",
+    "entity_table_of",
+    "check_entity_tables",
+    "sample_rows",
+    "TIME_CUT_SPLITS",
+    "time_cut_option",
+    "cut_by_time",
+    "check_finite",
+    "RowShard",
+    "read_sharded",
+]
 
 COLLAB_ROLES = ("user", "item", "rating")
 
@@ -114,6 +134,7 @@ class DatasetSpec:
 
 # ---------------------------------------------------------------- splits
 
+
 def random_split(df: pd.DataFrame, valid_pct: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Hold out ``valid_pct`` of the rows at random (seeded)."""
     if not 0.0 < valid_pct < 1.0:
@@ -121,8 +142,10 @@ def random_split(df: pd.DataFrame, valid_pct: float, seed: int) -> tuple[pd.Data
     rng = np.random.default_rng(seed)
     n_valid = int(round(len(df) * valid_pct))
     idx = rng.permutation(len(df))
-    return (df.iloc[np.sort(idx[n_valid:])].reset_index(drop=True),
-            df.iloc[np.sort(idx[:n_valid])].reset_index(drop=True))
+    return (
+        df.iloc[np.sort(idx[n_valid:])].reset_index(drop=True),
+        df.iloc[np.sort(idx[:n_valid])].reset_index(drop=True),
+    )
 
 
 def sample_rows(df: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
@@ -142,8 +165,7 @@ def time_split(df: pd.DataFrame, column: str, valid_pct: float) -> tuple[pd.Data
     order = np.argsort(df[column].to_numpy(), kind="stable")
     n_valid = int(round(len(df) * valid_pct))
     cut = len(df) - n_valid
-    return (df.iloc[np.sort(order[:cut])].reset_index(drop=True),
-            df.iloc[np.sort(order[cut:])].reset_index(drop=True))
+    return (df.iloc[np.sort(order[:cut])].reset_index(drop=True), df.iloc[np.sort(order[cut:])].reset_index(drop=True))
 
 
 TIME_CUT_SPLITS = ("time-before", "time-after")
@@ -152,18 +174,22 @@ TIME_CUT_SPLITS = ("time-before", "time-after")
 def time_cut_option() -> click.Option:
     """``--time-cut``: where the ``time-before``/``time-after`` splits cut the data."""
     return click.Option(
-        ["--time-cut"], default="0.5", show_default=True,
+        ["--time-cut"],
+        default="0.5",
+        show_default=True,
         help="Where --split time-before / time-after cut the ratings: a share of them in time order "
-             "(0.5: the earliest half is 'before') or a date (1998-01-01). time-before keeps the ratings "
-             "before the cut (pretraining), time-after those from it on (the later task to adapt to); "
-             "each then holds out its own latest --valid-pct.")
+        "(0.5: the earliest half is 'before') or a date (1998-01-01). time-before keeps the ratings "
+        "before the cut (pretraining), time-after those from it on (the later task to adapt to); "
+        "each then holds out its own latest --valid-pct.",
+    )
 
 
 SPLITS = ("random", "time", *TIME_CUT_SPLITS)
 
 
-def split_options(splits: tuple[str, ...] = SPLITS, default: str = "random",
-                  valid_pct: float = 0.1) -> list[click.Option]:
+def split_options(
+    splits: tuple[str, ...] = SPLITS, default: str = "random", valid_pct: float = 0.1
+) -> list[click.Option]:
     """The reusable ``--split`` / ``--valid-pct`` option set of a ratings dataset (plus
     ``--time-cut`` when a time-cut split is offered), for ``DatasetSpec.options``. The loader
     receives ``split``, ``valid_pct`` (and ``time_cut``) and hands them to :func:`split_collab`.
@@ -180,14 +206,27 @@ def split_options(splits: tuple[str, ...] = SPLITS, default: str = "random",
     unknown = [s for s in splits if s not in SPLITS]
     if unknown or default not in splits:
         raise UsageError(f"split_options: unknown split {(unknown or [default])[0]!r}; choose from {', '.join(SPLITS)}")
-    described = {"random": "random (seeded)", "time": "time (the latest ratings held out)",
-                 "time-before": "time-before / time-after (--time-cut)"}
+    described = {
+        "random": "random (seeded)",
+        "time": "time (the latest ratings held out)",
+        "time-before": "time-before / time-after (--time-cut)",
+    }
     words = [described[s] for s in splits if s in described]
     options = [
-        click.Option(["--split"], type=click.Choice(list(splits)), default=default, show_default=True,
-                     help=f"Validation split: {', '.join(words)}."),
-        click.Option(["--valid-pct"], type=click.FloatRange(0, 1, min_open=True, max_open=True),
-                     default=valid_pct, show_default=True, help="Share of the ratings held out for validation."),
+        click.Option(
+            ["--split"],
+            type=click.Choice(list(splits)),
+            default=default,
+            show_default=True,
+            help=f"Validation split: {', '.join(words)}.",
+        ),
+        click.Option(
+            ["--valid-pct"],
+            type=click.FloatRange(0, 1, min_open=True, max_open=True),
+            default=valid_pct,
+            show_default=True,
+            help="Share of the ratings held out for validation.",
+        ),
     ]
     if any(s in TIME_CUT_SPLITS for s in splits):
         options.append(time_cut_option())
@@ -232,13 +271,13 @@ def cut_by_time(df: pd.DataFrame, column: str, cut: Any) -> tuple[pd.DataFrame, 
         cut_at = pd.Timestamp(int(first_after), unit="s").isoformat()
     else:
         cut_at = pd.Timestamp(first_after).isoformat()
-    info = {"time_cut": text, "cut_at": cut_at, "rows_before": int(len(before_idx)),
-            "rows_after": int(len(after_idx))}
+    info = {"time_cut": text, "cut_at": cut_at, "rows_before": int(len(before_idx)), "rows_after": int(len(after_idx))}
     return (df.iloc[before_idx].reset_index(drop=True), df.iloc[after_idx].reset_index(drop=True), info)
 
 
-def split_collab(df: pd.DataFrame, split: str, valid_pct: float, seed: int,
-                 timestamp: str | None, time_cut: Any = 0.5) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def split_collab(
+    df: pd.DataFrame, split: str, valid_pct: float, seed: int, timestamp: str | None, time_cut: Any = 0.5
+) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """The generic splits every ratings dataset offers: ``random``, ``time``, and the pair
     ``time-before`` / ``time-after`` (pretrain on the ratings before ``time_cut``, adapt to
     those after it; each holds out its own latest ``valid_pct``)."""
@@ -261,14 +300,12 @@ def split_collab(df: pd.DataFrame, split: str, valid_pct: float, seed: int,
 
 # ---------------------------------------------------------------- checks
 
+
 def require_columns(df: pd.DataFrame, columns: list[str], source: str) -> None:
     """Raise a DataError naming the first missing column and listing those that exist."""
     for col in columns:
         if col not in df.columns:
-            raise DataError(
-                f"{source}: column {col!r} not found; the columns are: "
-                f"{', '.join(map(str, df.columns))}"
-            )
+            raise DataError(f"{source}: column {col!r} not found; the columns are: {', '.join(map(str, df.columns))}")
 
 
 #: the largest magnitude a number fed to training may have: beyond it a value is a typo or a
@@ -276,8 +313,9 @@ def require_columns(df: pd.DataFrame, columns: list[str], source: str) -> None:
 MAX_ABS_VALUE = 1e15
 
 
-def check_finite(values: pd.Series, source: str, column: str, what: str = "value",
-                 limit: float = MAX_ABS_VALUE) -> None:
+def check_finite(
+    values: pd.Series, source: str, column: str, what: str = "value", limit: float = MAX_ABS_VALUE
+) -> None:
     """A DataError naming file, column, data row and value for the first NaN-free cell of
     numeric ``values`` that is infinite (``inf``, ``-inf``, or beyond float32's range) or
     absurdly large (beyond +-``limit``). Missing cells (NaN) are the caller's business."""
@@ -286,11 +324,15 @@ def check_finite(values: pd.Series, source: str, column: str, what: str = "value
         infinite = np.isinf(arr)
         overflow = np.isfinite(arr) & ~np.isfinite(arr.astype("float32"))  # becomes inf in training
         absurd = np.isfinite(arr) & ~overflow & (np.abs(arr) > limit)
-    for mask, kind, why in ((infinite, "a non-finite", f"{what}s must be finite numbers"),
-                            (overflow, "a non-finite", f"beyond float32's range (3.4e38) it becomes inf; "
-                                                       f"{what}s must be finite numbers"),
-                            (absurd, "an absurd", f"a {what} beyond +-{limit:g} is taken for a typo or a "
-                                                  f"placeholder: fix the cell, or rescale the column")):
+    for mask, kind, why in (
+        (infinite, "a non-finite", f"{what}s must be finite numbers"),
+        (overflow, "a non-finite", f"beyond float32's range (3.4e38) it becomes inf; {what}s must be finite numbers"),
+        (
+            absurd,
+            "an absurd",
+            f"a {what} beyond +-{limit:g} is taken for a typo or a placeholder: fix the cell, or rescale the column",
+        ),
+    ):
         if mask.any():
             i = int(np.flatnonzero(mask)[0])
             cell = values.iloc[i]
@@ -298,8 +340,7 @@ def check_finite(values: pd.Series, source: str, column: str, what: str = "value
             raise DataError(f"{source}: column {column!r} has {kind} {what} {shown} (row {i + 1}); {why}")
 
 
-def check_ratings(df: pd.DataFrame, column: str, source: str,
-                  bounds: tuple[float, float] | None = None) -> pd.Series:
+def check_ratings(df: pd.DataFrame, column: str, source: str, bounds: tuple[float, float] | None = None) -> pd.Series:
     """Ratings as float32; non-numeric or out-of-range values are a DataError naming one."""
     if len(df) == 0:
         raise DataError(f"{source}: no ratings (the file is empty)")
@@ -329,8 +370,12 @@ def check_ratings(df: pd.DataFrame, column: str, source: str,
 DATA_DIR_ENV = "EMBEDLAB_DATA_DIR"
 
 
-def locate_data_dir(given: str | Path | None, subdir: str | None = None, files: tuple[str, ...] = (),
-                    env: Mapping[str, str] | None = None) -> Path | None:
+def locate_data_dir(
+    given: str | Path | None,
+    subdir: str | None = None,
+    files: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+) -> Path | None:
     """The one rule for a dataset's data folder (every command with ``--data-dir``, the
     Python API, the demo): ``given`` (``--data-dir``) when set, else ``EMBEDLAB_DATA_DIR``;
     either may be the data folder itself or the folder holding ``subdir`` (``ml-100k/``).
@@ -339,6 +384,7 @@ def locate_data_dir(given: str | Path | None, subdir: str | None = None, files: 
     (``files`` absent). ``EMBEDLAB_DATA_DIR`` is used only where it holds this data (``subdir``
     with ``files``, or ``files`` itself); None otherwise (the loader's default: its download,
     or its "give --data-dir" error)."""
+
     def holds(folder: Path) -> bool:
         return folder.is_dir() and all((folder / f).is_file() for f in files)
 
@@ -369,8 +415,9 @@ def require_file(folder: Path, name: str, what: str) -> Path:
     """``folder / name`` when it is a file; else a one-line DataError naming it and ``what``."""
     p = folder / name
     if not p.is_file():
-        raise DataError(f"{what}: required file {str(p)!r} is missing; the folder must be laid "
-                        f"out like the official archive")
+        raise DataError(
+            f"{what}: required file {str(p)!r} is missing; the folder must be laid out like the official archive"
+        )
     return p
 
 
@@ -391,8 +438,10 @@ def entity_table_of(ds: Dataset, role: str) -> str | None:
     declared = (ds.entity_tables or {}).get(role)
     if declared is not None:
         if declared not in ds.entities:
-            raise DataError(f"dataset {ds.name!r}: entity_tables says the {role} table is {declared!r}, but "
-                            f"entities holds only: {', '.join(map(repr, ds.entities)) or '(none)'}")
+            raise DataError(
+                f"dataset {ds.name!r}: entity_tables says the {role} table is {declared!r}, but "
+                f"entities holds only: {', '.join(map(repr, ds.entities)) or '(none)'}"
+            )
         return declared
     if role in ds.entities:
         return role
@@ -416,24 +465,33 @@ def check_entity_tables(ds: Dataset, roles: tuple[str, ...] | list[str]) -> dict
     unused = [name for name in ds.entities if name not in found.values()]
     if unused:
         free = [r for r in roles if r not in found]
-        hint = (f"declare Dataset(entity_tables={{{free[0]!r}: {unused[0]!r}}})" if free else
-                "remove it, or declare which role it annotates in Dataset.entity_tables")
-        raise DataError(f"dataset {ds.name!r}: entity table {unused[0]!r} annotates none of the roles "
-                        f"{', '.join(roles)}, so its labels and metadata would be dropped; name it after "
-                        f"its role or its column, or {hint}")
+        hint = (
+            f"declare Dataset(entity_tables={{{free[0]!r}: {unused[0]!r}}})"
+            if free
+            else "remove it, or declare which role it annotates in Dataset.entity_tables"
+        )
+        raise DataError(
+            f"dataset {ds.name!r}: entity table {unused[0]!r} annotates none of the roles "
+            f"{', '.join(roles)}, so its labels and metadata would be dropped; name it after "
+            f"its role or its column, or {hint}"
+        )
     for role, name in found.items():
         column, table = ds.roles.get(role), ds.entities[name]
         twice = [str(c) for c in pd.Index(table.columns)[pd.Index(table.columns).duplicated()]]
         if twice:  # checked before training: a run with two same-named columns cannot be saved
-            raise DataError(f"dataset {ds.name!r}: entity table {name!r} ({role}) has two columns named "
-                            f"{twice[0]!r}; rename one of them")
+            raise DataError(
+                f"dataset {ds.name!r}: entity table {name!r} ({role}) has two columns named "
+                f"{twice[0]!r}; rename one of them"
+            )
         if not isinstance(column, str) or column not in ds.train or not len(table) or not len(ds.train):
             continue
         if not table.index.isin(ds.train[column].unique()).any():
-            raise DataError(f"dataset {ds.name!r}: no key of entity table {name!r} ({role}) is a value of "
-                            f"column {column!r} (index e.g. {table.index[0]!r} of type {table.index.dtype}, "
-                            f"column e.g. {ds.train[column].iloc[0]!r} of type {ds.train[column].dtype}); "
-                            f"index the table by the same keys, of the same type")
+            raise DataError(
+                f"dataset {ds.name!r}: no key of entity table {name!r} ({role}) is a value of "
+                f"column {column!r} (index e.g. {table.index[0]!r} of type {table.index.dtype}, "
+                f"column e.g. {ds.train[column].iloc[0]!r} of type {ds.train[column].dtype}); "
+                f"index the table by the same keys, of the same type"
+            )
     return found
 
 
@@ -461,6 +519,7 @@ def remember_options(dataset: Dataset, options: dict[str, Any]) -> Dataset:
 
 # ---------------------------------------------------------------- loader-level shards (torchrun)
 
+
 def shard_positions(n: int, seed: int, rank: int, world: int) -> np.ndarray:
     """Positions (ascending) of rank ``rank``'s shard of ``n`` training rows: ``[rank::world]``
     of a seeded permutation (shuffled first, so a file sorted by user or time does not give
@@ -469,7 +528,7 @@ def shard_positions(n: int, seed: int, rank: int, world: int) -> np.ndarray:
     import torch
 
     g = torch.Generator().manual_seed(int(seed) + 7919)
-    return np.sort(torch.randperm(int(n), generator=g)[int(rank)::int(world)].numpy())
+    return np.sort(torch.randperm(int(n), generator=g)[int(rank) :: int(world)].numpy())
 
 
 @dataclass(frozen=True)
@@ -490,9 +549,15 @@ class RowShard:
         return {"rank": self.rank, "world": self.world, "seed": self.seed}
 
 
-def read_sharded(chunks: Callable[[list[str] | None], Any], shard: RowShard, split: str, valid_pct: float,
-                 seed: int, timestamp: str | None = None,
-                 time_cut: Any = 0.5) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+def read_sharded(
+    chunks: Callable[[list[str] | None], Any],
+    shard: RowShard,
+    split: str,
+    valid_pct: float,
+    seed: int,
+    timestamp: str | None = None,
+    time_cut: Any = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """Read ratings chunk by chunk, keeping the validation rows and this rank's training shard.
 
     ``chunks(columns)`` yields the file's rows in order as DataFrames with the final column
@@ -542,6 +607,11 @@ def read_sharded(chunks: Callable[[list[str] | None], Any], shard: RowShard, spl
         raise DataError(f"the ratings changed while being read ({n:,} rows, then {stop:,}); read them again")
     train = pd.concat(trains, ignore_index=True) if trains else pd.DataFrame()
     valid = pd.concat(valids, ignore_index=True) if valids else pd.DataFrame()
-    info = {**shard.describe(), "rows": int(n), "train_rows": int(len(train_rows)),
-            "valid_rows": int(len(valid_rows)), "shard_train_rows": int(len(mine))}
+    info = {
+        **shard.describe(),
+        "rows": int(n),
+        "train_rows": int(len(train_rows)),
+        "valid_rows": int(len(valid_rows)),
+        "shard_train_rows": int(len(mine)),
+    }
     return train, valid, split_info, info

@@ -4,6 +4,7 @@ They are plain exception classes (Python callers catch ``EmbedlabError`` or a ki
 never meet click); the command line turns each into its one-line ``Error: ...`` message and
 exit code (``embedlab.cli.EmbedlabCLI``), without a traceback unless ``--debug``.
 """
+
 from __future__ import annotations
 
 

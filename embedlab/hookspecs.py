@@ -13,6 +13,7 @@ that embedlab can check each object as it arrives and name the plugin that sent 
 something is wrong (a duplicate name, a missing attribute). Built-in datasets, trainers and
 analyses are registered through exactly these hooks.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable

@@ -11,6 +11,7 @@ is skipped with a warning naming it, and remembered: :func:`plugin_failures` (an
 ``embedlab plugins``) list it with its error. ``EMBEDLAB_TRACE_PLUGINS=1`` logs every hook call
 and the plugins that answered it.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -99,21 +100,33 @@ def _normalise(name: str) -> str:
 
 def disabled_names() -> set[str]:
     """The plugin names ``EMBEDLAB_DISABLE_PLUGINS`` switches off (normalised; read at each call)."""
-    return {_normalise(part.strip()) for part in os.environ.get("EMBEDLAB_DISABLE_PLUGINS", "").split(",")
-            if part.strip()}
+    return {
+        _normalise(part.strip()) for part in os.environ.get("EMBEDLAB_DISABLE_PLUGINS", "").split(",") if part.strip()
+    }
 
 
-def _load_one(pm: pluggy.PluginManager, name: str, module: str, load, dist: str | None,
-              version: str | None, builtin: bool) -> None:
+def _load_one(
+    pm: pluggy.PluginManager, name: str, module: str, load, dist: str | None, version: str | None, builtin: bool
+) -> None:
     """Import one plugin (``load()``) and register it under ``name``; a failure to import is
     remembered and warned about, never raised."""
     try:
         plugin = _contained(load, name, dist)
     except (Exception, SystemExit) as exc:  # one broken plugin must not stop the others, nor exit
-        error = (f"SystemExit: called sys.exit({exc.code!r}) while importing" if isinstance(exc, SystemExit)
-                 else f"{type(exc).__name__}: {exc}")
-        _failures[name] = PluginFailure(name=name, distribution=dist, version=version, module=module,
-                                        error=error, location=raised_at(exc), builtin=builtin)
+        error = (
+            f"SystemExit: called sys.exit({exc.code!r}) while importing"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        _failures[name] = PluginFailure(
+            name=name,
+            distribution=dist,
+            version=version,
+            module=module,
+            error=error,
+            location=raised_at(exc),
+            builtin=builtin,
+        )
         warnings.warn(
             f"embedlab: plugin {name!r} from distribution {dist!r} failed to import "
             f"and was skipped: {error} (at {_failures[name].location}; "
@@ -130,7 +143,8 @@ def _load_one(pm: pluggy.PluginManager, name: str, module: str, load, dist: str 
 
         raise EmbedlabError(
             f"plugin {name!r} from distribution {dist!r} is invalid: "
-            f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_DISABLE_PLUGINS={name} or EMBEDLAB_LOAD_PLUGINS)") from exc
+            f"{' '.join(str(exc).split())} (exclude it with EMBEDLAB_DISABLE_PLUGINS={name} or EMBEDLAB_LOAD_PLUGINS)"
+        ) from exc
     _info[name] = PluginInfo(name=name, distribution=dist, version=version, builtin=builtin, module=module)
 
 
@@ -151,8 +165,12 @@ def _contained(load, name: str, dist: str | None):
     where = f"plugin {name!r}" + (f" (distribution {dist!r})" if dist else "")
 
     def still_importing() -> None:
-        print(f"embedlab: {where} is still importing after {SLOW_IMPORT_SECONDS:.0f} s; if it hangs, switch it "
-              f"off with EMBEDLAB_DISABLE_PLUGINS={name}", file=err, flush=True)
+        print(
+            f"embedlab: {where} is still importing after {SLOW_IMPORT_SECONDS:.0f} s; if it hangs, switch it "
+            f"off with EMBEDLAB_DISABLE_PLUGINS={name}",
+            file=err,
+            flush=True,
+        )
 
     timer = threading.Timer(SLOW_IMPORT_SECONDS, still_importing)
     timer.daemon = True
@@ -180,8 +198,15 @@ def _load_builtins(pm: pluggy.PluginManager, disabled: set[str]) -> None:
         if _normalise(name) in disabled:
             _disabled.append(name)
             continue
-        _load_one(pm, name, module, lambda module=module: importlib.import_module(module),
-                  BUILTIN_DISTRIBUTION, __version__, builtin=True)
+        _load_one(
+            pm,
+            name,
+            module,
+            lambda module=module: importlib.import_module(module),
+            BUILTIN_DISTRIBUTION,
+            __version__,
+            builtin=True,
+        )
 
 
 def _load_entry_points(pm: pluggy.PluginManager, disabled: set[str]) -> None:
@@ -202,8 +227,7 @@ def _load_entry_points(pm: pluggy.PluginManager, disabled: set[str]) -> None:
         name = ep.name
         if pm.has_plugin(name):  # another distribution uses this entry-point name: keep both,
             name = f"{ep.name}@{dist}"  # so that what they register meets (and conflicts) openly
-        _load_one(pm, name, ep.value, ep.load, dist, ep.dist.version if ep.dist is not None else None,
-                  builtin=False)
+        _load_one(pm, name, ep.value, ep.load, dist, ep.dist.version if ep.dist is not None else None, builtin=False)
 
 
 def tracing() -> bool:
@@ -269,7 +293,10 @@ def plugin_infos(include_builtins: bool = True) -> list[PluginInfo]:
     out = []
     for name, plugin in pm.list_name_plugin():
         info = _info.get(name) or PluginInfo(
-            name=name, distribution=None, version=None, builtin=False,
+            name=name,
+            distribution=None,
+            version=None,
+            builtin=False,
             module=getattr(plugin, "__name__", type(plugin).__name__),
         )
         info.hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
@@ -341,4 +368,5 @@ def _check_pending(pm: pluggy.PluginManager) -> None:
         raise EmbedlabError(
             f"plugin {plugin_label(name)}: {exc}; embedlab's hooks are "
             f"{', '.join(sorted(n for n in dir(hookspecs) if n.startswith('embedlab_')))} "
-            f"(exclude the plugin with EMBEDLAB_DISABLE_PLUGINS=NAME or EMBEDLAB_LOAD_PLUGINS)") from exc
+            f"(exclude the plugin with EMBEDLAB_DISABLE_PLUGINS=NAME or EMBEDLAB_LOAD_PLUGINS)"
+        ) from exc

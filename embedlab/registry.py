@@ -11,6 +11,7 @@ Each ``datasets()``/``trainers()``/``analyses()`` call asks the plugins afresh (
 plugin registered at run time (a test, a notebook) is seen at once. Results are sorted by name,
 not by pluggy's call order.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -42,8 +43,9 @@ class PluginContractError(EmbedlabError):
 
 def _contract(plugin: str, what: str, name: Any, problem: str, hook: str) -> PluginContractError:
     named = f" {name!r}" if isinstance(name, str) and name else ""
-    return PluginContractError(f"plugin {plugin_label(plugin)} registered a {what}{named} {problem}: "
-                               f"see embedlab.hookspecs.{hook}")
+    return PluginContractError(
+        f"plugin {plugin_label(plugin)} registered a {what}{named} {problem}: see embedlab.hookspecs.{hook}"
+    )
 
 
 def _text(obj: Any, attr: str, default: str | None = None) -> str | None:
@@ -111,25 +113,37 @@ class DatasetEntry:
         ``given`` (``--data-dir``) or ``EMBEDLAB_DATA_DIR``, at either level; None: neither."""
         from embedlab.data import locate_data_dir
 
-        return locate_data_dir(given, getattr(self.spec, "data_subdir", None),
-                               tuple(getattr(self.spec, "data_files", ()) or ()))
+        return locate_data_dir(
+            given, getattr(self.spec, "data_subdir", None), tuple(getattr(self.spec, "data_files", ()) or ())
+        )
 
     def info(self) -> dict[str, Any]:
         """What ``embedlab datasets info`` shows (its ``--json``): name, kind, description, source,
         canonical splits, whether it downloads, and each loader option's flags and help."""
-        return {"name": self.name, "kind": self.kind, "description": self.description,
-                "source": self.homepage or None, "splits": list(self.splits), "downloadable": self.fetch is not None,
-                "options": [{"name": o.name, "flags": list(o.opts), "help": getattr(o, "help", None) or ""}
-                            for o in self.options]}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "description": self.description,
+            "source": self.homepage or None,
+            "splits": list(self.splits),
+            "downloadable": self.fetch is not None,
+            "options": [
+                {"name": o.name, "flags": list(o.opts), "help": getattr(o, "help", None) or ""} for o in self.options
+            ],
+        }
 
     def split_options(self, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """``values`` parted into this dataset's loader options and the rest (trainer config)."""
         names = self.option_names
-        return ({k: v for k, v in values.items() if k in names},
-                {k: v for k, v in values.items() if k not in names})
+        return ({k: v for k, v in values.items() if k in names}, {k: v for k, v in values.items() if k not in names})
 
-    def load_dataset(self, options: Mapping[str, Any] | None = None, seed: int = 42,
-                     shard: RowShard | None = None, strict: bool = True) -> Dataset:
+    def load_dataset(
+        self,
+        options: Mapping[str, Any] | None = None,
+        seed: int = 42,
+        shard: RowShard | None = None,
+        strict: bool = True,
+    ) -> Dataset:
         """The one way embedlab loads a dataset (train, lr-find, compare, predict, reloading
         analyses, the Python API): ``load(**options, seed=seed[, shard=shard])``, the result
         checked, and the options recorded in ``dataset.info["options"]`` so that a later step
@@ -141,8 +155,10 @@ class DatasetEntry:
         options.pop("seed", None)
         unknown = sorted(set(options) - self.option_names)
         if unknown and strict:
-            raise UsageError(f"dataset {self.name!r} takes no option {unknown[0]!r}; its options are: "
-                             f"{', '.join(sorted(self.option_names)) or '(none)'}")
+            raise UsageError(
+                f"dataset {self.name!r} takes no option {unknown[0]!r}; its options are: "
+                f"{', '.join(sorted(self.option_names)) or '(none)'}"
+            )
         given = {k: v for k, v in options.items() if k in self.option_names}
         if "data_dir" in self.option_names:
             folder = self.data_dir(given.get("data_dir"))
@@ -153,8 +169,13 @@ class DatasetEntry:
             kwargs["shard"] = shard
         dataset = self.load(**kwargs)
         if not isinstance(dataset, Dataset):
-            raise _contract(self.plugin, "dataset", self.name, f"whose load() returned {type(dataset).__name__}, "
-                            "not an embedlab.Dataset", "embedlab_register_datasets")
+            raise _contract(
+                self.plugin,
+                "dataset",
+                self.name,
+                f"whose load() returned {type(dataset).__name__}, not an embedlab.Dataset",
+                "embedlab_register_datasets",
+            )
         return remember_options(dataset, {**given, "seed": seed})
 
 
@@ -171,11 +192,20 @@ def _dataset_entry(obj: Any, plugin: str) -> DatasetEntry:
     trainer = getattr(obj, "trainer", None)
     if trainer is not None and not isinstance(trainer, str):
         raise _contract(plugin, "dataset", name, "whose trainer is not a trainer name", hook)
-    return DatasetEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
-                        load=obj.load, options=options, splits=tuple(getattr(obj, "splits", ()) or ()),
-                        fetch=getattr(obj, "fetch", None), homepage=_text(obj, "homepage", "") or "",
-                        trainer=trainer, takes_shard=_takes_parameter(obj.load, "shard"),
-                        plugin=plugin, spec=obj)
+    return DatasetEntry(
+        name=name,
+        kind=obj.kind,
+        description=_text(obj, "description", "") or "",
+        load=obj.load,
+        options=options,
+        splits=tuple(getattr(obj, "splits", ()) or ()),
+        fetch=getattr(obj, "fetch", None),
+        homepage=_text(obj, "homepage", "") or "",
+        trainer=trainer,
+        takes_shard=_takes_parameter(obj.load, "shard"),
+        plugin=plugin,
+        spec=obj,
+    )
 
 
 # ---------------------------------------------------------------------------- trainers
@@ -205,11 +235,12 @@ class TrainerEntry:
     def require(self, ability: str, doing: str) -> None:
         """A one-line UsageError when this trainer lacks ``ability`` (needed for ``doing``)."""
         if not self.can(ability):
-            raise UsageError(f"{doing} needs a trainer that offers {ability}(); trainer {self.name!r} "
-                             f"(plugin {plugin_label(self.plugin)}) does not")
+            raise UsageError(
+                f"{doing} needs a trainer that offers {ability}(); trainer {self.name!r} "
+                f"(plugin {plugin_label(self.plugin)}) does not"
+            )
 
-    def train(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True,
-              checkpoint: Any = None) -> Run:
+    def train(self, dataset: Dataset, config: Mapping[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
         """Train and return the unsaved run; ``checkpoint`` (a training.checkpoint plan) only
         reaches a resumable trainer."""
         if checkpoint is not None and self.resumable:
@@ -244,15 +275,26 @@ def _trainer_entry(obj: Any, plugin: str) -> TrainerEntry:
     declared = getattr(obj, "options", ())
     options = _params(declared)
     if options is None:
-        raise _contract(plugin, "trainer", name, "whose options are neither a TrainerOptions class nor a list "
-                        "of click options", hook)
+        raise _contract(
+            plugin,
+            "trainer",
+            name,
+            "whose options are neither a TrainerOptions class nor a list of click options",
+            hook,
+        )
     abilities = frozenset(a for a in TRAINER_ABILITIES if callable(getattr(obj, a, None)))
-    return TrainerEntry(name=name, kind=obj.kind, description=_text(obj, "description", "") or "",
-                        options=options, abilities=abilities, resumable=bool(getattr(obj, "resumable", False)),
-                        plugin=plugin, impl=obj,
-                        declaration=declared if isinstance(declared, type) else None,
-                        categorical_encodings=tuple(str(e) for e in getattr(obj, "categorical_encodings", None)
-                                                    or ("embedding",)))
+    return TrainerEntry(
+        name=name,
+        kind=obj.kind,
+        description=_text(obj, "description", "") or "",
+        options=options,
+        abilities=abilities,
+        resumable=bool(getattr(obj, "resumable", False)),
+        plugin=plugin,
+        impl=obj,
+        declaration=declared if isinstance(declared, type) else None,
+        categorical_encodings=tuple(str(e) for e in getattr(obj, "categorical_encodings", None) or ("embedding",)),
+    )
 
 
 # ---------------------------------------------------------------------------- analyses
@@ -285,10 +327,15 @@ class AnalysisEntry:
         """Its result over several runs (label -> Run, at least two), table None."""
         result = self.impl.run_several(dict(runs), dict(options))
         if not isinstance(result, AnalysisResult):
-            raise _contract(self.plugin, "analysis", self.name,
-                            f"whose run_several returned {type(result).__name__}, not an AnalysisResult",
-                            "embedlab_register_analyses")
+            raise _contract(
+                self.plugin,
+                "analysis",
+                self.name,
+                f"whose run_several returned {type(result).__name__}, not an AnalysisResult",
+                "embedlab_register_analyses",
+            )
         return result
+
     requires: tuple[str, ...] = ()
 
     def applies_to(self, run: Run, options: Mapping[str, Any] | None = None) -> list[str | None]:
@@ -301,9 +348,13 @@ class AnalysisEntry:
         else:  # the one-argument form of the earlier guide
             found = self.impl.applies_to(run)
         if not isinstance(found, (list, tuple)):
-            raise _contract(self.plugin, "analysis", self.name,
-                            f"whose applies_to returned {type(found).__name__}, not a list of table names",
-                            "embedlab_register_analyses")
+            raise _contract(
+                self.plugin,
+                "analysis",
+                self.name,
+                f"whose applies_to returned {type(found).__name__}, not a list of table names",
+                "embedlab_register_analyses",
+            )
         tables: list[str | None] = []
         for t in found:
             if t is RUN_LEVEL or t is None:
@@ -311,9 +362,14 @@ class AnalysisEntry:
             elif isinstance(t, str) and t in run.tables:
                 tables.append(t)
             else:
-                raise _contract(self.plugin, "analysis", self.name, f"whose applies_to named {t!r}, which is not "
-                                f"a table of this run ({', '.join(run.table_names) or 'none'})",
-                                "embedlab_register_analyses")
+                raise _contract(
+                    self.plugin,
+                    "analysis",
+                    self.name,
+                    f"whose applies_to named {t!r}, which is not "
+                    f"a table of this run ({', '.join(run.table_names) or 'none'})",
+                    "embedlab_register_analyses",
+                )
         return [t for t in tables if not unmet(self.requires, run, t)]
 
     def unmet_message(self, run: Run) -> str:
@@ -326,8 +382,9 @@ class AnalysisEntry:
             return f"no table has {' or '.join(REQUIREMENTS[n] for n in needs)}"
         return ""
 
-    def run(self, run: Run, table: str | None, options: Mapping[str, Any],
-            progress: Callable[..., None] | None = None) -> AnalysisResult:
+    def run(
+        self, run: Run, table: str | None, options: Mapping[str, Any], progress: Callable[..., None] | None = None
+    ) -> AnalysisResult:
         """The analysis's result; ``progress`` reaches its ``run`` when that takes a ``progress``
         parameter (``progress(done, total=None, info="")``, from the runner's bar)."""
         if progress is not None and _takes_parameter(self.impl.run, "progress"):
@@ -335,9 +392,13 @@ class AnalysisEntry:
         else:
             result = self.impl.run(run, table, dict(options))
         if not isinstance(result, AnalysisResult):
-            raise _contract(self.plugin, "analysis", self.name,
-                            f"whose run returned {type(result).__name__}, not an AnalysisResult",
-                            "embedlab_register_analyses")
+            raise _contract(
+                self.plugin,
+                "analysis",
+                self.name,
+                f"whose run returned {type(result).__name__}, not an AnalysisResult",
+                "embedlab_register_analyses",
+            )
         return result
 
     def render(self, result: AnalysisResult) -> list:
@@ -351,8 +412,9 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
     hook = "embedlab_register_analyses"
     runs = getattr(obj, "runs", "one")
     if runs not in ("one", "several"):
-        raise _contract(plugin, "analysis", getattr(obj, "name", None),
-                        f"whose runs is {runs!r}, not 'one' or 'several'", hook)
+        raise _contract(
+            plugin, "analysis", getattr(obj, "name", None), f"whose runs is {runs!r}, not 'one' or 'several'", hook
+        )
     several = runs == "several"
     needed = ("name", "title", "run_several") if several else ("name", "title", "applies_to", "run")
     name = _checked_name(obj, plugin, "analysis", hook, needed)
@@ -363,28 +425,49 @@ def _analysis_entry(obj: Any, plugin: str, declared: dict[str, tuple[AnalysisOpt
         if not isinstance(opt, AnalysisOption):
             if not isinstance(getattr(opt, "name", None), str):
                 raise _contract(plugin, "analysis", name, f"with an option {opt!r} that has no name", hook)
-            opt = AnalysisOption(opt.name, getattr(opt, "type", str), getattr(opt, "default", None),
-                                 getattr(opt, "help", "") or "", bool(getattr(opt, "multiple", False)))
+            opt = AnalysisOption(
+                opt.name,
+                getattr(opt, "type", str),
+                getattr(opt, "default", None),
+                getattr(opt, "help", "") or "",
+                bool(getattr(opt, "multiple", False)),
+            )
         shared = SHARED_OPTIONS.get(opt.name)
         earlier = declared.get(opt.name)
         for ref, owner in ((shared, "embedlab.toolkit.options"), earlier or (None, "")):
             if ref is not None and option_signature(ref) != option_signature(opt):
-                raise _contract(plugin, "analysis", name,
-                                f"with option {opt.flag} ({describe_signature(opt)}), which {owner} declares as "
-                                f"{describe_signature(ref)}; one flag reaches every analysis, so declare it the same "
-                                f"way (use embedlab.toolkit.options) or choose another name", hook)
+                raise _contract(
+                    plugin,
+                    "analysis",
+                    name,
+                    f"with option {opt.flag} ({describe_signature(opt)}), which {owner} declares as "
+                    f"{describe_signature(ref)}; one flag reaches every analysis, so declare it the same "
+                    f"way (use embedlab.toolkit.options) or choose another name",
+                    hook,
+                )
         declared.setdefault(opt.name, (opt, f"analysis {name!r}"))
         options.append(opt)
     try:
-        params = [p for p in inspect.signature(obj.applies_to).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        params = [
+            p
+            for p in inspect.signature(obj.applies_to).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+        ]
     except (TypeError, ValueError, AttributeError):  # a several-runs analysis may have no applies_to
         params = []
     takes_options = len(params) >= 2 or any(p.kind == p.VAR_POSITIONAL for p in params)
-    return AnalysisEntry(name=name, title=_text(obj, "title", "") or name,
-                         description=_text(obj, "description", "") or "", options=tuple(options),
-                         by_default=bool(getattr(obj, "by_default", True)), takes_options=takes_options,
-                         plugin=plugin, impl=obj, requires=_requires(obj, plugin, name), several=several)
+    return AnalysisEntry(
+        name=name,
+        title=_text(obj, "title", "") or name,
+        description=_text(obj, "description", "") or "",
+        options=tuple(options),
+        by_default=bool(getattr(obj, "by_default", True)),
+        takes_options=takes_options,
+        plugin=plugin,
+        impl=obj,
+        requires=_requires(obj, plugin, name),
+        several=several,
+    )
 
 
 def _requires(obj: Any, plugin: str, name: str) -> tuple[str, ...]:
@@ -395,12 +478,22 @@ def _requires(obj: Any, plugin: str, name: str) -> tuple[str, ...]:
     try:
         needs = tuple(str(v) for v in value)
     except TypeError:
-        raise _contract(plugin, "analysis", name, f"whose requires is a {type(value).__name__}, not a tuple of "
-                        f"names", "embedlab_register_analyses") from None
+        raise _contract(
+            plugin,
+            "analysis",
+            name,
+            f"whose requires is a {type(value).__name__}, not a tuple of names",
+            "embedlab_register_analyses",
+        ) from None
     bad = [n for n in needs if n not in REQUIREMENTS]
     if bad:
-        raise _contract(plugin, "analysis", name, f"that requires {bad[0]!r}, which embedlab does not know "
-                        f"(it knows: {', '.join(REQUIREMENTS)})", "embedlab_register_analyses")
+        raise _contract(
+            plugin,
+            "analysis",
+            name,
+            f"that requires {bad[0]!r}, which embedlab does not know (it knows: {', '.join(REQUIREMENTS)})",
+            "embedlab_register_analyses",
+        )
     return needs
 
 
@@ -421,7 +514,8 @@ def _collect(hook_name: str, what: str, make: Callable[[Any, str], Any]) -> dict
                 raise PluginConflictError(
                     f"{what} name {entry.name!r} is registered by two plugins: "
                     f"{plugin_label(other)} and {plugin_label(_plugin)}; uninstall one or "
-                    f"select plugins with EMBEDLAB_LOAD_PLUGINS")
+                    f"select plugins with EMBEDLAB_LOAD_PLUGINS"
+                )
             found[entry.name] = entry
             answers.setdefault(_plugin, []).append(entry.name)
 
@@ -434,8 +528,11 @@ def _collect(hook_name: str, what: str, make: Callable[[Any, str], Any]) -> dict
 
             for name in answers.pop(plugin_name, []):
                 del found[name]
-            warnings.warn(f"embedlab: plugin {plugin_label(plugin_name)} failed in {hook_name} and "
-                          f"was skipped: {type(exc).__name__}: {exc}", stacklevel=2)
+            warnings.warn(
+                f"embedlab: plugin {plugin_label(plugin_name)} failed in {hook_name} and "
+                f"was skipped: {type(exc).__name__}: {exc}",
+                stacklevel=2,
+            )
     trace_registrations(hook_name, [impl.plugin_name for impl in impls], answers)
     return {name: found[name] for name in sorted(found)}
 
@@ -498,8 +595,10 @@ def trainer_for(kind: str, name: str | None = None, dataset: str | None = None) 
         return builtin[0]
     if len(matches) > 1:
         what = f"dataset {dataset!r} (kind {kind!r})" if dataset else f"datasets of kind {kind!r}"
-        raise UsageError(f"{what} names no trainer and can be trained by {len(matches)} trainers: "
-                         f"{', '.join(repr(t.name) for t in matches)}; choose one with --trainer NAME")
+        raise UsageError(
+            f"{what} names no trainer and can be trained by {len(matches)} trainers: "
+            f"{', '.join(repr(t.name) for t in matches)}; choose one with --trainer NAME"
+        )
     return matches[0]
 
 
@@ -519,8 +618,10 @@ def trainer_of_run(run: Run) -> TrainerEntry:
     if isinstance(name, str) and name:
         found = trainers()
         if name not in found:
-            raise UsageError(f"run {str(run.path or '')!r} was made by trainer {name!r}, which is not installed; "
-                             f"installed trainers: {', '.join(found) or '(none)'}")
+            raise UsageError(
+                f"run {str(run.path or '')!r} was made by trainer {name!r}, which is not installed; "
+                f"installed trainers: {', '.join(found) or '(none)'}"
+            )
         return found[name]
     return trainer_for_dataset(datasets().get(run.dataset) or _KindOnly(run.kind, run.dataset))
 

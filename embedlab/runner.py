@@ -2,6 +2,7 @@
 they apply to and renders their figures. One failing analysis never sinks the others: its
 exception becomes a result whose ``error`` holds the message.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ def resolve_options(analysis: AnalysisEntry, given: dict[str, Any]) -> dict[str,
         elif isinstance(opt.type, click.ParamType) or opt.type in (int, float, str, bool):
             ptype = click.types.convert_type(opt.type)
             try:
-                value = [ptype.convert(v, None, None) for v in value] if opt.multiple else \
-                    ptype.convert(value, None, None)
+                value = (
+                    [ptype.convert(v, None, None) for v in value] if opt.multiple else ptype.convert(value, None, None)
+                )
             except click.BadParameter as exc:
                 raise UsageError(f"analysis {analysis.name!r}: option {opt.flag}: {exc.message}") from None
         out[opt.name] = value
@@ -56,9 +58,14 @@ def select_analyses(names: list[str] | None) -> list[AnalysisEntry]:
     return [available[n] for n in names]
 
 
-def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, Any] | None = None,
-                 render: bool = True, on_result: Callable[[AnalysisResult], None] | None = None,
-                 progress: bool | None = False) -> list[AnalysisResult]:
+def run_analyses(
+    run: Run,
+    names: list[str] | None = None,
+    options: dict[str, Any] | None = None,
+    render: bool = True,
+    on_result: Callable[[AnalysisResult], None] | None = None,
+    progress: bool | None = False,
+) -> list[AnalysisResult]:
     """Run analyses on every table they apply to.
 
     One failing analysis never sinks the others: its exception becomes a result whose
@@ -80,9 +87,21 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
         before: list[AnalysisResult] = []
         if analysis.several:  # it compares runs: `analyze A B` or a run group runs it
             if names:
-                plan.append((analysis, [], [AnalysisResult(
-                    analysis.name, None, analysis.title, skipped=SEVERAL_RUNS,
-                    summary=f"{analysis.title}: skipped: {SEVERAL_RUNS}")]))
+                plan.append(
+                    (
+                        analysis,
+                        [],
+                        [
+                            AnalysisResult(
+                                analysis.name,
+                                None,
+                                analysis.title,
+                                skipped=SEVERAL_RUNS,
+                                summary=f"{analysis.title}: skipped: {SEVERAL_RUNS}",
+                            )
+                        ],
+                    )
+                )
             continue
         try:
             tables = list(analysis.applies_to(run, resolved[analysis.name]) or [])
@@ -90,10 +109,17 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
             tables = []
             before.append(_error_result(analysis, None, exc))
         if names and not tables and not before:
-            why = analysis.unmet_message(run) or ("no table of it qualifies, and it is not an analysis of the "
-                                                  "whole run")
-            before.append(AnalysisResult(analysis.name, None, analysis.title,
-                                         summary=f"{analysis.title}: does not apply to this run ({why})."))
+            why = analysis.unmet_message(run) or (
+                "no table of it qualifies, and it is not an analysis of the whole run"
+            )
+            before.append(
+                AnalysisResult(
+                    analysis.name,
+                    None,
+                    analysis.title,
+                    summary=f"{analysis.title}: does not apply to this run ({why}).",
+                )
+            )
         plan.append((analysis, tables, before))
     with progress_bar(progress) as bar:
         task = bar.add_task("analyses", total=sum(len(t) for _, t, _ in plan), info="")
@@ -103,8 +129,9 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
             for table in tables:
                 where = f"{analysis.name}/{table or 'run'}"
                 bar.update(task, completed=step, info=where)
-                result = _run_one(run, analysis, table, resolved[analysis.name], render,
-                                  _reporter(bar, task, step, where))
+                result = _run_one(
+                    run, analysis, table, resolved[analysis.name], render, _reporter(bar, task, step, where)
+                )
                 step += 1
                 bar.update(task, completed=step, info=f"{where} {result.seconds:.1f}s")
                 results.append(result)
@@ -113,17 +140,18 @@ def run_analyses(run: Run, names: list[str] | None = None, options: dict[str, An
     return results
 
 
-SEVERAL_RUNS = ("it compares several runs: give two or more runs or a run group "
-                "(`embedlab analyze RUN_A RUN_B ...`)")
+SEVERAL_RUNS = "it compares several runs: give two or more runs or a run group (`embedlab analyze RUN_A RUN_B ...`)"
 
 
-def run_several_analyses(runs: dict[str, Run], names: list[str] | None = None,
-                         options: dict[str, Any] | None = None, render: bool = True) -> list[AnalysisResult]:
+def run_several_analyses(
+    runs: dict[str, Run], names: list[str] | None = None, options: dict[str, Any] | None = None, render: bool = True
+) -> list[AnalysisResult]:
     """The analyses that take several runs (``Analysis.runs = "several"``), each called once with
     every run (``run_several(runs, options)``, runs by label); one result each (``table`` None),
     a failure becoming its error section. The others are left to :func:`run_analyses`."""
-    chosen = [a for a in (select_analyses(names) if names else analyses().values()) if a.several
-              and (names or a.by_default)]
+    chosen = [
+        a for a in (select_analyses(names) if names else analyses().values()) if a.several and (names or a.by_default)
+    ]
     results = []
     for analysis in chosen:
         options_of = resolve_options(analysis, dict(options or {}))
@@ -134,8 +162,9 @@ def run_several_analyses(runs: dict[str, Run], names: list[str] | None = None,
             if render:
                 result.figures = check_figures(analysis.render(result))
         except SkipTable as skip:
-            result = AnalysisResult(analysis.name, None, analysis.title, skipped=skip.reason,
-                                    summary=f"skipped: {skip.reason}")
+            result = AnalysisResult(
+                analysis.name, None, analysis.title, skipped=skip.reason, summary=f"skipped: {skip.reason}"
+            )
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plugin bug must not sink the report
             result = _error_result(analysis, None, exc)
         results.append(result)
@@ -144,6 +173,7 @@ def run_several_analyses(runs: dict[str, Run], names: list[str] | None = None,
 
 def _reporter(bar: Any, task: int, step: int, where: str) -> Callable[..., None]:
     """The callback an analysis reports its own progress through: ``(done, total, info)``."""
+
     def report(done: float, total: float | None = None, info: str = "") -> None:
         frac = min(max(float(done) / float(total), 0.0), 1.0) if total else 0.0
         count = f" {done:g}/{total:g}" if total else ""
@@ -152,8 +182,9 @@ def _reporter(bar: Any, task: int, step: int, where: str) -> Callable[..., None]
     return report
 
 
-def _run_one(run: Run, analysis: AnalysisEntry, table: Any, options: dict[str, Any], render: bool,
-             report: Callable[..., None]) -> AnalysisResult:
+def _run_one(
+    run: Run, analysis: AnalysisEntry, table: Any, options: dict[str, Any], render: bool, report: Callable[..., None]
+) -> AnalysisResult:
     """One analysis on one table: its result, or a result holding why it was skipped or failed."""
     t0 = time.perf_counter()
     try:
@@ -162,8 +193,13 @@ def _run_one(run: Run, analysis: AnalysisEntry, table: Any, options: dict[str, A
         if render:
             result.figures = check_figures(analysis.render(result))
     except SkipTable as skip:  # the analysis says why it leaves this table out
-        result = AnalysisResult(analysis.name, table, analysis.title, skipped=skip.reason,
-                                summary=f"skipped table {table or 'run'}: {skip.reason}")
+        result = AnalysisResult(
+            analysis.name,
+            table,
+            analysis.title,
+            skipped=skip.reason,
+            summary=f"skipped table {table or 'run'}: {skip.reason}",
+        )
         result.seconds = time.perf_counter() - t0
     except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() in a plugin included
         result = _error_result(analysis, table, exc)
@@ -184,8 +220,9 @@ def check_result(result: Any, table: Any) -> AnalysisResult:
     if not isinstance(result, AnalysisResult):
         raise PluginResultError(f"run() returned {type(result).__name__}, not an AnalysisResult")
     if not isinstance(result.tables, dict):
-        raise PluginResultError(f"its result's tables are a {type(result.tables).__name__}, not a dict "
-                                f"of name -> pandas DataFrame")
+        raise PluginResultError(
+            f"its result's tables are a {type(result.tables).__name__}, not a dict of name -> pandas DataFrame"
+        )
     for name, df in result.tables.items():
         if not isinstance(df, pd.DataFrame):
             raise PluginResultError(f"its result's table {name!r} is a {type(df).__name__}, not a pandas DataFrame")
@@ -196,8 +233,10 @@ def check_result(result: Any, table: Any) -> AnalysisResult:
 
         dumps(result.to_json())
     except Exception as exc:  # noqa: BLE001
-        raise PluginResultError(f"its result cannot be written as JSON ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise PluginResultError(
+            f"its result cannot be written as JSON ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
     return result
 
 
@@ -211,8 +250,9 @@ def check_figures(figures: Any) -> list:
 
     for i, fig in enumerate(figures):
         if not isinstance(fig, Model):
-            raise PluginResultError(f"render() returned a {type(fig).__name__} as figure {i + 1}, not a Bokeh "
-                                    f"model (a figure, a layout)")
+            raise PluginResultError(
+                f"render() returned a {type(fig).__name__} as figure {i + 1}, not a Bokeh model (a figure, a layout)"
+            )
     return list(figures)
 
 

@@ -20,6 +20,7 @@ its fine-tuned vector (cosine, so the uniform shrinking of weight decay does not
 which entities moved most and least, and drift against how often the entity appears in the
 target's training data.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -38,17 +39,25 @@ from embedlab.toolkit.selection import fmt_num, spearman
 from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 ARMS = ("scratch", "frozen", "full", "discriminative")
-ARM_LABELS = {"scratch": "from scratch", "frozen": "pretrained, embeddings frozen",
-              "full": "pretrained, full fine-tuning (one lr)", "discriminative": "pretrained, discriminative lrs"}
+ARM_LABELS = {
+    "scratch": "from scratch",
+    "frozen": "pretrained, embeddings frozen",
+    "full": "pretrained, full fine-tuning (one lr)",
+    "discriminative": "pretrained, discriminative lrs",
+}
 METRIC_PREFERENCE = ("valid_rmse", "valid_rmspe", "valid_mape", "valid_logloss", "valid_loss")
 INIT_KEYS = ("init_from", "init_table", "init_keys", "freeze", "freeze_to", "lr")
 
-FT_ARMS = AnalysisOption("ft_arms", str, ",".join(ARMS),
-                         "Comma-separated strategies to train: scratch, frozen, full, discriminative.")
+FT_ARMS = AnalysisOption(
+    "ft_arms", str, ",".join(ARMS), "Comma-separated strategies to train: scratch, frozen, full, discriminative."
+)
 FT_EPOCHS = AnalysisOption("ft_epochs", int, None, "Epochs of every strategy (default: the run's own).")
-FT_METRIC = AnalysisOption("ft_metric", str, None,
-                           "Validation metric that decides (lower is better; default: valid_rmse, else "
-                           "valid_rmspe, else valid_loss).")
+FT_METRIC = AnalysisOption(
+    "ft_metric",
+    str,
+    None,
+    "Validation metric that decides (lower is better; default: valid_rmse, else valid_rmspe, else valid_loss).",
+)
 
 
 def arm_configs(run: Run, arms: tuple[str, ...] = ARMS, epochs: int | None = None) -> dict[str, dict[str, Any]]:
@@ -56,8 +65,10 @@ def arm_configs(run: Run, arms: tuple[str, ...] = ARMS, epochs: int | None = Non
     replaced (see module docstring)."""
     init = run.meta.get("init") or {}
     if not init.get("from"):
-        raise UsageError(f"run {run.path or ''} was not initialised from pretrained vectors (no 'init' in "
-                         f"run.json); train it with --init-from SOURCE")
+        raise UsageError(
+            f"run {run.path or ''} was not initialised from pretrained vectors (no 'init' in "
+            f"run.json); train it with --init-from SOURCE"
+        )
     config = dict(run.config)
     spec = config.get("lr")
     parsed = LRSlice.parse(spec) if spec is not None else None
@@ -67,8 +78,12 @@ def arm_configs(run: Run, arms: tuple[str, ...] = ARMS, epochs: int | None = Non
     base = {k: v for k, v in config.items() if k not in INIT_KEYS}
     if epochs:
         base["epochs"] = int(epochs)
-    pretrained = {**base, "init_from": init["from"], "init_table": list(config.get("init_table") or []),
-                  "init_keys": config.get("init_keys")}
+    pretrained = {
+        **base,
+        "init_from": init["from"],
+        "init_table": list(config.get("init_table") or []),
+        "init_keys": config.get("init_keys"),
+    }
     every = {
         "scratch": {**base, "lr": hi},
         "frozen": {**pretrained, "lr": hi, "freeze": "embeddings"},
@@ -97,7 +112,7 @@ def cosine_drift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def count_bins(counts: pd.Series) -> pd.Series:
-    """"0 (unseen)" and the quartiles of the positive counts, as ordered labels ("12-40")."""
+    """ "0 (unseen)" and the quartiles of the positive counts, as ordered labels ("12-40")."""
     counts = counts.astype(float)
     labels = pd.Series("0 (unseen)", index=counts.index, dtype=object)
     positive = counts[counts > 0]
@@ -123,11 +138,13 @@ class Finetune(Analysis):
     by_default = False  # retrains models for minutes: run only with --only finetune
     requires = ("training_data",)  # reloads the data the run was trained on
     title = "Fine-tuning from pretrained embeddings"
-    description = ("Retrains the run's target task from scratch, with frozen pretrained embeddings, with full "
-                   "fine-tuning at one lr and with discriminative lrs (same data, split, epochs and seed); "
-                   "validation curves, final metrics, time, the winner, and how far each entity's vector "
-                   "moved from its pretrained start. Applies to runs trained with --init-from; it trains "
-                   "the task up to four times.")
+    description = (
+        "Retrains the run's target task from scratch, with frozen pretrained embeddings, with full "
+        "fine-tuning at one lr and with discriminative lrs (same data, split, epochs and seed); "
+        "validation curves, final metrics, time, the winner, and how far each entity's vector "
+        "moved from its pretrained start. Applies to runs trained with --init-from; it trains "
+        "the task up to four times."
+    )
     options = [FT_ARMS, FT_EPOCHS, FT_METRIC, N_SHOW]
 
     def applies_to(self, run: Run) -> list:
@@ -144,7 +161,8 @@ class Finetune(Analysis):
                 progress(n, len(configs), f"training {arm}")
             trained[arm] = trainer.train(dataset, dict(cfg), progress=False)
         metric = options.get("ft_metric") or next(
-            (m for m in METRIC_PREFERENCE if all(m in r.metrics for r in trained.values())), None)
+            (m for m in METRIC_PREFERENCE if all(m in r.metrics for r in trained.values())), None
+        )
         if metric is None or not all(metric in r.metrics for r in trained.values()):
             have = sorted(k for k in next(iter(trained.values())).metrics if k.startswith("valid_"))
             raise UsageError(f"--ft-metric {metric!r}: the runs report {', '.join(have) or 'no validation metric'}")
@@ -154,14 +172,27 @@ class Finetune(Analysis):
             hist = [h for h in r.history if metric in h]
             best = min(hist, key=lambda h: h[metric]) if hist else {}
             groups = r.meta.get("layer_groups") or {}
-            rows.append({"strategy": arm, "description": ARM_LABELS[arm], metric: float(r.metrics[metric]),
-                         f"best {metric}": float(best.get(metric, np.nan)), "best epoch": int(best.get("epoch", 0)),
-                         "train seconds": float(r.metrics.get("train_seconds", np.nan)),
-                         "lr per group": ", ".join(f"{g}: {'frozen' if v.get('frozen') else format(v['lr'], '.2g')}"
-                                                   for g, v in groups.items())})
+            rows.append(
+                {
+                    "strategy": arm,
+                    "description": ARM_LABELS[arm],
+                    metric: float(r.metrics[metric]),
+                    f"best {metric}": float(best.get(metric, np.nan)),
+                    "best epoch": int(best.get("epoch", 0)),
+                    "train seconds": float(r.metrics.get("train_seconds", np.nan)),
+                    "lr per group": ", ".join(
+                        f"{g}: {'frozen' if v.get('frozen') else format(v['lr'], '.2g')}" for g, v in groups.items()
+                    ),
+                }
+            )
             for h in r.history:
-                curves.append({"strategy": arm, "epoch": int(h["epoch"]),
-                               **{k: float(v) for k, v in h.items() if k.startswith("valid_") or k == "train_loss"}})
+                curves.append(
+                    {
+                        "strategy": arm,
+                        "epoch": int(h["epoch"]),
+                        **{k: float(v) for k, v in h.items() if k.startswith("valid_") or k == "train_loss"},
+                    }
+                )
         arms_table = pd.DataFrame(rows).sort_values(metric, kind="stable").reset_index(drop=True)
         metrics: dict[str, float] = {}
         for row in rows:
@@ -170,8 +201,10 @@ class Finetune(Analysis):
 
         # drift of every entity from its pretrained vector
         drift_frames, drift_rows, by_count_rows = self._drift(run, trained)
-        tables: dict[str, pd.DataFrame] = {"strategies (best first)": arms_table,
-                                           "validation curves": pd.DataFrame(curves)}
+        tables: dict[str, pd.DataFrame] = {
+            "strategies (best first)": arms_table,
+            "validation curves": pd.DataFrame(curves),
+        }
         if drift_rows:
             tables["drift from the pretrained vectors"] = pd.DataFrame(drift_rows)
             tables["drift by how often the entity appears in the target"] = pd.DataFrame(by_count_rows)
@@ -195,12 +228,18 @@ class Finetune(Analysis):
         if "scratch" in trained and best["strategy"] != "scratch":
             metrics["gain_vs_scratch"] = float(metrics[f"scratch_{metric}"] - best[metric])
         data = {"metric": metric, "curves": pd.DataFrame(curves), "drift": drift_frames, "mover": mover}
-        return AnalysisResult(self.name, table, self.title, summary=summary, metrics=metrics, tables=tables,
-                              data=data,
-                              finding=f"best: {best['strategy']} ({metric} {float(best[metric]):.4g})"
-                              + (f", {metrics['gain_vs_scratch']:.3g} better than from scratch"
-                                 if "gain_vs_scratch" in metrics else ""),
-                              headline=["winner_" + metric] + [k for k in ("gain_vs_scratch",) if k in metrics])
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=summary,
+            metrics=metrics,
+            tables=tables,
+            data=data,
+            finding=f"best: {best['strategy']} ({metric} {float(best[metric]):.4g})"
+            + (f", {metrics['gain_vs_scratch']:.3g} better than from scratch" if "gain_vs_scratch" in metrics else ""),
+            headline=["winner_" + metric] + [k for k in ("gain_vs_scratch",) if k in metrics],
+        )
 
     # ------------------------------------------------------------------ drift
     @staticmethod
@@ -212,9 +251,16 @@ class Finetune(Analysis):
         movers = [a for a in ("frozen", "full", "discriminative") if a in trained]
         if not inited or not movers:
             return {}, [], []
-        sources, _ = read_sources(init["from"], [f"{t}={e.get('source_table') or t}" if e.get("source_table") else t
-                                                 for t, e in init["tables"].items() if t in inited],
-                                  run.config.get("init_keys"), inited)
+        sources, _ = read_sources(
+            init["from"],
+            [
+                f"{t}={e.get('source_table') or t}" if e.get("source_table") else t
+                for t, e in init["tables"].items()
+                if t in inited
+            ],
+            run.config.get("init_keys"),
+            inited,
+        )
         frames: dict[str, pd.DataFrame] = {}
         rows, by_count = [], []
         for name in inited:
@@ -234,17 +280,30 @@ class Finetune(Analysis):
             for arm in movers:
                 d = frame[f"drift ({arm})"]
                 ds = d[seen].dropna()  # entities the target's training data has: the ones that can move
-                rows.append({"strategy": arm, "table": name, "entities seen in target": int(len(ds)),
-                             "median drift": float(ds.median()) if len(ds) else np.nan,
-                             "mean drift": float(ds.mean()) if len(ds) else np.nan,
-                             "90th percentile": float(np.percentile(ds, 90)) if len(ds) else np.nan,
-                             "Spearman(drift, count)": spearman(d[seen], frame.loc[seen, "count"]),
-                             "entities unseen in target": int((~seen).sum()),
-                             "mean drift, unseen in target": float(d[~seen].mean()) if (~seen).any() else np.nan})
+                rows.append(
+                    {
+                        "strategy": arm,
+                        "table": name,
+                        "entities seen in target": int(len(ds)),
+                        "median drift": float(ds.median()) if len(ds) else np.nan,
+                        "mean drift": float(ds.mean()) if len(ds) else np.nan,
+                        "90th percentile": float(np.percentile(ds, 90)) if len(ds) else np.nan,
+                        "Spearman(drift, count)": spearman(d[seen], frame.loc[seen, "count"]),
+                        "entities unseen in target": int((~seen).sum()),
+                        "mean drift, unseen in target": float(d[~seen].mean()) if (~seen).any() else np.nan,
+                    }
+                )
                 for label, group in d.groupby(bins, sort=True, observed=True):
-                    by_count.append({"strategy": arm, "table": name, "target count": str(label),
-                                     "entities": int(group.notna().sum()), "mean drift": float(group.mean()),
-                                     "median drift": float(group.median())})
+                    by_count.append(
+                        {
+                            "strategy": arm,
+                            "table": name,
+                            "target count": str(label),
+                            "entities": int(group.notna().sum()),
+                            "mean drift": float(group.mean()),
+                            "median drift": float(group.median()),
+                        }
+                    )
         return frames, rows, by_count
 
     # ------------------------------------------------------------------ words
@@ -255,40 +314,60 @@ class Finetune(Analysis):
         src_run = init.get("run") or {}
         rows = next(iter(trained.values())).metrics.get("train_rows", len(dataset.train))
         where = f"{run.dataset} (split {dataset.split.get('name', '?')}, {int(rows):,} training rows)"
-        src = f"{source}" + (f" ({src_run.get('dataset')}, split {(src_run.get('split') or {}).get('name', '?')})"
-                             if src_run else "")
+        src = f"{source}" + (
+            f" ({src_run.get('dataset')}, split {(src_run.get('split') or {}).get('name', '?')})" if src_run else ""
+        )
         first = table.iloc[0]
-        parts = [f"Target: {where}; pretrained source: {src}; every strategy trained "
-                 f"{next(iter(trained.values())).config.get('epochs')} epochs with seed {run.seed}."]
+        parts = [
+            f"Target: {where}; pretrained source: {src}; every strategy trained "
+            f"{next(iter(trained.values())).config.get('epochs')} epochs with seed {run.seed}."
+        ]
         if len(table) > 1:
             second = table.iloc[1]
             gap = float(second[metric] - first[metric])
-            parts.append(f"Winner: {ARM_LABELS[first['strategy']]} with {metric} {first[metric]:.4f}, "
-                         f"{gap:.4f} ({gap / second[metric]:.1%}) better than the runner-up, "
-                         f"{ARM_LABELS[second['strategy']]} ({second[metric]:.4f}).")
+            parts.append(
+                f"Winner: {ARM_LABELS[first['strategy']]} with {metric} {first[metric]:.4f}, "
+                f"{gap:.4f} ({gap / second[metric]:.1%}) better than the runner-up, "
+                f"{ARM_LABELS[second['strategy']]} ({second[metric]:.4f})."
+            )
             if "scratch" in set(table["strategy"]) and first["strategy"] != "scratch":
                 s = float(table.loc[table["strategy"] == "scratch", metric].iloc[0])
-                parts.append(f"Against training from scratch ({s:.4f}) pretraining gained {s - first[metric]:.4f} "
-                             f"({(s - first[metric]) / s:.1%}).")
+                parts.append(
+                    f"Against training from scratch ({s:.4f}) pretraining gained {s - first[metric]:.4f} "
+                    f"({(s - first[metric]) / s:.1%})."
+                )
             elif first["strategy"] == "scratch":
                 parts.append("Pretraining did not help on this target: training from scratch was best.")
         else:
             parts.append(f"Only {ARM_LABELS[first['strategy']]} was trained: {metric} {first[metric]:.4f}.")
         times = ", ".join(f"{r['strategy']} {r['train seconds']:.1f}s" for _, r in table.iterrows())
         parts.append(f"Training time: {times}.")
-        largest = [t for t, _ in sorted({r["table"]: r["entities seen in target"] for r in drift_rows}.items(),
-                                        key=lambda kv: -kv[1])[:2]]
+        largest = [
+            t
+            for t, _ in sorted(
+                {r["table"]: r["entities seen in target"] for r in drift_rows}.items(), key=lambda kv: -kv[1]
+            )[:2]
+        ]
         for row in drift_rows:
-            if row["strategy"] in ("discriminative", "full") and row["table"] in largest \
-                    and np.isfinite(row["median drift"]):
+            if (
+                row["strategy"] in ("discriminative", "full")
+                and row["table"] in largest
+                and np.isfinite(row["median drift"])
+            ):
                 rho = row["Spearman(drift, count)"]
-                trend = ("entities seen more often in the target moved further" if rho > 0.2 else
-                         "entities seen more often in the target moved less" if rho < -0.2 else
-                         "drift barely depends on how often an entity appears in the target")
-                parts.append(f"Drift ({row['strategy']}, {row['table']}): median cosine distance "
-                             f"{row['median drift']:.3g} from the pretrained vectors over the "
-                             f"{row['entities seen in target']:,} entities the target's training rows contain; "
-                             f"{trend} (Spearman {fmt_num(rho)}).")
+                trend = (
+                    "entities seen more often in the target moved further"
+                    if rho > 0.2
+                    else "entities seen more often in the target moved less"
+                    if rho < -0.2
+                    else "drift barely depends on how often an entity appears in the target"
+                )
+                parts.append(
+                    f"Drift ({row['strategy']}, {row['table']}): median cosine distance "
+                    f"{row['median drift']:.3g} from the pretrained vectors over the "
+                    f"{row['entities seen in target']:,} entities the target's training rows contain; "
+                    f"{trend} (Spearman {fmt_num(rho)})."
+                )
         if any(r["strategy"] == "frozen" for r in drift_rows):
             frozen = [r["median drift"] for r in drift_rows if r["strategy"] == "frozen"]
             if all(np.isfinite(v) and v < 1e-6 for v in frozen):
@@ -304,19 +383,28 @@ class Finetune(Analysis):
         curves: pd.DataFrame = d["curves"]
         figs = []
         if len(curves) and metric in curves:
-            series = {ARM_LABELS.get(a, a): (g["epoch"].to_numpy(), g[metric].to_numpy())
-                      for a, g in curves.groupby("strategy", sort=False)}
+            series = {
+                ARM_LABELS.get(a, a): (g["epoch"].to_numpy(), g[metric].to_numpy())
+                for a, g in curves.groupby("strategy", sort=False)
+            }
             figs.append(line_chart(series, f"validation {metric} per epoch", "epoch", metric))
         mover = d.get("mover")
         for name, frame in list(d["drift"].items())[:3]:
             col = f"drift ({mover})" if mover else None
             if col is None or col not in frame or frame[col].notna().sum() < 2:
                 continue
-            f = frame[frame[col].notna()].assign(log_count=np.log10(frame["count"] + 1.0),
-                                                  key=frame["key"].astype(str))
-            figs.append(scatter(f, "log_count", col, f"{name}: drift from the pretrained vector ({mover})",
-                                hover=["label", "key", "count", col], x_label="log10(1 + count in the target)",
-                                y_label="cosine distance to the pretrained vector"))
+            f = frame[frame[col].notna()].assign(log_count=np.log10(frame["count"] + 1.0), key=frame["key"].astype(str))
+            figs.append(
+                scatter(
+                    f,
+                    "log_count",
+                    col,
+                    f"{name}: drift from the pretrained vector ({mover})",
+                    hover=["label", "key", "count", col],
+                    x_label="log10(1 + count in the target)",
+                    y_label="cosine distance to the pretrained vector",
+                )
+            )
         return figs
 
 

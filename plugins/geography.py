@@ -14,6 +14,7 @@ entities carry ``latitude``/``longitude`` metadata (or coordinates joined from a
 
 It never needs to know what dataset a run came from: datasets annotate, analyses consume.
 """
+
 from __future__ import annotations
 
 import functools
@@ -57,14 +58,17 @@ class CoordsFile(click.ParamType):
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             self.fail(f"{str(path)!r} is not a readable CSV file ({exc})", param, ctx)
         if find_column(header.columns, LAT_NAMES) is None or find_column(header.columns, LON_NAMES) is None:
-            self.fail(f"{str(path)!r} needs a latitude and a longitude column (or lat, lon/lng); "
-                      f"its columns are: {', '.join(map(str, header.columns))}", param, ctx)
+            self.fail(
+                f"{str(path)!r} needs a latitude and a longitude column (or lat, lon/lng); "
+                f"its columns are: {', '.join(map(str, header.columns))}",
+                param,
+                ctx,
+            )
         return str(path)
 
 
 def _read_table(path: Path, nrows: int | None = None) -> pd.DataFrame:
-    return pd.read_csv(path, sep=None, engine="python", dtype=str, nrows=nrows,
-                       keep_default_na=False, na_values=[""])
+    return pd.read_csv(path, sep=None, engine="python", dtype=str, nrows=nrows, keep_default_na=False, na_values=[""])
 
 
 @functools.lru_cache(maxsize=8)
@@ -80,13 +84,16 @@ def _load_coords(path: str, key: str | None, _mtime: int, _size: int) -> tuple[p
         if key is None:
             raise UsageError(f"--coords {path!r} has no key column; add one and name it with --coords-key")
     elif key not in frame.columns:
-        raise UsageError(f"--coords-key {key!r} is not a column of {path!r}; its columns are: "
-                         f"{', '.join(map(str, frame.columns))}")
+        raise UsageError(
+            f"--coords-key {key!r} is not a column of {path!r}; its columns are: {', '.join(map(str, frame.columns))}"
+        )
     keys = frame[key].astype(str).str.strip()
     dupes = keys[keys.duplicated() & keys.ne("nan")]
     if len(dupes):
-        raise DataError(f"--coords {path!r}: key {dupes.iloc[0]!r} appears more than once in column "
-                        f"{key!r}; give each entity one position")
+        raise DataError(
+            f"--coords {path!r}: key {dupes.iloc[0]!r} appears more than once in column "
+            f"{key!r}; give each entity one position"
+        )
     out = pd.DataFrame({"key": keys})
     for name, col, bound in (("latitude", lat_col, 90), ("longitude", lon_col, 180)):
         raw = frame[col]
@@ -94,13 +101,17 @@ def _load_coords(path: str, key: str | None, _mtime: int, _size: int) -> tuple[p
         bad = values.isna() & raw.notna()
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"--coords {path!r}: column {col!r} row {row + 2} is {raw.iloc[row]!r}, "
-                            f"not a number (leave the cell empty for an unknown position)")
+            raise DataError(
+                f"--coords {path!r}: column {col!r} row {row + 2} is {raw.iloc[row]!r}, "
+                f"not a number (leave the cell empty for an unknown position)"
+            )
         outside = values.abs() > bound
         if outside.any():
             row = int(np.flatnonzero(outside.to_numpy())[0])
-            raise DataError(f"--coords {path!r}: column {col!r} row {row + 2} is {values.iloc[row]}, "
-                            f"outside [-{bound}, {bound}] degrees")
+            raise DataError(
+                f"--coords {path!r}: column {col!r} row {row + 2} is {values.iloc[row]}, "
+                f"outside [-{bound}, {bound}] degrees"
+            )
         out[name] = values.to_numpy(dtype=np.float64)
     return out, key
 
@@ -124,16 +135,20 @@ def coords_targets(run: Run, options: dict[str, Any]) -> dict[str, int]:
         return {}
     coords, key = load_coords(path, options.get("coords_key"))
     file_keys = set(coords["key"])
-    counts = {name: int(np.isin(run.table(name).keys.astype(str), list(file_keys)).sum())
-              for name in (wanted or run.table_names)}
+    counts = {
+        name: int(np.isin(run.table(name).keys.astype(str), list(file_keys)).sum())
+        for name in (wanted or run.table_names)
+    }
     if wanted:
         return counts
     best = max(counts.values(), default=0)
     if best == 0:
         examples = "; ".join(f"{n}: {', '.join(map(str, run.table(n).keys[:3]))}" for n in run.table_names)
-        raise DataError(f"no table's keys match column {key!r} of --coords {path!r} (e.g. "
-                        f"{', '.join(coords['key'].head(3))}); the run's keys look like {examples}. "
-                        f"Choose the key column with --coords-key and the table with --coords-table")
+        raise DataError(
+            f"no table's keys match column {key!r} of --coords {path!r} (e.g. "
+            f"{', '.join(coords['key'].head(3))}); the run's keys look like {examples}. "
+            f"Choose the key column with --coords-key and the table with --coords-table"
+        )
     return {n: c for n, c in counts.items() if c > 0 and c >= best / 2}
 
 
@@ -149,17 +164,27 @@ def _strength(r: float) -> str:
 class Geography(Analysis):
     name = "geography"
     title = "Geography: do the embeddings follow the map?"
-    description = ("For tables whose entities have latitude/longitude (metadata, or --coords FILE): a "
-                   "Mantel test of embedding vs great-circle distance, a Procrustes fit of a 2-D "
-                   "projection onto the map, and nearest-neighbour agreement, each beside chance.")
+    description = (
+        "For tables whose entities have latitude/longitude (metadata, or --coords FILE): a "
+        "Mantel test of embedding vs great-circle distance, a Procrustes fit of a 2-D "
+        "projection onto the map, and nearest-neighbour agreement, each beside chance."
+    )
     options = [
-        AnalysisOption("coords", CoordsFile(), None,
-                       "CSV file with a key column and latitude/longitude (or lat, lon/lng) to join "
-                       "to a table's keys."),
-        AnalysisOption("coords_key", str, None,
-                       "Key column of --coords (default: 'key', else the file's first other column)."),
-        AnalysisOption("coords_table", str, None,
-                       "Table(s) to join --coords to, comma-separated (default: every table whose keys match)."),
+        AnalysisOption(
+            "coords",
+            CoordsFile(),
+            None,
+            "CSV file with a key column and latitude/longitude (or lat, lon/lng) to join to a table's keys.",
+        ),
+        AnalysisOption(
+            "coords_key", str, None, "Key column of --coords (default: 'key', else the file's first other column)."
+        ),
+        AnalysisOption(
+            "coords_table",
+            str,
+            None,
+            "Table(s) to join --coords to, comma-separated (default: every table whose keys match).",
+        ),
         PERMUTATIONS,
         DISTANCE,
         PROJECTION,
@@ -202,20 +227,29 @@ class Geography(Analysis):
             else:
                 idx = np.sort(np.random.default_rng(options["seed"]).choice(idx, MAX_ENTITIES, replace=False))
                 how = "a seeded random sample of"
-            notes.append(f"Tested on {how} {MAX_ENTITIES} of the {int(keep.sum()):,} entities with coordinates "
-                         f"(permutation tests grow with the square of the count).")
+            notes.append(
+                f"Tested on {how} {MAX_ENTITIES} of the {int(keep.sum()):,} entities with coordinates "
+                f"(permutation tests grow with the square of the count)."
+            )
             idx = np.sort(idx)
         n = len(idx)
         base = {"n_entities": float(n), "n_missing": float(missing)}
         if n < MIN_ENTITIES:
             return AnalysisResult(
-                self.name, table, self.title, metrics=dict(base, too_few=1.0),
+                self.name,
+                table,
+                self.title,
+                metrics=dict(base, too_few=1.0),
                 finding=f"not tested: {n} of the {MIN_ENTITIES} entities with coordinates it needs",
-                summary=(f"Too few entities to test: {table} has {n} entit{'y' if n == 1 else 'ies'} with "
-                         f"coordinates ({source}); at least {MIN_ENTITIES} are needed before any ordering "
-                         f"test can mean anything. " + " ".join(notes)).strip(),
-                tables={"entities": pd.DataFrame({"key": t.keys, "label": t.labels, "latitude": lat,
-                                                  "longitude": lon})})
+                summary=(
+                    f"Too few entities to test: {table} has {n} entit{'y' if n == 1 else 'ies'} with "
+                    f"coordinates ({source}); at least {MIN_ENTITIES} are needed before any ordering "
+                    f"test can mean anything. " + " ".join(notes)
+                ).strip(),
+                tables={
+                    "entities": pd.DataFrame({"key": t.keys, "label": t.labels, "latitude": lat, "longitude": lon})
+                },
+            )
         lat, lon = lat[idx], lon[idx]
         vectors, labels, keys = t.vectors[idx], t.labels[idx], t.keys[idx]
         d_emb, metric, note = S.embedding_distances(vectors, options["distance"])
@@ -227,8 +261,10 @@ class Geography(Analysis):
         perms, seed = options["permutations"], options["seed"]
         mantel_perms = S.affordable_permutations(n, perms)
         if mantel_perms < perms:
-            notes.append(f"The Mantel test used {mantel_perms:,} permutations instead of {perms:,} to keep "
-                         f"{n} entities to seconds.")
+            notes.append(
+                f"The Mantel test used {mantel_perms:,} permutations instead of {perms:,} to keep "
+                f"{n} entities to seconds."
+            )
         mantel = S.mantel(d_emb, d_geo, mantel_perms, method="spearman", seed=seed)
         plane = S.local_plane_km(lat, lon)
         proj = P.project_2d(vectors, options["projection"], seed=seed, metric=metric)
@@ -237,18 +273,35 @@ class Geography(Analysis):
         knn = S.knn_overlap(d_emb, d_geo, k)
         aligned_lat, aligned_lon = S.plane_to_latlon(proc.aligned[:, :2], lat, lon)
 
-        metrics = dict(mantel_r=mantel.r, mantel_p=mantel.p, procrustes_r2=proc.r2, procrustes_p=proc.p,
-                       knn_overlap=knn.mean, knn_chance=knn.chance, **base, knn_k=float(k),
-                       permutations=float(mantel.permutations), exact=float(mantel.exact))
+        metrics = dict(
+            mantel_r=mantel.r,
+            mantel_p=mantel.p,
+            procrustes_r2=proc.r2,
+            procrustes_p=proc.p,
+            knn_overlap=knn.mean,
+            knn_chance=knn.chance,
+            **base,
+            knn_k=float(k),
+            permutations=float(mantel.permutations),
+            exact=float(mantel.exact),
+        )
         nn_emb = S.nearest_neighbours(d_emb, 1)[:, 0]
         nn_geo = S.nearest_neighbours(d_geo, 1)[:, 0]
-        entities = pd.DataFrame({
-            "key": keys, "label": labels, "latitude": lat, "longitude": lon,
-            "aligned_latitude": aligned_lat, "aligned_longitude": aligned_lon,
-            "error_km": np.hypot(*(proc.aligned[:, :2] - plane).T),
-            "nearest_in_embedding": labels[nn_emb], "nearest_on_map": labels[nn_geo],
-            "nearest_km": d_geo[np.arange(n), nn_emb].round(1), "knn_overlap": knn.per_entity,
-        })
+        entities = pd.DataFrame(
+            {
+                "key": keys,
+                "label": labels,
+                "latitude": lat,
+                "longitude": lon,
+                "aligned_latitude": aligned_lat,
+                "aligned_longitude": aligned_lon,
+                "error_km": np.hypot(*(proc.aligned[:, :2] - plane).T),
+                "nearest_in_embedding": labels[nn_emb],
+                "nearest_on_map": labels[nn_geo],
+                "nearest_km": d_geo[np.arange(n), nn_emb].round(1),
+                "knn_overlap": knn.per_entity,
+            }
+        )
         iu, ju = np.triu_indices(n, k=1)
         pair_idx = np.arange(len(iu))
         if len(pair_idx) > MAX_PAIRS_PLOTTED:
@@ -257,52 +310,87 @@ class Geography(Analysis):
         if missing:
             tables["without coordinates"] = pd.DataFrame({"key": t.keys[~keep], "label": t.labels[~keep]})
         data = {
-            "labels": labels, "latitude": lat, "longitude": lon, "aligned_latitude": aligned_lat,
-            "aligned_longitude": aligned_lon, "metric": metric, "projection": options["projection"],
-            "pair_km": S.condensed(d_geo)[pair_idx], "pair_distance": S.condensed(d_emb)[pair_idx],
-            "pair_labels": np.char.add(np.char.add(labels[iu[pair_idx]].astype(str), " – "),
-                                       labels[ju[pair_idx]].astype(str)),
+            "labels": labels,
+            "latitude": lat,
+            "longitude": lon,
+            "aligned_latitude": aligned_lat,
+            "aligned_longitude": aligned_lon,
+            "metric": metric,
+            "projection": options["projection"],
+            "pair_km": S.condensed(d_geo)[pair_idx],
+            "pair_distance": S.condensed(d_emb)[pair_idx],
+            "pair_labels": np.char.add(
+                np.char.add(labels[iu[pair_idx]].astype(str), " – "), labels[ju[pair_idx]].astype(str)
+            ),
         }
         summary = self._summary(table, n, source, metric, options["projection"], mantel, proc, knn, notes)
-        return AnalysisResult(self.name, table, self.title, summary=summary, metrics=metrics,
-                              tables=tables, data=data,
-                              finding=(f"the {table} map: {_strength(mantel.r) if mantel.p < 0.05 and mantel.r > 0 else 'not significant'}"
-                                       f", Mantel r {mantel.r:.2f}, p {mantel.p:.2g}"
-                                       f"; Procrustes R² {proc.r2:.2f}, p {proc.p:.2g}") if np.isfinite(mantel.r)
-                              else "no test possible: all distances equal",
-                              headline=["mantel_r", "mantel_p", "procrustes_r2", "procrustes_p", "knn_overlap"])
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=summary,
+            metrics=metrics,
+            tables=tables,
+            data=data,
+            finding=(
+                f"the {table} map: {_strength(mantel.r) if mantel.p < 0.05 and mantel.r > 0 else 'not significant'}"
+                f", Mantel r {mantel.r:.2f}, p {mantel.p:.2g}"
+                f"; Procrustes R² {proc.r2:.2f}, p {proc.p:.2g}"
+            )
+            if np.isfinite(mantel.r)
+            else "no test possible: all distances equal",
+            headline=["mantel_r", "mantel_p", "procrustes_r2", "procrustes_p", "knn_overlap"],
+        )
 
     @staticmethod
-    def _summary(table: str, n: int, source: str, metric: str, projection: str, mantel: S.MantelResult,
-                 proc: S.ProcrustesResult, knn: S.KnnOverlap, notes: list[str]) -> str:
+    def _summary(
+        table: str,
+        n: int,
+        source: str,
+        metric: str,
+        projection: str,
+        mantel: S.MantelResult,
+        proc: S.ProcrustesResult,
+        knn: S.KnnOverlap,
+        notes: list[str],
+    ) -> str:
         r, p = mantel.r, mantel.p
         if not np.isfinite(r):
-            verdict = ("No test possible: all distances in one of the two spaces are equal "
-                       "(every entity at the same place, or identical vectors).")
+            verdict = (
+                "No test possible: all distances in one of the two spaces are equal "
+                "(every entity at the same place, or identical vectors)."
+            )
         elif p < 0.01 and r > 0:
             verdict = f"The embeddings of {table} follow the map: {_strength(r)} evidence, unlikely to be chance."
         elif p < 0.05 and r > 0:
             verdict = f"Some evidence that the embeddings of {table} follow the map (significant at 5%, not at 1%)."
         else:
-            verdict = (f"No significant sign that the embeddings of {table} follow the map: "
-                       f"a correlation at least this strong arises by chance {p:.0%} of the time.")
+            verdict = (
+                f"No significant sign that the embeddings of {table} follow the map: "
+                f"a correlation at least this strong arises by chance {p:.0%} of the time."
+            )
         parts = [verdict]
         if np.isfinite(r):
             parts.append(
                 f"Over the {n} entities with coordinates ({source}), {metric} distance between embeddings "
                 f"and great-circle distance correlate with Spearman r = {r:.2f} (Mantel test, "
-                f"{S.describe_p(p, mantel.permutations, mantel.exact, n)}).")
+                f"{S.describe_p(p, mantel.permutations, mantel.exact, n)})."
+            )
             parts.append(
                 f"A 2-D {projection.upper() if projection == 'pca' else projection} picture of the embeddings, "
                 f"best rotated, mirrored and scaled onto the map (Procrustes), reproduces "
-                f"{proc.r2:.0%} of the map's spread ({S.describe_p(proc.p, proc.permutations, proc.exact, n)}).")
+                f"{proc.r2:.0%} of the map's spread ({S.describe_p(proc.p, proc.permutations, proc.exact, n)})."
+            )
             parts.append(
                 f"On average {knn.mean:.0%} of each entity's {knn.k} nearest neighbours in the embedding are "
-                f"also among its {knn.k} nearest on the map; chance alone gives {knn.chance:.0%}.")
+                f"also among its {knn.k} nearest on the map; chance alone gives {knn.chance:.0%}."
+            )
         if n < LOW_POWER:
             floor = 1 / math.factorial(n) if mantel.exact else 1 / (mantel.permutations + 1)
-            parts.append(f"Caution: with only {n} entities the tests have little power (the smallest "
-                         f"possible p is {floor:.2g}); a non-significant result says little either way.")
+            parts.append(
+                f"Caution: with only {n} entities the tests have little power (the smallest "
+                f"possible p is {floor:.2g}); a non-significant result says little either way."
+            )
         return " ".join(parts + notes)
 
     # -- figures
@@ -316,27 +404,43 @@ class Geography(Analysis):
 
         frame = pd.DataFrame({"label": d["labels"], "longitude": d["longitude"], "latitude": d["latitude"]})
         labelled = range(len(frame)) if len(frame) <= MAX_LABELS_PLOTTED else None
-        fig = scatter(frame, "longitude", "latitude", hover=("label",), x_label="longitude", y_label="latitude",
-                      annotate=labelled,
-                      title=f"{result.table}: map positions (blue) and embedding positions aligned onto "
-                            f"the map (orange, {d['projection'].upper() if d['projection'] == 'pca' else d['projection']} + Procrustes)", width=700, height=560)
+        fig = scatter(
+            frame,
+            "longitude",
+            "latitude",
+            hover=("label",),
+            x_label="longitude",
+            y_label="latitude",
+            annotate=labelled,
+            title=f"{result.table}: map positions (blue) and embedding positions aligned onto "
+            f"the map (orange, {d['projection'].upper() if d['projection'] == 'pca' else d['projection']} + Procrustes)",
+            width=700,
+            height=560,
+        )
         base_renderers = fig.renderers[:1]  # the points (not their text labels)
         fig.renderers[0].glyph.size = 9
-        segs = ColumnDataSource({"x0": d["longitude"], "y0": d["latitude"], "x1": d["aligned_longitude"],
-                                 "y1": d["aligned_latitude"]})
+        segs = ColumnDataSource(
+            {"x0": d["longitude"], "y0": d["latitude"], "x1": d["aligned_longitude"], "y1": d["aligned_latitude"]}
+        )
         fig.segment("x0", "y0", "x1", "y1", source=segs, color="#999999", alpha=0.7, line_width=1)
-        aligned = ColumnDataSource({"x": d["aligned_longitude"], "y": d["aligned_latitude"],
-                                    "label": d["labels"]})
+        aligned = ColumnDataSource({"x": d["aligned_longitude"], "y": d["aligned_latitude"], "label": d["labels"]})
         r_aligned = fig.scatter("x", "y", source=aligned, size=8, color=PALETTE[1], marker="triangle", alpha=0.8)
         for tool in fig.select(type=HoverTool):
             tool.renderers = base_renderers + [r_aligned]
         fig.match_aspect = True
-        pairs = pd.DataFrame({"great-circle km": d["pair_km"], "embedding distance": d["pair_distance"],
-                              "pair": d["pair_labels"]})
-        fig2 = scatter(pairs, "great-circle km", "embedding distance", hover=("pair",),
-                       title=f"{result.table}: embedding distance ({d['metric']}) vs distance on the map "
-                             f"(Mantel r = {result.metrics.get('mantel_r', float('nan')):.2f})",
-                       width=560, height=420)
+        pairs = pd.DataFrame(
+            {"great-circle km": d["pair_km"], "embedding distance": d["pair_distance"], "pair": d["pair_labels"]}
+        )
+        fig2 = scatter(
+            pairs,
+            "great-circle km",
+            "embedding distance",
+            hover=("pair",),
+            title=f"{result.table}: embedding distance ({d['metric']}) vs distance on the map "
+            f"(Mantel r = {result.metrics.get('mantel_r', float('nan')):.2f})",
+            width=560,
+            height=420,
+        )
         return [fig, fig2]
 
 

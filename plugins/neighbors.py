@@ -8,6 +8,7 @@ punctuation, the year and the article do not matter: ``"star wars"`` works), wit
 (labels first) when nothing matches and the candidates when several do. The computation lives
 in :mod:`embedlab.toolkit.neighbors` (shared with ``Run.neighbors``).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -21,7 +22,13 @@ from embedlab.run import EmbeddingTable, Run
 
 from embedlab.toolkit.neighbors import find_entity, nearest, unit_rows
 from embedlab.toolkit.options import MIN_COUNT, TOP_N
-from embedlab.toolkit.selection import color_column, display_names, labels_meaningful, neighbour_agreement, select_entities
+from embedlab.toolkit.selection import (
+    color_column,
+    display_names,
+    labels_meaningful,
+    neighbour_agreement,
+    select_entities,
+)
 
 DEFAULT_QUERIES = 6
 MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still queries them
@@ -30,13 +37,23 @@ MIN_ROWS = 10  # smaller tables are read whole; the neighbors command still quer
 class NeighborsAnalysis(Analysis):
     name = "neighbors"
     title = "Nearest neighbours"
-    description = ("Cosine nearest neighbours of a few entities (the most observed, or --entity), and how "
-                   "often an entity's neighbours share its category. Candidates are the entities kept by "
-                   "--top-n/--min-count. The `embedlab neighbors` command queries any entity.")
-    options = [AnalysisOption("k", int, 10, "Neighbors per entity."),
-               AnalysisOption("entity", str, None, "Entity (label or key) whose neighbours the report lists; "
-                                                   "repeat for several.", multiple=True),
-               TOP_N, MIN_COUNT]
+    description = (
+        "Cosine nearest neighbours of a few entities (the most observed, or --entity), and how "
+        "often an entity's neighbours share its category. Candidates are the entities kept by "
+        "--top-n/--min-count. The `embedlab neighbors` command queries any entity."
+    )
+    options = [
+        AnalysisOption("k", int, 10, "Neighbors per entity."),
+        AnalysisOption(
+            "entity",
+            str,
+            None,
+            "Entity (label or key) whose neighbours the report lists; repeat for several.",
+            multiple=True,
+        ),
+        TOP_N,
+        MIN_COUNT,
+    ]
 
     def applies_to(self, run: Run) -> list[str]:
         return [name for name, t in run.tables.items() if len(t) >= MIN_ROWS]
@@ -77,8 +94,10 @@ class NeighborsAnalysis(Analysis):
         metrics: dict[str, float] = {"n_candidates": float(len(sel)), "k": float(k)}
         parts = [f"Cosine nearest neighbours among {sel.description}."]
         if missing:
-            parts.append(f"Not found in table {t.name}: {'; '.join(missing)} (the embedlab neighbors command "
-                         f"suggests close labels).")
+            parts.append(
+                f"Not found in table {t.name}: {'; '.join(missing)} (the embedlab neighbors command "
+                f"suggests close labels)."
+            )
         first = tables[next(iter(tables))]
         head = names[0]
         if meaningful:
@@ -89,25 +108,47 @@ class NeighborsAnalysis(Analysis):
             agree, chance = neighbour_agreement(t.vectors[sel.index], groups, k=k, metric="cosine")
             metrics[f"knn_same_{color}"] = agree
             metrics[f"chance_same_{color}"] = chance
-            parts.append(f"On average {100 * agree:.0f}% of an entity's {k} nearest neighbours share its {color} "
-                         f"(chance: {100 * chance:.0f}%): "
-                         + ("the embedding groups entities by it." if agree > chance + 0.15 else
-                            "the embedding does not group entities by it much." if agree <= chance + 0.05 else
-                            "the embedding groups entities by it somewhat."))
+            parts.append(
+                f"On average {100 * agree:.0f}% of an entity's {k} nearest neighbours share its {color} "
+                f"(chance: {100 * chance:.0f}%): "
+                + (
+                    "the embedding groups entities by it."
+                    if agree > chance + 0.15
+                    else "the embedding does not group entities by it much."
+                    if agree <= chance + 0.05
+                    else "the embedding groups entities by it somewhat."
+                )
+            )
         if t.dim:
             sims = _mean_top_similarity(t, sel.index, k)
             metrics["mean_cosine_of_kth_neighbour"] = sims
-        return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables=tables, data={},
-                              finding="; ".join(
-                                  ([f"closest to {head}: {', '.join(first['label'].head(3))}"] if meaningful else [])
-                                  + ([f"{100 * metrics[f'knn_same_{color}']:.0f}% of neighbours share their {color} "
-                                      f"(chance {100 * metrics[f'chance_same_{color}']:.0f}%)"]
-                                     if f"knn_same_{color}" in metrics else [])
-                                  or [f"mean cosine of the {k}th neighbour "
-                                      f"{metrics.get('mean_cosine_of_kth_neighbour', float('nan')):.2f}"]),
-                              headline=[m for m in (f"knn_same_{color}", f"chance_same_{color}",
-                                                    "mean_cosine_of_kth_neighbour") if m in metrics])
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=" ".join(parts),
+            metrics=metrics,
+            tables=tables,
+            data={},
+            finding="; ".join(
+                ([f"closest to {head}: {', '.join(first['label'].head(3))}"] if meaningful else [])
+                + (
+                    [
+                        f"{100 * metrics[f'knn_same_{color}']:.0f}% of neighbours share their {color} "
+                        f"(chance {100 * metrics[f'chance_same_{color}']:.0f}%)"
+                    ]
+                    if f"knn_same_{color}" in metrics
+                    else []
+                )
+                or [
+                    f"mean cosine of the {k}th neighbour "
+                    f"{metrics.get('mean_cosine_of_kth_neighbour', float('nan')):.2f}"
+                ]
+            ),
+            headline=[
+                m for m in (f"knn_same_{color}", f"chance_same_{color}", "mean_cosine_of_kth_neighbour") if m in metrics
+            ],
+        )
 
 
 def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queries: int = 1000) -> float:
@@ -116,11 +157,10 @@ def _mean_top_similarity(t: EmbeddingTable, index: np.ndarray, k: int, max_queri
     q = unit[:: max(1, len(unit) // max_queries)]
     kk = min(k + 1, unit.shape[0])
     block = max(1, int(2e7 // max(len(unit), 1)))  # queries per block: ~80 MB of similarities at a time
-    part = [-np.partition(-(q[s:s + block] @ unit.T), kk - 1, axis=1)[:, kk - 1] for s in range(0, len(q), block)]
+    part = [-np.partition(-(q[s : s + block] @ unit.T), kk - 1, axis=1)[:, kk - 1] for s in range(0, len(q), block)]
     return float(np.concatenate(part).mean())
 
 
 @hookimpl
 def embedlab_register_analyses(register):
     register(NeighborsAnalysis())
-

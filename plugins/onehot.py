@@ -39,6 +39,7 @@ plus ratios ``onehot_over_embedding_<metric>``. The paper's network row is shown
 time-based split (latest 10 % as test, Table 4) MAPE one-hot 0.101, embedding 0.093; shuffled
 (Table 3) 0.070 and 0.070.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -61,21 +62,31 @@ from embedlab.toolkit.options import SEED
 from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 ARMS = ("embedding", "onehot", "onehot-direct")
-ARM_LABELS = {"embedding": "entity embedding (lookup)", "onehot": "one-hot -> linear layer (same width)",
-              "onehot-direct": "one-hot -> first hidden layer (paper's)"}
+ARM_LABELS = {
+    "embedding": "entity embedding (lookup)",
+    "onehot": "one-hot -> linear layer (same width)",
+    "onehot-direct": "one-hot -> first hidden layer (paper's)",
+}
 #: Guo & Berkhahn 2016, the neural network's MAPE: (one-hot, entity embedding)
 PAPER = {"time": (0.101, 0.093), "random": (0.070, 0.070)}
 PAPER_TABLE = {"time": "Table 4, time-based split (latest 10% as test)", "random": "Table 3, shuffled data"}
 METRIC_PREFERENCE = ("valid_mape", "valid_rmspe", "valid_rmse", "valid_rmse_log", "valid_logloss", "valid_loss")
-MAX_ONEHOT_ELEMENTS = 2 ** 24  # 64 MB of float32 per one-hot block
+MAX_ONEHOT_ELEMENTS = 2**24  # 64 MB of float32 per one-hot block
 CLEARED = {"init_from": None, "init_table": (), "init_keys": None, "freeze": None, "freeze_to": None}
 
-ONEHOT_ARMS = AnalysisOption("onehot_arms", str, "embedding,onehot",
-                             "Comma-separated arms to train: embedding, onehot, onehot-direct (the paper's "
-                             "one-hot network: one-hot vectors straight into the first hidden layer).")
-ONEHOT_RETRAIN = AnalysisOption("onehot_retrain", bool, True,
-                                "Tabular runs: retrain the network one-hot and embedded (false: the lookup "
-                                "equivalence only).")
+ONEHOT_ARMS = AnalysisOption(
+    "onehot_arms",
+    str,
+    "embedding,onehot",
+    "Comma-separated arms to train: embedding, onehot, onehot-direct (the paper's "
+    "one-hot network: one-hot vectors straight into the first hidden layer).",
+)
+ONEHOT_RETRAIN = AnalysisOption(
+    "onehot_retrain",
+    bool,
+    True,
+    "Tabular runs: retrain the network one-hot and embedded (false: the lookup equivalence only).",
+)
 ONEHOT_BATCH = AnalysisOption("onehot_batch", int, 4096, "Codes per timed lookup / one-hot product.")
 
 
@@ -116,7 +127,11 @@ def _lookup_equivalence(vectors: np.ndarray, batch: int, seed: int, repeats: int
         tol = 4 * float(np.finfo(np.float32).eps) * (scale if np.isfinite(scale) else 0.0)
         equal = (not nonfinite) and worst <= tol
         b = max(1, min(int(batch), MAX_ONEHOT_ELEMENTS // max(n, 1)))
-        codes = torch.from_numpy(np.random.default_rng(seed).integers(0, n, size=b)) if n else torch.zeros(0, dtype=torch.long)
+        codes = (
+            torch.from_numpy(np.random.default_rng(seed).integers(0, n, size=b))
+            if n
+            else torch.zeros(0, dtype=torch.long)
+        )
 
         def timed(fn) -> tuple[float, Any]:
             times, out = [], fn()  # one unmeasured call first (first-call set-up)
@@ -129,12 +144,20 @@ def _lookup_equivalence(vectors: np.ndarray, batch: int, seed: int, repeats: int
         t_lookup, _ = timed(lambda: F.embedding(codes, w))
         hot = F.one_hot(codes, n).to(torch.float32)
         t_onehot, _ = timed(lambda: F.one_hot(codes, n).to(torch.float32) @ w)
-    return {"rows": int(n), "dim": int(d), "max_abs_diff": float("nan") if nonfinite else worst, "tolerance": tol,
-            "equal": bool(equal), "batch": int(b), "lookup_seconds": t_lookup, "onehot_seconds": t_onehot,
-            "lookup_input_bytes": int(codes.element_size() * codes.nelement()),
-            "onehot_input_bytes": int(hot.element_size() * hot.nelement()),
-            "output_bytes": int(b * d * w.element_size()),
-            "onehot_multiply_adds": int(b) * int(n) * int(d)}
+    return {
+        "rows": int(n),
+        "dim": int(d),
+        "max_abs_diff": float("nan") if nonfinite else worst,
+        "tolerance": tol,
+        "equal": bool(equal),
+        "batch": int(b),
+        "lookup_seconds": t_lookup,
+        "onehot_seconds": t_onehot,
+        "lookup_input_bytes": int(codes.element_size() * codes.nelement()),
+        "onehot_input_bytes": int(hot.element_size() * hot.nelement()),
+        "output_bytes": int(b * d * w.element_size()),
+        "onehot_multiply_adds": int(b) * int(n) * int(d),
+    }
 
 
 # ---------------------------------------------------------------------------- memory while training
@@ -200,10 +223,12 @@ class OneHot(Analysis):
     by_default = False  # retrains the network (minutes on real data): run with --only onehot
     requires = ("training_data",)  # retrains the network on the run's data
     title = "One-hot encoding against entity embeddings"
-    description = ("Checks that each table's embedding lookup equals one-hot @ weight for every entity and "
-                   "measures what the lookup saves; for tabular runs retrains the network with one-hot "
-                   "inputs and with embeddings (same rows, split, epochs, seed) and compares validation "
-                   "metric, parameters, time and memory with Guo & Berkhahn 2016's Tables 3/4.")
+    description = (
+        "Checks that each table's embedding lookup equals one-hot @ weight for every entity and "
+        "measures what the lookup saves; for tabular runs retrains the network with one-hot "
+        "inputs and with embeddings (same rows, split, epochs, seed) and compares validation "
+        "metric, parameters, time and memory with Guo & Berkhahn 2016's Tables 3/4."
+    )
     options = [ONEHOT_ARMS, ONEHOT_RETRAIN, ONEHOT_BATCH, SEED]
 
     def applies_to(self, run: Run) -> list:
@@ -228,8 +253,10 @@ class OneHot(Analysis):
         except EmbedlabError as exc:
             return None, str(exc)
         if "onehot" not in trainer.categorical_encodings:
-            return None, (f"trainer {trainer.name!r} declares no 'onehot' categorical encoding "
-                          f"(categorical_encodings: {', '.join(trainer.categorical_encodings)})")
+            return None, (
+                f"trainer {trainer.name!r} declares no 'onehot' categorical encoding "
+                f"(categorical_encodings: {', '.join(trainer.categorical_encodings)})"
+            )
         return trainer, ""
 
     # ------------------------------------------------------------------ run
@@ -241,35 +268,49 @@ class OneHot(Analysis):
         for name in run.table_names:
             t = run.table(name)
             res = lookup_equivalence(t.vectors, batch=batch, seed=seed)
-            eq_rows.append({"table": name, "entities checked": res["rows"], "width": res["dim"],
-                            "max |lookup - onehot @ W|": res["max_abs_diff"], "tolerance": res["tolerance"],
-                            "equal": res["equal"], "batch": res["batch"],
-                            "lookup ms": 1e3 * res["lookup_seconds"], "one-hot @ W ms": 1e3 * res["onehot_seconds"],
-                            "speed-up": res["onehot_seconds"] / max(res["lookup_seconds"], 1e-9),
-                            "lookup input KB": res["lookup_input_bytes"] / 1024,
-                            "one-hot input KB": res["onehot_input_bytes"] / 1024,
-                            "memory ratio": res["onehot_input_bytes"] / max(res["lookup_input_bytes"], 1),
-                            "one-hot multiply-adds": res["onehot_multiply_adds"]})
+            eq_rows.append(
+                {
+                    "table": name,
+                    "entities checked": res["rows"],
+                    "width": res["dim"],
+                    "max |lookup - onehot @ W|": res["max_abs_diff"],
+                    "tolerance": res["tolerance"],
+                    "equal": res["equal"],
+                    "batch": res["batch"],
+                    "lookup ms": 1e3 * res["lookup_seconds"],
+                    "one-hot @ W ms": 1e3 * res["onehot_seconds"],
+                    "speed-up": res["onehot_seconds"] / max(res["lookup_seconds"], 1e-9),
+                    "lookup input KB": res["lookup_input_bytes"] / 1024,
+                    "one-hot input KB": res["onehot_input_bytes"] / 1024,
+                    "memory ratio": res["onehot_input_bytes"] / max(res["lookup_input_bytes"], 1),
+                    "one-hot multiply-adds": res["onehot_multiply_adds"],
+                }
+            )
         eq = pd.DataFrame(eq_rows)
         largest = eq.loc[eq["entities checked"].idxmax()]
         metrics: dict[str, float] = {
             "lookup_equals_onehot": float(bool(eq["equal"].all())),
             "lookup_max_abs_diff": float(eq["max |lookup - onehot @ W|"].max(skipna=False)),
             "entities_checked": float(eq["entities checked"].sum()),
-            "lookup_speedup": float(largest["speed-up"]), "lookup_memory_ratio": float(largest["memory ratio"]),
-            "lookup_ms": float(largest["lookup ms"]), "onehot_matmul_ms": float(largest["one-hot @ W ms"])}
+            "lookup_speedup": float(largest["speed-up"]),
+            "lookup_memory_ratio": float(largest["memory ratio"]),
+            "lookup_ms": float(largest["lookup ms"]),
+            "onehot_matmul_ms": float(largest["one-hot @ W ms"]),
+        }
         failed = eq.loc[~eq["equal"], "table"].tolist()
-        eq_text = (f"Lookup = one-hot @ W: {'holds' if not failed else 'FAILS'} for every entity of "
-                   f"{'all ' + str(len(eq)) + ' tables' if len(eq) > 1 else 'the table'} "
-                   f"({int(eq['entities checked'].sum()):,} entities; largest difference "
-                   f"{metrics['lookup_max_abs_diff']:.3g})" + (f"; not for {', '.join(failed)} (non-finite or "
-                                                                  f"differing weights)" if failed else "") +
-                   f". For {largest['table']} ({int(largest['entities checked']):,} x {int(largest['width'])}), a "
-                   f"batch of {int(largest['batch']):,} codes: lookup {largest['lookup ms']:.3f} ms against "
-                   f"one-hot @ W {largest['one-hot @ W ms']:.3f} ms ({largest['speed-up']:.0f}x), input "
-                   f"{largest['lookup input KB']:.0f} KB of codes against {largest['one-hot input KB']:,.0f} KB of "
-                   f"one-hot floats ({largest['memory ratio']:,.0f}x); load average {_load():.1f} (times on a "
-                   f"shared machine vary).")
+        eq_text = (
+            f"Lookup = one-hot @ W: {'holds' if not failed else 'FAILS'} for every entity of "
+            f"{'all ' + str(len(eq)) + ' tables' if len(eq) > 1 else 'the table'} "
+            f"({int(eq['entities checked'].sum()):,} entities; largest difference "
+            f"{metrics['lookup_max_abs_diff']:.3g})"
+            + (f"; not for {', '.join(failed)} (non-finite or differing weights)" if failed else "")
+            + f". For {largest['table']} ({int(largest['entities checked']):,} x {int(largest['width'])}), a "
+            f"batch of {int(largest['batch']):,} codes: lookup {largest['lookup ms']:.3f} ms against "
+            f"one-hot @ W {largest['one-hot @ W ms']:.3f} ms ({largest['speed-up']:.0f}x), input "
+            f"{largest['lookup input KB']:.0f} KB of codes against {largest['one-hot input KB']:,.0f} KB of "
+            f"one-hot floats ({largest['memory ratio']:,.0f}x); load average {_load():.1f} (times on a "
+            f"shared machine vary)."
+        )
         tables = {"lookup against one-hot @ W (every entity)": eq}
         data: dict[str, Any] = {"equivalence": eq}
         parts = [eq_text]
@@ -286,10 +327,17 @@ class OneHot(Analysis):
             parts.append(f"No retraining: {why}.")
         else:
             parts.append("No retraining (--onehot-retrain false).")
-        return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables=tables, data=data, finding=finding,
-                              headline=[k for k in ("onehot_valid_mape", "embedding_valid_mape",
-                                                    "lookup_equals_onehot") if k in metrics])
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=" ".join(parts),
+            metrics=metrics,
+            tables=tables,
+            data=data,
+            finding=finding,
+            headline=[k for k in ("onehot_valid_mape", "embedding_valid_mape", "lookup_equals_onehot") if k in metrics],
+        )
 
     def _retrain(self, run: Run, trainer, arms: list[str]):
         dataset = reload_dataset(run)
@@ -297,16 +345,28 @@ class OneHot(Analysis):
             raise UsageError(f"run {run.path or ''}: its split ({dataset.split.get('name')}) has no validation rows")
         unsupported = [a for a in arms if a not in trainer.categorical_encodings]
         if unsupported:
-            raise UsageError(f"--onehot-arms {unsupported[0]}: trainer {trainer.name!r} honours only "
-                             f"{', '.join(trainer.categorical_encodings)}")
+            raise UsageError(
+                f"--onehot-arms {unsupported[0]}: trainer {trainer.name!r} honours only "
+                f"{', '.join(trainer.categorical_encodings)}"
+            )
         rows, trained = [], {}
         # warm-up, unmeasured: one epoch of every arm on 512 rows, so one-off costs (lazy imports,
         # first allocations) do not land on whichever arm happens to train first
         small = dataclasses.replace(dataset, train=dataset.train.iloc[:512], valid=dataset.valid.iloc[:128])
         for arm in arms:
             # a constant schedule: 512 rows at the run's batch size may be fewer steps than one-cycle needs
-            trainer.train(small, {**run.config, **CLEARED, "categorical_encoding": arm, "epochs": 1,
-                                  "train_sample": 0, "schedule": "constant"}, progress=False)
+            trainer.train(
+                small,
+                {
+                    **run.config,
+                    **CLEARED,
+                    "categorical_encoding": arm,
+                    "epochs": 1,
+                    "train_sample": 0,
+                    "schedule": "constant",
+                },
+                progress=False,
+            )
         for arm in arms:
             cfg = {**run.config, **CLEARED, "categorical_encoding": arm}
             load_before = _load()
@@ -316,18 +376,29 @@ class OneHot(Analysis):
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             trained[arm] = out
             params, cat_params = _parameters(out)
-            rows.append({"arm": arm, "how": ARM_LABELS[arm],
-                         **{k: float(v) for k, v in out.metrics.items() if k.startswith("valid_")},
-                         "parameters": params, "categorical parameters": cat_params,
-                         "train seconds": float(out.metrics.get("train_seconds", np.nan)), "wall seconds": wall,
-                         "cpu seconds": cpu,
-                         "peak memory MB": mem.peak / 2 ** 20, "load before": load_before, "load after": _load()})
+            rows.append(
+                {
+                    "arm": arm,
+                    "how": ARM_LABELS[arm],
+                    **{k: float(v) for k, v in out.metrics.items() if k.startswith("valid_")},
+                    "parameters": params,
+                    "categorical parameters": cat_params,
+                    "train seconds": float(out.metrics.get("train_seconds", np.nan)),
+                    "wall seconds": wall,
+                    "cpu seconds": cpu,
+                    "peak memory MB": mem.peak / 2**20,
+                    "load before": load_before,
+                    "load after": _load(),
+                }
+            )
         frame = pd.DataFrame(rows)
         metric = next((m for m in METRIC_PREFERENCE if m in frame and frame[m].notna().all()), None)
         split = (dataset.split or {}).get("name")
         paper = PAPER.get(split)
-        frame["paper"] = [(paper[0] if a.startswith("onehot") else paper[1]) if paper and metric == "valid_mape"
-                          else np.nan for a in frame["arm"]]
+        frame["paper"] = [
+            (paper[0] if a.startswith("onehot") else paper[1]) if paper and metric == "valid_mape" else np.nan
+            for a in frame["arm"]
+        ]
         metrics: dict[str, float] = {}
         for _, r in frame.iterrows():
             p = _slug(r["arm"])
@@ -345,46 +416,64 @@ class OneHot(Analysis):
                 p = _slug(arm)
                 if metric:
                     metrics[f"{p}_over_embedding_{metric}"] = float(by.loc[arm, metric] / by.loc["embedding", metric])
-                for col, key in (("train seconds", "train_seconds"), ("cpu seconds", "cpu_seconds"),
-                                 ("parameters", "parameters"),
-                                 ("peak memory MB", "peak_memory")):
+                for col, key in (
+                    ("train seconds", "train_seconds"),
+                    ("cpu seconds", "cpu_seconds"),
+                    ("parameters", "parameters"),
+                    ("peak memory MB", "peak_memory"),
+                ):
                     metrics[f"{p}_over_embedding_{key}"] = float(by.loc[arm, col] / by.loc["embedding", col])
         train_rows = int(next(iter(trained.values())).metrics.get("train_rows", len(dataset.train)))
         cfg = next(iter(trained.values())).config
-        setting = (f"{run.dataset}, split {split or '?'}" +
-                   (f" (validation {dataset.split.get('valid_start')} .. {dataset.split.get('valid_end')})"
-                    if dataset.split.get("valid_start") else "") +
-                   f", {train_rows:,} training rows, {len(dataset.valid):,} validation rows, "
-                   f"{cfg.get('epochs')} epochs, batch {cfg.get('bs')}, seed {cfg.get('seed')}")
-        words = [f"Setting: {setting}; each arm trained from scratch in this process, in the order "
-                 f"{', '.join(arms)}."]
+        setting = (
+            f"{run.dataset}, split {split or '?'}"
+            + (
+                f" (validation {dataset.split.get('valid_start')} .. {dataset.split.get('valid_end')})"
+                if dataset.split.get("valid_start")
+                else ""
+            )
+            + f", {train_rows:,} training rows, {len(dataset.valid):,} validation rows, "
+            f"{cfg.get('epochs')} epochs, batch {cfg.get('bs')}, seed {cfg.get('seed')}"
+        )
+        words = [f"Setting: {setting}; each arm trained from scratch in this process, in the order {', '.join(arms)}."]
         finding = ""
         if metric and "embedding" in by.index:
             e = float(by.loc["embedding", metric])
             for arm in (a for a in arms if a != "embedding"):
                 o = float(by.loc[arm, metric])
                 rel = (o - e) / e if e else float("nan")
-                verdict = ("embeddings better" if rel > 0.02 else "one-hot better" if rel < -0.02 else
-                           "about equal (within 2%)")
-                line = (f"{ARM_LABELS[arm]}: {metric} {o:.4f} against embedding {e:.4f} ({rel:+.1%}: {verdict}); "
-                        f"{by.loc[arm, 'parameters']:,.0f} against {by.loc['embedding', 'parameters']:,.0f} parameters, "
-                        f"{by.loc[arm, 'train seconds']:.1f} s against {by.loc['embedding', 'train seconds']:.1f} s "
-                        f"of training ({by.loc[arm, 'train seconds'] / by.loc['embedding', 'train seconds']:.2f}x; "
-                        f"load average {by.loc[arm, 'load before']:.1f}-{by.loc[arm, 'load after']:.1f} against "
-                        f"{by.loc['embedding', 'load before']:.1f}-{by.loc['embedding', 'load after']:.1f}, shared "
-                        f"machine) and {by.loc[arm, 'cpu seconds']:.1f} against {by.loc['embedding', 'cpu seconds']:.1f} "
-                        f"CPU seconds (process time: less sensitive to the machine's load), peak memory +{by.loc[arm, 'peak memory MB']:.0f} MB against "
-                        f"+{by.loc['embedding', 'peak memory MB']:.0f} MB.")
+                verdict = (
+                    "embeddings better"
+                    if rel > 0.02
+                    else "one-hot better"
+                    if rel < -0.02
+                    else "about equal (within 2%)"
+                )
+                line = (
+                    f"{ARM_LABELS[arm]}: {metric} {o:.4f} against embedding {e:.4f} ({rel:+.1%}: {verdict}); "
+                    f"{by.loc[arm, 'parameters']:,.0f} against {by.loc['embedding', 'parameters']:,.0f} parameters, "
+                    f"{by.loc[arm, 'train seconds']:.1f} s against {by.loc['embedding', 'train seconds']:.1f} s "
+                    f"of training ({by.loc[arm, 'train seconds'] / by.loc['embedding', 'train seconds']:.2f}x; "
+                    f"load average {by.loc[arm, 'load before']:.1f}-{by.loc[arm, 'load after']:.1f} against "
+                    f"{by.loc['embedding', 'load before']:.1f}-{by.loc['embedding', 'load after']:.1f}, shared "
+                    f"machine) and {by.loc[arm, 'cpu seconds']:.1f} against {by.loc['embedding', 'cpu seconds']:.1f} "
+                    f"CPU seconds (process time: less sensitive to the machine's load), peak memory +{by.loc[arm, 'peak memory MB']:.0f} MB against "
+                    f"+{by.loc['embedding', 'peak memory MB']:.0f} MB."
+                )
                 words.append(line)
                 if not finding:
-                    finding = (f"one-hot {metric} {o:.4f} vs embedding {e:.4f} ({rel:+.1%}: {verdict})")
+                    finding = f"one-hot {metric} {o:.4f} vs embedding {e:.4f} ({rel:+.1%}: {verdict})"
         if paper and metric == "valid_mape":
-            words.append(f"Paper (Guo & Berkhahn 2016, {PAPER_TABLE[split]}): MAPE one-hot {paper[0]:.3f}, "
-                         f"entity embedding {paper[1]:.3f}.")
+            words.append(
+                f"Paper (Guo & Berkhahn 2016, {PAPER_TABLE[split]}): MAPE one-hot {paper[0]:.3f}, "
+                f"entity embedding {paper[1]:.3f}."
+            )
         else:
-            words.append("The paper's network rows (MAPE; Table 4, time-based: one-hot 0.101, embedding 0.093; "
-                         "Table 3, shuffled: 0.070 and 0.070) are for Rossmann's --split time and --split random "
-                         "with --preset guo2016; this run's setting differs, so compare the direction only.")
+            words.append(
+                "The paper's network rows (MAPE; Table 4, time-based: one-hot 0.101, embedding 0.093; "
+                "Table 3, shuffled: 0.070 and 0.070) are for Rossmann's --split time and --split random "
+                "with --preset guo2016; this run's setting differs, so compare the direction only."
+            )
         return frame, metrics, words, finding
 
     # ------------------------------------------------------------------ figures
@@ -399,14 +488,24 @@ class OneHot(Analysis):
                 series = {"this run": frame[metric].to_numpy(dtype=float)}
                 if frame["paper"].notna().any():
                     series["paper"] = frame["paper"].to_numpy(dtype=float)
-                figs.append(bar_chart(frame["arm"].tolist(), series, f"validation {metric} (lower is better)",
-                                      metric))
-            figs.append(bar_chart(frame["arm"].tolist(), {"train seconds": frame["train seconds"].to_numpy(float)},
-                                  "training seconds (shared machine)", "seconds"))
+                figs.append(bar_chart(frame["arm"].tolist(), series, f"validation {metric} (lower is better)", metric))
+            figs.append(
+                bar_chart(
+                    frame["arm"].tolist(),
+                    {"train seconds": frame["train seconds"].to_numpy(float)},
+                    "training seconds (shared machine)",
+                    "seconds",
+                )
+            )
         eq = result.data["equivalence"]
-        figs.append(bar_chart(eq["table"].tolist(), {"lookup": eq["lookup ms"].to_numpy(float),
-                                                     "one-hot @ W": eq["one-hot @ W ms"].to_numpy(float)},
-                              "milliseconds per batch of codes", "ms"))
+        figs.append(
+            bar_chart(
+                eq["table"].tolist(),
+                {"lookup": eq["lookup ms"].to_numpy(float), "one-hot @ W": eq["one-hot @ W ms"].to_numpy(float)},
+                "milliseconds per batch of codes",
+                "ms",
+            )
+        )
         return figs
 
 

@@ -25,6 +25,7 @@ the original scale, beside the network itself on the same rows and the paper's f
 its time-based split (latest 10 % as test): KNN 0.290 -> 0.116, random forest 0.158 -> 0.108,
 gradient boosted trees 0.152 -> 0.115, neural network 0.093.
 """
+
 from __future__ import annotations
 
 import time
@@ -45,18 +46,25 @@ from embedlab.toolkit.retrain import reload_dataset, trainer_of
 
 #: Guo & Berkhahn 2016, Table 4 (time-based split): MAPE without / with entity embeddings.
 PAPER_TIME_BASED = {"knn": (0.290, 0.116), "rf": (0.158, 0.108), "gbt": (0.152, 0.115), "nn": (None, 0.093)}
-MODEL_NAMES = {"knn": "KNN (k=10, distance weights)", "rf": "random forest", "gbt": "gradient boosting (hist)",
-               "nn": "the run's neural network"}
+MODEL_NAMES = {
+    "knn": "KNN (k=10, distance weights)",
+    "rf": "random forest",
+    "gbt": "gradient boosting (hist)",
+    "nn": "the run's neural network",
+}
 MODELS = ("knn", "rf", "gbt")
 
-TRANSFER_ROWS = AnalysisOption("transfer_rows", int, 200_000,
-                               "Training rows the other models fit on (a sample of the run's; the paper: 200,000).")
-TRANSFER_EVAL_ROWS = AnalysisOption("transfer_eval_rows", int, 20_000,
-                                    "Validation rows scored (a random sample of the run's; 0: all).")
+TRANSFER_ROWS = AnalysisOption(
+    "transfer_rows", int, 200_000, "Training rows the other models fit on (a sample of the run's; the paper: 200,000)."
+)
+TRANSFER_EVAL_ROWS = AnalysisOption(
+    "transfer_eval_rows", int, 20_000, "Validation rows scored (a random sample of the run's; 0: all)."
+)
 TRANSFER_TREES = AnalysisOption("transfer_trees", int, 50, "Trees of the random forest (the paper: 200).")
 TRANSFER_ROUNDS = AnalysisOption("transfer_rounds", int, 300, "Boosting iterations of the gradient boosting.")
-TRANSFER_MODELS = AnalysisOption("transfer_models", str, ",".join(MODELS),
-                                 "Comma-separated models to fit: knn, rf, gbt.")
+TRANSFER_MODELS = AnalysisOption(
+    "transfer_models", str, ",".join(MODELS), "Comma-separated models to fit: knn, rf, gbt."
+)
 
 
 def _mape(y: np.ndarray, yhat: np.ndarray) -> float:
@@ -73,13 +81,15 @@ def make_model(name: str, seed: int, trees: int, rounds: int = 300):
     if name == "rf":
         from sklearn.ensemble import RandomForestRegressor
 
-        return RandomForestRegressor(n_estimators=max(1, int(trees)), max_depth=35, min_samples_leaf=1,
-                                     max_features=0.5, random_state=seed)
+        return RandomForestRegressor(
+            n_estimators=max(1, int(trees)), max_depth=35, min_samples_leaf=1, max_features=0.5, random_state=seed
+        )
     if name == "gbt":
         from sklearn.ensemble import HistGradientBoostingRegressor
 
-        return HistGradientBoostingRegressor(max_iter=max(1, int(rounds)), learning_rate=0.1, max_leaf_nodes=63,
-                                             early_stopping=False, random_state=seed)
+        return HistGradientBoostingRegressor(
+            max_iter=max(1, int(rounds)), learning_rate=0.1, max_leaf_nodes=63, early_stopping=False, random_state=seed
+        )
     raise UsageError(f"--transfer-models: unknown model {name!r}; choose from {', '.join(MODELS)}")
 
 
@@ -93,9 +103,11 @@ class Transfer(Analysis):
     by_default = False  # retrains models for minutes: run only with --only transfer
     requires = ("training_data",)  # retrains on the run's own rows
     title = "Entity embeddings as features for other models"
-    description = ("Fits KNN, a random forest and gradient boosting on the raw categorical codes and on the run's "
-                   "learned embeddings (Guo & Berkhahn 2016, Tables 3/4); MAPE of each beside the network and "
-                   "the paper's figures. Reloads the run's data; fits models on up to 200,000 rows.")
+    description = (
+        "Fits KNN, a random forest and gradient boosting on the raw categorical codes and on the run's "
+        "learned embeddings (Guo & Berkhahn 2016, Tables 3/4); MAPE of each beside the network and "
+        "the paper's figures. Reloads the run's data; fits models on up to 200,000 rows."
+    )
     options = [TRANSFER_ROWS, TRANSFER_EVAL_ROWS, TRANSFER_TREES, TRANSFER_ROUNDS, TRANSFER_MODELS, SEED]
 
     def applies_to(self, run: Run) -> list:
@@ -115,8 +127,9 @@ class Transfer(Analysis):
             make_model(m, seed, 1)  # unknown names fail before any work
         dataset = reload_dataset(run)
         if dataset.valid is None or not len(dataset.valid):
-            raise UsageError(f"run {run.path or ''}: its split ({dataset.split.get('name')}) has no validation rows "
-                             f"to score on")
+            raise UsageError(
+                f"run {run.path or ''}: its split ({dataset.split.get('name')}) has no validation rows to score on"
+            )
         train = sample_rows(run_rows(run, dataset.train), int(options.get("transfer_rows") or 0), seed)
         valid = sample_rows(dataset.valid.reset_index(drop=True), int(options.get("transfer_eval_rows") or 0), seed + 1)
         trainer = trainer_of(run)
@@ -150,52 +163,93 @@ class Transfer(Analysis):
             paper = PAPER_TIME_BASED[m]
             row["paper raw"], row["paper embeddings"] = paper
             rows.append(row)
-        rows.append({"model": MODEL_NAMES["nn"], "MAPE raw codes": np.nan,
-                     "MAPE embeddings": _mape(y_va, enc_va.prediction),  # exp(output): no RMSPE scale
-                     "seconds raw codes": np.nan, "seconds embeddings": np.nan,
-                     "paper raw": None, "paper embeddings": PAPER_TIME_BASED["nn"][1]})
+        rows.append(
+            {
+                "model": MODEL_NAMES["nn"],
+                "MAPE raw codes": np.nan,
+                "MAPE embeddings": _mape(y_va, enc_va.prediction),  # exp(output): no RMSPE scale
+                "seconds raw codes": np.nan,
+                "seconds embeddings": np.nan,
+                "paper raw": None,
+                "paper embeddings": PAPER_TIME_BASED["nn"][1],
+            }
+        )
         frame = pd.DataFrame(rows)
         frame["change"] = frame["MAPE embeddings"] - frame["MAPE raw codes"]
-        frame = frame[["model", "MAPE raw codes", "MAPE embeddings", "change", "paper raw", "paper embeddings",
-                       "seconds raw codes", "seconds embeddings"]]
+        frame = frame[
+            [
+                "model",
+                "MAPE raw codes",
+                "MAPE embeddings",
+                "change",
+                "paper raw",
+                "paper embeddings",
+                "seconds raw codes",
+                "seconds embeddings",
+            ]
+        ]
         metrics: dict[str, float] = {"train_rows": float(len(train)), "eval_rows": float(len(valid))}
         for m, row in zip(models + ["nn"], rows):
             if m != "nn":
                 metrics[f"mape_{m}_raw"] = float(row["MAPE raw codes"])
             metrics[f"mape_{m}_embeddings"] = float(row["MAPE embeddings"])
         split = dataset.split or {}
-        setting = (f"{run.dataset}, split {split.get('name', '?')}" +
-                   (f" (validation {split.get('valid_start')} .. {split.get('valid_end')})" if split.get("valid_start") else "")
-                   + f", {len(run.table_names)} categorical and {enc_va.continuous.shape[1]} "
-                     f"continuous features; {len(train):,} training rows, scored on {len(valid):,} validation rows")
+        setting = (
+            f"{run.dataset}, split {split.get('name', '?')}"
+            + (
+                f" (validation {split.get('valid_start')} .. {split.get('valid_end')})"
+                if split.get("valid_start")
+                else ""
+            )
+            + f", {len(run.table_names)} categorical and {enc_va.continuous.shape[1]} "
+            f"continuous features; {len(train):,} training rows, scored on {len(valid):,} validation rows"
+        )
         better = [r for r in rows[:-1] if r["MAPE embeddings"] < r["MAPE raw codes"]]
-        parts = [f"Setting: {setting}.",
-                 f"The learned embeddings as inputs lowered MAPE for {len(better)} of {len(rows) - 1} models: "
-                 + "; ".join(f"{r['model']} {r['MAPE raw codes']:.3f} -> {r['MAPE embeddings']:.3f}" for r in rows[:-1])
-                 + f". The network itself: {rows[-1]['MAPE embeddings']:.3f}.",
-                 "Paper (Guo & Berkhahn 2016, time-based split, latest 10% as test, 200,000 training rows, 7 "
-                 "features): KNN 0.290 -> 0.116, random forest 0.158 -> 0.108, gradient boosted trees 0.152 -> "
-                 "0.115, network 0.093."]
+        parts = [
+            f"Setting: {setting}.",
+            f"The learned embeddings as inputs lowered MAPE for {len(better)} of {len(rows) - 1} models: "
+            + "; ".join(f"{r['model']} {r['MAPE raw codes']:.3f} -> {r['MAPE embeddings']:.3f}" for r in rows[:-1])
+            + f". The network itself: {rows[-1]['MAPE embeddings']:.3f}.",
+            "Paper (Guo & Berkhahn 2016, time-based split, latest 10% as test, 200,000 training rows, 7 "
+            "features): KNN 0.290 -> 0.116, random forest 0.158 -> 0.108, gradient boosted trees 0.152 -> "
+            "0.115, network 0.093.",
+        ]
         if split.get("name") not in ("time", "time-before", "time-after"):
-            parts.append("This run's split is not the paper's (use --split time --valid-pct 0.1 with --preset "
-                         "guo2016 for its setting), so compare the direction, not the numbers.")
+            parts.append(
+                "This run's split is not the paper's (use --split time --valid-pct 0.1 with --preset "
+                "guo2016 for its setting), so compare the direction, not the numbers."
+            )
         data = {"frame": frame}
-        return AnalysisResult(self.name, table, self.title, summary=" ".join(parts), metrics=metrics,
-                              tables={"MAPE on the validation rows (paper: Table 4, time-based)": frame}, data=data,
-                              finding=f"the embeddings as inputs lowered MAPE for {len(better)} of {len(rows) - 1} "
-                                      f"models; the network itself {rows[-1]['MAPE embeddings']:.3f}",
-                              headline=[k for k in metrics if k.startswith("mape_") and k.endswith("_embeddings")])
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=" ".join(parts),
+            metrics=metrics,
+            tables={"MAPE on the validation rows (paper: Table 4, time-based)": frame},
+            data=data,
+            finding=f"the embeddings as inputs lowered MAPE for {len(better)} of {len(rows) - 1} "
+            f"models; the network itself {rows[-1]['MAPE embeddings']:.3f}",
+            headline=[k for k in metrics if k.startswith("mape_") and k.endswith("_embeddings")],
+        )
 
     def render(self, result: AnalysisResult) -> list:
         from embedlab.toolkit.plotting import bar_chart
 
         frame: pd.DataFrame = result.data["frame"]
-        return [bar_chart(frame["model"].tolist(),
-                          {"raw codes": frame["MAPE raw codes"].to_numpy(dtype=float),
-                           "embeddings": frame["MAPE embeddings"].to_numpy(dtype=float),
-                           "paper, raw": frame["paper raw"].to_numpy(dtype=float),
-                           "paper, embeddings": frame["paper embeddings"].to_numpy(dtype=float)},
-                          "MAPE on the validation rows (lower is better)", "MAPE")]
+        return [
+            bar_chart(
+                frame["model"].tolist(),
+                {
+                    "raw codes": frame["MAPE raw codes"].to_numpy(dtype=float),
+                    "embeddings": frame["MAPE embeddings"].to_numpy(dtype=float),
+                    "paper, raw": frame["paper raw"].to_numpy(dtype=float),
+                    "paper, embeddings": frame["paper embeddings"].to_numpy(dtype=float),
+                },
+                "MAPE on the validation rows (lower is better)",
+                "MAPE",
+            )
+        ]
 
 
 @hookimpl

@@ -13,6 +13,7 @@ Usage in a test::
 ``open_report`` needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them);
 without them, or when the browser cannot start, the calling test is skipped, never failed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -28,13 +29,26 @@ from typing import Any, Iterator
 
 import pytest
 
-CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                "--disable-default-apps", "--disable-sync", "--disable-extensions",
-                # WebGL without a GPU: Chromium's software rasteriser (SwiftShader) must be allowed
-                # explicitly in recent versions, else bokeh falls back to canvas.
-                "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--enable-webgl",
-                "--ignore-gpu-blocklist", "--window-size=1280,1000", "--hide-scrollbars"]
+CHROME_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-sync",
+    "--disable-extensions",
+    # WebGL without a GPU: Chromium's software rasteriser (SwiftShader) must be allowed
+    # explicitly in recent versions, else bokeh falls back to canvas.
+    "--enable-unsafe-swiftshader",
+    "--use-angle=swiftshader",
+    "--enable-webgl",
+    "--ignore-gpu-blocklist",
+    "--window-size=1280,1000",
+    "--hide-scrollbars",
+]
 
 # Bokeh's state, gathered in the page. A document is idle once every root view has finished
 # rendering; views are found through Bokeh.index (root views) and their children.
@@ -149,20 +163,29 @@ class Page:
         return self.screenshot(out)
 
     # -- driving named Bokeh models (the explorer names its models explorer-<role>-<table>)
-    _MODEL_JS = ("const m = Bokeh.documents.map(d => d.get_model_by_name(arguments[0])).find(x => x);"
-                 "if (!m) throw new Error('no Bokeh model named ' + arguments[0]);")
+    _MODEL_JS = (
+        "const m = Bokeh.documents.map(d => d.get_model_by_name(arguments[0])).find(x => x);"
+        "if (!m) throw new Error('no Bokeh model named ' + arguments[0]);"
+    )
 
     def model_value(self, name: str, prop: str) -> Any:
-        return self.js(self._MODEL_JS + "const v = m[arguments[1]]; return v instanceof Map ? "
-                       "Object.fromEntries(v) : (ArrayBuffer.isView(v) ? Array.from(v) : v);", name, prop)
+        return self.js(
+            self._MODEL_JS + "const v = m[arguments[1]]; return v instanceof Map ? "
+            "Object.fromEntries(v) : (ArrayBuffer.isView(v) ? Array.from(v) : v);",
+            name,
+            prop,
+        )
 
     def set_model(self, name: str, prop: str, value: Any) -> None:
         self.js(self._MODEL_JS + "m[arguments[1]] = arguments[2];", name, prop, value)
 
     def source(self, name: str) -> dict[str, list]:
         """A ColumnDataSource's columns as lists."""
-        return self.js(self._MODEL_JS + "const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;"
-                       "const out = {}; for (const k of Object.keys(d)) out[k] = Array.from(d[k]); return out;", name)
+        return self.js(
+            self._MODEL_JS + "const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;"
+            "const out = {}; for (const k of Object.keys(d)) out[k] = Array.from(d[k]); return out;",
+            name,
+        )
 
     def selected_rows(self, name: str) -> list[int]:
         return self.js(self._MODEL_JS + "return Array.from(m.selected.indices);", name)
@@ -173,13 +196,16 @@ class Page:
 
     def widget_input(self, name: str):
         """The <input> element of the TextInput named ``name`` (inside Bokeh's shadow DOM)."""
-        return self.js(r"""
+        return self.js(
+            r"""
             const seen = new Set(), views = [];
             const walk = (v) => { if (!v || seen.has(v)) return; seen.add(v); views.push(v);
               for (const c of (v.child_views || [])) walk(c); };
             const idx = Bokeh.index; for (const v of (idx.roots ? idx.roots : Object.values(idx))) walk(v);
             const view = views.find((v) => v.model && v.model.name === arguments[0]);
-            return view ? view.input_el : null;""", name)
+            return view ? view.input_el : null;""",
+            name,
+        )
 
     def type_into(self, name: str, text: str, enter: bool = True) -> None:
         """Type ``text`` into the TextInput named ``name`` key by key, as a person would."""
@@ -203,15 +229,20 @@ class Page:
 
     def shown_text(self, name: str) -> str:
         """The visible text of the widget named ``name`` (a Div's status line, a legend)."""
-        return self.js(self._VIEW_JS + "return (root.innerText !== undefined ? root.innerText : "
-                       "Array.from(root.childNodes).filter((n) => !['STYLE', 'LINK', 'SCRIPT'].includes(n.nodeName))"
-                       ".map((n) => n.innerText || n.textContent || '').join(' '));",
-                       name).strip()
+        return self.js(
+            self._VIEW_JS + "return (root.innerText !== undefined ? root.innerText : "
+            "Array.from(root.childNodes).filter((n) => !['STYLE', 'LINK', 'SCRIPT'].includes(n.nodeName))"
+            ".map((n) => n.innerText || n.textContent || '').join(' '));",
+            name,
+        ).strip()
 
     def shown_box(self, name: str) -> dict[str, float]:
         """Where the view of the model named ``name`` is on screen (CSS pixels, scrolled into view)."""
-        return self.js(self._VIEW_JS + "view.el.scrollIntoView({block: 'center'}); const r = view.el.getBoundingClientRect();"
-                       "return {left: r.left, top: r.top, width: r.width, height: r.height};", name)
+        return self.js(
+            self._VIEW_JS + "view.el.scrollIntoView({block: 'center'}); const r = view.el.getBoundingClientRect();"
+            "return {left: r.left, top: r.top, width: r.width, height: r.height};",
+            name,
+        )
 
     def shown_pixels(self, name: str):
         """What the page draws of the model named ``name`` (a plot: its canvas), as an RGB array
@@ -230,7 +261,9 @@ class Page:
         """The texts the plot named ``name`` writes on its canvas (Text glyphs), each with its box
         in canvas pixels: where Bokeh placed it (the glyph view's screen coordinates, offset and
         alignment) and how wide the canvas measures it in the glyph's font."""
-        return self.js(self._VIEW_JS + r"""
+        return self.js(
+            self._VIEW_JS
+            + r"""
             const val = (v) => (v !== null && typeof v === "object" && "value" in v ? v.value : v);
             const ctx = document.createElement("canvas").getContext("2d"), out = [];
             for (const r of view.renderer_views.values()) {
@@ -252,34 +285,49 @@ class Page:
                           source: src.name});
               }
             }
-            return out;""", name)
+            return out;""",
+            name,
+        )
 
     def truncated_cells(self, name: str, col: int) -> list[str]:
         """Cells of column ``col`` of the DataTable ``name`` whose text is cut (wider than the cell)."""
-        return self.js(self._VIEW_JS + r"""
+        return self.js(
+            self._VIEW_JS
+            + r"""
             const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
             return rows.map((r) => r.querySelectorAll('.slick-cell')[arguments[1]]).filter((c) => c &&
-              c.scrollWidth > c.clientWidth + 1).map((c) => c.innerText);""", name, col)
+              c.scrollWidth > c.clientWidth + 1).map((c) => c.innerText);""",
+            name,
+            col,
+        )
 
     def shown_rows(self, name: str) -> list[list[str]]:
         """The cells a DataTable named ``name`` draws, row by row from the top (SlickGrid
         positions rows absolutely: sorted by their offset, not their DOM order)."""
-        return self.js(self._VIEW_JS + r"""
+        return self.js(
+            self._VIEW_JS
+            + r"""
             const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
             rows.sort((a, b) => parseFloat(a.style.top || "0") - parseFloat(b.style.top || "0"));
             return rows.map((r) => Array.from(r.querySelectorAll('.slick-cell')).map((c) => c.innerText.trim()));""",
-                       name)
+            name,
+        )
 
     def shown_column(self, name: str, col: int) -> list[str]:
         return [r[col] for r in self.shown_rows(name) if len(r) > col]
 
     def click_row(self, name: str, row: int, col: int = 1) -> None:
         """Click cell ``col`` of the ``row``-th drawn row of the DataTable ``name`` (a real click)."""
-        el = self.js(self._VIEW_JS + r"""
+        el = self.js(
+            self._VIEW_JS
+            + r"""
             const rows = Array.from(root.querySelectorAll('.slick-row')).filter((r) => r.offsetParent !== null);
             rows.sort((a, b) => parseFloat(a.style.top || '0') - parseFloat(b.style.top || '0'));
             const r = rows[arguments[1]]; return r ? r.querySelectorAll('.slick-cell')[arguments[2]] : null;""",
-                     name, row, col)
+            name,
+            row,
+            col,
+        )
         assert el is not None, f"table {name} draws no row {row}"
         el.click()
 
@@ -308,8 +356,12 @@ class Page:
 
 def find_browser() -> tuple[str, str] | None:
     """(chromium binary, chromedriver) or None."""
-    chrome = os.environ.get("EMBEDLAB_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser") \
+    chrome = (
+        os.environ.get("EMBEDLAB_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
         or shutil.which("google-chrome")
+    )
     driver = os.environ.get("EMBEDLAB_CHROMEDRIVER") or shutil.which("chromedriver")
     if not chrome or not driver:
         return None
@@ -361,12 +413,18 @@ def png_stats(png: bytes) -> dict[str, float]:
     px = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     flat = px.reshape(-1, 3)
     colours = len(np.unique(flat[:: max(1, len(flat) // 200_000)], axis=0))
-    return {"width": px.shape[1], "height": px.shape[0], "std": float(px.std()), "colours": colours,
-            "non_white": float((px.min(axis=2) < 240).mean())}
+    return {
+        "width": px.shape[1],
+        "height": px.shape[0],
+        "std": float(px.std()),
+        "colours": colours,
+        "non_white": float((px.min(axis=2) < 240).mean()),
+    }
 
 
-def check_report(page: Page, expect_webgl: bool = True, min_plots: int = 1, timeout: float = 60.0,
-                 screenshot: Path | None = None) -> dict[str, Any]:
+def check_report(
+    page: Page, expect_webgl: bool = True, min_plots: int = 1, timeout: float = 60.0, screenshot: Path | None = None
+) -> dict[str, Any]:
     """Assert a report is healthy: Bokeh idle, no SEVERE console entry, no network request,
     WebGL in use where plots asked for it, a screenshot that is not blank. Returns the state."""
     state = page.wait_idle(timeout)
@@ -379,12 +437,14 @@ def check_report(page: Page, expect_webgl: bool = True, min_plots: int = 1, time
     assert not requests, f"the report made network requests: {requests[:5]}"
     if expect_webgl:
         assert state["webgl_requested"] > 0, "no plot asked for the WebGL backend"
-        assert state["webgl_plots"] == state["webgl_requested"], \
+        assert state["webgl_plots"] == state["webgl_requested"], (
             f"WebGL not in use for every plot that asked for it: {state}; console: {logs[-5:]}"
+        )
     png = page.screenshot(screenshot)
     stats = png_stats(png)
-    assert stats["std"] > 10 and stats["colours"] > 16 and stats["non_white"] > 0.02, \
+    assert stats["std"] > 10 and stats["colours"] > 16 and stats["non_white"] > 0.02, (
         f"the screenshot looks blank: {stats}"
+    )
     state["screenshot"] = stats
     state["console"] = logs
     return state

@@ -4,6 +4,7 @@ Unit tests use the small synthetic-collab run of conftest (planted genres and bi
 negative control with the planted labels shuffled; real-data tests (ml-100k u1) skip without
 EMBEDLAB_DATA_DIR.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,9 +60,14 @@ def store_run(n: int = 300, seed: int = 0) -> Run:
     vec[:, 0] += (np.log(sales) - 8.5) * 2
     vec[:, 1] += np.array([{"a": 0.0, "b": 0.6, "c": -0.6, "d": 0.3}[k] for k in kind])
     meta = pd.DataFrame({"count": rng.integers(600, 942, n), "mean_sales": sales, "StoreType": kind})
-    t = EmbeddingTable("Store", np.arange(1, n + 1), [f"store {i}" for i in range(1, n + 1)], vec,
-                       metadata=meta, attrs={"count_column": "count", "target_column": "mean_sales",
-                                             "color_column": "StoreType"})
+    t = EmbeddingTable(
+        "Store",
+        np.arange(1, n + 1),
+        [f"store {i}" for i in range(1, n + 1)],
+        vec,
+        metadata=meta,
+        attrs={"count_column": "count", "target_column": "mean_sales", "color_column": "StoreType"},
+    )
     return Run({"dataset": "stores", "kind": "tabular"}, {"Store": t})
 
 
@@ -316,8 +322,9 @@ def test_analyze_api_returns_displayable_results(run):
 
 # ---------------------------------------------------------------------------- CLI
 def test_cli_analyze_json(synthetic_run):
-    res = CliRunner().invoke(make_cli(), ["analyze", str(synthetic_run), "--only", "bias-ranking,pca", "--json",
-                                          "--top-n", "100"])
+    res = CliRunner().invoke(
+        make_cli(), ["analyze", str(synthetic_run), "--only", "bias-ranking,pca", "--json", "--top-n", "100"]
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     got = {(r["analysis"], r["table"]) for r in payload["results"]}
@@ -369,9 +376,14 @@ def test_cli_neighbors(synthetic_run):
 # ---------------------------------------------------------------------------- export
 def hostile_table() -> EmbeddingTable:
     rng = np.random.default_rng(0)
-    return EmbeddingTable("item", np.array(["a b", "c", "d"]), ["tab\there", "new\nline", "<img src=x>"],
-                          rng.normal(size=(3, 4)), rng.normal(size=3),
-                          metadata=pd.DataFrame({"count": [3, 2, 1], "note": ["x\ty", None, "z"]}))
+    return EmbeddingTable(
+        "item",
+        np.array(["a b", "c", "d"]),
+        ["tab\there", "new\nline", "<img src=x>"],
+        rng.normal(size=(3, 4)),
+        rng.normal(size=3),
+        metadata=pd.DataFrame({"count": [3, 2, 1], "note": ["x\ty", None, "z"]}),
+    )
 
 
 def test_export_projector_word2vec_npy(tmp_path):
@@ -402,14 +414,16 @@ def test_export_projector_word2vec_npy(tmp_path):
 def test_cli_export_projector_and_csv(tmp_path, synthetic_run):
     cli = make_cli()
     runner = CliRunner()
-    res = runner.invoke(cli, ["export", str(synthetic_run), "--table", "item", "--format", "projector",
-                              "--out", str(tmp_path / "e")])
+    res = runner.invoke(
+        cli, ["export", str(synthetic_run), "--table", "item", "--format", "projector", "--out", str(tmp_path / "e")]
+    )
     assert res.exit_code == 0, res.output
     assert (tmp_path / "e" / "vectors.tsv").read_text().count("\n") == 200
     meta = pd.read_csv(tmp_path / "e" / "metadata.tsv", sep="\t")
     assert list(meta.columns[:3]) == ["label", "key", "bias"] and len(meta) == 200
-    res = runner.invoke(cli, ["export", str(synthetic_run), "--table", "item", "--format", "csv",
-                              "--out", str(tmp_path / "e")])
+    res = runner.invoke(
+        cli, ["export", str(synthetic_run), "--table", "item", "--format", "csv", "--out", str(tmp_path / "e")]
+    )
     assert res.exit_code == 0, res.output
     coords = pd.read_csv(tmp_path / "e" / "coordinates.csv")
     assert {"key", "label", "pca_1", "pca_2", "pca_3", "genre"} <= set(coords.columns) and len(coords) == 200
@@ -439,8 +453,16 @@ def ml100k(tmp_path_factory):
     return load_run(ml100k_run_dir(tmp_path_factory))
 
 
-FAMOUS = ["Schindler's List (1993)", "Shawshank Redemption, The (1994)", "Star Wars (1977)", "Titanic (1997)",
-          "Silence of the Lambs, The (1991)", "Casablanca (1942)", "Usual Suspects, The (1995)", "Rear Window (1954)"]
+FAMOUS = [
+    "Schindler's List (1993)",
+    "Shawshank Redemption, The (1994)",
+    "Star Wars (1977)",
+    "Titanic (1997)",
+    "Silence of the Lambs, The (1991)",
+    "Casablanca (1942)",
+    "Usual Suspects, The (1995)",
+    "Rear Window (1954)",
+]
 
 
 @pytest.mark.realdata

@@ -1,4 +1,5 @@
 """The analysis runner's selection rules: expensive analyses run only when named."""
+
 from __future__ import annotations
 
 from embedlab import hookimpl

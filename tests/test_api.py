@@ -1,6 +1,7 @@
 """Issue 18, the everyday interface: the Python API (lr_find, learner, compare, Run.neighbors,
 addressable results, BokehJS once per notebook), progress, per-step records and the schedule
 plot, forgiving entity lookup, full terminal summaries with --brief, predict's coverage."""
+
 from __future__ import annotations
 
 import io
@@ -135,8 +136,12 @@ def test_steps_are_recorded_per_step_and_decimated():
     from embedlab.training.learner import MAX_STEP_POINTS, FitResult
 
     n = 10_007
-    fit = FitResult(history=[{"epoch": 1}], lrs={"a": list(np.linspace(0, 1, n))}, moms={"a": [0.9] * n},
-                    losses=[float(i) for i in range(n)])
+    fit = FitResult(
+        history=[{"epoch": 1}],
+        lrs={"a": list(np.linspace(0, 1, n))},
+        moms={"a": [0.9] * n},
+        losses=[float(i) for i in range(n)],
+    )
     steps = fit.steps()
     assert len(steps["step"]) == len(steps["loss"]) == len(steps["lr"]["a"]) == MAX_STEP_POINTS
     assert steps["step"][0] == 1 and steps["step"][-1] <= n and steps["total_steps"] == n
@@ -160,8 +165,11 @@ def test_run_json_records_the_one_cycle_schedule_and_the_loss_of_every_step(tiny
     assert mom[peak] == pytest.approx(mom.min()) and mom[0] > mom[peak]
     assert len(steps["loss"]) == len(lr) and np.mean(steps["loss"][-per_epoch:]) < np.mean(steps["loss"][:per_epoch])
     titles = [f.title.text for f in embedlab_report_figures(run)]
-    assert titles[:3] == ["Learning rate per step (the schedule)", "Momentum per step (beta1 for Adam)",
-                          "Training loss per step"] and "Loss per epoch" in titles
+    assert (
+        titles[:3]
+        == ["Learning rate per step (the schedule)", "Momentum per step (beta1 for Adam)", "Training loss per step"]
+        and "Loss per epoch" in titles
+    )
 
 
 def embedlab_report_figures(run):
@@ -172,30 +180,51 @@ def embedlab_report_figures(run):
 
 # ---------------------------------------------------------------------------- entity lookup
 def _movies() -> EmbeddingTable:
-    labels = ["Star Wars (1977)", "Stargate (1994)", "Godfather, The (1972)", "Godfather: Part II, The (1974)",
-              "Chasing Amy (1997)", "Chasing Amy (1997)", "Star Trek: Generations (1994)", "Café au lait (1993)"]
+    labels = [
+        "Star Wars (1977)",
+        "Stargate (1994)",
+        "Godfather, The (1972)",
+        "Godfather: Part II, The (1974)",
+        "Chasing Amy (1997)",
+        "Chasing Amy (1997)",
+        "Star Trek: Generations (1994)",
+        "Café au lait (1993)",
+    ]
     rng = np.random.default_rng(0)
-    return EmbeddingTable("item", np.arange(1, 9), labels, rng.normal(size=(8, 4)),
-                          metadata=pd.DataFrame({"count": [583, 80, 413, 209, 40, 124, 60, 12]}))
+    return EmbeddingTable(
+        "item",
+        np.arange(1, 9),
+        labels,
+        rng.normal(size=(8, 4)),
+        metadata=pd.DataFrame({"count": [583, 80, 413, 209, 40, 124, 60, 12]}),
+    )
 
 
 def _users() -> EmbeddingTable:
     keys = np.arange(1, 400)
-    return EmbeddingTable("user", keys, [f"user {k}" for k in keys], np.random.default_rng(1).normal(size=(399, 4)),
-                          metadata=pd.DataFrame({"count": np.arange(399)}))
+    return EmbeddingTable(
+        "user",
+        keys,
+        [f"user {k}" for k in keys],
+        np.random.default_rng(1).normal(size=(399, 4)),
+        metadata=pd.DataFrame({"count": np.arange(399)}),
+    )
 
 
-@pytest.mark.parametrize("query, label, how", [
-    ("Star Wars (1977)", "Star Wars (1977)", "label"),
-    ("star wars (1977)", "Star Wars (1977)", "label, ignoring case and punctuation"),
-    ("  STAR  WARS (1977)", "Star Wars (1977)", "label, ignoring case and punctuation"),
-    ("star wars", "Star Wars (1977)", "title, without year or article"),
-    ("the godfather", "Godfather, The (1972)", "title, without year or article"),
-    ("godfather part ii", "Godfather: Part II, The (1974)", "title, without year or article"),
-    ("cafe au lait", "Café au lait (1993)", "title, without year or article"),
-    ("generations", "Star Trek: Generations (1994)", "part of a label"),
-    ("2", "Stargate (1994)", "key"),
-])
+@pytest.mark.parametrize(
+    "query, label, how",
+    [
+        ("Star Wars (1977)", "Star Wars (1977)", "label"),
+        ("star wars (1977)", "Star Wars (1977)", "label, ignoring case and punctuation"),
+        ("  STAR  WARS (1977)", "Star Wars (1977)", "label, ignoring case and punctuation"),
+        ("star wars", "Star Wars (1977)", "title, without year or article"),
+        ("the godfather", "Godfather, The (1972)", "title, without year or article"),
+        ("godfather part ii", "Godfather: Part II, The (1974)", "title, without year or article"),
+        ("cafe au lait", "Café au lait (1993)", "title, without year or article"),
+        ("generations", "Star Trek: Generations (1994)", "part of a label"),
+        ("2", "Stargate (1994)", "key"),
+    ],
+)
 def test_lookup_is_case_insensitive_and_forgiving(query, label, how):
     t = _movies()
     found = t.find(query)
@@ -204,14 +233,20 @@ def test_lookup_is_case_insensitive_and_forgiving(query, label, how):
 
 def test_lookup_explains_ambiguous_matches_and_shared_labels():
     t = _movies()
-    with pytest.raises(UsageError, match=r"'father' is ambiguous in table 'item': it matches 2 entities by "
-                                         r"part of a label: Godfather, The \(1972\) \(key 3\); Godfather: Part II"):
+    with pytest.raises(
+        UsageError,
+        match=r"'father' is ambiguous in table 'item': it matches 2 entities by "
+        r"part of a label: Godfather, The \(1972\) \(key 3\); Godfather: Part II",
+    ):
         t.find("father")  # ("godfather" alone is the 1972 film's title: rule 5)
     with pytest.raises(UsageError, match=r"'star' is ambiguous .* Star Wars \(1977\) \(key 1\); Stargate"):
         t.find("star")  # most observed first
     found = t.find("chasing amy")
-    assert t.keys[found.row] == 6 and "2 entities of table 'item' are labelled 'Chasing Amy (1997)' (keys 6, 5)" in \
-        found.note and "most observed" in found.note
+    assert (
+        t.keys[found.row] == 6
+        and "2 entities of table 'item' are labelled 'Chasing Amy (1997)' (keys 6, 5)" in found.note
+        and "most observed" in found.note
+    )
 
 
 def test_suggestions_offer_labels_before_keys():
@@ -244,17 +279,18 @@ def test_run_neighbors_returns_a_frame_from_the_toolkit():
     frame = run.neighbors(label.upper(), k=5)
     assert isinstance(frame, pd.DataFrame) and len(frame) == 5 and frame.attrs["table"] == "item"
     assert frame.attrs["entity"] == {"key": int(t.keys[3]), "label": label}
-    pd.testing.assert_frame_equal(frame.reset_index(drop=True), nearest(t, 3, 5),
-                                  check_like=False, check_dtype=False, check_exact=False)
+    pd.testing.assert_frame_equal(
+        frame.reset_index(drop=True), nearest(t, 3, 5), check_like=False, check_dtype=False, check_exact=False
+    )
     assert list(frame["cosine"]) == sorted(frame["cosine"], reverse=True)
 
 
 def test_cli_neighbors_works_with_a_lower_case_title(tmp_path):
-    run = Run({"dataset": "x", "kind": "collab", "config": {}}, {"user": _users(), "item": _movies()},
-              tensors={})
+    run = Run({"dataset": "x", "kind": "collab", "config": {}}, {"user": _users(), "item": _movies()}, tensors={})
     run.save(tmp_path / "r")
-    res = CliRunner().invoke(embedlab_cli(), ["neighbors", str(tmp_path / "r"), "star wars (1977)", "-k", "3",
-                                              "--json"])
+    res = CliRunner().invoke(
+        embedlab_cli(), ["neighbors", str(tmp_path / "r"), "star wars (1977)", "-k", "3", "--json"]
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["table"] == "item" and out["entity"]["label"] == "Star Wars (1977)" and len(out["neighbors"]) == 3
@@ -324,7 +360,6 @@ def test_the_live_learner_is_the_trainers_own_training(tiny):
     np.testing.assert_array_equal(live.table("item").vectors, trained.table("item").vectors)
     assert live.history[-1]["valid_loss"] == pytest.approx(trained.history[-1]["valid_loss"])
     assert live.meta["steps"]["step"] == trained.meta["steps"]["step"]
-
 
 
 def test_the_live_learner_is_the_learner_with_notebook_verbs(tiny):
@@ -422,8 +457,10 @@ def test_terminal_prints_the_whole_summary_and_brief_the_short_form():
 
     from embedlab.report.terminal import print_terminal
 
-    text = " ".join(f"Sentence number {i} says something about the embedding." for i in range(30)) + \
-        " The low end: Bio-Dome."
+    text = (
+        " ".join(f"Sentence number {i} says something about the embedding." for i in range(30))
+        + " The low end: Bio-Dome."
+    )
     r = AnalysisResult("pca", "item", "PCA projection", summary=text)
     full, brief = Console(file=io.StringIO(), width=80), Console(file=io.StringIO(), width=80)
     print_terminal([r], console=full)
@@ -447,29 +484,52 @@ def test_predict_says_how_many_rows_it_wrote_and_warns_about_unseen_stores(tmp_p
     raw, _ = S.generate(stores=12, days=120, seed=5)
     folder = S.write_files(raw, tmp_path / "kaggle")
     cli, runner = embedlab_cli(), CliRunner()
-    res = runner.invoke(cli, ["train", "rossmann", "--data-dir", str(folder), "--layers", "16", "--epochs", "1",
-                              "--bs", "64", "-q", "--stores", "1-3", "--out", str(tmp_path / "run")])
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "rossmann",
+            "--data-dir",
+            str(folder),
+            "--layers",
+            "16",
+            "--epochs",
+            "1",
+            "--bs",
+            "64",
+            "-q",
+            "--stores",
+            "1-3",
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     res = runner.invoke(cli, ["predict", str(tmp_path / "run"), "--out", str(tmp_path / "sub.csv")])
     assert res.exit_code == 0, res.output
     n_test = len(pd.read_csv(folder / "test.csv"))
     wrote = len(pd.read_csv(tmp_path / "sub.csv"))
     assert wrote < n_test
-    assert f"predicted {wrote:,} of the {n_test:,} rows of rossmann's test rows (the run was trained with " \
-           f"--stores 1-3" in res.output
+    assert (
+        f"predicted {wrote:,} of the {n_test:,} rows of rossmann's test rows (the run was trained with "
+        f"--stores 1-3" in res.output
+    )
     assert f"wrote {wrote:,} predictions of the {n_test:,} rows asked" in res.output
 
 
 def test_coverage_counts_rows_of_entities_the_run_never_saw():
     from embedlab.cli.predict import coverage
 
-    run = Run({"dataset": "x", "kind": "tabular"}, {"Store": EmbeddingTable("Store", np.array([1, 2]), ["1", "2"],
-                                                                            np.zeros((2, 2)))})
+    run = Run(
+        {"dataset": "x", "kind": "tabular"},
+        {"Store": EmbeddingTable("Store", np.array([1, 2]), ["1", "2"], np.zeros((2, 2)))},
+    )
     frame = pd.DataFrame({"Store": [1, 2, 3, 3, 7]})
     got = coverage(run, frame, 5, 5, "file.csv")
     assert got["unseen"] == {"Store": 3} and got["warnings"] == [
         "3 of 5 rows have a Store the run never saw in training (e.g. 3, 7): their predictions use the "
-        "unknown-Store embedding"]
+        "unknown-Store embedding"
+    ]
     assert coverage(run, frame.head(2), 2, 2, "file.csv")["warnings"] == []
 
 
@@ -481,12 +541,18 @@ def test_the_readme_python_api_names_exist():
     section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
     block = section.split("```python", 1)[1].split("```", 1)[0]
     tree = ast.parse(block)  # it parses
-    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-            and n.value.id == "embedlab"}
+    used = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "embedlab"
+    }
     assert used >= {"load_dataset", "lr_find", "train", "load_run", "analyze", "compare", "learner"}
     assert all(hasattr(embedlab, name) for name in used)
-    learn_methods = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
-                     and n.value.id == "learn"}
+    learn_methods = {
+        n.attr
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name) and n.value.id == "learn"
+    }
     learn = embedlab.learner("synthetic-collab", users=20, items=15, ratings=200, n_factors=2, progress=False)
     assert learn_methods and all(hasattr(learn, m) for m in learn_methods)
     assert hasattr(Run, "neighbors")
@@ -520,6 +586,9 @@ def test_prepare_is_a_recorded_trainer_ability():
 
     entry = _trainer_entry(Bare(), "bare-plugin")
     assert not entry.can("prepare")
-    with pytest.raises(UsageError, match=r"a live learner \(embedlab.learner\) needs a trainer that offers "
-                                         r"prepare\(\); trainer 'bare-test'"):
+    with pytest.raises(
+        UsageError,
+        match=r"a live learner \(embedlab.learner\) needs a trainer that offers "
+        r"prepare\(\); trainer 'bare-test'",
+    ):
         entry.prepare(None, {})

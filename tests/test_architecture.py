@@ -1,6 +1,7 @@
 """The rules of docs/architecture.md, checked: no import circle among embedlab's modules, the
 core never names a built-in plugin, the core holds no dataset knowledge, the top level stays
 small, files stay short, and a plugin written against the earlier guide still installs and runs."""
+
 from __future__ import annotations
 
 import ast
@@ -51,7 +52,7 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 target = ".".join(base + ([node.module] if node.module else []))
             else:
                 target = node.module or ""
@@ -121,8 +122,9 @@ def test_the_cycle_detector_sees_function_level_circles():
     tmp = CORE / "_probe_for_test.py"
     try:
         tmp.write_text(source)
-        assert _imports(tmp, {"embedlab", "embedlab.run", "embedlab.data", "embedlab._probe_for_test"}) == \
-            {"embedlab.run"}
+        assert _imports(tmp, {"embedlab", "embedlab.run", "embedlab.data", "embedlab._probe_for_test"}) == {
+            "embedlab.run"
+        }
     finally:
         tmp.unlink()
 
@@ -148,8 +150,15 @@ LAYERS = [
     ("embedlab.trainers",),
     ("embedlab.training",),
     ("embedlab.toolkit",),
-    ("embedlab.registry", "embedlab.runner", "embedlab.analysis", "embedlab.run", "embedlab.data",
-     "embedlab.plugins", "embedlab.hookspecs"),  # the contract: one wing
+    (
+        "embedlab.registry",
+        "embedlab.runner",
+        "embedlab.analysis",
+        "embedlab.run",
+        "embedlab.data",
+        "embedlab.plugins",
+        "embedlab.hookspecs",
+    ),  # the contract: one wing
     ("embedlab.io",),
     ("embedlab.errors", "embedlab.deprecations", "embedlab._version"),
 ]
@@ -191,12 +200,16 @@ def test_imports_go_down_the_layers():
 
 
 def test_the_layer_check_sees_an_upward_import():
-    graph = {"embedlab.io.exchange": {"embedlab.run", "embedlab.errors"},
-             "embedlab.registry": {"embedlab.toolkit.options", "embedlab.plugins"},
-             "embedlab.report.html": {"embedlab.authoring.guide", "embedlab.toolkit.plotting"},
-             "embedlab.cli.train": {"embedlab.cli.common", "embedlab.trainers.base"}}
-    assert layer_violations(graph) == ["embedlab.io.exchange -> embedlab.run",
-                                       "embedlab.report.html -> embedlab.authoring.guide"]
+    graph = {
+        "embedlab.io.exchange": {"embedlab.run", "embedlab.errors"},
+        "embedlab.registry": {"embedlab.toolkit.options", "embedlab.plugins"},
+        "embedlab.report.html": {"embedlab.authoring.guide", "embedlab.toolkit.plotting"},
+        "embedlab.cli.train": {"embedlab.cli.common", "embedlab.trainers.base"},
+    }
+    assert layer_violations(graph) == [
+        "embedlab.io.exchange -> embedlab.run",
+        "embedlab.report.html -> embedlab.authoring.guide",
+    ]
 
 
 # ---------------------------------------------------------------------------- built-in plugins
@@ -207,8 +220,14 @@ def _builtin_names() -> dict[str, set[str]]:
     return {"analysis": set(analyses()), "dataset": set(datasets()), "trainer": set(trainers())}
 
 
-LOOKUPS = {"get_analysis": "analysis", "get_dataset": "dataset", "get_trainer": "trainer",
-           "analyses": "analysis", "datasets": "dataset", "trainers": "trainer"}
+LOOKUPS = {
+    "get_analysis": "analysis",
+    "get_dataset": "dataset",
+    "get_trainer": "trainer",
+    "analyses": "analysis",
+    "datasets": "dataset",
+    "trainers": "trainer",
+}
 
 
 def _lookups_by_name(tree: ast.AST) -> list[tuple[str, str]]:
@@ -218,8 +237,11 @@ def _lookups_by_name(tree: ast.AST) -> list[tuple[str, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             fn = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
-            if fn in ("get_analysis", "get_dataset", "get_trainer") and node.args and \
-                    isinstance(node.args[0], ast.Constant):
+            if (
+                fn in ("get_analysis", "get_dataset", "get_trainer")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 out.append((LOOKUPS[fn], node.args[0].value))
             if fn == "trainer_for" and len(node.args) > 1 and isinstance(node.args[1], ast.Constant):
                 out.append(("trainer", node.args[1].value))
@@ -228,8 +250,11 @@ def _lookups_by_name(tree: ast.AST) -> list[tuple[str, str]]:
                 inner = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
                 if inner in LOOKUPS and node.args and isinstance(node.args[0], ast.Constant):
                     out.append((LOOKUPS[inner], node.args[0].value))
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Call) and \
-                isinstance(node.slice, ast.Constant):
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.slice, ast.Constant)
+        ):
             inner = node.value.func
             inner = inner.attr if isinstance(inner, ast.Attribute) else getattr(inner, "id", "")
             if inner in LOOKUPS:
@@ -252,20 +277,33 @@ def test_no_core_module_names_a_builtin_plugin():
             continue  # the built-in trainers are plugins that live in the core package
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             for name in names:
-                assert name.split(".")[0] not in ("embedlab_plugins", "embedlab_datasets", "plugins", "datasets"), \
+                assert name.split(".")[0] not in ("embedlab_plugins", "embedlab_datasets", "plugins", "datasets"), (
                     f"{rel} imports the built-in plugin module {name}"
+                )
         for kind, literal in _lookups_by_name(tree):
             assert literal not in builtin[kind], f"{rel} looks up the built-in {kind} {literal!r} by name"
 
 
 def test_the_lookup_detector_finds_lookups_by_name():
-    tree = ast.parse("a = analyses()['pca']\nb = get_dataset('rossmann')\nc = registry.analyses().get('umap')\n"
-                     "d = run.dataset == 'movielens-100k'\ne = trainer_for('collab', 'collab')\n")
-    assert _lookups_by_name(tree) == [("analysis", "pca"), ("dataset", "rossmann"), ("analysis", "umap"),
-                                      ("dataset", "movielens-100k"), ("trainer", "collab")]
+    tree = ast.parse(
+        "a = analyses()['pca']\nb = get_dataset('rossmann')\nc = registry.analyses().get('umap')\n"
+        "d = run.dataset == 'movielens-100k'\ne = trainer_for('collab', 'collab')\n"
+    )
+    assert _lookups_by_name(tree) == [
+        ("analysis", "pca"),
+        ("dataset", "rossmann"),
+        ("analysis", "umap"),
+        ("dataset", "movielens-100k"),
+        ("trainer", "collab"),
+    ]
 
 
 def test_the_core_holds_no_dataset_knowledge():
@@ -280,8 +318,9 @@ def test_the_core_holds_no_dataset_knowledge():
         for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 assert "grouplens.org" not in node.value, f"{path.relative_to(ROOT)} holds a MovieLens URL"
-                assert node.value not in columns - {"Year", "Month", "Day"}, \
+                assert node.value not in columns - {"Year", "Month", "Day"}, (
                     f"{path.relative_to(ROOT)} names the Rossmann column {node.value!r}"
+                )
 
 
 # ---------------------------------------------------------------------------- size
@@ -309,8 +348,11 @@ CLI_MODULE_WAIVED: dict[str, int] = {}
 
 def test_cli_modules_are_thin():
     """Engines hold the work (embedlab/engines/); a command module parses flags and calls them."""
-    long = {p.name: n for p in (CORE / "cli").glob("*.py")
-            if (n := len(p.read_text(encoding="utf-8").splitlines())) > CLI_MODULE_WAIVED.get(p.name, CLI_MODULE_LINES)}
+    long = {
+        p.name: n
+        for p in (CORE / "cli").glob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > CLI_MODULE_WAIVED.get(p.name, CLI_MODULE_LINES)
+    }
     assert not long, f"move the logic into embedlab/engines/: {long}"
 
 
@@ -356,21 +398,33 @@ def legacy_site(tmp_path_factory):
 def _cli(site: Path, *args: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
     env.pop("EMBEDLAB_LOAD_PLUGINS", None)
-    return subprocess.run([sys.executable, "-m", "embedlab", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "embedlab", *args], capture_output=True, text=True, env=env, timeout=300
+    )
 
 
 def test_a_plugin_written_against_the_earlier_guide_installs_and_runs(legacy_site, tmp_path):
     listed = _cli(legacy_site, "plugins", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert any(p["name"] == "legacy-norms" and p["distribution"] == "embedlab-legacy-norms"
-               for p in json.loads(listed.stdout))
+    assert any(
+        p["name"] == "legacy-norms" and p["distribution"] == "embedlab-legacy-norms" for p in json.loads(listed.stdout)
+    )
     out = tmp_path / "legacy-run"
     trained = _cli(legacy_site, "train", "legacy-data", "--dims", "4", "--out", str(out), "-q")
     assert trained.returncode == 0, trained.stderr
     report = tmp_path / "legacy.html"
-    analyzed = _cli(legacy_site, "analyze", str(out), "--only", "legacy-norms,legacy-run-size",
-                    "--norm-order", "1", "--report", str(report), "--json")
+    analyzed = _cli(
+        legacy_site,
+        "analyze",
+        str(out),
+        "--only",
+        "legacy-norms,legacy-run-size",
+        "--norm-order",
+        "1",
+        "--report",
+        str(report),
+        "--json",
+    )
     assert analyzed.returncode == 0, analyzed.stderr
     results = {(r["analysis"], r["table"]): r for r in json.loads(analyzed.stdout)["results"]}
     norms = results[("legacy-norms", "item")]
@@ -444,24 +498,37 @@ def test_aliases_never_replace_the_public_functions(order):
     """``from embedlab.learner import Learner`` (the earlier guide's path, an alias of
     embedlab.training) must leave ``embedlab.learner()`` a function, in either order, in one
     process (a fresh one: the test suite's own imports must not decide the order)."""
-    proc = subprocess.run([sys.executable, "-c", ALIAS_PROBE, order], capture_output=True, text=True,
-                          timeout=240, env=dict(os.environ, EMBEDLAB_LOAD_PLUGINS=""))
+    proc = subprocess.run(
+        [sys.executable, "-c", ALIAS_PROBE, order],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=dict(os.environ, EMBEDLAB_LOAD_PLUGINS=""),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[0] == "ok" and int(proc.stdout.split()[1]) >= 6, proc.stdout
-
 
 
 # ---------------------------------------------------------------------------- one public namespace
 #: the documented modules beside ``embedlab`` whose ``__all__`` is public (every toolkit module
 #: that declares ``__all__`` is one too)
-PUBLIC_FACADES = ["embedlab", "embedlab.data", "embedlab.training", "embedlab.authoring.testing", "embedlab.io.download"]
+PUBLIC_FACADES = [
+    "embedlab",
+    "embedlab.data",
+    "embedlab.training",
+    "embedlab.authoring.testing",
+    "embedlab.io.download",
+]
 
 
 def _public_modules() -> dict[str, object]:
     import importlib
 
-    names = PUBLIC_FACADES + [f"embedlab.toolkit.{p.stem}" for p in sorted((CORE / "toolkit").glob("[!_]*.py"))
-                              if "__all__" in p.read_text(encoding="utf-8")]
+    names = PUBLIC_FACADES + [
+        f"embedlab.toolkit.{p.stem}"
+        for p in sorted((CORE / "toolkit").glob("[!_]*.py"))
+        if "__all__" in p.read_text(encoding="utf-8")
+    ]
     return {n: importlib.import_module(n) for n in names}
 
 
@@ -504,16 +571,25 @@ def test_builtins_import_only_the_public_namespace():
     """A built-in analysis, dataset or trainer uses only what a plugin author can: the names
     of ``embedlab.__all__`` and of the documented modules' ``__all__`` (docs/architecture.md)."""
     public = _public_modules()
-    files = [*sorted((ROOT / "plugins").glob("*.py")), *sorted((ROOT / "datasets").glob("*.py")),
-             *[p for p in sorted((CORE / "trainers").glob("*.py")) if p.name not in ("__init__.py", "base.py")]]
+    files = [
+        *sorted((ROOT / "plugins").glob("*.py")),
+        *sorted((ROOT / "datasets").glob("*.py")),
+        *[p for p in sorted((CORE / "trainers").glob("*.py")) if p.name not in ("__init__.py", "base.py")],
+    ]
     found = {str(p.relative_to(ROOT)): private_imports(p, public) for p in files}
     found = {k: v for k, v in found.items() if v}
-    assert not found, f"built-ins importing private names (make them public and documented, or use public ones): {found}"
+    assert not found, (
+        f"built-ins importing private names (make them public and documented, or use public ones): {found}"
+    )
 
 
 def test_the_public_namespace_check_finds_a_private_import(tmp_path):
     probe = tmp_path / "probe.py"
-    probe.write_text("from embedlab.run import Run\nfrom embedlab.registry import trainer_of_run\n"
-                     "from embedlab.toolkit import stats as S\nx = S.mantel, S._permutations\n")
-    assert private_imports(probe, _public_modules()) == ["embedlab.registry.trainer_of_run",
-                                                         "embedlab.toolkit.stats._permutations"]
+    probe.write_text(
+        "from embedlab.run import Run\nfrom embedlab.registry import trainer_of_run\n"
+        "from embedlab.toolkit import stats as S\nx = S.mantel, S._permutations\n"
+    )
+    assert private_imports(probe, _public_modules()) == [
+        "embedlab.registry.trainer_of_run",
+        "embedlab.toolkit.stats._permutations",
+    ]

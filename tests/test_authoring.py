@@ -6,6 +6,7 @@ options, "planted found, shuffled not" helpers on a synthetic run strong enough 
 (slow) the worked third-party plugins of tests/third_party/ built as wheels and installed with
 embedlab's wheel into a temporary venv.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ import embedlab
 from embedlab.analysis import Analysis, AnalysisOption, AnalysisResult, SkipTable
 from embedlab.data import Dataset, check_entity_tables, entity_table_of, split_collab, split_options
 from embedlab.errors import DataError, UsageError
-from embedlab.testing import (PLANTED, assert_planted_found, invoke, plugin_registered,
-                              planted_vs_shuffled, synthetic_run, synthetic_run_dir)
+from embedlab.testing import (
+    PLANTED,
+    assert_planted_found,
+    invoke,
+    plugin_registered,
+    planted_vs_shuffled,
+    synthetic_run,
+    synthetic_run_dir,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 THIRD_PARTY = ROOT / "tests" / "third_party"
@@ -95,11 +103,22 @@ def test_scaffold_points_to_the_shipped_guide(tmp_path):
     assert "embedlab plugins guide" in readme
 
 
-@pytest.mark.parametrize("module", ["embedlab.toolkit.plotting", "embedlab.toolkit.stats",
-                                    "embedlab.toolkit.selection", "embedlab.toolkit.projection",
-                                    "embedlab.toolkit.options", "embedlab.toolkit.retrain",
-                                    "embedlab.data", "embedlab.testing", "embedlab.analysis",
-                                    "embedlab.toolkit", "embedlab.authoring.guide"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "embedlab.toolkit.plotting",
+        "embedlab.toolkit.stats",
+        "embedlab.toolkit.selection",
+        "embedlab.toolkit.projection",
+        "embedlab.toolkit.options",
+        "embedlab.toolkit.retrain",
+        "embedlab.data",
+        "embedlab.testing",
+        "embedlab.analysis",
+        "embedlab.toolkit",
+        "embedlab.authoring.guide",
+    ],
+)
 def test_help_on_a_public_module_names_the_guide_and_documents_each_public_name(module):
     import importlib
 
@@ -124,8 +143,12 @@ def test_a_bool_option_is_a_switch_with_a_no_form():
         assert "--probe-exact / --no-probe-exact" in helped and "--no-probe-on" in helped
         described = invoke(["analyze", run_dir, "--help-analysis", "switch-probe"]).output
         assert "--probe-exact/--no-probe-exact" in described
-        for args, want in (([], (False, True)), (["--probe-exact"], (True, True)),
-                           (["--no-probe-on"], (False, False)), (["--probe-exact", "--no-probe-exact"], (False, True))):
+        for args, want in (
+            ([], (False, True)),
+            (["--probe-exact"], (True, True)),
+            (["--no-probe-on"], (False, False)),
+            (["--probe-exact", "--no-probe-exact"], (False, True)),
+        ):
             probe.calls.clear()
             done = invoke(["analyze", run_dir, "--only", "switch-probe", *args])
             assert done.exit_code == 0, done.output
@@ -146,8 +169,13 @@ def test_a_shared_option_declared_differently_is_a_one_line_error_on_the_command
         done = invoke(["analyze", synthetic_run_dir(), "--only", "seed-as-text"])
     assert done.exit_code == 1 and "Traceback" not in done.output
     [line] = [l for l in done.output.splitlines() if "--seed" in l]
-    for part in ("'tmp-seed-text'", "'seed-as-text'", "--seed (type text, default '0')",
-                 "embedlab.toolkit.options declares as type integer, default 0", "use embedlab.toolkit.options"):
+    for part in (
+        "'tmp-seed-text'",
+        "'seed-as-text'",
+        "--seed (type text, default '0')",
+        "embedlab.toolkit.options declares as type integer, default 0",
+        "use embedlab.toolkit.options",
+    ):
         assert part in line, (part, line)
 
 
@@ -155,23 +183,41 @@ def test_a_shared_option_declared_differently_is_a_one_line_error_on_the_command
 def _shop(entities, entity_tables=None, customer_keys=None):
     rng = np.random.default_rng(0)
     customers = customer_keys if customer_keys is not None else np.arange(1, 21)
-    frame = pd.DataFrame({"customer_id": rng.choice(customers, 400), "sku": rng.choice(np.arange(100, 130), 400),
-                          "stars": rng.integers(1, 6, 400).astype(float)})
+    frame = pd.DataFrame(
+        {
+            "customer_id": rng.choice(customers, 400),
+            "sku": rng.choice(np.arange(100, 130), 400),
+            "stars": rng.integers(1, 6, 400).astype(float),
+        }
+    )
     train, valid, info = split_collab(frame, "random", 0.1, 0, None)
-    return Dataset("shop", "collab", train, valid, {"user": "customer_id", "item": "sku", "rating": "stars"},
-                   entities=entities, entity_tables=entity_tables or {}, split=info, rating_range=(1, 5))
+    return Dataset(
+        "shop",
+        "collab",
+        train,
+        valid,
+        {"user": "customer_id", "item": "sku", "rating": "stars"},
+        entities=entities,
+        entity_tables=entity_tables or {},
+        split=info,
+        rating_range=(1, 5),
+    )
 
 
 def _products():
-    meta = pd.DataFrame({"label": [f"product {k}" for k in range(100, 130)],
-                         "category": ["a", "b", "c"] * 10}, index=pd.Index(np.arange(100, 130), name="sku"))
+    meta = pd.DataFrame(
+        {"label": [f"product {k}" for k in range(100, 130)], "category": ["a", "b", "c"] * 10},
+        index=pd.Index(np.arange(100, 130), name="sku"),
+    )
     meta.attrs["color_column"] = "category"
     return meta
 
 
 def _customers():
-    return pd.DataFrame({"label": [f"customer {k}" for k in range(1, 21)], "since": np.arange(2000, 2020)},
-                        index=pd.Index(np.arange(1, 21), name="customer_id"))
+    return pd.DataFrame(
+        {"label": [f"customer {k}" for k in range(1, 21)], "since": np.arange(2000, 2020)},
+        index=pd.Index(np.arange(1, 21), name="customer_id"),
+    )
 
 
 def test_entity_tables_are_found_by_role_declared_by_column_or_by_name():
@@ -199,8 +245,11 @@ def test_an_entity_table_no_role_takes_is_an_error_not_silence():
     from embedlab.registry import trainer_for_dataset
 
     ds = _shop({"customer": _customers(), "product": _products()})  # named neither by role nor by column
-    with pytest.raises(DataError, match=r"entity table 'customer' annotates none of the roles user, item, so its "
-                                        r"labels and metadata would be dropped.*entity_tables=\{'user': 'customer'\}"):
+    with pytest.raises(
+        DataError,
+        match=r"entity table 'customer' annotates none of the roles user, item, so its "
+        r"labels and metadata would be dropped.*entity_tables=\{'user': 'customer'\}",
+    ):
         trainer_for_dataset(ds).train(ds, {"epochs": 1, "n_factors": 4, "bs": 32}, progress=False)
 
 
@@ -220,8 +269,10 @@ def test_split_options_are_a_reusable_option_set():
     from click.testing import CliRunner
 
     assert json.loads(CliRunner().invoke(cmd, []).output) == {"split": "random", "valid_pct": 0.1}
-    assert json.loads(CliRunner().invoke(cmd, ["--split", "time", "--valid-pct", "0.2"]).output) == \
-        {"split": "time", "valid_pct": 0.2}
+    assert json.loads(CliRunner().invoke(cmd, ["--split", "time", "--valid-pct", "0.2"]).output) == {
+        "split": "time",
+        "valid_pct": 0.2,
+    }
     assert CliRunner().invoke(cmd, ["--split", "time-after"]).exit_code == 2
     assert CliRunner().invoke(cmd, ["--valid-pct", "1.5"]).exit_code == 2
     assert [o.name for o in split_options()] == ["split", "valid_pct", "time_cut"]
@@ -240,8 +291,11 @@ def test_a_plugin_that_fails_to_import_is_listed_as_broken_with_its_error(tmp_pa
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.delenv("EMBEDLAB_LOAD_PLUGINS", raising=False)
     try:
-        with pytest.warns(UserWarning, match=r"'cracked'.*failed to import.*KeyError: 'missing_key' \(at .*"
-                                             r"fk_cracked_plugin.py:4; `embedlab plugins` lists it\)"):
+        with pytest.warns(
+            UserWarning,
+            match=r"'cracked'.*failed to import.*KeyError: 'missing_key' \(at .*"
+            r"fk_cracked_plugin.py:4; `embedlab plugins` lists it\)",
+        ):
             listed = invoke(["plugins", "--json"])
         assert listed.exit_code == 0, listed.output
         [row] = [r for r in json.loads(listed.stdout) if r["name"] == "cracked"]
@@ -251,7 +305,7 @@ def test_a_plugin_that_fails_to_import_is_listed_as_broken_with_its_error(tmp_pa
         table = invoke(["plugins"])
         assert table.exit_code == 0
         assert "cracked" in table.stdout and "BROKEN" in table.stdout and "missing_key" in table.stdout
-        assert "1 plugin(s) failed to load" in table.stderr and "guide \"goes wrong\"" in table.stderr
+        assert "1 plugin(s) failed to load" in table.stderr and 'guide "goes wrong"' in table.stderr
         ok = [r for r in json.loads(invoke(["plugins", "--all", "--json"]).stdout) if r["name"] == "synthetic-collab"]
         assert ok[0]["error"] is None
     finally:
@@ -263,8 +317,7 @@ def test_an_analysis_can_say_skipped_table_t_reason(tmp_path):
     probe = Probe("skipper", skip={"user": "users carry no genre"})
     report = tmp_path / "r.html"
     with plugin_registered(Plugin(probe)):
-        done = invoke(["analyze", synthetic_run_dir(), "--only", "skipper", "--json", "--report", report,
-                       "--strict"])
+        done = invoke(["analyze", synthetic_run_dir(), "--only", "skipper", "--json", "--report", report, "--strict"])
         shown = invoke(["analyze", synthetic_run_dir(), "--only", "skipper"])
     assert done.exit_code == 0, done.output  # a skip is not a failure, even with --strict
     by = {r["table"]: r for r in json.loads(done.stdout)["results"]}
@@ -284,7 +337,7 @@ def test_a_plugin_bug_shows_file_and_line_under_embedlab_debug(monkeypatch):
         [loud, *_] = embedlab.analyze(synthetic_run(), ["buggy"])
     assert quiet.error == "KeyError: 'missing_key'"
     assert loud.error.startswith("KeyError: 'missing_key'\nTraceback")
-    assert f'File "{__file__}", line' in loud.error and "return {}[\"missing_key\"]" in loud.error
+    assert f'File "{__file__}", line' in loud.error and 'return {}["missing_key"]' in loud.error
 
 
 def test_embedlab_debug_flag_puts_file_and_line_in_the_error_section(monkeypatch, tmp_path):
@@ -292,12 +345,13 @@ def test_embedlab_debug_flag_puts_file_and_line_in_the_error_section(monkeypatch
     report = tmp_path / "r.html"
     with plugin_registered(Plugin(Probe("buggy-cli", fail=True))):
         plain = invoke(["analyze", synthetic_run_dir(), "--only", "buggy-cli", "--json"])
-        debug = invoke(["--debug", "analyze", synthetic_run_dir(), "--only", "buggy-cli", "--json",
-                        "--report", report])
+        debug = invoke(["--debug", "analyze", synthetic_run_dir(), "--only", "buggy-cli", "--json", "--report", report])
     [p] = [r for r in json.loads(plain.stdout)["results"] if r["table"] == "item"]
     [d] = [r for r in json.loads(debug.stdout)["results"] if r["table"] == "item"]
     assert p["error"] == "KeyError: 'missing_key'"
-    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1) if 'return {}["missing_key"]' in text)
+    line = next(
+        n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1) if 'return {}["missing_key"]' in text
+    )
     assert f'File "{__file__}", line {line}, in run' in d["error"]
     assert f"line {line}, in run" in report.read_text(encoding="utf-8")  # the report's error section too
 
@@ -368,7 +422,7 @@ def plugin_venv(tmp_path_factory, embedlab_wheel) -> Path:
 from conftest import venv_env as _venv_env  # noqa: E402  (shared with tests/test_site.py)
 
 
-DRIVER = r'''
+DRIVER = r"""
 import json, sys
 from pathlib import Path
 import numpy as np
@@ -413,7 +467,7 @@ for key, args in steps.items():
 if "ml_train" in out:
     out["ml_trainer"] = embedlab.load_run(work / "ml").meta["trainer"]
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -433,17 +487,51 @@ def test_worked_third_party_plugins_install_from_wheels_and_work(plugin_venv, tm
         own_tests[name] = tmp_path / f"tests-{name}"
         shutil.copytree(THIRD_PARTY / name / "tests", own_tests[name])
     procs = {
-        "plugins": subprocess.Popen([str(plugin_venv / "bin" / "embedlab"), "plugins", "--json"], env=env,
-                                    cwd=tmp_path, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-        "driver": subprocess.Popen([python, str(driver), str(tmp_path / "work")], env=env, cwd=tmp_path,
-                                   text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-        "pytest": subprocess.Popen([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                                    "ignore::DeprecationWarning", str(tests)], env=env, cwd=tmp_path,
-                                   text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE),
-        **{name: subprocess.Popen([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                                   "ignore::DeprecationWarning", str(folder)], env=env, cwd=folder, text=True,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-           for name, folder in own_tests.items()},
+        "plugins": subprocess.Popen(
+            [str(plugin_venv / "bin" / "embedlab"), "plugins", "--json"],
+            env=env,
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
+        "driver": subprocess.Popen(
+            [python, str(driver), str(tmp_path / "work")],
+            env=env,
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
+        "pytest": subprocess.Popen(
+            [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning", str(tests)],
+            env=env,
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        ),
+        **{
+            name: subprocess.Popen(
+                [
+                    python,
+                    "-m",
+                    "pytest",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-W",
+                    "ignore::DeprecationWarning",
+                    str(folder),
+                ],
+                env=env,
+                cwd=folder,
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+            for name, folder in own_tests.items()
+        },
     }
     out = {}
     try:
@@ -457,8 +545,10 @@ def test_worked_third_party_plugins_install_from_wheels_and_work(plugin_venv, tm
                 proc.kill()
                 proc.wait()
     listed = {p["name"]: p for p in json.loads(out["plugins"])}
-    assert (listed["kmeans-genres"]["distribution"], listed["kmeans-genres"]["version"]) == \
-        ("embedlab-kmeans-genres", "0.2.0")
+    assert (listed["kmeans-genres"]["distribution"], listed["kmeans-genres"]["version"]) == (
+        "embedlab-kmeans-genres",
+        "0.2.0",
+    )
     assert listed["shop"]["hooks"] == ["embedlab_register_commands", "embedlab_register_datasets"]
     assert "3 passed" in out["pytest"], out["pytest"]
     assert "3 passed" in out["embedlab-dotmf"] and "1 passed" in out["embedlab-drift"]

@@ -3,6 +3,7 @@ request, WebGL in use, a screenshot that is not blank; hostile titles shown as t
 
 Skips cleanly without chromium + chromedriver (``.ci/run`` installs Debian's packages).
 """
+
 from __future__ import annotations
 
 import io
@@ -182,19 +183,39 @@ def test_explorer_search_neighbours_colour_and_selection(tmp_path):
 def calendar_and_states_run() -> Run:
     """A tabular-like run: German states with coordinates and names, weekdays in shuffled rows."""
     rng = np.random.default_rng(5)
-    states = pd.DataFrame({"label": ["Bavaria", "Berlin", "Hesse", "Saxony", "Hamburg", "Thuringia"],
-                           "name_de": ["Bayern", "Berlin", "Hessen", "Sachsen", "Hamburg", "Thüringen"],
-                           "latitude": [48.1, 52.5, 50.1, 51.0, 53.6, 50.9], "longitude": [11.6, 13.4, 8.7, 13.7, 10.0, 11.0],
-                           "count": rng.integers(100, 900, 6)})
-    state = EmbeddingTable("State", np.array(["BY", "BE", "HE", "SN", "HH", "TH"]), states["label"],
-                           rng.normal(size=(6, 4)), None, states.drop(columns="label"), {"count_column": "count"})
+    states = pd.DataFrame(
+        {
+            "label": ["Bavaria", "Berlin", "Hesse", "Saxony", "Hamburg", "Thuringia"],
+            "name_de": ["Bayern", "Berlin", "Hessen", "Sachsen", "Hamburg", "Thüringen"],
+            "latitude": [48.1, 52.5, 50.1, 51.0, 53.6, 50.9],
+            "longitude": [11.6, 13.4, 8.7, 13.7, 10.0, 11.0],
+            "count": rng.integers(100, 900, 6),
+        }
+    )
+    state = EmbeddingTable(
+        "State",
+        np.array(["BY", "BE", "HE", "SN", "HH", "TH"]),
+        states["label"],
+        rng.normal(size=(6, 4)),
+        None,
+        states.drop(columns="label"),
+        {"count_column": "count"},
+    )
     days = ["Wed", "Mon", "Sun", "Tue", "Sat", "Thu", "Fri"]
     order = {d: i for i, d in enumerate(["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])}
-    dow = EmbeddingTable("DayOfWeek", np.array([order[d] + 1 for d in days]), days, rng.normal(size=(7, 4)), None,
-                         pd.DataFrame({"count": rng.integers(100, 900, 7), "cycle_order": [float(order[d]) for d in days]}),
-                         {"count_column": "count", "cycle_length": 7})
-    return Run({"dataset": "states-and-days", "kind": "tabular", "seed": 0, "config": {}, "metrics": {}},
-               {"DayOfWeek": dow, "State": state})
+    dow = EmbeddingTable(
+        "DayOfWeek",
+        np.array([order[d] + 1 for d in days]),
+        days,
+        rng.normal(size=(7, 4)),
+        None,
+        pd.DataFrame({"count": rng.integers(100, 900, 7), "cycle_order": [float(order[d]) for d in days]}),
+        {"count_column": "count", "cycle_length": 7},
+    )
+    return Run(
+        {"dataset": "states-and-days", "kind": "tabular", "seed": 0, "config": {}, "metrics": {}},
+        {"DayOfWeek": dow, "State": state},
+    )
 
 
 def test_explorer_states_by_latitude_and_days_in_calendar_order(tmp_path):
@@ -206,8 +227,12 @@ def test_explorer_states_by_latitude_and_days_in_calendar_order(tmp_path):
         page.set_model("explorer-color-State", "value", "latitude")
         assert "latitude" in page.model_value("explorer-legend-State", "text")
         page.select_rows("explorer-points-State", list(range(6)))
-        page.wait_for(lambda: {"Thüringen", "Bayern"} <= {c for r in page.shown_rows("explorer-selection-table-State")
-                                                           for c in r}, what="the selected states' German names")
+        page.wait_for(
+            lambda: (
+                {"Thüringen", "Bayern"} <= {c for r in page.shown_rows("explorer-selection-table-State") for c in r}
+            ),
+            what="the selected states' German names",
+        )
         # the days are joined in calendar order, whatever the rows' order, and every label is drawn
         points, path_xy = page.source("explorer-points-DayOfWeek"), page.source("explorer-path-DayOfWeek")
         by_x = {round(x, 5): lab for x, lab in zip(points["x"], points["label"])}
@@ -227,8 +252,9 @@ def test_rossmann_state_and_weekday_explorers(tmp_path):
     import embedlab
     from conftest import data_dir
 
-    run = embedlab.train("rossmann", out=tmp_path / "ross", data_dir=data_dir("rossmann"), stores="1-40",
-                         epochs=1, seed=0)
+    run = embedlab.train(
+        "rossmann", out=tmp_path / "ross", data_dir=data_dir("rossmann"), stores="1-40", epochs=1, seed=0
+    )
     path = write_report(tmp_path / "ross.html", run, [])
     with open_report(path) as page:
         check_report(page, min_plots=2)
@@ -237,8 +263,10 @@ def test_rossmann_state_and_weekday_explorers(tmp_path):
         labels = page.source("explorer-points-State")["label"]
         assert {"Bavaria", "North Rhine-Westphalia"} <= set(labels)
         page.select_rows("explorer-points-State", list(range(len(labels))))
-        page.wait_for(lambda: "Bayern" in {c for r in page.shown_rows("explorer-selection-table-State") for c in r},
-                      what="Bayern in the selection table")
+        page.wait_for(
+            lambda: "Bayern" in {c for r in page.shown_rows("explorer-selection-table-State") for c in r},
+            what="Bayern in the selection table",
+        )
         points, path_xy = page.source("explorer-points-DayOfWeek"), page.source("explorer-path-DayOfWeek")
         by_xy = {(round(x, 5), round(y, 5)): lab for x, y, lab in zip(points["x"], points["y"], points["label"])}
         walk = [by_xy[(round(x, 5), round(y, 5))] for x, y in zip(path_xy["x"], path_xy["y"])]
@@ -309,23 +337,33 @@ def test_explorer_redraws_what_it_means_over_a_sequence(tmp_path):
         rated = page.wait_for(lambda: _settled(page, plot), what="the map drawn")[0]
         assert (np.abs(rated.astype(int) - plain).max(axis=2) > 40).sum() > 200  # the points changed colour
         page.set_model("explorer-color-item", "value", "none")
-        page.wait_for(lambda: (np.abs(page.shown_pixels(plot).astype(int) - plain).max(axis=2) > 40).sum() < 20,
-                      what="the points in their first colour again")
+        page.wait_for(
+            lambda: (np.abs(page.shown_pixels(plot).astype(int) - plain).max(axis=2) > 40).sum() < 20,
+            what="the points in their first colour again",
+        )
         page.set_model("explorer-color-item", "value", "genres")
         page.wait_for(lambda: "Action" in page.shown_text("explorer-legend-item"), what="the genres legend")
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]
 
 
 def _overlaps(labels: list[dict]) -> list[tuple[str, str]]:
-    return [(a["text"], b["text"]) for j, a in enumerate(labels) for b in labels[j + 1:]
-            if a["left"] < b["right"] - 1 and b["left"] < a["right"] - 1 and a["top"] < b["bottom"] - 1
-            and b["top"] < a["bottom"] - 1]
+    return [
+        (a["text"], b["text"])
+        for j, a in enumerate(labels)
+        for b in labels[j + 1 :]
+        if a["left"] < b["right"] - 1
+        and b["left"] < a["right"] - 1
+        and a["top"] < b["bottom"] - 1
+        and b["top"] < a["bottom"] - 1
+    ]
 
 
 def _no_overlap(page, plot: str) -> list[dict]:
     """The texts written on the map once they are laid out: none overlaps another."""
-    labels = page.wait_for(lambda: (lambda got: [got] if got and not _overlaps(got) else None)(page.shown_labels(plot)),
-                           what=f"{plot}'s labels apart (overlaps: {_overlaps(page.shown_labels(plot))})")[0]
+    labels = page.wait_for(
+        lambda: (lambda got: [got] if got and not _overlaps(got) else None)(page.shown_labels(plot)),
+        what=f"{plot}'s labels apart (overlaps: {_overlaps(page.shown_labels(plot))})",
+    )[0]
     return labels
 
 
@@ -354,8 +392,10 @@ def test_explorer_labels_apart_and_in_words(tmp_path):
             page.wait_for(lambda: str(items.labels[row]) in page.shown_text(status), what=str(items.labels[row]))
             names = [x for x in _no_overlap(page, plot) if x["source"] == "explorer-highlight-item"]
             assert str(items.labels[row]) in [x["text"] for x in names]
-        page.js(page._MODEL_JS.replace("arguments[0]", f"'{plot}'") +
-                "const r = m.x_range, w = r.end - r.start; r.setv({start: r.start + w / 7, end: r.end + w / 7});")
+        page.js(
+            page._MODEL_JS.replace("arguments[0]", f"'{plot}'")
+            + "const r = m.x_range, w = r.end - r.start; r.setv({start: r.start + w / 7, end: r.end + w / 7});"
+        )
         _no_overlap(page, plot)
         assert not [e for e in page.console() if e.get("level") == "SEVERE"]
 
@@ -401,10 +441,17 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
         for _ in range(4):
             drag = drag.move_by_offset(10, 5).pause(0.05)
         drag.perform()
-        assert page.model_value("explorer-lod-item", "visible") and not page.model_value("explorer-dots-item", "visible")
+        assert page.model_value("explorer-lod-item", "visible") and not page.model_value(
+            "explorer-dots-item", "visible"
+        )
         ActionChains(page.driver).release().perform()
-        page.wait_for(lambda: page.model_value("explorer-dots-item", "visible") and
-                      not page.model_value("explorer-lod-item", "visible"), what="every drawn point after the drag")
+        page.wait_for(
+            lambda: (
+                page.model_value("explorer-dots-item", "visible")
+                and not page.model_value("explorer-lod-item", "visible")
+            ),
+            what="every drawn point after the drag",
+        )
 
 
 def test_explorer_lists_agree_with_embedlab_neighbors_above_the_budget(synthetic_run, tmp_path, monkeypatch):
@@ -425,13 +472,20 @@ def test_explorer_lists_agree_with_embedlab_neighbors_above_the_budget(synthetic
         check_report(page, min_plots=2)
         assert "precomputed for all" in page.shown_text("explorer-note-user")
         for key in np.random.default_rng(0).choice(users.keys, 5, replace=False):
-            res = CliRunner().invoke(make_cli(), ["neighbors", str(synthetic_run), str(key), "--table", "user", "--json"])
+            res = CliRunner().invoke(
+                make_cli(), ["neighbors", str(synthetic_run), str(key), "--table", "user", "--json"]
+            )
             assert res.exit_code == 0, res.output
             want = [r["label"] for r in json.loads(res.stdout)["neighbors"]][:3]
             page.type_into("explorer-search-user", str(key))
-            page.wait_for(lambda: f"user {key}" in page.shown_text("explorer-status-user")
-                          and len(page.shown_rows(grid)) == 10 and page.shown_column(grid, 1)[:3] == want,
-                          what=f"user {key}'s neighbours {want}")
+            page.wait_for(
+                lambda: (
+                    f"user {key}" in page.shown_text("explorer-status-user")
+                    and len(page.shown_rows(grid)) == 10
+                    and page.shown_column(grid, 1)[:3] == want
+                ),
+                what=f"user {key}'s neighbours {want}",
+            )
 
 
 def test_explorer_with_hostile_column_names(tmp_path):
@@ -443,8 +497,15 @@ def test_explorer_with_hostile_column_names(tmp_path):
     base = two_table_run()
     items = base.table("item")
     meta = items.metadata.rename(columns={"genre": "__proto__", "mean_rating": "constructor", "genres": "toString"})
-    hostile = EmbeddingTable("item", items.keys, items.labels, items.vectors, items.bias_values, meta,
-                             {"count_column": "count", "target_column": "constructor", "color_column": "__proto__"})
+    hostile = EmbeddingTable(
+        "item",
+        items.keys,
+        items.labels,
+        items.vectors,
+        items.bias_values,
+        meta,
+        {"count_column": "count", "target_column": "constructor", "color_column": "__proto__"},
+    )
     run = Run(dict(base.meta), {"item": hostile})
     path = write_report(tmp_path / "hostile-columns.html", run, [])
     with open_report(path) as page:
@@ -459,13 +520,20 @@ def test_explorer_with_hostile_column_names(tmp_path):
             page.set_model("explorer-color-item", "value", col)
             page.wait_for(lambda: shown in page.shown_text("explorer-legend-item"), what=f"the legend of {col}")
         page.select_rows("explorer-points-item", list(range(len(items))))
-        page.wait_for(lambda: any(c in genres for r in page.shown_rows("explorer-selection-table-item") for c in r),
-                      what="the selection table's __proto__ values")
+        page.wait_for(
+            lambda: any(c in genres for r in page.shown_rows("explorer-selection-table-item") for c in r),
+            what="the selection table's __proto__ values",
+        )
         # the selection exported from the page: a CSV of keys, labels, coordinates and metadata
         page.driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(tmp_path)})
         page.click_button("explorer-export-item")
-        csv = page.wait_for(lambda: (tmp_path / "item-selection.csv").exists() and
-                            (tmp_path / "item-selection.csv").read_text(encoding="utf-8"), what="the exported CSV")
+        csv = page.wait_for(
+            lambda: (
+                (tmp_path / "item-selection.csv").exists()
+                and (tmp_path / "item-selection.csv").read_text(encoding="utf-8")
+            ),
+            what="the exported CSV",
+        )
         got = pd.read_csv(io.StringIO(csv))
         assert list(got.columns[:4]) == ["key", "label", "x", "y"] and {"__proto__", "constructor"} <= set(got.columns)
         assert len(got) == len(items) and list(got["label"]) == list(items.labels)
@@ -493,12 +561,15 @@ def test_explorer_searches_any_column_and_isolates(tmp_path):
         assert shown == {f"Film number {i} ({1950 + i % 40})" for i in range(10, 20)}
         page.click_button("explorer-isolate-item")
         xs = [x for i, x in enumerate(page.source("explorer-points-item")["x"]) if 10 <= i < 20]
-        lo, hi = page.js(page._MODEL_JS.replace("arguments[0]", "'explorer-map-plot-item'")
-                         + "return [m.x_range.start, m.x_range.end];")
+        lo, hi = page.js(
+            page._MODEL_JS.replace("arguments[0]", "'explorer-map-plot-item'")
+            + "return [m.x_range.start, m.x_range.end];"
+        )
         assert lo <= min(xs) and max(xs) <= hi and hi - lo < 1.3 * (max(xs) - min(xs)) + 1e-9
         page.type_into("explorer-search-item", "/([/")
-        page.wait_for(lambda: "Not a valid regular expression" in page.shown_text("explorer-status-item"),
-                      what="the regex error")
+        page.wait_for(
+            lambda: "Not a valid regular expression" in page.shown_text("explorer-status-item"), what="the regex error"
+        )
         page.click_button("explorer-clear-item")
         page.wait_for(lambda: page.shown_rows("explorer-selection-table-item") == [], what="cleared")
         assert page.model_value("explorer-isolate-item", "label") == "isolate selection"

@@ -3,6 +3,7 @@
 A bad input must end with exit code 2 (usage) or 1 (data), one ``Error:`` line naming the
 file, column or value, no traceback, and nothing half-written on disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ from embedlab.analysis import AnalysisResult
 from embedlab.cli import make_cli
 from embedlab.plugins import get_plugin_manager, register_plugin
 
-TINY = ["--users", "60", "--items", "40", "--ratings", "1500", "--epochs", "2", "--bs", "128",
-        "--n-factors", "8", "-q"]
+TINY = ["--users", "60", "--items", "40", "--ratings", "1500", "--epochs", "2", "--bs", "128", "--n-factors", "8", "-q"]
 
 
 def invoke(*args: str):
@@ -50,6 +50,7 @@ def leftovers(folder: Path) -> list[str]:
 
 # ============================================================================ happy paths
 
+
 def test_top_level_help_lists_the_commands():
     result = invoke("--help")
     assert result.exit_code == 0
@@ -61,8 +62,15 @@ def test_datasets_list_and_info():
     listing = invoke("datasets", "list", "--json")
     assert listing.exit_code == 0
     names = {d["name"]: d for d in json.loads(listing.stdout)}
-    for name in ("movielens-100k", "movielens-latest-small", "movielens-1m", "movielens-25m",
-                 "movielens-32m", "ratings-csv", "synthetic-collab"):
+    for name in (
+        "movielens-100k",
+        "movielens-latest-small",
+        "movielens-1m",
+        "movielens-25m",
+        "movielens-32m",
+        "ratings-csv",
+        "synthetic-collab",
+    ):
         assert names[name]["kind"] == "collab"
     table = invoke("datasets", "list")
     assert table.exit_code == 0 and "movielens-100k" in table.output
@@ -75,8 +83,16 @@ def test_datasets_list_and_info():
 def test_train_dataset_help_shows_dataset_and_trainer_options():
     result = invoke("train", "movielens-100k", "--help")
     assert result.exit_code == 0
-    for text in ("--data-dir", "[u1|u2|u3|u4|u5|ua|ub|random|time", "--valid-pct", "--epochs",
-                 "--n-factors", "--lr", "--seed", "--out"):
+    for text in (
+        "--data-dir",
+        "[u1|u2|u3|u4|u5|ua|ub|random|time",
+        "--valid-pct",
+        "--epochs",
+        "--n-factors",
+        "--lr",
+        "--seed",
+        "--out",
+    ):
         assert text in result.output, text
     csv_help = invoke("train", "ratings-csv", "--help").output
     for text in ("--file", "--user", "--item", "--rating", "--timestamp", "--items", "--item-key", "--item-label"):
@@ -116,14 +132,45 @@ def test_train_into_an_existing_empty_folder(tmp_path):
 def test_train_ratings_csv_from_the_command_line(tmp_path):
     ratings, items = tmp_path / "r.tsv", tmp_path / "items.csv"
     rng = np.random.default_rng(0)
-    pd.DataFrame({"uid": rng.integers(1, 30, 400), "iid": rng.integers(1, 20, 400),
-                  "score": rng.integers(1, 6, 400), "ts": np.arange(400) * 1000}).to_csv(ratings, sep="\t", index=False)
-    pd.DataFrame({"iid": range(1, 21), "title": [f"Film {i}" for i in range(1, 21)],
-                  "studio": ["A", "B"] * 10}).to_csv(items, index=False)
+    pd.DataFrame(
+        {
+            "uid": rng.integers(1, 30, 400),
+            "iid": rng.integers(1, 20, 400),
+            "score": rng.integers(1, 6, 400),
+            "ts": np.arange(400) * 1000,
+        }
+    ).to_csv(ratings, sep="\t", index=False)
+    pd.DataFrame({"iid": range(1, 21), "title": [f"Film {i}" for i in range(1, 21)], "studio": ["A", "B"] * 10}).to_csv(
+        items, index=False
+    )
     out = tmp_path / "mine"
-    result = invoke("train", "ratings-csv", "--file", ratings, "--user", "uid", "--item", "iid", "--rating", "score",
-                    "--timestamp", "ts", "--split", "time", "--items", items, "--item-label", "title",
-                    "--epochs", "2", "--bs", "64", "-q", "--out", out)
+    result = invoke(
+        "train",
+        "ratings-csv",
+        "--file",
+        ratings,
+        "--user",
+        "uid",
+        "--item",
+        "iid",
+        "--rating",
+        "score",
+        "--timestamp",
+        "ts",
+        "--split",
+        "time",
+        "--items",
+        items,
+        "--item-label",
+        "title",
+        "--epochs",
+        "2",
+        "--bs",
+        "64",
+        "-q",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     run = embedlab.load_run(out)
     assert run.split == {"name": "time", "valid_pct": 0.1, "column": "timestamp"}
@@ -133,15 +180,28 @@ def test_train_ratings_csv_from_the_command_line(tmp_path):
 
 def test_lr_find_with_plot(tmp_path):
     plot = tmp_path / "plots" / "lr.html"
-    result = invoke("lr-find", "synthetic-collab", "--users", "60", "--items", "40", "--ratings", "3000",
-                    "--bs", "32", "-q", "--plot", plot)
+    result = invoke(
+        "lr-find",
+        "synthetic-collab",
+        "--users",
+        "60",
+        "--items",
+        "40",
+        "--ratings",
+        "3000",
+        "--bs",
+        "32",
+        "-q",
+        "--plot",
+        plot,
+    )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     assert printed["rule"] == "valley" and set(printed["suggestions"]) >= {"valley", "steep", "min10"}
     assert printed["suggested_lr"] == printed["suggestions"]["valley"]
     sugg = printed["suggestions"]
     assert 1e-7 <= sugg["valley"] <= 10 and 1e-7 <= sugg["steep"] <= 10  # inside the swept range
-    assert 1e-8 <= sugg["min10"] <= 1                                    # the minimum's lr / 10
+    assert 1e-8 <= sugg["min10"] <= 1  # the minimum's lr / 10
     html = plot.read_text(encoding="utf-8")
     assert html.startswith("<!DOCTYPE html>") and "lr-find: synthetic-collab" in html
     assert "cdn.bokeh.org" not in html
@@ -158,8 +218,13 @@ class _MeanBias:
 
     def run(self, run, table, options):
         bias = run.table(table).bias_values
-        return AnalysisResult(self.name, table, self.title, summary=f"{table} mean bias",
-                              metrics={"mean_bias": float(bias.mean()), "n": float(len(bias))})
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=f"{table} mean bias",
+            metrics={"mean_bias": float(bias.mean()), "n": float(len(bias))},
+        )
 
 
 class _MeanBiasPlugin:
@@ -211,6 +276,7 @@ def test_plugins_command():
 
 # ============================================================================ bad input
 
+
 def _ml100k_without(folder: Path, name: str) -> Path:
     (folder / name).unlink()
     return folder
@@ -222,7 +288,9 @@ def _rewrite(path: Path, text: str) -> Path:
 
 
 def test_missing_data_folder(tmp_path):
-    line = clean_error(invoke("train", "movielens-100k", "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke("train", "movielens-100k", "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "o"), 1
+    )
     assert "nowhere" in line and "does not exist" in line and "--data-dir" in line
     assert not (tmp_path / "o").exists()
 
@@ -236,28 +304,74 @@ def test_missing_file_in_data_folder(ml100k_dir, tmp_path, missing):
 
 
 def test_missing_ratings_file(tmp_path):
-    line = clean_error(invoke("train", "ratings-csv", "--file", tmp_path / "ratings.csv", "--user", "u",
-                              "--item", "i", "--rating", "r", "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke(
+            "train",
+            "ratings-csv",
+            "--file",
+            tmp_path / "ratings.csv",
+            "--user",
+            "u",
+            "--item",
+            "i",
+            "--rating",
+            "r",
+            "--out",
+            tmp_path / "o",
+        ),
+        1,
+    )
     assert "ratings.csv" in line and "not found" in line
 
 
 def test_ratings_file_that_is_a_folder(tmp_path):
-    line = clean_error(invoke("train", "ratings-csv", "--file", tmp_path, "--user", "u",
-                              "--item", "i", "--rating", "r", "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke(
+            "train",
+            "ratings-csv",
+            "--file",
+            tmp_path,
+            "--user",
+            "u",
+            "--item",
+            "i",
+            "--rating",
+            "r",
+            "--out",
+            tmp_path / "o",
+        ),
+        1,
+    )
     assert "is a folder" in line
 
 
 def test_wrong_columns_in_ratings_csv(tmp_path):
     f = _rewrite(tmp_path / "r.csv", "userId,movieId,stars\n1,2,3\n")
-    line = clean_error(invoke("train", "ratings-csv", "--file", f, "--user", "userId", "--item", "movieId",
-                              "--rating", "rating", "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke(
+            "train",
+            "ratings-csv",
+            "--file",
+            f,
+            "--user",
+            "userId",
+            "--item",
+            "movieId",
+            "--rating",
+            "rating",
+            "--out",
+            tmp_path / "o",
+        ),
+        1,
+    )
     assert "r.csv" in line and "column 'rating' not found" in line and "userId, movieId, stars" in line
 
 
 def test_wrong_columns_in_official_layout(latest_small_dir, tmp_path):
     _rewrite(latest_small_dir / "ratings.csv", "user,movie,rating,timestamp\n1,1,4.0,5\n")
-    line = clean_error(invoke("train", "movielens-latest-small", "--data-dir", latest_small_dir,
-                              "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke("train", "movielens-latest-small", "--data-dir", latest_small_dir, "--out", tmp_path / "o"), 1
+    )
     assert "ratings.csv" in line and "'userId' not found" in line and "user, movie, rating, timestamp" in line
 
 
@@ -293,11 +407,16 @@ def test_non_numeric_rating(ml100k_dir, latest_small_dir, tmp_path, layout, valu
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("layout,value,shown", [("ml100k", "7", "7 outside [1, 5]"),
-                                                ("ml100k", "0", "0 outside [1, 5]"),
-                                                ("latest", "5.5", "5.5 outside [0.5, 5.0]"),
-                                                ("ml1m", "6", "6 outside [1, 5]"),
-                                                ("csv", "inf", "non-finite rating inf")])
+@pytest.mark.parametrize(
+    "layout,value,shown",
+    [
+        ("ml100k", "7", "7 outside [1, 5]"),
+        ("ml100k", "0", "0 outside [1, 5]"),
+        ("latest", "5.5", "5.5 outside [0.5, 5.0]"),
+        ("ml1m", "6", "6 outside [1, 5]"),
+        ("csv", "inf", "non-finite rating inf"),
+    ],
+)
 def test_out_of_range_rating(ml100k_dir, latest_small_dir, ml1m_dir, tmp_path, layout, value, shown):
     if layout == "ml100k":
         with open(ml100k_dir / "u.data", "a") as fh:
@@ -332,8 +451,9 @@ def test_non_integer_ids(ml100k_dir, latest_small_dir, tmp_path):
     line = clean_error(invoke("train", "movielens-100k", "--data-dir", ml100k_dir, "--out", tmp_path / "o"), 1)
     assert "u.data" in line and "'user'" in line and "'bob'" in line
     _rewrite(latest_small_dir / "movies.csv", "movieId,title,genres\n1,A (1990),Drama\nx2,B (1991),Drama\n")
-    line = clean_error(invoke("train", "movielens-latest-small", "--data-dir", latest_small_dir,
-                              "--out", tmp_path / "o"), 1)
+    line = clean_error(
+        invoke("train", "movielens-latest-small", "--data-dir", latest_small_dir, "--out", tmp_path / "o"), 1
+    )
     assert "movies.csv" in line and "'movieId'" in line and "'x2'" in line
 
 
@@ -378,8 +498,25 @@ def test_unknown_split_name(ml100k_dir, tmp_path):
 
 def test_time_split_without_timestamp_column(tmp_path):
     f = _rewrite(tmp_path / "mine.csv", "u,i,r\n1,2,3\n2,3,4\n")
-    line = clean_error(invoke("train", "ratings-csv", "--file", f, "--user", "u", "--item", "i", "--rating", "r",
-                              "--split", "time", "--out", tmp_path / "o"), 2)
+    line = clean_error(
+        invoke(
+            "train",
+            "ratings-csv",
+            "--file",
+            f,
+            "--user",
+            "u",
+            "--item",
+            "i",
+            "--rating",
+            "r",
+            "--split",
+            "time",
+            "--out",
+            tmp_path / "o",
+        ),
+        2,
+    )
     assert "--timestamp" in line
 
 
@@ -435,16 +572,32 @@ def test_analyze_bad_run_folders(tmp_path, synthetic_run):
 
 def test_real_process_prints_one_line_and_exit_code(tmp_path):
     """Outside CliRunner too: a real ``python -m embedlab`` shows no traceback for a user error."""
-    proc = subprocess.run([sys.executable, "-m", "embedlab", "train", "movielens-100k", "--data-dir",
-                           str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "NO_COLOR": "1"})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "embedlab",
+            "train",
+            "movielens-100k",
+            "--data-dir",
+            str(tmp_path / "nowhere"),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
-    assert [l for l in proc.stderr.splitlines() if l.startswith("Error:")] == \
-        [f"Error: movielens-100k: folder {str(tmp_path / 'nowhere')!r} does not exist (check --data-dir)"]
+    assert [l for l in proc.stderr.splitlines() if l.startswith("Error:")] == [
+        f"Error: movielens-100k: folder {str(tmp_path / 'nowhere')!r} does not exist (check --data-dir)"
+    ]
 
 
 # ============================================================================ interruptions
+
 
 @pytest.fixture
 def interrupt_training():

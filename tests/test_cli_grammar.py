@@ -1,5 +1,6 @@
 """The first hour's seams (#29): one data-folder rule for every command with ``--data-dir``,
 and one CLI grammar over every command (walked from the click tree)."""
+
 from __future__ import annotations
 
 import json
@@ -19,6 +20,7 @@ def invoke(*args, env=None):
 
 
 # ---------------------------------------------------------------- the data folder rule
+
 
 def test_locate_data_dir_accepts_either_level_and_the_environment(tmp_path):
     data = tmp_path / "ml-100k"
@@ -60,8 +62,7 @@ def test_train_reads_embedlab_data_dir_and_the_parent_folder(ml100k_dir, tmp_pat
 #: options that write a file or folder: a command with one of them has --force
 WRITES = {"--out", "--report", "--plot", "--runs-dir"}
 #: commands whose stdout is data (a table, a run, a ranking): they have --json
-DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "datasets info", "plugins",
-        "predict"}
+DATA = {"train", "lr-find", "compare", "analyze", "neighbors", "datasets list", "datasets info", "plugins", "predict"}
 #: the datasets each dataset command is walked for (a built-in collab and tabular one)
 WALKED_DATASETS = ("synthetic-collab", "synthetic-rossmann")
 
@@ -155,8 +156,12 @@ def test_global_options_after_a_subcommand_take_effect():
 
         ctx = click.Context(cli, info_name="embedlab")
         assert global_options_first(cli, ctx, args) == args
-        assert global_options_first(cli, ctx, ["datasets", "list", "--debug", "-q"]) == \
-            ["--debug", "-q", "datasets", "list"]
+        assert global_options_first(cli, ctx, ["datasets", "list", "--debug", "-q"]) == [
+            "--debug",
+            "-q",
+            "datasets",
+            "list",
+        ]
     finally:
         set_quiet(False)
         set_debug(False)
@@ -201,8 +206,21 @@ def test_train_dataset_help_is_grouped_with_examples():
 def test_compare_runs_report_refuses_a_users_file_and_force_replaces_it(tmp_path):
     runs = []
     for seed in (1, 2):
-        result = invoke("train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "800",
-                        "--seed", seed, "--out", tmp_path / f"r{seed}", *FAST)
+        result = invoke(
+            "train",
+            "synthetic-collab",
+            "--users",
+            "40",
+            "--items",
+            "30",
+            "--ratings",
+            "800",
+            "--seed",
+            seed,
+            "--out",
+            tmp_path / f"r{seed}",
+            *FAST,
+        )
         assert result.exit_code == 0, result.output + result.stderr
         runs.append(tmp_path / f"r{seed}")
     mine = tmp_path / "mine.html"
@@ -216,8 +234,23 @@ def test_compare_runs_report_refuses_a_users_file_and_force_replaces_it(tmp_path
     payload = json.loads(result.stdout)
     assert payload["varied"] == [] and "nothing but the seed" in payload["summary"]  # replicates: pooled
     # another split (and so other rows): listed as differences, never pooled as a seed spread
-    result = invoke("train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "800",
-                    "--seed", 3, "--valid-pct", "0.2", "--out", tmp_path / "r3", *FAST)
+    result = invoke(
+        "train",
+        "synthetic-collab",
+        "--users",
+        "40",
+        "--items",
+        "30",
+        "--ratings",
+        "800",
+        "--seed",
+        3,
+        "--valid-pct",
+        "0.2",
+        "--out",
+        tmp_path / "r3",
+        *FAST,
+    )
     assert result.exit_code == 0, result.output + result.stderr
     result = invoke("compare", "--runs", runs[0], tmp_path / "r3", "--json")
     assert result.exit_code == 0, result.output + result.stderr
@@ -238,18 +271,29 @@ def test_old_spellings_still_work_with_one_warning(tmp_path):
     from embedlab.toolkit import neighbors
 
     assert old is neighbors
-    assert any(issubclass(w.category, EmbedlabDeprecationWarning) and "toolkit.neighbors" in str(w.message)
-               for w in caught)
+    assert any(
+        issubclass(w.category, EmbedlabDeprecationWarning) and "toolkit.neighbors" in str(w.message) for w in caught
+    )
 
 
 # ---------------------------------------------------------------- Python: the report, predict's keys
+
 
 def test_embedlab_report_writes_the_html_report_under_the_write_rule(tmp_path):
     import embedlab
     from embedlab.errors import UsageError
 
-    run = embedlab.train("synthetic-collab", users=40, items=30, ratings=800, epochs=1, n_factors=4, bs=8,
-                         schedule="constant", progress=False)
+    run = embedlab.train(
+        "synthetic-collab",
+        users=40,
+        items=30,
+        ratings=800,
+        epochs=1,
+        n_factors=4,
+        bs=8,
+        schedule="constant",
+        progress=False,
+    )
     results = embedlab.analyze(run, ["bias-ranking"], progress=False)
     path = embedlab.report(results, tmp_path / "r.html")
     text = path.read_text()
@@ -271,13 +315,35 @@ def test_predict_on_a_table_run_without_an_id_writes_its_key_columns(tmp_path):
 
     rng = np.random.default_rng(0)
     n = 400
-    frame = pd.DataFrame({"store": rng.integers(1, 9, n), "date": pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
-                          "promo": rng.integers(0, 2, n)})
+    frame = pd.DataFrame(
+        {
+            "store": rng.integers(1, 9, n),
+            "date": pd.date_range("2020-01-01", periods=n).strftime("%Y-%m-%d"),
+            "promo": rng.integers(0, 2, n),
+        }
+    )
     frame["sales"] = 10 + frame["store"] + 3 * frame["promo"] + rng.normal(0, 1, n)
     frame.to_csv(tmp_path / "train.csv", index=False)
     frame.drop(columns="sales").head(20).to_csv(tmp_path / "new.csv", index=False)
-    result = invoke("train", "table-csv", "--file", tmp_path / "train.csv", "--target", "sales", "--cat", "store,promo",
-                    "--date", "date", "--epochs", "1", "--bs", "32", "-q", "--out", tmp_path / "run")
+    result = invoke(
+        "train",
+        "table-csv",
+        "--file",
+        tmp_path / "train.csv",
+        "--target",
+        "sales",
+        "--cat",
+        "store,promo",
+        "--date",
+        "date",
+        "--epochs",
+        "1",
+        "--bs",
+        "32",
+        "-q",
+        "--out",
+        tmp_path / "run",
+    )
     assert result.exit_code == 0, result.output
     result = invoke("predict", tmp_path / "run", "--file", tmp_path / "new.csv", "--out", tmp_path / "p.csv", "--json")
     assert result.exit_code == 0, result.output
@@ -288,6 +354,7 @@ def test_predict_on_a_table_run_without_an_id_writes_its_key_columns(tmp_path):
 
 
 # ---------------------------------------------------------------- no silent waits
+
 
 def test_slow_commands_say_something_at_once_when_a_person_watches():
     from embedlab.cli import startup_status
@@ -319,10 +386,15 @@ def test_a_run_group_reports_each_members_epochs_as_they_happen(tmp_path, worker
     from embedlab.engines.runs import train_replicates
 
     seen = []
-    values = {"users": 30, "items": 20, "ratings": 400, "epochs": 2, "n_factors": 4, "bs": 8,
-              "schedule": "constant"}
-    done = train_replicates("synthetic-collab", values, [1, 2], tmp_path / "g", workers=workers,
-                            on_epoch=lambda seed, epoch, total: seen.append((seed, epoch, total)))
+    values = {"users": 30, "items": 20, "ratings": 400, "epochs": 2, "n_factors": 4, "bs": 8, "schedule": "constant"}
+    done = train_replicates(
+        "synthetic-collab",
+        values,
+        [1, 2],
+        tmp_path / "g",
+        workers=workers,
+        on_epoch=lambda seed, epoch, total: seen.append((seed, epoch, total)),
+    )
     assert len(done) == 2
     assert sorted(seen) == [(1, 1, 2), (1, 2, 2), (2, 1, 2), (2, 2, 2)]  # every member's every epoch
 
@@ -330,8 +402,18 @@ def test_a_run_group_reports_each_members_epochs_as_they_happen(tmp_path, worker
 def test_neighbors_old_metric_option_still_works_with_one_warning(tmp_path):
     import embedlab
 
-    run = embedlab.train("synthetic-collab", out=tmp_path / "run", users=40, items=30, ratings=800, epochs=1,
-                         n_factors=4, bs=8, schedule="constant", progress=False)
+    run = embedlab.train(
+        "synthetic-collab",
+        out=tmp_path / "run",
+        users=40,
+        items=30,
+        ratings=800,
+        epochs=1,
+        n_factors=4,
+        bs=8,
+        schedule="constant",
+        progress=False,
+    )
     key = str(run.tables["item"].keys[0])
     new = invoke("neighbors", tmp_path / "run", key, "--distance", "euclidean", "--k", "3", "--json")
     old = invoke("neighbors", tmp_path / "run", key, "--metric", "euclidean", "-k", "3", "--json")
@@ -345,8 +427,19 @@ def test_analyzing_several_runs_shows_each_runs_bar_and_the_alignment_step(tmp_p
     from embedlab.engines.stability import analyze_runs
 
     for seed in (1, 2):
-        embedlab.train("synthetic-collab", out=tmp_path / f"r{seed}", users=40, items=30, ratings=800, epochs=1,
-                       n_factors=4, bs=8, schedule="constant", seed=seed, progress=False)
+        embedlab.train(
+            "synthetic-collab",
+            out=tmp_path / f"r{seed}",
+            users=40,
+            items=30,
+            ratings=800,
+            epochs=1,
+            n_factors=4,
+            bs=8,
+            schedule="constant",
+            seed=seed,
+            progress=False,
+        )
     capsys.readouterr()
     analyze_runs([tmp_path / "r1", tmp_path / "r2"], ["bias-ranking"], render=False, progress=True)
     err = capsys.readouterr().err

@@ -3,6 +3,7 @@
 synthetic-collab plants item biases and genres; a trainer that learns anything recovers them,
 and the same check against shuffled truth (the negative control) must fail.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ def _knn_genre_accuracy(vectors: np.ndarray, genres: np.ndarray, k: int = 5) -> 
 
 # ---------------------------------------------------------------------------- planted truth
 
+
 def test_learned_item_bias_recovers_planted_bias(planted_run):
     item = planted_run.table("item")
     rho = spearmanr(item.bias_values, item.metadata["true_bias"]).statistic
@@ -52,8 +54,9 @@ def test_learned_item_bias_recovers_planted_bias(planted_run):
 def test_shuffled_truth_control_is_not_recovered(planted_run):
     """Same ratings (so the same trained model), planted labels shuffled: no recovery."""
     plain = embedlab.load_dataset("synthetic-collab", **{k: v for k, v in PLANTED.items() if k != "epochs"})
-    control = embedlab.load_dataset("synthetic-collab", shuffle_truth=True,
-                                    **{k: v for k, v in PLANTED.items() if k != "epochs"})
+    control = embedlab.load_dataset(
+        "synthetic-collab", shuffle_truth=True, **{k: v for k, v in PLANTED.items() if k != "epochs"}
+    )
     pd.testing.assert_frame_equal(plain.train, control.train)
     pd.testing.assert_frame_equal(plain.valid, control.valid)
     shuffled = control.entities["item"].reindex(planted_run.table("item").keys)
@@ -115,26 +118,40 @@ def test_same_seed_gives_identical_metrics_and_weights(tmp_path):
 
 # ---------------------------------------------------------------------------- run format
 
+
 def _handmade_run() -> Run:
     rng = np.random.default_rng(0)
     user = EmbeddingTable(
-        "user", keys=np.array([30, 10, 20], dtype=np.int64), labels=["u30", "u10", "NA"],
-        vectors=rng.normal(size=(3, 4)), bias_values=[0.5, -0.25, 0.125],
+        "user",
+        keys=np.array([30, 10, 20], dtype=np.int64),
+        labels=["u30", "u10", "NA"],
+        vectors=rng.normal(size=(3, 4)),
+        bias_values=[0.5, -0.25, 0.125],
         metadata=pd.DataFrame({"count": [3, 1, 2], "age": [20.5, np.nan, 31.0], "job": ["NA", "x", "y"]}),
-        attrs={"count_column": "count", "target_column": "mean_rating"})
+        attrs={"count_column": "count", "target_column": "mean_rating"},
+    )
     item = EmbeddingTable(
-        "item", keys=np.array(["007", "B", "nan", "1e5"]),
+        "item",
+        keys=np.array(["007", "B", "nan", "1e5"]),
         labels=["Chasing Amy (1997)", 'Say "Hi", Bob', "Chasing Amy (1997)", "Ünïcødé"],
-        vectors=rng.normal(size=(4, 4)), bias_values=[1.0, 2.0, 3.0, 4.0],
+        vectors=rng.normal(size=(4, 4)),
+        bias_values=[1.0, 2.0, 3.0, 4.0],
         metadata=pd.DataFrame({"genre": ["a", "b", "a", "c"], "cycle_order": [0, 1, 2, 3]}),
-        attrs={"color_column": "genre", "cycle_length": 4})
-    store = EmbeddingTable("Store", keys=np.array([1, 2]), labels=["one", "two"],
-                           vectors=rng.normal(size=(2, 3)))
-    meta = {"dataset": "handmade", "kind": "collab", "config": {"epochs": 2, "lr": 0.01},
-            "seed": 3, "split": {"name": "random", "valid_pct": 0.1, "seed": 3},
-            "metrics": {"valid_mse": 0.5, "valid_rmse": 0.5 ** 0.5, "valid_mae": 0.4, "train_seconds": 1.5},
-            "history": [{"epoch": 1, "train_loss": 1.0, "valid_mse": 0.7},
-                        {"epoch": 2, "train_loss": 0.8, "valid_mse": 0.5}]}
+        attrs={"color_column": "genre", "cycle_length": 4},
+    )
+    store = EmbeddingTable("Store", keys=np.array([1, 2]), labels=["one", "two"], vectors=rng.normal(size=(2, 3)))
+    meta = {
+        "dataset": "handmade",
+        "kind": "collab",
+        "config": {"epochs": 2, "lr": 0.01},
+        "seed": 3,
+        "split": {"name": "random", "valid_pct": 0.1, "seed": 3},
+        "metrics": {"valid_mse": 0.5, "valid_rmse": 0.5**0.5, "valid_mae": 0.4, "train_seconds": 1.5},
+        "history": [
+            {"epoch": 1, "train_loss": 1.0, "valid_mse": 0.7},
+            {"epoch": 2, "train_loss": 0.8, "valid_mse": 0.5},
+        ],
+    }
     tensors = {"model.extra": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
     return Run(meta, {"user": user, "item": item, "Store": store}, tensors)
 
@@ -142,8 +159,14 @@ def _handmade_run() -> Run:
 def test_run_save_load_round_trip(tmp_path):
     run = _handmade_run()
     run.save(tmp_path / "run")
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == \
-        [".embedlab-files.json", "Store.csv", "item.csv", "run.json", "user.csv", "weights.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        ".embedlab-files.json",
+        "Store.csv",
+        "item.csv",
+        "run.json",
+        "user.csv",
+        "weights.safetensors",
+    ]
     loaded = embedlab.load_run(tmp_path / "run")
     assert loaded.table_names == ["user", "item", "Store"]
     for name in loaded.table_names:
@@ -157,7 +180,7 @@ def test_run_save_load_round_trip(tmp_path):
         assert a.attrs == b.attrs
         pd.testing.assert_frame_equal(a.metadata, b.metadata, check_dtype=False, check_column_type=False)
     item = loaded.table("item")
-    assert item.keys.tolist() == ["007", "B", "nan", "1e5"]   # no leading-zero or NaN mangling
+    assert item.keys.tolist() == ["007", "B", "nan", "1e5"]  # no leading-zero or NaN mangling
     assert item.bias["Ünïcødé"] == 4.0
     assert item.bias['Say "Hi", Bob'] == 2.0
     assert item.bias.loc["Chasing Amy (1997)"].tolist() == [1.0, 3.0]
@@ -168,8 +191,13 @@ def test_run_save_load_round_trip(tmp_path):
     assert np.isnan(loaded.table("user").metadata["age"][1])
     assert loaded.table("Store").bias is None
     assert loaded.history == run.history and loaded.metrics == run.metrics
-    assert (loaded.dataset, loaded.kind, loaded.seed, loaded.split, loaded.config) == \
-        ("handmade", "collab", 3, run.split, run.config)
+    assert (loaded.dataset, loaded.kind, loaded.seed, loaded.split, loaded.config) == (
+        "handmade",
+        "collab",
+        3,
+        run.split,
+        run.config,
+    )
     assert torch.equal(loaded.tensors()["model.extra"], run.tensors()["model.extra"])
     meta = json.loads((tmp_path / "run" / "run.json").read_text())
     assert meta["format_version"] == FORMAT_VERSION
@@ -229,13 +257,16 @@ def test_newer_format_version_is_refused(synthetic_run, tmp_path):
         embedlab.load_run(run_dir)
 
 
-@pytest.mark.parametrize("damage,message", [
-    ("no-csv", "item.csv' is missing"),
-    ("no-weights", "weights.safetensors' is missing"),
-    ("truncated-weights", "not a valid safetensors file"),
-    ("bad-json", "not valid JSON"),
-    ("csv-outside", "table 'item' names an unusable file"),
-])
+@pytest.mark.parametrize(
+    "damage,message",
+    [
+        ("no-csv", "item.csv' is missing"),
+        ("no-weights", "weights.safetensors' is missing"),
+        ("truncated-weights", "not a valid safetensors file"),
+        ("bad-json", "not valid JSON"),
+        ("csv-outside", "table 'item' names an unusable file"),
+    ],
+)
 def test_damaged_run_folders_are_refused_cleanly(synthetic_run, tmp_path, damage, message):
     run_dir = tmp_path / "run"
     shutil.copytree(synthetic_run, run_dir)
@@ -284,11 +315,15 @@ def test_run_format_2_stores_each_tensor_once_and_reads_format_1_unchanged(tmp_p
         assert np.array_equal(a.table(name).vectors, b.table(name).vectors)
         assert np.array_equal(a.table(name).bias_values, b.table(name).bias_values)
         assert np.array_equal(b.table(name).vectors, run.table(name).vectors)
-    assert set(a.tensors()) == set(b.tensors()) and all(torch.equal(a.tensors()[k], b.tensors()[k]) for k in a.tensors())
+    assert set(a.tensors()) == set(b.tensors()) and all(
+        torch.equal(a.tensors()[k], b.tensors()[k]) for k in a.tensors()
+    )
     b.table("item").vectors[0, 0] += 1  # a table's arrays are its own, not views of the model's
     assert not np.array_equal(b.table("item").vectors, load_run(v2).table("item").vectors)
-    assert torch.equal(b.tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]],
-                       load_run(v2).tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]])
+    assert torch.equal(
+        b.tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]],
+        load_run(v2).tensors()[meta["tables"]["item"]["vectors_from"]["tensor"]],
+    )
 
 
 def test_a_damaged_vectors_from_is_a_run_format_error(tmp_path):

@@ -3,6 +3,7 @@
 One learner is trained once for the module (ml-100k u1 with EMBEDLAB_DATA_DIR, else the
 synthetic stand-in) and exported as an ordinary run; every check reads that one training.
 """
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,9 @@ def _dataset():
     root = os.environ.get("EMBEDLAB_DATA_DIR")
     if root and (Path(root) / "ml-100k" / "u1.test").is_file():
         return embedlab.load_dataset("movielens-100k", data_dir=str(Path(root) / "ml-100k"), split="u1"), True
-    return embedlab.load_dataset("synthetic-collab", users=200, items=120, ratings=12000,
-                                 readable_names=True), False  # seed 42: the run reloads its data with its own seed
+    return embedlab.load_dataset(
+        "synthetic-collab", users=200, items=120, ratings=12000, readable_names=True
+    ), False  # seed 42: the run reloads its data with its own seed
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +48,9 @@ def _pairs(ds, real: bool) -> pd.DataFrame:
 
 
 def _rmse(pred, target) -> float:
-    return rating_metrics(torch.as_tensor(np.asarray(pred, dtype=np.float32)),
-                          torch.as_tensor(np.asarray(target, dtype=np.float32)))["valid_rmse"]
+    return rating_metrics(
+        torch.as_tensor(np.asarray(pred, dtype=np.float32)), torch.as_tensor(np.asarray(target, dtype=np.float32))
+    )["valid_rmse"]
 
 
 def test_predicting_the_validation_pairs_reproduces_the_runs_valid_rmse_exactly(trained, tmp_path):
@@ -64,8 +67,9 @@ def test_predicting_the_validation_pairs_reproduces_the_runs_valid_rmse_exactly(
     from embedlab.cli import make_cli
 
     pairs.to_csv(tmp_path / "pairs.csv", index=False)
-    res = CliRunner().invoke(make_cli(), ["predict", str(out), "--file", str(tmp_path / "pairs.csv"),
-                                          "--out", str(tmp_path / "preds.csv")])
+    res = CliRunner().invoke(
+        make_cli(), ["predict", str(out), "--file", str(tmp_path / "pairs.csv"), "--out", str(tmp_path / "preds.csv")]
+    )
     assert res.exit_code == 0, res.output
     written = pd.read_csv(tmp_path / "preds.csv")
     assert {"user_label", "item_label", "prediction", "rating"} <= set(written.columns)
@@ -87,8 +91,9 @@ def test_unseen_users_and_items_are_reported_not_dropped(trained, tmp_path):
 
     from embedlab.cli import make_cli
 
-    res = CliRunner().invoke(make_cli(), ["predict", str(out), "--file", str(tmp_path / "p.csv"), "-o",
-                                          str(tmp_path / "o.csv")])
+    res = CliRunner().invoke(
+        make_cli(), ["predict", str(out), "--file", str(tmp_path / "p.csv"), "-o", str(tmp_path / "o.csv")]
+    )
     assert res.exit_code == 0, res.output
     assert "a user the run has no row for (e.g. 999999)" in res.output
     assert len(pd.read_csv(tmp_path / "o.csv")) == 2
@@ -115,8 +120,9 @@ def test_recommendations_exclude_rated_items_unless_asked(trained, tmp_path):
 
     from embedlab.cli import make_cli
 
-    res = CliRunner().invoke(make_cli(), ["predict", str(out), "--top", "5", "--user", str(busiest),
-                                          "-o", str(tmp_path / "recs.csv")])
+    res = CliRunner().invoke(
+        make_cli(), ["predict", str(out), "--top", "5", "--user", str(busiest), "-o", str(tmp_path / "recs.csv")]
+    )
     assert res.exit_code == 0, res.output
     written = pd.read_csv(tmp_path / "recs.csv")
     assert list(written["item"]) == list(recs["item"][:5]) and not set(written["item"]) & rated
@@ -153,8 +159,9 @@ def test_bias_and_weight_by_label_as_fastai(trained):
     np.testing.assert_array_equal(got, item.bias_values[rows])
     np.testing.assert_array_equal(learn.model.weight(top, is_item=True).detach().numpy(), item.vectors[rows])
     key = run.table("user").keys[3]
-    np.testing.assert_array_equal(learn.model.bias([key], is_item=False).detach().numpy(),
-                                  run.table("user").bias_values[[3]])
+    np.testing.assert_array_equal(
+        learn.model.bias([key], is_item=False).detach().numpy(), run.table("user").bias_values[[3]]
+    )
 
 
 def test_save_and_load_round_trip_bit_identically(trained, tmp_path, monkeypatch):
@@ -179,8 +186,10 @@ def test_save_and_load_round_trip_bit_identically(trained, tmp_path, monkeypatch
     assert torch.equal(fresh.get_preds()[0], learn.get_preds()[0])
     exported = fresh.export(tmp_path / "from-loaded")  # a loaded learner exports without fitting again
     assert exported.metrics["valid_rmse"] == learn.run.metrics["valid_rmse"] and exported.history == []
-    assert embedlab.load_run(tmp_path / "from-loaded").table("item").vectors.tobytes() == \
-        learn.run.table("item").vectors.tobytes()
+    assert (
+        embedlab.load_run(tmp_path / "from-loaded").table("item").vectors.tobytes()
+        == learn.run.table("item").vectors.tobytes()
+    )
     (tmp_path / "models" / "mine.safetensors").write_bytes(b"not embedlab's")
     with pytest.raises(UsageError, match="not a file embedlab wrote"):
         learn.save("mine")
@@ -189,8 +198,18 @@ def test_save_and_load_round_trip_bit_identically(trained, tmp_path, monkeypatch
 def test_the_neural_model_trains_and_its_tables_analyse(tmp_path):
     from embedlab.training.models import EmbeddingNN, emb_sz_rule
 
-    run = embedlab.train("synthetic-collab", out=tmp_path / "nn", users=120, items=80, ratings=5000, epochs=2,
-                         model="nn", layers="32,16", ps="0.1", progress=False)
+    run = embedlab.train(
+        "synthetic-collab",
+        out=tmp_path / "nn",
+        users=120,
+        items=80,
+        ratings=5000,
+        epochs=2,
+        model="nn",
+        layers="32,16",
+        ps="0.1",
+        progress=False,
+    )
     assert run.meta["model"]["class"] == "EmbeddingNN" and run.config["layers"] == [32, 16]
     assert run.config["ps"] == [0.1, 0.1]
     run = embedlab.load_run(tmp_path / "nn")

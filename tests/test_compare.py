@@ -1,4 +1,5 @@
 """``embedlab compare``: planning, fairness (same start, same split), the verdict and the report."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,13 @@ def collab_trainer():
 
 def outcome(label, losses, wall=1.0, opt="adam"):
     hist = [{"epoch": i + 1, "train_loss": v + 0.1, "valid_loss": v} for i, v in enumerate(losses)]
-    return Outcome(label, {"opt": opt, "lr": 0.01, "wd": 0.1, "wd_mode": "l2"},
-                   {"valid_loss": losses[-1], "valid_rows": 10, "train_seconds": wall}, hist, wall)
+    return Outcome(
+        label,
+        {"opt": opt, "lr": 0.01, "wd": 0.1, "wd_mode": "l2"},
+        {"valid_loss": losses[-1], "valid_rows": 10, "train_seconds": wall},
+        hist,
+        wall,
+    )
 
 
 # ---------------------------------------------------------------------------- planning
@@ -65,8 +71,12 @@ def test_plan_resolves_every_config_before_training_and_skips_what_cannot_be():
 
 # ---------------------------------------------------------------------------- verdict
 def test_summary_names_the_winner_the_runner_up_the_last_and_the_diverged():
-    outs = [outcome("sgd lr=10", [1.2, 1.0], wall=0.5, opt="sgd"), outcome("adamw", [0.9, 0.8], wall=2.0),
-            outcome("adam", [0.95, 0.88], wall=1.0), outcome("momentum lr=50", [float("nan")] * 2, wall=1.5)]
+    outs = [
+        outcome("sgd lr=10", [1.2, 1.0], wall=0.5, opt="sgd"),
+        outcome("adamw", [0.9, 0.8], wall=2.0),
+        outcome("adam", [0.95, 0.88], wall=1.0),
+        outcome("momentum lr=50", [float("nan")] * 2, wall=1.5),
+    ]
     text = summarize(outs, "valid_loss", "toy (split u1)")
     assert text.startswith("On toy (split u1), adamw won with valid_loss 0.8000 after 2 epochs (2.0 s).")
     assert "runner-up, adam, reached 0.8800 (10.0% worse" in text
@@ -94,7 +104,7 @@ def test_every_configuration_starts_from_the_same_weights_and_split():
     torch.manual_seed(123)  # disturb the global generator: compare must re-seed
     a, b = compare(ds, tr, [("a", dict(cfg)), ("b", dict(cfg))], echo=lambda _: None)
     assert a.history[0]["valid_loss"] == b.history[0]["valid_loss"]
-    c, = compare(ds, tr, [("c", dict(cfg, seed=6))], echo=lambda _: None)
+    (c,) = compare(ds, tr, [("c", dict(cfg, seed=6))], echo=lambda _: None)
     assert c.history[0]["valid_loss"] != a.history[0]["valid_loss"]
 
 
@@ -103,8 +113,20 @@ def test_compare_cli_writes_a_report_that_renders(tmp_path):
     from embedlab.cli import make_cli
 
     report = tmp_path / "reports" / "optimizers.html"
-    res = CliRunner().invoke(make_cli(), ["compare", "synthetic-collab", *TINY, "--opt", "sgd,momentum,adam,adamw",
-                                          "--report", str(report), "--runs-dir", str(tmp_path / "runs")])
+    res = CliRunner().invoke(
+        make_cli(),
+        [
+            "compare",
+            "synthetic-collab",
+            *TINY,
+            "--opt",
+            "sgd,momentum,adam,adamw",
+            "--report",
+            str(report),
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     labels = [r["label"] for r in payload["results"]]
@@ -147,15 +169,29 @@ def _tiny_load(n: int = 600, seed: int = 42, **_) -> Dataset:
     frame = pd.DataFrame({"u": rng.integers(1, 21, n), "i": rng.integers(1, 16, n)})
     frame["r"] = np.clip((frame.u % 3) + (frame.i % 3) + 1 + rng.normal(0, 0.3, n), 1, 5).astype(np.float32)
     train, valid = random_split(frame, 0.2, seed)
-    return Dataset("third-party-ratings", "collab", train, valid, roles={"user": "u", "item": "i", "rating": "r"},
-                   split={"name": "random"}, rating_range=(1.0, 5.0))
+    return Dataset(
+        "third-party-ratings",
+        "collab",
+        train,
+        valid,
+        roles={"user": "u", "item": "i", "rating": "r"},
+        split={"name": "random"},
+        rating_range=(1.0, 5.0),
+    )
 
 
 class ThirdParty:
     @hookimpl
     def embedlab_register_datasets(self, register):
-        register(DatasetSpec("third-party-ratings", "collab", "A dataset from another distribution", _tiny_load,
-                             [click.Option(["--n"], type=int, default=600, help="Ratings.")]))
+        register(
+            DatasetSpec(
+                "third-party-ratings",
+                "collab",
+                "A dataset from another distribution",
+                _tiny_load,
+                [click.Option(["--n"], type=int, default=600, help="Ratings.")],
+            )
+        )
 
 
 def test_compare_works_for_a_third_party_dataset():
@@ -164,12 +200,30 @@ def test_compare_works_for_a_third_party_dataset():
 
     name = register_plugin(ThirdParty(), name="tmp-third-party")
     try:
-        res = CliRunner().invoke(make_cli(), ["compare", "third-party-ratings", "--n", "500", "--epochs", "3",
-                                              "-q", "--opt", "rmsprop,adamw", "--lr", "1e-2,3e-2"])
+        res = CliRunner().invoke(
+            make_cli(),
+            [
+                "compare",
+                "third-party-ratings",
+                "--n",
+                "500",
+                "--epochs",
+                "3",
+                "-q",
+                "--opt",
+                "rmsprop,adamw",
+                "--lr",
+                "1e-2,3e-2",
+            ],
+        )
         assert res.exit_code == 0, res.output
         payload = json.loads(res.stdout)
-        assert [r["label"] for r in payload["results"]] == ["rmsprop lr=0.01", "rmsprop lr=0.03",
-                                                           "adamw lr=0.01", "adamw lr=0.03"]
+        assert [r["label"] for r in payload["results"]] == [
+            "rmsprop lr=0.01",
+            "rmsprop lr=0.03",
+            "adamw lr=0.01",
+            "adamw lr=0.03",
+        ]
         assert payload["split"] == "random"
     finally:
         get_plugin_manager().unregister(name=name)
@@ -185,8 +239,9 @@ def test_weight_decay_and_its_mode_are_held_fixed_across_optimizers_unless_varie
     resolved = [fit_config(c, tr.options) for _, c in configs]
     assert {(r.wd, r.wd_mode) for r in resolved} == {(0.05, "decoupled")}  # adamw's default, for all
     assert len({r.lr for r in resolved}) == 3  # lrs are each optimizer's own
-    assert any("weight decay held fixed: wd 0.05 (decoupled) for every configuration, adamw's default" in n
-               for n in notes)
+    assert any(
+        "weight decay held fixed: wd 0.05 (decoupled) for every configuration, adamw's default" in n for n in notes
+    )
     assert any("adam and adamw are the same optimizer" in n for n in notes)
     varied, held = varied_and_held(configs, tr)
     assert varied == ["opt", "lr"] and held["wd"] == 0.05 and held["wd_mode"] == "decoupled"
@@ -208,8 +263,11 @@ def test_weight_decay_and_its_mode_are_held_fixed_across_optimizers_unless_varie
 def _seeded(label, finals, curve_rise=0.0, wall=1.0):
     outs = []
     for seed, v in enumerate(finals, 1):
-        hist = [{"epoch": 1, "valid_loss": v * (1 + curve_rise) + 0.2}, {"epoch": 2, "valid_loss": v / (1 + curve_rise)},
-                {"epoch": 3, "valid_loss": v}]
+        hist = [
+            {"epoch": 1, "valid_loss": v * (1 + curve_rise) + 0.2},
+            {"epoch": 2, "valid_loss": v / (1 + curve_rise)},
+            {"epoch": 3, "valid_loss": v},
+        ]
         outs.append(Outcome(label, {"opt": "adam"}, {"valid_loss": v}, hist, wall, seed=seed))
     return outs
 
@@ -226,8 +284,9 @@ def test_seed_spread_decides_whether_a_difference_is_told_apart():
     table = final_table(apart, "valid_loss")
     assert list(table["config"]) == ["a", "b"] and list(table["seeds"]) == [3, 3]
     assert table["valid_loss sd"].iloc[0] == pytest.approx(0.001)
-    assert "seed spread is unknown" in summarize([outcome("x", [0.9, 0.8]), outcome("y", [0.9, 0.85])],
-                                                 "valid_loss", "toy")
+    assert "seed spread is unknown" in summarize(
+        [outcome("x", [0.9, 0.8]), outcome("y", [0.9, 0.85])], "valid_loss", "toy"
+    )
 
 
 def test_overfits_only_when_the_validation_loss_rises_clearly():
@@ -240,19 +299,25 @@ def test_overfits_only_when_the_validation_loss_rises_clearly():
 def test_compare_varies_the_schedule_and_seeds_from_the_cli(tmp_path):
     from embedlab.cli import make_cli
 
-    res = CliRunner().invoke(make_cli(), ["compare", "synthetic-collab", *TINY, "--schedule", "one-cycle,constant",
-                                          "--seeds", "1,2"])
+    res = CliRunner().invoke(
+        make_cli(), ["compare", "synthetic-collab", *TINY, "--schedule", "one-cycle,constant", "--seeds", "1,2"]
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["title"] == "Schedules compared" and payload["varied"] == ["schedule"]
     assert [(r["label"], r["seed"]) for r in payload["results"]] == [
-        ("one-cycle", 1), ("one-cycle", 2), ("constant", 1), ("constant", 2)]
+        ("one-cycle", 1),
+        ("one-cycle", 2),
+        ("constant", 1),
+        ("constant", 2),
+    ]
     assert {r["config"]["schedule"] for r in payload["results"]} == {"one-cycle", "constant"}
     assert {(r["config"]["opt"], r["config"]["wd"]) for r in payload["results"]} == {("adamw", 0.05)}
     assert payload["held"]["opt"] == "adamw" and payload["seeds"] == [1, 2]
     assert "over 2 seeds" in payload["summary"] and "Held fixed: opt adamw" in payload["summary"]
-    res = CliRunner().invoke(make_cli(), ["compare", "synthetic-collab", *TINY, "--opt", "adamw", "--n-factors", "4,8",
-                                          "--bs", "64"])
+    res = CliRunner().invoke(
+        make_cli(), ["compare", "synthetic-collab", *TINY, "--opt", "adamw", "--n-factors", "4,8", "--bs", "64"]
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert [r["config"]["n_factors"] for r in payload["results"]] == [4, 8]
@@ -268,8 +333,9 @@ def test_compare_runs_compares_existing_runs_and_says_what_differs(tmp_path):
     for name, wd in (("a", 0.0), ("b", 0.1)):
         embedlab.train("synthetic-collab", out=tmp_path / name, wd=wd, seed=3, **small)
     report = tmp_path / "runs.html"
-    res = CliRunner().invoke(make_cli(), ["compare", "--runs", str(tmp_path / "a"), str(tmp_path / "b"),
-                                          "--report", str(report)])
+    res = CliRunner().invoke(
+        make_cli(), ["compare", "--runs", str(tmp_path / "a"), str(tmp_path / "b"), "--report", str(report)]
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["varied"] == ["wd"]
@@ -322,10 +388,12 @@ def test_compare_shows_each_runs_epochs_as_they_happen(monkeypatch):
         assert [e[2] for e in events if e[0] == "update" and e[1] == run] == [0, 1, 2]
     lines = [e[1] for e in events if e[0] == "line"]
     assert lines[0] == "loading synthetic-collab ..." and lines[-1].startswith("    valid_loss")
-    assert lines.index("[1/4] sgd lr=10 seed 1") > next(i for i, x in enumerate(lines) if x.startswith("preparing torch"))
+    assert lines.index("[1/4] sgd lr=10 seed 1") > next(
+        i for i, x in enumerate(lines) if x.startswith("preparing torch")
+    )
     assert lines.count("epoch 1") == 4 and lines.count("epoch 2") == 4  # each run's rows under its bar
     first = events.index(("task", runs[0], 2))
-    assert events[first + 1:first + 4] == [("update", runs[0], 0), ("update", runs[0], 1), ("line", "epoch 1")]
+    assert events[first + 1 : first + 4] == [("update", runs[0], 0), ("update", runs[0], 1), ("line", "epoch 1")]
     events.clear()
     res = CliRunner().invoke(make_cli(), [*args, "-q"])  # -q: no bar, the step lines stay on stderr
     assert res.exit_code == 0 and not events and "[4/4] adam lr=0.01 seed 2" in res.stderr
@@ -340,8 +408,9 @@ def test_the_fastai_benchmark_skips_cleanly_without_fastai(tmp_path):
     if importlib.util.find_spec("fastai") is not None:
         pytest.skip("fastai is installed: the benchmark would train")
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "fastai_collab.py"
-    res = subprocess.run([sys.executable, str(script), "--data-dir", str(tmp_path)], capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, str(script), "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     assert "fastai is not installed: skipping" in res.stdout and "Traceback" not in res.stderr
 
@@ -350,8 +419,9 @@ def test_compare_runs_of_a_run_group_reports_the_seed_spread(tmp_path):
     from embedlab.engines.compare_results import compare_runs
     from embedlab.engines.runs import train_replicates
 
-    train_replicates("synthetic-collab", dict(users=60, items=40, ratings=2500, epochs=2), [1, 2, 3],
-                     tmp_path / "g", workers=1)
+    train_replicates(
+        "synthetic-collab", dict(users=60, items=40, ratings=2500, epochs=2), [1, 2, 3], tmp_path / "g", workers=1
+    )
     outcomes, results, payload = compare_runs([tmp_path / "g"], render=False)
     vals = [o.value("valid_loss") for o in outcomes]
     assert payload["varied"] == [] and [o.seed for o in outcomes] == [1, 2, 3]

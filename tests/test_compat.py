@@ -1,6 +1,7 @@
 """The compatibility rule (docs/architecture.md, "Compatibility"): old forms keep working with a
 one-line warning naming the new form (embedlab.deprecations); global options work before or
 after the subcommand; --debug tracebacks are plain lines."""
+
 from __future__ import annotations
 
 import re
@@ -67,15 +68,21 @@ def clusters():
         yield analysis
 
 
-@pytest.mark.parametrize("args, want, warned", [
-    (["--clusters-normalize", "false"], False, "`--clusters-normalize false` is deprecated since embedlab 0.1: "
-                                               "write `--no-clusters-normalize`"),
-    (["--clusters-normalize=TRUE"], True, "write `--clusters-normalize`"),
-    (["--clusters-normalize", "no"], False, "write `--no-clusters-normalize`"),
-    (["--no-clusters-normalize"], False, None),
-    (["--clusters-normalize"], True, None),
-    ([], True, None),
-])
+@pytest.mark.parametrize(
+    "args, want, warned",
+    [
+        (
+            ["--clusters-normalize", "false"],
+            False,
+            "`--clusters-normalize false` is deprecated since embedlab 0.1: write `--no-clusters-normalize`",
+        ),
+        (["--clusters-normalize=TRUE"], True, "write `--clusters-normalize`"),
+        (["--clusters-normalize", "no"], False, "write `--no-clusters-normalize`"),
+        (["--no-clusters-normalize"], False, None),
+        (["--clusters-normalize"], True, None),
+        ([], True, None),
+    ],
+)
 def test_a_boolean_option_takes_its_old_true_false_form_with_a_warning(clusters, args, want, warned):
     clusters.seen.clear()
     done = invoke(["analyze", synthetic_run_dir(), "--only", "clusters", *args])
@@ -99,10 +106,12 @@ def test_a_run_folder_after_a_switch_is_still_a_run_folder(clusters, tmp_path):
 def test_global_options_work_before_or_after_the_subcommand(clusters, monkeypatch):
     monkeypatch.delenv("EMBEDLAB_DEBUG", raising=False)
     run_dir = synthetic_run_dir()
-    for args in (["analyze", run_dir, "--only", "broken-deep", "--debug"],
-                 ["--debug", "analyze", run_dir, "--only", "broken-deep"],
-                 ["analyze", "--debug", run_dir, "--only", "broken-deep", "-q"],
-                 ["-q", "analyze", run_dir, "--debug", "--only", "broken-deep"]):
+    for args in (
+        ["analyze", run_dir, "--only", "broken-deep", "--debug"],
+        ["--debug", "analyze", run_dir, "--only", "broken-deep"],
+        ["analyze", "--debug", run_dir, "--only", "broken-deep", "-q"],
+        ["-q", "analyze", run_dir, "--debug", "--only", "broken-deep"],
+    ):
         done = invoke(args)
         assert done.exit_code == 0, (args, done.output)
         assert "Traceback (most recent call last):" in done.stderr, args
@@ -114,10 +123,15 @@ def test_global_options_work_before_or_after_the_subcommand(clusters, monkeypatc
 def test_debug_tracebacks_are_plain_unwrapped_lines(clusters, monkeypatch):
     monkeypatch.delenv("EMBEDLAB_DEBUG", raising=False)
     done = invoke(["analyze", synthetic_run_dir(), "--only", "broken-deep", "--debug"])
-    line = next(n for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
-                if 'raise ValueError("deliberately broken")' in text)
-    whole = (f'  File "{__file__}", line {line}, in '
-             "a_helper_whose_name_is_long_enough_that_its_traceback_line_passes_eighty_columns")
+    line = next(
+        n
+        for n, text in enumerate(Path(__file__).read_text().splitlines(), 1)
+        if 'raise ValueError("deliberately broken")' in text
+    )
+    whole = (
+        f'  File "{__file__}", line {line}, in '
+        "a_helper_whose_name_is_long_enough_that_its_traceback_line_passes_eighty_columns"
+    )
     assert len(whole) > 80 and whole in done.stderr.splitlines()  # one line, not boxed, not wrapped
     assert not any("│" in text and "File" in text for text in done.stderr.splitlines())
     assert "deliberately broken" in done.stderr.split("Traceback")[0]  # the message stays in its panel
@@ -135,8 +149,9 @@ def test_every_deprecation_names_the_new_form_and_when_the_old_goes():
     assert "## Compatibility" in rule and "embedlab/deprecations.py" in rule
 
 
-@pytest.mark.parametrize("module, new", [("embedlab.trainers.collab", "CollabOptions"),
-                                         ("embedlab.trainers.tabular", "TabularOptions")])
+@pytest.mark.parametrize(
+    "module, new", [("embedlab.trainers.collab", "CollabOptions"), ("embedlab.trainers.tabular", "TabularOptions")]
+)
 def test_a_trainer_modules_old_options_list_still_reads_with_a_warning(module, new):
     """Code written against the click-option lists (``OPTIONS``) keeps working: the same flags,
     from the typed declaration, and fit_config accepts them as before."""

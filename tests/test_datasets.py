@@ -3,6 +3,7 @@
 The expected values below are read off the rows the writers put down, so a loader that
 mis-parses a separator, an encoding, a genre flag or a split fails here.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,6 +23,7 @@ def _pairs(df: pd.DataFrame) -> set[tuple[int, int]]:
 
 
 # ---------------------------------------------------------------------------- MovieLens 100K
+
 
 def test_ml100k_canonical_split_reads_base_and_test_files(ml100k_dir):
     ds = embedlab.load_dataset("movielens-100k", data_dir=ml100k_dir, split="u1")
@@ -44,10 +46,10 @@ def test_ml100k_item_metadata_latin1_genre_flags_and_release_date(ml100k_dir):
     assert items.loc[1, "genres"] == "Animation|Children's|Comedy"
     assert items.loc[1, "genre"] == "Animation"
     assert items.loc[2, "genres"] == "Action|Adventure|Thriller"
-    assert items.loc[7, "genres"] == "unknown"                       # no flag set
-    assert items.loc[8, "genres"] == "unknown"                       # the 'unknown' flag
+    assert items.loc[7, "genres"] == "unknown"  # no flag set
+    assert items.loc[8, "genres"] == "unknown"  # the 'unknown' flag
     assert items.loc[1, "year"] == 1995 and items.loc[3, "year"] == 1993
-    assert items.loc[7, "year"] == 1994                              # from the release date
+    assert items.loc[7, "year"] == 1994  # from the release date
     assert math.isnan(items.loc[8, "year"])
     assert items.loc[1, "release_date"] == "1995-01-01"
     assert pd.isna(items.loc[8, "release_date"])
@@ -113,6 +115,7 @@ def test_duplicate_titles_stay_distinct_entities_in_the_run(ml100k_dir, tmp_path
 
 # ---------------------------------------------------------------------------- CSV editions
 
+
 @pytest.mark.parametrize("name", ["movielens-latest-small", "movielens-25m", "movielens-32m"])
 def test_csv_editions_ratings_and_movies(latest_small_dir, name):
     ds = embedlab.load_dataset(name, data_dir=latest_small_dir, split="random", valid_pct=0.25, seed=0)
@@ -122,7 +125,7 @@ def test_csv_editions_ratings_and_movies(latest_small_dir, name):
     assert sorted(everything["rating"].tolist()) == sorted(r for _, _, r, _ in LATEST_RATINGS)
     items = ds.entities["item"]
     assert list(items.index) == [1, 2, 3, 4, 5, 6]
-    assert items.loc[2, "label"] == "American President, The (1995)"   # quoted comma
+    assert items.loc[2, "label"] == "American President, The (1995)"  # quoted comma
     assert items.loc[1, "genres"] == "Adventure|Animation|Children|Comedy|Fantasy"
     assert items.loc[1, "genre"] == "Adventure"
     assert items.loc[6, "genres"] == "unknown" and items.loc[6, "genre"] == "unknown"
@@ -132,8 +135,7 @@ def test_csv_editions_ratings_and_movies(latest_small_dir, name):
 
 
 def test_csv_edition_time_split(latest_small_dir):
-    ds = embedlab.load_dataset("movielens-latest-small", data_dir=latest_small_dir, split="time",
-                               valid_pct=0.25)
+    ds = embedlab.load_dataset("movielens-latest-small", data_dir=latest_small_dir, split="time", valid_pct=0.25)
     assert len(ds.valid) == 3
     assert ds.valid["timestamp"].min() >= ds.train["timestamp"].max()
 
@@ -146,6 +148,7 @@ def test_csv_edition_unrated_movie_is_kept_with_zero_count(latest_small_dir, tmp
 
 
 # ---------------------------------------------------------------------------- 1M
+
 
 def test_ml1m_double_colon_files(ml1m_dir):
     ds = embedlab.load_dataset("movielens-1m", data_dir=ml1m_dir, split="random", valid_pct=0.2, seed=1)
@@ -172,17 +175,18 @@ def test_ml1m_ratings_only_folder_loads_without_metadata(ml1m_dir):
 
 # ---------------------------------------------------------------------------- ratings-csv
 
-RATINGS = pd.DataFrame({
-    "who": ["ann", "ann", "bob", "bob", "cy", "cy", "dee", "dee", "eve", "eve"],
-    "what": [10, 20, 10, 30, 20, 30, 10, 20, 30, 40],
-    "stars": [4.0, 2.0, 5.0, 1.0, 3.0, 4.5, 2.5, 3.5, 1.5, 5.0],
-    "when": pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d"),
-})
+RATINGS = pd.DataFrame(
+    {
+        "who": ["ann", "ann", "bob", "bob", "cy", "cy", "dee", "dee", "eve", "eve"],
+        "what": [10, 20, 10, 30, 20, 30, 10, 20, 30, 40],
+        "stars": [4.0, 2.0, 5.0, 1.0, 3.0, 4.5, 2.5, 3.5, 1.5, 5.0],
+        "when": pd.date_range("2024-01-01", periods=10, freq="D").strftime("%Y-%m-%d"),
+    }
+)
 
 
 def _ratings_csv(path, **options):
-    return embedlab.load_dataset("ratings-csv", file=path, user="who", item="what", rating="stars",
-                                 **options)
+    return embedlab.load_dataset("ratings-csv", file=path, user="who", item="what", rating="stars", **options)
 
 
 @pytest.mark.parametrize("suffix,sep", [(".csv", ","), (".tsv", "\t"), (".txt", ";"), (".csv", "|")])
@@ -228,15 +232,31 @@ def test_ratings_csv_time_split_needs_a_timestamp(tmp_path):
 def test_ratings_csv_item_file_columns_become_metadata(tmp_path):
     path, items_path = tmp_path / "mine.csv", tmp_path / "things.csv"
     RATINGS.to_csv(path, index=False)
-    pd.DataFrame({"thing": [10, 20, 30, 40, 50], "name": ["Ten", "Twenty", "Thirty", "Forty", "Fifty"],
-                  "colour": ["red", "red", "blue", "blue", "green"], "price": [1.5, 2.5, 3.5, 4.5, 5.5]}
-                 ).to_csv(items_path, index=False)
-    run = embedlab.train("ratings-csv", file=path, user="who", item="what", rating="stars",
-                         items_file=items_path, item_key="thing", item_label="name", epochs=1, n_factors=2, bs=2)
+    pd.DataFrame(
+        {
+            "thing": [10, 20, 30, 40, 50],
+            "name": ["Ten", "Twenty", "Thirty", "Forty", "Fifty"],
+            "colour": ["red", "red", "blue", "blue", "green"],
+            "price": [1.5, 2.5, 3.5, 4.5, 5.5],
+        }
+    ).to_csv(items_path, index=False)
+    run = embedlab.train(
+        "ratings-csv",
+        file=path,
+        user="who",
+        item="what",
+        rating="stars",
+        items_file=items_path,
+        item_key="thing",
+        item_label="name",
+        epochs=1,
+        n_factors=2,
+        bs=2,
+    )
     frame = run.table("item").frame.set_index("key")
     assert frame.loc[30, "label"] == "Thirty" and frame.loc[30, "colour"] == "blue"
     assert frame.loc[40, "price"] == 4.5
-    assert frame.loc[50, "count"] == 0       # in the item file only
+    assert frame.loc[50, "count"] == 0  # in the item file only
     assert frame["count"].sum() == run.metrics["train_rows"]
     assert run.table("user").keys.tolist() == ["ann", "bob", "cy", "dee", "eve"]
 
@@ -265,6 +285,7 @@ def test_ratings_csv_item_file_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------- synthetic-collab
+
 
 def test_synthetic_collab_is_deterministic_per_seed():
     kw = dict(users=50, items=30, ratings=600, genres=3)
@@ -327,8 +348,9 @@ def test_movielens_without_a_data_dir_fetches_its_own_pinned_archive(monkeypatch
     from embedlab_datasets import movielens
 
     asked = []
-    monkeypatch.setattr(download, "ensure_dataset", lambda archive, subdir, **_: asked.append((archive, subdir))
-                        or tmp_path)
+    monkeypatch.setattr(
+        download, "ensure_dataset", lambda archive, subdir, **_: asked.append((archive, subdir)) or tmp_path
+    )
     assert movielens._folder(name, None) == tmp_path
     assert asked == [(movielens.MOVIELENS_ARCHIVES[name], movielens.MOVIELENS_SUBDIRS[name])]
     assert asked[0][0].pinned  # a checksum to verify against

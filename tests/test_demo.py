@@ -1,6 +1,7 @@
 """``make demo`` (tools/demo.py): MovieLens 100K from EMBEDLAB_DATA_DIR, else the checksummed
 download (served here by the download tests' local server), else synthetic ratings with
 readable planted names; it says which it used and where the report is."""
+
 from __future__ import annotations
 
 import hashlib
@@ -63,8 +64,11 @@ def test_download_path_against_the_local_server(tmp_path, server, monkeypatch): 
 
     data = _ml100k_zip(tmp_path)
     url = server.publish("ml-100k.zip", data)
-    monkeypatch.setitem(movielens.MOVIELENS_ARCHIVES, "movielens-100k",
-                        Archive(url=url, filename="ml-100k.zip", sha256=hashlib.sha256(data).hexdigest()))
+    monkeypatch.setitem(
+        movielens.MOVIELENS_ARCHIVES,
+        "movielens-100k",
+        Archive(url=url, filename="ml-100k.zip", sha256=hashlib.sha256(data).hexdigest()),
+    )
     src = demo.choose_source({}, progress=False)
     assert src.dataset == "movielens-100k" and "downloaded from" in src.description and "checksum" in src.description
     folder = Path(src.options["data_dir"])
@@ -76,8 +80,11 @@ def test_download_path_against_the_local_server(tmp_path, server, monkeypatch): 
 def test_failed_download_falls_back_to_readable_synthetic_data(tmp_path, server, monkeypatch):  # noqa: F811
     from embedlab_datasets import movielens
 
-    monkeypatch.setitem(movielens.MOVIELENS_ARCHIVES, "movielens-100k",
-                        Archive(url=f"{server.url}/missing.zip", filename="ml-100k.zip", sha256="0" * 64))
+    monkeypatch.setitem(
+        movielens.MOVIELENS_ARCHIVES,
+        "movielens-100k",
+        Archive(url=f"{server.url}/missing.zip", filename="ml-100k.zip", sha256="0" * 64),
+    )
     src = demo.choose_source({"EMBEDLAB_DATA_DIR": str(tmp_path)}, progress=False)
     assert src.dataset == "synthetic-collab" and src.options == {"readable_names": True} and not src.real
     assert "holds no ml-100k" in src.description and "download" in src.description and "failed" in src.description
@@ -88,8 +95,7 @@ def test_readable_names_change_names_only():
     from embedlab_datasets.synthetic_collab import GENRE_TITLES
 
     plain = embedlab.load_dataset("synthetic-collab", users=200, items=150, ratings=5000, genres=5)
-    named = embedlab.load_dataset("synthetic-collab", users=200, items=150, ratings=5000, genres=5,
-                                  readable_names=True)
+    named = embedlab.load_dataset("synthetic-collab", users=200, items=150, ratings=5000, genres=5, readable_names=True)
     assert named.train.equals(plain.train) and named.valid.equals(plain.valid)  # the same ratings
     items, before = named.entities["item"], plain.entities["item"]
     names = [g for g, _ in GENRE_TITLES[:5]]
@@ -115,8 +121,9 @@ def test_demo_main_trains_then_reports_and_says_what_it_used(tmp_path, monkeypat
     monkeypatch.setattr(subprocess, "run", lambda cmd: calls.append(cmd) or subprocess.CompletedProcess(cmd, 0))
     monkeypatch.delenv("EMBEDLAB_DATA_DIR", raising=False)
     report = tmp_path / "reports" / "demo.html"
-    rc = demo.main(["--no-download", "--out", str(tmp_path / "run"), "--report", str(report),
-                    "--train-option=--epochs=2"])
+    rc = demo.main(
+        ["--no-download", "--out", str(tmp_path / "run"), "--report", str(report), "--train-option=--epochs=2"]
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     assert [c[3:5] for c in calls] == [["train", "synthetic-collab"], ["analyze", str(tmp_path / "run")]]
@@ -132,8 +139,9 @@ def test_demo_main_trains_then_reports_and_says_what_it_used(tmp_path, monkeypat
 def test_ml100k_commands_list_star_wars_neighbours(tmp_path):
     folder = write_ml100k(tmp_path / "ml-100k")
     items = (folder / "u.item").read_bytes().decode("latin-1")
-    (folder / "u.item").write_bytes((items + "9|Star Wars (1977)|01-Jan-1977||http://x|" + "|".join("0" * 19)
-                                     + "\n").encode("latin-1"))
+    (folder / "u.item").write_bytes(
+        (items + "9|Star Wars (1977)|01-Jan-1977||http://x|" + "|".join("0" * 19) + "\n").encode("latin-1")
+    )
     src = demo.choose_source({"EMBEDLAB_DATA_DIR": str(tmp_path)}, download=False)
     train, analyze = demo.commands(src, "runs/demo", "reports/demo.html")
     assert train[3:] == ["train", "movielens-100k", "--data-dir", str(folder), "--split", "u1", "--out", "runs/demo"]
@@ -148,5 +156,5 @@ def test_demo_with_movielens_shows_star_wars_and_its_sequels(tmp_path, monkeypat
     assert demo.main(["--no-download", "--out", str(tmp_path / "run"), "--report", str(report)]) == 0
     assert "MovieLens 100K, the local copy" in capsys.readouterr().out
     html = report.read_text(encoding="utf-8")
-    section = html[html.index("neighbours of Star Wars (1977)"):][:3000]
+    section = html[html.index("neighbours of Star Wars (1977)") :][:3000]
     assert "Empire Strikes Back, The (1980)" in section and "Return of the Jedi (1983)" in section

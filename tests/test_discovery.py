@@ -5,6 +5,7 @@ function of real-ish German coordinates (and the same with the coordinates shuff
 embeddings on a noisy circle in calendar order (and shuffled), plus the edge cases (too few
 entities, duplicate or missing coordinates, a 1-dimensional embedding).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,16 +21,31 @@ from embedlab.errors import UsageError
 from embedlab.registry import analyses
 from embedlab.run import EmbeddingTable, Run
 
-STATES = {"BW": (48.66, 9.35), "BY": (48.79, 11.50), "BE": (52.52, 13.40), "BB": (52.41, 12.53),
-          "HB": (53.08, 8.80), "HH": (53.55, 10.00), "HE": (50.65, 9.16), "MV": (53.61, 12.43),
-          "NI": (52.64, 9.85), "NW": (51.43, 7.66), "RP": (50.12, 7.31), "SL": (49.40, 6.95),
-          "SN": (51.10, 13.20), "ST": (51.95, 11.69), "SH": (54.22, 9.70), "TH": (51.01, 10.85)}
+STATES = {
+    "BW": (48.66, 9.35),
+    "BY": (48.79, 11.50),
+    "BE": (52.52, 13.40),
+    "BB": (52.41, 12.53),
+    "HB": (53.08, 8.80),
+    "HH": (53.55, 10.00),
+    "HE": (50.65, 9.16),
+    "MV": (53.61, 12.43),
+    "NI": (52.64, 9.85),
+    "NW": (51.43, 7.66),
+    "RP": (50.12, 7.31),
+    "SL": (49.40, 6.95),
+    "SN": (51.10, 13.20),
+    "ST": (51.95, 11.69),
+    "SH": (54.22, 9.70),
+    "TH": (51.01, 10.85),
+}
 DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 FAST = {"permutations": 999}
 
 
-def state_table(seed: int, shuffle: bool = False, noise: float = 0.2, dim: int = 6,
-                name: str = "State") -> EmbeddingTable:
+def state_table(
+    seed: int, shuffle: bool = False, noise: float = 0.2, dim: int = 6, name: str = "State"
+) -> EmbeddingTable:
     """Embeddings = a smooth random function of (lat, lon) + noise; optionally the coordinates
     are shuffled afterwards (the negative control)."""
     rng = np.random.default_rng(seed)
@@ -42,22 +58,41 @@ def state_table(seed: int, shuffle: bool = False, noise: float = 0.2, dim: int =
     if shuffle:
         p = rng.permutation(len(keys))
         lat, lon = lat[p], lon[p]
-    return EmbeddingTable(name, np.array(keys), np.array(keys), vectors,
-                          metadata=pd.DataFrame({"latitude": lat, "longitude": lon, "count": np.arange(16) + 1}))
+    return EmbeddingTable(
+        name,
+        np.array(keys),
+        np.array(keys),
+        vectors,
+        metadata=pd.DataFrame({"latitude": lat, "longitude": lon, "count": np.arange(16) + 1}),
+    )
 
 
-def weekday_table(seed: int, shuffle: bool = False, length: int = 7, noise: float = 0.15, dim: int = 5,
-                  name: str = "DayOfWeek", labels: list[str] | None = None) -> EmbeddingTable:
+def weekday_table(
+    seed: int,
+    shuffle: bool = False,
+    length: int = 7,
+    noise: float = 0.15,
+    dim: int = 5,
+    name: str = "DayOfWeek",
+    labels: list[str] | None = None,
+) -> EmbeddingTable:
     """Vectors on a noisy circle (in a random plane of a dim-D space) in calendar order."""
     rng = np.random.default_rng(seed)
     ang = 2 * np.pi * np.arange(length) / length
     basis = np.linalg.qr(rng.normal(size=(dim, 2)))[0]
-    vectors = np.c_[np.cos(ang), np.sin(ang)] @ basis.T + rng.normal(0, noise, (length, dim)) \
-        + 0.5 * rng.normal(size=dim)
+    vectors = (
+        np.c_[np.cos(ang), np.sin(ang)] @ basis.T + rng.normal(0, noise, (length, dim)) + 0.5 * rng.normal(size=dim)
+    )
     order = rng.permutation(length) if shuffle else np.arange(length)
     labels = labels or (DAYS if length == 7 else [f"p{i}" for i in range(length)])
-    return EmbeddingTable(name, np.arange(1, length + 1), np.array(labels), vectors,
-                          metadata=pd.DataFrame({"cycle_order": order}), attrs={"cycle_length": length})
+    return EmbeddingTable(
+        name,
+        np.arange(1, length + 1),
+        np.array(labels),
+        vectors,
+        metadata=pd.DataFrame({"cycle_order": order}),
+        attrs={"cycle_length": length},
+    )
 
 
 def make_run(*tables: EmbeddingTable) -> Run:
@@ -121,8 +156,11 @@ def test_geography_procrustes_recovers_a_linear_map():
     rng = np.random.default_rng(0)
     plane = np.c_[t.metadata["longitude"] * 0.65, t.metadata["latitude"]]
     vec = (plane - plane.mean(0)) @ rng.normal(size=(2, 8)) + rng.normal(0, 0.3, (16, 8)) + 3.0
-    r = analyze_one(make_run(EmbeddingTable("State", t.keys, t.labels, vec, metadata=t.metadata)), "geography",
-                    {"distance": "euclidean"})
+    r = analyze_one(
+        make_run(EmbeddingTable("State", t.keys, t.labels, vec, metadata=t.metadata)),
+        "geography",
+        {"distance": "euclidean"},
+    )
     assert r.metrics["procrustes_r2"] > 0.8 and r.metrics["procrustes_p"] < 0.01
     assert r.tables["entities"]["error_km"].median() < 100
     assert "picture of the embeddings" in r.summary
@@ -152,8 +190,7 @@ def test_geography_small_table_uses_exact_enumeration_and_warns():
     keys = ["SH", "HH", "HB", "NI", "BE", "SN", "BY"]
     full = state_table(1)
     keep = np.isin(full.keys, keys)
-    t = EmbeddingTable("State", full.keys[keep], full.labels[keep], full.vectors[keep],
-                       metadata=full.metadata[keep])
+    t = EmbeddingTable("State", full.keys[keep], full.labels[keep], full.vectors[keep], metadata=full.metadata[keep])
     r = analyze_one(make_run(t), "geography")
     assert r.metrics["exact"] == 1 and r.metrics["permutations"] == 5040
     assert "exact over all 5,040 orderings" in r.summary and "little power" in r.summary
@@ -172,9 +209,13 @@ def test_geography_missing_coordinates_are_dropped_and_counted():
     t = state_table(0)
     md = t.metadata.copy()
     md.loc[[2, 5, 9], "latitude"] = np.nan
-    t = EmbeddingTable("State", np.append(t.keys, "unknown"), np.append(t.labels, "#na#"),
-                       np.vstack([t.vectors, np.ones((1, t.dim))]),
-                       metadata=pd.concat([md, pd.DataFrame({"latitude": [np.nan], "longitude": [np.nan]})]))
+    t = EmbeddingTable(
+        "State",
+        np.append(t.keys, "unknown"),
+        np.append(t.labels, "#na#"),
+        np.vstack([t.vectors, np.ones((1, t.dim))]),
+        metadata=pd.concat([md, pd.DataFrame({"latitude": [np.nan], "longitude": [np.nan]})]),
+    )
     r = analyze_one(make_run(t), "geography")
     assert r.metrics["n_entities"] == 13 and r.metrics["n_missing"] == 4
     assert "4 of 17 entities have no coordinates" in r.summary and "#na#" in r.summary
@@ -191,8 +232,9 @@ def test_geography_duplicate_coordinates():
     r = analyze_one(make_run(t), "geography")
     assert np.isfinite(r.metrics["mantel_r"]) and np.isfinite(r.metrics["procrustes_r2"])
     assert "2 pair(s) of entities share the same coordinates" in r.summary
-    same = EmbeddingTable("State", t.keys, t.labels, t.vectors,
-                          metadata=pd.DataFrame({"latitude": [50.0] * 16, "longitude": [10.0] * 16}))
+    same = EmbeddingTable(
+        "State", t.keys, t.labels, t.vectors, metadata=pd.DataFrame({"latitude": [50.0] * 16, "longitude": [10.0] * 16})
+    )
     r = analyze_one(make_run(same), "geography")
     assert np.isnan(r.metrics["mantel_r"]) and r.summary.startswith("No test possible")
 
@@ -239,9 +281,14 @@ def test_geography_samples_large_tables():
     n = 520
     lat, lon = rng.uniform(47, 55, n), rng.uniform(6, 15, n)
     vec = np.c_[lat, lon, rng.normal(size=(n, 2))] + rng.normal(0, 0.5, (n, 4))
-    t = EmbeddingTable("place", np.arange(n), np.arange(n).astype(str), vec,
-                       metadata=pd.DataFrame({"lat": lat, "lng": lon, "count": np.arange(n)}),
-                       attrs={"count_column": "count"})
+    t = EmbeddingTable(
+        "place",
+        np.arange(n),
+        np.arange(n).astype(str),
+        vec,
+        metadata=pd.DataFrame({"lat": lat, "lng": lon, "count": np.arange(n)}),
+        attrs={"count_column": "count"},
+    )
     r = run_table(make_run(t), "geography", "place", {"permutations": 99, "distance": "euclidean"})
     assert r.metrics["n_entities"] == 500 and "most observed 500 of the 520" in r.summary
     assert set(r.tables["entities"]["key"]) == set(range(20, 520))
@@ -255,8 +302,9 @@ def test_geography_samples_large_tables():
 
 def test_geography_coords_file_replaces_metadata_coordinates(tmp_path):
     run = make_run(state_table(0))
-    moved = _coords_csv(tmp_path / "moved.csv", [(k, la + 10, lo) for k, (la, lo) in STATES.items()],
-                        ("state", "Latitude", "LON"))  # aliases, any case
+    moved = _coords_csv(
+        tmp_path / "moved.csv", [(k, la + 10, lo) for k, (la, lo) in STATES.items()], ("state", "Latitude", "LON")
+    )  # aliases, any case
     r = analyze_one(run, "geography", {"coords": moved})
     assert "replaced the table's own coordinates" in r.summary
     assert r.tables["entities"]["latitude"].min() > 58
@@ -327,8 +375,12 @@ def test_cyclic_shuffled_calendar_is_not_significant():
 
 
 def test_cyclic_months_and_weeks():
-    months = weekday_table(0, length=12, name="Month", labels=["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-                                                                 "Aug", "Sep", "Oct", "Nov", "Dec"])
+    months = weekday_table(
+        0,
+        length=12,
+        name="Month",
+        labels=["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"],
+    )
     weeks = weekday_table(0, length=52, name="Week", noise=0.02)
     results = {r.table: r for r in embedlab.analyze(make_run(months, weeks), ["cyclic"], FAST)}
     m = results["Month"].metrics
@@ -342,8 +394,13 @@ def test_cyclic_months_and_weeks():
 def test_cyclic_order_option_for_unannotated_tables():
     src = weekday_table(1)
     scrambled = [3, 0, 6, 1, 5, 2, 4]  # rows in a non-calendar order; labels tell the truth
-    plain = EmbeddingTable("dow", src.keys[scrambled], src.labels[scrambled], src.vectors[scrambled],
-                           metadata=pd.DataFrame({"daynum": np.array([1, 2, 3, 4, 5, 6, 7])[scrambled]}))
+    plain = EmbeddingTable(
+        "dow",
+        src.keys[scrambled],
+        src.labels[scrambled],
+        src.vectors[scrambled],
+        metadata=pd.DataFrame({"daynum": np.array([1, 2, 3, 4, 5, 6, 7])[scrambled]}),
+    )
     run = make_run(plain)
     assert analyses()["cyclic"].applies_to(run) == []
     by_labels = analyze_one(run, "cyclic", {"order": ["dow=" + ",".join(DAYS)]})
@@ -365,21 +422,28 @@ def test_cyclic_order_option_for_unannotated_tables():
 
 def test_cyclic_edge_cases():
     src = weekday_table(0)
-    few = EmbeddingTable("DayOfWeek", src.keys[:3], src.labels[:3], src.vectors[:3],
-                         metadata=src.metadata[:3], attrs=src.attrs)
+    few = EmbeddingTable(
+        "DayOfWeek", src.keys[:3], src.labels[:3], src.vectors[:3], metadata=src.metadata[:3], attrs=src.attrs
+    )
     r = analyze_one(make_run(few), "cyclic")
     assert r.metrics["too_few"] == 1 and r.summary.startswith("Too few entities to test")
     md = src.metadata.astype(float)
     md.loc[[2], "cycle_order"] = np.nan
-    gap = EmbeddingTable("DayOfWeek", np.append(src.keys, 0), np.append(src.labels, "#na#"),
-                         np.vstack([src.vectors, src.vectors.mean(0)]),
-                         metadata=pd.concat([md, pd.DataFrame({"cycle_order": [np.nan]})]), attrs=src.attrs)
+    gap = EmbeddingTable(
+        "DayOfWeek",
+        np.append(src.keys, 0),
+        np.append(src.labels, "#na#"),
+        np.vstack([src.vectors, src.vectors.mean(0)]),
+        metadata=pd.concat([md, pd.DataFrame({"cycle_order": [np.nan]})]),
+        attrs=src.attrs,
+    )
     r = analyze_one(make_run(gap), "cyclic")
     assert r.metrics["n_entities"] == 6 and r.metrics["n_missing"] == 2
     assert "2 of 8 entities have no calendar position" in r.summary and "Wed" in r.summary
     assert "Mon Tue Thu Fri Sat Sun" in r.summary  # the recovered order skips the missing Wednesday
-    line = EmbeddingTable("DayOfWeek", src.keys, src.labels, np.arange(7.0)[:, None], metadata=src.metadata,
-                          attrs=src.attrs)
+    line = EmbeddingTable(
+        "DayOfWeek", src.keys, src.labels, np.arange(7.0)[:, None], metadata=src.metadata, attrs=src.attrs
+    )
     r = analyze_one(make_run(line), "cyclic")
     assert "one dimension" in r.summary and r.metrics["linear_r"] > r.metrics["cycle_r"]
     assert "as a line" in r.summary
@@ -407,12 +471,26 @@ def test_cli_analyze_with_report_json_and_coords(tmp_path):
     src = state_table(0)
     items = EmbeddingTable("item", np.arange(100, 116), np.array([f"movie {k}" for k in STATES]), src.vectors)
     run_dir = make_run(state_table(1), weekday_table(1), items).save(tmp_path / "run")
-    coords = _coords_csv(tmp_path / "coords.csv",
-                         [(100 + i, la, lo) for i, (la, lo) in enumerate(STATES.values())])
+    coords = _coords_csv(tmp_path / "coords.csv", [(100 + i, la, lo) for i, (la, lo) in enumerate(STATES.values())])
     runner = CliRunner()
-    res = runner.invoke(cli, ["analyze", str(run_dir), "--only", "geography,cyclic", "--report",
-                              str(tmp_path / "d.html"), "--json", "--permutations", "999",
-                              "--coords", coords, "--coords-key", "movieId"])
+    res = runner.invoke(
+        cli,
+        [
+            "analyze",
+            str(run_dir),
+            "--only",
+            "geography,cyclic",
+            "--report",
+            str(tmp_path / "d.html"),
+            "--json",
+            "--permutations",
+            "999",
+            "--coords",
+            coords,
+            "--coords-key",
+            "movieId",
+        ],
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     got = {(r["analysis"], r["table"]): r for r in payload["results"]}
@@ -450,8 +528,19 @@ def synthetic_rossmann_runs(tmp_path_factory):
         runs = []
         for seed in PLANTED_SEEDS:
             out = tmp_path_factory.mktemp("runs") / f"synthetic-rossmann-{seed}"
-            embedlab.train("synthetic-rossmann", out=out, exclude="Store", n_stores=60, days=400,
-                           layers="128,64", bs=256, epochs=8, threads=1, seed=seed, progress=False)
+            embedlab.train(
+                "synthetic-rossmann",
+                out=out,
+                exclude="Store",
+                n_stores=60,
+                days=400,
+                layers="128,64",
+                bs=256,
+                epochs=8,
+                threads=1,
+                seed=seed,
+                progress=False,
+            )
             runs.append(embedlab.load_run(out))
         yield runs
     finally:
@@ -499,11 +588,12 @@ def test_synthetic_rossmann_shuffled_annotations_are_not_significant(synthetic_r
     """Negative controls: the same runs with the coordinates or the calendar positions shuffled
     across entities are not significant in a clear majority of shuffles."""
     for run in synthetic_rossmann_runs:
-        geo = [run_table(_shuffled(run, "State", ["latitude", "longitude"], s), "geography",
-                         "State").metrics["mantel_p"] for s in range(6)]
+        geo = [
+            run_table(_shuffled(run, "State", ["latitude", "longitude"], s), "geography", "State").metrics["mantel_p"]
+            for s in range(6)
+        ]
         assert sum(p > 0.05 for p in geo) >= 4, geo
         for table in ("DayOfWeek", "Month"):
-            shuffled = [run_table(_shuffled(run, table, ["cycle_order"], s), "cyclic", table).metrics
-                        for s in range(6)]
+            shuffled = [run_table(_shuffled(run, table, ["cycle_order"], s), "cyclic", table).metrics for s in range(6)]
             assert sum(m["cycle_p"] > 0.05 for m in shuffled) >= 4, (table, [m["cycle_p"] for m in shuffled])
             assert sum(m["tour_p"] > 0.05 for m in shuffled) >= 4, (table, [m["tour_p"] for m in shuffled])

@@ -5,6 +5,7 @@ every global batch and DDP averages the two half-batch mean gradients, which is 
 mean gradient up to float summation order. Measured difference after 2 epochs: ~1e-7; the test
 allows atol 1e-4 on every weight and 1e-4 on the validation RMSE.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,24 +45,38 @@ def _train(config: dict):
 
 
 def _worker(rank: int, world: int, port: int, out: str, config: dict) -> None:
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     try:
         run = _train(config)
         assert distributed.world_size() == world
         metrics = {k: float(v) for k, v in run.metrics.items()}
-        torch.save({"tensors": run.tensors(), "metrics": metrics, "shard": run.meta["dataset_info"].get("shard"),
-                    "tables": {t: run.tables[t].metadata[["count", "mean_rating"]].to_numpy() for t in run.tables}},
-                   Path(out) / f"rank{rank}.pt")
+        torch.save(
+            {
+                "tensors": run.tensors(),
+                "metrics": metrics,
+                "shard": run.meta["dataset_info"].get("shard"),
+                "tables": {t: run.tables[t].metadata[["count", "mean_rating"]].to_numpy() for t in run.tables},
+            },
+            Path(out) / f"rank{rank}.pt",
+        )
     finally:
         distributed.teardown()
 
 
 def _spawn(tmp_path: Path, config: dict, world: int = 2) -> list[dict]:
     # fork: the children inherit the imported modules (spawn re-imports torch: ~20 s here)
-    mp.start_processes(_worker, args=(world, _free_port(), str(tmp_path), config), nprocs=world,
-                       join=True, start_method="fork")
+    mp.start_processes(
+        _worker, args=(world, _free_port(), str(tmp_path), config), nprocs=world, join=True, start_method="fork"
+    )
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(world)]
 
 
@@ -127,8 +142,9 @@ def test_loader_level_shards_hold_half_the_rows_and_train_like_trainer_level_sha
     for name, ref in trainer_level[0]["tensors"].items():
         for rank in loader_level:
             torch.testing.assert_close(rank["tensors"][name], ref, atol=1e-6, rtol=1e-6)
-    assert loader_level[0]["metrics"]["valid_rmse"] == pytest.approx(trainer_level[0]["metrics"]["valid_rmse"],
-                                                                     abs=1e-6)
+    assert loader_level[0]["metrics"]["valid_rmse"] == pytest.approx(
+        trainer_level[0]["metrics"]["valid_rmse"], abs=1e-6
+    )
     for table, ref in trainer_level[0]["tables"].items():  # counts / mean ratings summed over ranks
         np.testing.assert_allclose(loader_level[0]["tables"][table], ref, rtol=1e-5)
 
@@ -152,12 +168,14 @@ def test_each_loader_shard_keeps_the_split_and_its_training_rows(tmp_path, monke
     monkeypatch.setattr(ratings_csv, "CHUNK", 700)
     frame = _ratings()
     if loader == "synthetic-collab":
+
         def load(**kw):
             return S.load(users=70, items=45, ratings=3000, split=split, seed=5, **kw)
     elif loader == "movielens-25m":
         frame.rename(columns={"user": "userId", "item": "movieId"}).to_csv(tmp_path / "ratings.csv", index=False)
-        pd.DataFrame({"movieId": range(1, 46), "title": [f"m{i} (2000)" for i in range(1, 46)],
-                      "genres": "Drama"}).to_csv(tmp_path / "movies.csv", index=False)
+        pd.DataFrame(
+            {"movieId": range(1, 46), "title": [f"m{i} (2000)" for i in range(1, 46)], "genres": "Drama"}
+        ).to_csv(tmp_path / "movies.csv", index=False)
 
         def load(**kw):
             return movielens._csv_loader("movielens-25m")(data_dir=tmp_path, split=split, seed=5, **kw)
@@ -165,8 +183,10 @@ def test_each_loader_shard_keeps_the_split_and_its_training_rows(tmp_path, monke
         frame.to_csv(tmp_path / "r.tsv", sep="\t", index=False)
 
         def load(**kw):
-            return ratings_csv.load(tmp_path / "r.tsv", "user", "item", "rating", "timestamp", split=split,
-                                    seed=5, **kw)
+            return ratings_csv.load(
+                tmp_path / "r.tsv", "user", "item", "rating", "timestamp", split=split, seed=5, **kw
+            )
+
     whole = load()
     world, seed = 3, 11
     seen = []
@@ -176,9 +196,15 @@ def test_each_loader_shard_keeps_the_split_and_its_training_rows(tmp_path, monke
         expected = whole.train.iloc[shard_positions(len(whole.train), seed, r, world)].reset_index(drop=True)
         pd.testing.assert_frame_equal(part.train, expected)
         assert part.split == whole.split and part.rating_range == whole.rating_range
-        assert part.info["shard"] == {"rank": r, "world": world, "seed": seed, "rows": len(frame),
-                                      "train_rows": len(whole.train), "valid_rows": len(whole.valid),
-                                      "shard_train_rows": len(part.train)}
+        assert part.info["shard"] == {
+            "rank": r,
+            "world": world,
+            "seed": seed,
+            "rows": len(frame),
+            "train_rows": len(whole.train),
+            "valid_rows": len(whole.valid),
+            "shard_train_rows": len(part.train),
+        }
         assert abs(len(part.train) - len(whole.train) / world) <= 1
         seen.append(part.train)
     together = pd.concat(seen).sort_values(list(whole.train.columns)).reset_index(drop=True)
@@ -212,8 +238,9 @@ def test_only_a_loader_that_takes_shard_receives_one(monkeypatch):
     entry = get_dataset("synthetic-collab")
     assert entry.takes_shard
     seen = []
-    fake = type(entry)(**{**entry.__dict__, "load": lambda seed=42, **kw: seen.append(kw) or S.load(seed=seed),
-                          "takes_shard": False})
+    fake = type(entry)(
+        **{**entry.__dict__, "load": lambda seed=42, **kw: seen.append(kw) or S.load(seed=seed), "takes_shard": False}
+    )
     fake.load_dataset({}, seed=1, shard=RowShard(0, 2, 1))
     assert seen == [{}]
 
@@ -251,10 +278,37 @@ def test_torchrun_cli_writes_the_run_from_rank_zero_only(tmp_path):
     """Also the command line's --shard-data path: the loader gets the rank's shard."""
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-           "--master-port", str(_free_port()), "-m", "embedlab", "train", "synthetic-collab",
-           "--users", "50", "--items", "30", "--ratings", "800", "--epochs", "1", "--bs", "64",
-           "--n-factors", "4", "--device", "cpu", "--shard-data", "--out", str(out), "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(_free_port()),
+        "-m",
+        "embedlab",
+        "train",
+        "synthetic-collab",
+        "--users",
+        "50",
+        "--items",
+        "30",
+        "--ratings",
+        "800",
+        "--epochs",
+        "1",
+        "--bs",
+        "64",
+        "--n-factors",
+        "4",
+        "--device",
+        "cpu",
+        "--shard-data",
+        "--out",
+        str(out),
+        "-q",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = [line for line in proc.stdout.splitlines() if line.startswith("{")]

@@ -5,6 +5,7 @@ public member of a type is named in that section, no section documents a hook th
 exist, the worked example runs as printed and finds the planted truth, the other Python
 snippets compile, and every ``embedlab ...`` command the guide shows exists.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,13 +29,23 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "embedlab" / "authoring" / "guide.md"  # the guide ships with the package
 TEXT = DOC.read_text(encoding="utf-8")
 
-HOOKS = sorted(name for name, obj in vars(hookspecs).items()
-               if name.startswith("embedlab_") and callable(obj) and hasattr(obj, "embedlab_spec"))
+HOOKS = sorted(
+    name
+    for name, obj in vars(hookspecs).items()
+    if name.startswith("embedlab_") and callable(obj) and hasattr(obj, "embedlab_spec")
+)
 
-PUBLIC_TYPES = {"Dataset": Dataset, "DatasetSpec": DatasetSpec, "Run": Run,
-                "EmbeddingTable": EmbeddingTable, "Analysis": Analysis,
-                "AnalysisOption": AnalysisOption, "AnalysisResult": AnalysisResult,
-                "Trainer": Trainer, "hookimpl": embedlab.hookimpl}
+PUBLIC_TYPES = {
+    "Dataset": Dataset,
+    "DatasetSpec": DatasetSpec,
+    "Run": Run,
+    "EmbeddingTable": EmbeddingTable,
+    "Analysis": Analysis,
+    "AnalysisOption": AnalysisOption,
+    "AnalysisResult": AnalysisResult,
+    "Trainer": Trainer,
+    "hookimpl": embedlab.hookimpl,
+}
 
 # Members a type has that are not part of what a plugin author uses.
 UNDOCUMENTED_OK = {"AnalysisOption": {"click_option"}, "AnalysisResult": set(), "Run": set()}
@@ -68,8 +79,12 @@ def public_members(cls: type) -> set[str]:
 
 # ---------------------------------------------------------------------------- the hooks
 def test_there_are_hooks_to_document():
-    assert {"embedlab_register_datasets", "embedlab_register_trainers", "embedlab_register_analyses",
-            "embedlab_register_commands"} <= set(HOOKS)
+    assert {
+        "embedlab_register_datasets",
+        "embedlab_register_trainers",
+        "embedlab_register_analyses",
+        "embedlab_register_commands",
+    } <= set(HOOKS)
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -85,8 +100,7 @@ def test_every_hook_has_a_section_saying_what_you_receive_and_register(hook):
 
 
 def test_no_section_documents_a_hook_that_does_not_exist():
-    documented = {m.group(1) for _, heading, _ in sections()
-                  for m in [re.match(r"`(embedlab_\w+)\(", heading)] if m}
+    documented = {m.group(1) for _, heading, _ in sections() for m in [re.match(r"`(embedlab_\w+)\(", heading)] if m}
     assert documented == set(HOOKS), documented ^ set(HOOKS)
 
 
@@ -108,6 +122,7 @@ def test_documented_import_paths_work():
     from embedlab.trainers.base import Trainer, run_meta  # noqa: F401
 
     from embedlab import Analysis as A, DataError as D, Trainer as T  # noqa: F401 - the one namespace
+
     assert (A, D, T) == (Analysis, DataError, Trainer)
     assert "from embedlab import Analysis, AnalysisOption, AnalysisResult, EmbeddingTable, Run, hookimpl" in TEXT
 
@@ -119,8 +134,15 @@ def test_every_testing_helper_is_documented():
 
 
 def test_environment_variables_and_guarantees_are_documented():
-    for needle in ("EMBEDLAB_LOAD_PLUGINS", "EMBEDLAB_TRACE_PLUGINS=1", "check_pending",
-                   "--help-analysis", "--strict", "weights_only=True", "SHA-256"):
+    for needle in (
+        "EMBEDLAB_LOAD_PLUGINS",
+        "EMBEDLAB_TRACE_PLUGINS=1",
+        "check_pending",
+        "--help-analysis",
+        "--strict",
+        "weights_only=True",
+        "SHA-256",
+    ):
         assert needle in TEXT, needle
 
 
@@ -144,8 +166,9 @@ def worked_example():
 def test_worked_example_finds_the_planted_bias_and_not_the_shuffled_one(worked_example, tmp_path):
     with plugin_registered(worked_example):
         planted = embedlab.analyze(synthetic_run(), ["bias-agreement"], {"agreement_column": "true_bias"})
-        control = embedlab.analyze(synthetic_run(shuffle_truth=True), ["bias-agreement"],
-                                   {"agreement_column": "true_bias"})
+        control = embedlab.analyze(
+            synthetic_run(shuffle_truth=True), ["bias-agreement"], {"agreement_column": "true_bias"}
+        )
         default = embedlab.analyze(synthetic_run(), ["bias-agreement"])
     by = {r.table: r for r in planted}
     assert set(by) == {"user", "item"} and all(r.ok for r in planted), [r.error for r in planted]
@@ -161,10 +184,12 @@ def test_worked_example_on_the_command_line_matches_the_guide(worked_example, tm
     report = tmp_path / "r.html"
     with plugin_registered(worked_example):
         described = invoke(["analyze", run_dir, "--help-analysis", "bias-agreement"])
-        done = invoke(["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count", "20",
-                       "--report", report])
-        too_strict = invoke(["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count",
-                             "100000", "--json"])
+        done = invoke(
+            ["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count", "20", "--report", report]
+        )
+        too_strict = invoke(
+            ["analyze", run_dir, "--only", "bias-agreement", "--agreement-min-count", "100000", "--json"]
+        )
     assert done.exit_code == 0 and 'id="bias-agreement-item"' in report.read_text()
     [shown] = [b for b in code_blocks("text") if b.startswith("bias-agreement:")]
     doc_options = [l.split("  ")[1] for l in shown.splitlines() if l.startswith("  --")]
@@ -185,8 +210,12 @@ def test_every_command_the_guide_shows_exists():
     from embedlab.cli import make_cli
 
     cli = make_cli()
-    shown = [l.split("#")[0].strip() for block in code_blocks("bash") for l in block.splitlines()
-             if l.strip().startswith("embedlab ")]
+    shown = [
+        l.split("#")[0].strip()
+        for block in code_blocks("bash")
+        for l in block.splitlines()
+        if l.strip().startswith("embedlab ")
+    ]
     assert len(shown) >= 6
     own = set(re.findall(r'@cli\.command\("([\w-]+)"\)', TEXT))  # commands the guide's examples add
     for line in shown:
@@ -210,7 +239,7 @@ PUBLIC_MODULES = {  # module -> the guide section that documents its public name
     "embedlab.data": "`embedlab.data`",
 }
 for _path in sorted((ROOT / "embedlab" / "toolkit").glob("[!_]*.py")):  # a toolkit module that declares
-    if "__all__" in _path.read_text(encoding="utf-8"):                # __all__ is public: documented here
+    if "__all__" in _path.read_text(encoding="utf-8"):  # __all__ is public: documented here
         PUBLIC_MODULES.setdefault(f"embedlab.toolkit.{_path.stem}", f"`embedlab.toolkit.{_path.stem}`")
 
 
@@ -262,18 +291,35 @@ def test_the_dataset_and_command_example_runs_as_printed(tmp_path):
         rng = __import__("numpy").random.default_rng(0)
         rows = ["customer,sku,stars,timestamp"] + [
             f"{rng.integers(1, 30)},{rng.integers(100, 120)},{rng.integers(1, 6)},{1_600_000_000 + n}"
-            for n in range(1500)]
+            for n in range(1500)
+        ]
         (tmp_path / "orders.csv").write_text("\n".join(rows) + "\n")
-        (tmp_path / "products.csv").write_text("sku,name,category\n" + "".join(
-            f"{s},Product {s},{'ab'[s % 2]}\n" for s in range(100, 120)))
+        (tmp_path / "products.csv").write_text(
+            "sku,name,category\n" + "".join(f"{s},Product {s},{'ab'[s % 2]}\n" for s in range(100, 120))
+        )
         with plugin_registered(module):
             helped = invoke(["train", "shop-ratings", "--help"])
-            trained = invoke(["train", "shop-ratings", "--file", tmp_path / "orders.csv", "--products",
-                              tmp_path / "products.csv", "--split", "time", "--epochs", "2", "--bs", "64",
-                              "--out", tmp_path / "run", "-q"])
+            trained = invoke(
+                [
+                    "train",
+                    "shop-ratings",
+                    "--file",
+                    tmp_path / "orders.csv",
+                    "--products",
+                    tmp_path / "products.csv",
+                    "--split",
+                    "time",
+                    "--epochs",
+                    "2",
+                    "--bs",
+                    "64",
+                    "--out",
+                    tmp_path / "run",
+                    "-q",
+                ]
+            )
             top = invoke(["shop-top", tmp_path / "run", "--n", "3"])
-            broken = invoke(["train", "shop-ratings", "--file", tmp_path / "products.csv", "--out",
-                             tmp_path / "bad"])
+            broken = invoke(["train", "shop-ratings", "--file", tmp_path / "products.csv", "--out", tmp_path / "bad"])
     finally:
         sys.modules.pop(module.__name__, None)
     assert "--split [random|time]" in helped.output and "--valid-pct" in helped.output
@@ -319,16 +365,37 @@ def test_the_worked_trainer_runs_as_printed_and_keeps_the_contract(worked_traine
     namespace["test_plain_mf_keeps_the_trainer_contract"](module)  # the guide's own test, as printed
     small = ["--users", "40", "--items", "30", "--ratings", "800", "-q"]
     with plugin_registered(module):
-        assert "(installed: collab, plain-mf)" in " ".join(invoke(["train", "synthetic-collab", "--help"]).output.split())
+        assert "(installed: collab, plain-mf)" in " ".join(
+            invoke(["train", "synthetic-collab", "--help"]).output.split()
+        )
         helped = invoke(["train", "synthetic-collab", "--trainer", "plain-mf", "--help"]).output
         assert "--n-factors" in helped and "--init-from" in helped and "--y-range" not in helped
         found = invoke(["lr-find", "synthetic-collab", "--trainer", "plain-mf", *small])
         assert found.exit_code == 0, found.output
         base = tmp_path / "base"
-        assert invoke(["train", "synthetic-collab", "--n-factors", "16", "--epochs", "2", "--bs", "64",
-                       "--out", base, *small]).exit_code == 0
+        assert (
+            invoke(
+                ["train", "synthetic-collab", "--n-factors", "16", "--epochs", "2", "--bs", "64", "--out", base, *small]
+            ).exit_code
+            == 0
+        )
         assert embedlab.load_run(base).meta["trainer"] == "collab"  # installing plain-mf changed no default
-        started = invoke(["train", "synthetic-collab", "--trainer", "plain-mf", "--init-from", base, "--epochs", "1",
-                          "--bs", "64", "--out", tmp_path / "init", *small])
+        started = invoke(
+            [
+                "train",
+                "synthetic-collab",
+                "--trainer",
+                "plain-mf",
+                "--init-from",
+                base,
+                "--epochs",
+                "1",
+                "--bs",
+                "64",
+                "--out",
+                tmp_path / "init",
+                *small,
+            ]
+        )
         assert started.exit_code == 0, started.output
         assert embedlab.load_run(tmp_path / "init").meta["init"]["tables"]["item"]["coverage"] == 1.0

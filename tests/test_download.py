@@ -1,4 +1,5 @@
 """Tests for embedlab.io.download: checksummed fetch, safe extraction, dataset cache reuse."""
+
 from __future__ import annotations
 
 import functools
@@ -17,14 +18,7 @@ from pathlib import Path
 import pytest
 
 from embedlab.io import download
-from embedlab.io.download import (
-    Archive,
-    cache_dir,
-    ensure_dataset,
-    fetch,
-    file_digest,
-    safe_extract,
-)
+from embedlab.io.download import Archive, cache_dir, ensure_dataset, fetch, file_digest, safe_extract
 from embedlab.errors import DataError, EmbedlabError
 from embedlab_datasets.movielens import MOVIELENS_ARCHIVES, MOVIELENS_SUBDIRS
 
@@ -64,9 +58,7 @@ def server(tmp_path: Path):
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
     httpd.daemon_threads = True
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-    )
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield Server(root, f"http://127.0.0.1:{httpd.server_address[1]}", requests)
@@ -160,9 +152,7 @@ def test_errors_are_click_exceptions() -> None:
 
 
 @pytest.mark.parametrize("algo", ["sha256", "md5"])
-def test_good_zip_downloads_verifies_extracts_and_is_reused(
-    server: Server, cache: Path, algo: str
-) -> None:
+def test_good_zip_downloads_verifies_extracts_and_is_reused(server: Server, cache: Path, algo: str) -> None:
     data = ml100k_zip()
     url = server.publish("ml-100k.zip", data)
     digest = sha256(data) if algo == "sha256" else md5(data)
@@ -191,16 +181,13 @@ def test_tar_gz_dataset(server: Server, cache: Path) -> None:
             info.size = len(payload)
             tf.addfile(info, io.BytesIO(payload))
     data = buf.getvalue()
-    archive = Archive(url=server.publish("ds.tar.gz", data), filename="ds.tar.gz",
-                      sha256=sha256(data))
+    archive = Archive(url=server.publish("ds.tar.gz", data), filename="ds.tar.gz", sha256=sha256(data))
     folder = ensure_dataset(archive, "ds")
     assert folder == cache / "datasets" / "ds" / "ds"
     assert (folder / "sub" / "b.csv").read_bytes() == b"z\n"
 
 
-def test_large_download_with_progress_bar(
-    server: Server, cache: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_large_download_with_progress_bar(server: Server, cache: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = os.urandom(1_500_000)
     archive = Archive(url=server.publish("big.bin", data), filename="big.bin", md5=md5(data))
     path = fetch(archive, progress=True)
@@ -210,8 +197,7 @@ def test_large_download_with_progress_bar(
 
 def test_corrupt_cached_file_is_downloaded_again(server: Server, cache: Path) -> None:
     data = ml100k_zip()
-    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip",
-                      sha256=sha256(data))
+    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip", sha256=sha256(data))
     (cache / "downloads").mkdir(parents=True)
     (cache / "downloads" / "ml-100k.zip").write_bytes(b"truncated")
     assert fetch(archive, progress=False).read_bytes() == data
@@ -220,8 +206,7 @@ def test_corrupt_cached_file_is_downloaded_again(server: Server, cache: Path) ->
 
 def test_half_extracted_folder_is_not_reused(server: Server, cache: Path) -> None:
     data = ml100k_zip()
-    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip",
-                      md5=md5(data))
+    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip", md5=md5(data))
     stale = cache / "datasets" / "ml-100k" / "ml-100k"
     stale.mkdir(parents=True)
     (stale / "u.data").write_bytes(b"half")  # no marker: must not be trusted
@@ -231,8 +216,7 @@ def test_half_extracted_folder_is_not_reused(server: Server, cache: Path) -> Non
 
 def test_missing_subdir_is_an_error(server: Server) -> None:
     data = ml100k_zip()
-    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip",
-                      md5=md5(data))
+    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip", md5=md5(data))
     with pytest.raises(DataError, match="no folder ml-1m/"):
         ensure_dataset(archive, "ml-1m")
 
@@ -335,24 +319,25 @@ def _zip_device() -> bytes:
 
 
 HOSTILE = {
-    "zip-dotdot": ("a.zip", lambda: zip_bytes({"ok/x": b"1", "../evil.txt": b"evil"}),
-                   "../evil.txt"),
-    "zip-nested-dotdot": ("a.zip", lambda: zip_bytes({"ok/../../evil.txt": b"evil"}),
-                          "ok/../../evil.txt"),
+    "zip-dotdot": ("a.zip", lambda: zip_bytes({"ok/x": b"1", "../evil.txt": b"evil"}), "../evil.txt"),
+    "zip-nested-dotdot": ("a.zip", lambda: zip_bytes({"ok/../../evil.txt": b"evil"}), "ok/../../evil.txt"),
     "zip-absolute": ("a.zip", lambda: zip_bytes({EVIL_ABS: b"evil"}), EVIL_ABS),
     "zip-symlink": ("a.zip", _zip_symlink, "ok/link"),
     "zip-device": ("a.zip", _zip_device, "ok/dev"),
     "zip-too-big": ("a.zip", lambda: zip_bytes({"ok/big": b"\0" * 5000}), "5000 bytes"),
     "tar-dotdot": ("a.tar", lambda: _tar_with((_tarinfo("../x"), b"evil")), "../x"),
     "tar-absolute": ("a.tar", lambda: _tar_with((_tarinfo(EVIL_ABS), b"evil")), EVIL_ABS),
-    "tar-symlink": ("a.tar", lambda: _tar_with(
-        (_tarinfo("ok/f"), b"1"), (_tarinfo("ok/link", tarfile.SYMTYPE, "/etc/passwd"), None)),
-        "ok/link"),
-    "tar-hardlink": ("a.tar", lambda: _tar_with(
-        (_tarinfo("ok/f"), b"1"), (_tarinfo("ok/hard", tarfile.LNKTYPE, "ok/f"), None)),
-        "ok/hard"),
-    "tar-device": ("a.tar", lambda: _tar_with((_tarinfo("ok/dev", tarfile.CHRTYPE), None)),
-                   "ok/dev"),
+    "tar-symlink": (
+        "a.tar",
+        lambda: _tar_with((_tarinfo("ok/f"), b"1"), (_tarinfo("ok/link", tarfile.SYMTYPE, "/etc/passwd"), None)),
+        "ok/link",
+    ),
+    "tar-hardlink": (
+        "a.tar",
+        lambda: _tar_with((_tarinfo("ok/f"), b"1"), (_tarinfo("ok/hard", tarfile.LNKTYPE, "ok/f"), None)),
+        "ok/hard",
+    ),
+    "tar-device": ("a.tar", lambda: _tar_with((_tarinfo("ok/dev", tarfile.CHRTYPE), None)), "ok/dev"),
     "tgz-too-big": ("a.tgz", None, "5000 bytes"),
 }
 
@@ -383,8 +368,7 @@ def test_hostile_archive_is_refused(tmp_path: Path, case: str) -> None:
     assert expected_in_message in message
     assert not target.exists()
     assert all_files(work / "out") == []  # no temporary folder left beside the target
-    assert [p.name for p in work.iterdir()] == [filename] + (["out"] if (work / "out").exists()
-                                                            else [])
+    assert [p.name for p in work.iterdir()] == [filename] + (["out"] if (work / "out").exists() else [])
     assert not any("evil" in p.name for p in tmp_path.rglob("*"))
     assert not Path(EVIL_ABS).exists()
 
@@ -400,9 +384,7 @@ def test_refused_archive_keeps_existing_target(tmp_path: Path) -> None:
     assert [p.name for p in target.iterdir()] == ["old.txt"]
 
 
-def test_lying_sizes_are_caught_while_writing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_lying_sizes_are_caught_while_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Disable the up-front check to show the byte counter alone stops the extraction.
     monkeypatch.setattr(download, "_check_total", lambda *args: None)
     archive_path = tmp_path / "a.zip"
@@ -455,9 +437,7 @@ def _interrupt_on_second_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(download, "_copy_stream", flaky)
 
 
-def test_interrupted_extraction_leaves_no_target(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_interrupted_extraction_leaves_no_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     archive_path = tmp_path / "a.zip"
     archive_path.write_bytes(ml100k_zip())
     out = tmp_path / "out"
@@ -467,12 +447,9 @@ def test_interrupted_extraction_leaves_no_target(
     assert all_files(out) == []
 
 
-def test_interrupted_dataset_is_extracted_again(
-    server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_interrupted_dataset_is_extracted_again(server: Server, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = ml100k_zip()
-    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip",
-                      sha256=sha256(data))
+    archive = Archive(url=server.publish("ml-100k.zip", data), filename="ml-100k.zip", sha256=sha256(data))
     with monkeypatch.context() as m:
         _interrupt_on_second_file(m)
         with pytest.raises(KeyboardInterrupt):
@@ -490,7 +467,10 @@ def test_interrupted_dataset_is_extracted_again(
 
 def test_movielens_archives_are_pinned_or_say_why_not() -> None:
     assert set(MOVIELENS_ARCHIVES) == {
-        "movielens-100k", "movielens-latest-small", "movielens-1m", "movielens-25m",
+        "movielens-100k",
+        "movielens-latest-small",
+        "movielens-1m",
+        "movielens-25m",
         "movielens-32m",
     }
     assert set(MOVIELENS_SUBDIRS) == set(MOVIELENS_ARCHIVES)

@@ -6,6 +6,7 @@ training bit-identical (weights, batch-norm statistics) with no optimizer state.
 scenario plants the situation pretraining is for: a large earlier dataset and a small later
 one over the same users and items.
 """
+
 from __future__ import annotations
 
 
@@ -37,7 +38,7 @@ class Three(nn.Module):
         return {"a": [self.a], "b": [self.b], "c": [self.c]}
 
     def forward(self, x):
-        return x @ self.a + (x ** 2) @ self.b + self.c
+        return x @ self.a + (x**2) @ self.b + self.c
 
 
 def three_learner(n: int = 40, bs: int = 4) -> Learner:
@@ -61,11 +62,14 @@ def test_lr_slice_spreads_geometrically_earliest_lowest_and_parses():
             LRSlice.parse(bad)
 
 
-@pytest.mark.parametrize("spec,want", [
-    ("1e-4:1e-2", {"a": 1e-4, "b": 1e-3, "c": 1e-2}),
-    (":1e-2", {"a": 1e-3, "b": 1e-3, "c": 1e-2}),
-    (1e-2, {"a": 1e-2, "b": 1e-2, "c": 1e-2}),
-])
+@pytest.mark.parametrize(
+    "spec,want",
+    [
+        ("1e-4:1e-2", {"a": 1e-4, "b": 1e-3, "c": 1e-2}),
+        (":1e-2", {"a": 1e-3, "b": 1e-3, "c": 1e-2}),
+        (1e-2, {"a": 1e-2, "b": 1e-2, "c": 1e-2}),
+    ],
+)
 def test_each_param_group_gets_its_lr_at_every_one_cycle_step(spec, want):
     learner = three_learner()  # 10 steps per epoch
     fit = learner.fit(FitConfig(epochs=2, lr=spec, wd=0.0, opt="adamw"), progress=False)
@@ -181,8 +185,15 @@ def scenario(tmp_path_factory):
     """Pretrain on the earliest 90% of the ratings, fine-tune on the last 10% (2,700 rows)."""
     tmp = tmp_path_factory.mktemp("ft")
     embedlab.train("synthetic-collab", out=tmp / "src", split="time-before", epochs=5, **SCENARIO)
-    embedlab.train("synthetic-collab", out=tmp / "ft", split="time-after", epochs=5, init_from=str(tmp / "src"),
-                   lr="1e-4:5e-3", **SCENARIO)
+    embedlab.train(
+        "synthetic-collab",
+        out=tmp / "ft",
+        split="time-after",
+        epochs=5,
+        init_from=str(tmp / "src"),
+        lr="1e-4:5e-3",
+        **SCENARIO,
+    )
     run = embedlab.load_run(tmp / "ft")
     return tmp, run, run_analyses(run, ["finetune"], {}, render=True)[0]
 
@@ -241,8 +252,14 @@ def test_tabular_scenario_time_cut_and_four_strategies(tmp_path):
     """synthetic-rossmann: pretrain on the first 60% of the days, adapt with 400 later rows."""
     common = dict(n_stores=12, days=200, valid_days=14, seed=2, preset="guo2016", epochs=1, bs=64, time_cut="0.6")
     embedlab.train("synthetic-rossmann", out=tmp_path / "early", split="time-before", train_sample=0, **common)
-    run = embedlab.train("synthetic-rossmann", out=tmp_path / "late", split="time-after", train_sample=400,
-                         init_from=str(tmp_path / "early"), **common)
+    run = embedlab.train(
+        "synthetic-rossmann",
+        out=tmp_path / "late",
+        split="time-after",
+        train_sample=400,
+        init_from=str(tmp_path / "early"),
+        **common,
+    )
     assert run.split["name"] == "time-after" and run.split["cut_at"] > run.meta["init"]["run"]["split"]["valid_end"]
     tables = run.meta["init"]["tables"]
     assert tables["Store"]["coverage"] == 1.0 and tables["DayOfWeek"]["matched"] == 7
@@ -264,8 +281,14 @@ def test_movielens_time_cut_scenario(tmp_path):
     folder = data_dir("ml-100k")
     common = dict(data_dir=str(folder), time_cut="0.5", epochs=3, seed=42)
     embedlab.train("movielens-100k", out=tmp_path / "early", split="time-before", **common)
-    embedlab.train("movielens-100k", out=tmp_path / "late", split="time-after", init_from=str(tmp_path / "early"),
-                   lr="5e-5:5e-3", **common)
+    embedlab.train(
+        "movielens-100k",
+        out=tmp_path / "late",
+        split="time-after",
+        init_from=str(tmp_path / "early"),
+        lr="5e-5:5e-3",
+        **common,
+    )
     result = run_analyses(embedlab.load_run(tmp_path / "late"), ["finetune"], {}, render=False)[0]
     assert result.error is None, result.error
     m = result.metrics

@@ -1,5 +1,6 @@
 """EmbeddingTable.frame is a property (as .bias and .count are); the method call still works,
 with a deprecation warning naming the new form."""
+
 import pandas as pd
 import pytest
 

@@ -1,4 +1,5 @@
 """The fused collab step (embedlab.training.fused_collab) against the autograd reference."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,16 @@ def data():
 def _learner(data, fused: bool, reg=0.05, bs=128, seed=3):
     torch.manual_seed(seed)
     model = DotBias(N_USERS, N_ITEMS, K, (0.0, 5.5), init_std=0.1, sparse=True)
-    lrn = Learner(model, data[0], data[1], loss_fn=nn.functional.mse_loss, metrics=rating_metrics,
-                  bs=bs, seed=seed, regularizer=_row_l2(reg) if reg else None)
+    lrn = Learner(
+        model,
+        data[0],
+        data[1],
+        loss_fn=nn.functional.mse_loss,
+        metrics=rating_metrics,
+        bs=bs,
+        seed=seed,
+        regularizer=_row_l2(reg) if reg else None,
+    )
     return make_fused(lrn, reg) if fused else lrn
 
 
@@ -108,8 +117,30 @@ def _train(tmp_path, name, *args):
     from embedlab.authoring.testing import invoke
 
     out = tmp_path / name
-    result = invoke(["train", "synthetic-collab", "--users", "60", "--items", "40", "--ratings", "1500",
-                     "--epochs", "2", "--bs", "64", "--n-factors", "8", "--seed", "5", "-q", *args, "--out", out])
+    result = invoke(
+        [
+            "train",
+            "synthetic-collab",
+            "--users",
+            "60",
+            "--items",
+            "40",
+            "--ratings",
+            "1500",
+            "--epochs",
+            "2",
+            "--bs",
+            "64",
+            "--n-factors",
+            "8",
+            "--seed",
+            "5",
+            "-q",
+            *args,
+            "--out",
+            out,
+        ]
+    )
     assert result.exit_code == 0, result.output
     return json.loads((out / "run.json").read_text()), result
 
@@ -131,8 +162,25 @@ def test_the_kernel_is_chosen_and_recorded_in_run_json(tmp_path):
 def test_kernel_fused_where_it_cannot_apply_is_a_clean_error(tmp_path):
     from embedlab.authoring.testing import invoke
 
-    result = invoke(["train", "synthetic-collab", "--users", "30", "--items", "20", "--ratings", "300",
-                     "--kernel", "fused", "--opt", "rmsprop", "-q", "--out", tmp_path / "x"])
+    result = invoke(
+        [
+            "train",
+            "synthetic-collab",
+            "--users",
+            "30",
+            "--items",
+            "20",
+            "--ratings",
+            "300",
+            "--kernel",
+            "fused",
+            "--opt",
+            "rmsprop",
+            "-q",
+            "--out",
+            tmp_path / "x",
+        ]
+    )
     assert result.exit_code != 0 and "--kernel fused" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
 
@@ -144,8 +192,7 @@ def test_dense_adam_and_adamw_use_torch_fused_step_with_the_same_weights(data):
     for fused in (True, False):
         torch.manual_seed(3)
         model = DotBias(N_USERS, N_ITEMS, K, (0.0, 5.5), init_std=0.1)
-        lrn = Learner(model, data[0], None, loss_fn=nn.functional.mse_loss, bs=128, seed=3,
-                      regularizer=_row_l2(0.05))
+        lrn = Learner(model, data[0], None, loss_fn=nn.functional.mse_loss, bs=128, seed=3, regularizer=_row_l2(0.05))
         real = optim._fused
         optim._fused = real if fused else (lambda groups: {})
         try:
@@ -169,10 +216,14 @@ def test_ml100k_u1_fused_equals_autograd_and_the_default_keeps_its_accuracy(tmp_
 
     root = data_dir("ml-100k")
     rmse = {}
-    for name, args in (("default", []), ("fused", ["--kernel", "fused"]),
-                       ("autograd", ["--kernel", "autograd", "--sparse", "on"])):
-        result = invoke(["train", "movielens-100k", "--data-dir", root, "--split", "u1", "-q", *args,
-                         "--out", tmp_path / name])
+    for name, args in (
+        ("default", []),
+        ("fused", ["--kernel", "fused"]),
+        ("autograd", ["--kernel", "autograd", "--sparse", "on"]),
+    ):
+        result = invoke(
+            ["train", "movielens-100k", "--data-dir", root, "--split", "u1", "-q", *args, "--out", tmp_path / name]
+        )
         assert result.exit_code == 0, result.output
         rmse[name] = json.loads((tmp_path / name / "run.json").read_text())["metrics"]["valid_rmse"]
     assert round(rmse["default"], 4) <= 0.9088  # seed 42, dense AdamW (torch's fused step)
@@ -199,8 +250,25 @@ def test_resume_from_a_checkpoint_with_the_old_dataset_hash(tmp_path, monkeypatc
     from embedlab.authoring.testing import invoke
     from embedlab.training import checkpoint
 
-    args = ["train", "synthetic-collab", "--users", "40", "--items", "30", "--ratings", "900", "--epochs", "2",
-            "--bs", "64", "--n-factors", "4", "-q", "--out", tmp_path / "run"]
+    args = [
+        "train",
+        "synthetic-collab",
+        "--users",
+        "40",
+        "--items",
+        "30",
+        "--ratings",
+        "900",
+        "--epochs",
+        "2",
+        "--bs",
+        "64",
+        "--n-factors",
+        "4",
+        "-q",
+        "--out",
+        tmp_path / "run",
+    ]
     real = checkpoint.dataset_fingerprint
     monkeypatch.setattr(checkpoint, "dataset_fingerprint", lambda ds, raw=True: real(ds, raw=False))
     real_save = checkpoint.FitKeeper.save

@@ -9,6 +9,7 @@ it, a ratings CSV, the user's own HTML page, an export folder holding the user's
 folder of precious files, an all-NaN run, a run whose labels hold terminal escape sequences and
 rich markup, and hostile input files (a rating of 1e30, inf, a table with inf).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,7 @@ from embedlab.analysis import Analysis, AnalysisResult
 from embedlab.authoring.testing import plugin_registered, synthetic_run_dir
 from embedlab.run import EmbeddingTable, Run
 
-TINY = ["--users", "30", "--items", "20", "--ratings", "500", "--epochs", "1", "--bs", "64",
-        "--n-factors", "4", "-q"]
+TINY = ["--users", "30", "--items", "20", "--ratings", "500", "--epochs", "1", "--bs", "64", "--n-factors", "4", "-q"]
 TRAIN = ["train", "synthetic-collab", *TINY]
 LR_FIND = ["lr-find", "synthetic-collab", *TINY]
 RUN_OWN = ("run/run.json", "run/weights.safetensors", "run/user.csv", "run/item.csv", "run/.embedlab-files.json")
@@ -43,11 +43,15 @@ def _hostile_labels_run() -> Run:
     rng = np.random.default_rng(0)
     n = 24
     labels = [ESC, MARKUP] + [f"film {i}" for i in range(2, n)]
-    table = EmbeddingTable("item", np.arange(1, n + 1), labels, rng.normal(size=(n, 4)),
-                           bias_values=np.r_[3.0, 2.9, rng.normal(size=n - 2)],
-                           metadata=pd.DataFrame({"count": rng.integers(20, 200, n),
-                                                  "mean_rating": rng.uniform(1, 5, n)}),
-                           attrs={"count_column": "count", "target_column": "mean_rating"})
+    table = EmbeddingTable(
+        "item",
+        np.arange(1, n + 1),
+        labels,
+        rng.normal(size=(n, 4)),
+        bias_values=np.r_[3.0, 2.9, rng.normal(size=n - 2)],
+        metadata=pd.DataFrame({"count": rng.integers(20, 200, n), "mean_rating": rng.uniform(1, 5, n)}),
+        attrs={"count_column": "count", "target_column": "mean_rating"},
+    )
     meta = {"dataset": "hostile", "kind": "collab", "seed": 0, "config": {}, "split": {}, "metrics": {}}
     return Run(meta, {"item": table}, {})
 
@@ -70,8 +74,9 @@ def template(tmp_path_factory) -> Path:
     shutil.copytree(base, root / "run")
     (root / "run" / "notes.txt").write_text("my notes on this run")
     shutil.copytree(base, root / "run" / "nested")  # a run inside a run (made by hand, or long ago)
-    pd.DataFrame({"userId": [1, 2, 3, 1, 2, 3] * 5, "movieId": [1, 1, 2, 2, 3, 3] * 5,
-                  "rating": [4, 5, 3, 2, 1, 4] * 5}).to_csv(root / "ratings.csv", index=False)
+    pd.DataFrame(
+        {"userId": [1, 2, 3, 1, 2, 3] * 5, "movieId": [1, 1, 2, 2, 3, 3] * 5, "rating": [4, 5, 3, 2, 1, 4] * 5}
+    ).to_csv(root / "ratings.csv", index=False)
     (root / "page.html").write_text("<html><head><title>mine</title></head><body>my page</body></html>")
     (root / "export").mkdir()
     (root / "export" / "vectors.tsv").write_text("0.1\t0.2\n")
@@ -113,8 +118,7 @@ def snapshot(root: Path) -> dict[str, str]:
 def cli(args: list, env: dict | None = None):
     from embedlab.cli import make_cli
 
-    return CliRunner().invoke(make_cli(), [str(a) for a in args], catch_exceptions=False, env=env,
-                              prog_name="embedlab")
+    return CliRunner().invoke(make_cli(), [str(a) for a in args], catch_exceptions=False, env=env, prog_name="embedlab")
 
 
 # ---------------------------------------------------------------------------- hostile plugins
@@ -145,8 +149,7 @@ class _Plugin:
                     return {"summary": "a dict"}
                 tables = {"rows": [1, 2, 3]} if how == "list-table" else {}
                 metrics = {"odd": _Unprintable()} if how == "unserialisable" else {"m": 1.0}
-                return AnalysisResult(self.name, table, self.title, summary="fine", metrics=metrics,
-                                      tables=tables)
+                return AnalysisResult(self.name, table, self.title, summary="fine", metrics=metrics, tables=tables)
 
             def render(self, result):
                 if how == "string-figure":
@@ -188,12 +191,14 @@ def _set_meta(field_name: str, value: Any) -> Callable[[Path], None]:
         else:
             meta[field_name] = value
         rfile.write_text(json.dumps(meta))
+
     return setup
 
 
 def _strict_json(stdout: str) -> Any:
     def refuse(name):
         raise AssertionError(f"bare {name} in JSON output")
+
     return json.loads(stdout, parse_constant=refuse)
 
 
@@ -249,15 +254,31 @@ def _precious_kept_beside(world: Path, result) -> None:
 REPORT = ["--only", "bias-ranking", "--report"]
 CASES = [
     # (a) the write rule
-    Case("retrain-keeps-notes-and-nested-run", [*TRAIN, "--out", "@run"], 0, "saved run", RUN_OWN,
-         check=_nested_and_notes_kept),
+    Case(
+        "retrain-keeps-notes-and-nested-run",
+        [*TRAIN, "--out", "@run"],
+        0,
+        "saved run",
+        RUN_OWN,
+        check=_nested_and_notes_kept,
+    ),
     Case("out-inside-a-run", [*TRAIN, "--out", "@run/inner"], 2, "is inside the run"),
     Case("out-deep-inside-a-run", [*TRAIN, "--out", "@run/nested/a/b"], 2, "is inside the run"),
     Case("out-non-run-folder", [*TRAIN, "--out", "@precious"], 2, "not an embedlab run"),
-    Case("out-non-run-folder-force", [*TRAIN, "--out", "@precious", "--force"], 0, "saved run",
-         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv",
-          "precious/.embedlab-files.json"),
-         check=_precious_kept_beside),
+    Case(
+        "out-non-run-folder-force",
+        [*TRAIN, "--out", "@precious", "--force"],
+        0,
+        "saved run",
+        (
+            "precious/run.json",
+            "precious/weights.safetensors",
+            "precious/user.csv",
+            "precious/item-2.csv",
+            "precious/.embedlab-files.json",
+        ),
+        check=_precious_kept_beside,
+    ),
     Case("out-is-a-file", [*TRAIN, "--out", "@ratings.csv"], 2, "is a file"),
     Case("out-under-a-file", [*TRAIN, "--out", "@ratings.csv/run"], 2, "cannot be created"),
     Case("out-cannot-be-created", [*TRAIN, "--out", "/proc/embedlab-hostile/run"], 2, "cannot be created"),
@@ -265,104 +286,292 @@ CASES = [
     Case("report-over-users-html", ["analyze", "@run", *REPORT, "@page.html"], 2, "not an HTML report"),
     Case("report-through-a-symlink", ["analyze", "@run", *REPORT, "@link.html"], 2, "is a symbolic link"),
     Case("report-is-a-folder", ["analyze", "@run", *REPORT, "@precious"], 2, "is a folder"),
-    Case("report-inside-run-is-new", ["analyze", "@run", *REPORT, "@run/report.html"], 0, "wrote report",
-         ("run/report.html", "run/.embedlab-files.json"), check=lambda w, r: _marked(w / "run" / "report.html")),
+    Case(
+        "report-inside-run-is-new",
+        ["analyze", "@run", *REPORT, "@run/report.html"],
+        0,
+        "wrote report",
+        ("run/report.html", "run/.embedlab-files.json"),
+        check=lambda w, r: _marked(w / "run" / "report.html"),
+    ),
     Case("report-over-the-runs-own-run-json", ["analyze", "@run", *REPORT, "@run/run.json"], 2, "not an HTML report"),
-    Case("export-into-the-run-folder", ["export", "@run", "--table", "item", "--out", "@run"], 0, "exported",
-         ("run/vectors.tsv", "run/metadata.tsv", "run/.embedlab-files.json")),
-    Case("predict-out-is-a-folder", ["predict", "@run", "--file", "@ratings.csv", "--out", "@precious"], 2,
-         "is a folder"),
-    Case("run-json-table-csv-escapes", ["analyze", "@run", "--only", "pca"], 1, "CSV files must lie inside",
-         setup=_set_meta("item.csv", "../ratings.csv")),
-    Case("report-force", ["analyze", "@run", *REPORT, "@page.html", "--force"], 0, "wrote report",
-         ("page.html", ".embedlab-files.json")),
+    Case(
+        "export-into-the-run-folder",
+        ["export", "@run", "--table", "item", "--out", "@run"],
+        0,
+        "exported",
+        ("run/vectors.tsv", "run/metadata.tsv", "run/.embedlab-files.json"),
+    ),
+    Case(
+        "predict-out-is-a-folder", ["predict", "@run", "--file", "@ratings.csv", "--out", "@precious"], 2, "is a folder"
+    ),
+    Case(
+        "run-json-table-csv-escapes",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "CSV files must lie inside",
+        setup=_set_meta("item.csv", "../ratings.csv"),
+    ),
+    Case(
+        "report-force",
+        ["analyze", "@run", *REPORT, "@page.html", "--force"],
+        0,
+        "wrote report",
+        ("page.html", ".embedlab-files.json"),
+    ),
     Case("lr-plot-over-a-csv", [*LR_FIND, "--plot", "@ratings.csv"], 2, "not an HTML report"),
-    Case("export-over-users-vectors", ["export", "@run", "--table", "item", "--out", "@export"], 2,
-         "not a file embedlab wrote"),
+    Case(
+        "export-over-users-vectors",
+        ["export", "@run", "--table", "item", "--out", "@export"],
+        2,
+        "not a file embedlab wrote",
+    ),
     Case("export-into-a-file", ["export", "@run", "--table", "item", "--out", "@ratings.csv"], 2, "is a file"),
-    Case("export-foreign-manifest", ["export", "@run", "--table", "item", "--out", "@fake-manifest"], 2,
-         "not embedlab's manifest"),
-    Case("export-new-folder", ["export", "@run", "--table", "item", "--out", "@precious/ex"], 0, "exported",
-         ("precious/ex/vectors.tsv", "precious/ex/metadata.tsv", "precious/ex/.embedlab-files.json"),
-         check=lambda w, r: _recorded(w / "precious" / "ex", ["metadata.tsv", "vectors.tsv"])),
-    Case("predict-over-a-csv", ["predict", "@run", "--file", "@ratings.csv", "--out", "@ratings.csv"], 2,
-         "not a file embedlab wrote"),
-    Case("compare-runs-dir-inside-a-run", ["compare", "synthetic-collab", *TINY, "--opt", "adam", "--runs-dir",
-                                           "@run"], 2, "is inside the run"),
+    Case(
+        "export-foreign-manifest",
+        ["export", "@run", "--table", "item", "--out", "@fake-manifest"],
+        2,
+        "not embedlab's manifest",
+    ),
+    Case(
+        "export-new-folder",
+        ["export", "@run", "--table", "item", "--out", "@precious/ex"],
+        0,
+        "exported",
+        ("precious/ex/vectors.tsv", "precious/ex/metadata.tsv", "precious/ex/.embedlab-files.json"),
+        check=lambda w, r: _recorded(w / "precious" / "ex", ["metadata.tsv", "vectors.tsv"]),
+    ),
+    Case(
+        "predict-over-a-csv",
+        ["predict", "@run", "--file", "@ratings.csv", "--out", "@ratings.csv"],
+        2,
+        "not a file embedlab wrote",
+    ),
+    Case(
+        "compare-runs-dir-inside-a-run",
+        ["compare", "synthetic-collab", *TINY, "--opt", "adam", "--runs-dir", "@run"],
+        2,
+        "is inside the run",
+    ),
     # (b) divergence and absurd input
     Case("diverging-lr-over-a-run", [*TRAIN, "--lr", "1e12", "--out", "@run"], 1, "training diverged"),
     Case("diverging-lr-new", [*TRAIN, "--lr", "1e12", "--out", "@fresh"], 1, "likely too high"),
-    Case("rating-1e30", ["train", "ratings-csv", "--file", "@big.csv", "--user", "u", "--item", "i", "--rating", "r",
-                         "--out", "@run"], 1, "absurd rating 1e+30 (row 2)"),
-    Case("rating-minus-inf", ["train", "ratings-csv", "--file", "@inf.csv", "--user", "u", "--item", "i",
-                              "--rating", "r", "--out", "@new"], 1, "non-finite rating -inf (row 2)"),
-    Case("rating-nan-text", ["train", "ratings-csv", "--file", "@nan.csv", "--user", "u", "--item", "i",
-                             "--rating", "r", "--out", "@new"], 1, "non-numeric rating 'nan' (row 2)"),
-    Case("table-csv-inf", ["train", "table-csv", "--file", "@table.csv", "--target", "y", "--cat", "a",
-                           "--cont", "x", "--out", "@new"], 1, "column 'x' has a non-finite value inf (row 2)"),
-    Case("table-csv-target-1e300", ["train", "table-csv", "--file", "@target.csv", "--target", "y", "--cat", "a",
-                                     "--cont", "x", "--out", "@new"], 1, "non-finite target 1e+300 (row 2)"),
-    Case("table-csv-absurd-value", ["train", "table-csv", "--file", "@cont.csv", "--target", "y", "--cat", "a",
-                                    "--cont", "x", "--out", "@new"], 1, "absurd value -1e+20 (row 3)"),
-    Case("analyze-json-all-nan-run", ["analyze", "@nan-run", "--only", "bias-ranking,pca", "--json"], 0,
-         '"valid_loss": null', check=lambda w, r: _strict_json(r.stdout)),
-    Case("export-csv-of-all-nan-run", ["export", "@nan-run", "--table", "item", "--format", "csv", "--out",
-                                       "@nan-export"], 1, "nothing to project"),
+    Case(
+        "rating-1e30",
+        ["train", "ratings-csv", "--file", "@big.csv", "--user", "u", "--item", "i", "--rating", "r", "--out", "@run"],
+        1,
+        "absurd rating 1e+30 (row 2)",
+    ),
+    Case(
+        "rating-minus-inf",
+        ["train", "ratings-csv", "--file", "@inf.csv", "--user", "u", "--item", "i", "--rating", "r", "--out", "@new"],
+        1,
+        "non-finite rating -inf (row 2)",
+    ),
+    Case(
+        "rating-nan-text",
+        ["train", "ratings-csv", "--file", "@nan.csv", "--user", "u", "--item", "i", "--rating", "r", "--out", "@new"],
+        1,
+        "non-numeric rating 'nan' (row 2)",
+    ),
+    Case(
+        "table-csv-inf",
+        ["train", "table-csv", "--file", "@table.csv", "--target", "y", "--cat", "a", "--cont", "x", "--out", "@new"],
+        1,
+        "column 'x' has a non-finite value inf (row 2)",
+    ),
+    Case(
+        "table-csv-target-1e300",
+        ["train", "table-csv", "--file", "@target.csv", "--target", "y", "--cat", "a", "--cont", "x", "--out", "@new"],
+        1,
+        "non-finite target 1e+300 (row 2)",
+    ),
+    Case(
+        "table-csv-absurd-value",
+        ["train", "table-csv", "--file", "@cont.csv", "--target", "y", "--cat", "a", "--cont", "x", "--out", "@new"],
+        1,
+        "absurd value -1e+20 (row 3)",
+    ),
+    Case(
+        "analyze-json-all-nan-run",
+        ["analyze", "@nan-run", "--only", "bias-ranking,pca", "--json"],
+        0,
+        '"valid_loss": null',
+        check=lambda w, r: _strict_json(r.stdout),
+    ),
+    Case(
+        "export-csv-of-all-nan-run",
+        ["export", "@nan-run", "--table", "item", "--format", "csv", "--out", "@nan-export"],
+        1,
+        "nothing to project",
+    ),
     Case("lr-find-json", [*LR_FIND], 0, "suggested_lr", check=lambda w, r: _strict_json(r.stdout)),
     # (c) user errors, one line each
     Case("seed-negative", [*TRAIN, "--seed", "-5", "--out", "@new"], 2, "--seed"),
     Case("seed-above-2**64", [*TRAIN, "--seed", str(2**64 + 1), "--out", "@new"], 2, "--seed"),
     Case("seeds-above-2**64", [*TRAIN, "--seeds", str(2**64), "--out", "@group"], 2, "seeds must be between"),
-    Case("compare-seeds-above-2**64", ["compare", "synthetic-collab", *TINY, "--seeds", f"1,{2**64}"], 2,
-         "seeds must be between"),
-    Case("run-json-config-list", ["analyze", "@run", "--only", "pca"], 1, "'config' is a list",
-         setup=_set_meta("config", [1, 2])),
-    Case("run-json-metrics-string", ["analyze", "@run", "--only", "pca"], 1, "'metrics' is a string",
-         setup=_set_meta("metrics", "good")),
-    Case("run-json-split-number", ["analyze", "@run", "--only", "pca"], 1, "'split' is a whole number",
-         setup=_set_meta("split", 7)),
-    Case("run-json-history-object", ["analyze", "@run", "--only", "pca"], 1, "'history' is an object",
-         setup=_set_meta("history", {"epoch": 1})),
-    Case("run-json-history-row", ["analyze", "@run", "--only", "pca"], 1, "'history[0]' is a string",
-         setup=_set_meta("history", ["epoch 1"])),
-    Case("run-json-table-attrs", ["analyze", "@run", "--only", "pca"], 1, "'tables.item.attrs' is a list",
-         setup=_set_meta("item.attrs", [])),
-    Case("run-json-seed-text", ["analyze", "@run", "--only", "pca"], 1, "'seed' is a string",
-         setup=_set_meta("seed", "42")),
-    Case("plugin-render-string", ["analyze", "@run", "--only", "bias-ranking,hostile-string-figure", "--report",
-                                  "@r.html"], 0, "not a Bokeh model", ("r.html", ".embedlab-files.json"), plugin=_Plugin("string-figure"),
-         check=_report_keeps_the_rest),
-    Case("plugin-list-table", ["analyze", "@run", "--only", "bias-ranking,hostile-list-table", "--report",
-                               "@r.html"], 0, "not a pandas DataFrame", ("r.html", ".embedlab-files.json"), plugin=_Plugin("list-table"),
-         check=_report_keeps_the_rest),
-    Case("plugin-not-a-result", ["analyze", "@run", "--only", "hostile-not-a-result", "--json"], 0,
-         "not an AnalysisResult", plugin=_Plugin("not-a-result"), check=lambda w, r: _strict_json(r.stdout)),
-    Case("plugin-unserialisable", ["analyze", "@run", "--only", "hostile-unserialisable", "--json"], 0,
-         "cannot be written as JSON", plugin=_Plugin("unserialisable"), check=lambda w, r: _strict_json(r.stdout)),
-    Case("plugin-exit-in-run", ["analyze", "@run", "--only", "bias-ranking,hostile-exit-run"], 0,
-         "called sys.exit(3)", plugin=_Plugin("exit-run")),
-    Case("plugin-exit-in-applies-to", ["analyze", "@run", "--only", "hostile-exit-applies"], 0,
-         "called sys.exit(3)", plugin=_Plugin("exit-applies")),
-    Case("plugin-exit-in-render", ["analyze", "@run", "--only", "bias-ranking,hostile-exit-render", "--report",
-                                   "@r.html"], 0, "called sys.exit(0)", ("r.html", ".embedlab-files.json"), plugin=_Plugin("exit-render"),
-         check=_report_keeps_the_rest),
-    Case("plugin-raises-no-traceback", ["analyze", "@run", "--only", "hostile-raise"], 0, "the plugin's own bug",
-         plugin=_Plugin("raise"), check=lambda w, r: "Traceback" not in r.output),
-    Case("plugin-raises-debug-flag", ["--debug", "analyze", "@run", "--only", "hostile-raise"], 0, "Traceback",
-         plugin=_Plugin("raise")),
-    Case("plugin-raises-debug-env", ["analyze", "@run", "--only", "hostile-raise"], 0, "Traceback",
-         plugin=_Plugin("raise"), env={"EMBEDLAB_DEBUG": "1"}),
-    Case("plugin-raises-debug-env-off", ["analyze", "@run", "--only", "hostile-raise"], 0, "the plugin's own bug",
-         plugin=_Plugin("raise"), env={"EMBEDLAB_DEBUG": "0"}, check=lambda w, r: "Traceback" not in r.output),
+    Case(
+        "compare-seeds-above-2**64",
+        ["compare", "synthetic-collab", *TINY, "--seeds", f"1,{2**64}"],
+        2,
+        "seeds must be between",
+    ),
+    Case(
+        "run-json-config-list",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'config' is a list",
+        setup=_set_meta("config", [1, 2]),
+    ),
+    Case(
+        "run-json-metrics-string",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'metrics' is a string",
+        setup=_set_meta("metrics", "good"),
+    ),
+    Case(
+        "run-json-split-number",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'split' is a whole number",
+        setup=_set_meta("split", 7),
+    ),
+    Case(
+        "run-json-history-object",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'history' is an object",
+        setup=_set_meta("history", {"epoch": 1}),
+    ),
+    Case(
+        "run-json-history-row",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'history[0]' is a string",
+        setup=_set_meta("history", ["epoch 1"]),
+    ),
+    Case(
+        "run-json-table-attrs",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'tables.item.attrs' is a list",
+        setup=_set_meta("item.attrs", []),
+    ),
+    Case(
+        "run-json-seed-text",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "'seed' is a string",
+        setup=_set_meta("seed", "42"),
+    ),
+    Case(
+        "plugin-render-string",
+        ["analyze", "@run", "--only", "bias-ranking,hostile-string-figure", "--report", "@r.html"],
+        0,
+        "not a Bokeh model",
+        ("r.html", ".embedlab-files.json"),
+        plugin=_Plugin("string-figure"),
+        check=_report_keeps_the_rest,
+    ),
+    Case(
+        "plugin-list-table",
+        ["analyze", "@run", "--only", "bias-ranking,hostile-list-table", "--report", "@r.html"],
+        0,
+        "not a pandas DataFrame",
+        ("r.html", ".embedlab-files.json"),
+        plugin=_Plugin("list-table"),
+        check=_report_keeps_the_rest,
+    ),
+    Case(
+        "plugin-not-a-result",
+        ["analyze", "@run", "--only", "hostile-not-a-result", "--json"],
+        0,
+        "not an AnalysisResult",
+        plugin=_Plugin("not-a-result"),
+        check=lambda w, r: _strict_json(r.stdout),
+    ),
+    Case(
+        "plugin-unserialisable",
+        ["analyze", "@run", "--only", "hostile-unserialisable", "--json"],
+        0,
+        "cannot be written as JSON",
+        plugin=_Plugin("unserialisable"),
+        check=lambda w, r: _strict_json(r.stdout),
+    ),
+    Case(
+        "plugin-exit-in-run",
+        ["analyze", "@run", "--only", "bias-ranking,hostile-exit-run"],
+        0,
+        "called sys.exit(3)",
+        plugin=_Plugin("exit-run"),
+    ),
+    Case(
+        "plugin-exit-in-applies-to",
+        ["analyze", "@run", "--only", "hostile-exit-applies"],
+        0,
+        "called sys.exit(3)",
+        plugin=_Plugin("exit-applies"),
+    ),
+    Case(
+        "plugin-exit-in-render",
+        ["analyze", "@run", "--only", "bias-ranking,hostile-exit-render", "--report", "@r.html"],
+        0,
+        "called sys.exit(0)",
+        ("r.html", ".embedlab-files.json"),
+        plugin=_Plugin("exit-render"),
+        check=_report_keeps_the_rest,
+    ),
+    Case(
+        "plugin-raises-no-traceback",
+        ["analyze", "@run", "--only", "hostile-raise"],
+        0,
+        "the plugin's own bug",
+        plugin=_Plugin("raise"),
+        check=lambda w, r: "Traceback" not in r.output,
+    ),
+    Case(
+        "plugin-raises-debug-flag",
+        ["--debug", "analyze", "@run", "--only", "hostile-raise"],
+        0,
+        "Traceback",
+        plugin=_Plugin("raise"),
+    ),
+    Case(
+        "plugin-raises-debug-env",
+        ["analyze", "@run", "--only", "hostile-raise"],
+        0,
+        "Traceback",
+        plugin=_Plugin("raise"),
+        env={"EMBEDLAB_DEBUG": "1"},
+    ),
+    Case(
+        "plugin-raises-debug-env-off",
+        ["analyze", "@run", "--only", "hostile-raise"],
+        0,
+        "the plugin's own bug",
+        plugin=_Plugin("raise"),
+        env={"EMBEDLAB_DEBUG": "0"},
+        check=lambda w, r: "Traceback" not in r.output,
+    ),
     # (d) control characters in labels never reach the terminal raw
     Case("neighbors-escape-label", ["neighbors", "@esc-run", ESC, "-k", "3"], 0, "Evil", check=_no_raw_control),
     Case("neighbors-markup-label", ["neighbors", "@esc-run", MARKUP, "-k", "3"], 0, "[red]not markup[/red]"),
-    Case("neighbors-unknown-escape", ["neighbors", "@esc-run", "\x1b[31mnobody\x07"], 2, "no entity",
-         check=lambda w, r: "\x1b" not in r.output and "\x07" not in r.output),
-    Case("analyze-panels-escape", ["analyze", "@esc-run", "--only", "bias-ranking,neighbors"], 0, "Evil",
-         check=_no_raw_control),
+    Case(
+        "neighbors-unknown-escape",
+        ["neighbors", "@esc-run", "\x1b[31mnobody\x07"],
+        2,
+        "no entity",
+        check=lambda w, r: "\x1b" not in r.output and "\x07" not in r.output,
+    ),
+    Case(
+        "analyze-panels-escape",
+        ["analyze", "@esc-run", "--only", "bias-ranking,neighbors"],
+        0,
+        "Evil",
+        check=_no_raw_control,
+    ),
 ]
-
 
 
 # ---------------------------------------------------------------------------- issue 26: ownership proven
@@ -394,6 +603,7 @@ def _checkpoint_link(world: Path) -> None:
 def _note_quoting_the_tag(name: str, text: str) -> Callable[[Path], None]:
     def setup(world: Path) -> None:
         (world / name).write_text(text)
+
     return setup
 
 
@@ -411,36 +621,106 @@ def _thesis_kept(world: Path, result) -> None:
 
 
 CASES += [
-    Case("forged-run-json-not-a-run", [*TRAIN, "--out", "@precious"], 2, "cannot prove it wrote",
-         setup=_forge_run_json, check=_thesis_kept),
-    Case("forged-legacy-run-json", [*TRAIN, "--out", "@precious"], 2, "cannot prove it wrote",
-         setup=lambda w: _forge_run_json(w, legacy=True), check=_thesis_kept),
-    Case("forged-run-json-force-deletes-nothing", [*TRAIN, "--out", "@precious", "--force"], 0, "saved run",
-         ("precious/run.json", "precious/weights.safetensors", "precious/user.csv", "precious/item-2.csv",
-          "precious/.embedlab-files.json"), setup=_forge_run_json, check=_thesis_kept),
+    Case(
+        "forged-run-json-not-a-run",
+        [*TRAIN, "--out", "@precious"],
+        2,
+        "cannot prove it wrote",
+        setup=_forge_run_json,
+        check=_thesis_kept,
+    ),
+    Case(
+        "forged-legacy-run-json",
+        [*TRAIN, "--out", "@precious"],
+        2,
+        "cannot prove it wrote",
+        setup=lambda w: _forge_run_json(w, legacy=True),
+        check=_thesis_kept,
+    ),
+    Case(
+        "forged-run-json-force-deletes-nothing",
+        [*TRAIN, "--out", "@precious", "--force"],
+        0,
+        "saved run",
+        (
+            "precious/run.json",
+            "precious/weights.safetensors",
+            "precious/user.csv",
+            "precious/item-2.csv",
+            "precious/.embedlab-files.json",
+        ),
+        setup=_forge_run_json,
+        check=_thesis_kept,
+    ),
     Case("unproven-run-needs-force", [*TRAIN, "--out", "@run"], 2, "cannot prove it wrote", setup=_unproven_run),
-    Case("unproven-run-force", [*TRAIN, "--out", "@run", "--force"], 0, "saved run",
-         ("run/run.json", "run/weights.safetensors", "run/user-2.csv", "run/item-2.csv", "run/.embedlab-files.json"),
-         setup=_unproven_run, check=_nested_and_notes_kept),
-    Case("checkpoint-folder-not-ours", [*TRAIN, "--out", "@fresh"], 2, "cannot prove it made it",
-         setup=_user_checkpoint_folder),
+    Case(
+        "unproven-run-force",
+        [*TRAIN, "--out", "@run", "--force"],
+        0,
+        "saved run",
+        ("run/run.json", "run/weights.safetensors", "run/user-2.csv", "run/item-2.csv", "run/.embedlab-files.json"),
+        setup=_unproven_run,
+        check=_nested_and_notes_kept,
+    ),
+    Case(
+        "checkpoint-folder-not-ours",
+        [*TRAIN, "--out", "@fresh"],
+        2,
+        "cannot prove it made it",
+        setup=_user_checkpoint_folder,
+    ),
     Case("checkpoint-folder-a-link", [*TRAIN, "--out", "@fresh"], 2, "is a symbolic link", setup=_checkpoint_link),
-    Case("checkpoint-folder-not-ours-no-checkpoint", [*TRAIN, "--out", "@fresh", "--no-checkpoint"], 0,
-         "saved run", ("fresh/run.json", "fresh/weights.safetensors", "fresh/user.csv", "fresh/item.csv",
-                       "fresh/.embedlab-files.json"), setup=_user_checkpoint_folder),
-    Case("report-over-markdown-quoting-the-tag", ["analyze", "@run", *REPORT, "@note.md"], 2,
-         "not an HTML report embedlab wrote", setup=_note_quoting_the_tag("note.md", f"# notes\n{TAG}\n")),
-    Case("report-over-uppercase-head", ["analyze", "@run", *REPORT, "@page2.html"], 2, "not an HTML report",
-         setup=_note_quoting_the_tag("page2.html", f"<HTML><HEAD><title>mine</title></HEAD><body>{TAG}</body>")),
-    Case("report-over-tag-in-a-comment", ["analyze", "@run", *REPORT, "@page3.html"], 2, "not an HTML report",
-         setup=_note_quoting_the_tag("page3.html", f"<html><head><!-- {TAG} --></head><body>mine</body></html>")),
-    Case("report-over-an-unrecorded-old-report", ["analyze", "@run", *REPORT, "@old.html"], 2,
-         "not an HTML report", setup=_note_quoting_the_tag("old.html", OLD_REPORT)),
+    Case(
+        "checkpoint-folder-not-ours-no-checkpoint",
+        [*TRAIN, "--out", "@fresh", "--no-checkpoint"],
+        0,
+        "saved run",
+        (
+            "fresh/run.json",
+            "fresh/weights.safetensors",
+            "fresh/user.csv",
+            "fresh/item.csv",
+            "fresh/.embedlab-files.json",
+        ),
+        setup=_user_checkpoint_folder,
+    ),
+    Case(
+        "report-over-markdown-quoting-the-tag",
+        ["analyze", "@run", *REPORT, "@note.md"],
+        2,
+        "not an HTML report embedlab wrote",
+        setup=_note_quoting_the_tag("note.md", f"# notes\n{TAG}\n"),
+    ),
+    Case(
+        "report-over-uppercase-head",
+        ["analyze", "@run", *REPORT, "@page2.html"],
+        2,
+        "not an HTML report",
+        setup=_note_quoting_the_tag("page2.html", f"<HTML><HEAD><title>mine</title></HEAD><body>{TAG}</body>"),
+    ),
+    Case(
+        "report-over-tag-in-a-comment",
+        ["analyze", "@run", *REPORT, "@page3.html"],
+        2,
+        "not an HTML report",
+        setup=_note_quoting_the_tag("page3.html", f"<html><head><!-- {TAG} --></head><body>mine</body></html>"),
+    ),
+    Case(
+        "report-over-an-unrecorded-old-report",
+        ["analyze", "@run", *REPORT, "@old.html"],
+        2,
+        "not an HTML report",
+        setup=_note_quoting_the_tag("old.html", OLD_REPORT),
+    ),
     Case("out-is-a-symlink", [*TRAIN, "--out", "@linked"], 2, "is a symbolic link", setup=_link_out),
-    Case("out-is-a-symlink-force", [*TRAIN, "--out", "@linked", "--force"], 2, "is a symbolic link",
-         setup=_link_out),
-    Case("out-dotdot-out-of-a-run", [*TRAIN, "--out", "@run/../new"], 0, "saved run",
-         ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json")),
+    Case("out-is-a-symlink-force", [*TRAIN, "--out", "@linked", "--force"], 2, "is a symbolic link", setup=_link_out),
+    Case(
+        "out-dotdot-out-of-a-run",
+        [*TRAIN, "--out", "@run/../new"],
+        0,
+        "saved run",
+        ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json"),
+    ),
     Case("plugins-new-inside-a-run", ["plugins", "new", "mine", "--dir", "@run"], 2, "is inside the run"),
     Case("plugins-new-deep-inside-a-run", ["plugins", "new", "mine", "--dir", "@run/docs"], 2, "is inside the run"),
 ]
@@ -454,6 +734,7 @@ def _write(rel: str, text: str) -> Callable[[Path], None]:
     def setup(world: Path) -> None:
         (world / rel).parent.mkdir(parents=True, exist_ok=True)
         (world / rel).write_text(text)
+
     return setup
 
 
@@ -461,6 +742,7 @@ def _manifest_link(target: str) -> Callable[[Path], None]:
     def setup(world: Path) -> None:
         (world / "ex").mkdir()
         (world / "ex" / ".embedlab-files.json").symlink_to(target)
+
     return setup
 
 
@@ -487,36 +769,101 @@ def _no_fifo(world: Path, result) -> None:  # the snapshot cannot hash a FIFO: c
 
 
 CASES += [
-    Case("run-json-nested-100000-deep", ["analyze", "@run", "--only", "pca"], 1, "nests deeper than",
-         setup=_write("run/run.json", DEEP)),
-    Case("group-json-nested-100000-deep", ["analyze", "@grp", "--only", "pca"], 1, "nests deeper than",
-         setup=_write("grp/group.json", DEEP)),
-    Case("group-json-a-list", ["analyze", "@grp", "--only", "pca"], 1, "does not describe a run group",
-         setup=_write("grp/group.json", "[1, 2]")),
-    Case("manifest-nested-100000-deep", ["export", "@run", "--table", "item", "--out", "@ex"], 2,
-         "not embedlab's manifest", setup=_write("ex/.embedlab-files.json", DEEP)),
-    Case("manifest-a-link-to-dev-zero", ["export", "@run", "--table", "item", "--out", "@ex"], 2,
-         "not embedlab's manifest", setup=_manifest_link("/dev/zero")),
-    Case("manifest-a-fifo", ["export", "@run", "--table", "item", "--out", "@ex"], 2, "not embedlab's manifest",
-         setup=_manifest_fifo, check=_no_fifo),
+    Case(
+        "run-json-nested-100000-deep",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "nests deeper than",
+        setup=_write("run/run.json", DEEP),
+    ),
+    Case(
+        "group-json-nested-100000-deep",
+        ["analyze", "@grp", "--only", "pca"],
+        1,
+        "nests deeper than",
+        setup=_write("grp/group.json", DEEP),
+    ),
+    Case(
+        "group-json-a-list",
+        ["analyze", "@grp", "--only", "pca"],
+        1,
+        "does not describe a run group",
+        setup=_write("grp/group.json", "[1, 2]"),
+    ),
+    Case(
+        "manifest-nested-100000-deep",
+        ["export", "@run", "--table", "item", "--out", "@ex"],
+        2,
+        "not embedlab's manifest",
+        setup=_write("ex/.embedlab-files.json", DEEP),
+    ),
+    Case(
+        "manifest-a-link-to-dev-zero",
+        ["export", "@run", "--table", "item", "--out", "@ex"],
+        2,
+        "not embedlab's manifest",
+        setup=_manifest_link("/dev/zero"),
+    ),
+    Case(
+        "manifest-a-fifo",
+        ["export", "@run", "--table", "item", "--out", "@ex"],
+        2,
+        "not embedlab's manifest",
+        setup=_manifest_fifo,
+        check=_no_fifo,
+    ),
     Case("seeds-0-to-2**32", [*TRAIN, "--seeds", "0-4294967295", "--out", "@group"], 2, "at most 1,000"),
     Case("out-name-250-characters", [*TRAIN, "--out", "@" + "n" * 250], 2, "give a shorter name"),
-    Case("report-name-250-characters", ["analyze", "@run", *REPORT, "@" + "r" * 250 + ".html"], 2,
-         "give a shorter name"),
-    Case("run-json-lists-a-folder-as-table", ["analyze", "@run", "--only", "pca"], 1, "is a folder, not a table",
-         setup=_set_meta("item.csv", "nested")),
-    Case("retrain-over-run-json-listing-a-folder", [*TRAIN, "--out", "@run"], 2, "cannot prove it wrote",
-         setup=_set_meta("item.csv", "nested"),
-         check=lambda w, r: (w / "run" / "nested" / "run.json").is_file() and (w / "run" / "item.csv").is_file()),
-    Case("table-csv-duplicate-keys", ["analyze", "@run", "--only", "pca"], 1, "appears twice",
-         setup=_duplicate_key),
-    Case("items-file-with-a-label-column", ["train", "ratings-csv", "--file", "@ratings.csv", "--user", "userId",
-                                            "--item", "movieId", "--rating", "rating", "--items", "@items.csv",
-                                            "--item-label", "title", "--bs", "4", "--epochs", "1", "-q",
-                                            "--out", "@new"], 0, "saved run",
-         ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json"),
-         setup=_items_with_label,
-         check=lambda w, r: "label_" in json.loads((w / "new" / "run.json").read_text())["tables"]["item"]["columns"]),
+    Case(
+        "report-name-250-characters", ["analyze", "@run", *REPORT, "@" + "r" * 250 + ".html"], 2, "give a shorter name"
+    ),
+    Case(
+        "run-json-lists-a-folder-as-table",
+        ["analyze", "@run", "--only", "pca"],
+        1,
+        "is a folder, not a table",
+        setup=_set_meta("item.csv", "nested"),
+    ),
+    Case(
+        "retrain-over-run-json-listing-a-folder",
+        [*TRAIN, "--out", "@run"],
+        2,
+        "cannot prove it wrote",
+        setup=_set_meta("item.csv", "nested"),
+        check=lambda w, r: (w / "run" / "nested" / "run.json").is_file() and (w / "run" / "item.csv").is_file(),
+    ),
+    Case("table-csv-duplicate-keys", ["analyze", "@run", "--only", "pca"], 1, "appears twice", setup=_duplicate_key),
+    Case(
+        "items-file-with-a-label-column",
+        [
+            "train",
+            "ratings-csv",
+            "--file",
+            "@ratings.csv",
+            "--user",
+            "userId",
+            "--item",
+            "movieId",
+            "--rating",
+            "rating",
+            "--items",
+            "@items.csv",
+            "--item-label",
+            "title",
+            "--bs",
+            "4",
+            "--epochs",
+            "1",
+            "-q",
+            "--out",
+            "@new",
+        ],
+        0,
+        "saved run",
+        ("new/run.json", "new/weights.safetensors", "new/user.csv", "new/item.csv", "new/.embedlab-files.json"),
+        setup=_items_with_label,
+        check=lambda w, r: "label_" in json.loads((w / "new" / "run.json").read_text())["tables"]["item"]["columns"],
+    ),
 ]
 
 
@@ -530,8 +877,16 @@ class _HostileText:
 
         from embedlab.data import DatasetSpec
 
-        register(DatasetSpec("hostile-text", "collab", ESC, load=lambda **kw: None,
-                             options=[click.Option(["--thing"], help=ESC)], homepage=ESC))
+        register(
+            DatasetSpec(
+                "hostile-text",
+                "collab",
+                ESC,
+                load=lambda **kw: None,
+                options=[click.Option(["--thing"], help=ESC)],
+                homepage=ESC,
+            )
+        )
 
     @hookimpl
     def embedlab_register_analyses(self, register):
@@ -557,10 +912,18 @@ def _formula_labels(world: Path) -> None:
     rng = np.random.default_rng(1)
     n = 12
     labels = FORMULAS + [f"film {i}" for i in range(len(FORMULAS), n)]
-    table = EmbeddingTable("item", np.arange(1, n + 1), labels, rng.normal(size=(n, 3)),
-                           metadata=pd.DataFrame({"note": ["=HYPERLINK(\"http://x\")"] * n, "score": -rng.random(n)}))
-    Run({"dataset": "hostile", "kind": "collab", "seed": 0, "config": {}, "split": {}, "metrics": {}},
-        {"item": table}, {}).save(world / "formula-run")
+    table = EmbeddingTable(
+        "item",
+        np.arange(1, n + 1),
+        labels,
+        rng.normal(size=(n, 3)),
+        metadata=pd.DataFrame({"note": ['=HYPERLINK("http://x")'] * n, "score": -rng.random(n)}),
+    )
+    Run(
+        {"dataset": "hostile", "kind": "collab", "seed": 0, "config": {}, "split": {}, "metrics": {}},
+        {"item": table},
+        {},
+    ).save(world / "formula-run")
 
 
 def _formulas_neutralised(world: Path, result) -> None:
@@ -568,19 +931,38 @@ def _formulas_neutralised(world: Path, result) -> None:
     labels = list(frame["label"])
     for formula in FORMULAS:
         assert "'" + formula in labels, labels
-    assert set(frame["note"]) == {"'=HYPERLINK(\"http://x\")"}
+    assert set(frame["note"]) == {'\'=HYPERLINK("http://x")'}
     assert (frame["score"] < 0).all()  # numbers stay numbers
 
 
 CASES += [
-    Case("datasets-info-escapes-plugin-text", ["datasets", "info", "hostile-text"], 0, "Evil",
-         plugin=_HostileText(), check=_no_raw_control),
-    Case("help-analysis-escapes-plugin-text", ["analyze", "--help-analysis", "hostile-text"], 0, "Evil",
-         plugin=_HostileText(), check=_no_raw_control),
-    Case("export-csv-neutralises-formulas", ["export", "@formula-run", "--table", "item", "--format", "csv",
-                                             "--out", "@fx"], 0, "exported",
-         ("fx/coordinates.csv", "fx/.embedlab-files.json"), setup=_formula_labels, check=_formulas_neutralised),
+    Case(
+        "datasets-info-escapes-plugin-text",
+        ["datasets", "info", "hostile-text"],
+        0,
+        "Evil",
+        plugin=_HostileText(),
+        check=_no_raw_control,
+    ),
+    Case(
+        "help-analysis-escapes-plugin-text",
+        ["analyze", "--help-analysis", "hostile-text"],
+        0,
+        "Evil",
+        plugin=_HostileText(),
+        check=_no_raw_control,
+    ),
+    Case(
+        "export-csv-neutralises-formulas",
+        ["export", "@formula-run", "--table", "item", "--format", "csv", "--out", "@fx"],
+        0,
+        "exported",
+        ("fx/coordinates.csv", "fx/.embedlab-files.json"),
+        setup=_formula_labels,
+        check=_formulas_neutralised,
+    ),
 ]
+
 
 def _resolve(world: Path, args: list) -> list[str]:
     return [str(world / a[1:]) if isinstance(a, str) and a.startswith("@") else str(a) for a in args]
@@ -629,8 +1011,10 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_its_traceback(capsys, m
             cli_module.main(["hostile-boom"])
         err = capsys.readouterr().err
         assert exit_info.value.code == 1 and "Traceback" not in err
-        assert err.strip().splitlines() == ["Error: unexpected RuntimeError: boom in a plugin command (a bug: run "
-                                            "again with --debug or EMBEDLAB_DEBUG=1 for the traceback, and report it)"]
+        assert err.strip().splitlines() == [
+            "Error: unexpected RuntimeError: boom in a plugin command (a bug: run "
+            "again with --debug or EMBEDLAB_DEBUG=1 for the traceback, and report it)"
+        ]
         with pytest.raises(RuntimeError, match="boom in a plugin command"):
             cli_module.main(["--debug", "hostile-boom"])
         monkeypatch.setenv("EMBEDLAB_DEBUG", "1")
@@ -646,10 +1030,27 @@ def test_debug_shows_the_traceback_of_a_user_error_too(tmp_path):
 
 
 # ---------------------------------------------------------------------------- the property
-USER_FILES = {"notes.txt": "mine", "data/ratings.csv": "a,b\n1,2\n", "data/page.html": "<html><head></head></html>",
-              "keep/vectors.tsv": "1\t2\n", "keep/metadata.tsv": "label\tkey\n"}
-PATHS = ["notes.txt", "data", "data/ratings.csv", "data/page.html", "keep", "keep/vectors.tsv", "a", "a/b",
-         "a/b/c", "a/r.html", "keep/r.html", "data/new"]
+USER_FILES = {
+    "notes.txt": "mine",
+    "data/ratings.csv": "a,b\n1,2\n",
+    "data/page.html": "<html><head></head></html>",
+    "keep/vectors.tsv": "1\t2\n",
+    "keep/metadata.tsv": "label\tkey\n",
+}
+PATHS = [
+    "notes.txt",
+    "data",
+    "data/ratings.csv",
+    "data/page.html",
+    "keep",
+    "keep/vectors.tsv",
+    "a",
+    "a/b",
+    "a/b/c",
+    "a/r.html",
+    "keep/r.html",
+    "data/new",
+]
 
 
 @pytest.fixture(scope="module")
@@ -663,8 +1064,12 @@ def test_no_command_sequence_changes_a_file_embedlab_did_not_create(source_run):
 
     commands = st.sampled_from(["train", "analyze", "export", "lr-find"])
 
-    @settings(max_examples=5, deadline=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+    @settings(
+        max_examples=5,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
     @example([("train", "a"), ("train", "a/b"), ("export", "a")])  # into, inside, beside a run
     @example([("export", "keep"), ("analyze", "data/page.html"), ("lr-find", "data/ratings.csv")])
     @given(st.lists(st.tuples(commands, st.sampled_from(PATHS)), min_size=2, max_size=3))
@@ -677,10 +1082,12 @@ def test_no_command_sequence_changes_a_file_embedlab_did_not_create(source_run):
             user = snapshot(root)
             for command, rel in steps:
                 target = str(root / rel)
-                args = {"train": [*TRAIN, "--out", target],
-                        "analyze": ["analyze", source_run, "--only", "bias-ranking", "--report", target],
-                        "export": ["export", source_run, "--table", "item", "--out", target],
-                        "lr-find": [*LR_FIND, "--plot", target]}[command]
+                args = {
+                    "train": [*TRAIN, "--out", target],
+                    "analyze": ["analyze", source_run, "--only", "bias-ranking", "--report", target],
+                    "export": ["export", source_run, "--table", "item", "--out", target],
+                    "lr-find": [*LR_FIND, "--plot", target],
+                }[command]
                 result = cli(args)
                 assert result.exit_code in (0, 2), (command, rel, result.output)
                 if result.exit_code:
@@ -754,8 +1161,15 @@ def test_a_checkpoint_folder_loses_only_the_files_embedlab_listed(tmp_path):
     ownership.make_own_dir(folder)
     (folder / "000001-fit00-epoch0001").mkdir()
     (folder / "000001-fit00-epoch0001" / "state.safetensors").write_bytes(b"ours")
-    ownership.record(folder, {"000001-fit00-epoch0001/state.safetensors": ownership.sha256_file(
-        folder / "000001-fit00-epoch0001" / "state.safetensors")}, by="embedlab checkpoint")
+    ownership.record(
+        folder,
+        {
+            "000001-fit00-epoch0001/state.safetensors": ownership.sha256_file(
+                folder / "000001-fit00-epoch0001" / "state.safetensors"
+            )
+        },
+        by="embedlab checkpoint",
+    )
     (folder / "000001-fit00-epoch0001" / "notes.txt").write_text("the user's")
     (folder / "mine.txt").write_text("the user's too")
     assert not ownership.discard_owned_dir(folder)  # not empty: kept, with the user's files
@@ -781,7 +1195,7 @@ HOSTILE_IMPORTS = {
     "hostile_exit0": "import sys\nsys.exit(0)\n",
     "hostile_raises": "raise ImportError('needs a library that is not installed')\n",
     "hostile_prints": "print('hello from a plugin \\x1b[31m')\nfrom embedlab import hookimpl\n"
-                      "@hookimpl\ndef embedlab_register_analyses(register):\n    pass\n",
+    "@hookimpl\ndef embedlab_register_analyses(register):\n    pass\n",
     "hostile_slow": "import time\ntime.sleep(1.5)\n",
 }
 
@@ -807,8 +1221,9 @@ def hostile_plugins(tmp_path, monkeypatch):
 
 
 def test_a_plugin_cannot_exit_print_or_hang_the_process_at_import(hostile_plugins, tmp_path):
-    result = CliRunner().invoke(__import__("embedlab.cli", fromlist=["make_cli"]).make_cli(),
-                                ["plugins", "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        __import__("embedlab.cli", fromlist=["make_cli"]).make_cli(), ["plugins", "--json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     listed = json.loads(result.stdout)  # stdout is the JSON alone: the print went to stderr
     broken = {b["name"]: b["error"] for b in listed if b["error"]}
@@ -883,8 +1298,28 @@ def test_ctrl_c_in_train_seeds_is_one_line_without_traceback(tmp_path):
     import time
 
     group = tmp_path / "g"
-    cmd = [sys.executable, "-m", "embedlab", "train", "synthetic-collab", "--users", "200", "--items", "100",
-           "--ratings", "20000", "--epochs", "200", "--bs", "64", "-q", "--seeds", "1,2", "--out", str(group)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "embedlab",
+        "train",
+        "synthetic-collab",
+        "--users",
+        "200",
+        "--items",
+        "100",
+        "--ratings",
+        "20000",
+        "--epochs",
+        "200",
+        "--bs",
+        "64",
+        "-q",
+        "--seeds",
+        "1,2",
+        "--out",
+        str(group),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and not list(tmp_path.glob("g")):
@@ -901,9 +1336,26 @@ def test_ctrl_c_in_train_seeds_is_one_line_without_traceback(tmp_path):
 
 # ---------------------------------------------------------------------------- issue 26: every analysis, every dataset
 #: the retraining and sampling analyses at small sizes (the matrix checks that they run, not what they find)
-SMALL_ANALYSES = ["--ft-arms", "scratch,full", "--ft-epochs", "1", "--transfer-rows", "2000",
-                  "--transfer-eval-rows", "500", "--transfer-trees", "5", "--transfer-rounds", "10",
-                  "--permutations", "99", "--top-n", "300", "--tsne-max-points", "300"]
+SMALL_ANALYSES = [
+    "--ft-arms",
+    "scratch,full",
+    "--ft-epochs",
+    "1",
+    "--transfer-rows",
+    "2000",
+    "--transfer-eval-rows",
+    "500",
+    "--transfer-trees",
+    "5",
+    "--transfer-rounds",
+    "10",
+    "--permutations",
+    "99",
+    "--top-n",
+    "300",
+    "--tsne-max-points",
+    "300",
+]
 
 
 def _builtin_analyses() -> list[str]:

@@ -3,6 +3,7 @@
 The validation rows never enter training (implicit feedback and days come from the training
 rows only); every side feature is an ordinary table of the run; the default stays the id model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,12 @@ def u1(ml100k_dir):
 
 
 def test_movielens_declares_side_columns_by_role(u1):
-    assert u1.side_features["user"] == {"age_bucket": "ordinal", "gender": "category",
-                                        "occupation": "category", "zip_region": "category"}
+    assert u1.side_features["user"] == {
+        "age_bucket": "ordinal",
+        "gender": "category",
+        "occupation": "category",
+        "zip_region": "category",
+    }
     assert u1.side_features["item"] == {"year_bucket": "ordinal", "genres": "multi"}
     users = u1.entities["user"]
     assert users.loc[1, "age_bucket"] == 20 and users.loc[2, "age_bucket"] == 50  # ages 24, 53
@@ -53,12 +58,12 @@ def test_implicit_feedback_comes_from_training_rows_only(u1):
     idx, off, w = h.user.bags
     ends = np.append(off[1:], len(idx))
     for code, user in enumerate(users):
-        bag = idx[off[code]:ends[code]]
+        bag = idx[off[code] : ends[code]]
         got = {items[j - rated.offset] for j in bag if j >= rated.offset}
         assert got == set(u1.train.item[u1.train.user == user])  # u1.test's pairs are absent
         assert not got & set(u1.valid.item[u1.valid.user == user])
         n = len(got)
-        assert np.allclose(w[off[code]:ends[code]][bag >= rated.offset], 1 / np.sqrt(n))
+        assert np.allclose(w[off[code] : ends[code]][bag >= rated.offset], 1 / np.sqrt(n))
 
 
 def test_validation_rows_do_not_change_training(u1):
@@ -79,8 +84,19 @@ def test_validation_rows_do_not_change_training(u1):
 
 def test_every_feature_is_a_table_of_the_run(u1, tmp_path):
     run = CollabTrainer().train(u1, {**FAST, "features": "side+implicit+day"}, progress=False)
-    assert set(run.tables) == {"user", "item", "age_bucket", "gender", "occupation", "zip_region", "rated",
-                               "year_bucket", "genres", "raters", "day"}
+    assert set(run.tables) == {
+        "user",
+        "item",
+        "age_bucket",
+        "gender",
+        "occupation",
+        "zip_region",
+        "rated",
+        "year_bucket",
+        "genres",
+        "raters",
+        "day",
+    }
     genres = run.tables["genres"]
     assert "Comedy" in list(genres.labels) and genres.vectors.shape[1] == 4
     comedy = list(genres.labels).index("Comedy")
@@ -106,8 +122,13 @@ def test_every_feature_is_a_table_of_the_run(u1, tmp_path):
 def test_preset_hybrid_and_explicit_options(u1):
     trainer = CollabTrainer()
     default = trainer.default_config()
-    assert (default["features"], default["n_factors"], default["epochs"], default["bs"], default["reg"]) == \
-        ("ids", 100, 5, 256, 0.05)
+    assert (default["features"], default["n_factors"], default["epochs"], default["bs"], default["reg"]) == (
+        "ids",
+        100,
+        5,
+        256,
+        0.05,
+    )
     hyb = trainer.resolve_config({"preset": "hybrid"})
     assert hyb["features"] == "side+implicit+day" and hyb["wd"] == 2.0 and hyb["bs"] == 1024
     mine = trainer.resolve_config({"preset": "hybrid", "epochs": 2, "wd": 0.5, "features": "side"})
@@ -134,7 +155,7 @@ def test_a_features_run_predicts_from_its_composed_tables(u1, tmp_path):
     back = embedlab.load_run(tmp_path / "run")
     pred = CollabTrainer().predict(back, u1)
     err = pred["prediction"].to_numpy() - u1.valid["rating"].to_numpy()
-    assert np.sqrt(np.mean(err ** 2)) == pytest.approx(run.metrics["valid_rmse"], abs=1e-5)
+    assert np.sqrt(np.mean(err**2)) == pytest.approx(run.metrics["valid_rmse"], abs=1e-5)
 
 
 def test_features_refuse_the_neural_and_fused_paths(u1):
@@ -163,19 +184,39 @@ def test_bias_wd_reaches_the_optimizer(u1):
 
 
 def test_ratings_csv_side_feature_files(tmp_path):
-    (tmp_path / "r.csv").write_text("who,what,stars\n" + "\n".join(
-        f"{u},{i},{(u * i) % 5 + 1}" for u in range(1, 9) for i in range(1, 7) if (u + i) % 3) + "\n")
-    (tmp_path / "users.csv").write_text("who,job,region\n" + "\n".join(
-        f"{u},{'dev' if u % 2 else 'ops'},{'north' if u < 5 else 'south'}" for u in range(1, 9)) + "\n")
-    (tmp_path / "items.csv").write_text("id,tags\n" + "\n".join(
-        f"{i},{'a|b' if i % 2 else 'c'}" for i in range(1, 7)) + "\n")
-    ds = embedlab.load_dataset("ratings-csv", file=tmp_path / "r.csv", user="who", item="what", rating="stars",
-                               user_features=tmp_path / "users.csv", item_features=tmp_path / "items.csv",
-                               valid_pct=0.2)
+    (tmp_path / "r.csv").write_text(
+        "who,what,stars\n"
+        + "\n".join(f"{u},{i},{(u * i) % 5 + 1}" for u in range(1, 9) for i in range(1, 7) if (u + i) % 3)
+        + "\n"
+    )
+    (tmp_path / "users.csv").write_text(
+        "who,job,region\n"
+        + "\n".join(f"{u},{'dev' if u % 2 else 'ops'},{'north' if u < 5 else 'south'}" for u in range(1, 9))
+        + "\n"
+    )
+    (tmp_path / "items.csv").write_text(
+        "id,tags\n" + "\n".join(f"{i},{'a|b' if i % 2 else 'c'}" for i in range(1, 7)) + "\n"
+    )
+    ds = embedlab.load_dataset(
+        "ratings-csv",
+        file=tmp_path / "r.csv",
+        user="who",
+        item="what",
+        rating="stars",
+        user_features=tmp_path / "users.csv",
+        item_features=tmp_path / "items.csv",
+        valid_pct=0.2,
+    )
     assert ds.side_features == {"user": {"job": "category", "region": "category"}, "item": {"tags": "multi"}}
     run = CollabTrainer().train(ds, {**FAST, "features": "side"}, progress=False)
     assert sorted(run.tables["tags"].labels) == ["a", "b", "c"] and list(run.tables["job"].labels) == ["dev", "ops"]
     (tmp_path / "bad.csv").write_text("who\n1\n")
     with pytest.raises(embedlab.errors.DataError, match="no feature columns"):
-        embedlab.load_dataset("ratings-csv", file=tmp_path / "r.csv", user="who", item="what", rating="stars",
-                              user_features=tmp_path / "bad.csv")
+        embedlab.load_dataset(
+            "ratings-csv",
+            file=tmp_path / "r.csv",
+            user="who",
+            item="what",
+            rating="stars",
+            user_features=tmp_path / "bad.csv",
+        )

@@ -1,6 +1,7 @@
 """``embedlab import`` and ``embedlab.from_vectors``: every format built as users build it,
 neighbours equal to NumPy's, fastai state dicts (with fastcore L in the optimizer state) read
 without executing anything, one-line errors that write nothing, export -> import round trips."""
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ def check_analyze(run_dir: Path, vectors: np.ndarray, keys: list, table: str = "
     text_keys = [str(k) for k in keys]
     labels = embedlab.load_run(run_dir).table(table).labels.tolist()
     for name, rows in shown.items():
-        row = labels.index(name[len("neighbours of "):])
+        row = labels.index(name[len("neighbours of ") :])
         expected = [text_keys[i] for i in numpy_neighbours(vectors, row, len(rows))]
         assert [str(r["key"]) for r in rows] == expected
 
@@ -82,8 +83,10 @@ def test_projector_pair_one_column_metadata_has_no_header(planted, tmp_path):
     t2 = named.table("item")  # two columns: a header row; the first column labels the points
     assert t2.labels.tolist() == WORDS and t2.keys.tolist() == list(range(N)) and "cluster" in t2.metadata
     vec = next(s for s in sources if s["part"] == "vectors")
-    assert vec["format"] == "projector" and vec["sha256"] == hashlib.sha256(
-        (tmp_path / "vectors.tsv").read_bytes()).hexdigest()
+    assert (
+        vec["format"] == "projector"
+        and vec["sha256"] == hashlib.sha256((tmp_path / "vectors.tsv").read_bytes()).hexdigest()
+    )
 
 
 def _write_w2v_text(path: Path, vectors: np.ndarray, header: bool, trailing: str = "") -> None:
@@ -100,8 +103,12 @@ def test_word_vector_formats(kind, planted, tmp_path):
         from gensim.models import KeyedVectors
     except ImportError:
         KeyedVectors = None
-    name = {"word2vec": "vectors.txt", "glove": "glove.6B.6d.txt", "fasttext": "wiki.vec",
-            "word2vec-binary": "vectors.bin"}[kind]
+    name = {
+        "word2vec": "vectors.txt",
+        "glove": "glove.6B.6d.txt",
+        "fasttext": "wiki.vec",
+        "word2vec-binary": "vectors.bin",
+    }[kind]
     path = tmp_path / name
     if KeyedVectors is not None and kind in ("word2vec", "word2vec-binary"):
         kv = KeyedVectors(DIM)
@@ -142,8 +149,14 @@ def test_npz_with_keys_and_bias_arrays(planted, tmp_path):
 
 @pytest.mark.parametrize("ext", ["parquet", "feather", "csv"])
 def test_table_files_with_a_vector_column(ext, planted, tmp_path):
-    frame = pd.DataFrame({"key": WORDS, "label": [w.upper() for w in WORDS],
-                          "vector": [row.tolist() for row in planted], "group": np.arange(N) // 10})
+    frame = pd.DataFrame(
+        {
+            "key": WORDS,
+            "label": [w.upper() for w in WORDS],
+            "vector": [row.tolist() for row in planted],
+            "group": np.arange(N) // 10,
+        }
+    )
     path = tmp_path / f"atlas.{ext}"
     if ext == "parquet":
         frame.to_parquet(path)
@@ -176,8 +189,9 @@ def test_safetensors_and_torch_state_dicts(planted, tmp_path):
     save_file(model.state_dict(), str(tmp_path / "model.safetensors"))
     torch.save(model.state_dict(), tmp_path / "model.pt")
     for src, out in (("model.safetensors", "st"), ("model.pt", "pt")):
-        run_dir = run_import([tmp_path / src, "--tensor", "item_emb.weight=item", "--keys",
-                              _keys(tmp_path)], tmp_path, out)
+        run_dir = run_import(
+            [tmp_path / src, "--tensor", "item_emb.weight=item", "--keys", _keys(tmp_path)], tmp_path, out
+        )
         t = embedlab.load_run(run_dir).table("item")
         assert np.array_equal(t.vectors, planted) and t.bias_values.tolist() == list(range(N))
         check_analyze(run_dir, planted, WORDS)
@@ -207,7 +221,8 @@ def _fastcore_L(tmp_path: Path, monkeypatch):
             "class L:\n"
             "    def __init__(self, items=()): self.items = list(items)\n"
             f"    def __setstate__(self, d):\n        open({str(marker)!r}, 'w').write('ran')\n"
-            "        self.__dict__.update(d)\n")
+            "        self.__dict__.update(d)\n"
+        )
         monkeypatch.syspath_prepend(str(tmp_path / "fake"))
         from fastcore.foundation import L
 
@@ -221,10 +236,12 @@ def test_fastai_learn_save_with_optimizer_state(planted, tmp_path, monkeypatch):
 
     L, marker = _fastcore_L(tmp_path, monkeypatch)
     users = 7
-    sd = {"u_weight.weight": torch.randn(users + 1, DIM),
-          "i_weight.weight": torch.from_numpy(np.vstack([np.zeros((1, DIM), np.float32), planted])),
-          "u_bias.weight": torch.randn(users + 1, 1),
-          "i_bias.weight": torch.arange(N + 1, dtype=torch.float32).reshape(N + 1, 1)}
+    sd = {
+        "u_weight.weight": torch.randn(users + 1, DIM),
+        "i_weight.weight": torch.from_numpy(np.vstack([np.zeros((1, DIM), np.float32), planted])),
+        "u_bias.weight": torch.randn(users + 1, 1),
+        "i_bias.weight": torch.arange(N + 1, dtype=torch.float32).reshape(N + 1, 1),
+    }
     opt = {"state": [{"grad_avg": torch.zeros(3), "step": 4}], "hypers": L([{"lr": 1e-3, "mom": 0.9}])}
     torch.save({"model": sd, "opt": opt}, tmp_path / "model.pth", pickle_protocol=2)
     with pytest.raises(pickle.UnpicklingError):  # plain weights_only refuses it: the stand-ins are needed
@@ -250,8 +267,11 @@ def test_fastai_learn_save_with_optimizer_state(planted, tmp_path, monkeypatch):
 def test_fastai_tabular_embeds_with_classes_csv(tmp_path):
     import torch
 
-    sd = {"embeds.0.weight": torch.randn(5, 3), "embeds.1.weight": torch.randn(8, 4),
-          "layers.0.0.weight": torch.randn(10, 7)}
+    sd = {
+        "embeds.0.weight": torch.randn(5, 3),
+        "embeds.1.weight": torch.randn(8, 4),
+        "layers.0.0.weight": torch.randn(10, 7),
+    }
     torch.save(sd, tmp_path / "tab.pth")
     rows = [("Store", c) for c in ["#na#", "1", "2", "3", "4"]] + [("DayOfWeek", c) for c in ["#na#"] + list("1234567")]
     pd.DataFrame(rows, columns=["name", "class"]).to_csv(tmp_path / "classes.csv", index=False)
@@ -263,13 +283,36 @@ def test_fastai_tabular_embeds_with_classes_csv(tmp_path):
 
 def test_metadata_join_roles_and_analyses_that_need_training_data(planted, tmp_path):
     np.save(tmp_path / "v.npy", planted)
-    meta = pd.DataFrame({"id": WORDS[::-1], "name": [f"Word {w}" for w in WORDS[::-1]],
-                         "n": np.arange(N)[::-1] + 1, "b": np.linspace(0, 1, N)[::-1],
-                         "lat": np.linspace(40, 50, N)[::-1], "lon": np.linspace(0, 10, N)[::-1],
-                         "cycle_order": (np.arange(N) % 7)[::-1]})
+    meta = pd.DataFrame(
+        {
+            "id": WORDS[::-1],
+            "name": [f"Word {w}" for w in WORDS[::-1]],
+            "n": np.arange(N)[::-1] + 1,
+            "b": np.linspace(0, 1, N)[::-1],
+            "lat": np.linspace(40, 50, N)[::-1],
+            "lon": np.linspace(0, 10, N)[::-1],
+            "cycle_order": (np.arange(N) % 7)[::-1],
+        }
+    )
     meta.to_csv(tmp_path / "meta.csv", index=False)
-    run_dir = run_import([tmp_path / "v.npy", "--keys", _keys(tmp_path), "--metadata", tmp_path / "meta.csv",
-                          "--key", "id", "--label", "name", "--bias", "b", "--count", "n"], tmp_path)
+    run_dir = run_import(
+        [
+            tmp_path / "v.npy",
+            "--keys",
+            _keys(tmp_path),
+            "--metadata",
+            tmp_path / "meta.csv",
+            "--key",
+            "id",
+            "--label",
+            "name",
+            "--bias",
+            "b",
+            "--count",
+            "n",
+        ],
+        tmp_path,
+    )
     t = embedlab.load_run(run_dir).table("item")
     assert t.labels[3] == "Word w3" and t.count.tolist() == list(range(1, N + 1))
     assert np.allclose(t.bias_values, np.linspace(0, 1, N)[::-1][::-1])
@@ -279,7 +322,9 @@ def test_metadata_join_roles_and_analyses_that_need_training_data(planted, tmp_p
     for name in ("bias-ranking", "geography", "cyclic"):
         assert by[name]["error"] is None and by[name]["table"] == "item", (name, by[name])
     for name in ("finetune", "transfer", "onehot"):
-        assert by[name]["table"] is None and "does not apply" in by[name]["summary"] and "imported" in by[name]["summary"]
+        assert (
+            by[name]["table"] is None and "does not apply" in by[name]["summary"] and "imported" in by[name]["summary"]
+        )
 
 
 # ---------------------------------------------------------------------------- bad input
@@ -323,8 +368,11 @@ def test_bad_input_is_one_line_and_writes_nothing(planted, tmp_path):
     _bad(tmp_path, [tmp_path / "objects.npy"], "never unpickles")
     pd.DataFrame({"key": ["w1", "w1"], "x": [1, 2]}).to_csv(tmp_path / "twice.csv", index=False)
     (tmp_path / "ids.txt").write_text("\n".join(WORDS) + "\n")
-    _bad(tmp_path, [tmp_path / "v.npy", "--keys", tmp_path / "ids.txt", "--metadata", tmp_path / "twice.csv"],
-         "'w1' appears twice")
+    _bad(
+        tmp_path,
+        [tmp_path / "v.npy", "--keys", tmp_path / "ids.txt", "--metadata", tmp_path / "twice.csv"],
+        "'w1' appears twice",
+    )
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 1 2\n".encode("latin-1"))
     _bad(tmp_path, [tmp_path / "latin1.txt"], "not UTF-8")
     mine = tmp_path / "mine"  # a folder of the user's: refused before any reading, left as it was
@@ -346,7 +394,7 @@ def test_pickled_formats_are_refused_with_what_to_write(tmp_path, monkeypatch):
             name = ".".join(parts[:i])
             monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
             if i > 1:
-                setattr(sys.modules[".".join(parts[:i - 1])], parts[i - 1], sys.modules[name])
+                setattr(sys.modules[".".join(parts[: i - 1])], parts[i - 1], sys.modules[name])
         setattr(sys.modules[module], cls, type(cls, (), {"__module__": module}))
     torch.save(sys.modules["fastai.learner"].Learner(), tmp_path / "export.pkl")
     _bad(tmp_path, [tmp_path / "export.pkl"], "learn.export()", "learn.save")
@@ -422,14 +470,30 @@ def test_ml100k_fastai_state_dict_ranks_the_same_films_by_bias(ml100k_run, tmp_p
         values = values.reshape(len(values), -1)
         return torch.from_numpy(np.vstack([np.zeros((1, values.shape[1]), np.float32), values]))
 
-    torch.save({"u_weight.weight": with_na(user.vectors), "i_weight.weight": with_na(item.vectors),
-                "u_bias.weight": with_na(user.bias_values), "i_bias.weight": with_na(item.bias_values)},
-               tmp_path / "model.pth")
+    torch.save(
+        {
+            "u_weight.weight": with_na(user.vectors),
+            "i_weight.weight": with_na(item.vectors),
+            "u_bias.weight": with_na(user.bias_values),
+            "i_bias.weight": with_na(item.bias_values),
+        },
+        tmp_path / "model.pth",
+    )
     classes = {"user_id": ["#na#"] + [str(k) for k in user.keys], "item_id": ["#na#"] + [str(k) for k in item.keys]}
     (tmp_path / "classes.json").write_text(json.dumps(classes))
     item.frame[["key", "label", "count", "mean_rating"]].to_csv(tmp_path / "films.csv", index=False)
-    back = run_import([tmp_path / "model.pth", "--classes", tmp_path / "classes.json", "--metadata",
-                       f"item={tmp_path / 'films.csv'}", "--count", "count"], tmp_path)
+    back = run_import(
+        [
+            tmp_path / "model.pth",
+            "--classes",
+            tmp_path / "classes.json",
+            "--metadata",
+            f"item={tmp_path / 'films.csv'}",
+            "--count",
+            "count",
+        ],
+        tmp_path,
+    )
     assert embedlab.load_run(back).meta["imported"]["layout"] == "fastai-EmbeddingDotBias"
 
     def ranking(run_dir: Path) -> dict:
@@ -450,8 +514,11 @@ def test_the_readme_examples_run(planted, tmp_path, monkeypatch):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Analyse embeddings you already have", 1)[1].split("\n## ", 1)[0]
-    commands = [shlex.split(line) for line in section.split("```bash", 1)[1].split("```", 1)[0].splitlines()
-                if line.startswith("embedlab ")]
+    commands = [
+        shlex.split(line)
+        for line in section.split("```bash", 1)[1].split("```", 1)[0].splitlines()
+        if line.startswith("embedlab ")
+    ]
     assert [c[1] for c in commands] == ["import", "analyze", "import", "analyze"]
     monkeypatch.chdir(tmp_path)
     with open("vectors.tsv", "w") as fh:
@@ -460,10 +527,16 @@ def test_the_readme_examples_run(planted, tmp_path, monkeypatch):
     pd.DataFrame({"label": [w.title() for w in WORDS], "key": WORDS}).to_csv("metadata.tsv", sep="\t", index=False)
     L, _ = _fastcore_L(tmp_path, monkeypatch)
     Path("models").mkdir()
-    sd = {"u_weight.weight": torch.randn(6, DIM), "i_weight.weight": torch.from_numpy(np.vstack([np.zeros((1, DIM), np.float32), planted])),
-          "u_bias.weight": torch.randn(6, 1), "i_bias.weight": torch.randn(N + 1, 1)}
+    sd = {
+        "u_weight.weight": torch.randn(6, DIM),
+        "i_weight.weight": torch.from_numpy(np.vstack([np.zeros((1, DIM), np.float32), planted])),
+        "u_bias.weight": torch.randn(6, 1),
+        "i_bias.weight": torch.randn(N + 1, 1),
+    }
     torch.save({"model": sd, "opt": {"state": [], "hypers": L([{"lr": 1e-2}])}}, "models/model.pth", pickle_protocol=2)
-    Path("classes.json").write_text(json.dumps({"userId": ["#na#", "u1", "u2", "u3", "u4", "u5"], "title": ["#na#"] + WORDS}))
+    Path("classes.json").write_text(
+        json.dumps({"userId": ["#na#", "u1", "u2", "u3", "u4", "u5"], "title": ["#na#"] + WORDS})
+    )
     pd.DataFrame({"key": WORDS, "count": np.arange(N) + 20}).to_csv("films.csv", index=False)
     for command in commands:
         res = invoke(command[1:])
@@ -471,7 +544,13 @@ def test_the_readme_examples_run(planted, tmp_path, monkeypatch):
     words = embedlab.load_run("runs/words").table("item")
     assert words.keys.tolist() == WORDS and words.labels[0] == "W0"
     fastai = embedlab.load_run("runs/fastai")
-    assert fastai.table("item").count.tolist() == list(range(20, 20 + N)) and fastai.table("user").keys.tolist() == ["u1", "u2", "u3", "u4", "u5"]
+    assert fastai.table("item").count.tolist() == list(range(20, 20 + N)) and fastai.table("user").keys.tolist() == [
+        "u1",
+        "u2",
+        "u3",
+        "u4",
+        "u5",
+    ]
 
 
 # ---------------------------------------------------------------------------- every command works on an import
@@ -479,8 +558,26 @@ def test_an_imported_run_starts_training_and_joins_a_stability_analysis(syntheti
     res = invoke(["export", synthetic_run, "--table", "item", "--format", "npy", "--out", tmp_path / "ex"])
     assert res.exit_code == 0, res.output
     imported = run_import([tmp_path / "ex"], tmp_path, "imported")
-    res = invoke(["train", "synthetic-collab", "--users", "300", "--items", "200", "--ratings", "20000",
-                  "--epochs", "1", "--seed", "1", "--init-from", imported, "--out", tmp_path / "ft"])
+    res = invoke(
+        [
+            "train",
+            "synthetic-collab",
+            "--users",
+            "300",
+            "--items",
+            "200",
+            "--ratings",
+            "20000",
+            "--epochs",
+            "1",
+            "--seed",
+            "1",
+            "--init-from",
+            imported,
+            "--out",
+            tmp_path / "ft",
+        ]
+    )
     assert res.exit_code == 0, res.output
     assert embedlab.load_run(tmp_path / "ft").meta["init"]["tables"]["item"]["matched"] == 200
     t = embedlab.load_run(imported).table("item")

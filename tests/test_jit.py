@@ -1,4 +1,5 @@
 """numba beside torch (embedlab.io.jit): the cache folder and torch's thread count."""
+
 from __future__ import annotations
 
 import os
@@ -47,11 +48,12 @@ def test_numba_cache_goes_under_embedlab_cache(tmp_path, monkeypatch):
 def test_fused_kernels_are_cached_on_disk_for_the_next_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
     env["EMBEDLAB_CACHE"] = str(tmp_path)
-    code = ("import numpy as np; from embedlab.training.fused_collab import _compile; k = _compile(); "
-            "s = np.full(5, -1, np.int32); r = np.empty(3, np.int32); "
-            "print(k['collect'](np.array([3, 1, 3], np.int32), 5, s, r, False), r[:2].tolist())")
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
+    code = (
+        "import numpy as np; from embedlab.training.fused_collab import _compile; k = _compile(); "
+        "s = np.full(5, -1, np.int32); r = np.empty(3, np.int32); "
+        "print(k['collect'](np.array([3, 1, 3], np.int32), 5, s, r, False), r[:2].tolist())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["2", "[1,", "3]"]
     assert list((tmp_path / "numba").rglob("*.nbi")), "no numba cache index written"

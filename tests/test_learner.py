@@ -4,6 +4,7 @@ Every optimizer update is checked on a tiny linear model whose gradient is writt
 (``2/n X^T (Xw - y)`` for the mean squared error), and the optimizer recursions (momentum
 buffer, RMSprop's and Adam's moving averages, AdamW's decoupled decay) are re-done in numpy.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,17 @@ from conftest import one_cycle
 
 from embedlab.errors import UsageError
 from embedlab.training import (
-    DEFAULT_BETAS, DEFAULT_EPS, RMSPROP_ALPHA, DefaultsOption, FitConfig, FitDefaults, Learner,
-    LRFindResult, fit_config, fit_options, l2_penalty,
+    DEFAULT_BETAS,
+    DEFAULT_EPS,
+    RMSPROP_ALPHA,
+    DefaultsOption,
+    FitConfig,
+    FitDefaults,
+    Learner,
+    LRFindResult,
+    fit_config,
+    fit_options,
+    l2_penalty,
 )
 
 X = np.array([[1.0, 2.0, -1.0], [0.5, -1.0, 2.0], [-1.5, 0.3, 0.7], [2.0, 1.0, 1.0]])
@@ -55,8 +65,16 @@ def hand_grads(w, v):
     return 2 / len(Y) * X.T @ err, 2 / len(Y) * Z.T @ err
 
 
-def hand_fit(opt: str, mode: str, steps: int, lr: float, wd: float, momentum: float | None = None,
-             betas=DEFAULT_BETAS, eps: float = DEFAULT_EPS):
+def hand_fit(
+    opt: str,
+    mode: str,
+    steps: int,
+    lr: float,
+    wd: float,
+    momentum: float | None = None,
+    betas=DEFAULT_BETAS,
+    eps: float = DEFAULT_EPS,
+):
     """The optimizer recursions of torch.optim written out in numpy (constant lr, full batch)."""
     params = [W0.copy(), V0.copy()]
     state = [dict(buf=None, m=np.zeros_like(p), s=np.zeros_like(p)) for p in params]
@@ -79,21 +97,30 @@ def hand_fit(opt: str, mode: str, steps: int, lr: float, wd: float, momentum: fl
                 b1, b2 = betas
                 st["m"] = b1 * st["m"] + (1 - b1) * g
                 st["s"] = b2 * st["s"] + (1 - b2) * g * g
-                m_hat, s_hat = st["m"] / (1 - b1 ** t), st["s"] / (1 - b2 ** t)
+                m_hat, s_hat = st["m"] / (1 - b1**t), st["s"] / (1 - b2**t)
                 p -= lr * m_hat / (np.sqrt(s_hat) + eps)
     return params
 
 
 def learner_fit(opt: str, mode: str, steps: int, lr: float, wd: float, **extra):
     learner = tiny_learner()
-    learner.fit(FitConfig(epochs=steps, lr=lr, wd=wd, opt=opt, wd_mode=mode, schedule="constant", **extra),
-                progress=False)
+    learner.fit(
+        FitConfig(epochs=steps, lr=lr, wd=wd, opt=opt, wd_mode=mode, schedule="constant", **extra), progress=False
+    )
     return learner.model.w.detach().numpy(), learner.model.v.detach().numpy()
 
 
-CASES = [("sgd", "l2"), ("sgd", "decoupled"), ("momentum", "l2"), ("momentum", "decoupled"),
-         ("rmsprop", "l2"), ("rmsprop", "decoupled"), ("adam", "l2"), ("adam", "decoupled"),
-         ("adamw", "decoupled")]
+CASES = [
+    ("sgd", "l2"),
+    ("sgd", "decoupled"),
+    ("momentum", "l2"),
+    ("momentum", "decoupled"),
+    ("rmsprop", "l2"),
+    ("rmsprop", "decoupled"),
+    ("adam", "l2"),
+    ("adam", "decoupled"),
+    ("adamw", "decoupled"),
+]
 
 
 # ---------------------------------------------------------------------------- updates by hand
@@ -148,8 +175,13 @@ def test_param_groups_carry_name_lr_and_weight_decay(opt, mode):
     learner = tiny_learner()
     cfg = FitConfig(lr={"w": 0.1, "v": 0.02}, wd=0.3, opt=opt, wd_mode=mode)
     optimizer = learner.make_optimizer(cfg)
-    expected_cls = {"sgd": torch.optim.SGD, "momentum": torch.optim.SGD, "rmsprop": torch.optim.RMSprop,
-                    "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[opt]
+    expected_cls = {
+        "sgd": torch.optim.SGD,
+        "momentum": torch.optim.SGD,
+        "rmsprop": torch.optim.RMSprop,
+        "adam": torch.optim.Adam,
+        "adamw": torch.optim.AdamW,
+    }[opt]
     assert type(optimizer) is expected_cls
     groups = {g["name"]: g for g in optimizer.param_groups}
     assert list(groups) == ["w", "v"]
@@ -172,7 +204,7 @@ def test_param_groups_carry_name_lr_and_weight_decay(opt, mode):
             assert tuple(g["betas"]) == DEFAULT_BETAS and g["eps"] == DEFAULT_EPS
     penalty = l2_penalty(optimizer)
     if mode == "l2":
-        want = 0.5 * 0.3 * (np.sum(W0 ** 2) + np.sum(V0 ** 2))
+        want = 0.5 * 0.3 * (np.sum(W0**2) + np.sum(V0**2))
         assert float(penalty.detach()) == pytest.approx(want)
     else:
         assert penalty is None
@@ -228,8 +260,7 @@ def test_momentum_cycles_around_the_configured_momentum_and_plain_sgd_does_not_c
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_constant_and_cosine_schedules(schedule):
     learner = tiny_learner(n_rows=40, bs=4)
-    fit = learner.fit(FitConfig(epochs=1, lr={"w": 0.1, "v": 0.01}, opt="momentum", schedule=schedule),
-                      progress=False)
+    fit = learner.fit(FitConfig(epochs=1, lr={"w": 0.1, "v": 0.01}, opt="momentum", schedule=schedule), progress=False)
     for name, max_lr in (("w", 0.1), ("v", 0.01)):
         if schedule == "constant":
             want = [max_lr] * 10
@@ -263,8 +294,14 @@ def test_resolve_fills_per_optimizer_defaults_and_checks_combinations():
     assert d.lr["adamw"] == 5e-3 and d.lr["sgd"] > 100 * d.lr["adamw"] and d.lr["momentum"] > d.lr["adam"]
     assert d.wd[("adamw", "decoupled")] == 0.1 and d.wd[("sgd", "l2")] < 1e-2
     c = FitConfig(opt="momentum").resolved(d)
-    assert (c.lr, c.wd, c.wd_mode, c.momentum, c.betas, c.eps) == (d.lr["momentum"], d.wd[("momentum", "l2")],
-                                                                   "l2", 0.9, None, None)
+    assert (c.lr, c.wd, c.wd_mode, c.momentum, c.betas, c.eps) == (
+        d.lr["momentum"],
+        d.wd[("momentum", "l2")],
+        "l2",
+        0.9,
+        None,
+        None,
+    )
     c = FitConfig(opt="adam", wd_mode="decoupled").resolved(d)
     assert c.wd == 0.1 and c.betas == DEFAULT_BETAS and c.eps == DEFAULT_EPS
     assert FitConfig(opt="adamw").resolved(d).wd_mode == "decoupled"
@@ -272,15 +309,17 @@ def test_resolve_fills_per_optimizer_defaults_and_checks_combinations():
     override = FitDefaults.scaled(lr=1e-2, wd=0.05, lrs={"sgd": 2.0}, wds={"momentum:decoupled": 0.01})
     assert override.lr["sgd"] == 2.0 and override.lr["adamw"] == 1e-2 and override.lr["adam"] == 2e-2
     assert override.wd[("momentum", "decoupled")] == 0.01 and override.wd[("adamw", "decoupled")] == 0.05
-    for bad, match in [(dict(opt="sgd", momentum=0.9), "use --opt momentum"),
-                       (dict(opt="adam", momentum=0.9), "betas"),
-                       (dict(opt="momentum", betas=(0.9, 0.99)), "only adam and adamw"),
-                       (dict(opt="sgd", eps=1e-8), "only rmsprop, adam and adamw"),
-                       (dict(opt="adamw", wd_mode="l2"), "--opt adam --wd-mode l2"),
-                       (dict(opt="lion"), "unknown optimizer"),
-                       (dict(schedule="linear"), "--schedule"),
-                       (dict(momentum=1.0, opt="momentum"), r"\[0, 1\)"),
-                       (dict(lr=-1.0), "positive")]:
+    for bad, match in [
+        (dict(opt="sgd", momentum=0.9), "use --opt momentum"),
+        (dict(opt="adam", momentum=0.9), "betas"),
+        (dict(opt="momentum", betas=(0.9, 0.99)), "only adam and adamw"),
+        (dict(opt="sgd", eps=1e-8), "only rmsprop, adam and adamw"),
+        (dict(opt="adamw", wd_mode="l2"), "--opt adam --wd-mode l2"),
+        (dict(opt="lion"), "unknown optimizer"),
+        (dict(schedule="linear"), "--schedule"),
+        (dict(momentum=1.0, opt="momentum"), r"\[0, 1\)"),
+        (dict(lr=-1.0), "positive"),
+    ]:
         with pytest.raises(UsageError, match=match):
             FitConfig(**bad).resolved(d)
 
@@ -288,8 +327,24 @@ def test_resolve_fills_per_optimizer_defaults_and_checks_combinations():
 def test_fit_options_are_defined_once_and_round_trip_through_fit_config():
     opts = fit_options(epochs=7, lr=1e-2, wd=0.2, bs=64)
     names = [o.name for o in opts]
-    assert names == ["epochs", "opt", "lr", "wd", "wd_mode", "momentum", "betas", "eps", "schedule", "bs", "seed",
-                     "freeze", "freeze_to", "init_from", "init_table", "init_keys"]
+    assert names == [
+        "epochs",
+        "opt",
+        "lr",
+        "wd",
+        "wd_mode",
+        "momentum",
+        "betas",
+        "eps",
+        "schedule",
+        "bs",
+        "seed",
+        "freeze",
+        "freeze_to",
+        "init_from",
+        "init_table",
+        "init_keys",
+    ]
     defaults = {o.name: o.default for o in opts}
     assert defaults["epochs"] == 7 and defaults["bs"] == 64 and defaults["lr"] is None and defaults["wd"] is None
     assert all(isinstance(o, DefaultsOption) for o in opts if o.name in ("lr", "wd"))
@@ -308,8 +363,22 @@ def test_collab_trainer_uses_the_shared_options():
     trainer = trainer_for("collab")
     names = [o.name for o in trainer.options]
     assert len(names) == len(set(names))
-    assert {"n_factors", "y_range", "init_std", "epochs", "lr", "wd", "bs", "seed", "opt", "momentum",
-            "betas", "eps", "wd_mode", "schedule"} <= set(names)
+    assert {
+        "n_factors",
+        "y_range",
+        "init_std",
+        "epochs",
+        "lr",
+        "wd",
+        "bs",
+        "seed",
+        "opt",
+        "momentum",
+        "betas",
+        "eps",
+        "wd_mode",
+        "schedule",
+    } <= set(names)
 
 
 # ---------------------------------------------------------------------------- lr finder
@@ -365,8 +434,7 @@ def test_suggestions_ignore_the_warm_up_and_a_long_noisy_plateau():
 def test_lr_find_uses_the_configured_optimizer_and_restores_the_model():
     learner = tiny_learner(n_rows=40, bs=4)
     before = learner.model.w.detach().clone()
-    result = learner.lr_find(start_lr=1e-5, end_lr=1.0, num=30, progress=False,
-                             config=FitConfig(opt="sgd", wd=0.0))
+    result = learner.lr_find(start_lr=1e-5, end_lr=1.0, num=30, progress=False, config=FitConfig(opt="sgd", wd=0.0))
     assert torch.equal(learner.model.w, before)
     assert len(result.lrs) >= 5 and np.all(np.diff(result.lrs) > 0)
     assert result.lrs[0] == pytest.approx(1e-5)
@@ -393,11 +461,15 @@ def test_train_cli_with_each_optimizer_records_the_resolved_config(tmp_path):
     from embedlab.cli import make_cli
 
     runner = CliRunner()
-    for opt, extra in [("sgd", ["--lr", "0.5"]), ("momentum", ["--momentum", "0.8"]), ("rmsprop", []),
-                       ("adam", ["--wd", "0.1", "--wd-mode", "l2"]), ("adamw", ["--schedule", "cosine"])]:
+    for opt, extra in [
+        ("sgd", ["--lr", "0.5"]),
+        ("momentum", ["--momentum", "0.8"]),
+        ("rmsprop", []),
+        ("adam", ["--wd", "0.1", "--wd-mode", "l2"]),
+        ("adamw", ["--schedule", "cosine"]),
+    ]:
         out = tmp_path / opt
-        res = runner.invoke(make_cli(), ["train", "synthetic-collab", *SYNTH, "--opt", opt, *extra,
-                                         "--out", str(out)])
+        res = runner.invoke(make_cli(), ["train", "synthetic-collab", *SYNTH, "--opt", opt, *extra, "--out", str(out)])
         assert res.exit_code == 0, res.output
         cfg = json.loads((out / "run.json").read_text())["config"]
         assert cfg["opt"] == opt and cfg["lr"] > 0 and cfg["wd_mode"] in ("l2", "decoupled")
@@ -409,8 +481,10 @@ def test_train_cli_with_each_optimizer_records_the_resolved_config(tmp_path):
             assert cfg["wd"] == 0.1 and cfg["wd_mode"] == "l2" and cfg["betas"] == list(DEFAULT_BETAS)
         if opt == "adamw":
             assert cfg["schedule"] == "cosine" and cfg["wd_mode"] == "decoupled"
-    bad = runner.invoke(make_cli(), ["train", "synthetic-collab", *SYNTH, "--opt", "sgd", "--momentum", "0.9",
-                                     "--out", str(tmp_path / "bad")])
+    bad = runner.invoke(
+        make_cli(),
+        ["train", "synthetic-collab", *SYNTH, "--opt", "sgd", "--momentum", "0.9", "--out", str(tmp_path / "bad")],
+    )
     assert bad.exit_code == 2 and "--opt momentum" in bad.output
     helptext = runner.invoke(make_cli(), ["train", "synthetic-collab", "--help"]).output
     assert "Under plain sgd the two give the same update" in " ".join(helptext.split())
@@ -419,9 +493,28 @@ def test_train_cli_with_each_optimizer_records_the_resolved_config(tmp_path):
 def test_lr_find_cli_prints_the_recommended_rule(tmp_path):
     from embedlab.cli import make_cli
 
-    res = CliRunner().invoke(make_cli(), ["lr-find", "synthetic-collab", "--users", "60", "--items", "40",
-                                          "--ratings", "3000", "--bs", "32", "-q", "--suggest", "steep",
-                                          "--opt", "momentum", "--plot", str(tmp_path / "lr.html")])
+    res = CliRunner().invoke(
+        make_cli(),
+        [
+            "lr-find",
+            "synthetic-collab",
+            "--users",
+            "60",
+            "--items",
+            "40",
+            "--ratings",
+            "3000",
+            "--bs",
+            "32",
+            "-q",
+            "--suggest",
+            "steep",
+            "--opt",
+            "momentum",
+            "--plot",
+            str(tmp_path / "lr.html"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     assert payload["rule"] == "steep" and payload["suggested_lr"] == payload["suggestions"]["steep"]

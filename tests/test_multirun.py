@@ -1,6 +1,7 @@
 """Analyses that take several runs (``Analysis.runs = "several"`` and its one hook,
 ``run_several``), and comparisons that name each run's trainer and refuse to rank runs whose
 metrics mean different things."""
+
 from __future__ import annotations
 
 import json
@@ -30,13 +31,23 @@ class Drift:
             other = runs[label].table(options["drift_table"])
             a = base.vectors - base.vectors.mean(0)
             b = other.vectors - other.vectors.mean(0)
-            rows.append({"run": label, "trainer": runs[label].meta["trainer"],
-                         "mean_shift": float(np.linalg.norm(a - b, axis=1).mean())})
+            rows.append(
+                {
+                    "run": label,
+                    "trainer": runs[label].meta["trainer"],
+                    "mean_shift": float(np.linalg.norm(a - b, axis=1).mean()),
+                }
+            )
         import pandas as pd
 
-        return AnalysisResult(self.name, None, self.title, summary=f"{len(labels)} runs compared with {labels[0]}.",
-                              metrics={"n_runs": float(len(labels)), "mean_shift": rows[0]["mean_shift"]},
-                              tables={"drift": pd.DataFrame(rows)})
+        return AnalysisResult(
+            self.name,
+            None,
+            self.title,
+            summary=f"{len(labels)} runs compared with {labels[0]}.",
+            metrics={"n_runs": float(len(labels)), "mean_shift": rows[0]["mean_shift"]},
+            tables={"drift": pd.DataFrame(rows)},
+        )
 
 
 class _Const:
@@ -64,8 +75,18 @@ def test_a_several_runs_analysis_runs_once_on_several_runs_and_says_why_not_on_o
     a = synthetic_run(tmp_path / "a", **SMALL)
     same_data_other_seed(a, seed=1, out=tmp_path / "b")
     with plugin_registered(_Plugin(), name="tmp-multirun"):
-        done = invoke(["analyze", tmp_path / "a", tmp_path / "b", "--only", "tmp-drift,pca", "--json",
-                       "--report", tmp_path / "r.html"])
+        done = invoke(
+            [
+                "analyze",
+                tmp_path / "a",
+                tmp_path / "b",
+                "--only",
+                "tmp-drift,pca",
+                "--json",
+                "--report",
+                tmp_path / "r.html",
+            ]
+        )
         assert done.exit_code == 0, done.output
         payload = json.loads(done.stdout)
         [drift] = payload["several_runs"]
@@ -84,8 +105,16 @@ def test_compare_runs_names_trainers_and_refuses_to_rank_runs_of_different_train
     a = synthetic_run(tmp_path / "a", **SMALL)
     same_data_other_seed(a, seed=1, out=tmp_path / "b")
     with plugin_registered(_Plugin(), name="tmp-multirun"):
-        embedlab.train("synthetic-collab", out=tmp_path / "c", trainer="tmp-const", progress=False,
-                       users=40, items=30, ratings=900, seed=0)
+        embedlab.train(
+            "synthetic-collab",
+            out=tmp_path / "c",
+            trainer="tmp-const",
+            progress=False,
+            users=40,
+            items=30,
+            ratings=900,
+            seed=0,
+        )
         from embedlab.engines.compare_results import compare_runs
 
         _, results, payload = compare_runs([tmp_path / "a", tmp_path / "b"], render=False)

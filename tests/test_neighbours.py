@@ -1,5 +1,6 @@
 """``embedlab neighbors --metric --min-count``: the metric and the minimum count the report's
 explorer offers, with the default they share (toolkit.neighbors.DEFAULT_MIN_COUNT)."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def test_cli_metric_and_shared_minimum_count(tmp_path):
         np.testing.assert_allclose([r[col] for r in out["neighbors"]], want[col], rtol=1e-5)
         assert f"at least {DEFAULT_MIN_COUNT} times" in out["candidates"]
     out = _cli(tmp_path / "r", "Film number 12 (1962)", "--min-count", 0)  # 0: every observed entity
-    assert [r["key"] for r in out["neighbors"]] == list(nearest(items, 12, 10, select_entities(items, 0, 0).index)["key"])
+    assert [r["key"] for r in out["neighbors"]] == list(
+        nearest(items, 12, 10, select_entities(items, 0, 0).index)["key"]
+    )
     euclid = nearest(items, 12, 10, default, "euclidean")["distance"].to_numpy()
     assert (np.diff(euclid) >= 0).all()
 
@@ -46,7 +49,9 @@ def test_knn_lists_equal_nearest_for_every_row():
         rows, scores = knn_lists(items.vectors, 10, cand, metric)
         for row in range(len(items)):
             want = nearest(items, row, 10, cand, metric)
-            assert list(rows[row]) == list(want.index.map(lambda j: int(np.flatnonzero(items.keys == want["key"][j])[0])))
+            assert list(rows[row]) == list(
+                want.index.map(lambda j: int(np.flatnonzero(items.keys == want["key"][j])[0]))
+            )
             np.testing.assert_allclose(scores[row], want[col], rtol=1e-4, atol=1e-5)
 
 
@@ -93,6 +98,8 @@ def test_knn_lists_equal_brute_force_with_ties(engine):
         assert rows.tolist() == want_rows, metric
         np.testing.assert_allclose(scores, want_scores, rtol=1e-12, atol=1e-12)
         few = np.array([1, 2, 3, 7])
-        rows, scores = knn_lists(v, 10, few, metric, queries=[7, 5], engine=engine)  # fewer candidates than k: -1 and NaN
+        rows, scores = knn_lists(
+            v, 10, few, metric, queries=[7, 5], engine=engine
+        )  # fewer candidates than k: -1 and NaN
         want_rows, _ = _brute_force(v, 10, few, [7, 5], metric)
         assert [r[r >= 0].tolist() for r in rows] == want_rows and np.isnan(scores[0, 3:]).all()

@@ -1,6 +1,7 @@
 """docs/lesson5.ipynb, executed: lesson 5 walked with embedlab's Python API, and every cell's
 output is what its text says (on ml-100k u1 when EMBEDLAB_DATA_DIR holds ml-100k, on the
 synthetic stand-in otherwise). One execution per session, shared by the checks below."""
+
 from __future__ import annotations
 
 import json
@@ -30,17 +31,28 @@ def executed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("lesson5")
     spec = tmp / "jupyter" / "kernels" / "embedlab-test"
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "embedlab test", "language": "python"}))
-    env = {"JUPYTER_PATH": str(tmp / "jupyter"), "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-           "JUPYTER_PLATFORM_DIRS": "1", "EMBEDLAB_CACHE": str(tmp / "cache")}
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "embedlab test",
+                "language": "python",
+            }
+        )
+    )
+    env = {
+        "JUPYTER_PATH": str(tmp / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "EMBEDLAB_CACHE": str(tmp / "cache"),
+    }
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         nb = nbformat.read(NOTEBOOK, as_version=4)
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="embedlab-test",
-                                resources={"metadata": {"path": str(tmp)}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=600, kernel_name="embedlab-test", resources={"metadata": {"path": str(tmp)}}
+        ).execute()
     finally:
         for k, v in saved.items():
             if v is None:
@@ -60,18 +72,23 @@ def cell(nb, name: str) -> dict:
 
 def stdout(nb, name: str) -> str:
     outs = cell(nb, name).outputs
-    return "".join(o.get("text", "") for o in outs if o.output_type == "stream" and o.name == "stdout") + \
-        "".join(o.get("data", {}).get("text/plain", "") for o in outs if o.output_type in ("execute_result",
-                                                                                        "display_data"))
+    return "".join(o.get("text", "") for o in outs if o.output_type == "stream" and o.name == "stdout") + "".join(
+        o.get("data", {}).get("text/plain", "") for o in outs if o.output_type in ("execute_result", "display_data")
+    )
 
 
 def stderr(nb, name: str) -> str:
-    return "".join(o.get("text", "") for o in cell(nb, name).outputs if o.output_type == "stream" and o.name == "stderr")
+    return "".join(
+        o.get("text", "") for o in cell(nb, name).outputs if o.output_type == "stream" and o.name == "stderr"
+    )
 
 
 def html(nb, name: str) -> str:
-    return "".join(o.get("data", {}).get("text/html", "") for o in cell(nb, name).outputs
-                   if o.output_type in ("execute_result", "display_data"))
+    return "".join(
+        o.get("data", {}).get("text/html", "")
+        for o in cell(nb, name).outputs
+        if o.output_type in ("execute_result", "display_data")
+    )
 
 
 def test_the_notebook_runs_without_errors(executed):
@@ -123,8 +140,9 @@ def test_biases_read_as_in_the_lesson(executed):
     lowest, highest = out.split("highest:")
     if _real():
         assert "Children of the Corn: The Gathering (1996)" in lowest
-        assert {"Titanic (1997)", "L.A. Confidential (1997)", "Shawshank Redemption, The (1994)"} & \
-            set(s.strip() for s in highest.split(";"))
+        assert {"Titanic (1997)", "L.A. Confidential (1997)", "Shawshank Redemption, The (1994)"} & set(
+            s.strip() for s in highest.split(";")
+        )
     rho = float(re.search(r"Spearman rho of bias and mean rating: ([0-9.]+)", stdout(nb, "bias_ranking")).group(1))
     assert rho > 0.8
 
@@ -175,8 +193,9 @@ def test_the_one_cycle_schedule_plot_and_bokehjs_once(executed):
 
 def test_predictions_recommendations_and_the_learners_verbs(executed):
     nb, _ = executed
-    assert re.search(r"validation pairs predicted; RMSE [0-9.]+, the run's valid_rmse [0-9.]+: identical",
-                     stdout(nb, "predict"))
+    assert re.search(
+        r"validation pairs predicted; RMSE [0-9.]+, the run's valid_rmse [0-9.]+: identical", stdout(nb, "predict")
+    )
     assert "already rated among them: 0" in stdout(nb, "recommend")
     assert "targets are the validation ratings in order: True" in stdout(nb, "get_preds")
     assert "RMSE by the item&#x27;s ratings in training" in html(nb, "show_results")
@@ -202,8 +221,14 @@ def test_a_relative_data_dir_is_read_from_the_repository_root(tmp_path):
     source = cell(nb, "setup").source
     relative = os.path.relpath(Path(os.environ["EMBEDLAB_DATA_DIR"]).resolve(), repo)
     env = {**os.environ, "EMBEDLAB_DATA_DIR": relative, "EMBEDLAB_CACHE": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", source + "\nprint('REAL', REAL)"], cwd=repo / "docs", env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", source + "\nprint('REAL', REAL)"],
+        cwd=repo / "docs",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "REAL True" in done.stdout and done.stdout.startswith("real data: MovieLens 100K from ")
 
@@ -218,6 +243,10 @@ def test_the_committed_outputs_are_what_the_notebook_gives(executed):
     assert "real data: MovieLens 100K" in stdout(committed, "setup")  # made on the real data
     if not _real():
         pytest.skip("the committed figures are ml-100k's; this run has the synthetic stand-in")
-    for name, pattern in [("train", r"validation MSE [0-9.]+"), ("neighbors", r"nearest to .*"),
-                          ("predict", r"RMSE [0-9.]+"), ("nn", r"neural model: valid RMSE [0-9.]+")]:
+    for name, pattern in [
+        ("train", r"validation MSE [0-9.]+"),
+        ("neighbors", r"nearest to .*"),
+        ("predict", r"RMSE [0-9.]+"),
+        ("nn", r"neural model: valid RMSE [0-9.]+"),
+    ]:
         assert re.search(pattern, stdout(committed, name)).group(0) == re.search(pattern, stdout(nb, name)).group(0)

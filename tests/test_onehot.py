@@ -1,5 +1,6 @@
 """The ``onehot`` analysis and the one-hot network: an embedding lookup is one-hot @ W, and the
 retrained one-hot network against the embedding network (same rows, split, epochs, seed)."""
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ def test_onehot_network_takes_a_real_onehot_vector_through_a_linear_layer():
 
     emb, hot = _pair("onehot")
     assert not any(isinstance(m, nn.Embedding) for m in hot.modules())
-    assert [(lin.in_features, lin.out_features, lin.bias is not None) for lin in hot.onehots] == [(5, 3, True),
-                                                                                                   (9, 4, True)]
+    assert [(lin.in_features, lin.out_features, lin.bias is not None) for lin in hot.onehots] == [
+        (5, 3, True),
+        (9, 4, True),
+    ]
     # the same network once the linear layers carry the embedding (weights W.T, biases b):
     # one-hot @ W.T + b equals the lookup of W + b, through the same layers above
     with torch.no_grad():
@@ -80,19 +83,41 @@ def test_trainer_declares_and_honours_the_encodings(guo_tiny_run, tmp_path):
     assert CATEGORICAL_ENCODINGS == MODEL_ENCODINGS
     trainer = trainer_of_run(guo_tiny_run)
     assert set(trainer.categorical_encodings) == {"embedding", "onehot", "onehot-direct"}
-    run = embedlab.train("synthetic-rossmann", out=tmp_path / "hot", preset="guo2016", epochs=1, n_stores=24,
-                         days=240, split="time", train_sample=2000, seed=1, categorical_encoding="onehot",
-                         progress=False)
+    run = embedlab.train(
+        "synthetic-rossmann",
+        out=tmp_path / "hot",
+        preset="guo2016",
+        epochs=1,
+        n_stores=24,
+        days=240,
+        split="time",
+        train_sample=2000,
+        seed=1,
+        categorical_encoding="onehot",
+        progress=False,
+    )
     again = embedlab.load_run(tmp_path / "hot")  # a saved one-hot run rebuilds its network
     assert again.meta["model"]["categorical_encoding"] == "onehot"
-    enc = trainer.encode_rows(again, embedlab.load_dataset("synthetic-rossmann", n_stores=24, days=240,
-                                                          split="time", seed=1).valid.head(50), "rows")
+    enc = trainer.encode_rows(
+        again,
+        embedlab.load_dataset("synthetic-rossmann", n_stores=24, days=240, split="time", seed=1).valid.head(50),
+        "rows",
+    )
     assert np.isfinite(enc.prediction).all()
     store = run.tables["Store"]
     assert np.allclose(enc.embeddings[0][1:], store.vectors, atol=1e-6)  # W.T + b, row 0 unknown
     with pytest.raises(UsageError, match="--init-from"):
-        embedlab.train("synthetic-rossmann", preset="guo2016", epochs=1, n_stores=24, days=240, train_sample=500,
-                       categorical_encoding="onehot", init_from=str(tmp_path / "hot"), progress=False)
+        embedlab.train(
+            "synthetic-rossmann",
+            preset="guo2016",
+            epochs=1,
+            n_stores=24,
+            days=240,
+            train_sample=500,
+            categorical_encoding="onehot",
+            init_from=str(tmp_path / "hot"),
+            progress=False,
+        )
 
 
 # ---------------------------------------------------------------------------- the equivalence
@@ -104,7 +129,7 @@ def test_lookup_equals_onehot_matmul_for_every_entity_and_the_savings_are_measur
     assert res["onehot_multiply_adds"] == 4096 * 2000 * 16
     assert res["onehot_seconds"] > res["lookup_seconds"] > 0  # 32 MB of one-hot floats vs 32 KB of codes
     big = lookup_equivalence(np.ones((5_000, 2), np.float32), batch=4096, repeats=1)
-    assert big["batch"] == 2 ** 24 // 5_000 < 4096 and big["equal"]  # one-hot blocks stay within 64 MB
+    assert big["batch"] == 2**24 // 5_000 < 4096 and big["equal"]  # one-hot blocks stay within 64 MB
 
 
 def test_the_check_fails_where_onehot_matmul_differs_from_the_lookup():

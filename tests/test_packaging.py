@@ -5,6 +5,7 @@ DESIGN: ``plugins/`` and ``datasets/`` install as ``embedlab_plugins`` and ``emb
 The wheel is built from a copy of the source files in a temporary folder, so the build never
 writes build/ or *.egg-info into the working tree other people are editing.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -41,17 +42,33 @@ def _dist_info_text(wheel: Path, name: str) -> str:
 
 
 def test_wheel_has_both_plugin_packages_with_every_module_and_data_file(names):
-    for folder, package in (("plugins", "embedlab_plugins"), ("datasets", "embedlab_datasets"),
-                            ("embedlab", "embedlab")):
-        expected = {f"{package}/{p.relative_to(ROOT / folder).as_posix()}"
-                    for p in (ROOT / folder).rglob("*")
-                    if p.is_file() and p.suffix in (".py", ".csv", ".tmpl") and "__pycache__" not in p.parts}
+    for folder, package in (
+        ("plugins", "embedlab_plugins"),
+        ("datasets", "embedlab_datasets"),
+        ("embedlab", "embedlab"),
+    ):
+        expected = {
+            f"{package}/{p.relative_to(ROOT / folder).as_posix()}"
+            for p in (ROOT / folder).rglob("*")
+            if p.is_file() and p.suffix in (".py", ".csv", ".tmpl") and "__pycache__" not in p.parts
+        }
         assert f"{package}/__init__.py" in expected
         missing = expected - names
         assert not missing, f"missing from the wheel (a new subpackage not listed in setup.cfg?): {sorted(missing)}"
     assert any(n.startswith("embedlab_datasets/") and n.endswith(".csv") for n in names)
-    for module in ("__init__", "cli/__init__", "hookspecs", "plugins", "registry", "run", "data",
-                   "trainers/collab", "training/learner", "toolkit/plotting", "report/html"):
+    for module in (
+        "__init__",
+        "cli/__init__",
+        "hookspecs",
+        "plugins",
+        "registry",
+        "run",
+        "data",
+        "trainers/collab",
+        "training/learner",
+        "toolkit/plotting",
+        "report/html",
+    ):
         assert f"embedlab/{module}.py" in names
 
 
@@ -92,11 +109,18 @@ def test_packaged_data_files_are_reachable_through_importlib_resources(wheel, tm
     with zipfile.ZipFile(wheel) as zf:
         zf.extractall(unpacked)
     csvs = sorted(p.name for p in (unpacked / "embedlab_datasets").glob("*.csv"))
-    code = ("import importlib.resources as r, embedlab_datasets, sys\n"
-            "assert embedlab_datasets.__file__.startswith(sys.argv[1]), embedlab_datasets.__file__\n"
-            "for name in sys.argv[2:]:\n"
-            "    assert r.files('embedlab_datasets').joinpath(name).read_text(encoding='utf-8').strip(), name\n"
-            "print('ok')\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(unpacked), *csvs], capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "PYTHONPATH": str(unpacked)})
+    code = (
+        "import importlib.resources as r, embedlab_datasets, sys\n"
+        "assert embedlab_datasets.__file__.startswith(sys.argv[1]), embedlab_datasets.__file__\n"
+        "for name in sys.argv[2:]:\n"
+        "    assert r.files('embedlab_datasets').joinpath(name).read_text(encoding='utf-8').strip(), name\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(unpacked), *csvs],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(unpacked)},
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -4,6 +4,7 @@ Every hook in embedlab.hookspecs must have a ``test_hook_<name>`` here (checked 
 style of datasette's test_plugins.py) and a docstring that teaches: what is passed, what to
 register, and an example that compiles.
 """
+
 from __future__ import annotations
 
 import ast
@@ -28,18 +29,21 @@ from embedlab import hookimpl, hookspecs
 from embedlab.analysis import AnalysisOption, AnalysisResult
 from embedlab.data import Dataset, DatasetSpec, random_split
 from embedlab.errors import EmbedlabError
-from embedlab.plugins import (get_plugin_manager, plugin_infos, register_plugin,
-                              reset_plugin_manager)
+from embedlab.plugins import get_plugin_manager, plugin_infos, register_plugin, reset_plugin_manager
 from embedlab.registry import PluginConflictError
 from embedlab.run import EmbeddingTable, Run
 from embedlab.trainers.base import run_meta
 
 ROOT = Path(__file__).resolve().parents[1]
-HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
-               if getattr(fn, "embedlab_spec", None) is not None)
+HOOKS = sorted(
+    name
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    if getattr(fn, "embedlab_spec", None) is not None
+)
 
 
 # ============================================================================ meta-tests
+
 
 def test_hookspecs_are_found():
     assert HOOKS == sorted(h for h in dir(get_plugin_manager().hook) if h.startswith("embedlab_"))
@@ -97,8 +101,10 @@ def test_disable_plugins_switches_off_builtins_and_third_parties_by_name(fake_si
 
     assert disabled_plugins() == ["embedlab-broken", "embedlab-fake", "tsne"]
     listed = _invoke(["plugins", "--all"])
-    assert listed.exit_code == 0 and "disabled by EMBEDLAB_DISABLE_PLUGINS: embedlab-broken, embedlab-fake, tsne" \
-        in listed.output
+    assert (
+        listed.exit_code == 0
+        and "disabled by EMBEDLAB_DISABLE_PLUGINS: embedlab-broken, embedlab-fake, tsne" in listed.output
+    )
     reset_plugin_manager()
     monkeypatch.delenv("EMBEDLAB_DISABLE_PLUGINS")
     monkeypatch.setenv("EMBEDLAB_LOAD_PLUGINS", "embedlab-fake")
@@ -109,12 +115,18 @@ def test_core_never_imports_a_builtin_plugin_by_name():
     for path in sorted((ROOT / "embedlab").rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
-                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
             for name in names:
                 top = name.split(".")[0]
-                assert top not in ("embedlab_plugins", "embedlab_datasets", "plugins", "datasets"), \
+                assert top not in ("embedlab_plugins", "embedlab_datasets", "plugins", "datasets"), (
                     f"{path.relative_to(ROOT)} imports {name}"
+                )
 
 
 # ============================================================================ a temporary plugin
@@ -129,13 +141,23 @@ def _tiny_load(n: int = 400, seed: int = 42, **_) -> Dataset:
     ratings = np.clip((users % 3) + (items % 3) + 1 + rng.normal(0, 0.3, n), 1, 5).astype(np.float32)
     frame = pd.DataFrame({"user": users, "item": items, "rating": ratings})
     train, valid = random_split(frame, 0.2, seed)
-    meta = pd.DataFrame({"label": [f"thing <i>{k}</i>" for k in range(1, TINY_ITEMS + 1)],
-                         "shade": ["dark" if k % 2 else "light" for k in range(1, TINY_ITEMS + 1)]},
-                        index=pd.Index(np.arange(1, TINY_ITEMS + 1), name="item"))
-    return Dataset("tmp-ratings", "collab", train, valid,
-                   roles={"user": "user", "item": "item", "rating": "rating"},
-                   entities={"item": meta}, split={"name": "random", "valid_pct": 0.2, "seed": seed},
-                   rating_range=(1.0, 5.0))
+    meta = pd.DataFrame(
+        {
+            "label": [f"thing <i>{k}</i>" for k in range(1, TINY_ITEMS + 1)],
+            "shade": ["dark" if k % 2 else "light" for k in range(1, TINY_ITEMS + 1)],
+        },
+        index=pd.Index(np.arange(1, TINY_ITEMS + 1), name="item"),
+    )
+    return Dataset(
+        "tmp-ratings",
+        "collab",
+        train,
+        valid,
+        roles={"user": "user", "item": "item", "rating": "rating"},
+        entities={"item": meta},
+        split={"name": "random", "valid_pct": 0.2, "seed": seed},
+        rating_range=(1.0, 5.0),
+    )
 
 
 class NormAnalysis:
@@ -151,11 +173,15 @@ class NormAnalysis:
         t = run.table(table)
         norms = np.linalg.norm(t.vectors, axis=1)
         order = np.argsort(-norms)[: options["tmp_top"]]
-        return AnalysisResult(self.name, table, self.title,
-                              summary=f"{table}: mean norm {norms.mean():.4f}",
-                              metrics={"mean_norm": float(norms.mean())},
-                              tables={"largest": pd.DataFrame({"label": t.labels[order], "norm": norms[order]})},
-                              data={"norms": norms})
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=f"{table}: mean norm {norms.mean():.4f}",
+            metrics={"mean_norm": float(norms.mean())},
+            tables={"largest": pd.DataFrame({"label": t.labels[order], "norm": norms[order]})},
+            data={"norms": norms},
+        )
 
     def render(self, result):
         from embedlab.toolkit.plotting import line_chart
@@ -169,13 +195,12 @@ class ToyTrainer:
 
     name = "tmp-toy-trainer"
     kind = "tmp-toy"
-    options = [click.Option(["--scale"], type=float, default=1.0, show_default=True,
-                            help="Multiply the toy vectors.")]
+    options = [click.Option(["--scale"], type=float, default=1.0, show_default=True, help="Multiply the toy vectors.")]
 
     def train(self, ds, config, progress=True):
         config = {"scale": 1.0, **{k: v for k, v in config.items() if v is not None}}
         keys = np.sort(ds.train["thing"].unique())
-        vectors = np.stack([keys, keys ** 2], axis=1).astype(np.float32) * config["scale"]
+        vectors = np.stack([keys, keys**2], axis=1).astype(np.float32) * config["scale"]
         table = EmbeddingTable("thing", keys, [f"t{k}" for k in keys], vectors, bias_values=-keys)
         meta = run_meta(ds, self, config, 0, {"valid_mse": 0.0}, [{"epoch": 1, "train_loss": 0.0}])
         return Run(meta, {"thing": table}, {})
@@ -189,13 +214,31 @@ class TmpPlugin:
 
     @hookimpl
     def embedlab_register_datasets(self, register):
-        register(DatasetSpec("tmp-ratings", "collab", "Tiny ratings from the test plugin", _tiny_load,
-                             [click.Option(["--n"], type=int, default=400, help="Number of ratings.")]))
-        register(DatasetSpec("tmp-toy", "tmp-toy", "Toy rows for the toy trainer",
-                             lambda count=3, **_: Dataset(
-                                 "tmp-toy", "tmp-toy", pd.DataFrame({"thing": np.arange(1, count + 1)}), None,
-                                 roles={}, split={"name": "all"}),
-                             [click.Option(["--count"], type=int, default=3, help="Number of things.")]))
+        register(
+            DatasetSpec(
+                "tmp-ratings",
+                "collab",
+                "Tiny ratings from the test plugin",
+                _tiny_load,
+                [click.Option(["--n"], type=int, default=400, help="Number of ratings.")],
+            )
+        )
+        register(
+            DatasetSpec(
+                "tmp-toy",
+                "tmp-toy",
+                "Toy rows for the toy trainer",
+                lambda count=3, **_: Dataset(
+                    "tmp-toy",
+                    "tmp-toy",
+                    pd.DataFrame({"thing": np.arange(1, count + 1)}),
+                    None,
+                    roles={},
+                    split={"name": "all"},
+                ),
+                [click.Option(["--count"], type=int, default=3, help="Number of things.")],
+            )
+        )
 
     @hookimpl
     def embedlab_register_trainers(self, register):
@@ -249,8 +292,9 @@ def test_hook_embedlab_register_datasets(tmp_plugin, tmp_path):
     assert "tmp-ratings" in datasets() and "movielens-100k" in datasets()
     listing = _invoke(["datasets", "list", "--json"])
     assert listing.exit_code == 0
-    assert {"name": "tmp-ratings", "kind": "collab", "description": "Tiny ratings from the test plugin"} \
-        in json.loads(listing.stdout)
+    assert {"name": "tmp-ratings", "kind": "collab", "description": "Tiny ratings from the test plugin"} in json.loads(
+        listing.stdout
+    )
     help_text = _invoke(["train", "tmp-ratings", "--help"]).output
     assert "--n INTEGER" in help_text and "--epochs" in help_text  # dataset + trainer options
     out = tmp_path / "run"
@@ -285,8 +329,9 @@ def test_hook_embedlab_register_analyses(tmp_plugin, synthetic_run, tmp_path):
 
     assert "tmp-norms" in analyses()
     report = tmp_path / "report.html"
-    result = _invoke(["analyze", str(synthetic_run), "--only", "tmp-norms", "--tmp-top", "2",
-                      "--json", "--report", str(report)])
+    result = _invoke(
+        ["analyze", str(synthetic_run), "--only", "tmp-norms", "--tmp-top", "2", "--json", "--report", str(report)]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     by_table = {r["table"]: r for r in payload["results"] if r["analysis"] == "tmp-norms"}
@@ -320,8 +365,12 @@ def test_temporary_plugin_end_to_end_then_gone(synthetic_run, tmp_path):
     name = register_plugin(TmpPlugin(), name="tmp-e2e")
     try:
         out, report = tmp_path / "run", tmp_path / "r.html"
-        assert _invoke(["train", "tmp-ratings", "--n", "200", "--epochs", "1", "--bs", "32",
-                        "--out", str(out), "-q"]).exit_code == 0
+        assert (
+            _invoke(
+                ["train", "tmp-ratings", "--n", "200", "--epochs", "1", "--bs", "32", "--out", str(out), "-q"]
+            ).exit_code
+            == 0
+        )
         analyzed = _invoke(["analyze", str(out), "--only", "tmp-norms", "--report", str(report)])
         assert analyzed.exit_code == 0, analyzed.output
         html = report.read_text(encoding="utf-8")
@@ -355,6 +404,7 @@ def test_plugin_command_cannot_replace_an_existing_command():
 
 # ============================================================================ conflicts
 
+
 def _plugin_registering(hook: str, obj_factory):
     class P:
         pass
@@ -371,11 +421,14 @@ def _spec(name="tmp-dup"):
     return DatasetSpec(name, "collab", "dup", _tiny_load)
 
 
-@pytest.mark.parametrize("hook,factory,getter,what", [
-    ("embedlab_register_datasets", _spec, "datasets", "dataset"),
-    ("embedlab_register_analyses", NormAnalysis, "analyses", "analysis"),
-    ("embedlab_register_trainers", ToyTrainer, "trainers", "trainer"),
-])
+@pytest.mark.parametrize(
+    "hook,factory,getter,what",
+    [
+        ("embedlab_register_datasets", _spec, "datasets", "dataset"),
+        ("embedlab_register_analyses", NormAnalysis, "analyses", "analysis"),
+        ("embedlab_register_trainers", ToyTrainer, "trainers", "trainer"),
+    ],
+)
 def test_duplicate_name_is_an_error_naming_both_plugins(hook, factory, getter, what):
     from embedlab import registry
 
@@ -393,8 +446,9 @@ def test_duplicate_name_is_an_error_naming_both_plugins(hook, factory, getter, w
 
 
 def test_duplicate_of_a_builtin_names_its_distribution():
-    name = register_plugin(_plugin_registering("embedlab_register_datasets", lambda: _spec("movielens-100k")),
-                           name="my-movielens")
+    name = register_plugin(
+        _plugin_registering("embedlab_register_datasets", lambda: _spec("movielens-100k")), name="my-movielens"
+    )
     try:
         line = _clean_error(_invoke(["datasets", "list"]), 1)
         assert "'movielens-100k'" in line and "'my-movielens'" in line
@@ -414,8 +468,8 @@ def test_registered_object_missing_attributes_is_named():
 
 # ============================================================================ loading rules
 
-def _fake_distribution(root: Path, dist: str, source: str, version: str = "1.2.3",
-                       ep_name: str | None = None) -> str:
+
+def _fake_distribution(root: Path, dist: str, source: str, version: str = "1.2.3", ep_name: str | None = None) -> str:
     """A pip-installed-looking distribution under ``root`` with one ``embedlab`` entry point."""
     module = f"{dist.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
     (root / f"{module}.py").write_text(textwrap.dedent(source))
@@ -442,8 +496,10 @@ def fake_site(tmp_path, monkeypatch, fresh_plugins):
     """A folder on sys.path holding distributions embedlab-fake (good) and embedlab-broken."""
     site = tmp_path / "site"
     site.mkdir()
-    modules = [_fake_distribution(site, "embedlab-fake", FAKE_SOURCE),
-               _fake_distribution(site, "embedlab-broken", "import no_such_module_xyz\n", version="0.1")]
+    modules = [
+        _fake_distribution(site, "embedlab-fake", FAKE_SOURCE),
+        _fake_distribution(site, "embedlab-broken", "import no_such_module_xyz\n", version="0.1"),
+    ]
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     yield site
@@ -457,8 +513,11 @@ def _loaded_names() -> set[str]:
 
 def test_load_plugins_unset_loads_all_and_skips_a_broken_one_with_a_warning(fake_site, monkeypatch):
     monkeypatch.delenv("EMBEDLAB_LOAD_PLUGINS", raising=False)
-    with pytest.warns(UserWarning, match=r"plugin 'embedlab-broken' from distribution 'embedlab-broken' "
-                                         r"failed to import.*no_such_module_xyz"):
+    with pytest.warns(
+        UserWarning,
+        match=r"plugin 'embedlab-broken' from distribution 'embedlab-broken' "
+        r"failed to import.*no_such_module_xyz",
+    ):
         names = _loaded_names()
     assert {"embedlab-fake", "movielens", "collab-trainer"} <= names
     assert "embedlab-broken" not in names
@@ -494,8 +553,13 @@ def test_plugins_command_lists_name_version_and_hooks(fake_site, monkeypatch):
     assert listed["embedlab-fake"]["distribution"] == "embedlab-fake"
     assert listed["embedlab-fake"]["hooks"] == ["embedlab_register_datasets"]
     assert listed["embedlab-fake"]["builtin"] is False
-    assert listed["movielens"] == {**listed["movielens"], "version": embedlab.__version__, "builtin": True,
-                                   "hooks": ["embedlab_register_datasets"], "distribution": "embedlab"}
+    assert listed["movielens"] == {
+        **listed["movielens"],
+        "version": embedlab.__version__,
+        "builtin": True,
+        "hooks": ["embedlab_register_datasets"],
+        "distribution": "embedlab",
+    }
     assert listed["collab-trainer"]["hooks"] == ["embedlab_register_trainers"]
     assert list(listed) == sorted(listed)
     third_party = json.loads(_invoke(["plugins", "--json"]).stdout)
@@ -526,13 +590,17 @@ def test_check_pending_catches_a_misspelled_hook_registered_by_hand():
 def test_check_pending_catches_a_misspelled_hook_in_an_installed_plugin(tmp_path, monkeypatch, fresh_plugins):
     site = tmp_path / "site"
     site.mkdir()
-    module = _fake_distribution(site, "embedlab-typo", """
+    module = _fake_distribution(
+        site,
+        "embedlab-typo",
+        """
         from embedlab import hookimpl
 
         @hookimpl
         def embedlab_register_analysis(register):
             pass
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     try:
@@ -550,13 +618,17 @@ def test_check_pending_catches_a_misspelled_hook_in_an_installed_plugin(tmp_path
 def test_hook_with_wrong_arguments_in_an_installed_plugin_is_a_clean_error(tmp_path, monkeypatch, fresh_plugins):
     site = tmp_path / "site"
     site.mkdir()
-    module = _fake_distribution(site, "embedlab-wrongargs", """
+    module = _fake_distribution(
+        site,
+        "embedlab-wrongargs",
+        """
         from embedlab import hookimpl
 
         @hookimpl
         def embedlab_register_datasets(reg):
             pass
-    """)
+    """,
+    )
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
     monkeypatch.delenv("EMBEDLAB_LOAD_PLUGINS", raising=False)

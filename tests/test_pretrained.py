@@ -4,6 +4,7 @@ The round trips write a table with :func:`embedlab.io.exchange.export_table` and
 :func:`embedlab.io.exchange.read_vectors`; alignment tests shuffle the rows of a file and check
 that each model row receives the vector of its own key, never of its position.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,15 @@ RNG = np.random.default_rng(0)
 def table(keys, dim=4, name="item", bias=True, counts=None) -> EmbeddingTable:
     vectors = RNG.normal(size=(len(keys), dim)).astype(np.float32)
     meta = pd.DataFrame({"count": counts if counts is not None else np.arange(1, len(keys) + 1)})
-    return EmbeddingTable(name=name, keys=np.asarray(keys), labels=[f"label {k}" for k in keys], vectors=vectors,
-                          bias_values=RNG.normal(size=len(keys)).astype(np.float32) if bias else None,
-                          metadata=meta, attrs={"count_column": "count"})
+    return EmbeddingTable(
+        name=name,
+        keys=np.asarray(keys),
+        labels=[f"label {k}" for k in keys],
+        vectors=vectors,
+        bias_values=RNG.normal(size=len(keys)).astype(np.float32) if bias else None,
+        metadata=meta,
+        attrs={"count_column": "count"},
+    )
 
 
 # ---------------------------------------------------------------------------- round trips
@@ -73,8 +80,9 @@ def test_word2vec_without_header_and_keys_file_variants(tmp_path):
 def test_alignment_is_by_key_never_by_position_and_unmatched_rows_keep_their_init(tmp_path):
     src = table([10, 11, 12, 13, 99], dim=3)
     order = [3, 0, 4, 2, 1]  # the file is in another order than the source table
-    shuffled = EmbeddingTable("item", src.keys[order], src.labels[order], src.vectors[order],
-                              metadata=src.metadata.iloc[order])
+    shuffled = EmbeddingTable(
+        "item", src.keys[order], src.labels[order], src.vectors[order], metadata=src.metadata.iloc[order]
+    )
     export_table(shuffled, "projector", tmp_path)
     model_keys = [13, 12, 11, 10, 50, 51]  # 50, 51 have no pretrained vector; 99 is not in the model
     weight = torch.nn.Parameter(torch.full((len(model_keys), 3), 7.0))
@@ -104,8 +112,11 @@ def test_init_from_a_run_copies_vectors_and_biases_by_key_and_skips_untrained(sy
     model_keys = list(item.keys[::-1][:50]) + [10_001]  # reversed order plus a key the source lacks
     w = torch.nn.Parameter(torch.zeros(len(model_keys), item.dim))
     b = torch.nn.Parameter(torch.zeros(len(model_keys), 1))
-    record = initialise({"item": Slot(model_keys, w, b), "user": Slot([], torch.nn.Parameter(torch.zeros(0, item.dim)))},
-                        synthetic_run, ["item"])
+    record = initialise(
+        {"item": Slot(model_keys, w, b), "user": Slot([], torch.nn.Parameter(torch.zeros(0, item.dim)))},
+        synthetic_run,
+        ["item"],
+    )
     pos = {k: i for i, k in enumerate(item.keys.tolist())}
     for row, key in enumerate(model_keys):
         i = pos.get(key)
@@ -193,10 +204,32 @@ def test_cli_train_from_projector_files_prints_and_records_coverage(tmp_path, sy
     source = embedlab.load_run(synthetic_run)
     export_table(source.table("item"), "projector", tmp_path / "exp")
     out = tmp_path / "run"
-    args = ["train", "synthetic-collab", "--users", "300", "--items", "200", "--ratings", "20000", "--epochs", "1",
-            "--seed", "1", "--n-factors", str(source.table("item").dim), "--init-from",
-            str(tmp_path / "exp" / "vectors.tsv"), "--init-table", "item", "--init-keys",
-            str(tmp_path / "exp" / "metadata.tsv"), "--freeze", "embeddings", "--out", str(out)]
+    args = [
+        "train",
+        "synthetic-collab",
+        "--users",
+        "300",
+        "--items",
+        "200",
+        "--ratings",
+        "20000",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+        "--n-factors",
+        str(source.table("item").dim),
+        "--init-from",
+        str(tmp_path / "exp" / "vectors.tsv"),
+        "--init-table",
+        "item",
+        "--init-keys",
+        str(tmp_path / "exp" / "metadata.tsv"),
+        "--freeze",
+        "embeddings",
+        "--out",
+        str(out),
+    ]
     res = CliRunner().invoke(make_cli(), args)
     assert res.exit_code == 0, res.output
     assert "init item: 200 of 200 rows (100.0%)" in res.output
@@ -221,8 +254,9 @@ def test_tabular_tables_start_from_pretrained_vectors_with_the_unknown_row_untou
     keys = store.keys[::-1].copy()
     vec = EmbeddingTable("Store", keys, store.labels[::-1], store.vectors[::-1] * 2.0)
     export_table(vec, "word2vec", tmp_path / "w2v")
-    run = embedlab.train(ds, init_from=str(tmp_path / "w2v" / "vectors.txt"), init_table=["Store"],
-                         freeze="embeddings", **base)
+    run = embedlab.train(
+        ds, init_from=str(tmp_path / "w2v" / "vectors.txt"), init_table=["Store"], freeze="embeddings", **base
+    )
     np.testing.assert_allclose(run.table("Store").vectors, store.vectors * 2.0, rtol=1e-5, atol=1e-6)
     entry = run.meta["init"]["tables"]["Store"]
     assert entry["matched"] == entry["total"] == len(store) and entry["format"] == "word2vec"

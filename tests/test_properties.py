@@ -13,6 +13,7 @@ delimiter sniffing) and refused ids such as ``NA``/``None``/``null`` as empty; a
 ``"007"`` -> 7 in text metadata, merged the CSVs of tables named ``a b`` and ``a_b``, turned an
 empty-string key into NaN, and a label holding a bare ``\\r`` split its row on load.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -30,8 +31,13 @@ from embedlab.errors import EmbedlabError, RunFormatError
 from embedlab.run import EmbeddingTable, Run, load_run
 from embedlab_datasets import movielens, ratings_csv
 
-SETTINGS = settings(max_examples=40, deadline=None, database=None, derandomize=False,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    database=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 _counter = itertools.count()
 
 
@@ -48,29 +54,56 @@ def fresh(workdir: Path, name: str) -> Path:
 
 
 # ---------------------------------------------------------------------------- strategies
-SPECIAL_TEXT = ["NA", "N/A", "None", "null", "NULL", "nan", "NaN", "#N/A", "-", "True", "false",
-                "a,b", 'say "hi"', "it's", "x;y", "p|q", "tab\there", " spaced ", "é", "日本語", "🎬",
-                "<script>alert(1)</script>", "1,000", "=1+1"]
+SPECIAL_TEXT = [
+    "NA",
+    "N/A",
+    "None",
+    "null",
+    "NULL",
+    "nan",
+    "NaN",
+    "#N/A",
+    "-",
+    "True",
+    "false",
+    "a,b",
+    'say "hi"',
+    "it's",
+    "x;y",
+    "p|q",
+    "tab\there",
+    " spaced ",
+    "é",
+    "日本語",
+    "🎬",
+    "<script>alert(1)</script>",
+    "1,000",
+    "=1+1",
+]
 any_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=12)
 # text a CSV can hold unquoted-safely once quoted: no control characters (a bare \r in a user's
 # file is not well-formed CSV)
 csv_text = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=10)
 # ids that never look like numbers (a CSV does not say whether "01" is a number)
-word_id = st.one_of(st.sampled_from([s for s in SPECIAL_TEXT if not s[0].isdigit() and s != "-"]),
-                    st.builds(lambda a, b: a + b, st.sampled_from(string.ascii_letters + "éß日"), csv_text))
+word_id = st.one_of(
+    st.sampled_from([s for s in SPECIAL_TEXT if not s[0].isdigit() and s != "-"]),
+    st.builds(lambda a, b: a + b, st.sampled_from(string.ascii_letters + "éß日"), csv_text),
+)
 
 
 # ---------------------------------------------------------------------------- ml-100k u.data
-ratings_rows = st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 5),
-                                  st.integers(0, 2**31)), min_size=1, max_size=30)
+ratings_rows = st.lists(
+    st.tuples(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 5), st.integers(0, 2**31)),
+    min_size=1,
+    max_size=30,
+)
 
 
 @SETTINGS
 @given(rows=ratings_rows, newline=st.sampled_from(["\n", "\r\n"]), final=st.booleans())
 def test_udata_well_formed_round_trip(workdir, rows, newline, final):
     path = fresh(workdir, "u.data")
-    path.write_text(newline.join("\t".join(map(str, r)) for r in rows) + (newline if final else ""),
-                    newline="")
+    path.write_text(newline.join("\t".join(map(str, r)) for r in rows) + (newline if final else ""), newline="")
     df = movielens._read_ratings_tsv(path)
     assert list(df.columns) == ["user", "item", "rating", "timestamp"]
     assert df["user"].dtype == np.int32 and df["timestamp"].dtype == np.int64
@@ -88,8 +121,9 @@ def _mutate(lines: list[str], kind: str, data) -> bytes:
     elif kind == "text-field":
         fields[data.draw(st.integers(0, len(fields) - 1))] = data.draw(any_text)
     elif kind == "number-field":
-        fields[data.draw(st.integers(0, len(fields) - 1))] = str(data.draw(st.one_of(
-            st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20))))
+        fields[data.draw(st.integers(0, len(fields) - 1))] = str(
+            data.draw(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-(10**20), 10**20)))
+        )
     elif kind == "separator":
         lines[i] = data.draw(st.sampled_from([" ", ",", ";", "  ", "\t\t"])).join(fields)
     elif kind == "text-line":
@@ -110,13 +144,23 @@ def _mutate(lines: list[str], kind: str, data) -> bytes:
     return raw
 
 
-MUTATIONS = ["drop-field", "extra-field", "text-field", "number-field", "separator", "text-line",
-             "blank-lines", "bytes", "latin-1", "nul", "empty"]
+MUTATIONS = [
+    "drop-field",
+    "extra-field",
+    "text-field",
+    "number-field",
+    "separator",
+    "text-line",
+    "blank-lines",
+    "bytes",
+    "latin-1",
+    "nul",
+    "empty",
+]
 
 
 @SETTINGS
-@given(rows=ratings_rows, kinds=st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3),
-       data=st.data())
+@given(rows=ratings_rows, kinds=st.lists(st.sampled_from(MUTATIONS), min_size=1, max_size=3), data=st.data())
 def test_udata_malformed_is_a_clean_error_or_a_valid_frame(workdir, rows, kinds, data):
     lines = ["\t".join(map(str, r)) for r in rows]
     raw = b""
@@ -143,26 +187,48 @@ def test_udata_malformed_is_a_clean_error_or_a_valid_frame(workdir, rows, kinds,
 @st.composite
 def ratings_frames(draw):
     n = draw(st.integers(2, 25))
-    ids = {role: draw(st.one_of(st.lists(st.integers(1, 10**9), min_size=n, max_size=n),
-                                st.lists(word_id, min_size=n, max_size=n)))
-           for role in ("user", "item")}
+    ids = {
+        role: draw(
+            st.one_of(
+                st.lists(st.integers(1, 10**9), min_size=n, max_size=n), st.lists(word_id, min_size=n, max_size=n)
+            )
+        )
+        for role in ("user", "item")
+    }
     ratings = draw(st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.5, 4.0, 5.0, -1.25, 10.0]), min_size=n, max_size=n))
-    names = draw(st.lists(csv_text.filter(lambda s: s.strip() == s and not s.startswith("Unnamed")),
-                          min_size=3, max_size=3, unique=True))
+    names = draw(
+        st.lists(
+            csv_text.filter(lambda s: s.strip() == s and not s.startswith("Unnamed")),
+            min_size=3,
+            max_size=3,
+            unique=True,
+        )
+    )
     return pd.DataFrame({names[0]: ids["user"], names[1]: ids["item"], names[2]: ratings}), names
 
 
 @SETTINGS
-@given(frame=ratings_frames(), sep=st.sampled_from([",", ";", "\t", "|"]),
-       suffix=st.sampled_from([".csv", ".tsv", ".txt"]), split=st.sampled_from(["random", "time"]))
+@given(
+    frame=ratings_frames(),
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+    suffix=st.sampled_from([".csv", ".tsv", ".txt"]),
+    split=st.sampled_from(["random", "time"]),
+)
 def test_ratings_csv_well_formed_round_trip(workdir, frame, sep, suffix, split):
     df, (user, item, rating) = frame
     path = fresh(workdir, f"ratings{suffix}")
     if split == "time":
         df = df.assign(when=np.arange(len(df)) * 1000)
     df.to_csv(path, sep=sep, index=False)
-    ds = ratings_csv.load(path, user=user, item=item, rating=rating,
-                          timestamp="when" if split == "time" else None, split=split, valid_pct=0.2)
+    ds = ratings_csv.load(
+        path,
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp="when" if split == "time" else None,
+        split=split,
+        valid_pct=0.2,
+    )
     got = pd.concat([ds.train, ds.valid])
     expect = sorted(zip(map(str, df[user]), map(str, df[item]), df[rating].astype(np.float32)))
     assert sorted(zip(map(str, got["user"]), map(str, got["item"]), got["rating"])) == expect
@@ -171,16 +237,28 @@ def test_ratings_csv_well_formed_round_trip(workdir, frame, sep, suffix, split):
         assert ds.valid["timestamp"].min() >= ds.train["timestamp"].max()
 
 
-cell = st.one_of(st.integers(-5, 10**12), st.floats(allow_nan=True, allow_infinity=True),
-                 any_text, st.none(), st.booleans(), st.sampled_from(SPECIAL_TEXT + ["", " "]))
+cell = st.one_of(
+    st.integers(-5, 10**12),
+    st.floats(allow_nan=True, allow_infinity=True),
+    any_text,
+    st.none(),
+    st.booleans(),
+    st.sampled_from(SPECIAL_TEXT + ["", " "]),
+)
 
 
 @SETTINGS
-@given(rows=st.lists(st.tuples(cell, cell, cell, cell), max_size=12), sep=st.sampled_from([",", ";", "\t", "|"]),
-       use_time=st.booleans(), split=st.sampled_from(["random", "time"]), garbage=st.none() | st.binary(max_size=120),
-       header=st.sampled_from([["u", "i", "r", "t"], ["u", "i", "x", "t"], ["u", "u", "r", "t"]]))
-def test_ratings_csv_malformed_is_a_clean_error_or_a_valid_dataset(workdir, rows, sep, use_time, split,
-                                                                   garbage, header):
+@given(
+    rows=st.lists(st.tuples(cell, cell, cell, cell), max_size=12),
+    sep=st.sampled_from([",", ";", "\t", "|"]),
+    use_time=st.booleans(),
+    split=st.sampled_from(["random", "time"]),
+    garbage=st.none() | st.binary(max_size=120),
+    header=st.sampled_from([["u", "i", "r", "t"], ["u", "i", "x", "t"], ["u", "u", "r", "t"]]),
+)
+def test_ratings_csv_malformed_is_a_clean_error_or_a_valid_dataset(
+    workdir, rows, sep, use_time, split, garbage, header
+):
     path = fresh(workdir, "ratings.csv")
     if garbage is not None:
         path.write_bytes(garbage)
@@ -189,8 +267,9 @@ def test_ratings_csv_malformed_is_a_clean_error_or_a_valid_dataset(workdir, rows
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pandas may warn while guessing time formats
-            ds = ratings_csv.load(path, user="u", item="i", rating="r", timestamp="t" if use_time else None,
-                                  split=split)
+            ds = ratings_csv.load(
+                path, user="u", item="i", rating="r", timestamp="t" if use_time else None, split=split
+            )
     except EmbedlabError as exc:
         assert exc.format_message().strip() and "Traceback" not in exc.format_message()
         return
@@ -201,8 +280,10 @@ def test_ratings_csv_malformed_is_a_clean_error_or_a_valid_dataset(workdir, rows
 
 
 # ---------------------------------------------------------------------------- run round trips
-table_name = st.one_of(st.sampled_from(["item", "user", "Item", "ITEM", "a b", "a_b", "a-b", "Store", "État"]),
-                       st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6))
+table_name = st.one_of(
+    st.sampled_from(["item", "user", "Item", "ITEM", "a b", "a_b", "a-b", "Store", "État"]),
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=6),
+)
 label = st.one_of(any_text, st.sampled_from(SPECIAL_TEXT + ["", "line1\nline2", "cr\ronly", "crlf\r\n", '"', ","]))
 
 
@@ -210,25 +291,31 @@ label = st.one_of(any_text, st.sampled_from(SPECIAL_TEXT + ["", "line1\nline2", 
 def embedding_tables(draw, name: str):
     n, k = draw(st.integers(1, 8)), draw(st.integers(1, 4))
     if draw(st.booleans()):
-        keys = np.array(draw(st.lists(st.integers(-2**62, 2**62), min_size=n, max_size=n, unique=True)),
-                        dtype=np.int64)
+        keys = np.array(
+            draw(st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n, unique=True)), dtype=np.int64
+        )
     else:
         keys = np.array(draw(st.lists(label, min_size=n, max_size=n, unique=True)), dtype=object)
     labels = draw(st.lists(label, min_size=n, max_size=n))
     floats = st.floats(width=32, allow_nan=False, allow_infinity=False)
     vectors = np.array(draw(st.lists(floats, min_size=n * k, max_size=n * k)), dtype=np.float32).reshape(n, k)
-    bias = np.array(draw(st.lists(floats, min_size=n, max_size=n)), dtype=np.float32) \
-        if draw(st.booleans()) else None
+    bias = np.array(draw(st.lists(floats, min_size=n, max_size=n)), dtype=np.float32) if draw(st.booleans()) else None
     metadata = {}
     for col in draw(st.lists(label.filter(lambda c: c not in ("key", "label", "bias")), max_size=4, unique=True)):
         kind = draw(st.sampled_from(["int", "float", "text", "bool"]))
-        values = {"int": st.integers(-2**53, 2**53), "float": st.floats(allow_infinity=False),
-                  "bool": st.booleans(), "text": label}[kind]
+        values = {
+            "int": st.integers(-(2**53), 2**53),
+            "float": st.floats(allow_infinity=False),
+            "bool": st.booleans(),
+            "text": label,
+        }[kind]
         metadata[col] = draw(st.lists(values, min_size=n, max_size=n))
-    attrs = draw(st.dictionaries(csv_text, st.one_of(st.integers(-10**6, 10**6), csv_text, st.booleans()),
-                                 max_size=3))
-    return EmbeddingTable(name, keys, labels, vectors, bias,
-                          pd.DataFrame(metadata) if metadata else pd.DataFrame(index=range(n)), attrs)
+    attrs = draw(
+        st.dictionaries(csv_text, st.one_of(st.integers(-(10**6), 10**6), csv_text, st.booleans()), max_size=3)
+    )
+    return EmbeddingTable(
+        name, keys, labels, vectors, bias, pd.DataFrame(metadata) if metadata else pd.DataFrame(index=range(n)), attrs
+    )
 
 
 def _same_metadata(before: pd.Series, after: pd.Series) -> None:
@@ -278,9 +365,14 @@ def test_run_save_load_round_trip(workdir, data, names, with_tensor):
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
-    table = EmbeddingTable("item", np.arange(1, 21), [f"film {i}, \"quoted\"" for i in range(20)],
-                           rng.normal(size=(20, 3)), rng.normal(size=20),
-                           pd.DataFrame({"count": np.arange(20), "genre": ["a", "b"] * 10}))
+    table = EmbeddingTable(
+        "item",
+        np.arange(1, 21),
+        [f'film {i}, "quoted"' for i in range(20)],
+        rng.normal(size=(20, 3)),
+        rng.normal(size=20),
+        pd.DataFrame({"count": np.arange(20), "genre": ["a", "b"] * 10}),
+    )
     folder = tmp_path_factory.mktemp("saved") / "run"
     Run({"dataset": "d", "kind": "collab"}, {"item": table}, {}).save(folder)
     return folder

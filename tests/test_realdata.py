@@ -4,6 +4,7 @@ Counts come from the official READMEs (ml-100k: 100,000 ratings by 943 users of 
 u1 80,000/20,000; ua 90,570/9,430; latest-small: 100,836 ratings by 610 users, 9,742 movies).
 The data may not be redistributed, so it never lives in the repository.
 """
+
 from __future__ import annotations
 
 import json
@@ -96,8 +97,9 @@ def test_ml100k_u1_default_training_reaches_rmse_below_095(ml100k, tmp_path_fact
     from embedlab.cli import make_cli
 
     out = tmp_path_factory.mktemp("runs") / "ml100k-u1"
-    result = CliRunner().invoke(make_cli(), ["train", "movielens-100k", "--data-dir", str(ml100k),
-                                             "--split", "u1", "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        make_cli(), ["train", "movielens-100k", "--data-dir", str(ml100k), "--split", "u1", "--out", str(out), "-q"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["metrics"]["valid_rmse"] < 0.95
     run = embedlab.load_run(out)

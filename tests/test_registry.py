@@ -1,5 +1,6 @@
 """The explicit plugin contract: registration normalises and validates once, shared options are
 declared once, trainers declare their abilities, a trainer is chosen explicitly."""
+
 from __future__ import annotations
 
 import re
@@ -14,8 +15,16 @@ from embedlab import hookimpl
 from embedlab.analysis import RUN_LEVEL, AnalysisOption, AnalysisResult
 from embedlab.authoring.testing import invoke, plugin_registered
 from embedlab.data import Dataset, DatasetSpec
-from embedlab.registry import (PluginContractError, analyses, datasets, get_dataset, trainer_for,
-                               trainer_for_dataset, trainer_of_run, trainers)
+from embedlab.registry import (
+    PluginContractError,
+    analyses,
+    datasets,
+    get_dataset,
+    trainer_for,
+    trainer_for_dataset,
+    trainer_of_run,
+    trainers,
+)
 from embedlab.run import EmbeddingTable, Run
 from embedlab.runner import run_analyses
 from embedlab.toolkit.options import PERMUTATIONS, SEED
@@ -60,13 +69,34 @@ class _Analysis:
 
 
 # ---------------------------------------------------------------------------- registration
-@pytest.mark.parametrize("obj, message", [
-    (type("NoRun", (), {"name": "bad-a", "title": "t", "applies_to": lambda s, r: []})(), "without run"),
-    (type("Spaced", (), {"name": "two words", "title": "t", "applies_to": lambda s, r: [],
-                         "run": lambda s, *a: None})(), "is not a single word"),
-    (type("BadOpt", (), {"name": "bad-opt", "title": "t", "applies_to": lambda s, r: [],
-                         "run": lambda s, *a: None, "options": [object()]})(), "has no name"),
-])
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        (type("NoRun", (), {"name": "bad-a", "title": "t", "applies_to": lambda s, r: []})(), "without run"),
+        (
+            type(
+                "Spaced",
+                (),
+                {"name": "two words", "title": "t", "applies_to": lambda s, r: [], "run": lambda s, *a: None},
+            )(),
+            "is not a single word",
+        ),
+        (
+            type(
+                "BadOpt",
+                (),
+                {
+                    "name": "bad-opt",
+                    "title": "t",
+                    "applies_to": lambda s, r: [],
+                    "run": lambda s, *a: None,
+                    "options": [object()],
+                },
+            )(),
+            "has no name",
+        ),
+    ],
+)
 def test_a_malformed_analysis_is_a_one_line_error_naming_the_plugin(obj, message):
     with plugin_registered(_Registers(analyses=[obj]), name="tmp-malformed"):
         with pytest.raises(PluginContractError, match=message) as info:
@@ -96,8 +126,14 @@ def test_shared_option_declared_with_another_type_or_default_is_refused():
     with plugin_registered(_Registers(analyses=[wrong_default]), name="tmp-topn-plugin"):
         with pytest.raises(PluginContractError, match="--top-n"):
             analyses()
-    same = _Analysis("tmp-same", [SEED, PERMUTATIONS, AnalysisOption("permutations", click.IntRange(19, 10_000_000),
-                                                                       9999, "declared again, identically")])
+    same = _Analysis(
+        "tmp-same",
+        [
+            SEED,
+            PERMUTATIONS,
+            AnalysisOption("permutations", click.IntRange(19, 10_000_000), 9999, "declared again, identically"),
+        ],
+    )
     with plugin_registered(_Registers(analyses=[same]), name="tmp-same-plugin"):
         assert "tmp-same" in analyses()
 
@@ -123,8 +159,9 @@ def test_applies_to_naming_a_missing_table_becomes_that_analysis_error_section(s
     run_level = _Analysis("tmp-whole", tables=[RUN_LEVEL])
     wrong = _Analysis("tmp-wrong", tables=["item"], result={"not": "a result"})
     with plugin_registered(_Registers(analyses=[bad, run_level, wrong]), name="tmp-shapes"):
-        results = run_analyses(embedlab.load_run(synthetic_run), ["tmp-ghost", "tmp-whole", "tmp-wrong", "pca"],
-                               render=False)
+        results = run_analyses(
+            embedlab.load_run(synthetic_run), ["tmp-ghost", "tmp-whole", "tmp-wrong", "pca"], render=False
+        )
     by = {(r.analysis, r.table): r for r in results}
     assert "'no-such-table', which is not a table of this run" in by[("tmp-ghost", None)].error
     assert by[("tmp-whole", None)].error is None and by[("tmp-whole", None)].summary == "ran on None"
@@ -145,8 +182,9 @@ class _ConstTrainer:
     def train(self, ds, config, progress=True):
         items = np.sort(pd.unique(ds.train[ds.roles["item"]]))
         value = float(config.get("value") or 1.0)
-        table = EmbeddingTable("item", items, [str(i) for i in items],
-                               np.full((len(items), 2), value, dtype=np.float32))
+        table = EmbeddingTable(
+            "item", items, [str(i) for i in items], np.full((len(items), 2), value, dtype=np.float32)
+        )
         return Run(run_meta(ds, self, dict(config), 0, {"valid_loss": 0.0}, []), {"item": table}, {})
 
 
@@ -161,8 +199,9 @@ def test_an_installed_trainer_changes_no_default_and_is_used_when_asked(tmp_path
         assert {t.name for t in trainers().values() if t.kind == "collab"} == {"als", "collab"}
         assert get_dataset("synthetic-collab").trainer == "collab"
         assert trainer_for("collab").name == "collab"  # the built-in: the one a package added is not guessed
-        result = invoke(["train", "synthetic-collab", "--out", str(tmp_path / "x"), "-q", *small,
-                         "--epochs", "1", "--bs", "64"])
+        result = invoke(
+            ["train", "synthetic-collab", "--out", str(tmp_path / "x"), "-q", *small, "--epochs", "1", "--bs", "64"]
+        )
         assert result.exit_code == 0, result.output
         assert embedlab.load_run(tmp_path / "x").meta["trainer"] == "collab"
         help_text = " ".join(invoke(["train", "synthetic-collab", "--help"]).output.split())
@@ -170,8 +209,9 @@ def test_an_installed_trainer_changes_no_default_and_is_used_when_asked(tmp_path
         assert "(installed: als, collab)" in help_text and "[default: collab]" in help_text
         assert synthetic_run(users=30, items=20, ratings=500, epochs=1).meta["trainer"] == "collab"
         out = tmp_path / "als"
-        result = invoke(["train", "synthetic-collab", "--trainer", "als", "--value", "3", *small,
-                         "--out", str(out), "-q"])
+        result = invoke(
+            ["train", "synthetic-collab", "--trainer", "als", "--value", "3", *small, "--out", str(out), "-q"]
+        )
         assert result.exit_code == 0, result.output
         run = embedlab.load_run(out)
         assert run.meta["trainer"] == "als" and float(run.table("item").vectors[0, 0]) == 3.0
@@ -189,17 +229,25 @@ def test_two_added_trainers_of_a_kind_without_a_builtin_need_an_explicit_choice(
     a.kind = b.kind = "tmp-kind"
     unnamed = DatasetSpec("tmp-unnamed", "tmp-kind", "names no trainer", lambda seed=42, **_: None)
     with plugin_registered(_Registers(datasets=[unnamed], trainers=[a, b]), name="tmp-two"):
-        with pytest.raises(embedlab.errors.UsageError,
-                           match="dataset 'tmp-unnamed' .kind 'tmp-kind'. names no trainer and can be trained by "
-                                 "2 trainers: 'tmp-a', 'tmp-b'; choose one with --trainer"):
+        with pytest.raises(
+            embedlab.errors.UsageError,
+            match="dataset 'tmp-unnamed' .kind 'tmp-kind'. names no trainer and can be trained by "
+            "2 trainers: 'tmp-a', 'tmp-b'; choose one with --trainer",
+        ):
             trainer_for_dataset(get_dataset("tmp-unnamed"))
         assert trainer_for_dataset(get_dataset("tmp-unnamed"), "tmp-b").name == "tmp-b"
 
 
 def test_a_dataset_may_name_its_trainer():
-    ds = DatasetSpec("tmp-const-data", "collab", "rows for the const trainer",
-                     lambda seed=42, **_: get_dataset("synthetic-collab").load_dataset(
-                         {"users": 20, "items": 10, "ratings": 300}, seed=seed), trainer="const")
+    ds = DatasetSpec(
+        "tmp-const-data",
+        "collab",
+        "rows for the const trainer",
+        lambda seed=42, **_: get_dataset("synthetic-collab").load_dataset(
+            {"users": 20, "items": 10, "ratings": 300}, seed=seed
+        ),
+        trainer="const",
+    )
     unnamed = DatasetSpec("tmp-unnamed-collab", "collab", "names none", ds.load)
     with plugin_registered(_Registers(datasets=[ds, unnamed], trainers=[_ConstTrainer("const")]), name="tmp-named"):
         assert trainer_for_dataset(get_dataset("tmp-const-data")).name == "const"  # two collab trainers, one named
@@ -227,11 +275,31 @@ def test_abilities_are_declared_and_a_missing_one_says_so(tmp_path):
     with plugin_registered(_Registers(trainers=[_ConstTrainer("plain")]), name="tmp-plain"):
         plain = trainers()["plain"]
         assert plain.abilities == frozenset() and not plain.resumable
-        result = invoke(["lr-find", "synthetic-collab", "--trainer", "plain", "--users", "30", "--items", "20",
-                         "--ratings", "500"], catch_exceptions=True)
-        assert result.exit_code == 2 and "lr-find needs a trainer that offers lr_find(); trainer 'plain'" in result.output
-        result = invoke(["train", "synthetic-collab", "--trainer", "plain", "--resume", "--out", str(tmp_path / "r"),
-                         "--users", "30", "--items", "20", "--ratings", "500"], catch_exceptions=True)
+        result = invoke(
+            ["lr-find", "synthetic-collab", "--trainer", "plain", "--users", "30", "--items", "20", "--ratings", "500"],
+            catch_exceptions=True,
+        )
+        assert (
+            result.exit_code == 2 and "lr-find needs a trainer that offers lr_find(); trainer 'plain'" in result.output
+        )
+        result = invoke(
+            [
+                "train",
+                "synthetic-collab",
+                "--trainer",
+                "plain",
+                "--resume",
+                "--out",
+                str(tmp_path / "r"),
+                "--users",
+                "30",
+                "--items",
+                "20",
+                "--ratings",
+                "500",
+            ],
+            catch_exceptions=True,
+        )
         assert result.exit_code == 2 and "keeps no checkpoints" in result.output
 
 

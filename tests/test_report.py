@@ -1,4 +1,5 @@
 """The report writer: sections, failures in place, escaping, small inline BokehJS, terminal, JSON."""
+
 from __future__ import annotations
 
 import json
@@ -53,14 +54,35 @@ def hostile_run(n: int = 60, seed: int = 0) -> Run:
     """A collab-like run whose first item is titled with HTML."""
     rng = np.random.default_rng(seed)
     labels = [HOSTILE] + [f"film {i} & <b>co</b>" for i in range(1, n)]
-    meta = pd.DataFrame({"count": rng.integers(5, 500, n), "mean_rating": rng.uniform(1, 5, n),
-                         "genre": rng.choice(["<i>drama</i>", "comedy"], n)})
-    item = EmbeddingTable("item", np.arange(n), labels, rng.normal(size=(n, 8)), rng.normal(0, 0.3, n), meta,
-                          {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
-    return Run({"dataset": "hostile <script>alert(2)</script>", "kind": "collab", "config": {"x": "<y>"},
-                "metrics": {"valid_loss": 0.5}, "history": [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9},
-                                                           {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.7}]},
-               {"item": item})
+    meta = pd.DataFrame(
+        {
+            "count": rng.integers(5, 500, n),
+            "mean_rating": rng.uniform(1, 5, n),
+            "genre": rng.choice(["<i>drama</i>", "comedy"], n),
+        }
+    )
+    item = EmbeddingTable(
+        "item",
+        np.arange(n),
+        labels,
+        rng.normal(size=(n, 8)),
+        rng.normal(0, 0.3, n),
+        meta,
+        {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"},
+    )
+    return Run(
+        {
+            "dataset": "hostile <script>alert(2)</script>",
+            "kind": "collab",
+            "config": {"x": "<y>"},
+            "metrics": {"valid_loss": 0.5},
+            "history": [
+                {"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9},
+                {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.7},
+            ],
+        },
+        {"item": item},
+    )
 
 
 def test_report_sections_toc_and_escaping(tmp_path):
@@ -80,7 +102,7 @@ def test_report_sections_toc_and_escaping(tmp_path):
     # findings open the report; the run's configuration comes after the analyses
     assert text.index('id="findings"') < text.index('id="bias-ranking-item"') < text.index('id="run"')
     # summary comes before the figures and tables of a section
-    sec = text[text.index('id="pca-item"'):]
+    sec = text[text.index('id="pca-item"') :]
     assert sec.index('class="summary"') < sec.index('class="figs"') < sec.index("<details")
 
 
@@ -151,8 +173,9 @@ def test_jupyter_display(synthetic_run):
 
 
 def test_report_without_run_and_without_figures(tmp_path):
-    r = AnalysisResult("x", None, "Only text", summary="plain <summary>", metrics={"m": 1.0},
-                       tables={"t": pd.DataFrame({"a": [1]})})
+    r = AnalysisResult(
+        "x", None, "Only text", summary="plain <summary>", metrics={"m": 1.0}, tables={"t": pd.DataFrame({"a": [1]})}
+    )
     text = write_report(tmp_path / "r.html", None, [r], title="T <1>").read_text()
     assert "<title>T &lt;1&gt;</title>" in text and "plain &lt;summary&gt;" in text and 'href="#x-run"' in text
 
@@ -164,8 +187,15 @@ def test_scatter_stays_small_and_declutters_labels():
 
     n = 30_000
     rng = np.random.default_rng(0)
-    frame = pd.DataFrame({"x": rng.normal(size=n), "y": rng.normal(size=n), "label": [f"movie {i}" for i in range(n)],
-                          "genre": rng.choice(list("abc"), n), "note": ["a long free text note"] * n})
+    frame = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "y": rng.normal(size=n),
+            "label": [f"movie {i}" for i in range(n)],
+            "genre": rng.choice(list("abc"), n),
+            "note": ["a long free text note"] * n,
+        }
+    )
     fig = scatter(frame, "x", "y", "big", hover=("label", "genre", "note"), color_by="genre", max_hover_chars=400_000)
     points = [r for r in fig.renderers if "x" in r.data_source.data and len(r.data_source.data["x"]) > 100]
     assert len(points) == 3 and all(r.data_source.data["x"].dtype == np.float32 for r in points)
@@ -184,21 +214,49 @@ def two_table_run(n_items: int = 80, n_users: int = 40, seed: int = 3) -> Run:
     rng = np.random.default_rng(seed)
     genres = rng.choice(["Drama|Romance", "Comedy", "Action|Sci-Fi", "Horror"], n_items)
     items = EmbeddingTable(
-        "item", np.arange(1, n_items + 1), [f"Film number {i} ({1950 + i % 40})" for i in range(n_items)],
-        rng.normal(size=(n_items, 6)), rng.normal(0, 0.3, n_items),
-        pd.DataFrame({"count": rng.integers(1, 300, n_items), "mean_rating": rng.uniform(1, 5, n_items),
-                      "genres": genres, "genre": [g.split("|")[0] for g in genres]}),
-        {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
+        "item",
+        np.arange(1, n_items + 1),
+        [f"Film number {i} ({1950 + i % 40})" for i in range(n_items)],
+        rng.normal(size=(n_items, 6)),
+        rng.normal(0, 0.3, n_items),
+        pd.DataFrame(
+            {
+                "count": rng.integers(1, 300, n_items),
+                "mean_rating": rng.uniform(1, 5, n_items),
+                "genres": genres,
+                "genre": [g.split("|")[0] for g in genres],
+            }
+        ),
+        {"count_column": "count", "target_column": "mean_rating", "color_column": "genre"},
+    )
     users = EmbeddingTable(
-        "user", np.arange(1, n_users + 1), [f"user {i}" for i in range(1, n_users + 1)],
-        rng.normal(size=(n_users, 6)), rng.normal(0, 0.3, n_users),
-        pd.DataFrame({"count": rng.integers(1, 100, n_users), "mean_rating": rng.uniform(1, 5, n_users),
-                      "age": rng.integers(18, 70, n_users), "gender": rng.choice(["F", "M"], n_users)}),
-        {"count_column": "count", "target_column": "mean_rating"})
-    meta = {"dataset": "two-tables", "kind": "collab", "seed": 3, "split": {"name": "u1"},
-            "config": {"n_factors": 6, "y_range": [0.0, 12.655577087402344], "lr": 0.005, "freeze": None},
-            "metrics": {"valid_rmse": 0.9088347832799758, "train_rows": 80000},
-            "history": [{"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9}, {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.85}]}
+        "user",
+        np.arange(1, n_users + 1),
+        [f"user {i}" for i in range(1, n_users + 1)],
+        rng.normal(size=(n_users, 6)),
+        rng.normal(0, 0.3, n_users),
+        pd.DataFrame(
+            {
+                "count": rng.integers(1, 100, n_users),
+                "mean_rating": rng.uniform(1, 5, n_users),
+                "age": rng.integers(18, 70, n_users),
+                "gender": rng.choice(["F", "M"], n_users),
+            }
+        ),
+        {"count_column": "count", "target_column": "mean_rating"},
+    )
+    meta = {
+        "dataset": "two-tables",
+        "kind": "collab",
+        "seed": 3,
+        "split": {"name": "u1"},
+        "config": {"n_factors": 6, "y_range": [0.0, 12.655577087402344], "lr": 0.005, "freeze": None},
+        "metrics": {"valid_rmse": 0.9088347832799758, "train_rows": 80000},
+        "history": [
+            {"epoch": 1, "train_loss": 1.0, "valid_loss": 0.9},
+            {"epoch": 2, "train_loss": 0.8, "valid_loss": 0.85},
+        ],
+    }
     return Run(meta, {"user": users, "item": items})
 
 
@@ -212,18 +270,22 @@ def test_report_opens_with_findings_labelled_tables_first_run_last():
     text = render_html(run, results)
     body = text.split("<main>", 1)[1]
     # one line per analysis and table, each linking to its section, items (titled) before users
-    findings = body[body.index('id="findings"'):body.index("</nav>")]
+    findings = body[body.index('id="findings"') : body.index("</nav>")]
     links = [a.split('"')[0] for a in findings.split('href="#')[1:]]
     assert links[:4] == ["bias-ranking-item", "neighbors-item", "bias-ranking-user", "neighbors-user"]
     import html as H
 
     finding = next(r.finding for r in results if r.analysis == "bias-ranking" and r.table == "item")
-    assert "mean_rating" in finding and ", rho " in finding and H.escape(finding) in findings  # the plugin's finding, not its summary
-    order = [body.index(f'id="{a}"') for a in ("findings", "explorer-item", "explorer-user", "bias-ranking-item",
-                                               "bias-ranking-user", "run")]
+    assert (
+        "mean_rating" in finding and ", rho " in finding and H.escape(finding) in findings
+    )  # the plugin's finding, not its summary
+    order = [
+        body.index(f'id="{a}"')
+        for a in ("findings", "explorer-item", "explorer-user", "bias-ranking-item", "bias-ranking-user", "run")
+    ]
     assert order == sorted(order)
     # the configuration is written for a person
-    run_part = body[body.index('id="run"'):]
+    run_part = body[body.index('id="run"') :]
     assert "0 – 12.66" in run_part and "12.655577087402344" not in body and "y range" in run_part
     assert "freeze</span> —" in run_part
 
@@ -242,10 +304,22 @@ def test_headline_metrics_come_first_and_are_never_folded():
 def test_numbers_are_formatted_one_way():
     from embedlab.report.html import fmt_value
 
-    cases = {11200: "11,200", 8008: "8008", 67840.0: "67,840", 12.655577: "12.66", 0.8123: "0.81",
-             0.0031: "3.1e-3", 0.003: "3e-3", 1995.0: "1995", float("nan"): "–", "text": "text", 123.45: "123.5"}
-    assert {k if k == k else "nan": fmt_value(k) for k in cases} == \
-        {k if k == k else "nan": v for k, v in cases.items()}
+    cases = {
+        11200: "11,200",
+        8008: "8008",
+        67840.0: "67,840",
+        12.655577: "12.66",
+        0.8123: "0.81",
+        0.0031: "3.1e-3",
+        0.003: "3e-3",
+        1995.0: "1995",
+        float("nan"): "–",
+        "text": "text",
+        123.45: "123.5",
+    }
+    assert {k if k == k else "nan": fmt_value(k) for k in cases} == {
+        k if k == k else "nan": v for k, v in cases.items()
+    }
 
 
 def test_tables_sort_filter_and_scroll():
@@ -298,8 +372,9 @@ def test_explorer_precomputes_every_entitys_neighbours_when_vectors_do_not_fit(m
     k = E.K_PRECOMPUTED
     for metric, col in (("cosine", "cosine"), ("euclidean", "distance")):
         cfg = json.loads(named["explorer-points-item"].tags[0])
-        rows, scores = E.unpack_lists(store[f"{metric[0]}_idx"], store[f"{metric[0]}_score"],
-                                      cfg["precomputed"]["scales"][metric], k)
+        rows, scores = E.unpack_lists(
+            store[f"{metric[0]}_idx"], store[f"{metric[0]}_score"], cfg["precomputed"]["scales"][metric], k
+        )
         for row in range(80):  # every entity, observed or not, has its list
             want = nearest(items, row, k, cand, metric)
             assert list(items.keys[rows[row]]) == list(want["key"])
@@ -348,7 +423,7 @@ def test_builtin_analyses_state_a_finding_and_headline(synthetic_run):
         assert r.finding and "\n" not in r.finding and len(r.finding) < 300, (r.analysis, r.finding)
         assert r.headline and set(r.headline) <= set(r.metrics), (r.analysis, r.headline)
     pca = next(r for r in results if r.analysis == "pca")
-    (name, frame), = pca.maps.items()
+    ((name, frame),) = pca.maps.items()
     assert list(frame.columns) == ["key", "x", "y"] and len(frame) == pca.metrics["n_entities"]
 
 
@@ -361,9 +436,15 @@ def test_explorer_clusters_are_named_by_what_distinguishes_them():
     genres = np.repeat(["Comedy", "Horror", "Western"], 120)
     centre = {"Comedy": [6, 0, 0, 0], "Horror": [0, 6, 0, 0], "Western": [0, 0, 6, 0]}
     vectors = np.array([centre[g] for g in genres], float) + rng.normal(0, 0.5, (360, 4))
-    t = EmbeddingTable("item", np.arange(360), [f"film {i}" for i in range(360)], vectors, None,
-                       pd.DataFrame({"genre": genres, "count": rng.integers(20, 90, 360)}),
-                       {"count_column": "count", "color_column": "genre"})
+    t = EmbeddingTable(
+        "item",
+        np.arange(360),
+        [f"film {i}" for i in range(360)],
+        vectors,
+        None,
+        pd.DataFrame({"genre": genres, "count": rng.integers(20, 90, 360)}),
+        {"count_column": "count", "color_column": "genre"},
+    )
     run = Run({"dataset": "planted", "kind": "collab", "config": {}, "metrics": {}}, {"item": t})
     named = models_by_name(explorer(run, "item"))
     labels = named["explorer-clusters-item"].data["text"]
@@ -390,15 +471,23 @@ def test_explorer_draws_large_tables_as_a_density_and_the_most_observed_as_point
     drawn = list(named["explorer-dots-item"].view.filter.indices)
     assert drawn == sorted(np.argsort(-items.count, kind="stable")[:20].tolist())
     # while the map moves, every tenth of them (hidden until a drag: explorer_js onMove)
-    assert list(named["explorer-lod-item"].view.filter.indices) == drawn[::E.LOD_EVERY]
+    assert list(named["explorer-lod-item"].view.filter.indices) == drawn[:: E.LOD_EVERY]
     assert not named["explorer-lod-item"].visible and named["explorer-dots-item"].visible
     assert "density" in named["explorer-note-item"].text and "PCA 1 × 3" not in named["explorer-map-item"].options
     assert "pc1" not in named["explorer-points-item"].data  # one map: x and y travel once
 
 
-@pytest.mark.parametrize("lo,hi,integral,text", [
-    (30, 187.5, True, "30–190"), (3.48, 3.98, False, "3.5–4.0"), (1977.25, 1994, True, "1977–1994"),
-    (1995, 1997, True, "1995–1997"), (-0.21, 0.33, False, "−0.21 to 0.33"), (12000, 56000, False, "12,000–56,000")])
+@pytest.mark.parametrize(
+    "lo,hi,integral,text",
+    [
+        (30, 187.5, True, "30–190"),
+        (3.48, 3.98, False, "3.5–4.0"),
+        (1977.25, 1994, True, "1977–1994"),
+        (1995, 1997, True, "1995–1997"),
+        (-0.21, 0.33, False, "−0.21 to 0.33"),
+        (12000, 56000, False, "12,000–56,000"),
+    ],
+)
 def test_cluster_ranges_read_as_people_write_them(lo, hi, integral, text):
     from embedlab.report.explorer import human_range
 

@@ -10,6 +10,7 @@
 * Under torchrun only rank 0 writes checkpoints; two gloo processes resume to the same weights
   as an uninterrupted two-process run.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,10 +35,24 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMING = {"epoch_seconds", "rows_per_second"}
 TIMED_METRICS = {"train_seconds", "seconds_per_epoch"}
 
-COLLAB = ["--users", "60", "--items", "40", "--ratings", "1500", "--epochs", "3", "--bs", "64",
-          "--n-factors", "8", "--seed", "5", "-q"]
-ROSSMANN = ["--stores", "24", "--days", "90", "--epochs", "3", "--bs", "128", "--layers", "16,8",
-            "--seed", "2", "-q"]
+COLLAB = [
+    "--users",
+    "60",
+    "--items",
+    "40",
+    "--ratings",
+    "1500",
+    "--epochs",
+    "3",
+    "--bs",
+    "64",
+    "--n-factors",
+    "8",
+    "--seed",
+    "5",
+    "-q",
+]
+ROSSMANN = ["--stores", "24", "--days", "90", "--epochs", "3", "--bs", "128", "--layers", "16,8", "--seed", "2", "-q"]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -54,8 +69,9 @@ def assert_same_run(a: Path, b: Path) -> None:
     ma, mb = (json.loads((p / "run.json").read_text()) for p in (a, b))
     strip = lambda rows: [{k: v for k, v in r.items() if k not in TIMING} for r in rows]  # noqa: E731
     assert strip(ma["history"]) == strip(mb["history"]) and len(ma["history"]) == ma["config"]["epochs"]
-    assert {k: v for k, v in ma["metrics"].items() if k not in TIMED_METRICS} == \
-        {k: v for k, v in mb["metrics"].items() if k not in TIMED_METRICS}
+    assert {k: v for k, v in ma["metrics"].items() if k not in TIMED_METRICS} == {
+        k: v for k, v in mb["metrics"].items() if k not in TIMED_METRICS
+    }
     assert ma["config"] == mb["config"]
 
 
@@ -109,8 +125,26 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 180.
 
 # ---------------------------------------------------------------------------- the kill test
 def test_sigkill_mid_epoch_keeps_the_old_run_and_resume_equals_a_straight_run(tmp_path):
-    args = ["synthetic-collab", "--users", "200", "--items", "100", "--ratings", "20000",
-            "--epochs", "6", "--bs", "64", "--n-factors", "8", "--seed", "1", "--threads", "1", "-q"]
+    args = [
+        "synthetic-collab",
+        "--users",
+        "200",
+        "--items",
+        "100",
+        "--ratings",
+        "20000",
+        "--epochs",
+        "6",
+        "--bs",
+        "64",
+        "--n-factors",
+        "8",
+        "--seed",
+        "1",
+        "--threads",
+        "1",
+        "-q",
+    ]
     runs = tmp_path / "runs"
     out = runs / "demo"
     first = invoke(["train", *args, "--out", out])  # a complete run: the straight run as well
@@ -122,8 +156,13 @@ def test_sigkill_mid_epoch_keeps_the_old_run_and_resume_equals_a_straight_run(tm
     assert ckdir == runs / ".demo.checkpoint"
     log = (tmp_path / "stderr.txt").open("w")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "embedlab", "train", *args, "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=log, env=env, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "embedlab", "train", *args, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=env,
+        cwd=tmp_path,
+    )
     try:
         wait_for(lambda: any(p.name[:1].isdigit() for p in ckdir.glob("*")), proc, "the first checkpoint")
         time.sleep(0.1)  # a moment into the next epoch
@@ -154,18 +193,28 @@ def test_sigkill_mid_epoch_keeps_the_old_run_and_resume_equals_a_straight_run(tm
 
 
 # ---------------------------------------------------------------------------- equal to a straight run
-@pytest.mark.parametrize("args", [
-    pytest.param(["synthetic-rossmann", *ROSSMANN], id="rossmann"),
-    pytest.param(["synthetic-collab", *COLLAB, "--opt", "momentum", "--schedule", "cosine"],
-                 id="collab-momentum-cosine"),
-    pytest.param(["synthetic-collab", *COLLAB, "--opt", "adam", "--wd-mode", "l2", "--freeze", "biases"],
-                 id="collab-adam-l2-frozen"),
-    pytest.param(["synthetic-collab", *COLLAB, "--opt", "adamw", "--sparse", "on"], id="collab-sparse-adam"),
-    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "fused"], id="collab-fused-adamw"),
-    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "fused", "--opt", "sgd", "--wd-mode", "decoupled"],
-                 id="collab-fused-sgd"),
-    pytest.param(["synthetic-collab", *COLLAB, "--kernel", "autograd", "--sparse", "on"], id="collab-sparse-autograd"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["synthetic-rossmann", *ROSSMANN], id="rossmann"),
+        pytest.param(
+            ["synthetic-collab", *COLLAB, "--opt", "momentum", "--schedule", "cosine"], id="collab-momentum-cosine"
+        ),
+        pytest.param(
+            ["synthetic-collab", *COLLAB, "--opt", "adam", "--wd-mode", "l2", "--freeze", "biases"],
+            id="collab-adam-l2-frozen",
+        ),
+        pytest.param(["synthetic-collab", *COLLAB, "--opt", "adamw", "--sparse", "on"], id="collab-sparse-adam"),
+        pytest.param(["synthetic-collab", *COLLAB, "--kernel", "fused"], id="collab-fused-adamw"),
+        pytest.param(
+            ["synthetic-collab", *COLLAB, "--kernel", "fused", "--opt", "sgd", "--wd-mode", "decoupled"],
+            id="collab-fused-sgd",
+        ),
+        pytest.param(
+            ["synthetic-collab", *COLLAB, "--kernel", "autograd", "--sparse", "on"], id="collab-sparse-autograd"
+        ),
+    ],
+)
 def test_resume_after_an_interruption_equals_a_straight_run(tmp_path, stop_after, args):
     straight = tmp_path / "straight"
     assert invoke(["train", *args, "--out", straight]).exit_code == 0
@@ -206,8 +255,24 @@ def test_resume_on_changed_data_is_refused(tmp_path, stop_after):
     csv = tmp_path / "ratings.csv"
     rows = [f"{u},{i},{1 + (u * 7 + i * 3) % 5}" for u in range(30) for i in range(20) if (u + i) % 3]
     csv.write_text("user,item,rating\n" + "\n".join(rows) + "\n")
-    args = ["ratings-csv", "--file", csv, "--user", "user", "--item", "item", "--rating", "rating",
-            "--epochs", "2", "--bs", "32", "--n-factors", "4", "-q"]
+    args = [
+        "ratings-csv",
+        "--file",
+        csv,
+        "--user",
+        "user",
+        "--item",
+        "item",
+        "--rating",
+        "rating",
+        "--epochs",
+        "2",
+        "--bs",
+        "32",
+        "--n-factors",
+        "4",
+        "-q",
+    ]
     out = interrupted(tmp_path, stop_after, args)
     csv.write_text("user,item,rating\n" + "\n".join(rows[:-1] + ["29,19,1"]) + "\n")  # one rating changed
     line = clean_error(invoke(["train", *args, "--out", out, "--resume"]))
@@ -312,8 +377,15 @@ def _ddp_worker(rank: int, world: int, port: int, out: str, resume: bool, stop: 
     from embedlab.training import distributed
     from embedlab.trainers.collab import CollabTrainer
 
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
-                       "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     if stop:
         real = checkpoint.FitKeeper.save
@@ -345,8 +417,9 @@ def _ddp(out: Path, resume: bool = False, stop: int = 0, world: int = 2) -> list
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    mp.start_processes(_ddp_worker, args=(world, port, str(out), resume, stop), nprocs=world, join=True,
-                       start_method="fork")
+    mp.start_processes(
+        _ddp_worker, args=(world, port, str(out), resume, stop), nprocs=world, join=True, start_method="fork"
+    )
     if stop:
         return []
     return [torch.load(out.parent / f"{out.name}-{r}.pt", weights_only=True) for r in range(world)]

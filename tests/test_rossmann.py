@@ -1,6 +1,7 @@
 """The Rossmann dataset plugin: reading Kaggle's files, features, splits, entity annotations and
 one-line errors on bad input. Most tests use a small synthetic folder written in Kaggle's exact
 layout; the ``realdata`` ones read the real files under EMBEDLAB_DATA_DIR (skipped without)."""
+
 from __future__ import annotations
 
 import shutil
@@ -38,8 +39,25 @@ def ds(kaggle_folder):
 def test_germany_states_reference_table():
     ref = R.germany_states()
     assert len(ref) == 17 and ref.index.is_unique
-    assert set(ref.index) >= {"BW", "BY", "BE", "BB", "HB", "HH", "HE", "MV", "NI", "NW", "RP", "SL", "SN",
-                              "ST", "SH", "TH", "HB,NI"}
+    assert set(ref.index) >= {
+        "BW",
+        "BY",
+        "BE",
+        "BB",
+        "HB",
+        "HH",
+        "HE",
+        "MV",
+        "NI",
+        "NW",
+        "RP",
+        "SL",
+        "SN",
+        "ST",
+        "SH",
+        "TH",
+        "HB,NI",
+    }
     assert ref["latitude"].between(47.2, 55.1).all() and ref["longitude"].between(5.8, 15.1).all()
     mean = ref.loc[["HB", "NI"], ["latitude", "longitude"]].mean()
     assert ref.loc["HB,NI", "latitude"] == pytest.approx(mean["latitude"], abs=1e-3)
@@ -53,8 +71,18 @@ def test_loads_kaggle_layout_with_external_files(ds):
     assert ds.kind == "tabular" and ds.roles["target_transform"] == "log"
     assert ds.info["missing_optional"] == []
     assert any(f.startswith("weather/") for f in ds.info["files"])
-    for col in ("Mean_TemperatureC", "trend", "trend_DE", "Events", "AfterStateHoliday", "Promo_fw",
-                "CompetitionMonthsOpen", "Promo2Weeks", "Week", "Is_month_end"):
+    for col in (
+        "Mean_TemperatureC",
+        "trend",
+        "trend_DE",
+        "Events",
+        "AfterStateHoliday",
+        "Promo_fw",
+        "CompetitionMonthsOpen",
+        "Promo2Weeks",
+        "Week",
+        "Is_month_end",
+    ):
         assert col in ds.train.columns, col
     assert ds.train[["Mean_TemperatureC", "trend", "trend_DE"]].notna().all().all()
     rows = pd.concat([ds.train, ds.valid])
@@ -67,8 +95,15 @@ def test_the_datasets_name_the_guo2016_column_set(ds):
     # --preset guo2016 finds the paper's 7 features and Table 1 sizes here, not in the trainer
     assert ds.column_sets == {"guo2016": R.GUO2016_COLUMNS}
     assert R.GUO2016_COLUMNS["categorical"] == ["Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"]
-    assert R.GUO2016_COLUMNS["emb_sizes"] == {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2,
-                                             "Promo": 1, "State": 6}
+    assert R.GUO2016_COLUMNS["emb_sizes"] == {
+        "Store": 10,
+        "DayOfWeek": 6,
+        "Day": 10,
+        "Month": 6,
+        "Year": 2,
+        "Promo": 1,
+        "State": 6,
+    }
     assert set(R.GUO2016_COLUMNS["categorical"]) <= set(ds.train.columns)
     ds.column_sets["guo2016"]["categorical"].append("x")  # each dataset holds its own copy
     try:
@@ -142,21 +177,20 @@ def _naive_elapsed(frame: pd.DataFrame, fld: str) -> pd.DataFrame:
             if v:
                 nxt = d
             before.append(R.ELAPSED_CAP if nxt is None else min((nxt - d).days, R.ELAPSED_CAP))
-        out.append(pd.DataFrame({"Store": g["Store"], "Date": g["Date"], "after": after,
-                                 "before": before[::-1]}))
+        out.append(pd.DataFrame({"Store": g["Store"], "Date": g["Date"], "after": after, "before": before[::-1]}))
     return pd.concat(out)
 
 
 def test_elapsed_features_match_a_row_loop():
     rng = np.random.default_rng(0)
     dates = pd.date_range("2015-01-01", periods=40)
-    frame = pd.DataFrame({"Store": np.repeat([1, 2, 3], 40), "Date": np.tile(dates, 3),
-                          "Promo": rng.random(120) < 0.15})
+    frame = pd.DataFrame(
+        {"Store": np.repeat([1, 2, 3], 40), "Date": np.tile(dates, 3), "Promo": rng.random(120) < 0.15}
+    )
     frame = frame.drop(index=[5, 6, 50]).reset_index(drop=True)  # gaps: absent days count as no event
     states = pd.Series(["BY", "BY", "NW"], index=[1, 2, 3])
     got = R._elapsed(frame, states, {"Promo": "zero"})
-    ref = _naive_elapsed(frame, "Promo").set_index(["Store", "Date"]).loc[
-        list(zip(frame["Store"], frame["Date"]))]
+    ref = _naive_elapsed(frame, "Promo").set_index(["Store", "Date"]).loc[list(zip(frame["Store"], frame["Date"]))]
     np.testing.assert_array_equal(got["AfterPromo"], ref["after"].to_numpy())
     np.testing.assert_array_equal(got["BeforePromo"], ref["before"].to_numpy())
     # 7-day counts, backward (today and the 6 days before) and forward (today and 6 after)
@@ -170,8 +204,9 @@ def test_elapsed_features_match_a_row_loop():
 
 def test_state_holidays_fill_days_a_store_is_missing():
     dates = pd.date_range("2015-01-01", periods=10)
-    frame = pd.DataFrame({"Store": np.repeat([1, 2], 10), "Date": np.tile(dates, 2),
-                          "StateHoliday": np.zeros(20, dtype=int)})
+    frame = pd.DataFrame(
+        {"Store": np.repeat([1, 2], 10), "Date": np.tile(dates, 2), "StateHoliday": np.zeros(20, dtype=int)}
+    )
     frame.loc[3, "StateHoliday"] = 1  # store 1 has a holiday on day 3
     frame = frame.drop(index=[13]).reset_index(drop=True)  # store 2 lacks day 3 in the files
     got = R._elapsed(frame, pd.Series(["BY", "BY"], index=[1, 2]), {"StateHoliday": "state"})
@@ -184,7 +219,12 @@ def test_competition_and_promo2_features():
     raw, _ = S.generate(stores=12, days=80, seed=2)  # 2013-05-01 .. 2013-07-19 (+ test days)
     raw.store.loc[1, ["CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"]] = [2013, 3]
     raw.store.loc[2, ["CompetitionOpenSinceYear", "CompetitionOpenSinceMonth"]] = [np.nan, np.nan]
-    raw.store.loc[3, ["Promo2", "Promo2SinceYear", "Promo2SinceWeek", "PromoInterval"]] = [1, 2013, 20, "Jan,Apr,Jul,Oct"]
+    raw.store.loc[3, ["Promo2", "Promo2SinceYear", "Promo2SinceWeek", "PromoInterval"]] = [
+        1,
+        2013,
+        20,
+        "Jan,Apr,Jul,Oct",
+    ]
     df = R.prepare_features(raw)
     row = df[(df["Store"] == 1) & (df["Date"] == pd.Timestamp("2013-06-14"))].iloc[0]
     assert row["CompetitionMonthsOpen"] == (pd.Timestamp("2013-06-14") - pd.Timestamp("2013-03-15")).days // 30
@@ -253,7 +293,9 @@ def test_unparseable_date(folder):
     parts[2] = "2015-13-45"
     lines[5] = ",".join(parts)
     (folder / "train.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"train\.csv: column 'Date' has a value that is not a date.*'2015-13-45' \(data row 5\)"):
+    with pytest.raises(
+        DataError, match=r"train\.csv: column 'Date' has a value that is not a date.*'2015-13-45' \(data row 5\)"
+    ):
         R.load(folder)
 
 
@@ -263,7 +305,9 @@ def test_non_numeric_sales(folder):
     parts[3] = "lots"
     lines[2] = ",".join(parts)
     (folder / "train.csv").write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"train\.csv: column 'Sales' has a value that is not a number: 'lots' \(data row 2\)"):
+    with pytest.raises(
+        DataError, match=r"train\.csv: column 'Sales' has a value that is not a number: 'lots' \(data row 2\)"
+    ):
         R.load(folder)
 
 
@@ -304,8 +348,9 @@ def test_cli_bad_input_leaves_nothing_behind(folder, tmp_path):
 
     (folder / "store_states.csv").write_text("Store,State\n1,BY\n")
     out = tmp_path / "runs" / "r"
-    res = CliRunner().invoke(make_cli(), ["train", "rossmann", "--data-dir", str(folder), "--epochs", "1",
-                                          "-q", "--out", str(out)])
+    res = CliRunner().invoke(
+        make_cli(), ["train", "rossmann", "--data-dir", str(folder), "--epochs", "1", "-q", "--out", str(out)]
+    )
     assert res.exit_code == 1
     assert "store_states.csv: store 2 has no state" in res.output and "Traceback" not in res.output
     assert not out.exists()
@@ -315,8 +360,22 @@ def test_cli_train_on_kaggle_layout_and_predict_submission(kaggle_folder, tmp_pa
     from embedlab.cli import make_cli
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(make_cli(), ["train", "rossmann", "--data-dir", str(kaggle_folder), "--layers", "32",
-                                          "--epochs", "1", "-q", "--out", str(out)])
+    res = CliRunner().invoke(
+        make_cli(),
+        [
+            "train",
+            "rossmann",
+            "--data-dir",
+            str(kaggle_folder),
+            "--layers",
+            "32",
+            "--epochs",
+            "1",
+            "-q",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     sub = tmp_path / "submission.csv"
     res = CliRunner().invoke(make_cli(), ["predict", str(out), "--data-dir", str(kaggle_folder), "--out", str(sub)])
@@ -339,8 +398,7 @@ def test_real_loader_reproduces_the_known_counts():
     assert len(raw.test) == 41_088 and int(raw.test["Open"].isna().sum()) == 11
     assert raw.train["Date"].min() == pd.Timestamp("2013-01-01")
     assert raw.train["Date"].max() == pd.Timestamp("2015-07-31")
-    assert sorted(raw.states.unique()) == ["BE", "BW", "BY", "HB,NI", "HE", "HH", "NW", "RP", "SH", "SN",
-                                           "ST", "TH"]
+    assert sorted(raw.states.unique()) == ["BE", "BW", "BY", "HB,NI", "HE", "HH", "NW", "RP", "SH", "SN", "ST", "TH"]
     assert raw.info["missing_optional"] == []
     assert raw.weather["weather_file"].nunique() == 16 and len(raw.weather) == 16 * 990
     assert raw.trends["trend_code"].nunique() == 14

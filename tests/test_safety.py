@@ -11,6 +11,7 @@
   ``<img onerror>``, ``"><svg onload>``) are escaped everywhere; in a real browser no script
   runs, no element is injected and the text is shown literally.
 """
+
 from __future__ import annotations
 
 import ast
@@ -114,8 +115,9 @@ def _safetensors(header: dict | bytes, body: bytes = b"", length: int | None = N
     return struct.pack("<Q", len(raw) if length is None else length) + raw + body
 
 
-@pytest.mark.parametrize("case", ["huge-header-length", "header-not-json", "offsets-past-end",
-                                  "unknown-dtype", "empty-file", "directory"])
+@pytest.mark.parametrize(
+    "case", ["huge-header-length", "header-not-json", "offsets-past-end", "unknown-dtype", "empty-file", "directory"]
+)
 def test_crafted_safetensors_files_are_a_clean_run_format_error(run_copy, case):
     weights = run_copy / "weights.safetensors"
     if case == "huge-header-length":
@@ -123,11 +125,15 @@ def test_crafted_safetensors_files_are_a_clean_run_format_error(run_copy, case):
     elif case == "header-not-json":
         weights.write_bytes(_safetensors(b"{'tables.item.vectors': exec}"))
     elif case == "offsets-past-end":
-        weights.write_bytes(_safetensors({"tables.item.vectors": {"dtype": "F32", "shape": [80, 8],
-                                                                   "data_offsets": [0, 2560]}}, b"\0" * 16))
+        weights.write_bytes(
+            _safetensors(
+                {"tables.item.vectors": {"dtype": "F32", "shape": [80, 8], "data_offsets": [0, 2560]}}, b"\0" * 16
+            )
+        )
     elif case == "unknown-dtype":
-        weights.write_bytes(_safetensors({"tables.item.vectors": {"dtype": "PICKLE", "shape": [1],
-                                                                   "data_offsets": [0, 4]}}, b"\0" * 4))
+        weights.write_bytes(
+            _safetensors({"tables.item.vectors": {"dtype": "PICKLE", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4)
+        )
     elif case == "empty-file":
         weights.write_bytes(b"")
     else:
@@ -154,10 +160,22 @@ def _source_text(path: Path) -> str:
     return text
 
 
-UNSAFE_CALLS = {("pickle", "load"), ("pickle", "loads"), ("pickle", "Unpickler"), ("cPickle", "load"),
-                ("dill", "load"), ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
-                ("joblib", "load"), ("pd", "read_pickle"), ("pandas", "read_pickle"),
-                ("marshal", "load"), ("marshal", "loads"), ("shelve", "open")}
+UNSAFE_CALLS = {
+    ("pickle", "load"),
+    ("pickle", "loads"),
+    ("pickle", "Unpickler"),
+    ("cPickle", "load"),
+    ("dill", "load"),
+    ("dill", "loads"),
+    ("cloudpickle", "load"),
+    ("cloudpickle", "loads"),
+    ("joblib", "load"),
+    ("pd", "read_pickle"),
+    ("pandas", "read_pickle"),
+    ("marshal", "load"),
+    ("marshal", "loads"),
+    ("shelve", "open"),
+}
 
 
 def _dotted(node: ast.AST) -> str:
@@ -183,8 +201,11 @@ def test_no_code_unpickles_and_torch_load_always_passes_weights_only_true():
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module in ("pickle", "dill", "cloudpickle", "marshal"):
                 problems.append(f"{rel}:{node.lineno}: from {node.module} import ...")
-            if isinstance(node, ast.ImportFrom) and node.module in ("torch", "torch.serialization") \
-                    and any(a.name == "load" for a in node.names):
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.module in ("torch", "torch.serialization")
+                and any(a.name == "load" for a in node.names)
+            ):
                 problems.append(f"{rel}:{node.lineno}: from {node.module} import load (use torch.load)")
             if not isinstance(node, ast.Call):
                 continue
@@ -208,8 +229,9 @@ def test_the_code_check_would_catch_a_violation(tmp_path, monkeypatch):
     """Mutation check: the scanner above flags each forbidden form."""
     bad = tmp_path / "embedlab" / "bad.py"
     bad.parent.mkdir()
-    bad.write_text("import pickle, torch\nx = pickle.load(f)\ny = torch.load(\n    f)\n"
-                   "z = torch.load(f, weights_only=False)\n")
+    bad.write_text(
+        "import pickle, torch\nx = pickle.load(f)\ny = torch.load(\n    f)\nz = torch.load(f, weights_only=False)\n"
+    )
     for d in ("plugins", "datasets"):
         (tmp_path / d).mkdir()
     for i in range(25):
@@ -227,11 +249,24 @@ def test_the_code_check_would_catch_a_violation(tmp_path, monkeypatch):
 def test_archive_safety_is_covered_by_the_download_tests():
     """Each hostile-archive rule of the issue has a test in tests/test_download.py."""
     text = (ROOT / "tests" / "test_download.py").read_text()
-    for case in ("zip-dotdot", "zip-absolute", "zip-symlink", "tar-dotdot", "tar-absolute",
-                 "tar-symlink", "tar-hardlink", "zip-too-big", "tgz-too-big"):
+    for case in (
+        "zip-dotdot",
+        "zip-absolute",
+        "zip-symlink",
+        "tar-dotdot",
+        "tar-absolute",
+        "tar-symlink",
+        "tar-hardlink",
+        "zip-too-big",
+        "tgz-too-big",
+    ):
         assert f'"{case}"' in text, case
-    for test in ("def test_hostile_archive_is_refused", "def test_checksum_mismatch_leaves_nothing",
-                 "def test_no_pinned_checksum_is_refused", "def test_lying_sizes_are_caught_while_writing"):
+    for test in (
+        "def test_hostile_archive_is_refused",
+        "def test_checksum_mismatch_leaves_nothing",
+        "def test_no_pinned_checksum_is_refused",
+        "def test_lying_sizes_are_caught_while_writing",
+    ):
         assert test in text, test
 
 
@@ -253,7 +288,9 @@ def _script_tags(text: str) -> int:
     parser = Count()
     parser.feed(text)
     return parser.n
-IMG = '<img src=x onerror="window.__pwned = 2; alert(\'img\')">'
+
+
+IMG = "<img src=x onerror=\"window.__pwned = 2; alert('img')\">"
 SVG = '"><svg onload="window.__pwned = 3; alert(\'svg\')">'
 ENTITY = "Tom &amp; Jerry & <b>co</b>"  # must show as typed, not as "Tom & Jerry & co" in bold
 PAYLOADS = [SCRIPT, IMG, SVG, ENTITY]
@@ -267,23 +304,53 @@ def hostile_run() -> Run:
     n_items, n_stores = 60, 16
     titles = [f"{p} ({i})" for i, p in enumerate(PAYLOADS)] + [f"film {i}" for i in range(4, n_items)]
     items = EmbeddingTable(
-        "item", np.arange(1, n_items + 1), titles, rng.normal(size=(n_items, 6)),
+        "item",
+        np.arange(1, n_items + 1),
+        titles,
+        rng.normal(size=(n_items, 6)),
         bias_values=np.r_[np.full(4, 3.0), rng.normal(size=n_items - 4)],  # hostile at the top
-        metadata=pd.DataFrame({"count": rng.integers(50, 500, n_items),
-                               "mean_rating": rng.uniform(1, 5, n_items),
-                               "genre": [PAYLOADS[i % 4] for i in range(n_items)]}),
-        attrs={"count_column": "count", "target_column": "mean_rating", "color_column": "genre"})
+        metadata=pd.DataFrame(
+            {
+                "count": rng.integers(50, 500, n_items),
+                "mean_rating": rng.uniform(1, 5, n_items),
+                "genre": [PAYLOADS[i % 4] for i in range(n_items)],
+            }
+        ),
+        attrs={"count_column": "count", "target_column": "mean_rating", "color_column": "genre"},
+    )
     lat, lon = rng.uniform(47, 55, n_stores), rng.uniform(6, 15, n_stores)
     stores = EmbeddingTable(
-        "Store", np.arange(1, n_stores + 1), [f"store {p}" for p in PAYLOADS] * 4,
-        np.c_[lat, lon, rng.normal(size=(n_stores, 3))], bias_values=rng.normal(size=n_stores),
-        metadata=pd.DataFrame({"count": rng.integers(100, 900, n_stores),
-                               "StoreType": [SVG, IMG, "a", "b"] * 4, "latitude": lat, "longitude": lon}),
-        attrs={"count_column": "count", "color_column": "StoreType"})
-    named = EmbeddingTable(SVG, np.arange(8), [SCRIPT] * 8, rng.normal(size=(8, 3)),
-                           bias_values=rng.normal(size=8), metadata=pd.DataFrame({"count": np.arange(8) + 10}))
-    meta = {"dataset": f"hostile {SCRIPT}", "kind": "collab", "seed": 0,
-            "config": {"note": IMG}, "split": {"name": SVG}, "metrics": {SCRIPT: 1.0}}
+        "Store",
+        np.arange(1, n_stores + 1),
+        [f"store {p}" for p in PAYLOADS] * 4,
+        np.c_[lat, lon, rng.normal(size=(n_stores, 3))],
+        bias_values=rng.normal(size=n_stores),
+        metadata=pd.DataFrame(
+            {
+                "count": rng.integers(100, 900, n_stores),
+                "StoreType": [SVG, IMG, "a", "b"] * 4,
+                "latitude": lat,
+                "longitude": lon,
+            }
+        ),
+        attrs={"count_column": "count", "color_column": "StoreType"},
+    )
+    named = EmbeddingTable(
+        SVG,
+        np.arange(8),
+        [SCRIPT] * 8,
+        rng.normal(size=(8, 3)),
+        bias_values=rng.normal(size=8),
+        metadata=pd.DataFrame({"count": np.arange(8) + 10}),
+    )
+    meta = {
+        "dataset": f"hostile {SCRIPT}",
+        "kind": "collab",
+        "seed": 0,
+        "config": {"note": IMG},
+        "split": {"name": SVG},
+        "metrics": {SCRIPT: 1.0},
+    }
     return Run(meta, {"item": items, "Store": stores, SVG: named}, {})
 
 
@@ -293,8 +360,9 @@ def hostile_report(tmp_path_factory) -> tuple[Path, dict]:
     folder = tmp_path_factory.mktemp("hostile")
     hostile_run().save(folder / "run")
     report = folder / "report.html"
-    result = invoke(["analyze", folder / "run", "--only", ",".join(REPORT_ANALYSES),
-                     "--n-show", "60", "--report", report, "--json"])
+    result = invoke(
+        ["analyze", folder / "run", "--only", ",".join(REPORT_ANALYSES), "--n-show", "60", "--report", report, "--json"]
+    )
     assert result.exit_code == 0, result.output
     return report, json.loads(result.stdout)
 
@@ -470,8 +538,12 @@ def test_strict_json_and_control_escapes():
     from embedlab.report.terminal import escape_control
 
     text = dumps({"a": float("nan"), "b": [np.float32("inf"), np.int64(2)], "c": pd.NaT, "d": np.array([1.0, -np.inf])})
-    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {"a": None, "b": [None, 2], "c": None,
-                                                                        "d": [1.0, None]}
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None,
+        "b": [None, 2],
+        "c": None,
+        "d": [1.0, None],
+    }
     assert escape_control("a\x1b[31mb\x07\r\u202ec") == "a\\x1b[31mb\\x07\\x0d\\u202ec"
     assert escape_control("line 1\nline 2\tx", keep_newlines=True) == "line 1\nline 2\tx"
     assert escape_control("Amélie (2001) — 東京") == "Amélie (2001) — 東京"  # text is left alone

@@ -7,6 +7,7 @@ finds them exactly as it finds pip-installed ones, in milliseconds. The slow tes
 thing: ``pip install`` a scaffolded package into this venv, run ``embedlab`` on it and its own
 generated tests, and uninstall it.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -27,8 +28,7 @@ from embedlab.errors import EmbedlabError, UsageError
 from embedlab.plugins import get_plugin_manager, plugin_infos
 from embedlab.registry import PluginConflictError, analyses
 from embedlab.authoring.scaffold import plugin_names, scaffold, template_files
-from embedlab.authoring.testing import (SYNTHETIC_DEFAULTS, invoke, plugin_registered,
-                              synthetic_run, synthetic_run_dir)
+from embedlab.authoring.testing import SYNTHETIC_DEFAULTS, invoke, plugin_registered, synthetic_run, synthetic_run_dir
 
 pytest_plugins = ["pytester"]
 
@@ -51,8 +51,9 @@ class Canary:
         from embedlab.analysis import AnalysisResult
 
         self.calls.append((table, dict(options)))
-        return AnalysisResult(self.name, table, self.title, summary="canary ran",
-                              metrics={"n": float(len(run.table(table)))})
+        return AnalysisResult(
+            self.name, table, self.title, summary="canary ran", metrics={"n": float(len(run.table(table)))}
+        )
 
 
 class Plugin:
@@ -67,8 +68,9 @@ class Plugin:
             register(obj)
 
 
-def fake_distribution(site: Path, dist: str, entry_points: dict[str, str],
-                      modules: dict[str, str], version: str = "1.2.3") -> None:
+def fake_distribution(
+    site: Path, dist: str, entry_points: dict[str, str], modules: dict[str, str], version: str = "1.2.3"
+) -> None:
     """Lay out an installed distribution (dist-info + modules) under ``site``."""
     info = site / f"{dist.replace('-', '_')}-{version}.dist-info"
     info.mkdir(parents=True)
@@ -79,7 +81,7 @@ def fake_distribution(site: Path, dist: str, entry_points: dict[str, str],
         (site / f"{module}.py").write_text(textwrap.dedent(source))
 
 
-ANALYSIS_MODULE = '''
+ANALYSIS_MODULE = """
 from embedlab import hookimpl
 from embedlab.analysis import AnalysisResult
 
@@ -95,7 +97,7 @@ class A:
 @hookimpl
 def embedlab_register_analyses(register):
     register(A())
-'''
+"""
 
 
 @pytest.fixture
@@ -140,8 +142,14 @@ def test_plugins_new_writes_a_complete_package(tmp_path):
     pkg = Path(result.stdout.strip())
     assert pkg == tmp_path / "embedlab-genre-check"
     files = sorted(str(p.relative_to(pkg)) for p in pkg.rglob("*") if p.is_file())
-    assert files == [".gitignore", "README.md", "embedlab_genre_check/__init__.py", "pyproject.toml",
-                     "setup.cfg", "tests/test_embedlab_genre_check.py"]
+    assert files == [
+        ".gitignore",
+        "README.md",
+        "embedlab_genre_check/__init__.py",
+        "pyproject.toml",
+        "setup.cfg",
+        "tests/test_embedlab_genre_check.py",
+    ]
     for f in files:
         text = (pkg / f).read_text(encoding="utf-8")
         assert "{{" not in text, f  # every placeholder filled
@@ -154,8 +162,13 @@ def test_plugins_new_writes_a_complete_package(tmp_path):
     assert f"embedlab>={embedlab.__version__}" in cfg["options"]["install_requires"]
     assert "setuptools.build_meta" in (pkg / "pyproject.toml").read_text()
     readme = (pkg / "README.md").read_text()
-    for step in ("pip install embedlab-genre-check", "pytest", "python -m build", "twine upload",
-                 "--help-analysis genre-check"):
+    for step in (
+        "pip install embedlab-genre-check",
+        "pytest",
+        "python -m build",
+        "twine upload",
+        "--help-analysis genre-check",
+    ):
         assert step in readme
     assert "embedlab.testing" in (pkg / "tests/test_embedlab_genre_check.py").read_text()
 
@@ -175,8 +188,14 @@ def test_plugins_new_never_touches_an_existing_folder(tmp_path):
 
 def test_templates_are_all_used():
     rels = [rel for rel, _ in template_files()]
-    assert set(rels) == {"MODULE/__init__.py.tmpl", "README.md.tmpl", "gitignore.tmpl",
-                         "pyproject.toml.tmpl", "setup.cfg.tmpl", "tests/test_MODULE.py.tmpl"}
+    assert set(rels) == {
+        "MODULE/__init__.py.tmpl",
+        "README.md.tmpl",
+        "gitignore.tmpl",
+        "pyproject.toml.tmpl",
+        "setup.cfg.tmpl",
+        "tests/test_MODULE.py.tmpl",
+    }
 
 
 def test_plugins_listing_still_works_beside_new():
@@ -229,8 +248,14 @@ def test_plugins_new_kind_trainer_scaffolds_a_working_trainer_whose_tests_pass(t
     assert "--trainer mf-demo" in (pkg / "README.md").read_text() and "--trainer mf-demo" in done.stderr
     env = {k: v for k, v in os.environ.items() if k not in ("EMBEDLAB_LOAD_PLUGINS", "EMBEDLAB_DEBUG")}
     env["PYTHONPATH"] = os.pathsep.join([str(pkg), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
-                          cwd=pkg, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(pkg / "tests")],
+        cwd=pkg,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     assert "3 passed" in proc.stdout
 
@@ -302,7 +327,7 @@ def test_plugin_registered_rejects_a_misspelled_hook():
 
 def test_pytest_fixtures_are_offered(pytester):
     pytester.makeconftest('pytest_plugins = ["embedlab.testing"]')
-    pytester.makepyfile('''
+    pytester.makepyfile("""
         import embedlab
 
         class P:
@@ -318,15 +343,17 @@ def test_pytest_fixtures_are_offered(pytester):
         def test_after():
             from embedlab.plugins import get_plugin_manager
             assert get_plugin_manager().get_plugin("fixture-plugin") is None
-    ''')
+    """)
     pytester.runpytest_inprocess("-q", "-p", "no:cacheprovider").assert_outcomes(passed=2)
 
 
 # ---------------------------------------------------------------------------- discovery & tracing
 def test_trace_logs_each_hook_call_with_the_plugins_that_answered(monkeypatch, capsys, fresh_plugins):
     monkeypatch.setenv("EMBEDLAB_TRACE_PLUGINS", "1")
-    with plugin_registered(Plugin(Canary("traced-a"), Canary("traced-b")), name="tracer"), \
-            plugin_registered(Plugin(), name="quiet-one"):
+    with (
+        plugin_registered(Plugin(Canary("traced-a"), Canary("traced-b")), name="tracer"),
+        plugin_registered(Plugin(), name="quiet-one"),
+    ):
         capsys.readouterr()
         analyses()
         embedlab.registry.datasets()
@@ -337,10 +364,12 @@ def test_trace_logs_each_hook_call_with_the_plugins_that_answered(monkeypatch, c
     assert "tracer [traced-a, traced-b]" in line
     assert "geography [geography]" in line  # built-ins answer too
     assert "registered nothing: quiet-one" in line
-    assert any("embedlab_register_datasets -> " in l and "synthetic-collab [synthetic-collab]" in l
-               for l in err.splitlines())
-    assert any(l.startswith("[embedlab trace] embedlab_register_commands -> ")
-               for l in helped.stderr.splitlines()), helped.stderr
+    assert any(
+        "embedlab_register_datasets -> " in l and "synthetic-collab [synthetic-collab]" in l for l in err.splitlines()
+    )
+    assert any(l.startswith("[embedlab trace] embedlab_register_commands -> ") for l in helped.stderr.splitlines()), (
+        helped.stderr
+    )
     assert "[embedlab trace]" not in helped.stdout
 
 
@@ -353,8 +382,13 @@ def test_no_trace_without_the_variable(monkeypatch, capsys, fresh_plugins):
 
 def test_trace_in_a_real_process(tmp_path):
     env = dict(os.environ, EMBEDLAB_TRACE_PLUGINS="1")
-    proc = subprocess.run([sys.executable, "-m", "embedlab", "datasets", "list", "--json"],
-                          capture_output=True, text=True, env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "embedlab", "datasets", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "[embedlab trace] embedlab_register_datasets -> " in proc.stderr
     assert "movielens [movielens-100k" in proc.stderr
@@ -363,11 +397,14 @@ def test_trace_in_a_real_process(tmp_path):
 
 def test_entry_point_plugins_are_listed_with_their_distribution(site):
     mod = unique("listed")
-    fake_distribution(site, "embedlab-listed", {"listed": mod},
-                      {mod: ANALYSIS_MODULE.format(name="listed-analysis", dist="embedlab-listed")})
+    fake_distribution(
+        site,
+        "embedlab-listed",
+        {"listed": mod},
+        {mod: ANALYSIS_MODULE.format(name="listed-analysis", dist="embedlab-listed")},
+    )
     [info] = [i for i in plugin_infos(include_builtins=False) if i.name == "listed"]
-    assert (info.distribution, info.version, info.builtin, info.module) == \
-        ("embedlab-listed", "1.2.3", False, mod)
+    assert (info.distribution, info.version, info.builtin, info.module) == ("embedlab-listed", "1.2.3", False, mod)
     assert info.hooks == ["embedlab_register_analyses"]
     assert "listed-analysis" in analyses()
 
@@ -375,8 +412,9 @@ def test_entry_point_plugins_are_listed_with_their_distribution(site):
 def test_two_distributions_registering_one_name_is_an_error_naming_both(site):
     for dist in ("embedlab-alpha", "embedlab-beta"):
         mod = unique(dist.split("-")[1])
-        fake_distribution(site, dist, {dist.split("-")[1]: mod},
-                          {mod: ANALYSIS_MODULE.format(name="same-name", dist=dist)})
+        fake_distribution(
+            site, dist, {dist.split("-")[1]: mod}, {mod: ANALYSIS_MODULE.format(name="same-name", dist=dist)}
+        )
     with pytest.raises(PluginConflictError) as info:
         analyses()
     message = info.value.format_message()
@@ -390,8 +428,9 @@ def test_two_distributions_registering_one_name_is_an_error_naming_both(site):
 def test_load_plugins_variable_resolves_a_conflict(site, monkeypatch):
     for dist in ("embedlab-alpha", "embedlab-beta"):
         mod = unique(dist.split("-")[1])
-        fake_distribution(site, dist, {dist.split("-")[1]: mod},
-                          {mod: ANALYSIS_MODULE.format(name="same-name", dist=dist)})
+        fake_distribution(
+            site, dist, {dist.split("-")[1]: mod}, {mod: ANALYSIS_MODULE.format(name="same-name", dist=dist)}
+        )
     monkeypatch.setenv("EMBEDLAB_LOAD_PLUGINS", "embedlab-beta")
     assert analyses()["same-name"].title == "From embedlab-beta"
     assert "geography" in analyses()  # built-ins always load
@@ -401,19 +440,31 @@ def test_one_entry_point_name_in_two_distributions_loads_both(site):
     mods = {}
     for dist in ("embedlab-one", "embedlab-two"):
         mods[dist] = unique(dist.split("-")[1])
-        fake_distribution(site, dist, {"shared-name": mods[dist]},
-                          {mods[dist]: ANALYSIS_MODULE.format(name=f"from-{dist}", dist=dist)})
+        fake_distribution(
+            site,
+            dist,
+            {"shared-name": mods[dist]},
+            {mods[dist]: ANALYSIS_MODULE.format(name=f"from-{dist}", dist=dist)},
+        )
     assert {"from-embedlab-one", "from-embedlab-two"} <= set(analyses())
     names = {i.name: i.distribution for i in plugin_infos(include_builtins=False)}
-    assert sorted(d for n, d in names.items() if n.startswith("shared-name")) == \
-        ["embedlab-one", "embedlab-two"]
+    assert sorted(d for n, d in names.items() if n.startswith("shared-name")) == ["embedlab-one", "embedlab-two"]
 
 
 def test_a_registration_hook_that_raises_is_a_warning_and_the_rest_load(site):
     good, bad = unique("good"), unique("raises")
-    fake_distribution(site, "embedlab-good", {"good": good},
-                      {good: ANALYSIS_MODULE.format(name="good-analysis", dist="embedlab-good")})
-    fake_distribution(site, "embedlab-raises", {"raises": bad}, {bad: '''
+    fake_distribution(
+        site,
+        "embedlab-good",
+        {"good": good},
+        {good: ANALYSIS_MODULE.format(name="good-analysis", dist="embedlab-good")},
+    )
+    fake_distribution(
+        site,
+        "embedlab-raises",
+        {"raises": bad},
+        {
+            bad: """
         from embedlab import hookimpl
         from embedlab.analysis import Analysis
 
@@ -424,9 +475,14 @@ def test_a_registration_hook_that_raises_is_a_warning_and_the_rest_load(site):
         def embedlab_register_analyses(register):
             register(Half())
             raise KeyError("oops in the plugin")
-    '''})
-    with pytest.warns(UserWarning, match=r"'raises' \(distribution 'embedlab-raises'\) failed in "
-                                         r"embedlab_register_analyses.*KeyError"):
+    """
+        },
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"'raises' \(distribution 'embedlab-raises'\) failed in "
+        r"embedlab_register_analyses.*KeyError",
+    ):
         found = analyses()
     assert "good-analysis" in found and "half-registered" not in found
 
@@ -438,18 +494,28 @@ def test_options_appear_in_help_analysis_and_are_validated_before_anything_runs(
     from embedlab.analysis import AnalysisOption
 
     first = Canary("aaa-first")  # sorted first: it would run before the one with bad options
-    opts = [AnalysisOption("demo_level", int, 3, "How deep to look."),
-            AnalysisOption("demo_mode", click.Choice(["fast", "exact"]), "fast", "Which algorithm."),
-            AnalysisOption("demo_ratio", click.FloatRange(0, 1), 0.5, "A share of the entities.")]
+    opts = [
+        AnalysisOption("demo_level", int, 3, "How deep to look."),
+        AnalysisOption("demo_mode", click.Choice(["fast", "exact"]), "fast", "Which algorithm."),
+        AnalysisOption("demo_ratio", click.FloatRange(0, 1), 0.5, "A share of the entities."),
+    ]
     second = Canary("opt-demo", opts)
     run_dir = synthetic_run_dir()
     with plugin_registered(Plugin(first, second)):
         described = invoke(["analyze", run_dir, "--help-analysis", "opt-demo"])
         assert described.exit_code == 0
         text = described.output
-        for piece in ("opt-demo: Canary opt-demo", "--demo-level INT ", "How deep to look.",
-                      "[default: 3]", "--demo-mode CHOICE", "Which algorithm.", "[default: fast]",
-                      "--demo-ratio", "[default: 0.5]"):
+        for piece in (
+            "opt-demo: Canary opt-demo",
+            "--demo-level INT ",
+            "How deep to look.",
+            "[default: 3]",
+            "--demo-mode CHOICE",
+            "Which algorithm.",
+            "[default: fast]",
+            "--demo-ratio",
+            "[default: 0.5]",
+        ):
             assert piece in text, (piece, text)
         assert "--demo-level" in invoke(["analyze", "--help"]).output
 
@@ -495,8 +561,7 @@ class Broken(Canary):
 
 def test_a_failing_analysis_is_an_error_section_and_the_others_are_unaffected(tmp_path):
     fine = Canary("fine")
-    broken = [Broken("boom-run", "run"), Broken("boom-applies", "applies_to"),
-              Broken("boom-render", "render")]
+    broken = [Broken("boom-run", "run"), Broken("boom-applies", "applies_to"), Broken("boom-render", "render")]
     report = tmp_path / "r.html"
     only = "fine,boom-run,boom-applies,boom-render"
     with plugin_registered(Plugin(fine, *broken)):
@@ -515,7 +580,7 @@ def test_a_failing_analysis_is_an_error_section_and_the_others_are_unaffected(tm
     assert "3 analysis section(s) failed" in result.stderr
     html_text = report.read_text()
     assert 'id="fine-item"' in html_text and "canary ran" in html_text
-    section = html_text[html_text.index('id="boom-run-item"'):]
+    section = html_text[html_text.index('id="boom-run-item"') :]
     section = section[: section.index("</section>")]
     assert 'class="error"' in section
     assert "planted failure &lt;b&gt;bold&lt;/b&gt; &amp; more" in section
@@ -563,15 +628,20 @@ def test_scaffolded_package_installs_lists_analyzes_and_passes_its_own_tests(tmp
     env = {k: v for k, v in os.environ.items() if k not in ("EMBEDLAB_LOAD_PLUGINS", "PYTHONPATH")}
     commands = {
         "plugins": ([Path(sys.executable).parent / "embedlab", "plugins", "--json"], ROOT),
-        "pytest": ([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W",
-                    "ignore::DeprecationWarning"], pkg),
+        "pytest": (
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"],
+            pkg,
+        ),
     }
     procs = {}
     try:
         _run(pip + ["install", "-q", "--no-deps", "--no-build-isolation", pkg], env=env, timeout=180)
-        procs = {key: subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env, text=True,
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-                 for key, (cmd, cwd) in commands.items()}
+        procs = {
+            key: subprocess.Popen(
+                [str(c) for c in cmd], cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            )
+            for key, (cmd, cwd) in commands.items()
+        }
 
         importlib.invalidate_caches()
         reset_plugin_manager()
@@ -593,8 +663,7 @@ def test_scaffolded_package_installs_lists_analyzes_and_passes_its_own_tests(tmp
             assert proc.returncode == 0, f"{key}\n{stdout[-3000:]}\n{stderr[-3000:]}"
             out[key] = stdout
         [info] = [i for i in json.loads(out["plugins"]) if i["name"] == name]
-        assert (info["distribution"], info["version"], info["hooks"]) == \
-            (dist, "0.1.0", ["embedlab_register_analyses"])
+        assert (info["distribution"], info["version"], info["hooks"]) == (dist, "0.1.0", ["embedlab_register_analyses"])
         assert "4 passed" in out["pytest"]
     finally:
         for proc in procs.values():
@@ -616,5 +685,9 @@ def test_built_wheel_contains_the_templates_and_the_guide(embedlab_wheel):
     names = set(zipfile.ZipFile(embedlab_wheel).namelist())
     templates = {f"embedlab/authoring/templates/plugin/{rel}" for rel, _ in template_files()}
     assert templates <= names
-    assert {"embedlab/authoring/testing.py", "embedlab/authoring/scaffold.py",
-            "embedlab/authoring/guide.md", "embedlab/authoring/guide.py"} <= names
+    assert {
+        "embedlab/authoring/testing.py",
+        "embedlab/authoring/scaffold.py",
+        "embedlab/authoring/guide.md",
+        "embedlab/authoring/guide.py",
+    } <= names

@@ -1,4 +1,5 @@
 """Memory-lean synthetic-collab generator and the scale benchmark's smoke path."""
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_generator_columns_have_lean_dtypes():
     frame, users, items = S.generate(users=50, items=30, ratings=2000, seed=1)
-    assert frame.dtypes.astype(str).to_dict() == {"user": "int32", "item": "int32", "rating": "float32",
-                                                  "timestamp": "int32"}
+    assert frame.dtypes.astype(str).to_dict() == {
+        "user": "int32",
+        "item": "int32",
+        "rating": "float32",
+        "timestamp": "int32",
+    }
     assert frame["user"].between(1, 50).all() and frame["item"].between(1, 30).all()
     assert set(np.unique(frame["rating"])) <= set(np.arange(1.0, 5.01, 0.5, dtype=np.float32))
     assert frame["timestamp"].is_monotonic_increasing
@@ -40,17 +45,49 @@ def test_load_keeps_dtypes_through_the_split():
 
 
 def test_scale_benchmark_runs_on_a_tiny_set():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--users", "300",
-                           "--items", "200", "--ratings", "20000", "--n-factors", "8", "--seconds", "0.3",
-                           "--big-bs", "2048", "--throughput", "--full-epoch"], capture_output=True, text=True,
-                          timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "scale.py"),
+            "--users",
+            "300",
+            "--items",
+            "200",
+            "--ratings",
+            "20000",
+            "--n-factors",
+            "8",
+            "--seconds",
+            "0.3",
+            "--big-bs",
+            "2048",
+            "--throughput",
+            "--full-epoch",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = proc.stdout
-    for label in ("load average", "--kernel fused ", "--kernel autograd ", "fused vs autograd:",
-                  "memory bandwidth", "lower bound of the epoch", "fused epoch / lower bound",
-                  "peak RSS", "plain DataLoader bs=256", "embedlab default bs=256", "embedlab --sparse off bs=256",
-                  "embedlab --bs 2048", "embedlab --sparse off --bs 2048", "best embedlab option:",
-                  "full epoch with embedlab"):
+    for label in (
+        "load average",
+        "--kernel fused ",
+        "--kernel autograd ",
+        "fused vs autograd:",
+        "memory bandwidth",
+        "lower bound of the epoch",
+        "fused epoch / lower bound",
+        "peak RSS",
+        "plain DataLoader bs=256",
+        "embedlab default bs=256",
+        "embedlab --sparse off bs=256",
+        "embedlab --bs 2048",
+        "embedlab --sparse off --bs 2048",
+        "best embedlab option:",
+        "full epoch with embedlab",
+    ):
         assert label in out
     # the two kernels train the same model to the same valid RMSE (4 decimals)
     rmse = dict(re.findall(r"--kernel (\w+) .* valid RMSE (\d\.\d+)", out))

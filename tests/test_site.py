@@ -7,6 +7,7 @@ short and points into the site.
 The pages are walked as a reader follows them: in nav order, in one folder, so a later page uses
 the runs an earlier one trained (the analyses tutorial analyses Getting started's `runs/first`).
 One session-scoped `Walk` runs each page once, and the earlier pages first whichever test asks."""
+
 from __future__ import annotations
 
 import ast
@@ -66,7 +67,8 @@ def commands(body: str) -> list[str]:
 def is_shell(lang: str, body: str) -> bool:
     lines = shell_lines(body)
     return lang in ("bash", "sh", "console", "shell") or (
-        lang == "" and bool(lines) and all(re.match(r"(embedlab|python|make|torchrun|pip)\b", ln) for ln in lines[:1]))
+        lang == "" and bool(lines) and all(re.match(r"(embedlab|python|make|torchrun|pip)\b", ln) for ln in lines[:1])
+    )
 
 
 def pages():
@@ -133,8 +135,12 @@ class Walk:
 
     def __init__(self, folder: Path, data: Path):
         self.folder, self.done, self.failed = folder, {}, set()
-        self.env = {**os.environ, "EMBEDLAB_DATA_DIR": str(data), "COLUMNS": "200",
-                    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+        self.env = {
+            **os.environ,
+            "EMBEDLAB_DATA_DIR": str(data),
+            "COLUMNS": "200",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def page(self, rel: str, env: dict | None = None) -> Printed:
         """``rel`` walked (once), after the pages it builds on; ``env``: its commands' environment."""
@@ -155,8 +161,14 @@ class Walk:
                 continue
             for cmd in commands(body):
                 t0 = time.perf_counter()
-                done = subprocess.run(["bash", "-c", "set -eo pipefail\n" + cmd], cwd=self.folder, env=env,
-                                      capture_output=True, text=True, timeout=900)
+                done = subprocess.run(
+                    ["bash", "-c", "set -eo pipefail\n" + cmd],
+                    cwd=self.folder,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=900,
+                )
                 assert done.returncode == 0, (rel, cmd, done.stdout[-1000:], done.stderr[-2000:])
                 printed.append((cmd, done.stdout, done.stderr, time.perf_counter() - t0))
         assert printed, f"{rel} has no shell block to walk"
@@ -213,27 +225,44 @@ def test_the_analyses_page_runs_as_written(walk):
     results = json.loads(printed.stdout("embedlab analyze runs/first --only bias-ranking,pca --json"))["results"]
     item = next(r for r in results if (r["analysis"], r["table"]) == ("bias-ranking", "item"))
     top = [r["label"] for r in item["tables"]["highest bias"]][:10]
-    assert top == ["Shawshank Redemption, The (1994)", "Star Wars (1977)", "Titanic (1997)", "Schindler's List (1993)",
-                   "L.A. Confidential (1997)", "Good Will Hunting (1997)", "Rear Window (1954)",
-                   "Usual Suspects, The (1995)", "Silence of the Lambs, The (1991)", "Casablanca (1942)"], top
+    assert top == [
+        "Shawshank Redemption, The (1994)",
+        "Star Wars (1977)",
+        "Titanic (1997)",
+        "Schindler's List (1993)",
+        "L.A. Confidential (1997)",
+        "Good Will Hunting (1997)",
+        "Rear Window (1954)",
+        "Usual Suspects, The (1995)",
+        "Silence of the Lambs, The (1991)",
+        "Casablanca (1942)",
+    ], top
     assert round(item["metrics"]["spearman_bias_mean_rating"], 2) == 0.94
     assert "--n-components" in printed["embedlab analyze runs/first --help-analysis pca"]
     near = re.findall(r"^│\s+(\d+) │\s+\d+ │ (.+?)\s+│\s+(\d\.\d+) │", printed["embedlab neighbors"], re.M)
-    assert [(t, c) for _, t, c in near[:3]] == [("Empire Strikes Back, The (1980)", "0.916"),
-                                                ("Return of the Jedi (1983)", "0.902"),
-                                                ("Raiders of the Lost Ark (1981)", "0.859")], near
+    assert [(t, c) for _, t, c in near[:3]] == [
+        ("Empire Strikes Back, The (1980)", "0.916"),
+        ("Return of the Jedi (1983)", "0.902"),
+        ("Raiders of the Lost Ark (1981)", "0.859"),
+    ], near
     assert len(near) == 10
     assert {"metadata.tsv", "vectors.tsv"} <= {p.name for p in (walk.folder / "export").iterdir()}
 
     seeds = printed["embedlab train movielens-100k"]
-    assert dict(re.findall(r"seed (\d): .*?valid_rmse (\d\.\d{4})", seeds)) == {"1": "0.9107", "2": "0.9116",
-                                                                            "3": "0.9112"}, seeds  # in finishing order
+    assert dict(re.findall(r"seed (\d): .*?valid_rmse (\d\.\d{4})", seeds)) == {
+        "1": "0.9107",
+        "2": "0.9116",
+        "3": "0.9112",
+    }, seeds  # in finishing order
     group = printed["embedlab analyze runs/u1 --report"]
     assert re.search(r"alignment / item\s+│ procrustes_r2\s+│ 0\.686 ± 0\.004", group), group
     assert re.search(r"spearman_bias_mean_rating\s+│ 0\.940 ± 0\.001 \(n = 3\)", group), group
     stability = json.loads(printed.stdout("embedlab analyze runs/u1 --only bias-ranking --json"))
     align = {r["table"]: r for r in stability if "procrustes_r2" in r}
-    assert (round(align["item"]["neighbour_overlap_10"], 2), round(align["user"]["neighbour_overlap_10"], 2)) == (0.36, 0.39)
+    assert (round(align["item"]["neighbour_overlap_10"], 2), round(align["user"]["neighbour_overlap_10"], 2)) == (
+        0.36,
+        0.39,
+    )
     assert (round(align["item"]["procrustes_r2"], 3), round(align["user"]["procrustes_r2"], 3)) == (0.686, 0.674)
 
 
@@ -295,7 +324,10 @@ def test_the_discovery_page_runs_as_written(walk):
     mantel = [v for v in values[("State", "mantel_p")]]
     assert len(mantel) == 4 and min(mantel) >= 0.48 and max(mantel) <= 0.86, mantel  # no map on this subset
     ross = 'embedlab train rossmann --data-dir "$EMBEDLAB_DATA_DIR/rossmann"'
-    for preset, expected in (("--stores", {"1": "0.2278", "2": "0.2370"}), ("--preset", {"1": "0.1729", "2": "0.1944"})):
+    for preset, expected in (
+        ("--stores", {"1": "0.2278", "2": "0.2370"}),
+        ("--preset", {"1": "0.1729", "2": "0.1944"}),
+    ):
         got = dict(re.findall(r"^\[\d/2\] seed (\d): .*?valid_rmspe (\d\.\d{4})", printed[f"{ross} {preset}"], re.M))
         assert got == expected, (preset, got)
     tsne = flat(printed["embedlab analyze runs/rossmann-guo-small"])
@@ -309,8 +341,10 @@ def test_the_own_embeddings_page_runs_as_written(walk):
     the run they came from."""
     printed = walk.page("tutorials/own-embeddings.md")
     words = flat(printed["embedlab analyze runs/projector"])
-    assert ("Closest to Star Wars (1977): Empire Strikes Back, The (1980); Return of the Jedi (1983); "
-            "Raiders of the Lost Ark (1981)") in words, words
+    assert (
+        "Closest to Star Wars (1977): Empire Strikes Back, The (1980); Return of the Jedi (1983); "
+        "Raiders of the Lost Ark (1981)"
+    ) in words, words
     imported = flat(printed["embedlab import models/model.pth"])
     assert "fastai's '#na#' row left out" in imported and "table item: 1,682 x 100 with bias, counts" in imported
     fastai = flat(printed["embedlab analyze runs/fastai"])
@@ -333,9 +367,14 @@ def test_the_plugins_page_runs_as_written(walk, reader_venv):
     the scaffold's own tests pass. Offline: pip builds without isolation from what is installed."""
     from conftest import venv_env
 
-    env = {**venv_env(), "EMBEDLAB_DATA_DIR": walk.env["EMBEDLAB_DATA_DIR"], "COLUMNS": "200",
-           "PIP_NO_INDEX": "1", "PIP_NO_BUILD_ISOLATION": "0",  # (pip's spelling of "no isolation")
-           "PATH": f"{reader_venv / 'bin'}{os.pathsep}{walk.env['PATH']}"}
+    env = {
+        **venv_env(),
+        "EMBEDLAB_DATA_DIR": walk.env["EMBEDLAB_DATA_DIR"],
+        "COLUMNS": "200",
+        "PIP_NO_INDEX": "1",
+        "PIP_NO_BUILD_ISOLATION": "0",  # (pip's spelling of "no isolation")
+        "PATH": f"{reader_venv / 'bin'}{os.pathsep}{walk.env['PATH']}",
+    }
     printed = walk.page("tutorials/plugins.md", env)
     listed = flat(printed["embedlab plugins"])
     assert "genre-check embedlab-genre-check 0.1.0 embedlab_register_analyses" in listed, listed

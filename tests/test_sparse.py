@@ -6,6 +6,7 @@ sets exactly on the dense path, the optimizer is the configured one's sparse for
 Learner's layer groups, frozen tables stay bit-identical, and weight decay touches only the
 rows a batch looked up, by exactly the documented amount.
 """
+
 from __future__ import annotations
 
 import json
@@ -69,8 +70,7 @@ def test_trainer_auto_picks_dense_for_small_tables_and_sparse_for_big_ones(ds):
     assert not model.sparse and not model.user_emb.sparse
     assert isinstance(learner.make_optimizer(L.fit_config(small, trainer.options)), torch.optim.AdamW)
     _, _, model, learner, _ = trainer._prepare(ds, big, progress=False)
-    assert model.sparse and all(e.sparse for e in (model.user_emb, model.item_emb, model.user_bias,
-                                                   model.item_bias))
+    assert model.sparse and all(e.sparse for e in (model.user_emb, model.item_emb, model.user_bias, model.item_bias))
     assert isinstance(learner.make_optimizer(L.fit_config(big, trainer.options)), L.LazyAdam)
 
 
@@ -81,8 +81,15 @@ def _learner(sparse: bool = True, **kw) -> Learner:
     g = torch.Generator().manual_seed(1)
     users, items = torch.randint(0, 30, (400,), generator=g), torch.randint(0, 20, (400,), generator=g)
     target = torch.rand(400, generator=g) * 4 + 1
-    return Learner(model, (users, items, target), None, loss_fn=nn.functional.mse_loss, bs=64,
-                   regularizer=kw.pop("regularizer", None), **kw)
+    return Learner(
+        model,
+        (users, items, target),
+        None,
+        loss_fn=nn.functional.mse_loss,
+        bs=64,
+        regularizer=kw.pop("regularizer", None),
+        **kw,
+    )
 
 
 def test_sparse_groups_get_the_sparse_form_of_the_configured_optimizer():
@@ -90,7 +97,9 @@ def test_sparse_groups_get_the_sparse_form_of_the_configured_optimizer():
     opt = learn.make_optimizer(FitConfig(opt="adamw", lr=1e-2, wd=0.05))
     assert isinstance(opt, L.LazyAdam)
     assert [(g["name"], g["sparse"], g["lr"], g["wd"], g["wd_mode"]) for g in opt.param_groups] == [
-        ("embeddings", True, 1e-2, 0.05, "decoupled"), ("biases", True, 1e-2, 0.05, "decoupled")]
+        ("embeddings", True, 1e-2, 0.05, "decoupled"),
+        ("biases", True, 1e-2, 0.05, "decoupled"),
+    ]
     assert opt.param_groups[0]["params"] == [learn.model.user_emb.weight, learn.model.item_emb.weight]
     assert opt.param_groups[0]["betas"] == (0.9, 0.99)
     opt = learn.make_optimizer(FitConfig(opt="adam", lr={"embeddings": 1e-3, "biases": 1e-2}))
@@ -178,8 +187,7 @@ def _one_step(opt: str, wd: float, wd_mode: str = "auto") -> tuple[DotBias, torc
     return model, before, model.user_emb.weight.detach().clone()
 
 
-@pytest.mark.parametrize("opt,mode", [("adamw", "decoupled"), ("adam", "decoupled"), ("sgd", "l2"),
-                                      ("adam", "l2")])
+@pytest.mark.parametrize("opt,mode", [("adamw", "decoupled"), ("adam", "decoupled"), ("sgd", "l2"), ("adam", "l2")])
 def test_weight_decay_is_lazy_on_the_looked_up_rows_only(opt, mode):
     _, before, plain = _one_step(opt, 0.0, mode)
     _, _, decayed = _one_step(opt, 0.5, mode)
@@ -238,8 +246,9 @@ def test_row_l2_reuses_the_forward_lookups_in_sparse_mode_only():
         model(users, items)
         assert (model.looked_up is not None) == sparse
         value = pen(model, (users, items))
-        expected = 0.5 * (model.user_emb.weight[users].pow(2).sum(1)
-                          + model.item_emb.weight[items].pow(2).sum(1)).mean()
+        expected = (
+            0.5 * (model.user_emb.weight[users].pow(2).sum(1) + model.item_emb.weight[items].pow(2).sum(1)).mean()
+        )
         torch.testing.assert_close(value, expected)
         assert model.looked_up is None  # consumed: no stale rows for the next batch
     model.eval()
@@ -248,22 +257,44 @@ def test_row_l2_reuses_the_forward_lookups_in_sparse_mode_only():
 
 def test_cli_sparse_option_is_recorded_in_the_run(tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(make_cli(), ["train", "synthetic-collab", "--users", "60", "--items", "40",
-                                             "--ratings", "1500", "--epochs", "2", "--bs", "128",
-                                             "--n-factors", "8", "-q", "--sparse", "on", "--out", str(out)])
+    result = CliRunner().invoke(
+        make_cli(),
+        [
+            "train",
+            "synthetic-collab",
+            "--users",
+            "60",
+            "--items",
+            "40",
+            "--ratings",
+            "1500",
+            "--epochs",
+            "2",
+            "--bs",
+            "128",
+            "--n-factors",
+            "8",
+            "-q",
+            "--sparse",
+            "on",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((out / "run.json").read_text())
     assert meta["config"]["sparse"] == "on" and meta["model"]["sparse"] is True
     help_text = CliRunner().invoke(make_cli(), ["train", "synthetic-collab", "--help"]).output
     assert "--sparse" in help_text and "lazy" in help_text
-    bad = CliRunner().invoke(make_cli(), ["train", "synthetic-collab", "--sparse", "on", "--opt", "rmsprop",
-                                          "--out", str(tmp_path / "x"), "-q"])
+    bad = CliRunner().invoke(
+        make_cli(),
+        ["train", "synthetic-collab", "--sparse", "on", "--opt", "rmsprop", "--out", str(tmp_path / "x"), "-q"],
+    )
     assert bad.exit_code != 0 and "no sparse-gradient form" in bad.output
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_sparse_mode_on_cuda(ds):
-    run = CollabTrainer().train(ds, {"sparse": "on", "epochs": 3, "n_factors": 16, "device": "cuda"},
-                                progress=False)
+    run = CollabTrainer().train(ds, {"sparse": "on", "epochs": 3, "n_factors": 16, "device": "cuda"}, progress=False)
     rmse = [h["valid_rmse"] for h in run.history]
     assert run.meta["model"]["sparse"] is True and rmse[-1] < rmse[0] - 0.1, rmse

@@ -1,6 +1,7 @@
 """Findings across runs (#16): run groups (`train --seeds`), alignment of tables across runs,
 metrics as mean/sd/n with `significant_in`, `analyze RUN RUN ...`, and the planted check:
 findings planted in synthetic-rossmann hold in every replicate, a shuffled control in ~5 %."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ def test_a_rotated_scaled_copy_aligns_perfectly_and_independent_tables_do_not():
     a = rng.normal(size=(60, 5))
     rot = np.linalg.qr(rng.normal(size=(5, 5)))[0]
     b = 3.0 * a @ rot + 1.0  # rotated, scaled, shifted: cosine neighbours change with the shift,
-    c = 2.0 * a @ rot        # so the neighbour check uses the unshifted copy
+    c = 2.0 * a @ rot  # so the neighbour check uses the unshifted copy
     same = S.table_stability([table(a), table(b), table(c)], ["a", "b", "c"])
     assert same.procrustes_r2 == pytest.approx(1.0, abs=1e-9)
     assert same.n_entities == 60 and len(same.pairs) == 3
@@ -46,7 +47,7 @@ def test_the_entity_that_moves_is_the_least_stable_and_keys_are_matched_not_rows
     a = rng.normal(size=(40, 4))
     b = a.copy()
     b[7] = rng.normal(size=4) * 3  # entity 7 lands elsewhere in run b
-    perm = rng.permutation(40)    # run b lists its entities in another order
+    perm = rng.permutation(40)  # run b lists its entities in another order
     s = S.table_stability([table(a), table(b[perm], keys=np.arange(40)[perm])])
     assert s.entities["key"].iloc[0] == "7"
     assert s.entities["neighbour_overlap_10"].iloc[-1] == pytest.approx(1.0)
@@ -70,14 +71,20 @@ def result(analysis, tab, **metrics) -> AnalysisResult:
 
 
 def test_metrics_become_mean_sd_n_and_p_values_count_the_runs_below_005():
-    per_run = [[result("geo", "State", mantel_p=0.01, mantel_r=0.6, rho=0.2), result("cyc", "Day", tour_p=0.5)],
-               [result("geo", "State", mantel_p=0.03, mantel_r=0.5, rho=-0.1), result("cyc", "Day", tour_p=0.01)],
-               [result("geo", "State", mantel_p=0.20, mantel_r=0.4, rho=0.1),
-                AnalysisResult("cyc", "Day", "Cyc", error="boom")]]  # a failed analysis is left out
+    per_run = [
+        [result("geo", "State", mantel_p=0.01, mantel_r=0.6, rho=0.2), result("cyc", "Day", tour_p=0.5)],
+        [result("geo", "State", mantel_p=0.03, mantel_r=0.5, rho=-0.1), result("cyc", "Day", tour_p=0.01)],
+        [
+            result("geo", "State", mantel_p=0.20, mantel_r=0.4, rho=0.1),
+            AnalysisResult("cyc", "Day", "Cyc", error="boom"),
+        ],
+    ]  # a failed analysis is left out
     found = {(m.analysis, m.metric): m for m in S.metric_stability(per_run)}
     p = found[("geo", "mantel_p")]
     assert (p.n, p.significant_in, p.verdict) == (3, 2, "most runs")
-    assert p.mean == pytest.approx(np.mean([0.01, 0.03, 0.2])) and p.sd == pytest.approx(np.std([0.01, 0.03, 0.2], ddof=1))
+    assert p.mean == pytest.approx(np.mean([0.01, 0.03, 0.2])) and p.sd == pytest.approx(
+        np.std([0.01, 0.03, 0.2], ddof=1)
+    )
     r = found[("geo", "mantel_r")]
     assert r.significant_in is None and r.sd == pytest.approx(0.1)
     tour = found[("cyc", "tour_p")]
@@ -148,8 +155,9 @@ def test_analyze_a_group_prints_the_stability_block_and_json(seed_group, tmp_pat
 
     out, _ = seed_group
     report = tmp_path / "r.html"
-    res = CliRunner().invoke(make_cli(), ["analyze", str(out), "--only", "bias-ranking,neighbors", "--json",
-                                          "--report", str(report)])
+    res = CliRunner().invoke(
+        make_cli(), ["analyze", str(out), "--only", "bias-ranking,neighbors", "--json", "--report", str(report)]
+    )
     assert res.exit_code == 0, res.output
     payload = json.loads(res.stdout)
     align = {r["table"]: r for r in payload["stability"] if "procrustes_r2" in r}
@@ -157,8 +165,11 @@ def test_analyze_a_group_prints_the_stability_block_and_json(seed_group, tmp_pat
     assert all(0 <= r["procrustes_r2"] <= 1 and 0 <= r["neighbour_overlap_10"] <= 1 for r in align.values())
     metric = next(r for r in payload["stability"] if r.get("metric") == "spearman_bias_mean_rating")
     assert {"table", "analysis", "mean", "sd", "n"} <= set(metric) and metric["n"] == 2
-    values = [x["metrics"]["spearman_bias_mean_rating"] for x in payload["results"]
-              if x["analysis"] == "bias-ranking" and x["table"] == metric["table"]]
+    values = [
+        x["metrics"]["spearman_bias_mean_rating"]
+        for x in payload["results"]
+        if x["analysis"] == "bias-ranking" and x["table"] == metric["table"]
+    ]
     assert metric["mean"] == pytest.approx(np.mean(values))
     assert {x["run"] for x in payload["results"]} == {"seed-1", "seed-2"}
     assert "Stability across runs" in res.stderr and "mean ± sd" in res.stderr
@@ -174,8 +185,9 @@ def test_analyze_a_group_prints_the_stability_block_and_json(seed_group, tmp_pat
         text = page.text()
         assert state["plots"] >= 2 and text.index("Stability across runs") < text.index("[seed-1")
     # two run folders, given one by one, are analysed the same way
-    res2 = CliRunner().invoke(make_cli(), ["analyze", str(out / "seed-1"), str(out / "seed-2"),
-                                           "--only", "bias-ranking", "--json"])
+    res2 = CliRunner().invoke(
+        make_cli(), ["analyze", str(out / "seed-1"), str(out / "seed-2"), "--only", "bias-ranking", "--json"]
+    )
     assert res2.exit_code == 0, res2.output
     again = json.loads(res2.stdout)
     assert [r for r in again["stability"] if "procrustes_r2" in r] == list(align.values())
@@ -217,8 +229,11 @@ def test_planted_findings_hold_in_every_run_and_a_shuffled_control_in_about_5_pe
     # the control: the same runs with the states' coordinates shuffled, 60 times each; a test at
     # p < 0.05 should then be significant in about 5 % (measured: 12 of 180, 6.7 %; the binomial
     # sd of the share is 1.6 points)
-    per_run = [run_analyses(_shuffled(run, s), ["geography"], {"permutations": 999}, render=False)
-               for run in found.runs for s in range(60)]
+    per_run = [
+        run_analyses(_shuffled(run, s), ["geography"], {"permutations": 999}, render=False)
+        for run in found.runs
+        for s in range(60)
+    ]
     control = next(m for m in S.metric_stability(per_run) if m.table == "State" and m.metric == "mantel_p")
     assert control.n == 180
     assert 0.02 <= control.significant_in / control.n <= 0.10, control.significant_in

@@ -6,6 +6,7 @@ load every plugin (the trainers' and analyses' options make the help), and impor
 scipy.stats took 4-5 s of each call. Each check runs in a fresh interpreter, since this test
 process has long imported everything.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,8 @@ from pathlib import Path
 HEAVY = ("torch", "scipy", "sklearn", "umap", "bokeh")
 
 # Builds the CLI and runs the commands that only describe things, then reports what loaded.
-PROBE = textwrap.dedent("""
+PROBE = textwrap.dedent(
+    """
     import json, sys
     from click.testing import CliRunner
     from embedlab.cli import cli
@@ -38,15 +40,16 @@ PROBE = textwrap.dedent("""
         "plugins": sorted(i.name for i in plugin_infos()),
         "heavy": sorted(m for m in %r if m in sys.modules),
     }))
-""" % (HEAVY,))
+"""
+    % (HEAVY,)
+)
 
 
 def _probe(extra_path: Path | None = None, load_plugins: str = "") -> dict:
     env = {**os.environ, "EMBEDLAB_LOAD_PLUGINS": load_plugins}  # "": the built-ins only
     if extra_path is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env,
-                          timeout=240)
+    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
 
@@ -84,7 +87,8 @@ def test_probe_catches_a_plugin_that_imports_torch_at_the_top(tmp_path):
         "from embedlab import hookimpl\n\n"
         "@hookimpl\n"
         "def embedlab_register_commands(cli):\n"
-        "    pass\n")
+        "    pass\n"
+    )
     info = tmp_path / "heavy_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: heavy-plugin\nVersion: 0.1\n")

@@ -1,4 +1,5 @@
 """Unit tests of embedlab.toolkit.stats against hand-computed cases, brute force and scipy references."""
+
 from __future__ import annotations
 
 import itertools
@@ -217,15 +218,18 @@ def test_knn_overlap_hand_case_and_chance():
 
 def test_knn_overlap_chance_level_is_unbiased():
     rng = np.random.default_rng(9)
-    vals = [S.knn_overlap(S.pairwise_distances(rng.normal(size=(20, 3))),
-                          S.pairwise_distances(rng.normal(size=(20, 3))), 4).mean for _ in range(300)]
+    vals = [
+        S.knn_overlap(
+            S.pairwise_distances(rng.normal(size=(20, 3))), S.pairwise_distances(rng.normal(size=(20, 3))), 4
+        ).mean
+        for _ in range(300)
+    ]
     assert np.mean(vals) == pytest.approx(4 / 19, abs=0.02)
 
 
 def test_adjacency_rate_hand_case():
     cal = S.circular_distance(np.arange(6), 6)
-    ring = S.pairwise_distances(np.c_[np.cos(np.arange(6) * np.pi / 3), np.sin(np.arange(6) * np.pi / 3)],
-                                "euclidean")
+    ring = S.pairwise_distances(np.c_[np.cos(np.arange(6) * np.pi / 3), np.sin(np.arange(6) * np.pi / 3)], "euclidean")
     rate, chance, nn = S.adjacency_rate(ring, cal)
     assert rate == 1.0 and chance == pytest.approx(2 / 5)
     across = S.pairwise_distances(np.array([0.0, 10, 20, 0.1, 10.1, 20.1]), "euclidean")  # 0~3, 1~4, 2~5

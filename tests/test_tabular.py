@@ -1,5 +1,6 @@
 """The tabular (entity-embedding) trainer: model, preprocessing, training on synthetic-rossmann
 with planted truth, saved runs, ``embedlab predict``, presets, and the ``table-csv`` dataset."""
+
 from __future__ import annotations
 
 import json
@@ -75,8 +76,8 @@ def test_model_without_continuous_and_classification_head():
 
 
 def test_emb_sz_rule_matches_fastai():
-    assert emb_sz_rule(1116) == round(1.6 * 1116 ** 0.56)
-    assert emb_sz_rule(10 ** 9) == 600
+    assert emb_sz_rule(1116) == round(1.6 * 1116**0.56)
+    assert emb_sz_rule(10**9) == 600
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -108,7 +109,7 @@ def test_processor_missing_column_is_one_line_error():
 
 
 def test_rmspe_skips_zero_sales():
-    assert rmspe([100, 0, 200], [90, 50, 220]) == pytest.approx(np.sqrt((0.1 ** 2 + 0.1 ** 2) / 2))
+    assert rmspe([100, 0, 200], [90, 50, 220]) == pytest.approx(np.sqrt((0.1**2 + 0.1**2) / 2))
 
 
 # ---------------------------------------------------------------------------- planted truth
@@ -119,7 +120,8 @@ def test_synthetic_training_beats_mean_per_store_by_a_wide_margin(synth, synth_r
     model = synth_run.metrics["valid_rmspe"]
     assert model < 0.6 * base, (model, base)
     assert synth_run.metrics["valid_rmspe"] == pytest.approx(
-        rmspe(va["Sales"], TabularTrainer().predict(synth_run, va)["Sales"]), rel=1e-4)
+        rmspe(va["Sales"], TabularTrainer().predict(synth_run, va)["Sales"]), rel=1e-4
+    )
     for key in ("valid_rmspe", "valid_mape", "valid_rmse_log", "train_seconds"):
         assert key in synth_run.metrics
     assert len(synth_run.history) == FAST["epochs"]
@@ -178,8 +180,18 @@ def test_learned_weekday_embedding_encodes_the_planted_cycle(synth, synth_run):
 # ---------------------------------------------------------------------------- the run
 def test_run_tables_labels_and_annotations(synth_run):
     names = synth_run.table_names
-    for name in ("Store", "State", "DayOfWeek", "Month", "Week", "Day", "StoreType", "Assortment",
-                 "PromoInterval", "StateHoliday"):
+    for name in (
+        "Store",
+        "State",
+        "DayOfWeek",
+        "Month",
+        "Week",
+        "Day",
+        "StoreType",
+        "Assortment",
+        "PromoInterval",
+        "StateHoliday",
+    ):
         assert name in names
     assert not any(n.endswith("_na") for n in names)
     dow = synth_run.table("DayOfWeek")
@@ -288,8 +300,9 @@ def test_same_seed_same_run(synth):
 
 
 def test_guo2016_preset_uses_the_papers_features_and_sizes(synth):
-    run = TabularTrainer().train(synth, {"preset": "guo2016", "epochs": 1, "train_sample": 3000,
-                                         "layers": "32,16"}, progress=False)
+    run = TabularTrainer().train(
+        synth, {"preset": "guo2016", "epochs": 1, "train_sample": 3000, "layers": "32,16"}, progress=False
+    )
     assert set(run.table_names) == {"Store", "DayOfWeek", "Day", "Month", "Year", "Promo", "State"}
     from embedlab_datasets.rossmann import GUO2016_COLUMNS
 
@@ -319,8 +332,23 @@ def test_guo2016_on_a_dataset_without_the_column_set_is_a_one_line_error(table_f
         TabularTrainer().train(ds, {"preset": "guo2016", "epochs": 1}, progress=False)
     from embedlab.cli import make_cli
 
-    res = CliRunner().invoke(make_cli(), ["train", "table-csv", "--file", str(table_file), "--target", "Sales",
-                                          "--cat", "Store", "--preset", "guo2016", "--out", str(tmp_path / "r")])
+    res = CliRunner().invoke(
+        make_cli(),
+        [
+            "train",
+            "table-csv",
+            "--file",
+            str(table_file),
+            "--target",
+            "Sales",
+            "--cat",
+            "Store",
+            "--preset",
+            "guo2016",
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert res.exit_code != 0 and "Traceback" not in res.output
     errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1, res.output
@@ -330,8 +358,9 @@ def test_guo2016_on_a_dataset_without_the_column_set_is_a_one_line_error(table_f
 
 def test_a_column_set_the_dataset_defines_drives_guo2016(table_file):
     ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", log_target=True, cat="Store,Month")
-    ds.column_sets = {"guo2016": {"categorical": ["Month", "Store"], "continuous": ["Promo"],
-                                  "emb_sizes": {"Store": 3}}}
+    ds.column_sets = {
+        "guo2016": {"categorical": ["Month", "Store"], "continuous": ["Promo"], "emb_sizes": {"Store": 3}}
+    }
     run = TabularTrainer().train(ds, {"preset": "guo2016", "epochs": 1, "layers": "8"}, progress=False)
     assert run.meta["tabular"]["categorical"] == ["Month", "Store"] and run.meta["tabular"]["continuous"] == ["Promo"]
     assert run.table("Store").dim == 3 and run.config["emb_size"] == {"Store": 3}
@@ -350,8 +379,11 @@ def test_config_errors_are_usage_errors(synth):
 
 
 def test_exclude_and_emb_size_override(synth):
-    run = TabularTrainer().train(synth, {**FAST, "epochs": 1, "train_sample": 2000, "exclude": "Week,AfterPromo",
-                                         "emb_size": ("Store=7",)}, progress=False)
+    run = TabularTrainer().train(
+        synth,
+        {**FAST, "epochs": 1, "train_sample": 2000, "exclude": "Week,AfterPromo", "emb_size": ("Store=7",)},
+        progress=False,
+    )
     assert "Week" not in run.table_names and run.table("Store").dim == 7
     assert "AfterPromo" not in run.meta["tabular"]["continuous"]
 
@@ -362,8 +394,9 @@ def test_excluding_a_column_drops_its_preset_size_but_not_an_explicit_one(synth)
     assert "Store" not in cfg["emb_size"] and cfg["emb_size"]["State"] == 6
     assert trainer._columns(synth, cfg)[0] == ["DayOfWeek", "Day", "Month", "Year", "Promo", "State"]
     with pytest.raises(UsageError, match="--emb-size Store=.*not a categorical column"):
-        trainer._columns(synth, trainer.resolve_config({"preset": "guo2016", "exclude": "Store",
-                                                        "emb_size": ("Store=4",)}, synth))
+        trainer._columns(
+            synth, trainer.resolve_config({"preset": "guo2016", "exclude": "Store", "emb_size": ("Store=4",)}, synth)
+        )
 
 
 def test_lr_find_runs_and_restores(synth):
@@ -377,8 +410,24 @@ def test_cli_train_and_predict_synthetic(tmp_path):
 
     runner = CliRunner()
     out = tmp_path / "synth-rossmann"
-    res = runner.invoke(make_cli(), ["train", "synthetic-rossmann", "--stores", "24", "--days", "200",
-                                     "--layers", "32,16", "--epochs", "1", "-q", "--out", str(out)])
+    res = runner.invoke(
+        make_cli(),
+        [
+            "train",
+            "synthetic-rossmann",
+            "--stores",
+            "24",
+            "--days",
+            "200",
+            "--layers",
+            "32,16",
+            "--epochs",
+            "1",
+            "-q",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert (out / "run.json").is_file() and (out / "weights.safetensors").is_file()
     sub = tmp_path / "submission.csv"
@@ -412,11 +461,24 @@ def table_file(tmp_path_factory, synth):
 
 def test_table_csv_log_regression_with_last_days_and_entity_meta(table_file, tmp_path):
     stores = tmp_path / "stores.csv"
-    pd.DataFrame({"Store": range(1, 41), "label": [f"shop {i}" for i in range(1, 41)],
-                  "region": ["n" if i % 2 else "s" for i in range(1, 41)]}).to_csv(stores, index=False)
-    ds = embedlab.load_dataset("table-csv", file=table_file, target="Sales", log_target=True,
-                               cat="Store,DayOfWeek,Month,State", cont="Promo,Temperature,SchoolHoliday",
-                               date_col="Date", valid_last_days=48, entity_meta=(f"Store={stores}",))
+    pd.DataFrame(
+        {
+            "Store": range(1, 41),
+            "label": [f"shop {i}" for i in range(1, 41)],
+            "region": ["n" if i % 2 else "s" for i in range(1, 41)],
+        }
+    ).to_csv(stores, index=False)
+    ds = embedlab.load_dataset(
+        "table-csv",
+        file=table_file,
+        target="Sales",
+        log_target=True,
+        cat="Store,DayOfWeek,Month,State",
+        cont="Promo,Temperature,SchoolHoliday",
+        date_col="Date",
+        valid_last_days=48,
+        entity_meta=(f"Store={stores}",),
+    )
     assert ds.split["name"] == "last-days" and ds.valid["Date"].min() == ds.valid["Date"].max() - pd.Timedelta(days=47)
     run = TabularTrainer().train(ds, {**FAST, "epochs": 3}, progress=False)
     assert run.metrics["valid_rmspe"] < 0.2
@@ -430,28 +492,34 @@ def test_table_csv_log_regression_with_last_days_and_entity_meta(table_file, tmp
 
 
 def test_table_csv_classification(table_file, tmp_path):
-    ds = embedlab.load_dataset("table-csv", file=table_file, target="Big", task="classify",
-                               cat="Store,DayOfWeek,Month", cont="Promo")
+    ds = embedlab.load_dataset(
+        "table-csv", file=table_file, target="Big", task="classify", cat="Store,DayOfWeek,Month", cont="Promo"
+    )
     run = TabularTrainer().train(ds, {**FAST, "epochs": 2, "layers": "32"}, progress=False)
     assert run.metrics["valid_accuracy"] > 0.8 and run.metrics["valid_logloss"] < 0.5
     assert run.meta["tabular"]["classes"] == ["no", "yes"]
     out = run.save(tmp_path / "clf")
-    res = CliRunner().invoke(__import__("embedlab.cli", fromlist=["make_cli"]).make_cli(),
-                             ["predict", str(out), "--file", str(table_file), "--out", str(tmp_path / "p.csv")])
+    res = CliRunner().invoke(
+        __import__("embedlab.cli", fromlist=["make_cli"]).make_cli(),
+        ["predict", str(out), "--file", str(table_file), "--out", str(tmp_path / "p.csv")],
+    )
     assert res.exit_code == 0, res.output
     p = pd.read_csv(tmp_path / "p.csv")
     assert list(p.columns)[-3:] == ["Big", "prob_no", "prob_yes"] and "Store" in p.columns  # keys first
     assert np.allclose(p["prob_no"] + p["prob_yes"], 1.0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"target": "Salez"}, "did you mean 'Sales'"),
-    ({"cat": "Store,DayofWeek"}, "column 'DayofWeek' given to --cat not found"),
-    ({"cont": "Temprature"}, "the columns are: Store, DayOfWeek"),
-    ({"date_col": "Day", "valid_last_days": 5}, "'Day' given to --date not found"),
-    ({"target": "Big", "log_target": True}, "non-numeric value '(yes|no)'"),
-    ({"cont": "State"}, "continuous column 'State' has a non-numeric value"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target": "Salez"}, "did you mean 'Sales'"),
+        ({"cat": "Store,DayofWeek"}, "column 'DayofWeek' given to --cat not found"),
+        ({"cont": "Temprature"}, "the columns are: Store, DayOfWeek"),
+        ({"date_col": "Day", "valid_last_days": 5}, "'Day' given to --date not found"),
+        ({"target": "Big", "log_target": True}, "non-numeric value '(yes|no)'"),
+        ({"cont": "State"}, "continuous column 'State' has a non-numeric value"),
+    ],
+)
 def test_table_csv_checks_columns_up_front(table_file, kwargs, message):
     base = {"file": table_file, "target": "Sales", "cat": "Store", "cont": None}
     with pytest.raises(EmbedlabError, match=message):

@@ -1,5 +1,6 @@
 """embedlab.testing.assert_trainer_contract: the built-in trainer keeps the contract, and a
 trainer that breaks a promise fails with that promise named."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,6 @@
 """A trainer's options declared once as a dataclass (embedlab.trainers.options): the flags, the
 API's defaults and checks, and run.json's record all come from it."""
+
 from __future__ import annotations
 
 import json
@@ -40,12 +41,22 @@ def test_flags_defaults_and_types_come_from_the_declaration():
 def test_the_api_gets_the_same_defaults_and_checks_as_the_flags():
     assert TypedOptions.from_config({}) == TypedOptions()
     assert TypedOptions.from_config({"n_factors": "7", "seed": 3, "data_dir": "x"}).n_factors == 7
-    for bad, word in (({"n_factors": 0}, "n_factors=0"), ({"opt": "lamb"}, "opt='lamb'"),
-                      ({"wd": "much"}, "wd='much'"), ({"sparse": "yes"}, "sparse='yes'")):
+    for bad, word in (
+        ({"n_factors": 0}, "n_factors=0"),
+        ({"opt": "lamb"}, "opt='lamb'"),
+        ({"wd": "much"}, "wd='much'"),
+        ({"sparse": "yes"}, "sparse='yes'"),
+    ):
         with pytest.raises(UsageError, match=word):
             TypedOptions.from_config(bad)
-    assert TypedOptions(n_factors=3).record() == {"n_factors": 3, "wd": 0.1, "opt": "adamw", "sparse": False,
-                                                  "epochs": 2, "ranks": 1}
+    assert TypedOptions(n_factors=3).record() == {
+        "n_factors": 3,
+        "wd": 0.1,
+        "opt": "adamw",
+        "sparse": False,
+        "epochs": 2,
+        "ranks": 1,
+    }
 
 
 class TypedTrainer:
@@ -59,8 +70,9 @@ class TypedTrainer:
 
         opts = TypedOptions.from_config(config)
         builtin = next(t for t in trainers().values() if t.kind == "collab" and t.name != self.name)
-        return builtin.train(dataset, {**config, **opts.record(), "sparse": "on" if opts.sparse else "off"},
-                             progress=progress)
+        return builtin.train(
+            dataset, {**config, **opts.record(), "sparse": "on" if opts.sparse else "off"}, progress=progress
+        )
 
 
 class TypedPlugin:
@@ -74,8 +86,22 @@ def test_a_trainer_declared_by_dataclass_trains_from_the_cli_and_the_api(tmp_pat
 
     small = ["--users", "30", "--items", "20", "--ratings", "600"]
     with plugin_registered(TypedPlugin(), name="typed-options-test"):
-        res = invoke(["train", "synthetic-collab", "--trainer", "typed-collab", *small, "--n-factors", "3",
-                      "--n-epochs", "1", "--out", str(tmp_path / "cli"), "-q"])
+        res = invoke(
+            [
+                "train",
+                "synthetic-collab",
+                "--trainer",
+                "typed-collab",
+                *small,
+                "--n-factors",
+                "3",
+                "--n-epochs",
+                "1",
+                "--out",
+                str(tmp_path / "cli"),
+                "-q",
+            ]
+        )
         assert res.exit_code == 0, res.output
         config = json.loads((tmp_path / "cli" / "run.json").read_text())["config"]
         assert config["n_factors"] == 3 and config["epochs"] == 1
@@ -84,12 +110,21 @@ def test_a_trainer_declared_by_dataclass_trains_from_the_cli_and_the_api(tmp_pat
         assert "--ranks" in helped.split("Distributed:")[1].split("Output:")[0] and "--n-epochs" in helped
         assert "--n-factors" in invoke(["train", "synthetic-collab", "--help"]).output
         assert "--ranks" not in invoke(["train", "synthetic-collab", "--help"]).output
-        run = embedlab.train("synthetic-collab", trainer="typed-collab", users=30, items=20, ratings=600,
-                             n_factors=4, epochs=1, progress=False)
+        run = embedlab.train(
+            "synthetic-collab",
+            trainer="typed-collab",
+            users=30,
+            items=20,
+            ratings=600,
+            n_factors=4,
+            epochs=1,
+            progress=False,
+        )
         assert run.table("item").dim == 4
         with pytest.raises(UsageError, match="n_factors=0"):
-            embedlab.train("synthetic-collab", trainer="typed-collab", users=30, items=20, ratings=600,
-                           n_factors=0, progress=False)
+            embedlab.train(
+                "synthetic-collab", trainer="typed-collab", users=30, items=20, ratings=600, n_factors=0, progress=False
+            )
 
 
 def test_the_built_in_trainers_derive_flags_defaults_and_record_from_one_declaration():
@@ -112,9 +147,16 @@ def test_the_built_in_trainers_derive_flags_defaults_and_record_from_one_declara
     assert set(CollabOptions.names()) <= set(config) and config["n_factors"] == 100 and config["epochs"] == 5
 
 
-@pytest.mark.parametrize("given, word", [({"n_factors": 0}, "n_factors=0"), ({"opt": "lamb"}, "opt='lamb'"),
-                                         ({"model": "mlp"}, "model='mlp'"), ({"y_range": "low"}, "y_range='low'"),
-                                         ({"shard_data": "yes"}, "shard_data='yes'")])
+@pytest.mark.parametrize(
+    "given, word",
+    [
+        ({"n_factors": 0}, "n_factors=0"),
+        ({"opt": "lamb"}, "opt='lamb'"),
+        ({"model": "mlp"}, "model='mlp'"),
+        ({"y_range": "low"}, "y_range='low'"),
+        ({"shard_data": "yes"}, "shard_data='yes'"),
+    ],
+)
 def test_the_api_checks_the_built_in_collab_options_as_its_flags(given, word):
     with pytest.raises(UsageError, match=word):
         embedlab.train("synthetic-collab", users=30, items=20, ratings=600, epochs=1, progress=False, **given)
@@ -123,12 +165,16 @@ def test_the_api_checks_the_built_in_collab_options_as_its_flags(given, word):
 def test_the_tabular_declaration_checks_and_records():
     from embedlab.trainers.tabular import TabularOptions
 
-    for given, word in (({"loss": "huber"}, "loss='huber'"), ({"train_sample": -1}, "train_sample=-1"),
-                        ({"categorical_encoding": "hash"}, "categorical_encoding='hash'")):
+    for given, word in (
+        ({"loss": "huber"}, "loss='huber'"),
+        ({"train_sample": -1}, "train_sample=-1"),
+        ({"categorical_encoding": "hash"}, "categorical_encoding='hash'"),
+    ):
         with pytest.raises(UsageError, match=word):
             TabularOptions.from_config(given)
-    opts = TabularOptions.from_config({"layers": [100, 50], "emb_size": {"Store": 10}, "batchnorm": False,
-                                       "y_range": [0, 12], "lr": "1e-4:1e-2"})
+    opts = TabularOptions.from_config(
+        {"layers": [100, 50], "emb_size": {"Store": 10}, "batchnorm": False, "y_range": [0, 12], "lr": "1e-4:1e-2"}
+    )
     record = opts.record()
     assert record["layers"] == [100, 50] and record["emb_size"] == {"Store": 10}  # free text is the trainer's
     assert record["y_range"] == (0.0, 12.0) and record["batchnorm"] is False and record["epochs"] is None

@@ -4,6 +4,7 @@ On synthetic-rossmann (planted store, state, weekday and month effects) the stor
 no order, so a KNN on raw codes finds neighbours by code arithmetic; the learned embeddings put
 similar stores together, and the test asserts KNN improves a lot with them.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,17 @@ FAST = {"transfer_trees": 10, "transfer_rounds": 60, "transfer_eval_rows": 500}
 @pytest.fixture(scope="module")
 def tabular_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("transfer") / "guo"
-    embedlab.train("synthetic-rossmann", out=out, preset="guo2016", epochs=3, n_stores=24, days=240, split="time",
-                   train_sample=4000, seed=1)
+    embedlab.train(
+        "synthetic-rossmann",
+        out=out,
+        preset="guo2016",
+        epochs=3,
+        n_stores=24,
+        days=240,
+        split="time",
+        train_sample=4000,
+        seed=1,
+    )
     return embedlab.load_run(out)
 
 
@@ -138,8 +148,14 @@ def test_embeddings_beat_raw_codes_for_knn(result):
 
 def test_table_puts_the_papers_figures_beside_the_measured_ones(result):
     frame = next(iter(result.tables.values()))
-    assert list(frame.columns[:6]) == ["model", "MAPE raw codes", "MAPE embeddings", "change", "paper raw",
-                                       "paper embeddings"]
+    assert list(frame.columns[:6]) == [
+        "model",
+        "MAPE raw codes",
+        "MAPE embeddings",
+        "change",
+        "paper raw",
+        "paper embeddings",
+    ]
     paper = dict(zip(frame["model"].str.split(" ").str[0], zip(frame["paper raw"], frame["paper embeddings"])))
     assert paper["KNN"] == (0.290, 0.116) and paper["random"] == (0.158, 0.108)
     assert paper["gradient"] == (0.152, 0.115) and paper["the"][1] == 0.093
@@ -149,8 +165,9 @@ def test_table_puts_the_papers_figures_beside_the_measured_ones(result):
 
 def test_network_row_matches_the_runs_own_validation_mape(tabular_run):
     # scored on every validation row, the network's MAPE is the run's (unscaled) valid_mape
-    res = run_analyses(tabular_run, ["transfer"], {**FAST, "transfer_eval_rows": 0, "transfer_models": "knn"},
-                       render=False)[0]
+    res = run_analyses(
+        tabular_run, ["transfer"], {**FAST, "transfer_eval_rows": 0, "transfer_models": "knn"}, render=False
+    )[0]
     want = tabular_run.metrics.get("valid_mape_unscaled", tabular_run.metrics["valid_mape"])
     assert res.metrics["mape_nn_embeddings"] == pytest.approx(want, rel=1e-4)
 
@@ -183,9 +200,26 @@ def test_cli_analyze_only_transfer_writes_the_report(tabular_run, tmp_path):
     from embedlab.cli import make_cli
 
     report = tmp_path / "transfer.html"
-    res = CliRunner().invoke(make_cli(), ["analyze", str(tabular_run.path), "--only", "transfer", "--transfer-trees",
-                                          "5", "--transfer-rounds", "20", "--transfer-eval-rows", "500", "--transfer-models", "knn,gbt",
-                                          "--report", str(report), "--json"])
+    res = CliRunner().invoke(
+        make_cli(),
+        [
+            "analyze",
+            str(tabular_run.path),
+            "--only",
+            "transfer",
+            "--transfer-trees",
+            "5",
+            "--transfer-rounds",
+            "20",
+            "--transfer-eval-rows",
+            "500",
+            "--transfer-models",
+            "knn,gbt",
+            "--report",
+            str(report),
+            "--json",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert report.is_file() and "MAPE" in report.read_text()
 
@@ -196,10 +230,24 @@ def test_rossmann_guo2016_transfer(tmp_path):
     """Lean: 200 stores, 30,000 training rows, 2 epochs (the README's table uses the full preset)."""
     folder = data_dir("rossmann")
     out = tmp_path / "guo"
-    embedlab.train("rossmann", out=out, data_dir=str(folder), stores="1-200", preset="guo2016", split="time",
-                   valid_pct=0.1, train_sample=30000, epochs=2, seed=42)
-    res = run_analyses(embedlab.load_run(out), ["transfer"], {"transfer_trees": 10, "transfer_rounds": 100,
-                                                              "transfer_eval_rows": 5000}, render=False)[0]
+    embedlab.train(
+        "rossmann",
+        out=out,
+        data_dir=str(folder),
+        stores="1-200",
+        preset="guo2016",
+        split="time",
+        valid_pct=0.1,
+        train_sample=30000,
+        epochs=2,
+        seed=42,
+    )
+    res = run_analyses(
+        embedlab.load_run(out),
+        ["transfer"],
+        {"transfer_trees": 10, "transfer_rounds": 100, "transfer_eval_rows": 5000},
+        render=False,
+    )[0]
     assert res.error is None, res.error
     for model in ("knn", "rf", "gbt"):
         assert res.metrics[f"mape_{model}_embeddings"] < res.metrics[f"mape_{model}_raw"]

@@ -1,5 +1,6 @@
 """t-SNE: one layout function (toolkit.projection), the ``tsne`` analysis with the paper's Fig. 3
 statistics for tables with coordinates, the explorer's map and ``export --format csv --tsne``."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,7 @@ from embedlab.toolkit import projection as P
 
 @pytest.fixture(scope="module")
 def state_results(guo_tiny_run):
-    res = run_analyses(guo_tiny_run, ["tsne", "geography"], {"projection": "tsne", "permutations": 999},
-                       render=True)
+    res = run_analyses(guo_tiny_run, ["tsne", "geography"], {"projection": "tsne", "permutations": 999}, render=True)
     return {(r.analysis, r.table): r for r in res}
 
 
@@ -74,8 +74,9 @@ def test_export_csv_writes_the_tsne_map(synthetic_run, tmp_path):
     from embedlab.authoring.testing import invoke
 
     run = embedlab.load_run(synthetic_run)
-    res = invoke(["export", str(synthetic_run), "--table", "item", "--format", "csv", "--tsne", "--out",
-                  str(tmp_path / "x")])
+    res = invoke(
+        ["export", str(synthetic_run), "--table", "item", "--format", "csv", "--tsne", "--out", str(tmp_path / "x")]
+    )
     assert res.exit_code == 0, res.output
     csv = pd.read_csv(tmp_path / "x" / "coordinates.csv")
     assert {"pca_1", "tsne_1", "tsne_2"} <= set(csv.columns) and "umap_1" not in csv.columns
@@ -83,5 +84,6 @@ def test_export_csv_writes_the_tsne_map(synthetic_run, tmp_path):
     m = next(x for x in result if x.table == "item").maps["t-SNE"]
     merged = csv.merge(m, on="key")
     assert len(merged) == len(m) == len(csv)
-    assert np.allclose(merged["tsne_1"], merged["x"], atol=1e-5) and np.allclose(merged["tsne_2"], merged["y"],
-                                                                                atol=1e-5)
+    assert np.allclose(merged["tsne_1"], merged["x"], atol=1e-5) and np.allclose(
+        merged["tsne_2"], merged["y"], atol=1e-5
+    )

@@ -15,6 +15,7 @@ It says which it used (and why the others were not), trains with the CLI, writes
 
     python tools/demo.py [--out runs/demo] [--report reports/demo.html] [--no-download]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,8 +58,7 @@ def _ml100k_source(folder: Path, how: str) -> Source:
     except OSError:
         titles = ""
     entities = [STAR_WARS] if f"|{STAR_WARS}|" in titles else []
-    return Source("movielens-100k", {"data_dir": str(folder), "split": "u1"}, f"MovieLens 100K, {how}", entities,
-                  True)
+    return Source("movielens-100k", {"data_dir": str(folder), "split": "u1"}, f"MovieLens 100K, {how}", entities, True)
 
 
 def choose_source(env: dict[str, str] | None = None, download: bool = True, progress: bool = True) -> Source:
@@ -85,9 +85,12 @@ def choose_source(env: dict[str, str] | None = None, download: bool = True, prog
             return _ml100k_source(folder, f"downloaded from {archive.url} (checksum verified) into {folder}")
     else:
         tried.append("downloading was turned off (--no-download)")
-    return Source("synthetic-collab", {"readable_names": True},
-                  "generated ratings (synthetic-collab --readable-names: planted genres and films with "
-                  "readable names, not real films) because " + "; ".join(tried))
+    return Source(
+        "synthetic-collab",
+        {"readable_names": True},
+        "generated ratings (synthetic-collab --readable-names: planted genres and films with "
+        "readable names, not real films) because " + "; ".join(tried),
+    )
 
 
 def _flags(options: dict[str, Any]) -> list[str]:
@@ -116,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/demo")
     parser.add_argument("--report", default="reports/demo.html")
     parser.add_argument("--no-download", action="store_true", help="Do not try the MovieLens download.")
-    parser.add_argument("--train-option", action="append", default=[],
-                        help="Extra option for `embedlab train` (repeatable), e.g. --train-option=--epochs=2.")
+    parser.add_argument(
+        "--train-option",
+        action="append",
+        default=[],
+        help="Extra option for `embedlab train` (repeatable), e.g. --train-option=--epochs=2.",
+    )
     args = parser.parse_args(argv)
     source = choose_source(download=not args.no_download)
     print(f"demo data: {source.description}", flush=True)

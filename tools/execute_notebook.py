@@ -5,6 +5,7 @@ running it. It runs from the repository root, where a relative EMBEDLAB_DATA_DIR
 writes it) resolves; the kernel's working folder is a temporary one, so files the notebook
 writes (models/, runs) do not land in the checkout.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,11 @@ def static(output):
     """A Bokeh figure is kept as a line of text in the committed notebook (GitHub and nbviewer
     do not run BokehJS); printed text, tables and HTML tables stay as they are."""
     data = output.get("data", {})
-    if any(k.startswith("application/vnd.bokehjs") for k in data) or "embedlab-nb" in str(data.get("text/html", "")) \
-            and "<script" in str(data.get("text/html", "")):
+    if (
+        any(k.startswith("application/vnd.bokehjs") for k in data)
+        or "embedlab-nb" in str(data.get("text/html", ""))
+        and "<script" in str(data.get("text/html", ""))
+    ):
         output["data"] = {"text/plain": "(an interactive Bokeh figure: run the notebook to see it)"}
         output.get("metadata", {}).clear()
     return output
@@ -39,16 +43,23 @@ def main(path: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "jupyter" / "kernels" / "embedlab-docs"
         spec.mkdir(parents=True)
-        spec.joinpath("kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-            "display_name": "embedlab", "language": "python"}))
+        spec.joinpath("kernel.json").write_text(
+            json.dumps(
+                {
+                    "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                    "display_name": "embedlab",
+                    "language": "python",
+                }
+            )
+        )
         os.environ["JUPYTER_PATH"] = str(Path(tmp) / "jupyter")
         if os.environ.get("EMBEDLAB_DATA_DIR"):  # relative to where make runs: the repository root
             os.environ["EMBEDLAB_DATA_DIR"] = str(Path(os.environ["EMBEDLAB_DATA_DIR"]).resolve())
         nb = nbformat.read(notebook, as_version=4)
         print(f"executing {notebook.name} (a few minutes: it trains several models) ...", file=sys.stderr)
-        nbclient.NotebookClient(nb, timeout=1200, kernel_name="embedlab-docs",
-                                resources={"metadata": {"path": tmp}}).execute()
+        nbclient.NotebookClient(
+            nb, timeout=1200, kernel_name="embedlab-docs", resources={"metadata": {"path": tmp}}
+        ).execute()
         nb.metadata.get("kernelspec", {}).update({"name": "python3", "display_name": "Python 3"})
         for c in nb.cells:
             if c.cell_type == "code":

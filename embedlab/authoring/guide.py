@@ -8,6 +8,7 @@ hooks, the types, the toolkit helpers, testing and debugging. It is read through
 
     print(guide_section("Testing your plugin"))
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,10 @@ def guide_text() -> str:
 
     node = resources.files("embedlab.authoring") / GUIDE_FILE
     if not node.is_file():
-        raise UsageError("embedlab's plugin guide is missing from this installation "
-                         "(embedlab/authoring/guide.md); reinstall embedlab")
+        raise UsageError(
+            "embedlab's plugin guide is missing from this installation "
+            "(embedlab/authoring/guide.md); reinstall embedlab"
+        )
     return node.read_text(encoding="utf-8")
 
 

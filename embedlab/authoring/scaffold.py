@@ -15,6 +15,7 @@ The templates live in ``embedlab/templates/plugin/`` (package data). File names 
 ``.tmpl`` so that no tool mistakes them for code; ``MODULE`` in a path and ``{{key}}`` in a
 file are replaced by the values of :func:`plugin_names`.
 """
+
 from __future__ import annotations
 
 import re
@@ -41,9 +42,11 @@ def plugin_names(name: str, kind: str = "analysis") -> dict[str, str]:
     flags (``--NAME-...``) never collide with another analysis's.
     """
     if not NAME_PATTERN.match(name or ""):
-        raise UsageError(f"plugin name {name!r} is not usable: use lower-case letters and digits, "
-                         f"words joined by single hyphens, starting with a letter (e.g. 'norms' "
-                         f"or 'genre-separation')")
+        raise UsageError(
+            f"plugin name {name!r} is not usable: use lower-case letters and digits, "
+            f"words joined by single hyphens, starting with a letter (e.g. 'norms' "
+            f"or 'genre-separation')"
+        )
     from embedlab._version import __version__
 
     snake = name.replace("-", "_")
@@ -73,8 +76,11 @@ def trainer_source(name: str, class_name: str) -> str:
 
     body = guide_section("A worked trainer", guide_text())
     code = re.findall(r"^```python\n(.*?)^```", body, flags=re.S | re.M)[0]
-    code = code.replace('"plain-mf"', repr(name).replace("'", '"')).replace("PlainMF", class_name) \
+    code = (
+        code.replace('"plain-mf"', repr(name).replace("'", '"'))
+        .replace("PlainMF", class_name)
         .replace("plain-mf:", f"{name}:", 1)
+    )
     return code + '\n__version__ = "0.1.0"  # setup.cfg reads it (version = attr: ...)\n'
 
 
@@ -95,6 +101,7 @@ def template_files(kind: str = "analysis") -> Iterator[tuple[str, str]]:
 
 def template_files_in(root) -> Iterator[tuple[str, str]]:
     """(relative path, text) of every template under ``root``, sorted."""
+
     def walk(node, prefix: str) -> Iterator[tuple[str, str]]:
         for child in sorted(node.iterdir(), key=lambda c: c.name):
             rel = f"{prefix}{child.name}"
@@ -105,8 +112,10 @@ def template_files_in(root) -> Iterator[tuple[str, str]]:
                 yield rel, child.read_text(encoding="utf-8")
 
     if not root.is_dir():
-        raise UsageError("embedlab's plugin templates are missing from this installation "
-                         "(embedlab/templates/plugin); reinstall embedlab")
+        raise UsageError(
+            "embedlab's plugin templates are missing from this installation "
+            "(embedlab/templates/plugin); reinstall embedlab"
+        )
     yield from walk(root, "")
 
 

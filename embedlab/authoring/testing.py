@@ -34,6 +34,7 @@ To use the pytest fixtures, add ``pytest_plugins = ["embedlab.authoring.testing"
 :func:`embedlab_plugin` (``embedlab_plugin(my_plugin)`` registers until the test ends)
 become available.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -47,29 +48,52 @@ from typing import Any, Iterator, Sequence
 
 from embedlab.run import Run, load_run
 
-__all__ = ["SYNTHETIC_DEFAULTS", "PLANTED", "synthetic_run", "synthetic_run_dir", "plugin_registered",
-           "same_data_other_seed", "assert_trainer_contract", "CONTRACT_DATA", "reset_caches", "invoke", "PlantedCheck", "planted_vs_shuffled", "assert_planted_found",
-           "embedlab_run", "embedlab_plugin"]
+__all__ = [
+    "SYNTHETIC_DEFAULTS",
+    "PLANTED",
+    "synthetic_run",
+    "synthetic_run_dir",
+    "plugin_registered",
+    "same_data_other_seed",
+    "assert_trainer_contract",
+    "CONTRACT_DATA",
+    "reset_caches",
+    "invoke",
+    "PlantedCheck",
+    "planted_vs_shuffled",
+    "assert_planted_found",
+    "embedlab_run",
+    "embedlab_plugin",
+]
 
 # Small enough to train in a second or two on one CPU core, strong enough that the planted
 # genres and biases are clearly recovered by common analyses (see PLANTED).
 SYNTHETIC_DEFAULTS: dict[str, Any] = {
-    "users": 120, "items": 80, "ratings": 6000, "genres": 3, "noise": 0.3, "taste": 1.5,
-    "popularity": 0.3, "epochs": 6, "n_factors": 8, "bs": 128, "seed": 0,
+    "users": 120,
+    "items": 80,
+    "ratings": 6000,
+    "genres": 3,
+    "noise": 0.3,
+    "taste": 1.5,
+    "popularity": 0.3,
+    "epochs": 6,
+    "n_factors": 8,
+    "bs": 128,
+    "seed": 0,
 }
 
 #: What :func:`synthetic_run` plants, how strongly, and what common analyses recover from it
 #: (embedlab's tests check each "recovered" line; "control" is ``shuffle_truth=True``).
 PLANTED: dict[str, str] = {
     "genres": "each of the 80 items belongs to one of 3 genres (item column `genre`, the table's "
-              "color_column); each user's liking of each genre is drawn from N(0, 1.5) stars (`taste`)",
+    "color_column); each user's liking of each genre is drawn from N(0, 1.5) stars (`taste`)",
     "item bias": "item column `true_bias`, drawn from N(0, 0.5) stars",
     "user bias": "user column `true_bias`, N(0, 0.3); user column `favourite_genre`: the genre the user likes most",
     "ratings": "6,000 ratings of 120 users, 3.5 + biases + taste + N(0, 0.3) noise, rounded to half stars and "
-               "clipped to 1-5; item popularity Zipf(0.3), so every item has ratings",
+    "clipped to 1-5; item popularity Zipf(0.3), so every item has ratings",
     "recovered": "KMeans on the (normalised) item vectors, k chosen by silhouette over 2-8: k = 3 and "
-                 "AMI with `genre` above 0.8 (control: AMI about 0); Spearman of item bias with "
-                 "`true_bias` above 0.8 (control: about 0)",
+    "AMI with `genre` above 0.8 (control: AMI about 0); Spearman of item bias with "
+    "`true_bias` above 0.8 (control: about 0)",
 }
 
 _cache_lock = threading.Lock()
@@ -131,8 +155,9 @@ def _for_trainer(trainer: str, config: dict[str, Any], given: set[str]) -> dict[
     return {k: v for k, v in config.items() if k not in _TRAINER_DEFAULTS or k in takes or k in given}
 
 
-def synthetic_run(out: str | Path | None = None, *, shuffle_truth: bool = False, trainer: str | None = None,
-                  **overrides: Any) -> Run:
+def synthetic_run(
+    out: str | Path | None = None, *, shuffle_truth: bool = False, trainer: str | None = None, **overrides: Any
+) -> Run:
     """A small trained ``synthetic-collab`` run with planted truth, as a fresh :class:`Run`.
 
     Every call returns new objects (tests may modify them); the training itself happens once
@@ -146,8 +171,9 @@ def synthetic_run(out: str | Path | None = None, *, shuffle_truth: bool = False,
     return load_run(src)
 
 
-def same_data_other_seed(run: Run | str | Path, seed: int, out: str | Path | None = None,
-                         progress: bool = False) -> Run:
+def same_data_other_seed(
+    run: Run | str | Path, seed: int, out: str | Path | None = None, progress: bool = False
+) -> Run:
     """The run trained again on exactly the same data (its dataset reloaded with the options
     and the data seed it recorded) by the same trainer with the same config, but training
     seed ``seed``: what a stability check, a replicate or a multi-run analysis compares
@@ -219,12 +245,20 @@ def _same_tables(a: Run, b: Run, what: str) -> None:
             raise AssertionError(f"{what}: table {name!r} has other keys or labels")
         if not np.array_equal(ta.vectors, tb.vectors):
             diff = float(np.nanmax(np.abs(ta.vectors.astype(float) - tb.vectors.astype(float))))
-            raise AssertionError(f"{what}: table {name!r} has other vectors (largest difference {diff:.3g}); "
-                                 f"they must be identical bit for bit")
+            raise AssertionError(
+                f"{what}: table {name!r} has other vectors (largest difference {diff:.3g}); "
+                f"they must be identical bit for bit"
+            )
 
 
-def assert_trainer_contract(trainer: str, dataset: str = "synthetic-collab", options: dict[str, Any] | None = None,
-                            *, epochs: int = 3, workdir: str | Path | None = None) -> Run:
+def assert_trainer_contract(
+    trainer: str,
+    dataset: str = "synthetic-collab",
+    options: dict[str, Any] | None = None,
+    *,
+    epochs: int = 3,
+    workdir: str | Path | None = None,
+) -> Run:
     """Check that a registered trainer keeps the trainer contract, through the command line a
     user runs; an AssertionError names the first broken promise. Returns the trained run.
 
@@ -249,23 +283,31 @@ def assert_trainer_contract(trainer: str, dataset: str = "synthetic-collab", opt
         given.setdefault("epochs", epochs)
     if "bs" in takes:
         given.setdefault("bs", 64)
-    root = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlab-contract-", dir=_cache_dir()))
+    root = (
+        Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="embedlab-contract-", dir=_cache_dir()))
+    )
     args = ["train", dataset, "--trainer", trainer, *_flags(given), "-q"]
 
     def train(out: Path, *extra: str, expect_ok: bool = True):
         result = invoke([*args, "--out", str(out), *extra], catch_exceptions=True)
         if expect_ok and result.exit_code != 0:
-            raise AssertionError(f"`embedlab {' '.join(args + ['--out', str(out), *extra])}` failed "
-                                 f"({result.exit_code}): {result.output.strip()[-800:]}"
-                                 + (f"\n{result.exc_info[1]!r}" if result.exc_info and
-                                    not isinstance(result.exc_info[1], SystemExit) else ""))
+            raise AssertionError(
+                f"`embedlab {' '.join(args + ['--out', str(out), *extra])}` failed "
+                f"({result.exit_code}): {result.output.strip()[-800:]}"
+                + (
+                    f"\n{result.exc_info[1]!r}"
+                    if result.exc_info and not isinstance(result.exc_info[1], SystemExit)
+                    else ""
+                )
+            )
         return result
 
     train(root / "a")
     run = load_run(root / "a")
     if run.meta.get("trainer") != trainer:
-        raise AssertionError(f"run.json records trainer {run.meta.get('trainer')!r}, not {trainer!r} "
-                             f"(build it with embedlab.run_meta)")
+        raise AssertionError(
+            f"run.json records trainer {run.meta.get('trainer')!r}, not {trainer!r} (build it with embedlab.run_meta)"
+        )
     if not run.table_names:
         raise AssertionError("the run has no embedding tables")
     for name in run.table_names:
@@ -280,16 +322,18 @@ def assert_trainer_contract(trainer: str, dataset: str = "synthetic-collab", opt
         with _interrupted_after_epoch(1):
             stopped = train(root / "c", expect_ok=False)
         if stopped.exit_code == 0:
-            raise AssertionError("a resumable trainer must pass `checkpoint` on to Learner.fit "
-                                 "(no checkpoint was written after epoch 1)")
+            raise AssertionError(
+                "a resumable trainer must pass `checkpoint` on to Learner.fit (no checkpoint was written after epoch 1)"
+            )
         train(root / "c", "--resume")
         resumed = load_run(root / "c")
         _same_tables(run, resumed, "interrupted after epoch 1 and resumed")
         timing = {"epoch_seconds", "rows_per_second"}
         strip = lambda rows: [{k: v for k, v in r.items() if k not in timing} for r in rows]  # noqa: E731
         if strip(resumed.meta.get("history", [])) != strip(run.meta.get("history", [])):
-            raise AssertionError("interrupted after epoch 1 and resumed: the history differs from an "
-                                 "uninterrupted run's")
+            raise AssertionError(
+                "interrupted after epoch 1 and resumed: the history differs from an uninterrupted run's"
+            )
     for name in run.table_names:
         t = run.table(name)
         if len(t) < 2:
@@ -356,8 +400,9 @@ def invoke(args: Sequence[str], input: str | None = None, catch_exceptions: bool
     from embedlab.cli import make_cli
 
     runner = CliRunner()
-    return runner.invoke(make_cli(), [str(a) for a in args], input=input,
-                         catch_exceptions=catch_exceptions, prog_name="embedlab")
+    return runner.invoke(
+        make_cli(), [str(a) for a in args], input=input, catch_exceptions=catch_exceptions, prog_name="embedlab"
+    )
 
 
 # ---------------------------------------------------------------- planted found, shuffled not
@@ -372,12 +417,15 @@ class PlantedCheck:
     shuffled: float
 
     def __str__(self) -> str:
-        return (f"{self.analysis} ({self.table or 'run'}) {self.metric}: planted {self.planted:.3g}, "
-                f"shuffled control {self.shuffled:.3g}")
+        return (
+            f"{self.analysis} ({self.table or 'run'}) {self.metric}: planted {self.planted:.3g}, "
+            f"shuffled control {self.shuffled:.3g}"
+        )
 
 
-def planted_vs_shuffled(analysis: str, metric: str, table: str | None = "item",
-                        options: dict[str, Any] | None = None, **overrides: Any) -> PlantedCheck:
+def planted_vs_shuffled(
+    analysis: str, metric: str, table: str | None = "item", options: dict[str, Any] | None = None, **overrides: Any
+) -> PlantedCheck:
     """Run the (registered) analysis on :func:`synthetic_run` and on its ``shuffle_truth``
     control with the same ``options`` and return ``metric`` of ``table`` from both. A result
     that failed, was skipped or lacks the metric is an AssertionError saying so."""
@@ -385,26 +433,35 @@ def planted_vs_shuffled(analysis: str, metric: str, table: str | None = "item",
 
     values = []
     for shuffle in (False, True):
-        results = embedlab.analyze(synthetic_run(shuffle_truth=shuffle, **overrides), [analysis],
-                                   dict(options or {}))
+        results = embedlab.analyze(synthetic_run(shuffle_truth=shuffle, **overrides), [analysis], dict(options or {}))
         found = [r for r in results if r.table == table]
         if not found:
-            raise AssertionError(f"{analysis} gave no result for table {table!r} (got "
-                                 f"{[r.table for r in results]})")
+            raise AssertionError(f"{analysis} gave no result for table {table!r} (got {[r.table for r in results]})")
         result = found[0]
         if result.error or result.skipped:
-            raise AssertionError(f"{analysis} on table {table!r}"
-                                 f"{' (shuffled control)' if shuffle else ''}: {result.error or result.summary}")
+            raise AssertionError(
+                f"{analysis} on table {table!r}"
+                f"{' (shuffled control)' if shuffle else ''}: {result.error or result.summary}"
+            )
         if metric not in result.metrics:
-            raise AssertionError(f"{analysis} on table {table!r} has no metric {metric!r}; its metrics: "
-                                 f"{', '.join(result.metrics) or '(none)'}")
+            raise AssertionError(
+                f"{analysis} on table {table!r} has no metric {metric!r}; its metrics: "
+                f"{', '.join(result.metrics) or '(none)'}"
+            )
         values.append(float(result.metrics[metric]))
     return PlantedCheck(analysis, table, metric, values[0], values[1])
 
 
-def assert_planted_found(analysis: str, metric: str, *, above: float, control_below: float,
-                         table: str | None = "item", options: dict[str, Any] | None = None,
-                         **overrides: Any) -> PlantedCheck:
+def assert_planted_found(
+    analysis: str,
+    metric: str,
+    *,
+    above: float,
+    control_below: float,
+    table: str | None = "item",
+    options: dict[str, Any] | None = None,
+    **overrides: Any,
+) -> PlantedCheck:
     """Assert that ``metric`` is above ``above`` on the planted run and that its absolute value
     is below ``control_below`` on the shuffled control (a test that passes on both proves
     nothing). Returns the :class:`PlantedCheck`; the assertion message names both values::
@@ -415,8 +472,10 @@ def assert_planted_found(analysis: str, metric: str, *, above: float, control_be
     if not check.planted > above:
         raise AssertionError(f"{check}: the planted truth was not found ({check.planted:.3g} is not above {above})")
     if not abs(check.shuffled) < control_below:
-        raise AssertionError(f"{check}: the shuffled control scores too ({abs(check.shuffled):.3g} is not below "
-                             f"{control_below}): the metric does not measure the planted truth")
+        raise AssertionError(
+            f"{check}: the shuffled control scores too ({abs(check.shuffled):.3g} is not below "
+            f"{control_below}): the metric does not measure the planted truth"
+        )
     return check
 
 
@@ -427,6 +486,7 @@ except ImportError:  # pragma: no cover - exercised only without pytest installe
     pytest = None
 
 if pytest is not None:
+
     @pytest.fixture(scope="session")
     def embedlab_run() -> Path:
         """The folder of a small trained synthetic run with planted truth (shared: read only)."""
@@ -436,6 +496,7 @@ if pytest is not None:
     def embedlab_plugin():
         """``embedlab_plugin(plugin)`` registers a plugin until the end of the test."""
         with contextlib.ExitStack() as stack:
+
             def register(plugin: Any, name: str | None = None) -> str:
                 return stack.enter_context(plugin_registered(plugin, name))
 

@@ -1,4 +1,5 @@
 """``embedlab datasets`` and ``embedlab export`` (``embedlab plugins``: :mod:`embedlab.cli.plugins`)."""
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,11 @@ def datasets_list(as_json: bool):
 
     items = datasets()
     if as_json:
-        click.echo(json.dumps([{"name": s.name, "kind": s.kind, "description": s.description}
-                               for s in items.values()], indent=2))
+        click.echo(
+            json.dumps(
+                [{"name": s.name, "kind": s.kind, "description": s.description} for s in items.values()], indent=2
+            )
+        )
         return
     from rich.console import Console
     from rich.table import Table
@@ -70,25 +74,40 @@ def datasets_fetch(name: str):
 
 @click.command("export")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--table", "-t", default=None,
-              help="Embedding table to export (required when the run has several).")
-@click.option("--format", "fmt", type=click.Choice(["projector", "word2vec", "npy", "csv", "parquet"]),
-              default="projector", show_default=True,
-              help="projector: TensorFlow Embedding Projector vectors.tsv + metadata.tsv; word2vec: text "
-                   "format vectors.txt; npy: vectors.npy + keys.txt; csv: coordinates.csv with PCA (and "
-                   "--umap, --tsne) coordinates and the vectors; parquet: vectors.parquet in "
-                   "embedding-atlas' layout (vector column, projection_x/projection_y, metadata). Each "
-                   "reads back with `embedlab import`.")
-@click.option("--out", "-o", "out", type=click.Path(path_type=Path), required=True,
-              help="Folder to write into (created). Files of the same names are replaced only when "
-                   "embedlab wrote them there (its .embedlab-files.json lists them) and they are "
-                   "unchanged; any other file of those names is refused (see --force).")
+@click.option("--table", "-t", default=None, help="Embedding table to export (required when the run has several).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["projector", "word2vec", "npy", "csv", "parquet"]),
+    default="projector",
+    show_default=True,
+    help="projector: TensorFlow Embedding Projector vectors.tsv + metadata.tsv; word2vec: text "
+    "format vectors.txt; npy: vectors.npy + keys.txt; csv: coordinates.csv with PCA (and "
+    "--umap, --tsne) coordinates and the vectors; parquet: vectors.parquet in "
+    "embedding-atlas' layout (vector column, projection_x/projection_y, metadata). Each "
+    "reads back with `embedlab import`.",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Folder to write into (created). Files of the same names are replaced only when "
+    "embedlab wrote them there (its .embedlab-files.json lists them) and they are "
+    "unchanged; any other file of those names is refused (see --force).",
+)
 @click.option("--umap", "with_umap", is_flag=True, help="csv, parquet: add 2-D UMAP coordinates (slower).")
-@click.option("--tsne", "with_tsne", is_flag=True,
-              help="csv: add 2-D t-SNE coordinates (tsne_1, tsne_2: the tsne analysis's map, seed 0; slower).")
+@click.option(
+    "--tsne",
+    "with_tsne",
+    is_flag=True,
+    help="csv: add 2-D t-SNE coordinates (tsne_1, tsne_2: the tsne analysis's map, seed 0; slower).",
+)
 @click.option("--force", is_flag=True, help="Replace files of the same names that embedlab did not write.")
-def export_command(run_dir: Path, table: str | None, fmt: str, out: Path, with_umap: bool, force: bool = False,
-                   with_tsne: bool = False):
+def export_command(
+    run_dir: Path, table: str | None, fmt: str, out: Path, with_umap: bool, force: bool = False, with_tsne: bool = False
+):
     """Export an embedding table for other tools.
 
     \b

@@ -2,6 +2,7 @@
 :meth:`embedlab.EmbeddingTable.find`'s forgiving rules; the computation is
 :func:`embedlab.toolkit.neighbors.neighbors` (shared with ``Run.neighbors`` and the
 ``neighbors`` analysis)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,16 +19,37 @@ def neighbors_command() -> click.Command:
     @click.argument("run_dir", type=click.Path(path_type=Path))
     @click.argument("entity")
     @click.option("-k", "--k", "k", type=click.IntRange(1), default=10, show_default=True, help="Neighbors to list.")
-    @click.option("--table", "-t", default=None, help="Embedding table (default: the one where ENTITY matches best: "
-                                                      "an exact label before a forgiving match, then table order).")
-    @click.option("--top-n", type=click.IntRange(0), default=None,
-                  help="Candidates: the N most-observed entities [default: all observed]; 0: all.")
-    @click.option("--min-count", type=click.IntRange(0), default=None,
-                  help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
-                       f"as the report's explorer, unless --top-n is given; 0: all observed].")
+    @click.option(
+        "--table",
+        "-t",
+        default=None,
+        help="Embedding table (default: the one where ENTITY matches best: "
+        "an exact label before a forgiving match, then table order).",
+    )
+    @click.option(
+        "--top-n",
+        type=click.IntRange(0),
+        default=None,
+        help="Candidates: the N most-observed entities [default: all observed]; 0: all.",
+    )
+    @click.option(
+        "--min-count",
+        type=click.IntRange(0),
+        default=None,
+        help=f"Candidates: entities observed at least this many times [default: {DEFAULT_MIN_COUNT}, "
+        f"as the report's explorer, unless --top-n is given; 0: all observed].",
+    )
     @click.option("--json", "as_json", is_flag=True, help="Print the neighbours as JSON.")
-    def neighbors(run_dir: Path, entity: str, k: int, table: str | None, top_n: int | None,
-                  min_count: int | None, as_json: bool, distance: str = "cosine"):
+    def neighbors(
+        run_dir: Path,
+        entity: str,
+        k: int,
+        table: str | None,
+        top_n: int | None,
+        min_count: int | None,
+        as_json: bool,
+        distance: str = "cosine",
+    ):
         """Nearest neighbours (cosine or euclidean) of ENTITY, given by label or key.
 
         \b
@@ -49,16 +71,26 @@ def neighbors_command() -> click.Command:
         if as_json:
             from embedlab.io.strictjson import dumps  # strict JSON: NaN -> null
 
-            click.echo(dumps({"table": name, "entity": info, "matched": frame.attrs["matched"],
-                                   "note": frame.attrs["note"] or None,
-                                   "candidates": frame.attrs["candidates"],
-                                   "neighbors": frame.to_dict("records")}, indent=2))
+            click.echo(
+                dumps(
+                    {
+                        "table": name,
+                        "entity": info,
+                        "matched": frame.attrs["matched"],
+                        "note": frame.attrs["note"] or None,
+                        "candidates": frame.attrs["candidates"],
+                        "neighbors": frame.to_dict("records"),
+                    },
+                    indent=2,
+                )
+            )
             return
         from rich.console import Console
         from rich.table import Table
 
-        out = Table(title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by {metric}"),
-                    title_justify="left")
+        out = Table(
+            title=safe_text(f"{info['label']} ({name} {info['key']}): {k} nearest by {metric}"), title_justify="left"
+        )
         for col in frame.columns:
             out.add_column(safe_text(col), justify="right" if pd.api.types.is_numeric_dtype(frame[col]) else "left")
         for r in frame.itertuples(index=False):
@@ -68,6 +100,13 @@ def neighbors_command() -> click.Command:
 
     # --distance as analyze's (the old --metric: a deprecated alias; --metric is a ranking metric elsewhere)
     neighbors.params[2:2] = with_old_name(
-        click.Option(["--distance"], type=click.Choice(METRICS), default="cosine", show_default=True,
-                     help="cosine (most similar first) or euclidean (closest first)."), "--metric")
+        click.Option(
+            ["--distance"],
+            type=click.Choice(METRICS),
+            default="cosine",
+            show_default=True,
+            help="cosine (most similar first) or euclidean (closest first).",
+        ),
+        "--metric",
+    )
     return neighbors

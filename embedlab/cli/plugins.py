@@ -1,5 +1,6 @@
 """``embedlab plugins``: the installed plugins (broken ones too), ``plugins new`` (a scaffold) and
 ``plugins guide`` (the plugin guide, which ships with embedlab)."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,19 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
         click.echo(f"disabled by EMBEDLAB_DISABLE_PLUGINS: {', '.join(disabled_plugins())}", err=True)
     if as_json:
         rows = [{**asdict(i), "error": None, "location": None} for i in infos]
-        rows += [{"name": f.name, "distribution": f.distribution, "version": f.version,
-                  "builtin": f.builtin, "module": f.module, "hooks": [], "error": f.error,
-                  "location": f.location} for f in broken]
+        rows += [
+            {
+                "name": f.name,
+                "distribution": f.distribution,
+                "version": f.version,
+                "builtin": f.builtin,
+                "module": f.module,
+                "hooks": [],
+                "error": f.error,
+                "location": f.location,
+            }
+            for f in broken
+        ]
         click.echo(json.dumps(sorted(rows, key=lambda r: r["name"]), indent=2))
         return
     if not infos and not broken:
@@ -53,20 +64,38 @@ def plugins_command(ctx: click.Context, show_all: bool, as_json: bool):
     for i in infos:
         table.add_row(escape(i.name), escape(i.distribution or "-"), escape(i.version or "-"), ", ".join(i.hooks))
     for f in broken:
-        table.add_row(escape(f.name), escape(f.distribution or "-"), escape(f.version or "-"),
-                      f"[red]BROKEN[/red]: {escape(f.error)}" + (f" (at {escape(f.location)})" if f.location else ""))
+        table.add_row(
+            escape(f.name),
+            escape(f.distribution or "-"),
+            escape(f.version or "-"),
+            f"[red]BROKEN[/red]: {escape(f.error)}" + (f" (at {escape(f.location)})" if f.location else ""),
+        )
     Console(soft_wrap=True).print(table)
     if broken:
-        click.echo(f"{len(broken)} plugin(s) failed to load; fix them, or leave them out with "
-                   f"EMBEDLAB_LOAD_PLUGINS (see `embedlab plugins guide \"goes wrong\"`)", err=True)
+        click.echo(
+            f"{len(broken)} plugin(s) failed to load; fix them, or leave them out with "
+            f'EMBEDLAB_LOAD_PLUGINS (see `embedlab plugins guide "goes wrong"`)',
+            err=True,
+        )
 
 
 @plugins_command.command("new")
 @click.argument("name")
-@click.option("--dir", "parent", type=click.Path(path_type=Path), default=Path("."), show_default=True,
-              help="Folder in which to create embedlab-NAME/.")
-@click.option("--kind", type=click.Choice(["analysis", "trainer"]), default="analysis", show_default=True,
-              help="analysis: an example analysis; trainer: the guide's worked trainer, with tests.")
+@click.option(
+    "--dir",
+    "parent",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Folder in which to create embedlab-NAME/.",
+)
+@click.option(
+    "--kind",
+    type=click.Choice(["analysis", "trainer"]),
+    default="analysis",
+    show_default=True,
+    help="analysis: an example analysis; trainer: the guide's worked trainer, with tests.",
+)
 def plugins_new(name: str, parent: Path, kind: str):
     """Scaffold a pip-installable analysis (or --kind trainer) plugin in embedlab-NAME/.
 
@@ -81,8 +110,11 @@ def plugins_new(name: str, parent: Path, kind: str):
     path = scaffold(name, parent, kind)
     click.echo(str(path))
     then = f"train synthetic-collab --trainer {name}" if kind == "trainer" else f"analyze RUN --only {name}"
-    click.echo(f"created {path}; next: cd {path} && pip install -e '.[test]' && pytest, "
-               f"then `embedlab {then}` (the guide: `embedlab plugins guide`)", err=True)
+    click.echo(
+        f"created {path}; next: cd {path} && pip install -e '.[test]' && pytest, "
+        f"then `embedlab {then}` (the guide: `embedlab plugins guide`)",
+        err=True,
+    )
 
 
 @plugins_command.command("guide")

@@ -1,6 +1,7 @@
 """What the top-level ``embedlab`` group does for every command: global options (``--debug``,
 ``-q``) accepted after any subcommand, every user error as one line, and the line a slow command
 prints at once (no silent wait)."""
+
 from __future__ import annotations
 
 import sys

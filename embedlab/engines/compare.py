@@ -11,6 +11,7 @@ It only uses the registries and the shared fit options
 (:func:`embedlab.training.fitconfig.fit_options`), so it works for every dataset whose trainer
 takes those options. What the report shows is built in :mod:`embedlab.engines.compare_results`.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,8 +26,13 @@ from typing import Any, Sequence
 
 import pandas as pd
 
-from embedlab.engines.compare_results import (Outcome, build_results, final_table, summarize,  # noqa: F401
-                                          _valid_metrics)
+from embedlab.engines.compare_results import (
+    Outcome,
+    build_results,
+    final_table,
+    summarize,  # noqa: F401
+    _valid_metrics,
+)
 from embedlab.errors import TrainingDiverged, UsageError
 from embedlab.registry import TrainerEntry
 from embedlab.training.fitconfig import HYPERPARAMETERS, OPTIMIZERS, WD_MODES, fit_config
@@ -87,9 +93,17 @@ def held_wd(trainer, opts: list, mode: str | None) -> tuple[float, str, str]:
     return 0.0, mode, candidates[0]
 
 
-def plan(base: dict[str, Any], trainer, opts: list, lrs: list, wds: list, modes: list,
-         schedules: list | None = None, bss: list | None = None, n_factors: list | None = None
-         ) -> tuple[list, list[str]]:
+def plan(
+    base: dict[str, Any],
+    trainer,
+    opts: list,
+    lrs: list,
+    wds: list,
+    modes: list,
+    schedules: list | None = None,
+    bss: list | None = None,
+    n_factors: list | None = None,
+) -> tuple[list, list[str]]:
     """The configurations to train, each ``(label, config)``, and notes on what was skipped and
     what was held fixed.
 
@@ -109,8 +123,15 @@ def plan(base: dict[str, Any], trainer, opts: list, lrs: list, wds: list, modes:
             skipped = [o for o in opts if o not in takers]
             if skipped:
                 notes.append(f"--{name} applies to {', '.join(takers)} only (not {', '.join(skipped)})")
-    vary = {"opt": len(opts) > 1, "lr": len(lrs) > 1, "wd": len(wds) > 1, "wd_mode": len(modes) > 1,
-            "schedule": len(schedules) > 1, "bs": len(bss) > 1, "n_factors": len(n_factors) > 1}
+    vary = {
+        "opt": len(opts) > 1,
+        "lr": len(lrs) > 1,
+        "wd": len(wds) > 1,
+        "wd_mode": len(modes) > 1,
+        "schedule": len(schedules) > 1,
+        "bs": len(bss) > 1,
+        "n_factors": len(n_factors) > 1,
+    }
     held: dict[str, tuple[float, str]] = {}  # wd mode -> (wd, from which optimizer)
     out = []
     for opt, lr, wd, mode, sched, bs, nf in itertools.product(opts, lrs, wds, modes, schedules, bss, n_factors):
@@ -126,8 +147,9 @@ def plan(base: dict[str, Any], trainer, opts: list, lrs: list, wds: list, modes:
             cfg["wd"], cfg["wd_mode"] = value, resolved_mode
             held[resolved_mode] = (value, source)
         if opt == "adamw" and cfg["wd_mode"] == "l2":
-            notes.append("skipped adamw with --wd-mode l2 (adamw is Adam with decoupled decay; "
-                         "adam with l2 is the L2 version)")
+            notes.append(
+                "skipped adamw with --wd-mode l2 (adamw is Adam with decoupled decay; adam with l2 is the L2 version)"
+            )
             continue
         resolved = fit_config(cfg, trainer.options)
         parts = [opt] if vary["opt"] or not any(vary.values()) else []
@@ -147,11 +169,15 @@ def plan(base: dict[str, Any], trainer, opts: list, lrs: list, wds: list, modes:
     if not out:
         raise UsageError("nothing to compare: every combination was skipped")
     for mode, (value, source) in held.items():
-        notes.append(f"weight decay held fixed: wd {value:g} ({mode}) for every configuration, "
-                     f"{source}'s default; give --wd to choose another")
+        notes.append(
+            f"weight decay held fixed: wd {value:g} ({mode}) for every configuration, "
+            f"{source}'s default; give --wd to choose another"
+        )
     if "decoupled" in held and {"adam", "adamw"} <= set(opts):
-        notes.append("with decoupled weight decay for both, adam and adamw are the same optimizer "
-                     "(AdamW is Adam with decoupled decay)")
+        notes.append(
+            "with decoupled weight decay for both, adam and adamw are the same optimizer "
+            "(AdamW is Adam with decoupled decay)"
+        )
     notes = list(dict.fromkeys(notes))
     return out, notes
 
@@ -164,8 +190,7 @@ def varied_and_held(configs: list[tuple[str, dict[str, Any]]], trainer) -> tuple
         fit = fit_config(cfg, trainer.options).to_config()
         extra = {k: v for k, v in cfg.items() if k not in fit and k not in ("trainer", "seed") and v is not None}
         resolved.append({**extra, **{k: v for k, v in fit.items() if v is not None and k != "seed"}})
-    keys = list(dict.fromkeys([k for k in LISTED if any(k in r for r in resolved)] +
-                              [k for r in resolved for k in r]))
+    keys = list(dict.fromkeys([k for k in LISTED if any(k in r for r in resolved)] + [k for r in resolved for k in r]))
     varied = [k for k in keys if len({json.dumps(r.get(k), default=str) for r in resolved}) > 1]
     if "opt" in varied:  # an optimizer's own hyperparameters come with it
         varied = [k for k in varied if k not in ("momentum", "betas", "eps")]
@@ -173,9 +198,18 @@ def varied_and_held(configs: list[tuple[str, dict[str, Any]]], trainer) -> tuple
     return varied, held
 
 
-NAMES = {"opt": "optimizer", "lr": "learning rate", "wd": "weight decay", "wd_mode": "weight-decay mode",
-         "schedule": "lr schedule", "bs": "batch size", "n_factors": "embedding size", "momentum": "momentum",
-         "betas": "betas", "eps": "eps"}
+NAMES = {
+    "opt": "optimizer",
+    "lr": "learning rate",
+    "wd": "weight decay",
+    "wd_mode": "weight-decay mode",
+    "schedule": "lr schedule",
+    "bs": "batch size",
+    "n_factors": "embedding size",
+    "momentum": "momentum",
+    "betas": "betas",
+    "eps": "eps",
+}
 
 
 def describe_varied(varied: list[str], lr_given: bool = True) -> str:
@@ -191,8 +225,15 @@ def title_for(varied: list[str], lr_given: bool = True) -> str:
     (an lr that only follows each optimizer's default is not named)."""
     if "opt" in varied and not lr_given:
         varied = [v for v in varied if v != "lr"]
-    plural = {"opt": "Optimizers", "lr": "Learning rates", "wd": "Weight decays", "wd_mode": "Weight-decay modes",
-              "schedule": "Schedules", "bs": "Batch sizes", "n_factors": "Embedding sizes"}
+    plural = {
+        "opt": "Optimizers",
+        "lr": "Learning rates",
+        "wd": "Weight decays",
+        "wd_mode": "Weight-decay modes",
+        "schedule": "Schedules",
+        "bs": "Batch sizes",
+        "n_factors": "Embedding sizes",
+    }
     main = [v for v in varied if v in plural]
     if not main:
         return "Settings compared"
@@ -206,9 +247,17 @@ def _slug(label: str) -> str:
 
 
 # ---------------------------------------------------------------------------- running
-def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progress: bool = False,
-            runs_dir: Path | None = None, echo=None, seeds: list[int] | None = None,
-            force: bool = False, on_epoch=None) -> list[Outcome]:
+def compare(
+    dataset,
+    trainer,
+    configs: list[tuple[str, dict[str, Any]]],
+    progress: bool = False,
+    runs_dir: Path | None = None,
+    echo=None,
+    seeds: list[int] | None = None,
+    force: bool = False,
+    on_epoch=None,
+) -> list[Outcome]:
     """Train each ``(label, config)`` on ``dataset`` with ``trainer``, once per seed of
     ``seeds`` (default: the config's own seed, else 42), one run at a time in this process.
 
@@ -224,8 +273,11 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
 
     _warm_up()
     outcomes = []
-    jobs = [(label, cfg, seed) for label, cfg in configs
-            for seed in (seeds or [42 if cfg.get("seed") is None else int(cfg["seed"])])]
+    jobs = [
+        (label, cfg, seed)
+        for label, cfg in configs
+        for seed in (seeds or [42 if cfg.get("seed") is None else int(cfg["seed"])])
+    ]
     for n, (label, cfg, seed) in enumerate(jobs, 1):
         name = (label or "run") + (f" seed {seed}" if seeds and len(seeds) > 1 else "")
         echo(f"[{n}/{len(jobs)}] {name}")
@@ -257,8 +309,9 @@ def compare(dataset, trainer, configs: list[tuple[str, dict[str, Any]]], progres
     return outcomes
 
 
-def check_outputs(report: Path | None, runs_dir: Path | None, labels: list[str], seeds: list[int],
-                  force: bool = False) -> None:
+def check_outputs(
+    report: Path | None, runs_dir: Path | None, labels: list[str], seeds: list[int], force: bool = False
+) -> None:
     """``--report`` and ``--runs-dir``'s run folders under the write rule (embedlab.io.ownership),
     checked before any training; ``force``: ``--force`` (files embedlab did not write may be replaced)."""
     from embedlab.io.ownership import check_file, check_run_dir
@@ -268,7 +321,7 @@ def check_outputs(report: Path | None, runs_dir: Path | None, labels: list[str],
     if runs_dir is not None:
         for label in labels:
             sub = Path(runs_dir) / _slug(label)
-            for folder in ([sub / f"seed-{s}" for s in seeds] if len(seeds) > 1 else [sub]):
+            for folder in [sub / f"seed-{s}" for s in seeds] if len(seeds) > 1 else [sub]:
                 check_run_dir(folder, option="--runs-dir", force=force)
 
 
@@ -284,8 +337,12 @@ def _warm_up() -> None:
     """
     import torch
 
-    for make in (lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), lambda p: torch.optim.RMSprop(p),
-                 lambda p: torch.optim.Adam(p), lambda p: torch.optim.AdamW(p)):
+    for make in (
+        lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: torch.optim.RMSprop(p),
+        lambda p: torch.optim.Adam(p),
+        lambda p: torch.optim.AdamW(p),
+    ):
         param = torch.zeros(1, requires_grad=True)
         param.grad = torch.ones(1)
         make([param]).step()
@@ -331,8 +388,9 @@ def _listed(value, what: str, convert, choices=None) -> list:
     return parse_list(None if value is None else str(value), what, convert, choices)
 
 
-def plan_comparison(trainer: TrainerEntry, base: dict[str, Any], opt=None, lr=None, wd=None, wd_mode=None,
-                    seeds=None, **lists) -> ComparisonPlan:
+def plan_comparison(
+    trainer: TrainerEntry, base: dict[str, Any], opt=None, lr=None, wd=None, wd_mode=None, seeds=None, **lists
+) -> ComparisonPlan:
     """The configurations to compare. ``opt``/``lr``/``wd``/``wd_mode`` and ``lists`` (any of
     ``schedule``, ``bs``, ``n_factors`` the trainer declares) are lists or comma-separated
     strings; None holds the setting fixed at the trainer's default. Without ``opt``: the
@@ -341,8 +399,10 @@ def plan_comparison(trainer: TrainerEntry, base: dict[str, Any], opt=None, lr=No
     from embedlab.engines.runs import parse_seeds
 
     if not {"opt", "lr", "wd", "wd_mode"} <= {o.name for o in trainer.options}:
-        raise UsageError(f"trainer {trainer.name!r} does not take the shared fit options "
-                         "(--opt/--lr/--wd/--wd-mode), so it cannot be compared")
+        raise UsageError(
+            f"trainer {trainer.name!r} does not take the shared fit options "
+            "(--opt/--lr/--wd/--wd-mode), so it cannot be compared"
+        )
     if isinstance(seeds, (list, tuple)):
         seeds = ",".join(str(s) for s in seeds)
     seeds = parse_seeds(str(seeds)) if seeds is not None else [int(base.get("seed") or 42)]
@@ -366,10 +426,14 @@ def plan_comparison(trainer: TrainerEntry, base: dict[str, Any], opt=None, lr=No
     opts = _listed(opt, "opt", str.lower, OPTIMIZERS)
     if opts == [None]:
         named = len(lrs) > 1 or len(wds) > 1 or len(modes) > 1 or any(len(v) > 1 for v in extra.values())
-        opts = [trainer_defaults(trainer)[0]] if named or len(seeds) > 1 else \
-            parse_list(DEFAULT_OPTS, "opt", str.lower, OPTIMIZERS)
-    configs, notes = plan(base, trainer, opts, lrs, wds, modes, extra.get("schedule"), extra.get("bs"),
-                          extra.get("n_factors"))
+        opts = (
+            [trainer_defaults(trainer)[0]]
+            if named or len(seeds) > 1
+            else parse_list(DEFAULT_OPTS, "opt", str.lower, OPTIMIZERS)
+        )
+    configs, notes = plan(
+        base, trainer, opts, lrs, wds, modes, extra.get("schedule"), extra.get("bs"), extra.get("n_factors")
+    )
     varied, held = varied_and_held(configs, trainer)
     return ComparisonPlan(configs, notes, varied, held, seeds, lr_given=lrs != [None])
 
@@ -392,9 +456,17 @@ class ComparisonOutcome:
 
     def results(self, setup: dict[str, Any] | None = None) -> list:
         """The report's sections (AnalysisResults), ``setup`` (default: ``self.setup``) its first table."""
-        return build_results(self.outcomes, self.metric, self.where, self.setup if setup is None else setup,
-                             self.plan.notes, self.load_seconds, self.plan.section, self.plan.words,
-                             self.plan.held)
+        return build_results(
+            self.outcomes,
+            self.metric,
+            self.where,
+            self.setup if setup is None else setup,
+            self.plan.notes,
+            self.load_seconds,
+            self.plan.section,
+            self.plan.words,
+            self.plan.held,
+        )
 
     def write_report(self, path: str | Path, setup: dict[str, Any] | None = None, force: bool = False) -> Path:
         """The standalone HTML report (under the write rule, atomically)."""
@@ -405,23 +477,52 @@ class ComparisonOutcome:
 
     def payload(self, report: str | Path | None = None) -> dict[str, Any]:
         """What ``embedlab compare`` prints as JSON."""
-        return {"dataset": self.dataset, "split": self.split, "metric": self.metric, "title": self.plan.section,
-                "varied": self.plan.varied, "held": self.plan.held, "seeds": self.plan.seeds,
-                "summary": self.summary, "notes": self.plan.notes, "report": None if report is None else str(report),
-                "results": [{"label": o.label, "seed": o.seed, "config": o.config, "metrics": o.metrics,
-                             "wall_seconds": o.wall_seconds, "run": o.run_dir} for o in self.outcomes]}
+        return {
+            "dataset": self.dataset,
+            "split": self.split,
+            "metric": self.metric,
+            "title": self.plan.section,
+            "varied": self.plan.varied,
+            "held": self.plan.held,
+            "seeds": self.plan.seeds,
+            "summary": self.summary,
+            "notes": self.plan.notes,
+            "report": None if report is None else str(report),
+            "results": [
+                {
+                    "label": o.label,
+                    "seed": o.seed,
+                    "config": o.config,
+                    "metrics": o.metrics,
+                    "wall_seconds": o.wall_seconds,
+                    "run": o.run_dir,
+                }
+                for o in self.outcomes
+            ],
+        }
 
 
 def check_metric(outcomes: list[Outcome], metric: str) -> None:
     """A metric none of the runs reports is a one-line error listing those they do."""
     if not any(metric in o.metrics or (o.history and metric in o.history[-1]) for o in outcomes):
-        raise UsageError(f"--metric {metric!r}: the runs report "
-                         f"{', '.join(k for k in outcomes[0].metrics if k.startswith('valid_'))}")
+        raise UsageError(
+            f"--metric {metric!r}: the runs report "
+            f"{', '.join(k for k in outcomes[0].metrics if k.startswith('valid_'))}"
+        )
 
 
-def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric: str = "valid_loss",
-                   progress: bool = False, runs_dir: Path | None = None, echo=None,
-                   load_seconds: float = 0.0, force: bool = False, on_epoch=None) -> ComparisonOutcome:
+def run_comparison(
+    dataset,
+    trainer: TrainerEntry,
+    plan_: ComparisonPlan,
+    metric: str = "valid_loss",
+    progress: bool = False,
+    runs_dir: Path | None = None,
+    echo=None,
+    load_seconds: float = 0.0,
+    force: bool = False,
+    on_epoch=None,
+) -> ComparisonOutcome:
     """Train every configuration of ``plan_`` on the loaded ``dataset`` (its validation rows
     rank them by ``metric``); ``echo`` receives one line per step (default: stderr),
     ``on_epoch`` each run's epochs (:func:`compare`)."""
@@ -434,29 +535,62 @@ def run_comparison(dataset, trainer: TrainerEntry, plan_: ComparisonPlan, metric
     for note in plan_.notes:
         echo(f"note: {note}")
     seeds = plan_.seeds
-    echo(f"{where}: {len(plan_.configs)} configurations x {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
-         f"varied: {plan_.words}")
-    outcomes = compare(dataset, trainer, plan_.configs, progress=progress, runs_dir=runs_dir, echo=echo,
-                       seeds=seeds, force=force, on_epoch=on_epoch)
+    echo(
+        f"{where}: {len(plan_.configs)} configurations x {len(seeds)} seed{'s' if len(seeds) > 1 else ''}; "
+        f"varied: {plan_.words}"
+    )
+    outcomes = compare(
+        dataset,
+        trainer,
+        plan_.configs,
+        progress=progress,
+        runs_dir=runs_dir,
+        echo=echo,
+        seeds=seeds,
+        force=force,
+        on_epoch=on_epoch,
+    )
     check_metric(outcomes, metric)
     summary = summarize(outcomes, metric, where, plan_.words, plan_.held)
-    return ComparisonOutcome(plan_, dataset.name, split, where, metric, outcomes, final_table(outcomes, metric),
-                             summary, load_seconds)
+    return ComparisonOutcome(
+        plan_, dataset.name, split, where, metric, outcomes, final_table(outcomes, metric), summary, load_seconds
+    )
 
 
-def describe_setup(dataset: str, trainer: str, plan_: ComparisonPlan, metric: str,
-                   loader_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def describe_setup(
+    dataset: str, trainer: str, plan_: ComparisonPlan, metric: str, loader_options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The report's first table: the dataset and its loader options, the trainer, what varies,
     the seeds, every setting held fixed, and the ranking metric."""
-    return {"dataset": dataset, **{k: v for k, v in (loader_options or {}).items() if v is not None},
-            "trainer": trainer, "varied": plan_.words, "seeds": ", ".join(map(str, plan_.seeds)),
-            **{f"held: {k}": v for k, v in plan_.held.items()}, "ranked by": metric}
+    return {
+        "dataset": dataset,
+        **{k: v for k, v in (loader_options or {}).items() if v is not None},
+        "trainer": trainer,
+        "varied": plan_.words,
+        "seeds": ", ".join(map(str, plan_.seeds)),
+        **{f"held: {k}": v for k, v in plan_.held.items()},
+        "ranked by": metric,
+    }
 
 
-def compare_dataset(dataset, trainer: TrainerEntry, values: dict[str, Any], opt=None, lr=None, wd=None,
-                    wd_mode=None, seeds=None, metric: str = "valid_loss", report: Path | None = None,
-                    runs_dir: Path | None = None, force: bool = False, progress: bool = False, echo=None,
-                    on_epoch=None, **lists) -> ComparisonOutcome:
+def compare_dataset(
+    dataset,
+    trainer: TrainerEntry,
+    values: dict[str, Any],
+    opt=None,
+    lr=None,
+    wd=None,
+    wd_mode=None,
+    seeds=None,
+    metric: str = "valid_loss",
+    report: Path | None = None,
+    runs_dir: Path | None = None,
+    force: bool = False,
+    progress: bool = False,
+    echo=None,
+    on_epoch=None,
+    **lists,
+) -> ComparisonOutcome:
     """``embedlab compare DATASET`` and ``embedlab.compare``, one path: plan the configurations
     (a bad combination fails here), check ``report`` and ``runs_dir`` under the write rule, load
     the data (``dataset``: a :class:`~embedlab.registry.DatasetEntry`, loaded here with its
@@ -476,9 +610,18 @@ def compare_dataset(dataset, trainer: TrainerEntry, values: dict[str, Any], opt=
 
         (echo or _stderr)(f"loading {entry.name} ...")
         dataset, _ = load_for_training(entry, values)
-    done = run_comparison(dataset, trainer, the_plan, metric, progress=progress, runs_dir=runs_dir, echo=echo,
-                          load_seconds=time.perf_counter() - t_load if entry is not None else 0.0, force=force,
-                          on_epoch=on_epoch)
+    done = run_comparison(
+        dataset,
+        trainer,
+        the_plan,
+        metric,
+        progress=progress,
+        runs_dir=runs_dir,
+        echo=echo,
+        load_seconds=time.perf_counter() - t_load if entry is not None else 0.0,
+        force=force,
+        on_epoch=on_epoch,
+    )
     done.setup = describe_setup(done.dataset, trainer.name, the_plan, metric, loader_options)
     return done
 
@@ -506,16 +649,18 @@ class RunsCompared:
         """The standalone HTML report (under the write rule, atomically)."""
         from embedlab.report.html import write_report
 
-        return write_report(path, None, self.sections, title=f"embedlab compare: {len(self.outcomes)} runs",
-                            force=force)
+        return write_report(
+            path, None, self.sections, title=f"embedlab compare: {len(self.outcomes)} runs", force=force
+        )
 
     def payload(self, report: str | Path | None = None) -> dict[str, Any]:
         """What ``embedlab compare --runs`` prints as JSON."""
         return {**self.record, "report": None if report is None else str(report)}
 
 
-def compare_existing(paths: Sequence[Any], metric: str = "valid_loss", report: Path | None = None,
-                     force: bool = False, echo=None) -> RunsCompared:
+def compare_existing(
+    paths: Sequence[Any], metric: str = "valid_loss", report: Path | None = None, force: bool = False, echo=None
+) -> RunsCompared:
     """``embedlab compare --runs`` and ``embedlab.compare(runs=...)``: ``report`` checked under
     the write rule first (written by the caller: ``.write_report``), then the runs (folders or
     run groups) loaded, compared and ranked by ``metric``."""

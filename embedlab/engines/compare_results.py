@@ -11,6 +11,7 @@ Rules stated in the verdict:
   larger of their seed sds (n - 1); with one seed per setting the spread is unknown, and the
   verdict says so.
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,7 @@ class Setting:
                 if key in h and h[key] is not None:
                     by_epoch.setdefault(int(h["epoch"]), []).append(float(h[key]))
         xs = sorted(by_epoch)
-        return xs, [float(np.mean(by_epoch[x])) if all(map(math.isfinite, by_epoch[x])) else float("nan")
-                    for x in xs]
+        return xs, [float(np.mean(by_epoch[x])) if all(map(math.isfinite, by_epoch[x])) else float("nan") for x in xs]
 
     @property
     def wall(self) -> float:
@@ -95,8 +95,11 @@ def settings(outcomes: Sequence[Outcome]) -> list[Setting]:
 
 def _valid_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     """The validation metrics (floats named valid_*; counts such as valid_rows left out)."""
-    return {k: float(v) for k, v in metrics.items()
-            if k.startswith("valid_") and isinstance(v, float) and not k.endswith("_rows")}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k.startswith("valid_") and isinstance(v, float) and not k.endswith("_rows")
+    }
 
 
 def final_table(outcomes: list[Outcome], metric: str) -> pd.DataFrame:
@@ -107,9 +110,15 @@ def final_table(outcomes: list[Outcome], metric: str) -> pd.DataFrame:
     several = any(len(g.outcomes) > 1 for g in groups)
     for g in groups:
         c = g.outcomes[0].config
-        row = {"config": g.label, "lr": c.get("lr"), "wd": c.get("wd"), "wd_mode": c.get("wd_mode"),
-               "momentum": c.get("momentum") if c.get("momentum") is not None else
-               (c["betas"][0] if c.get("betas") else None)}
+        row = {
+            "config": g.label,
+            "lr": c.get("lr"),
+            "wd": c.get("wd"),
+            "wd_mode": c.get("wd_mode"),
+            "momentum": c.get("momentum")
+            if c.get("momentum") is not None
+            else (c["betas"][0] if c.get("betas") else None),
+        }
         names = list(dict.fromkeys(k for o in g.outcomes for k in _valid_metrics(o.metrics)))
         for k in names:
             row[k] = float(np.mean([o.metrics.get(k, float("nan")) for o in g.outcomes]))
@@ -121,8 +130,7 @@ def final_table(outcomes: list[Outcome], metric: str) -> pd.DataFrame:
         if finite:
             best, epoch = min(finite)
             row["best_valid_loss"], row["best_epoch"] = best, epoch
-        row["train_seconds"] = float(np.mean([float(o.metrics.get("train_seconds", float("nan")))
-                                              for o in g.outcomes]))
+        row["train_seconds"] = float(np.mean([float(o.metrics.get("train_seconds", float("nan"))) for o in g.outcomes]))
         row["wall_seconds"] = g.wall
         rows.append(row)
     df = _drop_duplicate_metrics(pd.DataFrame(rows))
@@ -138,8 +146,7 @@ def _drop_duplicate_metrics(df: pd.DataFrame) -> pd.DataFrame:
     """Leave out a valid_* column equal to valid_loss in every row (collab's valid_mse)."""
     if "valid_loss" not in df:
         return df
-    same = [c for c in df.columns if c.startswith("valid_") and c != "valid_loss"
-            and df[c].equals(df["valid_loss"])]
+    same = [c for c in df.columns if c.startswith("valid_") and c != "valid_loss" and df[c].equals(df["valid_loss"])]
     return df.drop(columns=same)
 
 
@@ -167,13 +174,16 @@ def _spread_words(a: Setting, b: Setting, metric: str) -> str:
         return ""
     spread = max(sa, sb)
     if abs(mb - ma) < spread:
-        return (f"; the difference ({abs(mb - ma):.4f}) is smaller than the seed spread (sd up to "
-                f"{spread:.4f}), so the two are not told apart here")
+        return (
+            f"; the difference ({abs(mb - ma):.4f}) is smaller than the seed spread (sd up to "
+            f"{spread:.4f}), so the two are not told apart here"
+        )
     return f"; the difference ({abs(mb - ma):.4f}) is larger than the seed spread (sd up to {spread:.4f})"
 
 
-def summarize(outcomes: list[Outcome], metric: str, where: str, varied: str | None = None,
-              held: dict[str, Any] | None = None) -> str:
+def summarize(
+    outcomes: list[Outcome], metric: str, where: str, varied: str | None = None, held: dict[str, Any] | None = None
+) -> str:
     """One paragraph: what was varied and held fixed, who won (mean over seeds), by how much
     against the seed spread, who came last, whether the winner overfits, how long each took."""
     groups = settings(outcomes)
@@ -182,20 +192,26 @@ def summarize(outcomes: list[Outcome], metric: str, where: str, varied: str | No
     bad = [g for st, g in scored if st[2] == 0]
     n_seeds = max(len(g.outcomes) for g in groups)
     if not good:
-        return (f"On {where}, every configuration ended with a non-finite {metric}: lower the "
-                f"learning rates (try `embedlab lr-find`).")
+        return (
+            f"On {where}, every configuration ended with a non-finite {metric}: lower the "
+            f"learning rates (try `embedlab lr-find`)."
+        )
     text = ""
     if varied is not None:
         text = f"Varied: {varied}. "
     ((v0, sd0, n0), win), rest = good[0], good[1:]
     epochs = len(win.outcomes[0].history)
     over = f" ± {sd0:.4f} over {n0} seeds" if n0 > 1 else ""
-    text += (f"On {where}, {win.label} won with {metric} {v0:.4f}{over} after {epochs} epoch"
-             f"{'s' if epochs != 1 else ''} ({win.wall:.1f} s).")
+    text += (
+        f"On {where}, {win.label} won with {metric} {v0:.4f}{over} after {epochs} epoch"
+        f"{'s' if epochs != 1 else ''} ({win.wall:.1f} s)."
+    )
     if rest:
         (v1, _, _), second = rest[0]
-        text += (f" The runner-up, {second.label}, reached {v1:.4f} "
-                 f"({_pct(v1, v0)} worse, {second.wall:.1f} s){_spread_words(win, second, metric)}")
+        text += (
+            f" The runner-up, {second.label}, reached {v1:.4f} "
+            f"({_pct(v1, v0)} worse, {second.wall:.1f} s){_spread_words(win, second, metric)}"
+        )
         if len(rest) > 1:
             (vl, _, _), last = rest[-1]
             text += f"; {last.label} came last among the finished runs at {vl:.4f} ({_pct(vl, v0)} worse)."
@@ -205,9 +221,11 @@ def summarize(outcomes: list[Outcome], metric: str, where: str, varied: str | No
         text += " One seed per setting, so the seed spread is unknown: --seeds 1,2,3 measures it."
     rose = win.overfit()
     if rose is not None:
-        text += (f" The winner's validation loss was lowest at epoch {rose[0]} and then rose by "
-                 f"{100 * rose[1]:.1f}% (overfitting: a rise of more than {100 * OVERFIT_RISE:g}% from the "
-                 f"lowest to the last epoch), so more weight decay or fewer epochs may help.")
+        text += (
+            f" The winner's validation loss was lowest at epoch {rose[0]} and then rose by "
+            f"{100 * rose[1]:.1f}% (overfitting: a rise of more than {100 * OVERFIT_RISE:g}% from the "
+            f"lowest to the last epoch), so more weight decay or fewer epochs may help."
+        )
     others = [g.label for g in groups if g is not win and g.overfit() is not None]
     if others:
         text += f" Also overfitting by that rule: {', '.join(others)}."
@@ -215,11 +233,14 @@ def summarize(outcomes: list[Outcome], metric: str, where: str, varied: str | No
     if fastest is not win:
         text += f" The fastest run was {fastest.label} ({fastest.wall:.1f} s)."
     if bad:
-        text += (f" {len(bad)} run{'s' if len(bad) > 1 else ''} diverged (non-finite {metric}): "
-                 f"{', '.join(g.label for g in bad)}; their learning rates are too high.")
+        text += (
+            f" {len(bad)} run{'s' if len(bad) > 1 else ''} diverged (non-finite {metric}): "
+            f"{', '.join(g.label for g in bad)}; their learning rates are too high."
+        )
     if held is not None:
-        text += (f" Held fixed: {describe_held(held) or 'everything else'}; the same split and rows "
-                 f"for every run" + (", and per seed the same initial weights." if n_seeds else "."))
+        text += f" Held fixed: {describe_held(held) or 'everything else'}; the same split and rows for every run" + (
+            ", and per seed the same initial weights." if n_seeds else "."
+        )
     else:
         text += " Every configuration used the same model, split and seed."
     return text
@@ -242,8 +263,10 @@ def curve_figures(outcomes: list[Outcome]) -> list:
 
     groups = settings(outcomes)
     figs = []
-    for key, title, axis in (("valid_loss", "Validation loss per epoch", "validation loss"),
-                             ("train_loss", "Training loss per epoch", "training loss")):
+    for key, title, axis in (
+        ("valid_loss", "Validation loss per epoch", "validation loss"),
+        ("train_loss", "Training loss per epoch", "training loss"),
+    ):
         series = {}
         for g in groups:
             xs, ys = g.curve(key)
@@ -255,9 +278,17 @@ def curve_figures(outcomes: list[Outcome]) -> list:
     return figs
 
 
-def build_results(outcomes: list[Outcome], metric: str, where: str, setup: dict[str, Any],
-                  notes: list[str], load_seconds: float = 0.0, title: str = "Settings compared",
-                  varied: str | None = None, held: dict[str, Any] | None = None) -> list:
+def build_results(
+    outcomes: list[Outcome],
+    metric: str,
+    where: str,
+    setup: dict[str, Any],
+    notes: list[str],
+    load_seconds: float = 0.0,
+    title: str = "Settings compared",
+    varied: str | None = None,
+    held: dict[str, Any] | None = None,
+) -> list:
     """The report's sections as AnalysisResults (plain data plus their figures)."""
     from embedlab.analysis import AnalysisResult
 
@@ -267,17 +298,29 @@ def build_results(outcomes: list[Outcome], metric: str, where: str, setup: dict[
     keep += [c for c in hist.columns if c.startswith("valid_") and c not in keep]
     hist = _drop_duplicate_metrics(hist[keep] if keep else hist)
     main = AnalysisResult(
-        analysis="compare", table=None, title=title,
+        analysis="compare",
+        table=None,
+        title=title,
         summary=summarize(outcomes, metric, where, varied, held),
-        metrics={"configurations": float(len(settings(outcomes))), "runs": float(len(outcomes)),
-                 f"best {metric}": float(table[metric].iloc[0]) if metric in table and len(table) else float("nan"),
-                 "total wall seconds": float(sum(o.wall_seconds for o in outcomes))},
+        metrics={
+            "configurations": float(len(settings(outcomes))),
+            "runs": float(len(outcomes)),
+            f"best {metric}": float(table[metric].iloc[0]) if metric in table and len(table) else float("nan"),
+            "total wall seconds": float(sum(o.wall_seconds for o in outcomes)),
+        },
         tables={"final metrics (best first)": table, "per-epoch history": hist},
-        figures=curve_figures(outcomes), seconds=float(sum(o.wall_seconds for o in outcomes)))
+        figures=curve_figures(outcomes),
+        seconds=float(sum(o.wall_seconds for o in outcomes)),
+    )
     setup_rows = pd.DataFrame({"setting": list(setup), "value": [str(v) for v in setup.values()]})
-    setup_result = AnalysisResult(analysis="setup", table=None, title="Setup",
-                                  summary="\n".join(notes), tables={"shared settings": setup_rows},
-                                  seconds=load_seconds)
+    setup_result = AnalysisResult(
+        analysis="setup",
+        table=None,
+        title="Setup",
+        summary="\n".join(notes),
+        tables={"shared settings": setup_rows},
+        seconds=load_seconds,
+    )
     return [main, setup_result]
 
 
@@ -299,8 +342,10 @@ def check_comparable(labels: Sequence[str], runs: Sequence[Any], metric: str) ->
     kinds = [(r.meta.get("trainer"), r.task) for r in runs]
     if len(set(kinds)) > 1:
         named = ", ".join(f"{lab} (trainer {t or '?'}, task {task or '?'})" for lab, (t, task) in zip(labels, kinds))
-        raise UsageError(f"--runs: {named} were not made by one trainer for one task, so their {metric} "
-                         f"means different things and embedlab does not rank them; compare runs of one trainer")
+        raise UsageError(
+            f"--runs: {named} were not made by one trainer for one task, so their {metric} "
+            f"means different things and embedlab does not rank them; compare runs of one trainer"
+        )
 
 
 #: what a run was trained on and with, beside its config: runs that differ in any of these are
@@ -316,9 +361,13 @@ def run_setting(run, config: dict[str, Any]) -> dict[str, Any]:
     name = split.get("name", "?")
     same_name_only = {k: v for k, v in split.items() if k != "name"}
     rows = f"{run.metrics.get('train_rows', '?')}/{run.metrics.get('valid_rows', '?')}"
-    return {"dataset": run.dataset, "split": f"{name} {json.dumps(same_name_only, sort_keys=True, default=str)}"
-            if same_name_only else name, "trainer": run.meta.get("trainer") or run.kind, "rows": rows,
-            **{k: v for k, v in config.items() if k != "seed"}}
+    return {
+        "dataset": run.dataset,
+        "split": f"{name} {json.dumps(same_name_only, sort_keys=True, default=str)}" if same_name_only else name,
+        "trainer": run.meta.get("trainer") or run.kind,
+        "rows": rows,
+        **{k: v for k, v in config.items() if k != "seed"},
+    }
 
 
 def _short(value: Any) -> str:
@@ -340,23 +389,39 @@ def compare_runs(paths: Sequence[Any], metric: str = "valid_loss", render: bool 
 
     echo = echo or (lambda _line: None)
     labels, runs, configs, settings, varied, held, outcomes = _existing_runs(paths, metric, echo)
-    notes, where = _runs_notes(runs), f"{len(runs)} existing runs of {', '.join(sorted({str(r.dataset) for r in runs}))}"
-    words = ", ".join(f"{k} ({' / '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})"
-                      if k in RUN_IDENTITY else k for k in varied) if varied else "nothing but the seed"
+    notes, where = (
+        _runs_notes(runs),
+        f"{len(runs)} existing runs of {', '.join(sorted({str(r.dataset) for r in runs}))}",
+    )
+    words = (
+        ", ".join(
+            f"{k} ({' / '.join(dict.fromkeys(_short(st.get(k)) for st in settings))})" if k in RUN_IDENTITY else k
+            for k in varied
+        )
+        if varied
+        else "nothing but the seed"
+    )
     held_words = {k: v for k, v in held.items() if k in HELD_IN_WORDS}
     trainers = ", ".join(f"{lab} ({r.meta.get('trainer') or 'trainer not recorded'})" for lab, r in zip(labels, runs))
-    results = build_results(outcomes, metric, where, {"runs": trainers, **held},
-                            notes, title="Runs compared", varied=words, held=held_words)
+    results = build_results(
+        outcomes, metric, where, {"runs": trainers, **held}, notes, title="Runs compared", varied=words, held=held_words
+    )
     results[0].summary = _runs_verdict(results[0].summary, outcomes, metric, where, varied, held_words, notes)
     echo(f"aligning their tables (Procrustes, neighbor overlap over {len(runs) * (len(runs) - 1) // 2} pairs) ...")
     tables = run_table_stability(runs, labels)
     results[1:1] = stability_results(labels, runs, tables, [], render=render)[1:]  # the per-table sections
-    payload = {"runs": [{"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c,
-                         "metrics": r.metrics}
-                        for lab, r, c in zip(labels, runs, configs)],
-               "varied": varied, "differences": {k: [st.get(k) for st in settings] for k in varied},
-               "metric": metric, "summary": results[0].summary, "notes": notes,
-               "stability": [t.record() for t in tables]}
+    payload = {
+        "runs": [
+            {"label": lab, "path": str(r.path), "trainer": r.meta.get("trainer"), "config": c, "metrics": r.metrics}
+            for lab, r, c in zip(labels, runs, configs)
+        ],
+        "varied": varied,
+        "differences": {k: [st.get(k) for st in settings] for k in varied},
+        "metric": metric,
+        "summary": results[0].summary,
+        "notes": notes,
+        "stability": [t.record() for t in tables],
+    }
     return outcomes, results, payload
 
 
@@ -381,8 +446,17 @@ def _existing_runs(paths: Sequence[Any], metric: str, echo):
     outcomes = []
     for label, run, cfg, setting in zip(labels, runs, configs, settings):
         name = " ".join(f"{k}={_short(setting.get(k))}" for k in varied) if varied else label
-        outcomes.append(Outcome(name, cfg, dict(run.metrics), list(run.history),
-                                float(run.metrics.get("train_seconds", float("nan"))), str(run.path), run.seed))
+        outcomes.append(
+            Outcome(
+                name,
+                cfg,
+                dict(run.metrics),
+                list(run.history),
+                float(run.metrics.get("train_seconds", float("nan"))),
+                str(run.path),
+                run.seed,
+            )
+        )
     return labels, runs, configs, settings, varied, held, outcomes
 
 
@@ -394,20 +468,29 @@ def _runs_notes(runs) -> list[str]:
     rows = {(r.metrics.get("train_rows"), r.metrics.get("valid_rows")) for r in runs}
     notes = []
     if len(datasets) > 1:
-        notes.append(f"The runs are of different datasets ({', '.join(sorted(datasets))}): their metrics are "
-                     f"not comparable.")
+        notes.append(
+            f"The runs are of different datasets ({', '.join(sorted(datasets))}): their metrics are not comparable."
+        )
     if len(splits) > 1 or len(rows) > 1:
-        notes.append("The runs were validated on different splits or rows: a difference in their metrics "
-                     "mixes the settings with the rows.")
+        notes.append(
+            "The runs were validated on different splits or rows: a difference in their metrics "
+            "mixes the settings with the rows."
+        )
     else:
         notes.append("Every run was validated on the same split (same split settings and row counts).")
-    notes.append("Times are each run's own train_seconds, measured when and where it was trained "
-                 "(not side by side).")
+    notes.append("Times are each run's own train_seconds, measured when and where it was trained (not side by side).")
     return notes
 
 
-def _runs_verdict(summary: str, outcomes: list[Outcome], metric: str, where: str, varied: list[str],
-                  held_words: dict[str, Any], notes: list[str]) -> str:
+def _runs_verdict(
+    summary: str,
+    outcomes: list[Outcome],
+    metric: str,
+    where: str,
+    varied: list[str],
+    held_words: dict[str, Any],
+    notes: list[str],
+) -> str:
     """The verdict: the comparison's summary, or for replicates (nothing varies but the seed)
     the seed spread itself; then the notes."""
     if not varied:  # replicates: what matters is the spread itself
@@ -416,5 +499,6 @@ def _runs_verdict(summary: str, outcomes: list[Outcome], metric: str, where: str
         summary = (
             f"Varied: nothing but the seed. Over the {where}, {metric} is {mean:.4f} ± {sd:.4f} "
             f"(sd over seeds; range {min(vals):.4f}-{max(vals):.4f}): a difference between settings smaller "
-            f"than this spread is not the settings' doing. Held fixed: {describe_held(held_words) or 'everything'}.")
+            f"than this spread is not the settings' doing. Held fixed: {describe_held(held_words) or 'everything'}."
+        )
     return summary + " " + " ".join(notes)

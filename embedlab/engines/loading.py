@@ -1,6 +1,7 @@
 """The one dataset-loading path of a training, for the command line and the Python API alike:
 option values (the dataset's loader options mixed with the trainer's config) -> the loaded
 Dataset and the trainer's config."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,6 +38,9 @@ def check_keywords(trainer: TrainerEntry, values: dict[str, Any], entry: Dataset
         if name not in known and name != "trainer":
             close = difflib.get_close_matches(name, sorted(known), n=1)
             hint = f"did you mean {close[0]}=?" if close else "`embedlab train DATASET --help` lists them as flags"
-            who = f"trainer {trainer.name!r} and dataset {entry.name!r} take" if entry is not None \
+            who = (
+                f"trainer {trainer.name!r} and dataset {entry.name!r} take"
+                if entry is not None
                 else f"trainer {trainer.name!r} takes"
+            )
             raise UsageError(f"{name}={values[name]!r}: {who} no option {name!r}; {hint}")

@@ -7,6 +7,7 @@ with the options the run was trained with, and its test rows are predicted — f
 Kaggle's ``test.csv``, written in Kaggle's submission format ``Id,Sales``. With ``--file``, the
 rows of that CSV/Parquet file are predicted directly (it must hold the run's model columns).
 """
+
 from __future__ import annotations
 
 import csv
@@ -34,11 +35,14 @@ def _read_frame(path: Path) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty") from None
     except Exception as exc:  # noqa: BLE001 - a parser failure is a user-data problem
-        raise DataError(f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise DataError(
+            f"{path}: cannot be read ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        ) from None
 
 
-def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: str | Path | None = None,
-                progress: bool = False) -> pd.DataFrame:
+def predict_run(
+    run_dir: str | Path, data_dir: str | Path | None = None, file: str | Path | None = None, progress: bool = False
+) -> pd.DataFrame:
     """Predictions of the run at ``run_dir`` (see module docstring)."""
     from embedlab.registry import dataset_of_run, trainer_of_run
     from embedlab.run import load_run
@@ -61,8 +65,7 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
         if "data_dir" not in entry.option_names:
             raise UsageError(f"dataset {run.dataset!r} takes no --data-dir; predict a table with --file")
         overrides["data_dir"] = str(data_dir)
-    elif ("data_dir" in entry.option_names and not loader_options(run).get("data_dir")
-          and entry.data_dir(None) is None):
+    elif "data_dir" in entry.option_names and not loader_options(run).get("data_dir") and entry.data_dir(None) is None:
         raise UsageError(f"give the {run.dataset} data folder with --data-dir")
     split_opt = next((o for o in entry.options if o.name == "split"), None)
     if split_opt is not None and "none" in getattr(split_opt.type, "choices", ()):
@@ -75,15 +78,20 @@ def predict_run(run_dir: str | Path, data_dir: str | Path | None = None, file: s
     from embedlab.trainers.base import option_defaults
 
     defaults = option_defaults(list(entry.options))
-    selection = {k: v for k, v in loader_options(run).items()  # what the run chose differently
-                 if v is not None and v != defaults.get(k, v if k in ("data_dir", "seed") else object())
-                 and k not in ("data_dir", "split", "seed")}
+    selection = {
+        k: v
+        for k, v in loader_options(run).items()  # what the run chose differently
+        if v is not None
+        and v != defaults.get(k, v if k in ("data_dir", "seed") else object())
+        and k not in ("data_dir", "split", "seed")
+    }
     preds.attrs["coverage"] = coverage(run, test, asked, len(preds), f"{run.dataset}'s test rows", selection)
     return preds
 
 
-def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: str,
-             selection: dict[str, Any] | None = None) -> dict[str, Any]:
+def coverage(
+    run, frame: pd.DataFrame | None, asked: int, written: int, source: str, selection: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """How much of the input the predictions cover: rows ``asked`` (in the source file, before
     a loader kept only some of them: ``Dataset.info["test_rows_in_file"]``) and ``written``,
     and per embedding table named by a column of ``frame``, the rows whose entity the run never
@@ -103,21 +111,40 @@ def coverage(run, frame: pd.DataFrame | None, asked: int, written: int, source: 
                 unseen[name] = int(new.sum())
                 examples[name] = ", ".join(list(dict.fromkeys(values[new]))[:5])
     for name in sorted(unseen, key=lambda n: -unseen[n])[:3]:
-        warnings.append(f"{unseen[name]:,} of {len(frame):,} rows have a {name} the run never saw in training "
-                        f"(e.g. {examples[name]}): their predictions use the unknown-{name} embedding")
+        warnings.append(
+            f"{unseen[name]:,} of {len(frame):,} rows have a {name} the run never saw in training "
+            f"(e.g. {examples[name]}): their predictions use the unknown-{name} embedding"
+        )
     if len(unseen) > 3:
-        warnings.append(f"{len(unseen) - 3} more columns hold values the run never saw: "
-                        f"{', '.join(sorted(unseen, key=lambda n: -unseen[n])[3:])}")
+        warnings.append(
+            f"{len(unseen) - 3} more columns hold values the run never saw: "
+            f"{', '.join(sorted(unseen, key=lambda n: -unseen[n])[3:])}"
+        )
     if written < asked:
-        how = (" (the run was trained with " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in selection.items())
-               + ", and only rows it covers were predicted)") if selection else ""
-        warnings.append(f"predicted {written:,} of the {asked:,} rows of {source}{how}; the other "
-                        f"{asked - written:,} rows have no prediction: train on all the data for a complete file")
+        how = (
+            (
+                " (the run was trained with "
+                + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in selection.items())
+                + ", and only rows it covers were predicted)"
+            )
+            if selection
+            else ""
+        )
+        warnings.append(
+            f"predicted {written:,} of the {asked:,} rows of {source}{how}; the other "
+            f"{asked - written:,} rows have no prediction: train on all the data for a complete file"
+        )
     return {"asked": int(asked), "written": int(written), "unseen": unseen, "warnings": warnings}
 
 
-def recommend_run(run_dir: Any, users: Any, k: int, include_rated: bool = False,
-                  data_dir: str | Path | None = None, dataset: Any = None) -> pd.DataFrame:
+def recommend_run(
+    run_dir: Any,
+    users: Any,
+    k: int,
+    include_rated: bool = False,
+    data_dir: str | Path | None = None,
+    dataset: Any = None,
+) -> pd.DataFrame:
     """``--top K --user U...`` and ``Run.recommend``: each user's ``k`` best items of the run
     (a Run, or the folder ``run_dir``), without those the user rated in training unless
     ``include_rated`` (those are still marked ``rated``). The training rows come from
@@ -144,8 +171,6 @@ def write_csv(frame: pd.DataFrame, out: str | Path, force: bool = False) -> Path
     from embedlab.io.exchange import spreadsheet_safe
     from embedlab.io.ownership import owned_file
 
-    with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8",
-                    newline="") as fh:
+    with owned_file(out, "w", force=force, option="--out", by="embedlab predict", encoding="utf-8", newline="") as fh:
         spreadsheet_safe(frame).to_csv(fh, index=False)
     return Path(out)
-

@@ -14,6 +14,7 @@ processes (:func:`train_replicates`: a pool of ``min(len(seeds), cores)`` worker
 thread each), each saved atomically as it finishes; ``group.json`` is written last, so a
 group folder lists only members that are complete.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,8 +55,10 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
                     if b < a:
                         raise ValueError
                     if b - a + 1 > MAX_SEEDS or len(items) + b - a + 1 > MAX_SEEDS:
-                        raise UsageError(f"--seeds {text!r}: {part!r} is {b - a + 1:,} seeds; one --seeds trains "
-                                         f"at most {MAX_SEEDS:,} replicates")
+                        raise UsageError(
+                            f"--seeds {text!r}: {part!r} is {b - a + 1:,} seeds; one --seeds trains "
+                            f"at most {MAX_SEEDS:,} replicates"
+                        )
                     items.extend(range(a, b + 1))
                 else:
                     items.append(int(part))
@@ -127,21 +130,23 @@ def expand_runs(paths: Sequence[str | Path], warn: Callable[[str], None] | None 
             members = complete_members(meta)
             missing = [m for m in meta["runs"] if m not in members]
             if not members:
-                raise RunFormatError(f"run group {str(p)!r} has no complete member (its training was interrupted); "
-                                     f"rerun the same `embedlab train ... --seeds` command to train them")
+                raise RunFormatError(
+                    f"run group {str(p)!r} has no complete member (its training was interrupted); "
+                    f"rerun the same `embedlab train ... --seeds` command to train them"
+                )
             if missing:
-                warn(f"run group {str(p)!r} is partial (its training was interrupted): using {', '.join(members)}; "
-                     f"{', '.join(missing)} not trained (rerun the same command to train them)")
+                warn(
+                    f"run group {str(p)!r} is partial (its training was interrupted): using {', '.join(members)}; "
+                    f"{', '.join(missing)} not trained (rerun the same command to train them)"
+                )
             for m in members:
                 if not is_run_dir(p / m):
-                    raise RunFormatError(f"{str(p / m)!r}: member of run group {str(p)!r} is missing or "
-                                         f"incomplete")
+                    raise RunFormatError(f"{str(p / m)!r}: member of run group {str(p)!r} is missing or incomplete")
                 found.append((p / m, p))
         elif p.is_dir() and is_run_dir(p):
             found.append((p, None))
         elif p.is_dir():
-            raise RunFormatError(f"{str(p)!r} is neither an embedlab run (run.json) nor a run group "
-                                 f"({GROUP_FILE})")
+            raise RunFormatError(f"{str(p)!r} is neither an embedlab run (run.json) nor a run group ({GROUP_FILE})")
         else:
             raise RunFormatError(f"{str(p)!r} is not a folder; give run folders or run-group folders")
     seen: set[Path] = set()
@@ -177,14 +182,18 @@ def check_group_out(out: Path, seeds: Sequence[int] = (), force: bool = False) -
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {str(out)!r} is a file, not a folder")
     if is_run_folder(out):
-        raise UsageError(f"--out {str(out)!r} is a single run, not a run group; choose a new folder for "
-                         f"--seeds (embedlab never overwrites other data)")
+        raise UsageError(
+            f"--out {str(out)!r} is a single run, not a run group; choose a new folder for "
+            f"--seeds (embedlab never overwrites other data)"
+        )
     check_run_dir(out, force=True)  # creatable, not inside a run (its contents are checked below)
     if out.is_dir() and not force and not is_run_group(out):
         others = [p.name for p in out.iterdir() if not p.name.startswith(".")]
         if others:
-            raise UsageError(f"--out {str(out)!r} exists and is not an embedlab run group (it holds "
-                             f"{others[0]!r}); choose a new folder, or --force")
+            raise UsageError(
+                f"--out {str(out)!r} exists and is not an embedlab run group (it holds "
+                f"{others[0]!r}); choose a new folder, or --force"
+            )
     if (out / GROUP_FILE).exists():
         check_file(out / GROUP_FILE, force=force, option="--out")
     for seed in seeds:
@@ -196,8 +205,9 @@ def write_group(out: Path, meta: dict[str, Any], force: bool = False) -> Path:
     from embedlab.io.ownership import write_owned_text
 
     payload = {"kind": GROUP_KIND, "format_version": GROUP_FORMAT, **meta}
-    return write_owned_text(out / GROUP_FILE, json.dumps(payload, indent=2, default=str) + "\n",
-                            force=force, option="--out")
+    return write_owned_text(
+        out / GROUP_FILE, json.dumps(payload, indent=2, default=str) + "\n", force=force, option="--out"
+    )
 
 
 @dataclass
@@ -212,8 +222,15 @@ class MemberResult:
 _EPOCHS_TO_PARENT: Any = None
 
 
-def _train_member(dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str,
-                  threads: int, on_epoch: Callable[[int, int, Any], None] | None = None) -> MemberResult:
+def _train_member(
+    dataset: str,
+    trainer: str | None,
+    values: dict[str, Any],
+    seed: int,
+    out: str,
+    threads: int,
+    on_epoch: Callable[[int, int, Any], None] | None = None,
+) -> MemberResult:
     """One replicate, in a worker process: load with this seed, train, save; each epoch is
     reported through ``on_epoch(seed, epoch, epochs)`` (in a worker: to the parent's queue)."""
     from embedlab.training.learner import listen_to_epochs
@@ -231,8 +248,9 @@ def _train_member(dataset: str, trainer: str | None, values: dict[str, Any], see
         listen_to_epochs(before)
 
 
-def _train_one(dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str,
-               threads: int) -> MemberResult:
+def _train_one(
+    dataset: str, trainer: str | None, values: dict[str, Any], seed: int, out: str, threads: int
+) -> MemberResult:
     import torch
 
     from embedlab.registry import get_dataset, trainer_for_dataset
@@ -256,10 +274,17 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int], out: str | Path,
-                     trainer: str | None = None, workers: int | None = None,
-                     echo: Callable[[str], None] | None = None, force: bool = False,
-                     on_epoch: Callable[[int, int, Any], None] | None = None) -> list[MemberResult]:
+def train_replicates(
+    dataset: str,
+    values: dict[str, Any],
+    seeds: Sequence[int],
+    out: str | Path,
+    trainer: str | None = None,
+    workers: int | None = None,
+    echo: Callable[[str], None] | None = None,
+    force: bool = False,
+    on_epoch: Callable[[int, int, Any], None] | None = None,
+) -> list[MemberResult]:
     """Train one run per seed into the group folder ``out`` (see the module docstring).
 
     ``values`` are the command's option values (dataset and trainer options, without the
@@ -275,23 +300,29 @@ def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int],
     workers = min(len(seeds), available_cores()) if workers is None else max(1, int(workers))
     values = {k: v for k, v in values.items() if k != "seed"}
     out.mkdir(parents=True, exist_ok=True)
-    group = {"dataset": dataset, "trainer": trainer, "seeds": seeds, "runs": [member_name(s) for s in seeds],
-             "options": json.loads(json.dumps({k: v for k, v in values.items() if v is not None}, default=str)),
-             "workers": workers}
+    group = {
+        "dataset": dataset,
+        "trainer": trainer,
+        "seeds": seeds,
+        "runs": [member_name(s) for s in seeds],
+        "options": json.loads(json.dumps({k: v for k, v in values.items() if v is not None}, default=str)),
+        "workers": workers,
+    }
     kept = _kept_members(out, group)
     if kept:
-        echo(f"resuming the interrupted run group {str(out)!r}: {', '.join(m.path for m in kept)} already "
-             f"complete")
+        echo(f"resuming the interrupted run group {str(out)!r}: {', '.join(m.path for m in kept)} already complete")
     todo = [s for s in seeds if s not in {m.seed for m in kept}]
-    how = (f"in {workers} parallel processes, 1 torch thread each" if workers > 1
-           else "one after another in this process")
+    how = (
+        f"in {workers} parallel processes, 1 torch thread each" if workers > 1 else "one after another in this process"
+    )
     echo(f"training {len(todo)} replicates (seeds {', '.join(map(str, todo))}) {how}")
     jobs = [(s, str(out / member_name(s))) for s in todo]
     done: list[MemberResult] = list(kept)
 
     def report(r: MemberResult) -> None:
-        finals = ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items()
-                           if k.startswith("valid_") and isinstance(v, float))
+        finals = ", ".join(
+            f"{k} {v:.4f}" for k, v in r.metrics.items() if k.startswith("valid_") and isinstance(v, float)
+        )
         echo(f"[{len(done)}/{len(seeds)}] seed {r.seed}: {finals} ({r.seconds:.1f} s) -> {r.path}")
 
     try:
@@ -309,14 +340,17 @@ def train_replicates(dataset: str, values: dict[str, Any], seeds: Sequence[int],
             _train_in_pool(jobs, workers, (dataset, trainer, values), done, report, on_epoch)
     except KeyboardInterrupt:
         complete = [member_name(s) for s in seeds if s in {r.seed for r in done}]
-        write_group(out, {**group, "complete": complete,
-                          "results": _results(done)}, force=True)  # ours: written above or just checked
+        write_group(
+            out, {**group, "complete": complete, "results": _results(done)}, force=True
+        )  # ours: written above or just checked
         left = [member_name(s) for s in seeds if member_name(s) not in complete]
         from embedlab.errors import EmbedlabError
 
-        raise EmbedlabError(f"interrupted: run group {str(out)!r} is partial: "
-                            f"{', '.join(complete) or 'no member'} complete, {', '.join(left)} not; `analyze` uses "
-                            f"the complete ones; rerun the same command to train the rest") from None
+        raise EmbedlabError(
+            f"interrupted: run group {str(out)!r} is partial: "
+            f"{', '.join(complete) or 'no member'} complete, {', '.join(left)} not; `analyze` uses "
+            f"the complete ones; rerun the same command to train the rest"
+        ) from None
     done.sort(key=lambda r: seeds.index(r.seed))
     write_group(out, group, force=True)  # checked before training (check_group_out)
     return done
@@ -338,8 +372,9 @@ def _kept_members(out: Path, group: dict[str, Any]) -> list[MemberResult]:
         old = read_group(out)
     except RunFormatError:
         return []
-    if not isinstance(old.get("complete"), list) or any(old.get(k) != group[k] for k in ("dataset", "trainer",
-                                                                                           "options")):
+    if not isinstance(old.get("complete"), list) or any(
+        old.get(k) != group[k] for k in ("dataset", "trainer", "options")
+    ):
         return []
     results = old.get("results") if isinstance(old.get("results"), dict) else {}
     kept = []
@@ -347,8 +382,9 @@ def _kept_members(out: Path, group: dict[str, Any]) -> list[MemberResult]:
         name = member_name(seed)
         if name in old["complete"] and is_owned_run(out / name):
             info = results.get(name) if isinstance(results.get(name), dict) else {}
-            kept.append(MemberResult(seed, str(out / name), dict(info.get("metrics") or {}),
-                                     float(info.get("seconds") or 0.0)))
+            kept.append(
+                MemberResult(seed, str(out / name), dict(info.get("metrics") or {}), float(info.get("seconds") or 0.0))
+            )
     return kept
 
 

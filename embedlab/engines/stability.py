@@ -19,6 +19,7 @@ One training run is one sample. Given several runs of the same data (replicates 
 :func:`stability_records` is the JSON form (``stability`` in ``embedlab analyze --json``),
 :func:`stability_results` the report's first sections (ordinary AnalysisResults).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -83,14 +84,21 @@ class TableStability:
     notes: list[str] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
-        return {"table": self.table, "procrustes_r2": _num(self.procrustes_r2),
-                "procrustes_r2_sd": _num(self.procrustes_r2_sd),
-                "neighbor_overlap_10": _num(self.neighbour_overlap_10),  # the US spelling (#29) ...
-                "neighbor_overlap_sd": _num(self.neighbour_overlap_sd), "neighbor_k": self.k,
-                "neighbour_overlap_10": _num(self.neighbour_overlap_10),  # ... and the old keys (a public contract)
-                "neighbour_overlap_sd": _num(self.neighbour_overlap_sd), "neighbour_k": self.k,
-                "chance": _num(self.chance), "n_entities": self.n_entities, "n": self.n_runs,
-                "n_pairs": len(self.pairs)}
+        return {
+            "table": self.table,
+            "procrustes_r2": _num(self.procrustes_r2),
+            "procrustes_r2_sd": _num(self.procrustes_r2_sd),
+            "neighbor_overlap_10": _num(self.neighbour_overlap_10),  # the US spelling (#29) ...
+            "neighbor_overlap_sd": _num(self.neighbour_overlap_sd),
+            "neighbor_k": self.k,
+            "neighbour_overlap_10": _num(self.neighbour_overlap_10),  # ... and the old keys (a public contract)
+            "neighbour_overlap_sd": _num(self.neighbour_overlap_sd),
+            "neighbour_k": self.k,
+            "chance": _num(self.chance),
+            "n_entities": self.n_entities,
+            "n": self.n_runs,
+            "n_pairs": len(self.pairs),
+        }
 
 
 def _observed(table: EmbeddingTable) -> np.ndarray:
@@ -139,8 +147,9 @@ def align_pair(a: np.ndarray, b: np.ndarray) -> tuple[float, np.ndarray]:
     return r2, resid / typical if typical > 0 else resid
 
 
-def table_stability(tables: Sequence[EmbeddingTable], labels: Sequence[str] | None = None,
-                    k: int = NEIGHBOURS) -> TableStability:
+def table_stability(
+    tables: Sequence[EmbeddingTable], labels: Sequence[str] | None = None, k: int = NEIGHBOURS
+) -> TableStability:
     """Align one table across runs (at least two) on the keys all of them observed."""
     name = tables[0].name
     labels = list(labels or [f"run {i + 1}" for i in range(len(tables))])
@@ -171,16 +180,19 @@ def table_stability(tables: Sequence[EmbeddingTable], labels: Sequence[str] | No
     kk = int(min(k, len(nb_rows) - 1))
     chance = kk / (len(nb_rows) - 1)
     if kk < k:
-        notes.append(f"{name} has {len(nb_rows)} shared entities, so the neighbour overlap uses k = {kk} "
-                     f"(chance level {chance:.2f}).")
+        notes.append(
+            f"{name} has {len(nb_rows)} shared entities, so the neighbour overlap uses k = {kk} "
+            f"(chance level {chance:.2f})."
+        )
     pair_rows, overlaps, resids = [], [], []
     for i, j in itertools.combinations(range(len(tables)), 2):
         r2, resid = align_pair(vecs[i], vecs[j])
         ov = knn_overlap(dists[i], dists[j], kk)
         overlaps.append(ov.per_entity)
         resids.append(resid)
-        pair_rows.append({"run a": labels[i], "run b": labels[j], "procrustes_r2": r2,
-                          f"neighbour_overlap_{k}": ov.mean})
+        pair_rows.append(
+            {"run a": labels[i], "run b": labels[j], "procrustes_r2": r2, f"neighbour_overlap_{k}": ov.mean}
+        )
     pairs = pd.DataFrame(pair_rows)
     per_entity = np.mean(overlaps, axis=0)
     ent = pd.DataFrame({"key": keys[nb_rows], "label": first.labels[rows[0]][nb_rows]})
@@ -188,15 +200,17 @@ def table_stability(tables: Sequence[EmbeddingTable], labels: Sequence[str] | No
         ent["count"] = counts[nb_rows]
     ent[f"neighbour_overlap_{k}"] = per_entity
     ent["aligned_residual"] = np.nanmean(resids, axis=0)[nb_rows]
-    ent = ent.sort_values([f"neighbour_overlap_{k}", "aligned_residual"], ascending=[True, False],
-                          kind="stable").reset_index(drop=True)
+    ent = ent.sort_values(
+        [f"neighbour_overlap_{k}", "aligned_residual"], ascending=[True, False], kind="stable"
+    ).reset_index(drop=True)
     r2m, r2sd, _ = mean_sd(pairs["procrustes_r2"])
     ovm, ovsd, _ = mean_sd(pairs[f"neighbour_overlap_{k}"])
     return TableStability(name, len(tables), n, r2m, r2sd, ovm, ovsd, kk, chance, pairs, ent, notes)
 
 
-def run_table_stability(runs: Sequence[Run], labels: Sequence[str] | None = None,
-                        k: int = NEIGHBOURS) -> list[TableStability]:
+def run_table_stability(
+    runs: Sequence[Run], labels: Sequence[str] | None = None, k: int = NEIGHBOURS
+) -> list[TableStability]:
     """:func:`table_stability` of every table all runs have (in the first run's order)."""
     names = [n for n in runs[0].table_names if all(n in r.table_names for r in runs[1:])]
     return [table_stability([r.table(n) for r in runs], labels, k) for n in names]
@@ -228,9 +242,16 @@ class MetricStability:
         return None if self.significant_in is None else verdict(self.significant_in, self.n)
 
     def record(self) -> dict[str, Any]:
-        out = {"table": self.table, "analysis": self.analysis, "metric": self.metric,
-               "mean": _num(self.mean), "sd": _num(self.sd), "n": self.n,
-               "values": [_num(v) for v in self.values], "sign_differs": self.sign_differs}
+        out = {
+            "table": self.table,
+            "analysis": self.analysis,
+            "metric": self.metric,
+            "mean": _num(self.mean),
+            "sd": _num(self.sd),
+            "n": self.n,
+            "values": [_num(v) for v in self.values],
+            "sign_differs": self.sign_differs,
+        }
         if self.significant_in is not None:
             out["significant_in"] = self.significant_in
             out["holds_in"] = self.verdict
@@ -257,8 +278,9 @@ def metric_stability(per_run: Sequence[Sequence[AnalysisResult]]) -> list[Metric
         sig = None
         if is_p_value(name):
             sig = int(sum(1 for v in vals if math.isfinite(v) and v < ALPHA))
-        out.append(MetricStability(analysis, table, name, vals, mean, sd, n, sig,
-                                   titles.get((analysis, table), analysis)))
+        out.append(
+            MetricStability(analysis, table, name, vals, mean, sd, n, sig, titles.get((analysis, table), analysis))
+        )
     return out
 
 
@@ -270,16 +292,24 @@ def findings_sentences(metrics: Sequence[MetricStability]) -> list[str]:
             continue
         where = f"{m.analysis}/{m.table}" if m.table else m.analysis
         groups[m.verdict].append(f"{where} {m.metric} ({m.significant_in} of {m.n})")
-    words = {"every run": "Hold in every run (p < 0.05)", "most runs": "Hold in most runs",
-             "few runs": "Hold in few runs (at most half: not a finding to rely on)",
-             "no run": "Hold in no run"}
+    words = {
+        "every run": "Hold in every run (p < 0.05)",
+        "most runs": "Hold in most runs",
+        "few runs": "Hold in few runs (at most half: not a finding to rely on)",
+        "no run": "Hold in no run",
+    }
     out = [f"{words[key]}: {', '.join(items)}." for key, items in groups.items() if items]
-    flips = [f"{m.analysis}/{m.table} {m.metric}" if m.table else f"{m.analysis} {m.metric}"
-             for m in metrics if m.significant_in is None and m.sign_differs]
+    flips = [
+        f"{m.analysis}/{m.table} {m.metric}" if m.table else f"{m.analysis} {m.metric}"
+        for m in metrics
+        if m.significant_in is None and m.sign_differs
+    ]
     if flips:
         more = f" and {len(flips) - 8} more" if len(flips) > 8 else ""
-        out.append(f"Positive in some runs and negative in others (its direction is not a finding): "
-                   f"{', '.join(flips[:8])}{more}.")
+        out.append(
+            f"Positive in some runs and negative in others (its direction is not a finding): "
+            f"{', '.join(flips[:8])}{more}."
+        )
     return out
 
 
@@ -305,8 +335,13 @@ def stability_records(tables: Sequence[TableStability], metrics: Sequence[Metric
     return [t.record() for t in tables] + [m.record() for m in metrics]
 
 
-def stability_results(labels: Sequence[str], runs: Sequence[Run], tables: Sequence[TableStability],
-                      metrics: Sequence[MetricStability], render: bool = True) -> list[AnalysisResult]:
+def stability_results(
+    labels: Sequence[str],
+    runs: Sequence[Run],
+    tables: Sequence[TableStability],
+    metrics: Sequence[MetricStability],
+    render: bool = True,
+) -> list[AnalysisResult]:
     """The report's stability sections, placed before the per-run sections: the runs and what
     holds across them, one alignment section per table, and every metric's mean, sd and n."""
     n = len(runs)
@@ -321,57 +356,111 @@ def stability_results(labels: Sequence[str], runs: Sequence[Run], tables: Sequen
         sentences.append("Some runs share a seed: their differences are not seed-to-seed variation.")
     for t in tables:
         if math.isfinite(t.procrustes_r2):
-            sentences.append(f"{t.table}: Procrustes r2 {t.procrustes_r2:.2f} and {100 * t.neighbour_overlap_10:.0f}% "
-                             f"of the {t.k} nearest neighbours in common (chance {100 * t.chance:.0f}%), "
-                             f"mean over {len(t.pairs)} pairs of runs and {t.n_entities:,} entities.")
+            sentences.append(
+                f"{t.table}: Procrustes r2 {t.procrustes_r2:.2f} and {100 * t.neighbour_overlap_10:.0f}% "
+                f"of the {t.k} nearest neighbours in common (chance {100 * t.chance:.0f}%), "
+                f"mean over {len(t.pairs)} pairs of runs and {t.n_entities:,} entities."
+            )
     sentences += findings_sentences(metrics)
-    findings = pd.DataFrame([{"analysis": m.analysis, "table": m.table, "metric": m.metric,
-                              "significant_in": m.significant_in, "n": m.n, "holds in": m.verdict,
-                              "mean": m.mean, "sd": m.sd} for m in metrics if m.significant_in is not None])
+    findings = pd.DataFrame(
+        [
+            {
+                "analysis": m.analysis,
+                "table": m.table,
+                "metric": m.metric,
+                "significant_in": m.significant_in,
+                "n": m.n,
+                "holds in": m.verdict,
+                "mean": m.mean,
+                "sd": m.sd,
+            }
+            for m in metrics
+            if m.significant_in is not None
+        ]
+    )
     overview_tables = {"runs": pd.DataFrame(run_rows)}
     if len(findings):
         overview_tables["findings (p < 0.05)"] = findings
     overview = AnalysisResult(
-        analysis="stability", table=None, title="Stability across runs", summary=" ".join(sentences),
-        metrics={"runs": float(n), **{f"{t.table} procrustes_r2": t.procrustes_r2 for t in tables},
-                 **{f"{t.table} neighbor_overlap_10": t.neighbour_overlap_10 for t in tables},
-                 **{f"{t.table} neighbour_overlap_10": t.neighbour_overlap_10 for t in tables}},  # old key kept
-        tables=overview_tables, headline=[f"{t.table} neighbor_overlap_10" for t in tables])
+        analysis="stability",
+        table=None,
+        title="Stability across runs",
+        summary=" ".join(sentences),
+        metrics={
+            "runs": float(n),
+            **{f"{t.table} procrustes_r2": t.procrustes_r2 for t in tables},
+            **{f"{t.table} neighbor_overlap_10": t.neighbour_overlap_10 for t in tables},
+            **{f"{t.table} neighbour_overlap_10": t.neighbour_overlap_10 for t in tables},
+        },  # old key kept
+        tables=overview_tables,
+        headline=[f"{t.table} neighbor_overlap_10" for t in tables],
+    )
     if render:
         overview.figures = _curves(labels, runs)
     out = [overview]
     for t in tables:
         text = " ".join(t.notes)
         if math.isfinite(t.procrustes_r2):
-            text = (f"Aligned on the {t.n_entities:,} entities every run observed. After the best rotation, "
-                    f"reflection and scale, one run's table reproduces {100 * t.procrustes_r2:.0f}% of another's "
-                    f"spread (sd {_fmt(t.procrustes_r2_sd)} over pairs); an entity keeps "
-                    f"{100 * t.neighbour_overlap_10:.0f}% of its {t.k} nearest neighbours from run to run "
-                    f"(chance {100 * t.chance:.0f}%). " + text)
+            text = (
+                f"Aligned on the {t.n_entities:,} entities every run observed. After the best rotation, "
+                f"reflection and scale, one run's table reproduces {100 * t.procrustes_r2:.0f}% of another's "
+                f"spread (sd {_fmt(t.procrustes_r2_sd)} over pairs); an entity keeps "
+                f"{100 * t.neighbour_overlap_10:.0f}% of its {t.k} nearest neighbours from run to run "
+                f"(chance {100 * t.chance:.0f}%). " + text
+            )
             text += _count_sentence(t)
         tabs = {}
         if len(t.entities):
-            tabs[f"least stable entities ({min(LEAST_STABLE_SHOWN, len(t.entities))} of {len(t.entities):,})"] = \
+            tabs[f"least stable entities ({min(LEAST_STABLE_SHOWN, len(t.entities))} of {len(t.entities):,})"] = (
                 t.entities.head(LEAST_STABLE_SHOWN)
+            )
             tabs["most stable entities"] = t.entities.tail(min(10, len(t.entities))).iloc[::-1].reset_index(drop=True)
         if len(t.pairs):
             tabs["pairs of runs"] = t.pairs
-        out.append(AnalysisResult(
-            analysis="stability", table=t.table, title="Stability across runs", summary=text.strip(),
-            metrics={"procrustes_r2": t.procrustes_r2, "neighbor_overlap_10": t.neighbour_overlap_10,
-                     "neighbour_overlap_10": t.neighbour_overlap_10,  # the old key, kept (a public contract)
-                     "chance": t.chance, "n_entities": float(t.n_entities), "runs": float(t.n_runs)},
-            tables=tabs, headline=["procrustes_r2", "neighbor_overlap_10"]))
+        out.append(
+            AnalysisResult(
+                analysis="stability",
+                table=t.table,
+                title="Stability across runs",
+                summary=text.strip(),
+                metrics={
+                    "procrustes_r2": t.procrustes_r2,
+                    "neighbor_overlap_10": t.neighbour_overlap_10,
+                    "neighbour_overlap_10": t.neighbour_overlap_10,  # the old key, kept (a public contract)
+                    "chance": t.chance,
+                    "n_entities": float(t.n_entities),
+                    "runs": float(t.n_runs),
+                },
+                tables=tabs,
+                headline=["procrustes_r2", "neighbor_overlap_10"],
+            )
+        )
     if metrics:
-        frame = pd.DataFrame([{"analysis": m.analysis, "table": m.table, "metric": m.metric, "mean": m.mean,
-                               "sd": m.sd, "n": m.n, "significant_in": m.significant_in,
-                               **{lab: (m.values[i] if i < len(m.values) else None) for i, lab in enumerate(labels)}}
-                              for m in metrics])
-        out.append(AnalysisResult(
-            analysis="stability-metrics", table=None, title="Every metric across runs",
-            summary=f"Each analysis ran on each of the {n} runs: every metric as mean, sd (n - 1) and n, and the "
-                    f"value of each run (in run order; a run whose analysis failed is left out of its n).",
-            tables={"metrics (mean, sd, n)": frame}))
+        frame = pd.DataFrame(
+            [
+                {
+                    "analysis": m.analysis,
+                    "table": m.table,
+                    "metric": m.metric,
+                    "mean": m.mean,
+                    "sd": m.sd,
+                    "n": m.n,
+                    "significant_in": m.significant_in,
+                    **{lab: (m.values[i] if i < len(m.values) else None) for i, lab in enumerate(labels)},
+                }
+                for m in metrics
+            ]
+        )
+        out.append(
+            AnalysisResult(
+                analysis="stability-metrics",
+                table=None,
+                title="Every metric across runs",
+                summary=f"Each analysis ran on each of the {n} runs: every metric as mean, sd (n - 1) and n, and the "
+                f"value of each run (in run order; a run whose analysis failed is left out of its n).",
+                tables={"metrics (mean, sd, n)": frame},
+            )
+        )
     return out
 
 
@@ -385,8 +474,11 @@ def _count_sentence(t: TableStability) -> str:
     rho = spearmanr(t.entities["count"], t.entities[f"neighbour_overlap_{NEIGHBOURS}"]).statistic
     if not math.isfinite(rho):
         return ""
-    how = "the rarely observed entities are the least stable" if rho > 0.2 else \
-        "stability hardly depends on how often an entity was observed"
+    how = (
+        "the rarely observed entities are the least stable"
+        if rho > 0.2
+        else "stability hardly depends on how often an entity was observed"
+    )
     return f" Spearman {rho:.2f} between an entity's neighbour overlap and its count: {how}."
 
 
@@ -400,8 +492,9 @@ def _curves(labels: Sequence[str], runs: Sequence[Run]) -> list:
             series[label] = ([h["epoch"] for h in hist], [h["valid_loss"] for h in hist])
     if not series:
         return []
-    return [line_chart(series, "Validation loss per epoch, every run", "epoch", "validation loss",
-                       width=680, height=340)]
+    return [
+        line_chart(series, "Validation loss per epoch, every run", "epoch", "validation loss", width=680, height=340)
+    ]
 
 
 def _num(v: Any) -> Any:
@@ -431,14 +524,22 @@ class MultiRunAnalysis:
 
     def to_json(self) -> dict[str, Any]:
         """``analyze --json`` of several runs: the runs, ``stability`` records, per-run results."""
-        return {"runs": [{"label": lab, "path": str(r.path) if r.path else None, "dataset": r.dataset,
-                          "seed": r.seed, "metrics": {k: (_num(v) if isinstance(v, float) else v)
-                                                      for k, v in r.metrics.items()}}
-                         for lab, r in zip(self.labels, self.runs)],
-                "stability": self.records(),
-                "stability_sections": [r.to_json() for r in self.stability],
-                "several_runs": [r.to_json() for r in self.several],
-                "results": [dict(r.to_json(), run=lab) for lab, rs in zip(self.labels, self.per_run) for r in rs]}
+        return {
+            "runs": [
+                {
+                    "label": lab,
+                    "path": str(r.path) if r.path else None,
+                    "dataset": r.dataset,
+                    "seed": r.seed,
+                    "metrics": {k: (_num(v) if isinstance(v, float) else v) for k, v in r.metrics.items()},
+                }
+                for lab, r in zip(self.labels, self.runs)
+            ],
+            "stability": self.records(),
+            "stability_sections": [r.to_json() for r in self.stability],
+            "several_runs": [r.to_json() for r in self.several],
+            "results": [dict(r.to_json(), run=lab) for lab, rs in zip(self.labels, self.per_run) for r in rs],
+        }
 
     def report_results(self) -> list[AnalysisResult]:
         """Stability sections first, then every run's sections, titled with the run."""
@@ -453,9 +554,15 @@ class MultiRunAnalysis:
         return out
 
 
-def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, options: dict[str, Any] | None = None,
-                 render: bool = True, k: int = NEIGHBOURS, echo=None,
-                 progress: bool | None = False) -> MultiRunAnalysis:
+def analyze_runs(
+    paths: Sequence[Any],
+    names: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
+    render: bool = True,
+    k: int = NEIGHBOURS,
+    echo=None,
+    progress: bool | None = False,
+) -> MultiRunAnalysis:
     """Run the analyses on every run (run folders, run-group folders or Run objects) and
     measure what holds across them (the module docstring); ``progress``: each run's bar over
     its analyses (io.progress's rule), then a status line per step across the runs."""
@@ -470,13 +577,17 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
         if len(set(labels)) < len(labels):
             labels = [f"run {i + 1}" for i in range(len(runs))]
     else:
-        found = expand_runs([p.path if isinstance(p, Run) else p for p in paths],
-                            warn=(lambda m: echo(f"warning: {m}")) if echo is not None else None)
+        found = expand_runs(
+            [p.path if isinstance(p, Run) else p for p in paths],
+            warn=(lambda m: echo(f"warning: {m}")) if echo is not None else None,
+        )
         labels = [label for label, _ in found]
         runs = [load_run(folder) for _, folder in found]
     if len(runs) < 2:
-        raise UsageError("several runs are needed to measure what holds across them (give two or more runs, "
-                         "or a run group from `embedlab train --seeds`)")
+        raise UsageError(
+            "several runs are needed to measure what holds across them (give two or more runs, "
+            "or a run group from `embedlab train --seeds`)"
+        )
     from embedlab.registry import analyses
 
     several_names = {n for n, a in analyses().items() if a.several}  # run once below, not per run
@@ -485,8 +596,9 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     for i, (label, run) in enumerate(zip(labels, runs), 1):
         if echo is not None:
             echo(f"[{i}/{len(runs)}] analysing {label}")
-        per_run.append(run_analyses(run, each, dict(options or {}), render=render, progress=progress)
-                       if each != [] else [])
+        per_run.append(
+            run_analyses(run, each, dict(options or {}), render=render, progress=progress) if each != [] else []
+        )
     from embedlab.io.progress import status
 
     status("aligning the runs' tables (Procrustes, neighbor overlap) ...", enabled=progress)
@@ -494,10 +606,12 @@ def analyze_runs(paths: Sequence[Any], names: Sequence[str] | None = None, optio
     metrics = metric_stability(per_run)
     from embedlab.runner import run_several_analyses
 
-    several = run_several_analyses(dict(zip(labels, runs)), list(names) if names else None, dict(options or {}),
-                                   render=render)
-    return MultiRunAnalysis(labels, runs, per_run, tables, metrics,
-                            stability_results(labels, runs, tables, metrics, render=render), several)
+    several = run_several_analyses(
+        dict(zip(labels, runs)), list(names) if names else None, dict(options or {}), render=render
+    )
+    return MultiRunAnalysis(
+        labels, runs, per_run, tables, metrics, stability_results(labels, runs, tables, metrics, render=render), several
+    )
 
 
 def stability_rows(found, per_section: int = 4) -> list[tuple[str, str, str]]:
@@ -506,10 +620,20 @@ def stability_rows(found, per_section: int = 4) -> list[tuple[str, str, str]]:
     then p-values, then correlations; counts and constants left out."""
     rows = []
     for s in found.tables:
-        rows.append((f"alignment / {s.table}", "procrustes_r2",
-                     f"{s.procrustes_r2:.3f} ± {s.procrustes_r2_sd:.3f} ({len(s.pairs)} pairs)"))
-        rows.append(("", f"neighbour_overlap_{s.k}",
-                     f"{s.neighbour_overlap_10:.3f} ± {s.neighbour_overlap_sd:.3f} (chance {s.chance:.3f})"))
+        rows.append(
+            (
+                f"alignment / {s.table}",
+                "procrustes_r2",
+                f"{s.procrustes_r2:.3f} ± {s.procrustes_r2_sd:.3f} ({len(s.pairs)} pairs)",
+            )
+        )
+        rows.append(
+            (
+                "",
+                f"neighbour_overlap_{s.k}",
+                f"{s.neighbour_overlap_10:.3f} ± {s.neighbour_overlap_sd:.3f} (chance {s.chance:.3f})",
+            )
+        )
     headline = {(r.analysis, r.table): list(r.headline) for rs in found.per_run for r in rs}
 
     def rank(m) -> int:
@@ -517,21 +641,26 @@ def stability_rows(found, per_section: int = 4) -> list[tuple[str, str, str]]:
             return 0
         if m.significant_in is not None:
             return 1
-        if (m.metric.startswith(("n_", "chance_")) or m.metric in ("k", "seconds")
-                or m.metric.endswith(("_used", "_seconds")) or not (m.sd > 0)):
+        if (
+            m.metric.startswith(("n_", "chance_"))
+            or m.metric in ("k", "seconds")
+            or m.metric.endswith(("_used", "_seconds"))
+            or not (m.sd > 0)
+        ):
             return 9
         return 2 if any(w in m.metric for w in ("spearman", "rho", "_r", "overlap", "knn")) else 3
 
     order_of: dict[tuple, int] = {}
     for m in found.metrics:
         order_of.setdefault((m.analysis, m.table), len(order_of))
-    ordered = sorted((m for m in found.metrics if rank(m) < 9), key=lambda m: (order_of[(m.analysis, m.table)], rank(m)))
+    ordered = sorted(
+        (m for m in found.metrics if rank(m) < 9), key=lambda m: (order_of[(m.analysis, m.table)], rank(m))
+    )
     shown: dict[tuple, int] = {}
     for m in ordered:
         key = (m.analysis, m.table)
         if shown.get(key, 0) >= per_section:
             continue
-        rows.append((f"{m.analysis} / {m.table or 'run'}" if not shown.get(key) else "", m.metric,
-                     describe_metric(m)))
+        rows.append((f"{m.analysis} / {m.table or 'run'}" if not shown.get(key) else "", m.metric, describe_metric(m)))
         shown[key] = shown.get(key, 0) + 1
     return rows

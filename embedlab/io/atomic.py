@@ -9,6 +9,7 @@ beside their target. A write that was killed outright (SIGKILL, power loss) leav
 the next write into the same folder deletes those whose process is gone (:func:`sweep_stale`).
 A folder is deleted whole only when this process created it (:func:`made_here`).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -123,8 +124,7 @@ def check_file_target(path: str | os.PathLike) -> None:
         raise UsageError(f"cannot write {str(path)!r}: {str(ancestor)!r} is a file, not a folder")
 
 
-def install(tmp: str | os.PathLike, path: str | os.PathLike,
-            may_replace: Callable[[Path], bool] | None = None) -> None:
+def install(tmp: str | os.PathLike, path: str | os.PathLike, may_replace: Callable[[Path], bool] | None = None) -> None:
     """Give the finished temporary file ``tmp`` the name ``path``.
 
     ``may_replace`` None: replace whatever file is there (embedlab's own places). Otherwise a
@@ -137,8 +137,10 @@ def install(tmp: str | os.PathLike, path: str | os.PathLike,
     if may_replace is None:
         os.replace(tmp, path)
         return
-    refused = UsageError(f"{str(path)!r} appeared or changed while embedlab was writing it and is not "
-                         f"a file embedlab wrote: it was left alone, and nothing was written there")
+    refused = UsageError(
+        f"{str(path)!r} appeared or changed while embedlab was writing it and is not "
+        f"a file embedlab wrote: it was left alone, and nothing was written there"
+    )
     try:
         os.link(tmp, path, follow_symlinks=False)
     except FileExistsError:
@@ -157,8 +159,9 @@ def install(tmp: str | os.PathLike, path: str | os.PathLike,
 
 
 @contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w", *, may_replace: Callable[[Path], bool] | None = None,
-                **kwargs) -> Iterator[IO]:
+def atomic_file(
+    path: str | os.PathLike, mode: str = "w", *, may_replace: Callable[[Path], bool] | None = None, **kwargs
+) -> Iterator[IO]:
     """Open a temporary file beside ``path`` (created exclusively); on success it takes the
     name ``path`` (:func:`install`, with ``may_replace``).
 
@@ -235,8 +238,13 @@ def atomic_dir(path: str | os.PathLike, replace: bool = False) -> Iterator[Path]
         remove_made(old)
 
 
-def move_files_into(src: str | os.PathLike, dest: str | os.PathLike, last: str | Iterable[str] | None = None,
-                    stale: Iterable[str] = (), may_replace: Callable[[Path], bool] | None = None) -> None:
+def move_files_into(
+    src: str | os.PathLike,
+    dest: str | os.PathLike,
+    last: str | Iterable[str] | None = None,
+    stale: Iterable[str] = (),
+    may_replace: Callable[[Path], bool] | None = None,
+) -> None:
     """Move every file of the folder ``src`` into the existing folder ``dest`` (each by one
     atomic rename, ``last`` after all others), then delete the names ``stale`` from ``dest`` and
     the emptied ``src``. ``last``: a name, or names in order. Other entries of ``dest`` are never touched: with ``may_replace``, a

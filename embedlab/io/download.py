@@ -11,6 +11,7 @@ Layout of the cache (``$EMBEDLAB_CACHE``, default ``~/.cache/embedlab``)::
     downloads/<filename>            verified archives, kept so re-extraction needs no network
     datasets/<archive stem>/        one extracted archive, with a completion marker
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -36,14 +37,7 @@ from typing import IO, Callable, Iterator
 from embedlab.io.atomic import atomic_dir, atomic_file, write_text
 from embedlab.errors import DataError
 
-__all__ = [
-    "Archive",
-    "cache_dir",
-    "ensure_dataset",
-    "fetch",
-    "file_digest",
-    "safe_extract",
-]
+__all__ = ["Archive", "cache_dir", "ensure_dataset", "fetch", "file_digest", "safe_extract"]
 
 CHUNK_SIZE = 1024 * 1024
 PROGRESS_MIN_BYTES = 1_000_000
@@ -71,8 +65,7 @@ def cache_dir() -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(
-            f"Cannot create the cache folder {path}: {exc.strerror or exc}; "
-            "set EMBEDLAB_CACHE to a writable folder."
+            f"Cannot create the cache folder {path}: {exc.strerror or exc}; set EMBEDLAB_CACHE to a writable folder."
         ) from exc
     return path
 
@@ -124,9 +117,7 @@ class Archive:
             if value is None:
                 continue
             if not re.fullmatch(f"[0-9a-fA-F]{{{_HEX_LENGTHS[algo]}}}", value):
-                raise ValueError(
-                    f"Archive {name}: {algo} must be {_HEX_LENGTHS[algo]} hex digits, got {value!r}"
-                )
+                raise ValueError(f"Archive {name}: {algo} must be {_HEX_LENGTHS[algo]} hex digits, got {value!r}")
             object.__setattr__(self, algo, value.lower())
         if self.size_bound <= 0:
             raise ValueError(f"Archive {name}: size_bound must be positive")
@@ -144,9 +135,7 @@ class Archive:
 
 def _mismatches(archive: Archive, actual: dict[str, str]) -> list[str]:
     return [
-        f"expected {algo} {want}, got {actual[algo]}"
-        for algo, want in archive.pinned.items()
-        if actual[algo] != want
+        f"expected {algo} {want}, got {actual[algo]}" for algo, want in archive.pinned.items() if actual[algo] != want
     ]
 
 
@@ -193,8 +182,7 @@ def _progress_bar(total: int | None, label: str, enabled: bool) -> Iterator[Call
 
 def _network_error(url: str, reason: object) -> DataError:
     return DataError(
-        f"Could not download {url} ({reason}); download it yourself and pass "
-        "--data-dir with the local copy."
+        f"Could not download {url} ({reason}); download it yourself and pass --data-dir with the local copy."
     )
 
 
@@ -219,10 +207,7 @@ def fetch(archive: Archive, *, cache: Path | None = None, progress: bool = True)
     if dest.is_file():
         if _verify_existing(archive, dest):
             return dest
-        print(
-            f"embedlab: cached {dest} does not match its pinned checksum; downloading again.",
-            file=sys.stderr,
-        )
+        print(f"embedlab: cached {dest} does not match its pinned checksum; downloading again.", file=sys.stderr)
         with contextlib.suppress(FileNotFoundError):
             dest.unlink()
 
@@ -233,9 +218,7 @@ def fetch(archive: Archive, *, cache: Path | None = None, progress: bool = True)
             length = response.headers.get("Content-Length")
             total = int(length) if length and length.isdigit() else None
             received = 0
-            with atomic_file(dest, "wb") as out, _progress_bar(
-                total, archive.filename, progress
-            ) as advance:
+            with atomic_file(dest, "wb") as out, _progress_bar(total, archive.filename, progress) as advance:
                 for chunk in iter(lambda: response.read(CHUNK_SIZE), b""):
                     out.write(chunk)
                     for h in hashes.values():
@@ -243,9 +226,7 @@ def fetch(archive: Archive, *, cache: Path | None = None, progress: bool = True)
                     received += len(chunk)
                     advance(len(chunk))
                 if total is not None and received != total:
-                    raise _network_error(
-                        archive.url, f"connection closed after {received} of {total} bytes"
-                    )
+                    raise _network_error(archive.url, f"connection closed after {received} of {total} bytes")
                 actual = {algo: h.hexdigest() for algo, h in hashes.items()}
                 wrong = _mismatches(archive, actual)
                 if wrong:
@@ -287,8 +268,7 @@ def _entry_parts(archive_path: Path, name: str) -> tuple[str, ...]:
     parts = tuple(p for p in PurePosixPath(norm).parts if p not in ("", "."))
     if ".." in parts:
         raise DataError(
-            f"Refusing {archive_path}: entry {name!r} has a '..' component that could "
-            "escape the target folder."
+            f"Refusing {archive_path}: entry {name!r} has a '..' component that could escape the target folder."
         )
     return parts
 
@@ -319,9 +299,7 @@ def _scan_zip(zf: zipfile.ZipFile, archive_path: Path, max_bytes: int) -> list[_
         if kind == stat.S_IFLNK:
             raise DataError(f"Refusing {archive_path}: entry {info.filename!r} is a symlink.")
         if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-            raise DataError(
-                f"Refusing {archive_path}: entry {info.filename!r} is a device or special file."
-            )
+            raise DataError(f"Refusing {archive_path}: entry {info.filename!r} is a device or special file.")
         if info.flag_bits & 0x1:
             raise DataError(f"Refusing {archive_path}: entry {info.filename!r} is encrypted.")
         is_dir = info.is_dir() or kind == stat.S_IFDIR
@@ -345,13 +323,9 @@ def _scan_tar(tf: tarfile.TarFile, archive_path: Path, max_bytes: int) -> list[_
         if member.islnk():
             raise DataError(f"Refusing {archive_path}: entry {member.name!r} is a hardlink.")
         if member.isdev():
-            raise DataError(
-                f"Refusing {archive_path}: entry {member.name!r} is a device file or FIFO."
-            )
+            raise DataError(f"Refusing {archive_path}: entry {member.name!r} is a device file or FIFO.")
         if not (member.isreg() or member.isdir()):
-            raise DataError(
-                f"Refusing {archive_path}: entry {member.name!r} has an unsupported type."
-            )
+            raise DataError(f"Refusing {archive_path}: entry {member.name!r} has an unsupported type.")
         if not parts:
             if member.isdir():
                 continue
@@ -379,10 +353,7 @@ def _archive_kind(archive_path: Path) -> str:
         return "zip"
     if name.endswith(_ARCHIVE_SUFFIXES):
         return "tar"
-    raise DataError(
-        f"Cannot extract {archive_path}: unknown archive type; expected .zip, .tar, .tar.gz "
-        "or .tgz."
-    )
+    raise DataError(f"Cannot extract {archive_path}: unknown archive type; expected .zip, .tar, .tar.gz or .tgz.")
 
 
 def _umask() -> int:
@@ -391,9 +362,7 @@ def _umask() -> int:
     return mask
 
 
-def safe_extract(
-    archive_path: str | os.PathLike, target_dir: str | os.PathLike, *, max_bytes: int
-) -> Path:
+def safe_extract(archive_path: str | os.PathLike, target_dir: str | os.PathLike, *, max_bytes: int) -> Path:
     """Extract a .zip or .tar(.gz/.tgz/.bz2/.xz) archive into ``target_dir`` and return it.
 
     The archive is checked before anything is written: an entry with an absolute path, a
@@ -407,8 +376,7 @@ def safe_extract(
     archive_path = Path(archive_path)
     target = Path(target_dir)
     kind = _archive_kind(archive_path)
-    damaged = (zipfile.BadZipFile, tarfile.TarError, zlib.error, gzip.BadGzipFile,
-               lzma.LZMAError, EOFError)
+    damaged = (zipfile.BadZipFile, tarfile.TarError, zlib.error, gzip.BadGzipFile, lzma.LZMAError, EOFError)
     try:
         with contextlib.ExitStack() as stack:
             if kind == "zip":
@@ -435,9 +403,7 @@ def safe_extract(
                     dest = tmp.joinpath(*entry.parts)
                     # Defence in depth: _entry_parts already refused escaping names.
                     if not dest.resolve().is_relative_to(root):
-                        raise DataError(
-                            f"Refusing {archive_path}: entry {entry.name!r} escapes the target."
-                        )
+                        raise DataError(f"Refusing {archive_path}: entry {entry.name!r} escapes the target.")
                     if entry.is_dir:
                         dest.mkdir(parents=True, exist_ok=True)
                         continue
@@ -451,8 +417,7 @@ def safe_extract(
                         )
     except damaged as exc:
         raise DataError(
-            f"Cannot extract {archive_path}: the archive is damaged ({exc}); delete it and "
-            "download it again."
+            f"Cannot extract {archive_path}: the archive is damaged ({exc}); delete it and download it again."
         ) from exc
     except FileNotFoundError as exc:
         if not archive_path.exists():
@@ -483,9 +448,7 @@ def _marker_record(archive: Archive) -> dict[str, str]:
     return {"url": archive.url, "filename": archive.filename, **archive.pinned}
 
 
-def ensure_dataset(
-    archive: Archive, subdir: str, *, cache: Path | None = None, progress: bool = True
-) -> Path:
+def ensure_dataset(archive: Archive, subdir: str, *, cache: Path | None = None, progress: bool = True) -> Path:
     """Fetch and extract ``archive`` once; return the dataset folder ``subdir`` inside it.
 
     The archive is extracted into ``<cache>/datasets/<archive name without extension>/`` and

@@ -22,6 +22,7 @@ as the same float32: every format round-trips through ``embedlab import``
 (:mod:`embedlab.toolkit.importing`). :func:`read_vectors` reads the first three back (or the same
 formats from other tools); embedlab.training.pretrained aligns them with a model's tables.
 """
+
 from __future__ import annotations
 
 import re
@@ -58,6 +59,7 @@ def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:
     formula (``=cmd|' /C calc'!A0``, ``+1+1``, ``@SUM(...)``) prefixed with ``'``, as OWASP
     recommends for CSV files; numbers (``-1.5``) are left as they are. Every CSV embedlab
     writes for people (``export --format csv``, ``predict --out``) goes through here."""
+
     def safe(value: Any) -> Any:
         return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
 
@@ -82,8 +84,7 @@ def metadata_frame(table: EmbeddingTable) -> pd.DataFrame:
 
 
 def _write_tsv_rows(path: Path, rows: list[list[Any]], header: list[str] | None = None, force: bool = False) -> None:
-    with owned_file(path, "w", force=force, option="--out", by="embedlab export", encoding="utf-8",
-                    newline="\n") as fh:
+    with owned_file(path, "w", force=force, option="--out", by="embedlab export", encoding="utf-8", newline="\n") as fh:
         if header is not None:
             fh.write("\t".join(_clean(h) for h in header) + "\n")
         for row in rows:
@@ -103,9 +104,13 @@ def _float_text(vectors: np.ndarray) -> list[str]:
 
 
 #: the files each export format writes
-EXPORT_FILES = {"projector": ("vectors.tsv", "metadata.tsv"), "word2vec": ("vectors.txt", "metadata.tsv"),
-                "npy": ("vectors.npy", "keys.txt", "metadata.tsv"), "csv": ("coordinates.csv",),
-                "parquet": ("vectors.parquet",)}
+EXPORT_FILES = {
+    "projector": ("vectors.tsv", "metadata.tsv"),
+    "word2vec": ("vectors.txt", "metadata.tsv"),
+    "npy": ("vectors.npy", "keys.txt", "metadata.tsv"),
+    "csv": ("coordinates.csv",),
+    "parquet": ("vectors.parquet",),
+}
 
 
 def check_export_target(out_dir: str | Path, fmt: str, force: bool = False) -> None:
@@ -116,8 +121,9 @@ def check_export_target(out_dir: str | Path, fmt: str, force: bool = False) -> N
     check_export(out_dir, EXPORT_FILES[fmt], force=force)
 
 
-def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords: pd.DataFrame | None = None,
-                 force: bool = False) -> list[Path]:
+def export_table(
+    table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords: pd.DataFrame | None = None, force: bool = False
+) -> list[Path]:
     """Write ``table`` in format ``fmt`` (one of :data:`FORMATS`) into ``out_dir``; returns the
     files written. Under the write rule: each file is new, or one embedlab wrote there and that
     is unchanged since (the folder's ``.embedlab-files.json`` lists them), or ``force``; each is
@@ -126,8 +132,10 @@ def export_table(table: EmbeddingTable, fmt: str, out_dir: str | Path, *, coords
     of the table."""
     check_export_target(out_dir, fmt, force)
     if fmt in ("csv", "parquet") and coords is None:
-        raise UsageError(f"export as {fmt} needs the projected coordinates "
-                         "(coords=embedlab.toolkit.projection.projected_coordinates(table))")
+        raise UsageError(
+            f"export as {fmt} needs the projected coordinates "
+            "(coords=embedlab.toolkit.projection.projected_coordinates(table))"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -173,8 +181,11 @@ def _write_parquet(table: EmbeddingTable, coords: pd.DataFrame, path: Path, opts
     try:
         arrow = pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # a column mixing numbers and text: write it as text
-        mixed = {c: frame[c].map(lambda v: None if v is None or v != v else str(v))
-                 for c in frame.columns if frame[c].dtype == object}
+        mixed = {
+            c: frame[c].map(lambda v: None if v is None or v != v else str(v))
+            for c in frame.columns
+            if frame[c].dtype == object
+        }
         arrow = pa.Table.from_pandas(frame.assign(**mixed), preserve_index=False)
     vectors = np.ascontiguousarray(table.vectors, dtype=np.float32)
     offsets = pa.array(np.arange(0, vectors.size + 1, vectors.shape[1], dtype=np.int64))
@@ -200,8 +211,15 @@ class ImportedVectors:
     became ``_``), so matching must tokenise the other side too.
     """
 
-    def __init__(self, keys: list[str], vectors: np.ndarray, fmt: str, path: Path,
-                 keys_path: Path | None = None, tokens: bool = False) -> None:
+    def __init__(
+        self,
+        keys: list[str],
+        vectors: np.ndarray,
+        fmt: str,
+        path: Path,
+        keys_path: Path | None = None,
+        tokens: bool = False,
+    ) -> None:
         self.keys, self.vectors, self.fmt, self.path = keys, vectors, fmt, path
         self.keys_path, self.tokens = keys_path, tokens
 
@@ -224,10 +242,14 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".npy":
         return "npy"
     if suffix == ".bin":
-        raise UsageError(f"{path}: binary word2vec files are not read; convert it to the text format "
-                         f"(gensim: KeyedVectors.save_word2vec_format(..., binary=False))")
-    raise UsageError(f"{path}: unknown vector format {suffix or '(no extension)'!r}; give a Projector "
-                     f"vectors.tsv, a word2vec text file (.txt/.vec) or a .npy file")
+        raise UsageError(
+            f"{path}: binary word2vec files are not read; convert it to the text format "
+            f"(gensim: KeyedVectors.save_word2vec_format(..., binary=False))"
+        )
+    raise UsageError(
+        f"{path}: unknown vector format {suffix or '(no extension)'!r}; give a Projector "
+        f"vectors.tsv, a word2vec text file (.txt/.vec) or a .npy file"
+    )
 
 
 def vectors_file_in(folder: str | Path) -> Path | None:
@@ -310,8 +332,10 @@ def read_vectors(path: str | Path, keys: str | Path | None = None, fmt: str | No
         vectors = readers.read_projector_vectors(path).vectors
         keys_path = keys_path or _sibling_keys(path, ("metadata.tsv",))
         if keys_path is None:
-            raise UsageError(f"{path}: a Projector vectors.tsv holds no keys; give its metadata.tsv "
-                             f"(or a keys file) with --init-keys")
+            raise UsageError(
+                f"{path}: a Projector vectors.tsv holds no keys; give its metadata.tsv "
+                f"(or a keys file) with --init-keys"
+            )
         row_keys = read_keys(keys_path)
     else:  # word2vec text (GloVe: no header)
         read = readers.read_word2vec_text(path)
@@ -320,23 +344,29 @@ def read_vectors(path: str | Path, keys: str | Path | None = None, fmt: str | No
         meta = keys_path or _sibling_keys(path, ("metadata.tsv",))
         if meta is not None:
             meta_keys = read_keys(meta)
-            if keys_path is not None or (len(meta_keys) == len(row_keys)
-                                         and [_token(k) for k in meta_keys] == row_keys):
+            if keys_path is not None or (
+                len(meta_keys) == len(row_keys) and [_token(k) for k in meta_keys] == row_keys
+            ):
                 row_keys, keys_path, tokens = meta_keys, meta, False
     if len(vectors) == 0:
         raise DataError(f"{path}: no vectors in the file")
     if len(row_keys) != len(vectors):
-        raise DataError(f"{keys_path or path}: {len(row_keys)} keys for {len(vectors)} vectors in {path}; "
-                        f"the keys file must have one key per vector row, in the same order")
+        raise DataError(
+            f"{keys_path or path}: {len(row_keys)} keys for {len(vectors)} vectors in {path}; "
+            f"the keys file must have one key per vector row, in the same order"
+        )
     seen: dict[str, int] = {}
     for i, k in enumerate(row_keys):
         if k in seen:
-            raise DataError(f"{keys_path or path}: key {k!r} appears twice (rows {seen[k] + 1} and {i + 1}); "
-                            f"keys must be unique")
+            raise DataError(
+                f"{keys_path or path}: key {k!r} appears twice (rows {seen[k] + 1} and {i + 1}); keys must be unique"
+            )
         seen[k] = i
     finite = np.isfinite(vectors)
     if not finite.all():
         row = int(np.flatnonzero(~finite.all(axis=1))[0])
-        raise DataError(f"{path}: the vector of key {row_keys[row]!r} (row {row + 1}) holds "
-                        f"{float(vectors[row][~finite[row]][0])}; every value must be a finite number")
+        raise DataError(
+            f"{path}: the vector of key {row_keys[row]!r} (row {row + 1}) holds "
+            f"{float(vectors[row][~finite[row]][0])}; every value must be a finite number"
+        )
     return ImportedVectors(list(row_keys), vectors.astype(np.float32), fmt, path, keys_path, tokens)

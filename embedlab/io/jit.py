@@ -20,6 +20,7 @@ before umap-learn is imported (:func:`embedlab.toolkit.projection.import_umap`):
 
 Nothing here imports numba or torch at module level (the CLI starts without them).
 """
+
 from __future__ import annotations
 
 import os

@@ -35,6 +35,7 @@ before its work and writes through :func:`owned_file` / :func:`write_owned_text`
 :meth:`embedlab.run.Run.save` (run folders, which calls :func:`check_run_dir` and
 :func:`run_files_plan`), so the check is repeated at the moment of writing.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -75,7 +76,7 @@ def mark_html(doc: str) -> str:
     match = re.search(r"<head[^>]*>", doc, re.IGNORECASE)
     if match is None:
         raise ValueError("an HTML document without <head> cannot carry embedlab's mark")
-    return doc[:match.end()] + "\n" + HTML_MARK + doc[match.end():]
+    return doc[: match.end()] + "\n" + HTML_MARK + doc[match.end() :]
 
 
 def _fail(path: Path, option: str | None, why: str, force_helps: bool = True, way: str | None = None) -> UsageError:
@@ -104,28 +105,43 @@ def _check_creatable(path: Path, option: str | None, hidden: str = "") -> None:
     while not ancestor.exists() and not ancestor.is_symlink():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
-        raise _fail(path, option, f"cannot be created: {str(ancestor)!r} is a file, not a folder",
-                    force_helps=False)
+        raise _fail(path, option, f"cannot be created: {str(ancestor)!r} is a file, not a folder", force_helps=False)
     longest = _name_max(ancestor) - NAME_OVERHEAD - len(hidden.encode())
-    for part in path.parts[len(ancestor.parts):] if path.is_absolute() else path.absolute().parts[len(ancestor.parts):]:
+    for part in (
+        path.parts[len(ancestor.parts) :] if path.is_absolute() else path.absolute().parts[len(ancestor.parts) :]
+    ):
         if len(part.encode()) > longest:
-            raise _fail(path, option, f"has a name of {len(part.encode())} bytes; embedlab takes at most {longest} "
-                                      f"(it adds hidden working names beside it, which must fit the "
-                                      f"{_name_max(ancestor)}-byte limit of the file system)", force_helps=False,
-                        way="give a shorter name")
+            raise _fail(
+                path,
+                option,
+                f"has a name of {len(part.encode())} bytes; embedlab takes at most {longest} "
+                f"(it adds hidden working names beside it, which must fit the "
+                f"{_name_max(ancestor)}-byte limit of the file system)",
+                force_helps=False,
+                way="give a shorter name",
+            )
     try:  # the one reliable test (permissions, read-only disks, /proc, root): write there
         fd, probe = tempfile.mkstemp(prefix=".embedlab-probe-", dir=ancestor)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise _fail(path, option, f"cannot be created: cannot write in {str(ancestor)!r} "
-                                  f"({exc.strerror or exc})", force_helps=False) from None
+        raise _fail(
+            path,
+            option,
+            f"cannot be created: cannot write in {str(ancestor)!r} ({exc.strerror or exc})",
+            force_helps=False,
+        ) from None
 
 
 def _refuse_link(path: Path, option: str | None) -> None:
     if path.is_symlink():
-        raise _fail(path, option, "is a symbolic link (embedlab never writes or deletes through a link)",
-                    force_helps=False, way="give the real path")
+        raise _fail(
+            path,
+            option,
+            "is a symbolic link (embedlab never writes or deletes through a link)",
+            force_helps=False,
+            way="give the real path",
+        )
 
 
 # ---------------------------------------------------------------------------- recognising
@@ -179,9 +195,14 @@ def own_run_files(path: Path) -> set[str]:
     manifest lists as the run's, unchanged (empty without proof)."""
     path = Path(path)
     files = _manifest(path) or {}
-    return {name for name, entry in files.items()
-            if "/" not in name and isinstance(entry, dict) and entry.get("by") == RUN_BY
-            and is_recorded(path / name, by=RUN_BY)}
+    return {
+        name
+        for name, entry in files.items()
+        if "/" not in name
+        and isinstance(entry, dict)
+        and entry.get("by") == RUN_BY
+        and is_recorded(path / name, by=RUN_BY)
+    }
 
 
 def _regular(path: Path) -> bool:
@@ -240,8 +261,12 @@ def is_recorded(path: Path, by: str | None = None) -> bool:
 
 
 def _manifest_text(files: dict) -> str:
-    payload = {"format": MANIFEST_MARK, "note": "files embedlab wrote here, with their SHA-256; it replaces "
-               "or deletes these (and only these) while they are unchanged", "files": dict(sorted(files.items()))}
+    payload = {
+        "format": MANIFEST_MARK,
+        "note": "files embedlab wrote here, with their SHA-256; it replaces "
+        "or deletes these (and only these) while they are unchanged",
+        "files": dict(sorted(files.items())),
+    }
     return json.dumps(payload, indent=2) + "\n"
 
 
@@ -330,15 +355,18 @@ def check_own_dir(folder: Path, what: str, way: str) -> None:
     real folder (not a link) holding embedlab's manifest; anything else is refused."""
     folder = Path(folder)
     if folder.is_symlink():
-        raise UsageError(f"{what} {str(folder)!r} is a symbolic link; embedlab never writes or deletes "
-                         f"through a link; {way}")
+        raise UsageError(
+            f"{what} {str(folder)!r} is a symbolic link; embedlab never writes or deletes through a link; {way}"
+        )
     if not os.path.lexists(folder):
         return
     if not folder.is_dir():
         raise UsageError(f"{what} {str(folder)!r} exists and is not a folder; {way}")
     if _manifest(folder) is None or not _regular(folder / MANIFEST):
-        raise UsageError(f"{what} {str(folder)!r} exists and embedlab cannot prove it made it (no record of "
-                         f"its files); it was left alone; {way}")
+        raise UsageError(
+            f"{what} {str(folder)!r} exists and embedlab cannot prove it made it (no record of "
+            f"its files); it was left alone; {way}"
+        )
 
 
 def make_own_dir(folder: Path) -> None:
@@ -354,8 +382,7 @@ def make_own_dir(folder: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- the checks
-def check_file(path: str | os.PathLike, *, force: bool = False, option: str | None = None,
-               html: bool = False) -> None:
+def check_file(path: str | os.PathLike, *, force: bool = False, option: str | None = None, html: bool = False) -> None:
     """May embedlab write the file ``path``? New, or a file embedlab wrote (listed unchanged
     in its folder's manifest), or ``force``; never a link or a folder."""
     path = Path(path)
@@ -383,11 +410,13 @@ def _may_replace_file(path: Path, force: bool) -> "callable":
         if not _regular(p):
             return False
         return force or (existed and is_recorded(p) and not is_recorded(p, by=RUN_BY))
+
     return may_replace
 
 
-def check_export(folder: str | os.PathLike, names: Iterable[str], *, force: bool = False,
-                 option: str | None = "--out") -> None:
+def check_export(
+    folder: str | os.PathLike, names: Iterable[str], *, force: bool = False, option: str | None = "--out"
+) -> None:
     """May embedlab write the files ``names`` into ``folder`` (created if new)?"""
     folder = Path(folder)
     _refuse_link(folder, option)
@@ -417,20 +446,33 @@ def check_run_dir(out: str | os.PathLike, *, force: bool = False, option: str | 
         raise _fail(out, option, "is a file, not a folder", force_helps=False)
     for parent in _resolved(out).parents:
         if is_run_folder(parent):
-            raise _fail(out, option, f"is inside the run {str(parent)!r} (runs are never nested)",
-                        force_helps=False, way="choose a folder outside it")
+            raise _fail(
+                out,
+                option,
+                f"is inside the run {str(parent)!r} (runs are never nested)",
+                force_helps=False,
+                way="choose a folder outside it",
+            )
     _check_creatable(out, option)  # its hidden names (.NAME.checkpoint, temporaries) fit too
     if not out.is_dir() or force or is_owned_run(out):
         return
     if is_run_folder(out):
-        raise _fail(out, option, "is an embedlab run whose files embedlab cannot prove it wrote (written by an "
-                                 "older embedlab, or changed since)",
-                    way="give another path, or --force to write the run into it (files named like the run's "
-                        "are replaced, nothing is deleted)")
+        raise _fail(
+            out,
+            option,
+            "is an embedlab run whose files embedlab cannot prove it wrote (written by an "
+            "older embedlab, or changed since)",
+            way="give another path, or --force to write the run into it (files named like the run's "
+            "are replaced, nothing is deleted)",
+        )
     if any(out.iterdir()):
-        raise _fail(out, option, "exists and is not an embedlab run (it holds other files)",
-                    way="give another path, or --force to write the run into it (files named like the "
-                        "run's are replaced, others are left alone)")
+        raise _fail(
+            out,
+            option,
+            "exists and is not an embedlab run (it holds other files)",
+            way="give another path, or --force to write the run into it (files named like the "
+            "run's are replaced, others are left alone)",
+        )
 
 
 def run_files_plan(out: Path, force: bool = False) -> tuple[set[str], set[str]]:
@@ -461,11 +503,13 @@ def run_may_replace(out: Path, replace: set[str], force: bool) -> "callable":
             return p.name in own and listed[p.name].get("sha256") == sha256_file(p)
         except (OSError, KeyError):
             return False
+
     return may_replace
 
 
-def check_new(path: str | os.PathLike, *, option: str | None = None, way: str = "remove it or choose another --dir"
-              ) -> None:
+def check_new(
+    path: str | os.PathLike, *, option: str | None = None, way: str = "remove it or choose another --dir"
+) -> None:
     """``path`` must not exist at all (what ``plugins new`` creates is never merged into
     anything), must not lie inside an embedlab run or run group, and must be creatable."""
     path = Path(path)
@@ -473,15 +517,28 @@ def check_new(path: str | os.PathLike, *, option: str | None = None, way: str = 
         raise _fail(path, option, "already exists", force_helps=False, way=way)
     for parent in _resolved(path).parents:
         if is_run_folder(parent) or _regular(parent / "group.json") and is_recorded(parent / "group.json"):
-            raise _fail(path, option, f"is inside the run {str(parent)!r} (embedlab writes nothing else "
-                                      f"into a run)", force_helps=False, way="choose a folder outside it")
+            raise _fail(
+                path,
+                option,
+                f"is inside the run {str(parent)!r} (embedlab writes nothing else into a run)",
+                force_helps=False,
+                way="choose a folder outside it",
+            )
     _check_creatable(path, option)
 
 
 # ---------------------------------------------------------------------------- writing
 @contextlib.contextmanager
-def owned_file(path: str | os.PathLike, mode: str = "w", *, force: bool = False, option: str | None = None,
-               by: str = "embedlab", html: bool = False, **kwargs) -> Iterator[IO]:
+def owned_file(
+    path: str | os.PathLike,
+    mode: str = "w",
+    *,
+    force: bool = False,
+    option: str | None = None,
+    by: str = "embedlab",
+    html: bool = False,
+    **kwargs,
+) -> Iterator[IO]:
     """Write a file under the rule: checked now, created exclusively, put in place only if
     the path is still new or still embedlab's at that moment, then listed with its SHA-256 in
     its folder's manifest so a later embedlab command may replace it."""
@@ -494,20 +551,19 @@ def owned_file(path: str | os.PathLike, mode: str = "w", *, force: bool = False,
     _record([path], by)
 
 
-def write_owned_html(path: str | os.PathLike, doc: str, *, force: bool = False,
-                     option: str | None = None) -> Path:
+def write_owned_html(path: str | os.PathLike, doc: str, *, force: bool = False, option: str | None = None) -> Path:
     """Write an HTML document under the rule; it carries :data:`HTML_MARK` (added if missing)
     and is recorded, so only these exact bytes are later replaced without ``force``."""
     path = Path(path)
     doc = mark_html(doc)
-    with owned_file(path, "w", force=force, option=option, by="embedlab report", html=True,
-                    encoding="utf-8") as fh:
+    with owned_file(path, "w", force=force, option=option, by="embedlab report", html=True, encoding="utf-8") as fh:
         fh.write(doc)
     return path
 
 
-def write_owned_text(path: str | os.PathLike, text: str, *, force: bool = False, option: str | None = None,
-                     by: str = "embedlab") -> Path:
+def write_owned_text(
+    path: str | os.PathLike, text: str, *, force: bool = False, option: str | None = None, by: str = "embedlab"
+) -> Path:
     with owned_file(path, "w", force=force, option=option, by=by, encoding="utf-8", newline="") as fh:
         fh.write(text)
     return Path(path)

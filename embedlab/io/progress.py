@@ -14,6 +14,7 @@ and the lines printed under them (a fit's epoch rows). A saved or executed noteb
 its final state, one block per fit, not a stream of refreshes; without IPython's display (a
 kernel that lacks it) tqdm's text bar is used.
 """
+
 from __future__ import annotations
 
 import sys
@@ -75,8 +76,14 @@ class _Null:
     def add_task(self, description: str, total: float | None = None, info: str = "", completed: float = 0) -> int:
         return 0
 
-    def update(self, task: int = 0, advance: float = 0, info: str | None = None,
-               completed: float | None = None, total: float | None = None) -> None:
+    def update(
+        self,
+        task: int = 0,
+        advance: float = 0,
+        info: str | None = None,
+        completed: float | None = None,
+        total: float | None = None,
+    ) -> None:
         pass
 
     def print(self, line: str) -> None:
@@ -88,9 +95,15 @@ class _Rich(_Null):
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                  TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                                  console=Console(stderr=True), transient=False)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
 
     def __enter__(self):
         self._progress.__enter__()
@@ -182,8 +195,15 @@ class _NotebookBar(_Null):
     def add_task(self, description, total=None, info="", completed=0):
         import time
 
-        self._tasks.append({"description": description, "total": total, "completed": completed,
-                            "info": info, "start": time.monotonic()})
+        self._tasks.append(
+            {
+                "description": description,
+                "total": total,
+                "completed": completed,
+                "info": info,
+                "start": time.monotonic(),
+            }
+        )
         self._draw(force=True)
         return len(self._tasks) - 1
 
@@ -220,8 +240,9 @@ class _Tqdm(_Null):
         return False
 
     def add_task(self, description, total=None, info="", completed=0):
-        bar = self._tqdm(total=total, desc=description, initial=completed, file=sys.stderr,
-                         dynamic_ncols=True, leave=True)
+        bar = self._tqdm(
+            total=total, desc=description, initial=completed, file=sys.stderr, dynamic_ncols=True, leave=True
+        )
         if info:
             bar.set_postfix_str(info, refresh=False)
         self._bars.append(bar)

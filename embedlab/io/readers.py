@@ -11,6 +11,7 @@ optional: GloVe has none; fastText ``.vec`` has one), ``word2vec-binary``, ``npy
 ``parquet``, ``arrow`` (Arrow IPC / Feather), ``csv`` (one cell per entity holding ``[v1, v2,
 ...]``). Tensor files (safetensors, PyTorch, fastai) are :mod:`embedlab.io.tensorfile`'s.
 """
+
 from __future__ import annotations
 
 import mmap
@@ -48,8 +49,10 @@ def _open_text(path: Path) -> Iterator[str]:
             for line in fh:
                 yield line.rstrip("\r\n")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); a binary word2vec "
-                        f"file needs --format word2vec-binary") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); a binary word2vec "
+            f"file needs --format word2vec-binary"
+        ) from None
     except OSError as exc:
         raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
 
@@ -73,13 +76,16 @@ def _check_claim(path: Path, rows: int, dim: int, min_row_bytes: int) -> None:
     if rows < 0 or dim <= 0:
         raise DataError(f"{path}: the header says {rows} vectors of {dim} values; both must be positive")
     if rows * min_row_bytes > size + 64:
-        raise DataError(f"{path}: the header claims {rows:,} vectors of {dim} values, but the file has only "
-                        f"{size:,} bytes (room for at most {size // max(min_row_bytes, 1):,}); the header is "
-                        f"wrong or the file is cut short")
+        raise DataError(
+            f"{path}: the header claims {rows:,} vectors of {dim} values, but the file has only "
+            f"{size:,} bytes (room for at most {size // max(min_row_bytes, 1):,}); the header is "
+            f"wrong or the file is cut short"
+        )
 
 
-def _slow_fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_line: int, dim: int,
-               sep: str | None) -> None:
+def _slow_fill(
+    out: np.ndarray, start: int, rows: list[str], path: Path, first_line: int, dim: int, sep: str | None
+) -> None:
     """Line by line: fills ``out[start:]`` or raises the precise error (line, value, what to do)."""
     for i, rest in enumerate(rows):
         line = first_line + i
@@ -87,8 +93,10 @@ def _slow_fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_l
         if not cells:
             raise DataError(f"{path}: line {line} holds no values; remove empty lines")
         if len(cells) != dim:
-            raise DataError(f"{path}: line {line} has {len(cells)} values, the first vector {dim} (ragged rows); "
-                            f"every vector must have the same length")
+            raise DataError(
+                f"{path}: line {line} has {len(cells)} values, the first vector {dim} (ragged rows); "
+                f"every vector must have the same length"
+            )
         for j, c in enumerate(cells, start=1):
             try:
                 float(c)
@@ -97,8 +105,7 @@ def _slow_fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_l
         out[start + i] = np.asarray([float(c) for c in cells], dtype=np.float32)
 
 
-def _fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_line: int, dim: int,
-          sep: str | None) -> None:
+def _fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_line: int, dim: int, sep: str | None) -> None:
     """Parse ``rows`` (text of ``dim`` numbers each) into ``out[start:]``: one C parse of the
     chunk; on any doubt (a line with another field count, text that is not a number) the
     line-by-line path, which names the bad line."""
@@ -116,7 +123,7 @@ def _fill(out: np.ndarray, start: int, rows: list[str], path: Path, first_line: 
             values = None
     if values is None or values.size != len(rows) * dim:
         return _slow_fill(out, start, rows, path, first_line, dim, sep)
-    out[start:start + len(rows)] = values.reshape(len(rows), dim)
+    out[start : start + len(rows)] = values.reshape(len(rows), dim)
 
 
 def _allocate(path: Path, rows: int, dim: int) -> np.ndarray:
@@ -144,8 +151,16 @@ def _chain(first: list[str], rest: Iterable[str]) -> Iterator[str]:
     yield from rest
 
 
-def _stream(path: Path, lines: Iterable[str], out: np.ndarray, dim: int, sep: str | None, token: bool,
-            start_line: int, exact: bool = True) -> tuple[list[str], int]:
+def _stream(
+    path: Path,
+    lines: Iterable[str],
+    out: np.ndarray,
+    dim: int,
+    sep: str | None,
+    token: bool,
+    start_line: int,
+    exact: bool = True,
+) -> tuple[list[str], int]:
     """Fill ``out`` from ``lines`` chunk by chunk; returns (the tokens when ``token``, rows filled).
     Blank lines are allowed only at the end; ``exact``: the rows must fill ``out`` (a header's count)."""
     tokens: list[str] = []
@@ -204,8 +219,7 @@ def read_word2vec_text(path: Path) -> Read:
         if dim < 1:
             raise DataError(f"{path}: line 1 should be TOKEN v1 v2 ... or a 'N DIM' header (found {first[:40]!r})")
         out = _allocate(path, count_lines(path), dim)
-        tokens, filled = _stream(path, _chain([first], lines), out, dim, None, token=True, start_line=1,
-                                 exact=False)
+        tokens, filled = _stream(path, _chain([first], lines), out, dim, None, token=True, start_line=1, exact=False)
         out = out[:filled]
         note = "GloVe text (no header line)"
     return Read(out, keys=np.asarray(tokens, dtype=object), notes=[note])
@@ -226,7 +240,7 @@ def read_word2vec_binary(path: Path) -> Read:
         with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             size = len(mm)
             for i in range(rows):
-                while pos < size and mm[pos:pos + 1] == b"\n":
+                while pos < size and mm[pos : pos + 1] == b"\n":
                     pos += 1
                 sp = mm.find(b" ", pos, pos + 4096)
                 if sp < 0 or sp + 1 + 4 * dim > size:
@@ -242,8 +256,9 @@ def read_word2vec_binary(path: Path) -> Read:
 
 def _numeric_2d(array: np.ndarray, path: Path, what: str) -> np.ndarray:
     if array.ndim != 2:
-        raise DataError(f"{path}: {what} has shape {array.shape}, not 2-D (rows x dimensions); "
-                        f"reshape it to (entities, dimensions)")
+        raise DataError(
+            f"{path}: {what} has shape {array.shape}, not 2-D (rows x dimensions); reshape it to (entities, dimensions)"
+        )
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
         raise DataError(f"{path}: {what} holds {array.dtype}, not numbers")
     return np.array(array, dtype=np.float32)  # one copy, out of the memory map
@@ -262,8 +277,10 @@ def read_npy(path: Path) -> Read:
 
 def _npy_reason(exc: Exception) -> str:
     if "allow_pickle" in str(exc) or "Object arrays" in str(exc) or "Python objects" in str(exc):
-        return ("holds Python objects, which embedlab never unpickles; save numbers "
-                "(np.save(f, vectors.astype('float32'))) and keys as text (np.array(keys, dtype=str))")
+        return (
+            "holds Python objects, which embedlab never unpickles; save numbers "
+            "(np.save(f, vectors.astype('float32'))) and keys as text (np.array(keys, dtype=str))"
+        )
     return f"not a readable NumPy file ({exc})"
 
 
@@ -289,8 +306,9 @@ def read_npz(path: Path, wanted: dict[str, str]) -> list[Read]:
             raise DataError(f"{path}: array {name!r} has shape {arrays[name].shape}, not 2-D (rows x dimensions)")
     chosen = list(wanted) or matrices
     if not chosen:
-        raise DataError(f"{path}: no 2-D array among {', '.join(names) or 'none'}; save the vectors as "
-                        f"np.savez(f, vectors=matrix)")
+        raise DataError(
+            f"{path}: no 2-D array among {', '.join(names) or 'none'}; save the vectors as np.savez(f, vectors=matrix)"
+        )
     out = []
     for name in chosen:
         table = wanted.get(name) or (None if len(chosen) == 1 else name)
@@ -302,8 +320,10 @@ def read_npz(path: Path, wanted: dict[str, str]) -> list[Read]:
             if extra is None:
                 continue
             if extra.shape != (len(vec),):
-                raise DataError(f"{path}: array {prefix + role!r} has shape {extra.shape}; it must have one "
-                                f"value per row of {name!r} ({len(vec):,})")
+                raise DataError(
+                    f"{path}: array {prefix + role!r} has shape {extra.shape}; it must have one "
+                    f"value per row of {name!r} ({len(vec):,})"
+                )
             if role == "bias":
                 part.bias = extra.astype(np.float32)
             else:
@@ -328,15 +348,17 @@ def _vector_columns(schema: Any) -> list[str]:
 def _pick_column(path: Path, found: list[str], wanted: str | None, columns: list[str]) -> str:
     if wanted is not None:
         if wanted not in found:
-            raise UsageError(f"{path}: column {wanted!r} is not a list column of numbers; those are: "
-                             f"{', '.join(found) or 'none'}")
+            raise UsageError(
+                f"{path}: column {wanted!r} is not a list column of numbers; those are: {', '.join(found) or 'none'}"
+            )
         return wanted
     if not found:
-        raise DataError(f"{path}: no column holds lists of numbers (the vector column of embedding-atlas' "
-                        f"layout); its columns: {', '.join(map(str, columns))}")
+        raise DataError(
+            f"{path}: no column holds lists of numbers (the vector column of embedding-atlas' "
+            f"layout); its columns: {', '.join(map(str, columns))}"
+        )
     if len(found) > 1:
-        raise UsageError(f"{path}: several list columns ({', '.join(found)}); name the vectors with "
-                         f"--tensor COLUMN")
+        raise UsageError(f"{path}: several list columns ({', '.join(found)}); name the vectors with --tensor COLUMN")
     return found[0]
 
 
@@ -355,12 +377,14 @@ def _arrow_vectors(path: Path, column: Any, out: np.ndarray, start: int, colname
         lengths = np.asarray(arr.value_lengths())
     bad = np.flatnonzero(lengths != dim)
     if len(bad):
-        raise DataError(f"{path}: column {colname!r}, row {start + int(bad[0]) + 1} has {int(lengths[bad[0]])} "
-                        f"values, the first vector {dim} (ragged rows); every vector must have the same length")
+        raise DataError(
+            f"{path}: column {colname!r}, row {start + int(bad[0]) + 1} has {int(lengths[bad[0]])} "
+            f"values, the first vector {dim} (ragged rows); every vector must have the same length"
+        )
     values = arr.flatten()
     if values.null_count:
         raise DataError(f"{path}: column {colname!r} holds a missing value inside a vector")
-    out[start:start + n] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, dim)
+    out[start : start + n] = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32).reshape(n, dim)
     return n
 
 
@@ -380,7 +404,10 @@ def read_arrow_table(path: Path, fmt: str, column: str | None) -> Read:
         else:
             try:
                 reader = pa.ipc.open_file(pa.memory_map(str(path), "r"))
-                schema, n_rows = reader.schema, sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
+                schema, n_rows = (
+                    reader.schema,
+                    sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches)),
+                )
                 batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
             except pa.ArrowInvalid:
                 table = pa.ipc.open_stream(pa.memory_map(str(path), "r")).read_all()
@@ -393,14 +420,22 @@ def read_arrow_table(path: Path, fmt: str, column: str | None) -> Read:
         vec = batch.column(schema.get_field_index(col))
         if out is None:
             first = vec.slice(0, 1)
-            dim = (vec.type.list_size if pa.types.is_fixed_size_list(vec.type)
-                   else int(np.asarray(first.value_lengths())[0]) if len(first) and first.is_valid().to_pylist()[0] else 0)
+            dim = (
+                vec.type.list_size
+                if pa.types.is_fixed_size_list(vec.type)
+                else int(np.asarray(first.value_lengths())[0])
+                if len(first) and first.is_valid().to_pylist()[0]
+                else 0
+            )
             if dim <= 0:
                 raise DataError(f"{path}: column {col!r}, row 1 has no vector")
             out = _allocate(path, n_rows, dim)
         filled += _arrow_vectors(path, vec, out, filled, col)
-        meta_parts.append(batch.drop_columns([col]).to_pandas() if batch.num_columns > 1 else
-                          pd.DataFrame(index=pd.RangeIndex(batch.num_rows)))
+        meta_parts.append(
+            batch.drop_columns([col]).to_pandas()
+            if batch.num_columns > 1
+            else pd.DataFrame(index=pd.RangeIndex(batch.num_rows))
+        )
     if out is None or filled == 0:
         raise DataError(f"{path}: no vectors in the file")
     meta = pd.concat(meta_parts, ignore_index=True) if meta_parts else None
@@ -436,8 +471,10 @@ def read_csv_table(path: Path, column: str | None) -> Read:
         if parts is None:
             raise DataError(f"{path}: column {col!r}, row {i + 1}: {str(cell)[:40]!r} is not a list of numbers")
         if len(parts) != dim:
-            raise DataError(f"{path}: column {col!r}, row {i + 1} has {len(parts)} values, the first vector {dim} "
-                            f"(ragged rows); every vector must have the same length")
+            raise DataError(
+                f"{path}: column {col!r}, row {i + 1} has {len(parts)} values, the first vector {dim} "
+                f"(ragged rows); every vector must have the same length"
+            )
         try:
             out[i] = parts.astype(np.float32)
         except ValueError:

@@ -3,6 +3,7 @@ lr-find, neighbors...): NaN and infinities become ``null`` (bare ``NaN`` is not 
 ``jq`` or a browser refuse it), NumPy scalars and arrays become numbers and lists, paths and
 timestamps become text. The output always parses with ``json.loads(..., parse_constant=...)``
 refusing ``NaN``."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,10 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None
     if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) or k is None else k: jsonable(v)
-                for k, v in obj.items()}
+        return {
+            str(k) if not isinstance(k, (str, int, float, bool)) or k is None else k: jsonable(v)
+            for k, v in obj.items()
+        }
     if isinstance(obj, (list, tuple, set, frozenset)):
         return [jsonable(v) for v in obj]
     import numpy as np

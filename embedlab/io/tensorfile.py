@@ -20,6 +20,7 @@ A state dict becomes tables by rule:
 ``--classes FILE`` (JSON ``{name: [classes...]}`` or CSV ``name,class`` rows in order) names the
 rows: fastai's row 0 is ``#na#`` (the unknown category), which is left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,13 +40,13 @@ MAX_STAND_INS = 16
 
 _PICKLE_ADVICE = {
     "fastai": "fastai's learn.export() pickles the whole Learner, which embedlab never unpickles; save the "
-              "weights with learn.save('model') (models/model.pth) and the classes with "
-              "json.dump({k: list(map(str, v)) for k, v in dls.classes.items()}, open('classes.json', 'w'))",
+    "weights with learn.save('model') (models/model.pth) and the classes with "
+    "json.dump({k: list(map(str, v)) for k, v in dls.classes.items()}, open('classes.json', 'w'))",
     "gensim": "gensim's native save() pickles the model, which embedlab never unpickles; write "
-              "model.wv.save_word2vec_format('vectors.bin', binary=True) and import that",
+    "model.wv.save_word2vec_format('vectors.bin', binary=True) and import that",
     "other": "pickled Python objects are never unpickled by embedlab; save the tensors with "
-             "safetensors (safetensors.torch.save_file(state_dict, 'model.safetensors')) or "
-             "torch.save(model.state_dict(), 'model.pt')",
+    "safetensors (safetensors.torch.save_file(state_dict, 'model.safetensors')) or "
+    "torch.save(model.state_dict(), 'model.pt')",
 }
 
 
@@ -135,8 +136,7 @@ def _refused_global(message: str) -> str | None:
 
 def _refusal(path: Path, name: str | None) -> str:
     if name and name.startswith("fastai."):
-        return (f"{path}: holds a pickled fastai object ({name}), not a state dict; "
-                f"{_PICKLE_ADVICE['fastai']}")
+        return f"{path}: holds a pickled fastai object ({name}), not a state dict; {_PICKLE_ADVICE['fastai']}"
     what = f"a pickled {name} object" if name else "pickled objects that weights_only refuses"
     return f"{path}: holds {what}; {_PICKLE_ADVICE['other']}"
 
@@ -144,14 +144,16 @@ def _refusal(path: Path, name: str | None) -> str:
 def _state_dict(path: Path, obj: Any) -> dict[str, Any]:
     import torch
 
-    if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) and (
-            "opt" in obj or len(obj) == 1):  # fastai's learn.save(with_opt=True)
+    if (
+        isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict) and ("opt" in obj or len(obj) == 1)
+    ):  # fastai's learn.save(with_opt=True)
         obj = obj["model"]
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]  # a common checkpoint layout
     if not isinstance(obj, dict):
-        raise DataError(f"{path}: holds a {type(obj).__name__}, not a state dict (name -> tensor); "
-                        f"save model.state_dict()")
+        raise DataError(
+            f"{path}: holds a {type(obj).__name__}, not a state dict (name -> tensor); save model.state_dict()"
+        )
     tensors = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise DataError(f"{path}: holds no tensors")
@@ -188,8 +190,10 @@ def read_classes(path: Path) -> dict[str, list[str]]:
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
     if list(frame.columns[:2]) != ["name", "class"]:
-        raise DataError(f"{path}: a classes CSV has columns name,class (one row per class, in order); "
-                        f"found {', '.join(frame.columns)}")
+        raise DataError(
+            f"{path}: a classes CSV has columns name,class (one row per class, in order); "
+            f"found {', '.join(frame.columns)}"
+        )
     out: dict[str, list[str]] = {}
     for name, cls in zip(frame["name"], frame["class"]):
         out.setdefault(name, []).append(cls)
@@ -216,8 +220,10 @@ def _named(path: Path, part: Read, classes: list[str] | None, what: str, cname: 
         return part
     rows = len(part.vectors)
     if len(classes) != rows:
-        raise DataError(f"{path}: {what} has {rows:,} rows, --classes {cname!r} names {len(classes):,}; "
-                        f"write the classes of the same DataLoaders the model was trained with")
+        raise DataError(
+            f"{path}: {what} has {rows:,} rows, --classes {cname!r} names {len(classes):,}; "
+            f"write the classes of the same DataLoaders the model was trained with"
+        )
     keys = np.asarray(classes, dtype=object)
     if rows and classes[0] == "#na#":  # fastai's unknown category: never a real entity
         part.vectors, keys = part.vectors[1:], keys[1:]
@@ -227,16 +233,23 @@ def _named(path: Path, part: Read, classes: list[str] | None, what: str, cname: 
     return part
 
 
-def state_dict_tables(path: Path, tensors: dict[str, Any], wanted: dict[str, str],
-                      classes: dict[str, list[str]] | None, bias_name: str | None = None) -> tuple[str, list[Read]]:
+def state_dict_tables(
+    path: Path,
+    tensors: dict[str, Any],
+    wanted: dict[str, str],
+    classes: dict[str, list[str]] | None,
+    bias_name: str | None = None,
+) -> tuple[str, list[Read]]:
     """(layout, tables) of a state dict: fastai's layouts recognised, else ``wanted`` tensors
     (``--tensor NAME=TABLE``) or the only 2-D tensor; see the module docstring."""
     for name in wanted:
         if name not in tensors:
             raise UsageError(f"{path}: no tensor {name!r}; it holds: {', '.join(sorted(tensors))}")
         if tensors[name].ndim != 2:
-            raise DataError(f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, not 2-D "
-                            f"(entities x dimensions); name a 2-D tensor with --tensor")
+            raise DataError(
+                f"{path}: tensor {name!r} has shape {tuple(tensors[name].shape)}, not 2-D "
+                f"(entities x dimensions); name a 2-D tensor with --tensor"
+            )
     layout = None if wanted else _fastai_layout(tensors)
     class_items = list((classes or {}).items())
     if layout == "fastai-EmbeddingDotBias":
@@ -252,8 +265,10 @@ def state_dict_tables(path: Path, tensors: dict[str, Any], wanted: dict[str, str
     if layout == "fastai-embeds":
         idx = sorted(int(m.group(1)) for n in tensors if (m := re.fullmatch(r"embeds\.(\d+)\.weight", n)))
         if classes is not None and len(class_items) < len(idx):
-            raise DataError(f"{path}: {len(idx)} embeddings (embeds.0-{idx[-1]}), --classes names {len(class_items)}; "
-                            f"write dls.classes of the model's DataLoaders")
+            raise DataError(
+                f"{path}: {len(idx)} embeddings (embeds.0-{idx[-1]}), --classes names {len(class_items)}; "
+                f"write dls.classes of the model's DataLoaders"
+            )
         out = []
         for i in idx:
             cname, cls = class_items[i] if classes is not None else (f"embeds_{i}", None)
@@ -265,8 +280,10 @@ def state_dict_tables(path: Path, tensors: dict[str, Any], wanted: dict[str, str
         two_d = [n for n, t in tensors.items() if t.ndim == 2]
         if len(two_d) != 1:
             listed = ", ".join(f"{n} {tuple(t.shape)}" for n, t in sorted(tensors.items())[:12])
-            raise UsageError(f"{path}: {'several' if two_d else 'no'} 2-D tensors ({listed}); choose with "
-                             f"--tensor NAME=TABLE (repeatable)")
+            raise UsageError(
+                f"{path}: {'several' if two_d else 'no'} 2-D tensors ({listed}); choose with "
+                f"--tensor NAME=TABLE (repeatable)"
+            )
         chosen = {two_d[0]: re.sub(r"\.weight$", "", two_d[0]) or "item"}
     out = []
     for name, table in chosen.items():
@@ -287,10 +304,14 @@ def _bias_tensor(path: Path, tensors: dict[str, Any], name: str, n: int, bias_na
             return None  # --bias then names a metadata column
         shape = tuple(tensors[bias_name].shape)
         if shape not in ((n,), (n, 1)):
-            raise DataError(f"{path}: bias tensor {bias_name!r} has shape {shape}; it needs one value per "
-                            f"row of {name!r} ({n:,})")
+            raise DataError(
+                f"{path}: bias tensor {bias_name!r} has shape {shape}; it needs one value per row of {name!r} ({n:,})"
+            )
         return bias_name
     stem = re.split(r"[._]", name)[0]
-    found = [k for k, t in tensors.items() if k != name and tuple(t.shape) in ((n,), (n, 1))
-             and "bias" in k and re.split(r"[._]", k)[0] == stem]
+    found = [
+        k
+        for k, t in tensors.items()
+        if k != name and tuple(t.shape) in ((n,), (n, 1)) and "bias" in k and re.split(r"[._]", k)[0] == stem
+    ]
     return found[0] if len(found) == 1 else None

@@ -2,6 +2,7 @@
 
 The package is also callable: ``embedlab.report(results, path)`` writes the standalone HTML
 report of analysis results from Python (:func:`write`)."""
+
 from __future__ import annotations
 
 import sys
@@ -31,16 +32,18 @@ def write(results: Any, path: str | Path, run: Any = None, title: str | None = N
     if bad is not None:
         from embedlab.errors import UsageError
 
-        raise UsageError(f"embedlab.report: results must be AnalysisResults (embedlab.analyze's), not "
-                         f"{type(bad).__name__}")
+        raise UsageError(
+            f"embedlab.report: results must be AnalysisResults (embedlab.analyze's), not {type(bad).__name__}"
+        )
     return write_report(path, run, items, title=title, force=force)
 
 
 class _ReportPackage(types.ModuleType):
     """This package, callable: ``embedlab.report(results, path)`` is :func:`write`."""
 
-    def __call__(self, results: Any, path: str | Path, run: Any = None, title: str | None = None,
-                 force: bool = False) -> Path:
+    def __call__(
+        self, results: Any, path: str | Path, run: Any = None, title: str | None = None, force: bool = False
+    ) -> Path:
         return write(results, path, run=run, title=title, force=force)
 
 

@@ -5,6 +5,7 @@ Kept in one place so that the search rules, the neighbour search (the same candi
 and exclusions as ``embedlab neighbors``), the colours and the legend are written once. Every
 string from data that reaches HTML goes through ``esc``.
 """
+
 from __future__ import annotations
 
 LIBRARY = r"""

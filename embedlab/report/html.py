@@ -3,6 +3,7 @@
 The report inlines BokehJS (``bokeh.resources.INLINE``), so it opens offline and makes no
 network request. Every string that comes from data is escaped here or by Bokeh.
 """
+
 from __future__ import annotations
 
 import html
@@ -83,22 +84,29 @@ def frame_html(df: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS) -> str:
     sort on a click (``SORT_JS``), long tables get a filter box. Numbers go through
     :func:`fmt_value`."""
     shown = df.head(max_rows)
-    numeric = [pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c])
-               for c in shown.columns]
-    head = "".join(f'<th{" class=num" if num else ""}>{html.escape(str(c))}</th>'
-                   for c, num in zip(shown.columns, numeric))
+    numeric = [
+        pd.api.types.is_numeric_dtype(shown[c]) and not pd.api.types.is_bool_dtype(shown[c]) for c in shown.columns
+    ]
+    head = "".join(
+        f"<th{' class=num' if num else ''}>{html.escape(str(c))}</th>" for c, num in zip(shown.columns, numeric)
+    )
     formats = [_column_format(shown[c]) if num else str for c, num in zip(shown.columns, numeric)]
     body = []
     for row in shown.itertuples(index=False):
         cells = []
         for v, num, fmt in zip(row, numeric, formats):
             text = "–" if v is None or (num and pd.isna(v)) else fmt(v)
-            cells.append(f'<td{" class=num" if num else ""}>{html.escape(text)}</td>')
+            cells.append(f"<td{' class=num' if num else ''}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    search = ('<input class="filter" type="search" placeholder="filter rows" aria-label="filter rows">'
-              if len(shown) > SEARCHABLE_ROWS else "")
-    out = (f'<div class="frame">{search}<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr>'
-           f'</thead><tbody>{"".join(body)}</tbody></table></div></div>')
+    search = (
+        '<input class="filter" type="search" placeholder="filter rows" aria-label="filter rows">'
+        if len(shown) > SEARCHABLE_ROWS
+        else ""
+    )
+    out = (
+        f'<div class="frame">{search}<div class="scroll"><table class="data sortable"><thead><tr>{head}</tr>'
+        f"</thead><tbody>{''.join(body)}</tbody></table></div></div>"
+    )
     if len(df) > max_rows:
         out += f'<p class="muted">first {max_rows} of {len(df):,} rows (all rows are in --json)</p>'
     return out
@@ -118,6 +126,7 @@ def _column_format(values: pd.Series):
     def fmt(x):
         a = abs(float(x))
         return f"{float(x):.{digits}f}" if a == 0 or 0.01 <= a < 1000 else fmt_value(x)
+
     return fmt
 
 
@@ -149,17 +158,23 @@ document.addEventListener("input", (e) => {
 def metrics_html(metrics: dict[str, Any], max_open: int = 14, headline: Iterable[str] = ()) -> str:
     """Metrics as a two-column table: the ``headline`` ones first, in bold and never folded,
     then the others, of which long lists show the first ``max_open`` and fold the rest."""
+
     def rows(items):
-        return "".join(f'<tr{" class=lead" if k in first else ""}><td>{html.escape(str(k))}</td>'
-                       f"<td>{html.escape(fmt_value(v))}</td></tr>" for k, v in items)
+        return "".join(
+            f"<tr{' class=lead' if k in first else ''}><td>{html.escape(str(k))}</td>"
+            f"<td>{html.escape(fmt_value(v))}</td></tr>"
+            for k, v in items
+        )
 
     first = [k for k in dict.fromkeys(headline) if k in metrics]
     items = [(k, metrics[k]) for k in first] + [(k, v) for k, v in metrics.items() if k not in first]
     max_open += len(first)
     out = f'<table class="data metrics"><tr><th>metric</th><th>value</th></tr>{rows(items[:max_open])}</table>'
     if len(items) > max_open:
-        out += (f"<details><summary>{len(items) - max_open} more metrics</summary>"
-                f'<table class="data metrics">{rows(items[max_open:])}</table></details>')
+        out += (
+            f"<details><summary>{len(items) - max_open} more metrics</summary>"
+            f'<table class="data metrics">{rows(items[max_open:])}</table></details>'
+        )
     return out
 
 
@@ -176,12 +191,23 @@ def training_figures(run: Run) -> list:
     if hist.empty or "epoch" not in hist:
         return figs_steps
     loss_cols = [c for c in hist.columns if c.endswith("loss")]
-    figs = [line_chart({c: (hist["epoch"], hist[c]) for c in loss_cols}, "Loss per epoch", "epoch", "loss",
-                       width=560, height=300)]
+    figs = [
+        line_chart(
+            {c: (hist["epoch"], hist[c]) for c in loss_cols}, "Loss per epoch", "epoch", "loss", width=560, height=300
+        )
+    ]
     metric_cols = [c for c in hist.columns if c.startswith("valid_") and not c.endswith("loss")]
     if metric_cols:
-        figs.append(line_chart({c: (hist["epoch"], hist[c]) for c in metric_cols},
-                               "Validation metrics per epoch", "epoch", "value", width=560, height=300))
+        figs.append(
+            line_chart(
+                {c: (hist["epoch"], hist[c]) for c in metric_cols},
+                "Validation metrics per epoch",
+                "epoch",
+                "value",
+                width=560,
+                height=300,
+            )
+        )
     return figs_steps + figs
 
 
@@ -191,8 +217,9 @@ def fmt_setting(v: Any) -> str:
         return "—"
     if isinstance(v, (list, tuple)):
         parts = [fmt_setting(x) for x in v]
-        return " – ".join(parts) if len(parts) == 2 and all(isinstance(x, (int, float)) for x in v) \
-            else ", ".join(parts)
+        return (
+            " – ".join(parts) if len(parts) == 2 and all(isinstance(x, (int, float)) for x in v) else ", ".join(parts)
+        )
     if isinstance(v, dict):
         return ", ".join(f"{k} {fmt_setting(x)}" for k, x in v.items())
     if isinstance(v, bool):
@@ -201,8 +228,10 @@ def fmt_setting(v: Any) -> str:
 
 
 def _settings_html(settings: dict[str, Any]) -> str:
-    cells = "".join(f"<div><span>{html.escape(str(k).replace('_', ' '))}</span> {html.escape(fmt_setting(v))}</div>"
-                    for k, v in settings.items())
+    cells = "".join(
+        f"<div><span>{html.escape(str(k).replace('_', ' '))}</span> {html.escape(fmt_setting(v))}</div>"
+        for k, v in settings.items()
+    )
     return f'<div class="settings">{cells}</div>'
 
 
@@ -210,26 +239,39 @@ def run_line(run: Run) -> str:
     """One line under the findings: what was trained and how well."""
     split = run.split.get("name") if isinstance(run.split, dict) else None
     metrics = [(k, v) for k, v in run.metrics.items() if k.startswith("valid_") and k != "valid_loss"][:2]
-    tables = ", ".join(f"{n} ({len(run.table(n)):,})" for n in run.table_names[:6]) + \
-        (f" and {len(run.table_names) - 6} more" if len(run.table_names) > 6 else "")
+    tables = ", ".join(f"{n} ({len(run.table(n)):,})" for n in run.table_names[:6]) + (
+        f" and {len(run.table_names) - 6} more" if len(run.table_names) > 6 else ""
+    )
     trainer = run.meta.get("trainer")
-    bits = [f"{run.dataset}" + (f", trainer {trainer}" if trainer else "") + (f", split {split}" if split else "")
-            + f", seed {run.seed}",
-            "; ".join(f"{k} {fmt_value(v)}" for k, v in metrics), f"tables: {tables}"]
-    return (f'<p class="runline">{html.escape(" · ".join(b for b in bits if b))} '
-            f'(<a href="#run">configuration and training</a>)</p>')
+    bits = [
+        f"{run.dataset}"
+        + (f", trainer {trainer}" if trainer else "")
+        + (f", split {split}" if split else "")
+        + f", seed {run.seed}",
+        "; ".join(f"{k} {fmt_value(v)}" for k, v in metrics),
+        f"tables: {tables}",
+    ]
+    return (
+        f'<p class="runline">{html.escape(" · ".join(b for b in bits if b))} '
+        f'(<a href="#run">configuration and training</a>)</p>'
+    )
 
 
 def _run_section(run: Run) -> tuple[str, list]:
     tables = {n: f"{len(run.table(n)):,} x {run.table(n).dim}" for n in run.table_names}
     body = [
         '<section id="run"><h2>Run: configuration and training</h2>',
-        _settings_html({"dataset": run.dataset, "kind": run.kind, "trainer": run.meta.get("trainer"),
-                        "seed": run.seed}),
-        "<h3>Split</h3>", _settings_html(run.split if isinstance(run.split, dict) else {"split": run.split}),
-        "<h3>Configuration</h3>", _settings_html(run.config),
-        "<h3>Embedding tables (entities x dimensions)</h3>", _settings_html(tables),
-        "<h3>Metrics</h3>", metrics_html(run.metrics),
+        _settings_html(
+            {"dataset": run.dataset, "kind": run.kind, "trainer": run.meta.get("trainer"), "seed": run.seed}
+        ),
+        "<h3>Split</h3>",
+        _settings_html(run.split if isinstance(run.split, dict) else {"split": run.split}),
+        "<h3>Configuration</h3>",
+        _settings_html(run.config),
+        "<h3>Embedding tables (entities x dimensions)</h3>",
+        _settings_html(tables),
+        "<h3>Metrics</h3>",
+        metrics_html(run.metrics),
         "{figs:run}",
         "</section>",
     ]
@@ -286,8 +328,10 @@ def _result_section(result: AnalysisResult) -> str:
         if result.metrics or result.tables:
             parts.append('<div class="tables">')
             if result.metrics:
-                parts.append(f"<details open><summary>metrics</summary>"
-                             f"{metrics_html(result.metrics, headline=result.headline)}</details>")
+                parts.append(
+                    f"<details open><summary>metrics</summary>"
+                    f"{metrics_html(result.metrics, headline=result.headline)}</details>"
+                )
             for name, df in result.tables.items():
                 parts.append(f"<details open><summary>{html.escape(name)}</summary>{frame_html(df)}</details>")
             parts.append("</div>")
@@ -300,8 +344,9 @@ def _headline_html(result: AnalysisResult) -> str:
     shown = [k for k in dict.fromkeys(result.headline) if k in result.metrics]
     if not shown:
         return ""
-    cells = "".join(f"<div><span>{html.escape(k)}</span> <b>{html.escape(fmt_value(result.metrics[k]))}</b></div>"
-                    for k in shown)
+    cells = "".join(
+        f"<div><span>{html.escape(k)}</span> <b>{html.escape(fmt_value(result.metrics[k]))}</b></div>" for k in shown
+    )
     return f'<div class="headline">{cells}</div>'
 
 
@@ -323,8 +368,11 @@ def bokeh_resources(models: list) -> str:
     try:
         from bokeh.embed.bundle import bundle_for_objs_and_resources
 
-        return "".join(bundle_for_objs_and_resources(models or None, INLINE)) if models else \
-            INLINE.clone(components=["bokeh"]).render()
+        return (
+            "".join(bundle_for_objs_and_resources(models or None, INLINE))
+            if models
+            else INLINE.clone(components=["bokeh"]).render()
+        )
     except Exception:  # noqa: BLE001 - a private Bokeh API changed: inline everything instead
         return INLINE.render()
 
@@ -342,8 +390,10 @@ def render_html(run: Run | None, results: Iterable[AnalysisResult], title: str |
         explorers = explorer_tables(run)
         for name in explorers:
             key = "explorer-" + _anchor(name)
-            sections.append(f'<section id="{html.escape(key)}" class="explorer"><h2>Explore: {html.escape(name)}</h2>'
-                            "{figs:" + key + "}</section>")
+            sections.append(
+                f'<section id="{html.escape(key)}" class="explorer"><h2>Explore: {html.escape(name)}</h2>'
+                "{figs:" + key + "}</section>"
+            )
             figures[key] = [explorer(run, name, results)]
     for r in results:
         sections.append(_result_section(r))
@@ -366,8 +416,14 @@ def render_html(run: Run | None, results: Iterable[AnalysisResult], title: str |
     heading = title or (f"embedlab report: {run.dataset}" if run is not None else "embedlab report")
     where = html.escape(str(run.path)) if run is not None and run.path else ""
     failed = sum(1 for r in results if r.error)
-    note = (f'<p class="sub" style="color:#d9534f">{failed} of {len(results)} sections failed; '
-            f"their errors are shown in place.</p>") if failed else ""
+    note = (
+        (
+            f'<p class="sub" style="color:#d9534f">{failed} of {len(results)} sections failed; '
+            f"their errors are shown in place.</p>"
+        )
+        if failed
+        else ""
+    )
     opening = _findings(results, explorers) + (run_line(run) if run is not None else "")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading)}</title>
@@ -385,8 +441,9 @@ def render_html(run: Run | None, results: Iterable[AnalysisResult], title: str |
 """
 
 
-def write_report(path: str | Path, run: Run | None, results: Iterable[AnalysisResult],
-                 title: str | None = None, force: bool = False) -> Path:
+def write_report(
+    path: str | Path, run: Run | None, results: Iterable[AnalysisResult], title: str | None = None, force: bool = False
+) -> Path:
     """Write the report atomically, under the write rule (new, or a report embedlab wrote, or
     ``force``: :mod:`embedlab.io.ownership`); returns its path."""
     from embedlab.io.ownership import check_file, write_owned_html
@@ -398,9 +455,12 @@ def write_report(path: str | Path, run: Run | None, results: Iterable[AnalysisRe
 
 
 def results_json(run: Run | None, results: Iterable[AnalysisResult]) -> str:
-    payload = {"run": None if run is None else {"path": str(run.path), "dataset": run.dataset,
-                                                "kind": run.kind, "metrics": run.metrics},
-               "results": [r.to_json() for r in results]}
+    payload = {
+        "run": None
+        if run is None
+        else {"path": str(run.path), "dataset": run.dataset, "kind": run.kind, "metrics": run.metrics},
+        "results": [r.to_json() for r in results],
+    }
     from embedlab.io.strictjson import dumps  # NaN -> null: strict JSON
 
     return dumps(payload, indent=2)

@@ -10,6 +10,7 @@ The live learner is the :class:`embedlab.training.Learner` that a trainer's ``pr
 (:func:`live_learner`): one object, one loop, and ``learn.run`` is the run the trainer itself
 would make.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -47,8 +48,7 @@ class LRFind:
     def plot(self) -> Figures:
         from embedlab.report.lrplot import lr_figure
 
-        return Figures([lr_figure(self.result, self.suggestions, self.rule, self.title)],
-                       caption=self._text())
+        return Figures([lr_figure(self.result, self.suggestions, self.rule, self.title)], caption=self._text())
 
     def _text(self) -> str:
         sugg = self.suggestions
@@ -73,8 +73,21 @@ class Session(Callback):
     ``fit``, ``fit_one_cycle``, ``freeze``, ``save``/``load`` are the Learner's own."""
 
     order = 40
-    exports = ("prepared", "name", "fits", "config", "learner", "run", "steps", "plot_sched", "plot_loss",
-               "get_preds", "predict_row", "show_results", "export")
+    exports = (
+        "prepared",
+        "name",
+        "fits",
+        "config",
+        "learner",
+        "run",
+        "steps",
+        "plot_sched",
+        "plot_loss",
+        "get_preds",
+        "predict_row",
+        "show_results",
+        "export",
+    )
 
     def __init__(self, prepared: Any, name: str = "") -> None:
         self.prepared, self.name = prepared, name
@@ -106,18 +119,33 @@ class Session(Callback):
                 raise ValueError("nothing trained yet: call fit_one_cycle(...) first (or load(name))")
             with self._threads():  # a loaded model: its validation now is the run's metrics
                 final = learn.validate()
-            return _Fits(history=[], final=final, config=self.prepared.fit_config.to_config(),
-                         merged=self.steps(), fit_configs=[], init=learn.init)
+            return _Fits(
+                history=[],
+                final=final,
+                config=self.prepared.fit_config.to_config(),
+                merged=self.steps(),
+                fit_configs=[],
+                init=learn.init,
+            )
         last = self.fits[-1]
         history, epoch = [], 0
         for fit in self.fits:
             for row in fit.history:
                 epoch += 1
                 history.append({**row, "epoch": epoch})
-        return _Fits(history=history, train_seconds=sum(f.train_seconds for f in self.fits),
-                     final=dict(history[-1]) if history else {}, config=dict(last.config), lrs=last.lrs,
-                     moms=last.moms, groups=last.groups, init=last.init, losses=last.losses,
-                     merged=self.steps(), fit_configs=[dict(f.config, epochs=len(f.history)) for f in self.fits])
+        return _Fits(
+            history=history,
+            train_seconds=sum(f.train_seconds for f in self.fits),
+            final=dict(history[-1]) if history else {},
+            config=dict(last.config),
+            lrs=last.lrs,
+            moms=last.moms,
+            groups=last.groups,
+            init=last.init,
+            losses=last.losses,
+            merged=self.steps(),
+            fit_configs=[dict(f.config, epochs=len(f.history)) for f in self.fits],
+        )
 
     @property
     def run(self):
@@ -136,8 +164,10 @@ class Session(Callback):
         from embedlab.report.schedule import schedule_figures
 
         figs = schedule_figures(self.steps())
-        return Figures([f for f in figs if "Training loss" not in f.title.text],
-                       caption="one line per layer group; solid lines separate fits")
+        return Figures(
+            [f for f in figs if "Training loss" not in f.title.text],
+            caption="one line per layer group; solid lines separate fits",
+        )
 
     def plot_loss(self) -> Figures:
         """The training loss of every step over every fit so far (fastai's ``plot_loss``)."""
@@ -174,8 +204,10 @@ class Session(Callback):
 
         model = self.learn.model
         if getattr(model, "classes", None) is None:
-            raise ValueError("predict(row) scores (user, item) pairs of a collab learner; for other runs use "
-                             "learn.run.predict(frame)")
+            raise ValueError(
+                "predict(row) scores (user, item) pairs of a collab learner; for other runs use "
+                "learn.run.predict(frame)"
+            )
         cols = getattr(model, "columns", None) or {}
         frame = row if isinstance(row, pd.DataFrame) else None
         if frame is None:
@@ -216,14 +248,19 @@ class Session(Callback):
             for role, c in zip(("user", "item"), codes):
                 table[role] = classes[role].keys[c[shown]]
                 table[f"{role}_label"] = classes[role].labels[c[shown]]
-            counts = {role: np.asarray(classes[role].count if classes[role].count is not None
-                                       else np.zeros(len(classes[role])))[c] for role, c in zip(("user", "item"), codes)}
+            counts = {
+                role: np.asarray(
+                    classes[role].count if classes[role].count is not None else np.zeros(len(classes[role]))
+                )[c]
+                for role, c in zip(("user", "item"), codes)
+            }
             by_user, by_item = by_bucket(counts["user"], pred, targ), by_bucket(counts["item"], pred, targ)
         table["target"] = targ[shown]
         table["prediction"] = pred[shown]
         table["error"] = pred[shown] - targ[shown]
-        return Results(table, rmse(pred, targ), len(pred), "validation" if ds != "train" else "training",
-                       by_user, by_item)
+        return Results(
+            table, rmse(pred, targ), len(pred), "validation" if ds != "train" else "training", by_user, by_item
+        )
 
     def export(self, path: str, force: bool = False):
         """fastai's ``export``: the run of the model as it is now, written as an ordinary run
@@ -297,8 +334,16 @@ class Comparison:
     (``.summary``), every outcome (``.outcomes``) and the report's sections (``.results``,
     which display inline: the validation curves of every configuration on one plot)."""
 
-    def __init__(self, outcomes: list, metric: str, where: str, results: list, table: pd.DataFrame,
-                 summary: str, notes: list[str]) -> None:
+    def __init__(
+        self,
+        outcomes: list,
+        metric: str,
+        where: str,
+        results: list,
+        table: pd.DataFrame,
+        summary: str,
+        notes: list[str],
+    ) -> None:
         self.outcomes, self.metric, self.where = outcomes, metric, where
         self.results = ResultList(results)
         self.table, self.summary, self.notes = table, summary, notes

@@ -11,6 +11,7 @@ over (the next output carries BokehJS again); :func:`reset_bokehjs` does the sam
 Results are addressable (:class:`ResultList`): ``res["pca", "item"]``, ``res.pca.item``,
 ``res["pca"]`` (every table's), ``res["item"]`` (every analysis of a table).
 """
+
 from __future__ import annotations
 
 import html
@@ -47,9 +48,16 @@ def _bundles(models: list) -> tuple[list[str], str]:
         from bokeh.embed import bundle as b
 
         objs = b._all_objs(models)
-        names = ["bokeh"] + [name for name, use in (("bokeh-gl", b._use_gl), ("bokeh-widgets", b._use_widgets),
-                                                    ("bokeh-tables", b._use_tables), ("bokeh-mathjax", b._use_mathjax))
-                             if use(objs)]
+        names = ["bokeh"] + [
+            name
+            for name, use in (
+                ("bokeh-gl", b._use_gl),
+                ("bokeh-widgets", b._use_widgets),
+                ("bokeh-tables", b._use_tables),
+                ("bokeh-mathjax", b._use_mathjax),
+            )
+            if use(objs)
+        ]
         ext = b.bundle_models([type(o) for o in objs]) or ""
         return names, ext
     except Exception:  # noqa: BLE001 - a private Bokeh API changed: send everything once
@@ -76,9 +84,11 @@ def bokehjs_once(models: list) -> str:
 
 def _plot_script(raw: str) -> str:
     """Bokeh's embedding code, run once BokehJS is there (it may arrive with an earlier output)."""
-    return ('<script type="text/javascript">(function(){var n=0;function go(){'
-            'if(window.Bokeh&&window.Bokeh.embed){' + raw + '}else if(n++<200){setTimeout(go,50)}'
-            'else{console.log("embedlab: BokehJS is missing; run the notebook from the top")}}go();})();</script>')
+    return (
+        '<script type="text/javascript">(function(){var n=0;function go(){'
+        "if(window.Bokeh&&window.Bokeh.embed){" + raw + "}else if(n++<200){setTimeout(go,50)}"
+        'else{console.log("embedlab: BokehJS is missing; run the notebook from the top")}}go();})();</script>'
+    )
 
 
 def figures_html(models: list) -> tuple[str, list[str]]:
@@ -104,7 +114,7 @@ def results_html(results: Iterable[AnalysisResult]) -> str:
     scripts, divs = figures_html(models)
     body, at = [], 0
     for r in results:
-        mine = divs[at:at + len(r.figures)]
+        mine = divs[at : at + len(r.figures)]
         at += len(r.figures)
         section = _result_section(r).replace("<h2>", "<h3>").replace("</h2>", "</h3>")
         figs = '<div class="figs">' + "".join(mine) + "</div>" if mine else ""
@@ -146,7 +156,7 @@ def result_html_standalone(result: AnalysisResult | Iterable[AnalysisResult], he
         n_figs = sum(len(r.figures) for r in results)
         n_rows = sum(min(len(df), MAX_TABLE_ROWS) + 2 for r in results for df in r.tables.values())
         height = min(6000, 260 + 180 * len(results) + 500 * n_figs + 12 * n_rows)
-    return (f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height}px;border:0"></iframe>')
+    return f'<iframe srcdoc="{html.escape(doc, quote=True)}" style="width:100%;height:{height}px;border:0"></iframe>'
 
 
 class ResultList(list):

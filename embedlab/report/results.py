@@ -7,6 +7,7 @@ item have (buckets: ``0``, ``1-10``, ``11-50``, ``51-200``, ``>200``). It displa
 tables in a notebook and as rich tables in a terminal (``print(results)`` or rich's
 ``console.print``).
 """
+
 from __future__ import annotations
 
 import html
@@ -20,8 +21,11 @@ BUCKETS = (("0", 0, 0), ("1-10", 1, 10), ("11-50", 11, 50), ("51-200", 51, 200),
 
 
 def rmse(pred: np.ndarray, target: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(target, float)) ** 2))) if len(pred) else \
-        float("nan")
+    return (
+        float(np.sqrt(np.mean((np.asarray(pred, float) - np.asarray(target, float)) ** 2)))
+        if len(pred)
+        else float("nan")
+    )
 
 
 def by_bucket(counts: np.ndarray, pred: np.ndarray, target: np.ndarray) -> pd.DataFrame:
@@ -40,8 +44,15 @@ class Results:
     set), ``.by_user`` / ``.by_item`` (RMSE per training-count bucket; None for a learner
     without users and items) and ``.summary`` (the same in words)."""
 
-    def __init__(self, table: pd.DataFrame, total_rmse: float, n_rows: int, ds: str,
-                 by_user: pd.DataFrame | None = None, by_item: pd.DataFrame | None = None) -> None:
+    def __init__(
+        self,
+        table: pd.DataFrame,
+        total_rmse: float,
+        n_rows: int,
+        ds: str,
+        by_user: pd.DataFrame | None = None,
+        by_item: pd.DataFrame | None = None,
+    ) -> None:
         self.table, self.rmse, self.n_rows, self.ds = table, total_rmse, n_rows, ds
         self.by_user, self.by_item = by_user, by_item
 
@@ -52,9 +63,11 @@ class Results:
             if frame is not None and len(frame):
                 worst = frame.loc[frame["rmse"].idxmax()]
                 best = frame.loc[frame["rmse"].idxmin()]
-                text += (f"; by the {who}'s training ratings, worst {worst['rmse']:.4f} "
-                         f"({worst['ratings in training']}, {int(worst['rows']):,} rows), best {best['rmse']:.4f} "
-                         f"({best['ratings in training']}, {int(best['rows']):,} rows)")
+                text += (
+                    f"; by the {who}'s training ratings, worst {worst['rmse']:.4f} "
+                    f"({worst['ratings in training']}, {int(worst['rows']):,} rows), best {best['rmse']:.4f} "
+                    f"({best['ratings in training']}, {int(best['rows']):,} rows)"
+                )
         return text + "."
 
     def _frames(self) -> list[tuple[str, pd.DataFrame]]:
@@ -67,8 +80,10 @@ class Results:
     def _repr_html_(self) -> str:
         parts = [f"<p>{html.escape(self.summary)}</p>"]
         for caption, frame in self._frames():
-            parts.append(f"<h4>{html.escape(caption)}</h4>" + frame.to_html(index=False, float_format="{:.4f}".format,
-                                                                           escape=True))
+            parts.append(
+                f"<h4>{html.escape(caption)}</h4>"
+                + frame.to_html(index=False, float_format="{:.4f}".format, escape=True)
+            )
         return "<div class='embedlab-results'>" + "".join(parts) + "</div>"
 
     def __rich_console__(self, console: Any, options: Any):

@@ -1,5 +1,6 @@
 """The one-cycle picture of lesson 5: learning rate and momentum over the steps, and the loss of
 every step, from a fit's per-step record (``FitResult.steps()``, run.json's ``steps``)."""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,15 @@ def _figure(title: str, y_label: str, width: int, height: int, y_log: bool = Fal
     from bokeh.models import HoverTool
     from bokeh.plotting import figure
 
-    fig = figure(title=title, width=width, height=height, x_axis_label="step", y_axis_label=y_label,
-                 y_axis_type="log" if y_log else "linear", tools="pan,wheel_zoom,box_zoom,reset,save")
+    fig = figure(
+        title=title,
+        width=width,
+        height=height,
+        x_axis_label="step",
+        y_axis_label=y_label,
+        y_axis_type="log" if y_log else "linear",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+    )
     fig.add_tools(HoverTool(tooltips=[("step", "@x{0}"), (y_label, "@y{0.[000000]}")]))
     return fig
 
@@ -29,8 +37,9 @@ def _epoch_marks(fig, steps: Mapping[str, Any]) -> None:
     if per and total and total // per <= 50:
         for end in range(per, total, per):
             if end not in bounds:
-                fig.add_layout(Span(location=end + 0.5, dimension="height", line_color="#bbb",
-                                    line_dash="dotted", line_width=1))
+                fig.add_layout(
+                    Span(location=end + 0.5, dimension="height", line_color="#bbb", line_dash="dotted", line_width=1)
+                )
     for end in bounds:
         fig.add_layout(Span(location=end + 0.5, dimension="height", line_color="#888", line_width=2))
 
@@ -44,8 +53,10 @@ def schedule_figures(steps: Mapping[str, Any] | None, width: int = 560, height: 
         return []
     x = [float(s) for s in steps["step"]]
     figs = []
-    for key, title, label in (("lr", "Learning rate per step (the schedule)", "learning rate"),
-                              ("mom", "Momentum per step (beta1 for Adam)", "momentum")):
+    for key, title, label in (
+        ("lr", "Learning rate per step (the schedule)", "learning rate"),
+        ("mom", "Momentum per step (beta1 for Adam)", "momentum"),
+    ):
         groups = steps.get(key) or {}
         if not groups:
             continue
@@ -68,8 +79,15 @@ def schedule_figures(steps: Mapping[str, Any] | None, width: int = 560, height: 
 def merge_steps(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Several fits' step records, one after the other (a live learner's fits): steps are
     renumbered to run on, and ``fit_bounds`` holds the last step of each fit but the last."""
-    out: dict[str, Any] = {"step": [], "lr": {}, "mom": {}, "loss": [], "total_steps": 0, "steps_per_epoch": 0,
-                           "fit_bounds": []}
+    out: dict[str, Any] = {
+        "step": [],
+        "lr": {},
+        "mom": {},
+        "loss": [],
+        "total_steps": 0,
+        "steps_per_epoch": 0,
+        "fit_bounds": [],
+    }
     for rec in records:
         offset = out["total_steps"]
         n_before = len(out["step"])

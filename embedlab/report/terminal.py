@@ -1,4 +1,5 @@
 """Terminal summaries of analysis results (rich panels on stderr)."""
+
 from __future__ import annotations
 
 import re
@@ -83,8 +84,10 @@ def print_terminal(results: Iterable[AnalysisResult], console=None, brief: bool 
             continue
         body = safe_text(short_summary(r.summary or "") if brief else (r.summary or ""), keep_newlines=True)
         if r.metrics:
-            body.append("\n" + escape_control("  ".join(f"{k}={fmt_value(v)}" for k, v in list(r.metrics.items())[:8])),
-                        style="dim")
+            body.append(
+                "\n" + escape_control("  ".join(f"{k}={fmt_value(v)}" for k, v in list(r.metrics.items())[:8])),
+                style="dim",
+            )
         console.print(Panel(body, title=head, border_style="blue"))
 
 
@@ -102,8 +105,9 @@ def print_ranked(table, metric: str, console=None) -> None:
     (console or Console(stderr=True)).print(t)
 
 
-def print_across(first: list[AnalysisResult], rows: list[tuple[str, str, str]], n_runs: int,
-                 per_section: int = 4, console=None) -> None:
+def print_across(
+    first: list[AnalysisResult], rows: list[tuple[str, str, str]], n_runs: int, per_section: int = 4, console=None
+) -> None:
     """What holds across several runs, on stderr: the ``first`` sections (what holds, multi-run
     analyses), then the stability ``rows`` (section, metric, mean ± sd (n)) as a table."""
     from rich.console import Console
@@ -117,5 +121,6 @@ def print_across(first: list[AnalysisResult], rows: list[tuple[str, str, str]], 
     for row in rows:
         t.add_row(*row)
     console.print(t)
-    console.print(f"(up to {per_section} metrics per section here; every metric in --json's `stability` "
-                  f"and in the report)")
+    console.print(
+        f"(up to {per_section} metrics per section here; every metric in --json's `stability` and in the report)"
+    )

@@ -1,6 +1,7 @@
 """Cyclic orders: recover one from embeddings (a shortest tour through the entities) and compare
 it with the calendar, with permutation tests. Used by the ``cyclic`` analysis (weekdays, months).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -12,8 +13,16 @@ import numpy as np
 
 from embedlab.toolkit.stats import _BATCH_ELEMENTS, _p_value, _permutations, _use_exact
 
-__all__ = ["Tour", "shortest_tour", "TourTest", "tour_test", "circular_rank_agreement", "agreement_chance",
-           "orient_tour", "same_cycle"]
+__all__ = [
+    "Tour",
+    "shortest_tour",
+    "TourTest",
+    "tour_test",
+    "circular_rank_agreement",
+    "agreement_chance",
+    "orient_tour",
+    "same_cycle",
+]
 
 
 # ---------------------------------------------------------------------------- tours
@@ -82,15 +91,14 @@ def _two_opt(d: np.ndarray, tour: np.ndarray) -> tuple[np.ndarray, bool]:
     i_idx, j_idx = i_idx[keep], j_idx[keep]
     for _ in range(50 * n):
         a, b = tour, np.roll(tour, -1)
-        delta = (d[a[i_idx], a[j_idx]] + d[b[i_idx], b[j_idx]]
-                 - d[a[i_idx], b[i_idx]] - d[a[j_idx], b[j_idx]])
+        delta = d[a[i_idx], a[j_idx]] + d[b[i_idx], b[j_idx]] - d[a[i_idx], b[i_idx]] - d[a[j_idx], b[j_idx]]
         if len(delta) == 0:
             break
         best = int(np.argmin(delta))
         if delta[best] >= -1e-10:
             break
         i, j = i_idx[best], j_idx[best]
-        tour = np.concatenate([tour[:i + 1], tour[i + 1:j + 1][::-1], tour[j + 1:]])
+        tour = np.concatenate([tour[: i + 1], tour[i + 1 : j + 1][::-1], tour[j + 1 :]])
         improved_any = True
     return tour, improved_any
 
@@ -117,7 +125,7 @@ def _or_opt(d: np.ndarray, tour: np.ndarray) -> tuple[np.ndarray, bool]:
                 cost, k, reverse = (fwd[k_f], k_f, False) if fwd[k_f] <= rev[k_r] else (rev[k_r], k_r, True)
                 if cost < gain - 1e-10:
                     piece = seg[::-1] if reverse else seg
-                    tour = np.concatenate([rest[:k + 1], piece, rest[k + 1:]])
+                    tour = np.concatenate([rest[: k + 1], piece, rest[k + 1 :]])
                     improved = improved_any = True
                     break
             if improved:
@@ -151,8 +159,7 @@ def _rotate_to_zero(order: np.ndarray) -> np.ndarray:
     return np.roll(order, -int(np.flatnonzero(order == 0)[0]))
 
 
-def shortest_tour(distances: np.ndarray, exact_max: int = 12, restarts: int = 8,
-                  seed: int | None = 0) -> Tour:
+def shortest_tour(distances: np.ndarray, exact_max: int = 12, restarts: int = 8, seed: int | None = 0) -> Tour:
     """The shortest closed path through all entities: exact (Held-Karp) up to ``exact_max``
     entities, else the best of nearest-neighbour and random starts improved by 2-opt and
     or-opt (typically within a per cent or two of optimal for a few dozen points)."""
@@ -165,8 +172,7 @@ def shortest_tour(distances: np.ndarray, exact_max: int = 12, restarts: int = 8,
         order = _held_karp(d)
         return Tour(order, tour_length(d, order), True)
     rng = np.random.default_rng(seed)
-    starts = [_nearest_neighbour_tour(d, s) for s in
-              rng.choice(n, size=min(n, restarts), replace=False)]
+    starts = [_nearest_neighbour_tour(d, s) for s in rng.choice(n, size=min(n, restarts), replace=False)]
     starts += [rng.permutation(n) for _ in range(max(2, restarts // 4))]
     best, best_len = None, np.inf
     for start in starts:
@@ -192,9 +198,14 @@ class TourTest:
     exact: bool
 
 
-def tour_test(distances: np.ndarray, order: Sequence[int], permutations: int = 9999,
-              seed: int | None = 0, exact: bool | None = None, shortest: Tour | None = None
-              ) -> TourTest:
+def tour_test(
+    distances: np.ndarray,
+    order: Sequence[int],
+    permutations: int = 9999,
+    seed: int | None = 0,
+    exact: bool | None = None,
+    shortest: Tour | None = None,
+) -> TourTest:
     """Is the closed tour in ``order`` (the calendar) unusually short?
 
     With ``exact=None`` every distinct cyclic order is enumerated when (n-1)! <= 40,320
@@ -220,7 +231,7 @@ def tour_test(distances: np.ndarray, order: Sequence[int], permutations: int = 9
     null = np.empty(len(orders))
     step = max(1, _BATCH_ELEMENTS // n)
     for start in range(0, len(orders), step):
-        null[start:start + step] = tour_lengths(d, orders[start:start + step])
+        null[start : start + step] = tour_lengths(d, orders[start : start + step])
     p = _p_value(null, observed, "less", use_exact)
     return TourTest(observed, shortest, ratio, p, len(orders), use_exact)
 
@@ -256,8 +267,7 @@ def circular_rank_agreement(order: Sequence[int], positions: Sequence[float]) ->
     return float(np.max(cand @ cal / denom))
 
 
-def agreement_chance(n: int, positions: Sequence[float], samples: int = 999,
-                     seed: int | None = 0) -> float:
+def agreement_chance(n: int, positions: Sequence[float], samples: int = 999, seed: int | None = 0) -> float:
     """Mean :func:`circular_rank_agreement` of random orders (its chance level, which is above
     0 because the best of 2n alignments is taken)."""
     from scipy import stats as sps
@@ -270,8 +280,9 @@ def agreement_chance(n: int, positions: Sequence[float], samples: int = 999,
         return float("nan")
     ranks = rng.permuted(np.broadcast_to(np.arange(n, dtype=np.float64), (samples, n)), axis=1)
     shifts = np.arange(n)[None, :, None]
-    cand = np.concatenate([np.mod(ranks[:, None, :] + shifts, n),
-                           np.mod(-ranks[:, None, :] + shifts, n)], axis=1)  # (s, 2n, n)
+    cand = np.concatenate(
+        [np.mod(ranks[:, None, :] + shifts, n), np.mod(-ranks[:, None, :] + shifts, n)], axis=1
+    )  # (s, 2n, n)
     cand = cand - cand.mean(axis=2, keepdims=True)
     r = (cand @ cal) / (np.linalg.norm(cand, axis=2) * norm_cal)
     return float(r.max(axis=1).mean())

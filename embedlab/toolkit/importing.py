@@ -10,6 +10,7 @@ from: ``sources`` (file, SHA-256, format, part, table), the ``layout`` recognise
 Its ``kind`` is ``"imported"``; it has no trainer and no training data, so analyses that need
 them (``Analysis.requires``) do not apply to it.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,10 +26,19 @@ from embedlab.io.readers import Read
 from embedlab.run import EmbeddingTable, Run
 
 #: ``--format`` names, and the file endings that choose each
-FORMATS = {"projector": (".tsv",), "word2vec": (".txt", ".vec", ".w2v"), "glove": (),
-           "word2vec-binary": (".bin",), "npy": (".npy",), "npz": (".npz",),
-           "parquet": (".parquet", ".pq"), "arrow": (".arrow", ".feather", ".ipc"), "csv": (".csv",),
-           "safetensors": (".safetensors",), "torch": (".pt", ".pth")}
+FORMATS = {
+    "projector": (".tsv",),
+    "word2vec": (".txt", ".vec", ".w2v"),
+    "glove": (),
+    "word2vec-binary": (".bin",),
+    "npy": (".npy",),
+    "npz": (".npz",),
+    "parquet": (".parquet", ".pq"),
+    "arrow": (".arrow", ".feather", ".ipc"),
+    "csv": (".csv",),
+    "safetensors": (".safetensors",),
+    "torch": (".pt", ".pth"),
+}
 _PICKLED = (".pkl", ".pickle", ".model", ".kv", ".joblib")
 #: the files of an ``embedlab export`` folder, in the order they are looked for
 EXPORT_LAYOUT = ("vectors.parquet", "vectors.tsv", "vectors.txt", "vectors.npy", "coordinates.csv")
@@ -49,13 +59,15 @@ def detect_format(path: Path) -> str:
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if suffix in _PICKLED or (suffix not in (".pt", ".pth") and tensorfile.pickle_refusal(path, head)):
-        raise DataError(tensorfile.pickle_refusal(path, head) or
-                        f"{path}: a pickled file; {tensorfile._PICKLE_ADVICE['other']}")
+        raise DataError(
+            tensorfile.pickle_refusal(path, head) or f"{path}: a pickled file; {tensorfile._PICKLE_ADVICE['other']}"
+        )
     for fmt, endings in FORMATS.items():
         if suffix in endings:
             return fmt
-    raise UsageError(f"{path}: unknown vector format {suffix or '(no ending)'!r}; name it with --format "
-                     f"({', '.join(FORMATS)})")
+    raise UsageError(
+        f"{path}: unknown vector format {suffix or '(no ending)'!r}; name it with --format ({', '.join(FORMATS)})"
+    )
 
 
 def _expand(paths: Sequence[Path]) -> list[Path]:
@@ -66,8 +78,9 @@ def _expand(paths: Sequence[Path]) -> list[Path]:
         if p.is_dir():
             found = [p / name for name in EXPORT_LAYOUT if (p / name).is_file()]
             if not found:
-                raise UsageError(f"{p}: a folder holding none of {', '.join(EXPORT_LAYOUT)}; give the vector "
-                                 f"file itself")
+                raise UsageError(
+                    f"{p}: a folder holding none of {', '.join(EXPORT_LAYOUT)}; give the vector file itself"
+                )
             out.append(found[0])
             for extra in ("metadata.tsv", "keys.txt"):
                 if found[0].suffix not in (".parquet", ".csv") and (p / extra).is_file():
@@ -97,11 +110,11 @@ class Importer:
         self.layout: str | None = None
 
     def source(self, path: Path, fmt: str, part: str, table: str | None = None) -> None:
-        self.sources.append({"file": str(Path(path).resolve()), "sha256": sha256(path), "format": fmt,
-                             "part": part, "table": table})
+        self.sources.append(
+            {"file": str(Path(path).resolve()), "sha256": sha256(path), "format": fmt, "part": part, "table": table}
+        )
 
-    def read(self, path: Path, fmt: str, tensors: dict[str, str], classes: dict | None,
-             bias: str | None) -> list[Read]:
+    def read(self, path: Path, fmt: str, tensors: dict[str, str], classes: dict | None, bias: str | None) -> list[Read]:
         if fmt == "projector":
             return [readers.read_projector_vectors(path)]
         if fmt in ("word2vec", "glove"):
@@ -138,11 +151,13 @@ def parse_metadata_specs(specs: str | Path | Sequence[str | Path] | None) -> dic
     for spec in specs:
         text = str(spec)
         table, sep, rest = text.partition("=")
-        name, path = (table.strip(), Path(rest)) if sep and not Path(text).exists() and table.strip() else \
-            (None, Path(text))
+        name, path = (
+            (table.strip(), Path(rest)) if sep and not Path(text).exists() and table.strip() else (None, Path(text))
+        )
         if name in out:
-            raise UsageError(f"--metadata {text!r}: {'table ' + repr(name) if name else 'the table'} already has "
-                             f"a metadata file")
+            raise UsageError(
+                f"--metadata {text!r}: {'table ' + repr(name) if name else 'the table'} already has a metadata file"
+            )
         out[name] = path
     return out
 
@@ -159,11 +174,20 @@ def parse_tensor_specs(specs: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: str | Path | None = None,
-                 tensor: Sequence[str] = (), classes: str | Path | None = None,
-                 metadata: str | Path | Sequence[str | Path] | None = None, key: str | None = None,
-                 label: str | None = None,
-                 bias: str | None = None, count: str | None = None, table: str | None = None) -> Run:
+def import_files(
+    paths: Sequence[str | Path],
+    *,
+    fmt: str | None = None,
+    keys: str | Path | None = None,
+    tensor: Sequence[str] = (),
+    classes: str | Path | None = None,
+    metadata: str | Path | Sequence[str | Path] | None = None,
+    key: str | None = None,
+    label: str | None = None,
+    bias: str | None = None,
+    count: str | None = None,
+    table: str | None = None,
+) -> Run:
     """The run ``embedlab import`` saves (not saved here): every file read and checked."""
     if not paths:
         raise UsageError("give at least one file to import")
@@ -171,8 +195,9 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
     by_role: dict[str, list[Path]] = {"vectors": [], "metadata": [], "keys": []}
     for f in files:
         by_role[_role(f) if fmt is None or _role(f) != "vectors" else "vectors"].append(f)
-    if fmt == "projector" or (fmt is None and len(by_role["vectors"]) == 2
-                              and all(f.suffix.lower() == ".tsv" for f in by_role["vectors"])):
+    if fmt == "projector" or (
+        fmt is None and len(by_role["vectors"]) == 2 and all(f.suffix.lower() == ".tsv" for f in by_role["vectors"])
+    ):
         _split_projector_pair(by_role)
     vec_files = by_role["vectors"]
     if not vec_files:
@@ -180,8 +205,10 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
     if len(by_role["metadata"]) > 1 or len(by_role["keys"]) > 1:
         raise UsageError("give at most one row-aligned metadata file and one keys file")
     if len(vec_files) > 1 and (table or by_role["metadata"] or by_role["keys"] or keys):
-        raise UsageError("several vector files each become a table named after the file; --table, --keys "
-                         "and row-aligned metadata need a single vector file")
+        raise UsageError(
+            "several vector files each become a table named after the file; --table, --keys "
+            "and row-aligned metadata need a single vector file"
+        )
     imp = Importer()
     joins = parse_metadata_specs(metadata)
     wanted = parse_tensor_specs(tensor)
@@ -193,8 +220,9 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
             raise UsageError(f"unknown --format {f_fmt!r}; choose one of: {', '.join(FORMATS)}")
         parts = imp.read(vf, f_fmt, wanted, class_map, bias)
         for part in parts:
-            name = ((table if len(parts) == 1 else None) or part.table
-                    or (vf.stem if len(vec_files) > 1 else DEFAULT_TABLE))
+            name = (
+                (table if len(parts) == 1 else None) or part.table or (vf.stem if len(vec_files) > 1 else DEFAULT_TABLE)
+            )
             if name in tables:
                 raise UsageError(f"two sources make table {name!r}; name them apart with --tensor NAME=TABLE")
             imp.source(vf, f_fmt, "vectors", name)
@@ -213,20 +241,34 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
             if mpath is not None:
                 joined = readers.read_metadata_file(mpath)
                 imp.source(mpath, mpath.suffix.lower().lstrip(".") or "table", "metadata", name)
-            tables[name] = build_table(name, part, vf, row_meta=row_meta, row_meta_file=by_role["metadata"][0]
-                                       if by_role["metadata"] else None, keys=keys_arr, keys_file=kfile,
-                                       joined=joined, joined_file=mpath,
-                                       key=key, label=label, bias=bias, count=count,
-                                       strict=len(parts) == 1 and len(vec_files) == 1)
+            tables[name] = build_table(
+                name,
+                part,
+                vf,
+                row_meta=row_meta,
+                row_meta_file=by_role["metadata"][0] if by_role["metadata"] else None,
+                keys=keys_arr,
+                keys_file=kfile,
+                joined=joined,
+                joined_file=mpath,
+                key=key,
+                label=label,
+                bias=bias,
+                count=count,
+                strict=len(parts) == 1 and len(vec_files) == 1,
+            )
     if count is not None and not any(t.attrs.get("count_column") == count for t in tables.values()):
         raise UsageError(f"--count {count!r} is a column of no table's metadata")
     unknown = [t for t in joins if t is not None and t not in tables]
     if unknown:
-        raise UsageError(f"--metadata {unknown[0]}=...: the import has no table {unknown[0]!r}; its tables: "
-                         f"{', '.join(tables)}")
+        raise UsageError(
+            f"--metadata {unknown[0]}=...: the import has no table {unknown[0]!r}; its tables: {', '.join(tables)}"
+        )
     if None in joins and len(tables) > 1:
-        raise UsageError(f"the import makes several tables ({', '.join(tables)}): say which one --metadata joins "
-                         f"with --metadata TABLE=FILE")
+        raise UsageError(
+            f"the import makes several tables ({', '.join(tables)}): say which one --metadata joins "
+            f"with --metadata TABLE=FILE"
+        )
     if class_map is not None:
         imp.source(Path(classes), "classes", "classes")
     stem = vec_files[0].stem if len(vec_files) == 1 else vec_files[0].parent.name
@@ -236,6 +278,7 @@ def import_files(paths: Sequence[str | Path], *, fmt: str | None = None, keys: s
 
 def _split_projector_pair(by_role: dict[str, list[Path]]) -> None:
     """Two .tsv files: the one whose first line is all numbers holds the vectors."""
+
     def numeric(p: Path) -> bool:
         with open(p, encoding="utf-8", errors="replace") as fh:
             cells = fh.readline().rstrip("\r\n").split("\t")
@@ -266,16 +309,29 @@ def _column(frame: pd.DataFrame, col: str | None, where: Path | str, option: str
     if col is None or (not strict and col not in frame.columns):
         return None
     if col not in frame.columns:
-        raise UsageError(f"{where}: {option} {col!r} is not a column; its columns: "
-                         f"{', '.join(map(str, frame.columns))}")
+        raise UsageError(
+            f"{where}: {option} {col!r} is not a column; its columns: {', '.join(map(str, frame.columns))}"
+        )
     return col
 
 
-def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFrame | None = None,
-                row_meta_file: Path | None = None, keys: np.ndarray | None = None, keys_file: Path | None = None,
-                joined: pd.DataFrame | None = None, joined_file: Path | None = None, key: str | None = None,
-                label: str | None = None, bias: str | None = None, count: str | None = None,
-                strict: bool = True) -> EmbeddingTable:
+def build_table(
+    name: str,
+    part: Read,
+    where: Path | str,
+    *,
+    row_meta: pd.DataFrame | None = None,
+    row_meta_file: Path | None = None,
+    keys: np.ndarray | None = None,
+    keys_file: Path | None = None,
+    joined: pd.DataFrame | None = None,
+    joined_file: Path | None = None,
+    key: str | None = None,
+    label: str | None = None,
+    bias: str | None = None,
+    count: str | None = None,
+    strict: bool = True,
+) -> EmbeddingTable:
     """One checked :class:`EmbeddingTable` from a reader's parts and the metadata given.
     ``strict``: a role column (``label``, ``bias``, ``count``) it lacks is an error (else, for
     one of several tables, the role is left to the tables that have it)."""
@@ -286,15 +342,19 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
     meta = part.metadata.reset_index(drop=True) if part.metadata is not None else pd.DataFrame(index=pd.RangeIndex(n))
     if row_meta is not None:
         if len(row_meta) != n:
-            raise DataError(f"{row_meta_file}: {len(row_meta):,} metadata rows for {n:,} vectors in {where}; the "
-                            f"Projector's metadata has one row per vector (plus a header when it has 2+ columns)")
+            raise DataError(
+                f"{row_meta_file}: {len(row_meta):,} metadata rows for {n:,} vectors in {where}; the "
+                f"Projector's metadata has one row per vector (plus a header when it has 2+ columns)"
+            )
         meta = pd.concat([meta, row_meta.reset_index(drop=True)], axis=1)
     row_keys = part.keys
     kcol = _column(meta, key, row_meta_file or where, "--key") if joined is None else None
     if keys is not None:
         if len(keys) != n:
-            raise DataError(f"{keys_file}: {len(keys):,} keys for {n:,} vectors in {where}; one key per "
-                            f"vector row, in the same order")
+            raise DataError(
+                f"{keys_file}: {len(keys):,} keys for {n:,} vectors in {where}; one key per "
+                f"vector row, in the same order"
+            )
         row_keys = keys
         meta = meta.drop(columns=[c for c in ("key",) if c in meta.columns and kcol is None])
     elif kcol is not None or "key" in meta.columns or (part.metadata is not None and "id" in meta.columns):
@@ -304,12 +364,15 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
             from embedlab.io.exchange import token
 
             if [token(k) for k in keys_from.astype(str)] != [str(t) for t in row_keys]:
-                raise DataError(f"{row_meta_file}: its {kcol!r} column does not match the tokens of {where} "
-                                f"row by row; give the metadata written with these vectors")
+                raise DataError(
+                    f"{row_meta_file}: its {kcol!r} column does not match the tokens of {where} "
+                    f"row by row; give the metadata written with these vectors"
+                )
         row_keys = keys_from.astype(str).to_numpy(dtype=object)
         meta = meta.drop(columns=[kcol])
-    elif row_keys is None and list(meta.columns) == ["label"] and row_meta is not None \
-            and meta["label"].is_unique:  # a one-column Projector metadata: the labels name the rows
+    elif (
+        row_keys is None and list(meta.columns) == ["label"] and row_meta is not None and meta["label"].is_unique
+    ):  # a one-column Projector metadata: the labels name the rows
         row_keys = meta["label"].astype(str).to_numpy(dtype=object)
     if row_keys is None:
         row_keys = np.arange(n, dtype=np.int64)
@@ -321,8 +384,13 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
     lcol = _column(meta, label, joined_file or row_meta_file or where, "--label", strict)
     if lcol is None and "label" in meta.columns:
         lcol = "label"
-    elif lcol is None and label is None and row_meta is not None and len(row_meta.columns) \
-            and row_meta.columns[0] in meta.columns:  # the Projector labels points by the first column
+    elif (
+        lcol is None
+        and label is None
+        and row_meta is not None
+        and len(row_meta.columns)
+        and row_meta.columns[0] in meta.columns
+    ):  # the Projector labels points by the first column
         lcol = row_meta.columns[0]
     if lcol is not None:
         labels = meta[lcol].astype(object).where(meta[lcol].notna(), "").astype(str).to_numpy(dtype=object)
@@ -337,8 +405,10 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
         values = pd.to_numeric(meta[bcol], errors="coerce")
         if values.isna().any():
             row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(f"{joined_file or row_meta_file or where}: --bias column {bcol!r}, row {row + 1} "
-                            f"(key {row_keys[row]!r}) is not a number; every entity needs a bias")
+            raise DataError(
+                f"{joined_file or row_meta_file or where}: --bias column {bcol!r}, row {row + 1} "
+                f"(key {row_keys[row]!r}) is not a number; every entity needs a bias"
+            )
         bias_values = np.array(values, dtype=np.float32)  # owned: pandas may hand out a read-only view
         meta = meta.drop(columns=[bcol])
     attrs: dict[str, Any] = {}
@@ -347,17 +417,28 @@ def build_table(name: str, part: Read, where: Path | str, *, row_meta: pd.DataFr
         counts = pd.to_numeric(meta[ccol], errors="coerce")
         if counts.isna().any() or (counts < 0).any():
             row = int(np.flatnonzero((counts.isna() | (counts < 0)).to_numpy())[0])
-            raise DataError(f"{joined_file or where}: --count column {ccol!r}, row {row + 1} is not a count "
-                            f"(a number >= 0)")
+            raise DataError(
+                f"{joined_file or where}: --count column {ccol!r}, row {row + 1} is not a count (a number >= 0)"
+            )
         meta[ccol] = counts
         attrs["count_column"] = ccol
-    meta = meta.apply(lambda c: readers._typed(c) if c.dtype == object or pd.api.types.is_string_dtype(c) else c) \
-        if len(meta.columns) else meta
+    meta = (
+        meta.apply(lambda c: readers._typed(c) if c.dtype == object or pd.api.types.is_string_dtype(c) else c)
+        if len(meta.columns)
+        else meta
+    )
     check_values(vectors, row_keys, where, "vector")
     if bias_values is not None:
         check_values(np.asarray(bias_values).reshape(-1, 1), row_keys, where, "bias")
-    return EmbeddingTable(name=name, keys=row_keys, labels=labels, vectors=vectors, bias_values=bias_values,
-                          metadata=meta.reset_index(drop=True), attrs=attrs)
+    return EmbeddingTable(
+        name=name,
+        keys=row_keys,
+        labels=labels,
+        vectors=vectors,
+        bias_values=bias_values,
+        metadata=meta.reset_index(drop=True),
+        attrs=attrs,
+    )
 
 
 def _check_unique(keys: np.ndarray, where: Path | str) -> None:
@@ -367,8 +448,10 @@ def _check_unique(keys: np.ndarray, where: Path | str) -> None:
         rows = np.flatnonzero(dup.to_numpy())
         first = series.iloc[rows[0]]
         both = np.flatnonzero((series == first).to_numpy())[:2] + 1
-        raise DataError(f"{where}: key {first!r} appears {int((series == first).sum())} times (rows "
-                        f"{both[0]} and {both[1]}); keys must be unique")
+        raise DataError(
+            f"{where}: key {first!r} appears {int((series == first).sum())} times (rows "
+            f"{both[0]} and {both[1]}); keys must be unique"
+        )
 
 
 def check_values(values: np.ndarray, keys: np.ndarray, where: Path | str, what: str) -> None:
@@ -377,12 +460,15 @@ def check_values(values: np.ndarray, keys: np.ndarray, where: Path | str, what: 
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         bad = values[row][~np.isfinite(values[row])][0]
-        raise DataError(f"{where}: the {what} of row {row + 1} (key {keys[row]!r}) holds {float(bad)}; every "
-                        f"value must be a finite number")
+        raise DataError(
+            f"{where}: the {what} of row {row + 1} (key {keys[row]!r}) holds {float(bad)}; every "
+            f"value must be a finite number"
+        )
 
 
-def _join(meta: pd.DataFrame, row_keys: np.ndarray, joined: pd.DataFrame, path: Path | None,
-          key: str | None) -> pd.DataFrame:
+def _join(
+    meta: pd.DataFrame, row_keys: np.ndarray, joined: pd.DataFrame, path: Path | None, key: str | None
+) -> pd.DataFrame:
     """``--metadata FILE --key COL``: its rows joined to the vectors by key (text comparison)."""
     kcol = _column(joined, key, path, "--key") or ("key" if "key" in joined.columns else joined.columns[0])
     their = joined[kcol].astype(str)
@@ -393,9 +479,11 @@ def _join(meta: pd.DataFrame, row_keys: np.ndarray, joined: pd.DataFrame, path: 
     unmatched = ~their.isin(ours)
     if unmatched.any():
         matched = int((~unmatched).sum())
-        raise DataError(f"{path}: {int(unmatched.sum()):,} of {len(their):,} keys in column {kcol!r} match no "
-                        f"vector ({matched:,} matched; first unmatched: {their[unmatched].iloc[0]!r}); check "
-                        f"--key, or keep only the rows of imported entities")
+        raise DataError(
+            f"{path}: {int(unmatched.sum()):,} of {len(their):,} keys in column {kcol!r} match no "
+            f"vector ({matched:,} matched; first unmatched: {their[unmatched].iloc[0]!r}); check "
+            f"--key, or keep only the rows of imported entities"
+        )
     extra = joined.drop(columns=[kcol]).set_index(their)
     extra = extra.reindex(ours).reset_index(drop=True)
     clash = [c for c in extra.columns if c in meta.columns]
@@ -406,8 +494,15 @@ def new_run(tables: dict[str, EmbeddingTable], dataset: str, imported: dict[str,
     """An unsaved imported run (``kind`` ``"imported"``, no trainer, no training data)."""
     from embedlab.run import versions
 
-    meta = {"dataset": dataset, "kind": "imported", "config": {}, "metrics": {}, "history": [],
-            "versions": versions(), "imported": imported}
+    meta = {
+        "dataset": dataset,
+        "kind": "imported",
+        "config": {},
+        "metrics": {},
+        "history": [],
+        "versions": versions(),
+        "imported": imported,
+    }
     return Run(meta, tables, tensors={}, path=None)
 
 
@@ -433,8 +528,14 @@ def _matrix(vectors: Any) -> tuple[np.ndarray, Any]:
     return array, index
 
 
-def from_vectors(vectors: Any, keys: Any = None, labels: Any = None, metadata: pd.DataFrame | None = None,
-                 bias: Any = None, table: str = DEFAULT_TABLE) -> Run:
+def from_vectors(
+    vectors: Any,
+    keys: Any = None,
+    labels: Any = None,
+    metadata: pd.DataFrame | None = None,
+    bias: Any = None,
+    table: str = DEFAULT_TABLE,
+) -> Run:
     """A :class:`Run` (unsaved until ``.save(folder)``) from vectors in memory: a NumPy array,
     a torch tensor, a DataFrame (its index names the rows) or a list of lists, with optional
     ``keys`` (row numbers without), ``labels``, row-aligned ``metadata`` (a ``count`` column
@@ -461,10 +562,16 @@ def from_vectors(vectors: Any, keys: Any = None, labels: Any = None, metadata: p
         if len(metadata) != n:
             raise DataError(f"metadata: {len(metadata):,} rows for {n:,} vectors; give one row per vector")
         meta = metadata.reset_index(drop=True)
-    part = Read(array, keys=row_keys,
-                labels=one_per_row(labels, "labels").astype(str).astype(object) if labels is not None else None,
-                metadata=meta, bias=one_per_row(bias, "bias").astype(np.float32) if bias is not None else None)
+    part = Read(
+        array,
+        keys=row_keys,
+        labels=one_per_row(labels, "labels").astype(str).astype(object) if labels is not None else None,
+        metadata=meta,
+        bias=one_per_row(bias, "bias").astype(np.float32) if bias is not None else None,
+    )
     t = build_table(table, part, "vectors")
-    return new_run({table: t}, dataset="from_vectors", imported={"sources": [{"format": "python", "part": "vectors",
-                                                                              "table": table}], "layout": None,
-                                                                 "notes": []})
+    return new_run(
+        {table: t},
+        dataset="from_vectors",
+        imported={"sources": [{"format": "python", "part": "vectors", "table": table}], "layout": None, "notes": []},
+    )

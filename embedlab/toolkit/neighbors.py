@@ -5,6 +5,7 @@ command and :meth:`embedlab.Run.neighbors` all call :func:`nearest` and :func:`f
 Entities are found by :meth:`embedlab.EmbeddingTable.find`'s rules (case-insensitive and
 forgiving; see its docstring).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -49,8 +50,9 @@ def annotation_columns(table: EmbeddingTable) -> list[str]:
     return list(dict.fromkeys(cols))
 
 
-def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | None = None,
-            metric: str = "cosine") -> pd.DataFrame:
+def nearest(
+    table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | None = None, metric: str = "cosine"
+) -> pd.DataFrame:
     """The ``k`` entities nearest to ``row`` among ``candidates`` (default: all), the entity
     itself excluded: the most cosine-similar, or the closest by euclidean distance over the raw
     vectors; columns: rank, key, label, cosine (or distance) and :func:`annotation_columns`.
@@ -58,9 +60,14 @@ def nearest(table: EmbeddingTable, row: int, k: int, candidates: np.ndarray | No
     found, score = knn_lists(table.vectors, k, candidates, metric, queries=[row])
     keep = found[0] >= 0
     rows, score = found[0][keep].astype(np.int64), score[0][keep]
-    out = pd.DataFrame({"rank": np.arange(1, len(rows) + 1), "key": table.keys[rows],
-                        "label": table.labels[rows],
-                        ("cosine" if metric == "cosine" else "distance"): score.astype(float)})
+    out = pd.DataFrame(
+        {
+            "rank": np.arange(1, len(rows) + 1),
+            "key": table.keys[rows],
+            "label": table.labels[rows],
+            ("cosine" if metric == "cosine" else "distance"): score.astype(float),
+        }
+    )
     for col in annotation_columns(table):
         out[col] = table.metadata[col].to_numpy()[rows]
     return out
@@ -170,9 +177,16 @@ def _shortlists(engine: str, base32: np.ndarray, unit: bool, p: int, threads: in
     return torch_short
 
 
-def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray | None = None, metric: str = "cosine",
-              progress=None, queries: np.ndarray | None = None, threads: int | None = None,
-              engine: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def knn_lists(
+    vectors: np.ndarray,
+    k: int,
+    candidates: np.ndarray | None = None,
+    metric: str = "cosine",
+    progress=None,
+    queries: np.ndarray | None = None,
+    threads: int | None = None,
+    engine: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Each query row's ``k`` nearest among ``candidates`` (default: every row), itself excluded,
     exactly: (rows len(queries) x k int32, -1 where fewer; scores float64, the cosine or the
     euclidean distance). The one place the rule is computed (:func:`nearest`, ``embedlab
@@ -205,7 +219,7 @@ def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray | None = None,
     pos = np.full(n, -1, np.int64)
     pos[cand] = np.arange(m)
     p = min(k + 7, m)  # k + 6 others, and room for the query itself
-    eps = 4.0 * (d + 4) * 2.0 ** -24  # float32 products' error bound (relative), with room
+    eps = 4.0 * (d + 4) * 2.0**-24  # float32 products' error bound (relative), with room
 
     def f32(r: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(unit_rows(v[r]) if unit else v[r], dtype=np.float32)
@@ -217,9 +231,9 @@ def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray | None = None,
 
     shortlist = _shortlists(engine, base32, unit, p, threads)
     # torch: a block of products of ~16M floats; faiss blocks its own, fewer calls are faster
-    block = 16384 if engine == "faiss" else int(max(16, min(4096, 2 ** 24 // m)))
+    block = 16384 if engine == "faiss" else int(max(16, min(4096, 2**24 // m)))
     for s in range(0, len(qrows), block):
-        q = qrows[s:s + block]
+        q = qrows[s : s + block]
         val, at = shortlist(f32(q), pos[q])
         found = cand[at]
         exact = _exact_keys(v, q, found, unit)
@@ -228,17 +242,17 @@ def knn_lists(vectors: np.ndarray, k: int, candidates: np.ndarray | None = None,
         top_exact, top_rows = np.take_along_axis(exact, order, 1), np.take_along_axis(found, order, 1)
         # a candidate left out has an approximate key >= the shortlist's largest: exact >= that - slack
         edge = np.where(np.isfinite(val), val, -np.inf).max(1)
-        slack = eps if unit else 2 * eps * (sq[s:s + block] + top)
+        slack = eps if unit else 2 * eps * (sq[s : s + block] + top)
         doubt = np.flatnonzero((p < m) & (top_exact[:, -1] >= edge - slack))
         for j in doubt:  # a tie, or nearly, at the edge: every candidate, exactly
-            ex = _exact_keys(v, q[j:j + 1], cand[None, :], unit)[0]
+            ex = _exact_keys(v, q[j : j + 1], cand[None, :], unit)[0]
             ex[cand == q[j]] = np.inf
             o = np.lexsort((cand, ex))[:k]
-            top_exact[j, :len(o)], top_rows[j, :len(o)] = ex[o], cand[o]
+            top_exact[j, : len(o)], top_rows[j, : len(o)] = ex[o], cand[o]
         ok = np.isfinite(top_exact)
         w = top_rows.shape[1]
-        rows[s:s + len(q), :w] = np.where(ok, top_rows, -1)
-        scores[s:s + len(q), :w] = np.where(ok, -top_exact if unit else np.sqrt(np.maximum(top_exact, 0)), np.nan)
+        rows[s : s + len(q), :w] = np.where(ok, top_rows, -1)
+        scores[s : s + len(q), :w] = np.where(ok, -top_exact if unit else np.sqrt(np.maximum(top_exact, 0)), np.nan)
         if progress is not None:
             progress(min(len(qrows), s + block), len(qrows))
     return rows, scores
@@ -285,13 +299,19 @@ def find_entity(run: Run, query: str, table: str | None = None) -> Found:
     match = run.table(name).find(query)
     notes = [match.note] if match.note else []
     if len(tied) > 1:
-        notes.append(f"{query!r} also names an entity of table {', '.join(tied[1:])} "
-                     f"(choose with --table / table=)")
+        notes.append(f"{query!r} also names an entity of table {', '.join(tied[1:])} (choose with --table / table=)")
     return Found(name, match.row, match, "; ".join(notes))
 
 
-def neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n: int | None = 0,
-              min_count: int | None = None, metric: str = "cosine") -> pd.DataFrame:
+def neighbors(
+    run: Run,
+    query: str,
+    k: int = 10,
+    table: str | None = None,
+    top_n: int | None = 0,
+    min_count: int | None = None,
+    metric: str = "cosine",
+) -> pd.DataFrame:
     """The ``k`` nearest neighbours (cosine) of the entity ``query`` names (see
     :func:`find_entity`), among the entities kept by ``top_n``/``min_count`` (default: all).
 
@@ -302,14 +322,21 @@ def neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n
     t = run.table(found.table)
     sel = select_entities(t, top_n, min_count)
     frame = nearest(t, found.row, k, sel.index, metric)
-    frame.attrs.update({"table": found.table, "entity": {"key": jsonable(t.keys[found.row]),
-                                                          "label": str(t.labels[found.row])},
-                        "matched": found.match.how, "note": found.note, "candidates": sel.description})
+    frame.attrs.update(
+        {
+            "table": found.table,
+            "entity": {"key": jsonable(t.keys[found.row]), "label": str(t.labels[found.row])},
+            "matched": found.match.how,
+            "note": found.note,
+            "candidates": sel.description,
+        }
+    )
     return frame
 
 
-def run_neighbors(run: Run, query: str, k: int = 10, table: str | None = None, top_n: int | None = 0,
-                  min_count: int | None = None) -> pd.DataFrame:
+def run_neighbors(
+    run: Run, query: str, k: int = 10, table: str | None = None, top_n: int | None = 0, min_count: int | None = None
+) -> pd.DataFrame:
     """``run.neighbors("star wars", k=10)``: the ``k`` nearest neighbours (cosine) of the
     entity ``query`` names (a label or key, found by :meth:`EmbeddingTable.find`'s forgiving
     rules; ``table`` narrows the search) among the entities kept by ``top_n``/``min_count``

@@ -14,34 +14,58 @@ differently). Declare them by using these objects::
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.options"``.
 """
+
 from __future__ import annotations
 
 import click
 
 from embedlab.analysis import AnalysisOption
 
-__all__ = ["TOP_N", "MIN_COUNT", "N_SHOW", "SEED", "PERMUTATIONS", "DISTANCE", "PROJECTION",
-           "SHARED_OPTIONS", "DEFAULT_TOP_N"]
+__all__ = [
+    "TOP_N",
+    "MIN_COUNT",
+    "N_SHOW",
+    "SEED",
+    "PERMUTATIONS",
+    "DISTANCE",
+    "PROJECTION",
+    "SHARED_OPTIONS",
+    "DEFAULT_TOP_N",
+]
 
 DEFAULT_TOP_N = 1000
 
-TOP_N = AnalysisOption("top_n", int, DEFAULT_TOP_N,
-                       "Keep the N most-observed entities of each table (0: all); ignored when "
-                       "--min-count is given.")
-MIN_COUNT = AnalysisOption("min_count", int, None,
-                           "Keep entities observed at least this many times (overrides --top-n).")
+TOP_N = AnalysisOption(
+    "top_n",
+    int,
+    DEFAULT_TOP_N,
+    "Keep the N most-observed entities of each table (0: all); ignored when --min-count is given.",
+)
+MIN_COUNT = AnalysisOption(
+    "min_count", int, None, "Keep entities observed at least this many times (overrides --top-n)."
+)
 N_SHOW = AnalysisOption("n_show", int, 10, "Entities listed at each end of a ranking or component.")
 SEED = AnalysisOption("seed", int, 0, "Random seed of analyses that sample or are stochastic.")
-PERMUTATIONS = AnalysisOption("permutations", click.IntRange(19, 10_000_000), 9999,
-                              "Permutations for p-values (exact enumeration when the table is small enough).")
-DISTANCE = AnalysisOption("distance", click.Choice(["cosine", "euclidean"]), "cosine",
-                          "Distance between embedding vectors.")
-PROJECTION = AnalysisOption("projection", click.Choice(["pca", "tsne", "umap"]), "pca",
-                            "2-D projection of the embeddings (for plots, and geography's Procrustes fit).")
+PERMUTATIONS = AnalysisOption(
+    "permutations",
+    click.IntRange(19, 10_000_000),
+    9999,
+    "Permutations for p-values (exact enumeration when the table is small enough).",
+)
+DISTANCE = AnalysisOption(
+    "distance", click.Choice(["cosine", "euclidean"]), "cosine", "Distance between embedding vectors."
+)
+PROJECTION = AnalysisOption(
+    "projection",
+    click.Choice(["pca", "tsne", "umap"]),
+    "pca",
+    "2-D projection of the embeddings (for plots, and geography's Procrustes fit).",
+)
 
 #: every shared option by name: what the registry checks declarations against
 SHARED_OPTIONS: dict[str, AnalysisOption] = {
-    o.name: o for o in (TOP_N, MIN_COUNT, N_SHOW, SEED, PERMUTATIONS, DISTANCE, PROJECTION)}
+    o.name: o for o in (TOP_N, MIN_COUNT, N_SHOW, SEED, PERMUTATIONS, DISTANCE, PROJECTION)
+}
 
 
 def option_signature(option: AnalysisOption) -> tuple:

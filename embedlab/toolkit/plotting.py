@@ -6,6 +6,7 @@ label shown in a tooltip comes from a ColumnDataSource field, which Bokeh escape
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.plotting"``.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -15,20 +16,53 @@ import pandas as pd
 
 __all__ = ["PALETTE", "scatter", "histogram", "bar_chart", "line_chart"]
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39",
-           "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+]
 
 
-def line_chart(series: dict[str, tuple[Sequence[float], Sequence[float]]], title: str,
-               x_label: str, y_label: str, x_log: bool = False, width: int = 640, height: int = 320):
+def line_chart(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    title: str,
+    x_label: str,
+    y_label: str,
+    x_log: bool = False,
+    width: int = 640,
+    height: int = 320,
+):
     """One line per named series (x, y)."""
     from bokeh.models import HoverTool
     from bokeh.plotting import figure
 
-    fig = figure(title=title, width=width, height=height, x_axis_label=x_label,
-                 y_axis_label=y_label, x_axis_type="log" if x_log else "linear",
-                 tools="pan,wheel_zoom,box_zoom,reset,save", output_backend="webgl")
+    fig = figure(
+        title=title,
+        width=width,
+        height=height,
+        x_axis_label=x_label,
+        y_axis_label=y_label,
+        x_axis_type="log" if x_log else "linear",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        output_backend="webgl",
+    )
     for n, (name, (x, y)) in enumerate(series.items()):
         color = PALETTE[n % len(PALETTE)]
         fig.line(list(map(float, x)), list(map(float, y)), legend_label=str(name), color=color, line_width=2)
@@ -52,11 +86,23 @@ def _hover_value(values: pd.Series) -> np.ndarray:
     return values.astype(str).fillna("").to_numpy()
 
 
-def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str] = ("label",),
-            color_by: str | None = None, size_by: str | None = None, x_label: str | None = None,
-            y_label: str | None = None, width: int = 640, height: int = 480, max_categories: int = 12,
-            annotate: Sequence[int] | None = None, label_column: str = "label",
-            max_hover_chars: int = 4_000_000):
+def scatter(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    title: str,
+    hover: Sequence[str] = ("label",),
+    color_by: str | None = None,
+    size_by: str | None = None,
+    x_label: str | None = None,
+    y_label: str | None = None,
+    width: int = 640,
+    height: int = 480,
+    max_categories: int = 12,
+    annotate: Sequence[int] | None = None,
+    label_column: str = "label",
+    max_hover_chars: int = 4_000_000,
+):
     """A WebGL scatter with hover tooltips, optionally coloured by a column and sized by one.
 
     A categorical ``color_by`` with many values keeps its most frequent ``max_categories``
@@ -74,8 +120,12 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
     from bokeh.plotting import figure
 
     frame = frame.reset_index(drop=True)
-    df = pd.DataFrame({"x": frame[x].to_numpy(dtype=np.float64).astype(np.float32),
-                       "y": frame[y].to_numpy(dtype=np.float64).astype(np.float32)})
+    df = pd.DataFrame(
+        {
+            "x": frame[x].to_numpy(dtype=np.float64).astype(np.float32),
+            "y": frame[y].to_numpy(dtype=np.float64).astype(np.float32),
+        }
+    )
     tooltips = []
     wanted = [c for c in dict.fromkeys(hover) if c in frame and c not in (x, y)]
     essential = {label_column, color_by, size_by}
@@ -90,9 +140,15 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
         df[name] = values
         fmt = "{0.[000]}" if values.dtype.kind == "f" else ""
         tooltips.append((str(col), f"@{{{name}}}{fmt}"))
-    fig = figure(title=title, width=width, height=height, x_axis_label=x_label or x,
-                 y_axis_label=y_label or y, tools="pan,wheel_zoom,box_zoom,reset,save",
-                 output_backend="webgl")
+    fig = figure(
+        title=title,
+        width=width,
+        height=height,
+        x_axis_label=x_label or x,
+        y_axis_label=y_label or y,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        output_backend="webgl",
+    )
     if size_by is not None and size_by in frame:
         s = frame[size_by].astype(float).fillna(0).to_numpy()
         s = np.sqrt(np.clip(s, 0, None))
@@ -102,13 +158,25 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
         size = 6.0 if len(df) < 5000 else 4.0
     alpha = 0.7 if len(df) < 5000 else 0.5
     renderers = []
-    if color_by is not None and color_by in frame and pd.api.types.is_numeric_dtype(frame[color_by]) \
-            and frame[color_by].nunique() > max_categories:
+    if (
+        color_by is not None
+        and color_by in frame
+        and pd.api.types.is_numeric_dtype(frame[color_by])
+        and frame[color_by].nunique() > max_categories
+    ):
         values = frame[color_by].astype(float).to_numpy()
         df["_value"] = values.astype(np.float32)
         mapper = LinearColorMapper(palette=Viridis256, low=float(np.nanmin(values)), high=float(np.nanmax(values)))
-        renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha,
-                                     color={"field": "_value", "transform": mapper}))
+        renderers.append(
+            fig.scatter(
+                "x",
+                "y",
+                source=ColumnDataSource(_columns(df)),
+                size=size,
+                alpha=alpha,
+                color={"field": "_value", "transform": mapper},
+            )
+        )
         fig.add_layout(ColorBar(color_mapper=mapper, title=str(color_by)), "right")
     elif color_by is not None and color_by in frame:
         cats = frame[color_by].astype(str).fillna("?")
@@ -116,9 +184,17 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
         cats = cats.where(cats.isin(top), "other")
         for n, cat in enumerate(list(top) + (["other"] if (cats == "other").any() else [])):
             mask = (cats == cat).to_numpy()
-            renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df[mask])),
-                                         size=size, alpha=alpha, color=PALETTE[n % len(PALETTE)],
-                                         legend_label=str(cat)))
+            renderers.append(
+                fig.scatter(
+                    "x",
+                    "y",
+                    source=ColumnDataSource(_columns(df[mask])),
+                    size=size,
+                    alpha=alpha,
+                    color=PALETTE[n % len(PALETTE)],
+                    legend_label=str(cat),
+                )
+            )
         fig.legend.click_policy = "hide"
         fig.legend.label_text_font_size = "8pt"
         fig.legend.spacing = 0
@@ -126,27 +202,55 @@ def scatter(frame: pd.DataFrame, x: str, y: str, title: str, hover: Sequence[str
         fig.legend.background_fill_alpha = 0.6
         fig.add_layout(fig.legend[0], "right")
     else:
-        renderers.append(fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha,
-                                     color=PALETTE[0]))
-    fig.add_tools(HoverTool(renderers=renderers,
-                            tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]))
+        renderers.append(
+            fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha, color=PALETTE[0])
+        )
+    fig.add_tools(
+        HoverTool(
+            renderers=renderers, tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]
+        )
+    )
     if annotate is not None and len(annotate) and label_column in frame:
-        idx = _declutter(df["x"].to_numpy(), df["y"].to_numpy(), list(dict.fromkeys(int(i) for i in annotate)),
-                         [_shorten(str(v)) for v in frame[label_column].to_numpy()], width, height)
+        idx = _declutter(
+            df["x"].to_numpy(),
+            df["y"].to_numpy(),
+            list(dict.fromkeys(int(i) for i in annotate)),
+            [_shorten(str(v)) for v in frame[label_column].to_numpy()],
+            width,
+            height,
+        )
         xs, ys = df["x"].to_numpy()[idx], df["y"].to_numpy()[idx]
         texts = np.array([_shorten(str(v)) for v in frame[label_column].to_numpy()[idx]], dtype=object)
         right = xs > np.median(df["x"].to_numpy())  # label towards the middle, never off the plot
         for mask, align, offset in ((~right, "left", 5), (right, "right", -5)):
             if mask.any():
                 src = ColumnDataSource({"x": xs[mask], "y": ys[mask], "text": list(texts[mask])})
-                fig.text("x", "y", text="text", source=src, text_font_size="7.5pt", x_offset=offset,
-                         y_offset=0, text_align=align, text_baseline="middle", text_color="#333333",
-                         text_alpha=0.9)
+                fig.text(
+                    "x",
+                    "y",
+                    text="text",
+                    source=src,
+                    text_font_size="7.5pt",
+                    x_offset=offset,
+                    y_offset=0,
+                    text_align=align,
+                    text_baseline="middle",
+                    text_color="#333333",
+                    text_alpha=0.9,
+                )
     return fig
 
 
-def _declutter(x: np.ndarray, y: np.ndarray, order: list[int], texts: list[str], width: int, height: int,
-               char_px: float = 5.2, line_px: float = 12.0) -> np.ndarray:
+def _declutter(
+    x: np.ndarray,
+    y: np.ndarray,
+    order: list[int],
+    texts: list[str],
+    width: int,
+    height: int,
+    char_px: float = 5.2,
+    line_px: float = 12.0,
+) -> np.ndarray:
     """The labels (in priority ``order``) that fit without overlapping an earlier one.
 
     Positions are mapped to approximate screen pixels of the plot area; each label is a box
@@ -182,23 +286,41 @@ def _shorten(text: str, n: int = 28) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def histogram(values: Sequence[float], title: str, x_label: str, bins: int = 40, width: int = 640,
-              height: int = 320):
+def histogram(values: Sequence[float], title: str, x_label: str, bins: int = 40, width: int = 640, height: int = 320):
     """A histogram of finite values."""
     from bokeh.plotting import figure
 
     v = np.asarray(values, dtype=float)
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins) if len(v) else (np.zeros(1), np.array([0.0, 1.0]))
-    fig = figure(title=title, width=width, height=height, x_axis_label=x_label, y_axis_label="count",
-                 tools="pan,wheel_zoom,box_zoom,reset,save")
-    fig.quad(top=counts.astype(float), bottom=0, left=edges[:-1], right=edges[1:], fill_color=PALETTE[0],
-             line_color="white", alpha=0.8)
+    fig = figure(
+        title=title,
+        width=width,
+        height=height,
+        x_axis_label=x_label,
+        y_axis_label="count",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+    )
+    fig.quad(
+        top=counts.astype(float),
+        bottom=0,
+        left=edges[:-1],
+        right=edges[1:],
+        fill_color=PALETTE[0],
+        line_color="white",
+        alpha=0.8,
+    )
     return fig
 
 
-def bar_chart(categories: Sequence[str], series: dict[str, Sequence[float]], title: str, y_label: str,
-              width: int = 640, height: int = 340):
+def bar_chart(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    title: str,
+    y_label: str,
+    width: int = 640,
+    height: int = 340,
+):
     """Grouped vertical bars: one group per category, one bar per named series (NaN: no bar);
     hover shows the series, the category and the value."""
     from bokeh.models import ColumnDataSource, FactorRange, HoverTool
@@ -209,11 +331,23 @@ def bar_chart(categories: Sequence[str], series: dict[str, Sequence[float]], tit
     factors = [(c, n) for c in cats for n in names]
     values = [float(series[n][i]) for i, _ in enumerate(cats) for n in series]
     keep = [i for i, v in enumerate(values) if np.isfinite(v)]
-    source = ColumnDataSource({"x": [factors[i] for i in keep], "value": [values[i] for i in keep],
-                               "series": [factors[i][1] for i in keep], "category": [factors[i][0] for i in keep],
-                               "color": [PALETTE[names.index(factors[i][1]) % len(PALETTE)] for i in keep]})
-    fig = figure(x_range=FactorRange(*factors), title=title, width=width, height=height, y_axis_label=y_label,
-                 tools="pan,wheel_zoom,box_zoom,reset,save")
+    source = ColumnDataSource(
+        {
+            "x": [factors[i] for i in keep],
+            "value": [values[i] for i in keep],
+            "series": [factors[i][1] for i in keep],
+            "category": [factors[i][0] for i in keep],
+            "color": [PALETTE[names.index(factors[i][1]) % len(PALETTE)] for i in keep],
+        }
+    )
+    fig = figure(
+        x_range=FactorRange(*factors),
+        title=title,
+        width=width,
+        height=height,
+        y_axis_label=y_label,
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+    )
     fig.vbar(x="x", top="value", width=0.9, source=source, fill_color="color", line_color="white")
     fig.add_tools(HoverTool(tooltips=[("", "@category: @series"), ("value", "@value{0.[0000]}")]))
     fig.xaxis.major_label_orientation = 0.9

@@ -34,6 +34,7 @@ imports this module through the plugins and must start without them (tests/test_
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.projection"``.
 """
+
 from __future__ import annotations
 
 import os
@@ -50,9 +51,22 @@ from embedlab.toolkit.options import DEFAULT_TOP_N
 from embedlab.toolkit.selection import Selection, select_entities, spearman, target_column
 from embedlab.toolkit.stats import pad_columns
 
-__all__ = ["project_2d", "pca_project", "pca_columns", "umap_project", "umap_columns",
-           "neighbourhood_kept", "coordinates", "tsne_project", "tsne_columns", "PCA_COMPONENTS",
-           "DEFAULT_SEEDED_MAX", "DEFAULT_MAX_POINTS", "DEFAULT_TSNE_MAX_POINTS", "TSNE_PERPLEXITY"]
+__all__ = [
+    "project_2d",
+    "pca_project",
+    "pca_columns",
+    "umap_project",
+    "umap_columns",
+    "neighbourhood_kept",
+    "coordinates",
+    "tsne_project",
+    "tsne_columns",
+    "PCA_COMPONENTS",
+    "DEFAULT_SEEDED_MAX",
+    "DEFAULT_MAX_POINTS",
+    "DEFAULT_TSNE_MAX_POINTS",
+    "TSNE_PERPLEXITY",
+]
 
 PCA_COMPONENTS = 3  # components the export writes (the pca analysis's default --n-components)
 DEFAULT_SEEDED_MAX = 5_000
@@ -67,8 +81,7 @@ TSNE_PERPLEXITY = 30.0
 TSNE_ITERATIONS = 1000
 
 
-def project_2d(vectors: np.ndarray, method: str = "pca", seed: int | None = 0,
-               metric: str = "euclidean") -> np.ndarray:
+def project_2d(vectors: np.ndarray, method: str = "pca", seed: int | None = 0, metric: str = "euclidean") -> np.ndarray:
     """A 2-D picture of the vectors: PCA (deterministic), t-SNE (:func:`tsne_layout`, the
     ``tsne`` analysis's map) or UMAP (seeded). A 1-D embedding gives its single coordinate and
     a zero second column."""
@@ -92,9 +105,13 @@ def project_2d(vectors: np.ndarray, method: str = "pca", seed: int | None = 0,
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            reducer = umap.UMAP(n_components=2, n_neighbors=int(max(2, min(15, n - 1))),
-                                metric=metric, init="spectral" if n > 30 else "random",
-                                random_state=seed)
+            reducer = umap.UMAP(
+                n_components=2,
+                n_neighbors=int(max(2, min(15, n - 1))),
+                metric=metric,
+                init="spectral" if n > 30 else "random",
+                random_state=seed,
+            )
             return np.asarray(reducer.fit_transform(x), dtype=np.float64)
     raise ValueError(f"unknown projection {method!r}; use pca, tsne or umap")
 
@@ -112,8 +129,10 @@ def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndar
     if not np.isfinite(x).all():  # a diverged run: LAPACK would fail with "did not converge"
         from embedlab.errors import DataError
 
-        raise DataError("the embedding vectors hold NaN or inf (the run's training diverged); there is "
-                        "nothing to project: train it again with a lower --lr")
+        raise DataError(
+            "the embedding vectors hold NaN or inf (the run's training diverged); there is "
+            "nothing to project: train it again with a lower --lr"
+        )
     mean = x.mean(axis=0, dtype=np.float64)
     # centred float64 rows a block at a time: a 1,000,000-row table never needs a float64 copy
     blocks = [slice(s, s + 65_536) for s in range(0, x.shape[0], 65_536)]
@@ -128,12 +147,13 @@ def pca_fit(vectors: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndar
         vt = evecs[:, order].T
     else:
         _, s, vt = np.linalg.svd(x.astype(np.float64) - mean, full_matrices=False)
-        var = s ** 2
+        var = s**2
     total = float(var.sum()) or 1.0
     c = min(n_components, vt.shape[0])
     comps = vt[:c]
-    scores = np.concatenate([(x[b].astype(np.float64) - mean) @ comps.T for b in blocks]) if blocks else \
-        np.zeros((0, c))
+    scores = (
+        np.concatenate([(x[b].astype(np.float64) - mean) @ comps.T for b in blocks]) if blocks else np.zeros((0, c))
+    )
     return scores, comps, var[:c] / total, mean
 
 
@@ -165,8 +185,12 @@ def orientation_reference(table: EmbeddingTable, index: np.ndarray) -> np.ndarra
     return None
 
 
-def pca_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_count: int | None = None,
-                n_components: int = PCA_COMPONENTS) -> tuple[Selection, np.ndarray, np.ndarray, np.ndarray]:
+def pca_project(
+    table: EmbeddingTable,
+    top_n: int | None = DEFAULT_TOP_N,
+    min_count: int | None = None,
+    n_components: int = PCA_COMPONENTS,
+) -> tuple[Selection, np.ndarray, np.ndarray, np.ndarray]:
     """(selection, oriented scores n x c, components c x k, explained variance ratio c) of the
     entities :func:`~embedlab.toolkit.selection.select_entities` picks; ``c`` is
     ``n_components`` capped by the embedding size and the number of entities less one.
@@ -189,8 +213,15 @@ def pca_columns(scores: np.ndarray) -> dict[str, np.ndarray]:
 
 
 # ---------------------------------------------------------------------------- UMAP
-def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "cosine",
-                seed: int = 0, seeded_max: int = DEFAULT_SEEDED_MAX) -> tuple[np.ndarray, dict[str, Any]]:
+def umap_layout(
+    vectors: np.ndarray,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    seed: int = 0,
+    seeded_max: int = DEFAULT_SEEDED_MAX,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """(2-D UMAP coordinates n x 2 as float32, the parameters actually used).
 
     Seeded (reproducible, one thread) up to ``seeded_max`` points; unseeded and parallel above.
@@ -203,14 +234,21 @@ def umap_layout(vectors: np.ndarray, *, n_neighbors: int = 15, min_dist: float =
         raise ValueError(f"UMAP needs at least 4 points, got {n}")
     seeded = n <= seeded_max
     params: dict[str, Any] = {
-        "n_neighbors": int(min(n_neighbors, n - 1)), "min_dist": float(min_dist), "metric": metric,
-        "n_components": 2, "random_state": int(seed) if seeded else None,
+        "n_neighbors": int(min(n_neighbors, n - 1)),
+        "min_dist": float(min_dist),
+        "metric": metric,
+        "n_components": 2,
+        "random_state": int(seed) if seeded else None,
         "n_jobs": 1 if seeded else (os.cpu_count() or 1),
         "init": "spectral" if seeded else "pca",
-        "n_epochs": None if seeded else 200, "umap_version": umap.__version__, "points": n,
+        "n_epochs": None if seeded else 200,
+        "umap_version": umap.__version__,
+        "points": n,
     }
-    kwargs = {k: params[k] for k in ("n_neighbors", "min_dist", "metric", "n_components", "random_state",
-                                     "n_jobs", "init", "n_epochs")}
+    kwargs = {
+        k: params[k]
+        for k in ("n_neighbors", "min_dist", "metric", "n_components", "random_state", "n_jobs", "init", "n_epochs")
+    }
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # n_jobs/random_state notes, disconnected-graph notes
@@ -295,6 +333,7 @@ def import_umap():
         def wrapper(*args, **kwargs):
             kwargs.setdefault("cache", True)
             return decorator(*args, **kwargs)
+
         return wrapper
 
     numba.njit, numba.jit = cached(njit), cached(jit)
@@ -316,10 +355,18 @@ def sample_index(index: np.ndarray, max_points: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(index, size=max_points, replace=False))
 
 
-def umap_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_count: int | None = None, *,
-                 seed: int = 0, max_points: int = DEFAULT_MAX_POINTS, n_neighbors: int = 15,
-                 min_dist: float = 0.1, metric: str = "cosine", seeded_max: int = DEFAULT_SEEDED_MAX,
-                 ) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
+def umap_project(
+    table: EmbeddingTable,
+    top_n: int | None = DEFAULT_TOP_N,
+    min_count: int | None = None,
+    *,
+    seed: int = 0,
+    max_points: int = DEFAULT_MAX_POINTS,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    metric: str = "cosine",
+    seeded_max: int = DEFAULT_SEEDED_MAX,
+) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
     """(selection, mapped rows, coordinates len(rows) x 2 float32, parameters) of a UMAP map
     of the entities :func:`~embedlab.toolkit.selection.select_entities` picks.
 
@@ -327,8 +374,16 @@ def umap_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_c
     ``max_points`` of it (:func:`sample_index`). The parameters are :func:`umap_layout`'s plus
     ``sampled`` and ``sample_seed``.
     """
-    return _sampled_map(table, top_n, min_count, max_points, seed, lambda x: umap_layout(
-        x, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=seed, seeded_max=seeded_max))
+    return _sampled_map(
+        table,
+        top_n,
+        min_count,
+        max_points,
+        seed,
+        lambda x: umap_layout(
+            x, n_neighbors=n_neighbors, min_dist=min_dist, metric=metric, seed=seed, seeded_max=seeded_max
+        ),
+    )
 
 
 def umap_columns(coords: np.ndarray) -> dict[str, np.ndarray]:
@@ -338,8 +393,9 @@ def umap_columns(coords: np.ndarray) -> dict[str, np.ndarray]:
     return {"UMAP 1": coords[:, 0], "UMAP 2": coords[:, 1]}
 
 
-def neighbourhood_kept(vectors: np.ndarray, coords: np.ndarray, metric: str, k: int = 10,
-                       max_queries: int = 2000, seed: int = 0) -> float:
+def neighbourhood_kept(
+    vectors: np.ndarray, coords: np.ndarray, metric: str, k: int = 10, max_queries: int = 2000, seed: int = 0
+) -> float:
     """The mean share (0-1) of each point's ``k`` nearest neighbours in the embedding that are
     among its ``k`` nearest on the 2-D map, over a seeded sample of at most ``max_queries``
     points; NaN when there are no more than ``k + 1`` points."""
@@ -350,8 +406,9 @@ def neighbourhood_kept(vectors: np.ndarray, coords: np.ndarray, metric: str, k: 
         return float("nan")
     rng = np.random.default_rng(seed)
     q = np.sort(rng.choice(n, size=min(max_queries, n), replace=False))
-    hi = NearestNeighbors(n_neighbors=k + 1, metric=metric,
-                          algorithm="brute" if metric == "cosine" else "auto").fit(vectors)
+    hi = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute" if metric == "cosine" else "auto").fit(
+        vectors
+    )
     lo = NearestNeighbors(n_neighbors=k + 1).fit(coords)
     _, a = hi.kneighbors(vectors[q])
     _, b = lo.kneighbors(coords[q])
@@ -365,8 +422,14 @@ def tsne_perplexity(n: int, perplexity: float = TSNE_PERPLEXITY) -> float:
     return float(min(float(perplexity), max(2.0, (n - 1) / 3)))
 
 
-def tsne_layout(vectors: np.ndarray, *, perplexity: float = TSNE_PERPLEXITY, metric: str = "cosine",
-                seed: int = 0, max_iter: int = TSNE_ITERATIONS) -> tuple[np.ndarray, dict[str, Any]]:
+def tsne_layout(
+    vectors: np.ndarray,
+    *,
+    perplexity: float = TSNE_PERPLEXITY,
+    metric: str = "cosine",
+    seed: int = 0,
+    max_iter: int = TSNE_ITERATIONS,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """(2-D t-SNE coordinates n x 2 as float32, the parameters actually used), seeded.
 
     scikit-learn's Barnes-Hut TSNE with PCA initialisation and learning rate "auto"; the
@@ -384,12 +447,23 @@ def tsne_layout(vectors: np.ndarray, *, perplexity: float = TSNE_PERPLEXITY, met
     n = len(x)
     if n < 3:
         raise ValueError(f"t-SNE needs at least 3 points, got {n}")
-    params: dict[str, Any] = {"n_components": 2, "perplexity": round(tsne_perplexity(n, perplexity), 4),
-                              "learning_rate": "auto", "init": "pca", "max_iter": int(max_iter),
-                              "metric": metric, "random_state": int(seed), "method": "barnes_hut",
-                              "threads": 1, "sklearn_version": sklearn.__version__, "points": n}
-    kwargs = {k: params[k] for k in ("n_components", "perplexity", "learning_rate", "init", "max_iter", "metric",
-                                     "random_state", "method")}
+    params: dict[str, Any] = {
+        "n_components": 2,
+        "perplexity": round(tsne_perplexity(n, perplexity), 4),
+        "learning_rate": "auto",
+        "init": "pca",
+        "max_iter": int(max_iter),
+        "metric": metric,
+        "random_state": int(seed),
+        "method": "barnes_hut",
+        "threads": 1,
+        "sklearn_version": sklearn.__version__,
+        "points": n,
+    }
+    kwargs = {
+        k: params[k]
+        for k in ("n_components", "perplexity", "learning_rate", "init", "max_iter", "metric", "random_state", "method")
+    }
     t0 = time.perf_counter()
     # one OpenMP thread: measured on 2 busy cores, 40 points took 14 s with sklearn's default
     # threads (spinning for each other) and 0.14 s with one; the layout is the same either way
@@ -404,20 +478,34 @@ def tsne_layout(vectors: np.ndarray, *, perplexity: float = TSNE_PERPLEXITY, met
     return coords, params
 
 
-def tsne_project(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_count: int | None = None, *,
-                 seed: int = 0, max_points: int = DEFAULT_TSNE_MAX_POINTS, perplexity: float = TSNE_PERPLEXITY,
-                 metric: str = "cosine", max_iter: int = TSNE_ITERATIONS,
-                 ) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
+def tsne_project(
+    table: EmbeddingTable,
+    top_n: int | None = DEFAULT_TOP_N,
+    min_count: int | None = None,
+    *,
+    seed: int = 0,
+    max_points: int = DEFAULT_TSNE_MAX_POINTS,
+    perplexity: float = TSNE_PERPLEXITY,
+    metric: str = "cosine",
+    max_iter: int = TSNE_ITERATIONS,
+) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
     """(selection, mapped rows, coordinates len(rows) x 2 float32, parameters) of a t-SNE map
     of the entities :func:`~embedlab.toolkit.selection.select_entities` picks; above
     ``max_points`` a seeded sample of them (:func:`sample_index`). The parameters are
     :func:`tsne_layout`'s plus ``sampled`` and ``sample_seed``."""
-    return _sampled_map(table, top_n, min_count, max_points, seed, lambda x: tsne_layout(
-        x, perplexity=perplexity, metric=metric, seed=seed, max_iter=max_iter))
+    return _sampled_map(
+        table,
+        top_n,
+        min_count,
+        max_points,
+        seed,
+        lambda x: tsne_layout(x, perplexity=perplexity, metric=metric, seed=seed, max_iter=max_iter),
+    )
 
 
-def _sampled_map(table: EmbeddingTable, top_n: int | None, min_count: int | None, max_points: int, seed: int,
-                 layout) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
+def _sampled_map(
+    table: EmbeddingTable, top_n: int | None, min_count: int | None, max_points: int, seed: int, layout
+) -> tuple[Selection, np.ndarray, np.ndarray, dict[str, Any]]:
     """The shared steps of a sampled 2-D map: select the entities, sample ``max_points`` of
     them (seeded), lay them out with ``layout(vectors) -> (coords, params)``, record the sample."""
     sel = select_entities(table, top_n, min_count)
@@ -469,14 +557,13 @@ def _export_column(name: str) -> str:
     """The CSV's name of a :func:`~embedlab.toolkit.projection.coordinates` column:
     ``PC1`` -> ``pca_1``, ``UMAP 1`` -> ``umap_1``, ``t-SNE 1`` -> ``tsne_1``."""
     if name.startswith("UMAP "):
-        return "umap_" + name[len("UMAP "):]
+        return "umap_" + name[len("UMAP ") :]
     if name.startswith("t-SNE "):
-        return "tsne_" + name[len("t-SNE "):]
-    return "pca_" + name[len("PC"):]
+        return "tsne_" + name[len("t-SNE ") :]
+    return "pca_" + name[len("PC") :]
 
 
-def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0,
-                          tsne: bool = False) -> pd.DataFrame:
+def projected_coordinates(table: EmbeddingTable, umap: bool = False, seed: int = 0, tsne: bool = False) -> pd.DataFrame:
     """key, label, bias, annotations, PCA 1-3 (and UMAP 1-2, t-SNE 1-2) of every entity (the
     coordinates are empty for entities never observed in training).
 

@@ -4,6 +4,7 @@ through the registry with the loader options the run recorded, and the trainer t
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.retrain"``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,13 +32,17 @@ def reload_dataset(run: Run, **overrides: Any) -> Dataset:
     entry = dataset_of_run(run)
     recorded = loader_options(run)
     if not recorded and entry.option_names and not overrides:
-        raise UsageError(f"run {run.path or ''} does not record the loader options of dataset {run.dataset!r} "
-                         f"(dataset_info.options in run.json); retrain it with this embedlab version")
+        raise UsageError(
+            f"run {run.path or ''} does not record the loader options of dataset {run.dataset!r} "
+            f"(dataset_info.options in run.json); retrain it with this embedlab version"
+        )
     options = {**recorded, **overrides}
     data_dir = options.get("data_dir")
     if data_dir and "data_dir" in entry.option_names and not Path(data_dir).is_dir():
-        raise UsageError(f"run {run.path or ''} was trained on data in {data_dir!r}, which no longer exists; "
-                         f"give the folder with --data-dir")
+        raise UsageError(
+            f"run {run.path or ''} was trained on data in {data_dir!r}, which no longer exists; "
+            f"give the folder with --data-dir"
+        )
     seed = options.pop("seed", None)  # the data seed it recorded (a replicate may train with another)
     if not isinstance(seed, int):
         seed = run.seed if run.seed is not None else 42

@@ -8,6 +8,7 @@ any dataset without knowing its name: MovieLens items, Rossmann stores, syntheti
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.selection"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,11 +20,29 @@ import pandas as pd
 from embedlab.run import EmbeddingTable
 from embedlab.toolkit.options import DEFAULT_TOP_N
 
-__all__ = ["Selection", "select_entities", "count_column", "target_column", "color_column",
-           "categorical_columns", "numeric_columns", "labels_meaningful", "display_names",
-           "entity_frame", "hover_columns", "spearman", "eta_squared", "neighbour_agreement",
-           "plural", "fmt_num", "join_labels", "LAT_NAMES", "LON_NAMES", "find_column",
-           "metadata_coordinates"]
+__all__ = [
+    "Selection",
+    "select_entities",
+    "count_column",
+    "target_column",
+    "color_column",
+    "categorical_columns",
+    "numeric_columns",
+    "labels_meaningful",
+    "display_names",
+    "entity_frame",
+    "hover_columns",
+    "spearman",
+    "eta_squared",
+    "neighbour_agreement",
+    "plural",
+    "fmt_num",
+    "join_labels",
+    "LAT_NAMES",
+    "LON_NAMES",
+    "find_column",
+    "metadata_coordinates",
+]
 
 #: metadata column names read as latitude / longitude (case-insensitive)
 LAT_NAMES = ("latitude", "lat")
@@ -46,6 +65,7 @@ def metadata_coordinates(table: EmbeddingTable) -> tuple[np.ndarray, np.ndarray]
     lat = pd.to_numeric(md[lat_col], errors="coerce").to_numpy(dtype=np.float64)
     lon = pd.to_numeric(md[lon_col], errors="coerce").to_numpy(dtype=np.float64)
     return (lat, lon) if np.any(np.isfinite(lat) & np.isfinite(lon)) else None
+
 
 # Columns that describe an entity but are not annotations worth correlating with.
 _NOT_METADATA = {"key", "label", "bias"}
@@ -72,8 +92,9 @@ def plural(name: str, n: int) -> str:
     return name + "s"
 
 
-def select_entities(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N,
-                    min_count: int | None = None) -> Selection:
+def select_entities(
+    table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N, min_count: int | None = None
+) -> Selection:
     """Rows to analyse: the ``top_n`` most-observed, or those seen ``min_count`` times or more.
 
     Why: embeddings of rarely observed entities stay near their random initialisation (weight
@@ -86,23 +107,28 @@ def select_entities(table: EmbeddingTable, top_n: int | None = DEFAULT_TOP_N,
     counts = table.count
     noun = table.name
     if counts is None:
-        return Selection(np.arange(n), f"all {n:,} {plural(noun, n)} (the table records no "
-                                        f"observation counts)", n, "all")
+        return Selection(
+            np.arange(n), f"all {n:,} {plural(noun, n)} (the table records no observation counts)", n, "all"
+        )
     counts = np.nan_to_num(np.asarray(counts, dtype=float), nan=0.0)
     seen = np.flatnonzero(counts > 0)
     unseen = n - len(seen)
     note = f"; {unseen:,} never observed in training are left out" if unseen else ""
     if min_count is not None and min_count > 0:
         idx = np.flatnonzero(counts >= min_count)
-        desc = (f"the {len(idx):,} of {n:,} {plural(noun, n)} observed at least {min_count:,} "
-                f"times (--min-count {min_count})")
+        desc = (
+            f"the {len(idx):,} of {n:,} {plural(noun, n)} observed at least {min_count:,} "
+            f"times (--min-count {min_count})"
+        )
         return Selection(idx, desc, n, "min_count", float(min_count))
     if top_n is not None and 0 < top_n < len(seen):
         order = np.argsort(-counts[seen], kind="stable")[:top_n]
         idx = np.sort(seen[order])
         lo = counts[idx].min()
-        desc = (f"the {len(idx):,} most-observed of {n:,} {plural(noun, n)} (--top-n {top_n}; each "
-                f"observed at least {lo:,.0f} times)")
+        desc = (
+            f"the {len(idx):,} most-observed of {n:,} {plural(noun, n)} (--top-n {top_n}; each "
+            f"observed at least {lo:,.0f} times)"
+        )
         return Selection(idx, desc, n, "top_n", float(lo))
     lo = counts[seen].min() if len(seen) else 0
     desc = f"all {len(seen):,} observed {plural(noun, len(seen))}{note}"
@@ -151,8 +177,13 @@ def color_column(table: EmbeddingTable, max_categories: int = 30) -> str | None:
 def categorical_columns(table: EmbeddingTable, max_categories: int = 30) -> list[str]:
     """Metadata columns worth grouping by: not numeric (or boolean), with 2..``max_categories``
     distinct values (``genre``, ``StoreType``)."""
-    return [c for c in table.metadata.columns if c not in _NOT_METADATA and _is_categorical(table.metadata[c])
-            and 2 <= table.metadata[c].nunique(dropna=True) <= max_categories]
+    return [
+        c
+        for c in table.metadata.columns
+        if c not in _NOT_METADATA
+        and _is_categorical(table.metadata[c])
+        and 2 <= table.metadata[c].nunique(dropna=True) <= max_categories
+    ]
 
 
 def numeric_columns(table: EmbeddingTable) -> list[str]:
@@ -236,8 +267,14 @@ def eta_squared(values: Sequence[float], groups: Sequence[Any]) -> float:
     return float(((means - v.mean()) ** 2).sum() / total)
 
 
-def neighbour_agreement(points: np.ndarray, groups: Sequence[Any], k: int = 10, metric: str = "euclidean",
-                        max_queries: int = 2000, seed: int = 0) -> tuple[float, float]:
+def neighbour_agreement(
+    points: np.ndarray,
+    groups: Sequence[Any],
+    k: int = 10,
+    metric: str = "euclidean",
+    max_queries: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float]:
     """(mean share of each point's ``k`` nearest neighbours in the same group, chance share).
 
     How well a space keeps a category together, comparable across PCA, UMAP and raw
@@ -255,15 +292,16 @@ def neighbour_agreement(points: np.ndarray, groups: Sequence[Any], k: int = 10, 
     k = min(k, n - 1)
     rng = np.random.default_rng(seed)
     q = np.sort(rng.choice(n, size=min(max_queries, n), replace=False))
-    nn = NearestNeighbors(n_neighbors=k + 1, metric=metric,
-                          algorithm="brute" if metric == "cosine" else "auto").fit(pts)
+    nn = NearestNeighbors(n_neighbors=k + 1, metric=metric, algorithm="brute" if metric == "cosine" else "auto").fit(
+        pts
+    )
     _, ind = nn.kneighbors(pts[q])
     share = []
     for row, qi in zip(ind, q):
         others = row[row != qi][:k]
         share.append(np.mean(g[others] == g[qi]))
     freq = pd.Series(g).value_counts(normalize=True).to_numpy()
-    return float(np.mean(share)), float((freq ** 2).sum())
+    return float(np.mean(share)), float((freq**2).sum())
 
 
 def hover_columns(table: EmbeddingTable, extra: Sequence[str] = ()) -> list[str]:

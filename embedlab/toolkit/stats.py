@@ -25,6 +25,7 @@ loads every plugin before it can print its help (tests/test_startup.py).
 Public names: ``__all__``; the plugin guide documents each with an example:
 ``embedlab plugins guide "embedlab.toolkit.stats"``.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,10 +35,25 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["embedding_distances", "pairwise_distances", "condensed", "great_circle_km",
-           "circular_distance", "mantel", "MantelResult", "procrustes_test", "ProcrustesResult",
-           "nearest_neighbours", "knn_overlap", "KnnOverlap", "describe_p", "affordable_permutations",
-           "local_plane_km", "plane_to_latlon", "adjacency_rate"]
+__all__ = [
+    "embedding_distances",
+    "pairwise_distances",
+    "condensed",
+    "great_circle_km",
+    "circular_distance",
+    "mantel",
+    "MantelResult",
+    "procrustes_test",
+    "ProcrustesResult",
+    "nearest_neighbours",
+    "knn_overlap",
+    "KnnOverlap",
+    "describe_p",
+    "affordable_permutations",
+    "local_plane_km",
+    "plane_to_latlon",
+    "adjacency_rate",
+]
 
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 EXACT_LIMIT = 40_320  # 8!: enumerate every ordering up to this many; sample beyond
@@ -63,8 +79,9 @@ def embedding_distances(vectors: np.ndarray, metric: str = "cosine") -> tuple[np
     vectors = np.asarray(vectors)
     if metric == "cosine" and vectors.ndim == 2 and vectors.shape[1] == 1:
         metric = "euclidean"
-        notes.append("The embedding has one dimension, where cosine distance only sees the sign: "
-                     "euclidean distance was used.")
+        notes.append(
+            "The embedding has one dimension, where cosine distance only sees the sign: euclidean distance was used."
+        )
     try:
         return pairwise_distances(vectors, metric), metric, notes
     except ValueError:
@@ -119,8 +136,9 @@ def local_plane_km(latitude: Sequence[float], longitude: Sequence[float]) -> np.
     return np.column_stack([(lon - np.mean(lon)) * k * np.cos(lat0), (lat - np.mean(lat)) * k])
 
 
-def plane_to_latlon(xy: np.ndarray, latitude: Sequence[float], longitude: Sequence[float]
-                    ) -> tuple[np.ndarray, np.ndarray]:
+def plane_to_latlon(
+    xy: np.ndarray, latitude: Sequence[float], longitude: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
     """Inverse of :func:`local_plane_km` for the same reference points: (lat, lon) in degrees."""
     lat = np.asarray(latitude, dtype=np.float64)
     lon = np.asarray(longitude, dtype=np.float64)
@@ -192,9 +210,15 @@ class MantelResult:
     alternative: str = "greater"
 
 
-def mantel(x: np.ndarray, y: np.ndarray, permutations: int = 9999, method: str = "spearman",
-           alternative: str = "greater", seed: int | None = 0, exact: bool | None = None
-           ) -> MantelResult:
+def mantel(
+    x: np.ndarray,
+    y: np.ndarray,
+    permutations: int = 9999,
+    method: str = "spearman",
+    alternative: str = "greater",
+    seed: int | None = 0,
+    exact: bool | None = None,
+) -> MantelResult:
     """Mantel test: correlation between two square distance matrices over the same entities.
 
     ``r`` is Pearson's (``method="pearson"``) or Spearman's correlation of the upper
@@ -235,15 +259,14 @@ def mantel(x: np.ndarray, y: np.ndarray, permutations: int = 9999, method: str =
     if n <= 64:  # small tables: gather many permutations' upper triangles at once
         step = max(1, _BATCH_ELEMENTS // len(a))
         for start in range(0, len(perms), step):
-            p = perms[start:start + step]
-            null[start:start + step] = square[p[:, iu], p[:, ju]] @ a / denom
+            p = perms[start : start + step]
+            null[start : start + step] = square[p[:, iu], p[:, ju]] @ a / denom
     else:  # large tables: whole-row then whole-column copies beat scattered gathers
         upper = np.zeros((n, n))
         upper[iu, ju] = a
         for k, p in enumerate(perms):
             null[k] = np.einsum("ij,ij->", square[p][:, p], upper) / denom
-    return MantelResult(r, _p_value(null, r, alternative, use_exact), n, len(perms), use_exact,
-                        method, alternative)
+    return MantelResult(r, _p_value(null, r, alternative, use_exact), n, len(perms), use_exact, method, alternative)
 
 
 # ---------------------------------------------------------------------------- Procrustes
@@ -286,11 +309,12 @@ def procrustes_r2(points: np.ndarray, target: np.ndarray) -> float:
     if nx == 0 or ny == 0:
         return float("nan")
     s = np.linalg.svd(ys.T @ xs, compute_uv=False).sum()
-    return float(min(1.0, s ** 2))
+    return float(min(1.0, s**2))
 
 
-def procrustes_test(points: np.ndarray, target: np.ndarray, permutations: int = 9999,
-                    seed: int | None = 0, exact: bool | None = None) -> ProcrustesResult:
+def procrustes_test(
+    points: np.ndarray, target: np.ndarray, permutations: int = 9999, seed: int | None = 0, exact: bool | None = None
+) -> ProcrustesResult:
     """Orthogonal Procrustes fit of ``points`` (e.g. a 2-D projection of embeddings) onto
     ``target`` (map coordinates) and a permutation test of its ``r2``.
 
@@ -314,20 +338,18 @@ def procrustes_test(points: np.ndarray, target: np.ndarray, permutations: int = 
     ys, ycentre, ny = _standardise(target)
     use_exact = _use_exact(n_orderings(n), exact)
     if nx == 0 or ny == 0:
-        return ProcrustesResult(float("nan"), float("nan"), n, 0, use_exact,
-                                np.tile(ycentre, (n, 1)))
+        return ProcrustesResult(float("nan"), float("nan"), n, 0, use_exact, np.tile(ycentre, (n, 1)))
     rot, scale = orthogonal_procrustes(xs, ys)  # xs @ rot ~ ys; scale = sum of singular values
-    r2 = float(min(1.0, scale ** 2))
+    r2 = float(min(1.0, scale**2))
     aligned = (xs @ rot) * scale * ny + ycentre
     perms = _permutations(n, permutations, np.random.default_rng(seed), use_exact)
     null = np.empty(len(perms))
     step = max(1, _BATCH_ELEMENTS // (n * cols))
     for start in range(0, len(perms), step):
-        p = perms[start:start + step]
+        p = perms[start : start + step]
         m = np.einsum("nj,bnk->bjk", ys, xs[p])  # (batch, cols, cols) cross-covariances
-        null[start:start + step] = np.linalg.svd(m, compute_uv=False).sum(axis=1) ** 2
-    return ProcrustesResult(r2, _p_value(null, r2, "greater", use_exact), n, len(perms), use_exact,
-                            aligned)
+        null[start : start + step] = np.linalg.svd(m, compute_uv=False).sum(axis=1) ** 2
+    return ProcrustesResult(r2, _p_value(null, r2, "greater", use_exact), n, len(perms), use_exact, aligned)
 
 
 # ---------------------------------------------------------------------------- neighbours

@@ -1,4 +1,5 @@
 """What a trainer is, and what the built-in trainers share."""
+
 from __future__ import annotations
 
 import contextlib
@@ -127,8 +128,10 @@ class EncodedRows:
     def __post_init__(self) -> None:
         n = len(self.codes)
         if self.codes.ndim != 2 or not self.codes.shape[1] == len(self.categorical) == len(self.embeddings):
-            raise ValueError(f"EncodedRows: codes {self.codes.shape} need one column per categorical input "
-                             f"({len(self.categorical)}) and one embedding matrix each ({len(self.embeddings)})")
+            raise ValueError(
+                f"EncodedRows: codes {self.codes.shape} need one column per categorical input "
+                f"({len(self.categorical)}) and one embedding matrix each ({len(self.embeddings)})"
+            )
         if len(self.continuous) != n or len(self.target) != n or len(self.prediction) != n:
             raise ValueError(f"EncodedRows: continuous, target and prediction must have the {n} rows of codes")
         if self.task not in ("regression", "classify"):
@@ -167,9 +170,17 @@ def option_defaults(options: list[click.Option]) -> dict[str, Any]:
     return command.make_context("defaults", [], resilient_parsing=True).params
 
 
-def run_meta(dataset: Dataset, trainer: Trainer, config: dict[str, Any], seed: int,
-             metrics: dict[str, float], history: list[dict], *, task: str | None = None,
-             **extra: Any) -> dict[str, Any]:
+def run_meta(
+    dataset: Dataset,
+    trainer: Trainer,
+    config: dict[str, Any],
+    seed: int,
+    metrics: dict[str, float],
+    history: list[dict],
+    *,
+    task: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """The run.json content every trainer writes; ``task`` (``"regression"``/``"classify"``:
     what the model predicts, read back as ``Run.task``) is recorded when given."""
     return {

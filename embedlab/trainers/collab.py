@@ -15,6 +15,7 @@ Defaults were chosen on the real MovieLens 100K u1 split (see README, Benchmarks
 the rating day) as a factorization machine (:mod:`embedlab.trainers.collab_features`);
 ``--preset hybrid`` is its measured recipe (docs/hybrid.md).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -50,10 +51,27 @@ NN_LAYERS = (100, 50)
 #: plain id model (u1 RMSE 0.9088 at seed 42); ``hybrid`` the factorization machine over side
 #: columns, implicit feedback and the rating day (docs/hybrid.md), lr/wd tuned for adamw.
 PRESETS: dict[str, dict[str, Any]] = {
-    "default": {"features": "ids", "n_factors": 100, "reg": 0.05, "epochs": 5, "bs": 256, "init_std": 0.01,
-                "members": 1},
-    "hybrid": {"features": "side+implicit+day", "n_factors": 64, "reg": 0.0, "epochs": 7, "bs": 1024,
-               "lr": 5e-3, "wd": 2.0, "bias_wd": 0.0, "init_std": 0.05, "members": 3},
+    "default": {
+        "features": "ids",
+        "n_factors": 100,
+        "reg": 0.05,
+        "epochs": 5,
+        "bs": 256,
+        "init_std": 0.01,
+        "members": 1,
+    },
+    "hybrid": {
+        "features": "side+implicit+day",
+        "n_factors": 64,
+        "reg": 0.0,
+        "epochs": 7,
+        "bs": 1024,
+        "lr": 5e-3,
+        "wd": 2.0,
+        "bias_wd": 0.0,
+        "init_std": 0.05,
+        "members": 3,
+    },
 }
 
 
@@ -69,58 +87,104 @@ class CollabOptions(FitOptions):
 
     fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled(lr=5e-3, wd=0.05)
 
-    preset: str = option("default", choices=sorted(PRESETS), case_sensitive=True,
-                         help="Model and training recipe: 'default' (user and item ids only) or 'hybrid' (a "
-                              "factorization machine over the ids, the dataset's side columns, implicit feedback "
-                              "and the rating day; see docs/hybrid.md). Options given explicitly override it.")
+    preset: str = option(
+        "default",
+        choices=sorted(PRESETS),
+        case_sensitive=True,
+        help="Model and training recipe: 'default' (user and item ids only) or 'hybrid' (a "
+        "factorization machine over the ids, the dataset's side columns, implicit feedback "
+        "and the rating day; see docs/hybrid.md). Options given explicitly override it.",
+    )
     features: str | None = option(
-        None, show_default=False,
+        None,
+        show_default=False,
         help="What a user and an item are made of (--model dot), parts joined by '+': ids (the ids "
-             "alone: the plain dot-product model), side (the columns the dataset declares, e.g. age "
-             "bucket, occupation, genres), implicit (the items a user rated and the users who rated an "
-             "item, training rows only), day (the rating day). E.g. side+implicit+day. Each feature is "
-             "an embedding table of the run." + _preset_note("features"))
-    model: str = option("dot", choices=MODELS, case_sensitive=True,
-                        help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
-                             "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
-                             "collab_learner(use_nn=True)); both save user and item tables.")
-    layers: str | None = option(None, help="--model nn: hidden layer widths, comma-separated (default 100,50, "
-                                           "fastbook chapter 8's).")
-    ps: str | None = option(None, help="--model nn: dropout after each hidden layer, comma-separated, one per "
-                                       "layer (fastai's ps; default 0).")
-    emb_drop: float | None = option(None, min=0, max=1, max_open=True,
-                                    help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; "
-                                         "default 0).")
-    n_factors: int | None = option(None, min=1, max=4096, show_default=False,
-                                   help="Embedding size (latent factors) of users and items." + _preset_note("n_factors"))
+        "alone: the plain dot-product model), side (the columns the dataset declares, e.g. age "
+        "bucket, occupation, genres), implicit (the items a user rated and the users who rated an "
+        "item, training rows only), day (the rating day). E.g. side+implicit+day. Each feature is "
+        "an embedding table of the run." + _preset_note("features"),
+    )
+    model: str = option(
+        "dot",
+        choices=MODELS,
+        case_sensitive=True,
+        help="dot: user . item + biases (lesson 5's EmbeddingDotBias); nn: the user and item "
+        "embeddings (fastai's size rule) concatenated into an MLP (fastai's EmbeddingNN, "
+        "collab_learner(use_nn=True)); both save user and item tables.",
+    )
+    layers: str | None = option(
+        None, help="--model nn: hidden layer widths, comma-separated (default 100,50, fastbook chapter 8's)."
+    )
+    ps: str | None = option(
+        None,
+        help="--model nn: dropout after each hidden layer, comma-separated, one per layer (fastai's ps; default 0).",
+    )
+    emb_drop: float | None = option(
+        None,
+        min=0,
+        max=1,
+        max_open=True,
+        help="--model nn: dropout on the concatenated embeddings (fastai's embed_p; default 0).",
+    )
+    n_factors: int | None = option(
+        None,
+        min=1,
+        max=4096,
+        show_default=False,
+        help="Embedding size (latent factors) of users and items." + _preset_note("n_factors"),
+    )
     reg: float | None = option(
-        None, min=0, show_default=False,
+        None,
+        min=0,
+        show_default=False,
         help="L2 penalty on the embedding rows each batch looks up (per rating, so an entity is regularised "
-             "in proportion to how often it is seen, as in classic matrix factorisation). Works with --wd, "
-             "which shrinks whole tables. With --features: on the composed user and item vectors."
-             + _preset_note("reg"))
+        "in proportion to how often it is seen, as in classic matrix factorisation). Works with --wd, "
+        "which shrinks whole tables. With --features: on the composed user and item vectors." + _preset_note("reg"),
+    )
     members: int | None = option(
-        None, min=1, max=64, show_default=False,
+        None,
+        min=1,
+        max=64,
+        show_default=False,
         help="--features: train this many factorization machines side by side, each from its own random "
-             "start and with its own loss, and predict their mean (an ensemble over initialisations; the "
-             "tables hold the members' vectors side by side)." + _preset_note("members"))
-    bias_wd: float | None = option(None, min=0, help="Weight decay of the bias group alone (default: --wd; "
-                                                     "--preset hybrid: 0).")
-    y_range: Any = option(None, type=(float, float), help="Output range LO HI of the sigmoid; default: the "
-                                                          "rating scale, widened by 10% at the top (0 5.5 for "
-                                                          "1-5 stars).")
-    threads: int = option(1, min=0, help="Torch threads while training (0: torch's default). One is fastest for "
-                                         "these small batches, and much faster when the machine is busy.")
-    device: str = option("auto", help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N. Under torchrun, "
-                                      "cuda is each rank's cuda:LOCAL_RANK.")
-    shard_data: bool = option(False, section="distributed", show_default=False, negatable=False,
-                              help="Under torchrun: each process keeps only its 1/N shard of the training rows "
-                                   "(else every process holds them all and takes its slice of each global "
-                                   "batch, which reproduces a 1-process run).")
+        "start and with its own loss, and predict their mean (an ensemble over initialisations; the "
+        "tables hold the members' vectors side by side)." + _preset_note("members"),
+    )
+    bias_wd: float | None = option(
+        None, min=0, help="Weight decay of the bias group alone (default: --wd; --preset hybrid: 0)."
+    )
+    y_range: Any = option(
+        None,
+        type=(float, float),
+        help="Output range LO HI of the sigmoid; default: the "
+        "rating scale, widened by 10% at the top (0 5.5 for "
+        "1-5 stars).",
+    )
+    threads: int = option(
+        1,
+        min=0,
+        help="Torch threads while training (0: torch's default). One is fastest for "
+        "these small batches, and much faster when the machine is busy.",
+    )
+    device: str = option(
+        "auto",
+        help="auto (CUDA when torch sees a GPU), cpu, cuda or cuda:N. Under torchrun, "
+        "cuda is each rank's cuda:LOCAL_RANK.",
+    )
+    shard_data: bool = option(
+        False,
+        section="distributed",
+        show_default=False,
+        negatable=False,
+        help="Under torchrun: each process keeps only its 1/N shard of the training rows "
+        "(else every process holds them all and takes its slice of each global "
+        "batch, which reproduces a 1-process run).",
+    )
     sparse: str = sparse_field()
     kernel: str = option("auto", choices=KERNELS, case_sensitive=True, help=KERNEL_HELP)
-    init_std: float | None = option(None, min=0, show_default=False,
-                                    help="Standard deviation of the initial embeddings." + _preset_note("init_std"))
+    init_std: float | None = option(
+        None, min=0, show_default=False, help="Standard deviation of the initial embeddings." + _preset_note("init_std")
+    )
     epochs: int | None = restated(FitOptions, "epochs", None, show_default=False, note=_preset_note("epochs"))
     bs: int | None = restated(FitOptions, "bs", None, show_default=False, note=_preset_note("bs"))
 
@@ -142,16 +206,24 @@ def nn_settings(config: dict[str, Any]) -> dict[str, Any]:
             raise UsageError(f"{', '.join(given)} shape the neural model: add --model nn")
         return {}
     layers = config.get("layers")
-    layers = list(NN_LAYERS) if layers in (None, "") else (
-        _int_list(layers, "--layers") if isinstance(layers, str) else [int(h) for h in layers])
+    layers = (
+        list(NN_LAYERS)
+        if layers in (None, "")
+        else (_int_list(layers, "--layers") if isinstance(layers, str) else [int(h) for h in layers])
+    )
     ps = config.get("ps")
-    ps = [0.0] * len(layers) if ps in (None, "") else (
-        _int_list(ps, "--ps", float) if isinstance(ps, str) else [float(p) for p in ps])
+    ps = (
+        [0.0] * len(layers)
+        if ps in (None, "")
+        else (_int_list(ps, "--ps", float) if isinstance(ps, str) else [float(p) for p in ps])
+    )
     if len(ps) == 1 and len(layers) > 1:
         ps = ps * len(layers)
     if len(ps) != len(layers):
-        raise UsageError(f"--ps has {len(ps)} values for {len(layers)} hidden layers "
-                         f"(--layers {','.join(map(str, layers))}); give one per layer")
+        raise UsageError(
+            f"--ps has {len(ps)} values for {len(layers)} hidden layers "
+            f"(--layers {','.join(map(str, layers))}); give one per layer"
+        )
     return {"layers": layers, "ps": ps, "emb_drop": float(config.get("emb_drop") or 0.0)}
 
 
@@ -188,8 +260,15 @@ class CollabTrainer:
 
         from embedlab.training import distributed
         from embedlab.training.learner import Learner, seed_everything
-        from embedlab.trainers.collab_features import (NOT_FUSED, check_options, composed_l2, hybrid, member_mse,
-                                                       parse_features, slots as feature_slots)
+        from embedlab.trainers.collab_features import (
+            NOT_FUSED,
+            check_options,
+            composed_l2,
+            hybrid,
+            member_mse,
+            parse_features,
+            slots as feature_slots,
+        )
         from embedlab.training.models import DotBias, EmbeddingNN
 
         parts = parse_features(config.get("features"))
@@ -214,8 +293,12 @@ class CollabTrainer:
         feats = hybrid(ds, parts, users, items, entity) if parts else None
 
         def tensors(df):
-            return (_codes(df[u], users), _codes(df[i], items), *(feats.tensors(ds, df) if feats else ()),
-                    torch.tensor(df[r].to_numpy(dtype=np.float32)))
+            return (
+                _codes(df[u], users),
+                _codes(df[i], items),
+                *(feats.tensors(ds, df) if feats else ()),
+                torch.tensor(df[r].to_numpy(dtype=np.float32)),
+            )
 
         train = tensors(ds.train)
         if ddp and config.get("shard_data") and not shard:  # the loader read everything: drop the rest
@@ -235,27 +318,50 @@ class CollabTrainer:
             check_options(config, neural)
         opt = fit_config(config, CollabOptions).opt
         sparse_mode = config.get("sparse")
-        if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS \
-                and not neural:
+        if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS and not neural:
             sparse_mode = "on"  # the fused step is the sparse path's update, at any table size
-        sparse, notice = (False, None) if neural or feats is not None else resolve_sparse(
-            sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
+        sparse, notice = (
+            (False, None)
+            if neural or feats is not None
+            else resolve_sparse(sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
+        )
         if notice and progress and distributed.is_writer():
             click.echo(notice, err=True)
-        kernel = ("autograd", NOT_FUSED) if feats is not None else \
-            _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
+        kernel = (
+            ("autograd", NOT_FUSED)
+            if feats is not None
+            else _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
+        )
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
         if feats is not None:
             model = feats.model(config["n_factors"], tuple(y_range), config["init_std"], config.get("members") or 1)
         elif neural:
-            model = EmbeddingNN(len(users), len(items), layers=neural["layers"], ps=neural["ps"],
-                                emb_drop=neural["emb_drop"], y_range=tuple(y_range), init_std=config["init_std"])
+            model = EmbeddingNN(
+                len(users),
+                len(items),
+                layers=neural["layers"],
+                ps=neural["ps"],
+                emb_drop=neural["emb_drop"],
+                y_range=tuple(y_range),
+                init_std=config["init_std"],
+            )
         else:
-            model = DotBias(len(users), len(items), config["n_factors"], tuple(y_range),
-                            init_std=config["init_std"], sparse=sparse)
-        model.classes = {role: self._table(role, keys, torch.zeros(len(keys), 0), None, ds, roles[role],
-                                           sharded=bool(shard), entity=entity.get(role))
-                         for role, keys in (("user", users), ("item", items))}
+            model = DotBias(
+                len(users), len(items), config["n_factors"], tuple(y_range), init_std=config["init_std"], sparse=sparse
+            )
+        model.classes = {
+            role: self._table(
+                role,
+                keys,
+                torch.zeros(len(keys), 0),
+                None,
+                ds,
+                roles[role],
+                sharded=bool(shard),
+                entity=entity.get(role),
+            )
+            for role, keys in (("user", users), ("item", items))
+        }
         model.columns = {role: roles[role] for role in ("user", "item", "rating")}  # learn.predict(row) reads them
         model.features = feats
         if config.get("bias_wd") is not None:
@@ -267,17 +373,29 @@ class CollabTrainer:
         learner_cls = distributed.DistributedLearner if ddp else Learner
         if (config.get("members") or 1) > 1 and feats is None:
             raise UsageError(f"--members {config['members']}: members are factorization machines; add --features")
-        learner = learner_cls(model, train, valid, **kw,
-                              loss_fn=member_mse if feats is not None else nn.functional.mse_loss,
-                              metrics=rating_metrics, bs=config["bs"], seed=config["seed"],
-                              regularizer=(composed_l2 if feats is not None else _row_l2)(
-                                  config["reg"]) if config.get("reg") else None)
+        learner = learner_cls(
+            model,
+            train,
+            valid,
+            **kw,
+            loss_fn=member_mse if feats is not None else nn.functional.mse_loss,
+            metrics=rating_metrics,
+            bs=config["bs"],
+            seed=config["seed"],
+            regularizer=(composed_l2 if feats is not None else _row_l2)(config["reg"]) if config.get("reg") else None,
+        )
         slots = feature_slots(model, users, items) if feats is not None else None
         if slots is None:
-            biases = {role: (model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None
-                             else None) for role in ("user", "item")}
-            slots = {"user": Slot(users, model.user_emb.weight, biases["user"]),
-                     "item": Slot(items, model.item_emb.weight, biases["item"])}
+            biases = {
+                role: (
+                    model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None else None
+                )
+                for role in ("user", "item")
+            }
+            slots = {
+                "user": Slot(users, model.user_emb.weight, biases["user"]),
+                "item": Slot(items, model.item_emb.weight, biases["item"]),
+            }
         init_from_config(config, slots, learner, progress=progress)
         learner.kernel = kernel  # (name, why not fused): run.json's model.kernel / kernel_reason
         if kernel[0] == "fused":
@@ -292,8 +410,9 @@ class CollabTrainer:
 
         prepared = self.prepare(ds, config, progress)
         with torch_threads(prepared.threads):
-            fit = prepared.learner.fit(prepared.fit_config, progress=progress and distributed.is_writer(),
-                                       checkpoint=checkpoint)
+            fit = prepared.learner.fit(
+                prepared.fit_config, progress=progress and distributed.is_writer(), checkpoint=checkpoint
+            )
         return prepared.finish(fit)
 
     def prepare(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> Prepared:
@@ -306,13 +425,26 @@ class CollabTrainer:
         fit_cfg = fit_config(config, self.options)
         config.update(fit_cfg.to_config())
         config.update(nn_settings(config))  # the neural model's resolved layers, ps and emb_drop
-        return Prepared(learner, config, fit_cfg,
-                        lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit,
-                                                 learner.kernel),
-                        threads=config.get("threads"))
+        return Prepared(
+            learner,
+            config,
+            fit_cfg,
+            lambda fit: self._finish(ds, config, users, items, model, y_range, entity, fit, learner.kernel),
+            threads=config.get("threads"),
+        )
 
-    def _finish(self, ds: Dataset, config: dict[str, Any], users: pd.Index, items: pd.Index, model: DotBias,
-                y_range: tuple, entity: dict, fit: Any, kernel: tuple = ("autograd", None)) -> Run:
+    def _finish(
+        self,
+        ds: Dataset,
+        config: dict[str, Any],
+        users: pd.Index,
+        items: pd.Index,
+        model: DotBias,
+        y_range: tuple,
+        entity: dict,
+        fit: Any,
+        kernel: tuple = ("autograd", None),
+    ) -> Run:
         model.looked_up = None
         metrics = {k: v for k, v in fit.final.items() if k.startswith("valid_")}
         metrics["train_seconds"] = fit.train_seconds
@@ -325,29 +457,60 @@ class CollabTrainer:
 
             vectors = composed(model)
         else:
-            vectors = {role: (model.user_emb.weight if role == "user" else model.item_emb.weight,
-                              None if model.bias_table(role == "item") is None
-                              else model.bias_table(role == "item").weight) for role in ("user", "item")}
-        tables = {role: self._table(role, keys, *vectors[role], ds, ds.roles[role], sharded=bool(shard),
-                                    entity=entity.get(role))
-                  for role, keys in (("user", users), ("item", items))}
+            vectors = {
+                role: (
+                    model.user_emb.weight if role == "user" else model.item_emb.weight,
+                    None if model.bias_table(role == "item") is None else model.bias_table(role == "item").weight,
+                )
+                for role in ("user", "item")
+            }
+        tables = {
+            role: self._table(
+                role, keys, *vectors[role], ds, ds.roles[role], sharded=bool(shard), entity=entity.get(role)
+            )
+            for role, keys in (("user", users), ("item", items))
+        }
         if feats is not None:
             tables.update(feature_tables(ds, feats, model))
         columns = {role: ds.roles[role] for role in ("user", "item", "rating")}
         kernels = {"kernel": kernel[0], **({"kernel_reason": kernel[1]} if kernel[1] else {})}
         if feats is not None:
-            record = {"class": "HybridDot", "n_users": len(users), "n_items": len(items),
-                      "n_factors": config["n_factors"], "members": model.members, "y_range": list(y_range),
-                      "sparse": False, "columns": columns, **kernels, **feats.record()}
+            record = {
+                "class": "HybridDot",
+                "n_users": len(users),
+                "n_items": len(items),
+                "n_factors": config["n_factors"],
+                "members": model.members,
+                "y_range": list(y_range),
+                "sparse": False,
+                "columns": columns,
+                **kernels,
+                **feats.record(),
+            }
         elif getattr(model, "hparams", None) is not None:  # the neural model
-            record = {"class": "EmbeddingNN", "hparams": model.hparams, "n_users": len(users),
-                      "n_items": len(items), "y_range": list(y_range), "columns": columns, **kernels}
+            record = {
+                "class": "EmbeddingNN",
+                "hparams": model.hparams,
+                "n_users": len(users),
+                "n_items": len(items),
+                "y_range": list(y_range),
+                "columns": columns,
+                **kernels,
+            }
         else:
-            record = {"class": "DotBias", "n_users": len(users), "n_items": len(items),
-                      "n_factors": config["n_factors"], "y_range": list(y_range), "sparse": model.sparse,
-                      "columns": columns, **kernels}
-        meta = run_meta(ds, self, config, config["seed"], metrics, fit.history, task="regression",
-                        **fit.record(), model=record)
+            record = {
+                "class": "DotBias",
+                "n_users": len(users),
+                "n_items": len(items),
+                "n_factors": config["n_factors"],
+                "y_range": list(y_range),
+                "sparse": model.sparse,
+                "columns": columns,
+                **kernels,
+            }
+        meta = run_meta(
+            ds, self, config, config["seed"], metrics, fit.history, task="regression", **fit.record(), model=record
+        )
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
         return Run(meta, tables, tensors)
 
@@ -365,8 +528,9 @@ class CollabTrainer:
             return predict_pairs(run, frame, f"{data.name}'s rows")
         return predict_pairs(run, data)
 
-    def recommend(self, run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = None,
-                  include_rated: bool = False) -> pd.DataFrame:
+    def recommend(
+        self, run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = None, include_rated: bool = False
+    ) -> pd.DataFrame:
         """Each user's top ``k`` items, without the items ``rated`` holds for that user (the
         training ratings) unless ``include_rated``; see
         :func:`embedlab.trainers.collab_predict.recommend`."""
@@ -380,8 +544,16 @@ class CollabTrainer:
         return learner.lr_find(config=fit_config(config, self.options), progress=progress)
 
     @staticmethod
-    def _table(name: str, keys: pd.Index, vectors, bias, ds: Dataset, key_col: str,
-               sharded: bool = False, entity: str | None = None) -> EmbeddingTable:
+    def _table(
+        name: str,
+        keys: pd.Index,
+        vectors,
+        bias,
+        ds: Dataset,
+        key_col: str,
+        sharded: bool = False,
+        entity: str | None = None,
+    ) -> EmbeddingTable:
         stats = collab_entity_stats(ds.train, key_col, ds.roles["rating"]).reindex(keys)
         if sharded:  # this rank's training rows only: sum counts and ratings over the ranks
             from embedlab.training import distributed
@@ -390,28 +562,39 @@ class CollabTrainer:
             total = distributed.all_reduce_sum((stats["mean_rating"].astype(np.float64) * count).fillna(0).to_numpy())
             count = distributed.all_reduce_sum(count)
             with np.errstate(invalid="ignore", divide="ignore"):
-                stats = pd.DataFrame({"count": count, "mean_rating": np.where(count > 0, total / count, np.nan)},
-                                     index=keys)
+                stats = pd.DataFrame(
+                    {"count": count, "mean_rating": np.where(count > 0, total / count, np.nan)}, index=keys
+                )
         stats["count"] = stats["count"].fillna(0).astype(int)
         meta = ds.entities.get(entity) if entity is not None else None
         if meta is not None:
             meta = meta.reindex(keys)
-            labels = meta["label"].fillna(pd.Series(keys.astype(str), index=keys)) \
-                if "label" in meta else pd.Series(keys.astype(str), index=keys)
+            labels = (
+                meta["label"].fillna(pd.Series(keys.astype(str), index=keys))
+                if "label" in meta
+                else pd.Series(keys.astype(str), index=keys)
+            )
             extra = meta.drop(columns=["label"], errors="ignore").drop(
-                columns=[c for c in ("count", "mean_rating") if c in meta], errors="ignore")
+                columns=[c for c in ("count", "mean_rating") if c in meta], errors="ignore"
+            )
             metadata = pd.concat([stats, extra], axis=1)
         else:
             labels = pd.Series(keys.astype(str), index=keys)
             metadata = stats
         return EmbeddingTable(
-            name=name, keys=keys.to_numpy(), labels=labels.astype(str).to_numpy(),
+            name=name,
+            keys=keys.to_numpy(),
+            labels=labels.astype(str).to_numpy(),
             vectors=vectors.detach().cpu().numpy().copy(),
             bias_values=None if bias is None else bias.detach().cpu().numpy().reshape(-1).copy(),
             metadata=metadata.reset_index(drop=True),
-            attrs={"count_column": "count", "target_column": "mean_rating",
-                   **({"entity_table": entity} if entity not in (None, name) else {}),
-                   **(dict(meta.attrs) if meta is not None else {})})
+            attrs={
+                "count_column": "count",
+                "target_column": "mean_rating",
+                **({"entity_table": entity} if entity not in (None, name) else {}),
+                **(dict(meta.attrs) if meta is not None else {}),
+            },
+        )
 
 
 def _loader_shard(ds: Dataset, config: dict[str, Any], ddp: bool) -> dict | None:
@@ -424,22 +607,26 @@ def _loader_shard(ds: Dataset, config: dict[str, Any], ddp: bool) -> dict | None
 
     mine = {"rank": distributed.rank(), "world": distributed.world_size(), "seed": config["seed"]}
     if not (ddp and config.get("shard_data")) or any(shard.get(k) != v for k, v in mine.items()):
-        raise UsageError(f"{ds.name}: the data holds only the shard {dict((k, shard.get(k)) for k in mine)} "
-                         f"but this process is {mine} (shard_data={bool(config.get('shard_data'))}); "
-                         f"load it again for this process")
+        raise UsageError(
+            f"{ds.name}: the data holds only the shard {dict((k, shard.get(k)) for k in mine)} "
+            f"but this process is {mine} (shard_data={bool(config.get('shard_data'))}); "
+            f"load it again for this process"
+        )
     return shard
 
 
-def _choose_kernel(mode: str | None, sparse: bool, opt: str, device, ddp: bool, progress: bool,
-                   neural: Any = None) -> tuple:
+def _choose_kernel(
+    mode: str | None, sparse: bool, opt: str, device, ddp: bool, progress: bool, neural: Any = None
+) -> tuple:
     """(``fused`` | ``autograd``, why not fused or None) for ``--kernel``; ``auto`` says why it
     falls back where a user could have expected the fused step (not for the small, dense tables
     of the default path: that is recorded in run.json only)."""
     from embedlab.training import distributed
     from embedlab.training.fused_collab import choose_kernel
 
-    kernel, why = choose_kernel(mode, sparse=sparse, opt=opt, device=device.type, distributed=ddp,
-                                model="nn" if neural else "dot")
+    kernel, why = choose_kernel(
+        mode, sparse=sparse, opt=opt, device=device.type, distributed=ddp, model="nn" if neural else "dot"
+    )
     if why and mode in (None, "auto") and sparse and progress and distributed.is_writer():
         click.echo(f"--kernel auto: training with autograd, because {why}", err=True)
     return kernel, why
@@ -452,6 +639,7 @@ def _row_l2(reg: float):
     same penalty, without a second sparse gradient per table to coalesce. The dense path looks
     the rows up again, exactly as the ml-100k defaults were tuned.
     """
+
     def penalty(model: DotBias, inputs) -> torch.Tensor:
         users, items = inputs
         rows, model.looked_up = model.looked_up, None
@@ -466,8 +654,8 @@ def _row_l2(reg: float):
 
 def rating_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     err = pred - target
-    mse = float((err ** 2).mean())
-    return {"valid_mse": mse, "valid_rmse": mse ** 0.5, "valid_mae": float(err.abs().mean())}
+    mse = float((err**2).mean())
+    return {"valid_mse": mse, "valid_rmse": mse**0.5, "valid_mae": float(err.abs().mean())}
 
 
 @hookimpl
@@ -478,8 +666,5 @@ def embedlab_register_trainers(register):
 def __getattr__(name: str) -> Any:
     """``OPTIONS``, the old list of click options: still there, with a deprecation warning."""
     if name == "OPTIONS":
-        from embedlab.deprecations import OPTIONS_LIST
-
-        OPTIONS_LIST.warn(module=__name__, new="CollabOptions")
-        return CollabOptions.click_options()
+        return CollabOptions.old_options_list(__name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,6 +13,7 @@ sum of the embeddings of its features:
 Each feature becomes an ordinary embedding table of the run (named after its column; the
 implicit ones ``rated`` and ``raters``, the day ``day``), so analyses apply to them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -35,8 +36,7 @@ def parse_features(text: Any) -> tuple[str, ...]:
     parts = [p.strip() for p in str(text or "ids").split("+") if p.strip()]
     bad = [p for p in parts if p not in FEATURE_PARTS]
     if bad or not parts:
-        raise UsageError(f"--features {text!r}: combine {', '.join(FEATURE_PARTS)} with '+', "
-                         f"e.g. side+implicit+day")
+        raise UsageError(f"--features {text!r}: combine {', '.join(FEATURE_PARTS)} with '+', e.g. side+implicit+day")
     return tuple(p for p in FEATURE_PARTS[1:] if p in parts)
 
 
@@ -70,8 +70,15 @@ def _multi(values: pd.Series) -> pd.Series:
     return values.dropna().astype(str).str.split("|").apply(lambda v: [x for x in v if x])
 
 
-def side_layout(ds: Dataset, role: str, keys: pd.Index, other: pd.Index, parts: tuple[str, ...],
-                entity_table: str | None, other_labels: pd.Series | None = None) -> SideLayout:
+def side_layout(
+    ds: Dataset,
+    role: str,
+    keys: pd.Index,
+    other: pd.Index,
+    parts: tuple[str, ...],
+    entity_table: str | None,
+    other_labels: pd.Series | None = None,
+) -> SideLayout:
     """The features of every entity of ``role`` (``keys``, in code order). Implicit feedback
     comes from ``ds.train`` only: a validation row never enters a bag."""
     col, other_col = ds.roles[role], ds.roles["item" if role == "user" else "user"]
@@ -82,8 +89,10 @@ def side_layout(ds: Dataset, role: str, keys: pd.Index, other: pd.Index, parts: 
     meta = ds.entities.get(entity_table) if entity_table else None
     declared = ds.side_features.get(role, {}) if "side" in parts else {}
     if declared and meta is None:
-        raise UsageError(f"{ds.name}: side features {', '.join(declared)} are declared for the {role}s "
-                         f"but the dataset has no {role} table")
+        raise UsageError(
+            f"{ds.name}: side features {', '.join(declared)} are declared for the {role}s "
+            f"but the dataset has no {role} table"
+        )
     for column, kind in declared.items():
         if column not in meta:
             raise UsageError(f"{ds.name}: side feature {column!r} is not a column of the {role} table")
@@ -107,8 +116,9 @@ def side_layout(ds: Dataset, role: str, keys: pd.Index, other: pd.Index, parts: 
         pairs = ds.train[[col, other_col]].drop_duplicates()
         ent, codes = keys.get_indexer(pairs[col]), other.get_indexer(pairs[other_col])
         n = np.bincount(ent, minlength=len(keys))
-        layout.tables.append(FeatureTable("rated" if role == "user" else "raters", role, None, "implicit",
-                                          other, offset, other_labels))
+        layout.tables.append(
+            FeatureTable("rated" if role == "user" else "raters", role, None, "implicit", other, offset, other_labels)
+        )
         ents.append(ent), feats.append(codes + offset), weights.append(1.0 / np.sqrt(n[ent]))
         offset += len(other)
     ent, feat, w = np.concatenate(ents), np.concatenate(feats), np.concatenate(weights)
@@ -174,29 +184,44 @@ class Hybrid:
     def model(self, n_factors: int, y_range, init_std: float, members: int = 1):
         from embedlab.training import HybridDot
 
-        return HybridDot(self.user.bags, self.user.n_feats, self.item.bags, self.item.n_feats, n_factors,
-                         len(self.days) if self.days is not None else 0, y_range, init_std, members=members)
+        return HybridDot(
+            self.user.bags,
+            self.user.n_feats,
+            self.item.bags,
+            self.item.n_feats,
+            n_factors,
+            len(self.days) if self.days is not None else 0,
+            y_range,
+            init_std,
+            members=members,
+        )
 
     def record(self) -> dict[str, Any]:
         """run.json's account of the features: each table's role, column, kind and size."""
-        tables = [{"name": t.name, "role": t.role, "column": t.column, "kind": t.kind, "rows": len(t.keys)}
-                  for layout in (self.user, self.item) for t in layout.tables]
+        tables = [
+            {"name": t.name, "role": t.role, "column": t.column, "kind": t.kind, "rows": len(t.keys)}
+            for layout in (self.user, self.item)
+            for t in layout.tables
+        ]
         if self.days is not None:
-            tables.append({"name": "day", "role": "rating", "column": "timestamp", "kind": "day",
-                           "rows": len(self.days)})
+            tables.append(
+                {"name": "day", "role": "rating", "column": "timestamp", "kind": "day", "rows": len(self.days)}
+            )
         return {"features": "+".join(self.parts), "tables": tables}
 
 
-def hybrid(ds: Dataset, parts: tuple[str, ...], users: pd.Index, items: pd.Index,
-           entity: dict[str, str]) -> Hybrid:
+def hybrid(ds: Dataset, parts: tuple[str, ...], users: pd.Index, items: pd.Index, entity: dict[str, str]) -> Hybrid:
     """The feature layouts of a ``--features`` run (implicit feedback and days: training rows only)."""
     labels = {}
     for role in ("user", "item"):
         meta = ds.entities.get(entity.get(role)) if entity.get(role) else None
         labels[role] = meta["label"].astype(str) if meta is not None and "label" in meta else None
-    return Hybrid(parts, side_layout(ds, "user", users, items, parts, entity.get("user"), labels["item"]),
-                  side_layout(ds, "item", items, users, parts, entity.get("item"), labels["user"]),
-                  day_vocab(ds) if "day" in parts else None)
+    return Hybrid(
+        parts,
+        side_layout(ds, "user", users, items, parts, entity.get("user"), labels["item"]),
+        side_layout(ds, "item", items, users, parts, entity.get("item"), labels["user"]),
+        day_vocab(ds) if "day" in parts else None,
+    )
 
 
 #: run.json's kernel_reason of a --features model
@@ -206,11 +231,14 @@ NOT_FUSED = "--features trains the factorization machine with autograd (the fuse
 def check_options(config: dict[str, Any], neural: Any) -> None:
     """A --features model is the dot-product family: not --model nn, not the fused or sparse step."""
     if neural:
-        raise UsageError(f"--features {config.get('features')}: the features extend the dot-product model; "
-                         f"use --model dot (or --features ids with --model nn)")
+        raise UsageError(
+            f"--features {config.get('features')}: the features extend the dot-product model; "
+            f"use --model dot (or --features ids with --model nn)"
+        )
     if str(config.get("sparse") or "auto").lower() == "on":
-        raise UsageError("--sparse on: a --features model composes every entity each step (dense); "
-                         "use --sparse auto or off")
+        raise UsageError(
+            "--sparse on: a --features model composes every entity each step (dense); use --sparse auto or off"
+        )
     if str(config.get("kernel") or "auto").lower() == "fused":
         raise UsageError(f"--kernel fused: {NOT_FUSED}; use --kernel auto or autograd")
 
@@ -219,8 +247,10 @@ def slots(model, users: pd.Index, items: pd.Index) -> dict[str, Any]:
     """--init-from's slots: the id rows of each side's feature table (the first rows)."""
     from embedlab.training.pretrained import Slot
 
-    return {"user": Slot(users, model.user_feat.weight[:len(users)], model.user_feat_bias.weight[:len(users)]),
-            "item": Slot(items, model.item_feat.weight[:len(items)], model.item_feat_bias.weight[:len(items)])}
+    return {
+        "user": Slot(users, model.user_feat.weight[: len(users)], model.user_feat_bias.weight[: len(users)]),
+        "item": Slot(items, model.item_feat.weight[: len(items)], model.item_feat_bias.weight[: len(items)]),
+    }
 
 
 def composed(model) -> dict[str, tuple]:
@@ -228,8 +258,9 @@ def composed(model) -> dict[str, tuple]:
     import torch
 
     with torch.no_grad():
-        return {role: (vectors, bias.mean(1)) for role in ("user", "item")
-                for vectors, bias in [model.entity_vectors(role)]}
+        return {
+            role: (vectors, bias.mean(1)) for role in ("user", "item") for vectors, bias in [model.entity_vectors(role)]
+        }
 
 
 def member_mse(pred, target):
@@ -241,6 +272,7 @@ def member_mse(pred, target):
 
 def composed_l2(reg: float):
     """``--reg`` for a features model: L2 on the composed user and item vectors a batch uses."""
+
     def penalty(model, inputs):
         uv, _ = model.entity_vectors("user")
         iv, _ = model.entity_vectors("item")
@@ -264,29 +296,52 @@ def feature_tables(ds: Dataset, h: Hybrid, model) -> dict[str, Any]:
             if t.kind == "implicit":  # the vectors of the other role's entities: their counts as such
                 other = ds.roles["item" if layout.role == "user" else "user"]
                 stats = ds.train.groupby(other)[ds.roles["rating"]].agg(["count", "mean"]).reindex(t.keys)
-                meta = pd.DataFrame({"count": stats["count"].fillna(0).astype(int).to_numpy(),
-                                     "mean_rating": stats["mean"].to_numpy()})
-            labels = t.labels.reindex(t.keys).fillna(pd.Series(t.keys.astype(str), index=t.keys)) \
-                if t.labels is not None else pd.Series(t.keys.astype(str), index=t.keys)
-            attrs = {"count_column": "count", "target_column": "mean_rating", "feature_of": layout.role,
-                     "feature_kind": t.kind}
+                meta = pd.DataFrame(
+                    {"count": stats["count"].fillna(0).astype(int).to_numpy(), "mean_rating": stats["mean"].to_numpy()}
+                )
+            labels = (
+                t.labels.reindex(t.keys).fillna(pd.Series(t.keys.astype(str), index=t.keys))
+                if t.labels is not None
+                else pd.Series(t.keys.astype(str), index=t.keys)
+            )
+            attrs = {
+                "count_column": "count",
+                "target_column": "mean_rating",
+                "feature_of": layout.role,
+                "feature_kind": t.kind,
+            }
             if t.kind == "ordinal":
                 attrs["ordinal"] = True
-            out[t.name] = EmbeddingTable(name=t.name, keys=t.keys.to_numpy(), labels=labels.astype(str).to_numpy(),
-                                         vectors=weight[rows].copy(), bias_values=bias[rows].copy(),
-                                         metadata=meta, attrs=attrs)
+            out[t.name] = EmbeddingTable(
+                name=t.name,
+                keys=t.keys.to_numpy(),
+                labels=labels.astype(str).to_numpy(),
+                vectors=weight[rows].copy(),
+                bias_values=bias[rows].copy(),
+                metadata=meta,
+                attrs=attrs,
+            )
     if h.days is not None:
         codes = pd.Series(day_codes(ds, ds.train, h.days) - 1)
-        stats = ds.train[ds.roles["rating"]].groupby(codes.to_numpy()).agg(["count", "mean"]).reindex(
-            range(len(h.days)))
+        stats = (
+            ds.train[ds.roles["rating"]].groupby(codes.to_numpy()).agg(["count", "mean"]).reindex(range(len(h.days)))
+        )
         out["day"] = EmbeddingTable(
-            name="day", keys=h.days.to_numpy(), labels=h.days.to_numpy(),
+            name="day",
+            keys=h.days.to_numpy(),
+            labels=h.days.to_numpy(),
             vectors=model.day_emb.weight.detach().cpu().numpy()[1:].copy(),
             bias_values=model.day_bias.weight.detach().cpu().numpy().mean(1)[1:].copy(),
-            metadata=pd.DataFrame({"count": stats["count"].fillna(0).astype(int).to_numpy(),
-                                   "mean_rating": stats["mean"].to_numpy()}),
-            attrs={"count_column": "count", "target_column": "mean_rating", "feature_of": "rating",
-                   "feature_kind": "day"})
+            metadata=pd.DataFrame(
+                {"count": stats["count"].fillna(0).astype(int).to_numpy(), "mean_rating": stats["mean"].to_numpy()}
+            ),
+            attrs={
+                "count_column": "count",
+                "target_column": "mean_rating",
+                "feature_of": "rating",
+                "feature_kind": "day",
+            },
+        )
     return out
 
 
@@ -300,8 +355,10 @@ def dot_of_run(run, state: dict, y_range):
 
     members = int((run.meta.get("model") or {}).get("members", 1))
     if members > 1:
-        raise UsageError(f"run {run.path or ''}: a --members {members} run averages {members} models' squashed "
-                         f"outputs; predicting from its saved tables is not supported yet")
+        raise UsageError(
+            f"run {run.path or ''}: a --members {members} run averages {members} models' squashed "
+            f"outputs; predicting from its saved tables is not supported yet"
+        )
     user, item = run.table("user"), run.table("item")
     model = DotBias(len(user.keys), len(item.keys), user.vectors.shape[1], tuple(y_range) if y_range else None)
     with torch.no_grad():

@@ -10,6 +10,7 @@ tables' keys in model-row order. The model is rebuilt from them and run exactly 
 A pair whose user or item the run has no row for gets no prediction (NaN) and is named in the
 ``unseen`` column and in ``attrs["coverage"]["warnings"]``; nothing is dropped.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -26,7 +27,7 @@ def model_of_run(run: Run):
     from embedlab.training.models import DotBias, EmbeddingNN
 
     record = run.meta.get("model") or {}
-    state = {k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in run.tensors().items() if k.startswith("model.")}
     if not state:
         raise UsageError(f"run {run.path or ''} holds no model tensors (model.*): it cannot predict")
     y_range = record.get("y_range")
@@ -38,8 +39,9 @@ def model_of_run(run: Run):
         model = EmbeddingNN.from_hparams(record["hparams"])
     else:
         n_users, n_factors = state["user_emb.weight"].shape
-        model = DotBias(int(n_users), int(state["item_emb.weight"].shape[0]), int(n_factors),
-                        tuple(y_range) if y_range else None)
+        model = DotBias(
+            int(n_users), int(state["item_emb.weight"].shape[0]), int(n_factors), tuple(y_range) if y_range else None
+        )
     if record.get("class") != "HybridDot":
         model.load_state_dict(state)
     model.classes = {"user": run.table("user"), "item": run.table("item")}
@@ -72,9 +74,11 @@ def _column(frame: pd.DataFrame, role: str, name: str, source: str) -> str:
     for col in (name, role):
         if col in frame.columns:
             return col
-    raise DataError(f"{source}: no {role} column (looked for {name!r}"
-                    f"{'' if name == role else f' and {role!r}'}); its columns are: "
-                    f"{', '.join(map(str, frame.columns[:12]))}")
+    raise DataError(
+        f"{source}: no {role} column (looked for {name!r}"
+        f"{'' if name == role else f' and {role!r}'}); its columns are: "
+        f"{', '.join(map(str, frame.columns[:12]))}"
+    )
 
 
 def score(model, users: np.ndarray, items: np.ndarray, bs: int = 65536):
@@ -83,7 +87,7 @@ def score(model, users: np.ndarray, items: np.ndarray, bs: int = 65536):
 
     u, i = torch.as_tensor(users, dtype=torch.long), torch.as_tensor(items, dtype=torch.long)
     with torch.no_grad():
-        outs = [model(u[s:s + bs], i[s:s + bs]) for s in range(0, len(u), bs)]
+        outs = [model(u[s : s + bs], i[s : s + bs]) for s in range(0, len(u), bs)]
     return torch.cat(outs) if outs else torch.empty(0)
 
 
@@ -107,9 +111,14 @@ def predict_pairs(run: Run, frame: pd.DataFrame, source: str = "pairs") -> pd.Da
     if known.any():
         model = model_of_run(run)
         pred[known] = score(model, u[known], i[known]).double().numpy()
-    out = pd.DataFrame({ucol: frame[ucol].to_numpy(), icol: frame[icol].to_numpy(),
-                        "user_label": np.where(u >= 0, user.labels[np.maximum(u, 0)], ""),
-                        "item_label": np.where(i >= 0, item.labels[np.maximum(i, 0)], "")})
+    out = pd.DataFrame(
+        {
+            ucol: frame[ucol].to_numpy(),
+            icol: frame[icol].to_numpy(),
+            "user_label": np.where(u >= 0, user.labels[np.maximum(u, 0)], ""),
+            "item_label": np.where(i >= 0, item.labels[np.maximum(i, 0)], ""),
+        }
+    )
     rcol = next((c for c in (cols["rating"], "rating") if c in frame.columns and c not in (ucol, icol)), None)
     if rcol is not None:
         out[rcol] = frame[rcol].to_numpy()
@@ -120,17 +129,24 @@ def predict_pairs(run: Run, frame: pd.DataFrame, source: str = "pairs") -> pd.Da
         missing = codes < 0
         if missing.any():
             examples = ", ".join(map(str, list(dict.fromkeys(frame[col][missing].astype(str)))[:5]))
-            warnings.append(f"{int(missing.sum()):,} of {len(frame):,} pairs have {_a(role)} the run has no row for "
-                            f"(e.g. {examples}): no prediction (NaN; column unseen says which)")
+            warnings.append(
+                f"{int(missing.sum()):,} of {len(frame):,} pairs have {_a(role)} the run has no row for "
+                f"(e.g. {examples}): no prediction (NaN; column unseen says which)"
+            )
         counts = table.count
         if counts is not None:
             cold = (codes >= 0) & (np.asarray(counts)[np.maximum(codes, 0)] == 0)
             if cold.any():
-                warnings.append(f"{int(cold.sum()):,} pairs have {_a(role)} with no training rating: its factors "
-                                f"are untrained, so those predictions rest on the other side alone")
-    out.attrs["coverage"] = {"asked": int(len(frame)), "written": int(known.sum()),
-                             "unseen": {r: int((c < 0).sum()) for r, c in (("user", u), ("item", i)) if (c < 0).any()},
-                             "warnings": warnings}
+                warnings.append(
+                    f"{int(cold.sum()):,} pairs have {_a(role)} with no training rating: its factors "
+                    f"are untrained, so those predictions rest on the other side alone"
+                )
+    out.attrs["coverage"] = {
+        "asked": int(len(frame)),
+        "written": int(known.sum()),
+        "unseen": {r: int((c < 0).sum()) for r, c in (("user", u), ("item", i)) if (c < 0).any()},
+        "warnings": warnings,
+    }
     return out
 
 
@@ -150,8 +166,9 @@ def rated_items(run: Run, rated: pd.DataFrame | None) -> dict[int, np.ndarray]:
     return {int(k): g.to_numpy() for k, g in pairs.groupby("u")["i"]}
 
 
-def recommend(run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = None,
-              include_rated: bool = False) -> pd.DataFrame:
+def recommend(
+    run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = None, include_rated: bool = False
+) -> pd.DataFrame:
     """Each user's ``k`` highest-predicted items: ``user``, ``user_label``, ``rank`` (1..k),
     ``item``, ``item_label``, ``prediction``, ``count`` (the item's training ratings) and
     ``rated`` (whether ``rated`` holds the pair; with ``include_rated=False``, the default,
@@ -183,11 +200,21 @@ def recommend(run: Run, users: Any, k: int = 10, rated: pd.DataFrame | None = No
         if row in seen:
             done[seen[row]] = True
         keep = all_items if include_rated else all_items[~done]
-        top = keep[np.argsort(-scores[keep], kind="stable")[:int(k)]]
-        frames.append(pd.DataFrame({
-            "user": user.keys[row], "user_label": user.labels[row], "rank": np.arange(1, len(top) + 1),
-            "item": item.keys[top], "item_label": item.labels[top], "prediction": scores[top],
-            "count": np.asarray(counts)[top] if counts is not None else np.nan, "rated": done[top]}))
+        top = keep[np.argsort(-scores[keep], kind="stable")[: int(k)]]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "user": user.keys[row],
+                    "user_label": user.labels[row],
+                    "rank": np.arange(1, len(top) + 1),
+                    "item": item.keys[top],
+                    "item_label": item.labels[top],
+                    "prediction": scores[top],
+                    "count": np.asarray(counts)[top] if counts is not None else np.nan,
+                    "rated": done[top],
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out.attrs["notes"] = notes
     return out

@@ -605,8 +605,5 @@ def embedlab_register_trainers(register):
 def __getattr__(name: str) -> Any:
     """``OPTIONS``, the old list of click options: still there, with a deprecation warning."""
     if name == "OPTIONS":
-        from embedlab.deprecations import OPTIONS_LIST
-
-        OPTIONS_LIST.warn(module=__name__, new="TabularOptions")
-        return TabularOptions.click_options()
+        return TabularOptions.old_options_list(__name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ vocabularies, continuous fill values, means and standard deviations) is a
 inputs. Unknown categories (and missing values) map to the reserved code 0, never to an
 exception. Its own module so the trainer (embedlab.trainers.tabular) stays a readable size.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,15 @@ class TabularProcessor:
             filled = values.fillna(fill)
             mean = float(filled.mean()) if len(filled) else 0.0
             std = float(filled.std(ddof=0)) if len(filled) else 1.0
-            conts.append({"name": col, "fill": fill, "mean": mean,
-                          "std": std if std > 1e-12 and math.isfinite(std) else 1.0, "na_indicator": has_na})
+            conts.append(
+                {
+                    "name": col,
+                    "fill": fill,
+                    "mean": mean,
+                    "std": std if std > 1e-12 and math.isfinite(std) else 1.0,
+                    "na_indicator": has_na,
+                }
+            )
             if has_na:
                 cats.append({"name": f"{col}_na", "kind": "int", "vocab": [0, 1], "indicator_of": col})
         return cls(cats, conts)
@@ -78,8 +86,10 @@ class TabularProcessor:
         values = pd.to_numeric(s, errors="coerce")
         bad = values.isna() & s.notna()
         if bad.any():
-            raise DataError(f"continuous column {col!r} has a non-numeric value {s[bad].iloc[0]!r}; "
-                            f"declare it categorical or clean it")
+            raise DataError(
+                f"continuous column {col!r} has a non-numeric value {s[bad].iloc[0]!r}; "
+                f"declare it categorical or clean it"
+            )
         return values.astype("float64")
 
     # -- names
@@ -114,9 +124,11 @@ class TabularProcessor:
     def check_columns(self, df: pd.DataFrame, source: str) -> None:
         missing = [c for c in self.source_columns if c not in df.columns]
         if missing:
-            raise DataError(f"{source}: column {missing[0]!r} is missing ({len(missing)} model "
-                            f"column(s) missing: {', '.join(missing[:8])}); the frame's columns are: "
-                            f"{', '.join(map(str, df.columns[:40]))}")
+            raise DataError(
+                f"{source}: column {missing[0]!r} is missing ({len(missing)} model "
+                f"column(s) missing: {', '.join(missing[:8])}); the frame's columns are: "
+                f"{', '.join(map(str, df.columns[:40]))}"
+            )
 
     def transform(self, df: pd.DataFrame, source: str = "frame") -> tuple[torch.Tensor, torch.Tensor]:
         import torch
@@ -152,25 +164,32 @@ def log_regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str
     t = target.double()
     y, yhat = torch.exp(t), torch.exp(p)
     rel = (y - yhat) / y
-    return {"valid_rmse_log": float(((p - t) ** 2).mean().sqrt()),
-            "valid_rmspe": float((rel ** 2).mean().sqrt()),
-            "valid_mape": float(rel.abs().mean())}
+    return {
+        "valid_rmse_log": float(((p - t) ** 2).mean().sqrt()),
+        "valid_rmspe": float((rel**2).mean().sqrt()),
+        "valid_mape": float(rel.abs().mean()),
+    }
 
 
 def regression_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     err = (pred - target).double()
     var = float(((target.double() - target.double().mean()) ** 2).mean())
-    mse = float((err ** 2).mean())
-    return {"valid_rmse": mse ** 0.5, "valid_mae": float(err.abs().mean()),
-            "valid_r2": 1.0 - mse / var if var > 0 else float("nan")}
+    mse = float((err**2).mean())
+    return {
+        "valid_rmse": mse**0.5,
+        "valid_mae": float(err.abs().mean()),
+        "valid_r2": 1.0 - mse / var if var > 0 else float("nan"),
+    }
 
 
 def classify_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     import torch
 
     logp = torch.log_softmax(pred.double(), 1)
-    return {"valid_accuracy": float((pred.argmax(1) == target).double().mean()),
-            "valid_logloss": float(torch.nn.functional.nll_loss(logp, target))}
+    return {
+        "valid_accuracy": float((pred.argmax(1) == target).double().mean()),
+        "valid_logloss": float(torch.nn.functional.nll_loss(logp, target)),
+    }
 
 
 def rmspe(y: np.ndarray, yhat: np.ndarray) -> float:

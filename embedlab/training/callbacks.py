@@ -22,6 +22,7 @@ finder is one more (:class:`LRFinder`). Pass your own with ``fit(..., cbs=[...])
 them to every fit with ``learn.add_cb(cb)`` (:class:`Threads`; the notebook's live session,
 :class:`embedlab.report.live.Session`, is one).
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,8 +35,16 @@ import numpy as np
 import torch
 
 #: the events of a fit, in the order the loop calls them
-EVENTS = ("before_fit", "before_epoch", "before_batch", "after_step", "after_epoch", "after_fit",
-          "after_cancel_fit", "cleanup_fit")
+EVENTS = (
+    "before_fit",
+    "before_epoch",
+    "before_batch",
+    "after_step",
+    "after_epoch",
+    "after_fit",
+    "after_cancel_fit",
+    "cleanup_fit",
+)
 
 
 class CancelFit(Exception):
@@ -95,9 +104,12 @@ class Recorder(Callback):
         group_wds = {g["name"]: g["wd"] for g in opt.param_groups}
         for name, params in learn.layer_groups().items():
             frozen = name not in names
-            result.groups[name] = {"lr": None if frozen else max_lrs[name],
-                                   "wd": None if frozen else float(group_wds[name]), "frozen": frozen,
-                                   "n_params": int(sum(p.numel() for p in params))}
+            result.groups[name] = {
+                "lr": None if frozen else max_lrs[name],
+                "wd": None if frozen else float(group_wds[name]),
+                "frozen": frozen,
+                "n_params": int(sum(p.numel() for p in params)),
+            }
         if any(momentum_of(opt, g) is not None for g in opt.param_groups):
             result.moms = {n: [] for n in names}
         learn.result, learn.t0 = result, time.perf_counter()
@@ -122,8 +134,12 @@ class Recorder(Callback):
 
     def after_epoch(self) -> None:
         seconds = time.perf_counter() - self.started
-        row = {"epoch": self.learn.epoch + 1, "train_loss": self.total / max(self.count, 1),
-               "epoch_seconds": seconds, "rows_per_second": self.count / seconds if seconds > 0 else float("nan")}
+        row = {
+            "epoch": self.learn.epoch + 1,
+            "train_loss": self.total / max(self.count, 1),
+            "epoch_seconds": seconds,
+            "rows_per_second": self.count / seconds if seconds > 0 else float("nan"),
+        }
         row.update(self.learn.validate())
         self.learn.row = row
         self.learn.result.history.append(row)
@@ -143,15 +159,22 @@ class Divergence(Callback):
     def after_step(self) -> None:
         learn = self.learn
         if not math.isfinite(learn.loss):  # stop at once: nothing after this step is worth keeping
-            raise diverged(f"the training loss became {learn.loss} at epoch {learn.epoch + 1}, step {learn.n_step}",
-                           learn.opt, learn.inputs, learn.target)
+            raise diverged(
+                f"the training loss became {learn.loss} at epoch {learn.epoch + 1}, step {learn.n_step}",
+                learn.opt,
+                learn.inputs,
+                learn.target,
+            )
 
     def after_epoch(self) -> None:
         learn, row = self.learn, self.learn.row
         bad = [k for k in ("train_loss", "valid_loss") if k in row and not math.isfinite(row[k])]
         if bad:  # the weights went non-finite in the epoch's last step
-            raise diverged(f"the {bad[0].replace('_', ' ')} became {row[bad[0]]} after epoch {learn.epoch + 1}",
-                           learn.opt, *(learn.valid or ((), None)))
+            raise diverged(
+                f"the {bad[0].replace('_', ' ')} became {row[bad[0]]} after epoch {learn.epoch + 1}",
+                learn.opt,
+                *(learn.valid or ((), None)),
+            )
 
 
 class Checkpoint(Callback):
@@ -173,8 +196,9 @@ class Checkpoint(Callback):
 
     def after_epoch(self) -> None:
         learn = self.learn
-        self.keeper.save(learn, learn.opt, learn.sched, learn.result, learn.epoch + 1, learn.n_step,
-                         time.perf_counter() - learn.t0)
+        self.keeper.save(
+            learn, learn.opt, learn.sched, learn.result, learn.epoch + 1, learn.n_step, time.perf_counter() - learn.t0
+        )
 
 
 class Progress(Callback):
@@ -183,11 +207,18 @@ class Progress(Callback):
 
     order = 20
 
-    def __init__(self, enabled: bool | None, label: str = "training", total: int | None = None,
-                 describe: Callable[[Any], str] | None = None, rows: bool = True) -> None:
+    def __init__(
+        self,
+        enabled: bool | None,
+        label: str = "training",
+        total: int | None = None,
+        describe: Callable[[Any], str] | None = None,
+        rows: bool = True,
+    ) -> None:
         self.enabled, self.label, self.total, self.rows, self.bar = enabled, label, total, rows, None
-        self.describe = describe or (lambda learn: f"epoch {learn.epoch + 1}/{learn.config.epochs} "
-                                                   f"loss {learn.loss:.4f}")
+        self.describe = describe or (
+            lambda learn: f"epoch {learn.epoch + 1}/{learn.config.epochs} loss {learn.loss:.4f}"
+        )
 
     def before_fit(self) -> None:
         from embedlab.io.progress import progress_bar
@@ -195,8 +226,9 @@ class Progress(Callback):
         learn = self.learn
         self.bar = progress_bar(self.enabled)
         self.bar.__enter__()
-        self.task = self.bar.add_task(self.label, total=self.total or learn.total_steps, info="",
-                                      completed=learn.n_step)
+        self.task = self.bar.add_task(
+            self.label, total=self.total or learn.total_steps, info="", completed=learn.n_step
+        )
 
     def after_step(self) -> None:
         self.bar.update(self.task, advance=1, info=self.describe(self.learn))
@@ -264,7 +296,7 @@ class LRFinder(Callback):
         self.best, self.avg, self.it = float("inf"), 0.0, 0
 
     def before_batch(self) -> None:
-        self.lr = self.start_lr * self.mult ** self.it
+        self.lr = self.start_lr * self.mult**self.it
         for g in self.learn.opt.param_groups:
             g["lr"] = self.lr
 
@@ -356,20 +388,25 @@ class FitResult:
         def pick(values: list) -> list:
             return [None if i >= len(values) or values[i] is None else short(values[i]) for i in first]
 
-        loss = [short(np.nanmean(losses[b][np.isfinite(losses[b])])) if np.isfinite(losses[b]).any() else None
-                for b in bins]
+        loss = [
+            short(np.nanmean(losses[b][np.isfinite(losses[b])])) if np.isfinite(losses[b]).any() else None for b in bins
+        ]
         epochs = max(len(self.history), 1)
-        return {"step": [i + 1 for i in first], "lr": {g: pick(v) for g, v in self.lrs.items()},
-                "mom": {g: pick(v) for g, v in self.moms.items()}, "loss": loss,
-                "total_steps": n, "steps_per_epoch": int(math.ceil(n / epochs))}
+        return {
+            "step": [i + 1 for i in first],
+            "lr": {g: pick(v) for g, v in self.lrs.items()},
+            "mom": {g: pick(v) for g, v in self.moms.items()},
+            "loss": loss,
+            "total_steps": n,
+            "steps_per_epoch": int(math.ceil(n / epochs)),
+        }
 
     def record(self) -> dict[str, Any]:
         """What run.json keeps about the fit beyond the config: each layer group's max lr,
         weight decay, size and whether it was frozen; the frozen groups; where tables were
         initialised from (``init``, None when from scratch); the per-step learning rate,
         momentum and loss (``steps``, decimated to :data:`MAX_STEP_POINTS` points)."""
-        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init,
-                "steps": self.steps()}
+        return {"layer_groups": self.groups, "frozen_groups": self.frozen, "init": self.init, "steps": self.steps()}
 
 
 def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.Tensor | None):
@@ -383,16 +420,21 @@ def diverged(what: str, opt: Any, inputs: Sequence[torch.Tensor], target: torch.
             value = t[~torch.isfinite(t)].flatten()[0].item()
             cause = f"the batch's {name} holds {value} (clean the input data)"
             break
-    if cause is None and isinstance(target, torch.Tensor) and target.is_floating_point() and target.numel() \
-            and float(target.abs().max()) > 1e15:
+    if (
+        cause is None
+        and isinstance(target, torch.Tensor)
+        and target.is_floating_point()
+        and target.numel()
+        and float(target.abs().max()) > 1e15
+    ):
         cause = f"the batch's target holds {float(target.abs().max()):g}, an absurd value (clean or rescale it)"
     if cause is None:
         lrs = sorted({float(g.get("max_lr", g.get("initial_lr", g["lr"]))) for g in getattr(opt, "param_groups", [])})
         lr = f"{lrs[-1]:g}" if lrs else "?"
-        cause = (f"the learning rate is likely too high (max lr {lr}): lower --lr, or let `embedlab lr-find` "
-                 f"suggest one")
-    return TrainingDiverged(f"training diverged: {what}; {cause}. Nothing was saved; an existing run at "
-                            f"--out is untouched")
+        cause = f"the learning rate is likely too high (max lr {lr}): lower --lr, or let `embedlab lr-find` suggest one"
+    return TrainingDiverged(
+        f"training diverged: {what}; {cause}. Nothing was saved; an existing run at --out is untouched"
+    )
 
 
 def format_row(row: dict[str, float]) -> str:

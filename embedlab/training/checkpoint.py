@@ -35,6 +35,7 @@ Resuming restores the model, the optimizer, the scheduler and every RNG, and tra
 from the epoch after the checkpoint's: with the same settings the result is the result of an
 uninterrupted run (bit for bit on CPU, one thread; ``tests/test_resume.py``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -74,8 +75,9 @@ _encode, _plain = encode_state, plain_json
 
 
 def _decode(value: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
-    return decode_state(value, tensors, missing=lambda name: CheckpointError(
-        f"checkpoint tensor {name!r} is missing from {STATE_FILE}"))
+    return decode_state(
+        value, tensors, missing=lambda name: CheckpointError(f"checkpoint tensor {name!r} is missing from {STATE_FILE}")
+    )
 
 
 def _frame_digest(df, raw: bool = True) -> str | None:
@@ -105,8 +107,13 @@ def _frame_digest(df, raw: bool = True) -> str | None:
 def dataset_fingerprint(dataset, raw: bool = True) -> dict[str, Any]:
     """What identifies the training data: name, kind, split and a hash of the train/valid rows
     (``raw``: see :func:`_frame_digest`)."""
-    return {"name": dataset.name, "kind": dataset.kind, "split": _plain(dataset.split),
-            "train": _frame_digest(dataset.train, raw), "valid": _frame_digest(dataset.valid, raw)}
+    return {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "split": _plain(dataset.split),
+        "train": _frame_digest(dataset.train, raw),
+        "valid": _frame_digest(dataset.valid, raw),
+    }
 
 
 def _flag(name: str) -> str:
@@ -119,8 +126,11 @@ def _show(value: Any) -> str:
 
 def _differences(saved: Mapping[str, Any], now: Mapping[str, Any], label=_flag) -> list[str]:
     keys = list(dict.fromkeys([*now, *saved]))
-    return [f"{label(k)} {_show(now.get(k))} (checkpoint: {_show(saved.get(k))})"
-            for k in keys if json.dumps(now.get(k), sort_keys=True) != json.dumps(saved.get(k), sort_keys=True)]
+    return [
+        f"{label(k)} {_show(now.get(k))} (checkpoint: {_show(saved.get(k))})"
+        for k in keys
+        if json.dumps(now.get(k), sort_keys=True) != json.dumps(saved.get(k), sort_keys=True)
+    ]
 
 
 # ---------------------------------------------------------------------------- reading
@@ -178,15 +188,18 @@ def load_checkpoint(folder: str | os.PathLike) -> Checkpoint | None:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{str(jfile)!r} is not an embedlab checkpoint; {hint}")
     if not isinstance(meta.get("version"), int) or meta["version"] > FORMAT_VERSION:
-        raise CheckpointError(f"{str(jfile)!r} has checkpoint version {meta.get('version')!r}; this "
-                              f"embedlab reads up to {FORMAT_VERSION}: upgrade embedlab or {hint}")
+        raise CheckpointError(
+            f"{str(jfile)!r} has checkpoint version {meta.get('version')!r}; this "
+            f"embedlab reads up to {FORMAT_VERSION}: upgrade embedlab or {hint}"
+        )
     from safetensors.torch import load_file
 
     try:
         tensors = load_file(str(sfile))
     except Exception as exc:  # never fall back to pickle or torch.load
-        raise CheckpointError(f"{str(sfile)!r} is not a valid safetensors file ({exc}); embedlab never "
-                              f"loads pickled checkpoints; {hint}") from None
+        raise CheckpointError(
+            f"{str(sfile)!r} is not a valid safetensors file ({exc}); embedlab never loads pickled checkpoints; {hint}"
+        ) from None
     return Checkpoint(path, meta, tensors)
 
 
@@ -224,8 +237,9 @@ class CheckpointPlan:
             discard_owned_dir(self.folder)  # its own files only; the folder once empty
 
 
-def plan(out: str | os.PathLike, options: Mapping[str, Any], resume: bool = False,
-         write: bool = True, echo=None) -> CheckpointPlan:
+def plan(
+    out: str | os.PathLike, options: Mapping[str, Any], resume: bool = False, write: bool = True, echo=None
+) -> CheckpointPlan:
     """Check ``--resume`` against the checkpoint of ``out`` before any data is loaded.
 
     ``--resume`` without a checkpoint, or with one made with other options, is a one-line
@@ -240,17 +254,23 @@ def plan(out: str | os.PathLike, options: Mapping[str, Any], resume: bool = Fals
     the_plan = CheckpointPlan(folder=folder, options=_plain(dict(options)), write=write)
     if not resume:
         if _entries(folder) and echo is not None and os.environ.get("RANK", "0") == "0":
-            echo(f"note: {str(folder)!r} holds the checkpoint of an interrupted run of this --out; "
-                 f"training starts over and replaces it (add --resume to continue it instead)")
+            echo(
+                f"note: {str(folder)!r} holds the checkpoint of an interrupted run of this --out; "
+                f"training starts over and replaces it (add --resume to continue it instead)"
+            )
         return the_plan
     found = load_checkpoint(folder)
     if found is None:
-        raise UsageError(f"--resume: no checkpoint for --out {str(out)!r} (looked in {str(folder)!r}): "
-                         f"the run finished or never completed an epoch; drop --resume to train from scratch")
+        raise UsageError(
+            f"--resume: no checkpoint for --out {str(out)!r} (looked in {str(folder)!r}): "
+            f"the run finished or never completed an epoch; drop --resume to train from scratch"
+        )
     diff = _differences(found.meta.get("fingerprint", {}).get("options", {}), the_plan.options)
     if diff:
-        raise UsageError(f"--resume: the checkpoint in {str(folder)!r} was made with other settings: "
-                         f"{'; '.join(diff)}; rerun with the checkpoint's settings or drop --resume")
+        raise UsageError(
+            f"--resume: the checkpoint in {str(folder)!r} was made with other settings: "
+            f"{'; '.join(diff)}; rerun with the checkpoint's settings or drop --resume"
+        )
     the_plan.resume = found
     return the_plan
 
@@ -274,14 +294,18 @@ def checkpointing(the_plan: CheckpointPlan | None, dataset=None, echo=None) -> I
                 the_plan.dataset = dataset_fingerprint(dataset, raw=False)  # a checkpoint of before: its hash
             diff = _differences(saved, the_plan.dataset, label=lambda k: f"dataset {k}")
             if diff:
-                raise UsageError(f"--resume: the checkpoint in {str(the_plan.folder)!r} was made on other "
-                                 f"data: {'; '.join(diff)}; rerun on the same data or drop --resume")
+                raise UsageError(
+                    f"--resume: the checkpoint in {str(the_plan.folder)!r} was made on other "
+                    f"data: {'; '.join(diff)}; rerun on the same data or drop --resume"
+                )
     try:
         yield the_plan
     except BaseException:
         if the_plan.last_written and echo is not None:
-            echo(f"checkpoint of {the_plan.last_written} kept in {str(the_plan.folder)!r}; "
-                 f"rerun the same command with --resume to continue from it")
+            echo(
+                f"checkpoint of {the_plan.last_written} kept in {str(the_plan.folder)!r}; "
+                f"rerun the same command with --resume to continue from it"
+            )
         raise
 
 
@@ -296,9 +320,11 @@ def _rng_state(learner, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
             n_cuda += 1
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     version, internal, py_gauss = random.getstate()
-    return {"cuda_devices": n_cuda,
-            "numpy": [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(gauss)],
-            "python": [version, list(internal), py_gauss]}
+    return {
+        "cuda_devices": n_cuda,
+        "numpy": [name, np.asarray(keys).tolist(), int(pos), int(has_gauss), float(gauss)],
+        "python": [version, list(internal), py_gauss],
+    }
 
 
 def _set_rng_state(learner, meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
@@ -337,18 +363,21 @@ class FitKeeper:
         meta, tensors = ck.meta, ck.tensors
         diff = _differences(meta.get("fit_config", {}), self.config)
         if diff:
-            raise UsageError(f"--resume: the checkpoint in {str(self.plan.folder)!r} was made with another "
-                             f"fit: {'; '.join(diff)}; rerun with its settings or drop --resume")
+            raise UsageError(
+                f"--resume: the checkpoint in {str(self.plan.folder)!r} was made with another "
+                f"fit: {'; '.join(diff)}; rerun with its settings or drop --resume"
+            )
         try:
-            learner.model.load_state_dict({k[len("model."):]: v for k, v in tensors.items()
-                                           if k.startswith("model.")})
+            learner.model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
             optimizer.load_state_dict(_decode(meta["optimizer"], tensors))
             scheduler.load_state_dict(_decode(meta["scheduler"], tensors))
             _set_rng_state(learner, meta["rng"], tensors)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise CheckpointError(f"the checkpoint in {str(ck.path)!r} does not fit this model ({first}); "
-                                  f"delete {str(self.plan.folder)!r} or drop --resume") from None
+            raise CheckpointError(
+                f"the checkpoint in {str(ck.path)!r} does not fit this model ({first}); "
+                f"delete {str(self.plan.folder)!r} or drop --resume"
+            ) from None
         result.history[:] = [dict(r) for r in meta["history"]]
         result.lrs.update({k: list(v) for k, v in meta.get("lrs", {}).items()})
         if result.moms:
@@ -367,10 +396,18 @@ class FitKeeper:
         for k, v in learner.model.state_dict().items():
             tensors[f"model.{k}"] = v.detach().to("cpu", copy=True).contiguous()
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION, "fit_index": self.index,
-            "epoch": int(epoch), "epochs": self.epochs, "step": int(step), "train_seconds": float(seconds),
-            "fingerprint": self.plan.fingerprint(), "fit_config": self.config,
-            "history": result.history, "lrs": result.lrs, "moms": result.moms,
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "fit_index": self.index,
+            "epoch": int(epoch),
+            "epochs": self.epochs,
+            "step": int(step),
+            "train_seconds": float(seconds),
+            "fingerprint": self.plan.fingerprint(),
+            "fit_config": self.config,
+            "history": result.history,
+            "lrs": result.lrs,
+            "moms": result.moms,
             "losses": result.losses,
             "optimizer": _encode(optimizer.state_dict(), tensors, "optimizer"),
             "scheduler": _encode(scheduler.state_dict(), tensors, "scheduler"),
@@ -397,8 +434,11 @@ class FitKeeper:
                     fh.flush()
                     os.fsync(fh.fileno())  # on disk before the rename makes it current
             # listed before it is in place: a file of ours is never unlisted
-            record(folder, {f"{name}/{f}": hashlib.sha256(b).hexdigest() for f, b in blobs.items()},
-                   by="embedlab checkpoint")
+            record(
+                folder,
+                {f"{name}/{f}": hashlib.sha256(b).hexdigest() for f, b in blobs.items()},
+                by="embedlab checkpoint",
+            )
             os.rename(tmp, folder / name)
         except BaseException:
             remove_made(tmp)

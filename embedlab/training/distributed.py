@@ -35,6 +35,7 @@
 Outside torchrun (no ``WORLD_SIZE`` or ``WORLD_SIZE=1``) every function here is a no-op and the
 plain :class:`embedlab.training.Learner` is used.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -183,10 +184,10 @@ def gather_rows(t: torch.Tensor) -> torch.Tensor:
     dist.all_gather(sizes, n)
     size = max(int(s) for s in sizes)
     padded = torch.zeros(size, dtype=local.dtype, device=dev)
-    padded[:len(local)] = local
+    padded[: len(local)] = local
     parts = [torch.zeros_like(padded) for _ in range(world_size())]
     dist.all_gather(parts, padded)
-    return torch.cat([p[:int(s)] for p, s in zip(parts, sizes)]).to(t.device)
+    return torch.cat([p[: int(s)] for p, s in zip(parts, sizes)]).to(t.device)
 
 
 class DistributedLearner(Learner):
@@ -233,34 +234,43 @@ class DistributedLearner(Learner):
             steps = torch.tensor([-(-n // local_bs)], device=_comm_device())
             dist.all_reduce(steps, op=dist.ReduceOp.MIN)
             for k in range(int(steps)):
-                idx = perm[k * local_bs:(k + 1) * local_bs]
+                idx = perm[k * local_bs : (k + 1) * local_bs]
                 yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
             return
         if self.bs % world:
-            raise UsageError(f"--bs {self.bs} must be a multiple of the {world} processes "
-                             f"(each rank takes an equal slice of every global batch)")
+            raise UsageError(
+                f"--bs {self.bs} must be a multiple of the {world} processes "
+                f"(each rank takes an equal slice of every global batch)"
+            )
         for start in range(0, n, self.bs):
-            batch = perm[start:start + self.bs]
+            batch = perm[start : start + self.bs]
             # a short last batch is split as evenly as possible, every rank gets >= 1 row
             cuts = [len(batch) * k // world for k in range(world + 1)]
-            idx = batch[cuts[r]:cuts[r + 1]]
+            idx = batch[cuts[r] : cuts[r + 1]]
             if len(idx) == 0:  # fewer rows than ranks: skip rather than desynchronise
                 continue
             yield tuple(t[idx] for t in self.train_inputs), self.train_target[idx]
 
-    def fit(self, config=None, lr=None, wd=None, cbs=(), *, progress=None, on_epoch=None, checkpoint=None,
-            **changes: Any):
+    def fit(
+        self, config=None, lr=None, wd=None, cbs=(), *, progress=None, on_epoch=None, checkpoint=None, **changes: Any
+    ):
         """As :meth:`Learner.fit`; with sharded data each rank steps through its own shard with
         ``bs / world`` rows, so the schedule's steps per epoch are counted on the shard."""
         if not (self.sharded and active()):
-            return super().fit(config, lr, wd, cbs, progress=progress, on_epoch=on_epoch, checkpoint=checkpoint,
-                               **changes)
+            return super().fit(
+                config, lr, wd, cbs, progress=progress, on_epoch=on_epoch, checkpoint=checkpoint, **changes
+            )
         cfg = self.fit_settings(config, lr, wd, resolve=False, **changes)
         global_bs = int(cfg.bs or self.bs)
         if global_bs % world_size():
             raise UsageError(f"--bs {global_bs} must be a multiple of the {world_size()} processes")
-        result = super().fit(cfg.replace(bs=global_bs // world_size()), cbs=cbs, progress=progress,
-                             on_epoch=on_epoch, checkpoint=checkpoint)
+        result = super().fit(
+            cfg.replace(bs=global_bs // world_size()),
+            cbs=cbs,
+            progress=progress,
+            on_epoch=on_epoch,
+            checkpoint=checkpoint,
+        )
         result.config["bs"] = global_bs
         self.bs = global_bs
         return result
@@ -287,9 +297,15 @@ class DistributedLearner(Learner):
             if not p.requires_grad:
                 continue
             if id(p) in sparse:
-                g = p.grad.coalesce() if p.grad is not None else torch.sparse_coo_tensor(
-                    torch.zeros(1, 0, dtype=torch.long, device=p.device),
-                    torch.zeros(0, *p.shape[1:], dtype=p.dtype, device=p.device), p.shape)
+                g = (
+                    p.grad.coalesce()
+                    if p.grad is not None
+                    else torch.sparse_coo_tensor(
+                        torch.zeros(1, 0, dtype=torch.long, device=p.device),
+                        torch.zeros(0, *p.shape[1:], dtype=p.dtype, device=p.device),
+                        p.shape,
+                    )
+                )
                 dist.all_reduce(g)  # gloo: the sum, as a sparse tensor, in place
                 p.grad = g * (1.0 / world)
             else:
@@ -321,8 +337,9 @@ def resolve_device(name: str | None) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: torch sees no CUDA GPU here "
-                         f"(torch {torch.__version__}); use --device cpu or auto")
+        raise UsageError(
+            f"--device {name}: torch sees no CUDA GPU here (torch {torch.__version__}); use --device cpu or auto"
+        )
     try:
         device = torch.device(name)
     except RuntimeError as exc:

@@ -15,6 +15,7 @@ seconds. Trainers build their options from this module alone and import torch (t
 :mod:`embedlab.training.learner`, :mod:`embedlab.training.models`) only inside the functions that train; tests/
 test_startup.py checks that the CLI builds without torch, scipy, sklearn, umap or bokeh.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,9 +60,15 @@ DEFAULT_LR_RATIO = {"adamw": 1.0, "adam": 2.0, "rmsprop": 2.0, "momentum": 200.0
 #: every one of them and 0.1 flattens SGD to the biases). SGD with momentum and decoupled
 #: decay measured best at the same 1e-4 (1e-3 was worse).
 DEFAULT_WD_RATIO = {
-    ("adamw", "decoupled"): 1.0, ("adam", "decoupled"): 1.0, ("rmsprop", "decoupled"): 1.0,
-    ("momentum", "decoupled"): 1e-3, ("sgd", "decoupled"): 1e-3,
-    ("adam", "l2"): 1e-3, ("rmsprop", "l2"): 1e-3, ("momentum", "l2"): 1e-3, ("sgd", "l2"): 1e-3,
+    ("adamw", "decoupled"): 1.0,
+    ("adam", "decoupled"): 1.0,
+    ("rmsprop", "decoupled"): 1.0,
+    ("momentum", "decoupled"): 1e-3,
+    ("sgd", "decoupled"): 1e-3,
+    ("adam", "l2"): 1e-3,
+    ("rmsprop", "l2"): 1e-3,
+    ("momentum", "l2"): 1e-3,
+    ("sgd", "l2"): 1e-3,
 }
 
 SPARSE_MODES = ("auto", "on", "off")
@@ -110,11 +117,11 @@ class LRSlice:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.hi) and self.hi > 0) or (
-                self.lo is not None and not (math.isfinite(self.lo) and self.lo > 0)):
+            self.lo is not None and not (math.isfinite(self.lo) and self.lo > 0)
+        ):
             raise UsageError(f"--lr {self}: learning rates must be positive numbers")
         if self.lo is not None and self.lo > self.hi:
-            raise UsageError(f"--lr {self}: LO must not exceed HI (the earliest layer group gets "
-                             f"the lowest lr)")
+            raise UsageError(f"--lr {self}: LO must not exceed HI (the earliest layer group gets the lowest lr)")
 
     def spread(self, n: int) -> list[float]:
         """The max lr of each of ``n`` layer groups, earliest first (fastai's ``lr_range``)."""
@@ -151,8 +158,10 @@ class LRSlice:
                 return value
             return cls(hi=float(hi), lo=float(lo) if lo.strip() else None)
         except ValueError:
-            raise UsageError(f"--lr {raw!r}: give a positive number (1e-3), LO:HI (1e-5:1e-3, "
-                             f"spread over the layer groups) or :HI (fastai's slice(HI))") from None
+            raise UsageError(
+                f"--lr {raw!r}: give a positive number (1e-3), LO:HI (1e-5:1e-3, "
+                f"spread over the layer groups) or :HI (fastai's slice(HI))"
+            ) from None
 
 
 class LRParam(click.ParamType):
@@ -208,8 +217,23 @@ class FitConfig:
     freeze_to: int | None = None
     init_from: str | None = None
 
-    FIELDS = ("epochs", "lr", "wd", "bs", "seed", "opt", "momentum", "betas", "eps", "wd_mode",
-              "schedule", "pct_start", "freeze", "freeze_to", "init_from")
+    FIELDS = (
+        "epochs",
+        "lr",
+        "wd",
+        "bs",
+        "seed",
+        "opt",
+        "momentum",
+        "betas",
+        "eps",
+        "wd_mode",
+        "schedule",
+        "pct_start",
+        "freeze",
+        "freeze_to",
+        "init_from",
+    )
 
     def replace(self, **changes: Any) -> "FitConfig":
         return dataclasses.replace(self, **changes)
@@ -222,18 +246,22 @@ class FitConfig:
             raise UsageError(f"--opt {self.opt!r}: unknown optimizer; choose one of: {', '.join(OPTIMIZERS)}")
         takes = HYPERPARAMETERS[opt]
         if self.momentum is not None and "momentum" not in takes:
-            hint = ("plain sgd has none; use --opt momentum --momentum M" if opt == "sgd"
-                    else f"{opt} takes beta1 from --betas")
+            hint = (
+                "plain sgd has none; use --opt momentum --momentum M"
+                if opt == "sgd"
+                else f"{opt} takes beta1 from --betas"
+            )
             raise UsageError(f"--momentum {self.momentum}: {hint}")
         if self.betas is not None and "betas" not in takes:
             raise UsageError(f"--betas {tuple(self.betas)}: only adam and adamw take betas, not {opt}")
         if self.eps is not None and "eps" not in takes:
             raise UsageError(f"--eps {self.eps}: only rmsprop, adam and adamw take eps, not {opt}")
-        momentum = (DEFAULT_MOMENTUM[opt] if self.momentum is None else float(self.momentum)) \
-            if "momentum" in takes else None
+        momentum = (
+            (DEFAULT_MOMENTUM[opt] if self.momentum is None else float(self.momentum)) if "momentum" in takes else None
+        )
         if momentum is not None and not 0.0 <= momentum < 1.0:
             raise UsageError(f"--momentum {momentum}: must be in [0, 1)")
-        betas = (tuple(float(b) for b in (self.betas or DEFAULT_BETAS)) if "betas" in takes else None)
+        betas = tuple(float(b) for b in (self.betas or DEFAULT_BETAS)) if "betas" in takes else None
         if betas is not None and not all(0.0 <= b < 1.0 for b in betas):
             raise UsageError(f"--betas {betas[0]} {betas[1]}: both must be in [0, 1)")
         eps = (DEFAULT_EPS if self.eps is None else float(self.eps)) if "eps" in takes else None
@@ -245,8 +273,10 @@ class FitConfig:
         if mode == "auto":
             mode = auto_wd_mode(opt)
         if opt == "adamw" and mode == "l2":
-            raise UsageError("--opt adamw --wd-mode l2: adamw is Adam with decoupled weight decay; "
-                             "for an L2 penalty use --opt adam --wd-mode l2")
+            raise UsageError(
+                "--opt adamw --wd-mode l2: adamw is Adam with decoupled weight decay; "
+                "for an L2 penalty use --opt adam --wd-mode l2"
+            )
         if self.schedule not in SCHEDULES:
             raise UsageError(f"--schedule {self.schedule!r}: choose one of: {', '.join(SCHEDULES)}")
         wd = defaults.wd[(opt, mode)] if self.wd is None else float(self.wd)
@@ -279,9 +309,20 @@ class FitConfig:
         if init_from and isinstance(lr, float) and not freeze and not freeze_to:
             lr = LRSlice(hi=lr)  # fine-tuning pretrained tables: fastai's slice(lr)
         return dataclasses.replace(
-            self, opt=opt, lr=lr, momentum=momentum, betas=betas, eps=eps, wd_mode=mode,
-            wd=wd, epochs=int(self.epochs), pct_start=float(self.pct_start), freeze=freeze,
-            freeze_to=freeze_to, init_from=init_from)
+            self,
+            opt=opt,
+            lr=lr,
+            momentum=momentum,
+            betas=betas,
+            eps=eps,
+            wd_mode=mode,
+            wd=wd,
+            epochs=int(self.epochs),
+            pct_start=float(self.pct_start),
+            freeze=freeze,
+            freeze_to=freeze_to,
+            init_from=init_from,
+        )
 
     def to_config(self) -> dict[str, Any]:
         """Plain JSON-able values, as stored in run.json's ``config``."""
@@ -315,8 +356,11 @@ class FitConfig:
         """A short label: ``adamw lr=5e-03 wd=0.1 (decoupled)``."""
         lr = self.lr if not isinstance(self.lr, Mapping) else "/".join(f"{v:.0e}" for v in self.lr.values())
         lr = f"{lr:.0e}" if isinstance(lr, (float, LRSlice)) else lr
-        frozen = f" frozen {','.join(self.freeze)}" if self.freeze else (
-            f" frozen to {self.freeze_to}" if self.freeze_to else "")
+        frozen = (
+            f" frozen {','.join(self.freeze)}"
+            if self.freeze
+            else (f" frozen to {self.freeze_to}" if self.freeze_to else "")
+        )
         return f"{self.opt} lr={lr} wd={self.wd:g} ({self.wd_mode}){frozen}"
 
 
@@ -337,9 +381,14 @@ class FitDefaults:
     wd: Mapping[tuple[str, str], float]
 
     @classmethod
-    def scaled(cls, lr: float = 5e-3, wd: float = 0.1, opt: str = "adamw",
-               lrs: Mapping[str, float] | None = None,
-               wds: Mapping[str, float] | None = None) -> "FitDefaults":
+    def scaled(
+        cls,
+        lr: float = 5e-3,
+        wd: float = 0.1,
+        opt: str = "adamw",
+        lrs: Mapping[str, float] | None = None,
+        wds: Mapping[str, float] | None = None,
+    ) -> "FitDefaults":
         """Defaults from the tuned ``lr`` and ``wd`` of optimizer ``opt`` (in its auto mode).
 
         The others follow :data:`DEFAULT_LR_RATIO` and :data:`DEFAULT_WD_RATIO`; ``lrs``
@@ -357,7 +406,7 @@ class FitDefaults:
         wd_map[(opt, auto_wd_mode(opt))] = float(wd)
         for key, value in (wds or {}).items():
             o, _, mode = str(key).partition(":")
-            for m in ([mode] if mode else ["decoupled", "l2"]):
+            for m in [mode] if mode else ["decoupled", "l2"]:
                 if (o, m) in wd_map:
                     wd_map[(o, m)] = float(value)
         return cls(lr=lr_map, wd=wd_map)
@@ -387,11 +436,13 @@ class DefaultsOption(click.Option):
 #: the largest --seed (every random generator embedlab seeds takes 0 .. 2**32 - 1)
 MAX_SEED = 2**32 - 1
 
-_LR_HELP = ("Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). LO:HI spreads lrs "
-            "geometrically over the layer groups, LO for the earliest, HI for the last (fastai's slice(LO, "
-            "HI)); :HI is fastai's slice(HI): the last group HI, earlier ones HI/10. A plain HI is one lr for "
-            "every group, except with --init-from and nothing frozen, where it means :HI (write HI:HI for "
-            "one lr). Default per --opt: ")
+_LR_HELP = (
+    "Maximum learning rate (the peak of one-cycle; try `embedlab lr-find`). LO:HI spreads lrs "
+    "geometrically over the layer groups, LO for the earliest, HI for the last (fastai's slice(LO, "
+    "HI)); :HI is fastai's slice(HI): the last group HI, earlier ones HI/10. A plain HI is one lr for "
+    "every group, except with --init-from and nothing frozen, where it means :HI (write HI:HI for "
+    "one lr). Default per --opt: "
+)
 
 
 @dataclass
@@ -406,52 +457,131 @@ class FitOptions(TrainerOptions):
 
     fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled()
     late_fields: ClassVar[tuple[str, ...]] = (
-        "epochs", "opt", "lr", "wd", "wd_mode", "momentum", "betas", "eps", "schedule", "bs", "seed", "freeze",
-        "freeze_to", "init_from", "init_table", "init_keys")
+        "epochs",
+        "opt",
+        "lr",
+        "wd",
+        "wd_mode",
+        "momentum",
+        "betas",
+        "eps",
+        "schedule",
+        "bs",
+        "seed",
+        "freeze",
+        "freeze_to",
+        "init_from",
+        "init_table",
+        "init_keys",
+    )
 
     epochs: int | None = option(5, min=1, section="optimisation", help="Epochs of training.")
-    opt: str = option("adamw", choices=OPTIMIZERS, section="optimisation",
-                      help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
-                           "adamw (Adam with decoupled weight decay).")
-    lr: Any = option(None, type=LRParam(), metavar="LR|LO:HI", section="optimisation",
-                     help=lambda cls: f"{_LR_HELP}{cls.fit_defaults.describe_lr()}.")
-    wd: float | None = option(None, min=0, section="optimisation",
-                              help=lambda cls: "Weight decay (see --wd-mode); grow it with the batch size. "
-                                               f"Default per --opt and --wd-mode: {cls.fit_defaults.describe_wd()}.")
+    opt: str = option(
+        "adamw",
+        choices=OPTIMIZERS,
+        section="optimisation",
+        help="Optimizer (torch.optim): sgd, momentum (SGD with momentum), rmsprop, adam, "
+        "adamw (Adam with decoupled weight decay).",
+    )
+    lr: Any = option(
+        None,
+        type=LRParam(),
+        metavar="LR|LO:HI",
+        section="optimisation",
+        help=lambda cls: f"{_LR_HELP}{cls.fit_defaults.describe_lr()}.",
+    )
+    wd: float | None = option(
+        None,
+        min=0,
+        section="optimisation",
+        help=lambda cls: (
+            "Weight decay (see --wd-mode); grow it with the batch size. "
+            f"Default per --opt and --wd-mode: {cls.fit_defaults.describe_wd()}."
+        ),
+    )
     wd_mode: str = option("auto", choices=WD_MODES, section="optimisation", help=WD_MODE_HELP)
-    momentum: float | None = option(None, min=0, max=1, max_open=True, section="optimisation",
-                                    help="Momentum of 'momentum' (default 0.9) and 'rmsprop' (default 0); adam "
-                                         "and adamw use --betas. One-cycle moves it between m+0.05 and m-0.05.")
-    betas: Any = option(None, type=(float, float), section="optimisation",
-                        help="Adam's B1 B2 (default 0.9 0.99); one-cycle moves B1 between B1+0.05 and B1-0.05.")
-    eps: float | None = option(None, min=0, min_open=True, section="optimisation",
-                               help=f"Epsilon of rmsprop, adam and adamw (default {DEFAULT_EPS:g}).")
-    schedule: str | None = option("one-cycle", choices=SCHEDULES, section="optimisation",
-                                  help="Learning-rate schedule: 'one-cycle' (warm up to --lr over the first "
-                                       "quarter, then anneal; momentum cycles inversely, as fastai does), "
-                                       "'constant', or 'cosine' (anneal from --lr to 0).")
+    momentum: float | None = option(
+        None,
+        min=0,
+        max=1,
+        max_open=True,
+        section="optimisation",
+        help="Momentum of 'momentum' (default 0.9) and 'rmsprop' (default 0); adam "
+        "and adamw use --betas. One-cycle moves it between m+0.05 and m-0.05.",
+    )
+    betas: Any = option(
+        None,
+        type=(float, float),
+        section="optimisation",
+        help="Adam's B1 B2 (default 0.9 0.99); one-cycle moves B1 between B1+0.05 and B1-0.05.",
+    )
+    eps: float | None = option(
+        None,
+        min=0,
+        min_open=True,
+        section="optimisation",
+        help=f"Epsilon of rmsprop, adam and adamw (default {DEFAULT_EPS:g}).",
+    )
+    schedule: str | None = option(
+        "one-cycle",
+        choices=SCHEDULES,
+        section="optimisation",
+        help="Learning-rate schedule: 'one-cycle' (warm up to --lr over the first "
+        "quarter, then anneal; momentum cycles inversely, as fastai does), "
+        "'constant', or 'cosine' (anneal from --lr to 0).",
+    )
     bs: int | None = option(256, min=1, section="optimisation", help="Batch size (rows per step).")
-    seed: int = option(42, min=0, max=MAX_SEED, section="optimisation",
-                       help="Random seed (initialisation, shuffling, random splits), 0 to 4294967295.")
-    freeze: str | None = option(None, metavar="GROUPS", section="optimisation",
-                                help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
-                                     "tabular: embeddings, body, head): no gradient, no optimizer state, no "
-                                     "weight decay; their tensors come out unchanged.")
-    freeze_to: int | None = option(None, type=click.INT, metavar="N", section="optimisation",
-                                   help="Freeze the first N layer groups (fastai's freeze_to(N); negative counts "
-                                        "from the end: -1 freezes all but the last).")
-    init_from: Any = option(None, type=click.Path(path_type=Path), metavar="PATH", section="optimisation",
-                            help="Start embedding tables from pretrained vectors: another run's folder (tables "
-                                 "matched by name, rows by entity key), a Projector vectors.tsv, a word2vec text "
-                                 "file, a .npy file, or a folder holding one. Rows without a pretrained vector "
-                                 "keep the normal initialisation; the coverage is printed and recorded.")
-    init_table: Any = option((), type=click.STRING, multiple=True, metavar="TABLE[=SOURCE]", section="optimisation",
-                             show_default=False,
-                             help="Which table --init-from fills (repeatable): required for a file; for a run, "
-                                  "restricts to these tables (TABLE=SOURCE reads the source run's table SOURCE).")
-    init_keys: Any = option(None, type=click.Path(path_type=Path), metavar="FILE", section="optimisation",
-                            help="Keys of the --init-from vectors, one per row (a keys.txt, or a metadata.tsv with "
-                                 "a 'key' column); default: the keys.txt/metadata.tsv beside the vectors.")
+    seed: int = option(
+        42,
+        min=0,
+        max=MAX_SEED,
+        section="optimisation",
+        help="Random seed (initialisation, shuffling, random splits), 0 to 4294967295.",
+    )
+    freeze: str | None = option(
+        None,
+        metavar="GROUPS",
+        section="optimisation",
+        help="Layer groups to keep frozen, comma-separated (collab: embeddings, biases; "
+        "tabular: embeddings, body, head): no gradient, no optimizer state, no "
+        "weight decay; their tensors come out unchanged.",
+    )
+    freeze_to: int | None = option(
+        None,
+        type=click.INT,
+        metavar="N",
+        section="optimisation",
+        help="Freeze the first N layer groups (fastai's freeze_to(N); negative counts "
+        "from the end: -1 freezes all but the last).",
+    )
+    init_from: Any = option(
+        None,
+        type=click.Path(path_type=Path),
+        metavar="PATH",
+        section="optimisation",
+        help="Start embedding tables from pretrained vectors: another run's folder (tables "
+        "matched by name, rows by entity key), a Projector vectors.tsv, a word2vec text "
+        "file, a .npy file, or a folder holding one. Rows without a pretrained vector "
+        "keep the normal initialisation; the coverage is printed and recorded.",
+    )
+    init_table: Any = option(
+        (),
+        type=click.STRING,
+        multiple=True,
+        metavar="TABLE[=SOURCE]",
+        section="optimisation",
+        show_default=False,
+        help="Which table --init-from fills (repeatable): required for a file; for a run, "
+        "restricts to these tables (TABLE=SOURCE reads the source run's table SOURCE).",
+    )
+    init_keys: Any = option(
+        None,
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        section="optimisation",
+        help="Keys of the --init-from vectors, one per row (a keys.txt, or a metadata.tsv with "
+        "a 'key' column); default: the keys.txt/metadata.tsv beside the vectors.",
+    )
 
     @classmethod
     def _make_option(cls, name: str, decls: list[str], kwargs: dict[str, Any]) -> click.Option:
@@ -460,10 +590,17 @@ class FitOptions(TrainerOptions):
         return click.Option(decls, **kwargs)
 
 
-def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 256, seed: int = 42,
-                opt: str = "adamw", schedule: str = "one-cycle",
-                lrs: Mapping[str, float] | None = None,
-                wds: Mapping[str, float] | None = None) -> list[click.Option]:
+def fit_options(
+    epochs: int = 5,
+    lr: float = 5e-3,
+    wd: float = 0.1,
+    bs: int = 256,
+    seed: int = 42,
+    opt: str = "adamw",
+    schedule: str = "one-cycle",
+    lrs: Mapping[str, float] | None = None,
+    wds: Mapping[str, float] | None = None,
+) -> list[click.Option]:
     """The fit options every trainer shares, as click options with this trainer's defaults
     (the click-option form of :class:`FitOptions`, for trainers that declare click options).
 
@@ -471,14 +608,23 @@ def fit_options(epochs: int = 5, lr: float = 5e-3, wd: float = 0.1, bs: int = 25
     defaults are scaled from them (:meth:`FitDefaults.scaled`, which ``lrs``/``wds`` override).
     Read the values back with :func:`fit_config`. See /work/notes/fit_options.md.
     """
-    return fit_options_class(epochs=epochs, lr=lr, wd=wd, bs=bs, seed=seed, opt=opt, schedule=schedule,
-                             lrs=lrs, wds=wds).click_options()
+    return fit_options_class(
+        epochs=epochs, lr=lr, wd=wd, bs=bs, seed=seed, opt=opt, schedule=schedule, lrs=lrs, wds=wds
+    ).click_options()
 
 
-def fit_options_class(epochs: int | None = 5, lr: float = 5e-3, wd: float = 0.1, bs: int | None = 256,
-                      seed: int = 42, opt: str = "adamw", schedule: str | None = "one-cycle",
-                      lrs: Mapping[str, float] | None = None, wds: Mapping[str, float] | None = None,
-                      base: type = FitOptions) -> type:
+def fit_options_class(
+    epochs: int | None = 5,
+    lr: float = 5e-3,
+    wd: float = 0.1,
+    bs: int | None = 256,
+    seed: int = 42,
+    opt: str = "adamw",
+    schedule: str | None = "one-cycle",
+    lrs: Mapping[str, float] | None = None,
+    wds: Mapping[str, float] | None = None,
+    base: type = FitOptions,
+) -> type:
     """A :class:`FitOptions` subclass with these defaults (what :func:`fit_options` lists)."""
     changed = {"epochs": epochs, "bs": bs, "seed": seed, "opt": opt, "schedule": schedule}
     types = {f.name: f.type for f in dataclasses.fields(FitOptions)}
@@ -511,6 +657,7 @@ def sparse_field() -> Any:
 
 def sparse_option() -> click.Option:
     """``--sparse auto|on|off`` as a click option (for trainers that declare click options)."""
+
     @dataclass
     class _Sparse(TrainerOptions):
         sparse: str = sparse_field()
@@ -518,8 +665,9 @@ def sparse_option() -> click.Option:
     return _Sparse.click_options()[0]
 
 
-def resolve_sparse(mode: str | None, table_params: int, opt: str,
-                   backend: str | None = None) -> tuple[bool, str | None]:
+def resolve_sparse(
+    mode: str | None, table_params: int, opt: str, backend: str | None = None
+) -> tuple[bool, str | None]:
     """Whether to train with sparse embedding gradients, and a notice when a request falls back.
 
     ``table_params``: the parameters of the embedding tables that would turn sparse;
@@ -536,10 +684,14 @@ def resolve_sparse(mode: str | None, table_params: int, opt: str,
         return False, None
     if opt not in SPARSE_OPTIMIZERS:
         if mode == "on":
-            raise UsageError(f"--sparse on --opt {opt}: {opt} has no sparse-gradient form in torch.optim; "
-                             f"use --opt {', '.join(SPARSE_OPTIMIZERS)} or --sparse off")
+            raise UsageError(
+                f"--sparse on --opt {opt}: {opt} has no sparse-gradient form in torch.optim; "
+                f"use --opt {', '.join(SPARSE_OPTIMIZERS)} or --sparse off"
+            )
         return False, None
     if backend == "nccl":
-        return False, (f"--sparse {mode}: training dense, because nccl (torchrun with CUDA) cannot "
-                       f"all-reduce sparse gradients; gloo (CPU) can")
+        return False, (
+            f"--sparse {mode}: training dense, because nccl (torchrun with CUDA) cannot "
+            f"all-reduce sparse gradients; gloo (CPU) can"
+        )
     return True, None

@@ -33,6 +33,7 @@ the rating's float32 bits); each step reads a contiguous slice of it.
 :func:`choose_kernel` says where the step applies (``--kernel auto``), and why not elsewhere.
 numba is imported (and the kernels compiled, or loaded from numba's cache) on first use only.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,9 @@ KERNEL_HELP = (
 _KERNELS: dict[str, Any] = {}
 
 
-def choose_kernel(mode: str | None, *, sparse: bool, opt: str, device: str = "cpu",
-                  distributed: bool = False, model: str = "dot") -> tuple[str, str | None]:
+def choose_kernel(
+    mode: str | None, *, sparse: bool, opt: str, device: str = "cpu", distributed: bool = False, model: str = "dot"
+) -> tuple[str, str | None]:
     """``("fused" | "autograd", reason)``: the step a fit uses for ``--kernel mode``, and why
     the fused step does not apply (None when it does). ``fused`` where it cannot apply is a
     :class:`~embedlab.errors.UsageError` naming the reason."""
@@ -72,15 +74,19 @@ def choose_kernel(mode: str | None, *, sparse: bool, opt: str, device: str = "cp
     if model != "dot":
         reason = f"the fused step is the dot-product model's (--model dot), not --model {model}'s"
     elif distributed:
-        reason = ("under torchrun the gradients are reduced across processes between backward and "
-                  "the optimizer step; the fused step has no such seam")
+        reason = (
+            "under torchrun the gradients are reduced across processes between backward and "
+            "the optimizer step; the fused step has no such seam"
+        )
     elif device != "cpu":
         reason = f"the fused step runs on the CPU (numba), the model is on {device}"
     elif opt not in FUSED_OPTIMIZERS:
         reason = f"--opt {opt} has no sparse form to match (the fused step does {', '.join(FUSED_OPTIMIZERS)})"
     elif not sparse:
-        reason = ("the tables are dense (--sparse auto keeps tables under 5M parameters dense, whose "
-                  "defaults were tuned so); the fused step is the sparse path's lazy update")
+        reason = (
+            "the tables are dense (--sparse auto keeps tables under 5M parameters dense, whose "
+            "defaults were tuned so); the fused step is the sparse path's lazy update"
+        )
     if reason is None:
         return "fused", None
     if mode == "fused":
@@ -139,8 +145,30 @@ def _compile() -> dict[str, Any]:
         return m
 
     @njit_fast
-    def forward_backward(batch, fbatch, U, I, BU, BI, slot_u, slot_i, m_u, order, start, gU, gI, gBU, gBI,
-                         lo, hi, reg, want_u, want_i, want_bu, want_bi):
+    def forward_backward(
+        batch,
+        fbatch,
+        U,
+        I,
+        BU,
+        BI,
+        slot_u,
+        slot_i,
+        m_u,
+        order,
+        start,
+        gU,
+        gI,
+        gBU,
+        gBI,
+        lo,
+        hi,
+        reg,
+        want_u,
+        want_i,
+        want_bu,
+        want_bi,
+    ):
         """Pass 1: the batch's loss (sum of squared errors) and the gradient of every touched
         row, summed per row into its slot. The ratings are visited in ascending user order (a
         counting sort by the user's slot into ``order``), so the user rows and their gradient
@@ -151,7 +179,7 @@ def _compile() -> dict[str, Any]:
         lo32 = np.float32(lo)
         two_reg = np.float32(2.0 * reg / n)
         two_n = np.float32(2.0 / n)
-        start[:m_u + 1] = 0
+        start[: m_u + 1] = 0
         for j in range(n):
             start[slot_u[batch[j, 0]] + 1] += 1
         for q in range(m_u):
@@ -259,8 +287,11 @@ class FusedCollabStep:
         k = _compile()
         if self._codes is None or self._codes[0].shape[0] != len(learner.train_target):
             users, items = (t.detach().cpu().numpy() for t in learner.train_inputs)
-            self._codes = (users.astype(np.int32, copy=False), items.astype(np.int32, copy=False),
-                           learner.train_target.detach().cpu().numpy().astype(np.float32, copy=False))
+            self._codes = (
+                users.astype(np.int32, copy=False),
+                items.astype(np.int32, copy=False),
+                learner.train_target.detach().cpu().numpy().astype(np.float32, copy=False),
+            )
         users, items, ratings = self._codes
         n = len(ratings)
         perm = torch.randperm(n, generator=learner.generator).numpy()
@@ -269,19 +300,31 @@ class FusedCollabStep:
         fpacked = packed.view(np.float32)
         bs = learner.bs
         for start in range(0, n, bs):
-            batch = packed[start:start + bs]
-            yield (torch.from_numpy(batch),), torch.from_numpy(fpacked[start:start + bs, 2])
+            batch = packed[start : start + bs]
+            yield (torch.from_numpy(batch),), torch.from_numpy(fpacked[start : start + bs, 2])
 
     def _buffers(self, n_users: int, n_items: int, k: int, bs: int) -> dict[str, np.ndarray]:
         s = self._scratch
-        if not s or s["gU"].shape[0] < bs or s["gU"].shape[1] != k or len(s["slot_u"]) != n_users \
-                or len(s["slot_i"]) != n_items:
+        if (
+            not s
+            or s["gU"].shape[0] < bs
+            or s["gU"].shape[1] != k
+            or len(s["slot_u"]) != n_users
+            or len(s["slot_i"]) != n_items
+        ):
             s.clear()
-            s.update(slot_u=np.full(n_users, -1, np.int32), slot_i=np.full(n_items, -1, np.int32),
-                     rows_u=np.empty(bs, np.int32), rows_i=np.empty(bs, np.int32),
-                     order=np.empty(bs, np.int32), start=np.empty(bs + 1, np.int32),
-                     gU=np.zeros((bs, k), np.float32), gI=np.zeros((bs, k), np.float32),
-                     gBU=np.zeros((bs, 1), np.float32), gBI=np.zeros((bs, 1), np.float32))
+            s.update(
+                slot_u=np.full(n_users, -1, np.int32),
+                slot_i=np.full(n_items, -1, np.int32),
+                rows_u=np.empty(bs, np.int32),
+                rows_i=np.empty(bs, np.int32),
+                order=np.empty(bs, np.int32),
+                start=np.empty(bs + 1, np.int32),
+                gU=np.zeros((bs, k), np.float32),
+                gI=np.zeros((bs, k), np.float32),
+                gBU=np.zeros((bs, 1), np.float32),
+                gBI=np.zeros((bs, 1), np.float32),
+            )
         return s
 
     # -------------------------------------------------------------- the step
@@ -292,14 +335,14 @@ class FusedCollabStep:
         batch = inputs[0]
         if batch.dim() != 2 or batch.dtype != torch.int32:  # a batch not from batches(): pack it
             users, items = inputs
-            batch = torch.stack([users.to(torch.int32), items.to(torch.int32),
-                                 target.to(torch.float32).view(torch.int32)], 1)
+            batch = torch.stack(
+                [users.to(torch.int32), items.to(torch.int32), target.to(torch.float32).view(torch.int32)], 1
+            )
         batch = batch.numpy()
         fbatch = batch.view(np.float32)
         n = batch.shape[0]
         m = self.model
-        tables = {"U": m.user_emb.weight, "I": m.item_emb.weight, "BU": m.user_bias.weight,
-                  "BI": m.item_bias.weight}
+        tables = {"U": m.user_emb.weight, "I": m.item_emb.weight, "BU": m.user_bias.weight, "BI": m.item_bias.weight}
         arrays = {k: t.data.numpy() for k, t in tables.items()}
         nu, ni, k = arrays["U"].shape[0], arrays["I"].shape[0], arrays["U"].shape[1]
         s = self._buffers(nu, ni, k, n)
@@ -307,14 +350,37 @@ class FusedCollabStep:
         mu = kern["collect"](batch[:, 0], nu, s["slot_u"], s["rows_u"], n * 8 > nu)
         mi = kern["collect"](batch[:, 1], ni, s["slot_i"], s["rows_i"], n * 8 > ni)
         lo, hi = self.y_range
-        sse = kern["forward_backward"](batch, fbatch, arrays["U"], arrays["I"], arrays["BU"], arrays["BI"],
-                                       s["slot_u"], s["slot_i"], mu, s["order"], s["start"],
-                                       s["gU"], s["gI"], s["gBU"], s["gBI"],
-                                       float(lo), float(hi), self.reg, "U" in trained, "I" in trained,
-                                       "BU" in trained, "BI" in trained)
+        sse = kern["forward_backward"](
+            batch,
+            fbatch,
+            arrays["U"],
+            arrays["I"],
+            arrays["BU"],
+            arrays["BI"],
+            s["slot_u"],
+            s["slot_i"],
+            mu,
+            s["order"],
+            s["start"],
+            s["gU"],
+            s["gI"],
+            s["gBU"],
+            s["gBI"],
+            float(lo),
+            float(hi),
+            self.reg,
+            "U" in trained,
+            "I" in trained,
+            "BU" in trained,
+            "BI" in trained,
+        )
         adam = isinstance(opt, _lazy_adam())
-        for key, rows, cnt, g in (("U", "rows_u", mu, "gU"), ("I", "rows_i", mi, "gI"),
-                                  ("BU", "rows_u", mu, "gBU"), ("BI", "rows_i", mi, "gBI")):
+        for key, rows, cnt, g in (
+            ("U", "rows_u", mu, "gU"),
+            ("I", "rows_i", mi, "gI"),
+            ("BU", "rows_u", mu, "gBU"),
+            ("BI", "rows_i", mi, "gBI"),
+        ):
             if key in trained:
                 hp, decoupled, state = hps[key]
                 M = state["exp_avg"].numpy() if adam else arrays[key]
@@ -348,7 +414,7 @@ class FusedCollabStep:
                     adam_state(state, p)
                     state["step"] += 1
                     t = float(state["step"])
-                    step_size = lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+                    step_size = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
                 out[key] = (np.array([lr, wd, b1, b2, eps, step_size], np.float64), decoupled, state)
                 trained.add(key)
         return out, trained
@@ -376,8 +442,9 @@ def warm_up() -> float:
     codes = torch.tensor([0, 1, 2, 1])
     data = (codes, codes.flip(0), torch.tensor([1.0, 2.0, 3.0, 4.0]))
     for opt in ("adamw", "sgd"):
-        learner = make_fused(Learner(DotBias(3, 3, 2, (0.0, 5.5), sparse=True), data, None,
-                                     loss_fn=nn.functional.mse_loss, bs=4), 0.1)
+        learner = make_fused(
+            Learner(DotBias(3, 3, 2, (0.0, 5.5), sparse=True), data, None, loss_fn=nn.functional.mse_loss, bs=4), 0.1
+        )
         learner.fit(FitConfig(epochs=1, opt=opt, schedule="constant", bs=4), progress=False)
     return time.perf_counter() - t0
 

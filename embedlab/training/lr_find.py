@@ -1,4 +1,5 @@
 """The learning-rate finder's result: loss against lr, and the suggestion rules users know."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,8 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SUGGESTION_RULES = {
-    "valley": "the middle of the longest valley: the longest run of falling loss, noise allowed "
-              "(fastai's default)",
+    "valley": "the middle of the longest valley: the longest run of falling loss, noise allowed (fastai's default)",
     "steep": "the steepest descent of the loss against log(lr) (lesson 5)",
     "min10": "the lr of the minimum loss divided by 10 (lesson 5)",
 }
@@ -26,7 +26,7 @@ class LRFindResult:
         lrs = np.asarray(self.lrs, dtype=float)
         losses = np.asarray(self.losses, dtype=float)
         if skip_start:  # fastai's: the first tenth is the smoothing warming up, not the model
-            lrs, losses = lrs[len(lrs) // 10:], losses[len(losses) // 10:]
+            lrs, losses = lrs[len(lrs) // 10 :], losses[len(losses) // 10 :]
         keep = np.isfinite(losses) & (lrs > 0)
         return lrs[keep], losses[keep]
 
@@ -48,8 +48,11 @@ class LRFindResult:
         if n < 5:
             return {}
         i_min = int(np.argmin(losses))
-        out = {"valley": float(lrs[_valley_index(losses)]), "steep": float(lrs[_steep_index(lrs, losses, i_min)]),
-               "min10": float(lrs[i_min] / 10)}
+        out = {
+            "valley": float(lrs[_valley_index(losses)]),
+            "steep": float(lrs[_steep_index(lrs, losses, i_min)]),
+            "min10": float(lrs[i_min] / 10),
+        }
         return out
 
     def suggested(self, rule: str | None = None) -> float | None:

@@ -1,4 +1,5 @@
 """Models whose embeddings embedlab analyses."""
+
 from __future__ import annotations
 
 import torch
@@ -7,7 +8,7 @@ from torch import nn
 
 def emb_sz_rule(n_categories: int) -> int:
     """fastai's embedding-size rule: ``min(600, round(1.6 * n ** 0.56))``."""
-    return int(min(600, round(1.6 * n_categories ** 0.56)))
+    return int(min(600, round(1.6 * n_categories**0.56)))
 
 
 class _ByLabel:
@@ -48,8 +49,7 @@ class _ByLabel:
         """The learned biases (n,) of the items (or users) ``arr`` names."""
         table = self.bias_table(is_item)
         if table is None:
-            raise ValueError(f"{type(self).__name__} has no biases (the neural model learns none); "
-                             f"use weight(...)")
+            raise ValueError(f"{type(self).__name__} has no biases (the neural model learns none); use weight(...)")
         return table(self.rows(arr, is_item)).squeeze(1)
 
     def bias_table(self, is_item: bool = True) -> nn.Embedding | None:
@@ -69,9 +69,15 @@ class DotBias(_ByLabel, nn.Module):
     second lookup would double the sparse gradient every step has to coalesce.
     """
 
-    def __init__(self, n_users: int, n_items: int, n_factors: int,
-                 y_range: tuple[float, float] | None = (0.0, 5.5), init_std: float = 0.01,
-                 sparse: bool = False) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        n_factors: int,
+        y_range: tuple[float, float] | None = (0.0, 5.5),
+        init_std: float = 0.01,
+        sparse: bool = False,
+    ) -> None:
         super().__init__()
         self.sparse = bool(sparse)
         self.looked_up: tuple[torch.Tensor, ...] | None = None
@@ -87,8 +93,10 @@ class DotBias(_ByLabel, nn.Module):
 
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups, earliest first (for freezing and discriminative lrs)."""
-        return {"embeddings": [self.user_emb.weight, self.item_emb.weight],
-                "biases": [self.user_bias.weight, self.item_bias.weight]}
+        return {
+            "embeddings": [self.user_emb.weight, self.item_emb.weight],
+            "biases": [self.user_bias.weight, self.item_bias.weight],
+        }
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         u = self.user_emb(users)
@@ -113,8 +121,9 @@ class BatchNorm1d(nn.BatchNorm1d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.shape[0] == 1:
-            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                                            False, 0.0, self.eps)
+            return nn.functional.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
+            )
         return super().forward(x)
 
 
@@ -148,17 +157,29 @@ class EntityEmbeddingNet(nn.Module):
     #: synthetic-rossmann seed 0 from p 0.004 to 0.019); the collab models use it (u1 unchanged)
     fused_adam = False
 
-    def __init__(self, cardinalities: list[int], emb_sizes: list[int], n_cont: int,
-                 layers: list[int] = (1000, 500), ps: list[float] | None = None, emb_drop: float = 0.0,
-                 y_range: tuple[float, float] | None = None, n_out: int = 1, batchnorm: bool = True,
-                 bn_cont: bool = True, init_std: float = 0.01, names: list[str] | None = None,
-                 categorical_encoding: str = "embedding") -> None:
+    def __init__(
+        self,
+        cardinalities: list[int],
+        emb_sizes: list[int],
+        n_cont: int,
+        layers: list[int] = (1000, 500),
+        ps: list[float] | None = None,
+        emb_drop: float = 0.0,
+        y_range: tuple[float, float] | None = None,
+        n_out: int = 1,
+        batchnorm: bool = True,
+        bn_cont: bool = True,
+        init_std: float = 0.01,
+        names: list[str] | None = None,
+        categorical_encoding: str = "embedding",
+    ) -> None:
         super().__init__()
         if len(cardinalities) != len(emb_sizes):
             raise ValueError("cardinalities and emb_sizes differ in length")
         if categorical_encoding not in CATEGORICAL_ENCODINGS:
-            raise ValueError(f"categorical_encoding {categorical_encoding!r}: choose one of "
-                             f"{', '.join(CATEGORICAL_ENCODINGS)}")
+            raise ValueError(
+                f"categorical_encoding {categorical_encoding!r}: choose one of {', '.join(CATEGORICAL_ENCODINGS)}"
+            )
         self.encoding = categorical_encoding
         self.cardinalities = [int(c) for c in cardinalities]
         layers = [int(h) for h in layers]
@@ -166,12 +187,20 @@ class EntityEmbeddingNet(nn.Module):
         if len(ps) != len(layers):
             raise ValueError(f"{len(ps)} dropout values for {len(layers)} hidden layers")
         self.names = list(names) if names is not None else [f"cat{i}" for i in range(len(cardinalities))]
-        self.hparams = {"cardinalities": [int(c) for c in cardinalities],
-                        "emb_sizes": [int(s) for s in emb_sizes], "n_cont": int(n_cont),
-                        "layers": layers, "ps": ps, "emb_drop": float(emb_drop),
-                        "y_range": list(y_range) if y_range is not None else None, "n_out": int(n_out),
-                        "batchnorm": bool(batchnorm), "bn_cont": bool(bn_cont),
-                        "init_std": float(init_std), "names": self.names}
+        self.hparams = {
+            "cardinalities": [int(c) for c in cardinalities],
+            "emb_sizes": [int(s) for s in emb_sizes],
+            "n_cont": int(n_cont),
+            "layers": layers,
+            "ps": ps,
+            "emb_drop": float(emb_drop),
+            "y_range": list(y_range) if y_range is not None else None,
+            "n_out": int(n_out),
+            "batchnorm": bool(batchnorm),
+            "bn_cont": bool(bn_cont),
+            "init_std": float(init_std),
+            "names": self.names,
+        }
         if categorical_encoding != "embedding":  # older runs' hparams lack the key: embedding
             self.hparams["categorical_encoding"] = categorical_encoding
         self.embeds = nn.ModuleList()
@@ -223,8 +252,11 @@ class EntityEmbeddingNet(nn.Module):
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups, earliest first (for freezing and discriminative lrs)."""
         body = list(self.body.parameters()) + (list(self.bn_cont.parameters()) if self.bn_cont else [])
-        return {"embeddings": [e.weight for e in self.embeds] + list(self.onehots.parameters()), "body": body,
-                "head": list(self.head.parameters())}
+        return {
+            "embeddings": [e.weight for e in self.embeds] + list(self.onehots.parameters()),
+            "body": body,
+            "head": list(self.head.parameters()),
+        }
 
     def table_weight(self, j: int) -> torch.Tensor:
         """The (cardinality x width) per-category vectors of categorical input ``j``, row 0 the
@@ -237,7 +269,7 @@ class EntityEmbeddingNet(nn.Module):
             lin = self.onehots[j]
             return lin.weight.t() + lin.bias
         start = sum(self.cardinalities[:j])
-        return self._first_linear().weight[:, start:start + self.cardinalities[j]].t()
+        return self._first_linear().weight[:, start : start + self.cardinalities[j]].t()
 
     def _first_linear(self) -> nn.Linear:
         """The layer the inputs enter: the first hidden layer, or the output without any."""
@@ -285,19 +317,44 @@ class EmbeddingNN(_ByLabel, nn.Module):
     (:func:`emb_sz_rule` ``(n + 1)``: 74 and 102 on ml-100k, as fastai's). No biases.
     """
 
-    def __init__(self, n_users: int, n_items: int, emb_sizes: tuple[int, int] | None = None,
-                 layers: list[int] = (100, 50), ps: list[float] | None = None, emb_drop: float = 0.0,
-                 y_range: tuple[float, float] | None = (0.0, 5.5), init_std: float = 0.01,
-                 batchnorm: bool = True) -> None:
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        emb_sizes: tuple[int, int] | None = None,
+        layers: list[int] = (100, 50),
+        ps: list[float] | None = None,
+        emb_drop: float = 0.0,
+        y_range: tuple[float, float] | None = (0.0, 5.5),
+        init_std: float = 0.01,
+        batchnorm: bool = True,
+    ) -> None:
         super().__init__()
         sizes = list(emb_sizes) if emb_sizes else [emb_sz_rule(n_users + 1), emb_sz_rule(n_items + 1)]
-        self.net = EntityEmbeddingNet([n_users, n_items], sizes, 0, layers=layers, ps=ps, emb_drop=emb_drop,
-                                      y_range=y_range, batchnorm=batchnorm, bn_cont=False, init_std=init_std,
-                                      names=["user", "item"])
-        self.hparams = {"n_users": int(n_users), "n_items": int(n_items), "emb_sizes": [int(s) for s in sizes],
-                        "layers": [int(h) for h in layers], "ps": self.net.hparams["ps"],
-                        "emb_drop": float(emb_drop), "y_range": list(y_range) if y_range is not None else None,
-                        "init_std": float(init_std), "batchnorm": bool(batchnorm)}
+        self.net = EntityEmbeddingNet(
+            [n_users, n_items],
+            sizes,
+            0,
+            layers=layers,
+            ps=ps,
+            emb_drop=emb_drop,
+            y_range=y_range,
+            batchnorm=batchnorm,
+            bn_cont=False,
+            init_std=init_std,
+            names=["user", "item"],
+        )
+        self.hparams = {
+            "n_users": int(n_users),
+            "n_items": int(n_items),
+            "emb_sizes": [int(s) for s in sizes],
+            "layers": [int(h) for h in layers],
+            "ps": self.net.hparams["ps"],
+            "emb_drop": float(emb_drop),
+            "y_range": list(y_range) if y_range is not None else None,
+            "init_std": float(init_std),
+            "batchnorm": bool(batchnorm),
+        }
         self.y_range = tuple(y_range) if y_range is not None else None
         self.sparse = False
         self.looked_up = None
@@ -344,9 +401,19 @@ class HybridDot(nn.Module):
     bias column ``m`` of every table, so a table's rows are the members' vectors side by side.
     """
 
-    def __init__(self, user_bags: tuple, n_user_feats: int, item_bags: tuple, n_item_feats: int,
-                 n_factors: int, n_days: int = 0, y_range: tuple[float, float] | None = (0.0, 5.5),
-                 init_std: float = 0.01, global_bias: float = 0.0, members: int = 1) -> None:
+    def __init__(
+        self,
+        user_bags: tuple,
+        n_user_feats: int,
+        item_bags: tuple,
+        n_item_feats: int,
+        n_factors: int,
+        n_days: int = 0,
+        y_range: tuple[float, float] | None = (0.0, 5.5),
+        init_std: float = 0.01,
+        global_bias: float = 0.0,
+        members: int = 1,
+    ) -> None:
         super().__init__()
         for prefix, (idx, off, w) in (("user", user_bags), ("item", item_bags)):
             self.register_buffer(f"{prefix}_idx", torch.as_tensor(idx, dtype=torch.long), persistent=False)
@@ -373,13 +440,19 @@ class HybridDot(nn.Module):
     def layer_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups, earliest first (for freezing and discriminative lrs)."""
         emb = [self.user_feat.weight, self.item_feat.weight] + ([self.day_emb.weight] if self.day_emb else [])
-        bias = [self.user_feat_bias.weight, self.item_feat_bias.weight, self.global_bias] + \
-            ([self.day_bias.weight] if self.day_bias else [])
+        bias = [self.user_feat_bias.weight, self.item_feat_bias.weight, self.global_bias] + (
+            [self.day_bias.weight] if self.day_bias else []
+        )
         return {"embeddings": emb, "biases": bias}
 
     def _compose(self, side: str, weight: torch.Tensor) -> torch.Tensor:
-        return nn.functional.embedding_bag(getattr(self, f"{side}_idx"), weight, getattr(self, f"{side}_off"),
-                                           mode="sum", per_sample_weights=getattr(self, f"{side}_w"))
+        return nn.functional.embedding_bag(
+            getattr(self, f"{side}_idx"),
+            weight,
+            getattr(self, f"{side}_off"),
+            mode="sum",
+            per_sample_weights=getattr(self, f"{side}_w"),
+        )
 
     def entity_vectors(self, side: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Every user's (or item's) composed factors (n x n_factors*members) and biases (n x members)."""

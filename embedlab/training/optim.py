@@ -5,6 +5,7 @@ with its own ``lr`` and ``wd``); weight decay either as an L2 term in the loss o
 (applied before the step, lesson 5's distinction); :class:`LazyAdam` for sparse embedding
 gradients; one-cycle, constant and cosine schedules (torch.optim.lr_scheduler).
 """
+
 from __future__ import annotations
 
 import functools
@@ -25,8 +26,7 @@ MOMENTUM_CYCLE = 0.05  # one-cycle moves momentum/beta1 from m+0.05 down to m-0.
 def sparse_parameters(model: nn.Module) -> set[int]:
     """``id`` of every parameter whose gradient is sparse: the weights of ``nn.Embedding`` /
     ``nn.EmbeddingBag`` modules built with ``sparse=True``."""
-    return {id(m.weight) for m in model.modules()
-            if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse}
+    return {id(m.weight) for m in model.modules() if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.sparse}
 
 
 # ---------------------------------------------------------------------------- optimizers
@@ -102,8 +102,7 @@ class LazyAdam(torch.optim.Optimizer):
     were two thirds of a step. Sparse gradients only, as SparseAdam.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
-                 eps: float = 1e-8) -> None:
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
         if not lr > 0 or not eps > 0 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"LazyAdam: invalid lr {lr}, betas {betas} or eps {eps}")
         super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps})
@@ -134,7 +133,7 @@ class LazyAdam(torch.optim.Optimizer):
                 sq = exp_avg_sq.index_select(0, rows).mul_(beta2).addcmul_(values, values, value=1 - beta2)
                 exp_avg.index_copy_(0, rows, avg)
                 exp_avg_sq.index_copy_(0, rows, sq)
-                step_size = lr * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+                step_size = lr * math.sqrt(1 - beta2**t) / (1 - beta1**t)
                 p.index_add_(0, rows, avg.div_(sq.sqrt_().add_(eps)), alpha=-step_size)
         return loss
 
@@ -174,15 +173,19 @@ def make_optimizer(groups: list[dict[str, Any]], config: FitConfig, fused: bool 
     if sparse:
         dense = [g["name"] for g in groups if not g.get("sparse")]
         if dense:
-            raise UsageError(f"layer groups {', '.join(sparse)} have sparse gradients and {', '.join(dense)} "
-                             f"dense ones: one optimizer cannot train both; use --sparse off")
+            raise UsageError(
+                f"layer groups {', '.join(sparse)} have sparse gradients and {', '.join(dense)} "
+                f"dense ones: one optimizer cannot train both; use --sparse off"
+            )
         if cfg.opt in ("adam", "adamw"):
             opt = LazyAdam(groups, lr=lr0, betas=cfg.betas, eps=cfg.eps)
         elif cfg.opt == "sgd":
             opt = torch.optim.SGD(groups, lr=lr0, momentum=0.0)
         else:
-            raise UsageError(f"--opt {cfg.opt} has no sparse-gradient form in torch.optim; use "
-                             f"--opt {', '.join(SPARSE_OPTIMIZERS)} or --sparse off")
+            raise UsageError(
+                f"--opt {cfg.opt} has no sparse-gradient form in torch.optim; use "
+                f"--opt {', '.join(SPARSE_OPTIMIZERS)} or --sparse off"
+            )
         native = False
     elif cfg.opt in ("sgd", "momentum"):
         opt = torch.optim.SGD(groups, lr=lr0, momentum=cfg.momentum or 0.0)
@@ -192,11 +195,18 @@ def make_optimizer(groups: list[dict[str, Any]], config: FitConfig, fused: bool 
         native = False
     elif cfg.opt == "adam":
         native = cfg.wd_mode == "decoupled"
-        opt = torch.optim.Adam(groups, lr=lr0, betas=cfg.betas, eps=cfg.eps, decoupled_weight_decay=native,
-                               **(_fused(groups) if fused else {}))
+        opt = torch.optim.Adam(
+            groups,
+            lr=lr0,
+            betas=cfg.betas,
+            eps=cfg.eps,
+            decoupled_weight_decay=native,
+            **(_fused(groups) if fused else {}),
+        )
     elif cfg.opt == "adamw":
-        opt = torch.optim.AdamW(groups, lr=lr0, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0,
-                                **(_fused(groups) if fused else {}))
+        opt = torch.optim.AdamW(
+            groups, lr=lr0, betas=cfg.betas, eps=cfg.eps, weight_decay=0.0, **(_fused(groups) if fused else {})
+        )
         native = True
     else:  # pragma: no cover - resolved() checked it
         raise UsageError(f"unknown optimizer {cfg.opt!r}")
@@ -228,8 +238,9 @@ def momentum_of(optimizer: torch.optim.Optimizer, group: dict) -> float | None:
     return None if m is None else float(m)
 
 
-def make_scheduler(optimizer: torch.optim.Optimizer, config: FitConfig,
-                   total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, config: FitConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """The lr schedule over ``total_steps`` optimizer steps, scaling each group's own max lr.
 
     One-cycle (fastai's): cosine warm-up from lr/25 to lr over ``pct_start`` of the steps, then
@@ -239,18 +250,29 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: FitConfig,
     max_lrs = [float(g["lr"]) for g in optimizer.param_groups]
     if config.schedule == "one-cycle":
         if total_steps < 3:
-            raise UsageError(f"one-cycle needs at least 3 optimizer steps, this fit has {total_steps}; "
-                             "lower --bs, raise --epochs or use --schedule constant")
+            raise UsageError(
+                f"one-cycle needs at least 3 optimizer steps, this fit has {total_steps}; "
+                "lower --bs, raise --epochs or use --schedule constant"
+            )
         moms = [momentum_of(optimizer, g) for g in optimizer.param_groups]
         cycle = all(m is not None and m > 0 for m in moms)
         pct = min(max(config.pct_start, 1.5 / total_steps), 1.0 - 1.5 / total_steps)
         kwargs: dict[str, Any] = {}
         if cycle:
-            kwargs = {"max_momentum": [min(m + MOMENTUM_CYCLE, 0.999) for m in moms],
-                      "base_momentum": [max(m - MOMENTUM_CYCLE, 0.0) for m in moms]}
+            kwargs = {
+                "max_momentum": [min(m + MOMENTUM_CYCLE, 0.999) for m in moms],
+                "base_momentum": [max(m - MOMENTUM_CYCLE, 0.0) for m in moms],
+            }
         return torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=max_lrs, total_steps=total_steps, pct_start=pct, div_factor=25.0,
-            final_div_factor=1e4, cycle_momentum=cycle, **kwargs)
+            optimizer,
+            max_lr=max_lrs,
+            total_steps=total_steps,
+            pct_start=pct,
+            div_factor=25.0,
+            final_div_factor=1e4,
+            cycle_momentum=cycle,
+            **kwargs,
+        )
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps, eta_min=0.0)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)

@@ -36,6 +36,7 @@ Why here (the training wing) and not beside the trainers: the shared fit options
 this way too, and the training wing sits below the trainers (docs/architecture.md);
 ``embedlab.trainers.options`` is the documented path and re-exports these names.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,12 +54,24 @@ SECTIONS = ("model", "optimisation", "distributed")
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def option(default: Any, *, help: str | Callable[[type], str] = "",  # noqa: A002 - click's words
-           flags: Sequence[str] = (), choices: Sequence[str] | None = None,
-           min: float | None = None, max: float | None = None,  # noqa: A002
-           min_open: bool = False, max_open: bool = False, type: Any = None,  # noqa: A002
-           multiple: bool = False, metavar: str | None = None, show_default: bool | None = None,
-           section: str = "model", case_sensitive: bool = False, negatable: bool = True) -> Any:
+def option(
+    default: Any,
+    *,
+    help: str | Callable[[type], str] = "",  # noqa: A002 - click's words
+    flags: Sequence[str] = (),
+    choices: Sequence[str] | None = None,
+    min: float | None = None,
+    max: float | None = None,  # noqa: A002
+    min_open: bool = False,
+    max_open: bool = False,
+    type: Any = None,  # noqa: A002
+    multiple: bool = False,
+    metavar: str | None = None,
+    show_default: bool | None = None,
+    section: str = "model",
+    case_sensitive: bool = False,
+    negatable: bool = True,
+) -> Any:
     """A field of a :class:`TrainerOptions` dataclass.
 
     ``default``: its default (None: not set, the trainer decides); ``help``: its help text (or a
@@ -72,17 +85,35 @@ def option(default: Any, *, help: str | Callable[[type], str] = "",  # noqa: A00
     """
     if section not in SECTIONS:
         raise ValueError(f"option section {section!r}: choose one of {', '.join(SECTIONS)}")
-    meta = {"help": help, "flags": tuple(flags), "choices": None if choices is None else tuple(choices),
-            "min": min, "max": max, "min_open": min_open, "max_open": max_open, "type": type,
-            "multiple": multiple, "metavar": metavar, "show_default": show_default, "section": section,
-            "case_sensitive": case_sensitive, "negatable": negatable}
+    meta = {
+        "help": help,
+        "flags": tuple(flags),
+        "choices": None if choices is None else tuple(choices),
+        "min": min,
+        "max": max,
+        "min_open": min_open,
+        "max_open": max_open,
+        "type": type,
+        "multiple": multiple,
+        "metavar": metavar,
+        "show_default": show_default,
+        "section": section,
+        "case_sensitive": case_sensitive,
+        "negatable": negatable,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("option defaults are immutable values (a tuple, not a list)")
     return dataclasses.field(default=default, metadata={"embedlab": meta})
 
 
-def restated(base: type, name: str, default: Any = dataclasses.MISSING, help: str | None = None,  # noqa: A002
-             note: str = "", **changes: Any) -> Any:
+def restated(
+    base: type,
+    name: str,
+    default: Any = dataclasses.MISSING,
+    help: str | None = None,  # noqa: A002
+    note: str = "",
+    **changes: Any,
+) -> Any:
     """Field ``name`` of options class ``base`` declared again in a subclass with another default
     (and, optionally, its help replaced or a ``note`` added to it, or other :func:`option`
     arguments changed): one declaration, adjusted."""
@@ -93,17 +124,21 @@ def restated(base: type, name: str, default: Any = dataclasses.MISSING, help: st
     if help is not None:
         meta["help"] = help
     if note:
-        meta["help"] = (lambda cls, _h=meta["help"]: (_h(cls) if callable(_h) else _h) + note)
-    return dataclasses.field(default=found.default if default is dataclasses.MISSING else default,
-                             metadata={"embedlab": meta})
+        meta["help"] = lambda cls, _h=meta["help"]: (_h(cls) if callable(_h) else _h) + note
+    return dataclasses.field(
+        default=found.default if default is dataclasses.MISSING else default, metadata={"embedlab": meta}
+    )
 
 
 class TrainerOptions:
     """Base of a trainer's options dataclass (see the module docstring)."""
 
     #: the name of each option's section of ``train DATASET --help``, as listed there
-    SECTION_TITLES: ClassVar[dict[str, str]] = {"model": "Model", "optimisation": "Optimisation",
-                                                "distributed": "Distributed"}
+    SECTION_TITLES: ClassVar[dict[str, str]] = {
+        "model": "Model",
+        "optimisation": "Optimisation",
+        "distributed": "Distributed",
+    }
 
     @classmethod
     def _fields(cls) -> list[tuple[dataclasses.Field, type, dict[str, Any]]]:
@@ -118,8 +153,10 @@ class TrainerOptions:
             annotation = str(f.type).replace("Optional[", "").split("|")[0].strip()
             kind = f.type if isinstance(f.type, type) else _TYPES.get(annotation)
             if kind not in (int, float, bool, str) and meta.get("type") is None:
-                raise TypeError(f"{cls.__name__}.{f.name}: option types are int, float, bool or str (or give "
-                                f"option(type=...)), not {f.type}")
+                raise TypeError(
+                    f"{cls.__name__}.{f.name}: option types are int, float, bool or str (or give "
+                    f"option(type=...)), not {f.type}"
+                )
             out.append((f, kind, meta))
         return [x for x in out if x[0].name not in late] + [x for x in out if x[0].name in late]
 
@@ -160,6 +197,16 @@ class TrainerOptions:
             made.section = cls.SECTION_TITLES[meta.get("section") or "model"]  # type: ignore[attr-defined]
             out.append(made)
         return out
+
+    @classmethod
+    def old_options_list(cls, module: str) -> list[click.Option]:
+        """For a trainer module that exported its options as a list of click options
+        (``OPTIONS``): the same list, from this declaration, with a deprecation warning. Call it
+        from the module's ``__getattr__``."""
+        from embedlab.deprecations import OPTIONS_LIST
+
+        OPTIONS_LIST.warn(stacklevel=4, module=module, new=cls.__name__)
+        return cls.click_options()
 
     @classmethod
     def _make_option(cls, name: str, decls: list[str], kwargs: dict[str, Any]) -> click.Option:

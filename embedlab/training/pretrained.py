@@ -20,6 +20,7 @@ mismatch, an unknown table, duplicate keys and non-finite values are one-line er
 A trainer calls :func:`init_from_config` once it has built its model, describing each table
 as a :class:`Slot` (its keys in row order and its weight tensor); see trainers/collab.py.
 """
+
 from __future__ import annotations
 
 import re
@@ -113,8 +114,10 @@ def _check_finite(table: EmbeddingTable, where: str) -> None:
     bad = ~np.isfinite(table.vectors).all(axis=1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise DataError(f"{where}: table {table.name!r} has a non-finite vector (key {table.keys[row]!r}); "
-                        f"the source run diverged, retrain it")
+        raise DataError(
+            f"{where}: table {table.name!r} has a non-finite vector (key {table.keys[row]!r}); "
+            f"the source run diverged, retrain it"
+        )
 
 
 def _run_source(run, name: str, where: str) -> Source:
@@ -124,8 +127,9 @@ def _run_source(run, name: str, where: str) -> Source:
     if len(set(keys)) != len(keys):
         dup = next(k for k in keys if keys.count(k) > 1)
         raise DataError(f"{where}: table {name!r} has key {dup!r} twice")
-    return Source(keys=keys, vectors=table.vectors, where=where, fmt="run", table=name,
-                  bias=table.bias_values, counts=table.count)
+    return Source(
+        keys=keys, vectors=table.vectors, where=where, fmt="run", table=name, bias=table.bias_values, counts=table.count
+    )
 
 
 def _parse_tables(specs: Sequence[str]) -> list[tuple[str, str]]:
@@ -140,8 +144,9 @@ def _parse_tables(specs: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-def read_sources(path: str | Path, tables: Sequence[str] = (), keys: str | Path | None = None,
-                 model_tables: Sequence[str] = ()) -> tuple[dict[str, Source], dict[str, Any]]:
+def read_sources(
+    path: str | Path, tables: Sequence[str] = (), keys: str | Path | None = None, model_tables: Sequence[str] = ()
+) -> tuple[dict[str, Source], dict[str, Any]]:
     """The pretrained vectors at ``path`` for each model table they fill, and a description
     of the source (format, and for a run: its dataset, split, trainer, creation time)."""
     path = Path(path)
@@ -156,34 +161,53 @@ def read_sources(path: str | Path, tables: Sequence[str] = (), keys: str | Path 
         if not pairs:
             pairs = [(n, n) for n in model_tables if n in run.table_names]
             if not pairs:
-                raise UsageError(f"--init-from {where}: the run's tables ({', '.join(run.table_names)}) and the "
-                                 f"model's ({', '.join(model_tables)}) share no name; map them with "
-                                 f"--init-table TABLE=SOURCE_TABLE")
+                raise UsageError(
+                    f"--init-from {where}: the run's tables ({', '.join(run.table_names)}) and the "
+                    f"model's ({', '.join(model_tables)}) share no name; map them with "
+                    f"--init-table TABLE=SOURCE_TABLE"
+                )
         missing = [s for _, s in pairs if s not in run.table_names]
         if missing:
-            raise UsageError(f"--init-table: run {where} has no table {missing[0]!r}; its tables are: "
-                             f"{', '.join(run.table_names)}")
+            raise UsageError(
+                f"--init-table: run {where} has no table {missing[0]!r}; its tables are: {', '.join(run.table_names)}"
+            )
         info = {"format": "run", "run": {k: run.meta.get(k) for k in ("dataset", "trainer", "split", "created")}}
         info["run"]["metrics"] = {k: v for k, v in (run.metrics or {}).items() if str(k).startswith("valid_")}
         return {t: _run_source(run, s, where) for t, s in pairs}, info
     if path.is_dir():
         found = vectors_file_in(path)
         if found is None:
-            raise UsageError(f"--init-from {where}: a folder must be an embedlab run or hold one of "
-                             f"vectors.tsv, vectors.txt, vectors.npy")
+            raise UsageError(
+                f"--init-from {where}: a folder must be an embedlab run or hold one of "
+                f"vectors.tsv, vectors.txt, vectors.npy"
+            )
         path = found
     if len(pairs) != 1:
-        raise UsageError(f"--init-from {path}: a vectors file fills one table; name it with --init-table"
-                         + (f" (the model's tables: {', '.join(model_tables)})" if model_tables else ""))
+        raise UsageError(
+            f"--init-from {path}: a vectors file fills one table; name it with --init-table"
+            + (f" (the model's tables: {', '.join(model_tables)})" if model_tables else "")
+        )
     vec: ImportedVectors = read_vectors(path, keys)
-    src = Source(keys=list(vec.keys), vectors=vec.vectors, where=str(path), fmt=vec.fmt, table=None,
-                 tokens=vec.tokens, keys_file=str(vec.keys_path) if vec.keys_path else None)
+    src = Source(
+        keys=list(vec.keys),
+        vectors=vec.vectors,
+        where=str(path),
+        fmt=vec.fmt,
+        table=None,
+        tokens=vec.tokens,
+        keys_file=str(vec.keys_path) if vec.keys_path else None,
+    )
     return {pairs[0][0]: src}, {"format": vec.fmt}
 
 
 # ---------------------------------------------------------------------------- initialising
-def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str] = (),
-               keys: str | Path | None = None, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+def initialise(
+    slots: Mapping[str, Slot],
+    path: str | Path,
+    tables: Sequence[str] = (),
+    keys: str | Path | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
     """Copy pretrained vectors (and biases) into ``slots`` by key; return the record run.json keeps.
 
     Only the matched rows change; the others keep the model's initialisation.
@@ -193,8 +217,9 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
     explicit = bool(_parse_tables(tables))
     unknown = [t for t, _ in _parse_tables(tables) if t not in slots]
     if unknown:
-        raise UsageError(f"--init-table {unknown[0]}: the model has no table {unknown[0]!r}; its tables are: "
-                         f"{', '.join(slots)}")
+        raise UsageError(
+            f"--init-table {unknown[0]}: the model has no table {unknown[0]!r}; its tables are: {', '.join(slots)}"
+        )
     sources, info = read_sources(path, tables, keys, list(slots))
     record: dict[str, Any] = {"from": str(Path(path).resolve()), **info, "tables": {}}
     mismatched = {n: s.vectors.shape[1] for n, s in sources.items() if s.vectors.shape[1] != slots[n].dim}
@@ -203,15 +228,23 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
         raise UsageError(
             f"--init-from {sources[name].where}: table {name!r} has {dim}-dimensional vectors there, the model's "
             f"{name!r} table has {slots[name].dim}; train with the same size "
-            f"(collab: --n-factors {dim}; tabular: --emb-size {name}={dim})")
+            f"(collab: --n-factors {dim}; tabular: --emb-size {name}={dim})"
+        )
     for name, dim in mismatched.items():  # tables matched by name only: the others still start pretrained
-        record["tables"][name] = {"source": str(Path(sources[name].where).resolve()), "format": sources[name].fmt,
-                                  "matched": 0,
-                                  "total": len(slots[name].keys), "coverage": 0.0, "dim": slots[name].dim,
-                                  "skipped": f"{dim}-dimensional in the source"}
+        record["tables"][name] = {
+            "source": str(Path(sources[name].where).resolve()),
+            "format": sources[name].fmt,
+            "matched": 0,
+            "total": len(slots[name].keys),
+            "coverage": 0.0,
+            "dim": slots[name].dim,
+            "skipped": f"{dim}-dimensional in the source",
+        }
         if echo is not None:
-            echo(f"init {name}: skipped, {dim}-dimensional in {sources[name].where} but {slots[name].dim} here "
-                 f"(--emb-size {name}={dim} to take it)")
+            echo(
+                f"init {name}: skipped, {dim}-dimensional in {sources[name].where} but {slots[name].dim} here "
+                f"(--emb-size {name}={dim} to take it)"
+            )
     for name, src in sources.items():
         if name in mismatched:
             continue
@@ -220,24 +253,35 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
         total = len(slot.keys)
         untrained = 0
         if src.counts is not None:
-            untrained = len(align(slot.keys, Source(src.keys, src.vectors, src.where, src.fmt,
-                                                    tokens=src.tokens))[0]) - len(t_rows)
+            untrained = len(
+                align(slot.keys, Source(src.keys, src.vectors, src.where, src.fmt, tokens=src.tokens))[0]
+            ) - len(t_rows)
         if len(t_rows) == 0 and explicit:
             example_model = ", ".join(repr(str(k)) for k in list(slot.keys)[:3])
             example_src = ", ".join(repr(k) for k in src.keys[:3])
-            raise DataError(f"--init-from {src.where}: no key matches table {name!r} (model keys like "
-                            f"{example_model}; source keys like {example_src})")
+            raise DataError(
+                f"--init-from {src.where}: no key matches table {name!r} (model keys like "
+                f"{example_model}; source keys like {example_src})"
+            )
         with torch.no_grad():  # the model may already sit on a GPU
             rows = torch.from_numpy(t_rows + slot.offset).to(slot.weight.device)
             slot.weight[rows] = torch.from_numpy(src.vectors[s_rows]).to(slot.weight.device, slot.weight.dtype)
             bias = src.bias is not None and slot.bias is not None
             if bias:
                 values = torch.from_numpy(np.asarray(src.bias, dtype=np.float32)[s_rows])
-                slot.bias.view(slot.bias.shape[0], -1)[rows.to(slot.bias.device), 0] = \
-                    values.to(slot.bias.device, slot.bias.dtype)
-        entry = {"source": str(Path(src.where).resolve()), "format": src.fmt, "source_table": src.table, "matched": int(len(t_rows)),
-                 "total": int(total), "coverage": float(len(t_rows) / total) if total else 0.0,
-                 "dim": slot.dim, "bias": bool(bias)}
+                slot.bias.view(slot.bias.shape[0], -1)[rows.to(slot.bias.device), 0] = values.to(
+                    slot.bias.device, slot.bias.dtype
+                )
+        entry = {
+            "source": str(Path(src.where).resolve()),
+            "format": src.fmt,
+            "source_table": src.table,
+            "matched": int(len(t_rows)),
+            "total": int(total),
+            "coverage": float(len(t_rows) / total) if total else 0.0,
+            "dim": slot.dim,
+            "bias": bool(bias),
+        }
         if untrained:
             entry["untrained_in_source"] = int(untrained)
         if src.keys_file:
@@ -245,13 +289,18 @@ def initialise(slots: Mapping[str, Slot], path: str | Path, tables: Sequence[str
         record["tables"][name] = entry
         if echo is not None:
             note = f"; {untrained:,} more never observed in the source" if untrained else ""
-            echo(f"init {name}: {len(t_rows):,} of {total:,} rows ({entry['coverage']:.1%}) from {src.where}"
-                 + (f" (table {src.table})" if src.table else "") + (" with biases" if bias else "") + note)
+            echo(
+                f"init {name}: {len(t_rows):,} of {total:,} rows ({entry['coverage']:.1%}) from {src.where}"
+                + (f" (table {src.table})" if src.table else "")
+                + (" with biases" if bias else "")
+                + note
+            )
     return record
 
 
-def init_from_config(config: Mapping[str, Any], slots: Mapping[str, Slot], learner: Any = None,
-                     progress: bool = True) -> dict[str, Any] | None:
+def init_from_config(
+    config: Mapping[str, Any], slots: Mapping[str, Slot], learner: Any = None, progress: bool = True
+) -> dict[str, Any] | None:
     """What a trainer calls after building its model: apply ``--init-from`` (if given) to
     ``slots`` and return the record for run.json (also stored as ``learner.init``)."""
     path = config.get("init_from")

@@ -10,6 +10,7 @@ tensor, and the optimizer's hyper-parameters and step counts. The first fit afte
 continues the optimizer state (:func:`carry_optimizer_state`) and the shuffling order, as
 ``embedlab train --resume`` continues a checkpoint's.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,10 +47,15 @@ def encode_state(value: Any, tensors: dict[str, torch.Tensor], prefix: str) -> A
     if isinstance(value, Mapping):
         if all(isinstance(k, str) and not k.startswith("__") for k in value):
             return {k: encode_state(v, tensors, f"{prefix}.{k}") for k, v in value.items()}
-        return {"__items__": [[encode_state(k, tensors, f"{prefix}.key{i}"), encode_state(v, tensors, f"{prefix}.{k}")]
-                              for i, (k, v) in enumerate(value.items())]}
-    raise EmbedlabError(f"cannot keep a {type(value).__name__} ({prefix}) in a training checkpoint; "
-                        f"use --no-checkpoint")
+        return {
+            "__items__": [
+                [encode_state(k, tensors, f"{prefix}.key{i}"), encode_state(v, tensors, f"{prefix}.{k}")]
+                for i, (k, v) in enumerate(value.items())
+            ]
+        }
+    raise EmbedlabError(
+        f"cannot keep a {type(value).__name__} ({prefix}) in a training checkpoint; use --no-checkpoint"
+    )
 
 
 def decode_state(value: Any, tensors: Mapping[str, Any], missing: Callable[[str], Exception] | None = None) -> Any:
@@ -96,8 +102,9 @@ def learner_file(name: str | Path, folder: str | Path = ".") -> Path:
     return path if path.suffix == SUFFIX else path.with_name(path.name + SUFFIX)
 
 
-def save_learner(learner: Any, path: str | Path, extra: dict[str, Any] | None = None, force: bool = False,
-                 with_opt: bool = True) -> Path:
+def save_learner(
+    learner: Any, path: str | Path, extra: dict[str, Any] | None = None, force: bool = False, with_opt: bool = True
+) -> Path:
     """Write ``learner``'s model (and optimizer state, when it has one and ``with_opt``) to
     ``path`` under the write rule (a new file, or one embedlab wrote; ``force`` otherwise)."""
     from safetensors.torch import save
@@ -105,8 +112,9 @@ def save_learner(learner: Any, path: str | Path, extra: dict[str, Any] | None = 
     from embedlab.io.ownership import owned_file
 
     path = Path(path)
-    tensors = {f"model.{k}": v.detach().to("cpu", copy=True).contiguous()
-               for k, v in learner.model.state_dict().items()}
+    tensors = {
+        f"model.{k}": v.detach().to("cpu", copy=True).contiguous() for k, v in learner.model.state_dict().items()
+    }
     opt = getattr(learner, "opt", None) if with_opt else None
     meta: dict[str, str] = {"format": FORMAT, "extra": json.dumps(extra or {}, default=plain_json, sort_keys=True)}
     if opt is not None:
@@ -135,13 +143,13 @@ def read_learner_file(path: str | Path) -> tuple[dict[str, Any], dict[str, str]]
     except Exception as exc:  # noqa: BLE001 - never fall back to pickle
         raise RunFormatError(f"{str(path)!r} is not a safetensors file ({exc}); embedlab never unpickles") from None
     if meta.get("format") != FORMAT:
-        raise RunFormatError(f"{str(path)!r} is not a learner embedlab saved (its header has no "
-                             f"'format: {FORMAT}')")
+        raise RunFormatError(f"{str(path)!r} is not a learner embedlab saved (its header has no 'format: {FORMAT}')")
     return tensors, meta
 
 
-def load_learner_state(learner: Any, path: str | Path, make_optimizer=None,
-                       with_opt: bool = True) -> tuple[dict[str, Any], tuple[str, dict] | None]:
+def load_learner_state(
+    learner: Any, path: str | Path, make_optimizer=None, with_opt: bool = True
+) -> tuple[dict[str, Any], tuple[str, dict] | None]:
     """Load a saved model (and optimizer state) into ``learner``; returns the saved ``extra``
     and, when optimizer state was loaded, ``(optimizer class name, its state_dict)``.
 
@@ -149,7 +157,7 @@ def load_learner_state(learner: Any, path: str | Path, make_optimizer=None,
     learner has none yet (a fresh learner); the shuffling generator's state, when saved, into
     ``learner.generator``."""
     tensors, meta = read_learner_file(path)
-    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         learner.model.load_state_dict(state)
     except RuntimeError as exc:
@@ -165,9 +173,11 @@ def load_learner_state(learner: Any, path: str | Path, make_optimizer=None,
             try:
                 opt.load_state_dict(saved)
             except (ValueError, KeyError, RuntimeError) as exc:
-                raise UsageError(f"{str(path)!r}: its optimizer state does not fit this learner's optimizer "
-                                 f"({str(exc).splitlines()[0]}); load(name, with_opt=False) loads the model "
-                                 f"alone") from None
+                raise UsageError(
+                    f"{str(path)!r}: its optimizer state does not fit this learner's optimizer "
+                    f"({str(exc).splitlines()[0]}); load(name, with_opt=False) loads the model "
+                    f"alone"
+                ) from None
         loaded = (meta.get("optimizer_class", type(opt).__name__), saved)
         if "rng.generator" in tensors and getattr(learner, "generator", None) is not None:
             learner.generator.set_state(tensors["rng.generator"])

@@ -3,6 +3,7 @@ redesign): its import paths, the one-argument ``applies_to``, ``[None]`` for a r
 analysis, a trainer built on ``embedlab.learner``, a command. tests/test_architecture.py
 installs it as a distribution and drives it through the CLI; if a contract change breaks
 plugins written this way, that test fails. Do not modernise this file."""
+
 import click
 import numpy as np
 import pandas as pd
@@ -17,11 +18,17 @@ from embedlab.trainers.base import run_meta
 
 def _load(n: int = 300, seed: int = 42, **_):
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({"user": rng.integers(1, 20, n), "item": rng.integers(1, 12, n),
-                          "rating": rng.uniform(1, 5, n).astype(np.float32)})
+    frame = pd.DataFrame(
+        {
+            "user": rng.integers(1, 20, n),
+            "item": rng.integers(1, 12, n),
+            "rating": rng.uniform(1, 5, n).astype(np.float32),
+        }
+    )
     train, valid = random_split(frame, 0.2, seed)
-    return Dataset("legacy-data", "legacy-kind", train, valid,
-                   roles={"user": "user", "item": "item", "rating": "rating"})
+    return Dataset(
+        "legacy-data", "legacy-kind", train, valid, roles={"user": "user", "item": "item", "rating": "rating"}
+    )
 
 
 class LegacyTrainer:
@@ -33,8 +40,13 @@ class LegacyTrainer:
         items = sorted(pd.unique(dataset.train["item"]))
         dims = int(config.get("dims") or 3)
         vectors = np.array([[float(i) * (d + 1) for d in range(dims)] for i in items], dtype=np.float32)
-        table = EmbeddingTable("item", np.array(items, dtype=np.int64), np.array([f"item {i}" for i in items]),
-                               vectors, metadata=pd.DataFrame({"count": np.ones(len(items), dtype=np.int64)}))
+        table = EmbeddingTable(
+            "item",
+            np.array(items, dtype=np.int64),
+            np.array([f"item {i}" for i in items]),
+            vectors,
+            metadata=pd.DataFrame({"count": np.ones(len(items), dtype=np.int64)}),
+        )
         meta = run_meta(dataset, self, dict(config), 0, {"valid_loss": 0.5}, [])
         return Run(meta, {"item": table}, {})
 
@@ -51,9 +63,15 @@ class NormAnalysis(Analysis):
         t = run.table(table)
         norms = np.linalg.norm(t.vectors, ord=options["norm_order"], axis=1)
         frame = pd.DataFrame({"label": t.labels, "norm": norms})
-        return AnalysisResult(self.name, table, self.title, summary=f"mean norm {norms.mean():.3f}",
-                              metrics={"mean_norm": float(norms.mean())}, tables={"norms": frame},
-                              data={"frame": frame})
+        return AnalysisResult(
+            self.name,
+            table,
+            self.title,
+            summary=f"mean norm {norms.mean():.3f}",
+            metrics={"mean_norm": float(norms.mean())},
+            tables={"norms": frame},
+            data={"frame": frame},
+        )
 
     def render(self, result):
         from embedlab.plotting import histogram
@@ -69,14 +87,26 @@ class RunSize(Analysis):
         return [None]
 
     def run(self, run, table, options):
-        return AnalysisResult(self.name, None, self.title, summary=f"{len(run.tables)} table(s)",
-                              metrics={"tables": float(len(run.tables))})
+        return AnalysisResult(
+            self.name,
+            None,
+            self.title,
+            summary=f"{len(run.tables)} table(s)",
+            metrics={"tables": float(len(run.tables))},
+        )
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec(name="legacy-data", kind="legacy-kind", description="Ratings of a legacy plugin",
-                         load=_load, options=[click.Option(["--n"], type=int, default=300)]))
+    register(
+        DatasetSpec(
+            name="legacy-data",
+            kind="legacy-kind",
+            description="Ratings of a legacy plugin",
+            load=_load,
+            options=[click.Option(["--n"], type=int, default=300)],
+        )
+    )
 
 
 @hookimpl

@@ -1,4 +1,5 @@
 """dotmf: matrix factorisation without biases (rating = user . item), on embedlab's engine."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,13 @@ from embedlab.data import check_entity_tables, collab_entity_stats
 from embedlab.training import Slot, fit_config, fit_options, init_from_config
 
 OPTIONS = [
-    click.Option(["--n-factors"], type=click.IntRange(1, 1024), default=16, show_default=True,
-                 help="Embedding size of users and items."),
+    click.Option(
+        ["--n-factors"],
+        type=click.IntRange(1, 1024),
+        default=16,
+        show_default=True,
+        help="Embedding size of users and items.",
+    ),
     *fit_options(epochs=5, lr=5e-2, wd=0.01, bs=128, seed=42),  # also --init-from/--init-table/--init-keys
 ]
 
@@ -53,28 +59,44 @@ class DotmfTrainer:
         config.update(fit.to_config())  # the run records the resolved fit settings
         roles = dataset.roles
         frames = [f for f in (dataset.train, dataset.valid) if f is not None]
-        keys = {role: pd.Index(pd.unique(pd.concat([f[roles[role]] for f in frames]))).sort_values()
-                for role in ("user", "item")}
+        keys = {
+            role: pd.Index(pd.unique(pd.concat([f[roles[role]] for f in frames]))).sort_values()
+            for role in ("user", "item")
+        }
 
         def tensors(frame):
-            return (torch.from_numpy(keys["user"].get_indexer(frame[roles["user"]]).astype(np.int64)),
-                    torch.from_numpy(keys["item"].get_indexer(frame[roles["item"]]).astype(np.int64)),
-                    torch.tensor(frame[roles["rating"]].to_numpy(np.float32)))
+            return (
+                torch.from_numpy(keys["user"].get_indexer(frame[roles["user"]]).astype(np.int64)),
+                torch.from_numpy(keys["item"].get_indexer(frame[roles["item"]]).astype(np.int64)),
+                torch.tensor(frame[roles["rating"]].to_numpy(np.float32)),
+            )
 
         seed_everything(config["seed"])  # the same seed, the same initial vectors
         model = _model(len(keys["user"]), len(keys["item"]), config["n_factors"])
         valid = tensors(dataset.valid) if dataset.valid is not None and len(dataset.valid) else None
-        learner = Learner(model, tensors(dataset.train), valid, loss_fn=torch.nn.functional.mse_loss,
-                          bs=config["bs"], seed=config["seed"])
-        init_from_config(config, {"user": Slot(keys["user"], model.user.weight, None),
-                                  "item": Slot(keys["item"], model.item.weight, None)}, learner, progress=progress)
+        learner = Learner(
+            model,
+            tensors(dataset.train),
+            valid,
+            loss_fn=torch.nn.functional.mse_loss,
+            bs=config["bs"],
+            seed=config["seed"],
+        )
+        init_from_config(
+            config,
+            {"user": Slot(keys["user"], model.user.weight, None), "item": Slot(keys["item"], model.item.weight, None)},
+            learner,
+            progress=progress,
+        )
 
         def finish(result) -> Run:
-            tables = {role: self._table(dataset, role, keys[role], getattr(model, role).weight)
-                      for role in ("user", "item")}
+            tables = {
+                role: self._table(dataset, role, keys[role], getattr(model, role).weight) for role in ("user", "item")
+            }
             metrics = {k: v for k, v in result.final.items() if k.startswith("valid_")}
-            meta = run_meta(dataset, self, config, config["seed"], metrics, result.history,
-                            task="regression", **result.record())
+            meta = run_meta(
+                dataset, self, config, config["seed"], metrics, result.history, task="regression", **result.record()
+            )
             weights = {f"model.{k}": v.detach().cpu().clone() for k, v in model.state_dict().items()}
             return Run(meta, tables, weights)
 
@@ -100,12 +122,19 @@ class DotmfTrainer:
         meta["count"] = stats["count"].fillna(0).astype(int).to_numpy()
         labels = labels.fillna(pd.Series([f"{role} {k}" for k in keys], index=keys))
         attrs = {**(dataset.entities[entity].attrs if entity else {}), "count_column": "count"}
-        return EmbeddingTable(role, keys.to_numpy(), labels.to_numpy(), weight.detach().cpu().numpy().copy(),
-                              metadata=meta.reset_index(drop=True), attrs=attrs)
+        return EmbeddingTable(
+            role,
+            keys.to_numpy(),
+            labels.to_numpy(),
+            weight.detach().cpu().numpy().copy(),
+            metadata=meta.reset_index(drop=True),
+            attrs=attrs,
+        )
 
 
 @hookimpl
 def embedlab_register_trainers(register):
     register(DotmfTrainer())
+
 
 __version__ = "0.1.0"  # setup.cfg reads it (version = attr: ...)

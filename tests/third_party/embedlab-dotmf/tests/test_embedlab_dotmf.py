@@ -1,13 +1,13 @@
 """Tests for embedlab-dotmf: the trainer contract, checked by embedlab.testing on small
 synthetic ratings (a few seconds)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 import embedlab
-from embedlab.testing import (assert_trainer_contract, invoke, plugin_registered, same_data_other_seed,
-                              synthetic_run)
+from embedlab.testing import assert_trainer_contract, invoke, plugin_registered, same_data_other_seed, synthetic_run
 
 import embedlab_dotmf as plugin
 
@@ -37,8 +37,11 @@ def test_installing_it_changes_no_default(registered, tmp_path):
     assert synthetic_run().meta["trainer"] != NAME  # the built-in trainer, unless asked for
     helped = invoke(["train", "synthetic-collab", "--trainer", NAME, "--help"])
     assert helped.exit_code == 0 and "--n-factors" in helped.output
-    found = invoke(["lr-find", "synthetic-collab", "--trainer", NAME, "--users", "40", "--items", "30",
-                    "--ratings", "800", "-q"])
+    found = invoke(
+        ["lr-find", "synthetic-collab", "--trainer", NAME, "--users", "40", "--items", "30", "--ratings", "800", "-q"]
+    )
     assert found.exit_code == 0, found.output
-    assert embedlab.train("synthetic-collab", trainer=NAME, users=40, items=30, ratings=800,
-                          epochs=1).meta["trainer"] == NAME
+    assert (
+        embedlab.train("synthetic-collab", trainer=NAME, users=40, items=30, ratings=800, epochs=1).meta["trainer"]
+        == NAME
+    )

@@ -5,6 +5,7 @@ the first run's (orthogonal Procrustes on the entities they share) and each enti
 measured; the entities that move most are listed. Declared with ``runs = "several"`` and the
 one hook ``run_several(runs, options)``, so no ``--drift-against RUN`` flag is needed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -45,9 +46,11 @@ class Drift(Analysis):
                 order = np.argsort(-shift)[: int(options["drift_top"])]
                 labels_of = pd.Series(base.labels, index=base.keys)
                 tables[f"{name}: moved most ({label})"] = pd.DataFrame(
-                    {"key": keys[order], "label": labels_of.reindex(keys[order]).to_numpy(), "shift": shift[order]})
-        summary = (f"{len(labels)} runs, each aligned to {labels[0]}: "
-                   + "; ".join(f"{k.replace('_median_shift_', ' vs ')} median shift {v:.2f}" for k, v in metrics.items()))
+                    {"key": keys[order], "label": labels_of.reindex(keys[order]).to_numpy(), "shift": shift[order]}
+                )
+        summary = f"{len(labels)} runs, each aligned to {labels[0]}: " + "; ".join(
+            f"{k.replace('_median_shift_', ' vs ')} median shift {v:.2f}" for k, v in metrics.items()
+        )
         return AnalysisResult(self.name, None, self.title, summary=summary, metrics=metrics, tables=tables)
 
 

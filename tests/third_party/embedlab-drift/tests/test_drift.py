@@ -1,4 +1,5 @@
 """embedlab-drift on embedlab.testing's synthetic run and a same-data run with another seed."""
+
 from __future__ import annotations
 
 import json

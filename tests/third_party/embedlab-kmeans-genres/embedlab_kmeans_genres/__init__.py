@@ -5,6 +5,7 @@ entity vectors with KMeans, choosing k by silhouette, and compare the clusters w
 categories (adjusted mutual information: 1 = the same partition, about 0 = unrelated). Tables
 without a category are skipped, with the reason.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,13 +23,18 @@ from embedlab.toolkit.selection import color_column, select_entities
 class KMeansGenres(Analysis):
     name = "kmeans-genres"
     title = "KMeans clusters vs categories"
-    description = ("Clusters each table's vectors with KMeans (k chosen by silhouette) and compares "
-                   "the clusters with the table's categorical annotation (adjusted mutual information).")
+    description = (
+        "Clusters each table's vectors with KMeans (k chosen by silhouette) and compares "
+        "the clusters with the table's categorical annotation (adjusted mutual information)."
+    )
     options = [
-        TOP_N, MIN_COUNT, SEED,  # shared options: declared once, in embedlab.toolkit.options
+        TOP_N,
+        MIN_COUNT,
+        SEED,  # shared options: declared once, in embedlab.toolkit.options
         AnalysisOption("kmeans_max_k", click.IntRange(2, 50), 8, "Largest k tried (from 2)."),
-        AnalysisOption("kmeans_normalize", bool, True,
-                       "Cluster unit-length vectors (the cosine geometry of the embedding)."),
+        AnalysisOption(
+            "kmeans_normalize", bool, True, "Cluster unit-length vectors (the cosine geometry of the embedding)."
+        ),
     ]
 
     def applies_to(self, run, options: dict[str, Any]) -> list[str]:
@@ -62,13 +68,22 @@ class KMeansGenres(Analysis):
         categories = int(pd.Series(truth).nunique())
         crosstab = pd.crosstab(pd.Series(truth, name=column), pd.Series(labels[k], name="cluster"))
         return AnalysisResult(
-            analysis=self.name, table=table, title=self.title,
-            summary=(f"{selection.description} KMeans chooses k = {k} clusters (silhouette "
-                     f"{silhouette[k]:.2f}); the table has {categories} {column!r} categories, and the "
-                     f"clusters agree with them with AMI = {ami:.2f} (1: the same partition, 0: unrelated)."),
+            analysis=self.name,
+            table=table,
+            title=self.title,
+            summary=(
+                f"{selection.description} KMeans chooses k = {k} clusters (silhouette "
+                f"{silhouette[k]:.2f}); the table has {categories} {column!r} categories, and the "
+                f"clusters agree with them with AMI = {ami:.2f} (1: the same partition, 0: unrelated)."
+            ),
             finding=f"{k} clusters, {categories} categories, AMI {ami:.2f}",
-            metrics={"ami": ami, "k": float(k), "categories": float(categories),
-                     "silhouette": silhouette[k], "n_entities": float(len(vectors))},
+            metrics={
+                "ami": ami,
+                "k": float(k),
+                "categories": float(categories),
+                "silhouette": silhouette[k],
+                "n_entities": float(len(vectors)),
+            },
             headline=["ami", "k"],
             tables={"categories by cluster": crosstab.reset_index()},
             data={"silhouette": silhouette},
@@ -78,8 +93,14 @@ class KMeansGenres(Analysis):
         from embedlab.toolkit.plotting import line_chart
 
         ks = sorted(result.data["silhouette"])
-        return [line_chart({"silhouette": (ks, [result.data["silhouette"][k] for k in ks])},
-                           f"{result.table}: silhouette by k", "k", "silhouette")]
+        return [
+            line_chart(
+                {"silhouette": (ks, [result.data["silhouette"][k] for k in ks])},
+                f"{result.table}: silhouette by k",
+                "k",
+                "silhouette",
+            )
+        ]
 
 
 @hookimpl

@@ -1,4 +1,5 @@
 """The plugin's own tests, as its author would write them with embedlab.testing."""
+
 import json
 
 import embedlab

@@ -5,6 +5,7 @@
 and are declared by role (``entity_tables``), so the product names become the item labels.
 ``embedlab shop-top RUN`` lists the best-liked products of a trained run.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,21 +15,37 @@ import click
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import (Dataset, DatasetSpec, check_ratings, collab_entity_stats, require_columns,
-                           split_collab, split_options)
+from embedlab.data import (
+    Dataset,
+    DatasetSpec,
+    check_ratings,
+    collab_entity_stats,
+    require_columns,
+    split_collab,
+    split_options,
+)
 from embedlab.errors import DataError
 
 OPTIONS = [
-    click.Option(["--file"], type=click.Path(dir_okay=False, path_type=Path), required=True,
-                 help="Ratings CSV with columns customer, sku, stars (1-5), timestamp."),
-    click.Option(["--products"], type=click.Path(dir_okay=False, path_type=Path), default=None,
-                 help="Optional CSV with columns sku, name, category."),
+    click.Option(
+        ["--file"],
+        type=click.Path(dir_okay=False, path_type=Path),
+        required=True,
+        help="Ratings CSV with columns customer, sku, stars (1-5), timestamp.",
+    ),
+    click.Option(
+        ["--products"],
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Optional CSV with columns sku, name, category.",
+    ),
     *split_options(("random", "time")),  # --split random|time, --valid-pct
 ]
 
 
-def load(file: Path, products: Path | None = None, split: str = "random", valid_pct: float = 0.1,
-         seed: int = 42, **_: Any) -> Dataset:
+def load(
+    file: Path, products: Path | None = None, split: str = "random", valid_pct: float = 0.1, seed: int = 42, **_: Any
+) -> Dataset:
     if not Path(file).is_file():
         raise DataError(f"{file}: no such file (give the ratings CSV with --file)")
     ratings = pd.read_csv(file)
@@ -44,17 +61,26 @@ def load(file: Path, products: Path | None = None, split: str = "random", valid_
         product = meta.set_index("sku").rename(columns={"name": "label"})
         product.attrs["color_column"] = "category"
         entities["product"] = product
-    return Dataset(name="shop-ratings", kind="collab", train=train, valid=valid,
-                   roles={"user": "customer", "item": "sku", "rating": "stars", "timestamp": "timestamp"},
-                   entities=entities, entity_tables={"user": "customer", "item": "product"} if products else
-                   {"user": "customer"},
-                   split=split_info, rating_range=(1.0, 5.0))
+    return Dataset(
+        name="shop-ratings",
+        kind="collab",
+        train=train,
+        valid=valid,
+        roles={"user": "customer", "item": "sku", "rating": "stars", "timestamp": "timestamp"},
+        entities=entities,
+        entity_tables={"user": "customer", "item": "product"} if products else {"user": "customer"},
+        split=split_info,
+        rating_range=(1.0, 5.0),
+    )
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec(name="shop-ratings", kind="collab", description="A shop's product ratings (CSV)",
-                         load=load, options=OPTIONS))
+    register(
+        DatasetSpec(
+            name="shop-ratings", kind="collab", description="A shop's product ratings (CSV)", load=load, options=OPTIONS
+        )
+    )
 
 
 @hookimpl
