@@ -1,82 +1,61 @@
 """``embedlab analyze``: run analysis plugins on a run; report, terminal summary, JSON."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from embedlab.cli.grammar import old_switch_values
+from embedlab.cli.analyze_flags import LazyAnalyzeCommand, help_analysis
 from embedlab.io.progress import quiet as global_quiet
-
-
-def _analysis_options() -> list[click.Option]:
-    """One flag per option name declared by any analysis (shared when names repeat)."""
-    from embedlab.registry import analyses
-
-    seen: set[str] = set()
-    params = []
-    found = analyses()  # one registry collection (each one calls every plugin's hook)
-    for analysis in found.values():
-        for opt in analysis.options:
-            if opt.name in seen:
-                continue
-            seen.add(opt.name)
-            users = [a.name for a in found.values() if any(o.name == opt.name for o in a.options)]
-            option = opt.click_option()
-            if option.name == "k" and "-k" not in option.opts:  # -k, as `neighbors -k` (the one grammar)
-                option.opts.append("-k")
-            option.help = f"[{', '.join(users)}] {option.help}"
-            params.append(option)
-    return params
-
-
-def _help_analysis(ctx: click.Context, _param, name: str | None) -> None:
-    if not name or ctx.resilient_parsing:
-        return
-    from embedlab.registry import get_analysis
-    from embedlab.report.terminal import escape_control
-
-    # a plugin's text: no escapes reach the terminal
-    click.echo(escape_control(get_analysis(name).help_text(), keep_newlines=True))
-    ctx.exit(0)
-
-
-class _LazyAnalyzeCommand(click.Command):
-    """Adds the analyses' options when click first asks for the parameters, not when the CLI
-    is built: loading plugins at import time turned a broken plugin into a traceback."""
-
-    _analysis_options_added = False
-
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not self._analysis_options_added:
-            self.params.extend(_analysis_options())
-            self._analysis_options_added = True
-        return super().get_params(ctx)
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, old_switch_values(args, self.get_params(ctx)))
 
 
 def analyze_command() -> click.Command:
     params = [
         click.Argument(["run_dirs"], nargs=-1, required=True, type=click.Path(path_type=Path)),
-        click.Option(["--only"], default=None, metavar="A,B",
-                     help="Comma-separated analyses to run (default: every one that applies)."),
-        click.Option(["--report", "-r"], type=click.Path(path_type=Path), default=None,
-                     help="Write a standalone interactive HTML report here (works offline): a new file, "
-                          "or a report embedlab wrote (any other file is refused; see --force)."),
+        click.Option(
+            ["--only"],
+            default=None,
+            metavar="A,B",
+            help="Comma-separated analyses to run (default: every one that applies).",
+        ),
+        click.Option(
+            ["--report", "-r"],
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Write a standalone interactive HTML report here (works offline): a new file, "
+            "or a report embedlab wrote (any other file is refused; see --force).",
+        ),
         click.Option(["--force"], is_flag=True, help="Let --report replace a file embedlab did not write."),
         click.Option(["--json", "as_json"], is_flag=True, help="Print all results as JSON on stdout."),
         click.Option(["--strict"], is_flag=True, help="Exit non-zero when any analysis fails."),
-        click.Option(["--brief"], is_flag=True,
-                     help="Short terminal summaries: the first sentences of each (the report and --json keep all)."),
+        click.Option(
+            ["--brief"],
+            is_flag=True,
+            help="Short terminal summaries: the first sentences of each (the report and --json keep all).",
+        ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar (shown on a terminal by default)."),
-        click.Option(["--help-analysis"], metavar="NAME", expose_value=False, is_eager=True,
-                     callback=_help_analysis, help="Describe one analysis and its options, then exit."),
-    ]  # the analyses' own options are added on first use (_LazyAnalyzeCommand)
+        click.Option(
+            ["--help-analysis"],
+            metavar="NAME",
+            expose_value=False,
+            is_eager=True,
+            callback=help_analysis,
+            help="Describe one analysis and its options, then exit.",
+        ),
+    ]  # the analyses' own options are added on first use (LazyAnalyzeCommand, cli/analyze_flags.py)
 
-    def callback(run_dirs: tuple[Path, ...], only: str | None, report: Path | None, as_json: bool,
-                 strict: bool, brief: bool = False, quiet: bool = False, force: bool = False, **options):
+    def callback(
+        run_dirs: tuple[Path, ...],
+        only: str | None,
+        report: Path | None,
+        as_json: bool,
+        strict: bool,
+        brief: bool = False,
+        quiet: bool = False,
+        force: bool = False,
+        **options,
+    ):
         from embedlab.engines.runs import is_run_group
         from embedlab.report.html import write_report
         from embedlab.runner import analysis_names
@@ -101,16 +80,19 @@ def analyze_command() -> click.Command:
             if strict:
                 raise click.exceptions.Exit(1)
 
-    return _LazyAnalyzeCommand(
-        "analyze", params=params, callback=callback,
+    return LazyAnalyzeCommand(
+        "analyze",
+        params=params,
+        callback=callback,
         help="Run analyses on a trained run and summarise what the embeddings learned. Several runs "
-             "(or a run group of `train --seeds`): every analysis on every run, then what holds across "
-             "them (tables aligned by Procrustes, neighbour overlap, each metric's mean, sd and n, "
-             "p < 0.05 in how many runs), shown first.\n\n"
-             "\b\nExamples:\n  embedlab analyze runs/ml100k-u1 --report reports/ml100k.html\n"
-             "  embedlab analyze runs/ml100k-u1 --only bias-ranking,pca --json\n"
-             "  embedlab analyze runs/u1-seeds --report reports/stability.html   (a run group)\n"
-             "  embedlab analyze runs/a runs/b runs/c --json")
+        "(or a run group of `train --seeds`): every analysis on every run, then what holds across "
+        "them (tables aligned by Procrustes, neighbour overlap, each metric's mean, sd and n, "
+        "p < 0.05 in how many runs), shown first.\n\n"
+        "\b\nExamples:\n  embedlab analyze runs/ml100k-u1 --report reports/ml100k.html\n"
+        "  embedlab analyze runs/ml100k-u1 --only bias-ranking,pca --json\n"
+        "  embedlab analyze runs/u1-seeds --report reports/stability.html   (a run group)\n"
+        "  embedlab analyze runs/a runs/b runs/c --json",
+    )
 
 
 def _one(path, names, options, report, progress, brief: bool):
@@ -123,8 +105,13 @@ def _one(path, names, options, report, progress, brief: bool):
     run = load_run(path)
     results = run_analyses(run, names, options, render=report is not None, progress=progress)
     print_terminal(results, brief=brief)
-    return (run, results, [f"{r.analysis}/{r.table}" for r in results if r.error],
-            lambda: results_json(run, results), None)
+    return (
+        run,
+        results,
+        [f"{r.analysis}/{r.table}" for r in results if r.error],
+        lambda: results_json(run, results),
+        None,
+    )
 
 
 def _several(paths, names, options, report, progress):
@@ -132,8 +119,9 @@ def _several(paths, names, options, report, progress):
     from embedlab.engines.stability import analyze_runs
     from embedlab.io.strictjson import dumps
 
-    found = analyze_runs(paths, names, options, render=report is not None,
-                         echo=lambda msg: click.echo(msg, err=True), progress=progress)
+    found = analyze_runs(
+        paths, names, options, render=report is not None, echo=lambda msg: click.echo(msg, err=True), progress=progress
+    )
     print_stability(found)
     title = f"embedlab report: {len(found.runs)} runs of {', '.join(sorted({str(r.dataset) for r in found.runs}))}"
     failed = [f"{lab}: {r.analysis}/{r.table}" for lab, rs in zip(found.labels, found.per_run) for r in rs if r.error]
@@ -146,5 +134,10 @@ def print_stability(found, console=None, per_section: int = 4) -> None:
     from embedlab.engines.stability import stability_rows
     from embedlab.report.terminal import print_across
 
-    print_across(found.stability[:1] + list(getattr(found, "several", [])), stability_rows(found, per_section),
-                 len(found.runs), per_section, console=console)
+    print_across(
+        found.stability[:1] + list(getattr(found, "several", [])),
+        stability_rows(found, per_section),
+        len(found.runs),
+        per_section,
+        console=console,
+    )

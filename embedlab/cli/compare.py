@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from embedlab.cli.common import DatasetGroup
+from embedlab.cli.dataset_group import DatasetGroup
 from embedlab.cli.compare_settings import compare_command, show
 from embedlab.cli.grammar import FORCE_OPTION, JSON_OPTION
 from embedlab.engines.compare import compare_existing

@@ -1,18 +1,22 @@
 """The one CLI grammar's shared pieces (docs/architecture.md, "CLI grammar"; checked over every
 command by tests/test_cli_grammar.py): ``--force`` and ``--json`` as every command declares them,
-JSON output, old option spellings kept as warning aliases, and the grouped ``train DATASET --help``."""
+JSON output, old option spellings kept as warning aliases; the grouped ``train DATASET --help`` is
+cli/grouped_help.py (imported from here too)."""
+
 from __future__ import annotations
 
 from typing import Any
 
 import click
 
-from embedlab.registry import DatasetEntry, TrainerEntry
+from embedlab.cli.grouped_help import DISTRIBUTED_WORDS, GroupedCommand, option_sections  # noqa: F401 - old import path
 
 
 #: the words of every command's ``--force`` (the grammar: docs/architecture.md, "CLI grammar")
-FORCE_HELP = ("Let the outputs replace files or folders embedlab did not write (without it they are "
-              "refused: embedlab writes only new paths or what it recognisably wrote itself).")
+FORCE_HELP = (
+    "Let the outputs replace files or folders embedlab did not write (without it they are "
+    "refused: embedlab writes only new paths or what it recognisably wrote itself)."
+)
 
 
 def FORCE_OPTION() -> click.Option:  # noqa: N802 - reads as the option it makes
@@ -39,15 +43,23 @@ def with_old_name(option: click.Option, old: str) -> list[click.Option]:
         return _own(ctx, param, value) if _own else value
 
     option.callback = resolve
-    alias = click.Option([old], type=option.type, is_flag=option.is_flag, multiple=option.multiple,
-                         hidden=True, expose_value=False, callback=old_given)
+    alias = click.Option(
+        [old],
+        type=option.type,
+        is_flag=option.is_flag,
+        multiple=option.multiple,
+        hidden=True,
+        expose_value=False,
+        callback=old_given,
+    )
     return [option, alias]
 
 
 def JSON_OPTION() -> click.Option:  # noqa: N802 - reads as the option it makes
     """``--json`` as every command whose output is data declares it."""
-    return click.Option(["--json", "as_json"], is_flag=True,
-                        help="Print the result as JSON on stdout (the human lines go to stderr).")
+    return click.Option(
+        ["--json", "as_json"], is_flag=True, help="Print the result as JSON on stdout (the human lines go to stderr)."
+    )
 
 
 def emit_json(payload: Any, as_json: bool, command: str) -> None:
@@ -67,69 +79,17 @@ def emit_json(payload: Any, as_json: bool, command: str) -> None:
     click.echo(dumps(payload))
 
 
-#: option names of the distributed section of ``train DATASET --help`` (torchrun)
-DISTRIBUTED_WORDS = ("shard", "ddp", "distributed", "world", "backend", "nproc")
-
-
-class GroupedCommand(click.Command):
-    """A dataset command whose ``--help`` lists its options in sections (data / model /
-    optimisation / distributed / output) and ends with examples: ``sections`` maps a title to
-    the parameter names it holds, in order; options in no section go under "Other"."""
-
-    def __init__(self, *args, sections: dict[str, set[str]], examples: list[str] = (), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.sections = sections
-        self.examples = list(examples)
-
-    def format_options(self, ctx, formatter):
-        records: dict[str, list] = {title: [] for title in [*self.sections, "Other"]}
-        for param in self.get_params(ctx):
-            rec = param.get_help_record(ctx)
-            if rec is None:
-                continue
-            title = next((t for t, names in self.sections.items() if param.name in names), "Other")
-            records[title].append(rec)
-        for title, recs in records.items():
-            if recs:
-                with formatter.section(title):
-                    formatter.write_dl(recs)
-
-    def format_epilog(self, ctx, formatter):
-        if self.examples:
-            with formatter.section("Examples"):
-                for line in self.examples:
-                    formatter.write_text(line)
-        super().format_epilog(ctx, formatter)
-
-
-def option_sections(entry: DatasetEntry, trainer: TrainerEntry, output: list[click.Parameter]) -> dict[str, set[str]]:
-    """``train DATASET --help``'s sections: the dataset's options (data), the trainer's by the
-    section each declares (``option(section=...)`` of its TrainerOptions: model, optimisation,
-    distributed), the command's own (output). A trainer that declares click options: its fit
-    options (embedlab.training.fitconfig.FitOptions' names) under optimisation, torchrun's
-    (names with a DISTRIBUTED_WORDS word) under distributed, the rest under model."""
-    from embedlab.training.fitconfig import FitOptions
-
-    fit = set(FitOptions.names()) | {"sparse"}
-    sections: dict[str, set[str]] = {"Data": {o.name for o in entry.options}, "Model": {"trainer"},
-                                     "Optimisation": set(), "Distributed": set()}
-    for o in trainer.options:
-        title = getattr(o, "section", None)
-        if title is None:
-            title = ("Distributed" if any(w in o.name for w in DISTRIBUTED_WORDS)
-                     else "Optimisation" if o.name in fit else "Model")
-        sections.setdefault(title, set()).add(o.name)
-    return {**sections, "Output": {p.name for p in output} | {"help"}}
-
-
 def old_switch_values(args: list[str], params: list[click.Parameter]) -> list[str]:
     """The old form of a boolean analysis option, ``--x true`` / ``--x=false`` (any of
     :data:`embedlab.deprecations.BOOL_WORDS`), rewritten to ``--x`` / ``--no-x`` with the
     deprecation warning that names the new form; everything else is left as it is."""
     from embedlab.deprecations import BOOL_OPTION_VALUE, BOOL_WORDS
 
-    switches = {o.opts[0]: o.secondary_opts[0] for o in params
-                if isinstance(o, click.Option) and o.is_bool_flag and o.secondary_opts and o.opts}
+    switches = {
+        o.opts[0]: o.secondary_opts[0]
+        for o in params
+        if isinstance(o, click.Option) and o.is_bool_flag and o.secondary_opts and o.opts
+    }
     out: list[str] = []
     i = 0
     while i < len(args):

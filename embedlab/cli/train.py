@@ -1,17 +1,22 @@
-"""``embedlab train DATASET`` and ``embedlab lr-find DATASET``: one subcommand per registered
-dataset, with that dataset's options and its trainer's options, so ``--help`` documents both."""
+"""``embedlab train DATASET``: one subcommand per registered dataset, with that dataset's
+options and its trainer's options, so ``--help`` documents both (``lr-find``: cli/lr_find.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from embedlab.cli.common import DatasetGroup, load_for_command, merge_params, stderr
-from embedlab.cli.grammar import JSON_OPTION, GroupedCommand, emit_json, option_sections
-from embedlab.cli.train_flags import COMMON_TRAIN_OPTIONS, LR_FIND_OPTIONS, train_examples
-from embedlab.errors import EmbedlabError, UsageError
+from embedlab.cli.common import load_for_command, merge_params, stderr
+from embedlab.cli.dataset_group import DatasetGroup
+from embedlab.cli.grammar import JSON_OPTION, emit_json
+from embedlab.cli.grouped_help import GroupedCommand, option_sections
+from embedlab.cli.lr_find import lr_find_command, lr_find_group  # noqa: F401 - their old import path
+from embedlab.cli.train_flags import COMMON_TRAIN_OPTIONS, train_examples
+from embedlab.errors import UsageError
 from embedlab.io.progress import quiet as global_quiet
 from embedlab.registry import DatasetEntry, TrainerEntry
+
 
 def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
     """``train NAME``: load, train, save the run (with per-epoch checkpoints when the trainer
@@ -29,13 +34,14 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
             return _train_seeds(entry, trainer, kwargs, seeds, out, resume=resume, quiet=quiet, as_json=as_json)
         force = kwargs.pop("force", False)
         if resume and not trainer.resumable:
-            raise UsageError(f"--resume: trainer {trainer.name!r} keeps no checkpoints (it does not declare "
-                             f"resumable = True); train again without --resume")
+            raise UsageError(
+                f"--resume: trainer {trainer.name!r} keeps no checkpoints (it does not declare "
+                f"resumable = True); train again without --resume"
+            )
         check_out_dir(out, force=force)  # fail before hours of training, not after
         plan = None
         if trainer.resumable:
-            plan = checkpoint.plan(out, {"dataset": entry.name, **kwargs}, resume=resume, write=keep,
-                                   echo=stderr)
+            plan = checkpoint.plan(out, {"dataset": entry.name, **kwargs}, resume=resume, write=keep, echo=stderr)
         dataset, cfg = load_for_command(entry, kwargs)
         with checkpoint.checkpointing(plan, dataset, echo=stderr):  # says where it is on failure
             run = trainer.train(dataset, cfg, progress=not quiet, checkpoint=plan)
@@ -50,13 +56,26 @@ def train_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
         stderr(metrics)
 
     own = [*COMMON_TRAIN_OPTIONS, JSON_OPTION()]
-    return GroupedCommand(entry.name, params=merge_params(entry, trainer) + own, callback=callback,
-                          help=f"Train on {entry.name}: {entry.description}.",
-                          sections=option_sections(entry, trainer, own), examples=train_examples(entry))
+    return GroupedCommand(
+        entry.name,
+        params=merge_params(entry, trainer) + own,
+        callback=callback,
+        help=f"Train on {entry.name}: {entry.description}.",
+        sections=option_sections(entry, trainer, own),
+        examples=train_examples(entry),
+    )
 
 
-def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds: str, out: Path,
-                 resume: bool, quiet: bool, as_json: bool = False) -> None:
+def _train_seeds(
+    entry: DatasetEntry,
+    trainer: TrainerEntry,
+    kwargs: dict,
+    seeds: str,
+    out: Path,
+    resume: bool,
+    quiet: bool,
+    as_json: bool = False,
+) -> None:
     """``train --seeds``: one run per seed into a run group (embedlab.engines.runs)."""
     from embedlab.engines.runs import parse_seeds, train_replicates
 
@@ -75,51 +94,24 @@ def _train_seeds(entry: DatasetEntry, trainer: TrainerEntry, kwargs: dict, seeds
                 tasks[seed] = bar.add_task(f"seed {seed}", total=total)
             bar.update(tasks[seed], completed=epoch)
 
-        done = train_replicates(entry.name, values, chosen, out, trainer=trainer.name, force=force,
-                                echo=stderr, on_epoch=on_epoch)
+        done = train_replicates(
+            entry.name, values, chosen, out, trainer=trainer.name, force=force, echo=stderr, on_epoch=on_epoch
+        )
     stderr(f"saved run group {out} ({len(done)} runs)")
-    emit_json({"group": str(out), "runs": [
-        {"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done]}, as_json, "train")
-
-
-def lr_find_command(entry: DatasetEntry, trainer: TrainerEntry) -> click.Command:
-    """``lr-find NAME``: an exponential lr sweep, its suggestions and (``--plot``) its plot."""
-
-    def callback(**kwargs):
-        quiet, plot, rule = kwargs.pop("quiet") or global_quiet(), kwargs.pop("plot"), kwargs.pop("suggest")
-        force = kwargs.pop("force", False)
-        as_json = kwargs.pop("as_json", False)
-        trainer.require("lr_find", "lr-find")
-        if plot is not None:
-            from embedlab.io.ownership import check_file
-
-            check_file(plot, force=force, option="--plot", html=True)  # before the sweep, not after
-        dataset, cfg = load_for_command(entry, kwargs)
-        result = trainer.lr_find(dataset, cfg, progress=not quiet)
-        sugg = result.suggestions()
-        if not sugg:
-            raise EmbedlabError("lr-find stopped too early to suggest anything; lower the starting lr")
-        for rule_name, lr in sugg.items():
-            mark = "  <- recommended" if rule_name == rule else ""
-            stderr(f"{rule_name:>7}: {lr:.2e}{mark}")
-        emit_json({"suggested_lr": sugg[rule], "rule": rule, "suggestions": sugg}, as_json, "lr-find")
-        if plot is not None:
-            from embedlab.report.lrplot import write_lr_plot
-
-            write_lr_plot(plot, result, sugg, rule, title=f"lr-find: {entry.name}", force=force)
-            stderr(f"wrote {plot}")
-
-    return click.Command(entry.name, params=merge_params(entry, trainer) + LR_FIND_OPTIONS + [JSON_OPTION()],
-                         callback=callback,
-                         help=f"Sweep learning rates on {entry.name} and suggest one.")
+    emit_json(
+        {
+            "group": str(out),
+            "runs": [{"seed": r.seed, "run": r.path, "metrics": r.metrics, "seconds": r.seconds} for r in done],
+        },
+        as_json,
+        "train",
+    )
 
 
 def train_group() -> click.Group:
-    return DatasetGroup("train", build=train_command,
-                        help="Train embeddings on a dataset: embedlab train DATASET --out RUN_DIR "
-                             "[options]. `embedlab train DATASET --help` lists its options.")
-
-
-def lr_find_group() -> click.Group:
-    return DatasetGroup("lr-find", build=lr_find_command,
-                        help="Find a learning rate: exponential sweep, loss-vs-lr plot, suggestion.")
+    return DatasetGroup(
+        "train",
+        build=train_command,
+        help="Train embeddings on a dataset: embedlab train DATASET --out RUN_DIR "
+        "[options]. `embedlab train DATASET --help` lists its options.",
+    )
