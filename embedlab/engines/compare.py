@@ -113,8 +113,38 @@ def plan(
     ``--momentum/--betas/--eps`` reach the optimizers that take them only. Every config is
     resolved here, so a bad combination fails before any training. Labels name what varies.
     """
-    notes: list[str] = []
-    schedules, bss, n_factors = schedules or [None], bss or [None], n_factors or [None]
+    lists = {
+        "opt": opts,
+        "lr": lrs,
+        "wd": wds,
+        "wd_mode": modes,
+        "schedule": schedules or [None],
+        "bs": bss or [None],
+        "n_factors": n_factors or [None],
+    }
+    notes = _hyperparameter_notes(base, opts)
+    vary = {name: len(values) > 1 for name, values in lists.items()}
+    held: dict[str, tuple[float, str]] = {}  # wd mode -> (wd, from which optimizer)
+    out = []
+    for combo in itertools.product(*lists.values()):
+        choice = dict(zip(lists, combo))
+        cfg = _configuration(base, trainer, opts, choice, held)
+        if choice["opt"] == "adamw" and cfg["wd_mode"] == "l2":
+            notes.append(
+                "skipped adamw with --wd-mode l2 (adamw is Adam with decoupled decay; adam with l2 is the L2 version)"
+            )
+            continue
+        out.append((_label(choice, vary, fit_config(cfg, trainer.options)), cfg))
+    if not out:
+        raise UsageError("nothing to compare: every combination was skipped")
+    notes += _held_notes(held, opts)
+    return out, list(dict.fromkeys(notes))
+
+
+def _hyperparameter_notes(base: dict[str, Any], opts: list) -> list[str]:
+    """``--momentum/--betas/--eps`` given: a UsageError when no listed optimizer takes one,
+    else a note naming those it skips."""
+    notes = []
     for name in ("momentum", "betas", "eps"):
         if base.get(name) is not None:
             takers = [o for o in opts if name in HYPERPARAMETERS[o]]
@@ -123,63 +153,60 @@ def plan(
             skipped = [o for o in opts if o not in takers]
             if skipped:
                 notes.append(f"--{name} applies to {', '.join(takers)} only (not {', '.join(skipped)})")
-    vary = {
-        "opt": len(opts) > 1,
-        "lr": len(lrs) > 1,
-        "wd": len(wds) > 1,
-        "wd_mode": len(modes) > 1,
-        "schedule": len(schedules) > 1,
-        "bs": len(bss) > 1,
-        "n_factors": len(n_factors) > 1,
-    }
-    held: dict[str, tuple[float, str]] = {}  # wd mode -> (wd, from which optimizer)
-    out = []
-    for opt, lr, wd, mode, sched, bs, nf in itertools.product(opts, lrs, wds, modes, schedules, bss, n_factors):
-        cfg = dict(base, opt=opt, lr=lr, wd=wd, wd_mode=mode or "auto")
-        for key, value in (("schedule", sched), ("bs", bs), ("n_factors", nf)):
-            if value is not None:
-                cfg[key] = value
-        for name in ("momentum", "betas", "eps"):
-            if name not in HYPERPARAMETERS[opt]:
-                cfg[name] = None
-        if wd is None and mode != "auto":  # hold wd (and its mode) fixed across the optimizers
-            value, resolved_mode, source = held_wd(trainer, opts, mode)
-            cfg["wd"], cfg["wd_mode"] = value, resolved_mode
-            held[resolved_mode] = (value, source)
-        if opt == "adamw" and cfg["wd_mode"] == "l2":
-            notes.append(
-                "skipped adamw with --wd-mode l2 (adamw is Adam with decoupled decay; adam with l2 is the L2 version)"
-            )
-            continue
-        resolved = fit_config(cfg, trainer.options)
-        parts = [opt] if vary["opt"] or not any(vary.values()) else []
-        if vary["lr"] or (lr is None and vary["opt"]):
-            parts.append(f"lr={resolved.lr:g}")
-        if vary["wd"]:
-            parts.append(f"wd={resolved.wd:g}")
-        if vary["wd_mode"]:
-            parts.append(resolved.wd_mode)
-        if vary["schedule"]:
-            parts.append(resolved.schedule)
-        if vary["bs"]:
-            parts.append(f"bs={resolved.bs}")
-        if vary["n_factors"]:
-            parts.append(f"n_factors={nf}")
-        out.append((" ".join(parts), cfg))
-    if not out:
-        raise UsageError("nothing to compare: every combination was skipped")
-    for mode, (value, source) in held.items():
-        notes.append(
-            f"weight decay held fixed: wd {value:g} ({mode}) for every configuration, "
-            f"{source}'s default; give --wd to choose another"
-        )
+    return notes
+
+
+def _configuration(
+    base: dict[str, Any], trainer, opts: list, choice: dict[str, Any], held: dict[str, tuple[float, str]]
+) -> dict[str, Any]:
+    """One combination's config: ``base`` with the chosen values, the hyperparameters its
+    optimizer does not take cleared, and the held weight decay filled in (recorded in ``held``)."""
+    opt, wd, mode = choice["opt"], choice["wd"], choice["wd_mode"]
+    cfg = dict(base, opt=opt, lr=choice["lr"], wd=wd, wd_mode=mode or "auto")
+    for key in ("schedule", "bs", "n_factors"):
+        if choice[key] is not None:
+            cfg[key] = choice[key]
+    for name in ("momentum", "betas", "eps"):
+        if name not in HYPERPARAMETERS[opt]:
+            cfg[name] = None
+    if wd is None and mode != "auto":  # hold wd (and its mode) fixed across the optimizers
+        value, resolved_mode, source = held_wd(trainer, opts, mode)
+        cfg["wd"], cfg["wd_mode"] = value, resolved_mode
+        held[resolved_mode] = (value, source)
+    return cfg
+
+
+def _label(choice: dict[str, Any], vary: dict[str, bool], resolved) -> str:
+    """A configuration's label: the settings that vary (the optimizer when nothing does)."""
+    parts = [choice["opt"]] if vary["opt"] or not any(vary.values()) else []
+    if vary["lr"] or (choice["lr"] is None and vary["opt"]):
+        parts.append(f"lr={resolved.lr:g}")
+    if vary["wd"]:
+        parts.append(f"wd={resolved.wd:g}")
+    if vary["wd_mode"]:
+        parts.append(resolved.wd_mode)
+    if vary["schedule"]:
+        parts.append(resolved.schedule)
+    if vary["bs"]:
+        parts.append(f"bs={resolved.bs}")
+    if vary["n_factors"]:
+        parts.append(f"n_factors={choice['n_factors']}")
+    return " ".join(parts)
+
+
+def _held_notes(held: dict[str, tuple[float, str]], opts: list) -> list[str]:
+    """What the held weight decay was (per mode), and when adam and adamw become one optimizer."""
+    notes = [
+        f"weight decay held fixed: wd {value:g} ({mode}) for every configuration, "
+        f"{source}'s default; give --wd to choose another"
+        for mode, (value, source) in held.items()
+    ]
     if "decoupled" in held and {"adam", "adamw"} <= set(opts):
         notes.append(
             "with decoupled weight decay for both, adam and adamw are the same optimizer "
             "(AdamW is Adam with decoupled decay)"
         )
-    notes = list(dict.fromkeys(notes))
-    return out, notes
+    return notes
 
 
 def varied_and_held(configs: list[tuple[str, dict[str, Any]]], trainer) -> tuple[list[str], dict[str, Any]]:

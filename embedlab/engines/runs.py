@@ -300,14 +300,7 @@ def train_replicates(
     workers = min(len(seeds), available_cores()) if workers is None else max(1, int(workers))
     values = {k: v for k, v in values.items() if k != "seed"}
     out.mkdir(parents=True, exist_ok=True)
-    group = {
-        "dataset": dataset,
-        "trainer": trainer,
-        "seeds": seeds,
-        "runs": [member_name(s) for s in seeds],
-        "options": json.loads(json.dumps({k: v for k, v in values.items() if v is not None}, default=str)),
-        "workers": workers,
-    }
+    group = _group_record(dataset, trainer, seeds, values, workers)
     kept = _kept_members(out, group)
     if kept:
         echo(f"resuming the interrupted run group {str(out)!r}: {', '.join(m.path for m in kept)} already complete")
@@ -320,40 +313,68 @@ def train_replicates(
     done: list[MemberResult] = list(kept)
 
     def report(r: MemberResult) -> None:
-        finals = ", ".join(
-            f"{k} {v:.4f}" for k, v in r.metrics.items() if k.startswith("valid_") and isinstance(v, float)
-        )
-        echo(f"[{len(done)}/{len(seeds)}] seed {r.seed}: {finals} ({r.seconds:.1f} s) -> {r.path}")
+        echo(f"[{len(done)}/{len(seeds)}] seed {r.seed}: {_finals(r)} ({r.seconds:.1f} s) -> {r.path}")
 
     try:
-        if workers == 1:
-            import torch
-
-            before = torch.get_num_threads()
-            try:
-                for seed, path in jobs:
-                    done.append(_train_member(dataset, trainer, values, seed, path, 1, on_epoch=on_epoch))
-                    report(done[-1])
-            finally:
-                torch.set_num_threads(before)
-        elif jobs:
-            _train_in_pool(jobs, workers, (dataset, trainer, values), done, report, on_epoch)
+        _train_jobs(jobs, workers, (dataset, trainer, values), done, report, on_epoch)
     except KeyboardInterrupt:
-        complete = [member_name(s) for s in seeds if s in {r.seed for r in done}]
-        write_group(
-            out, {**group, "complete": complete, "results": _results(done)}, force=True
-        )  # ours: written above or just checked
-        left = [member_name(s) for s in seeds if member_name(s) not in complete]
-        from embedlab.errors import EmbedlabError
-
-        raise EmbedlabError(
-            f"interrupted: run group {str(out)!r} is partial: "
-            f"{', '.join(complete) or 'no member'} complete, {', '.join(left)} not; `analyze` uses "
-            f"the complete ones; rerun the same command to train the rest"
-        ) from None
+        raise _interrupted(out, group, seeds, done) from None
     done.sort(key=lambda r: seeds.index(r.seed))
     write_group(out, group, force=True)  # checked before training (check_group_out)
     return done
+
+
+def _group_record(
+    dataset: str, trainer: str | None, seeds: list[int], values: dict[str, Any], workers: int
+) -> dict[str, Any]:
+    """group.json's content (without the progress of an interrupted group)."""
+    return {
+        "dataset": dataset,
+        "trainer": trainer,
+        "seeds": seeds,
+        "runs": [member_name(s) for s in seeds],
+        "options": json.loads(json.dumps({k: v for k, v in values.items() if v is not None}, default=str)),
+        "workers": workers,
+    }
+
+
+def _finals(r: MemberResult) -> str:
+    """A member's final validation metrics: 'valid_loss 0.8812, ...'."""
+    return ", ".join(f"{k} {v:.4f}" for k, v in r.metrics.items() if k.startswith("valid_") and isinstance(v, float))
+
+
+def _train_jobs(jobs: list, workers: int, common: tuple, done: list, report, on_epoch=None) -> None:
+    """Train ``jobs`` (seed, path): in this process one after another (``workers == 1``, torch's
+    thread count restored after), else in a pool; each result is appended to ``done`` and reported."""
+    if workers == 1:
+        import torch
+
+        dataset, trainer, values = common
+        before = torch.get_num_threads()
+        try:
+            for seed, path in jobs:
+                done.append(_train_member(dataset, trainer, values, seed, path, 1, on_epoch=on_epoch))
+                report(done[-1])
+        finally:
+            torch.set_num_threads(before)
+    elif jobs:
+        _train_in_pool(jobs, workers, common, done, report, on_epoch)
+
+
+def _interrupted(out: Path, group: dict[str, Any], seeds: list[int], done: Sequence[MemberResult]) -> Exception:
+    """After Ctrl-C: group.json records the complete members; the error that says what is left."""
+    from embedlab.errors import EmbedlabError
+
+    complete = [member_name(s) for s in seeds if s in {r.seed for r in done}]
+    write_group(
+        out, {**group, "complete": complete, "results": _results(done)}, force=True
+    )  # ours: written above or just checked
+    left = [member_name(s) for s in seeds if member_name(s) not in complete]
+    return EmbedlabError(
+        f"interrupted: run group {str(out)!r} is partial: "
+        f"{', '.join(complete) or 'no member'} complete, {', '.join(left)} not; `analyze` uses "
+        f"the complete ones; rerun the same command to train the rest"
+    )
 
 
 def _results(done: Sequence[MemberResult]) -> dict[str, Any]:

@@ -344,13 +344,20 @@ def stability_results(
 ) -> list[AnalysisResult]:
     """The report's stability sections, placed before the per-run sections: the runs and what
     holds across them, one alignment section per table, and every metric's mean, sd and n."""
-    n = len(runs)
-    run_rows = []
-    for label, run in zip(labels, runs):
-        row = {"run": label, "path": str(run.path) if run.path else "", "dataset": run.dataset, "seed": run.seed}
-        row.update({k: v for k, v in run.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
-        run_rows.append(row)
-    sentences = [f"{n} runs of {', '.join(sorted({str(r.dataset) for r in runs}))}."]
+    overview = _overview_result(labels, runs, tables, metrics)
+    if render:
+        overview.figures = _curves(labels, runs)
+    out = [overview] + [_table_result(t) for t in tables]
+    if metrics:
+        out.append(_metrics_result(labels, len(runs), metrics))
+    return out
+
+
+def _overview_sentences(
+    runs: Sequence[Run], tables: Sequence[TableStability], metrics: Sequence[MetricStability]
+) -> list[str]:
+    """The overview's summary: the runs, shared seeds, each table's alignment, the findings."""
+    sentences = [f"{len(runs)} runs of {', '.join(sorted({str(r.dataset) for r in runs}))}."]
     seeds = [r.seed for r in runs]
     if len(set(map(str, seeds))) < len(seeds):
         sentences.append("Some runs share a seed: their differences are not seed-to-seed variation.")
@@ -361,7 +368,18 @@ def stability_results(
                 f"of the {t.k} nearest neighbours in common (chance {100 * t.chance:.0f}%), "
                 f"mean over {len(t.pairs)} pairs of runs and {t.n_entities:,} entities."
             )
-    sentences += findings_sentences(metrics)
+    return sentences + findings_sentences(metrics)
+
+
+def _overview_tables(
+    labels: Sequence[str], runs: Sequence[Run], metrics: Sequence[MetricStability]
+) -> dict[str, pd.DataFrame]:
+    """The overview's tables: one row per run (its numeric metrics), and the p < 0.05 findings."""
+    run_rows = []
+    for label, run in zip(labels, runs):
+        row = {"run": label, "path": str(run.path) if run.path else "", "dataset": run.dataset, "seed": run.seed}
+        row.update({k: v for k, v in run.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        run_rows.append(row)
     findings = pd.DataFrame(
         [
             {
@@ -378,90 +396,99 @@ def stability_results(
             if m.significant_in is not None
         ]
     )
-    overview_tables = {"runs": pd.DataFrame(run_rows)}
+    out = {"runs": pd.DataFrame(run_rows)}
     if len(findings):
-        overview_tables["findings (p < 0.05)"] = findings
-    overview = AnalysisResult(
+        out["findings (p < 0.05)"] = findings
+    return out
+
+
+def _overview_result(
+    labels: Sequence[str], runs: Sequence[Run], tables: Sequence[TableStability], metrics: Sequence[MetricStability]
+) -> AnalysisResult:
+    return AnalysisResult(
         analysis="stability",
         table=None,
         title="Stability across runs",
-        summary=" ".join(sentences),
+        summary=" ".join(_overview_sentences(runs, tables, metrics)),
         metrics={
-            "runs": float(n),
+            "runs": float(len(runs)),
             **{f"{t.table} procrustes_r2": t.procrustes_r2 for t in tables},
             **{f"{t.table} neighbor_overlap_10": t.neighbour_overlap_10 for t in tables},
             **{f"{t.table} neighbour_overlap_10": t.neighbour_overlap_10 for t in tables},
         },  # old key kept
-        tables=overview_tables,
+        tables=_overview_tables(labels, runs, metrics),
         headline=[f"{t.table} neighbor_overlap_10" for t in tables],
     )
-    if render:
-        overview.figures = _curves(labels, runs)
-    out = [overview]
-    for t in tables:
-        text = " ".join(t.notes)
-        if math.isfinite(t.procrustes_r2):
-            text = (
-                f"Aligned on the {t.n_entities:,} entities every run observed. After the best rotation, "
-                f"reflection and scale, one run's table reproduces {100 * t.procrustes_r2:.0f}% of another's "
-                f"spread (sd {_fmt(t.procrustes_r2_sd)} over pairs); an entity keeps "
-                f"{100 * t.neighbour_overlap_10:.0f}% of its {t.k} nearest neighbours from run to run "
-                f"(chance {100 * t.chance:.0f}%). " + text
-            )
-            text += _count_sentence(t)
-        tabs = {}
-        if len(t.entities):
-            tabs[f"least stable entities ({min(LEAST_STABLE_SHOWN, len(t.entities))} of {len(t.entities):,})"] = (
-                t.entities.head(LEAST_STABLE_SHOWN)
-            )
-            tabs["most stable entities"] = t.entities.tail(min(10, len(t.entities))).iloc[::-1].reset_index(drop=True)
-        if len(t.pairs):
-            tabs["pairs of runs"] = t.pairs
-        out.append(
-            AnalysisResult(
-                analysis="stability",
-                table=t.table,
-                title="Stability across runs",
-                summary=text.strip(),
-                metrics={
-                    "procrustes_r2": t.procrustes_r2,
-                    "neighbor_overlap_10": t.neighbour_overlap_10,
-                    "neighbour_overlap_10": t.neighbour_overlap_10,  # the old key, kept (a public contract)
-                    "chance": t.chance,
-                    "n_entities": float(t.n_entities),
-                    "runs": float(t.n_runs),
-                },
-                tables=tabs,
-                headline=["procrustes_r2", "neighbor_overlap_10"],
-            )
+
+
+def _table_summary(t: TableStability) -> str:
+    """One table's alignment in words (its notes when it could not be aligned)."""
+    text = " ".join(t.notes)
+    if math.isfinite(t.procrustes_r2):
+        text = (
+            f"Aligned on the {t.n_entities:,} entities every run observed. After the best rotation, "
+            f"reflection and scale, one run's table reproduces {100 * t.procrustes_r2:.0f}% of another's "
+            f"spread (sd {_fmt(t.procrustes_r2_sd)} over pairs); an entity keeps "
+            f"{100 * t.neighbour_overlap_10:.0f}% of its {t.k} nearest neighbours from run to run "
+            f"(chance {100 * t.chance:.0f}%). " + text
         )
-    if metrics:
-        frame = pd.DataFrame(
-            [
-                {
-                    "analysis": m.analysis,
-                    "table": m.table,
-                    "metric": m.metric,
-                    "mean": m.mean,
-                    "sd": m.sd,
-                    "n": m.n,
-                    "significant_in": m.significant_in,
-                    **{lab: (m.values[i] if i < len(m.values) else None) for i, lab in enumerate(labels)},
-                }
-                for m in metrics
-            ]
+        text += _count_sentence(t)
+    return text.strip()
+
+
+def _table_result(t: TableStability) -> AnalysisResult:
+    """One table's section: the summary, the least and most stable entities, the pairs of runs."""
+    tabs = {}
+    if len(t.entities):
+        tabs[f"least stable entities ({min(LEAST_STABLE_SHOWN, len(t.entities))} of {len(t.entities):,})"] = (
+            t.entities.head(LEAST_STABLE_SHOWN)
         )
-        out.append(
-            AnalysisResult(
-                analysis="stability-metrics",
-                table=None,
-                title="Every metric across runs",
-                summary=f"Each analysis ran on each of the {n} runs: every metric as mean, sd (n - 1) and n, and the "
-                f"value of each run (in run order; a run whose analysis failed is left out of its n).",
-                tables={"metrics (mean, sd, n)": frame},
-            )
-        )
-    return out
+        tabs["most stable entities"] = t.entities.tail(min(10, len(t.entities))).iloc[::-1].reset_index(drop=True)
+    if len(t.pairs):
+        tabs["pairs of runs"] = t.pairs
+    return AnalysisResult(
+        analysis="stability",
+        table=t.table,
+        title="Stability across runs",
+        summary=_table_summary(t),
+        metrics={
+            "procrustes_r2": t.procrustes_r2,
+            "neighbor_overlap_10": t.neighbour_overlap_10,
+            "neighbour_overlap_10": t.neighbour_overlap_10,  # the old key, kept (a public contract)
+            "chance": t.chance,
+            "n_entities": float(t.n_entities),
+            "runs": float(t.n_runs),
+        },
+        tables=tabs,
+        headline=["procrustes_r2", "neighbor_overlap_10"],
+    )
+
+
+def _metrics_result(labels: Sequence[str], n: int, metrics: Sequence[MetricStability]) -> AnalysisResult:
+    """The section of every metric across the ``n`` runs: mean, sd, n and each run's value."""
+    frame = pd.DataFrame(
+        [
+            {
+                "analysis": m.analysis,
+                "table": m.table,
+                "metric": m.metric,
+                "mean": m.mean,
+                "sd": m.sd,
+                "n": m.n,
+                "significant_in": m.significant_in,
+                **{lab: (m.values[i] if i < len(m.values) else None) for i, lab in enumerate(labels)},
+            }
+            for m in metrics
+        ]
+    )
+    return AnalysisResult(
+        analysis="stability-metrics",
+        table=None,
+        title="Every metric across runs",
+        summary=f"Each analysis ran on each of the {n} runs: every metric as mean, sd (n - 1) and n, and the "
+        f"value of each run (in run order; a run whose analysis failed is left out of its n).",
+        tables={"metrics (mean, sd, n)": frame},
+    )
 
 
 def _count_sentence(t: TableStability) -> str:
