@@ -301,6 +301,24 @@ class Page:
             col,
         )
 
+    def clipped_text(self, name: str) -> list[str]:
+        """The header titles and drawn cells of the DataTable ``name`` whose text is cut (wider
+        than its box, scrolled into view or not)."""
+        return self.js(
+            self._VIEW_JS
+            + r"""
+            const cut = (c, inner) => {  // a title's span against its header's padding box (not the resize handle)
+              const box = c.getBoundingClientRect(), right = box.right - parseFloat(getComputedStyle(c).paddingRight);
+              return inner ? inner.getBoundingClientRect().right > right + 1 : c.scrollWidth > c.clientWidth + 1;
+            };
+            const heads = Array.from(root.querySelectorAll('.slick-header-column')).filter((c) => c.offsetParent !== null
+              && cut(c, c.querySelector('.slick-column-name')));
+            const cells = Array.from(root.querySelectorAll('.slick-row .slick-cell')).filter((c) => c.offsetParent !== null
+              && cut(c, null));
+            return heads.concat(cells).map((c) => c.innerText.trim());""",
+            name,
+        )
+
     def shown_rows(self, name: str) -> list[list[str]]:
         """The cells a DataTable named ``name`` draws, row by row from the top (SlickGrid
         positions rows absolutely: sorted by their offset, not their DOM order)."""

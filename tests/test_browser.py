@@ -432,7 +432,10 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
                 page.type_into("explorer-search-item", str(items.labels[row]))
                 want = list(nearest(items, row, 10, cand, metric)["label"])
                 page.wait_for(lambda: page.shown_column(table, 1) == want, what=f"{metric} neighbours of {row}")
-        assert "precomputed" in page.shown_text("explorer-status-item")
+        # the long note is said once, in the caption; the status line keeps a short form
+        status, note = page.shown_text("explorer-status-item"), page.shown_text("explorer-note-item")
+        assert "(exact, precomputed)" in status and "too large to travel" not in status, status
+        assert note.count("exact lists precomputed for all") == 1 and "too large to travel" in note, note
         # level of detail: while the map is dragged a tenth of the drawn points, all again after
         from selenium.webdriver.common.action_chains import ActionChains
 
@@ -452,6 +455,42 @@ def test_explorer_precomputed_lists_shown_for_any_entity(tmp_path, monkeypatch):
             ),
             what="every drawn point after the drag",
         )
+
+
+def test_explorer_table_columns_fit_their_titles_and_values(tmp_path):
+    """Each column of the neighbour and selection tables is as wide as its title and its typical
+    values (a long column name, long category values): nothing cut in the drawn header and cells;
+    the whole titles stay in the label column."""
+    from test_report import two_table_run
+
+    base = two_table_run()
+    items = base.table("item")
+    genre = np.random.default_rng(1).choice(["Animation", "Musical", "Documentary", "Western"], len(items))
+    meta = items.metadata.drop(columns=["genre"]).assign(favourite_genre=genre)
+    wide = EmbeddingTable(
+        "item",
+        items.keys,
+        items.labels,
+        items.vectors,
+        items.bias_values,
+        meta,
+        {"count_column": "count", "target_column": "mean_rating", "color_column": "favourite_genre"},
+    )
+    path = write_report(tmp_path / "wide.html", Run(dict(base.meta), {"item": wide}), [])
+    table = "explorer-neighbours-table-item"
+    with open_report(path) as page:
+        check_report(page, min_plots=1)
+        page.type_into("explorer-search-item", "film number 12")
+        rows = page.wait_for(lambda: page.shown_rows(table), what="the neighbour list")
+        assert len(rows) == 10 and any(v in r for r in rows for v in ("Animation", "Documentary"))
+        assert page.clipped_text(table) == []
+        assert page.truncated_cells(table, 1) == []  # whole titles in the label column
+        page.set_model("explorer-metric-item", "value", "euclidean")  # the score column's title: distance
+        page.wait_for(lambda: page.shown_rows(table) != rows, what="the euclidean list")
+        assert page.clipped_text(table) == []
+        page.select_rows("explorer-points-item", list(range(len(items))))
+        page.wait_for(lambda: page.shown_rows("explorer-selection-table-item"), what="the selection table")
+        assert page.clipped_text("explorer-selection-table-item") == []
 
 
 def test_explorer_lists_agree_with_embedlab_neighbors_above_the_budget(synthetic_run, tmp_path, monkeypatch):

@@ -132,7 +132,8 @@ def _neighbour_store(t: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict | N
     minimum = (f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else "")
     note = (f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
             f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)")
-    return data, {"k": K_PRECOMPUTED, "note": note, "scales": scales}
+    # the note is said once, in the caption above the map; the status line says "short"
+    return data, {"k": K_PRECOMPUTED, "note": note, "short": "exact, precomputed", "scales": scales}
 
 
 def pack_lists(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[float]]:
@@ -487,7 +488,7 @@ def _widgets(t: EmbeddingTable, name: str, c: Computed, d: dict) -> dict:
          "clear": Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning"),
          "export": Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170),
          "isolate": Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120),
-         "scorecol": TableColumn(field="score", title="cosine", width=44, formatter=NumberFormatter(format="0.000"))}
+         "scorecol": TableColumn(field="score", title="cosine", width=_fit_width("distance", ["-0.000"]), formatter=NumberFormatter(format="0.000"))}
     return m
 
 
@@ -583,20 +584,47 @@ def _tables(name: str, c: Computed, d: dict, m: dict):
     def formatter(col: str):
         return NumberFormatter(format=_numeral(c, col)) if c.kinds.get(col) == "numeric" else StringFormatter()
 
+    # every column as wide as its title and its typical values (autosize "none": the table scrolls
+    # sideways when they add up to more than the panel); the label column keeps whole titles
     neighbours = DataTable(
         name=f"explorer-neighbours-table-{name}", source=m["neighbours"], width=SIDE_WIDTH, height=300,
-        index_position=None, reorderable=False, autosize_mode="none",  # widths as given: whole titles
-        columns=[TableColumn(field="rank", title="#", width=22), TableColumn(field="label", title="label", width=300),
-                 m["scorecol"]]
-        + [TableColumn(field=f, title=html.escape(x), width=36 if c.kinds.get(x) == "numeric" else 40,
-                       formatter=formatter(x)) for x, f in d["neighbour_extra"]])
-    multi = d["cfg"]["multi"]
+        index_position=None, reorderable=False, autosize_mode="none",
+        columns=[TableColumn(field="rank", title="#", width=_fit_width("#", [str(K_CHOICES[-1])])),
+                 TableColumn(field="label", title="label", width=300), m["scorecol"]]
+        + [TableColumn(field=f, title=html.escape(x), width=column_width(c, x), formatter=formatter(x))
+           for x, f in d["neighbour_extra"]])
+    pairs = d["selection_pairs"]
+    widths = [260 if x == "label" else column_width(c, x) for x, _ in pairs]
     selection = DataTable(
         name=f"explorer-selection-table-{name}", source=m["selected"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
         height=220, index_position=None, sortable=True, reorderable=False,
-        columns=[TableColumn(field=f, title=html.escape(x), width=260 if x == "label" else 240 if x in multi else 90,
-                             formatter=formatter(x)) for x, f in d["selection_pairs"]])
+        autosize_mode="none" if sum(widths) > WIDTH + LEGEND_WIDTH + SIDE_WIDTH else "force_fit",
+        columns=[TableColumn(field=f, title=html.escape(x), width=w, formatter=formatter(x))
+                 for (x, f), w in zip(pairs, widths)])
     return neighbours, selection
+
+
+CHAR_PX, CELL_PAD_PX, SORT_PX = 7, 10, 10  # a table cell's 12px sans-serif: a wide character, padding, sort arrow
+WIDE_VALUES = 36  # characters: longer values (multi-valued genres, free text) are cut, hover shows them
+
+
+def _fit_width(title: str, values: list[str]) -> int:
+    """Pixels for a column: its title (beside the sort arrow) and the 90th percentile of its values."""
+    lengths = sorted(len(v) for v in values) or [0]
+    typical = min(lengths[int(0.9 * (len(lengths) - 1))], WIDE_VALUES)
+    return math.ceil(max(len(title) * CHAR_PX + SORT_PX, typical * CHAR_PX) + CELL_PAD_PX)
+
+
+def column_width(c: Computed, col: str) -> int:
+    """A table column's width from its content at build time: the title and the values as shown."""
+    v = pd.Series(c.data[c.fields[col]] if col in c.fields else [])
+    v = v.iloc[::max(1, len(v) // 5000)]  # a sample of large tables
+    if c.kinds.get(col) == "numeric":  # as NumberFormatter writes "0,0.[00]" / "0.[00]"
+        fmt = "{:,.2f}" if _numeral(c, col).startswith("0,0") else "{:.2f}"
+        shown = [fmt.format(x).rstrip("0").rstrip(".") for x in pd.to_numeric(v, errors="coerce").dropna()]
+    else:
+        shown = [str(x) for x in v.dropna().to_numpy()]
+    return _fit_width(col, shown)
 
 
 def _wire(m: dict) -> None:

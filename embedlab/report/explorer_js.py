@@ -234,7 +234,7 @@ function showEntity(cfg, m, row, fromHistory) {
   const what = opts.metric === "euclidean" ? "closest by euclidean distance" : "nearest by cosine";
   const among = opts.minCount > 1 ? ` among the ${esc(cfg.table)}s counted at least ${opts.minCount} times` : "";
   m.status.text = `<b>${esc(labels[row])}</b> (${esc(cfg.table)} ${esc(keys[row])}): its ${found.length} ${what}` +
-    ` over the full ${cfg.dim}-dimensional vectors${among}${cfg.precomputed ? " " + esc(cfg.precomputed.note) : ""}.`;
+    ` over the full ${cfg.dim}-dimensional vectors${among}${cfg.precomputed ? " (" + esc(cfg.precomputed.short) + ")" : ""}.`;
   const ring = found.map((r) => r[1]), shown = [row].concat(ring).filter((i) => isFinite(xs[i]) && isFinite(ys[i]));
   cfg._shown = {row: row, rows: shown};
   if (!fromHistory) {
