@@ -13,8 +13,10 @@ as TensorBoard's Projector names a ``tensor_name``) instead of a second copy; a 
 such tensor (an imported run, a projection) keeps its own ``tables.NAME.vectors``. Version 1
 runs (every table stored twice) are read unchanged.
 
-Loading never executes code from the folder: JSON, CSV and safetensors only.
+Loading never executes code from the folder: JSON, CSV and safetensors only (the readers of
+each file: :mod:`embedlab.io.runfiles`).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,10 +31,17 @@ import pandas as pd
 
 from embedlab.errors import RunFormatError, UsageError
 from embedlab.io.ownership import RUN_MARK  # run.json's format marker: what makes a folder a run
+from embedlab.io.runfiles import (  # noqa: F401 - META_TYPES: its old import path
+    META_TYPES,
+    RUN_FILE,
+    WEIGHTS_FILE,
+    check_meta,
+    read_table_csv,
+    read_weights,
+    table_array,
+)
 
 FORMAT_VERSION = 2
-RUN_FILE = "run.json"
-WEIGHTS_FILE = "weights.safetensors"
 
 
 class _CallableFrame(pd.DataFrame):
@@ -87,8 +96,7 @@ class EmbeddingTable:
         if self.metadata.shape == (0, 0):  # no annotations: still one (empty) row per entity
             self.metadata = pd.DataFrame(index=pd.RangeIndex(len(self.keys)))
         if len(self.metadata) != len(self.keys):
-            raise ValueError(f"table {self.name}: metadata has {len(self.metadata)} rows for "
-                             f"{len(self.keys)} keys")
+            raise ValueError(f"table {self.name}: metadata has {len(self.metadata)} rows for {len(self.keys)} keys")
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -161,10 +169,12 @@ class EmbeddingTable:
         cache = self.__dict__.get("_lookup_cache")
         if cache is None or len(cache["label"]) != len(self.labels):
             labels = [normalise_text(v) for v in self.labels]
-            cache = {"label": np.asarray(labels, dtype=object),
-                     "key": np.asarray([str(k).strip().casefold() for k in self.keys], dtype=object),
-                     "title": np.asarray([title_core(v) for v in self.labels], dtype=object),
-                     "key_text": self.keys.astype(str)}
+            cache = {
+                "label": np.asarray(labels, dtype=object),
+                "key": np.asarray([str(k).strip().casefold() for k in self.keys], dtype=object),
+                "title": np.asarray([title_core(v) for v in self.labels], dtype=object),
+                "key_text": self.keys.astype(str),
+            }
             self.__dict__["_lookup_cache"] = cache
         return cache
 
@@ -173,13 +183,18 @@ class EmbeddingTable:
         text = str(query)
         norm = self._normalised()
         q_norm, q_key, q_title = normalise_text(text), text.strip().casefold(), title_core(text)
-        rules = [(1, lambda: self.labels == text, "label"),
-                 (2, lambda: norm["key_text"] == text, "key"),
-                 (3, lambda: norm["label"] == q_norm if q_norm else None, "label, ignoring case and punctuation"),
-                 (4, lambda: norm["key"] == q_key if q_key else None, "key, ignoring case"),
-                 (5, lambda: norm["title"] == q_title if q_title else None, "title, without year or article"),
-                 (6, lambda: np.array([q_norm in v for v in norm["label"]], dtype=bool)
-                  if len(q_norm) >= 3 else None, "part of a label")]
+        rules = [
+            (1, lambda: self.labels == text, "label"),
+            (2, lambda: norm["key_text"] == text, "key"),
+            (3, lambda: norm["label"] == q_norm if q_norm else None, "label, ignoring case and punctuation"),
+            (4, lambda: norm["key"] == q_key if q_key else None, "key, ignoring case"),
+            (5, lambda: norm["title"] == q_title if q_title else None, "title, without year or article"),
+            (
+                6,
+                lambda: np.array([q_norm in v for v in norm["label"]], dtype=bool) if len(q_norm) >= 3 else None,
+                "part of a label",
+            ),
+        ]
         for stage, test, how in rules:
             hits = test()
             if hits is None:
@@ -202,14 +217,19 @@ class EmbeddingTable:
         labels = list(dict.fromkeys(str(v) for v in self.labels[order]))
         if len(labels) == 1:
             keys = ", ".join(str(k) for k in self.keys[order][:8])
-            note = (f"{len(order)} entities of table {self.name!r} are labelled {labels[0]!r} (keys {keys}): "
-                    f"using key {self.keys[order[0]]}" + (", the most observed" if self.count is not None else "")
-                    + "; give the key to choose another")
+            note = (
+                f"{len(order)} entities of table {self.name!r} are labelled {labels[0]!r} (keys {keys}): "
+                f"using key {self.keys[order[0]]}"
+                + (", the most observed" if self.count is not None else "")
+                + "; give the key to choose another"
+            )
             return Match(int(order[0]), how, stage, note)
         shown = "; ".join(f"{self.labels[r]} (key {self.keys[r]})" for r in order[:8])
         more = f"; and {len(order) - 8} more" if len(order) > 8 else ""
-        raise UsageError(f"{str(query)!r} is ambiguous in table {self.name!r}: it matches {len(order)} entities "
-                         f"by {how}: {shown}{more}; give more of the label, or the key")
+        raise UsageError(
+            f"{str(query)!r} is ambiguous in table {self.name!r}: it matches {len(order)} entities "
+            f"by {how}: {shown}{more}; give more of the label, or the key"
+        )
 
     def suggestions(self, query: Any, n: int = 5) -> list[str]:
         """Close labels for a query that matched nothing, then (after them, and only when the
@@ -283,15 +303,26 @@ def versions() -> dict[str, str]:
 
     from embedlab._version import __version__
 
-    return {"embedlab": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "pandas": pd.__version__, "platform": platform.platform()}
+    return {
+        "embedlab": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "pandas": pd.__version__,
+        "platform": platform.platform(),
+    }
 
 
 class Run:
     """A trained run: metadata, weights and embedding tables (see module docstring)."""
 
-    def __init__(self, meta: dict[str, Any], tables: dict[str, EmbeddingTable],
-                 tensors: dict[str, Any] | None = None, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        tables: dict[str, EmbeddingTable],
+        tensors: dict[str, Any] | None = None,
+        path: Path | None = None,
+    ) -> None:
         self.meta = meta
         self._tables = tables
         self._tensors = tensors
@@ -350,7 +381,7 @@ class Run:
         if self._tensors is None:
             if self.path is None:
                 raise RunFormatError("this run has no weights in memory and no folder")
-            self._tensors = _read_weights(self.path)
+            self._tensors = read_weights(self.path)
         return self._tensors
 
     def __repr__(self) -> str:
@@ -372,8 +403,15 @@ class Run:
         (``.embedlab-files.json``). A run whose weights hold NaN or inf (a diverged training)
         is never saved."""
         from embedlab.io.atomic import move_files_into, staging_dir
-        from embedlab.io.ownership import (MANIFEST, RUN_BY, _manifest, _manifest_text, run_files_plan,
-                                           run_may_replace, sha256_file)
+        from embedlab.io.ownership import (
+            MANIFEST,
+            RUN_BY,
+            _manifest,
+            _manifest_text,
+            run_files_plan,
+            run_may_replace,
+            sha256_file,
+        )
 
         out = Path(out)
         check_out_dir(out, force=force)
@@ -383,8 +421,7 @@ class Run:
         replace, own = run_files_plan(out, force) if out.is_dir() else (set(), set())
         # CSV names taken, case-folded ("a b" and "a_b" must not share one), and the names of
         # whatever else lies in the folder (never replaced)
-        used: set[str] = ({p.name.lower() for p in out.iterdir() if p.name not in replace} if out.is_dir()
-                          else set())
+        used: set[str] = {p.name.lower() for p in out.iterdir() if p.name not in replace} if out.is_dir() else set()
         tables_meta = {}
         with staging_dir(out) as tmp:
             tensors = {k: v.detach().cpu().contiguous() for k, v in (self._tensors or {}).items()}
@@ -411,12 +448,24 @@ class Run:
                 # (with "\n" alone, a label with a bare "\r" split its row when read back)
                 frame.to_csv(tmp / csv_name, index=False, lineterminator="\r\n")
                 columns = list(frame.columns[2:])  # metadata: names as given, text ones read as text
-                text = [c for c in columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])
-                        or isinstance(frame[c].dtype, pd.CategoricalDtype)]
-                tables_meta[name] = {**stored, "csv": csv_name, "n": len(table),
-                                     "dim": table.dim, "has_bias": table.bias_values is not None,
-                                     "key_dtype": key_dtype, "attrs": table.attrs,
-                                     "columns": columns, "text_columns": text}
+                text = [
+                    c
+                    for c in columns
+                    if frame[c].dtype == object
+                    or pd.api.types.is_string_dtype(frame[c])
+                    or isinstance(frame[c].dtype, pd.CategoricalDtype)
+                ]
+                tables_meta[name] = {
+                    **stored,
+                    "csv": csv_name,
+                    "n": len(table),
+                    "dim": table.dim,
+                    "has_bias": table.bias_values is not None,
+                    "key_dtype": key_dtype,
+                    "attrs": table.attrs,
+                    "columns": columns,
+                    "text_columns": text,
+                }
             save_file(tensors, str(tmp / WEIGHTS_FILE))
             meta = dict(self.meta, format=RUN_MARK, format_version=FORMAT_VERSION, tables=tables_meta)
             (tmp / RUN_FILE).write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
@@ -429,8 +478,9 @@ class Run:
                 (tmp / MANIFEST).write_text(_manifest_text(files))
             if out.is_dir():
                 check_out_dir(out, force=force)  # again, now: the folder may have changed meanwhile
-                move_files_into(tmp, out, last=(MANIFEST, RUN_FILE), stale=own,
-                                may_replace=run_may_replace(out, replace, force))
+                move_files_into(
+                    tmp, out, last=(MANIFEST, RUN_FILE), stale=own, may_replace=run_may_replace(out, replace, force)
+                )
             else:
                 os.rename(tmp, out)
         self.meta, self.path = meta, out
@@ -481,80 +531,19 @@ def check_finite(run: "Run") -> None:
     for what, values in arrays:
         values = np.asarray(values)
         if values.dtype.kind == "f" and not np.isfinite(values).all():
-            raise TrainingDiverged(f"the trained {what} hold NaN or inf: training diverged (lower --lr; "
-                                   f"`embedlab lr-find` suggests one); nothing was saved")
+            raise TrainingDiverged(
+                f"the trained {what} hold NaN or inf: training diverged (lower --lr; "
+                f"`embedlab lr-find` suggests one); nothing was saved"
+            )
     for name, tensor in (run._tensors or {}).items():
         if getattr(tensor, "is_floating_point", lambda: False)():
             import torch
 
             if not bool(torch.isfinite(tensor).all()):
-                raise TrainingDiverged(f"the trained tensor {name!r} holds NaN or inf: training diverged "
-                                       f"(lower --lr; `embedlab lr-find` suggests one); nothing was saved")
-
-
-def _read_weights(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    wfile = path / WEIGHTS_FILE
-    if not wfile.is_file():
-        raise RunFormatError(f"{str(wfile)!r} is missing: the run folder is incomplete")
-    try:
-        return load_file(str(wfile))
-    except (SafetensorError, OSError, ValueError, Exception) as exc:  # never fall back to pickle
-        raise RunFormatError(f"{str(wfile)!r} is not a valid safetensors file ({exc}); "
-                             f"embedlab never loads pickled weights") from None
-
-
-def _read_table_csv(csv: Path, info: dict[str, Any]) -> pd.DataFrame:
-    """A table's CSV as written by :meth:`Run.save`: keys and labels exactly as text (an empty
-    string or "NA" is a value, not a missing one), text metadata as text ("007" stays "007"),
-    other metadata typed by pandas, empty metadata cells missing, column names as saved."""
-    header = list(pd.read_csv(csv, nrows=0, dtype=str).columns)
-    saved = info.get("columns")
-    if not isinstance(saved, list) or len(saved) != len(header) - 2:
-        saved = None  # a run written before column names were recorded
-    text = set(info.get("text_columns") or []) if saved is not None else set()
-    dtype = {"key": str, "label": str}
-    dtype.update({h: str for h, c in zip(header[2:], saved or []) if c in text})
-    frame = pd.read_csv(csv, dtype=dtype, keep_default_na=False,
-                        na_values={h: [""] for h in header[2:]})
-    if saved is not None:
-        frame.columns = ["key", "label"] + saved
-    return frame
-
-
-#: run.json's fields and the JSON types they must have (absent is fine: older runs)
-META_TYPES: dict[str, tuple[type, ...]] = {
-    "dataset": (str,), "kind": (str,), "trainer": (str,), "task": (str,), "config": (dict,),
-    "metrics": (dict,), "split": (dict,), "history": (list,), "versions": (dict,), "seed": (int,),
-    "dataset_info": (dict,), "tables": (dict,), "imported": (dict,)}
-_JSON_TYPE = {dict: "an object", list: "a list", str: "a string", int: "a whole number", float: "a number",
-              bool: "true/false", type(None): "null"}
-
-
-def check_meta(meta: dict[str, Any], rfile: Path) -> None:
-    """A RunFormatError naming run.json, the field and both types when a field of ``meta``
-    has the wrong JSON type (an edited or damaged run.json), before anything reads it."""
-    def bad(field: str, value: Any, want: str) -> RunFormatError:
-        return RunFormatError(f"{str(rfile)!r}: {field!r} is {_JSON_TYPE.get(type(value), type(value).__name__)}, "
-                              f"not {want}: the file was edited or damaged; fix that field, or train the run again")
-
-    for key, types in META_TYPES.items():
-        value = meta.get(key)
-        if value is None and key != "tables":
-            continue
-        if not isinstance(value, types) or (int in types and isinstance(value, bool)):
-            raise bad(key, value, " or ".join(_JSON_TYPE[t] for t in types))
-    for i, row in enumerate(meta.get("history") or []):
-        if not isinstance(row, dict):
-            raise bad(f"history[{i}]", row, "an object (one epoch's numbers)")
-    for name, info in meta["tables"].items():
-        if not isinstance(info, dict):
-            raise bad(f"tables.{name}", info, "an object")
-        for key, want in (("attrs", dict), ("columns", list), ("text_columns", list), ("csv", str)):
-            if info.get(key) is not None and not isinstance(info[key], want):
-                raise bad(f"tables.{name}.{key}", info[key], _JSON_TYPE[want])
+                raise TrainingDiverged(
+                    f"the trained tensor {name!r} holds NaN or inf: training diverged "
+                    f"(lower --lr; `embedlab lr-find` suggests one); nothing was saved"
+                )
 
 
 def _model_rows(values: np.ndarray, model: dict[str, Any]) -> dict[str, Any] | None:
@@ -572,30 +561,9 @@ def _model_rows(values: np.ndarray, model: dict[str, Any]) -> dict[str, Any] | N
             continue
         n, extra = len(values), t.shape[0] - len(values)
         for start in dict.fromkeys((0, 1, extra)):
-            if 0 <= start <= extra and np.array_equal(arr[start:start + n], values):
+            if 0 <= start <= extra and np.array_equal(arr[start : start + n], values):
                 return {"tensor": tname, "rows": [int(start), int(start + n)]}
     return None
-
-
-def _table_array(tensors: dict[str, Any], info: dict[str, Any], name: str, part: str, path: Path):
-    """A table's ``vectors`` or ``bias`` (numpy): format 2's named rows of a model tensor, else
-    its own ``tables.NAME.PART`` tensor (format 1, and tables without a model tensor), else None."""
-    source = info.get(f"{part}_from")
-    if source is None:
-        own = tensors.get(f"tables.{name}.{part}")
-        return None if own is None else own.numpy()
-    where = f"{str(path / RUN_FILE)!r}: table {name!r}'s {part}_from"
-    if not (isinstance(source, dict) and isinstance(source.get("tensor"), str) and isinstance(source.get("rows"), list)
-            and len(source["rows"]) == 2 and all(isinstance(r, int) and not isinstance(r, bool) for r in source["rows"])):
-        raise RunFormatError(f"{where} is not {{'tensor': NAME, 'rows': [START, STOP]}}: the file was edited or damaged")
-    tensor = tensors.get(source["tensor"])
-    start, stop = source["rows"]
-    if tensor is None or not 0 <= start <= stop <= tensor.shape[0] or stop - start != info.get("n", stop - start):
-        raise RunFormatError(f"{where} names rows {start}..{stop} of tensor {source['tensor']!r}, which "
-                             f"{'is missing' if tensor is None else f'has {tensor.shape[0]} rows'} "
-                             f"(the table has {info.get('n')}): the run folder is damaged")
-    out = tensor[start:stop].numpy().copy()  # the table's own array, as in format 1 (no aliasing)
-    return out.reshape(-1) if part == "bias" else out
 
 
 def load_run(path: str | Path) -> Run:
@@ -618,41 +586,51 @@ def load_run(path: str | Path) -> Run:
         raise RunFormatError(f"{str(rfile)!r} does not describe a run (no 'tables')")
     version = meta.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise RunFormatError(f"{str(rfile)!r} has format version {version!r}; this embedlab reads "
-                             f"up to {FORMAT_VERSION}: upgrade embedlab (pip install -U embedlab)")
+        raise RunFormatError(
+            f"{str(rfile)!r} has format version {version!r}; this embedlab reads "
+            f"up to {FORMAT_VERSION}: upgrade embedlab (pip install -U embedlab)"
+        )
     check_meta(meta, rfile)
-    tensors = _read_weights(path)
+    tensors = read_weights(path)
     tables = {}
     for name, info in meta["tables"].items():
         try:
             csv = path / _safe_name(str(info.get("csv", f"{name}.csv")))
         except (ValueError, AttributeError):
-            raise RunFormatError(f"{str(rfile)!r}: table {name!r} names an unusable file; "
-                                 f"CSV files must lie inside the run folder") from None
+            raise RunFormatError(
+                f"{str(rfile)!r}: table {name!r} names an unusable file; CSV files must lie inside the run folder"
+            ) from None
         if not csv.is_file():
             what = "is a folder, not a table" if csv.is_dir() else "is missing"
             raise RunFormatError(f"{str(csv)!r} {what}: the run folder is incomplete")
-        vectors = _table_array(tensors, info, name, "vectors", path)
+        vectors = table_array(tensors, info, name, "vectors", path)
         if vectors is None:
             raise RunFormatError(f"{str(path / WEIGHTS_FILE)!r} has no tensor {f'tables.{name}.vectors'!r}")
-        bias = _table_array(tensors, info, name, "bias", path)
+        bias = table_array(tensors, info, name, "bias", path)
         try:
-            frame = _read_table_csv(csv, info)
+            frame = read_table_csv(csv, info)
             keys = frame["key"].to_numpy()
             twice = frame["key"][frame["key"].duplicated()]
             if len(twice):
-                raise RunFormatError(f"{str(csv)!r}: key {twice.iloc[0]!r} appears twice (a table's keys are "
-                                     f"distinct): the file was edited or damaged; train the run again")
+                raise RunFormatError(
+                    f"{str(csv)!r}: key {twice.iloc[0]!r} appears twice (a table's keys are "
+                    f"distinct): the file was edited or damaged; train the run again"
+                )
             if info.get("key_dtype") == "int":
                 keys = keys.astype(np.int64)
             tables[name] = EmbeddingTable(
-                name=name, keys=keys, labels=frame["label"].fillna("").to_numpy(),
-                vectors=vectors, bias_values=bias,
+                name=name,
+                keys=keys,
+                labels=frame["label"].fillna("").to_numpy(),
+                vectors=vectors,
+                bias_values=bias,
                 metadata=frame.drop(columns=["key", "label"]),
                 attrs=info.get("attrs", {}),
             )
         except (ValueError, KeyError, TypeError, UnicodeDecodeError, pd.errors.ParserError) as exc:
-            raise RunFormatError(f"{str(csv)!r} does not match the run (table {name!r}): "
-                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            raise RunFormatError(
+                f"{str(csv)!r} does not match the run (table {name!r}): "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from None
     model_tensors = {k: v for k, v in tensors.items() if not k.startswith("tables.")}
     return Run(meta, tables, model_tensors, path)
