@@ -320,9 +320,11 @@ def test_the_trainer_names_no_datasets_columns():
     assert PRESETS["guo2016"]["column_set"] == "guo2016"
     assert not any(key in preset for preset in PRESETS.values() for key in ("categorical", "emb_sizes"))
     import embedlab.trainers.tabular as tabular
+    import embedlab.trainers.tabular_options as tabular_options
 
-    source = open(tabular.__file__, encoding="utf-8").read()
-    assert '"DayOfWeek"' not in source and '"Promo": 1' not in source
+    for module in (tabular, tabular_options):  # the trainer and its presets
+        source = open(module.__file__, encoding="utf-8").read()
+        assert '"DayOfWeek"' not in source and '"Promo": 1' not in source
 
 
 def test_guo2016_on_a_dataset_without_the_column_set_is_a_one_line_error(table_file, tmp_path):

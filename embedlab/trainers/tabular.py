@@ -10,146 +10,44 @@ tensors is a :class:`~embedlab.trainers.tabular_processor.TabularProcessor`, sav
 Defaults were measured on the real Rossmann data (README, "Rossmann"). The ``guo2016`` preset
 is the paper's network recipe; its columns and Table 1 embedding sizes are the dataset's to
 name (``Dataset.column_sets["guo2016"]``, which the Rossmann datasets define), so the trainer
-knows no dataset's column names.
+knows no dataset's column names. The presets and the options: :mod:`embedlab.trainers.tabular_options`.
 """
+
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-import click
 import numpy as np
 import pandas as pd
 
 from embedlab.data import Dataset, sample_rows
 from embedlab.errors import DataError, UsageError
-from embedlab.training.fitconfig import FitDefaults, FitOptions, fit_config
+from embedlab.training.fitconfig import fit_config
 from embedlab.hookspecs import hookimpl
 from embedlab.training.pretrained import Slot, init_from_config
 from embedlab.run import EmbeddingTable, Run
 from embedlab.trainers.base import EncodedRows, Prepared, run_meta, torch_threads
-from embedlab.trainers.options import option, restated
-from embedlab.trainers.tabular_processor import (TabularProcessor, classify_metrics, log_regression_metrics,
-                                                 regression_metrics)
+from embedlab.trainers.tabular_options import (  # noqa: F401 - their old import path
+    CATEGORICAL_ENCODINGS,
+    PRESETS,
+    TabularOptions,
+    _int_list,
+    parse_emb_sizes,
+)
+from embedlab.trainers.tabular_processor import (
+    TabularProcessor,
+    classify_metrics,
+    log_regression_metrics,
+    regression_metrics,
+)
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that use them (fast CLI)
     import torch
 
     from embedlab.training.lr_find import LRFindResult
     from embedlab.training.models import EntityEmbeddingNet
-
-#: ``categorical_encoding`` values (EntityEmbeddingNet's), declared here without importing torch.
-CATEGORICAL_ENCODINGS = ("embedding", "onehot", "onehot-direct")
-
-#: Model and training recipes. CLI values override a preset's (``None`` = take the preset's).
-PRESETS: dict[str, dict[str, Any]] = {
-    # measured on Rossmann's last 48 days (README): 500-250 for 8 epochs reached RMSPE 0.1000 in
-    # 8.4 min on 2 busy cores; fast.ai's 1000-500 needed 6 epochs and 25 min for 0.1003
-    "default": {
-        "layers": [500, 250], "ps": [0.001, 0.01], "emb_drop": 0.04, "batchnorm": True,
-        "epochs": 8, "lr": 3e-3, "wd": 0.1, "bs": 512, "loss": "mse", "train_sample": 0,
-        "schedule": "one-cycle", "rmspe_scale": True,
-        "column_set": None,  # every column the dataset's roles name, sizes by fastai's rule
-    },
-    # Guo & Berkhahn 2016, section 4: dense 1000-500 ReLU layers, sigmoid output, MAE on log
-    # sales, 200,000 training rows; its 7 features and Table 1 embedding sizes come from the
-    # dataset's column set of the same name
-    "guo2016": {
-        "layers": [1000, 500], "ps": [0.0, 0.0], "emb_drop": 0.0, "batchnorm": False,
-        "epochs": 10, "lr": 1e-3, "wd": 0.0, "bs": 128, "loss": "mae", "train_sample": 200_000,
-        "schedule": "constant", "rmspe_scale": False,
-        "column_set": "guo2016",
-    },
-}
-
-
-def _int_list(text: str | None, what: str, cast=int) -> list | None:
-    if text is None:
-        return None
-    text = str(text).strip()
-    if text in ("", "none"):
-        return []
-    try:
-        return [cast(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(f"{what} {text!r}: give comma-separated numbers, e.g. 1000,500") from None
-
-
-def parse_emb_sizes(values: Any) -> dict[str, int]:
-    """``("Store=10", "State=6,Day=4")`` -> ``{"Store": 10, "State": 6, "Day": 4}``."""
-    if isinstance(values, dict):
-        return {str(k): int(v) for k, v in values.items()}
-    out: dict[str, int] = {}
-    for value in values or ():
-        for part in str(value).split(","):
-            if not part.strip():
-                continue
-            name, sep, size = part.partition("=")
-            if not sep or not size.strip().isdigit() or int(size) < 1:
-                raise UsageError(f"--emb-size {part!r}: write COLUMN=SIZE with a positive whole size, "
-                                 f"e.g. --emb-size Store=10")
-            out[name.strip()] = int(size)
-    return out
-
-
-def _preset_note(name: str) -> str:
-    """The help of a shared fit option whose default comes from the preset."""
-    return f" Default: the --preset's (default preset: {PRESETS['default'][name]})."
-
-
-@dataclass
-class TabularOptions(FitOptions):
-    """The tabular trainer's options (``embedlab train rossmann --help``), one declaration: its
-    flags, the API's keyword arguments and checks, their defaults and run.json's ``config``.
-    None means the preset's value."""
-
-    fit_defaults: ClassVar[FitDefaults] = FitDefaults.scaled(lr=PRESETS["default"]["lr"], wd=PRESETS["default"]["wd"])
-
-    preset: str = option("default", choices=sorted(PRESETS), case_sensitive=True,
-                         help="Model and training recipe: 'default' (every column; MLP 500-250 with batch norm "
-                              "and dropout) or 'guo2016' (the paper's network: MAE loss, 200,000 training rows, "
-                              "and the columns and embedding sizes the dataset names for it, e.g. Rossmann's 7 "
-                              "features and Table 1 sizes). Options given explicitly override it.")
-    layers: str | None = option(None, help="Hidden layer widths, comma-separated (default preset: 500,250; "
-                                           "guo2016: 1000,500).")
-    ps: str | None = option(None, help="Dropout before each hidden layer's successor, comma-separated, one per "
-                                       "hidden layer (fastai's ps; default preset: 0.001,0.01).")
-    emb_drop: float | None = option(None, min=0, max=1, max_open=True,
-                                    help="Dropout on the concatenated embeddings (default preset: 0.04).")
-    emb_size: Any = option((), type=click.STRING, multiple=True, show_default=False,
-                           help="Embedding width of a column, COLUMN=SIZE (repeatable or comma-separated); "
-                                "the others follow fastai's rule min(600, round(1.6 * n ** 0.56)).")
-    batchnorm: bool | None = option(None, help="Batch norm between hidden layers (default preset: on).")
-    loss: str | None = option(None, choices=("mse", "mae"), case_sensitive=True,
-                              help="Regression loss on the (log) target (default preset: mse; guo2016: mae).")
-    y_range: Any = option(None, type=(float, float),
-                          help="Output range LO HI of the sigmoid (regression); default: 0 .. 1.2 x the largest "
-                               "log target (fastai's), or the target range widened by 20%.")
-    init_std: float = option(0.01, min=0, min_open=True,
-                             help="Standard deviation of the initial embeddings (truncated normal, as fastai).")
-    rmspe_scale: bool | None = option(
-        None, help="Log targets: multiply predictions by the factor that minimises RMSPE on the training rows "
-                   "(a log-space model predicts a median; RMSPE prefers a little lower). Default preset: on; "
-                   "guo2016 (MAE, judged by MAPE, which a median already suits): off.")
-    train_sample: int | None = option(None, min=0, help="Train on this many random training rows (0: all; "
-                                                        "guo2016: 200000).")
-    exclude: str | None = option(None, help="Columns to leave out of the model, comma-separated (ablations).")
-    categorical_encoding: str = option(
-        "embedding", choices=CATEGORICAL_ENCODINGS, case_sensitive=True,
-        help="How categorical columns enter the network: 'embedding' (a learned lookup table), 'onehot' (a "
-             "one-hot vector through a linear layer with bias, of the embedding's width) or 'onehot-direct' "
-             "(the one-hot vectors straight into the first hidden layer, as Guo & Berkhahn's one-hot network); "
-             "the onehot analysis compares them.")
-    threads: int = option(1, min=0, help="Torch CPU threads while training (0: torch's default, one per core). "
-                                         "On a shared machine one thread avoids OpenMP threads spinning for each "
-                                         "other (measured here: a 2-thread step ran 6x slower than a 1-thread one "
-                                         "under load).")
-    epochs: int | None = restated(FitOptions, "epochs", None, show_default=False, note=_preset_note("epochs"))
-    wd: float | None = restated(FitOptions, "wd", None, show_default=False, note=_preset_note("wd"))
-    bs: int | None = restated(FitOptions, "bs", None, show_default=False, note=_preset_note("bs"))
-    schedule: str | None = restated(FitOptions, "schedule", None, show_default=False, note=_preset_note("schedule"))
 
 
 # ---------------------------------------------------------------------------- preprocessing
@@ -197,8 +95,10 @@ class TabularTrainer:
             ps = preset["ps"] if len(preset["ps"]) == len(cfg["layers"]) else [0.0] * len(cfg["layers"])
         cfg["ps"] = _int_list(ps, "--ps", float) if isinstance(ps, str) else [float(p) for p in ps]
         if len(cfg["ps"]) != len(cfg["layers"]):
-            raise UsageError(f"--ps has {len(cfg['ps'])} values for {len(cfg['layers'])} hidden layers "
-                             f"(--layers {','.join(map(str, cfg['layers']))}); give one per layer")
+            raise UsageError(
+                f"--ps has {len(cfg['ps'])} values for {len(cfg['layers'])} hidden layers "
+                f"(--layers {','.join(map(str, cfg['layers']))}); give one per layer"
+            )
         if any(not 0 <= p < 1 for p in cfg["ps"]):
             raise UsageError(f"--ps {cfg['ps']}: dropout must be in [0, 1)")
         user_sizes = parse_emb_sizes(cfg.get("emb_size"))
@@ -228,9 +128,11 @@ class TabularTrainer:
         found = sets.get(wanted)
         if not isinstance(found, dict) or not (found.get("categorical") or found.get("continuous")):
             others = f" (it defines: {', '.join(sorted(sets))})" if sets else ""
-            raise UsageError(f"--preset {preset_name} takes its columns and embedding sizes from the dataset, and "
-                             f"dataset {ds.name!r} defines no {wanted!r} column set (Dataset.column_sets){others}; "
-                             f"use --preset default")
+            raise UsageError(
+                f"--preset {preset_name} takes its columns and embedding sizes from the dataset, and "
+                f"dataset {ds.name!r} defines no {wanted!r} column set (Dataset.column_sets){others}; "
+                f"use --preset default"
+            )
         return found
 
     def _columns(self, ds: Dataset, cfg: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -242,26 +144,30 @@ class TabularTrainer:
             cats, conts = list(column_set.get("categorical") or []), list(column_set.get("continuous") or [])
             missing = [c for c in cats + conts if c not in ds.train.columns]
             if missing:
-                raise UsageError(f"--preset {cfg['preset']} needs columns {', '.join(missing)}, which "
-                                 f"dataset {ds.name!r} lacks")
+                raise UsageError(
+                    f"--preset {cfg['preset']} needs columns {', '.join(missing)}, which dataset {ds.name!r} lacks"
+                )
         known = set(cats) | set(conts)
         unknown = [c for c in cfg["exclude"] if c not in known]
         if unknown:
-            raise UsageError(f"--exclude {unknown[0]!r}: not a model column; the columns are: "
-                             f"{', '.join(cats + conts)}")
+            raise UsageError(
+                f"--exclude {unknown[0]!r}: not a model column; the columns are: {', '.join(cats + conts)}"
+            )
         cats = [c for c in cats if c not in cfg["exclude"]]
         conts = [c for c in conts if c not in cfg["exclude"]]
         if not cats and not conts:
             raise UsageError("no columns left to train on")
         bad = [c for c in cfg["emb_size"] if c not in cats]
         if bad:
-            raise UsageError(f"--emb-size {bad[0]}=...: {bad[0]!r} is not a categorical column; "
-                             f"those are: {', '.join(cats)}")
+            raise UsageError(
+                f"--emb-size {bad[0]}=...: {bad[0]!r} is not a categorical column; those are: {', '.join(cats)}"
+            )
         return cats, conts
 
     @staticmethod
-    def _target(ds: Dataset, df: pd.DataFrame, task: str, transform: str | None,
-                classes: list | None, source: str) -> torch.Tensor:
+    def _target(
+        ds: Dataset, df: pd.DataFrame, task: str, transform: str | None, classes: list | None, source: str
+    ) -> torch.Tensor:
         import torch
 
         col = ds.roles["target"]
@@ -269,23 +175,28 @@ class TabularTrainer:
             raise DataError(f"{source}: target column {col!r} is missing")
         s = df[col]
         if s.isna().any():
-            raise DataError(f"{source}: target column {col!r} has an empty value "
-                            f"(row {int(np.flatnonzero(s.isna().to_numpy())[0]) + 1})")
+            raise DataError(
+                f"{source}: target column {col!r} has an empty value "
+                f"(row {int(np.flatnonzero(s.isna().to_numpy())[0]) + 1})"
+            )
         if task == "classify":
             idx = pd.Index(classes).get_indexer(s.astype(str))
             if (idx < 0).any():
-                raise DataError(f"{source}: target value {s[idx < 0].iloc[0]!r} of column {col!r} does "
-                                f"not occur in the training rows")
+                raise DataError(
+                    f"{source}: target value {s[idx < 0].iloc[0]!r} of column {col!r} does "
+                    f"not occur in the training rows"
+                )
             return torch.from_numpy(idx.astype(np.int64))
         y = pd.to_numeric(s, errors="coerce")
         if y.isna().any():
-            raise DataError(f"{source}: target column {col!r} has a non-numeric value "
-                            f"{s[y.isna()].iloc[0]!r}")
+            raise DataError(f"{source}: target column {col!r} has a non-numeric value {s[y.isna()].iloc[0]!r}")
         y = y.to_numpy(dtype="float64")
         if transform == "log":
             if (y <= 0).any():
-                raise DataError(f"{source}: target column {col!r} has value {y[y <= 0][0]!r}; a log "
-                                f"target needs positive values (leave those rows out)")
+                raise DataError(
+                    f"{source}: target column {col!r} has value {y[y <= 0][0]!r}; a log "
+                    f"target needs positive values (leave those rows out)"
+                )
             y = np.log(y)
         return torch.from_numpy(y.astype(np.float32))
 
@@ -311,8 +222,10 @@ class TabularTrainer:
         if task == "classify":
             classes = sorted(str(v) for v in pd.unique(train_df[ds.roles["target"]].dropna().astype(str)))
             if len(classes) < 2:
-                raise DataError(f"target column {ds.roles['target']!r} has a single class "
-                                f"{classes[0] if classes else None!r} in the training rows")
+                raise DataError(
+                    f"target column {ds.roles['target']!r} has a single class "
+                    f"{classes[0] if classes else None!r} in the training rows"
+                )
         x_cat, x_cont = proc.transform(train_df, "training rows")
         y = self._target(ds, train_df, task, transform, classes, "training rows")
         valid = None
@@ -336,28 +249,56 @@ class TabularTrainer:
                 raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
         n_out = len(classes) if task == "classify" else 1
         seed_everything(cfg["seed"])  # the same seed, the same initial weights
-        model = EntityEmbeddingNet(cards, sizes, len(proc.continuous), cfg["layers"], cfg["ps"],
-                                   cfg["emb_drop"], y_range, n_out=n_out, batchnorm=cfg["batchnorm"],
-                                   init_std=cfg["init_std"], names=proc.cat_names,
-                                   categorical_encoding=cfg.get("categorical_encoding") or "embedding")
+        model = EntityEmbeddingNet(
+            cards,
+            sizes,
+            len(proc.continuous),
+            cfg["layers"],
+            cfg["ps"],
+            cfg["emb_drop"],
+            y_range,
+            n_out=n_out,
+            batchnorm=cfg["batchnorm"],
+            init_std=cfg["init_std"],
+            names=proc.cat_names,
+            categorical_encoding=cfg.get("categorical_encoding") or "embedding",
+        )
         if task == "regression":
             model.init_output(float(y.mean()))
             loss_fn = nn.functional.mse_loss if cfg["loss"] == "mse" else nn.functional.l1_loss
             metrics = log_regression_metrics if transform == "log" else regression_metrics
         else:
             loss_fn, metrics = nn.functional.cross_entropy, classify_metrics
-        learner = Learner(model, (x_cat, x_cont, y), valid, loss_fn=loss_fn, metrics=metrics,
-                          bs=cfg["bs"], seed=cfg["seed"])
+        learner = Learner(
+            model, (x_cat, x_cont, y), valid, loss_fn=loss_fn, metrics=metrics, bs=cfg["bs"], seed=cfg["seed"]
+        )
         # --init-from: tables start from pretrained vectors, matched by key (row 0 stays reserved)
         if cfg.get("init_from") and model.encoding != "embedding":
             raise UsageError(f"--init-from fills embedding tables; --categorical-encoding {model.encoding} has none")
-        init_from_config(cfg, {spec["name"]: Slot(spec["vocab"], model.embeds[j].weight, offset=1)
-                               for j, spec in enumerate(proc.categorical)
-                               if "indicator_of" not in spec and model.encoding == "embedding"},
-                         learner, progress=progress)
-        return _Prepared(task=task, transform=transform, proc=proc, classes=classes, model=model,
-                         learner=learner, y_range=y_range, train_df=train_df, x_cat=x_cat, y=y,
-                         cats=cats, conts=conts)
+        init_from_config(
+            cfg,
+            {
+                spec["name"]: Slot(spec["vocab"], model.embeds[j].weight, offset=1)
+                for j, spec in enumerate(proc.categorical)
+                if "indicator_of" not in spec and model.encoding == "embedding"
+            },
+            learner,
+            progress=progress,
+        )
+        return _Prepared(
+            task=task,
+            transform=transform,
+            proc=proc,
+            classes=classes,
+            model=model,
+            learner=learner,
+            y_range=y_range,
+            train_df=train_df,
+            x_cat=x_cat,
+            y=y,
+            cats=cats,
+            conts=conts,
+        )
 
     # ---------------------------------------------------------------- API
     def train(self, ds: Dataset, config: dict[str, Any], progress: bool = True, checkpoint: Any = None) -> Run:
@@ -388,8 +329,13 @@ class TabularTrainer:
                 pred = p.learner.predict(inputs)
                 metrics["valid_rmspe_unscaled"] = metrics.get("valid_rmspe")
                 metrics["valid_mape_unscaled"] = metrics.get("valid_mape")
-                metrics.update({k: v for k, v in log_regression_metrics(pred + math.log(scale), target).items()
-                                if k in ("valid_rmspe", "valid_mape")})
+                metrics.update(
+                    {
+                        k: v
+                        for k, v in log_regression_metrics(pred + math.log(scale), target).items()
+                        if k in ("valid_rmspe", "valid_mape")
+                    }
+                )
         metrics["train_seconds"] = fit.train_seconds
         metrics["n_parameters"] = int(sum(t.numel() for t in p.model.parameters()))
         metrics["n_categorical_parameters"] = p.model.categorical_parameter_count()
@@ -399,15 +345,31 @@ class TabularTrainer:
         tables = self._tables(ds, p)
         target = ds.roles["target"]
         meta = run_meta(
-            ds, self, cfg, cfg["seed"], metrics, fit.history, task=p.task, preset=cfg["preset"],
+            ds,
+            self,
+            cfg,
+            cfg["seed"],
+            metrics,
+            fit.history,
+            task=p.task,
+            preset=cfg["preset"],
             **fit.record(),
             model={"class": "EntityEmbeddingNet", **p.model.hparams},
-            tabular={"preprocess": p.proc.to_dict(), "target": target, "task": p.task,
-                     "target_transform": p.transform, "classes": p.classes,
-                     "y_range": list(p.y_range) if p.y_range is not None else None,
-                     "categorical": p.cats, "continuous": p.conts, "scale": scale if p.transform == "log" else 1.0,
-                     "id": ds.roles.get("id"), "mask": ds.roles.get("mask"),
-                     "date": ds.roles.get("date")})
+            tabular={
+                "preprocess": p.proc.to_dict(),
+                "target": target,
+                "task": p.task,
+                "target_transform": p.transform,
+                "classes": p.classes,
+                "y_range": list(p.y_range) if p.y_range is not None else None,
+                "categorical": p.cats,
+                "continuous": p.conts,
+                "scale": scale if p.transform == "log" else 1.0,
+                "id": ds.roles.get("id"),
+                "mask": ds.roles.get("mask"),
+                "date": ds.roles.get("date"),
+            },
+        )
         tensors = {f"model.{k}": v.detach().clone() for k, v in p.model.state_dict().items()}
         return Run(meta, tables, tensors)
 
@@ -428,7 +390,7 @@ class TabularTrainer:
         inputs = tuple(t[idx] for t in p.learner.train_inputs)
         pred = p.learner.predict(inputs).double()
         r = torch.exp(pred - p.y[idx].double())  # prediction / actual
-        c = float(r.sum() / (r ** 2).sum())
+        c = float(r.sum() / (r**2).sum())
         return c if math.isfinite(c) and 0.5 < c < 2.0 else 1.0
 
     def lr_find(self, ds: Dataset, config: dict[str, Any], progress: bool = True) -> LRFindResult:
@@ -473,14 +435,16 @@ class TabularTrainer:
                 ent.index = pd.Index(index)
                 ent = ent[~ent.index.duplicated()].reindex(keys)
                 if "label" in ent:
-                    labels = ent["label"].reset_index(drop=True).where(
-                        ent["label"].reset_index(drop=True).notna(), labels)
+                    labels = (
+                        ent["label"].reset_index(drop=True).where(ent["label"].reset_index(drop=True).notna(), labels)
+                    )
                 extra = ent.drop(columns=["label", "count", target_col], errors="ignore").reset_index(drop=True)
                 metadata = pd.concat([stats, extra], axis=1)
                 attrs.update(getattr(ds.entities.get(name), "attrs", {}) or {})
             emb = p.model.table_weight(j).detach().numpy()[1:].copy()
-            tables[name] = EmbeddingTable(name=name, keys=keys, labels=labels.astype(str).to_numpy(),
-                                          vectors=emb, metadata=metadata, attrs=attrs)
+            tables[name] = EmbeddingTable(
+                name=name, keys=keys, labels=labels.astype(str).to_numpy(), vectors=emb, metadata=metadata, attrs=attrs
+            )
         return tables
 
     # ---------------------------------------------------------------- a saved run's network
@@ -495,18 +459,17 @@ class TabularTrainer:
             raise UsageError(f"run {run.path or ''} is not a tabular run (no 'tabular' in run.json)")
         proc = TabularProcessor.from_dict(info["preprocess"])
         model = EntityEmbeddingNet.from_hparams({k: v for k, v in run.meta["model"].items() if k != "class"})
-        model.load_state_dict({k[len("model."):]: v for k, v in run.tensors().items() if k.startswith("model.")})
+        model.load_state_dict({k[len("model.") :]: v for k, v in run.tensors().items() if k.startswith("model.")})
         model.eval()
         return info, proc, model
 
     @staticmethod
-    def _outputs(model: EntityEmbeddingNet, x_cat: torch.Tensor, x_cont: torch.Tensor,
-                 bs: int = 65536) -> torch.Tensor:
+    def _outputs(model: EntityEmbeddingNet, x_cat: torch.Tensor, x_cont: torch.Tensor, bs: int = 65536) -> torch.Tensor:
         """The network's raw outputs, in batches of ``bs`` rows."""
         import torch
 
         with torch.no_grad():
-            outs = [model(x_cat[i:i + bs], x_cont[i:i + bs]) for i in range(0, len(x_cat), bs)]
+            outs = [model(x_cat[i : i + bs], x_cont[i : i + bs]) for i in range(0, len(x_cat), bs)]
         return torch.cat(outs) if outs else torch.empty((0,))
 
     def encode_rows(self, run: Run, frame: pd.DataFrame, source: str = "rows") -> EncodedRows:
@@ -528,17 +491,25 @@ class TabularTrainer:
                 target = np.where((idx >= 0) & frame[target_col].notna().to_numpy(), idx, np.nan)
             prediction = torch.softmax(pred, 1).numpy() if len(frame) else np.zeros((0, len(classes)))
         else:
-            target = (pd.to_numeric(frame[target_col], errors="coerce").to_numpy(dtype="float64") if present
-                      else np.full(len(frame), np.nan))
+            target = (
+                pd.to_numeric(frame[target_col], errors="coerce").to_numpy(dtype="float64")
+                if present
+                else np.full(len(frame), np.nan)
+            )
             prediction = pred.numpy()
             if info.get("target_transform") == "log":
                 prediction = np.exp(prediction)
-        return EncodedRows(codes=x_cat.numpy(), categorical=proc.cat_names,
-                           embeddings=[model.table_weight(j).detach().numpy().astype(np.float32)
-                                       for j in range(len(proc.cat_names))],
-                           continuous=x_cont.numpy().astype(np.float32), target=target, prediction=prediction,
-                           task=info["task"], target_transform=info.get("target_transform"),
-                           classes=list(classes) if classes is not None else None)
+        return EncodedRows(
+            codes=x_cat.numpy(),
+            categorical=proc.cat_names,
+            embeddings=[model.table_weight(j).detach().numpy().astype(np.float32) for j in range(len(proc.cat_names))],
+            continuous=x_cont.numpy().astype(np.float32),
+            target=target,
+            prediction=prediction,
+            task=info["task"],
+            target_transform=info.get("target_transform"),
+            classes=list(classes) if classes is not None else None,
+        )
 
     # ---------------------------------------------------------------- prediction
     def predict(self, run: Run, data: Dataset | pd.DataFrame, bs: int = 65536) -> pd.DataFrame:
