@@ -348,7 +348,6 @@ FUNCTION_WAIVED = {
     "embedlab/training/fused_collab.py:_compile": 162,  # the numba kernels, compiled together
     "embedlab/toolkit/plotting.py:scatter": 153,
     "embedlab/trainers/collab.py:CollabTrainer._prepare": 149,
-    "embedlab/toolkit/importing.py:build_table": 124,
 }
 
 

@@ -336,17 +336,67 @@ def build_table(
     ``strict``: a role column (``label``, ``bias``, ``count``) it lacks is an error (else, for
     one of several tables, the role is left to the tables that have it)."""
     vectors = part.vectors
-    n = len(vectors)
-    if n == 0:
+    if len(vectors) == 0:
         raise DataError(f"{where}: no vectors")
+    meta = _row_metadata(part, where, row_meta, row_meta_file)
+    row_keys, meta = _row_keys(part, meta, where, row_meta, row_meta_file, keys, keys_file, joined, key)
+    if joined is not None:
+        meta = _join(meta, row_keys, joined, joined_file, key)
+    source = joined_file or row_meta_file or where  # the file whose columns name the roles
+    labels, meta = _labels(part, meta, row_keys, source, row_meta, label, strict)
+    bias_values, meta = _bias(part, meta, row_keys, source, bias, strict)
+    attrs: dict[str, Any] = {}
+    ccol = _column(meta, count, source, "--count", strict)
+    if ccol is not None:
+        meta[ccol] = _counts(meta[ccol], joined_file or where, ccol)
+        attrs["count_column"] = ccol
+    meta = (
+        meta.apply(lambda c: readers._typed(c) if c.dtype == object or pd.api.types.is_string_dtype(c) else c)
+        if len(meta.columns)
+        else meta
+    )
+    check_values(vectors, row_keys, where, "vector")
+    if bias_values is not None:
+        check_values(np.asarray(bias_values).reshape(-1, 1), row_keys, where, "bias")
+    return EmbeddingTable(
+        name=name,
+        keys=row_keys,
+        labels=labels,
+        vectors=vectors,
+        bias_values=bias_values,
+        metadata=meta.reset_index(drop=True),
+        attrs=attrs,
+    )
+
+
+def _row_metadata(part: Read, where: Path | str, row_meta: pd.DataFrame | None, row_meta_file: Path | None):
+    """The reader's metadata beside the Projector-style metadata file's rows (one per vector)."""
+    n = len(part.vectors)
     meta = part.metadata.reset_index(drop=True) if part.metadata is not None else pd.DataFrame(index=pd.RangeIndex(n))
-    if row_meta is not None:
-        if len(row_meta) != n:
-            raise DataError(
-                f"{row_meta_file}: {len(row_meta):,} metadata rows for {n:,} vectors in {where}; the "
-                f"Projector's metadata has one row per vector (plus a header when it has 2+ columns)"
-            )
-        meta = pd.concat([meta, row_meta.reset_index(drop=True)], axis=1)
+    if row_meta is None:
+        return meta
+    if len(row_meta) != n:
+        raise DataError(
+            f"{row_meta_file}: {len(row_meta):,} metadata rows for {n:,} vectors in {where}; the "
+            f"Projector's metadata has one row per vector (plus a header when it has 2+ columns)"
+        )
+    return pd.concat([meta, row_meta.reset_index(drop=True)], axis=1)
+
+
+def _row_keys(
+    part: Read,
+    meta: pd.DataFrame,
+    where: Path | str,
+    row_meta: pd.DataFrame | None,
+    row_meta_file: Path | None,
+    keys: np.ndarray | None,
+    keys_file: Path | None,
+    joined: pd.DataFrame | None,
+    key: str | None,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's key (the keys file, a key column, the reader's own, the one-column labels, else
+    the row number), canonical and unique, and the metadata without the column it came from."""
+    n = len(part.vectors)
     row_keys = part.keys
     kcol = _column(meta, key, row_meta_file or where, "--key") if joined is None else None
     if keys is not None:
@@ -378,10 +428,22 @@ def build_table(
         row_keys = np.arange(n, dtype=np.int64)
     row_keys = _canonical_keys(np.asarray(row_keys))
     _check_unique(row_keys, keys_file or row_meta_file or where)
-    if joined is not None:
-        meta = _join(meta, row_keys, joined, joined_file, key)
+    return row_keys, meta
+
+
+def _labels(
+    part: Read,
+    meta: pd.DataFrame,
+    row_keys: np.ndarray,
+    source: Path | str,
+    row_meta: pd.DataFrame | None,
+    label: str | None,
+    strict: bool,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Each row's label (``--label``, a ``label`` column, the Projector's first column, the
+    reader's own, else the key) and the metadata without the column it came from."""
     labels = part.labels
-    lcol = _column(meta, label, joined_file or row_meta_file or where, "--label", strict)
+    lcol = _column(meta, label, source, "--label", strict)
     if lcol is None and "label" in meta.columns:
         lcol = "label"
     elif (
@@ -397,48 +459,38 @@ def build_table(
         meta = meta.drop(columns=[lcol])
     if labels is None:
         labels = np.asarray([str(k) for k in row_keys], dtype=object)
+    return labels, meta
+
+
+def _bias(
+    part: Read, meta: pd.DataFrame, row_keys: np.ndarray, source: Path | str, bias: str | None, strict: bool
+) -> tuple[np.ndarray | None, pd.DataFrame]:
+    """Each row's bias (the reader's own, ``--bias`` or a ``bias`` column; every row a number) and
+    the metadata without the column it came from."""
     bias_values = part.bias
-    bcol = _column(meta, bias, joined_file or row_meta_file or where, "--bias", strict) if part.bias is None else None
+    bcol = _column(meta, bias, source, "--bias", strict) if part.bias is None else None
     if bcol is None and part.bias is None and "bias" in meta.columns:
         bcol = "bias"
-    if bcol is not None:
-        values = pd.to_numeric(meta[bcol], errors="coerce")
-        if values.isna().any():
-            row = int(np.flatnonzero(values.isna().to_numpy())[0])
-            raise DataError(
-                f"{joined_file or row_meta_file or where}: --bias column {bcol!r}, row {row + 1} "
-                f"(key {row_keys[row]!r}) is not a number; every entity needs a bias"
-            )
-        bias_values = np.array(values, dtype=np.float32)  # owned: pandas may hand out a read-only view
-        meta = meta.drop(columns=[bcol])
-    attrs: dict[str, Any] = {}
-    ccol = _column(meta, count, joined_file or row_meta_file or where, "--count", strict)
-    if ccol is not None:
-        counts = pd.to_numeric(meta[ccol], errors="coerce")
-        if counts.isna().any() or (counts < 0).any():
-            row = int(np.flatnonzero((counts.isna() | (counts < 0)).to_numpy())[0])
-            raise DataError(
-                f"{joined_file or where}: --count column {ccol!r}, row {row + 1} is not a count (a number >= 0)"
-            )
-        meta[ccol] = counts
-        attrs["count_column"] = ccol
-    meta = (
-        meta.apply(lambda c: readers._typed(c) if c.dtype == object or pd.api.types.is_string_dtype(c) else c)
-        if len(meta.columns)
-        else meta
-    )
-    check_values(vectors, row_keys, where, "vector")
-    if bias_values is not None:
-        check_values(np.asarray(bias_values).reshape(-1, 1), row_keys, where, "bias")
-    return EmbeddingTable(
-        name=name,
-        keys=row_keys,
-        labels=labels,
-        vectors=vectors,
-        bias_values=bias_values,
-        metadata=meta.reset_index(drop=True),
-        attrs=attrs,
-    )
+    if bcol is None:
+        return bias_values, meta
+    values = pd.to_numeric(meta[bcol], errors="coerce")
+    if values.isna().any():
+        row = int(np.flatnonzero(values.isna().to_numpy())[0])
+        raise DataError(
+            f"{source}: --bias column {bcol!r}, row {row + 1} "
+            f"(key {row_keys[row]!r}) is not a number; every entity needs a bias"
+        )
+    bias_values = np.array(values, dtype=np.float32)  # owned: pandas may hand out a read-only view
+    return bias_values, meta.drop(columns=[bcol])
+
+
+def _counts(column: pd.Series, where: Path | str, ccol: str) -> pd.Series:
+    """The ``--count`` column as numbers, each a count (>= 0)."""
+    counts = pd.to_numeric(column, errors="coerce")
+    if counts.isna().any() or (counts < 0).any():
+        row = int(np.flatnonzero((counts.isna() | (counts < 0)).to_numpy())[0])
+        raise DataError(f"{where}: --count column {ccol!r}, row {row + 1} is not a count (a number >= 0)")
+    return counts
 
 
 def _check_unique(keys: np.ndarray, where: Path | str) -> None:
