@@ -1,10 +1,10 @@
 """Rossmann Store Sales (Kaggle, 2015) with the external data the strong public solutions used.
 
-Reads the competition files exactly as Kaggle ships them (``train.csv``, ``test.csv``,
-``store.csv``) plus ``store_states.csv`` (required), and, when present, the per-state weather
-files in ``weather/`` and the Google Trends files in ``googletrend/`` (recorded as missing
-otherwise). Feature preparation follows Guo & Berkhahn (2016) and fast.ai's lesson 6, all of
-it vectorised:
+Reads the competition files exactly as Kaggle ships them (read in
+:mod:`embedlab_datasets.rossmann_files`: ``train.csv``, ``test.csv``, ``store.csv``) plus
+``store_states.csv`` (required), and, when present, the per-state weather files in
+``weather/`` and the Google Trends files in ``googletrend/`` (recorded as missing otherwise).
+Feature preparation follows Guo & Berkhahn (2016) and fast.ai's lesson 6, all of it vectorised:
 
 * date parts (year, month, ISO week, day, day of week, day of year, month/quarter/year start
   and end);
@@ -28,12 +28,10 @@ Entity annotations: State (names, capital coordinates from ``germany_states.csv`
 (type, assortment, state, competition distance), the calendar tables (cycle order and length)
 and readable labels for the small tables.
 """
+
 from __future__ import annotations
 
 import copy
-import importlib.resources
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,37 +40,72 @@ import numpy as np
 import pandas as pd
 
 from embedlab import hookimpl
-from embedlab.data import Dataset, DatasetSpec, require_dir, require_file
-from embedlab.errors import DataError, UsageError
+from embedlab.data import Dataset, DatasetSpec
+from embedlab.errors import UsageError
 
-from embedlab_datasets.table_csv import (add_date_parts, calendar_entity, parse_dates, split_last_days, split_random,
-                        split_time_pct)
+from embedlab_datasets.rossmann_files import (  # noqa: F401 - their old import path (rossmann's names)
+    MONTH_ABBR,
+    NAME,
+    STATE_HOLIDAYS,
+    STORE_COLUMNS,
+    TEST_COLUMNS,
+    TRAIN_COLUMNS,
+    WEATHER_COLUMNS,
+    RawRossmann,
+    germany_states,
+    parse_stores,
+    read_raw,
+)
+from embedlab_datasets.table_csv import add_date_parts, calendar_entity, split_last_days, split_random, split_time_pct
 
-NAME = "rossmann"
-TRAIN_COLUMNS = ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday",
-                 "SchoolHoliday"]
-TEST_COLUMNS = ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
-STORE_COLUMNS = ["Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
-                 "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval"]
-WEATHER_COLUMNS = ["Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC", "Max_Humidity",
-                   "Mean_Humidity", "Min_Humidity", "Max_Wind_SpeedKm_h", "Mean_Wind_SpeedKm_h",
-                   "CloudCover", "Precipitationmm"]
 ELAPSED_FIELDS = ["StateHoliday", "SchoolHoliday", "Promo", "Closed"]
 ELAPSED_CAP = 60  # days; "none within 60 days" is all a model needs to know
-MONTH_ABBR = {"Jan": 1, "Feb": 2, "Mar": 3, "Apr": 4, "May": 5, "Jun": 6, "Jul": 7, "Aug": 8,
-              "Sep": 9, "Sept": 9, "Oct": 10, "Nov": 11, "Dec": 12}
-STATE_HOLIDAYS = {"0": "none", "a": "public holiday", "b": "Easter", "c": "Christmas"}
 ASSORTMENTS = {"a": "basic", "b": "extra", "c": "extended"}
 SPLITS = ("last-days", "fastai", "time", "random", "none", "time-before", "time-after")
 
-CATEGORICAL = ["Store", "DayOfWeek", "Year", "Month", "Day", "Week", "StateHoliday", "CompetitionMonthsOpen",
-               "Promo2Weeks", "Promo2Active", "StoreType", "Assortment", "PromoInterval",
-               "CompetitionOpenSinceYear", "Promo2SinceYear", "State", "Events",
-               "Promo_fw", "Promo_bw", "StateHoliday_fw", "StateHoliday_bw", "SchoolHoliday_fw",
-               "SchoolHoliday_bw", "Closed_fw", "Closed_bw"]
-CONTINUOUS = ["CompetitionDistance", *WEATHER_COLUMNS, "trend", "trend_DE",
-              "AfterStateHoliday", "BeforeStateHoliday", "AfterSchoolHoliday", "BeforeSchoolHoliday",
-              "AfterPromo", "BeforePromo", "AfterClosed", "BeforeClosed", "Promo", "SchoolHoliday"]
+CATEGORICAL = [
+    "Store",
+    "DayOfWeek",
+    "Year",
+    "Month",
+    "Day",
+    "Week",
+    "StateHoliday",
+    "CompetitionMonthsOpen",
+    "Promo2Weeks",
+    "Promo2Active",
+    "StoreType",
+    "Assortment",
+    "PromoInterval",
+    "CompetitionOpenSinceYear",
+    "Promo2SinceYear",
+    "State",
+    "Events",
+    "Promo_fw",
+    "Promo_bw",
+    "StateHoliday_fw",
+    "StateHoliday_bw",
+    "SchoolHoliday_fw",
+    "SchoolHoliday_bw",
+    "Closed_fw",
+    "Closed_bw",
+]
+CONTINUOUS = [
+    "CompetitionDistance",
+    *WEATHER_COLUMNS,
+    "trend",
+    "trend_DE",
+    "AfterStateHoliday",
+    "BeforeStateHoliday",
+    "AfterSchoolHoliday",
+    "BeforeSchoolHoliday",
+    "AfterPromo",
+    "BeforePromo",
+    "AfterClosed",
+    "BeforeClosed",
+    "Promo",
+    "SchoolHoliday",
+]
 #: Guo & Berkhahn (2016), section 4 / Table 1: the paper's 7 features and their embedding sizes,
 #: the column set (``Dataset.column_sets["guo2016"]``) the tabular trainer's ``--preset guo2016``
 #: trains on. Order matters: it is the model's input order.
@@ -81,282 +114,6 @@ GUO2016_COLUMNS: dict[str, Any] = {
     "continuous": [],
     "emb_sizes": {"Store": 10, "DayOfWeek": 6, "Day": 10, "Month": 6, "Year": 2, "Promo": 1, "State": 6},
 }
-
-
-# ---------------------------------------------------------------------------- reference data
-def germany_states() -> pd.DataFrame:
-    """The 16 states and ``HB,NI`` (codes, names, capital coordinates, weather/trend files)."""
-    ref = importlib.resources.files("embedlab_datasets").joinpath("germany_states.csv")
-    with ref.open("r", encoding="utf-8") as fh:
-        frame = pd.read_csv(fh, comment="#", dtype={"trend_code": str}, keep_default_na=False,
-                            na_values={"latitude": [""], "longitude": [""]})
-    return frame.set_index("code")
-
-
-# ---------------------------------------------------------------------------- reading
-@dataclass
-class RawRossmann:
-    """The files as read and checked, before feature preparation."""
-
-    train: pd.DataFrame
-    test: pd.DataFrame | None
-    store: pd.DataFrame
-    states: pd.DataFrame
-    weather: pd.DataFrame | None = None
-    trends: pd.DataFrame | None = None
-    info: dict[str, Any] = field(default_factory=dict)
-
-
-def _read_csv(path: Path, columns: list[str], dtypes: dict[str, str], **kwargs: Any) -> pd.DataFrame:
-    """Read with fast dtypes; on failure, re-read as text to name the bad column and value."""
-    try:
-        df = pd.read_csv(path, dtype=dtypes, **kwargs)
-        fast = True
-    except (ValueError, TypeError, OverflowError):
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, **kwargs)
-        fast = False
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty") from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise DataError(f"{path}: column {missing[0]!r} not found; the columns are: "
-                        f"{', '.join(map(str, df.columns))} (expected Kaggle's: {', '.join(columns)})")
-    if not fast:
-        for col, dtype in dtypes.items():
-            if col in df and dtype not in ("str", "string", "object"):
-                text = df[col].astype(str).str.strip()
-                values = pd.to_numeric(text.where(text != "", None), errors="coerce")
-                bad = values.isna() & (text != "") | (values.isna() & dtype.startswith("int"))
-                if bad.any():
-                    i = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise DataError(f"{path}: column {col!r} has a value that is not a number: "
-                                    f"{df[col].iloc[i]!r} (data row {i + 1})")
-        raise DataError(f"{path}: cannot be read with the expected column types "
-                        f"({', '.join(f'{k}: {v}' for k, v in dtypes.items())})")
-    return df
-
-
-def _check_binary(df: pd.DataFrame, col: str, path: Path, allow_na: bool = False) -> None:
-    values = df[col]
-    bad = ~values.isin([0, 1]) & ~(values.isna() if allow_na else False)
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: column {col!r} must be 0 or 1, found {values.iloc[i]!r} (data row {i + 1})")
-
-
-def parse_stores(spec: str | None) -> set[int] | None:
-    """``"1-50,77"`` -> {1..50, 77}; None -> every store."""
-    if spec is None or str(spec).strip() in ("", "all"):
-        return None
-    out: set[int] = set()
-    for part in str(spec).split(","):
-        part = part.strip()
-        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
-        if not m:
-            raise UsageError(f"--stores {spec!r}: write store ids and ranges, e.g. 1-50,77")
-        lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
-        if hi < lo:
-            raise UsageError(f"--stores {spec!r}: range {part!r} runs backwards")
-        out.update(range(lo, hi + 1))
-    return out
-
-
-def _read_sales(path: Path, columns: list[str], stores: set[int] | None, has_sales: bool) -> pd.DataFrame:
-    dtypes = {"Store": "int32", "DayOfWeek": "int8", "Promo": "int8", "StateHoliday": "str",
-              "SchoolHoliday": "int8", "Date": "str"}
-    if has_sales:
-        dtypes.update({"Sales": "int64", "Customers": "int64", "Open": "int8"})
-    else:
-        dtypes.update({"Id": "int64", "Open": "float32"})  # test.csv: Open is blank in 11 rows
-    df = _read_csv(path, columns, dtypes)
-    df = df[columns]
-    rows_in_file = len(df)
-    if stores is not None:
-        df = df[df["Store"].isin(stores)].reset_index(drop=True)
-    df.attrs["rows_in_file"] = rows_in_file  # predict says how many of the file's rows it covers
-    df["Date"] = parse_dates(df["Date"], str(path), "Date", "%Y-%m-%d")
-    bad_dow = df["DayOfWeek"] != df["Date"].dt.day_of_week + 1
-    if bad_dow.any():
-        i = int(np.flatnonzero(bad_dow.to_numpy())[0])
-        raise DataError(f"{path}: column 'DayOfWeek' is {int(df['DayOfWeek'].iloc[i])} on "
-                        f"{df['Date'].iloc[i]:%Y-%m-%d}, a {df['Date'].iloc[i]:%A} (data row {i + 1}; 1 = Monday)")
-    df["StateHoliday"] = df["StateHoliday"].astype(str).str.strip()
-    bad = ~df["StateHoliday"].isin(list(STATE_HOLIDAYS))
-    if bad.any():
-        i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{path}: column 'StateHoliday' has {df['StateHoliday'].iloc[i]!r} (data row {i + 1}); "
-                        f"expected one of 0, a, b, c")
-    for col in ("Promo", "SchoolHoliday"):
-        _check_binary(df, col, path)
-    _check_binary(df, "Open", path, allow_na=not has_sales)
-    if has_sales and (df["Sales"] < 0).any():
-        i = int(np.flatnonzero((df["Sales"] < 0).to_numpy())[0])
-        raise DataError(f"{path}: column 'Sales' has a negative value {int(df['Sales'].iloc[i])} (data row {i + 1})")
-    dup = df.duplicated(["Store", "Date"])
-    if dup.any():
-        i = int(np.flatnonzero(dup.to_numpy())[0])
-        raise DataError(f"{path}: store {int(df['Store'].iloc[i])} appears twice on "
-                        f"{df['Date'].iloc[i]:%Y-%m-%d} (data row {i + 1})")
-    return df
-
-
-def _read_store(path: Path) -> pd.DataFrame:
-    dtypes = {"Store": "int32", "StoreType": "str", "Assortment": "str", "CompetitionDistance": "float64",
-              "CompetitionOpenSinceMonth": "float64", "CompetitionOpenSinceYear": "float64",
-              "Promo2": "int8", "Promo2SinceWeek": "float64", "Promo2SinceYear": "float64",
-              "PromoInterval": "str"}
-    df = _read_csv(path, STORE_COLUMNS, dtypes)[STORE_COLUMNS]
-    dup = df["Store"].duplicated()
-    if dup.any():
-        raise DataError(f"{path}: store {int(df['Store'][dup].iloc[0])} appears twice (column 'Store')")
-    df["PromoInterval"] = df["PromoInterval"].fillna("").astype(str)
-    for interval in df["PromoInterval"].unique():
-        unknown = [m for m in interval.split(",") if m and m not in MONTH_ABBR]
-        if unknown:
-            raise DataError(f"{path}: column 'PromoInterval' has unknown month {unknown[0]!r} in {interval!r}")
-    return df.set_index("Store")
-
-
-def _read_states(path: Path, ref: pd.DataFrame) -> pd.DataFrame:
-    df = _read_csv(path, ["Store", "State"], {"Store": "int32", "State": "str"})
-    df["State"] = df["State"].astype(str).str.strip()
-    unknown = ~df["State"].isin(ref.index)
-    if unknown.any():
-        i = int(np.flatnonzero(unknown.to_numpy())[0])
-        raise DataError(f"{path}: column 'State' has unknown state code {df['State'].iloc[i]!r} (store "
-                        f"{int(df['Store'].iloc[i])}); known codes: {', '.join(ref.index)}")
-    dup = df["Store"].duplicated()
-    if dup.any():
-        raise DataError(f"{path}: store {int(df['Store'][dup].iloc[0])} has two states (column 'Store')")
-    return df.set_index("Store")["State"]
-
-
-def _read_weather(folder: Path, ref: pd.DataFrame, info: dict) -> pd.DataFrame | None:
-    wdir = folder / "weather"
-    if not wdir.is_dir():
-        info["missing_optional"].append("weather/")
-        return None
-    known = dict(zip(ref["weather_file"], ref["weather_file"]))
-    frames = []
-    for path in sorted(wdir.glob("*.csv")):
-        if path.stem not in known:
-            raise DataError(f"{path}: unknown state name {path.stem!r}; weather files are named by German "
-                            f"state: {', '.join(sorted(set(known)))}")
-        try:
-            w = pd.read_csv(path, sep=";", na_values=["NA"])
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: the file is empty") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise DataError(f"{path}: cannot be parsed ({str(exc).splitlines()[0]})") from None
-        w.columns = [str(c).strip() for c in w.columns]
-        need = ["Date", *WEATHER_COLUMNS, "Events"]
-        missing = [c for c in need if c not in w.columns]
-        if missing:
-            raise DataError(f"{path}: column {missing[0]!r} not found; the columns are: {', '.join(w.columns)}")
-        w = w[need].copy()
-        w["Date"] = parse_dates(w["Date"].astype(str).str.strip(), str(path), "Date", "%Y-%m-%d")
-        for col in WEATHER_COLUMNS:
-            values = pd.to_numeric(w[col], errors="coerce")
-            bad = values.isna() & w[col].notna()
-            if bad.any():
-                i = int(np.flatnonzero(bad.to_numpy())[0])
-                raise DataError(f"{path}: column {col!r} has a value that is not a number: {w[col].iloc[i]!r} "
-                                f"(data row {i + 1})")
-            w[col] = values.astype("float32")
-        w["Events"] = w["Events"].fillna("").astype(str).str.strip().replace("", "none")
-        w["weather_file"] = path.stem
-        frames.append(w)
-        info["files"].append(f"weather/{path.name}")
-    if not frames:
-        info["missing_optional"].append("weather/*.csv")
-        return None
-    return pd.concat(frames, ignore_index=True)
-
-
-def _read_trends(folder: Path, ref: pd.DataFrame, info: dict) -> pd.DataFrame | None:
-    tdir = folder / "googletrend"
-    if not tdir.is_dir():
-        info["missing_optional"].append("googletrend/")
-        return None
-    codes = set(ref.index) - {"HB,NI"}
-    frames = []
-    for path in sorted(tdir.glob("Rossmann_DE*.csv")):
-        m = re.fullmatch(r"Rossmann_DE(?:_([A-Z]{2}))?", path.stem)
-        if not m or (m.group(1) and m.group(1) not in codes):
-            raise DataError(f"{path}: unknown state in the file name; trend files are named "
-                            f"Rossmann_DE.csv or Rossmann_DE_XX.csv with XX one of: {', '.join(sorted(codes))}")
-        try:
-            t = pd.read_csv(path, dtype=str)
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path}: the file is empty") from None
-        if t.shape[1] != 2:
-            raise DataError(f"{path}: expected 2 columns (week range, trend), found {t.shape[1]}")
-        t.columns = ["week", "trend"]
-        start = t["week"].astype(str).str.strip().str.slice(0, 10)
-        start = parse_dates(start, str(path), "Woche", "%Y-%m-%d")
-        trend = pd.to_numeric(t["trend"], errors="coerce")
-        if trend.isna().any():
-            i = int(np.flatnonzero(trend.isna().to_numpy())[0])
-            raise DataError(f"{path}: trend value {t['trend'].iloc[i]!r} is not a number (data row {i + 1})")
-        frames.append(pd.DataFrame({"trend_code": m.group(1) or "DE", "week_start": start,
-                                    "trend": trend.astype("float32")}))
-        info["files"].append(f"googletrend/{path.name}")
-    if not frames:
-        info["missing_optional"].append("googletrend/*.csv")
-        return None
-    return pd.concat(frames, ignore_index=True)
-
-
-def read_raw(data_dir: str | Path, stores: set[int] | None = None, external: bool = True,
-             require_test: bool = False) -> RawRossmann:
-    """Read and check the files (no features yet). Missing required files are a DataError;
-    missing optional ones (test.csv, weather/, googletrend/) are recorded in ``info``."""
-    folder = require_dir(data_dir, NAME)
-    info: dict[str, Any] = {"folder": str(folder), "files": [], "missing_optional": []}
-    ref = germany_states()
-    train_path = require_file(folder, "train.csv", NAME)
-    store_path = require_file(folder, "store.csv", NAME)
-    states_path = require_file(folder, "store_states.csv", NAME)
-    train = _read_sales(train_path, TRAIN_COLUMNS, stores, has_sales=True)
-    info["files"] += ["train.csv", "store.csv", "store_states.csv"]
-    test = None
-    test_path = folder / "test.csv"
-    if test_path.is_file():
-        test = _read_sales(test_path, TEST_COLUMNS, stores, has_sales=False)
-        info["files"].append("test.csv")
-        info["test_rows_in_file"] = int(test.attrs.get("rows_in_file", len(test)))
-    elif require_test:
-        require_file(folder, "test.csv", NAME)
-    else:
-        info["missing_optional"].append("test.csv")
-    store = _read_store(store_path)
-    states = _read_states(states_path, ref)
-    for frame, path in ((train, train_path), (test, test_path)):
-        if frame is None:
-            continue
-        absent = ~frame["Store"].isin(store.index)
-        if absent.any():
-            i = int(np.flatnonzero(absent.to_numpy())[0])
-            raise DataError(f"{path}: store {int(frame['Store'].iloc[i])} (column 'Store', data row {i + 1}) "
-                            f"is missing from {store_path}")
-    used = pd.Index(train["Store"].unique()).union(test["Store"].unique() if test is not None else [])
-    stateless = used.difference(states.index)
-    if len(stateless):
-        raise DataError(f"{states_path}: store {int(stateless[0])} has no state (column 'State'); every "
-                        f"store in train.csv/test.csv needs one")
-    if stores is not None:
-        store = store[store.index.isin(stores)]
-        missing = sorted(stores - set(store.index))
-        if len(store) == 0:
-            raise UsageError(f"--stores: none of the requested stores is in {store_path}")
-        info["stores_requested_missing"] = missing[:20]
-    weather = _read_weather(folder, ref, info) if external else None
-    trends = _read_trends(folder, ref, info) if external else None
-    if not external:
-        info["external"] = False
-    return RawRossmann(train, test, store, states, weather, trends, info)
 
 
 # ---------------------------------------------------------------------------- features
@@ -460,15 +217,15 @@ def prepare_features(raw: RawRossmann) -> pd.DataFrame:
     started = (df["Date"] >= p2_since.to_numpy()).to_numpy() & (df["Promo2"].to_numpy() == 1)
     df["Promo2Active"] = (runs & started).astype(np.int8)
     # elapsed features (store x day grid, train and test together)
-    df["Closed"] = ((df["Open"].fillna(1) == 0) & (df["DayOfWeek"] != 7)
-                    & (df["StateHoliday"] == "0")).astype(np.int8)
+    df["Closed"] = ((df["Open"].fillna(1) == 0) & (df["DayOfWeek"] != 7) & (df["StateHoliday"] == "0")).astype(np.int8)
     events = df[["Store", "Date"]].copy()
     events["StateHoliday"] = (df["StateHoliday"] != "0").astype(np.int8)
     events["SchoolHoliday"] = df["SchoolHoliday"]
     events["Promo"] = df["Promo"]
     events["Closed"] = df["Closed"]
-    elapsed = _elapsed(events, raw.states, {"StateHoliday": "state", "SchoolHoliday": "state",
-                                            "Promo": "day", "Closed": "zero"})
+    elapsed = _elapsed(
+        events, raw.states, {"StateHoliday": "state", "SchoolHoliday": "state", "Promo": "day", "Closed": "zero"}
+    )
     for col, values in elapsed.items():
         df[col] = values
     # weather by state and date
@@ -524,26 +281,42 @@ def entities(df: pd.DataFrame, raw: RawRossmann) -> dict[str, pd.DataFrame]:
     out: dict[str, pd.DataFrame] = {}
     store = raw.store.copy()
     state = raw.states.reindex(store.index)
-    store_meta = pd.DataFrame({
-        "label": [f"Store {k}" for k in store.index],
-        "StoreType": store["StoreType"].to_numpy(), "Assortment": store["Assortment"].to_numpy(),
-        "State": state.to_numpy(), "state_name": ref["name_en"].reindex(state).to_numpy(),
-        "CompetitionDistance": store["CompetitionDistance"].to_numpy(),
-        "Promo2": store["Promo2"].to_numpy(), "PromoInterval": store["PromoInterval"].replace("", "none").to_numpy(),
-    }, index=pd.Index(store.index.astype(np.int64), name="Store"))
+    store_meta = pd.DataFrame(
+        {
+            "label": [f"Store {k}" for k in store.index],
+            "StoreType": store["StoreType"].to_numpy(),
+            "Assortment": store["Assortment"].to_numpy(),
+            "State": state.to_numpy(),
+            "state_name": ref["name_en"].reindex(state).to_numpy(),
+            "CompetitionDistance": store["CompetitionDistance"].to_numpy(),
+            "Promo2": store["Promo2"].to_numpy(),
+            "PromoInterval": store["PromoInterval"].replace("", "none").to_numpy(),
+        },
+        index=pd.Index(store.index.astype(np.int64), name="Store"),
+    )
     store_meta.attrs["color_column"] = "StoreType"
     out["Store"] = store_meta
-    out["State"] = pd.DataFrame({"label": ref["name_en"], "name_de": ref["name_de"], "capital": ref["capital"],
-                                 "latitude": ref["latitude"], "longitude": ref["longitude"]},
-                                index=ref.index.rename("State"))
+    out["State"] = pd.DataFrame(
+        {
+            "label": ref["name_en"],
+            "name_de": ref["name_de"],
+            "capital": ref["capital"],
+            "latitude": ref["latitude"],
+            "longitude": ref["longitude"],
+        },
+        index=ref.index.rename("State"),
+    )
     for col in ("DayOfWeek", "Month", "Week", "Day"):
-        out[col] = calendar_entity(col, sorted(set(range(1, {"DayOfWeek": 7, "Month": 12, "Week": 52,
-                                                             "Day": 31}[col] + 1))
-                                               | set(int(v) for v in df[col].unique())))
+        out[col] = calendar_entity(
+            col,
+            sorted(
+                set(range(1, {"DayOfWeek": 7, "Month": 12, "Week": 52, "Day": 31}[col] + 1))
+                | set(int(v) for v in df[col].unique())
+            ),
+        )
     out["StoreType"] = pd.DataFrame({"label": [f"type {t}" for t in "abcd"]}, index=pd.Index(list("abcd")))
     out["Assortment"] = pd.DataFrame({"label": list(ASSORTMENTS.values())}, index=pd.Index(list(ASSORTMENTS)))
-    out["StateHoliday"] = pd.DataFrame({"label": list(STATE_HOLIDAYS.values())},
-                                       index=pd.Index(list(STATE_HOLIDAYS)))
+    out["StateHoliday"] = pd.DataFrame({"label": list(STATE_HOLIDAYS.values())}, index=pd.Index(list(STATE_HOLIDAYS)))
     return out
 
 
@@ -555,8 +328,15 @@ def fastai_cut(train: pd.DataFrame, n_test: int = 41088) -> pd.Timestamp:
     return pd.Timestamp(dates[min(n_test, len(dates) - 1)])
 
 
-def split(train: pd.DataFrame, how: str, valid_days: int, valid_pct: float, seed: int,
-          n_test: int, time_cut: Any = "2015-01-01") -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
+def split(
+    train: pd.DataFrame,
+    how: str,
+    valid_days: int,
+    valid_pct: float,
+    seed: int,
+    n_test: int,
+    time_cut: Any = "2015-01-01",
+) -> tuple[pd.DataFrame, pd.DataFrame | None, dict]:
     if how in ("time-before", "time-after"):  # pretrain on one period, adapt to the next
         from embedlab.data import cut_by_time
 
@@ -568,9 +348,16 @@ def split(train: pd.DataFrame, how: str, valid_days: int, valid_pct: float, seed
     if how == "fastai":
         start = fastai_cut(train, n_test)
         is_valid = (train["Date"] >= start).to_numpy()
-        return (train[~is_valid].reset_index(drop=True), train[is_valid].reset_index(drop=True),
-                {"name": "fastai", "valid_start": f"{start:%Y-%m-%d}",
-                 "valid_end": f"{train['Date'].max():%Y-%m-%d}", "rows_cut": int(n_test)})
+        return (
+            train[~is_valid].reset_index(drop=True),
+            train[is_valid].reset_index(drop=True),
+            {
+                "name": "fastai",
+                "valid_start": f"{start:%Y-%m-%d}",
+                "valid_end": f"{train['Date'].max():%Y-%m-%d}",
+                "rows_cut": int(n_test),
+            },
+        )
     if how == "time":
         return split_time_pct(train, "Date", valid_pct)
     if how == "random":
@@ -581,8 +368,15 @@ def split(train: pd.DataFrame, how: str, valid_days: int, valid_pct: float, seed
 
 
 # ---------------------------------------------------------------------------- the dataset
-def build_dataset(raw: RawRossmann, name: str = NAME, split_name: str = "last-days", valid_days: int = 48,
-                  valid_pct: float = 0.1, seed: int = 42, options: dict | None = None) -> Dataset:
+def build_dataset(
+    raw: RawRossmann,
+    name: str = NAME,
+    split_name: str = "last-days",
+    valid_days: int = 48,
+    valid_pct: float = 0.1,
+    seed: int = 42,
+    options: dict | None = None,
+) -> Dataset:
     """Features, training rows, split, entities: a tabular Dataset from read files."""
     df = prepare_features(raw)
     is_train = (df["part"] == "train").to_numpy()
@@ -595,69 +389,140 @@ def build_dataset(raw: RawRossmann, name: str = NAME, split_name: str = "last-da
         test = df[~is_train].drop(columns=["Sales", "Customers", "part"]).reset_index(drop=True)
         test["Id"] = test["Id"].astype("int64")
     n_test = len(raw.test) if raw.test is not None else 41088
-    tr, va, split_info = split(train, split_name, valid_days, valid_pct, seed, n_test,
-                               (options or {}).get("time_cut") or "2015-01-01")
+    tr, va, split_info = split(
+        train, split_name, valid_days, valid_pct, seed, n_test, (options or {}).get("time_cut") or "2015-01-01"
+    )
     cats = [c for c in CATEGORICAL if c in df.columns]
     conts = [c for c in CONTINUOUS if c in df.columns]
     info = dict(raw.info)
-    info.update({"train_rows_file": int(len(raw.train)), "train_rows_open_with_sales": int(len(train)),
-                 "test_rows": int(len(test)) if test is not None else 0,
-                 "stores": int(raw.train["Store"].nunique()),
-                 "date_range": [f"{raw.train['Date'].min():%Y-%m-%d}", f"{raw.train['Date'].max():%Y-%m-%d}"],
-                 "options": options or {}})
-    return Dataset(name=name, kind="tabular", train=tr, valid=va,
-                   roles={"categorical": cats, "continuous": conts, "target": "Sales",
-                          "target_transform": "log", "task": "regression", "date": "Date", "id": "Id",
-                          "mask": "Open"},
-                   entities=entities(df, raw), split=split_info, info=info, test=test,
-                   # every dataset built from these features (synthetic-rossmann too) has the
-                   # paper's columns; a deep copy, so changing a dataset's set never changes the constant
-                   column_sets={"guo2016": copy.deepcopy(GUO2016_COLUMNS)})
+    info.update(
+        {
+            "train_rows_file": int(len(raw.train)),
+            "train_rows_open_with_sales": int(len(train)),
+            "test_rows": int(len(test)) if test is not None else 0,
+            "stores": int(raw.train["Store"].nunique()),
+            "date_range": [f"{raw.train['Date'].min():%Y-%m-%d}", f"{raw.train['Date'].max():%Y-%m-%d}"],
+            "options": options or {},
+        }
+    )
+    return Dataset(
+        name=name,
+        kind="tabular",
+        train=tr,
+        valid=va,
+        roles={
+            "categorical": cats,
+            "continuous": conts,
+            "target": "Sales",
+            "target_transform": "log",
+            "task": "regression",
+            "date": "Date",
+            "id": "Id",
+            "mask": "Open",
+        },
+        entities=entities(df, raw),
+        split=split_info,
+        info=info,
+        test=test,
+        # every dataset built from these features (synthetic-rossmann too) has the
+        # paper's columns; a deep copy, so changing a dataset's set never changes the constant
+        column_sets={"guo2016": copy.deepcopy(GUO2016_COLUMNS)},
+    )
 
 
 OPTIONS = [
-    click.Option(["--data-dir"], type=click.Path(file_okay=False, path_type=Path), default=None,
-                 help="Folder with Kaggle's train.csv, test.csv, store.csv, plus store_states.csv and "
-                      "optionally weather/ and googletrend/, or the folder holding rossmann/ (default: "
-                      "EMBEDLAB_DATA_DIR when it holds rossmann/) (Kaggle's rules forbid redistribution, so "
-                      "embedlab cannot download them)."),
-    click.Option(["--split"], type=click.Choice(SPLITS), default="last-days", show_default=True,
-                 help="Validation: 'last-days' (the last --valid-days days of train; 48 = Kaggle's test "
-                      "period), 'fastai' (fast.ai's cut by row count, from 2015-06-19), 'time' (the latest "
-                      "--valid-pct of days), 'random' (--valid-pct of rows), 'none', or 'time-before' / "
-                      "'time-after': the days before / from --time-cut, each with its own last --valid-days "
-                      "held out (pretrain on 2013-2014, adapt to 2015)."),
-    click.Option(["--valid-days"], type=click.IntRange(1), default=48, show_default=True,
-                 help="Days held out by --split last-days."),
-    click.Option(["--time-cut"], default="2015-01-01", show_default=True,
-                 help="Where --split time-before / time-after cut: a date, or a share of the rows in time order."),
-    click.Option(["--valid-pct"], type=float, default=0.1, show_default=True,
-                 help="Share held out by --split time (of days) and random (of rows)."),
-    click.Option(["--stores"], default=None,
-                 help="Use only these stores, e.g. 1-100,250 (quick experiments)."),
-    click.Option(["--external/--no-external"], default=True, show_default=True,
-                 help="Join the weather and Google Trends files when present."),
+    click.Option(
+        ["--data-dir"],
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Folder with Kaggle's train.csv, test.csv, store.csv, plus store_states.csv and "
+        "optionally weather/ and googletrend/, or the folder holding rossmann/ (default: "
+        "EMBEDLAB_DATA_DIR when it holds rossmann/) (Kaggle's rules forbid redistribution, so "
+        "embedlab cannot download them).",
+    ),
+    click.Option(
+        ["--split"],
+        type=click.Choice(SPLITS),
+        default="last-days",
+        show_default=True,
+        help="Validation: 'last-days' (the last --valid-days days of train; 48 = Kaggle's test "
+        "period), 'fastai' (fast.ai's cut by row count, from 2015-06-19), 'time' (the latest "
+        "--valid-pct of days), 'random' (--valid-pct of rows), 'none', or 'time-before' / "
+        "'time-after': the days before / from --time-cut, each with its own last --valid-days "
+        "held out (pretrain on 2013-2014, adapt to 2015).",
+    ),
+    click.Option(
+        ["--valid-days"],
+        type=click.IntRange(1),
+        default=48,
+        show_default=True,
+        help="Days held out by --split last-days.",
+    ),
+    click.Option(
+        ["--time-cut"],
+        default="2015-01-01",
+        show_default=True,
+        help="Where --split time-before / time-after cut: a date, or a share of the rows in time order.",
+    ),
+    click.Option(
+        ["--valid-pct"],
+        type=float,
+        default=0.1,
+        show_default=True,
+        help="Share held out by --split time (of days) and random (of rows).",
+    ),
+    click.Option(["--stores"], default=None, help="Use only these stores, e.g. 1-100,250 (quick experiments)."),
+    click.Option(
+        ["--external/--no-external"],
+        default=True,
+        show_default=True,
+        help="Join the weather and Google Trends files when present.",
+    ),
 ]
 
 
-def load(data_dir: Path | None = None, split: str = "last-days", valid_days: int = 48,
-         valid_pct: float = 0.1, stores: str | None = None, external: bool = True, seed: int = 42,
-         time_cut: Any = "2015-01-01", **_: Any) -> Dataset:
+def load(
+    data_dir: Path | None = None,
+    split: str = "last-days",
+    valid_days: int = 48,
+    valid_pct: float = 0.1,
+    stores: str | None = None,
+    external: bool = True,
+    seed: int = 42,
+    time_cut: Any = "2015-01-01",
+    **_: Any,
+) -> Dataset:
     if data_dir is None:
-        raise UsageError("rossmann: give the data folder with --data-dir (Kaggle's files cannot be "
-                         "downloaded automatically)")
+        raise UsageError(
+            "rossmann: give the data folder with --data-dir (Kaggle's files cannot be downloaded automatically)"
+        )
     raw = read_raw(data_dir, parse_stores(stores), external)
-    options = {"data_dir": str(Path(data_dir).resolve()), "split": split, "valid_days": valid_days,
-               "valid_pct": valid_pct, "stores": stores, "external": external, "time_cut": time_cut}
+    options = {
+        "data_dir": str(Path(data_dir).resolve()),
+        "split": split,
+        "valid_days": valid_days,
+        "valid_pct": valid_pct,
+        "stores": stores,
+        "external": external,
+        "time_cut": time_cut,
+    }
     return build_dataset(raw, NAME, split, valid_days, valid_pct, seed, options)
 
 
 @hookimpl
 def embedlab_register_datasets(register):
-    register(DatasetSpec(NAME, "tabular",
-                         "Rossmann Store Sales (Kaggle 2015): 1,017,209 store-days of 1,115 stores, with "
-                         "weather, Google Trends and state data; log-sales regression",
-                         load, OPTIONS, SPLITS,
-                         homepage="https://www.kaggle.com/c/rossmann-store-sales (competition rules: "
-                                  "no redistribution)", trainer="tabular",
-                         data_subdir="rossmann", data_files=("train.csv", "store.csv")))
+    register(
+        DatasetSpec(
+            NAME,
+            "tabular",
+            "Rossmann Store Sales (Kaggle 2015): 1,017,209 store-days of 1,115 stores, with "
+            "weather, Google Trends and state data; log-sales regression",
+            load,
+            OPTIONS,
+            SPLITS,
+            homepage="https://www.kaggle.com/c/rossmann-store-sales (competition rules: no redistribution)",
+            trainer="tabular",
+            data_subdir="rossmann",
+            data_files=("train.csv", "store.csv"),
+        )
+    )
