@@ -115,8 +115,7 @@ def scatter(
     tooltip columns beyond the label, colour and size are dropped to keep the report small.
     The first renderer is always the points (callers restyle ``fig.renderers[0].glyph``).
     """
-    from bokeh.models import ColorBar, ColumnDataSource, HoverTool, LinearColorMapper
-    from bokeh.palettes import Viridis256
+    from bokeh.models import HoverTool
     from bokeh.plotting import figure
 
     frame = frame.reset_index(drop=True)
@@ -126,20 +125,8 @@ def scatter(
             "y": frame[y].to_numpy(dtype=np.float64).astype(np.float32),
         }
     )
-    tooltips = []
     wanted = [c for c in dict.fromkeys(hover) if c in frame and c not in (x, y)]
-    essential = {label_column, color_by, size_by}
-    budget = max_hover_chars
-    for col in wanted:
-        values = _hover_value(frame[col])
-        chars = int(pd.Series(values).astype(str).str.len().sum()) if values.dtype == object else 6 * len(values)
-        if col not in essential and chars > budget:
-            continue
-        budget -= chars
-        name = f"h{len(tooltips)}"  # safe field names whatever the column is called
-        df[name] = values
-        fmt = "{0.[000]}" if values.dtype.kind == "f" else ""
-        tooltips.append((str(col), f"@{{{name}}}{fmt}"))
+    tooltips = _hover_columns(frame, df, wanted, {label_column, color_by, size_by}, max_hover_chars)
     fig = figure(
         title=title,
         width=width,
@@ -149,6 +136,43 @@ def scatter(
         tools="pan,wheel_zoom,box_zoom,reset,save",
         output_backend="webgl",
     )
+    renderers = _draw_points(fig, frame, df, color_by, size_by, max_categories)
+    fig.add_tools(
+        HoverTool(
+            renderers=renderers, tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]
+        )
+    )
+    if annotate is not None and len(annotate) and label_column in frame:
+        _annotate(fig, df, frame[label_column].to_numpy(), annotate, width, height)
+    return fig
+
+
+def _hover_columns(
+    frame: pd.DataFrame, df: pd.DataFrame, wanted: list, essential: set, max_hover_chars: int
+) -> list[tuple[str, str]]:
+    """Add the ``wanted`` columns to ``df`` as tooltip fields (``h0``, ``h1``...: safe names
+    whatever the column is called) while their text fits ``max_hover_chars``, the ``essential``
+    ones always; returns the tooltips."""
+    tooltips = []
+    budget = max_hover_chars
+    for col in wanted:
+        values = _hover_value(frame[col])
+        chars = int(pd.Series(values).astype(str).str.len().sum()) if values.dtype == object else 6 * len(values)
+        if col not in essential and chars > budget:
+            continue
+        budget -= chars
+        name = f"h{len(tooltips)}"
+        df[name] = values
+        fmt = "{0.[000]}" if values.dtype.kind == "f" else ""
+        tooltips.append((str(col), f"@{{{name}}}{fmt}"))
+    return tooltips
+
+
+def _draw_points(fig, frame: pd.DataFrame, df: pd.DataFrame, color_by, size_by, max_categories: int) -> list:
+    """The points' renderers: sized by ``size_by``, coloured by a numeric ``color_by`` with many
+    values (a colour bar), by a categorical one (a legend, one renderer per category) or in one colour."""
+    from bokeh.models import ColumnDataSource
+
     if size_by is not None and size_by in frame:
         s = frame[size_by].astype(float).fillna(0).to_numpy()
         s = np.sqrt(np.clip(s, 0, None))
@@ -157,88 +181,96 @@ def scatter(
     else:
         size = 6.0 if len(df) < 5000 else 4.0
     alpha = 0.7 if len(df) < 5000 else 0.5
+    if color_by is None or color_by not in frame:
+        return [fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha, color=PALETTE[0])]
+    if pd.api.types.is_numeric_dtype(frame[color_by]) and frame[color_by].nunique() > max_categories:
+        return [_draw_by_value(fig, frame[color_by], df, size, alpha)]
+    return _draw_by_category(fig, frame[color_by], df, size, alpha, max_categories)
+
+
+def _draw_by_value(fig, column: pd.Series, df: pd.DataFrame, size, alpha: float):
+    """One renderer coloured by a continuous colour map of ``column``, with its colour bar."""
+    from bokeh.models import ColorBar, ColumnDataSource, LinearColorMapper
+    from bokeh.palettes import Viridis256
+
+    values = column.astype(float).to_numpy()
+    df["_value"] = values.astype(np.float32)
+    mapper = LinearColorMapper(palette=Viridis256, low=float(np.nanmin(values)), high=float(np.nanmax(values)))
+    renderer = fig.scatter(
+        "x",
+        "y",
+        source=ColumnDataSource(_columns(df)),
+        size=size,
+        alpha=alpha,
+        color={"field": "_value", "transform": mapper},
+    )
+    fig.add_layout(ColorBar(color_mapper=mapper, title=str(column.name)), "right")
+    return renderer
+
+
+def _draw_by_category(fig, column: pd.Series, df: pd.DataFrame, size, alpha: float, max_categories: int) -> list:
+    """One renderer per category of ``column`` (the most frequent ``max_categories``, the rest
+    as "other"), with a legend that hides a category on click."""
+    from bokeh.models import ColumnDataSource
+
+    cats = column.astype(str).fillna("?")
+    top = cats.value_counts().index[:max_categories]
+    cats = cats.where(cats.isin(top), "other")
     renderers = []
-    if (
-        color_by is not None
-        and color_by in frame
-        and pd.api.types.is_numeric_dtype(frame[color_by])
-        and frame[color_by].nunique() > max_categories
-    ):
-        values = frame[color_by].astype(float).to_numpy()
-        df["_value"] = values.astype(np.float32)
-        mapper = LinearColorMapper(palette=Viridis256, low=float(np.nanmin(values)), high=float(np.nanmax(values)))
+    for n, cat in enumerate(list(top) + (["other"] if (cats == "other").any() else [])):
+        mask = (cats == cat).to_numpy()
         renderers.append(
             fig.scatter(
                 "x",
                 "y",
-                source=ColumnDataSource(_columns(df)),
+                source=ColumnDataSource(_columns(df[mask])),
                 size=size,
                 alpha=alpha,
-                color={"field": "_value", "transform": mapper},
+                color=PALETTE[n % len(PALETTE)],
+                legend_label=str(cat),
             )
         )
-        fig.add_layout(ColorBar(color_mapper=mapper, title=str(color_by)), "right")
-    elif color_by is not None and color_by in frame:
-        cats = frame[color_by].astype(str).fillna("?")
-        top = cats.value_counts().index[:max_categories]
-        cats = cats.where(cats.isin(top), "other")
-        for n, cat in enumerate(list(top) + (["other"] if (cats == "other").any() else [])):
-            mask = (cats == cat).to_numpy()
-            renderers.append(
-                fig.scatter(
-                    "x",
-                    "y",
-                    source=ColumnDataSource(_columns(df[mask])),
-                    size=size,
-                    alpha=alpha,
-                    color=PALETTE[n % len(PALETTE)],
-                    legend_label=str(cat),
-                )
-            )
-        fig.legend.click_policy = "hide"
-        fig.legend.label_text_font_size = "8pt"
-        fig.legend.spacing = 0
-        fig.legend.padding = 4
-        fig.legend.background_fill_alpha = 0.6
-        fig.add_layout(fig.legend[0], "right")
-    else:
-        renderers.append(
-            fig.scatter("x", "y", source=ColumnDataSource(_columns(df)), size=size, alpha=alpha, color=PALETTE[0])
-        )
-    fig.add_tools(
-        HoverTool(
-            renderers=renderers, tooltips=tooltips + [(x_label or x, "@x{0.[000]}"), (y_label or y, "@y{0.[000]}")]
-        )
+    fig.legend.click_policy = "hide"
+    fig.legend.label_text_font_size = "8pt"
+    fig.legend.spacing = 0
+    fig.legend.padding = 4
+    fig.legend.background_fill_alpha = 0.6
+    fig.add_layout(fig.legend[0], "right")
+    return renderers
+
+
+def _annotate(fig, df: pd.DataFrame, labels: np.ndarray, annotate: Sequence[int], width: int, height: int) -> None:
+    """Write the labels of the ``annotate`` rows beside their points (those that do not overlap),
+    towards the middle of the plot."""
+    from bokeh.models import ColumnDataSource
+
+    idx = _declutter(
+        df["x"].to_numpy(),
+        df["y"].to_numpy(),
+        list(dict.fromkeys(int(i) for i in annotate)),
+        [_shorten(str(v)) for v in labels],
+        width,
+        height,
     )
-    if annotate is not None and len(annotate) and label_column in frame:
-        idx = _declutter(
-            df["x"].to_numpy(),
-            df["y"].to_numpy(),
-            list(dict.fromkeys(int(i) for i in annotate)),
-            [_shorten(str(v)) for v in frame[label_column].to_numpy()],
-            width,
-            height,
-        )
-        xs, ys = df["x"].to_numpy()[idx], df["y"].to_numpy()[idx]
-        texts = np.array([_shorten(str(v)) for v in frame[label_column].to_numpy()[idx]], dtype=object)
-        right = xs > np.median(df["x"].to_numpy())  # label towards the middle, never off the plot
-        for mask, align, offset in ((~right, "left", 5), (right, "right", -5)):
-            if mask.any():
-                src = ColumnDataSource({"x": xs[mask], "y": ys[mask], "text": list(texts[mask])})
-                fig.text(
-                    "x",
-                    "y",
-                    text="text",
-                    source=src,
-                    text_font_size="7.5pt",
-                    x_offset=offset,
-                    y_offset=0,
-                    text_align=align,
-                    text_baseline="middle",
-                    text_color="#333333",
-                    text_alpha=0.9,
-                )
-    return fig
+    xs, ys = df["x"].to_numpy()[idx], df["y"].to_numpy()[idx]
+    texts = np.array([_shorten(str(v)) for v in labels[idx]], dtype=object)
+    right = xs > np.median(df["x"].to_numpy())  # label towards the middle, never off the plot
+    for mask, align, offset in ((~right, "left", 5), (right, "right", -5)):
+        if mask.any():
+            src = ColumnDataSource({"x": xs[mask], "y": ys[mask], "text": list(texts[mask])})
+            fig.text(
+                "x",
+                "y",
+                text="text",
+                source=src,
+                text_font_size="7.5pt",
+                x_offset=offset,
+                y_offset=0,
+                text_align=align,
+                text_baseline="middle",
+                text_color="#333333",
+                text_alpha=0.9,
+            )
 
 
 def _declutter(
