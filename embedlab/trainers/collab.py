@@ -27,12 +27,13 @@ import pandas as pd
 
 from embedlab.data import Dataset, check_entity_tables, collab_entity_stats
 from embedlab.errors import UsageError
-from embedlab.training.fitconfig import FitDefaults, FitOptions, fit_config, resolve_sparse, sparse_field
-from embedlab.training.fused_collab import FUSED_OPTIMIZERS, KERNEL_HELP, KERNELS
+from embedlab.training.fitconfig import FitDefaults, FitOptions, fit_config, sparse_field
+from embedlab.training.fused_collab import KERNEL_HELP, KERNELS
 from embedlab.hookspecs import hookimpl
-from embedlab.training.pretrained import Slot, init_from_config
+from embedlab.training.pretrained import init_from_config
 from embedlab.run import EmbeddingTable, Run
 from embedlab.trainers.base import Prepared, run_meta, torch_threads
+from embedlab.trainers.collab_setup import build_model, choose_sparse, entity_index, pretrained_slots, rating_range
 from embedlab.trainers.options import option, restated
 
 if TYPE_CHECKING:  # torch, the learner and the model load in the methods that train (fast CLI)
@@ -267,9 +268,7 @@ class CollabTrainer:
             hybrid,
             member_mse,
             parse_features,
-            slots as feature_slots,
         )
-        from embedlab.training.models import DotBias, EmbeddingNN
 
         parts = parse_features(config.get("features"))
         roles = ds.roles
@@ -278,17 +277,7 @@ class CollabTrainer:
         device = distributed.resolve_device(config.get("device"))
         ddp = distributed.setup(device)
         shard = _loader_shard(ds, config, ddp)
-        frames = [ds.train] + ([ds.valid] if ds.valid is not None else [])
-        user_keys = [f[u] for f in frames]
-        item_keys = [f[i] for f in frames]
-        if "user" in entity:
-            user_keys.append(ds.entities[entity["user"]].index.to_series())
-        if "item" in entity:
-            item_keys.append(ds.entities[entity["item"]].index.to_series())
-        users = pd.Index(pd.unique(pd.concat(user_keys, ignore_index=True))).sort_values()
-        items = pd.Index(pd.unique(pd.concat(item_keys, ignore_index=True))).sort_values()
-        if shard:  # this rank saw only its rows: every rank needs the same tables
-            users, items = distributed.union_index(users), distributed.union_index(items)
+        users, items = entity_index(ds, entity, shard)
 
         feats = hybrid(ds, parts, users, items, entity) if parts else None
 
@@ -304,12 +293,7 @@ class CollabTrainer:
         if ddp and config.get("shard_data") and not shard:  # the loader read everything: drop the rest
             train = distributed.shard_rows(train, config["seed"])
         valid = tensors(ds.valid) if ds.valid is not None and len(ds.valid) else None
-        y_range = config.get("y_range")
-        if not y_range:
-            lo, hi = ds.rating_range or (float(ds.train[r].min()), float(ds.train[r].max()))
-            y_range = (0.0 if lo >= 0 else lo, hi + 0.1 * (hi - min(lo, 0.0)))
-        if y_range[0] >= y_range[1]:
-            raise UsageError(f"--y-range {y_range[0]} {y_range[1]}: LO must be below HI")
+        y_range = rating_range(ds, config)
         backend = ("nccl" if device.type == "cuda" else "gloo") if ddp else None
         neural = nn_settings(config)
         if neural and str(config.get("sparse") or "auto").lower() == "on":
@@ -317,38 +301,16 @@ class CollabTrainer:
         if feats is not None:
             check_options(config, neural)
         opt = fit_config(config, CollabOptions).opt
-        sparse_mode = config.get("sparse")
-        if config.get("kernel") == "fused" and sparse_mode in (None, "auto") and opt in FUSED_OPTIMIZERS and not neural:
-            sparse_mode = "on"  # the fused step is the sparse path's update, at any table size
-        sparse, notice = (
-            (False, None)
-            if neural or feats is not None
-            else resolve_sparse(sparse_mode, (len(users) + len(items)) * (config["n_factors"] + 1), opt, backend)
+        sparse = choose_sparse(
+            config, opt, neural, feats, (len(users) + len(items)) * (config["n_factors"] + 1), backend, progress
         )
-        if notice and progress and distributed.is_writer():
-            click.echo(notice, err=True)
         kernel = (
             ("autograd", NOT_FUSED)
             if feats is not None
             else _choose_kernel(config.get("kernel"), sparse, opt, device, ddp, progress, neural)
         )
         seed_everything(config["seed"])  # the same seed, the same initial embeddings
-        if feats is not None:
-            model = feats.model(config["n_factors"], tuple(y_range), config["init_std"], config.get("members") or 1)
-        elif neural:
-            model = EmbeddingNN(
-                len(users),
-                len(items),
-                layers=neural["layers"],
-                ps=neural["ps"],
-                emb_drop=neural["emb_drop"],
-                y_range=tuple(y_range),
-                init_std=config["init_std"],
-            )
-        else:
-            model = DotBias(
-                len(users), len(items), config["n_factors"], tuple(y_range), init_std=config["init_std"], sparse=sparse
-            )
+        model = build_model(config, feats, neural, len(users), len(items), y_range, sparse)
         model.classes = {
             role: self._table(
                 role,
@@ -384,19 +346,7 @@ class CollabTrainer:
             seed=config["seed"],
             regularizer=(composed_l2 if feats is not None else _row_l2)(config["reg"]) if config.get("reg") else None,
         )
-        slots = feature_slots(model, users, items) if feats is not None else None
-        if slots is None:
-            biases = {
-                role: (
-                    model.bias_table(role == "item").weight if model.bias_table(role == "item") is not None else None
-                )
-                for role in ("user", "item")
-            }
-            slots = {
-                "user": Slot(users, model.user_emb.weight, biases["user"]),
-                "item": Slot(items, model.item_emb.weight, biases["item"]),
-            }
-        init_from_config(config, slots, learner, progress=progress)
+        init_from_config(config, pretrained_slots(model, users, items, feats), learner, progress=progress)
         learner.kernel = kernel  # (name, why not fused): run.json's model.kernel / kernel_reason
         if kernel[0] == "fused":
             from embedlab.training.fused_collab import make_fused
