@@ -373,6 +373,26 @@ def test_bad_input_is_one_line_and_writes_nothing(planted, tmp_path):
         [tmp_path / "v.npy", "--keys", tmp_path / "ids.txt", "--metadata", tmp_path / "twice.csv"],
         "'w1' appears twice",
     )
+    # a bad role column names the metadata file that holds it, and a key as written (2, not np.int64(2))
+    meta = pd.DataFrame({"label": WORDS, "n": [1] * (N - 1) + ["many"]})
+    meta.to_csv(tmp_path / "metadata.tsv", sep="\t", index=False)
+    _bad(
+        tmp_path,
+        [tmp_path / "v.npy", tmp_path / "metadata.tsv", "--count", "n"],
+        "metadata.tsv:",
+        "--count column 'n', row 40",
+    )
+    pd.DataFrame({"key": list(range(N)), "b": [0.1] * 2 + ["x"] + [0.2] * (N - 3)}).to_csv(
+        tmp_path / "jb.csv", index=False
+    )
+    (tmp_path / "int_keys.txt").write_text("\n".join(str(i) for i in range(N)) + "\n")
+    message = _bad(
+        tmp_path,
+        [tmp_path / "v.npy", "--keys", tmp_path / "int_keys.txt", "--metadata", tmp_path / "jb.csv", "--bias", "b"],
+        "jb.csv:",
+        "row 3",
+    )
+    assert "np.int64" not in message and "key 2" in message.replace("'", ""), message
     (tmp_path / "latin1.txt").write_bytes("caf\xe9 1 2\n".encode("latin-1"))
     _bad(tmp_path, [tmp_path / "latin1.txt"], "not UTF-8")
     mine = tmp_path / "mine"  # a folder of the user's: refused before any reading, left as it was

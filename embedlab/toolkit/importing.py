@@ -348,7 +348,7 @@ def build_table(
     attrs: dict[str, Any] = {}
     ccol = _column(meta, count, source, "--count", strict)
     if ccol is not None:
-        meta[ccol] = _counts(meta[ccol], joined_file or where, ccol)
+        meta[ccol] = _counts(meta[ccol], source, ccol)
         attrs["count_column"] = ccol
     meta = (
         meta.apply(lambda c: readers._typed(c) if c.dtype == object or pd.api.types.is_string_dtype(c) else c)
@@ -357,7 +357,9 @@ def build_table(
     )
     check_values(vectors, row_keys, where, "vector")
     if bias_values is not None:
-        check_values(np.asarray(bias_values).reshape(-1, 1), row_keys, where, "bias")
+        check_values(
+            np.asarray(bias_values).reshape(-1, 1), row_keys, where if part.bias is not None else source, "bias"
+        )
     return EmbeddingTable(
         name=name,
         keys=row_keys,
@@ -478,7 +480,7 @@ def _bias(
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise DataError(
             f"{source}: --bias column {bcol!r}, row {row + 1} "
-            f"(key {row_keys[row]!r}) is not a number; every entity needs a bias"
+            f"(key {_shown(row_keys[row])!r}) is not a number; every entity needs a bias"
         )
     bias_values = np.array(values, dtype=np.float32)  # owned: pandas may hand out a read-only view
     return bias_values, meta.drop(columns=[bcol])
@@ -493,6 +495,11 @@ def _counts(column: pd.Series, where: Path | str, ccol: str) -> pd.Series:
     return counts
 
 
+def _shown(key: Any) -> Any:
+    """A key as the person wrote it in an error message: 2, not np.int64(2)."""
+    return key.item() if isinstance(key, np.generic) else key
+
+
 def _check_unique(keys: np.ndarray, where: Path | str) -> None:
     series = pd.Series(keys)
     dup = series.duplicated(keep=False)
@@ -501,7 +508,7 @@ def _check_unique(keys: np.ndarray, where: Path | str) -> None:
         first = series.iloc[rows[0]]
         both = np.flatnonzero((series == first).to_numpy())[:2] + 1
         raise DataError(
-            f"{where}: key {first!r} appears {int((series == first).sum())} times (rows "
+            f"{where}: key {_shown(first)!r} appears {int((series == first).sum())} times (rows "
             f"{both[0]} and {both[1]}); keys must be unique"
         )
 
@@ -513,7 +520,7 @@ def check_values(values: np.ndarray, keys: np.ndarray, where: Path | str, what: 
         row = int(np.flatnonzero(~finite)[0])
         bad = values[row][~np.isfinite(values[row])][0]
         raise DataError(
-            f"{where}: the {what} of row {row + 1} (key {keys[row]!r}) holds {float(bad)}; every "
+            f"{where}: the {what} of row {row + 1} (key {_shown(keys[row])!r}) holds {float(bad)}; every "
             f"value must be a finite number"
         )
 
