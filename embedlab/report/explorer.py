@@ -6,15 +6,15 @@ search, the k nearest neighbours by cosine over the full vectors computed in the
 or the bias, size by count, and box/lasso selection linked to a sortable table with a one-line
 summary. The browser code is :mod:`embedlab.report.explorer_js`.
 
-Models tests drive are named ``explorer-<role>-<table>``: ``search`` (TextInput), ``matches``
-(Select), ``neighbours`` (ColumnDataSource: rank, label, key, cosine, best first), ``color``
-and ``map`` (Select), ``size`` (CheckboxGroup), ``points`` and ``selected`` (ColumnDataSource),
-``status`` and ``summary`` (Div).
+Here what an explorer shows is computed (``compute``: points, projections, neighbour lists and
+their packing, clusters; numbers, no Bokeh models) and worded (``describe``: the page's words
+and settings); :mod:`embedlab.report.explorer_models` assembles the Bokeh models (its names are
+re-exported here: ``explorer.assemble``, the layout constants).
 """
+
 from __future__ import annotations
 
 import html
-import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
@@ -22,33 +22,40 @@ from typing import TYPE_CHECKING, Iterable
 import numpy as np
 import pandas as pd
 
-from embedlab.report import explorer_js as JS
+from embedlab.report.explorer_models import HEIGHT, K, MISSING, WIDTH, assemble
+
+# the Bokeh half's names, read here before the split (embedlab.report.explorer.<name>)
+from embedlab.report.explorer_models import K_CHOICES as K_CHOICES, LEGEND_WIDTH as LEGEND_WIDTH
+from embedlab.report.explorer_models import LOD_EVERY as LOD_EVERY, SIDE_WIDTH as SIDE_WIDTH
+from embedlab.report.explorer_models import column_width as column_width
 from embedlab.run import EmbeddingTable, Run
 from embedlab.toolkit.neighbors import DEFAULT_MIN_COUNT, METRICS, annotation_columns, knn_lists, unit_rows
 from embedlab.toolkit.plotting import PALETTE
 from embedlab.toolkit.projection import orient, orientation_reference, pca_fit
-from embedlab.toolkit.selection import (color_column, count_column, labels_meaningful, numeric_columns, plural,
-                                        select_entities, target_column)
+from embedlab.toolkit.selection import (
+    color_column,
+    count_column,
+    labels_meaningful,
+    numeric_columns,
+    plural,
+    select_entities,
+    target_column,
+)
 
 if TYPE_CHECKING:
     from embedlab.analysis import AnalysisResult
 
 MIN_ROWS = 5  # smaller tables are read whole in their analyses' tables
 VECTOR_BUDGET = 1_500_000  # vector values (float32) a table may carry for neighbours computed in the page
-K = 10  # neighbours listed (the neighbors command's default -k)
-K_CHOICES = (5, 10, 20, 50, 100)  # k offered in the page when the vectors travel
 K_PRECOMPUTED = 10  # neighbours stored per entity and metric when they do not
 DENSITY_ABOVE = 50_000  # larger tables: a density layer of every entity, points for the most observed
 DRAWN_MAX = 10_000  # points drawn (hover, click, box select) on a density layer: SwiftShader's WebGL
 # draws about 20 us a point (headless Chromium, no GPU), every frame
 DENSITY_BINS = 320
-LOD_EVERY = 10  # while a large map moves, every tenth drawn point (Bokeh's own level of detail is canvas-only)
 MAX_CATEGORIES = 60  # a text column with more distinct values is shown, not coloured by
 MAX_COLUMNS = 14  # metadata columns embedded per table
 MAX_TEXT_CHARS = 80  # longer free text stays out of the report
 LABELLED_POINTS_MAX = 60  # small tables get every label written on the map
-MISSING = "#c8c8c8"
-WIDTH, HEIGHT, LEGEND_WIDTH, SIDE_WIDTH = 620, 560, 110, 480  # 1,210 px: a 1,280 px window
 
 
 def table_order(run: Run) -> list[str]:
@@ -104,7 +111,7 @@ def _pca(t: EmbeddingTable, fitted_on: np.ndarray) -> tuple[np.ndarray, np.ndarr
     _, comps = orient(scores, comps, orientation_reference(t, fitted_on))
     every = (t.vectors.astype(np.float64) - mean) @ comps.T
     out = np.zeros((len(t), 3))
-    out[:, :every.shape[1]] = every
+    out[:, : every.shape[1]] = every
     return out, np.pad(evr, (0, 3 - len(evr)))
 
 
@@ -126,12 +133,19 @@ def _neighbour_store(t: EmbeddingTable) -> tuple[dict[str, np.ndarray], dict | N
     with progress_bar(None) as bar:  # minutes at 200k entities: never a silent wait
         for metric in METRICS:
             task = bar.add_task(f"{t.name}: exact {metric} neighbor lists", total=len(t))
-            rows, scores = knn_lists(t.vectors, K_PRECOMPUTED, cand, metric,
-                                     progress=lambda done, _total, task=task: bar.update(task, completed=done))
+            rows, scores = knn_lists(
+                t.vectors,
+                K_PRECOMPUTED,
+                cand,
+                metric,
+                progress=lambda done, _total, task=task: bar.update(task, completed=done),
+            )
             data[f"{metric[0]}_idx"], data[f"{metric[0]}_score"], scales[metric] = pack_lists(rows, scores)
-    minimum = (f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else "")
-    note = (f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
-            f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)")
+    minimum = f" among those counted at least {DEFAULT_MIN_COUNT} times" if count_column(t) else ""
+    note = (
+        f"(exact lists precomputed for all {len(t):,} {plural(t.name, len(t))}{minimum}: the vectors "
+        f"are too large to travel; k up to {K_PRECOMPUTED} here, any k with embedlab neighbors)"
+    )
     # the note is said once, in the caption above the map; the status line says "short"
     return data, {"k": K_PRECOMPUTED, "note": note, "short": "exact, precomputed", "scales": scales}
 
@@ -159,8 +173,9 @@ def unpack_lists(packed: np.ndarray, steps: np.ndarray, scale: list[float], k: i
     return rows, (lo + np.asarray(steps, dtype=np.float64) * ((hi - lo) or 1.0) / 65535).reshape(-1, k)
 
 
-def map_clusters(t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: list[str], kinds: dict[str, str],
-                 seed: int = 0) -> list[dict]:
+def map_clusters(
+    t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: list[str], kinds: dict[str, str], seed: int = 0
+) -> list[dict]:
     """Automatic clusters of the map: k-means (scikit-learn, seeded) on the 2-D coordinates of
     ``rows``, each named by the metadata values that most distinguish it (the categories most
     over-represented in it, the range of the numeric column it differs most on). A list of
@@ -201,8 +216,14 @@ def map_clusters(t: EmbeddingTable, xy: np.ndarray, rows: np.ndarray, columns: l
             v = pd.to_numeric(meta[best], errors="coerce")[inside]
             parts.append(range_words(t, best, np.nanpercentile(v, 25), np.nanpercentile(v, 75)))
         cx, cy = np.median(pts[inside], axis=0)
-        out.append({"x": float(cx), "y": float(cy), "size": int(inside.sum()),
-                    "label": ", ".join(dict.fromkeys(parts)) or f"cluster {c + 1}"})
+        out.append(
+            {
+                "x": float(cx),
+                "y": float(cy),
+                "size": int(inside.sum()),
+                "label": ", ".join(dict.fromkeys(parts)) or f"cluster {c + 1}",
+            }
+        )
     return sorted(out, key=lambda d: -d["size"])
 
 
@@ -246,14 +267,20 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
     n = len(t)
     scores, evr = _pca(t, cand.index)
     embedded, kinds = _columns(t)
-    int_keys = np.issubdtype(t.keys.dtype, np.integer) and len(t) and np.abs(t.keys).max() < 2 ** 31
-    data: dict[str, object] = {"i": np.arange(n, dtype=np.int32), "label": t.labels.astype(object),
-                               "key": t.keys.astype(np.int32) if int_keys else t.keys.astype(str).astype(object)}
+    int_keys = np.issubdtype(t.keys.dtype, np.integer) and len(t) and np.abs(t.keys).max() < 2**31
+    data: dict[str, object] = {
+        "i": np.arange(n, dtype=np.int32),
+        "label": t.labels.astype(object),
+        "key": t.keys.astype(np.int32) if int_keys else t.keys.astype(str).astype(object),
+    }
     fields: dict[str, str] = {}  # column name -> field in the points source (safe names)
     for j, c in enumerate(embedded):
         s = t.metadata[c]
-        data[f"m{j}"] = s.to_numpy(dtype=np.float64).astype(np.float32) if kinds.get(c) == "numeric" or (
-            pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)) else _text(s)
+        data[f"m{j}"] = (
+            s.to_numpy(dtype=np.float64).astype(np.float32)
+            if kinds.get(c) == "numeric" or (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+            else _text(s)
+        )
         fields[c] = f"m{j}"
     if t.bias_values is not None:
         data["bias"] = t.bias_values.astype(np.float32)
@@ -261,8 +288,12 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
     maps: dict[str, list[str]] = {}
     for a, b in ((0, 1), (0, 2), (1, 2)) if n <= DENSITY_ABOVE else ((0, 1),):  # large: one PCA map
         if scores[:, b].any() or (a, b) == (0, 1):
-            maps[f"PCA {a + 1} × {b + 1}"] = [f"pc{a + 1}", f"pc{b + 1}", f"PC{a + 1} ({100 * evr[a]:.1f}% of variance)",
-                                              f"PC{b + 1} ({100 * evr[b]:.1f}% of variance)"]
+            maps[f"PCA {a + 1} × {b + 1}"] = [
+                f"pc{a + 1}",
+                f"pc{b + 1}",
+                f"PC{a + 1} ({100 * evr[a]:.1f}% of variance)",
+                f"PC{b + 1} ({100 * evr[b]:.1f}% of variance)",
+            ]
     for i in range(3 if n <= DENSITY_ABOVE else 2):
         data[f"pc{i + 1}"] = scores[:, i].astype(np.float32)
     keys = pd.Index(t.keys.astype(str))
@@ -277,8 +308,14 @@ def _points(t: EmbeddingTable, name: str, cand, results: Iterable[AnalysisResult
             f = f"map{len(maps)}"
             data[f + "x"], data[f + "y"] = x, y
             placed = int(np.isfinite(x).sum())
-            missing = (f" — {title} places {placed:,} of the {n:,} {plural(name, n)}; {n - placed:,} not drawn "
-                       f"(PCA draws every one)") if placed < n else ""
+            missing = (
+                (
+                    f" — {title} places {placed:,} of the {n:,} {plural(name, n)}; {n - placed:,} not drawn "
+                    f"(PCA draws every one)"
+                )
+                if placed < n
+                else ""
+            )
             maps[str(title)] = [f + "x", f + "y", f"{title} 1", f"{title} 2", missing]
     data["x"], data["y"] = data["pc1"], data["pc2"]
     if len(maps) == 1:  # one map: x and y are its coordinates, no copy travels
@@ -321,9 +358,20 @@ def compute(t: EmbeddingTable, name: str, results: Iterable[AnalysisResult] = ()
         pos = t.metadata["cycle_order"].to_numpy(dtype=float)
         order = [int(i) for i in np.argsort(pos, kind="stable") if np.isfinite(pos[i])]
         cycle = order + order[:1]
-    return Computed(len(t), cand, data, fields, kinds, maps, embedded,
-                    map_clusters(t, xy, cand.index, embedded, kinds), store, precomputed, cycle,
-                    _density(t, xy) if len(t) > DENSITY_ABOVE else None)
+    return Computed(
+        len(t),
+        cand,
+        data,
+        fields,
+        kinds,
+        maps,
+        embedded,
+        map_clusters(t, xy, cand.index, embedded, kinds),
+        store,
+        precomputed,
+        cycle,
+        _density(t, xy) if len(t) > DENSITY_ABOVE else None,
+    )
 
 
 def _density(t: EmbeddingTable, xy: np.ndarray) -> dict:
@@ -333,9 +381,14 @@ def _density(t: EmbeddingTable, xy: np.ndarray) -> dict:
     (x0, y0), (x1, y1) = xy[ok].min(0), xy[ok].max(0)
     hist, _, _ = np.histogram2d(xy[ok, 1], xy[ok, 0], bins=DENSITY_BINS, range=[[y0, y1], [x0, x1]])
     counts = np.nan_to_num(np.asarray(t.count, dtype=float)) if t.count is not None else np.zeros(len(t))
-    return {"shade": np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32),
-            "x": float(x0), "y": float(y0), "dw": float(x1 - x0), "dh": float(y1 - y0),
-            "drawn": np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX]).astype(np.int32)}
+    return {
+        "shade": np.where(hist > 0, np.log1p(hist), np.nan).astype(np.float32),
+        "x": float(x0),
+        "y": float(y0),
+        "dw": float(x1 - x0),
+        "dh": float(y1 - y0),
+        "drawn": np.sort(np.argsort(-counts, kind="stable")[:DRAWN_MAX]).astype(np.int32),
+    }
 
 
 def describe(t: EmbeddingTable, name: str, c: Computed) -> dict:
@@ -352,56 +405,95 @@ def describe(t: EmbeddingTable, name: str, c: Computed) -> dict:
     default_colour = category or target or ("bias" if "bias" in fields else None)
     colour_names = list(dict.fromkeys(["none"] + [x for x in [default_colour] + list(fields) if x and x in kinds]))
     cat_fields = [x for x in embedded if kinds.get(x) == "category"]
-    num_fields = list(dict.fromkeys(x for x in [target, count, "bias"] + [x for x in embedded if kinds.get(x) == "numeric"]
-                                    if x and x in fields))
+    num_fields = list(
+        dict.fromkeys(
+            x for x in [target, count, "bias"] + [x for x in embedded if kinds.get(x) == "numeric"] if x and x in fields
+        )
+    )
     neighbour_extra = [(x, fields[x]) for x in annotation_columns(t) if x in fields]  # as embedlab neighbors
     selection_cols = ["label", "key"] + (["bias"] if "bias" in fields else []) + embedded
     selection_pairs = [(x, "label" if x == "label" else "key" if x == "key" else fields[x]) for x in selection_cols]
-    status_hint = (f"Search, or click a point, to list its nearest {html.escape(noun)}; click a neighbor to "
-                   f"move to it.")
-    cfg = {"table": name, "dim": t.dim, "k": K, "precomputed": c.precomputed, "status_hint": status_hint,
-           "fields": fields, "kinds": kinds, "maps": c.maps,
-           "multi": [x for x in cat_fields if is_multi_valued(t.metadata[x])],
-           "palette": PALETTE[:12], "viridis": list(Viridis256), "missing_colour": MISSING,
-           "default_colour": PALETTE[0], "point_size": 7.0 if n < 5000 else 4.0,
-           "plot_width": WIDTH, "plot_height": HEIGHT,
-           "count_field": fields.get(count) if count else None, "max_matches": 25, "debounce_ms": 250,
-           "labels_points": labels_points(t),  # every point named: the clusters stay in the list above
-           "search_default": "label or key",
-           # the neighbour and selection tables' sources use the points' safe field names (m0, m1):
-           # a column named __proto__ or constructor is a title, never a key of a JS object
-           "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
-           "neighbour_extra": [(f, f) for _, f in neighbour_extra],
-           "selection_fields": [(f, f) for _, f in selection_pairs],
-           "titles": {f: x for x, f in selection_pairs},
-           "summary_numeric": [(x, fields[x]) for x in num_fields[:4]],
-           "summary_categorical": [(x, fields[x]) for x in cat_fields  # not names: one value per entity
-                                   if t.metadata[x].nunique() < len(c.cand)][:2], "cycle": c.cycle or []}
+    status_hint = f"Search, or click a point, to list its nearest {html.escape(noun)}; click a neighbor to move to it."
+    cfg = {
+        "table": name,
+        "dim": t.dim,
+        "k": K,
+        "precomputed": c.precomputed,
+        "status_hint": status_hint,
+        "fields": fields,
+        "kinds": kinds,
+        "maps": c.maps,
+        "multi": [x for x in cat_fields if is_multi_valued(t.metadata[x])],
+        "palette": PALETTE[:12],
+        "viridis": list(Viridis256),
+        "missing_colour": MISSING,
+        "default_colour": PALETTE[0],
+        "point_size": 7.0 if n < 5000 else 4.0,
+        "plot_width": WIDTH,
+        "plot_height": HEIGHT,
+        "count_field": fields.get(count) if count else None,
+        "max_matches": 25,
+        "debounce_ms": 250,
+        "labels_points": labels_points(t),  # every point named: the clusters stay in the list above
+        "search_default": "label or key",
+        # the neighbour and selection tables' sources use the points' safe field names (m0, m1):
+        # a column named __proto__ or constructor is a title, never a key of a JS object
+        "neighbour_fields": ["rank", "label", "key", "score", "row"] + [f for _, f in neighbour_extra],
+        "neighbour_extra": [(f, f) for _, f in neighbour_extra],
+        "selection_fields": [(f, f) for _, f in selection_pairs],
+        "titles": {f: x for x, f in selection_pairs},
+        "summary_numeric": [(x, fields[x]) for x in num_fields[:4]],
+        "summary_categorical": [
+            (x, fields[x])
+            for x in cat_fields  # not names: one value per entity
+            if t.metadata[x].nunique() < len(c.cand)
+        ][:2],
+        "cycle": c.cycle or [],
+    }
     if c.density is not None:
-        cfg["lod_note"] = (f"all {n:,} {noun} drawn as a density (gray, darker: more); the {len(c.density['drawn']):,} "
-                           f"most observed as points to hover, click and select; search reaches every one")
-    return {"cfg": cfg, "noun": noun, "count": count, "default_colour": default_colour, "colour_names": colour_names,
-            "neighbour_extra": neighbour_extra, "selection_pairs": selection_pairs, "status_hint": status_hint,
-            "header": _header(t, c, cfg, noun, count)}
+        cfg["lod_note"] = (
+            f"all {n:,} {noun} drawn as a density (gray, darker: more); the {len(c.density['drawn']):,} "
+            f"most observed as points to hover, click and select; search reaches every one"
+        )
+    return {
+        "cfg": cfg,
+        "noun": noun,
+        "count": count,
+        "default_colour": default_colour,
+        "colour_names": colour_names,
+        "neighbour_extra": neighbour_extra,
+        "selection_pairs": selection_pairs,
+        "status_hint": status_hint,
+        "header": _header(t, c, cfg, noun, count),
+    }
 
 
 def _header(t: EmbeddingTable, c: Computed, cfg: dict, noun: str, count: str | None) -> str:
     """The note above the explorer (HTML): what the map and the neighbours are, the clusters."""
     maps = c.maps
-    note = (f"Map: PCA of the {len(c.cand):,} observed {noun}"
-            + (", others placed by the same components" if len(c.cand) < c.n else "")
-            + (f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses" if
-               len(maps) > sum(m.startswith("PCA") for m in maps) else "")
-            + f". Neighbors: cosine or euclidean over the full {t.dim}-dimensional vectors, "
-            + ("computed in your browser" if c.precomputed is None else c.precomputed["note"][1:-1])
-            + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "") + "."
-            + (f" Map: {cfg['lod_note']}." if "lod_note" in cfg else ""))
+    note = (
+        f"Map: PCA of the {len(c.cand):,} observed {noun}"
+        + (", others placed by the same components" if len(c.cand) < c.n else "")
+        + (
+            f"; {', '.join(m for m in maps if not m.startswith('PCA'))} from the analyses"
+            if len(maps) > sum(m.startswith("PCA") for m in maps)
+            else ""
+        )
+        + f". Neighbors: cosine or euclidean over the full {t.dim}-dimensional vectors, "
+        + ("computed in your browser" if c.precomputed is None else c.precomputed["note"][1:-1])
+        + (f"; minimum {count} {DEFAULT_MIN_COUNT} by default, as embedlab neighbors" if count else "")
+        + "."
+        + (f" Map: {cfg['lod_note']}." if "lod_note" in cfg else "")
+    )
     out = f'<p style="margin:0;color:#555;font-size:13px">{html.escape(note)}</p>'
     if c.clusters:
-        listed = " · ".join(f"{html.escape(x['label'])} <span style=\"color:#888\">{x['size']:,}</span>"
-                            for x in c.clusters)
-        out += (f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '
-                f'first map, seed 0; the values over-represented in each): {listed}</p>')
+        listed = " · ".join(
+            f'{html.escape(x["label"])} <span style="color:#888">{x["size"]:,}</span>' for x in c.clusters
+        )
+        out += (
+            f'<p style="margin:2px 0 0;color:#555;font-size:12px"><b>Clusters</b> (k-means on the '
+            f"first map, seed 0; the values over-represented in each): {listed}</p>"
+        )
     return out
 
 
@@ -410,253 +502,3 @@ def explorer(run: Run, name: str, results: Iterable[AnalysisResult] = ()):
     t = run.table(name)
     c = compute(t, name, results)
     return assemble(t, name, c, describe(t, name, c))
-
-
-def _numeral(c: Computed, col: str) -> str:
-    """A numeric column's format as fmt_value writes numbers: 11,200 but 1995."""
-    big = np.nanmax(np.abs(np.asarray(c.data[c.fields[col]], dtype=float)), initial=0) >= 10_000
-    return "0,0.[00]" if big else "0.[00]"
-
-
-def _bounds(v) -> tuple[float, float]:
-    """A map axis' explicit range (centring on an entity moves the view)."""
-    v = np.asarray(v, dtype=float)
-    v = v[np.isfinite(v)]
-    lo, hi = (float(v.min()), float(v.max())) if len(v) else (0.0, 1.0)
-    pad = ((hi - lo) or 1.0) * 0.05
-    return lo - pad, hi + pad
-
-
-def assemble(t: EmbeddingTable, name: str, c: Computed, d: dict):
-    """The Bokeh layout of an explorer from what ``compute`` and ``describe`` made."""
-    from bokeh.layouts import column, row
-    from bokeh.models import Div
-
-    m = _widgets(t, name, c, d)
-    _map_figure(t, name, c, d, m)
-    tables = _tables(name, c, d, m)
-    _wire(m)
-    header = Div(text=d["header"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH, name=f"explorer-note-{name}")
-    controls = row(m["search"], m["searchin"], m["map"], m["colour"], m["size"])
-    side = column(m["matches"], row(m["k"], m["metric"], m["mincount"], width=SIDE_WIDTH),
-                  row(m["back"], m["forward"], m["clear"]), m["status"], tables[0], width=SIDE_WIDTH)
-    return column(header, controls, row(m["fig"], m["legend"], side), row(m["summary"], m["isolate"], m["export"]),
-                  tables[1], name=f"explorer-{name}")
-
-
-def _widgets(t: EmbeddingTable, name: str, c: Computed, d: dict) -> dict:
-    """The explorer's models by role: its sources, inputs, buttons and texts (no map yet)."""
-    from bokeh.models import (Button, CheckboxGroup, ColumnDataSource, Div, NumberFormatter, Select, Spinner,
-                              TableColumn, TextInput)
-
-    cfg, count, precomputed = d["cfg"], d["count"], c.precomputed
-    points = ColumnDataSource(c.data, name=f"explorer-points-{name}")
-    points.tags = [json.dumps(cfg, allow_nan=False)]  # read once by embedlabExplorer.config
-    m = {"points": points,
-         "vectors": ColumnDataSource({f: v for f, v in c.store.items() if not f.endswith("_score")},
-                                     name=f"explorer-vectors-{name}"),
-         "scores": ColumnDataSource({f: v for f, v in c.store.items() if f.endswith("_score")},  # 1/3 the length
-                                    name=f"explorer-scores-{name}"),
-         "neighbours": ColumnDataSource({f: [] for f in cfg["neighbour_fields"]}, name=f"explorer-neighbours-{name}"),
-         "selected": ColumnDataSource({x: [] for x, _ in cfg["selection_fields"]}, name=f"explorer-selected-{name}"),
-         "highlight": ColumnDataSource({"x": [], "y": [], "role": [], "name_r": [], "name_l": []},
-                                       name=f"explorer-highlight-{name}"),
-         "status": Div(name=f"explorer-status-{name}", width=SIDE_WIDTH, text=d["status_hint"]),
-         "summary": Div(name=f"explorer-summary-{name}", width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH - 310,
-                        text="Select points with the box or lasso tool to list them here."),
-         "legend": Div(name=f"explorer-legend-{name}", width=LEGEND_WIDTH, height=HEIGHT - 40),
-         "matches": Select(name=f"explorer-matches-{name}", title="Matches", options=[], width=SIDE_WIDTH),
-         "colour": Select(name=f"explorer-color-{name}", title="Color by", value=d["default_colour"] or "none",
-                          options=d["colour_names"], width=170),
-         "size": CheckboxGroup(name=f"explorer-size-{name}", labels=[f"size by {count}" if count else "size by count"],
-                               active=[0] if count else [], disabled=count is None, width=170),
-         "k": Select(name=f"explorer-k-{name}", title="k", value=str(K), width=60,
-                     options=[str(k) for k in K_CHOICES if not precomputed or k <= precomputed["k"]]),
-         "metric": Select(name=f"explorer-metric-{name}", title="distance", value="cosine", options=list(METRICS),
-                          width=95),
-         "mincount": Spinner(name=f"explorer-mincount-{name}", title=f"min {count}" if count else "min count",
-                             value=DEFAULT_MIN_COUNT if count else 0, low=0, step=1, width=80,
-                             disabled=count is None or precomputed is not None),
-         "search": TextInput(name=f"explorer-search-{name}", title=f"Search {d['noun']} (text, or /regex/)",
-                             placeholder="e.g. " + str(t.labels[c.cand.index[0]] if len(c.cand) else ""), width=300),
-         "searchin": Select(name=f"explorer-searchin-{name}", title="in", value=cfg["search_default"],
-                            options=[cfg["search_default"]] + list(c.embedded), width=120),
-         "map": Select(name=f"explorer-map-{name}", title="Map", value=next(iter(c.maps)), options=list(c.maps),
-                       width=150),
-         "back": Button(name=f"explorer-back-{name}", label="◀ back", width=65),
-         "forward": Button(name=f"explorer-forward-{name}", label="forward ▶", width=80),
-         "clear": Button(name=f"explorer-clear-{name}", label="clear all", width=75, button_type="warning"),
-         "export": Button(name=f"explorer-export-{name}", label="export selection (CSV)", width=170),
-         "isolate": Button(name=f"explorer-isolate-{name}", label="isolate selection", width=120),
-         "scorecol": TableColumn(field="score", title="cosine", width=_fit_width("distance", ["-0.000"]), formatter=NumberFormatter(format="0.000"))}
-    return m
-
-
-# roles the browser code reaches (``m.<role>`` in explorer_js); buttons are wired, not passed
-_ARGS = ("points", "vectors", "scores", "neighbours", "selected", "highlight", "status", "summary", "legend",
-         "matches", "colour", "size", "fig", "k", "metric", "mincount", "search", "scorecol", "isolate",
-         "searchin", "map", "path", "density", "clusters", "dots", "lod")
-
-
-def _code(m: dict, body: str) -> str:
-    """A callback's code: the explorer's models by role (``m``), its settings (``cfg``); the
-    library is inlined once per report (report.html)."""
-    names = ", ".join(f"{k}: {k}" for k in _ARGS if k in m)
-    return f"const E = window.embedlabExplorer, m = {{{names}}}, cfg = E.config(m.points);\n{body}"
-
-
-def _args(m: dict) -> dict:
-    return {k: m[k] for k in _ARGS if k in m}
-
-
-def _map_figure(t: EmbeddingTable, name: str, c: Computed, d: dict, m: dict) -> None:
-    """The map (m["fig"]): density layer, points, rings, names, clusters, labels, tools."""
-    from bokeh.models import (BoxSelectTool, CDSView, ColumnDataSource, CustomJSTransform, HoverTool, IndexFilter,
-                              LassoSelectTool, LinearColorMapper, TapTool)
-    from bokeh.plotting import figure
-
-    n, data, points = c.n, c.data, m["points"]
-    x_label, y_label = c.maps[next(iter(c.maps))][2:4]
-    fig = figure(name=f"explorer-map-plot-{name}", width=WIDTH, height=HEIGHT, output_backend="webgl",
-                 x_range=_bounds(data["x"]), y_range=_bounds(data["y"]),
-                 tools="pan,wheel_zoom,reset,save", x_axis_label=x_label,
-                 y_axis_label=y_label, title=f"{name}: {n:,} {d['noun']}")
-    m["fig"] = fig
-    if c.cycle:
-        m["path"] = ColumnDataSource({"x": data["x"][c.cycle], "y": data["y"][c.cycle]}, name=f"explorer-path-{name}")
-        fig.line("x", "y", source=m["path"], color="#999999", line_width=1.5, line_dash="dashed",
-                 legend_label="calendar order")
-        fig.add_layout(fig.legend[0], "below")  # outside the data
-        fig.legend.orientation = "horizontal"
-    if c.clusters:  # the first map's clusters, named on the canvas (text, not HTML); hidden on other maps
-        m["clusters"] = ColumnDataSource({"x": [x["x"] for x in c.clusters], "y": [x["y"] for x in c.clusters],
-                                          "text": [x["label"] for x in c.clusters]}, name=f"explorer-clusters-{name}")
-    drawn = {}
-    if c.density is not None:  # level of detail: every entity in a density image, the most observed as points
-        den = c.density
-        shades = LinearColorMapper(palette=[f"#{v:02x}{v:02x}{v:02x}" for v in range(230, 60, -3)], low=0.0,
-                                   high=float(np.nanmax(den["shade"])), nan_color="rgba(0, 0, 0, 0)")
-        m["density"] = fig.image(image=[den["shade"]], x=den["x"], y=den["y"], dw=den["dw"], dh=den["dh"],
-                                 color_mapper=shades, alpha=0.85, name=f"explorer-density-{name}")
-        drawn = {"view": CDSView(filter=IndexFilter(indices=den["drawn"].tolist()))}
-
-    def transform(body: str) -> CustomJSTransform:
-        return CustomJSTransform(args=_args(m), v_func=_code(m, body))
-
-    style = dict(size={"field": "i", "transform": transform(JS.SIZE_TRANSFORM)},
-                 fill_color={"field": "i", "transform": transform(JS.COLOUR_TRANSFORM)},
-                 line_color={"field": "i", "transform": transform(JS.LINE_TRANSFORM)}, line_width=0.5,
-                 fill_alpha=0.75 if n < 5000 else 0.55, line_alpha=0.6 if n < 5000 else 0.25,
-                 nonselection_fill_alpha=0.3, nonselection_line_alpha=0.2, selection_line_color="#000000",
-                 selection_fill_alpha=1.0)
-    dots = m["dots"] = fig.scatter("x", "y", source=points, name=f"explorer-dots-{name}", **drawn, **style)
-    if c.density is not None:  # while the map moves (drag, wheel): a tenth of the points, shown by explorer_js
-        m["lod"] = fig.scatter("x", "y", source=points, visible=False, name=f"explorer-lod-{name}", **style, view=CDSView(
-            filter=IndexFilter(indices=c.density["drawn"][::LOD_EVERY].tolist())))
-    fig.scatter("x", "y", source=m["highlight"], size=15, fill_alpha=0, line_width=2,
-                line_color={"field": "role", "transform": _role_colours()})
-    if c.clusters:
-        fig.text("x", "y", text="text", source=m["clusters"], text_font_size="9pt", text_align="center",
-                 text_baseline="middle", text_color="#444444", text_font_style="italic",
-                 background_fill_color="#ffffff", background_fill_alpha=0.55)
-    for field, align, offset in (("name_r", "left", 9), ("name_l", "right", -9)):  # named on the canvas
-        fig.text("x", "y", text=field, source=m["highlight"], text_font_size="9pt", x_offset=offset, text_align=align,
-                 text_baseline="middle", text_color="#111111", text_font_style="bold",
-                 background_fill_color="#ffffff", background_fill_alpha=0.7)
-    if labels_points(t):  # labels drawn on the canvas: text, not HTML
-        for body, align, offset in ((JS.LABELS_RIGHT, "left", 7), (JS.LABELS_LEFT, "right", -7)):
-            fig.text("x", "y", text={"field": "i", "transform": transform(body)}, source=points,
-                     text_font_size="8pt", x_offset=offset, text_align=align, text_baseline="middle",
-                     text_color="#333333")
-    fields, kinds = c.fields, c.kinds
-    hover_fields = [("label", "@label"), (name, "@key")] + [
-        (x, f"@{{{fields[x]}}}{{{_numeral(c, x)}}}" if kinds.get(x) == "numeric" else f"@{{{fields[x]}}}")
-        for x in (["bias"] if "bias" in fields else []) + c.embedded[:8]]
-    fig.add_tools(HoverTool(renderers=[dots], tooltips=hover_fields), TapTool(renderers=[dots]),
-                  BoxSelectTool(renderers=[dots]), LassoSelectTool(renderers=[dots]))
-    fig.toolbar.autohide = False
-
-
-def _tables(name: str, c: Computed, d: dict, m: dict):
-    """The neighbour table (beside the map) and the selection table (below it)."""
-    from bokeh.models import DataTable, NumberFormatter, StringFormatter, TableColumn
-
-    def formatter(col: str):
-        return NumberFormatter(format=_numeral(c, col)) if c.kinds.get(col) == "numeric" else StringFormatter()
-
-    # every column as wide as its title and its typical values (autosize "none": the table scrolls
-    # sideways when they add up to more than the panel); the label column keeps whole titles
-    neighbours = DataTable(
-        name=f"explorer-neighbours-table-{name}", source=m["neighbours"], width=SIDE_WIDTH, height=300,
-        index_position=None, reorderable=False, autosize_mode="none",
-        columns=[TableColumn(field="rank", title="#", width=_fit_width("#", [str(K_CHOICES[-1])])),
-                 TableColumn(field="label", title="label", width=300), m["scorecol"]]
-        + [TableColumn(field=f, title=html.escape(x), width=column_width(c, x), formatter=formatter(x))
-           for x, f in d["neighbour_extra"]])
-    pairs = d["selection_pairs"]
-    widths = [260 if x == "label" else column_width(c, x) for x, _ in pairs]
-    selection = DataTable(
-        name=f"explorer-selection-table-{name}", source=m["selected"], width=WIDTH + LEGEND_WIDTH + SIDE_WIDTH,
-        height=220, index_position=None, sortable=True, reorderable=False,
-        autosize_mode="none" if sum(widths) > WIDTH + LEGEND_WIDTH + SIDE_WIDTH else "force_fit",
-        columns=[TableColumn(field=f, title=html.escape(x), width=w, formatter=formatter(x))
-                 for (x, f), w in zip(pairs, widths)])
-    return neighbours, selection
-
-
-CHAR_PX, CELL_PAD_PX, SORT_PX = 7, 10, 10  # a table cell's 12px sans-serif: a wide character, padding, sort arrow
-WIDE_VALUES = 36  # characters: longer values (multi-valued genres, free text) are cut, hover shows them
-
-
-def _fit_width(title: str, values: list[str]) -> int:
-    """Pixels for a column: its title (beside the sort arrow) and the 90th percentile of its values."""
-    lengths = sorted(len(v) for v in values) or [0]
-    typical = min(lengths[int(0.9 * (len(lengths) - 1))], WIDE_VALUES)
-    return math.ceil(max(len(title) * CHAR_PX + SORT_PX, typical * CHAR_PX) + CELL_PAD_PX)
-
-
-def column_width(c: Computed, col: str) -> int:
-    """A table column's width from its content at build time: the title and the values as shown."""
-    v = pd.Series(c.data[c.fields[col]] if col in c.fields else [])
-    v = v.iloc[::max(1, len(v) // 5000)]  # a sample of large tables
-    if c.kinds.get(col) == "numeric":  # as NumberFormatter writes "0,0.[00]" / "0.[00]"
-        fmt = "{:,.2f}" if _numeral(c, col).startswith("0,0") else "{:.2f}"
-        shown = [fmt.format(x).rstrip("0").rstrip(".") for x in pd.to_numeric(v, errors="coerce").dropna()]
-    else:
-        shown = [str(x) for x in v.dropna().to_numpy()]
-    return _fit_width(col, shown)
-
-
-def _wire(m: dict) -> None:
-    """The browser code called on each change (explorer_js: ``E.on...``)."""
-    from bokeh.models import CustomJS
-
-    def js(body: str) -> CustomJS:
-        return CustomJS(args=_args(m), code=_code(m, body))
-
-    m["search"].js_on_change("value_input", js(JS.ON_TYPING))
-    m["search"].js_on_change("value", js(JS.ON_SEARCH))
-    m["matches"].js_on_change("value", js(JS.ON_PICK))
-    m["points"].selected.js_on_change("indices", js(JS.ON_SELECT))
-    m["neighbours"].selected.js_on_change("indices", js(JS.ON_NEIGHBOUR_CLICK))
-    for role, body in (("back", JS.ON_BACK), ("forward", JS.ON_FORWARD), ("clear", JS.ON_CLEAR),
-                       ("export", JS.ON_EXPORT), ("isolate", JS.ON_ISOLATE)):
-        m[role].js_on_click(js(body))
-    m["searchin"].js_on_change("value", js(JS.ON_SEARCH_IN))
-    for role in ("k", "metric", "mincount"):
-        m[role].js_on_change("value", js(JS.ON_SETTINGS))
-    m["colour"].js_on_change("value", js(JS.ON_RECOLOUR))
-    m["size"].js_on_change("active", js(JS.ON_RESTYLE))
-    m["map"].js_on_change("value", js(JS.ON_MAP))
-    if "lod" in m:  # level of detail while the map moves
-        m["fig"].js_on_event("panstart", js(JS.ON_MOVE_START))
-        m["fig"].js_on_event("panend", js(JS.ON_MOVE_END))
-        m["fig"].js_on_event("wheel", js(JS.ON_MOVE_START + JS.ON_MOVE_END))
-    for r in (m["fig"].x_range, m["fig"].y_range):  # names and cluster labels laid out again
-        r.js_on_change("start", js(JS.ON_VIEW))
-
-
-def _role_colours():
-    from bokeh.models import CategoricalColorMapper
-
-    return CategoricalColorMapper(factors=["query", "neighbour"], palette=["#d62728", "#111111"])
