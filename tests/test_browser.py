@@ -101,6 +101,7 @@ def test_ml100k_report_in_browser(tmp_path, tmp_path_factory):
         assert drawn == shown["label"] == [n["label"] for n in cli]  # the same default minimum count
         np.testing.assert_allclose(shown["score"], [n["cosine"] for n in cli], atol=1e-6)
         assert page.truncated_cells("explorer-neighbours-table-item", 1) == []  # whole titles in the list
+        assert page.clipped_text("explorer-neighbours-table-item") == []  # genre, mean_rating: whole
         _no_overlap(page, "explorer-map-plot-item")  # the names and the cluster labels on a dense map
         assert {"genre", "mean_rating"} <= set(page.model_value("explorer-color-item", "options"))
         assert not [e for e in page.console() if e.get("level") == "SEVERE"] and page.network_requests() == []
