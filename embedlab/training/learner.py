@@ -42,6 +42,7 @@ each of those choices to every trainer through torch.optim's own implementations
 Batches are made by indexing whole tensors with a shuffled permutation, not by a per-sample
 Python DataLoader: for embedding models the loop itself is the hot path.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,9 +56,24 @@ import torch
 from torch import nn
 
 from embedlab.errors import UsageError
-from embedlab.training.callbacks import (MAX_STEP_POINTS, Callback, CancelFit, Checkpoint,  # noqa: F401
-                                         Divergence, EpochHook, FitResult, LRFinder, Progress, Recorder, Schedule,
-                                         Threads, diverged, format_row)
+
+# MAX_STEP_POINTS, Threads, diverged, format_row: re-exported, code imports them from here
+from embedlab.training.callbacks import (  # noqa: F401
+    MAX_STEP_POINTS,
+    Callback,
+    CancelFit,
+    Checkpoint,
+    Divergence,
+    EpochHook,
+    FitResult,
+    LRFinder,
+    Progress,
+    Recorder,
+    Schedule,
+    Threads,
+    diverged,
+    format_row,
+)
 from embedlab.training.lr_find import LRFindResult
 from embedlab.training.optim import l2_penalty, make_optimizer, sparse_parameters
 from embedlab.training.fitconfig import DEFAULT_LR_RATIO, FitConfig, LRSlice
@@ -74,8 +90,9 @@ def seed_everything(seed: int) -> torch.Generator:
     return g
 
 
-def autograd_step(learn: "Learner", opt: torch.optim.Optimizer, inputs: Sequence[torch.Tensor],
-                  target: torch.Tensor) -> float:
+def autograd_step(
+    learn: "Learner", opt: torch.optim.Optimizer, inputs: Sequence[torch.Tensor], target: torch.Tensor
+) -> float:
     """The default step: forward, loss (+ the regularizer, + the L2 term of ``wd_mode l2``),
     backward, optimizer step. Returns the batch's data loss (without the penalties)."""
     pred = learn._forward_module()(*inputs)
@@ -98,9 +115,8 @@ def shuffled_batches(learn: "Learner"):
     n = len(learn.train_target)
     perm = torch.randperm(n, generator=learn.generator)
     for start in range(0, n, learn.bs):
-        idx = perm[start:start + learn.bs]
+        idx = perm[start : start + learn.bs]
         yield tuple(t[idx] for t in learn.train_inputs), learn.train_target[idx]
-
 
 
 #: called with every fit's epoch row in this process (a run group's worker reports its
@@ -114,6 +130,7 @@ def listen_to_epochs(fn: Callable[[dict], None] | None) -> Callable[[dict], None
     global _epoch_listener
     before, _epoch_listener = _epoch_listener, fn
     return before
+
 
 class LayerGroups(list):
     """The names of a learner's layer groups, in order (``learn.layer_groups == ["embeddings",
@@ -176,9 +193,17 @@ class Learner:
     #: one epoch's batches: ``batches(learn) -> iterator of (inputs, target)``
     batches: Callable[..., Any] = staticmethod(shuffled_batches)
 
-    def __init__(self, model: nn.Module, train: Sequence[torch.Tensor],
-                 valid: Sequence[torch.Tensor] | None, loss_fn: Callable, metrics: Metrics | None = None,
-                 bs: int = 256, regularizer: Callable | None = None, seed: int = 42) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        train: Sequence[torch.Tensor],
+        valid: Sequence[torch.Tensor] | None,
+        loss_fn: Callable,
+        metrics: Metrics | None = None,
+        bs: int = 256,
+        regularizer: Callable | None = None,
+        seed: int = 42,
+    ) -> None:
         self.model = model
         self.train_inputs, self.train_target = tuple(train[:-1]), train[-1]
         self.valid = None if valid is None else (tuple(valid[:-1]), valid[-1])
@@ -244,16 +269,19 @@ class Learner:
     @property
     def frozen_groups(self) -> list[str]:
         """Layer groups none of whose parameters train."""
-        return [name for name, params in self.layer_groups().items()
-                if params and not any(p.requires_grad for p in params)]
+        return [
+            name for name, params in self.layer_groups().items() if params and not any(p.requires_grad for p in params)
+        ]
 
     def freeze_groups(self, names: Sequence[str]) -> None:
         """Freeze exactly the layer groups ``names``; every other group trains."""
         groups = self.layer_groups()
         unknown = [n for n in names if n not in groups]
         if unknown:
-            raise UsageError(f"--freeze {','.join(names)}: the model has no layer group "
-                             f"{unknown[0]!r}; its groups are: {', '.join(groups)}")
+            raise UsageError(
+                f"--freeze {','.join(names)}: the model has no layer group "
+                f"{unknown[0]!r}; its groups are: {', '.join(groups)}"
+            )
         for name, params in groups.items():
             for p in params:
                 p.requires_grad_(name not in names)
@@ -263,9 +291,8 @@ class Learner:
         (negative ``n`` counts from the end: ``freeze_to(-1)`` trains the last group only)."""
         names = list(self.layer_groups())
         if not -len(names) <= int(n) <= len(names):
-            raise UsageError(f"--freeze-to {n}: the model has {len(names)} layer groups "
-                             f"({', '.join(names)})")
-        self.freeze_groups(names[:int(n)])
+            raise UsageError(f"--freeze-to {n}: the model has {len(names)} layer groups ({', '.join(names)})")
+        self.freeze_groups(names[: int(n)])
 
     def freeze(self) -> None:
         """Freeze every layer group but the last (fastai's ``freeze()``)."""
@@ -293,8 +320,10 @@ class Learner:
             unknown = sorted(set(lr) - set(layer_groups))
             missing = sorted(set(layer_groups) - set(lr))
             if unknown or missing:
-                raise UsageError(f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
-                                 f"the model's groups are {list(layer_groups)}")
+                raise UsageError(
+                    f"per-group lr: unknown groups {unknown}, missing groups {missing}; "
+                    f"the model's groups are {list(layer_groups)}"
+                )
             return {name: float(lr[name]) for name in layer_groups}
         return {name: float(lr) for name in layer_groups}
 
@@ -320,8 +349,10 @@ class Learner:
                 n_sparse = sum(id(p) in sparse_ids for p in params)
                 if n_sparse:
                     if n_sparse != len(params):
-                        raise UsageError(f"layer group {name!r} mixes sparse-gradient embeddings with dense "
-                                         f"parameters; one optimizer group cannot train both")
+                        raise UsageError(
+                            f"layer group {name!r} mixes sparse-gradient embeddings with dense "
+                            f"parameters; one optimizer group cannot train both"
+                        )
                     group["sparse"] = True
                 out.append(group)
         if not out:
@@ -336,8 +367,9 @@ class Learner:
         if not isinstance(config, FitConfig):
             config = FitConfig(lr=float(config), wd=0.1 if wd is None else wd, opt="adamw")
         config = config.resolved()
-        return make_optimizer(self.param_groups(config.lr, config.wd), config,
-                              fused=getattr(self.model, "fused_adam", True))
+        return make_optimizer(
+            self.param_groups(config.lr, config.wd), config, fused=getattr(self.model, "fused_adam", True)
+        )
 
     def _batches(self):
         """This epoch's batches (``self.batches``; DistributedLearner splits them across ranks)."""
@@ -366,12 +398,14 @@ class Learner:
         answers (``predict_row``: one (user, item) pair, or a DataFrame of them)."""
         if not (isinstance(inputs, (tuple, list)) and inputs and all(torch.is_tensor(t) for t in inputs)):
             if "predict_row" not in {n for cb in self.attached for n in getattr(cb, "exports", ())}:
-                raise UsageError("Learner.predict takes a sequence of input tensors; predict(row) is the "
-                                 "live learner's (embedlab.learner(...))")
+                raise UsageError(
+                    "Learner.predict takes a sequence of input tensors; predict(row) is the "
+                    "live learner's (embedlab.learner(...))"
+                )
             return self.predict_row(inputs)
         self.model.eval()
         n = len(inputs[0])
-        outs = [self.model(*(t[i:i + bs] for t in inputs)) for i in range(0, n, bs)]
+        outs = [self.model(*(t[i : i + bs] for t in inputs)) for i in range(0, n, bs)]
         return torch.cat(outs) if outs else torch.empty(0)
 
     def validate(self) -> dict[str, float]:
@@ -425,20 +459,27 @@ class Learner:
         else:
             self.config = kept
 
-    def fit(self, config: FitConfig | int | None = None, lr: Any = None, wd: float | None = None,
-            cbs: Sequence[Callback] = (), *, progress: bool | None = None,
-            on_epoch: Callable[[dict], None] | None = None, checkpoint: Any = None, **changes: Any) -> FitResult:
+    def fit(
+        self,
+        config: FitConfig | int | None = None,
+        lr: Any = None,
+        wd: float | None = None,
+        cbs: Sequence[Callback] = (),
+        *,
+        progress: bool | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+        checkpoint: Any = None,
+        **changes: Any,
+    ) -> FitResult:
         """Train; returns the fit's :class:`FitResult` (which shows as its history table).
 
-        ``config``: a :class:`FitConfig` (what trainers pass), or a number of epochs (fastai's
-        ``fit(epochs, lr, wd)``: the learner's ``defaults`` with the current freezing; ``lr`` may
-        be ``slice(lo, hi)``); keyword ``changes`` override its fields. ``cbs``: more callbacks
-        (:mod:`embedlab.training.callbacks`), after the fit's own and the attached ones.
-        ``checkpoint``: a :class:`embedlab.training.checkpoint.CheckpointPlan` (``embedlab train``
-        makes one per run): a checkpoint after every epoch and, under ``--resume``, the start
-        from the saved one. ``on_epoch(row)`` is called after every epoch. The training loss in
-        the history is the data loss only (an L2 term is added for the gradient, not reported).
-        """
+        ``config``: a :class:`FitConfig` (what trainers pass), or a number of epochs (fastai's ``fit(epochs, lr, wd)``:
+        the learner's ``defaults`` with the current freezing; ``lr`` may be ``slice(lo, hi)``); keyword ``changes``
+        override its fields. ``cbs``: more callbacks (:mod:`embedlab.training.callbacks`), after the fit's own and the
+        attached ones. ``checkpoint``: a :class:`embedlab.training.checkpoint.CheckpointPlan` (``embedlab train`` makes
+        one per run): a checkpoint after every epoch and, under ``--resume``, the start from the saved one.
+        ``on_epoch(row)`` is called after every epoch. The training loss in the history is the data loss only (an L2
+        term is added for the gradient, not reported)."""
         config = self.fit_settings(config, lr, wd, **changes)
         self._prepare(config)
         self.opt = self.make_optimizer(config)
@@ -449,8 +490,14 @@ class Learner:
         self._fit(config, own + self.attached + list(cbs))
         return self.result
 
-    def fit_settings(self, config: FitConfig | int | None = None, lr: Any = None, wd: float | None = None,
-                     resolve: bool = True, **changes: Any) -> FitConfig:
+    def fit_settings(
+        self,
+        config: FitConfig | int | None = None,
+        lr: Any = None,
+        wd: float | None = None,
+        resolve: bool = True,
+        **changes: Any,
+    ) -> FitConfig:
         """The :class:`FitConfig` of ``fit(config, lr, wd, **changes)`` (``resolve``: defaults filled in)."""
         if isinstance(config, bool) or not (config is None or isinstance(config, (FitConfig, numbers.Integral))):
             raise UsageError(f"fit({config!r}): give a FitConfig or a number of epochs")
@@ -469,16 +516,27 @@ class Learner:
         if config.bs:
             self.bs = int(config.bs)
         if config.init_from and self.init is None:
-            raise UsageError(f"--init-from {config.init_from}: this trainer does not initialise its tables "
-                             f"from pretrained vectors (it never called embedlab.training.pretrained.init_from_config)")
+            raise UsageError(
+                f"--init-from {config.init_from}: this trainer does not initialise its tables "
+                f"from pretrained vectors (it never called embedlab.training.pretrained.init_from_config)"
+            )
         if config.freeze is not None:
             self.freeze_groups(config.freeze)
         elif config.freeze_to is not None:
             self.freeze_to(config.freeze_to)
 
-    def fit_one_cycle(self, epochs: int, lr: Any = None, wd: float | None = None, pct_start: float | None = None,
-                      cbs: Sequence[Callback] = (), *, progress: bool | None = None,
-                      on_epoch: Callable[[dict], None] | None = None, **changes: Any) -> FitResult:
+    def fit_one_cycle(
+        self,
+        epochs: int,
+        lr: Any = None,
+        wd: float | None = None,
+        pct_start: float | None = None,
+        cbs: Sequence[Callback] = (),
+        *,
+        progress: bool | None = None,
+        on_epoch: Callable[[dict], None] | None = None,
+        **changes: Any,
+    ) -> FitResult:
         """fastai's ``fit_one_cycle``: :meth:`fit` for ``epochs`` with the one-cycle schedule, from
         the learner's ``defaults`` (a trainer's settings) or else AdamW with wd 0.1."""
         if self.defaults is None:
@@ -486,12 +544,18 @@ class Learner:
             wd = 0.1 if wd is None else wd
         if pct_start is not None:
             changes["pct_start"] = pct_start
-        return self.fit(int(epochs), lr, wd, cbs, progress=progress, on_epoch=on_epoch, schedule="one-cycle",
-                        **changes)
+        return self.fit(int(epochs), lr, wd, cbs, progress=progress, on_epoch=on_epoch, schedule="one-cycle", **changes)
 
-    def lr_find(self, start_lr: float | None = None, end_lr: float | None = None, num: int = 100,
-                wd: float | None = None, progress: bool | None = None, config: FitConfig | None = None,
-                rule: str = "valley") -> "LRFindResult":
+    def lr_find(
+        self,
+        start_lr: float | None = None,
+        end_lr: float | None = None,
+        num: int = 100,
+        wd: float | None = None,
+        progress: bool | None = None,
+        config: FitConfig | None = None,
+        rule: str = "valley",
+    ) -> "LRFindResult":
         """Exponential lr sweep on training batches with the configured optimizer (``config``,
         else the learner's ``defaults``), the :class:`LRFinder` callback; ``rule`` picks the
         suggestion a live learner shows.
@@ -515,8 +579,14 @@ class Learner:
         progress = self.progress if progress is None else progress
         try:
             self.opt = self.make_optimizer(config)
-            self._fit(config, [finder, Progress(progress, "lr-find", total=num, describe=finder.describe, rows=False),
-                               *(cb for cb in self.attached if cb.in_lr_find)])
+            self._fit(
+                config,
+                [
+                    finder,
+                    Progress(progress, "lr-find", total=num, describe=finder.describe, rows=False),
+                    *(cb for cb in self.attached if cb.in_lr_find),
+                ],
+            )
         finally:
             self.opt = kept
         return self._present(LRFindResult(lrs=finder.lrs, losses=finder.losses, rule=rule))
@@ -539,8 +609,9 @@ class Learner:
         from embedlab.training.saving import learner_file, load_learner_state
 
         path = learner_file(name)
-        _, self._loaded_opt = load_learner_state(self, path, with_opt=with_opt, make_optimizer=lambda: (
-            self.make_optimizer(self.defaults or FitConfig())))
+        _, self._loaded_opt = load_learner_state(
+            self, path, with_opt=with_opt, make_optimizer=lambda: self.make_optimizer(self.defaults or FitConfig())
+        )
         self.loaded = str(path)
         return self
 
@@ -553,8 +624,11 @@ class Learner:
             return
         kind, state = loaded
         if kind != type(self.opt).__name__:
-            warnings.warn(f"the loaded optimizer state is {kind}'s, this fit's optimizer is "
-                          f"{type(self.opt).__name__}: it starts afresh", stacklevel=3)
+            warnings.warn(
+                f"the loaded optimizer state is {kind}'s, this fit's optimizer is "
+                f"{type(self.opt).__name__}: it starts afresh",
+                stacklevel=3,
+            )
             return
         carry_optimizer_state(self.opt, state)
 
