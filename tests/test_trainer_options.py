@@ -190,3 +190,26 @@ def test_a_keyword_no_option_declares_is_a_one_line_error_before_loading(tmp_pat
     with pytest.raises(UsageError, match="n_factor=3: "):  # a run group too, before any replicate starts
         embedlab.train("synthetic-collab", seeds=[1, 2], out=tmp_path / "group", n_factor=3, progress=False)
     assert not (tmp_path / "group").exists()
+
+
+#: every flag the built-in trainers declared as click options before the typed declarations
+#: (fde07abd): a public contract, so each still parses (the declaration derives them from field names)
+FLAGS_BEFORE_THE_DECLARATIONS = {
+    "collab": "--preset --features --sparse --model --layers --ps --emb-drop --n-factors --reg --bias-wd --y-range --threads --device "
+    "--shard-data --kernel --init-std",
+    "tabular": "--preset --layers --ps --emb-drop --emb-size --batchnorm --no-batchnorm --loss --y-range --init-std "
+    "--rmspe-scale --no-rmspe-scale --train-sample --exclude --categorical-encoding --threads",
+    "fit": "--epochs --opt --lr --wd --wd-mode --momentum --betas --eps --schedule --bs --seed --freeze --freeze-to "
+    "--init-from --init-table --init-keys",
+}
+
+
+@pytest.mark.parametrize("trainer", ["collab", "tabular"])
+def test_every_flag_users_could_type_before_still_parses(trainer):
+    from embedlab.trainers.collab import CollabOptions
+    from embedlab.trainers.tabular import TabularOptions
+
+    declared = (CollabOptions if trainer == "collab" else TabularOptions).click_options()
+    flags = {f for o in declared for f in [*o.opts, *o.secondary_opts]}
+    missing = set((FLAGS_BEFORE_THE_DECLARATIONS[trainer] + " " + FLAGS_BEFORE_THE_DECLARATIONS["fit"]).split()) - flags
+    assert not missing, f"flags users could type before, gone: {sorted(missing)}"
